@@ -1,0 +1,63 @@
+# Vouch: `make run` serves the app, `make test` runs the whole suite.
+# Both build the virtual environment from the hashed lock files first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test test-fast bench lint lock setup clean
+
+run: $(VENV)/.base
+	$(BIN)/vouch serve
+
+setup: $(VENV)/.base
+	$(BIN)/vouch setup
+
+test: $(VENV)/.dev chromium
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev wrk
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+
+# Re-pin the lock files (needs PyPI). Hashes make `pip install` refuse anything else.
+lock: $(VENV)/.dev
+	$(BIN)/pip install -q pip-tools
+	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o base.txt base.in
+	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o dev.txt dev.in
+
+$(VENV)/.python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Vouch needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	touch $@
+
+# The project itself is put on the path with a .pth file and a small launcher, so
+# nothing outside the hashed lock files is fetched (no build backend download).
+$(VENV)/.base: $(VENV)/.python requirements/base.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements/base.txt
+	$(BIN)/python -c 'import site, pathlib; pathlib.Path(site.getsitepackages()[0], "vouch-src.pth").write_text(str(pathlib.Path("src").resolve()) + "\n")'
+	printf '#!%s\nfrom vouch.cli import main\nraise SystemExit(main())\n' "$(abspath $(BIN))/python" > $(BIN)/vouch
+	chmod +x $(BIN)/vouch
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base requirements/dev.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements/dev.txt
+	touch $@
+
+# Browser tests drive Debian's chromium; Playwright's own browser download is not used.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Browser tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else echo "make bench needs wrk: sudo apt-get install -y wrk" >&2; exit 1; fi; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,366 @@
+"""`make bench`: throughput and latency of the real server, and the cost of one password check.
+
+Starts its own `vouch serve` (granian, TLS, embedded SQLite default) with 2 workers,
+signs a company owner in through the real login form, then runs `wrk` over HTTPS
+against /livez (a constant view: the baseline) and /dashboard/ (a signed-in page),
+interleaved for several rounds, and reports medians. Results go to the terminal and
+to bench/results/latest.json.
+
+    make bench BENCH_ARGS="--duration 5s --rounds 1"
+    .venv/bin/python bench/run.py --env VOUCH_WORKERS=3   # try server settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.live import cleanup, make_server  # noqa: E402
+from tests.server import helpers  # noqa: E402
+
+TARGET_RPS = 1000.0
+TARGET_P99_MS = 50.0
+RESULTS = ROOT / "bench" / "results"
+
+
+def parse_duration(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10s, 500ms, 1m)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=parse_duration, default=10.0, help="each wrk run (default 10s)")
+    parser.add_argument("--warmup", type=parse_duration, default=2.0, help="unmeasured run first (default 2s)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    parser.add_argument("--hash-iterations", type=int, default=30)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra server environment")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--services",
+        action="store_true",
+        help="PostgreSQL + Redis as in production (VOUCH_TEST_DATABASE_URL / VOUCH_TEST_REDIS_URL) instead of SQLite",
+    )
+    return parser.parse_args(argv)
+
+
+# --- password hashing -------------------------------------------------------------
+
+HASH_SCRIPT = textwrap.dedent(
+    """
+    import json, statistics, sys, time
+    import django
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.hashers import check_password, get_hasher, make_password
+    hasher = get_hasher()
+    assert type(hasher).__module__ + "." + type(hasher).__name__ == settings.PASSWORD_HASHERS[0]
+    encoded = make_password("correct horse battery staple 42")
+    assert check_password("correct horse battery staple 42", encoded)  # warm-up, and a sanity check
+    times = []
+    for _ in range(int(sys.argv[1])):
+        started = time.perf_counter()
+        ok = check_password("correct horse battery staple 42", encoded)
+        times.append((time.perf_counter() - started) * 1000)
+        assert ok
+    print(json.dumps({
+        "hasher": settings.PASSWORD_HASHERS[0],
+        "params": {"time_cost": hasher.time_cost, "memory_cost_kib": hasher.memory_cost,
+                   "parallelism": hasher.parallelism},
+        "encoded_prefix": "$".join(encoded.split("$")[:4]),
+        "iterations": len(times),
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+    }))
+    """
+)
+
+
+def measure_password_check(iterations: int) -> dict:
+    data_dir = tempfile.mkdtemp(prefix="vouch-bench-hash-")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
+        env.update({"DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_DATA_DIR": data_dir, "VOUCH_LOG_LEVEL": "ERROR"})
+        result = subprocess.run(
+            [sys.executable, "-c", HASH_SCRIPT, str(iterations)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"password check benchmark failed:\n{result.stderr}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- wrk --------------------------------------------------------------------------
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict:
+    """Requests/s, latency percentiles and errors from `wrk --latency` output."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    total = re.search(r"^\s*(\d+) requests in ([\d.]+\w+)", output, re.M)
+    percentiles = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", output, re.M)}
+    if not rps or not total or 50 not in percentiles or 99 not in percentiles:
+        raise ValueError(f"could not parse wrk output:\n{output}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_s": float(rps.group(1)),
+        "requests": int(total.group(1)),
+        "p50_ms": percentiles[50],
+        "p75_ms": percentiles.get(75),
+        "p90_ms": percentiles.get(90),
+        "p99_ms": percentiles[99],
+        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
+        "non_2xx_3xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+def run_wrk(url: str, args: argparse.Namespace, duration: float, cookie: str | None = None) -> dict:
+    command = [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "--latency",
+    ]
+    if cookie:
+        command += ["-H", f"Cookie: {cookie}"]
+    command.append(url)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return parse_wrk(result.stdout)
+
+
+class LogCursor:
+    """Counts the statuses the server logged for a route since the last call: wrk counts a
+    redirect as success, so this is what proves every dashboard request was a 200."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def statuses(self, route: str) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        # Only whole lines: the next call continues from the last newline.
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].splitlines():
+            if not line.startswith(b"{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "request" and entry.get("route") == route:
+                counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        return counts
+
+
+# --- the run ----------------------------------------------------------------------
+
+
+def prepare_member(server) -> tuple[str, str]:
+    """A company owner signed in through the login form: (company name, Cookie header value)."""
+    tag = uuid.uuid4().hex[:8]
+    email, company = f"bench-{tag}@example.com", f"Bench Company {tag}"
+    helpers.create_member(server, email, company)
+    session = helpers.session_cookie(server, email)
+    cookie = f"__Host-vouch_session={session}"
+    page = helpers.request(server, "GET", "/dashboard/", cookies={"__Host-vouch_session": session})
+    if page.status != 200 or company not in page.text:
+        raise RuntimeError(f"the dashboard did not render for the signed-in member (status {page.status})")
+    return company, cookie
+
+
+def median_of(runs: list[dict]) -> dict:
+    keys = ("requests_per_s", "p50_ms", "p99_ms")
+    return {key: statistics.median(run[key] for run in runs) for key in keys}
+
+
+def check_statuses(name: str, statuses: dict[int, int], measured: dict) -> None:
+    bad = {status: n for status, n in statuses.items() if status != 200}
+    if bad or measured["non_2xx_3xx"] or measured["socket_errors"]:
+        raise RuntimeError(
+            f"{name}: not every request was a 200 (logged statuses {statuses}, "
+            f"wrk non-2xx/3xx {measured['non_2xx_3xx']}, socket errors {measured['socket_errors']})"
+        )
+
+
+def benchmark(args: argparse.Namespace) -> dict:
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    # The embedded default (SQLite, database cache) unless --services, whatever the calling shell says.
+    if args.services:
+        os.environ["VOUCH_TEST_SERVICES"] = "1"
+    else:
+        os.environ.pop("VOUCH_TEST_SERVICES", None)
+    server = make_server(extra_env=extra_env, workers=args.workers)
+    try:
+        server.start()
+        company, cookie = prepare_member(server)
+        targets = {
+            "livez": (f"{server.url}/livez", None, "livez"),
+            "dashboard": (f"{server.url}/dashboard/", cookie, "dashboard/"),
+        }
+        for name, (url, cookie_value, _) in targets.items():
+            print(f"warm-up {name} ({args.warmup:g}s)", flush=True)
+            run_wrk(url, args, args.warmup, cookie_value)
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for round_number in range(1, args.rounds + 1):
+            for name, (url, cookie_value, route) in targets.items():
+                cursor = LogCursor(server.log_path)
+                measured = run_wrk(url, args, args.duration, cookie_value)
+                time.sleep(0.3)  # let the last log lines reach the file before counting them
+                statuses = cursor.statuses(route)
+                check_statuses(name, statuses, measured)
+                measured["round"] = round_number
+                runs[name].append(measured)
+                print(
+                    f"round {round_number} {name:<9} {measured['requests_per_s']:9.1f} req/s  "
+                    f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms",
+                    flush=True,
+                )
+        return {"company": company, "runs": runs, "server_env": extra_env}
+    except Exception:
+        print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        cleanup(server)
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() or None
+
+
+def report(args: argparse.Namespace, measured: dict, password: dict) -> dict:
+    livez = median_of(measured["runs"]["livez"])
+    dashboard = median_of(measured["runs"]["dashboard"])
+    ratio = dashboard["requests_per_s"] / livez["requests_per_s"] if livez["requests_per_s"] else 0.0
+    meets = {
+        "dashboard_rps": dashboard["requests_per_s"] >= TARGET_RPS,
+        "dashboard_p99": dashboard["p99_ms"] < TARGET_P99_MS,
+    }
+    print()
+    print(
+        f"Vouch bench: {args.rounds} round(s) x {args.duration:g}s, wrk -t{args.threads} -c{args.connections} "
+        f"over HTTPS, {args.workers} server workers, {os.cpu_count()} CPUs (wrk shares them), medians"
+    )
+    header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    print(
+        f"{'livez (baseline)':<22} {livez['requests_per_s']:>10.1f} {livez['p50_ms']:>9.2f} "
+        f"{livez['p99_ms']:>9.2f} {1.0:>7.2f}"
+    )
+    print(
+        f"{'dashboard (signed in)':<22} {dashboard['requests_per_s']:>10.1f} {dashboard['p50_ms']:>9.2f} "
+        f"{dashboard['p99_ms']:>9.2f} {ratio:>7.2f}"
+    )
+    print()
+    print(
+        f"password check ({password['hasher'].rsplit('.', 1)[-1]}, {password['encoded_prefix']}): "
+        f"median {password['median_ms']:.1f} ms over {password['iterations']} "
+        f"(min {password['min_ms']:.1f}, max {password['max_ms']:.1f})"
+    )
+    print()
+    print(
+        f"target dashboard >= {TARGET_RPS:.0f} req/s at {args.connections} connections: "
+        f"{'MET' if meets['dashboard_rps'] else 'MISSED'} ({dashboard['requests_per_s']:.0f})"
+    )
+    print(
+        f"target dashboard p99 < {TARGET_P99_MS:.0f} ms: "
+        f"{'MET' if meets['dashboard_p99'] else 'MISSED'} ({dashboard['p99_ms']:.1f} ms)"
+    )
+    return {
+        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "wrk_threads": args.threads,
+            "connections": args.connections,
+            "server_workers": args.workers,
+            "server_env": measured["server_env"],
+            "database": "postgresql + redis" if args.services else "sqlite (embedded default)",
+        },
+        "median": {"livez": livez, "dashboard": dashboard, "dashboard_to_livez_ratio": ratio},
+        "runs": measured["runs"],
+        "password_check": password,
+        "targets": {"dashboard_min_rps": TARGET_RPS, "dashboard_max_p99_ms": TARGET_P99_MS, "met": meets},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A terminated bench still stops its server (the `finally` in benchmark()).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if shutil.which("wrk") is None:
+        print("bench needs wrk (apt-get install wrk; `make bench` installs it)", file=sys.stderr)
+        return 2
+    print(f"password check: {args.hash_iterations} iterations", flush=True)
+    password = measure_password_check(args.hash_iterations)
+    measured = benchmark(args)
+    results = report(args, measured, password)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    if args.strict and not all(results["targets"]["met"].values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Changing members' roles and deactivating them. A company always keeps an active owner."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from vouch.accounts import policy
+from vouch.accounts.models import Membership
+from vouch.accounts.policy import Action, Role
+
+
+class MemberError(Exception):
+    """A message safe to show to the person who asked."""
+
+
+def members_of(company) -> list[Membership]:
+    return list(
+        Membership.objects.filter(company=company).select_related("user").order_by("-is_active", "-role", "user__email")
+    )
+
+
+def get_member(actor: Membership, membership_id: int) -> Membership:
+    """A membership of the actor's own company, or DoesNotExist (a 404 to the caller)."""
+    return Membership.objects.select_related("user").get(pk=membership_id, company_id=actor.company_id)
+
+
+def _other_active_owners(target: Membership) -> int:
+    """Active owners of the target's company besides the target: those who remain."""
+    return (
+        Membership.objects.filter(company_id=target.company_id, role=Role.OWNER, is_active=True, user__is_active=True)
+        .exclude(pk=target.pk)
+        .count()
+    )
+
+
+@transaction.atomic
+def change_role(actor: Membership, target: Membership, role: int) -> Membership:
+    policy.require(policy.can_manage(actor, target, Action.CHANGE_ROLE) and policy.can_assign(actor, role))
+    # Lock the company's memberships so two owners demoting each other at once
+    # cannot leave the company with none.
+    list(Membership.objects.select_for_update().filter(company_id=target.company_id))
+    if target.role == Role.OWNER and role != Role.OWNER and not _other_active_owners(target):
+        raise MemberError("A company must keep at least one active owner.")
+    target.role = role
+    target.save(update_fields=["role"])
+    return target
+
+
+@transaction.atomic
+def set_active(actor: Membership, target: Membership, active: bool) -> Membership:
+    policy.require(policy.can_manage(actor, target, Action.DEACTIVATE_MEMBER))
+    list(Membership.objects.select_for_update().filter(company_id=target.company_id))
+    if not active and target.role == Role.OWNER and not _other_active_owners(target):
+        raise MemberError("A company must keep at least one active owner.")
+    target.is_active = active
+    target.save(update_fields=["is_active"])
+    return target

@@ -1,0 +1,90 @@
+"""The one place that answers "may this member do this?" (P20).
+
+Every view asks here (through ``vouch.accounts.decorators.company_action``) and
+every service function asks again, so a forgotten check in a view is not a hole.
+Roles are ordered constants, as in Zulip: a higher role can do all a lower one can.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+from django.db import models
+
+if TYPE_CHECKING:
+    from vouch.accounts.models import Membership
+
+
+class Role(models.IntegerChoices):
+    VIEWER = 10, "Viewer"
+    RECRUITER = 20, "Recruiter"
+    ADMIN = 30, "Admin"
+    OWNER = 40, "Owner"
+
+
+class Action(StrEnum):
+    VIEW_DASHBOARD = "view_dashboard"
+    VIEW_MEMBERS = "view_members"
+    VIEW_REQUESTS = "view_requests"
+    CREATE_REQUEST = "create_request"
+    INVITE_MEMBER = "invite_member"
+    CHANGE_ROLE = "change_role"
+    DEACTIVATE_MEMBER = "deactivate_member"
+    MANAGE_SETTINGS = "manage_settings"
+    MANAGE_SECURITY = "manage_security"
+    DELETE_COMPANY = "delete_company"
+
+
+# The lowest role allowed each action. Adding an Action without a row here fails
+# the policy tests, so nothing is allowed by omission.
+MINIMUM_ROLE: dict[Action, Role] = {
+    Action.VIEW_DASHBOARD: Role.VIEWER,
+    Action.VIEW_MEMBERS: Role.VIEWER,
+    Action.VIEW_REQUESTS: Role.VIEWER,
+    Action.CREATE_REQUEST: Role.RECRUITER,
+    Action.INVITE_MEMBER: Role.ADMIN,
+    Action.CHANGE_ROLE: Role.ADMIN,
+    Action.DEACTIVATE_MEMBER: Role.ADMIN,
+    Action.MANAGE_SETTINGS: Role.ADMIN,
+    Action.MANAGE_SECURITY: Role.OWNER,
+    Action.DELETE_COMPANY: Role.OWNER,
+}
+
+
+def can(membership: Membership | None, action: Action) -> bool:
+    """Whether an active membership allows ``action`` in its company."""
+    if membership is None or not membership.is_active or not membership.user.is_active:
+        return False
+    return membership.role >= MINIMUM_ROLE[action]
+
+
+def assignable_roles(membership: Membership | None) -> list[Role]:
+    """Roles this member may give others: owners any, admins up to admin (not ownership)."""
+    if not can(membership, Action.CHANGE_ROLE):
+        return []
+    ceiling = Role.OWNER if membership.role == Role.OWNER else Role.ADMIN
+    return [role for role in Role if role <= ceiling]
+
+
+def can_assign(membership: Membership | None, role: int) -> bool:
+    return role in assignable_roles(membership)
+
+
+def can_manage(actor: Membership | None, target: Membership, action: Action) -> bool:
+    """Whether ``actor`` may change ``target``'s role or deactivate them.
+
+    Only within the same company; never oneself (ask another admin, so nobody locks
+    themselves out by a slip); and an admin cannot touch an owner."""
+    if actor is None or not can(actor, action):
+        return False
+    if actor.company_id != target.company_id or actor.pk == target.pk:
+        return False
+    return not (target.role == Role.OWNER and actor.role != Role.OWNER)
+
+
+def require(allowed: bool) -> None:
+    """Raise PermissionDenied (403) unless ``allowed``."""
+    if not allowed:
+        raise PermissionDenied

@@ -1,0 +1,146 @@
+"""Member management and invitations. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from vouch.accounts import invitations, members, policy
+from vouch.accounts.decorators import company_action
+from vouch.accounts.forms import InviteForm, RoleForm
+from vouch.accounts.models import Invitation, Membership
+from vouch.accounts.policy import Action
+
+
+def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
+    try:
+        return members.get_member(request.membership, membership_id)
+    except Membership.DoesNotExist:
+        raise Http404 from None
+
+
+@company_action(Action.VIEW_MEMBERS)
+def member_list(request: HttpRequest) -> HttpResponse:
+    actor = request.membership
+    roles = policy.assignable_roles(actor)
+    rows = [
+        {
+            "membership": m,
+            "can_change_role": policy.can_manage(actor, m, Action.CHANGE_ROLE),
+            "can_deactivate": policy.can_manage(actor, m, Action.DEACTIVATE_MEMBER),
+            "role_form": RoleForm(roles=roles, initial={"role": m.role}, prefix=f"m{m.pk}"),
+        }
+        for m in members.members_of(actor.company)
+    ]
+    can_invite = policy.can(actor, Action.INVITE_MEMBER)
+    return render(
+        request,
+        "accounts/members.html",
+        {
+            "rows": rows,
+            "can_invite": can_invite,
+            "invite_form": InviteForm(roles=roles) if can_invite else None,
+            "invitations": invitations.pending_for_company(actor.company) if can_invite else [],
+        },
+    )
+
+
+@require_POST
+@company_action(Action.INVITE_MEMBER)
+def invite(request: HttpRequest) -> HttpResponse:
+    actor = request.membership
+    form = InviteForm(request.POST, roles=policy.assignable_roles(actor))
+    if form.is_valid():
+        try:
+            invitations.invite(request, actor, form.cleaned_data["email"], form.cleaned_data["role"])
+        except invitations.InvitationError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("members")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect("members")
+
+
+@require_POST
+@company_action(Action.INVITE_MEMBER)
+def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    try:
+        invitation = invitations.revoke(request.membership, invitation_id)
+    except Invitation.DoesNotExist:
+        raise Http404 from None
+    messages.success(request, f"Invitation to {invitation.email} withdrawn.")
+    return redirect("members")
+
+
+@require_POST
+@company_action(Action.CHANGE_ROLE)
+def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    actor = request.membership
+    target = _member_or_404(request, membership_id)
+    form = RoleForm(request.POST, roles=policy.assignable_roles(actor), prefix=f"m{target.pk}")
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles offered.")
+        return redirect("members")
+    try:
+        members.change_role(actor, target, form.cleaned_data["role"])
+    except members.MemberError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{target.user} is now {target.get_role_display()}.")
+    return redirect("members")
+
+
+@require_POST
+@company_action(Action.DEACTIVATE_MEMBER)
+def set_active(request: HttpRequest, membership_id: int) -> HttpResponse:
+    actor = request.membership
+    target = _member_or_404(request, membership_id)
+    active = request.POST.get("active") == "1"
+    try:
+        members.set_active(actor, target, active)
+    except members.MemberError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{target.user} {'reactivated' if active else 'deactivated'}.")
+    return redirect("members")
+
+
+def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: park the token in the session, then drop it from the URL."""
+    if invitations.park_in_session(request, token) is None:
+        return render(request, "accounts/invitation_invalid.html", status=404)
+    return redirect("invitation_accept")
+
+
+def invitation_accept(request: HttpRequest) -> HttpResponse:
+    invitation = invitations.pending_from_session(request)
+    if invitation is None:
+        return render(request, "accounts/invitation_invalid.html", status=404)
+    if not request.user.is_authenticated:
+        return render(request, "accounts/invitation_welcome.html", {"invitation": invitation})
+    if request.method == "POST":
+        try:
+            membership = invitations.accept_pending_from_session(request, request.user)
+        except invitations.InvitationError as exc:
+            messages.error(request, str(exc))
+            return redirect("dashboard")
+        messages.success(request, f"Welcome to {membership.company.name}.")
+        return redirect("dashboard")
+    wrong_account = request.user.email.lower() != invitation.email.lower()
+    return render(
+        request, "accounts/invitation_accept.html", {"invitation": invitation, "wrong_account": wrong_account}
+    )
+
+
+@login_required
+def no_company(request: HttpRequest) -> HttpResponse:
+    if request.membership is not None:
+        return redirect("dashboard")
+    return render(request, "accounts/no_company.html")

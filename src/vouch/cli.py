@@ -1,0 +1,269 @@
+"""``vouch``: the one command-line entry point.
+
+vouch serve                 prepare the embedded default and serve HTTPS (+ HTTP redirect)
+vouch setup                 prepare data directory, keys, certificate, database, static files
+vouch migrate               apply database migrations
+vouch outbox [NAME|--latest] read mail sent on the embedded default
+vouch operator create EMAIL create an operator account (a password-set link is emailed)
+vouch check [--deploy]      run the configuration checks
+vouch manage ARGS...        any Django management command
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vouch import config
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vouch.settings")
+    import django
+
+    django.setup()
+
+
+def _manage(*args: str) -> None:
+    from django.core.management import call_command
+
+    call_command(*args)
+
+
+def setup(quiet: bool = False) -> tuple[Path, Path]:
+    """Idempotent: safe to run on every start."""
+    from django.conf import settings
+
+    data = config.data_dir()
+    for sub in ("keys", "outbox", "tls"):
+        (data / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data / "keys", 0o700)
+    verbosity = 0 if quiet else 1
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=verbosity)
+    call_command("createcachetable", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    if settings.VOUCH_TLS_CERT and settings.VOUCH_TLS_KEY:
+        return Path(settings.VOUCH_TLS_CERT), Path(settings.VOUCH_TLS_KEY)
+    from vouch.web.tls import ensure_dev_certificate
+
+    return ensure_dev_certificate(data / "tls")
+
+
+def _wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def serve(args: argparse.Namespace) -> int:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    try:
+        call_command("check", deploy=settings.PRODUCTION, fail_level="ERROR")
+    except SystemCheckError as exc:
+        print(f"Vouch refuses to start:\n{exc}", file=sys.stderr)
+        return 1
+    cert, key = setup(quiet=True)
+    bind = config.env("VOUCH_BIND", "127.0.0.1")
+    https_port = int(config.env("VOUCH_HTTPS_PORT", "8443"))
+    http_port = config.env("VOUCH_HTTP_PORT", "8080")
+    workers = config.env_int("VOUCH_WORKERS", 2)
+    granian = str(Path(sys.executable).with_name("granian"))
+    common = ["--host", bind, "--no-ws", "--log-level", "warning", "--backlog", "2048"]
+    app_cmd = [
+        granian,
+        "--interface",
+        "wsgi",
+        *common,
+        "--port",
+        str(https_port),
+        "--workers",
+        str(workers),
+        "--ssl-certificate",
+        str(cert),
+        "--ssl-keyfile",
+        str(key),
+        "--ssl-protocol-min",
+        config.env("VOUCH_TLS_MIN", "tls1.2"),
+        # Few Python threads per worker: granian's default (up to backpressure = backlog/workers,
+        # here 1024) lets dozens of requests fight for the GIL, which roughly doubled p99 latency
+        # in `make bench`; 4 still lets a worker serve others while one request waits on I/O.
+        "--blocking-threads",
+        "4",
+        "vouch.wsgi:application",
+    ]
+    processes = [subprocess.Popen(app_cmd)]
+    if http_port:
+        redirect_cmd = [
+            granian,
+            "--interface",
+            "asgi",
+            *common,
+            "--port",
+            http_port,
+            "--workers",
+            "1",
+            "vouch.web.redirect:app",
+        ]
+        processes.append(subprocess.Popen(redirect_cmd))
+
+    def stop(*_):
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    host_for_people = "localhost" if bind in ("127.0.0.1", "0.0.0.0", "::", "::1") else bind
+    if _wait_for_port(bind if bind not in ("0.0.0.0", "::") else "127.0.0.1", https_port):
+        print(
+            f"\nVouch is running at https://{host_for_people}:{https_port}/"
+            + (f"  (http://{host_for_people}:{http_port}/ redirects there)" if http_port else "")
+            + "\nFirst: open it, choose 'Create a company account', then confirm your email."
+            + (
+                "\nMail goes to the local outbox: `vouch outbox --latest` or "
+                f"https://localhost:{https_port}/outbox/ from this machine."
+                if settings.EMAIL_BACKEND.endswith("OutboxBackend")
+                else ""
+            )
+            + "\nThe development certificate is self-signed: your browser will ask you to accept it."
+            + "\nStop with Ctrl-C.\n",
+            flush=True,
+        )
+    exit_code = 0
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for process in processes:
+            try:
+                code = process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+            exit_code = exit_code or (code if code and code > 0 else 0)
+    return exit_code
+
+
+def outbox(args: argparse.Namespace) -> int:
+    from vouch.outbox import store
+
+    if args.name or args.latest:
+        message = store.get_message(args.name) if args.name else next(iter(store.list_messages(limit=1)), None)
+        if message is None:
+            print("No such message.", file=sys.stderr)
+            return 1
+        print(f"To: {message.to}\nSubject: {message.subject}\nDate: {message.date}\n\n{message.body}")
+        return 0
+    messages = store.list_messages(limit=args.limit)
+    if not messages:
+        print("The outbox is empty.")
+        return 0
+    for message in messages:
+        print(f"{message.name}  {message.to}  {message.subject}")
+    return 0
+
+
+def operator(args: argparse.Namespace) -> int:
+    from allauth.account.forms import default_token_generator
+    from allauth.account.models import EmailAddress
+    from allauth.account.utils import user_pk_to_url_str
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.urls import reverse
+
+    from vouch.accounts.models import User
+
+    email = args.email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        print("An account with that email already exists.", file=sys.stderr)
+        return 1
+    user = User.objects.create_operator(email, full_name=args.name or "")
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+    # Never print a password: the operator sets one through a reset link (P11).
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+    )
+    send_mail(
+        "[Vouch] Set your operator password",
+        f"An operator account was created for you.\n\nSet your password: {settings.PUBLIC_URL}{path}\n",
+        None,
+        [email],
+    )
+    print(f"Operator {email} created; a link to set the password was emailed.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vouch", description="Vouch reference checks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="prepare and serve over HTTPS")
+    sub.add_parser("setup", help="prepare the data directory, database and certificate")
+    sub.add_parser("migrate", help="apply database migrations")
+    p_outbox = sub.add_parser("outbox", help="read mail in the local outbox")
+    p_outbox.add_argument("name", nargs="?", help="a message's file name")
+    p_outbox.add_argument("--latest", action="store_true", help="show the newest message")
+    p_outbox.add_argument("--limit", type=int, default=50)
+    p_operator = sub.add_parser("operator", help="operator accounts")
+    op_sub = p_operator.add_subparsers(dest="operator_command", required=True)
+    p_create = op_sub.add_parser("create", help="create an operator account")
+    p_create.add_argument("email")
+    p_create.add_argument("--name", default="")
+    p_check = sub.add_parser("check", help="run the configuration checks")
+    p_check.add_argument("--deploy", action="store_true")
+    p_manage = sub.add_parser("manage", help="run a Django management command")
+    p_manage.add_argument("args", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    # Databases, keys, certificates and mail hold personal data: owner-only files.
+    os.umask(0o077)
+    _django()
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "setup":
+        setup()
+        return 0
+    if args.command == "migrate":
+        _manage("migrate")
+        return 0
+    if args.command == "outbox":
+        return outbox(args)
+    if args.command == "operator":
+        return operator(args)
+    if args.command == "check":
+        from django.core.management import call_command
+        from django.core.management.base import SystemCheckError
+
+        try:
+            call_command("check", deploy=args.deploy, fail_level="ERROR")
+        except SystemCheckError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "manage":
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["vouch", *args.args])
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Every environment variable Vouch reads, in one place, with safe defaults.
+
+Settings (``vouch.settings``) and the command line (``vouch.cli``) both read the
+environment only through :func:`load`, so the README's table of variables can be
+checked against :data:`VARIABLES`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+# name -> (default, description); the README documents the same table.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "VOUCH_MODE": ("development", "`production` turns on the start-up checks that refuse insecure settings."),
+    "VOUCH_DATA_DIR": ("./var", "Where the embedded default keeps its databases, keys, certificates and outbox."),
+    "VOUCH_SECRET_KEY": (
+        "(generated into VOUCH_DATA_DIR/keys/secret_key)",
+        "Django secret key; required in production.",
+    ),
+    "VOUCH_ALLOWED_HOSTS": ("localhost,127.0.0.1,[::1]", "Comma-separated host names the app answers to."),
+    "VOUCH_PUBLIC_URL": ("https://localhost:8443", "The address people use; used in emails and redirects."),
+    "VOUCH_BIND": ("127.0.0.1", "Address the servers listen on."),
+    "VOUCH_HTTPS_PORT": ("8443", "HTTPS port."),
+    "VOUCH_HTTP_PORT": ("8080", "Plain-HTTP port; it only redirects to HTTPS. Empty to disable."),
+    "VOUCH_WORKERS": ("2", "Server worker processes."),
+    "VOUCH_TLS_CERT": ("(generated into VOUCH_DATA_DIR/tls/)", "PEM certificate chain for HTTPS."),
+    "VOUCH_TLS_KEY": ("(generated into VOUCH_DATA_DIR/tls/)", "PEM private key (PKCS#8) for HTTPS."),
+    "VOUCH_TLS_MIN": ("tls1.2", "Lowest TLS version accepted: tls1.2 or tls1.3."),
+    "VOUCH_DATABASE_URL": (
+        "sqlite (VOUCH_DATA_DIR/control.sqlite3)",
+        "Control database, e.g. postgres://user@host/vouch.",
+    ),
+    "VOUCH_REDIS_URL": ("(none: database cache and sessions)", "Redis for cache, sessions and rate-limit state."),
+    "VOUCH_REGIONS": ("au,eu,us,ca", "Regions a company can choose at signup."),
+    "VOUCH_SMTP_URL": (
+        "(none: mail goes to the outbox)",
+        "smtp://user:pass@host:587 (STARTTLS) or smtps://...:465 (TLS).",
+    ),
+    "VOUCH_MAIL_FROM": ("Vouch <no-reply@localhost>", "Sender address for mail."),
+    "VOUCH_SESSION_IDLE_MINUTES": ("60", "Sign out after this many minutes without activity."),
+    "VOUCH_SESSION_MAX_HOURS": ("12", "Sign out this many hours after signing in, active or not."),
+    "VOUCH_MAX_BODY_BYTES": ("2621440", "Larger request bodies are refused with 413."),
+    "VOUCH_TRUSTED_PROXIES": (
+        "(none)",
+        "Addresses/networks of TLS-terminating proxies whose X-Forwarded-For/-Proto are believed.",
+    ),
+    "VOUCH_SMTP_CA_FILE": ("(system CAs)", "CA bundle to verify the SMTP server's certificate."),
+    "VOUCH_LOG_LEVEL": ("INFO", "Log level of the JSON logs."),
+    "VOUCH_DEBUG": ("0", "Django debug pages; refused in production."),
+}
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    engine: str
+    name: str
+    user: str = ""
+    password: str = ""
+    host: str = ""
+    port: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def parse_database_url(url: str) -> DatabaseURL:
+    """Parse postgres://user:pass@host:port/name?sslmode=require (or sqlite:///path)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return DatabaseURL(engine="sqlite", name=unquote(parts.path.lstrip("/")) or ":memory:")
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
+    options = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    return DatabaseURL(
+        engine="postgresql",
+        name=unquote(parts.path.lstrip("/")) or "vouch",
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        host=parts.hostname or "",
+        port=str(parts.port or ""),
+        options=options,
+    )
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default if default is not None else ""
+    return value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return env(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def data_dir() -> Path:
+    return Path(env("VOUCH_DATA_DIR", "./var")).resolve()
+
+
+def secret_key_file() -> Path:
+    return data_dir() / "keys" / "secret_key"
+
+
+def read_or_create_secret_key() -> str:
+    """The embedded default's secret key: random per installation, kept 0600 on disk."""
+    configured = env("VOUCH_SECRET_KEY")
+    if configured:
+        return configured
+    path = secret_key_file()
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_urlsafe(50)
+    # O_EXCL: two workers starting together must not overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

@@ -1,0 +1,272 @@
+"""Django settings for Vouch, built only from the environment (see ``vouch.config``).
+
+Safe by default: HTTPS-only cookies and redirects, HSTS, a strict CSP, Argon2id, and
+no debug pages unless asked for outside production.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from vouch import config
+from vouch.config import env, env_bool, env_int, env_list
+
+MODE = env("VOUCH_MODE", "development").lower()
+PRODUCTION = MODE == "production"
+DATA_DIR = config.data_dir()
+BASE_DIR = DATA_DIR
+
+SECRET_KEY = config.read_or_create_secret_key()
+SECRET_KEY_FROM_ENV = bool(env("VOUCH_SECRET_KEY"))
+DEBUG = env_bool("VOUCH_DEBUG")
+
+PUBLIC_URL = env("VOUCH_PUBLIC_URL", "https://localhost:8443").rstrip("/")
+_public = urlsplit(PUBLIC_URL)
+ALLOWED_HOSTS = env_list("VOUCH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
+
+VOUCH_REGIONS = env_list("VOUCH_REGIONS", "au,eu,us,ca")
+VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # Vouch's apps come first so their templates override allauth's.
+    "vouch.web",
+    "vouch.tenancy",
+    "vouch.accounts",
+    "vouch.outbox",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+]
+
+MIDDLEWARE = [
+    "vouch.web.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    # After MessageMiddleware: ending a session adds a "please sign in again" message.
+    "vouch.accounts.middleware.SessionLifetimeMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "vouch.tenancy.middleware.CompanyMiddleware",
+]
+
+ROOT_URLCONF = "vouch.urls"
+WSGI_APPLICATION = "vouch.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "vouch.tenancy.context_processors.company",
+            ],
+        },
+    }
+]
+
+
+def _database(url: str | None) -> dict:
+    if not url:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        return _sqlite(DATA_DIR / "control.sqlite3")
+    parsed = config.parse_database_url(url)
+    if parsed.engine == "sqlite":
+        return _sqlite(parsed.name)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": parsed.name,
+        "USER": parsed.user,
+        "PASSWORD": parsed.password,
+        "HOST": parsed.host,
+        "PORT": parsed.port,
+        "OPTIONS": parsed.options,
+        "CONN_MAX_AGE": 300,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def _sqlite(path) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        # WAL lets readers run beside the one writer; IMMEDIATE avoids the
+        # "database is locked" upgrade deadlock between two writing workers.
+        "OPTIONS": {
+            "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"),
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+        "CONN_MAX_AGE": None,
+    }
+
+
+DATABASES = {"default": _database(env("VOUCH_DATABASE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("VOUCH_REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    # A database cache is shared by every worker process, so rate-limit counters
+    # hold across workers (a per-process memory cache would not).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "vouch_cache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+AUTH_USER_MODEL = "accounts.User"
+# User.email is unique case-insensitively through a functional constraint, which
+# this check cannot see.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
+PASSWORD_HASHERS = ["vouch.accounts.hashers.VouchArgon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    # User has full_name, not Django's first_name/last_name: name them, or names go unchecked.
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email", "full_name")},
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+
+# django-allauth: every account flow (signup, login, verification, reset, email change).
+ACCOUNT_ADAPTER = "vouch.accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_SIGNUP_FORM_CLASS = "vouch.accounts.forms.CompanySignupForm"
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Vouch] "
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 2
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Vouch"
+
+# Sessions: server-side, rotated at login (Django), flushed at logout; idle and
+# absolute limits enforced by vouch.accounts.middleware.SessionLifetimeMiddleware.
+SESSION_IDLE_SECONDS = env_int("VOUCH_SESSION_IDLE_MINUTES", 60) * 60
+SESSION_MAX_SECONDS = env_int("VOUCH_SESSION_MAX_HOURS", 12) * 3600
+SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
+SESSION_COOKIE_NAME = "__Host-vouch_session"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_NAME = "__Host-csrftoken"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "vouch.web.views.csrf_failure"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Transport security (P9, P12).
+SECURE_SSL_REDIRECT = True
+SECURE_HSTS_SECONDS = 63072000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if VOUCH_TRUSTED_PROXIES:
+    # Only a configured proxy in front may tell us the original scheme.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), interest-cohort=()"
+)
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# Request limits (P3): bodies over the cap are answered 413 before they are read.
+VOUCH_MAX_BODY_BYTES = env_int("VOUCH_MAX_BODY_BYTES", 2_621_440)
+DATA_UPLOAD_MAX_MEMORY_SIZE = VOUCH_MAX_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = VOUCH_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+# Mail: the outbox on the embedded default, SMTP over TLS when configured.
+DEFAULT_FROM_EMAIL = env("VOUCH_MAIL_FROM", "Vouch <no-reply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+OUTBOX_DIR = DATA_DIR / "outbox"
+SMTP_URL = env("VOUCH_SMTP_URL")
+if SMTP_URL:
+    _smtp = urlsplit(SMTP_URL)
+    if _smtp.scheme not in {"smtp", "smtps"}:
+        raise ValueError("VOUCH_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
+    EMAIL_BACKEND = "vouch.outbox.backends.SMTPBackend"
+    EMAIL_HOST = _smtp.hostname or "localhost"
+    EMAIL_PORT = _smtp.port or (465 if _smtp.scheme == "smtps" else 587)
+    # Percent-decoded, as in VOUCH_DATABASE_URL: a password may hold ':', '/' or '@'.
+    EMAIL_HOST_USER = unquote(_smtp.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_smtp.password or "")
+    # Mail never travels in the clear: STARTTLS on smtp://, implicit TLS on smtps://.
+    EMAIL_USE_SSL = _smtp.scheme == "smtps"
+    EMAIL_USE_TLS = not EMAIL_USE_SSL
+    EMAIL_TIMEOUT = 20
+    VOUCH_SMTP_CA_FILE = env("VOUCH_SMTP_CA_FILE")
+else:
+    EMAIL_BACKEND = "vouch.outbox.backends.OutboxBackend"
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MAX_AGE = 3600
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOG_LEVEL = env("VOUCH_LOG_LEVEL", "INFO").upper()
+LOGGING_CONFIG = None  # vouch.web.logging configures structlog and stdlib logging.
+from vouch.web.logging import configure_logging  # noqa: E402
+
+configure_logging(LOG_LEVEL)
+
+VOUCH_TLS_CERT = env("VOUCH_TLS_CERT")
+VOUCH_TLS_KEY = env("VOUCH_TLS_KEY")

@@ -1,0 +1,29 @@
+"""Sets the current company of a request, only after authentication and a
+membership check. What a member sees is always the current company's."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from vouch.tenancy.services import SESSION_COMPANY_KEY, active_memberships, choose_membership
+
+
+class CompanyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.membership = None
+        request.company = None
+        request.memberships = []
+        user = request.user
+        if user.is_authenticated and not user.is_staff:
+            # One query for all the user's companies: the switcher needs them too.
+            request.memberships = list(active_memberships(user))
+            membership = choose_membership(request.memberships, request.session.get(SESSION_COMPANY_KEY))
+            if membership is not None:
+                request.membership = membership
+                request.company = membership.company
+                if request.session.get(SESSION_COMPANY_KEY) != str(membership.company_id):
+                    request.session[SESSION_COMPANY_KEY] = str(membership.company_id)
+        return self.get_response(request)

@@ -1,0 +1,25 @@
+"""Vouch's URLs. allauth owns /accounts/ (signup, login, verification, reset, email)."""
+
+from django.urls import include, path
+
+from vouch.accounts.signup import signup
+from vouch.tenancy import views as tenancy_views
+from vouch.web import views as web_views
+
+handler400 = "vouch.web.errors.bad_request"
+handler403 = "vouch.web.errors.permission_denied"
+handler404 = "vouch.web.errors.page_not_found"
+handler500 = "vouch.web.errors.server_error"
+
+urlpatterns = [
+    path("", web_views.home, name="home"),
+    path("dashboard/", web_views.dashboard, name="dashboard"),
+    path("operator/", web_views.operator_home, name="operator_home"),
+    path("healthz", web_views.health, name="health"),
+    path("livez", web_views.alive, name="alive"),
+    path("companies/switch/", tenancy_views.switch, name="company_switch"),
+    path("accounts/signup/", signup, name="account_signup"),
+    path("accounts/", include("allauth.urls")),
+    path("", include("vouch.accounts.urls")),
+    path("outbox/", include("vouch.outbox.urls")),
+]

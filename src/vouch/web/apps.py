@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class WebConfig(AppConfig):
+    name = "vouch.web"
+    label = "web"
+    verbose_name = "Web layer"
+
+    def ready(self) -> None:
+        from vouch.web import checks  # noqa: F401  (registers the production checks)

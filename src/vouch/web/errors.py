@@ -1,0 +1,40 @@
+"""Error pages: every error a person can cause is a clear page and a 4xx, never a 500."""
+
+from __future__ import annotations
+
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse
+from django.template import loader
+
+
+def _render(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    html = loader.render_to_string(
+        "web/error.html", {"status": status, "title": title, "message": message}, request=request
+    )
+    return HttpResponse(html, status=status)
+
+
+def payload_too_large(request: HttpRequest) -> HttpResponse:
+    return _render(
+        request, 413, "Too much data", "The request was larger than Vouch accepts. Send less data and try again."
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # Django turns an over-long body that declared no length into RequestDataTooBig (a
+    # SuspiciousOperation, hence 400); it is still "too large" to the person sending it.
+    if isinstance(exception, (RequestDataTooBig, TooManyFieldsSent)):
+        return payload_too_large(request)
+    return _render(request, 400, "Bad request", "Vouch could not understand that request.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _render(request, 403, "Not allowed", "Your role in this company does not allow that.")
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _render(request, 404, "Not found", "There is nothing here, or it is not yours to see.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _render(request, 500, "Something went wrong", "The error has been logged. Please try again.")

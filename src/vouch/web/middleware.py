@@ -1,0 +1,55 @@
+"""Request-wide concerns: request id, request log, body-size cap, Permissions-Policy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import structlog
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from vouch.web import proxies
+from vouch.web.errors import payload_too_large
+
+log = structlog.get_logger("vouch.request")
+
+
+class RequestContextMiddleware:
+    """Outermost middleware: binds a request id to every log line of the request,
+    drops forwarded headers not sent by a trusted proxy, refuses declared oversized
+    bodies before anything reads them, and logs one line per request with the route
+    pattern (never the raw path, which may hold a token)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.max_body = settings.VOUCH_MAX_BODY_BYTES
+        self.permissions_policy = settings.PERMISSIONS_POLICY
+        self.trusted_proxies = tuple(settings.VOUCH_TRUSTED_PROXIES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = uuid.uuid4().hex
+        request.request_id = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        proxies.apply(request.META, self.trusted_proxies)
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        # isascii(): str.isdigit() also accepts digits like "²" that int() rejects.
+        if not (declared.isascii() and declared.isdigit()):
+            response = HttpResponse("Bad Content-Length", status=400, content_type="text/plain")
+        elif int(declared) > self.max_body:
+            response = payload_too_large(request)
+        else:
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        response.setdefault("Permissions-Policy", self.permissions_policy)
+        match = getattr(request, "resolver_match", None)
+        log.info(
+            "request",
+            method=request.method,
+            route=match.route if match else None,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response

@@ -1,0 +1,60 @@
+"""The plain-HTTP listener: every request gets a permanent redirect to HTTPS.
+
+A bare ASGI callable rather than Django: it must stay cheap under any load and
+has nothing to do but redirect. The Host header is only echoed back when it is an
+allowed host, so the redirect cannot be pointed at another site."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from vouch import config
+
+_public = urlsplit(config.env("VOUCH_PUBLIC_URL", "https://localhost:8443"))
+_allowed = {h.lower() for h in config.env_list("VOUCH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")}
+_https_port = config.env("VOUCH_HTTPS_PORT", "8443")
+
+
+def target_url(host_header: str, path: str, query: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        name = host.split("]")[0] + "]"
+    else:
+        name = host.rsplit(":", 1)[0] if ":" in host else host
+    if name not in _allowed or "*" in _allowed:
+        return f"https://{_public.netloc}{path}{'?' + query if query else ''}"
+    port = "" if _https_port == "443" else f":{_https_port}"
+    return f"https://{name}{port}{path}{'?' + query if query else ''}"
+
+
+async def app(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1")
+    path = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "/")
+    path = "/" + path.lstrip("/")  # "//evil.example" must not become a scheme-relative URL
+    location = target_url(host, path.split("?", 1)[0], scope.get("query_string", b"").decode("latin-1"))
+    # 301 for GET/HEAD; 308 keeps the method and body for anything else.
+    status = 301 if scope.get("method") in ("GET", "HEAD") else 308
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"location", location.encode("latin-1")),
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"0"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,83 @@
+"""Home, dashboard, health and the operator's landing page."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+
+from vouch.accounts import policy
+from vouch.accounts.decorators import company_action
+from vouch.accounts.policy import Action
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("operator_home" if request.user.is_staff else "dashboard")
+    return render(request, "web/home.html")
+
+
+@company_action(Action.VIEW_DASHBOARD)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    membership = request.membership
+    others = [m for m in request.memberships if m.company_id != membership.company_id]
+    member_count = membership.company.memberships.filter(is_active=True).count()
+    return render(
+        request,
+        "web/dashboard.html",
+        {
+            "other_memberships": others,
+            "member_count": member_count,
+            "can_invite": policy.can(membership, Action.INVITE_MEMBER),
+            "can_create_request": policy.can(membership, Action.CREATE_REQUEST),
+        },
+    )
+
+
+@login_required
+def operator_home(request: HttpRequest) -> HttpResponse:
+    # Operators see installation health, never a company's personal data (P15).
+    policy.require(request.user.is_staff)
+    from vouch.tenancy.models import Company
+
+    return render(request, "web/operator.html", {"company_count": Company.objects.count()})
+
+
+def alive(request: HttpRequest) -> HttpResponse:
+    """Liveness: a constant answer that touches nothing (the benchmark's baseline)."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@never_cache
+def health(request: HttpRequest) -> JsonResponse:
+    """For load balancers: 200 when the control database and the cache answer."""
+    checks: dict[str, str] = {}
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        checks["database"] = "error"
+    try:
+        cache.set("vouch:health", "1", 5)
+        checks["cache"] = "ok" if cache.get("vouch:health") == "1" else "error"
+    except Exception:  # noqa: BLE001
+        checks["cache"] = "error"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(
+        request,
+        "web/error.html",
+        {
+            "status": 403,
+            "title": "Form expired",
+            "message": "This form was open too long or came from another site. Go back, reload the page and try again.",
+        },
+        status=403,
+    )

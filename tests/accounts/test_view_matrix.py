@@ -1,0 +1,175 @@
+"""Every company page against every role, over HTTP (P20).
+
+The views are found by walking the URL configuration for views wrapped by
+``vouch.accounts.decorators.company_action`` (they carry ``vouch_action``), so a new
+protected URL is covered without editing this file."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.converters import IntConverter, UUIDConverter
+
+from tests.accounts.helpers import fast_member, fast_user
+from vouch.accounts.models import Invitation, Membership
+from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
+
+KNOWN_PROTECTED = {"dashboard", "members", "member_invite", "member_role", "member_active", "invitation_revoke"}
+
+
+@dataclass(frozen=True)
+class ProtectedView:
+    name: str
+    action: Action
+    methods: tuple[str, ...]  # methods the view answers; () means any
+    converters: tuple[tuple[str, type], ...]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _allowed_methods(view) -> tuple[str, ...]:
+    """The methods a view restricts itself to with require_http_methods/require_POST, or ()."""
+    methods: set[str] = set()
+    func = view
+    while func is not None:
+        closure = inspect.getclosurevars(func).nonlocals if func.__closure__ else {}
+        if "request_method_list" in closure:
+            found = set(closure["request_method_list"])
+            methods = found if not methods else methods & found
+        func = getattr(func, "__wrapped__", None)
+    return tuple(sorted(methods))
+
+
+def _walk(patterns, namespace: str | None = None):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = entry.namespace
+            full = f"{namespace}:{ns}" if namespace and ns else (ns or namespace)
+            yield from _walk(entry.url_patterns, full)
+        elif isinstance(entry, URLPattern):
+            yield entry, namespace
+
+
+def protected_views() -> list[ProtectedView]:
+    found: dict[str, ProtectedView] = {}
+    for pattern, namespace in _walk(get_resolver().url_patterns):
+        action = getattr(pattern.callback, "vouch_action", None)
+        if action is None:
+            continue
+        assert pattern.name, f"protected view {pattern.callback} has no URL name"
+        name = f"{namespace}:{pattern.name}" if namespace else pattern.name
+        converters = tuple((k, type(v)) for k, v in getattr(pattern.pattern, "converters", {}).items())
+        found[name] = ProtectedView(name, action, _allowed_methods(pattern.callback), converters)
+    return sorted(found.values(), key=lambda v: v.name)
+
+
+PROTECTED = protected_views()
+
+
+def test_walk_found_the_known_views():
+    names = {v.name for v in PROTECTED}
+    assert names >= KNOWN_PROTECTED, KNOWN_PROTECTED - names
+    by_name = {v.name: v for v in PROTECTED}
+    for name in ("member_invite", "member_role", "member_active", "invitation_revoke"):
+        assert by_name[name].methods == ("POST",), name
+    assert by_name["dashboard"].methods == ()
+    assert by_name["members"].methods == ()
+
+
+@pytest.fixture
+def world(members, company):
+    """Realistic objects for URL parameters: a member nobody in ``members`` is, and
+    a pending invitation, both in ``company``."""
+    target = fast_member(company, Role.VIEWER)
+    invitation = Invitation.objects.create(
+        company=company,
+        email="pending@example.com",
+        role=Role.VIEWER,
+        token_hash="0" * 64,
+        invited_by=members[Role.OWNER].user,
+        expires_at="2999-01-01T00:00:00Z",
+    )
+    return {"membership_id": target.pk, "invitation_id": invitation.pk}
+
+
+def _url(view: ProtectedView, world: dict) -> str:
+    kwargs = {}
+    for name, converter in view.converters:
+        if name in world:
+            kwargs[name] = world[name]
+        elif issubclass(converter, IntConverter):
+            kwargs[name] = 999_999
+        elif issubclass(converter, UUIDConverter):
+            kwargs[name] = uuid.uuid4()
+        else:
+            kwargs[name] = "x"
+    return reverse(view.name, kwargs=kwargs)
+
+
+def _request(client, view: ProtectedView, url: str):
+    method = view.methods[0] if view.methods else "GET"
+    return client.generic(method, url) if method != "POST" else client.post(url, {})
+
+
+def _snapshot(company):
+    return (
+        sorted(Membership.objects.filter(company=company).values_list("pk", "role", "is_active")),
+        sorted(Invitation.objects.filter(company=company).values_list("pk", "revoked_at", "accepted_at")),
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.name.lower())
+@pytest.mark.parametrize("view", PROTECTED, ids=str)
+def test_role_view_matrix(client, members, company, world, view, role):
+    client.force_login(members[role].user)
+    url = _url(view, world)
+    before = _snapshot(company)
+    response = _request(client, view, url)
+    # Expected from the table, not from policy.can(), so a view that forgets to ask
+    # (or a can() that answers wrongly) fails here.
+    if role >= MINIMUM_ROLE[view.action]:
+        assert response.status_code != 403, (view.name, role, response.status_code)
+        assert response.status_code < 500
+    else:
+        assert response.status_code == 403, (view.name, role, response.status_code)
+        # A refused request changed nothing.
+        assert _snapshot(company) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("view", [v for v in PROTECTED if v.methods], ids=str)
+def test_other_methods_are_refused(client, owner, world, view):
+    """POST-only views do not act on GET (no state change by a link or prefetch)."""
+    client.force_login(owner.user)
+    response = client.get(_url(view, world))
+    assert response.status_code == 405
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("view", PROTECTED, ids=str)
+def test_anonymous_is_sent_to_login(client, company, world, view):
+    url = _url(view, world)
+    response = _request(client, view, url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login") + "?next=")
+    # Whatever the method, an anonymous GET never gets the page either.
+    if not view.methods:
+        return
+    response = client.get(url)
+    assert response.status_code in (302, 405)
+    assert response.status_code != 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("view", PROTECTED, ids=str)
+def test_signed_in_without_company_gets_no_company_page(client, world, view):
+    client.force_login(fast_user())
+    response = _request(client, view, _url(view, world))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("no_company")

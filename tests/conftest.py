@@ -1,0 +1,123 @@
+"""Shared fixtures: an HTTPS test client, companies with members, service checks."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from django.test import Client
+
+from vouch.accounts.policy import Role
+
+_counter = itertools.count(1)
+PASSWORD = "correct horse battery staple 42"
+
+
+def pytest_sessionstart(session):
+    """With the service switch on, an unreachable PostgreSQL or Redis fails the run."""
+    if os.environ.get("VOUCH_TEST_SERVICES") != "1":
+        return
+    import psycopg
+    import redis
+
+    from vouch.config import parse_database_url
+
+    db = parse_database_url(os.environ["VOUCH_DATABASE_URL"])
+    try:
+        psycopg.connect(host=db.host, port=db.port or 5432, user=db.user, dbname=db.name, connect_timeout=5).close()
+        redis.Redis.from_url(os.environ["VOUCH_REDIS_URL"], socket_timeout=5).ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.exit(f"VOUCH_TEST_SERVICES=1 but a service is unreachable: {exc}", returncode=3)
+
+
+class HTTPSClient(Client):
+    """Django's test client, but every request arrives over HTTPS as in production
+    (the app redirects plain HTTP, so tests would otherwise only see redirects)."""
+
+    def request(self, **request):
+        request["wsgi.url_scheme"] = "https"
+        request["SERVER_PORT"] = "443"
+        return super().request(**request)
+
+
+@pytest.fixture
+def client() -> HTTPSClient:
+    return HTTPSClient()
+
+
+@pytest.fixture
+def csrf_client() -> HTTPSClient:
+    return HTTPSClient(enforce_csrf_checks=True)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Rate-limit counters must not leak from one test into the next. The embedded
+    # database cache is rolled back with each test; Redis is not, so clear it.
+    if os.environ.get("VOUCH_TEST_SERVICES") == "1":
+        from django.conf import settings
+        from django.core.cache import cache
+
+        # Not cache.clear(): that flushes the whole Redis database, including the
+        # live server's sessions. Only this run's keys go.
+        client = cache._cache.get_client(write=True)
+        prefix = settings.CACHES["default"]["KEY_PREFIX"]
+        keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    yield
+
+
+def make_user(email: str | None = None, password: str = PASSWORD, name: str = "Test Person"):
+    from allauth.account.models import EmailAddress
+
+    from vouch.accounts.models import User
+
+    email = email or f"person{next(_counter)}@example.com"
+    user = User.objects.create_user(email, password, full_name=name)
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+    return user
+
+
+def make_company(name: str | None = None, region: str = "eu", owner=None):
+    from vouch.tenancy.services import create_company
+
+    owner = owner or make_user()
+    return create_company(name or f"Company {next(_counter)}", region, owner)
+
+
+def add_member(company, role: Role, user=None):
+    from vouch.accounts.models import Membership
+
+    user = user or make_user()
+    return Membership.objects.create(user=user, company=company, role=role)
+
+
+@pytest.fixture
+def company(db):
+    return make_company("Acme Hiring")
+
+
+@pytest.fixture
+def owner(company):
+    return company.memberships.get(role=Role.OWNER)
+
+
+@pytest.fixture
+def members(company, owner):
+    """One active member of each role in ``company``, keyed by role."""
+    result = {Role.OWNER: owner}
+    for role in (Role.ADMIN, Role.RECRUITER, Role.VIEWER):
+        result[role] = add_member(company, role)
+    return result
+
+
+@pytest.fixture(scope="session")
+def live_vouch():
+    """One real `vouch serve` (HTTPS + HTTP redirect) shared by a test session."""
+    from tests.live import cleanup, make_server
+
+    server = make_server().start()
+    yield server
+    cleanup(server)

@@ -1,0 +1,104 @@
+"""What a person does in the browser, step by step: shared by the desktop and phone tests."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.support import PASSPHRASE, Outbox
+
+
+def password_field(page: Page):
+    return page.get_by_label("Password:", exact=True)
+
+
+def no_horizontal_scroll(page: Page) -> None:
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"{page.url} scrolls sideways: content {widths[0]}px, window {widths[1]}px"
+
+
+def sign_up_company(page: Page, *, name: str, email: str, company: str, region: str = "EU") -> None:
+    """From the start page to "verify your email"."""
+    page.goto("/")
+    page.get_by_role("main").get_by_role("link", name="Create a company account").click()
+    expect(page).to_have_url(re.compile(r"/accounts/signup/$"))
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Company name").fill(company)
+    page.get_by_label("Region").select_option(label=region)
+    password_field(page).fill(PASSPHRASE)
+    page.get_by_label("Password (again)").fill(PASSPHRASE)
+    page.get_by_role("button", name="Sign Up").click()
+    expect(page.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text(f"Confirmation email sent to {email}")
+
+
+def confirm_email(page: Page, outbox: Outbox, email: str) -> None:
+    """Open the newest verification link sent to ``email`` and press Confirm."""
+    mail = outbox.wait_for(email, "Confirm Your Email")
+    page.goto(mail.link(r"https://\S+/accounts/confirm-email/\S+"))
+    expect(page.get_by_role("heading", name="Confirm Email Address")).to_be_visible()
+    expect(page.get_by_role("main")).to_contain_text(email)
+    page.get_by_role("button", name="Confirm").click()
+
+
+def sign_in(page: Page, email: str, password: str = PASSPHRASE) -> None:
+    page.goto("/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Sign In")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    password_field(page).fill(password)
+    page.get_by_role("button", name="Sign In").click()
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")).to_be_visible()
+
+
+def expect_dashboard(page: Page, company: str, region: str, role: str) -> None:
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(company)
+    bar = page.locator(".companybar")
+    expect(bar).to_contain_text(company)
+    expect(bar.locator(".badge")).to_have_text(region)
+    expect(bar).to_contain_text(f"as {role}")
+
+
+def open_members(page: Page, company: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Members").click()
+    expect(page.get_by_role("heading", name=f"Members of {company}")).to_be_visible()
+
+
+def invite(page: Page, email: str, role: str) -> None:
+    """On the members page: invite ``email`` with ``role``."""
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Role").select_option(label=role)
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Invitation sent to {email}")
+
+
+def pending_row(page: Page, email: str):
+    return page.get_by_role("table", name="Pending invitations").get_by_role("row").filter(has_text=email)
+
+
+def member_row(page: Page, email: str):
+    return page.get_by_role("table", name="Members").get_by_role("row").filter(has_text=email)
+
+
+def join_by_invitation(page: Page, link: str, *, company: str, email: str, name: str) -> None:
+    """The invitee: open the emailed link, create an account, land in the company."""
+    page.goto(link)
+    expect(page.get_by_role("heading", name=f"Join {company}")).to_be_visible()
+    # The token leaves the address bar at once.
+    expect(page).to_have_url(re.compile(r"/invitations/accept/$"))
+    page.get_by_role("link", name="Create your account").click()
+    expect(page).to_have_url(re.compile(r"/accounts/signup/$"))
+    expect(page.get_by_label("Email")).to_have_value(email)
+    expect(page.get_by_label("Company name")).to_have_count(0)
+    expect(page.get_by_label("Region")).to_have_count(0)
+    page.get_by_label("Your name").fill(name)
+    password_field(page).fill(PASSPHRASE)
+    page.get_by_label("Password (again)").fill(PASSPHRASE)
+    page.get_by_role("button", name="Sign Up").click()

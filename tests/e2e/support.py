@@ -1,0 +1,109 @@
+"""Helpers for the browser tests: the system Chromium, the outbox, browser contexts."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM = os.environ.get("VOUCH_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+PASSPHRASE = "paper lantern drifting over quiet harbour 7"
+_counter = itertools.count(1)
+
+# Playwright waits up to this long for an element or a navigation.
+TIMEOUT_MS = 15_000
+
+
+def unique_email(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}-{next(_counter)}@example.com"
+
+
+@dataclass(frozen=True)
+class Mail:
+    name: str
+    to: str
+    subject: str
+    body: str
+
+    def link(self, pattern: str = r"https://\S+") -> str:
+        match = re.search(pattern, self.body)
+        assert match, f"no link matching {pattern!r} in mail {self.subject!r}:\n{self.body}"
+        return match.group(0)
+
+
+class Outbox:
+    """The server's mail, read from the .eml files it writes under <data_dir>/outbox."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def all(self) -> list[Mail]:
+        if not self.directory.is_dir():
+            return []
+        mails = []
+        for path in sorted(self.directory.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            part = message.get_body(preferencelist=("plain", "html"))
+            body = part.get_content() if part is not None else ""
+            mails.append(Mail(path.name, str(message["To"]), str(message["Subject"]), body))
+        return mails
+
+    def to(self, address: str, subject: str = "") -> list[Mail]:
+        return [m for m in self.all() if address.lower() in m.to.lower() and subject.lower() in m.subject.lower()]
+
+    def wait_for(self, address: str, subject: str = "", timeout: float = 10) -> Mail:
+        """The newest mail to ``address`` whose subject contains ``subject``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.to(address, subject)
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                seen = [(m.to, m.subject) for m in self.all()]
+                raise AssertionError(f"no mail to {address} with {subject!r} in the outbox; it holds {seen}")
+            time.sleep(0.1)
+
+
+class Contexts:
+    """Makes browser contexts (one per person) and collects their console output."""
+
+    def __init__(self, browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.contexts = []
+        self.console: list[str] = []
+
+    def new_page(self, **options):
+        context = self.browser.new_context(ignore_https_errors=True, base_url=self.base_url, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        context.set_default_navigation_timeout(TIMEOUT_MS)
+        context.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        context.on("weberror", lambda error: self.console.append(f"pageerror: {error.error}"))
+        self.contexts.append(context)
+        return context.new_page()
+
+    def csp_violations(self) -> list[str]:
+        return [line for line in self.console if "Content Security Policy" in line]
+
+    def script_errors(self) -> list[str]:
+        return [line for line in self.console if line.startswith("pageerror:")]
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()

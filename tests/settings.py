@@ -1,0 +1,34 @@
+"""Test settings: the real settings module, pointed at a throwaway data directory.
+
+With VOUCH_TEST_SERVICES=1 (as .ci/run sets) the control database is PostgreSQL and
+cache, sessions and rate-limit state live in Redis, at the addresses given by
+VOUCH_TEST_DATABASE_URL and VOUCH_TEST_REDIS_URL."""
+
+import os
+import tempfile
+
+os.environ["VOUCH_DATA_DIR"] = os.environ.get("VOUCH_TEST_DATA_DIR") or tempfile.mkdtemp(prefix="vouch-test-")
+SERVICES = os.environ.get("VOUCH_TEST_SERVICES") == "1"
+if SERVICES:
+    os.environ["VOUCH_DATABASE_URL"] = os.environ.get(
+        "VOUCH_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+    )
+    os.environ["VOUCH_REDIS_URL"] = os.environ.get("VOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+else:
+    os.environ.pop("VOUCH_DATABASE_URL", None)
+    os.environ.pop("VOUCH_REDIS_URL", None)
+os.environ.pop("VOUCH_SMTP_URL", None)
+os.environ.setdefault("VOUCH_LOG_LEVEL", "WARNING")
+
+from vouch.settings import *  # noqa: E402,F403
+from vouch.settings import CACHES  # noqa: E402
+
+# Tests do not run collectstatic; serve from the app directories instead.
+STORAGES = {  # noqa: F405
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if SERVICES:
+    # Keys of this run only, so a flush between tests touches nothing else.
+    CACHES["default"]["KEY_PREFIX"] = f"vouch-test-{os.getpid()}"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
