@@ -82,6 +82,7 @@ class LiveServer:
                 self.process.wait()
         if self.pg_database:
             _drop_pg_database(self.pg_database)
+            _drop_redis_keys(self.env["VOUCH_REDIS_URL"], self.pg_database)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -103,6 +104,15 @@ def _drop_pg_database(name: str) -> None:
     conn, _ = _pg_admin()
     with conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _drop_redis_keys(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def make_server(extra_env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
@@ -132,6 +142,8 @@ def make_server(extra_env: dict[str, str] | None = None, workers: int = 1) -> Li
         auth = f"{db.user}:{db.password}@" if db.password else f"{db.user}@"
         env["VOUCH_DATABASE_URL"] = f"postgres://{auth}{db.host}:{db.port or 5432}/{name}"
         env["VOUCH_REDIS_URL"] = os.environ.get("VOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        # Rate-limit counters and sessions of one server must not leak into another's.
+        env["VOUCH_REDIS_KEY_PREFIX"] = name
         server.pg_database = name
     env.update(extra_env or {})
     return server

@@ -12,11 +12,13 @@ vouch manage ARGS...        any Django management command
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,14 +59,14 @@ def setup(quiet: bool = False) -> tuple[Path, Path]:
     return ensure_dev_certificate(data / "tls")
 
 
-def _wait_for_port(host: str, port: int, timeout: float = 30.0) -> bool:
+def _wait_for_port(host: str, port: int, stopping: threading.Event, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.1)
+            stopping.wait(0.1)
     return False
 
 
@@ -107,8 +109,26 @@ def serve(args: argparse.Namespace) -> int:
         "4",
         "vouch.wsgi:application",
     ]
-    processes = [subprocess.Popen(app_cmd)]
-    if http_port:
+    stopping = threading.Event()
+    processes: list[subprocess.Popen] = []
+
+    def signal_group(process: subprocess.Popen, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+    def stop(*_):
+        stopping.set()
+        for process in processes:
+            signal_group(process, sig=signal.SIGTERM)
+
+    # Handlers first: a stop that arrives while the servers start must still reach them.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # Each server runs in its own process group so stopping it also stops its workers,
+    # even when it is stopped before it has installed its own signal handlers.
+    if not stopping.is_set():
+        processes.append(subprocess.Popen(app_cmd, start_new_session=True))
+    if http_port and not stopping.is_set():
         redirect_cmd = [
             granian,
             "--interface",
@@ -120,17 +140,10 @@ def serve(args: argparse.Namespace) -> int:
             "1",
             "vouch.web.redirect:app",
         ]
-        processes.append(subprocess.Popen(redirect_cmd))
+        processes.append(subprocess.Popen(redirect_cmd, start_new_session=True))
 
-    def stop(*_):
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     host_for_people = "localhost" if bind in ("127.0.0.1", "0.0.0.0", "::", "::1") else bind
-    if _wait_for_port(bind if bind not in ("0.0.0.0", "::") else "127.0.0.1", https_port):
+    if _wait_for_port(bind if bind not in ("0.0.0.0", "::") else "127.0.0.1", https_port, stopping):
         print(
             f"\nVouch is running at https://{host_for_people}:{https_port}/"
             + (f"  (http://{host_for_people}:{http_port}/ redirects there)" if http_port else "")
@@ -147,16 +160,18 @@ def serve(args: argparse.Namespace) -> int:
         )
     exit_code = 0
     try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
+        while not stopping.wait(0.5) and all(p.poll() is None for p in processes):
+            pass
     finally:
         stop()
         for process in processes:
             try:
                 code = process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                signal_group(process, signal.SIGKILL)
                 code = process.wait()
+            # Workers outliving their parent (it died before reaping them) go too.
+            signal_group(process, signal.SIGKILL)
             exit_code = exit_code or (code if code and code > 0 else 0)
     return exit_code
 

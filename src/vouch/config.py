@@ -35,6 +35,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Control database, e.g. postgres://user@host/vouch.",
     ),
     "VOUCH_REDIS_URL": ("(none: database cache and sessions)", "Redis for cache, sessions and rate-limit state."),
+    "VOUCH_REDIS_KEY_PREFIX": ("vouch", "Prefix of every Redis key, so installations can share one Redis."),
     "VOUCH_REGIONS": ("au,eu,us,ca", "Regions a company can choose at signup."),
     "VOUCH_SMTP_URL": (
         "(none: mail goes to the outbox)",

@@ -121,7 +121,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("VOUCH_REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("VOUCH_REDIS_KEY_PREFIX", "vouch"),
+        }
+    }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     # A database cache is shared by every worker process, so rate-limit counters

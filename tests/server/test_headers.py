@@ -40,6 +40,14 @@ def test_transport_and_framing_headers(live_vouch, path):
     for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()"):
         assert feature in permissions
     assert re.fullmatch(r"[0-9a-f]{32}", response.header("X-Request-ID") or "")
+    cache_control = response.header("Cache-Control") or ""
+    assert "no-store" in cache_control and "private" in cache_control
+
+
+def test_static_files_stay_cacheable(live_vouch):
+    response = request(live_vouch, "GET", "/static/vouch/favicon.svg")
+    assert response.status == 200
+    assert "no-store" not in (response.header("Cache-Control") or "")
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -1,4 +1,4 @@
-"""Request-wide concerns: request id, request log, body-size cap, Permissions-Policy."""
+"""Request-wide concerns: request id, request log, body-size cap, Permissions-Policy, caching."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 from vouch.web import proxies
 from vouch.web.errors import payload_too_large
@@ -44,6 +45,10 @@ class RequestContextMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         response.setdefault("Permissions-Policy", self.permissions_policy)
+        # Pages hold other people's personal data: no browser or shared cache may keep
+        # them. Static files (WhiteNoise) set their own long-lived Cache-Control first.
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
         match = getattr(request, "resolver_match", None)
         log.info(
             "request",

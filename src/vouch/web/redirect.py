@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from django.http.request import split_domain_port, validate_host
+
 from vouch import config
 
 _public = urlsplit(config.env("VOUCH_PUBLIC_URL", "https://localhost:8443"))
@@ -16,12 +18,9 @@ _https_port = config.env("VOUCH_HTTPS_PORT", "8443")
 
 
 def target_url(host_header: str, path: str, query: str) -> str:
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        name = host.split("]")[0] + "]"
-    else:
-        name = host.rsplit(":", 1)[0] if ":" in host else host
-    if name not in _allowed or "*" in _allowed:
+    # Django's own Host parsing: a malformed header such as "[::1].evil" yields "".
+    name, _port = split_domain_port(host_header.strip().lower())
+    if not name or "*" in _allowed or not validate_host(name, sorted(_allowed)):
         return f"https://{_public.netloc}{path}{'?' + query if query else ''}"
     port = "" if _https_port == "443" else f":{_https_port}"
     return f"https://{name}{port}{path}{'?' + query if query else ''}"
