@@ -6,6 +6,7 @@ vouch migrate               apply database migrations
 vouch outbox [NAME|--latest] read mail sent on the embedded default
 vouch operator create EMAIL create an operator account (a password-set link is emailed)
 vouch check [--deploy]      run the configuration checks
+vouch audit verify          check the security event log's hash chain (exit 1 if broken)
 vouch manage ARGS...        any Django management command
 """
 
@@ -226,6 +227,12 @@ def operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit(args: argparse.Namespace) -> int:
+    from vouch.audit.verify import run_cli
+
+    return run_cli(progress=args.progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vouch", description="Vouch reference checks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     p_create.add_argument("--name", default="")
     p_check = sub.add_parser("check", help="run the configuration checks")
     p_check.add_argument("--deploy", action="store_true")
+    p_audit = sub.add_parser("audit", help="the security event log")
+    audit_sub = p_audit.add_subparsers(dest="audit_command", required=True)
+    p_verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if a row was changed")
+    p_verify.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
+    )
     p_manage = sub.add_parser("manage", help="run a Django management command")
     p_manage.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -272,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 1
         return 0
+    if args.command == "audit":
+        return audit(args)
     if args.command == "manage":
         from django.core.management import execute_from_command_line
 

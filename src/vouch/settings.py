@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "vouch.web",
     "vouch.tenancy",
     "vouch.accounts",
+    "vouch.audit",
     "vouch.outbox",
     "allauth",
     "allauth.account",

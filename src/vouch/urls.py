@@ -22,4 +22,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("vouch.accounts.urls")),
     path("outbox/", include("vouch.outbox.urls")),
+    path("", include("vouch.audit.urls")),
 ]

@@ -26,6 +26,7 @@ EXPECTED_MINIMUM = {
     "manage_settings": Role.ADMIN,
     "manage_security": Role.OWNER,
     "delete_company": Role.OWNER,
+    "view_security_events": Role.ADMIN,
 }
 
 

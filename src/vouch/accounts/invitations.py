@@ -19,6 +19,8 @@ from django.utils import timezone
 from vouch.accounts import policy
 from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Action, Role
+from vouch.audit import record
+from vouch.audit.models import EventAction
 
 INVITATION_LIFETIME = timedelta(days=7)
 SESSION_KEY = "vouch_invitation"
@@ -51,6 +53,15 @@ def invite(request: HttpRequest, actor: Membership, email: str, role: int) -> In
             token_hash=_hash(token),
             invited_by=actor.user,
             expires_at=timezone.now() + INVITATION_LIFETIME,
+        )
+        # The invitee's address stays out of the log: the invitation's id points to it.
+        record(
+            EventAction.INVITATION_SENT,
+            request=request,
+            actor=actor.user,
+            company=company,
+            target=f"invitation:{invitation.pk}",
+            details={"role": Role(role).name.lower()},
         )
     url = request.build_absolute_uri(reverse("invitation_open", args=[token]))
     get_adapter(request).send_mail(
@@ -94,7 +105,7 @@ def pending_from_session(request: HttpRequest) -> Invitation | None:
     return find_pending(token) if token else None
 
 
-def accept(invitation: Invitation, user: User) -> Membership:
+def accept(invitation: Invitation, user: User, *, request: HttpRequest | None = None) -> Membership:
     """Join the company. Only the invited address may accept."""
     if user.email.lower() != invitation.email.lower():
         raise InvitationError("This invitation was sent to a different email address.")
@@ -116,6 +127,14 @@ def accept(invitation: Invitation, user: User) -> Membership:
             membership.is_active = True
             membership.role = invitation.role
             membership.save(update_fields=["is_active", "role"])
+        record(
+            EventAction.INVITATION_ACCEPTED,
+            request=request,
+            actor=user,
+            company=invitation.company_id,
+            target=f"invitation:{invitation.pk}",
+            details={"membership": f"membership:{membership.pk}", "role": Role(invitation.role).name.lower()},
+        )
     return membership
 
 
@@ -126,17 +145,25 @@ def accept_pending_from_session(request: HttpRequest, user: User) -> Membership 
     request.session.pop(SESSION_KEY, None)
     if invitation is None:
         return None
-    membership = accept(invitation, user)
+    membership = accept(invitation, user, request=request)
     request.session[SESSION_COMPANY_KEY] = str(membership.company_id)
     return membership
 
 
-def revoke(actor: Membership, invitation_id: int) -> Invitation:
+def revoke(actor: Membership, invitation_id: int, *, request: HttpRequest | None = None) -> Invitation:
     policy.require(policy.can(actor, Action.INVITE_MEMBER))
     invitation = Invitation.objects.get(pk=invitation_id, company=actor.company)
     if invitation.is_pending:
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            invitation.revoked_at = timezone.now()
+            invitation.save(update_fields=["revoked_at"])
+            record(
+                EventAction.INVITATION_REVOKED,
+                request=request,
+                actor=actor.user,
+                company=actor.company_id,
+                target=f"invitation:{invitation.pk}",
+            )
     return invitation
 
 

@@ -7,6 +7,8 @@ from django.db import transaction
 from vouch.accounts import policy
 from vouch.accounts.models import Membership
 from vouch.accounts.policy import Action, Role
+from vouch.audit import record
+from vouch.audit.models import EventAction
 
 
 class MemberError(Exception):
@@ -34,24 +36,44 @@ def _other_active_owners(target: Membership) -> int:
 
 
 @transaction.atomic
-def change_role(actor: Membership, target: Membership, role: int) -> Membership:
+def change_role(actor: Membership, target: Membership, role: int, *, request=None) -> Membership:
     policy.require(policy.can_manage(actor, target, Action.CHANGE_ROLE) and policy.can_assign(actor, role))
     # Lock the company's memberships so two owners demoting each other at once
     # cannot leave the company with none.
     list(Membership.objects.select_for_update().filter(company_id=target.company_id))
     if target.role == Role.OWNER and role != Role.OWNER and not _other_active_owners(target):
         raise MemberError("A company must keep at least one active owner.")
+    before = Role(target.role)
     target.role = role
     target.save(update_fields=["role"])
+    # In this transaction: the event commits, or rolls back, with the change itself.
+    record(
+        EventAction.PRIVILEGE_PERMISSIONS_CHANGED,
+        request=request,
+        actor=actor.user,
+        company=target.company_id,
+        target=f"membership:{target.pk}",
+        details={"user": f"user:{target.user_id}", "from": before.name.lower(), "to": Role(role).name.lower()},
+    )
     return target
 
 
 @transaction.atomic
-def set_active(actor: Membership, target: Membership, active: bool) -> Membership:
+def set_active(actor: Membership, target: Membership, active: bool, *, request=None) -> Membership:
     policy.require(policy.can_manage(actor, target, Action.DEACTIVATE_MEMBER))
     list(Membership.objects.select_for_update().filter(company_id=target.company_id))
     if not active and target.role == Role.OWNER and not _other_active_owners(target):
         raise MemberError("A company must keep at least one active owner.")
+    was_active = target.is_active
     target.is_active = active
     target.save(update_fields=["is_active"])
+    if was_active != active:
+        record(
+            EventAction.MEMBER_REACTIVATED if active else EventAction.MEMBER_DEACTIVATED,
+            request=request,
+            actor=actor.user,
+            company=target.company_id,
+            target=f"membership:{target.pk}",
+            details={"user": f"user:{target.user_id}", "role": Role(target.role).name.lower()},
+        )
     return target

@@ -35,6 +35,7 @@ class Action(StrEnum):
     MANAGE_SETTINGS = "manage_settings"
     MANAGE_SECURITY = "manage_security"
     DELETE_COMPANY = "delete_company"
+    VIEW_SECURITY_EVENTS = "view_security_events"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -50,6 +51,7 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.MANAGE_SETTINGS: Role.ADMIN,
     Action.MANAGE_SECURITY: Role.OWNER,
     Action.DELETE_COMPANY: Role.OWNER,
+    Action.VIEW_SECURITY_EVENTS: Role.ADMIN,
 }
 
 

@@ -72,7 +72,7 @@ def invite(request: HttpRequest) -> HttpResponse:
 @company_action(Action.INVITE_MEMBER)
 def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
     try:
-        invitation = invitations.revoke(request.membership, invitation_id)
+        invitation = invitations.revoke(request.membership, invitation_id, request=request)
     except Invitation.DoesNotExist:
         raise Http404 from None
     messages.success(request, f"Invitation to {invitation.email} withdrawn.")
@@ -89,7 +89,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
         messages.error(request, "Choose one of the roles offered.")
         return redirect("members")
     try:
-        members.change_role(actor, target, form.cleaned_data["role"])
+        members.change_role(actor, target, form.cleaned_data["role"], request=request)
     except members.MemberError as exc:
         messages.error(request, str(exc))
     else:
@@ -104,7 +104,7 @@ def set_active(request: HttpRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     active = request.POST.get("active") == "1"
     try:
-        members.set_active(actor, target, active)
+        members.set_active(actor, target, active, request=request)
     except members.MemberError as exc:
         messages.error(request, str(exc))
     else:

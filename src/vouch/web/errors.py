@@ -29,6 +29,11 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # Every 403 (policy.require and the rest) is a security event. Recorded here, after
+    # the view's transaction has rolled back, so the refusal itself is never lost.
+    from vouch.audit.events import record_refusal
+
+    record_refusal(request, reason="policy")
     return _render(request, 403, "Not allowed", "Your role in this company does not allow that.")
 
 

@@ -71,6 +71,9 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    from vouch.audit.events import record_refusal
+
+    record_refusal(request, reason="csrf")
     return render(
         request,
         "web/error.html",

@@ -1,0 +1,122 @@
+"""Security events in the control database: append-only and hash-chained.
+
+Each row carries ``prev_hash`` (the previous row's ``hash``) and its own ``hash``: an
+HMAC-SHA256 over ``prev_hash`` and the canonical JSON of its fields, keyed with a key
+derived from SECRET_KEY, so someone who can write to the database but does not hold the
+key cannot edit, delete or reorder rows without ``vouch audit verify`` noticing.
+
+Rows are never updated or deleted: the model refuses in Python and database triggers
+(migration 0001) refuse UPDATE and DELETE in SQL. The one exception is the database
+nulling ``actor`` when a user is deleted (SET_NULL); ``actor_label`` keeps who it was and
+is what the hash covers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    BLOCKED = "blocked", "Blocked"
+
+
+class EventAction(models.TextChoices):
+    """OWASP Application Logging Vocabulary names where one fits; Vouch names otherwise."""
+
+    AUTHN_LOGIN_SUCCESS = "authn_login_success", "Signed in"
+    AUTHN_LOGIN_FAIL = "authn_login_fail", "Sign-in failed"
+    AUTHN_LOGIN_LOCK = "authn_login_lock", "Sign-in locked"
+    AUTHN_LOGOUT = "authn_logout", "Signed out"
+    AUTHN_PASSWORD_CHANGE = "authn_password_change", "Password changed"
+    AUTHN_PASSWORD_RESET = "authn_password_reset", "Password reset"
+    AUTHN_MFA_FAIL = "authn_mfa_fail", "Two-factor code refused"
+    AUTHN_MFA_ADDED = "authn_mfa_added", "Two-factor method added"
+    AUTHN_MFA_REMOVED = "authn_mfa_removed", "Two-factor method removed"
+    AUTHN_MFA_RESET = "authn_mfa_reset", "Recovery codes regenerated"
+    AUTHN_TOKEN_REUSE = "authn_token_reuse", "Used token presented again"
+    AUTHZ_FAIL = "authz_fail", "Access refused"
+    AUTHZ_CHANGE = "authz_change", "Access changed"
+    SESSION_CREATED = "session_created", "Session created"
+    SESSION_EXPIRED = "session_expired", "Session expired"
+    USER_CREATED = "user_created", "Account created"
+    USER_UPDATED = "user_updated", "Account changed"
+    USER_EMAIL_CHANGED = "user_email_changed", "Email address changed"
+    USER_EMAIL_CONFIRMED = "user_email_confirmed", "Email address confirmed"
+    PRIVILEGE_PERMISSIONS_CHANGED = "privilege_permissions_changed", "Role changed"
+    MEMBER_DEACTIVATED = "member_deactivated", "Member deactivated"
+    MEMBER_REACTIVATED = "member_reactivated", "Member reactivated"
+    INVITATION_SENT = "invitation_sent", "Invitation sent"
+    INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+    INVITATION_REVOKED = "invitation_revoked", "Invitation withdrawn"
+    DATA_EXPORT = "data_export", "Data exported"
+    TENANCY_WRONG_DATABASE = "tenancy_wrong_database", "Company data refused in the wrong database"
+    SYS_STARTUP = "sys_startup", "System started"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("security events are append-only")
+
+    def delete(self):
+        raise PermissionError("security events are append-only")
+
+
+class SecurityEvent(models.Model):
+    # Position in the chain: 1, 2, 3... with no gaps (assigned under the chain lock).
+    seq = models.BigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(db_index=True, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # "user:<id>" (never an email): who it was, even after the user is removed.
+    actor_label = models.CharField(max_length=64, blank=True)
+    # Not a foreign key: a deleted or tombstoned company keeps its events.
+    company_id = models.UUIDField(null=True, blank=True, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=128, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["company_id", "-id"], name="audit_event_company_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("security events are append-only")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("security events are append-only")
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return EventAction(self.action).label
+        except ValueError:
+            return self.action
+
+
+class ChainHead(models.Model):
+    """One row (pk=1): the last position and hash of the chain.
+
+    Appends lock and update it, so the chain never forks; ``verify`` compares the last
+    row with it, so deleting rows from the end is noticed too."""
+
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"head #{self.seq}"
