@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from vouch.tenancy.services import SESSION_COMPANY_KEY, active_memberships, choose_membership
+from vouch.tenancy.services import SESSION_COMPANY_KEY, choose_membership, current_memberships
 
 
 class CompanyMiddleware:
@@ -18,8 +18,10 @@ class CompanyMiddleware:
         request.memberships = []
         user = request.user
         if user.is_authenticated and not user.is_staff:
-            # One query for all the user's companies: the switcher needs them too.
-            request.memberships = list(active_memberships(user))
+            # Checked on every request, so a deactivated member (or company) loses
+            # access at once. One query for all the user's companies: the switcher
+            # needs them too.
+            request.memberships = current_memberships(user)
             membership = choose_membership(request.memberships, request.session.get(SESSION_COMPANY_KEY))
             if membership is not None:
                 request.membership = membership

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 
 from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Role
@@ -32,6 +34,64 @@ def active_memberships(user: User):
         .select_related("company", "user")
         .order_by("company__name")
     )
+
+
+# The membership check runs on every signed-in request. Building these two queries
+# with the ORM cost about ten times what running them did (~0.8 ms of Python per
+# request on a small 2-core server, against ~0.15 ms), so their SQL is written once
+# per database here. Only table and column names from the models' own metadata,
+# quoted by the backend, go into the text; every value is a bound parameter.
+
+
+@functools.cache
+def _sql(db: str) -> dict[str, str]:
+    quote = connections[db].ops.quote_name
+    c = {f.attname: "c." + quote(f.column) for f in Company._meta.concrete_fields}
+    m = {f.attname: "m." + quote(f.column) for f in Membership._meta.concrete_fields}
+    company_table, membership_table = quote(Company._meta.db_table), quote(Membership._meta.db_table)
+    # S608: identifiers only from model metadata, every value a bound parameter.
+    return {
+        "memberships": (
+            f"SELECT {', '.join(c.values())}, {m['id']} AS membership_id, {m['role']} AS membership_role "  # noqa: S608
+            f"FROM {company_table} c INNER JOIN {membership_table} m ON {m['company_id']} = {c['id']} "
+            f"WHERE {m['user_id']} = %s AND {m['is_active']} = %s AND {c['is_active']} = %s "
+            f"ORDER BY {c['name']}"
+        ),
+        "member_count": f"SELECT COUNT(*) FROM {membership_table} m WHERE {m['company_id']} = %s AND {m['is_active']} = %s",  # noqa: S608, E501
+    }
+
+
+def current_memberships(user: User) -> list[Membership]:
+    """The same rows, in the same order, as ``list(active_memberships(user))``: the
+    user's own active memberships in active companies. One query; for the check on
+    every request (see ``_sql``).
+
+    Each membership's ``user`` is ``user`` itself (not a second copy from a join),
+    its ``company`` is loaded with it, and its ``created_at`` is read only if
+    something asks for it."""
+    db = router.db_for_read(Membership)
+    companies = Company.objects.db_manager(db).raw(_sql(db)["memberships"], [user.pk, True, True])
+    memberships = []
+    for company in companies:
+        membership = Membership.from_db(
+            db,
+            ["id", "user_id", "company_id", "role", "is_active"],
+            [company.membership_id, user.pk, company.pk, company.membership_role, True],
+        )
+        membership.user = user
+        membership.company = company
+        memberships.append(membership)
+    return memberships
+
+
+def active_member_count(company: Company) -> int:
+    """How many active members ``company`` has (the dashboard shows it)."""
+    db = router.db_for_read(Membership)
+    connection = connections[db]
+    company_id = Membership._meta.get_field("company").get_db_prep_value(company.pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(db)["member_count"], [company_id, True])
+        return cursor.fetchone()[0]
 
 
 def choose_membership(memberships: list[Membership], company_id: str | None) -> Membership | None:

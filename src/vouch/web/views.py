@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.tenancy.services import active_member_count
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,7 +25,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     membership = request.membership
     others = [m for m in request.memberships if m.company_id != membership.company_id]
-    member_count = membership.company.memberships.filter(is_active=True).count()
+    member_count = active_member_count(membership.company)
     return render(
         request,
         "web/dashboard.html",
