@@ -31,6 +31,14 @@ def pytest_sessionstart(session):
         pytest.exit(f"VOUCH_TEST_SERVICES=1 but a service is unreachable: {exc}", returncode=3)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the company databases this run made on the PostgreSQL server."""
+    if os.environ.get("VOUCH_TEST_SERVICES") == "1" and os.environ.get("VOUCH_COMPANY_DATABASE_PREFIX"):
+        from tests.live import drop_pg_databases_with_prefix
+
+        drop_pg_databases_with_prefix(os.environ["VOUCH_COMPANY_DATABASE_PREFIX"] + "_")
+
+
 class HTTPSClient(Client):
     """Django's test client, but every request arrives over HTTPS as in production
     (the app redirects plain HTTP, so tests would otherwise only see redirects)."""

@@ -104,6 +104,17 @@ def _drop_pg_database(name: str) -> None:
     conn, _ = _pg_admin()
     with conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_pg_databases_with_prefix(f"{name}_")
+
+
+def drop_pg_databases_with_prefix(prefix: str) -> None:
+    """Drop the company databases (and template) a test run or live server made."""
+    conn, _ = _pg_admin()
+    with conn:
+        pattern = prefix.replace("_", r"\_") + "%"
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern])]
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _drop_redis_keys(url: str, prefix: str) -> None:
@@ -144,6 +155,8 @@ def make_server(extra_env: dict[str, str] | None = None, workers: int = 1) -> Li
         env["VOUCH_REDIS_URL"] = os.environ.get("VOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
         # Rate-limit counters and sessions of one server must not leak into another's.
         env["VOUCH_REDIS_KEY_PREFIX"] = name
+        env["VOUCH_COMPANY_DATABASE_URL"] = env["VOUCH_DATABASE_URL"]
+        env["VOUCH_COMPANY_DATABASE_PREFIX"] = f"{name}_c"
         server.pg_database = name
     env.update(extra_env or {})
     return server

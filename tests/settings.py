@@ -14,9 +14,16 @@ if SERVICES:
         "VOUCH_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
     )
     os.environ["VOUCH_REDIS_URL"] = os.environ.get("VOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    # A PostgreSQL database per company on the same local server, named for this run
+    # so the session's teardown drops exactly these (tests/conftest.py).
+    os.environ["VOUCH_COMPANY_DATABASE_URL"] = os.environ["VOUCH_DATABASE_URL"]
+    os.environ["VOUCH_COMPANY_DATABASE_PREFIX"] = f"vouch_t{os.getpid()}"
 else:
     os.environ.pop("VOUCH_DATABASE_URL", None)
     os.environ.pop("VOUCH_REDIS_URL", None)
+    os.environ.pop("VOUCH_COMPANY_DATABASE_URL", None)
+for _name in [n for n in os.environ if n.startswith("VOUCH_REGION_")]:
+    os.environ.pop(_name)
 os.environ.pop("VOUCH_SMTP_URL", None)
 os.environ.setdefault("VOUCH_LOG_LEVEL", "WARNING")
 

@@ -37,6 +37,20 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_REDIS_URL": ("(none: database cache and sessions)", "Redis for cache, sessions and rate-limit state."),
     "VOUCH_REDIS_KEY_PREFIX": ("vouch", "Prefix of every Redis key, so installations can share one Redis."),
     "VOUCH_REGIONS": ("au,eu,us,ca", "Regions a company can choose at signup."),
+    "VOUCH_COMPANY_DATABASE_URL": (
+        "(none: a SQLite file per company)",
+        "PostgreSQL server for every region's company databases, e.g. postgres://vouch@db:5432/postgres "
+        "(the database named is only used to create and drop company databases).",
+    ),
+    "VOUCH_REGION_<NAME>_DATABASE_URL": (
+        "VOUCH_COMPANY_DATABASE_URL",
+        "That region's PostgreSQL server for its company databases, e.g. VOUCH_REGION_EU_DATABASE_URL.",
+    ),
+    "VOUCH_REGION_<NAME>_DIR": (
+        "VOUCH_DATA_DIR/regions/<name>",
+        "Where that region keeps its company SQLite files (companies/) and company files (files/).",
+    ),
+    "VOUCH_COMPANY_DATABASE_PREFIX": ("vouch_company", "Name prefix of company databases on PostgreSQL."),
     "VOUCH_SMTP_URL": (
         "(none: mail goes to the outbox)",
         "smtp://user:pass@host:587 (STARTTLS) or smtps://...:465 (TLS).",

@@ -26,6 +26,19 @@ ALLOWED_HOSTS = env_list("VOUCH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 
 VOUCH_REGIONS = env_list("VOUCH_REGIONS", "au,eu,us,ca")
+# Where each region keeps its company databases and files (see vouch.tenancy.regions).
+VOUCH_REGION_CONFIG = {
+    name: {
+        "database_url": env(f"VOUCH_REGION_{name.upper()}_DATABASE_URL", env("VOUCH_COMPANY_DATABASE_URL")),
+        "dir": env(f"VOUCH_REGION_{name.upper()}_DIR", str(DATA_DIR / "regions" / name)),
+    }
+    for name in VOUCH_REGIONS
+}
+VOUCH_COMPANY_DATABASE_PREFIX = env("VOUCH_COMPANY_DATABASE_PREFIX", "vouch_company")
+# Apps whose models hold a company's data: created and queried only in company
+# databases, through the current company context (vouch.tenancy.router).
+VOUCH_COMPANY_APPS = ["activity"]
+DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
 
 INSTALLED_APPS = [
@@ -39,6 +52,7 @@ INSTALLED_APPS = [
     "vouch.tenancy",
     "vouch.accounts",
     "vouch.audit",
+    "vouch.activity",
     "vouch.outbox",
     "allauth",
     "allauth.account",

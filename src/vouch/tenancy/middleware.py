@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
+from vouch.tenancy.context import company_context
 from vouch.tenancy.services import SESSION_COMPANY_KEY, choose_membership, current_memberships
 
 
@@ -28,4 +29,9 @@ class CompanyMiddleware:
                 request.company = membership.company
                 if request.session.get(SESSION_COMPANY_KEY) != str(membership.company_id):
                     request.session[SESSION_COMPANY_KEY] = str(membership.company_id)
-        return self.get_response(request)
+        if request.company is None:
+            return self.get_response(request)
+        # Company data is reachable only inside this context; it ends (and the
+        # company's database connection closes) with the request.
+        with company_context(request.company):
+            return self.get_response(request)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import uuid
 
 from django.conf import settings
 from django.db import connections, router, transaction
 
 from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Role
+from vouch.tenancy import provisioning
 from vouch.tenancy.models import Company
 
 SESSION_COMPANY_KEY = "vouch_company"
@@ -18,13 +20,23 @@ def region_choices() -> list[tuple[str, str]]:
     return [(region, region.upper()) for region in settings.VOUCH_REGIONS]
 
 
-@transaction.atomic
 def create_company(name: str, region: str, owner: User) -> Company:
-    """A new company with ``owner`` as its first owner."""
+    """A new company with ``owner`` as its first owner, and its own database in its region.
+
+    The database is provisioned first; if recording the company then fails, the
+    database is removed again, so no company row points nowhere and no database
+    is left without a company."""
     if region not in settings.VOUCH_REGIONS:
         raise ValueError(f"unknown region {region!r}")
-    company = Company.objects.create(name=name.strip(), region=region)
-    Membership.objects.create(user=owner, company=company, role=Role.OWNER)
+    company_id = uuid.uuid4()
+    provisioning.provision(company_id, region)
+    try:
+        with transaction.atomic():
+            company = Company.objects.create(id=company_id, name=name.strip(), region=region)
+            Membership.objects.create(user=owner, company=company, role=Role.OWNER)
+    except BaseException:
+        provisioning.discard(company_id, region)
+        raise
     return company
 
 

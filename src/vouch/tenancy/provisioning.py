@@ -1,0 +1,207 @@
+"""Creating and removing company databases and file areas.
+
+Provisioning clones a migrated template (SQLite: the backup API into a temporary
+file renamed into place; PostgreSQL: CREATE DATABASE ... TEMPLATE) and records the
+company's id in the new database. It is all-or-nothing: on any failure whatever
+was made is removed before the error propagates."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connections as django_connections
+from django.utils import timezone
+
+from vouch.tenancy import connections, regions, schema
+from vouch.tenancy.context import alias_for
+from vouch.tenancy.router import TEMPLATE_PREFIX
+
+IDENTITY_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {connections.IDENTITY_TABLE} "
+    "(company_id VARCHAR(36) PRIMARY KEY, provisioned_at VARCHAR(40) NOT NULL)"
+)
+_current_templates: set[tuple[str, str]] = set()
+
+
+class ProvisioningError(RuntimeError):
+    pass
+
+
+def files_dir(company_id: uuid.UUID, region_name: str) -> Path:
+    return regions.get(region_name).files_dir / str(uuid.UUID(str(company_id)))
+
+
+def provision(company_id: uuid.UUID, region_name: str) -> None:
+    """Make company ``company_id``'s database and file area in its region."""
+    region = regions.get(region_name)
+    if exists(company_id, region_name):
+        raise ProvisioningError(f"a database for company {company_id} already exists")
+    try:
+        if region.uses_postgresql:
+            _provision_postgresql(company_id, region)
+        else:
+            _provision_sqlite(company_id, region)
+        files_dir(company_id, region_name).mkdir(parents=True, mode=0o700)
+    except BaseException:
+        discard(company_id, region_name)
+        raise
+
+
+def discard(company_id: uuid.UUID, region_name: str) -> None:
+    """Remove company ``company_id``'s database and files, whatever state they are in."""
+    region = regions.get(region_name)
+    connections.release(alias_for(company_id))
+    if region.uses_postgresql:
+        with _admin(region) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{connections.postgres_name(company_id)}" WITH (FORCE)')
+    else:
+        path = connections.sqlite_path(company_id, region)
+        for suffix in ("", "-wal", "-shm", ".tmp", ".tmp-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(files_dir(company_id, region_name), ignore_errors=True)
+
+
+def exists(company_id: uuid.UUID, region_name: str) -> bool:
+    region = regions.get(region_name)
+    if region.uses_postgresql:
+        with _admin(region) as admin:
+            name = connections.postgres_name(company_id)
+            return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+    return connections.sqlite_path(company_id, region).exists()
+
+
+def _identity_row(company_id: uuid.UUID) -> tuple[str, str]:
+    return str(uuid.UUID(str(company_id))), timezone.now().isoformat()
+
+
+# --- SQLite -------------------------------------------------------------------
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_template(region: regions.Region) -> Path:
+    path = region.root / "template.sqlite3"
+    key = (region.name, str(schema.targets()))
+    if key in _current_templates and path.exists():
+        return path
+    with _file_lock(region.root / ".template.lock"):
+        from vouch.settings import _sqlite
+
+        alias = TEMPLATE_PREFIX + region.name
+        connections.add_alias(alias, _sqlite(path))
+        try:
+            with django_connections[alias].cursor() as cursor:
+                cursor.execute(IDENTITY_DDL)
+            if schema.pending(alias):
+                schema.migrate(alias)
+        finally:
+            django_connections[alias].close()
+        os.chmod(path, 0o600)
+    _current_templates.add(key)
+    return path
+
+
+def _provision_sqlite(company_id: uuid.UUID, region: regions.Region) -> None:
+    final = connections.sqlite_path(company_id, region)
+    final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    template = _sqlite_template(region)
+    temporary = Path(f"{final}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    source = sqlite3.connect(template)
+    target = sqlite3.connect(temporary)
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")
+        target.execute(f"INSERT INTO {connections.IDENTITY_TABLE} VALUES (?, ?)", _identity_row(company_id))  # noqa: S608
+        target.commit()
+    finally:
+        target.close()
+        source.close()
+    # The rename is the commit point: the final name only ever holds a complete database.
+    os.replace(temporary, final)
+
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+
+@contextmanager
+def _admin(region: regions.Region, dbname: str | None = None):
+    import psycopg
+
+    server = region.server
+    connection = psycopg.connect(
+        host=server.host or None,
+        port=server.port or None,
+        user=server.user or None,
+        password=server.password or None,
+        dbname=dbname or server.name,
+        autocommit=True,
+        **server.options,
+    )
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _template_name() -> str:
+    from django.conf import settings
+
+    return f"{settings.VOUCH_COMPANY_DATABASE_PREFIX}_template"
+
+
+def _prepare_postgresql_template(region: regions.Region, admin) -> str:
+    name = _template_name()
+    key = (region.name, str(schema.targets()))
+    if key in _current_templates:
+        return name
+    if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    alias = TEMPLATE_PREFIX + region.name
+    entry = connections.database_settings(uuid.UUID(int=0), region.name) | {"NAME": name}
+    entry.pop("VOUCH_COMPANY_ID")
+    connections.add_alias(alias, entry)
+    try:
+        with django_connections[alias].cursor() as cursor:
+            cursor.execute(IDENTITY_DDL)
+        if schema.pending(alias):
+            schema.migrate(alias)
+    finally:
+        django_connections[alias].close()
+    _current_templates.add(key)
+    return name
+
+
+def _provision_postgresql(company_id: uuid.UUID, region: regions.Region) -> None:
+    name = connections.postgres_name(company_id)
+    with _admin(region) as admin:
+        # One provisioning at a time per server: CREATE DATABASE ... TEMPLATE needs the
+        # template to have no other session, including another provisioning's.
+        admin.execute("SELECT pg_advisory_lock(hashtext('vouch-company-template'))")
+        try:
+            template = _prepare_postgresql_template(region, admin)
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(hashtext('vouch-company-template'))")
+    with _admin(region, dbname=name) as company:
+        company.execute(
+            f"INSERT INTO {connections.IDENTITY_TABLE} VALUES (%s, %s)",  # noqa: S608
+            _identity_row(company_id),
+        )

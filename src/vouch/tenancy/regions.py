@@ -1,0 +1,53 @@
+"""Regions: where a company's database and files live.
+
+A region is configuration (``VOUCH_REGIONS`` plus ``VOUCH_REGION_<NAME>_*``): a
+PostgreSQL server for its company databases, or on the embedded default a directory
+holding one SQLite file per company, and a directory for the companies' files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from vouch.config import DatabaseURL, parse_database_url
+
+REGION_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+
+
+class UnknownRegion(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    root: Path
+    server: DatabaseURL | None  # None: SQLite files under root/companies
+
+    @property
+    def companies_dir(self) -> Path:
+        return self.root / "companies"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def uses_postgresql(self) -> bool:
+        return self.server is not None
+
+
+def get(name: str) -> Region:
+    try:
+        entry = settings.VOUCH_REGION_CONFIG[name]
+    except KeyError:
+        raise UnknownRegion(f"unknown region {name!r}") from None
+    url = entry["database_url"]
+    return Region(name=name, root=Path(entry["dir"]).resolve(), server=parse_database_url(url) if url else None)
+
+
+def all_regions() -> list[Region]:
+    return [get(name) for name in settings.VOUCH_REGIONS]
