@@ -12,8 +12,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.utils import ConnectionDoesNotExist, load_backend
 from django.db.backends.signals import connection_created
+from django.db.utils import ConnectionDoesNotExist, load_backend
 
 from vouch.tenancy import regions
 from vouch.tenancy.context import CompanyContext, WrongCompanyDatabase, is_company_alias
