@@ -1,0 +1,60 @@
+"""Concurrent appends never fork the chain (PostgreSQL: the advisory lock).
+
+On SQLite the same property is tested across processes in test_cli.py (the test run's
+own SQLite database is in memory, where threads do not model real workers)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from vouch.audit import record, triggers
+from vouch.audit.models import SecurityEvent
+from vouch.audit.verify import verify_chain
+
+THREADS = 8
+PER_THREAD = 25
+
+
+@pytest.fixture
+def committed_chain(transactional_db):
+    """Rows really committed (so threads see each other); emptied before the flush."""
+    yield
+    triggers.drop(connection)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM audit_securityevent")
+            cursor.execute("UPDATE audit_chainhead SET seq = 0, hash = %s", ["0" * 64])
+    finally:
+        triggers.create(connection)
+
+
+def test_threads_appending_at_once_keep_one_unbroken_chain(committed_chain):
+    if connection.vendor != "postgresql":
+        pytest.skip("the service path runs this on PostgreSQL; SQLite is covered across processes")
+    start = threading.Barrier(THREADS)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(PER_THREAD):
+                record("authz_fail", target=f"route:t{n}-{i}", outcome="blocked")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    total = THREADS * PER_THREAD
+    assert list(SecurityEvent.objects.order_by("id").values_list("seq", flat=True)) == list(range(1, total + 1))
+    result = verify_chain()
+    assert result.ok, result
+    assert result.checked == total
