@@ -52,6 +52,9 @@ class EventAction(models.TextChoices):
     INVITATION_REVOKED = "invitation_revoked", "Invitation withdrawn"
     DATA_EXPORT = "data_export", "Data exported"
     TENANCY_WRONG_DATABASE = "tenancy_wrong_database", "Company data refused in the wrong database"
+    COMPANY_DELETION_SCHEDULED = "company_deletion_scheduled", "Company deletion scheduled"
+    COMPANY_DELETION_CANCELLED = "company_deletion_cancelled", "Company deletion cancelled"
+    COMPANY_DELETED = "company_deleted", "Company deleted"
     SYS_STARTUP = "sys_startup", "System started"
 
 
