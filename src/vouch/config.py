@@ -51,6 +51,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Where that region keeps its company SQLite files (companies/) and company files (files/).",
     ),
     "VOUCH_COMPANY_DATABASE_PREFIX": ("vouch_company", "Name prefix of company databases on PostgreSQL."),
+    "VOUCH_DELETION_GRACE_DAYS": (
+        "14",
+        "Days between an owner asking to delete a company and its data being removed; an owner can cancel meanwhile.",
+    ),
     "VOUCH_SMTP_URL": (
         "(none: mail goes to the outbox)",
         "smtp://user:pass@host:587 (STARTTLS) or smtps://...:465 (TLS).",

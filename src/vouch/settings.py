@@ -35,6 +35,8 @@ VOUCH_REGION_CONFIG = {
     for name in VOUCH_REGIONS
 }
 VOUCH_COMPANY_DATABASE_PREFIX = env("VOUCH_COMPANY_DATABASE_PREFIX", "vouch_company")
+# Days an owner has to change their mind before a company's database and files are removed.
+VOUCH_DELETION_GRACE_DAYS = env_int("VOUCH_DELETION_GRACE_DAYS", 14)
 # Apps whose models hold a company's data: created and queried only in company
 # databases, through the current company context (vouch.tenancy.router).
 VOUCH_COMPANY_APPS = ["activity"]
