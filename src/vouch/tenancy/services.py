@@ -123,3 +123,24 @@ def switch_company(session, user: User, company_id: str) -> Membership | None:
     if membership is not None:
         session[SESSION_COMPANY_KEY] = str(membership.company_id)
     return membership
+
+
+def rename_company(company: Company, by: Membership, name: str) -> Company:
+    """Change the company's name. Only the name: the region is never changed by a member."""
+    from vouch.accounts import policy
+    from vouch.accounts.policy import Action
+    from vouch.activity.services import log
+    from vouch.tenancy.context import company_context
+
+    policy.require(policy.can(by, Action.MANAGE_SETTINGS) and by.company_id == company.pk)
+    name = name.strip()
+    if not name:
+        raise ValueError("A company needs a name.")
+    before = company.name
+    if name == before:
+        return company
+    Company.objects.filter(pk=company.pk, is_active=True).update(name=name)
+    company.name = name
+    with company_context(company):
+        log("settings_changed", f"Company renamed from {before} to {name}", actor=by.user)
+    return company

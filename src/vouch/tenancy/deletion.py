@@ -1,0 +1,185 @@
+"""Deleting a company: an owner schedules it, a grace period passes, the purge removes it.
+
+During the grace period (``VOUCH_DELETION_GRACE_DAYS``) the company works as before,
+every page shows when it will be deleted, and any owner can cancel. Once it has passed,
+:func:`purge_due` (run by ``vouch tenants purge`` and hourly by ``vouch serve``) removes
+the company's database and files and leaves a tombstone in the control database: the
+row with its id, region and dates, under a neutral name, and the company's security
+events (which are keyed by company id, not a foreign key, so they stay).
+
+Every change of state is a compare-and-set on ``status``, so a cancel racing a purge,
+or two purges on two servers, have exactly one winner."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from allauth.account.adapter import get_adapter
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from vouch.accounts import policy
+from vouch.accounts.models import Invitation, Membership
+from vouch.accounts.policy import Action, Role
+from vouch.audit import record
+from vouch.audit.models import EventAction
+from vouch.tenancy import provisioning
+from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
+
+log = logging.getLogger("vouch.tenancy.deletion")
+
+
+class DeletionError(Exception):
+    """A message safe to show to the person who asked."""
+
+
+def grace_period() -> timedelta:
+    return timedelta(days=max(0, settings.VOUCH_DELETION_GRACE_DAYS))
+
+
+def _require_owner(company: Company, by: Membership) -> None:
+    # Asked again here, not only in the view: a forgotten check elsewhere is not a hole.
+    policy.require(policy.can(by, Action.DELETE_COMPANY) and by.company_id == company.pk)
+
+
+def schedule_deletion(company: Company, by: Membership, *, request=None, now: datetime | None = None) -> Company:
+    """Schedule ``company`` for deletion after the grace period; tell every owner."""
+    _require_owner(company, by)
+    now = now or timezone.now()
+    with transaction.atomic():
+        scheduled = Company.objects.filter(pk=company.pk, status=CompanyStatus.ACTIVE).update(
+            status=CompanyStatus.DELETION_SCHEDULED,
+            deletion_requested_at=now,
+            deletion_requested_by=by.user,
+            delete_after=now + grace_period(),
+        )
+        if not scheduled:
+            raise DeletionError("This company is already scheduled for deletion.")
+        company.refresh_from_db()
+        record(
+            EventAction.COMPANY_DELETION_SCHEDULED,
+            request=request,
+            actor=by.user,
+            company=company.pk,
+            target=f"company:{company.pk}",
+            details={"delete_after": company.delete_after.isoformat()},
+        )
+    _notify_owners(company, "tenancy/email/deletion_scheduled", actor=by.user)
+    return company
+
+
+def cancel_deletion(company: Company, by: Membership, *, request=None) -> Company:
+    """Cancel a scheduled deletion (possible until the purge has started)."""
+    _require_owner(company, by)
+    with transaction.atomic():
+        cancelled = Company.objects.filter(pk=company.pk, status=CompanyStatus.DELETION_SCHEDULED).update(
+            status=CompanyStatus.ACTIVE,
+            deletion_requested_at=None,
+            deletion_requested_by=None,
+            delete_after=None,
+        )
+        if not cancelled:
+            raise DeletionError("This company is not scheduled for deletion.")
+        company.refresh_from_db()
+        record(
+            EventAction.COMPANY_DELETION_CANCELLED,
+            request=request,
+            actor=by.user,
+            company=company.pk,
+            target=f"company:{company.pk}",
+        )
+    _notify_owners(company, "tenancy/email/deletion_cancelled", actor=by.user)
+    return company
+
+
+def _notify_owners(company: Company, template_prefix: str, *, actor) -> None:
+    """Email every active owner. Best effort: the change has happened either way, and the
+    page and the security event log show it; a mail server that is down is logged."""
+    owners = Membership.objects.filter(
+        company=company, role=Role.OWNER, is_active=True, user__is_active=True
+    ).select_related("user")
+    context = {
+        "company": company,
+        "actor": actor,
+        "grace_days": grace_period().days,
+        "url": settings.PUBLIC_URL + reverse("company_settings"),
+    }
+    adapter = get_adapter()
+    for owner in owners:
+        try:
+            adapter.render_mail(template_prefix, owner.user.email, context | {"owner": owner.user}).send()
+        except Exception:
+            log.exception("could not email owner user:%s about company %s", owner.user_id, company.pk)
+
+
+def due(now: datetime | None = None):
+    """Companies whose grace period has passed, and deletions a failure left half done."""
+    now = now or timezone.now()
+    return Company.objects.filter(
+        Q(status=CompanyStatus.DELETION_SCHEDULED, delete_after__lte=now)
+        | Q(status=CompanyStatus.DELETED, deleted_at__isnull=True)
+    )
+
+
+def purge_due(now: datetime | None = None) -> list[Company]:
+    """Delete every company that is due; return the tombstones of those deleted now.
+
+    One company's failure is logged and does not stop the others; it is tried again
+    on the next run."""
+    now = now or timezone.now()
+    purged = []
+    for company_id in list(due(now).values_list("pk", flat=True)):
+        try:
+            tombstone = delete_now(company_id, now=now)
+        except Exception:
+            log.exception("could not delete company %s; will try again on the next purge", company_id)
+            continue
+        if tombstone is not None:
+            purged.append(tombstone)
+    return purged
+
+
+def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> Company | None:
+    """Remove a due company's data and leave its tombstone. None if it is not due
+    (cancelled meanwhile, already deleted, or not yet at its date).
+
+    First the row becomes a tombstone, so no membership check lets anyone in and no
+    new connection to its database is made; then the database and files go; only then
+    is ``deleted_at`` set. A failure in between leaves a tombstone without
+    ``deleted_at``, which the next purge finishes (removing is idempotent)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        company = Company.objects.select_for_update().filter(pk=company_id).first()
+        if company is None or company.deleted_at is not None or company.status == CompanyStatus.ACTIVE:
+            return None
+        if company.status == CompanyStatus.DELETION_SCHEDULED:
+            if company.delete_after > now:
+                return None
+            company.status = CompanyStatus.DELETED
+            company.is_active = False
+            company.name = TOMBSTONE_NAME
+            company.save(update_fields=["status", "is_active", "name"])
+        Invitation.objects.filter(company=company).delete()
+        Membership.objects.filter(company=company).delete()
+    # Closes this thread's connection first; PostgreSQL's DROP ... WITH (FORCE) ends any
+    # other session, and the tombstone stops new ones being made.
+    provisioning.discard(company.pk, company.region)
+    with transaction.atomic():
+        Company.objects.filter(pk=company.pk).update(deleted_at=now)
+        record(
+            EventAction.COMPANY_DELETED,
+            company=company.pk,
+            target=f"company:{company.pk}",
+            details={
+                "region": company.region,
+                "requested_by": f"user:{company.deletion_requested_by_id}" if company.deletion_requested_by_id else "",
+            },
+        )
+    company.deleted_at = now
+    log.info("company %s deleted (region %s)", company.pk, company.region)
+    return company
