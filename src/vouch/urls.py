@@ -18,6 +18,7 @@ urlpatterns = [
     path("healthz", web_views.health, name="health"),
     path("livez", web_views.alive, name="alive"),
     path("companies/switch/", tenancy_views.switch, name="company_switch"),
+    path("", include("vouch.tenancy.urls")),
     path("accounts/signup/", signup, name="account_signup"),
     path("accounts/", include("allauth.urls")),
     path("", include("vouch.accounts.urls")),
