@@ -159,6 +159,11 @@ def serve(args: argparse.Namespace) -> int:
             + "\nStop with Ctrl-C.\n",
             flush=True,
         )
+    # Company deletions whose grace period has passed: once now, then hourly, in this
+    # supervisor process. A failure is logged and retried; it never stops the server.
+    from vouch.tenancy.deletion import purge_periodically
+
+    threading.Thread(target=purge_periodically, args=(stopping,), name="vouch-purge", daemon=True).start()
     exit_code = 0
     try:
         while not stopping.wait(0.5) and all(p.poll() is None for p in processes):

@@ -13,6 +13,8 @@ or two purges on two servers, have exactly one winner."""
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 import uuid
 from datetime import datetime, timedelta
 
@@ -183,3 +185,40 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     company.deleted_at = now
     log.info("company %s deleted (region %s)", company.pk, company.region)
     return company
+
+
+def run_purge() -> int:
+    """``vouch tenants purge``: delete what is due, print it; 1 if any deletion failed."""
+    now = timezone.now()
+    purged = purge_due(now)
+    for company in purged:
+        print(f"deleted company {company.pk} (region {company.region})")
+    left = due(now).count()
+    if left:
+        print(f"{left} deletion(s) failed and will be tried again; see the log.", file=sys.stderr)
+        return 1
+    if not purged:
+        print("No company is due for deletion.")
+    return 0
+
+
+PURGE_INTERVAL_SECONDS = 3600
+
+
+def purge_periodically(stopping: threading.Event, interval: float = PURGE_INTERVAL_SECONDS) -> None:
+    """For ``vouch serve``: purge once at start, then every ``interval`` seconds, until
+    ``stopping`` is set. A failure is logged and tried again next time; it never
+    reaches the server."""
+    from django.db import connections
+
+    while not stopping.is_set():
+        try:
+            purged = purge_due()
+            if purged:
+                log.info("purge deleted %d company(ies)", len(purged))
+        except Exception:
+            log.exception("company purge failed; will try again")
+        finally:
+            # This thread's connections, not left open between runs.
+            connections.close_all()
+        stopping.wait(interval)
