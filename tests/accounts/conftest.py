@@ -1,5 +1,5 @@
 """Fixtures for the account tests: the shared ones, but with users that have no
-password, so no Argon2 hash (64 MiB, the real cost) is computed where a password
+password, so no Argon2 hash (32 MiB, the real cost) is computed where a password
 is not what is under test. Tests of logging in create their own users with one."""
 
 from __future__ import annotations

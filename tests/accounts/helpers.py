@@ -1,4 +1,4 @@
-"""Users without a password: no Argon2 hash (64 MiB) where a password is not under test."""
+"""Users without a password: no Argon2 hash (32 MiB) where a password is not under test."""
 
 from __future__ import annotations
 
