@@ -9,8 +9,9 @@ millions of rows does not sit in memory. For each row it checks, in order:
    ``deleted``, unless the missing seq exists elsewhere (then rows were ``reordered``);
 3. its link: ``prev_hash`` must be the previous row's hash.
 
-Finally the last row must match the chain head, which catches rows deleted from the
-end (``deleted``) and rows appended without the lock (``inserted``)."""
+The chain head is read before the walk: rows up to it must all be there and end in its
+hash, which catches rows deleted from the end (``deleted``); a row past it must be a
+valid append (rows forged past the head are ``inserted``)."""
 
 from __future__ import annotations
 
@@ -58,14 +59,23 @@ def _skipped_by_successor(row, expected_prev: str) -> bool:
 
 
 def verify_chain(*, progress: Callable[[int], None] | None = None, chunk_size: int = CHUNK_SIZE) -> Result:
-    """Check the whole chain; ``progress(n)`` is called every ``chunk_size`` rows."""
+    """Check the whole chain; ``progress(n)`` is called every ``chunk_size`` rows.
+
+    The head is read first: every row up to it was committed with it, and rows appended
+    while the walk runs (a live installation) come after it and are left for next time."""
+    head = ChainHead.objects.filter(pk=1).first()
+    head_seq = head.seq if head is not None else None
     expected_seq = 1
     expected_prev = chain.GENESIS
     checked = 0
     rows = SecurityEvent.objects.order_by("id").iterator(chunk_size=chunk_size)
     for row in rows:
-        if not chain.is_valid(row):
-            if _skipped_by_successor(row, expected_prev) or _is_beyond_head(row):
+        valid = chain.is_valid(row)
+        beyond_head = head_seq is not None and row.seq > head_seq
+        if valid and beyond_head and row.seq == expected_seq and hmac.compare_digest(row.prev_hash, expected_prev):
+            break  # appended after the walk began
+        if not valid:
+            if beyond_head or _skipped_by_successor(row, expected_prev):
                 return _broken("inserted", checked, row, f"event id {row.pk} (seq {row.seq}) was inserted")
             return _broken("modified", checked, row, f"event id {row.pk} (seq {row.seq}) was modified")
         if row.seq != expected_seq:
@@ -89,7 +99,6 @@ def verify_chain(*, progress: Callable[[int], None] | None = None, chunk_size: i
             progress(chunk_size)
     if progress is not None and checked % chunk_size:
         progress(checked % chunk_size)
-    head = ChainHead.objects.filter(pk=1).first()
     last_seq = expected_seq - 1
     if head is None:
         if checked:
@@ -98,21 +107,11 @@ def verify_chain(*, progress: Callable[[int], None] | None = None, chunk_size: i
     if head.seq > last_seq:
         missing = f"seq {last_seq + 1}" + (f"-{head.seq}" if head.seq > last_seq + 1 else "")
         return Result(False, checked, "deleted", None, last_seq + 1, f"the last events were deleted ({missing})")
-    if head.seq < last_seq or not hmac.compare_digest(head.hash, expected_prev):
+    if not hmac.compare_digest(head.hash, expected_prev):
         return Result(
-            False,
-            checked,
-            "inserted",
-            None,
-            head.seq + 1,
-            f"events after seq {head.seq} were appended outside the chain",
+            False, checked, "modified", None, head.seq, f"the event at seq {head.seq} does not match the chain head"
         )
     return Result(True, checked, head_hash=head.hash)
-
-
-def _is_beyond_head(row) -> bool:
-    head = ChainHead.objects.filter(pk=1).first()
-    return head is not None and row.seq > head.seq
 
 
 def run_cli(*, progress: bool | None = None, out=None, err=None) -> int:
