@@ -150,7 +150,8 @@ else:
     # A database cache is shared by every worker process, so rate-limit counters
     # hold across workers (a per-process memory cache would not).
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "vouch_cache"}}
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    # Django's database sessions, with the per-request lookup in plain SQL (see the module).
+    SESSION_ENGINE = "vouch.accounts.sessions"
 
 AUTH_USER_MODEL = "accounts.User"
 # User.email is unique case-insensitively through a functional constraint, which
