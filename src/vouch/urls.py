@@ -24,4 +24,5 @@ urlpatterns = [
     path("", include("vouch.accounts.urls")),
     path("outbox/", include("vouch.outbox.urls")),
     path("", include("vouch.audit.urls")),
+    path("", include("vouch.activity.urls")),
 ]

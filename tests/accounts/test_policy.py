@@ -27,6 +27,7 @@ EXPECTED_MINIMUM = {
     "manage_security": Role.OWNER,
     "delete_company": Role.OWNER,
     "view_security_events": Role.ADMIN,
+    "view_activity": Role.ADMIN,
 }
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from vouch.accounts import policy
 from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Action, Role
+from vouch.activity import services as activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
 
@@ -62,6 +63,13 @@ def invite(request: HttpRequest, actor: Membership, email: str, role: int) -> In
             company=company,
             target=f"invitation:{invitation.pk}",
             details={"role": Role(role).name.lower()},
+        )
+        activity.log_after_commit(
+            company,
+            activity.Kind.MEMBER_INVITED,
+            f"{email} was invited as {Role(role).label}.",
+            actor=actor.user,
+            details={"invitation": invitation.pk, "email": email, "role": Role(role).label},
         )
     url = request.build_absolute_uri(reverse("invitation_open", args=[token]))
     get_adapter(request).send_mail(
@@ -135,6 +143,13 @@ def accept(invitation: Invitation, user: User, *, request: HttpRequest | None = 
             target=f"invitation:{invitation.pk}",
             details={"membership": f"membership:{membership.pk}", "role": Role(invitation.role).name.lower()},
         )
+        activity.log_after_commit(
+            invitation.company,
+            activity.Kind.INVITATION_ACCEPTED,
+            f"{user} joined as {Role(invitation.role).label}.",
+            actor=user,
+            details={"invitation": invitation.pk, "role": Role(invitation.role).label},
+        )
     return membership
 
 
@@ -163,6 +178,13 @@ def revoke(actor: Membership, invitation_id: int, *, request: HttpRequest | None
                 actor=actor.user,
                 company=actor.company_id,
                 target=f"invitation:{invitation.pk}",
+            )
+            activity.log_after_commit(
+                actor.company,
+                activity.Kind.INVITATION_REVOKED,
+                f"The invitation to {invitation.email} was withdrawn.",
+                actor=actor.user,
+                details={"invitation": invitation.pk, "email": invitation.email},
             )
     return invitation
 

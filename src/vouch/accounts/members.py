@@ -7,6 +7,7 @@ from django.db import transaction
 from vouch.accounts import policy
 from vouch.accounts.models import Membership
 from vouch.accounts.policy import Action, Role
+from vouch.activity import services as activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
 
@@ -21,9 +22,14 @@ def members_of(company) -> list[Membership]:
     )
 
 
+def company_members(actor: Membership):
+    """The memberships of the actor's own company: the only ones an actor may name."""
+    return Membership.objects.select_related("user").filter(company_id=actor.company_id)
+
+
 def get_member(actor: Membership, membership_id: int) -> Membership:
     """A membership of the actor's own company, or DoesNotExist (a 404 to the caller)."""
-    return Membership.objects.select_related("user").get(pk=membership_id, company_id=actor.company_id)
+    return company_members(actor).get(pk=membership_id)
 
 
 def _other_active_owners(target: Membership) -> int:
@@ -55,6 +61,13 @@ def change_role(actor: Membership, target: Membership, role: int, *, request=Non
         target=f"membership:{target.pk}",
         details={"user": f"user:{target.user_id}", "from": before.name.lower(), "to": Role(role).name.lower()},
     )
+    activity.log_after_commit(
+        target.company,
+        activity.Kind.ROLE_CHANGED,
+        f"{target.user} is now {Role(role).label} (was {before.label}).",
+        actor=actor.user,
+        details={"member": str(target.user), "from": before.label, "to": Role(role).label},
+    )
     return target
 
 
@@ -75,5 +88,12 @@ def set_active(actor: Membership, target: Membership, active: bool, *, request=N
             company=target.company_id,
             target=f"membership:{target.pk}",
             details={"user": f"user:{target.user_id}", "role": Role(target.role).name.lower()},
+        )
+        activity.log_after_commit(
+            target.company,
+            activity.Kind.MEMBER_REACTIVATED if active else activity.Kind.MEMBER_DEACTIVATED,
+            f"{target.user} was {'reactivated' if active else 'deactivated'}.",
+            actor=actor.user,
+            details={"member": str(target.user), "role": Role(target.role).label},
         )
     return target

@@ -36,6 +36,7 @@ class Action(StrEnum):
     MANAGE_SECURITY = "manage_security"
     DELETE_COMPANY = "delete_company"
     VIEW_SECURITY_EVENTS = "view_security_events"
+    VIEW_ACTIVITY = "view_activity"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -52,6 +53,8 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.MANAGE_SECURITY: Role.OWNER,
     Action.DELETE_COMPANY: Role.OWNER,
     Action.VIEW_SECURITY_EVENTS: Role.ADMIN,
+    # The company's own activity log names members and what they changed.
+    Action.VIEW_ACTIVITY: Role.ADMIN,
 }
 
 

@@ -13,13 +13,12 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.forms import InviteForm, RoleForm
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action
+from vouch.tenancy.lookups import company_object_or_404, record_miss
 
 
 def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
-    try:
-        return members.get_member(request.membership, membership_id)
-    except Membership.DoesNotExist:
-        raise Http404 from None
+    # Another company's member is a 404 like a missing one, and recorded (IDOR probe).
+    return company_object_or_404(request, members.company_members(request.membership), pk=membership_id)
 
 
 @company_action(Action.VIEW_MEMBERS)
@@ -74,6 +73,7 @@ def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
     try:
         invitation = invitations.revoke(request.membership, invitation_id, request=request)
     except Invitation.DoesNotExist:
+        record_miss(request, Invitation)
         raise Http404 from None
     messages.success(request, f"Invitation to {invitation.email} withdrawn.")
     return redirect("members")

@@ -2,19 +2,117 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.core.paginator import Page, Paginator
+from django.db import models
+from django.utils import timezone
+
 from vouch.activity.models import Entry
+
+PER_PAGE = 50
+MAX_PAGE = 100_000
+
+
+class Kind(models.TextChoices):
+    """What happened. Entries store the value; the filter offers these."""
+
+    MEMBER_INVITED = "member_invited", "Member invited"
+    INVITATION_REVOKED = "invitation_revoked", "Invitation withdrawn"
+    INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    MEMBER_DEACTIVATED = "member_deactivated", "Member deactivated"
+    MEMBER_REACTIVATED = "member_reactivated", "Member reactivated"
+    SETTINGS_CHANGED = "settings_changed", "Company settings changed"
 
 
 def log(action: str, summary: str, *, actor=None, details: dict | None = None) -> Entry:
     """Add an entry to the current company's log (needs a company context)."""
     return Entry.objects.create(
-        action=action,
+        action=str(action),
         summary=summary[:300],
         actor_id=getattr(actor, "pk", None),
-        actor_name=(getattr(actor, "full_name", "") or "")[:150],
+        actor_name=(getattr(actor, "full_name", "") or getattr(actor, "email", "") or "")[:150],
         details=details or {},
+    )
+
+
+def log_for(company, action: str, summary: str, *, actor=None, details: dict | None = None) -> Entry:
+    """:func:`log` into ``company``'s log, whatever company is current (if any).
+
+    For control-plane flows that act on a company named by their data (an accepted
+    invitation) rather than by the request's current company."""
+    from vouch.tenancy.context import company_context
+
+    with company_context(company):
+        return log(action, summary, actor=actor, details=details)
+
+
+def log_after_commit(company, action: str, summary: str, *, actor=None, details: dict | None = None) -> None:
+    """:func:`log_for` once the control-database transaction in progress commits.
+
+    Member and invitation changes live in the control database, the log in the
+    company's: writing the entry only after the change has committed means a rolled
+    back change never shows up as done. A failure to write the entry is logged, not
+    raised: the change itself has already happened."""
+    from django.db import transaction
+
+    transaction.on_commit(
+        lambda: log_for(company, action, summary, actor=actor, details=details),
+        robust=True,
     )
 
 
 def entries():
     return Entry.objects.all()
+
+
+def label(action: str) -> str:
+    try:
+        return Kind(action).label
+    except ValueError:
+        return action
+
+
+class EntryFilterForm(forms.Form):
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Kind.choices])
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+
+def _day_start(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+def filtered(form: EntryFilterForm):
+    """The current company's entries narrowed by a valid filter form."""
+    queryset = entries()
+    data = form.cleaned_data
+    if data.get("action"):
+        queryset = queryset.filter(action=data["action"])
+    if data.get("date_from"):
+        queryset = queryset.filter(occurred_at__gte=_day_start(data["date_from"]))
+    if data.get("date_to"):
+        queryset = queryset.filter(occurred_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
+    return queryset
+
+
+def page_of_entries(params) -> tuple[EntryFilterForm, Page | None]:
+    """The filter form and the requested page, or None when the filters are invalid.
+
+    The scope is the current company's database; the parameters can only narrow it."""
+    form = EntryFilterForm(params)
+    if not form.is_valid():
+        return form, None
+    paginator = Paginator(filtered(form).order_by("-occurred_at", "-id"), PER_PAGE)
+    number = params.get("page", "1")
+    number = int(number) if number.isascii() and number.isdigit() and 0 < len(number) <= 6 else 1
+    return form, paginator.get_page(min(number, MAX_PAGE))
