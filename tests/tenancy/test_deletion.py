@@ -420,3 +420,27 @@ def test_signup_region_must_be_offered_one():
     form = CompanySignupForm(data={"full_name": "A", "company_name": "B", "region": "mars"})
     assert not form.is_valid()
     assert "region" in form.errors
+
+
+def test_purge_command_reports_what_it_did(monkeypatch):
+    import io
+
+    now = timezone.now()
+    company, _ = scheduled(now - GRACE - timedelta(minutes=1))  # due by the real clock
+    out, err = io.StringIO(), io.StringIO()
+    assert deletion.run_purge(out, err) == 0
+    assert str(company.pk) in out.getvalue()
+    assert not database_exists(company)
+    out = io.StringIO()
+    assert deletion.run_purge(out, err) == 0
+    assert "No company is due" in out.getvalue()
+
+    failing, _ = scheduled(now - GRACE - timedelta(minutes=1))
+
+    def broken(*args, **kwargs):
+        raise OSError("no")
+
+    monkeypatch.setattr(provisioning, "discard", broken)
+    err = io.StringIO()
+    assert deletion.run_purge(io.StringIO(), err) == 1  # a failure shows in the exit status
+    assert "failed" in err.getvalue()

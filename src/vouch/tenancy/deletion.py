@@ -187,18 +187,20 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     return company
 
 
-def run_purge() -> int:
+def run_purge(out=None, err=None) -> int:
     """``vouch tenants purge``: delete what is due, print it; 1 if any deletion failed."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     now = timezone.now()
     purged = purge_due(now)
     for company in purged:
-        print(f"deleted company {company.pk} (region {company.region})")
+        print(f"Deleted company {company.pk} (region {company.region}).", file=out)
     left = due(now).count()
     if left:
-        print(f"{left} deletion(s) failed and will be tried again; see the log.", file=sys.stderr)
+        print(f"{left} deletion(s) failed and will be tried again on the next purge; see the log.", file=err)
         return 1
     if not purged:
-        print("No company is due for deletion.")
+        print("No company is due for deletion.", file=out)
     return 0
 
 
