@@ -7,6 +7,7 @@ vouch outbox [NAME|--latest] read mail sent on the embedded default
 vouch operator create EMAIL create an operator account (a password-set link is emailed)
 vouch check [--deploy]      run the configuration checks
 vouch audit verify          check the security event log's hash chain (exit 1 if broken)
+vouch tenants migrate|list|show|check  company databases: schema, size, health, orphans
 vouch manage ARGS...        any Django management command
 """
 
@@ -261,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
+    from vouch.tenancy.operations import commands as tenants_commands
+
+    tenants_commands.add_parser(sub)
     p_manage = sub.add_parser("manage", help="run a Django management command")
     p_manage.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -292,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "audit":
         return audit(args)
+    if args.command == "tenants":
+        return tenants_commands.run(args)
     if args.command == "manage":
         from django.core.management import execute_from_command_line
 
