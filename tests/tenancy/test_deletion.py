@@ -444,3 +444,18 @@ def test_purge_command_reports_what_it_did(monkeypatch):
     err = io.StringIO()
     assert deletion.run_purge(io.StringIO(), err) == 1  # a failure shows in the exit status
     assert "failed" in err.getvalue()
+
+
+def test_vouch_tenants_purge_is_wired():
+    import argparse
+    import io
+
+    from vouch.tenancy.operations import commands
+
+    parser = argparse.ArgumentParser(prog="vouch")
+    commands.add_parser(parser.add_subparsers(dest="command", required=True))
+    company, _ = scheduled(timezone.now() - GRACE - timedelta(minutes=1))
+    out = io.StringIO()
+    assert commands.run(parser.parse_args(["tenants", "purge"]), out=out, err=io.StringIO()) == 0
+    assert str(company.pk) in out.getvalue()
+    assert Company.objects.get(pk=company.pk).status == CompanyStatus.DELETED
