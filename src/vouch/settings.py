@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "vouch.accounts",
     "vouch.audit",
     "vouch.activity",
+    "vouch.guard",
     "vouch.outbox",
     "allauth",
     "allauth.account",
