@@ -197,7 +197,9 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
             missing = schema.pending(alias)
             if missing:
                 schema.migrate(alias)
-                left = schema.pending(alias)
+                # Checked again straight from the database (the cheap way: a second
+                # Django migration plan costs as much as the migration itself here).
+                left = probe(company_id, region).pending
                 if left:
                     result.reason = f"still behind after migrating: {', '.join(left)}"
                     return result

@@ -12,7 +12,15 @@ from datetime import datetime
 from pathlib import Path
 
 from vouch.tenancy import connections, provisioning, regions
-from vouch.tenancy.operations.probe import Probe, postgres_location, postgres_sizes, probe, probe_many, server_key
+from vouch.tenancy.operations.probe import (
+    Probe,
+    postgres_location,
+    postgres_sizes,
+    probe,
+    probe_many,
+    server_key,
+    short_error,
+)
 
 DELETED = "deleted"
 # An orphan younger than this may be a company being created right now (its
@@ -238,32 +246,10 @@ def find_orphans(known: dict[str, str]) -> tuple[list[Orphan], list[tuple[str, s
 
     servers_seen: set[tuple[str, str]] = set()
     for region in regions.all_regions():
-        if region.uses_postgresql:
-            key = server_key(region)
-            if key not in servers_seen:
-                servers_seen.add(key)
-                prefix = connections.postgres_name(uuid.UUID(int=0))[:-32]  # "<prefix>_"
-                pattern = re.compile(rf"^{re.escape(prefix)}([0-9a-f]{{32}})$")
-                for name in sorted(postgres_sizes(region)):
-                    match = pattern.match(name)
-                    cid = str(uuid.UUID(match.group(1))) if match else ""
-                    if match and classify(cid, region, "database"):
-                        orphans.append(Orphan("database", region.name, cid, postgres_location(region, name)))
-        elif region.companies_dir.is_dir():
-            ids: dict[str, list[Path]] = {}
-            for path in region.companies_dir.iterdir():
-                match = _SQLITE_FILE.match(path.name)
-                if match:
-                    ids.setdefault(match.group(1), []).append(path)
-            for cid, paths in sorted(ids.items()):
-                if classify(cid, region, "database"):
-                    ages = [a for a in (_age(p) for p in paths) if a is not None]
-                    location = str(connections.sqlite_path(uuid.UUID(cid), region))
-                    orphans.append(Orphan("database", region.name, cid, location, min(ages) if ages else None))
-        if region.files_dir.is_dir():
-            for path in sorted(region.files_dir.iterdir()):
-                if _UUID.match(path.name) and classify(path.name, region, "files"):
-                    orphans.append(Orphan("files", region.name, path.name, str(path), _age(path)))
+        try:
+            _scan_region(region, servers_seen, classify, orphans)
+        except Exception as exc:  # noqa: BLE001 - one unreachable region must not hide the others
+            misplaced.append(("", f"region {region.name}: could not look for orphans: {short_error(exc)}"))
     # A database's own record of when it was made beats file times (PostgreSQL has none).
     databases = [o for o in orphans if o.kind == "database"]
     for orphan in databases:
@@ -282,6 +268,36 @@ def find_orphans(known: dict[str, str]) -> tuple[list[Orphan], list[tuple[str, s
         if orphan.company_id in youngest:
             orphan.age_seconds = youngest[orphan.company_id]
     return orphans, misplaced
+
+
+def _scan_region(region: regions.Region, servers_seen: set, classify, orphans: list) -> None:
+    """Orphans in one region (a PostgreSQL server shared by regions is looked at once)."""
+    if region.uses_postgresql:
+        key = server_key(region)
+        if key not in servers_seen:
+            servers_seen.add(key)
+            prefix = connections.postgres_name(uuid.UUID(int=0))[:-32]  # "<prefix>_"
+            pattern = re.compile(rf"^{re.escape(prefix)}([0-9a-f]{{32}})$")
+            for name in sorted(postgres_sizes(region)):
+                match = pattern.match(name)
+                cid = str(uuid.UUID(match.group(1))) if match else ""
+                if match and classify(cid, region, "database"):
+                    orphans.append(Orphan("database", region.name, cid, postgres_location(region, name)))
+    elif region.companies_dir.is_dir():
+        ids: dict[str, list[Path]] = {}
+        for path in region.companies_dir.iterdir():
+            match = _SQLITE_FILE.match(path.name)
+            if match:
+                ids.setdefault(match.group(1), []).append(path)
+        for cid, paths in sorted(ids.items()):
+            if classify(cid, region, "database"):
+                ages = [a for a in (_age(p) for p in paths) if a is not None]
+                location = str(connections.sqlite_path(uuid.UUID(cid), region))
+                orphans.append(Orphan("database", region.name, cid, location, min(ages) if ages else None))
+    if region.files_dir.is_dir():
+        for path in sorted(region.files_dir.iterdir()):
+            if _UUID.match(path.name) and classify(path.name, region, "files"):
+                orphans.append(Orphan("files", region.name, path.name, str(path), _age(path)))
 
 
 def _same_place(region_name: str, region: regions.Region, what: str) -> bool:
