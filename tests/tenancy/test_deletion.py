@@ -459,3 +459,23 @@ def test_vouch_tenants_purge_is_wired():
     assert commands.run(parser.parse_args(["tenants", "purge"]), out=out, err=io.StringIO()) == 0
     assert str(company.pk) in out.getvalue()
     assert Company.objects.get(pk=company.pk).status == CompanyStatus.DELETED
+
+
+def test_two_purges_at_once_record_one_deletion(monkeypatch):
+    """Another server's purge finishes the same company while this one removes it."""
+    now = timezone.now()
+    company, _ = scheduled(now)
+    real_discard = provisioning.discard
+    other_server = []
+
+    def discard_while_another_purge_runs(company_id, region):
+        real_discard(company_id, region)
+        if not other_server:
+            other_server.append(None)
+            other_server[0] = deletion.delete_now(company_id, now=now + GRACE)
+
+    monkeypatch.setattr(provisioning, "discard", discard_while_another_purge_runs)
+    results = deletion.purge_due(now=now + GRACE)
+    assert other_server[0] is not None and results == []  # exactly one of them finished it
+    assert len(events(company, EventAction.COMPANY_DELETED)) == 1
+    assert not database_exists(company)

@@ -172,7 +172,9 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     # other session, and the tombstone stops new ones being made.
     provisioning.discard(company.pk, company.region)
     with transaction.atomic():
-        Company.objects.filter(pk=company.pk).update(deleted_at=now)
+        # Two purges (two servers) may both have got this far; one records the deletion.
+        if not Company.objects.filter(pk=company.pk, deleted_at__isnull=True).update(deleted_at=now):
+            return None
         record(
             EventAction.COMPANY_DELETED,
             company=company.pk,
