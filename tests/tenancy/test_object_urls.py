@@ -1,0 +1,436 @@
+"""The IDOR matrix (P6, P20), generated from the URL configuration.
+
+Every URL pattern that takes an argument is found by walking the whole URL
+configuration, and must be classified in ONE registry below: either a company
+object URL (with a factory that makes such an object in a given company) or
+exempt, with the reason. A new URL that is neither fails
+``test_every_url_with_an_argument_is_classified``, so nobody adds an object URL
+without these attacks running against it.
+
+For each object URL, as the strongest member of company A (an owner), for every
+method it answers (and again as an htmx request):
+
+* company B's object, named by its id, is a 404 (not 403, 200 or 500), B's object
+  is unchanged, and a blocked ``authz_fail`` security event names the route;
+* a guessed id (the largest id plus 1000; a random uuid) is a 404 too, also recorded;
+* and B's ids put in the form fields of A's own endpoints change nothing in B."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.db.models import Max
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.converters import IntConverter, UUIDConverter
+from django.utils import timezone
+
+from tests.accounts.helpers import fast_company, fast_member
+from vouch.accounts.models import Invitation, Membership
+from vouch.accounts.policy import Role
+from vouch.activity import services as activity
+from vouch.activity.models import Entry
+from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.tenancy.context import company_context
+from vouch.tenancy.models import Company
+from vouch.tenancy.services import SESSION_COMPANY_KEY
+
+pytestmark = pytest.mark.django_db
+
+
+# --- The URLs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    route: str
+    arguments: tuple[str, ...]
+    converters: dict = field(hash=False, compare=False)
+    callback: Callable = field(hash=False, compare=False)
+
+
+def _walk(patterns, prefix: str = "", namespace: str | None = None):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            ns = entry.namespace
+            full = f"{namespace}:{ns}" if namespace and ns else (ns or namespace)
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), full)
+        elif isinstance(entry, URLPattern):
+            yield entry, prefix + str(entry.pattern), namespace
+
+
+def routes_with_arguments() -> list[Route]:
+    """Every pattern that takes an argument: path converters, and regex groups too
+    (allauth's keys are re_path patterns, with no converter to find them by)."""
+    found = []
+    for pattern, route, namespace in _walk(get_resolver().url_patterns):
+        groups = tuple(pattern.pattern.regex.groupindex) or tuple(f"#{i}" for i in range(pattern.pattern.regex.groups))
+        if not groups:
+            continue
+        name = f"{namespace}:{pattern.name}" if namespace and pattern.name else (pattern.name or "")
+        converters = getattr(pattern.pattern, "converters", {})
+        found.append(Route(name, route, groups, converters, pattern.callback))
+    return found
+
+
+def allowed_methods(view) -> tuple[str, ...]:
+    """The methods a view limits itself to (require_POST and the like), or ()."""
+    import inspect
+
+    methods: set[str] = set()
+    func = view
+    while func is not None:
+        closure = inspect.getclosurevars(func).nonlocals if func.__closure__ else {}
+        if "request_method_list" in closure:
+            found = set(closure["request_method_list"])
+            methods = found if not methods else methods & found
+        func = getattr(func, "__wrapped__", None)
+    return tuple(sorted(methods))
+
+
+# --- Objects in a company ------------------------------------------------------------
+
+
+@dataclass
+class Made:
+    """One object made in a company for an object URL."""
+
+    kwargs: dict  # URL arguments naming it
+    form: dict  # what the URL's own form would post for it
+    snapshot: Callable[[], object]  # its state, read directly (not through the views)
+
+
+def make_membership(company) -> Made:
+    member = fast_member(company, Role.VIEWER)
+    return Made(
+        {"membership_id": member.pk},
+        {f"m{member.pk}-role": str(Role.ADMIN.value), "active": "0"},
+        lambda: list(Membership.objects.filter(pk=member.pk).values_list("company_id", "role", "is_active")),
+    )
+
+
+def make_invitation(company) -> Made:
+    invitation = Invitation.objects.create(
+        company=company,
+        email=f"invitee-{secrets.token_hex(4)}@example.com",
+        role=Role.RECRUITER,
+        token_hash=secrets.token_hex(32),
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    return Made(
+        {"invitation_id": invitation.pk},
+        {},
+        lambda: list(
+            Invitation.objects.filter(pk=invitation.pk).values_list("company_id", "revoked_at", "accepted_at")
+        ),
+    )
+
+
+def make_entry(company) -> Made:
+    with company_context(company):
+        entry = activity.log(activity.Kind.ROLE_CHANGED, f"Secret of {company.name}: {secrets.token_hex(8)}")
+
+    def snapshot():
+        with company_context(company):
+            return list(Entry.objects.filter(pk=entry.pk).values_list("action", "summary", "details"))
+
+    return Made({"pk": entry.pk}, {"summary": "overwritten"}, snapshot)
+
+
+def max_membership_id(a, b) -> int:
+    return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
+
+
+def max_invitation_id(a, b) -> int:
+    return Invitation.objects.aggregate(m=Max("pk"))["m"] or 0
+
+
+def max_entry_id(a, b) -> int:
+    # Each company's database numbers its own rows: the largest of both.
+    highest = 0
+    for company in (a, b):
+        with company_context(company):
+            highest = max(highest, Entry.objects.aggregate(m=Max("pk"))["m"] or 0)
+    return highest
+
+
+@dataclass(frozen=True)
+class ObjectURL:
+    model: type
+    make: Callable[[Company], Made]
+    max_id: Callable[[Company, Company], int]
+
+
+# THE registry: every URL that takes an argument is in exactly one of these two.
+OBJECT_URLS: dict[str, ObjectURL] = {
+    "member_role": ObjectURL(Membership, make_membership, max_membership_id),
+    "member_active": ObjectURL(Membership, make_membership, max_membership_id),
+    "invitation_revoke": ObjectURL(Invitation, make_invitation, max_invitation_id),
+    "activity_entry": ObjectURL(Entry, make_entry, max_entry_id),
+}
+EXEMPT: dict[str, str] = {
+    "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",
+    "account_confirm_email": "allauth: an email confirmation key (signed token), not an object id",
+    "account_reset_password_from_key": "allauth: a password reset key (user id + HMAC token), not an object id",
+    "outbox_message": "the embedded-default mail outbox: file names, loopback only, no company data",
+}
+
+ROUTES = {route.name: route for route in routes_with_arguments()}
+OBJECT_ROUTES = [ROUTES[name] for name in sorted(OBJECT_URLS) if name in ROUTES]
+
+
+def test_every_url_with_an_argument_is_classified():
+    unnamed = [route.route for route in ROUTES.values() if not route.name]
+    assert not unnamed, f"URL patterns with arguments but no name (cannot be classified): {unnamed}"
+    unclassified = sorted(set(ROUTES) - set(OBJECT_URLS) - set(EXEMPT))
+    assert not unclassified, (
+        f"URLs {unclassified} take arguments but are not classified in {__file__}: add each to "
+        "OBJECT_URLS (with a factory that makes its object in a given company) or to EXEMPT with a reason."
+    )
+    both = set(OBJECT_URLS) & set(EXEMPT)
+    assert not both, f"classified twice: {both}"
+    stale = sorted((set(OBJECT_URLS) | set(EXEMPT)) - set(ROUTES))
+    assert not stale, f"registry entries for URLs that no longer exist (or take no argument): {stale}"
+
+
+def test_the_walk_finds_arguments_of_both_pattern_kinds():
+    """Control for the walk: converters (path) and regex groups (re_path) are both seen."""
+    assert ROUTES["activity_entry"].arguments == ("pk",)
+    assert ROUTES["member_role"].route == "members/<int:membership_id>/role/"
+    assert set(ROUTES["account_reset_password_from_key"].arguments) == {"uidb36", "key"}
+    assert len(OBJECT_ROUTES) == len(OBJECT_URLS)
+
+
+# --- The attacks ---------------------------------------------------------------------
+
+
+def requests_for(route: Route, form: dict) -> list[tuple[str, dict, dict]]:
+    """(method, data, headers) for every way the URL is asked: each method it answers,
+    each also as an htmx request; POST with the URL's own form, forged."""
+    methods = allowed_methods(route.callback) or ("GET", "POST")
+    variants = []
+    for method in methods:
+        if method == "HEAD":
+            continue
+        data = dict(form) if method == "POST" else {}
+        for headers in ({}, {"HX-Request": "true"}):
+            variants.append((method, data, headers))
+    return variants
+
+
+def send(client, method: str, url: str, data: dict, headers: dict):
+    if method == "POST":
+        return client.post(url, data, headers=headers)
+    return client.generic(method, url, headers=headers)
+
+
+def refusals(company, route_name: str, after_seq: int) -> list[SecurityEvent]:
+    return list(
+        SecurityEvent.objects.filter(
+            seq__gt=after_seq,
+            action=EventAction.AUTHZ_FAIL,
+            outcome=Outcome.BLOCKED,
+            company_id=company.pk,
+            target=f"route:{route_name}",
+        )
+    )
+
+
+def last_seq() -> int:
+    return SecurityEvent.objects.aggregate(m=Max("seq"))["m"] or 0
+
+
+def url_for(route: Route, kwargs: dict) -> str:
+    return reverse(route.name, kwargs=kwargs)
+
+
+def guessed_kwargs(route: Route, max_id: int) -> dict:
+    kwargs = {}
+    for name, converter in route.converters.items():
+        if isinstance(converter, UUIDConverter):
+            kwargs[name] = uuid.uuid4()
+        elif isinstance(converter, IntConverter):
+            kwargs[name] = max_id + 1000
+        else:  # pragma: no cover - an object URL with a free-text id needs its own guess
+            raise AssertionError(f"{route.name}: no guess for a {type(converter).__name__} argument")
+    return kwargs
+
+
+@pytest.fixture
+def two_companies(db):
+    """Company A with its owner signed in (the strongest role), and company B."""
+    a = fast_company("Alpha Hiring")
+    b = fast_company("Bravo Corp")
+    fast_member(b, Role.ADMIN)
+    owner_a = a.memberships.select_related("user").get(role=Role.OWNER)
+    return a, b, owner_a
+
+
+@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=lambda r: r.name)
+def test_another_companys_object_is_404_unchanged_and_recorded(client, two_companies, route):
+    a, b, owner_a = two_companies
+    spec = OBJECT_URLS[route.name]
+    theirs = spec.make(b)
+    before = theirs.snapshot()
+    assert before, "the factory made nothing to attack"
+    client.force_login(owner_a.user)
+    url = url_for(route, theirs.kwargs)
+    for method, data, headers in requests_for(route, theirs.form):
+        seq = last_seq()
+        response = send(client, method, url, data, headers)
+        assert response.status_code == 404, (route.name, method, headers, response.status_code)
+        assert theirs.snapshot() == before, (route.name, method, headers)
+        events = refusals(a, route.name, seq)
+        assert len(events) == 1, (route.name, method, headers, events)
+        assert events[0].details["object"] == spec.model._meta.label
+        assert events[0].actor_id == owner_a.user_id
+        # The 404 page says nothing of B.
+        assert b"Bravo" not in response.content
+    assert client.session[SESSION_COMPANY_KEY] == str(a.pk)
+
+
+@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=lambda r: r.name)
+def test_guessed_ids_are_404_and_recorded(client, two_companies, route):
+    a, b, owner_a = two_companies
+    spec = OBJECT_URLS[route.name]
+    spec.make(a)
+    spec.make(b)
+    client.force_login(owner_a.user)
+    url = url_for(route, guessed_kwargs(route, spec.max_id(a, b)))
+    for method, data, headers in requests_for(route, {}):
+        seq = last_seq()
+        response = send(client, method, url, data, headers)
+        assert response.status_code == 404, (route.name, method, headers, response.status_code)
+        assert len(refusals(a, route.name, seq)) == 1, (route.name, method, headers)
+
+
+@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=lambda r: r.name)
+def test_control_own_object_is_reachable(client, two_companies, route):
+    """Control for the attacks above: the same request for A's own object is not a 404,
+    and records no refusal (so a 404 there means "not yours", not "broken URL")."""
+    a, b, owner_a = two_companies
+    ours = OBJECT_URLS[route.name].make(a)
+    client.force_login(owner_a.user)
+    method, data, headers = requests_for(route, ours.form)[0]
+    seq = last_seq()
+    response = send(client, method, url_for(route, ours.kwargs), data, headers)
+    assert response.status_code in (200, 302), (route.name, response.status_code)
+    assert not refusals(a, route.name, seq)
+
+
+def test_same_id_in_two_company_databases_shows_only_ones_own(client, two_companies):
+    """Company databases number their rows independently, so B's entry and A's entry can
+    share an id: A asking for that id gets A's entry, never B's."""
+    a, b, owner_a = two_companies
+    with company_context(a):
+        ours = activity.log(activity.Kind.ROLE_CHANGED, "Alpha's own entry")
+    with company_context(b):
+        theirs = activity.log(activity.Kind.ROLE_CHANGED, "Bravo's private entry")
+    assert ours.pk == theirs.pk  # the collision is the point of the test
+    client.force_login(owner_a.user)
+    response = client.get(reverse("activity_entry", args=[ours.pk]))
+    assert response.status_code == 200
+    assert b"Alpha&#x27;s own entry" in response.content
+    assert b"Bravo" not in response.content
+    listing = client.get(reverse("activity"))
+    assert b"Alpha&#x27;s own entry" in listing.content
+    assert b"Bravo" not in listing.content
+
+
+# --- Forged form fields --------------------------------------------------------------
+
+
+def b_state(b) -> tuple:
+    """Everything of B's that A's endpoints could be tricked into changing."""
+    company = Company.objects.filter(pk=b.pk).values().get()
+    memberships = sorted(Membership.objects.filter(company=b).values_list("pk", "user_id", "role", "is_active"))
+    invitations = sorted(
+        Invitation.objects.filter(company=b).values_list("pk", "email", "role", "revoked_at", "accepted_at")
+    )
+    with company_context(b):
+        entries = sorted(Entry.objects.values_list("pk", "action", "summary"))
+    return company, memberships, invitations, entries
+
+
+def forged_fields(b, b_member: Membership, b_invitation: Invitation, b_entry: Entry) -> dict:
+    """B's ids in every field name an endpoint might be tempted to read an id from."""
+    return {
+        "company": str(b.pk),
+        "company_id": str(b.pk),
+        "membership": str(b_member.pk),
+        "membership_id": str(b_member.pk),
+        "member": str(b_member.pk),
+        "user": str(b_member.user_id),
+        "user_id": str(b_member.user_id),
+        "invitation": str(b_invitation.pk),
+        "invitation_id": str(b_invitation.pk),
+        "pk": str(b_member.pk),
+        "id": str(b_member.pk),
+        "entry": str(b_entry.pk),
+        "region": "us",
+        "name": "Hijacked",
+        "email": "attacker@example.com",
+        "role": str(Role.OWNER.value),
+        f"m{b_member.pk}-role": str(Role.OWNER.value),
+        "active": "0",
+    }
+
+
+def post_endpoints() -> list[Route]:
+    """Every company page (company_action views) plus the company switch, POSTed to."""
+    found = {}
+    for pattern, route, _namespace in _walk(get_resolver().url_patterns):
+        callback = pattern.callback
+        if getattr(callback, "vouch_action", None) is None and pattern.name != "company_switch":
+            continue
+        methods = allowed_methods(callback)
+        if methods and "POST" not in methods:
+            continue
+        converters = getattr(pattern.pattern, "converters", {})
+        found[pattern.name] = Route(pattern.name, route, tuple(converters), converters, callback)
+    return [found[name] for name in sorted(found)]
+
+
+POST_ENDPOINTS = post_endpoints()
+
+
+def test_forged_form_walk_found_the_endpoints_that_take_ids():
+    names = {route.name for route in POST_ENDPOINTS}
+    assert {"member_role", "member_active", "invitation_revoke", "member_invite", "company_switch"} <= names
+
+
+@pytest.mark.parametrize("route", POST_ENDPOINTS, ids=lambda r: r.name)
+def test_bs_ids_in_form_fields_change_nothing_in_b(client, two_companies, route):
+    a, b, owner_a = two_companies
+    b_member = fast_member(b, Role.VIEWER)
+    b_invitation = Invitation.objects.create(
+        company=b,
+        email="bravo-invitee@example.com",
+        role=Role.RECRUITER,
+        token_hash=secrets.token_hex(32),
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    with company_context(b):
+        b_entry = activity.log(activity.Kind.ROLE_CHANGED, "Bravo's entry")
+    kwargs = {}
+    own_form = {}
+    if route.name in OBJECT_URLS:
+        # A's own object in the URL, B's ids in the body.
+        ours = OBJECT_URLS[route.name].make(a)
+        kwargs, own_form = ours.kwargs, ours.form
+    client.force_login(owner_a.user)
+    before = b_state(b)
+    body = forged_fields(b, b_member, b_invitation, b_entry) | own_form
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(reverse(route.name, kwargs=kwargs), body, headers=headers)
+        assert response.status_code < 500, (route.name, response.status_code)
+        assert b_state(b) == before, route.name
+        # Still working in A: B's id in a body never moves the session into B.
+        assert client.session[SESSION_COMPANY_KEY] == str(a.pk)
+    if route.name == "company_switch":
+        assert response.status_code == 404
