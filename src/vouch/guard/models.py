@@ -22,6 +22,9 @@ class AccountState(models.Model):
     suspension_reason = models.CharField(max_length=200, blank=True)
     # A suspension lifted by a password reset that still waits for an admin's approval.
     awaiting_approval = models.BooleanField(default=False)
+    # SHA-256 of the nonce in the latest emailed unlock link (vouch.guard.unlock): the link
+    # works once, and only while it is the latest one. Empty: no link outstanding.
+    unlock_nonce_hash = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"protection state of user {self.user_id}"
