@@ -28,6 +28,7 @@ class EventAction(models.TextChoices):
     AUTHN_LOGIN_SUCCESS = "authn_login_success", "Signed in"
     AUTHN_LOGIN_FAIL = "authn_login_fail", "Sign-in failed"
     AUTHN_LOGIN_LOCK = "authn_login_lock", "Sign-in locked"
+    AUTHN_LOGIN_UNLOCK = "authn_login_unlock", "Browser unlocked by emailed link"
     AUTHN_LOGOUT = "authn_logout", "Signed out"
     AUTHN_PASSWORD_CHANGE = "authn_password_change", "Password changed"
     AUTHN_PASSWORD_RESET = "authn_password_reset", "Password reset"
@@ -40,6 +41,7 @@ class EventAction(models.TextChoices):
     AUTHZ_CHANGE = "authz_change", "Access changed"
     SESSION_CREATED = "session_created", "Session created"
     SESSION_EXPIRED = "session_expired", "Session expired"
+    SESSION_REVOKED = "session_revoked", "Session ended"
     USER_CREATED = "user_created", "Account created"
     USER_UPDATED = "user_updated", "Account changed"
     USER_EMAIL_CHANGED = "user_email_changed", "Email address changed"
@@ -55,6 +57,7 @@ class EventAction(models.TextChoices):
     COMPANY_DELETION_SCHEDULED = "company_deletion_scheduled", "Company deletion scheduled"
     COMPANY_DELETION_CANCELLED = "company_deletion_cancelled", "Company deletion cancelled"
     COMPANY_DELETED = "company_deleted", "Company deleted"
+    COMPANY_SECURITY_CHANGED = "company_security_changed", "Company security settings changed"
     SYS_STARTUP = "sys_startup", "System started"
 
 
