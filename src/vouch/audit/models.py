@@ -58,6 +58,10 @@ class EventAction(models.TextChoices):
     COMPANY_DELETION_CANCELLED = "company_deletion_cancelled", "Company deletion cancelled"
     COMPANY_DELETED = "company_deleted", "Company deleted"
     COMPANY_SECURITY_CHANGED = "company_security_changed", "Company security settings changed"
+    ACCOUNT_SUSPENDED = "account_suspended", "Account suspended"
+    ACCOUNT_RESTORE_PENDING = "account_restore_pending", "Account restore waits for approval"
+    ACCOUNT_RESTORED = "account_restored", "Account restored"
+    AUTHN_STEP_UP_FAIL = "authn_step_up_fail", "Sign-in code refused"
     SYS_STARTUP = "sys_startup", "System started"
 
 

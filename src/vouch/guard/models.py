@@ -72,6 +72,11 @@ class SignIn(models.Model):
     score = models.PositiveSmallIntegerField(default=0)
     signals = models.JSONField(default=list, blank=True)
     decision = models.CharField(max_length=16, choices=Decision.choices, default=Decision.ALLOW)
+    # When the sign-in went all the way through (after any step-up); only completed
+    # sign-ins are the account's history for the risk engine.
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # When its "this wasn't me" link was used (the link works once).
+    reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]
