@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.dispatch import Signal
 
 from vouch.accounts import policy
 from vouch.accounts.models import Membership
@@ -10,6 +11,10 @@ from vouch.accounts.policy import Action, Role
 from vouch.activity import services as activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
+
+# Sent inside change_role's transaction with membership, before, after (Role), actor
+# (User) and request; vouch.guard emails the member once the change commits.
+role_changed = Signal()
 
 
 class MemberError(Exception):
@@ -60,6 +65,9 @@ def change_role(actor: Membership, target: Membership, role: int, *, request=Non
         company=target.company_id,
         target=f"membership:{target.pk}",
         details={"user": f"user:{target.user_id}", "from": before.name.lower(), "to": Role(role).name.lower()},
+    )
+    role_changed.send(
+        sender=Membership, membership=target, before=before, after=Role(role), actor=actor.user, request=request
     )
     activity.log_after_commit(
         target.company,
