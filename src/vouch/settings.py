@@ -194,6 +194,30 @@ ACCOUNT_REAUTHENTICATION_REQUIRED = True
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Vouch] "
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 2
+# Brute-force defence (P13). Password sign-in is throttled by vouch.guard.throttle (per
+# account, per address, growing delays, the 100-failure cap), which replaces allauth's
+# "login_failed" check for passwords (AccountAdapter.pre_authenticate). allauth's limits
+# below cover the other guessable secrets: "login_failed" keyed by user is what limits
+# TOTP and recovery codes; reset links, reauthentication and emails have their own.
+# VOUCH_BENCH_PROTECTIONS_OFF is a benchmark switch (bench/run.py measures with and
+# without); it is ignored in production.
+VOUCH_PROTECTIONS_OFF = env_bool("VOUCH_BENCH_PROTECTIONS_OFF") and not PRODUCTION
+ACCOUNT_RATE_LIMITS = (
+    False
+    if VOUCH_PROTECTIONS_OFF
+    else {
+        "login": "30/m/ip",
+        "login_failed": "10/m/ip,5/5m/key",
+        "reset_password": "20/m/ip,5/m/key",
+        "reset_password_from_key": "10/m/ip",
+        "reauthenticate": "10/m/user",
+        "change_password": "5/m/user",
+        "confirm_email": "1/3m/key",
+        "request_login_code": "20/m/ip,3/m/key",
+        "signup": "20/m/ip",
+    }
+)
+MFA_RATE_LIMITS = False if VOUCH_PROTECTIONS_OFF else {"webauthn_login": "10/m/ip"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Vouch"
 

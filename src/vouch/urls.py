@@ -20,6 +20,8 @@ urlpatterns = [
     path("companies/switch/", tenancy_views.switch, name="company_switch"),
     path("", include("vouch.tenancy.urls")),
     path("accounts/signup/", signup, name="account_signup"),
+    # Before allauth's: the emailed unlock link of brute-force protection (vouch.guard.unlock).
+    path("accounts/unlock/", include("vouch.guard.unlock_urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("vouch.accounts.urls")),
     path("outbox/", include("vouch.outbox.urls")),

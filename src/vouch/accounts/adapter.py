@@ -24,6 +24,45 @@ class AccountAdapter(DefaultAccountAdapter):
             user.save()
         return user
 
+    # -- brute-force defence (vouch.guard.throttle) -----------------------------------
+
+    def pre_authenticate(self, request: HttpRequest, **credentials) -> None:
+        # Replaces allauth's own "login_failed" check for passwords: Vouch's throttle
+        # decides before any hash (real or dummy) is computed, and lets a known device
+        # through. Raises the form error when the attempt is refused.
+        from vouch.guard import throttle
+
+        login = credentials.get("email") or credentials.get("username") or ""
+        self._vouch_attempt = throttle.before_password_check(request, str(login))
+
+    def authenticate(self, request: HttpRequest, **credentials):
+        from vouch.guard import throttle
+
+        self._vouch_attempt = None
+        try:
+            user = super().authenticate(request, **credentials)
+            if user is not None and self._vouch_attempt is not None:
+                throttle.password_succeeded(request, self._vouch_attempt, user)
+            return user
+        finally:
+            if self._vouch_attempt is not None:
+                throttle.after_password_check(self._vouch_attempt)
+
+    def authentication_failed(self, request: HttpRequest, **credentials) -> None:
+        from vouch.guard import throttle
+
+        if getattr(self, "_vouch_attempt", None) is not None:
+            throttle.password_failed(request, self._vouch_attempt)
+
+    def post_login(self, request: HttpRequest, user, **kwargs):
+        # After allauth's user_logged_in signal, so its receivers (the risk engine) still
+        # see whether this browser was new; remembered only after a complete sign-in.
+        from vouch.guard import devices
+
+        response = super().post_login(request, user, **kwargs)
+        devices.remember_device(request, response, user)
+        return response
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         if request.user.is_authenticated and request.user.is_staff:
             return "/operator/"

@@ -32,7 +32,18 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     from vouch.accounts.models import User
 
     email = str(credentials.get("email") or credentials.get("username") or "")
+    # Sampled, so a flood of guesses cannot make the chained log a bottleneck: the first
+    # failure per account per minute, with the count of those skipped since
+    # (vouch.guard.throttle.sample_failure_event says why).
+    from vouch.guard.throttle import sample_failure_event
+
+    skipped = sample_failure_event(email)
+    if skipped is None:
+        return
     user = User.objects.filter(email__iexact=email).only("pk").first() if email else None
+    details = {"email_hash": email_hash(email)} if email else {}
+    if skipped:
+        details["failures_not_recorded"] = skipped
     record(
         EventAction.AUTHN_LOGIN_FAIL,
         request=request,
@@ -40,7 +51,7 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
         company=PLATFORM,
         target=_user_target(user),
         outcome=Outcome.FAILURE,
-        details={"email_hash": email_hash(email)} if email else {},
+        details=details,
     )
 
 

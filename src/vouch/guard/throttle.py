@@ -1,0 +1,429 @@
+"""Brute-force defence for password sign-in (P3, P13).
+
+Every password sign-in passes through :func:`before_password_check` (called by
+``AccountAdapter.pre_authenticate``) *before* any password hash, real or dummy, is
+computed, and is refused there cheaply when a throttle applies: a few cache reads and one
+indexed user lookup, no writes. What is counted:
+
+- **per account** (the typed email, through a keyed hash, whether an account exists or
+  not, so answers do not reveal which addresses are registered): 5 free failures, then
+  a growing delay (15 s, 30 s, 1 min, ... up to 1 h) before the next guess. This is the
+  defence against *distributed guessing*: it does not matter how many addresses the
+  guesses come from;
+- **per client address**: 20 free failures, then growing delays; plus at most 10
+  *different* accounts tried from one address per hour (*credential stuffing*);
+- **100 consecutive failures, ever** (NIST SP 800-63B 5.2.2): kept in the database
+  (``AccountState.consecutive_failures``, so a cache flush does not reset it) and reserved
+  *before* each password check with one conditional UPDATE, so even concurrent guesses
+  cannot exceed it. The 100th failure turns password sign-in off
+  (``password_disabled_at``) until the password is reset through the account's email; the
+  owner is emailed a reset link.
+
+Once delays are active for a scope, attempts in it are also serialised (a cache "gate",
+one guess in flight at a time), so a burst of concurrent requests cannot slip through
+the gap between the check and the recorded failure.
+
+The real user is not locked out by an attacker: a browser that has completed a sign-in
+to the account before (``vouch.guard.devices``) skips the per-account and per-address
+throttles and has its own (5 free failures, growing delays); from any other browser
+the owner can use the unlock link emailed when the account first gets throttled, which
+makes that browser a known device (``vouch.guard.unlock``).
+
+Counters live in the cache (Redis in production, the database cache on the embedded
+default): the decision must be fast and shared by every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F
+from django.db.models.functions import Lower
+from django.forms import ValidationError
+from django.http import HttpRequest
+from django.utils import timezone
+
+from vouch.guard import devices
+
+log = logging.getLogger("vouch.guard.throttle")
+
+PASSWORD_FAILURE_CAP = 100
+BASE_DELAY = 15  # seconds: the first delay; each further failure doubles it
+MAX_DELAY = 3600
+FAILURE_MEMORY = 24 * 3600  # a scope's failure count is forgotten after a quiet day
+GATE_SECONDS = 30  # longest a guess can hold its scope's gate (a hash takes ~0.1 s)
+DISTINCT_ACCOUNTS_LIMIT = 10
+DISTINCT_WINDOW = 3600
+UNLOCK_MAIL_EVERY = 3600
+EVENT_WINDOW = 60  # at most one authn_login_fail event per account per minute
+LOCK_EVENT_WINDOW = 600  # at most one authn_login_lock event per scope per 10 minutes
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str
+    free: int  # failures before delays start
+
+
+ACCOUNT = Scope("account", free=5)
+ADDRESS = Scope("address", free=20)
+DEVICE = Scope("device", free=5)
+
+
+def now() -> float:
+    """The throttle's clock (tests replace it)."""
+    return time.time()
+
+
+def enabled() -> bool:
+    # A benchmark switch (VOUCH_BENCH_PROTECTIONS_OFF), never honoured in production.
+    return not getattr(settings, "VOUCH_PROTECTIONS_OFF", False)
+
+
+def delay_for(failures: int, scope: Scope) -> int:
+    """Seconds to wait after ``failures`` failures in ``scope`` (0 while free)."""
+    if failures < scope.free:
+        return 0
+    return int(min(MAX_DELAY, BASE_DELAY * 2 ** min(failures - scope.free, 20)))
+
+
+class Throttled(ValidationError):
+    """Raised before the password check; shown as the login form's error."""
+
+    def __init__(self, reason: str, retry_after: float = 0) -> None:
+        self.reason = reason
+        self.retry_after = max(0, int(math.ceil(retry_after)))
+        super().__init__(message_for(reason, self.retry_after), code="too_many_login_attempts")
+
+
+def message_for(reason: str, retry_after: int) -> str:
+    if reason == "password_disabled":
+        return (
+            "Too many failed sign-in attempts: signing in with this password is turned off until the "
+            "password is reset. Use “Forgot your password?” to reset it through the account's email."
+        )
+    minutes = max(1, math.ceil(retry_after / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return (
+        f"Too many sign-in attempts. Try again in {minutes} {unit}. If this is your account, you can "
+        "still sign in from a browser you have used before, or with the unlock link emailed to the "
+        "account's address."
+    )
+
+
+def email_key(email: str) -> str:
+    """A keyed hash of the typed address: counters never hold the address itself."""
+    normalised = (email or "").strip().lower()
+    return hmac.new(settings.SECRET_KEY.encode(), b"bf:" + normalised.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def client_address(request: HttpRequest) -> str:
+    # REMOTE_ADDR is the client: vouch.web.proxies applied X-Forwarded-For from trusted
+    # proxies only, before any view ran.
+    raw = (request.META.get("REMOTE_ADDR") or "").strip()
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return "unknown"
+
+
+def _k(*parts: str) -> str:
+    return "bf:" + ":".join(parts)
+
+
+def _scope_key(scope: Scope, attempt: Attempt) -> str:
+    if scope is ACCOUNT:
+        return _k("a", attempt.account)
+    if scope is ADDRESS:
+        return _k("i", attempt.ip)
+    return _k("d", attempt.device or "-", attempt.account)
+
+
+@dataclass
+class Attempt:
+    """What :func:`before_password_check` decided, for the calls after the check."""
+
+    account: str = ""
+    ip: str = ""
+    user_id: int | None = None
+    device: str | None = None  # set when this browser is a known device of the account
+    scopes: tuple[Scope, ...] = ()
+    failures: dict[str, int] = field(default_factory=dict)
+    gates: list[str] = field(default_factory=list)
+    reserved: bool = False
+    active: bool = True
+
+
+def _lookup(email: str) -> tuple[int | None, int, bool]:
+    """(user id, consecutive failures, password disabled) for the typed email: one indexed
+    query (the unique Lower(email) index), done for unknown addresses alike."""
+    from vouch.accounts.models import User
+
+    row = (
+        User.objects.alias(email_lower=Lower("email"))
+        .filter(email_lower=(email or "").strip().lower())
+        .values_list("pk", "guard_state__consecutive_failures", "guard_state__password_disabled_at")
+        .first()
+    )
+    if row is None:
+        return None, 0, False
+    return row[0], row[1] or 0, row[2] is not None
+
+
+def before_password_check(request: HttpRequest, email: str) -> Attempt:
+    """Decide whether this sign-in may reach the password check; raise :class:`Throttled` if not.
+
+    Call :func:`after_password_check` once the check is done (in a ``finally``)."""
+    if not enabled():
+        return Attempt(active=False)
+    attempt = Attempt(account=email_key(email), ip=client_address(request))
+    user_id, db_failures, disabled = _lookup(email)
+    attempt.user_id = user_id
+    digest = devices.device_hash(request)
+    if user_id is not None and digest is not None and devices._known(user_id, digest):
+        attempt.device = digest
+        attempt.scopes = (DEVICE, ACCOUNT)  # ACCOUNT only for the 100 cap, never for delays
+    else:
+        attempt.scopes = (ACCOUNT, ADDRESS)
+    keys = {scope.name: _scope_key(scope, attempt) for scope in attempt.scopes}
+    distinct = attempt.device is None
+    wanted = [f"{key}:f" for key in keys.values()] + [f"{key}:u" for key in keys.values()]
+    if distinct:
+        wanted += [_k("ia", attempt.ip, "n"), _k("ia", attempt.ip, "s"), _k("ia", attempt.ip, attempt.account)]
+    values = cache.get_many(wanted)
+    moment = now()
+
+    account_failures = max(int(values.get(f"{keys['account']}:f") or 0), db_failures)
+    if disabled or account_failures >= PASSWORD_FAILURE_CAP:
+        raise Throttled("password_disabled")
+    for scope in attempt.scopes:
+        key = keys[scope.name]
+        failures = int(values.get(f"{key}:f") or 0)
+        if scope is ACCOUNT:
+            failures = account_failures
+        attempt.failures[scope.name] = failures
+        if scope is ACCOUNT and attempt.device is not None:
+            continue  # a known device is not held back by other people's guesses
+        until = float(values.get(f"{key}:u") or 0)
+        if until > moment:
+            raise Throttled(scope.name, until - moment)
+    if distinct and not values.get(_k("ia", attempt.ip, attempt.account)):
+        tried = int(values.get(_k("ia", attempt.ip, "n")) or 0)
+        started = float(values.get(_k("ia", attempt.ip, "s")) or moment)
+        if tried >= DISTINCT_ACCOUNTS_LIMIT and started + DISTINCT_WINDOW > moment:
+            raise Throttled("accounts_from_address", started + DISTINCT_WINDOW - moment)
+
+    # Allowed so far. From here on the attempt writes: gates, the distinct-accounts
+    # count and the database reservation. Refusals above never write.
+    for scope in attempt.scopes:
+        if scope is ACCOUNT and attempt.device is not None:
+            continue
+        if attempt.failures[scope.name] + 1 >= scope.free:
+            gate = f"{keys[scope.name]}:g"
+            if not cache.add(gate, 1, timeout=GATE_SECONDS):
+                release(attempt)
+                raise Throttled(scope.name, delay_for(attempt.failures[scope.name], scope) or BASE_DELAY)
+            attempt.gates.append(gate)
+    if distinct:
+        _count_distinct(request, attempt, moment)
+    if user_id is not None:
+        if not _reserve(user_id):
+            release(attempt)
+            raise Throttled("password_disabled")
+        attempt.reserved = True
+        # One line per guess that reaches the password check: the attack test counts these.
+        log.info("bruteforce password_check user=%s", user_id)
+    return attempt
+
+
+def _count_distinct(request: HttpRequest, attempt: Attempt, moment: float) -> None:
+    seen = _k("ia", attempt.ip, attempt.account)
+    if not cache.add(seen, 1, timeout=DISTINCT_WINDOW):
+        return
+    count_key, start_key = _k("ia", attempt.ip, "n"), _k("ia", attempt.ip, "s")
+    if cache.add(count_key, 1, timeout=DISTINCT_WINDOW):
+        cache.set(start_key, moment, timeout=DISTINCT_WINDOW)
+        return
+    try:
+        tried = cache.incr(count_key)
+    except ValueError:
+        cache.set(count_key, 1, timeout=DISTINCT_WINDOW)
+        return
+    if tried == DISTINCT_ACCOUNTS_LIMIT:
+        _lock_event(request, attempt, "accounts_from_address", _k("ia", attempt.ip), tried, DISTINCT_WINDOW)
+
+
+def distinct_accounts_from(ip: str) -> int:
+    """How many different accounts this address has tried to sign in to in the last hour
+    (the risk engine's "one address trying many accounts" signal)."""
+    return int(cache.get(_k("ia", ip, "n")) or 0)
+
+
+def _reserve(user_id: int) -> bool:
+    """Count this guess before the check, atomically and only below the cap."""
+    from vouch.guard.models import AccountState
+
+    query = AccountState.objects.filter(
+        user_id=user_id, consecutive_failures__lt=PASSWORD_FAILURE_CAP, password_disabled_at__isnull=True
+    )
+    if query.update(consecutive_failures=F("consecutive_failures") + 1):
+        return True
+    _, created = AccountState.objects.get_or_create(user_id=user_id)
+    return created and bool(query.update(consecutive_failures=F("consecutive_failures") + 1))
+
+
+def release(attempt: Attempt) -> None:
+    if attempt.gates:
+        cache.delete_many(attempt.gates)
+        attempt.gates = []
+
+
+def password_succeeded(request: HttpRequest, attempt: Attempt, user) -> None:
+    """The password was right: the consecutive count starts again (NIST), and a known
+    device's own counter is cleared. Shared counters (account, address) are left alone:
+    wiping them would let an attacker who knows one password reset another's delays."""
+    if not attempt.active:
+        return
+    from vouch.guard.models import AccountState
+
+    AccountState.objects.filter(user_id=user.pk).update(consecutive_failures=0)
+    if attempt.device is not None:
+        key = _scope_key(DEVICE, attempt)
+        cache.delete_many([f"{key}:f", f"{key}:u"])
+
+
+def password_failed(request: HttpRequest, attempt: Attempt) -> None:
+    """Count a failed check in every scope; start or lengthen delays; at the cap, turn the
+    password off and tell the owner."""
+    if not attempt.active:
+        return
+    moment = now()
+    for scope in attempt.scopes:
+        key = _scope_key(scope, attempt)
+        failures = _incr(f"{key}:f", FAILURE_MEMORY)
+        if scope is ACCOUNT:
+            failures = max(failures, attempt.failures.get("account", 0) + 1)
+            if attempt.device is not None:
+                continue  # counted, but a known device's failures set no delay for others
+        wait = delay_for(failures, scope)
+        if wait:
+            cache.set(f"{key}:u", moment + wait, timeout=wait + 60)
+            _lock_event(request, attempt, scope.name, key, failures, wait)
+            if scope is ACCOUNT and attempt.user_id is not None and failures == ACCOUNT.free:
+                _send_unlock_mail(request, attempt.user_id)
+    if attempt.reserved:
+        _disable_at_cap(request, attempt.user_id)
+
+
+def _incr(key: str, timeout: int) -> int:
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        value = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1
+    cache.touch(key, timeout)
+    return value
+
+
+def after_password_check(attempt: Attempt) -> None:
+    release(attempt)
+
+
+def _disable_at_cap(request: HttpRequest, user_id: int) -> None:
+    from vouch.guard.models import AccountState
+
+    disabled = AccountState.objects.filter(
+        user_id=user_id, consecutive_failures__gte=PASSWORD_FAILURE_CAP, password_disabled_at__isnull=True
+    ).update(password_disabled_at=timezone.now())
+    if not disabled:
+        return
+    from vouch.accounts.models import User
+    from vouch.audit.events import PLATFORM, record
+    from vouch.audit.models import EventAction, Outcome
+
+    user = User.objects.get(pk=user_id)
+    record(
+        EventAction.AUTHN_LOGIN_LOCK,
+        request=request,
+        actor=None,
+        company=PLATFORM,
+        target=f"user:{user_id}",
+        outcome=Outcome.FAILURE,
+        details={"scope": "account", "reason": "password_disabled", "failures": PASSWORD_FAILURE_CAP},
+    )
+    from vouch.guard import unlock
+
+    unlock.send_password_disabled_mail(request, user)
+
+
+def _lock_event(request: HttpRequest, attempt: Attempt, scope: str, key: str, failures: int, wait: int) -> None:
+    """authn_login_lock, at most once per scope per LOCK_EVENT_WINDOW (see sample_failure_event)."""
+    if not cache.add(f"{key}:ev", 1, timeout=LOCK_EVENT_WINDOW):
+        return
+    from vouch.audit.events import PLATFORM, record
+    from vouch.audit.models import EventAction, Outcome
+
+    record(
+        EventAction.AUTHN_LOGIN_LOCK,
+        request=request,
+        actor=None,
+        company=PLATFORM,
+        target=f"user:{attempt.user_id}" if attempt.user_id and scope != "address" else "",
+        outcome=Outcome.FAILURE,
+        details={"scope": scope, "failures": failures, "retry_after_s": wait},
+    )
+
+
+def sample_failure_event(email: str) -> int | None:
+    """Whether to record this authn_login_fail event: None to skip it, else how many
+    failures on the account went unrecorded since the last recorded one.
+
+    Why sample: the event log is hash-chained, so every append takes one installation-wide
+    lock; recording every guess of a flood would make that lock the bottleneck of the
+    whole site. The first failure on an account in each minute is recorded (with the
+    count of those skipped before it), and every lock and password turn-off is recorded
+    as authn_login_lock, so the log still shows when, where from and how hard an account
+    was attacked. Refused guesses (throttled before the password check) write nothing."""
+    if not enabled():
+        return 0
+    account = email_key(email)
+    skipped_key = _k("ev", account, "n")
+    if cache.add(_k("ev", account), 1, timeout=EVENT_WINDOW):
+        skipped = int(cache.get(skipped_key) or 0)
+        if skipped:
+            cache.delete(skipped_key)
+        return skipped
+    _incr(skipped_key, FAILURE_MEMORY)
+    return None
+
+
+def _send_unlock_mail(request: HttpRequest, user_id: int) -> None:
+    if not cache.add(_k("um", str(user_id)), 1, timeout=UNLOCK_MAIL_EVERY):
+        return
+    from vouch.accounts.models import User
+    from vouch.guard import unlock
+
+    unlock.send_unlock_mail(request, User.objects.get(pk=user_id))
+
+
+def forget_account(user) -> None:
+    """After a password reset: the password works again and the account's counters restart."""
+    from vouch.guard.models import AccountState
+
+    AccountState.objects.filter(user_id=user.pk).update(consecutive_failures=0, password_disabled_at=None)
+    key = _k("a", email_key(user.email))
+    cache.delete_many([f"{key}:f", f"{key}:u", f"{key}:g"])
+
+
+def on_password_reset(sender, request, user, **kwargs) -> None:
+    forget_account(user)
