@@ -22,6 +22,8 @@ urlpatterns = [
     path("accounts/signup/", signup, name="account_signup"),
     # Before allauth's: the emailed unlock link of brute-force protection (vouch.guard.unlock).
     path("accounts/unlock/", include("vouch.guard.unlock_urls")),
+    # Verification links throttled per address before allauth's view (vouch.guard.verification).
+    path("accounts/confirm-email/<str:key>/", include("vouch.guard.verification_urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("vouch.accounts.urls")),
     path("outbox/", include("vouch.outbox.urls")),
