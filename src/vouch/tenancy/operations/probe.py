@@ -154,18 +154,20 @@ def postgres_location(region: regions.Region, name: str) -> str:
     return f"{host}:{port}/{name}"
 
 
-def postgres_sizes(region: regions.Region) -> dict[str, int]:
-    """Size of every database on ``region``'s server with this installation's prefix."""
+def postgres_sizes(region: regions.Region, name: str | None = None) -> dict[str, int]:
+    """Size of every database on ``region``'s server with this installation's prefix
+    (or only of database ``name``), in one query."""
     from vouch.tenancy.provisioning import _admin
 
     prefix = settings.VOUCH_COMPANY_DATABASE_PREFIX + "_"
     pattern = prefix.replace("\\", "\\\\").replace("_", r"\_").replace("%", r"\%") + "%"
+    query = "SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname LIKE %s AND datallowconn"
+    params = [pattern]
+    if name is not None:
+        query += " AND datname = %s"
+        params.append(name)
     with _admin(region) as admin:
-        rows = admin.execute(
-            "SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname LIKE %s AND datallowconn",
-            [pattern],
-        ).fetchall()
-    return dict(rows)
+        return dict(admin.execute(query, params).fetchall())
 
 
 def _probe_postgresql(result: Probe, region: regions.Region, sizes: dict[str, int] | None) -> None:
@@ -174,7 +176,7 @@ def _probe_postgresql(result: Probe, region: regions.Region, sizes: dict[str, in
     name = connections.postgres_name(uuid.UUID(result.company_id))
     result.location = postgres_location(region, name)
     if sizes is None:
-        sizes = postgres_sizes(region)
+        sizes = postgres_sizes(region, name)
     result.exists = name in sizes
     result.size = sizes.get(name)
     if not result.exists:
