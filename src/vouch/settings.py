@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "vouch.web.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "allauth.usersessions",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,6 +84,8 @@ ROOT_URLCONF = "vouch.urls"
 WSGI_APPLICATION = "vouch.wsgi.application"
 
 TEMPLATES = [
+    # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
+    "vouch.guard.enforcement.CompanySecurityMiddleware",
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
@@ -175,6 +178,8 @@ LOGIN_REDIRECT_URL = "dashboard"
 
 # django-allauth: every account flow (signup, login, verification, reset, email change).
 ACCOUNT_ADAPTER = "vouch.accounts.adapter.AccountAdapter"
+    # A company's own, longer minimum for its members (vouch.guard.company_security).
+    {"NAME": "vouch.guard.validators.CompanyMinimumLengthValidator"},
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -218,7 +223,7 @@ ACCOUNT_RATE_LIMITS = (
     }
 )
 MFA_RATE_LIMITS = False if VOUCH_PROTECTIONS_OFF else {"webauthn_login": "10/m/ip"}
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_TOTP_ISSUER = "Vouch"
 
 # Sessions: server-side, rotated at login (Django), flushed at logout; idle and
@@ -226,6 +231,12 @@ MFA_TOTP_ISSUER = "Vouch"
 SESSION_IDLE_SECONDS = env_int("VOUCH_SESSION_IDLE_MINUTES", 60) * 60
 SESSION_MAX_SECONDS = env_int("VOUCH_SESSION_MAX_HOURS", 12) * 3600
 SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
+# Security keys and passkeys; a passkey can sign in on its own (it is both factors).
+MFA_PASSKEY_LOGIN_ENABLED = True
+# Owners and admins of a company that requires 2FA cannot remove their last method.
+MFA_ADAPTER = "vouch.guard.mfa.MFAAdapter"
+# "Last seen" is written once a minute by SessionLifetimeMiddleware, not on every request.
+USERSESSIONS_TRACK_ACTIVITY = False
 SESSION_COOKIE_NAME = "__Host-vouch_session"
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True

@@ -19,6 +19,8 @@ urlpatterns = [
     path("livez", web_views.alive, name="alive"),
     path("companies/switch/", tenancy_views.switch, name="company_switch"),
     path("", include("vouch.tenancy.urls")),
+    # Before allauth's: Vouch's sessions page and WebAuthn key removal (vouch.guard).
+    path("", include("vouch.guard.security_urls")),
     path("accounts/signup/", signup, name="account_signup"),
     # Before allauth's: the emailed unlock link of brute-force protection (vouch.guard.unlock).
     path("accounts/unlock/", include("vouch.guard.unlock_urls")),

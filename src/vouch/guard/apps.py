@@ -8,8 +8,17 @@ class GuardConfig(AppConfig):
 
     def ready(self) -> None:
         from allauth.account import signals as account_signals
+        from django.db.models.signals import post_delete, post_save
 
-        from vouch.guard import throttle
+        from vouch.guard import company_security, sessions, throttle
+        from vouch.guard.models import CompanySecuritySettings
 
+        # A changed or reset password ends the account's other sessions (server-side).
+        account_signals.password_changed.connect(sessions.on_password_changed, dispatch_uid="guard_sessions_pw_changed")
+        account_signals.password_set.connect(sessions.on_password_changed, dispatch_uid="guard_sessions_pw_set")
+        account_signals.password_reset.connect(sessions.on_password_reset, dispatch_uid="guard_sessions_pw_reset")
+        # A company's changed settings apply at once in this process (see company_security.snapshot).
+        for signal in (post_save, post_delete):
+            signal.connect(company_security.on_settings_saved, sender=CompanySecuritySettings)
         # A password reset through email turns password sign-in back on (vouch.guard.throttle).
         account_signals.password_reset.connect(throttle.on_password_reset, dispatch_uid="guard_throttle_pw_reset")

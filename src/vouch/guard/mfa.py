@@ -1,0 +1,58 @@
+"""Two-factor rules around django-allauth's MFA (P19).
+
+allauth does TOTP, WebAuthn (security keys and passkeys) and recovery codes. Vouch adds:
+an owner or admin of a company that requires 2FA cannot remove their last real second
+factor (recovery codes alone do not count: they are a fallback, not a method)."""
+
+from __future__ import annotations
+
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
+from django.utils.translation import gettext_lazy as _
+
+from vouch.accounts.policy import Role
+
+# The methods that make an account "have 2FA"; recovery codes only back them up.
+PRIMARY_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+# Who must keep 2FA once their company requires it (members may fall behind during the
+# grace period; the people who can change security settings may not switch it off).
+KEEPERS = (Role.OWNER, Role.ADMIN)
+
+
+def has_2fa(user) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
+    return Authenticator.objects.filter(user_id=user.pk, type__in=PRIMARY_TYPES).exists()
+
+
+def must_keep_2fa(user) -> list:
+    """The companies (memberships) that forbid ``user`` from turning 2FA off."""
+    from vouch.guard.company_security import companies_requiring_2fa
+
+    return companies_requiring_2fa(user, roles=KEEPERS)
+
+
+def can_remove(authenticator: Authenticator) -> bool:
+    """Whether removing ``authenticator`` is allowed: always, unless it is the user's
+    last TOTP/WebAuthn method and one of their companies makes them keep 2FA."""
+    if authenticator.type not in PRIMARY_TYPES:
+        return True
+    others = (
+        Authenticator.objects.filter(user_id=authenticator.user_id, type__in=PRIMARY_TYPES)
+        .exclude(pk=authenticator.pk)
+        .exists()
+    )
+    return others or not must_keep_2fa(authenticator.user)
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": _(
+            "Your company requires two-factor authentication for owners and admins: add another "
+            "method (an authenticator app or a security key) before you remove this one."
+        ),
+    }
+
+    def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
+        return can_remove(authenticator)

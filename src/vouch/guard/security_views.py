@@ -1,0 +1,98 @@
+"""Pages: the company's security settings (owners), your sessions (everyone), and the
+WebAuthn key removal that respects a company's 2FA requirement."""
+
+from __future__ import annotations
+
+from allauth.account.decorators import reauthentication_required
+from allauth.mfa.webauthn.views import RemoveWebAuthnView
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
+
+from vouch.accounts.decorators import company_action
+from vouch.accounts.policy import Action
+from vouch.audit import record
+from vouch.audit.events import PLATFORM
+from vouch.audit.models import EventAction, Outcome
+from vouch.guard import company_security, mfa
+from vouch.guard import sessions as guard_sessions
+from vouch.guard.security_forms import CompanySecurityForm
+
+
+def _security_page(request: HttpRequest, form: CompanySecurityForm, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "guard/security_settings.html",
+        {"form": form, "your_address": request.META.get("REMOTE_ADDR", "")},
+        status=status,
+    )
+
+
+@company_action(Action.MANAGE_SECURITY)
+@reauthentication_required(allow_get=True)
+def company_security_settings(request: HttpRequest) -> HttpResponse:
+    """Owners only (policy), after signing in again (allauth replays the POST)."""
+    row = company_security.for_company(request.company)
+    if request.method != "POST":
+        return _security_page(request, CompanySecurityForm.from_settings(row))
+    form = CompanySecurityForm(request.POST)
+    if not form.is_valid():
+        return _security_page(request, form, status=400)
+    try:
+        company_security.save(request.company, request.membership, form.changes(), request=request)
+    except company_security.SecuritySettingsError as exc:
+        field = "allowed_networks" if "address" in str(exc) or "network" in str(exc).lower() else None
+        form.add_error(field, str(exc))
+        return _security_page(request, form, status=400)
+    messages.success(request, "Security settings saved.")
+    return redirect("company_security")
+
+
+@login_required
+def session_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "guard/sessions.html", {"sessions": guard_sessions.active_sessions(request)})
+
+
+@require_POST
+@login_required
+def session_end(request: HttpRequest, session_id: int) -> HttpResponse:
+    if guard_sessions.end_session(request, session_id):
+        messages.success(request, "That session has ended: it is signed out.")
+    else:
+        messages.error(request, "No such session (it may have ended already). To end this one, sign out.")
+    return redirect("account_sessions")
+
+
+@require_POST
+@login_required
+def session_end_others(request: HttpRequest) -> HttpResponse:
+    count = guard_sessions.end_other_sessions(request, request.user, reason="ended_by_user")
+    messages.success(request, f"Signed out of {count} other session{'s' if count != 1 else ''}.")
+    return redirect("account_sessions")
+
+
+@method_decorator(login_required, name="dispatch")
+class GuardedRemoveWebAuthnView(RemoveWebAuthnView):
+    """allauth's key removal, asking the MFA adapter first as TOTP deactivation does
+    (allauth's own WebAuthn view does not ask)."""
+
+    def form_valid(self, form) -> HttpResponse:
+        authenticator = self.get_object()
+        if not mfa.can_remove(authenticator):
+            record(
+                EventAction.AUTHN_MFA_REMOVED,
+                request=self.request,
+                company=PLATFORM,
+                target=f"user:{self.request.user.pk}",
+                outcome=Outcome.BLOCKED,
+                details={"type": authenticator.type, "reason": "company_requires_2fa"},
+            )
+            messages.error(self.request, str(mfa.MFAAdapter.error_messages["cannot_delete_authenticator"]))
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+remove_webauthn = GuardedRemoveWebAuthnView.as_view()
