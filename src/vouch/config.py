@@ -67,6 +67,18 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "(none)",
         "Addresses/networks of TLS-terminating proxies whose X-Forwarded-For/-Proto are believed.",
     ),
+    "VOUCH_RISK_MAX_KMH": (
+        "1000",
+        "Two sign-ins further apart than this speed allows (km/h) are impossible travel: the account is suspended.",
+    ),
+    "VOUCH_ANONYMISING_NETWORKS": (
+        "(none)",
+        "File of VPN/Tor/proxy networks, one CIDR a line; a sign-in from one asks for a second step.",
+    ),
+    "VOUCH_GEOIP_BACKEND": (
+        "vouch.guard.geo.GeoIP2FastBackend",
+        "Class that locates addresses (country, network, coordinates); the default uses geoip2fast's bundled data.",
+    ),
     "VOUCH_SMTP_CA_FILE": ("(system CAs)", "CA bundle to verify the SMTP server's certificate."),
     "VOUCH_LOG_LEVEL": ("INFO", "Log level of the JSON logs."),
     "VOUCH_DEBUG": ("0", "Django debug pages; refused in production."),

@@ -21,6 +21,8 @@ urlpatterns = [
     path("", include("vouch.tenancy.urls")),
     # Before allauth's: Vouch's sessions page and WebAuthn key removal (vouch.guard).
     path("", include("vouch.guard.security_urls")),
+    # The emailed sign-in code, "this wasn't me" links, suspended members (vouch.guard).
+    path("", include("vouch.guard.risk_urls")),
     path("accounts/signup/", signup, name="account_signup"),
     # Before allauth's: the emailed unlock link of brute-force protection (vouch.guard.unlock).
     path("accounts/unlock/", include("vouch.guard.unlock_urls")),

@@ -63,6 +63,12 @@ class AccountAdapter(DefaultAccountAdapter):
         devices.remember_device(request, response, user)
         return response
 
+    def get_login_stages(self) -> list[str]:
+        # Suspicious-login protection (vouch.guard.stages): the risk check first, so a
+        # suspended account or a sign-in bad enough to suspend never reaches 2FA; the
+        # emailed step-up code last, after allauth's 2FA stage (which counts as a step-up).
+        return ["vouch.guard.stages.RiskStage", *super().get_login_stages(), "vouch.guard.stages.StepUpStage"]
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         if request.user.is_authenticated and request.user.is_staff:
             return "/operator/"

@@ -22,3 +22,7 @@ class GuardConfig(AppConfig):
             signal.connect(company_security.on_settings_saved, sender=CompanySecuritySettings)
         # A password reset through email turns password sign-in back on (vouch.guard.throttle).
         account_signals.password_reset.connect(throttle.on_password_reset, dispatch_uid="guard_throttle_pw_reset")
+        # Suspicious-login counters and account-change emails (vouch.guard.receivers).
+        from vouch.guard import receivers
+
+        receivers.connect()
