@@ -42,6 +42,12 @@ VOUCH_DELETION_GRACE_DAYS = env_int("VOUCH_DELETION_GRACE_DAYS", 14)
 VOUCH_COMPANY_APPS = ["activity"]
 DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
+# Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins
+# cannot both be the same person, an optional list of anonymising networks (one CIDR a
+# line), and the location backend (geoip2fast's bundled country + ASN data by default).
+VOUCH_RISK_MAX_KMH = env_int("VOUCH_RISK_MAX_KMH", 1000)
+VOUCH_ANONYMISING_NETWORKS = env("VOUCH_ANONYMISING_NETWORKS")
+VOUCH_GEOIP_BACKEND = env("VOUCH_GEOIP_BACKEND", "vouch.guard.geo.GeoIP2FastBackend")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
