@@ -16,7 +16,7 @@ import functools
 import ipaddress
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, router, transaction
@@ -116,7 +116,7 @@ def _read_snapshot(company_id) -> Snapshot:
     if since is not None and isinstance(since, str):  # SQLite hands back text
         since = datetime.fromisoformat(since)
     if since is not None and timezone.is_naive(since):
-        since = timezone.make_aware(since, timezone.utc)
+        since = timezone.make_aware(since, UTC)
     return Snapshot(bool(require), since, int(grace), parse_networks_cached(networks or ""))
 
 
@@ -322,6 +322,4 @@ def _describe(row: CompanySecuritySettings) -> dict:
 
 def company_min_password_length(company) -> int | None:
     """One company's own minimum (for signing up through its invitation)."""
-    return (
-        CompanySecuritySettings.objects.filter(company=company).values_list("min_password_length", flat=True).first()
-    )
+    return CompanySecuritySettings.objects.filter(company=company).values_list("min_password_length", flat=True).first()

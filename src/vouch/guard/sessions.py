@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from allauth.usersessions.models import UserSession
-from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -46,7 +45,7 @@ _SYSTEMS = (
 
 
 def describe_device(user_agent: str) -> str:
-    """"Firefox on Windows"-style, from the User-Agent; "Unknown device" if unrecognised."""
+    """A "Firefox on Windows"-style name from the User-Agent, or "Unknown device"."""
     browser = next((name for name, pattern in _BROWSERS if pattern.search(user_agent)), None)
     system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent)), None)
     if browser and system:
@@ -174,9 +173,9 @@ def touch(request: HttpRequest, now: datetime | None = None) -> None:
 
 def on_password_changed(sender, request, user, **kwargs) -> None:
     """Password changed while signed in: every other session ends (this one stays)."""
-    transaction.on_commit(lambda: end_other_sessions(request, user, reason="password_changed"))
+    end_other_sessions(request, user, reason="password_changed")
 
 
 def on_password_reset(sender, request, user, **kwargs) -> None:
     """Password reset by email: every session of the account ends."""
-    transaction.on_commit(lambda: end_other_sessions(None, user, reason="password_reset"))
+    end_other_sessions(None, user, reason="password_reset")

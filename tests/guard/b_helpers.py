@@ -1,0 +1,43 @@
+"""Helpers for the two-factor, sessions and company security tests (engineer B's part)."""
+
+from __future__ import annotations
+
+from allauth.mfa.totp.internal import auth as totp_auth
+
+from tests.conftest import PASSWORD, HTTPSClient
+
+PROXY = "10.9.9.9"
+
+
+def sign_in(client: HTTPSClient, email: str, password: str = PASSWORD, **extra):
+    """Through allauth's login view (so a listed user session is made)."""
+    return client.post("/accounts/login/", {"login": email, "password": password}, **extra)
+
+
+def reauthenticate(client: HTTPSClient, **extra) -> None:
+    assert client.post("/accounts/reauthenticate/", {"password": PASSWORD}, **extra).status_code == 302
+
+
+def totp_code(secret: str) -> str:
+    counter = next(totp_auth.yield_hotp_counters_from_time())
+    return totp_auth.format_hotp_value(totp_auth.hotp_value(secret, counter))
+
+
+def give_totp(user) -> str:
+    secret = totp_auth.generate_totp_secret()
+    totp_auth.TOTP.activate(user, secret)
+    return secret
+
+
+def security_form(**overrides) -> dict:
+    data = {
+        "require_2fa_grace_days": "7",
+        "idle_timeout_minutes": "",
+        "absolute_timeout_hours": "",
+        "allowed_networks": "",
+        "min_password_length": "",
+    }
+    data.update({key: str(value) for key, value in overrides.items()})
+    if data.get("require_2fa") in ("False", ""):
+        data.pop("require_2fa")
+    return data
