@@ -44,8 +44,8 @@ class Clock:
         self.now += dt.timedelta(**delta)
 
 
-@pytest.fixture
-def clock(monkeypatch):
+@pytest.fixture(name="clock")
+def clock_fixture(monkeypatch):
     from django.utils import timezone
 
     fake = Clock()
@@ -53,8 +53,8 @@ def clock(monkeypatch):
     return fake
 
 
-@pytest.fixture
-def behind_proxy():
+@pytest.fixture(name="behind_proxy")
+def behind_proxy_fixture():
     with override_settings(VOUCH_TRUSTED_PROXIES=[PROXY]):
         yield
 
