@@ -427,3 +427,48 @@ def forget_account(user) -> None:
 
 def on_password_reset(sender, request, user, **kwargs) -> None:
     forget_account(user)
+
+
+# -- other guessable secrets ----------------------------------------------------------
+# Codes and links that are not passwords (an emailed one-time code, a verification
+# link) get the same shape of defence: growing delays per subject (the account or the
+# link's owner) and per client address, checked before the secret is looked at.
+
+CODE_SUBJECT = Scope("code_subject", free=5)
+CODE_ADDRESS = Scope("code_address", free=10)
+
+
+def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[Scope, str]]:
+    keys = [(CODE_ADDRESS, _k("c", purpose, "i", client_address(request)))]
+    if subject:
+        keys.append((CODE_SUBJECT, _k("c", purpose, "s", email_key(subject))))
+    return keys
+
+
+def check_code(request: HttpRequest, purpose: str, subject: str = "") -> None:
+    """Raise :class:`Throttled` when a guess at a ``purpose`` code for ``subject`` must wait."""
+    if not enabled():
+        return
+    keys = _code_keys(request, purpose, subject)
+    values = cache.get_many([f"{key}:u" for _, key in keys])
+    moment = now()
+    for scope, key in keys:
+        until = float(values.get(f"{key}:u") or 0)
+        if until > moment:
+            raise Throttled(scope.name, until - moment)
+
+
+def code_failed(request: HttpRequest, purpose: str, subject: str = "") -> None:
+    if not enabled():
+        return
+    moment = now()
+    for scope, key in _code_keys(request, purpose, subject):
+        wait = delay_for(_incr(f"{key}:f", FAILURE_MEMORY), scope)
+        if wait:
+            cache.set(f"{key}:u", moment + wait, timeout=wait + 60)
+
+
+def code_succeeded(request: HttpRequest, purpose: str, subject: str = "") -> None:
+    if subject:
+        key = _k("c", purpose, "s", email_key(subject))
+        cache.delete_many([f"{key}:f", f"{key}:u"])
