@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # allauth's WebAuthn key list uses its template filters (naturaltime).
+    "django.contrib.humanize",
     # Vouch's apps come first so their templates override allauth's.
     "vouch.web",
     "vouch.tenancy",
@@ -66,13 +68,13 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.usersessions",
 ]
 
 MIDDLEWARE = [
     "vouch.web.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "allauth.usersessions",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,14 +86,14 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "vouch.tenancy.middleware.CompanyMiddleware",
+    # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
+    "vouch.guard.enforcement.CompanySecurityMiddleware",
 ]
 
 ROOT_URLCONF = "vouch.urls"
 WSGI_APPLICATION = "vouch.wsgi.application"
 
 TEMPLATES = [
-    # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
-    "vouch.guard.enforcement.CompanySecurityMiddleware",
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
@@ -178,14 +180,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # A company's own, longer minimum for its members (vouch.guard.company_security).
+    {"NAME": "vouch.guard.validators.CompanyMinimumLengthValidator"},
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
 
 # django-allauth: every account flow (signup, login, verification, reset, email change).
 ACCOUNT_ADAPTER = "vouch.accounts.adapter.AccountAdapter"
-    # A company's own, longer minimum for its members (vouch.guard.company_security).
-    {"NAME": "vouch.guard.validators.CompanyMinimumLengthValidator"},
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -231,18 +233,18 @@ ACCOUNT_RATE_LIMITS = (
 MFA_RATE_LIMITS = False if VOUCH_PROTECTIONS_OFF else {"webauthn_login": "10/m/ip"}
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_TOTP_ISSUER = "Vouch"
-
-# Sessions: server-side, rotated at login (Django), flushed at logout; idle and
-# absolute limits enforced by vouch.accounts.middleware.SessionLifetimeMiddleware.
-SESSION_IDLE_SECONDS = env_int("VOUCH_SESSION_IDLE_MINUTES", 60) * 60
-SESSION_MAX_SECONDS = env_int("VOUCH_SESSION_MAX_HOURS", 12) * 3600
-SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
 # Security keys and passkeys; a passkey can sign in on its own (it is both factors).
 MFA_PASSKEY_LOGIN_ENABLED = True
 # Owners and admins of a company that requires 2FA cannot remove their last method.
 MFA_ADAPTER = "vouch.guard.mfa.MFAAdapter"
 # "Last seen" is written once a minute by SessionLifetimeMiddleware, not on every request.
 USERSESSIONS_TRACK_ACTIVITY = False
+
+# Sessions: server-side, rotated at login (Django), flushed at logout; idle and
+# absolute limits enforced by vouch.accounts.middleware.SessionLifetimeMiddleware.
+SESSION_IDLE_SECONDS = env_int("VOUCH_SESSION_IDLE_MINUTES", 60) * 60
+SESSION_MAX_SECONDS = env_int("VOUCH_SESSION_MAX_HOURS", 12) * 3600
+SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
 SESSION_COOKIE_NAME = "__Host-vouch_session"
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
