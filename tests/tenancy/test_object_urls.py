@@ -172,12 +172,19 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "member_active": ObjectURL(Membership, make_membership, max_membership_id),
     "invitation_revoke": ObjectURL(Invitation, make_invitation, max_invitation_id),
     "activity_entry": ObjectURL(Entry, make_entry, max_entry_id),
+    "guard_approve_restore": ObjectURL(Membership, make_membership, max_membership_id),
 }
 EXEMPT: dict[str, str] = {
     "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",
     "account_confirm_email": "allauth: an email confirmation key (signed token), not an object id",
     "account_reset_password_from_key": "allauth: a password reset key (user id + HMAC token), not an object id",
     "outbox_message": "the embedded-default mail outbox: file names, loopback only, no company data",
+    "bruteforce_unlock": "takes an emailed unlock token, not an object id",
+    "guard_not_me": 'takes the emailed "this wasn\'t me" token, not an object id',
+    # A person's own objects, in the control database, looked up only among
+    # request.user's (not company data; a company id plays no part in them).
+    "account_session_end": "one of the signed-in user's own sessions (filtered by user_id)",
+    "mfa_remove_webauthn": "one of the signed-in user's own security keys (allauth's queryset is by user)",
 }
 
 ROUTES = {route.name: route for route in routes_with_arguments()}

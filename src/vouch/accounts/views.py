@@ -13,12 +13,16 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.forms import InviteForm, RoleForm
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action
-from vouch.tenancy.lookups import company_object_or_404, record_miss
+from vouch.tenancy.lookups import record_miss
 
 
 def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
-    # Another company's member is a 404 like a missing one, and recorded (IDOR probe).
-    return company_object_or_404(request, members.company_members(request.membership), pk=membership_id)
+    try:
+        return members.get_member(request.membership, membership_id)
+    except Membership.DoesNotExist:
+        # Another company's member is a 404 like a missing one, and recorded (IDOR probe).
+        record_miss(request, Membership)
+        raise Http404 from None
 
 
 @company_action(Action.VIEW_MEMBERS)

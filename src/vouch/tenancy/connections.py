@@ -38,6 +38,10 @@ def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
         from vouch.settings import _sqlite
 
         entry = _sqlite(sqlite_path(company_id, region))
+        # Open the file read-write but never create it: connecting to a company whose
+        # database is missing (purged, moved, or looked for in the wrong region) must
+        # fail, not leave an empty database at that name (which would then "exist").
+        entry["NAME"] = f"{sqlite_path(company_id, region).as_uri()}?mode=rw"
     else:
         server = region.server
         entry = {

@@ -33,6 +33,10 @@ class CompanyContext:
 
 ALIAS_PREFIX = "company_"
 _current: contextvars.ContextVar[CompanyContext | None] = contextvars.ContextVar("vouch_company", default=None)
+# The aliases of every enclosing context, innermost last: a connection is closed only
+# when no context that is still open uses it (A, then B, then A again must not close
+# the outer A's connection, which may hold an open transaction).
+_open_aliases: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("vouch_company_aliases", default=())
 
 
 def alias_for(company_id: uuid.UUID | str) -> str:
@@ -67,14 +71,18 @@ def company_context(company) -> Iterator[CompanyContext]:
     if getattr(company, "status", "active") == "deleted":
         raise NoCompanyContext(f"company {company.pk} has been deleted")
     context = CompanyContext(company_id=uuid.UUID(str(company.pk)), region=company.region)
-    outer = _current.get()
-    if outer is None or outer.alias != context.alias:
+    enclosing = _open_aliases.get()
+    if context.alias not in enclosing:
         connections.release(context.alias)  # each context starts on a fresh connection
     token = _current.set(context)
+    aliases_token = _open_aliases.set((*enclosing, context.alias))
     try:
+        # The alias exists from the start (not yet connected), so that
+        # transaction.atomic(using=context.alias) works before the first query.
+        connections.ensure_alias(context)
         yield context
     finally:
+        _open_aliases.reset(aliases_token)
         _current.reset(token)
-        outer = _current.get()
-        if outer is None or outer.alias != context.alias:
+        if context.alias not in _open_aliases.get():
             connections.release(context.alias)
