@@ -49,7 +49,7 @@ def sign_in(page: Page, email: str, password: str = PASSPHRASE) -> None:
     expect(page.get_by_role("heading", name="Sign In")).to_be_visible()
     page.get_by_label("Email").fill(email)
     password_field(page).fill(password)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Sign In", exact=True).click()
 
 
 def sign_out(page: Page) -> None:

@@ -43,7 +43,7 @@ def test_phone_signup_verify_sign_in_and_invite(contexts, phone_page, outbox):
 
     flows.sign_out(page)
     page.goto("/accounts/login/")
-    check_phone_layout(page, page.get_by_role("button", name="Sign In"))
+    check_phone_layout(page, page.get_by_role("button", name="Sign In", exact=True))
     flows.sign_in(page, email)
     flows.expect_dashboard(page, company, "AU", "Owner")
     check_phone_layout(page, page.get_by_role("link", name="Invite and manage members"))
