@@ -16,19 +16,22 @@ sign-in look like impossible travel."""
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connections, router
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from vouch.guard import failures, geo
 from vouch.guard.geo import Location
-from vouch.guard.models import AccountState, SignIn
+from vouch.guard.models import SignIn
 
 log = logging.getLogger("vouch.guard")
 
@@ -62,9 +65,9 @@ SUSPEND_AT = 150
 
 FAILURES_THRESHOLD = 5  # failed password checks on the account since its last sign-in
 ACCOUNTS_THRESHOLD = 5  # distinct accounts that failed from this address...
-ACCOUNTS_WINDOW = timedelta(hours=1)  # ...within this window
+# ...within the last hour (vouch.guard.failures.ADDRESS_WINDOW).
 HISTORY_WINDOW = timedelta(days=90)
-HISTORY_ROWS = 50
+HISTORY_ROWS = 30
 DEFAULT_MAX_KMH = 1000
 
 
@@ -266,41 +269,38 @@ def _device(request, user) -> tuple[str, bool]:
     return digest, known
 
 
-def _failures_before(user, state: AccountState | None) -> int:
-    """Failed password checks on this account since its last completed sign-in
-    (``vouch.guard.failures``), or the brute-force counter if that is higher."""
-    counted = state.consecutive_failures if state is not None else 0
-    return max(counted, failures.count(user))
+@functools.cache
+def _history_sql(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    meta = SignIn._meta
+    columns = ", ".join(
+        quote(meta.get_field(name).column)
+        for name in ("occurred_at", "country", "asn", "latitude", "longitude", "device_hash")
+    )
+    user, completed, occurred = (quote(meta.get_field(n).column) for n in ("user", "completed_at", "occurred_at"))
+    # Identifiers from the model's metadata, quoted by the backend; values bound.
+    return (
+        f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {user} = %s AND {completed} IS NOT NULL "  # noqa: S608
+        f"AND {occurred} >= %s ORDER BY {occurred} DESC LIMIT {HISTORY_ROWS}"
+    )
 
 
-def _accounts_from(ip: str | None, now: datetime) -> int:
-    """Distinct accounts with failed password checks from this address lately
-    (credential stuffing): the brute-force module's count where it keeps one, and the
-    security log's, whichever is larger."""
-    if not ip:
-        return 0
-    counted = 0
-    try:
-        from vouch.guard import throttle
-
-        counter = getattr(throttle, "distinct_accounts_from", None)
-        if counter is not None:
-            counted = int(counter(ip) or 0)
-    except ImportError:
-        pass
-    except Exception:  # noqa: BLE001 - a counter outage must not stop sign-in
-        log.exception("guard: throttle count failed")
-    if counted >= ACCOUNTS_THRESHOLD:
-        return counted
-    from vouch.audit.models import EventAction, SecurityEvent
-
-    rows = SecurityEvent.objects.filter(
-        action=EventAction.AUTHN_LOGIN_FAIL, ip=ip, occurred_at__gte=now - ACCOUNTS_WINDOW
-    ).values_list("target", "details")[:1000]
-    # An unknown address has no target, only a keyed hash of the email typed.
-    names = {target or (details or {}).get("email_hash", "") for target, details in rows}
-    names.discard("")
-    return max(counted, len(names))
+def _history(user_id: int, since: datetime) -> list[tuple]:
+    """The account's recent completed sign-ins, newest first, as (occurred_at, country,
+    asn, latitude, longitude, device_hash). Plain SQL: this runs on every sign-in, and
+    building the ORM query cost more than the query itself (as in vouch.accounts.sessions)."""
+    alias = router.db_for_read(SignIn)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(_history_sql(alias), [user_id, connection.ops.adapt_datetimefield_value(since)])
+        rows = cursor.fetchall()
+    if rows:
+        # SQLite hands back naive UTC (or text); only the newest row's time is used.
+        first = rows[0][0] if isinstance(rows[0][0], datetime) else parse_datetime(str(rows[0][0]))
+        if first is not None and timezone.is_naive(first):
+            first = first.replace(tzinfo=UTC)
+        rows[0] = (first, *rows[0][1:])
+    return rows
 
 
 def gather(request, user, *, now: datetime | None = None) -> Context:
@@ -308,26 +308,22 @@ def gather(request, user, *, now: datetime | None = None) -> Context:
     ip = client_ip(request)
     location = geo.locate(ip)
     device_hash, device_known = _device(request, user)
-    history = list(
-        SignIn.objects.filter(user=user, completed_at__isnull=False, occurred_at__gte=now - HISTORY_WINDOW)
-        .order_by("-occurred_at")
-        .values("occurred_at", "country", "asn", "latitude", "longitude", "device_hash")[:HISTORY_ROWS]
-    )
+    history = _history(user.pk, now - HISTORY_WINDOW)
     if device_hash and not device_known:
-        device_known = any(row["device_hash"] == device_hash for row in history)
+        device_known = any(row[5] == device_hash for row in history)
     previous = None
     if history:
-        last = history[0]
+        occurred_at, country, _asn, latitude, longitude, _hash = history[0]
         previous = Previous(
-            occurred_at=last["occurred_at"],
+            occurred_at=occurred_at,
             location=Location(
-                country=last["country"],
-                latitude=last["latitude"],
-                longitude=last["longitude"],
-                accuracy_km=geo.COUNTRY_ACCURACY_KM if last["latitude"] is not None else 0.0,
+                country=country,
+                latitude=latitude,
+                longitude=longitude,
+                accuracy_km=geo.COUNTRY_ACCURACY_KM if latitude is not None else 0.0,
             ),
         )
-    state = AccountState.objects.filter(user=user).first()
+    recent_failures, accounts_from_address = failures.counts(user, ip)
     return Context(
         now=now,
         ip=ip,
@@ -336,11 +332,11 @@ def gather(request, user, *, now: datetime | None = None) -> Context:
         device_known=device_known,
         user_agent_family=device_family(request),
         has_history=bool(history),
-        seen_countries=frozenset(row["country"] for row in history if row["country"]),
-        seen_networks=frozenset(row["asn"] for row in history if row["asn"]),
+        seen_countries=frozenset(row[1] for row in history if row[1]),
+        seen_networks=frozenset(row[2] for row in history if row[2]),
         previous=previous,
-        recent_failures=_failures_before(user, state),
-        accounts_from_address=_accounts_from(ip, now),
+        recent_failures=recent_failures,
+        accounts_from_address=accounts_from_address,
         anonymising=is_anonymising(ip),
         max_kmh=float(getattr(settings, "VOUCH_RISK_MAX_KMH", DEFAULT_MAX_KMH)),
     )
