@@ -354,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     password = measure_password_check(args.hash_iterations)
     measured = benchmark(args)
     results = report(args, measured, password)
+    # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
+    import risk as risk_bench
+
+    scoring = risk_bench.measure_risk_scoring()
+    print("\n" + risk_bench.describe(scoring))
+    results["risk_scoring"] = scoring
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
