@@ -155,7 +155,9 @@ def parse_wrk(output: str) -> dict:
     }
 
 
-def run_wrk(url: str, args: argparse.Namespace, duration: float, cookie: str | None = None) -> dict:
+def run_wrk(
+    url: str, args: argparse.Namespace, duration: float, cookie: str | None = None, script: str | None = None
+) -> dict:
     command = [
         "wrk",
         f"-t{args.threads}",
@@ -167,6 +169,8 @@ def run_wrk(url: str, args: argparse.Namespace, duration: float, cookie: str | N
     ]
     if cookie:
         command += ["-H", f"Cookie: {cookie}"]
+    if script:
+        command += ["-s", script]
     command.append(url)
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
     if result.returncode != 0:
@@ -360,6 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     scoring = risk_bench.measure_risk_scoring()
     print("\n" + risk_bench.describe(scoring))
     results["risk_scoring"] = scoring
+    # Brute-force defence: the decision per login, and a login flood with protections on vs off.
+    import bruteforce
+
+    print("\nbrute-force decision and login flood", flush=True)
+    decision = bruteforce.measure_decision(services=args.services)
+    logins = bruteforce.measure_login_rps(args, make_server, cleanup, run_wrk)
+    print("\n".join(bruteforce.describe(decision, logins)))
+    results["bruteforce"] = {"decision": decision, "login_flood": logins}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")

@@ -219,7 +219,10 @@ ACCOUNT_RATE_LIMITS = (
     False
     if VOUCH_PROTECTIONS_OFF
     else {
-        "login": "30/m/ip",
+        # Not allauth's per-address "login" limit: vouch.guard.throttle limits addresses
+        # itself, and refuses without writing, where allauth's costs three cache writes per
+        # request (under the database cache, the SQLite write lock a flood would queue on).
+        "login": "",
         "login_failed": "10/m/ip,5/5m/key",
         "reset_password": "20/m/ip,5/m/key",
         "reset_password_from_key": "10/m/ip",

@@ -266,3 +266,13 @@ def test_skipped_failures_are_counted_in_the_next_event(monkeypatch):
     assert throttle.sample_failure_event(email) is None
     cache.delete(f"bf:ev:{throttle.email_key(email)}")  # the minute is over
     assert throttle.sample_failure_event(email) == 2
+
+
+def test_the_plain_sql_lookup_names_the_right_tables_and_ignores_case():
+    from vouch.accounts.models import User
+
+    assert User._meta.db_table == "accounts_user" and AccountState._meta.db_table == "guard_accountstate"
+    user = make_user("Mixed.Case@Example.com")
+    AccountState.objects.create(user=user, consecutive_failures=7)
+    assert throttle._lookup("  mixed.case@EXAMPLE.com ") == (user.pk, 7, False)
+    assert throttle._lookup("someone.else@example.com") == (None, 0, False)

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
-from django.db.models.functions import Lower
 from django.forms import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
@@ -162,17 +161,23 @@ class Attempt:
     active: bool = True
 
 
-def _lookup(email: str) -> tuple[int | None, int, bool]:
-    """(user id, consecutive failures, password disabled) for the typed email: one indexed
-    query (the unique Lower(email) index), done for unknown addresses alike."""
-    from vouch.accounts.models import User
+# accounts.User and guard.AccountState (tests/guard/test_throttle_login.py checks the names).
+_LOOKUP_SQL = (
+    'SELECT u."id", s."consecutive_failures", s."password_disabled_at" FROM "accounts_user" u '
+    'LEFT JOIN "guard_accountstate" s ON s."user_id" = u."id" WHERE LOWER(u."email") = %s LIMIT 1'
+)
 
-    row = (
-        User.objects.alias(email_lower=Lower("email"))
-        .filter(email_lower=(email or "").strip().lower())
-        .values_list("pk", "guard_state__consecutive_failures", "guard_state__password_disabled_at")
-        .first()
-    )
+
+def _lookup(email: str) -> tuple[int | None, int, bool]:
+    """(user id, consecutive failures, password disabled) for the typed email: one query
+    on the unique LOWER(email) index, done for unknown addresses alike. Plain SQL: it runs
+    on every sign-in attempt, refused ones included, and the ORM's query building cost
+    more than the query itself."""
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        cursor.execute(_LOOKUP_SQL, [(email or "").strip().lower()])
+        row = cursor.fetchone()
     if row is None:
         return None, 0, False
     return row[0], row[1] or 0, row[2] is not None
@@ -184,6 +189,12 @@ def before_password_check(request: HttpRequest, email: str) -> Attempt:
     Call :func:`after_password_check` once the check is done (in a ``finally``)."""
     if not enabled():
         return Attempt(active=False)
+    return account_for(request, decide(request, email))
+
+
+def decide(request: HttpRequest, email: str) -> Attempt:
+    """The decision alone: reads only (one indexed user lookup, one cache read of every
+    counter, a device lookup when the browser has a valid device cookie)."""
     attempt = Attempt(account=email_key(email), ip=client_address(request))
     user_id, db_failures, disabled = _lookup(email)
     attempt.user_id = user_id
@@ -221,8 +232,16 @@ def before_password_check(request: HttpRequest, email: str) -> Attempt:
         if tried >= DISTINCT_ACCOUNTS_LIMIT and started + DISTINCT_WINDOW > moment:
             raise Throttled("accounts_from_address", started + DISTINCT_WINDOW - moment)
 
-    # Allowed so far. From here on the attempt writes: gates, the distinct-accounts
-    # count and the database reservation. Refusals above never write.
+    return attempt
+
+
+def account_for(request: HttpRequest, attempt: Attempt) -> Attempt:
+    """The writes of an allowed attempt, still before the password check: the gates of
+    throttled scopes, the distinct-accounts count and the database reservation."""
+    keys = {scope.name: _scope_key(scope, attempt) for scope in attempt.scopes}
+    distinct = attempt.device is None
+    user_id = attempt.user_id
+    moment = now()
     for scope in attempt.scopes:
         if scope is ACCOUNT and attempt.device is not None:
             continue

@@ -14,6 +14,7 @@ must not use them up."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 
 from allauth.account.adapter import get_adapter
@@ -25,6 +26,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+log = logging.getLogger("vouch.guard.unlock")
 UNLOCK_MAX_AGE = 3600
 _SALT = "vouch.guard.unlock"
 TOKEN_MAX_LENGTH = 300
@@ -93,10 +95,27 @@ def unlock_url(user) -> str:
     return _absolute(reverse("bruteforce_unlock", args=[make_token(user)]))
 
 
+def _send(request: HttpRequest | None, template: str, user, context: dict) -> None:
+    # allauth's mailer reads the current request from its own context; outside a view
+    # (a script, the bench) there is none, so provide it. A mail failure is logged and
+    # never turns a refused sign-in into an error page.
+    from allauth.core import context as allauth_context
+
+    try:
+        if request is not None and allauth_context.request is None:
+            with allauth_context.request_context(request):
+                get_adapter(request).send_mail(template, user.email, context)
+        else:
+            get_adapter(request).send_mail(template, user.email, context)
+    except Exception:  # noqa: BLE001
+        log.exception("guard: could not send %s to user %s", template, user.pk)
+
+
 def send_unlock_mail(request: HttpRequest | None, user) -> None:
-    get_adapter(request).send_mail(
+    _send(
+        request,
         "guard/email/signin_throttled",
-        user.email,
+        user,
         {"user": user, "url": unlock_url(user), "minutes": UNLOCK_MAX_AGE // 60},
     )
 
@@ -115,9 +134,10 @@ def password_reset_url(user) -> str:
 def send_password_disabled_mail(request: HttpRequest | None, user) -> None:
     from vouch.guard.throttle import PASSWORD_FAILURE_CAP
 
-    get_adapter(request).send_mail(
+    _send(
+        request,
         "guard/email/password_disabled",
-        user.email,
+        user,
         {"user": user, "url": password_reset_url(user), "cap": PASSWORD_FAILURE_CAP},
     )
 
