@@ -40,7 +40,7 @@ $(VENV)/.python:
 $(VENV)/.base: $(VENV)/.python requirements/base.txt
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements/base.txt
 	$(BIN)/python -c 'import site, pathlib; pathlib.Path(site.getsitepackages()[0], "vouch-src.pth").write_text(str(pathlib.Path("src").resolve()) + "\n")'
-	printf '#!%s\nfrom vouch.cli import main\nraise SystemExit(main())\n' "$(abspath $(BIN))/python" > $(BIN)/vouch
+	printf '#!%s\nfrom vouch.cli import main\n\nif __name__ == "__main__":\n    raise SystemExit(main())\n' "$(abspath $(BIN))/python" > $(BIN)/vouch
 	chmod +x $(BIN)/vouch
 	touch $@
 
