@@ -63,6 +63,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_SESSION_IDLE_MINUTES": ("60", "Sign out after this many minutes without activity."),
     "VOUCH_SESSION_MAX_HOURS": ("12", "Sign out this many hours after signing in, active or not."),
     "VOUCH_MAX_BODY_BYTES": ("2621440", "Larger request bodies are refused with 413."),
+    "VOUCH_BENCH_PROTECTIONS_OFF": (
+        "0",
+        "Benchmark switch: 1 turns brute-force protection and allauth's rate limits off. Ignored in production.",
+    ),
     "VOUCH_TRUSTED_PROXIES": (
         "(none)",
         "Addresses/networks of TLS-terminating proxies whose X-Forwarded-For/-Proto are believed.",
