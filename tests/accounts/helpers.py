@@ -16,3 +16,22 @@ def fast_company(name: str | None = None, region: str = "eu", owner=None):
 
 def fast_member(company, role: Role, user=None):
     return add_member(company, role, user=user or fast_user())
+
+
+def mark_reauthenticated(client) -> None:
+    """As if the signed-in person had just confirmed their password on allauth's
+    re-authentication page: for tests about something else that pass through a view
+    asking for it (role changes, invitations). Uses allauth's own record, so the same
+    ACCOUNT_REAUTHENTICATION_TIMEOUT applies. Tests of re-authentication itself go
+    through the page instead."""
+    from allauth.account.internal.flows.login import record_authentication
+    from django.contrib.auth import get_user
+    from django.test import RequestFactory
+
+    session = client.session
+    request = RequestFactory().get("/")
+    request.session = session
+    user = get_user(request)
+    assert user.is_authenticated, "sign the client in first"
+    record_authentication(request, user, method="password", reauthenticated=True)
+    session.save()

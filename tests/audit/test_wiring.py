@@ -24,7 +24,7 @@ def login(client, email, password=PASSWORD, **extra):
 
 
 def reauthenticate(client) -> None:
-    """allauth asks for the password again before email and 2FA changes."""
+    """allauth asks for the password again before email, 2FA, role and membership changes."""
     assert client.post("/accounts/reauthenticate/", {"password": PASSWORD}).status_code == 302
 
 
@@ -140,6 +140,7 @@ def test_role_change_and_deactivation_are_company_events(client, members, compan
     owner = members[Role.OWNER]
     target = members[Role.VIEWER]
     client.force_login(owner.user)
+    reauthenticate(client)  # role changes and (de)activation ask for the password again
     client.post(f"/members/{target.pk}/role/", {f"m{target.pk}-role": Role.RECRUITER}, REMOTE_ADDR="198.51.100.8")
     (event,) = events(EventAction.PRIVILEGE_PERMISSIONS_CHANGED)
     assert event.company_id == company.pk and event.actor_id == owner.user_id
@@ -186,6 +187,7 @@ def test_csrf_failure_is_recorded(csrf_client, owner, company):
 
 def test_invitation_sent_accepted_and_revoked(client, owner, company):
     client.force_login(owner.user)
+    reauthenticate(client)  # inviting hands out a role: the password is asked again
     client.post("/members/invite/", {"email": "Invitee@Example.com", "role": Role.RECRUITER})
     (sent,) = events(EventAction.INVITATION_SENT)
     invitation = Invitation.objects.get()

@@ -71,11 +71,23 @@ def open_members(page: Page, company: str) -> None:
     expect(page.get_by_role("heading", name=f"Members of {company}")).to_be_visible()
 
 
-def invite(page: Page, email: str, role: str) -> None:
-    """On the members page: invite ``email`` with ``role``."""
+def confirm_password(page: Page, password: str = PASSPHRASE) -> None:
+    """allauth's re-authentication page, which must be showing now: type the password;
+    allauth then carries out the request that was held back."""
+    expect(page.get_by_role("heading", name="Confirm Access")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/accounts/reauthenticate/"))
+    password_field(page).fill(password)
+    page.get_by_role("button", name="Confirm").click()
+
+
+def invite(page: Page, email: str, role: str, *, confirm: bool = False) -> None:
+    """On the members page: invite ``email`` with ``role``. ``confirm``: the password is
+    asked first (the first access change since signing in)."""
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Role").select_option(label=role)
     page.get_by_role("button", name="Send invitation").click()
+    if confirm:
+        confirm_password(page)
     expect(page.get_by_role("status")).to_contain_text(f"Invitation sent to {email}")
 
 

@@ -58,9 +58,10 @@ def test_invitation_join_and_role_change(contexts, page, outbox):
     flows.confirm_email(page, outbox, owner_email)
     flows.expect_dashboard(page, company, "EU", "Owner")
 
-    # The owner invites a recruiter.
+    # The owner invites a recruiter: handing out a role asks for the password again
+    # (signing in is not enough: a session left open must not hand out access).
     flows.open_members(page, company)
-    flows.invite(page, invitee_email, "Recruiter")
+    flows.invite(page, invitee_email, "Recruiter", confirm=True)
     row = flows.pending_row(page, invitee_email)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Recruiter")
@@ -103,12 +104,23 @@ def test_invitation_join_and_role_change(contexts, page, outbox):
     stranger.goto(link)
     expect(stranger.get_by_role("heading", name="This invitation link is not valid")).to_be_visible()
 
-    # The owner makes the recruiter a viewer.
-    row = flows.member_row(page, invitee_email)
+    # The owner, signed in afresh on another computer, makes the recruiter a viewer.
+    # A new sign-in is not a confirmation: the password is asked, then the change is made.
+    desk = contexts.new_page(viewport={"width": 1280, "height": 900})
+    flows.sign_in(desk, owner_email)
+    flows.expect_dashboard(desk, company, "EU", "Owner")
+    flows.open_members(desk, company)
+    row = flows.member_row(desk, invitee_email)
     row.get_by_role("combobox").select_option(label="Viewer")
     row.get_by_role("button", name="Change role").click()
-    expect(page.get_by_role("status")).to_contain_text("is now Viewer")
-    selected = flows.member_row(page, invitee_email).locator("select option:checked")
+    # A wrong password changes nothing.
+    flows.confirm_password(desk, "not the passphrase at all")
+    expect(desk.get_by_role("main")).to_contain_text("Incorrect password")
+    invitee.reload()
+    expect(invitee.locator(".companybar")).to_contain_text("as Recruiter")
+    flows.confirm_password(desk)
+    expect(desk.get_by_role("status")).to_contain_text("is now Viewer")
+    selected = flows.member_row(desk, invitee_email).locator("select option:checked")
     expect(selected).to_have_text("Viewer")
 
     # The invitee sees the new role on their next page.

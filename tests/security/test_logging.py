@@ -12,6 +12,7 @@ import pytest
 import structlog
 from django.test import override_settings
 
+from tests.accounts.helpers import mark_reauthenticated
 from tests.conftest import PASSWORD, HTTPSClient, make_user
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,7 @@ def test_real_invitation_link_token_is_not_logged(client, logs, company, owner):
 
     inviter = HTTPSClient()
     inviter.force_login(owner.user)
+    mark_reauthenticated(inviter)  # inviting asks for the password again
     assert inviter.post("/members/invite/", {"email": "invitee.secret@example.com", "role": "20"}).status_code == 302
     link = re.search(r"https?://[^\s/]+(/invitations/[^\s/]+/)", mail.outbox[0].body).group(1)
     token = link.split("/")[2]

@@ -11,6 +11,7 @@ from django import forms
 from django.contrib.auth.hashers import make_password
 
 from vouch.accounts import invitations
+from vouch.guard.company_security import company_min_password_length
 
 
 class InvitedSignupForm(SignupForm):
@@ -27,6 +28,23 @@ class InvitedSignupForm(SignupForm):
         if self.invitation is None or email.lower() != self.invitation.email.lower():
             raise forms.ValidationError("Sign up with the email address the invitation was sent to.")
         return email
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # allauth validates against a brand-new user, who belongs to no company yet, so
+        # the inviting company's own minimum (vouch.guard) is checked here.
+        password = cleaned.get("password1")
+        minimum = company_min_password_length(self.invitation.company) if self.invitation is not None else None
+        if password and minimum and len(password) < minimum:
+            self.add_error(
+                "password1",
+                forms.ValidationError(
+                    f"{self.invitation.company.name} requires passwords of at least {minimum} characters "
+                    f"(this one has {len(password)}).",
+                    code="company_password_too_short",
+                ),
+            )
+        return cleaned
 
     def signup(self, request, user) -> None:
         invitations.accept_pending_from_session(request, user)
