@@ -9,6 +9,7 @@ import re
 import pytest
 from django.core import mail
 
+from tests.accounts.helpers import mark_reauthenticated
 from tests.conftest import PASSWORD, HTTPSClient, add_member, make_company, make_user
 from tests.guard.risk_helpers import (  # noqa: F401 (fixtures)
     GERMANY,
@@ -146,6 +147,7 @@ def test_company_can_require_an_admins_approval(clock):
     suspension.suspend(member.user, reason="Suspicious sign-in from Australia")
     admin_client = HTTPSClient()
     admin_client.force_login(admin.user)
+    mark_reauthenticated(admin_client)
     page = admin_client.get("/members/suspended/")
     assert page.status_code == 200 and member.user.email in page.content.decode()
     # Before the reset there is nothing to approve.
@@ -162,6 +164,7 @@ def test_company_can_require_an_admins_approval(clock):
     peer = add_member(company, Role.RECRUITER)
     peer_client = HTTPSClient()
     peer_client.force_login(peer.user)
+    mark_reauthenticated(peer_client)
     assert peer_client.post(f"/members/suspended/{member.pk}/approve/").status_code == 403
     assert suspension.is_suspended(member.user)
     response = admin_client.post(f"/members/suspended/{member.pk}/approve/")
@@ -181,6 +184,7 @@ def test_approval_is_refused_across_companies_and_on_oneself(clock):
     AccountState.objects.filter(user=stranger.user).update(awaiting_approval=True)
     client = HTTPSClient()
     client.force_login(admin.user)
+    mark_reauthenticated(client)
     assert client.post(f"/members/suspended/{stranger.pk}/approve/").status_code == 404
     assert client.get("/members/suspended/").content.decode().count(stranger.user.email) == 0
     assert suspension.is_suspended(stranger.user)
@@ -221,3 +225,16 @@ def test_suspend_twice_is_one_suspension(clock):
     assert AccountState.objects.get(user=user).suspension_reason == "first"
     assert SecurityEvent.objects.filter(action=EventAction.ACCOUNT_SUSPENDED, target=f"user:{user.pk}").count() == 1
     assert sign_in(HTTPSClient(), user.email, GERMANY, password=PASSWORD).status_code == 403
+
+
+def test_approving_a_return_asks_for_the_password_first(clock):
+    company = make_company()
+    admin = add_member(company, Role.ADMIN)
+    member = add_member(company, Role.RECRUITER)
+    suspension.suspend(member.user, reason="test")
+    AccountState.objects.filter(user=member.user).update(awaiting_approval=True)
+    client = HTTPSClient()
+    client.force_login(admin.user)
+    response = client.post(f"/members/suspended/{member.pk}/approve/")
+    assert response.status_code == 302 and "/reauthenticate/" in response["Location"]
+    assert suspension.is_suspended(member.user)

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from vouch.accounts import members, policy
-from vouch.accounts.decorators import company_action
+from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.policy import Action
 from vouch.guard import suspension
 from vouch.guard.stages import CODE_DIGITS, STEP_UP_KEY
@@ -80,6 +80,7 @@ def suspended_members(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @company_action(Action.DEACTIVATE_MEMBER)
+@reauthentication_required  # letting someone back in is an access change like a reactivation
 def approve_restore(request: HttpRequest, membership_id: int) -> HttpResponse:
     actor = request.membership
     target = company_object_or_404(request, members.company_members(actor), pk=membership_id)
