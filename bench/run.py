@@ -62,6 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
+        "--companies",
+        type=int,
+        default=10000,
+        help="companies for the second dashboard measurement (default 10000; bench/tenancy.py); "
+        "the migrate and load parts use min(1000, this)",
+    )
+    parser.add_argument(
         "--services",
         action="store_true",
         help="PostgreSQL + Redis as in production (VOUCH_TEST_DATABASE_URL / VOUCH_TEST_REDIS_URL) instead of SQLite",
@@ -287,7 +294,7 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
-def report(args: argparse.Namespace, measured: dict, password: dict) -> dict:
+def report(args: argparse.Namespace, measured: dict, password: dict, extra_rows: list[str] | None = None) -> dict:
     livez = median_of(measured["runs"]["livez"])
     dashboard = median_of(measured["runs"]["dashboard"])
     ratio = dashboard["requests_per_s"] / livez["requests_per_s"] if livez["requests_per_s"] else 0.0
@@ -311,6 +318,8 @@ def report(args: argparse.Namespace, measured: dict, password: dict) -> dict:
         f"{'dashboard (signed in)':<22} {dashboard['requests_per_s']:>10.1f} {dashboard['p50_ms']:>9.2f} "
         f"{dashboard['p99_ms']:>9.2f} {ratio:>7.2f}"
     )
+    for row in extra_rows or []:
+        print(row)
     print()
     print(
         f"password check ({password['hasher'].rsplit('.', 1)[-1]}, {password['encoded_prefix']}): "
@@ -357,7 +366,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"password check: {args.hash_iterations} iterations", flush=True)
     password = measure_password_check(args.hash_iterations)
     measured = benchmark(args)
-    results = report(args, measured, password)
+    # Company isolation: dashboard at 10 vs --companies companies, provisioning, tenants migrate,
+    # open company databases under load (bench/tenancy.py); its throughput rows join the table.
+    import tenancy
+
+    print(f"\ncompany isolation (--companies {args.companies})", flush=True)
+    isolation = tenancy.measure(args, sys.modules[__name__])
+    results = report(args, measured, password, tenancy.table_rows(isolation))
+    print("\n" + "\n".join(tenancy.describe(isolation)))
+    results["tenancy"] = isolation
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     import risk as risk_bench
 
