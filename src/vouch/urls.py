@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from vouch.accounts.signup import signup
+from vouch.guard import login as guard_login
 from vouch.tenancy import views as tenancy_views
 from vouch.web import views as web_views
 
@@ -24,6 +25,7 @@ urlpatterns = [
     # The emailed sign-in code, "this wasn't me" links, suspended members (vouch.guard).
     path("", include("vouch.guard.risk_urls")),
     path("accounts/signup/", signup, name="account_signup"),
+    path("accounts/login/", guard_login.login, name="account_login"),
     # Before allauth's: the emailed unlock link of brute-force protection (vouch.guard.unlock).
     path("accounts/unlock/", include("vouch.guard.unlock_urls")),
     # Verification links throttled per address before allauth's view (vouch.guard.verification).

@@ -110,7 +110,7 @@ def test_a_known_device_does_not_beat_the_disabled_password():
     AccountState.objects.filter(user=user).update(consecutive_failures=100)
     AccountState.objects.filter(user=user).update(password_disabled_at=timezone.now())
     response = attempt(user.email, PASSWORD, client=browser)
-    assert "turned off" in text(response) and response.status_code == 200
+    assert "turned off" in text(response) and response.status_code == 429
 
 
 # -- the unlock link ---------------------------------------------------------------------
