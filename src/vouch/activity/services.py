@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
 from django import forms
 from django.core.paginator import Page, Paginator
 from django.db import models
-from django.utils import timezone
 
 from vouch.activity.models import Entry
+from vouch.web.filters import DateRangeForm, within_days
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
@@ -75,21 +73,9 @@ def label(action: str) -> str:
         return action
 
 
-class EntryFilterForm(forms.Form):
+class EntryFilterForm(DateRangeForm):
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Kind.choices])
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError("The start date is after the end date.")
-        return data
-
-
-def _day_start(day) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+    field_order = ["action", "date_from", "date_to"]
 
 
 def filtered(form: EntryFilterForm):
@@ -98,11 +84,7 @@ def filtered(form: EntryFilterForm):
     data = form.cleaned_data
     if data.get("action"):
         queryset = queryset.filter(action=data["action"])
-    if data.get("date_from"):
-        queryset = queryset.filter(occurred_at__gte=_day_start(data["date_from"]))
-    if data.get("date_to"):
-        queryset = queryset.filter(occurred_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
-    return queryset
+    return within_days(queryset, data)
 
 
 def page_of_entries(params) -> tuple[EntryFilterForm, Page | None]:

@@ -5,35 +5,21 @@ filters only narrow it."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
 from django import forms
 from django.core.paginator import Page, Paginator
-from django.utils import timezone
 
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.web.filters import DateRangeForm, within_days
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
 
 
-class EventFilterForm(forms.Form):
+class EventFilterForm(DateRangeForm):
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *EventAction.choices])
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     actor = forms.CharField(required=False, max_length=254, label="Actor (email or user id)")
-
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError("The start date is after the end date.")
-        return data
-
-
-def _day_start(day) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+    field_order = ["action", "outcome", "date_from", "date_to", "actor"]
 
 
 def scoped(company_id):
@@ -49,10 +35,7 @@ def apply_filters(queryset, form: EventFilterForm):
         queryset = queryset.filter(action=data["action"])
     if data.get("outcome"):
         queryset = queryset.filter(outcome=data["outcome"])
-    if data.get("date_from"):
-        queryset = queryset.filter(occurred_at__gte=_day_start(data["date_from"]))
-    if data.get("date_to"):
-        queryset = queryset.filter(occurred_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
+    queryset = within_days(queryset, data)
     actor = (data.get("actor") or "").strip()
     if actor:
         if actor.isascii() and actor.isdigit():
