@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import multiprocessing
 import re
 import statistics
 import threading
@@ -28,7 +29,10 @@ from tests.server import helpers
 WRONG = "definitely not the password 0000"
 SAMPLES = 400
 MINIMUM_GUESSES = 500
-ATTACKERS = 2  # keep-alive connections, each sending its next guess as soon as the last is answered
+# One keep-alive connection sending each guess as soon as the last is answered: on this
+# 2-core machine the attacking client shares the cores with the server, so more attacking
+# connections measure how much CPU the test's own client takes, not how Vouch holds up.
+ATTACKERS = 1
 ADDRESSES = [f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(2), range(10), range(1, 21))]  # 400
 
 
@@ -133,6 +137,43 @@ def finish_step_up(live, email: str, response: helpers.Response, cookies: dict[s
     )
 
 
+def _flood(live, victim: str, csrf_cookie: str, token: str, stop, sent, refused_other) -> None:
+    """The attacker process: keep-alive connections, one CSRF pair, a new forwarded address per guess."""
+    body = urlencode({"csrfmiddlewaretoken": token, "login": victim, "password": WRONG}).encode()
+    lock = threading.Lock()
+
+    def attacker(offset: int) -> None:
+        connection = Connection(live)
+        try:
+            for n in itertools.count(offset * 1000):
+                if stop.is_set():
+                    return
+                status, _, _ = connection.request(
+                    "POST",
+                    "/accounts/login/",
+                    {
+                        "Content-Type": "application/x-www-form-urlencoded",
+                        "Cookie": f"__Host-csrftoken={csrf_cookie}",
+                        "Referer": f"{live.url}/accounts/login/",
+                        "Origin": live.url,
+                        "X-Forwarded-For": ADDRESSES[n % len(ADDRESSES)],
+                    },
+                    body,
+                )
+                with lock:
+                    sent.value += 1
+                    if status not in (200, 429):
+                        refused_other.value += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attacker, args=(i,)) for i in range(ATTACKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_flood_from_hundreds_of_addresses(server):
     tag = uuid.uuid4().hex[:8]
     victim = f"victim-{tag}@example.com"
@@ -151,45 +192,23 @@ def test_flood_from_hundreds_of_addresses(server):
 
     # The flood: keep-alive connections, one CSRF pair, a new forwarded address per guess.
     csrf_cookie, token, _ = helpers.csrf_form(server, "/accounts/login/")
-    body = urlencode({"csrfmiddlewaretoken": token, "login": victim, "password": WRONG}).encode()
-    stop = threading.Event()
-    statuses: dict[int, int] = {}
-    progress = threading.Condition()
-    sent = 0
-
-    def attacker(offset: int) -> None:
-        nonlocal sent
-        connection = Connection(server)
-        try:
-            for n in itertools.count(offset * 1000):
-                if stop.is_set():
-                    return
-                status, _, page = connection.request(
-                    "POST",
-                    "/accounts/login/",
-                    {
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "Cookie": f"__Host-csrftoken={csrf_cookie}",
-                        "Referer": f"{server.url}/accounts/login/",
-                        "Origin": server.url,
-                        "X-Forwarded-For": ADDRESSES[n % len(ADDRESSES)],
-                    },
-                    body,
-                )
-                with progress:
-                    sent += 1
-                    statuses[status] = statuses.get(status, 0) + 1
-                    progress.notify_all()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=attacker, args=(i,), daemon=True) for i in range(ATTACKERS)]
-    for thread in threads:
-        thread.start()
+    # The attackers run in their own process, as a real attacker would be on another
+    # machine: in this process their TLS and parsing would hold the GIL and slow the
+    # measuring client itself, whatever the server did.
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    sent = context.Value("i", 0)
+    refused_other = context.Value("i", 0)  # any status but 200/429: a refusal must look like a failed login
+    flood = context.Process(
+        target=_flood, args=(server, victim, csrf_cookie, token, stop, sent, refused_other), daemon=True
+    )
+    flood.start()
 
     def wait_for_guesses(count: int) -> None:
-        with progress:
-            assert progress.wait_for(lambda: sent >= count, timeout=300), f"the flood stalled at {sent} guesses"
+        deadline = time.monotonic() + 300
+        while sent.value < count:
+            assert flood.is_alive() and time.monotonic() < deadline, f"the flood stalled at {sent.value} guesses"
+            stop.wait(0.05)
 
     try:
         wait_for_guesses(100)  # the flood is under way
@@ -208,12 +227,12 @@ def test_flood_from_hundreds_of_addresses(server):
         wait_for_guesses(MINIMUM_GUESSES)
     finally:
         stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
+        flood.join(timeout=60)
 
-    guesses = sent
+    guesses = sent.value
+    statuses = "all 200 or 429" if not refused_other.value else f"{refused_other.value} other"
     assert guesses >= MINIMUM_GUESSES
-    assert set(statuses) <= {200, 429}, statuses  # refused like any wrong password (or allauth's per-address cap)
+    assert refused_other.value == 0  # refused like any wrong password (429 once throttled)
 
     # Each password check is logged (and flushed) before its response is sent.
     checks = len(re.findall(rf"bruteforce password_check user={victim_ids['user_id']}\b", server.log()))
