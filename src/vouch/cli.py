@@ -171,9 +171,13 @@ def serve(args: argparse.Namespace) -> int:
             pass
     finally:
         stop()
+        # One deadline for all: a server still holding a client's keep-alive connection is
+        # killed in time, before whoever stops this command loses patience and kills it
+        # (which would orphan the servers).
+        deadline = time.monotonic() + 10
         for process in processes:
             try:
-                code = process.wait(timeout=15)
+                code = process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 signal_group(process, signal.SIGKILL)
                 code = process.wait()
