@@ -54,6 +54,9 @@ def setup(quiet: bool = False) -> tuple[Path, Path]:
     call_command("migrate", interactive=False, verbosity=verbosity)
     call_command("createcachetable", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
+    from vouch.vault.keyring import ensure_master_key
+
+    ensure_master_key()  # the first run creates the master key (VOUCH_KEYS_DIR)
     if settings.VOUCH_TLS_CERT and settings.VOUCH_TLS_KEY:
         return Path(settings.VOUCH_TLS_CERT), Path(settings.VOUCH_TLS_KEY)
     from vouch.web.tls import ensure_dev_certificate

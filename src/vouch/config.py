@@ -55,6 +55,18 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "14",
         "Days between an owner asking to delete a company and its data being removed; an owner can cancel meanwhile.",
     ),
+    "VOUCH_KEY_PROVIDER": (
+        "file",
+        "Where master keys come from: `file` (VOUCH_KEYS_DIR), `env` (VOUCH_MASTER_KEYS) or the dotted path "
+        "of a provider class (e.g. a KMS adapter).",
+    ),
+    "VOUCH_KEYS_DIR": (
+        "VOUCH_DATA_DIR/keys",
+        "Directory of the master key files (0700, files 0600); keep it off the database's disk and back it up.",
+    ),
+    "VOUCH_MASTER_KEYS": ("(none)", "With VOUCH_KEY_PROVIDER=env: `1:<base64 key>,2:<base64 key>`; the highest wraps."),
+    "VOUCH_KEY_CACHE_SECONDS": ("60", "How long an unwrapped company key stays in a process's memory."),
+    "VOUCH_PHONE_REGION": ("GB", "Country assumed for phone numbers written without a country code."),
     "VOUCH_SMTP_URL": (
         "(none: mail goes to the outbox)",
         "smtp://user:pass@host:587 (STARTTLS) or smtps://...:465 (TLS).",

@@ -41,6 +41,13 @@ VOUCH_DELETION_GRACE_DAYS = env_int("VOUCH_DELETION_GRACE_DAYS", 14)
 # databases, through the current company context (vouch.tenancy.router).
 VOUCH_COMPANY_APPS = ["activity"]
 DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
+# Encryption at rest (vouch.vault): where master keys come from, how long unwrapped
+# company keys stay in memory, and the country assumed for phone numbers without one.
+VOUCH_KEY_PROVIDER = env("VOUCH_KEY_PROVIDER", "file")
+VOUCH_KEYS_DIR = env("VOUCH_KEYS_DIR", str(DATA_DIR / "keys"))
+VOUCH_MASTER_KEYS = env("VOUCH_MASTER_KEYS")
+VOUCH_KEY_CACHE_SECONDS = env_int("VOUCH_KEY_CACHE_SECONDS", 60)
+VOUCH_PHONE_REGION = env("VOUCH_PHONE_REGION", "GB").upper()
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
 # Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins
 # cannot both be the same person, an optional list of anonymising networks (one CIDR a
@@ -63,6 +70,7 @@ INSTALLED_APPS = [
     "vouch.accounts",
     "vouch.audit",
     "vouch.activity",
+    "vouch.vault",
     "vouch.guard",
     "vouch.outbox",
     "allauth",

@@ -4,5 +4,5 @@ from vouch.activity import views
 
 urlpatterns = [
     path("activity/", views.entry_list, name="activity"),
-    path("activity/<int:pk>/", views.entry_detail, name="activity_entry"),
+    path("activity/<uuid:pk>/", views.entry_detail, name="activity_entry"),
 ]

@@ -32,6 +32,7 @@ from vouch.audit import record
 from vouch.audit.models import EventAction
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
+from vouch.vault import keyring
 
 log = logging.getLogger("vouch.tenancy.deletion")
 
@@ -168,6 +169,10 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
             company.save(update_fields=["status", "is_active", "name"])
         Invitation.objects.filter(company=company).delete()
         Membership.objects.filter(company=company).delete()
+        # Crypto-shredding, before anything else is removed: with its keys gone, any copy
+        # of the company's database or files (a backup, a disk) can no longer be read.
+        if keyring.shred(company.pk):
+            record(EventAction.KEYS_SHREDDED, company=company.pk, target=f"company:{company.pk}")
     # Closes this thread's connection first; PostgreSQL's DROP ... WITH (FORCE) ends any
     # other session, and the tombstone stops new ones being made.
     provisioning.discard(company.pk, company.region)

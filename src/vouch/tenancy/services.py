@@ -12,6 +12,7 @@ from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Role
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import Company
+from vouch.vault import keyring
 
 SESSION_COMPANY_KEY = "vouch_company"
 
@@ -33,6 +34,7 @@ def create_company(name: str, region: str, owner: User) -> Company:
     try:
         with transaction.atomic():
             company = Company.objects.create(id=company_id, name=name.strip(), region=region)
+            keyring.create_company_keys(company_id)
             Membership.objects.create(user=owner, company=company, role=Role.OWNER)
     except BaseException:
         provisioning.discard(company_id, region)

@@ -1,0 +1,58 @@
+"""Start-up checks of the master keys, in every mode: Vouch refuses to start with a
+key directory others can read, an unreadable or malformed key, or without a master key
+version that company keys still need."""
+
+from __future__ import annotations
+
+from django.core.checks import Error, Warning, register
+from django.db import DatabaseError
+
+from vouch.vault import providers
+from vouch.vault.errors import KeyConfigurationError
+
+
+def problems() -> list[str]:
+    """What is wrong with the master keys, in plain sentences (empty: nothing)."""
+    from vouch.vault.models import DataKey
+
+    providers.reset()
+    try:
+        provider = providers.get_provider()
+        available = set(provider.versions())
+    except KeyConfigurationError as exc:
+        return [str(exc)]
+    try:
+        needed = set(DataKey.objects.values_list("master_version", flat=True).distinct())
+    except DatabaseError:  # before the first migration: nothing can need a key yet
+        return []
+    missing = sorted(needed - available)
+    if missing:
+        return [
+            f"Master key version(s) {', '.join(map(str, missing))} are used by company keys but missing from "
+            f"{provider.describe()}. Restore them from the key backup (see README, 'Keys'); "
+            "without them that company data cannot be read."
+        ]
+    return []
+
+
+@register()
+def master_keys(app_configs, **kwargs) -> list:
+    errors: list = [Error(message, id="vault.E010") for message in problems()]
+    from django.conf import settings
+
+    if settings.PRODUCTION and settings.VOUCH_KEY_PROVIDER == "file" and not _keys_dir_configured():
+        errors.append(
+            Warning(
+                "Master keys are in VOUCH_DATA_DIR/keys, beside the databases: a single stolen disk or "
+                "backup then holds both. Set VOUCH_KEYS_DIR to a separate volume, or use VOUCH_MASTER_KEYS "
+                "or a KMS provider.",
+                id="vault.W011",
+            )
+        )
+    return errors
+
+
+def _keys_dir_configured() -> bool:
+    from vouch.config import env
+
+    return bool(env("VOUCH_KEYS_DIR"))

@@ -1,0 +1,279 @@
+"""Encrypted model fields and blind indexes for company data.
+
+A value is encrypted in ``pre_save`` (where the row is known) under the current
+company's data key, bound to company, model, field and primary key (``vault.sealing``),
+and decrypted when the attribute is first read (where the row is known again), then
+kept in the instance. Models using them need a primary key that exists before the
+insert (``UUIDField(primary_key=True, default=uuid.uuid4)``), so the binding holds
+from the first write.
+
+Fail-closed rules, enforced here:
+- only ``save()``/``bulk_create()`` write ciphertext; ``update(field="x")`` and
+  ``bulk_update`` with plaintext raise instead of storing it;
+- an encrypted field cannot be filtered on (only ``isnull``); exact matches go through
+  a ``BlindIndexField``;
+- ``values()``/``values_list()`` give an opaque ``Sealed``, never ciphertext text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+
+from django import forms
+from django.core import checks, validators
+from django.core.exceptions import FieldError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models.lookups import Lookup
+from django.db.models.query_utils import DeferredAttribute
+
+from vouch.tenancy.context import current
+from vouch.vault import keyring, normalise, sealing
+from vouch.vault.errors import VaultError
+
+
+class Sealed:
+    """Ciphertext read from or about to be written to the database. Deliberately not
+    ``str`` or ``bytes``: it cannot end up on a page or in an export by accident."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Sealed {len(self.data)} bytes>"
+
+    def __str__(self) -> str:
+        return "[encrypted]"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sealed) and other.data == self.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+
+class DecryptingAttribute(DeferredAttribute):
+    """Decrypts on first read, with the instance's primary key at hand; a data
+    descriptor, so every read passes through it."""
+
+    def __get__(self, instance, cls=None):
+        if instance is None:
+            return self
+        value = super().__get__(instance, cls)
+        if type(value) is Sealed:
+            value = self.field.unseal(instance, value)
+            instance.__dict__[self.field.attname] = value
+        return value
+
+    def __set__(self, instance, value) -> None:
+        instance.__dict__[self.field.attname] = value
+
+
+class SealedExact(Lookup):
+    """``field__sealed=Sealed(...)``: compare stored ciphertext exactly (used by
+    re-encryption, so a concurrent write is never overwritten)."""
+
+    lookup_name = "sealed"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = {rhs}", [*lhs_params, *rhs_params]
+
+
+class EncryptedField(models.Field):
+    descriptor_class = DecryptingAttribute
+    _allowed_lookups = frozenset({"isnull", "sealed"})
+
+    def get_internal_type(self) -> str:
+        return "BinaryField"
+
+    def contribute_to_class(self, cls, name, *args, **kwargs):
+        super().contribute_to_class(cls, name, *args, **kwargs)
+        self.location = f"{cls._meta.label_lower}\x00{self.name}".encode()
+
+    def check(self, **kwargs):
+        errors = super().check(**kwargs)
+        pk = self.model._meta.pk
+        if pk is None or not pk.has_default() or isinstance(pk, models.AutoField):
+            errors.append(
+                checks.Error(
+                    f"{self.model._meta.label} has encrypted fields, so its primary key must be set before "
+                    "the insert (UUIDField(primary_key=True, default=uuid.uuid4)); ciphertext is bound to it.",
+                    obj=self,
+                    id="vault.E001",
+                )
+            )
+        if self.db_index or self.unique:
+            errors.append(
+                checks.Error("Encrypted fields cannot be indexed; add a BlindIndexField.", obj=self, id="vault.E002")
+            )
+        return errors
+
+    # Subclasses turn Python values into bytes and back.
+    def encode(self, value) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes):
+        raise NotImplementedError
+
+    def _what(self, instance) -> str:
+        return f"{self.model._meta.label_lower}.{self.name}:{instance.pk}"
+
+    def seal_for(self, instance, value) -> Sealed | None:
+        """The ciphertext of ``value`` as ``instance``'s value of this field."""
+        if value is None:
+            return None
+        if instance.pk is None:
+            raise VaultError(f"{self._what(instance)}: encrypted values need the row's primary key before saving")
+        company_id = current().company_id
+        return Sealed(
+            sealing.seal(company_id, self.encode(value), sealing.binding(company_id, self.location, instance.pk))
+        )
+
+    def unseal(self, instance, sealed: Sealed):
+        company_id = current().company_id
+        plaintext = sealing.open_sealed(
+            company_id, sealed.data, sealing.binding(company_id, self.location, instance.pk), what=self._what(instance)
+        )
+        return self.decode(plaintext)
+
+    def pre_save(self, model_instance, add):
+        return self.seal_for(model_instance, getattr(model_instance, self.attname))
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        return Sealed(bytes(value))
+
+    def get_prep_value(self, value):
+        return value
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        if type(value) is not Sealed:
+            raise VaultError(
+                f"{self.model._meta.label}.{self.name} is encrypted: write it with save() or bulk_create(), "
+                "and find rows by its blind index."
+            )
+        return connection.Database.Binary(value.data)
+
+    def get_lookup(self, lookup_name):
+        if lookup_name not in self._allowed_lookups:
+            raise FieldError(
+                f"{self.model._meta.label}.{self.name} is encrypted and cannot be filtered with "
+                f"'{lookup_name}'; use its blind index."
+            )
+        if lookup_name == "sealed":
+            return SealedExact
+        return super().get_lookup(lookup_name)
+
+    def get_transform(self, lookup_name):
+        raise FieldError(f"{self.model._meta.label}.{self.name} is encrypted; '{lookup_name}' cannot be applied.")
+
+    def value_to_string(self, obj) -> str:
+        value = self.value_from_object(obj)
+        return "" if value is None else str(value)
+
+
+class EncryptedTextField(EncryptedField):
+    def encode(self, value) -> bytes:
+        return str(value).encode()
+
+    def decode(self, data: bytes) -> str:
+        return data.decode()
+
+    def to_python(self, value):
+        return value if value is None or isinstance(value, str) else str(value)
+
+    def formfield(self, **kwargs):
+        defaults = {"max_length": self.max_length}
+        if self.max_length is None:
+            defaults["widget"] = forms.Textarea
+        return super().formfield(**{**defaults, **kwargs})
+
+
+class EncryptedCharField(EncryptedTextField):
+    """Text with a maximum length checked by validation (the column itself is binary)."""
+
+    def __init__(self, *args, max_length: int = 200, **kwargs):
+        super().__init__(*args, max_length=max_length, **kwargs)
+        self.validators.append(validators.MaxLengthValidator(max_length))
+
+
+class EncryptedEmailField(EncryptedCharField):
+    default_validators = [validators.validate_email]
+
+    def __init__(self, *args, max_length: int = 254, **kwargs):
+        super().__init__(*args, max_length=max_length, **kwargs)
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": forms.EmailField, **kwargs})
+
+
+class EncryptedJSONField(EncryptedField):
+    def encode(self, value) -> bytes:
+        return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def decode(self, data: bytes):
+        return json.loads(data)
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": forms.JSONField, **kwargs})
+
+
+class EncryptedBinaryField(EncryptedField):
+    def encode(self, value) -> bytes:
+        return bytes(value)
+
+    def decode(self, data: bytes) -> bytes:
+        return data
+
+
+INDEX_HEX_CHARS = 32  # 128 bits of HMAC-SHA256: collisions are not a practical concern
+
+
+def blind_index(kind: str, value: str | None, company_id: uuid.UUID | None = None) -> str | None:
+    """The blind index of ``value`` normalised as ``kind`` (email, phone, name, text)
+    under the company's index key. Equal kinds match across models, so a referee's
+    email can be matched with a candidate's."""
+    if value is None:
+        return None
+    normalised = normalise.NORMALISERS[kind](str(value))
+    if not normalised:
+        return None
+    key = keyring.keys_for(company_id or current().company_id).index
+    return hmac.digest(key, kind.encode() + b"\x00" + normalised.encode(), hashlib.sha256).hex()[:INDEX_HEX_CHARS]
+
+
+class BlindIndexField(models.CharField):
+    """Keyed HMAC of another (encrypted) field's normalised value, kept in step on save.
+    ``Candidate.objects.filter(email_index=blind_index("email", typed))`` finds rows
+    without decrypting them, and the column alone reveals nothing without the key."""
+
+    def __init__(self, *args, source: str = "", kind: str = "text", **kwargs):
+        if kind not in normalise.NORMALISERS:
+            raise ValueError(f"unknown blind index kind {kind!r}")
+        self.source, self.kind = source, kind
+        kwargs.update(max_length=INDEX_HEX_CHARS, editable=False, null=True, blank=True)
+        kwargs.setdefault("db_index", True)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        for key in ("max_length", "editable", "null", "blank"):
+            kwargs.pop(key, None)
+        kwargs.update(source=self.source, kind=self.kind)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance, add):
+        value = blind_index(self.kind, getattr(model_instance, self.source))
+        setattr(model_instance, self.attname, value)
+        return value

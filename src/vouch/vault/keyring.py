@@ -1,0 +1,184 @@
+"""Company data keys: created at provisioning, unwrapped on use, cached briefly.
+
+Each company has a data key (AES-256-GCM for values and files; versioned, rotated by
+``vouch keys rotate-company``) and a blind-index key (HMAC-SHA256). Both are random
+256-bit keys stored only wrapped by the master key (``DataKey`` rows, control
+database). Unwrapped keys stay in this process's memory for at most
+``VOUCH_KEY_CACHE_SECONDS`` and are then unwrapped again; that bound is also how long
+a worker can keep encrypting with a version a rotation has just superseded, which
+``vault.rotation`` waits out before destroying it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.db import transaction
+
+from vouch.vault import providers
+from vouch.vault.errors import KeyConfigurationError, KeyUnavailable
+from vouch.vault.models import DataKey, KeyPurpose, KeyState
+
+KEY_BYTES = 32
+MAX_CACHED_COMPANIES = 2048
+
+
+def wrap_aad(company_id: uuid.UUID, purpose: str, version: int) -> bytes:
+    return b"vouch/datakey/v1\x00" + company_id.bytes + purpose.encode() + b"\x00" + version.to_bytes(4, "big")
+
+
+@dataclass
+class CompanyKeys:
+    """One company's unwrapped keys, as held in the cache."""
+
+    company_id: uuid.UUID
+    current_version: int
+    data: dict[int, bytes]
+    index: bytes
+    loaded_at: float
+    _ciphers: dict[int, AESGCM] = field(default_factory=dict)
+
+    def cipher(self, version: int) -> AESGCM:
+        cipher = self._ciphers.get(version)
+        if cipher is None:
+            key = self.data.get(version)
+            if key is None:
+                raise KeyUnavailable(f"data key version {version} of company {self.company_id} no longer exists")
+            cipher = self._ciphers[version] = AESGCM(key)
+        return cipher
+
+
+_cache: OrderedDict[uuid.UUID, CompanyKeys] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _as_uuid(company_id) -> uuid.UUID:
+    return company_id if isinstance(company_id, uuid.UUID) else uuid.UUID(str(company_id))
+
+
+def ensure_master_key() -> int:
+    """The current master key version, creating the first one on a new installation.
+
+    A missing key is only created when no company key exists yet: if company keys
+    exist, their master key was lost or moved, and making a new one would silently
+    strand them, so this refuses instead."""
+    provider = providers.get_provider()
+    if provider.versions():
+        return provider.current_version()
+    if DataKey.objects.exists():
+        raise KeyConfigurationError(
+            f"No master key found in {provider.describe()}, but company keys wrapped by one exist. "
+            "Restore the key directory from its backup (see README, 'Keys'); without it company data "
+            "cannot be read."
+        )
+    return provider.create_version()
+
+
+def _new_key_row(company_id: uuid.UUID, purpose: str, version: int) -> DataKey:
+    raw = secrets.token_bytes(KEY_BYTES)
+    master_version, wrapped = providers.get_provider().wrap(raw, wrap_aad(company_id, purpose, version))
+    return DataKey(
+        company_id=company_id, purpose=purpose, version=version, master_version=master_version, wrapped=wrapped
+    )
+
+
+def create_company_keys(company_id) -> None:
+    """A new company's data and index keys (version 1 of each)."""
+    company_id = _as_uuid(company_id)
+    ensure_master_key()
+    DataKey.objects.bulk_create(
+        [_new_key_row(company_id, KeyPurpose.DATA, 1), _new_key_row(company_id, KeyPurpose.INDEX, 1)]
+    )
+    forget(company_id)
+
+
+def add_data_key_version(company_id) -> int:
+    """A new data key version that encrypts from now on; the old ones become retiring
+    (they still open existing ciphertext). Returns the new version."""
+    company_id = _as_uuid(company_id)
+    with transaction.atomic():
+        rows = list(
+            DataKey.objects.select_for_update()
+            .filter(company_id=company_id, purpose=KeyPurpose.DATA)
+            .order_by("version")
+        )
+        if not rows:
+            raise KeyUnavailable(f"company {company_id} has no data key")
+        version = rows[-1].version + 1
+        DataKey.objects.filter(company_id=company_id, purpose=KeyPurpose.DATA).update(state=KeyState.RETIRING)
+        _new_key_row(company_id, KeyPurpose.DATA, version).save()
+    forget(company_id)
+    return version
+
+
+def destroy_data_key_versions(company_id, versions: list[int]) -> int:
+    """Delete retiring data key versions once nothing is encrypted under them."""
+    company_id = _as_uuid(company_id)
+    deleted, _ = DataKey.objects.filter(
+        company_id=company_id, purpose=KeyPurpose.DATA, state=KeyState.RETIRING, version__in=versions
+    ).delete()
+    forget(company_id)
+    return deleted
+
+
+def shred(company_id) -> int:
+    """Crypto-shredding: destroy every key of the company. Its data, wherever a copy
+    of it survives (backups of its database or files), can no longer be decrypted."""
+    company_id = _as_uuid(company_id)
+    deleted, _ = DataKey.objects.filter(company_id=company_id).delete()
+    forget(company_id)
+    return deleted
+
+
+def _load(company_id: uuid.UUID) -> CompanyKeys:
+    provider = providers.get_provider()
+    data: dict[int, bytes] = {}
+    index: bytes | None = None
+    current = 0
+    for row in DataKey.objects.filter(company_id=company_id).only(
+        "purpose", "version", "state", "master_version", "wrapped"
+    ):
+        raw = provider.unwrap(row.master_version, bytes(row.wrapped), wrap_aad(company_id, row.purpose, row.version))
+        if row.purpose == KeyPurpose.INDEX:
+            index = raw
+        else:
+            data[row.version] = raw
+            if row.state == KeyState.ACTIVE:
+                current = max(current, row.version)
+    if not data or index is None or not current:
+        raise KeyUnavailable(f"company {company_id} has no usable keys (deleted, or never provisioned)")
+    return CompanyKeys(
+        company_id=company_id, current_version=current, data=data, index=index, loaded_at=time.monotonic()
+    )
+
+
+def keys_for(company_id) -> CompanyKeys:
+    """The company's unwrapped keys, from the cache while they are fresh."""
+    company_id = _as_uuid(company_id)
+    entry = _cache.get(company_id)
+    now = time.monotonic()
+    if entry is not None and now - entry.loaded_at < settings.VOUCH_KEY_CACHE_SECONDS:
+        return entry
+    entry = _load(company_id)
+    with _lock:
+        _cache[company_id] = entry
+        _cache.move_to_end(company_id)
+        while len(_cache) > MAX_CACHED_COMPANIES:
+            _cache.popitem(last=False)
+    return entry
+
+
+def forget(company_id=None) -> None:
+    """Drop cached keys (one company's, or all), so the next use reads the key rows."""
+    with _lock:
+        if company_id is None:
+            _cache.clear()
+        else:
+            _cache.pop(_as_uuid(company_id), None)

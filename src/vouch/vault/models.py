@@ -1,0 +1,41 @@
+"""Company data keys, stored only wrapped by a master key. Control database."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class KeyPurpose(models.TextChoices):
+    # Encrypts field values and files; rotated by ``vouch keys rotate-company``.
+    DATA = "data", "Data"
+    # Keys the blind indexes (HMAC); kept across data-key rotations so lookups never
+    # miss while values are re-encrypted.
+    INDEX = "index", "Blind index"
+
+
+class KeyState(models.TextChoices):
+    ACTIVE = "active", "Active"  # encrypts new values
+    # Superseded by a newer version; still opens old ciphertext until re-encryption
+    # finishes, then the row is deleted.
+    RETIRING = "retiring", "Retiring"
+
+
+class DataKey(models.Model):
+    company = models.ForeignKey("tenancy.Company", on_delete=models.CASCADE, related_name="data_keys")
+    purpose = models.CharField(max_length=8, choices=KeyPurpose.choices)
+    version = models.PositiveIntegerField()
+    state = models.CharField(max_length=8, choices=KeyState.choices, default=KeyState.ACTIVE)
+    master_version = models.PositiveIntegerField()
+    # nonce || AES-256-GCM(master key, data key, aad = identity of this row)
+    wrapped = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "purpose", "version"], name="vault_datakey_unique_version"),
+        ]
+        indexes = [models.Index(fields=["master_version"], name="vault_datakey_master_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.purpose} v{self.version}"

@@ -1,0 +1,86 @@
+"""The ciphertext format of one encrypted value, and the one place that opens it.
+
+    byte 0      format version (1)
+    bytes 1-4   data key version (big-endian)
+    bytes 5-16  96-bit random nonce
+    bytes 17-   AES-256-GCM ciphertext and 128-bit tag
+
+The associated data is the 5-byte header plus where the value belongs: company id,
+model, field and the row's primary key. A value moved to another row, column, table
+or company therefore fails authentication instead of decrypting there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+from cryptography.exceptions import InvalidTag
+
+from vouch.vault import keyring
+from vouch.vault.errors import DecryptionError, KeyUnavailable
+
+FORMAT = 1
+HEADER_BYTES = 5
+NONCE_BYTES = 12
+TAG_BYTES = 16
+log = logging.getLogger(__name__)
+
+
+def binding(company_id: uuid.UUID, location: bytes, row_id) -> bytes:
+    """Associated data after the header: ``location`` is ``b"app.model\\0field"``."""
+    return company_id.bytes + location + b"\x00" + str(row_id).encode()
+
+
+def seal(company_id: uuid.UUID, plaintext: bytes, bound_to: bytes) -> bytes:
+    keys = keyring.keys_for(company_id)
+    version = keys.current_version
+    header = bytes((FORMAT,)) + version.to_bytes(4, "big")
+    nonce = os.urandom(NONCE_BYTES)
+    return header + nonce + keys.cipher(version).encrypt(nonce, plaintext, header + bound_to)
+
+
+def key_version(sealed: bytes) -> int:
+    return int.from_bytes(sealed[1:HEADER_BYTES], "big")
+
+
+def open_sealed(company_id: uuid.UUID, sealed: bytes, bound_to: bytes, *, what: str) -> bytes:
+    """The plaintext, or ``DecryptionError`` (recorded as a security event)."""
+    if len(sealed) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES or sealed[0] != FORMAT:
+        integrity_failure(company_id, what, "not a Vouch ciphertext")
+    keys = keyring.keys_for(company_id)
+    try:
+        cipher = keys.cipher(key_version(sealed))
+    except KeyUnavailable:
+        integrity_failure(
+            company_id, what, f"encrypted with key version {key_version(sealed)}, which this company does not have"
+        )
+    header = sealed[:HEADER_BYTES]
+    try:
+        return cipher.decrypt(
+            sealed[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES], sealed[HEADER_BYTES + NONCE_BYTES :], header + bound_to
+        )
+    except InvalidTag:
+        integrity_failure(
+            company_id, what, "authentication failed (altered, or copied from another row, column or company)"
+        )
+
+
+def integrity_failure(company_id: uuid.UUID, what: str, reason: str):
+    """Record a security event and raise: a value that does not authenticate is never
+    shown, neither as ciphertext nor as anything else."""
+    from vouch.audit.events import record
+    from vouch.audit.models import EventAction, Outcome
+
+    try:
+        record(
+            EventAction.DATA_INTEGRITY_FAIL,
+            company=company_id,
+            target=what,
+            outcome=Outcome.FAILURE,
+            details={"reason": reason},
+        )
+    except Exception:  # the failure itself must still surface
+        log.exception("could not record a data integrity failure")
+    raise DecryptionError(f"{what}: {reason}")
