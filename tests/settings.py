@@ -39,3 +39,6 @@ if SERVICES:
     # Keys of this run only, so a flush between tests touches nothing else.
     CACHES["default"]["KEY_PREFIX"] = f"vouch-test-{os.getpid()}"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+if SERVICES:
+    # A test database of this run's own, so two runs on one machine do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_vouch_{os.getpid()}"}  # noqa: F405
