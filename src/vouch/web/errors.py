@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
@@ -42,4 +44,18 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    from vouch.vault.errors import DecryptionError, KeyUnavailable
+
+    # Django calls this while handling the exception, so it is still at hand.
+    exception = sys.exc_info()[1]
+    if isinstance(exception, (DecryptionError, KeyUnavailable)):
+        # Encrypted data that does not authenticate is never shown; say why the page is
+        # missing rather than "try again" (it will fail the same way until it is restored).
+        return _render(
+            request,
+            500,
+            "This data cannot be shown",
+            "Part of this page failed its integrity check, so Vouch will not display it. "
+            "The failure has been recorded for your administrators.",
+        )
     return _render(request, 500, "Something went wrong", "The error has been logged. Please try again.")
