@@ -69,3 +69,18 @@ def test_file_round_trip_and_truncation(company):
         empty = encrypted_storage.save("e.txt", io.BytesIO(b""))
         with encrypted_storage.open(empty) as handle:
             assert handle.read() == b""
+
+
+@pytest.mark.django_db
+def test_unwrapped_keys_leave_memory_after_the_cache_time(company, settings):
+    import time
+
+    from vouch.vault import keyring
+
+    settings.VOUCH_KEY_CACHE_SECONDS = 30
+    keyring.forget()
+    keyring.keys_for(company.pk)
+    assert company.pk in keyring._cache
+    assert keyring.sweep(now=time.monotonic() + 10) == 0
+    assert keyring.sweep(now=time.monotonic() + 31) == 1
+    assert company.pk not in keyring._cache

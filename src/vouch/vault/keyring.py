@@ -172,7 +172,47 @@ def keys_for(company_id) -> CompanyKeys:
         _cache.move_to_end(company_id)
         while len(_cache) > MAX_CACHED_COMPANIES:
             _cache.popitem(last=False)
+    _start_sweeper()
     return entry
+
+
+def sweep(now: float | None = None) -> int:
+    """Drop every cached company whose keys are older than the cache time. Entries are
+    ordered by load time (a reload moves one to the end), so this stops at the first
+    fresh one."""
+    now = time.monotonic() if now is None else now
+    limit = settings.VOUCH_KEY_CACHE_SECONDS
+    dropped = 0
+    with _lock:
+        while _cache:
+            company_id, entry = next(iter(_cache.items()))
+            if now - entry.loaded_at < limit:
+                break
+            del _cache[company_id]
+            dropped += 1
+    return dropped
+
+
+_sweeper: threading.Thread | None = None
+
+
+def _start_sweeper() -> None:
+    """A daemon thread per process that removes expired keys even when nothing asks for
+    them again, so an unwrapped key never outlives the cache time by more than half of it."""
+    global _sweeper
+    if _sweeper is not None and _sweeper.is_alive():
+        return
+    with _lock:
+        if _sweeper is not None and _sweeper.is_alive():
+            return
+
+        def run() -> None:
+            while True:
+                time.sleep(max(0.5, settings.VOUCH_KEY_CACHE_SECONDS / 2))
+                sweep()
+
+        _sweeper = threading.Thread(target=run, name="vouch-key-cache-sweeper", daemon=True)
+        _sweeper.start()
 
 
 def forget(company_id=None) -> None:
