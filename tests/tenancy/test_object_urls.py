@@ -12,7 +12,8 @@ method it answers (and again as an htmx request):
 
 * company B's object, named by its id, is a 404 (not 403, 200 or 500), B's object
   is unchanged, and a blocked ``authz_fail`` security event names the route;
-* a guessed id (the largest id plus 1000; a random uuid) is a 404 too, also recorded;
+* a guessed id (the largest id plus 1000 for integer ids; a random uuid for uuid ids)
+  is a 404 too, also recorded;
 * and B's ids put in the form fields of A's own endpoints change nothing in B."""
 
 from __future__ import annotations
@@ -150,20 +151,13 @@ def max_invitation_id(a, b) -> int:
     return Invitation.objects.aggregate(m=Max("pk"))["m"] or 0
 
 
-def max_entry_id(a, b) -> int:
-    # Each company's database numbers its own rows: the largest of both.
-    highest = 0
-    for company in (a, b):
-        with company_context(company):
-            highest = max(highest, Entry.objects.aggregate(m=Max("pk"))["m"] or 0)
-    return highest
-
-
 @dataclass(frozen=True)
 class ObjectURL:
     model: type
     make: Callable[[Company], Made]
-    max_id: Callable[[Company, Company], int]
+    # For integer ids: the largest id in use, to guess just past it. None for uuid
+    # ids, which are guessed with a fresh random uuid.
+    max_id: Callable[[Company, Company], int] | None = None
 
 
 # THE registry: every URL that takes an argument is in exactly one of these two.
@@ -171,7 +165,7 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "member_role": ObjectURL(Membership, make_membership, max_membership_id),
     "member_active": ObjectURL(Membership, make_membership, max_membership_id),
     "invitation_revoke": ObjectURL(Invitation, make_invitation, max_invitation_id),
-    "activity_entry": ObjectURL(Entry, make_entry, max_entry_id),
+    "activity_entry": ObjectURL(Entry, make_entry),
     "guard_approve_restore": ObjectURL(Membership, make_membership, max_membership_id),
 }
 EXEMPT: dict[str, str] = {
@@ -256,13 +250,14 @@ def url_for(route: Route, kwargs: dict) -> str:
     return reverse(route.name, kwargs=kwargs)
 
 
-def guessed_kwargs(route: Route, max_id: int) -> dict:
+def guessed_kwargs(route: Route, max_id: Callable[[], int] | None) -> dict:
     kwargs = {}
     for name, converter in route.converters.items():
         if isinstance(converter, UUIDConverter):
             kwargs[name] = uuid.uuid4()
         elif isinstance(converter, IntConverter):
-            kwargs[name] = max_id + 1000
+            assert max_id is not None, f"{route.name}: an integer id needs max_id in OBJECT_URLS"
+            kwargs[name] = max_id() + 1000
         else:  # pragma: no cover - an object URL with a free-text id needs its own guess
             raise AssertionError(f"{route.name}: no guess for a {type(converter).__name__} argument")
     return kwargs
@@ -308,7 +303,7 @@ def test_guessed_ids_are_404_and_recorded(client, two_companies, route):
     spec.make(a)
     spec.make(b)
     client.force_login(owner_a.user)
-    url = url_for(route, guessed_kwargs(route, spec.max_id(a, b)))
+    url = url_for(route, guessed_kwargs(route, spec.max_id and (lambda: spec.max_id(a, b))))
     for method, data, headers in requests_for(route, {}):
         seq = last_seq()
         response = send(client, method, url, data, headers)
@@ -331,13 +326,15 @@ def test_control_own_object_is_reachable(client, two_companies, route):
 
 
 def test_same_id_in_two_company_databases_shows_only_ones_own(client, two_companies):
-    """Company databases number their rows independently, so B's entry and A's entry can
-    share an id: A asking for that id gets A's entry, never B's."""
+    """Company databases are separate, so nothing stops B's entry and A's entry sharing
+    an id (entry ids are random uuids: made to collide here, as a copied or restored
+    row could): A asking for that id gets A's entry, never B's."""
     a, b, owner_a = two_companies
+    shared = uuid.uuid4()
     with company_context(a):
-        ours = activity.log(activity.Kind.ROLE_CHANGED, "Alpha's own entry")
+        ours = Entry.objects.create(id=shared, action=activity.Kind.ROLE_CHANGED, summary="Alpha's own entry")
     with company_context(b):
-        theirs = activity.log(activity.Kind.ROLE_CHANGED, "Bravo's private entry")
+        theirs = Entry.objects.create(id=shared, action=activity.Kind.ROLE_CHANGED, summary="Bravo's private entry")
     assert ours.pk == theirs.pk  # the collision is the point of the test
     client.force_login(owner_a.user)
     response = client.get(reverse("activity_entry", args=[ours.pk]))
