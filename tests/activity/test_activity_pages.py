@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 
 def actions_of(company) -> list[str]:
     with company_context(company):
-        return list(Entry.objects.order_by("id").values_list("action", flat=True))
+        # Entry ids are random uuids: the order of writing is the order of occurred_at.
+        return list(Entry.objects.order_by("occurred_at").values_list("action", flat=True))
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.name.lower())
@@ -66,7 +67,7 @@ def test_member_changes_are_written_to_the_companys_log(
     assert "is now Recruiter (was Viewer)" in page
     assert "new.person@example.com was invited as Viewer" in page
     with company_context(company):
-        first = Entry.objects.order_by("id").first()
+        first = Entry.objects.order_by("occurred_at").first()
     assert first.actor_id == owner.user_id
 
 

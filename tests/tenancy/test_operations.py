@@ -23,9 +23,12 @@ from vouch.tenancy import connections, provisioning, regions, schema
 from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.operations import commands, migrate, probe, report
+from vouch.vault import keyring
 
 SERVICES = os.environ.get("VOUCH_TEST_SERVICES") == "1"
-CURRENT_SCHEMA = ["activity.0001_initial"]  # what a rolled-back company lacks
+# What a rolled-back company lacks: every activity migration.
+CURRENT_SCHEMA = ["activity.0001_initial", "activity.0002_encrypted_entries"]
+BEHIND = f"behind {len(CURRENT_SCHEMA)}"
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +60,7 @@ def own_regions(tmp_path, settings):
 
 
 def _companies(count: int, region: str = "eu") -> list[Company]:
-    """``count`` companies with their databases, quickly (no members, no events)."""
+    """``count`` companies with their databases and keys, quickly (no members, no events)."""
     from concurrent.futures import ThreadPoolExecutor
 
     companies = [Company(id=uuid.uuid4(), name=f"Bulk {i:04d}", region=region) for i in range(count)]
@@ -65,6 +68,8 @@ def _companies(count: int, region: str = "eu") -> list[Company]:
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda company: provisioning.provision(company.id, region), companies))
     Company.objects.bulk_create(companies)
+    for company in companies:
+        keyring.create_company_keys(company.id)  # their activity logs are encrypted
     return companies
 
 
@@ -161,10 +166,11 @@ def test_interrupted_migration_resumes_where_it_stopped(own_regions):
     finished = {r.company_id for r in first.companies if r.outcome == migrate.MIGRATED}
     assert 4 <= len(finished) < 12
     left = [c for c in companies if str(c.id) not in finished]
-    # A migration a worker had already started when the stop came may still finish; none is
-    # left half-done, and the rest are untouched.
+    # A company a worker had already started when the stop came may still be finishing
+    # (its migrations apply one by one, each whole): what it lacks is always the tail of
+    # the list, never a migration half-applied or one skipped. The rest are untouched.
     states = [probe.probe(c.id, "eu").pending for c in left]
-    assert left and all(state in (CURRENT_SCHEMA, []) for state in states)
+    assert left and all(state == CURRENT_SCHEMA[len(CURRENT_SCHEMA) - len(state) :] for state in states)
     assert CURRENT_SCHEMA in states
 
     second = migrate.migrate_all(workers=2)
@@ -258,12 +264,12 @@ def test_list_reports_region_status_schema_and_size(own_regions):
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0
     assert rows["Current Co"]["schema"] == "current" and rows["Current Co"]["status"] == "inactive"
-    assert rows["Behind Co"]["schema"] == "behind 1" and rows["Behind Co"]["region"] == "us"
+    assert rows["Behind Co"]["schema"] == BEHIND and rows["Behind Co"]["region"] == "us"
     assert rows["Behind Co"]["pending"] == CURRENT_SCHEMA
     assert rows["Current Co"]["size_bytes"] > 0
     code, out, _ = _run("list")
     assert re.search(rf"{current.id}\s+Current Co\s+eu\s+inactive\s+current\s+\d+\.\d (KiB|MiB)", out)
-    assert re.search(rf"{behind.id}\s+Behind Co\s+us\s+active\s+behind 1", out)
+    assert re.search(rf"{behind.id}\s+Behind Co\s+us\s+active\s+{BEHIND}", out)
 
 
 @pytest.mark.django_db
@@ -339,7 +345,7 @@ def test_check_passes_on_healthy_companies_and_names_each_problem(own_regions):
     for cid, _, _, problem in result.problems:
         problems.setdefault(cid, []).append(problem)
     assert str(healthy.id) not in problems
-    assert problems[str(behind.id)] == ["schema behind: activity.0001_initial"]
+    assert problems[str(behind.id)] == [f"schema behind: {', '.join(CURRENT_SCHEMA)}"]
     assert problems[str(missing.id)] == ["database missing", "files directory missing"]
     [broken] = problems[str(garbage.id)]
     assert ("identity row names company" if SERVICES else "file is not a database") in broken
@@ -452,7 +458,7 @@ def test_cli_migrate_killed_mid_run_then_rerun_completes():
         server.vouch("migrate")
         server.vouch("manage", "shell", "-c", SEED.format(count=count))
         listing = json.loads(server.vouch("tenants", "list", "--json").stdout)
-        assert len(listing) == count and {row["schema"] for row in listing} == {"behind 1"}
+        assert len(listing) == count and {row["schema"] for row in listing} == {BEHIND}
 
         process = subprocess.Popen(
             [str(VOUCH), "tenants", "migrate", "--workers", "1", "--progress"],
@@ -478,7 +484,7 @@ def test_cli_migrate_killed_mid_run_then_rerun_completes():
 
         listing = json.loads(server.vouch("tenants", "list", "--json").stdout)
         states = [row["schema"] for row in listing]
-        assert "current" in states and "behind 1" in states  # really interrupted part-way
+        assert "current" in states and BEHIND in states  # really interrupted part-way
 
         rerun = server.vouch("tenants", "migrate", check=False)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
