@@ -27,6 +27,8 @@ from django.core import checks, validators
 from django.core.exceptions import FieldError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.expressions import Case, Col, Value, When
+from django.db.models.functions import Cast
 from django.db.models.lookups import Lookup
 from django.db.models.query_utils import DeferredAttribute
 
@@ -165,6 +167,19 @@ class EncryptedField(models.Field):
             )
         return connection.Database.Binary(value.data)
 
+    def get_db_prep_save(self, value, connection):
+        # Django hands SQL expressions in update() straight to the database, past
+        # get_db_prep_value: update(notes=Value("x")), Concat(...) or F("plain_column")
+        # would store plaintext. Only expressions that can only yield ciphertext pass.
+        if hasattr(value, "as_sql"):
+            if not _only_ciphertext(value):
+                raise VaultError(
+                    f"{self.model._meta.label}.{self.name} is encrypted: update() takes only Sealed values, "
+                    f"not the SQL expression {value!r}."
+                )
+            return value
+        return super().get_db_prep_save(value, connection)
+
     def get_lookup(self, lookup_name):
         if lookup_name not in self._allowed_lookups:
             raise FieldError(
@@ -181,6 +196,28 @@ class EncryptedField(models.Field):
     def value_to_string(self, obj) -> str:
         value = self.value_from_object(obj)
         return "" if value is None else str(value)
+
+
+def _only_ciphertext(expression) -> bool:
+    """Whether every value ``expression`` can produce is ciphertext or NULL: another
+    encrypted column (its binding makes it fail to open here), a Sealed value, or a
+    value whose own output field is encrypted (and so refuses plaintext itself), as in
+    the CASE that bulk_update() builds."""
+    if isinstance(expression, Value):
+        return (
+            expression.value is None
+            or type(expression.value) is Sealed
+            or isinstance(expression._output_field_or_none, EncryptedField)
+        )
+    if isinstance(expression, Col):
+        return isinstance(expression.target, EncryptedField)
+    if isinstance(expression, Cast):
+        return all(_only_ciphertext(source) for source in expression.get_source_expressions())
+    if isinstance(expression, Case):
+        return all(_only_ciphertext(case.result) for case in expression.cases) and _only_ciphertext(expression.default)
+    if isinstance(expression, When):
+        return _only_ciphertext(expression.result)
+    return False
 
 
 class EncryptedTextField(EncryptedField):

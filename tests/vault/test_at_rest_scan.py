@@ -1,0 +1,168 @@
+"""At rest, no personal data in the clear: the raw bytes of every database (SQLite
+files with their -wal, or a PostgreSQL dump) and every stored file are searched for
+known candidate and referee data, written through Vouch's real code paths.
+
+Boundary of this issue, documented here on purpose: the accounts of the people who
+use Vouch (a recruiter's name and sign-in email, ``accounts.User`` in the control
+database) are not encrypted; only company data is. The test therefore uses a
+recruiter's name as a canary that must be found in the control database, and must
+not be found in any company's database or files, where it is copied into encrypted
+activity entries."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from tests.conftest import make_company, make_user
+from tests.vault.attack import (
+    company_database_bytes,
+    control_database_bytes,
+    files_bytes,
+    scan,
+    unique,
+    write_raw,
+)
+from vouch.activity.models import Entry
+from vouch.activity.services import log
+from vouch.tenancy import regions
+from vouch.tenancy.context import company_context
+from vouch.vault.files import CHUNK_BYTES, encrypted_storage
+
+pytestmark = pytest.mark.django_db
+
+
+def persona(tag: str) -> dict[str, str]:
+    """A candidate and a referee with distinctive data: any hit is this test's data."""
+    surname = unique(f"Quasthoff{tag}")
+    referee = unique(f"Vandermeulen{tag}")
+    digits = f"{secrets.randbelow(10**5):05d}"
+    return {
+        "name": f"Ottoline Zoë {surname}",
+        "surname": surname,
+        "email": f"ottoline.{surname.lower()}@example.org",
+        "phone": f"+44 7700 9{digits}",
+        "phone_national": f"07700 9{digits}",
+        "phone_digits": f"7700 9{digits}".replace(" ", ""),
+        "referee": f"Bartholomew Ångström {referee}",
+        "referee_email": f"b.{referee.lower()}@globex.example",
+        "answer": f"She rebuilt the payroll system at Globex {surname} and left after the merger",
+        "note": f"Salary expectation 87,500; asked us not to contact {referee} before Friday",
+    }
+
+
+def secrets_of(p: dict[str, str]) -> list[str]:
+    # Every value, and the pieces someone would grep for on their own.
+    return [*p.values(), p["phone"].replace(" ", ""), p["phone_national"].replace(" ", "")]
+
+
+def store_company_data(company, p: dict[str, str], recruiter, action: str) -> None:
+    """Company data through the real paths: activity entries (encrypted summary,
+    actor name, details) and encrypted files, one of them UTF-16 and several chunks."""
+    with company_context(company):
+        log(
+            action,
+            f"Reference from {p['referee']} received for {p['name']}",
+            actor=recruiter,
+            details={
+                "candidate": p["name"],
+                "email": p["email"],
+                "phone": p["phone"],
+                "referee": {"name": p["referee"], "email": p["referee_email"]},
+                "answers": [p["answer"], p["note"]],
+            },
+        )
+        document = "\n".join(f"{k}: {v}" for k, v in p.items())
+        # Several chunks, so the personal data also straddles chunk boundaries.
+        filler = "x" * (CHUNK_BYTES // 3 - 7)
+        long_text = (document + filler) * 10
+        encrypted_storage.save(f"reports/{uuid.uuid4()}.txt", ContentFile(long_text.encode()))
+        encrypted_storage.save(f"reports/{uuid.uuid4()}.txt", ContentFile(document.encode("utf-16")))
+
+
+def sqlite_database_files() -> dict[str, bytes]:
+    """Every SQLite database file under the data directory and the region directories,
+    with write-ahead logs: on the embedded default this is what a stolen disk holds."""
+    roots = {Path(settings.DATA_DIR), *(regions.get(name).root for name in settings.VOUCH_REGIONS)}
+    found = {}
+    for root in roots:
+        for path in root.rglob("*.sqlite3*"):
+            if path.is_file():
+                found[str(path)] = path.read_bytes()
+    return found
+
+
+def everything_stored(companies) -> dict[str, bytes]:
+    blobs = dict(control_database_bytes())
+    for company in companies:
+        blobs.update(company_database_bytes(company))
+        blobs.update(files_bytes(company))
+    if connection_is_sqlite(companies[0]):
+        blobs.update(sqlite_database_files())
+    return blobs
+
+
+def connection_is_sqlite(company) -> bool:
+    return not regions.get(company.region).uses_postgresql
+
+
+def test_no_known_plaintext_at_rest_and_the_scan_finds_what_is_stored_in_the_clear():
+    recruiter_name = f"Rupert {unique('Recruiterson')}"
+    recruiter = make_user(name=recruiter_name)
+    company_names = [f"Canary Hiring {uuid.uuid4().hex[:10]}", f"Canary Talent {uuid.uuid4().hex[:10]}"]
+    a, b = (make_company(name, owner=recruiter) for name in company_names)
+    people = {a.pk: persona("A"), b.pk: persona("B")}
+    actions = {a.pk: unique("canaryaction"), b.pk: unique("canaryaction")}
+    for company in (a, b):
+        store_company_data(company, people[company.pk], recruiter, actions[company.pk])
+        with company_context(company):
+            # Written and read back through Vouch: the data is really there.
+            entry = Entry.objects.get(action=actions[company.pk])
+            assert entry.details["email"] == people[company.pk]["email"]
+            assert entry.actor_name == recruiter_name
+            assert len(list(encrypted_storage.walk())) == 2
+
+    known = [text for p in people.values() for text in secrets_of(p)]
+    stored = everything_stored([a, b])
+    assert not scan(stored, known), "personal data found in the clear at rest"
+    # The recruiter's name is copied into each company's (encrypted) activity entries:
+    # absent from every company database and file ...
+    company_only = {where: blob for where, blob in stored.items() if "control database" not in where}
+    assert not scan(company_only, [recruiter_name])
+
+    # ... and present in the control database, where user accounts are not encrypted
+    # in this issue. With the company names and the plaintext activity action column,
+    # this proves the scan reads real stored data on this backend.
+    control = control_database_bytes()
+    for canary in [recruiter_name, *company_names]:
+        assert scan(control, [canary]), f"scan did not find the unencrypted canary {canary!r} in the control database"
+    for company in (a, b):
+        hits = scan(company_database_bytes(company), [actions[company.pk]])
+        assert hits, "scan did not find the unencrypted activity action in the company's database"
+
+
+def test_the_scan_would_catch_plaintext_in_an_encrypted_column_or_file():
+    """Self-check of the scanner against exactly the failures it exists to catch: a
+    value written to an encrypted column without encryption (on PostgreSQL it appears
+    hex-encoded in the dump, as bytea), a file stored unencrypted, UTF-16 text, and a
+    different letter case."""
+    company = make_company()
+    leaked, leaked_file, wide = unique("LeakedValue"), unique("LeakedFile"), unique("WideText")
+    with company_context(company) as ctx:
+        entry = log("canary", "to be overwritten")
+        write_raw(ctx.alias, Entry, "summary", entry.pk, leaked.encode())
+        from vouch.tenancy.provisioning import files_dir
+
+        folder = files_dir(company.pk, company.region)
+        (folder / "plain.txt").write_bytes(leaked_file.upper().encode())
+        (folder / "wide.txt").write_bytes(wide.encode("utf-16"))
+    stored = {**company_database_bytes(company), **files_bytes(company)}
+    forms = {(text, form) for text, form, _ in scan(stored, [leaked, leaked_file, wide])}
+    assert (leaked, "hex" if not connection_is_sqlite(company) else "utf-8") in forms
+    assert (leaked_file, "utf-8") in forms
+    assert (wide, "utf-16-le") in forms
