@@ -44,6 +44,10 @@ class CompanyKeys:
     index: bytes
     loaded_at: float
     _ciphers: dict[int, AESGCM] = field(default_factory=dict)
+    id_bytes: bytes = b""  # the company id as bound into every value's associated data
+
+    def __post_init__(self) -> None:
+        self.id_bytes = self.company_id.bytes
 
     def cipher(self, version: int) -> AESGCM:
         cipher = self._ciphers.get(version)
