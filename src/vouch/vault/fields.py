@@ -66,7 +66,10 @@ class DecryptingAttribute(DeferredAttribute):
     def __get__(self, instance, cls=None):
         if instance is None:
             return self
-        value = super().__get__(instance, cls)
+        try:
+            value = instance.__dict__[self.field.attname]
+        except KeyError:  # deferred: loaded from the database by Django
+            value = super().__get__(instance, cls)
         if type(value) is Sealed:
             value = self.field.unseal(instance, value)
             instance.__dict__[self.field.attname] = value
@@ -154,7 +157,7 @@ class EncryptedField(models.Field):
     def from_db_value(self, value, expression, connection):
         if value is None:
             return None
-        return Sealed(bytes(value))
+        return Sealed(value if type(value) is bytes else bytes(value))
 
     def get_prep_value(self, value):
         return value

@@ -165,11 +165,13 @@ def _load(company_id: uuid.UUID) -> CompanyKeys:
 
 def keys_for(company_id) -> CompanyKeys:
     """The company's unwrapped keys, from the cache while they are fresh."""
-    company_id = _as_uuid(company_id)
-    entry = _cache.get(company_id)
-    now = time.monotonic()
-    if entry is not None and now - entry.loaded_at < settings.VOUCH_KEY_CACHE_SECONDS:
+    entry = _cache.get(company_id)  # callers pass the context's UUID: no conversion then
+    if entry is None:
+        company_id = _as_uuid(company_id)
+        entry = _cache.get(company_id)
+    if entry is not None and time.monotonic() - entry.loaded_at < settings.VOUCH_KEY_CACHE_SECONDS:
         return entry
+    company_id = _as_uuid(company_id)
     entry = _load(company_id)
     with _lock:
         _cache[company_id] = entry
