@@ -22,6 +22,7 @@ import hmac
 import json
 import uuid
 
+from cryptography.exceptions import InvalidTag
 from django import forms
 from django.core import checks, validators
 from django.core.exceptions import FieldError
@@ -71,12 +72,60 @@ class DecryptingAttribute(DeferredAttribute):
         except KeyError:  # deferred: loaded from the database by Django
             value = super().__get__(instance, cls)
         if type(value) is Sealed:
-            value = self.field.unseal(instance, value)
-            instance.__dict__[self.field.attname] = value
+            _open_row(instance)
+            value = instance.__dict__[self.field.attname]
+            if type(value) is Sealed:  # the quick way did not open it: the checked way
+                value = self.field.unseal(instance, value)
+                instance.__dict__[self.field.attname] = value
         return value
 
     def __set__(self, instance, value) -> None:
         instance.__dict__[self.field.attname] = value
+
+
+_row_fields: dict[type, tuple] = {}
+
+
+def _open_row(instance) -> None:
+    """Decrypt every encrypted value of the row at once, on the first read of one.
+
+    A list of a thousand rows reads thousands of values; context, keys and row binding
+    are looked up once per row here instead of once per value (this took a 1,000-row
+    list closer to the time of the same list in plaintext; see `make bench`). Only the
+    usual case is handled: a value this cannot open stays sealed, and reading it goes
+    through ``unseal``, which opens it or raises and records why."""
+    fields = _row_fields.get(type(instance))
+    if fields is None:
+        fields = _row_fields[type(instance)] = tuple(
+            f for f in instance._meta.concrete_fields if isinstance(f, EncryptedField)
+        )
+    data = instance.__dict__
+    keys = keyring.keys_for(current().company_id)
+    ciphers = keys._ciphers
+    pk = instance.pk
+    row = keys.id_bytes, b"\x00" + (pk.bytes if type(pk) is uuid.UUID else sealing.row_bytes(pk))
+    for field in fields:
+        value = data.get(field.attname)
+        if type(value) is not Sealed:
+            continue
+        sealed = value.data
+        if len(sealed) < _MIN_SEALED or sealed[0] != sealing.FORMAT:
+            continue
+        cipher = ciphers.get(int.from_bytes(sealed[1:_HEADER], "big"))
+        if cipher is None:
+            continue
+        try:
+            plaintext = cipher.decrypt(
+                sealed[_HEADER:_BODY], sealed[_BODY:], sealed[:_HEADER] + row[0] + field.location + row[1]
+            )
+        except InvalidTag:
+            continue
+        data[field.attname] = field.decode(plaintext)
+
+
+_HEADER = sealing.HEADER_BYTES
+_BODY = sealing.HEADER_BYTES + sealing.NONCE_BYTES
+_MIN_SEALED = _BODY + sealing.TAG_BYTES
 
 
 class SealedExact(Lookup):
