@@ -39,7 +39,7 @@ VOUCH_COMPANY_DATABASE_PREFIX = env("VOUCH_COMPANY_DATABASE_PREFIX", "vouch_comp
 VOUCH_DELETION_GRACE_DAYS = env_int("VOUCH_DELETION_GRACE_DAYS", 14)
 # Apps whose models hold a company's data: created and queried only in company
 # databases, through the current company context (vouch.tenancy.router).
-VOUCH_COMPANY_APPS = ["activity"]
+VOUCH_COMPANY_APPS = ["activity", "references"]
 DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
 # Encryption at rest (vouch.vault): where master keys come from, how long unwrapped
 # company keys stay in memory, and the country assumed for phone numbers without one.
@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "vouch.accounts",
     "vouch.audit",
     "vouch.activity",
+    "vouch.references",
     "vouch.vault",
     "vouch.guard",
     "vouch.outbox",

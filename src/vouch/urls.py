@@ -35,4 +35,5 @@ urlpatterns = [
     path("outbox/", include("vouch.outbox.urls")),
     path("", include("vouch.audit.urls")),
     path("", include("vouch.activity.urls")),
+    path("", include("vouch.references.urls")),
 ]

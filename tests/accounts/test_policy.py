@@ -28,6 +28,9 @@ EXPECTED_MINIMUM = {
     "delete_company": Role.OWNER,
     "view_security_events": Role.ADMIN,
     "view_activity": Role.ADMIN,
+    "view_candidates": Role.VIEWER,
+    "edit_candidates": Role.RECRUITER,
+    "delete_candidates": Role.ADMIN,
 }
 
 

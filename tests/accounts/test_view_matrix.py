@@ -15,10 +15,23 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter, UUIDConverter
 
 from tests.accounts.helpers import fast_member, fast_user
+from tests.references.helpers import add_candidate, add_file
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
+from vouch.references.models import Attachment, Candidate
+from vouch.tenancy.context import company_context
 
 KNOWN_PROTECTED = {"dashboard", "members", "member_invite", "member_role", "member_active", "invitation_revoke"}
+CANDIDATE_VIEWS = {
+    "candidates": (),
+    "candidate_new": (),
+    "candidate_detail": (),
+    "candidate_edit": (),
+    "candidate_delete": ("POST",),
+    "attachment_upload": ("POST",),
+    "attachment_download": (),
+    "attachment_delete": ("POST",),
+}
 
 
 @dataclass(frozen=True)
@@ -79,12 +92,14 @@ def test_walk_found_the_known_views():
         assert by_name[name].methods == ("POST",), name
     assert by_name["dashboard"].methods == ()
     assert by_name["members"].methods == ()
+    for name, methods in CANDIDATE_VIEWS.items():
+        assert by_name[name].methods == methods, name
 
 
 @pytest.fixture
 def world(members, company):
-    """Realistic objects for URL parameters: a member nobody in ``members`` is, and
-    a pending invitation, both in ``company``."""
+    """Realistic objects for URL parameters: a member nobody in ``members`` is, a
+    pending invitation, and a candidate with a file, all in ``company``."""
     target = fast_member(company, Role.VIEWER)
     invitation = Invitation.objects.create(
         company=company,
@@ -94,7 +109,14 @@ def world(members, company):
         invited_by=members[Role.OWNER].user,
         expires_at="2999-01-01T00:00:00Z",
     )
-    return {"membership_id": target.pk, "invitation_id": invitation.pk}
+    candidate = add_candidate(company)
+    attachment = add_file(company, candidate)
+    return {
+        "membership_id": target.pk,
+        "invitation_id": invitation.pk,
+        "candidate_id": candidate.pk,
+        "attachment_id": attachment.pk,
+    }
 
 
 def _url(view: ProtectedView, world: dict) -> str:
@@ -117,9 +139,14 @@ def _request(client, view: ProtectedView, url: str):
 
 
 def _snapshot(company):
+    with company_context(company):
+        candidates = sorted(Candidate.objects.values_list("pk", "name", "email", "phone", "notes"))
+        attachments = sorted(Attachment.objects.values_list("pk", "candidate_id", "file"))
     return (
         sorted(Membership.objects.filter(company=company).values_list("pk", "role", "is_active")),
         sorted(Invitation.objects.filter(company=company).values_list("pk", "revoked_at", "accepted_at")),
+        candidates,
+        attachments,
     )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Max
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter, UUIDConverter
@@ -36,6 +37,8 @@ from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.references import services as references
+from vouch.references.models import Attachment, Candidate
 from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
@@ -143,6 +146,51 @@ def make_entry(company) -> Made:
     return Made({"pk": entry.pk}, {"summary": "overwritten"}, snapshot)
 
 
+def _candidate_state(company, candidate_id) -> list:
+    """A candidate's stored values (ciphertext compares exactly: any rewrite shows) and
+    its files, rows and stored bytes."""
+    with company_context(company):
+        state = list(Candidate.objects.filter(pk=candidate_id).values_list("name", "email", "phone", "notes"))
+        for attachment in Attachment.objects.filter(candidate_id=candidate_id).order_by("pk"):
+            path = attachment.file.storage._full(attachment.file.name)
+            state.append((attachment.pk, attachment.original_name, path.read_bytes() if path.exists() else None))
+        return state
+
+
+def _new_candidate(company):
+    with company_context(company):
+        candidate = references.create_candidate(
+            f"Secret person of {company.name}", f"secret-{secrets.token_hex(4)}@example.com", "07700 900123"
+        )
+        references.add_attachment(candidate, SimpleUploadedFile("cv.pdf", b"%PDF-1.7\n" + secrets.token_bytes(500)))
+    return candidate
+
+
+CANDIDATE_FORM = {"name": "Overwritten", "email": "overwritten@example.com", "confirm": "on"}
+
+
+def make_candidate(company) -> Made:
+    candidate = _new_candidate(company)
+    return Made({"candidate_id": candidate.pk}, dict(CANDIDATE_FORM), lambda: _candidate_state(company, candidate.pk))
+
+
+def make_candidate_upload(company) -> Made:
+    candidate = _new_candidate(company)
+    form = {"file": SimpleUploadedFile("forged.pdf", b"%PDF-1.7\n" + secrets.token_bytes(100))}
+    return Made({"candidate_id": candidate.pk}, form, lambda: _candidate_state(company, candidate.pk))
+
+
+def make_attachment(company) -> Made:
+    candidate = _new_candidate(company)
+    with company_context(company):
+        attachment = candidate.attachments.get()
+    return Made(
+        {"candidate_id": candidate.pk, "attachment_id": attachment.pk},
+        {},
+        lambda: _candidate_state(company, candidate.pk),
+    )
+
+
 def max_membership_id(a, b) -> int:
     return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
 
@@ -167,6 +215,12 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "invitation_revoke": ObjectURL(Invitation, make_invitation, max_invitation_id),
     "activity_entry": ObjectURL(Entry, make_entry),
     "guard_approve_restore": ObjectURL(Membership, make_membership, max_membership_id),
+    "candidate_detail": ObjectURL(Candidate, make_candidate),
+    "candidate_edit": ObjectURL(Candidate, make_candidate),
+    "candidate_delete": ObjectURL(Candidate, make_candidate),
+    "attachment_upload": ObjectURL(Candidate, make_candidate_upload),
+    "attachment_download": ObjectURL(Attachment, make_attachment),
+    "attachment_delete": ObjectURL(Attachment, make_attachment),
 }
 EXEMPT: dict[str, str] = {
     "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",
@@ -358,10 +412,12 @@ def b_state(b) -> tuple:
     )
     with company_context(b):
         entries = sorted(Entry.objects.values_list("pk", "action", "summary"))
-    return company, memberships, invitations, entries
+        candidates = sorted(Candidate.objects.values_list("pk", "name", "email", "phone", "notes"))
+        attachments = sorted(Attachment.objects.values_list("pk", "candidate_id", "original_name", "file"))
+    return company, memberships, invitations, entries, candidates, attachments
 
 
-def forged_fields(b, b_member: Membership, b_invitation: Invitation, b_entry: Entry) -> dict:
+def forged_fields(b, b_member: Membership, b_invitation: Invitation, b_entry: Entry, b_attachment: Attachment) -> dict:
     """B's ids in every field name an endpoint might be tempted to read an id from."""
     return {
         "company": str(b.pk),
@@ -376,6 +432,10 @@ def forged_fields(b, b_member: Membership, b_invitation: Invitation, b_entry: En
         "pk": str(b_member.pk),
         "id": str(b_member.pk),
         "entry": str(b_entry.pk),
+        "candidate": str(b_attachment.candidate_id),
+        "candidate_id": str(b_attachment.candidate_id),
+        "attachment": str(b_attachment.pk),
+        "attachment_id": str(b_attachment.pk),
         "region": "us",
         "name": "Hijacked",
         "email": "attacker@example.com",
@@ -421,6 +481,7 @@ def test_bs_ids_in_form_fields_change_nothing_in_b(client, two_companies, route)
     )
     with company_context(b):
         b_entry = activity.log(activity.Kind.ROLE_CHANGED, "Bravo's entry")
+        b_attachment = _new_candidate(b).attachments.get()
     kwargs = {}
     own_form = {}
     if route.name in OBJECT_URLS:
@@ -429,7 +490,7 @@ def test_bs_ids_in_form_fields_change_nothing_in_b(client, two_companies, route)
         kwargs, own_form = ours.kwargs, ours.form
     client.force_login(owner_a.user)
     before = b_state(b)
-    body = forged_fields(b, b_member, b_invitation, b_entry) | own_form
+    body = forged_fields(b, b_member, b_invitation, b_entry, b_attachment) | own_form
     for headers in ({}, {"HX-Request": "true"}):
         response = client.post(reverse(route.name, kwargs=kwargs), body, headers=headers)
         assert response.status_code < 500, (route.name, response.status_code)

@@ -37,6 +37,9 @@ class Action(StrEnum):
     DELETE_COMPANY = "delete_company"
     VIEW_SECURITY_EVENTS = "view_security_events"
     VIEW_ACTIVITY = "view_activity"
+    VIEW_CANDIDATES = "view_candidates"
+    EDIT_CANDIDATES = "edit_candidates"
+    DELETE_CANDIDATES = "delete_candidates"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -55,6 +58,11 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.VIEW_SECURITY_EVENTS: Role.ADMIN,
     # The company's own activity log names members and what they changed.
     Action.VIEW_ACTIVITY: Role.ADMIN,
+    # Candidates and their files: everyone in the company reads them, recruiters add
+    # and change them, and only admins and owners destroy them.
+    Action.VIEW_CANDIDATES: Role.VIEWER,
+    Action.EDIT_CANDIDATES: Role.RECRUITER,
+    Action.DELETE_CANDIDATES: Role.ADMIN,
 }
 
 

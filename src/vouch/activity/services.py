@@ -23,6 +23,11 @@ class Kind(models.TextChoices):
     MEMBER_DEACTIVATED = "member_deactivated", "Member deactivated"
     MEMBER_REACTIVATED = "member_reactivated", "Member reactivated"
     SETTINGS_CHANGED = "settings_changed", "Company settings changed"
+    CANDIDATE_ADDED = "candidate_added", "Candidate added"
+    CANDIDATE_CHANGED = "candidate_changed", "Candidate changed"
+    CANDIDATE_DELETED = "candidate_deleted", "Candidate deleted"
+    ATTACHMENT_ADDED = "attachment_added", "File attached"
+    ATTACHMENT_DELETED = "attachment_deleted", "File removed"
 
 
 def log(action: str, summary: str, *, actor=None, details: dict | None = None) -> Entry:

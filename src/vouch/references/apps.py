@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ReferencesConfig(AppConfig):
+    name = "vouch.references"
+    label = "references"
+    verbose_name = "Candidates and reference checks"
+
+    def ready(self) -> None:
+        from vouch.references import receivers  # noqa: F401  (connects the signal handlers)

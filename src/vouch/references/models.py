@@ -1,0 +1,60 @@
+"""Candidates and the files attached to them: the start of a company's reference checks.
+
+Company data: it lives only in the company's database (``VOUCH_COMPANY_APPS``).
+Everything that identifies a person is encrypted with the company's key
+(``vouch.vault``), including an attachment's original file name; the primary keys
+are UUIDs because the ciphertext is bound to them. Email and phone can be found by
+exact value through their blind indexes; names have none, so they cannot be searched.
+People who added things are referred to by their control-plane user id (no
+cross-database foreign key)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from vouch.vault.fields import BlindIndexField, EncryptedCharField, EncryptedEmailField, EncryptedTextField
+from vouch.vault.files import encrypted_storage
+
+
+class Candidate(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+    name = EncryptedCharField(max_length=200)
+    email = EncryptedEmailField()
+    phone = EncryptedCharField(max_length=40, blank=True, default="")
+    notes = EncryptedTextField(blank=True, default="")
+    email_index = BlindIndexField(source="email", kind="email")
+    phone_index = BlindIndexField(source="phone", kind="phone")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def attachment_file_name(instance: Attachment, filename: str) -> str:
+    """A random name for the stored file. Never the uploaded name: a file called
+    "Jane Doe - medical note.pdf" would put personal data in the directory listing."""
+    return f"attachments/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(storage=encrypted_storage, upload_to=attachment_file_name, max_length=100)
+    original_name = EncryptedCharField(max_length=255)
+    # Set by Vouch from the checked contents, never taken from the upload.
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    uploaded_by_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.original_name

@@ -1,0 +1,22 @@
+"""Stored files go with their rows: deleting an attachment (or its candidate, by
+cascade) removes the encrypted file once the deletion has committed."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+
+from vouch.references.models import Attachment
+
+
+@receiver(post_delete, sender=Attachment)
+def remove_stored_file(sender, instance: Attachment, using: str, **kwargs) -> None:
+    name = instance.file.name
+    if not name:
+        return
+    storage = instance.file.storage
+    # Resolved now, inside the company context the deletion runs in; removed only
+    # after commit, so a rolled-back deletion keeps a row whose file still exists.
+    path = storage._full(name)
+    transaction.on_commit(lambda: path.unlink(missing_ok=True), using=using, robust=True)

@@ -1,0 +1,191 @@
+"""The candidate pages. Thin: parse, check the role, call a service, render."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from urllib.parse import urlencode
+from uuid import UUID
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+
+from vouch.accounts import policy
+from vouch.accounts.decorators import company_action
+from vouch.accounts.models import User
+from vouch.accounts.policy import Action
+from vouch.references import services
+from vouch.references.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
+from vouch.references.models import Attachment, Candidate
+from vouch.references.uploads import AttachmentRefused
+from vouch.tenancy.lookups import company_object_or_404
+from vouch.vault.errors import VaultError
+from vouch.vault.files import CHUNK_BYTES
+
+log = logging.getLogger("vouch.references")
+
+
+def _candidate(request: HttpRequest, candidate_id: UUID) -> Candidate:
+    return company_object_or_404(request, Candidate, pk=candidate_id)
+
+
+def _attachment(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> Attachment:
+    # One lookup naming both: an attachment is only reachable under its own candidate.
+    return company_object_or_404(request, Attachment, pk=attachment_id, candidate_id=candidate_id)
+
+
+@company_action(Action.VIEW_CANDIDATES)
+def candidate_list(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        return render(request, "references/list.html", {"form": form, "result": None}, status=400)
+    result = services.page_of_candidates(form.cleaned_data["q"], request.GET.get("page", "1"))
+    return render(
+        request,
+        "references/list.html",
+        {
+            "form": form,
+            "result": result,
+            "querystring": urlencode({"q": result.query}) if result.query else "",
+            "can_edit": policy.can(request.membership, Action.EDIT_CANDIDATES),
+        },
+    )
+
+
+@company_action(Action.EDIT_CANDIDATES)
+def candidate_new(request: HttpRequest) -> HttpResponse:
+    form = CandidateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        candidate = services.create_candidate(**form.cleaned_data, created_by=request.user)
+        messages.success(request, f"{candidate.name} added.")
+        return redirect("candidate_detail", candidate_id=candidate.pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "references/form.html", {"form": form, "candidate": None}, status=status)
+
+
+@company_action(Action.EDIT_CANDIDATES)
+def candidate_edit(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+    candidate = _candidate(request, candidate_id)
+    initial = {field: getattr(candidate, field) for field in services.EDITABLE}
+    form = CandidateForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changed = services.update_candidate(candidate, actor=request.user, **form.cleaned_data)
+        messages.success(request, "Changes saved." if changed else "Nothing changed.")
+        return redirect("candidate_detail", candidate_id=candidate.pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "references/form.html", {"form": form, "candidate": candidate}, status=status)
+
+
+def _detail(request: HttpRequest, candidate: Candidate, upload_form: AttachmentForm | None, status: int = 200):
+    membership = request.membership
+    added_by = None
+    if candidate.created_by_id:
+        added_by = User.objects.filter(pk=candidate.created_by_id).values_list("full_name", "email").first()
+    return render(
+        request,
+        "references/detail.html",
+        {
+            "candidate": candidate,
+            "attachments": services.attachments_of(candidate),
+            "added_by": (added_by[0] or added_by[1]) if added_by else None,
+            "can_edit": policy.can(membership, Action.EDIT_CANDIDATES),
+            "can_delete": policy.can(membership, Action.DELETE_CANDIDATES),
+            "upload_form": upload_form,
+            "delete_form": DeleteCandidateForm(),
+        },
+        status=status,
+    )
+
+
+@company_action(Action.VIEW_CANDIDATES)
+def candidate_detail(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+    candidate = _candidate(request, candidate_id)
+    return _detail(request, candidate, AttachmentForm())
+
+
+@require_POST
+@company_action(Action.DELETE_CANDIDATES)
+def candidate_delete(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+    candidate = _candidate(request, candidate_id)
+    form = DeleteCandidateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Tick the box to confirm the deletion.")
+        return redirect("candidate_detail", candidate_id=candidate.pk)
+    name = candidate.name
+    files = services.delete_candidate(candidate, actor=request.user)
+    messages.success(request, f"{name} deleted, with {files} file{'s' if files != 1 else ''}.")
+    return redirect("candidates")
+
+
+@require_POST
+@company_action(Action.EDIT_CANDIDATES)
+def attachment_upload(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+    candidate = _candidate(request, candidate_id)
+    form = AttachmentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            attachment = services.add_attachment(candidate, form.cleaned_data["file"], uploaded_by=request.user)
+        except AttachmentRefused as exc:
+            form.add_error("file", str(exc))
+        else:
+            messages.success(request, f"{attachment.original_name} attached.")
+            return redirect("candidate_detail", candidate_id=candidate.pk)
+    return _detail(request, candidate, form, status=400)
+
+
+def _rest(first: bytes, handle) -> Iterator[bytes]:
+    try:
+        if first:
+            yield first
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()
+
+
+@company_action(Action.VIEW_CANDIDATES)
+def attachment_download(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> HttpResponse:
+    attachment = _attachment(request, candidate_id, attachment_id)
+    storage = attachment.file.storage
+    try:
+        handle = storage.open(attachment.file.name)
+        # The first chunk is decrypted (and authenticated, with the header) before any
+        # header is sent, so a damaged or missing file is a clear error page, not a
+        # download cut short. Later chunks are checked as they stream; a failure there
+        # ends the response early, which the Content-Length lets the browser notice.
+        try:
+            first = handle.read(CHUNK_BYTES)
+        except BaseException:
+            handle.close()
+            raise
+    except (OSError, VaultError):
+        log.exception("attachment %s could not be read", attachment.pk)
+        return render(
+            request,
+            "web/error.html",
+            {
+                "status": 500,
+                "title": "This file cannot be opened",
+                "message": "The stored file is missing or failed its integrity check. The problem has been logged.",
+            },
+            status=500,
+        )
+    response = StreamingHttpResponse(_rest(first, handle), content_type=attachment.content_type)
+    response["Content-Length"] = str(attachment.size)
+    response["Content-Disposition"] = content_disposition_header(True, attachment.original_name or "attachment")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_POST
+@company_action(Action.DELETE_CANDIDATES)
+def attachment_delete(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> HttpResponse:
+    attachment = _attachment(request, candidate_id, attachment_id)
+    name = attachment.original_name
+    services.delete_attachment(attachment, actor=request.user)
+    messages.success(request, f"{name} removed.")
+    return redirect("candidate_detail", candidate_id=candidate_id)
