@@ -282,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "setup":
-        setup()
+        from vouch.vault.errors import KeyConfigurationError
+
+        try:
+            setup()
+        except KeyConfigurationError as exc:  # e.g. company keys without their master key
+            print(f"Vouch setup stopped: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "migrate":
         _manage("migrate")

@@ -144,7 +144,11 @@ class FileKeyProvider(_LocalKeys):
             return {}
         self._check_mode(self.directory, is_dir=True)
         keys: dict[int, bytes] = {}
-        for path in sorted(self.directory.iterdir()):
+        try:
+            entries = sorted(self.directory.iterdir())
+        except OSError as exc:  # e.g. a directory Vouch's account may not list
+            raise KeyConfigurationError(f"Cannot read {self.directory}: {exc.strerror or exc}.") from exc
+        for path in entries:
             match = _FILE_NAME.match(path.name)
             if not match:
                 continue
