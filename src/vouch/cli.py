@@ -8,6 +8,7 @@ vouch operator create EMAIL create an operator account (a password-set link is e
 vouch check [--deploy]      run the configuration checks
 vouch audit verify          check the security event log's hash chain (exit 1 if broken)
 vouch tenants migrate|list|show|check  company databases: schema, size, health, orphans
+vouch keys rotate-master|rotate-company|status|generate  encryption keys: rotation, versions, ages
 vouch manage ARGS...        any Django management command
 """
 
@@ -272,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     from vouch.tenancy.operations import commands as tenants_commands
 
     tenants_commands.add_parser(sub)
+    from vouch.vault import commands as keys_commands
+
+    keys_commands.add_parser(sub)
     p_manage = sub.add_parser("manage", help="run a Django management command")
     p_manage.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -311,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return audit(args)
     if args.command == "tenants":
         return tenants_commands.run(args)
+    if args.command == "keys":
+        return keys_commands.run(args)
     if args.command == "manage":
         from django.core.management import execute_from_command_line
 

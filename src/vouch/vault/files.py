@@ -233,18 +233,28 @@ class EncryptedStorage(Storage):
     def reencrypt(self, name: str) -> bool:
         """Re-encrypt one file under the current data key version (rotation). Readers that
         already opened the old file keep reading it (the rename swaps the directory
-        entry only). Returns False when it was already current."""
+        entry only). Returns False when it was already current, or when the file was
+        replaced or deleted meanwhile (the newer state is kept; rotation looks again)."""
         path = self._full(name)
         company_id = current().company_id
         with open(path, "rb") as source:
             if header_version(source) == keyring.keys_for(company_id).current_version:
                 return False
+            read = os.fstat(source.fileno())
             temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
             try:
                 with open(temp, "xb") as out:
                     encrypt_stream(company_id, name, decrypt_stream(company_id, name, source), out)
                     out.flush()
                     os.fsync(out.fileno())
+                # Never put back an older state over a file saved again or deleted while
+                # this one was re-encrypted (saves and deletes swap or drop the entry).
+                try:
+                    now = os.stat(path)
+                except FileNotFoundError:
+                    return False
+                if (now.st_ino, now.st_dev) != (read.st_ino, read.st_dev):
+                    return False
                 os.replace(temp, path)
             finally:
                 temp.unlink(missing_ok=True)

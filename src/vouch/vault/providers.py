@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -33,6 +34,10 @@ from vouch.vault.errors import DecryptionError, KeyConfigurationError
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _FILE_NAME = re.compile(r"^master-(\d{6})\.key$")
+# A running process re-reads the key directory at least this often (and at once when it
+# sees the directory change), so versions added or retired by `vouch keys rotate-master`
+# in another process reach it within this bound; rotation waits it out before retiring.
+RELOAD_SECONDS = 1.0
 
 
 class MasterKeyProvider(Protocol):
@@ -59,6 +64,9 @@ class _LocalKeys:
     def _keys(self) -> dict[int, bytes]:
         raise NotImplementedError
 
+    def reload(self) -> None:
+        """Forget keys read earlier (nothing to forget for keys fixed at start-up)."""
+
     def versions(self) -> list[int]:
         return sorted(self._keys())
 
@@ -75,6 +83,10 @@ class _LocalKeys:
 
     def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
         master = self._keys().get(version)
+        if master is None:
+            # Re-wrapped by a rotation in another process a moment ago: read the keys again.
+            self.reload()
+            master = self._keys().get(version)
         if master is None:
             raise KeyConfigurationError(
                 f"Master key version {version} is needed but missing from {self.describe()}; "
@@ -114,6 +126,8 @@ class FileKeyProvider(_LocalKeys):
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
         self._cache: dict[int, bytes] | None = None
+        self._loaded_stamp: tuple[int, int] | None = None
+        self._loaded_at = 0.0
 
     def describe(self) -> str:
         return f"key directory {self.directory}"
@@ -135,9 +149,26 @@ class FileKeyProvider(_LocalKeys):
             raise KeyConfigurationError(f"{path} belongs to another user (uid {info.st_uid}); Vouch refuses to use it.")
 
     def _keys(self) -> dict[int, bytes]:
-        if self._cache is None:
+        # Reloaded when the directory changes, and every RELOAD_SECONDS in any case (its
+        # modification time is coarse): a running worker must unwrap keys that `vouch keys
+        # rotate-master` in another process re-wrapped with a new version, and wrap new
+        # keys with that version, not with one about to be retired.
+        stamp = self._stamp()
+        now = time.monotonic()
+        stale = stamp is None or stamp != self._loaded_stamp or now - self._loaded_at > RELOAD_SECONDS
+        if self._cache is None or stale:
             self._cache = self._load()
+            self._loaded_stamp, self._loaded_at = stamp, now
         return self._cache
+
+    def _stamp(self) -> tuple[int, int] | None:
+        """The directory's identity and modification time (a file added, renamed or
+        removed changes it); None when it cannot be read, so that loading reports why."""
+        try:
+            info = os.stat(self.directory)
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns
 
     def _load(self) -> dict[int, bytes]:
         if not self.directory.exists():
@@ -152,9 +183,11 @@ class FileKeyProvider(_LocalKeys):
             match = _FILE_NAME.match(path.name)
             if not match:
                 continue
-            self._check_mode(path, is_dir=False)
             try:
+                self._check_mode(path, is_dir=False)
                 text = path.read_text()
+            except FileNotFoundError:
+                continue  # retired (renamed) by a rotation while this directory was read
             except OSError as exc:
                 raise KeyConfigurationError(f"Cannot read master key {path}: {exc.strerror or exc}.") from exc
             keys[int(match.group(1))] = _decode_key(text, f"Master key {path}")
@@ -169,12 +202,19 @@ class FileKeyProvider(_LocalKeys):
         self.reload()
         version = max([0, *self.versions(), *self._retired_versions()]) + 1
         path = self.directory / f"master-{version:06d}.key"
-        # O_EXCL: two processes creating a version at once must not overwrite each other.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(_encode_key(secrets.token_bytes(KEY_BYTES)) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Written under a name no process loads, then linked into place: other processes
+        # re-read the directory at any moment and must never see a half-written key, and
+        # link (unlike rename) fails if another process created this version meanwhile.
+        temp = self.directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(_encode_key(secrets.token_bytes(KEY_BYTES)) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
         self.reload()
         return version
 

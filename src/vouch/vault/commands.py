@@ -1,0 +1,312 @@
+"""What ``vouch keys ...`` prints. The work is done in :mod:`vouch.vault.rotation`.
+
+vouch keys rotate-master [--batch N]        new master key version, re-wrap every company key
+vouch keys rotate-company COMPANY [--batch N] new data key, re-encrypt that company's data
+vouch keys status [--company X | --all]      master versions in use, data key versions and ages
+vouch keys generate                          a new master key for VOUCH_MASTER_KEYS
+
+Exit codes: 0 done, 1 could not finish or a problem was found, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+# Django is set up after the parser is built: the work modules are imported when run.
+INTERRUPTED = "Interrupted: run the same command again to finish; the work already done is kept."
+
+
+def add_parser(sub) -> None:
+    """The ``keys`` subcommand and its own subcommands."""
+    p_keys = sub.add_parser("keys", help="encryption keys: rotate, status, generate")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    progress = {
+        "action": argparse.BooleanOptionalAction,
+        "default": None,
+        "help": "progress bar (default: on a terminal)",
+    }
+    p_master = keys_sub.add_parser(
+        "rotate-master",
+        help="new master key version; re-wrap every company's keys, retire unused versions (online; re-run to resume)",
+    )
+    p_master.add_argument("--batch", type=int, default=500, metavar="N", help="keys per transaction (default 500)")
+    p_master.add_argument("--progress", **progress)
+    p_company = keys_sub.add_parser(
+        "rotate-company",
+        help="new data key for one company; re-encrypt its values and files (online; re-run to resume)",
+    )
+    p_company.add_argument("company", help="company id, or its exact name")
+    p_company.add_argument("--batch", type=int, default=200, metavar="N", help="rows per transaction (default 200)")
+    p_company.add_argument("--progress", **progress)
+    p_status = keys_sub.add_parser("status", help="master key versions in use, company data key versions and ages")
+    which = p_status.add_mutually_exclusive_group()
+    which.add_argument("--company", metavar="ID_OR_NAME", help="one company's keys")
+    which.add_argument("--all", action="store_true", help="every company's keys, one line each")
+    keys_sub.add_parser("generate", help="print a new random master key for VOUCH_MASTER_KEYS")
+
+
+def run(args: argparse.Namespace, out=None, err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    command = args.keys_command
+    if command == "rotate-master":
+        return rotate_master(args, out, err)
+    if command == "rotate-company":
+        return rotate_company(args, out, err)
+    if command == "status":
+        return status(args, out, err)
+    if command == "generate":
+        return generate(out, err)
+    return 2
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], out) -> None:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), file=out)
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def _bar(args: argparse.Namespace, err, unit: str):
+    from tqdm import tqdm
+
+    show = err.isatty() if args.progress is None else args.progress
+    return tqdm(total=0, disable=not show, file=err, unit=unit, dynamic_ncols=True)
+
+
+def _versions(versions) -> str:
+    return ", ".join(str(v) for v in versions)
+
+
+def rotate_master(args: argparse.Namespace, out, err) -> int:
+    from vouch.vault import providers
+    from vouch.vault.errors import KeyConfigurationError, VaultError
+    from vouch.vault.rotation import rotate_master as rotate
+
+    if args.batch < 1:
+        print("--batch must be at least 1.", file=err)
+        return 2
+    bar = _bar(args, err, " keys")
+
+    def progress(done: int, total: int, stage: str) -> None:
+        bar.set_description_str(stage, refresh=False)
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    try:
+        with bar:
+            result = rotate(batch_size=args.batch, progress=progress)
+    except KeyConfigurationError as exc:
+        print(exc, file=err)
+        return 1
+    except VaultError as exc:
+        print(f"Master key rotation stopped: {exc}\n{INTERRUPTED}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=err)
+        return 130
+    version = result["master_version"]
+    print(
+        f"Master key version {version} ({result['provider']}): "
+        + ("created; " if result["created"] else "already there; ")
+        + f"re-wrapped {result['rewrapped']} company keys in {result['seconds']:.1f} s.",
+        file=out,
+    )
+    environment = isinstance(providers.get_provider(), providers.EnvironmentKeyProvider)
+    if result["retired"]:
+        if environment:
+            print(
+                f"Master key version(s) {_versions(result['retired'])} no longer used: remove them from "
+                "VOUCH_MASTER_KEYS (and from every process's environment) once no backup of the control "
+                "database needs them.",
+                file=out,
+            )
+        else:
+            print(
+                f"Retired master key version(s) {_versions(result['retired'])}: their files were renamed "
+                "*.retired; delete them once no backup of the control database needs them.",
+                file=out,
+            )
+    if result["still_used"]:
+        used = ", ".join(f"version {v}: {n} keys" for v, n in sorted(result["still_used"].items()))
+        print(f"Still in use ({used}): run `vouch keys rotate-master` again to finish.", file=err)
+        return 1
+    if not result["created"] and not result["rewrapped"] and environment:
+        print(
+            f"Every company key already uses version {version}, the newest in VOUCH_MASTER_KEYS. To rotate, "
+            f"add '{version + 1}:<key>' there (a new key: `vouch keys generate`), restart Vouch, "
+            "and run this again.",
+            file=out,
+        )
+    return 0
+
+
+def _find_company(key: str, err):
+    from vouch.tenancy.models import CompanyStatus
+    from vouch.tenancy.operations.report import find_company
+
+    try:
+        company = find_company(key)
+    except LookupError as exc:
+        print(exc.args[0] if exc.args else str(exc), file=err)
+        return None
+    if company.status == CompanyStatus.DELETED:
+        print(f"Company {company.pk} has been deleted; its keys were destroyed with it.", file=err)
+        return None
+    return company
+
+
+def rotate_company(args: argparse.Namespace, out, err) -> int:
+    from django.conf import settings
+
+    from vouch.vault.errors import KeyConfigurationError, KeyUnavailable, VaultError
+    from vouch.vault.rotation import rotate_company as rotate
+
+    if args.batch < 1:
+        print("--batch must be at least 1.", file=err)
+        return 2
+    company = _find_company(args.company, err)
+    if company is None:
+        return 2
+    bar = _bar(args, err, " items")
+    told_wait = False
+
+    def progress(done: int, total: int, stage: str) -> None:
+        nonlocal told_wait
+        if stage.startswith("waiting") and not told_wait:
+            told_wait = True
+            # Said even without a progress bar: a silent minute looks like a hang.
+            bar.write(
+                f"{stage.capitalize()}: other Vouch processes may still encrypt with the old key until their "
+                f"key cache expires (VOUCH_KEY_CACHE_SECONDS={settings.VOUCH_KEY_CACHE_SECONDS}); then a last pass.",
+                file=out,
+            )
+        bar.set_description_str(stage, refresh=False)
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    try:
+        with bar:
+            result = rotate(company, batch_size=args.batch, progress=progress)
+    except (KeyUnavailable, KeyConfigurationError) as exc:
+        print(f"Company {company.name} ({company.pk}): {exc}", file=err)
+        return 1
+    except VaultError as exc:
+        print(f"Rotation of {company.name} ({company.pk}) stopped: {exc}\n{INTERRUPTED}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=err)
+        return 130
+    print(
+        f"{company.name} ({company.pk}): data key version {result['data_version']}"
+        + (" (rotation resumed)" if result["resumed"] else "")
+        + f"; re-encrypted {result['values']} values in {result['rows']} rows and {result['files']} files "
+        f"in {result['passes']} passes, {result['seconds']:.1f} s.",
+        file=out,
+    )
+    if result["destroyed"]:
+        print(f"Destroyed data key version(s) {_versions(result['destroyed'])}.", file=out)
+    if result["unreadable"]:
+        shown = ", ".join(result["unreadable"][:10]) + (" ..." if len(result["unreadable"]) > 10 else "")
+        print(
+            f"{len(result['unreadable'])} item(s) could not be decrypted and were left as they were "
+            f"(recorded as security events): {shown}",
+            file=err,
+        )
+        return 1
+    return 0
+
+
+def status(args: argparse.Namespace, out, err) -> int:
+    from django.utils import timezone
+
+    from vouch.vault import providers
+    from vouch.vault.errors import KeyConfigurationError
+    from vouch.vault.rotation import company_keys, company_summary
+    from vouch.vault.rotation import status as master_status
+    from vouch.vault.rotation.status import age
+
+    now = timezone.now()
+    try:
+        masters = master_status()
+        provider = providers.get_provider().describe()
+    except KeyConfigurationError as exc:
+        print(exc, file=err)
+        return 1
+    if args.company:
+        company = _find_company(args.company, err)
+        if company is None:
+            return 2
+        selected = company_keys([company.pk])
+    else:
+        selected = company_keys() if args.all else None
+
+    print(f"Master keys ({provider}):", file=out)
+    _table(
+        ["version", "state", "wraps", "oldest wrap", "newest wrap"],
+        [
+            [
+                m["version"],
+                "current" if m["current"] else ("available" if m["available"] else "MISSING"),
+                m["wraps"],
+                age(m["oldest"], now),
+                age(m["newest"], now),
+            ]
+            for m in masters
+        ],
+        out,
+    )
+    missing = [m["version"] for m in masters if not m["available"]]
+    if selected is None:
+        summary = company_summary()
+        print(f"\nCompany data keys: {summary['companies']} companies", file=out)
+        if summary["versions"]:
+            _table(["data key version", "companies"], list(summary["versions"].items()), out)
+        print(f"Rotation under way: {summary['rotating']} companies", file=out)
+        if summary["oldest"]:
+            oldest = summary["oldest"]
+            print(
+                f"Oldest data key: {age(oldest['created_at'], now)} ({oldest['company_name']}, {oldest['company_id']})",
+                file=out,
+            )
+    else:
+        print(file=out)
+        _table(
+            ["company", "name", "data key", "age", "retiring", "master"],
+            [
+                [
+                    c["company_id"],
+                    c["company_name"],
+                    c["data_version"] if c["data_version"] is not None else "NONE",
+                    age(c["data_created_at"], now),
+                    _versions(c["retiring"]) or "-",
+                    _versions(c["master_versions"]),
+                ]
+                for c in selected
+            ],
+            out,
+        )
+        if args.company and not selected:
+            print("This company has no keys.", file=out)
+    if missing:
+        print(
+            f"\nPROBLEM: master key version(s) {_versions(missing)} wrap company keys but are missing from "
+            f"{provider}: restore them from the key backup.",
+            file=out,
+        )
+        return 1
+    return 0
+
+
+def generate(out, err) -> int:
+    from vouch.vault.providers import generate_key_text
+
+    print(generate_key_text(), file=out)
+    print(
+        "A new 256-bit master key. Add it to VOUCH_MASTER_KEYS as '<next version>:<key>' "
+        "(keep the older pairs until `vouch keys rotate-master` has retired them).",
+        file=err,
+    )
+    return 0

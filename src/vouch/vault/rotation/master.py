@@ -1,0 +1,148 @@
+"""Master key rotation: a new master key version re-wraps every company's keys.
+
+Online: data keys stay the same (only their wrapping changes), so values and files
+are untouched and the keys cached unwrapped in running processes stay valid; a row
+not yet re-wrapped still unwraps with its old master version, which is retired only
+once no row uses it. Resumable: each batch commits on its own, and a run that finds
+rows behind the newest master version continues with that version instead of making
+another one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from vouch.vault import keyring, providers
+from vouch.vault.errors import KeyConfigurationError
+from vouch.vault.models import DataKey
+from vouch.vault.rotation.progress import Progress, report
+
+# Before retiring a version, every running process must have re-read the key directory
+# and so wrap new keys with the new version: a key wrapped by a process that had not
+# yet seen it, and stored after the last check, would need the retired version.
+SETTLE_SECONDS = providers.RELOAD_SECONDS + 0.5
+_FIELDS = ["master_version", "wrapped", "rewrapped_at"]
+
+
+def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) -> dict:
+    """Re-wrap every company key with the newest master key version (created here,
+    unless a rotation to it is already under way), then retire versions no key uses.
+
+    Returns what happened: ``master_version``, ``created``, ``rewrapped``, ``retired``
+    (versions), ``still_used`` (older versions some key still needs: {version: keys}),
+    ``provider`` and ``seconds``. ``KeyConfigurationError`` when no version can be
+    made (environment provider: its message says how to add one)."""
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    started = time.monotonic()
+    provider = providers.get_provider()
+    if not provider.versions():
+        raise KeyConfigurationError(f"No master key in {provider.describe()}: run `vouch setup` first.")
+    newest = provider.current_version()
+    behind = DataKey.objects.filter(master_version__lt=newest).count()
+    older = [v for v in provider.versions() if v < newest]
+    created = False
+    if not behind and not older:
+        # Everything is on the newest version and nothing is left over from an earlier
+        # run: this run starts a rotation.
+        newest = provider.create_version()
+        created = True
+        behind = DataKey.objects.filter(master_version__lt=newest).count()
+    # Otherwise an earlier run (or the operator, adding a version to VOUCH_MASTER_KEYS)
+    # made ``newest``: finish moving to it, never a third version.
+    if provider.current_version() != newest:
+        raise KeyConfigurationError(
+            f"Master key version {provider.current_version()} appeared in {provider.describe()} during the "
+            "rotation (another rotate-master running?); run it again once that one has finished."
+        )
+
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    rewrapped = 0
+    report(progress, 0, behind, "re-wrapping")
+    # Keys locked by a change under way are skipped here and done in the final step.
+    while count := _rewrap_batch(provider, newest, batch_size, skip_locked=skip_locked):
+        rewrapped += count
+        report(progress, rewrapped, max(behind, rewrapped), "re-wrapping")
+
+    wait = started + SETTLE_SECONDS - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
+    with transaction.atomic():
+        # No key can be added or changed from here to the commit: what is in use below is final.
+        _lock_key_table()
+        while count := _rewrap_batch(provider, newest, batch_size, skip_locked=False):
+            rewrapped += count
+            report(progress, rewrapped, max(behind, rewrapped), "re-wrapping")
+        in_use = dict(_counts_by_master_version())
+    retired: list[int] = []
+    for version in provider.versions():
+        if version < newest and version not in in_use:
+            provider.retire_version(version)
+            retired.append(version)
+    still_used = {v: n for v, n in in_use.items() if v < newest}
+    result = {
+        "master_version": newest,
+        "created": created,
+        "rewrapped": rewrapped,
+        "retired": retired,
+        "still_used": still_used,
+        "provider": provider.describe(),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    from vouch.audit import record
+    from vouch.audit.models import EventAction
+
+    record(
+        EventAction.KEYS_MASTER_ROTATED,
+        target=f"master:{newest}",
+        details={
+            "master_version": newest,
+            "created": created,
+            "rewrapped": rewrapped,
+            "retired": ",".join(map(str, retired)),
+            "still_used": ",".join(map(str, still_used)),
+        },
+    )
+    return result
+
+
+def _rewrap_batch(provider: providers.MasterKeyProvider, target: int, batch_size: int, *, skip_locked: bool) -> int:
+    """Re-wrap up to ``batch_size`` keys still on an older master version; one
+    transaction, so an interruption keeps every finished batch."""
+    with transaction.atomic():
+        rows = list(
+            DataKey.objects.filter(master_version__lt=target)
+            .order_by("pk")
+            .select_for_update(skip_locked=skip_locked)
+            .only("pk", "company_id", "purpose", "version", "master_version", "wrapped")[:batch_size]
+        )
+        if not rows:
+            return 0
+        now = timezone.now()
+        for row in rows:
+            aad = keyring.wrap_aad(row.company_id, row.purpose, row.version)
+            raw = provider.unwrap(row.master_version, bytes(row.wrapped), aad)
+            row.master_version, row.wrapped = provider.wrap(raw, aad)
+            row.rewrapped_at = now
+        DataKey.objects.bulk_update(rows, _FIELDS)
+    return len(rows)
+
+
+def _lock_key_table() -> None:
+    """Hold off new and changed keys until the transaction ends. SQLite needs nothing:
+    the transaction began with BEGIN IMMEDIATE (settings), the database's one write lock."""
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(DataKey._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _counts_by_master_version() -> list[tuple[int, int]]:
+    from django.db.models import Count
+
+    return list(
+        DataKey.objects.order_by().values("master_version").annotate(n=Count("pk")).values_list("master_version", "n")
+    )

@@ -1,0 +1,115 @@
+"""Which key versions are in use, and how old they are (``vouch keys status``).
+
+Counts and ages come from aggregate queries on ``DataKey`` (control database), so the
+summary costs the same few queries for ten companies or ten thousand."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Count, Max, Min
+from django.db.models.functions import Coalesce
+
+from vouch.vault import providers
+from vouch.vault.models import DataKey, KeyPurpose, KeyState
+
+
+def status() -> list[dict]:
+    """One entry per master key version that exists or is needed: ``version``,
+    ``available`` (the provider has it), ``current`` (wraps new keys), ``wraps`` (how
+    many company keys it wraps), ``oldest``/``newest`` (when the oldest and newest of
+    them were wrapped; None when it wraps none)."""
+    provider = providers.get_provider()
+    available = set(provider.versions())
+    current = provider.current_version() if available else None
+    wrapped_at = Coalesce("rewrapped_at", "created_at")
+    usage = {
+        row["master_version"]: row
+        for row in DataKey.objects.order_by()
+        .values("master_version")
+        .annotate(n=Count("pk"), oldest=Min(wrapped_at), newest=Max(wrapped_at))
+    }
+    return [
+        {
+            "version": version,
+            "available": version in available,
+            "current": version == current,
+            "wraps": usage.get(version, {}).get("n", 0),
+            "oldest": usage.get(version, {}).get("oldest"),
+            "newest": usage.get(version, {}).get("newest"),
+        }
+        for version in sorted(available | set(usage))
+    ]
+
+
+def company_summary() -> dict:
+    """Company data keys across all companies: ``companies`` (with keys),
+    ``versions`` ({data key version: companies whose current key it is}),
+    ``rotating`` (companies with a rotation under way), ``oldest`` (the oldest current
+    data key: ``created_at``, ``company_id``, ``company_name``; None without companies)."""
+    active = DataKey.objects.filter(purpose=KeyPurpose.DATA, state=KeyState.ACTIVE)
+    versions = dict(active.order_by().values("version").annotate(n=Count("pk")).values_list("version", "n"))
+    rotating = (
+        DataKey.objects.filter(purpose=KeyPurpose.DATA, state=KeyState.RETIRING)
+        .order_by()
+        .values("company_id")
+        .distinct()
+        .count()
+    )
+    oldest = active.order_by("created_at").values("created_at", "company_id", "company__name").first()
+    return {
+        "companies": sum(versions.values()),
+        "versions": dict(sorted(versions.items())),
+        "rotating": rotating,
+        "oldest": oldest
+        and {
+            "created_at": oldest["created_at"],
+            "company_id": oldest["company_id"],
+            "company_name": oldest["company__name"],
+        },
+    }
+
+
+def company_keys(company_ids=None) -> list[dict]:
+    """Per company (all, or those in ``company_ids``): ``company_id``, ``company_name``,
+    ``data_version`` and ``data_created_at`` (the current data key), ``retiring``
+    (versions still being re-encrypted away from), ``master_versions`` (wrapping its keys)."""
+    rows = DataKey.objects.order_by("company__name", "company_id", "purpose", "version")
+    if company_ids is not None:
+        rows = rows.filter(company_id__in=list(company_ids))
+    companies: dict = {}
+    for row in rows.values(
+        "company_id", "company__name", "purpose", "version", "state", "master_version", "created_at"
+    ).iterator(chunk_size=2000):
+        entry = companies.setdefault(
+            row["company_id"],
+            {
+                "company_id": row["company_id"],
+                "company_name": row["company__name"],
+                "data_version": None,
+                "data_created_at": None,
+                "retiring": [],
+                "master_versions": set(),
+            },
+        )
+        entry["master_versions"].add(row["master_version"])
+        if row["purpose"] != KeyPurpose.DATA:
+            continue
+        if row["state"] == KeyState.RETIRING:
+            entry["retiring"].append(row["version"])
+        else:
+            entry["data_version"], entry["data_created_at"] = row["version"], row["created_at"]
+    for entry in companies.values():
+        entry["master_versions"] = sorted(entry["master_versions"])
+    return list(companies.values())
+
+
+def age(moment: datetime | None, now: datetime) -> str:
+    """A short human age: "40 s", "12 min", "5 h", "3 d"; "-" for none."""
+    if moment is None:
+        return "-"
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
