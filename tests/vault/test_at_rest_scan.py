@@ -1,6 +1,7 @@
 """At rest, no personal data in the clear: the raw bytes of every database (SQLite
 files with their -wal, or a PostgreSQL dump) and every stored file are searched for
-known candidate and referee data, written through Vouch's real code paths.
+known candidate and referee data, written through Vouch's real code paths: candidates
+and their attachments (``references.services``), activity entries, encrypted files.
 
 Boundary of this issue, documented here on purpose: the accounts of the people who
 use Vouch (a recruiter's name and sign-in email, ``accounts.User`` in the control
@@ -11,6 +12,7 @@ activity entries."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.conftest import make_company, make_user
 from tests.vault.attack import (
@@ -30,6 +33,8 @@ from tests.vault.attack import (
 )
 from vouch.activity.models import Entry
 from vouch.activity.services import log
+from vouch.references.models import Attachment, Candidate
+from vouch.references.services import add_attachment, create_candidate, find_candidates
 from vouch.tenancy import regions
 from vouch.tenancy.context import company_context
 from vouch.vault.files import CHUNK_BYTES, encrypted_storage
@@ -62,9 +67,27 @@ def secrets_of(p: dict[str, str]) -> list[str]:
 
 
 def store_company_data(company, p: dict[str, str], recruiter, action: str) -> None:
-    """Company data through the real paths: activity entries (encrypted summary,
-    actor name, details) and encrypted files, one of them UTF-16 and several chunks."""
+    """Company data through the real paths: a candidate and a referee with notes and
+    attachments (a PDF and a text file, uploaded under names holding personal data),
+    activity entries (encrypted summary, actor name, details) and encrypted files, one
+    of them UTF-16 and several chunks."""
     with company_context(company):
+        candidate = create_candidate(
+            p["name"], p["email"], p["phone"], notes=f"{p['answer']}\n{p['note']}", created_by=recruiter
+        )
+        create_candidate(p["referee"], p["referee_email"], p["phone_national"], notes=p["note"], created_by=recruiter)
+        pdf = b"%PDF-1.4\n" + f"Reference letter for {p['name']} ({p['email']}): {p['answer']}".encode()
+        add_attachment(
+            candidate,
+            SimpleUploadedFile(f"Reference {p['surname']}.pdf", pdf, content_type="application/pdf"),
+            uploaded_by=recruiter,
+        )
+        text = f"{p['referee']} <{p['referee_email']}> {p['phone']}: {p['note']}".encode()
+        add_attachment(
+            candidate,
+            SimpleUploadedFile(f"Notes from {p['referee']}.txt", text, content_type="text/plain"),
+            uploaded_by=recruiter,
+        )
         log(
             action,
             f"Reference from {p['referee']} received for {p['name']}",
@@ -125,7 +148,13 @@ def test_no_known_plaintext_at_rest_and_the_scan_finds_what_is_stored_in_the_cle
             entry = Entry.objects.get(action=actions[company.pk])
             assert entry.details["email"] == people[company.pk]["email"]
             assert entry.actor_name == recruiter_name
-            assert len(list(encrypted_storage.walk())) == 2
+            assert len(list(encrypted_storage.walk())) == 4  # two attachments, two reports
+            assert find_candidates(people[company.pk]["email"].upper()).get().name == people[company.pk]["name"]
+            assert Candidate.objects.count() == 2
+            assert {a.original_name for a in Attachment.objects.all()} == {
+                f"Reference {people[company.pk]['surname']}.pdf",
+                f"Notes from {people[company.pk]['referee']}.txt",
+            }
 
     known = [text for p in people.values() for text in secrets_of(p)]
     stored = everything_stored([a, b])
@@ -166,3 +195,22 @@ def test_the_scan_would_catch_plaintext_in_an_encrypted_column_or_file():
     assert (leaked, "hex" if not connection_is_sqlite(company) else "utf-8") in forms
     assert (leaked_file, "utf-8") in forms
     assert (wide, "utf-16-le") in forms
+
+
+def test_the_same_email_in_two_companies_has_unrelated_blind_indexes():
+    """The stored index of an email reveals nothing on its own: keyed per company, so
+    a copy of two companies' databases does not show they share a candidate, and not
+    an unkeyed hash anyone could compute from a guessed address."""
+    email = f"{unique('shared.person')}@example.org"
+    indexes = []
+    for company in (make_company(), make_company()):
+        with company_context(company):
+            candidate = create_candidate("Shared Person", email)
+            indexes.append(Candidate.objects.values_list("email_index", flat=True).get(pk=candidate.pk))
+            assert find_candidates(email.upper()).get().pk == candidate.pk
+    assert indexes[0] != indexes[1]
+    normalised = email.lower().encode()
+    for index in indexes:
+        assert len(index) == 32
+        for unkeyed in (hashlib.sha256(normalised), hashlib.sha256(b"email\x00" + normalised), hashlib.md5(normalised)):  # noqa: S324
+            assert unkeyed.hexdigest()[:32] != index

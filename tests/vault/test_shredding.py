@@ -34,24 +34,30 @@ from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import log
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.references.models import Candidate
+from vouch.references.services import create_candidate
 from vouch.tenancy import deletion, provisioning, regions
 from vouch.tenancy.connections import postgres_name, release, sqlite_path
 from vouch.tenancy.context import alias_for, company_context
 from vouch.vault import keyring, providers, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
+from vouch.vault.fields import EncryptedField
 from vouch.vault.files import HEADER_BYTES, decrypt_stream, encrypted_storage
 from vouch.vault.models import DataKey, KeyPurpose
 
 pytestmark = pytest.mark.django_db
-ENCRYPTED = ("actor_name", "summary", "details")
 
 
 # --- The attacker's side: the documented formats, and cryptography -------------------
 
 
-def try_value(key: bytes, sealed: bytes, company_id: uuid.UUID, field: str, row_id: uuid.UUID) -> bytes | None:
+def encrypted_columns(model) -> list[str]:
+    return [f.column for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
+
+
+def try_value(key: bytes, sealed: bytes, company_id: uuid.UUID, model, field: str, row_id: uuid.UUID) -> bytes | None:
     """Open a field value (format in vault.sealing) with ``key``; None if it does not."""
-    location = Entry._meta.get_field(field).location
+    location = model._meta.get_field(field).location
     aad = sealed[: sealing.HEADER_BYTES] + sealing.binding(company_id, location, row_id)
     body = sealed[sealing.HEADER_BYTES :]
     try:
@@ -93,9 +99,10 @@ def every_key_left() -> list[bytes]:
 # --- Copies taken before the deletion -----------------------------------------------
 
 
-def copy_database(company, into: Path) -> dict[tuple[uuid.UUID, str], bytes]:
+def copy_database(company, into: Path) -> dict[tuple, bytes]:
     """A full copy of the company's database, as a backup would hold it; returns the
-    encrypted values read from that copy, by (row id, column)."""
+    encrypted values of candidates and activity entries read from that copy, by
+    (model, row id, column)."""
     region = regions.get(company.region)
     release(alias_for(company.pk))  # the template copy needs no other session on it
     if region.uses_postgresql:
@@ -104,7 +111,7 @@ def copy_database(company, into: Path) -> dict[tuple[uuid.UUID, str], bytes]:
             admin.execute(f'CREATE DATABASE "{copy_name}" TEMPLATE "{postgres_name(company.pk)}"')
         try:
             with provisioning._admin(region, dbname=copy_name) as conn:
-                rows = conn.execute(f"SELECT id, {', '.join(ENCRYPTED)} FROM activity_entry").fetchall()  # noqa: S608
+                rows = {model: conn.execute(select(model)).fetchall() for model in (Entry, Candidate)}
         finally:
             with provisioning._admin(region) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{copy_name}" WITH (FORCE)')
@@ -121,13 +128,20 @@ def copy_database(company, into: Path) -> dict[tuple[uuid.UUID, str], bytes]:
             source.close()
             target.close()
         with sqlite3.connect(backup) as conn:
-            rows = conn.execute(f"SELECT id, {', '.join(ENCRYPTED)} FROM activity_entry").fetchall()  # noqa: S608
+            rows = {model: conn.execute(select(model)).fetchall() for model in (Entry, Candidate)}
     found = {}
-    for row in rows:
-        row_id = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(row[0])
-        for column, value in zip(ENCRYPTED, row[1:], strict=True):
-            found[row_id, column] = bytes(value)
+    for model, model_rows in rows.items():
+        for row in model_rows:
+            row_id = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(row[0])
+            for column, value in zip(encrypted_columns(model), row[1:], strict=True):
+                if value is not None:
+                    found[model, row_id, column] = bytes(value)
     return found
+
+
+def select(model) -> str:
+    columns = ", ".join(["id", *encrypted_columns(model)])
+    return f"SELECT {columns} FROM {model._meta.db_table}"  # noqa: S608
 
 
 def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left(tmp_path):
@@ -135,6 +149,7 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
     doomed, survivor = make_company("Doomed Hiring"), make_company("Surviving Hiring")
     secret = "Ulrika Underhill, 07700 900444, left because of her manager"
     with company_context(doomed):
+        create_candidate("Ulrika Underhill", "ulrika@example.org", "07700 900444", notes=secret)
         log("x", secret, details={"referee": "Viggo Vane", "phone": "07700 900555"})
         file_name = encrypted_storage.save(f"reports/{uuid.uuid4()}.txt", ContentFile(secret.encode() * 100))
     with company_context(survivor):
@@ -144,10 +159,11 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
     values = copy_database(doomed, tmp_path)
     files_copy = shutil.copytree(provisioning.files_dir(doomed.pk, doomed.region), tmp_path / "files")
     file_copy = (files_copy / file_name).read_bytes()
-    assert len(values) == len(ENCRYPTED)
+    assert {model for model, _, _ in values} == {Entry, Candidate}
     # The attack routine works: with the key that exists now, the copy opens.
     keys_then = keyring.keys_for(doomed.pk).data[1]
-    assert {try_value(keys_then, v, doomed.pk, col, row) for (row, col), v in values.items()} >= {secret.encode()}
+    opened = {try_value(keys_then, v, doomed.pk, model, col, row) for (model, row, col), v in values.items()}
+    assert {secret.encode(), b"ulrika@example.org"} <= opened and None not in opened
     assert try_file(keys_then, file_copy, doomed.pk, file_name).startswith(secret.encode())
     del keys_then
 
@@ -176,12 +192,12 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
     keys = every_key_left()
     assert len(keys) >= 2 * DataKey.objects.filter(purpose=KeyPurpose.DATA).count()
     for key in keys:
-        for (row, column), sealed in values.items():
-            assert try_value(key, sealed, doomed.pk, column, row) is None
+        for (model, row, column), sealed in values.items():
+            assert try_value(key, sealed, doomed.pk, model, column, row) is None
         assert try_file(key, file_copy, doomed.pk, file_name) is None
     # ... and Vouch, using those new keys on the old copy, refuses it.
-    for (row, column), sealed in values.items():
-        location = Entry._meta.get_field(column).location
+    for (model, row, column), sealed in values.items():
+        location = model._meta.get_field(column).location
         with pytest.raises(DecryptionError):
             sealing.open_sealed(doomed.pk, sealed, sealing.binding(doomed.pk, location, row), what=f"copy:{row}")
     restored = provisioning.files_dir(doomed.pk, doomed.region)
@@ -198,6 +214,6 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
         sealed_kept = read_raw(ctx.alias, Entry, "summary", kept.pk)
         kept_data = (provisioning.files_dir(survivor.pk, survivor.region) / kept_file).read_bytes()
     survivor_key = keyring.keys_for(survivor.pk).data[1]
-    assert try_value(survivor_key, sealed_kept, survivor.pk, "summary", kept.pk) == b"Wanda Wolstenholme"
+    assert try_value(survivor_key, sealed_kept, survivor.pk, Entry, "summary", kept.pk) == b"Wanda Wolstenholme"
     assert try_file(survivor_key, kept_data, survivor.pk, kept_file) == b"Wanda's reference"
     assert survivor_key in keys

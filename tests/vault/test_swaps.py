@@ -20,6 +20,8 @@ from tests.conftest import make_company
 from tests.vault.attack import integrity_failures, read_raw, write_raw
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome
+from vouch.references.models import Attachment, Candidate
+from vouch.references.services import create_candidate, find_candidates
 from vouch.tenancy.context import company_context
 from vouch.vault.errors import DecryptionError, VaultError
 from vouch.vault.fields import Sealed
@@ -39,7 +41,7 @@ def assert_refused(company, instance, field: str, *, never: list) -> None:
     event = events[-1]
     assert event.action == EventAction.DATA_INTEGRITY_FAIL
     assert event.outcome == Outcome.FAILURE
-    assert event.target == f"activity.entry.{field}:{instance.pk}"
+    assert event.target == f"{instance._meta.label_lower}.{field}:{instance.pk}"
     assert "authentication failed" in event.details["reason"]
     shown = f"{caught.value} {event.target} {event.details}"
     for value in never:
@@ -130,6 +132,35 @@ def test_ciphertext_copied_from_another_company_is_refused():
     assert integrity_failures(first.pk) == []
     with company_context(first):
         assert Entry.objects.get(pk=source.pk).summary == "Fenella Fairweather"  # the original is intact
+
+
+def test_ciphertext_moved_between_candidates_or_to_another_table_is_refused(company):
+    """The swaps that would hurt most: one candidate's email shown on another's record
+    (found by the other's blind index), notes or a file name shown in another table."""
+    with company_context(company) as ctx:
+        jane = create_candidate("Jane Juniper", "jane@example.org", "07700 900666", notes="Excellent references")
+        kim = create_candidate("Kim Kestrel", "kim@example.org", "07700 900777")
+        stolen = {
+            column: read_raw(ctx.alias, Candidate, column, kim.pk) for column in ("name", "email", "phone", "notes")
+        }
+        for column, value in stolen.items():
+            write_raw(ctx.alias, Candidate, column, jane.pk, value)
+        found = find_candidates("jane@example.org").get()  # the blind index still points at Jane's row
+        assert found.pk == jane.pk
+        for column in stolen:
+            assert_refused(company, found, column, never=["Kim", "kim@", "900777", *stolen.values()])
+        assert find_candidates("kim@example.org").get().email == "kim@example.org"
+
+        entry = Entry.objects.create(action="x", summary="placeholder")
+        notes = read_raw(ctx.alias, Candidate, "notes", kim.pk)
+        write_raw(ctx.alias, Entry, "summary", entry.pk, notes)
+        assert_refused(company, Entry.objects.get(pk=entry.pk), "summary", never=["Excellent", notes])
+        # A candidate's name as an attachment's original file name: both short text.
+        attachment = Attachment.objects.create(
+            candidate=kim, file="attachments/none", original_name="cv.pdf", content_type="application/pdf", size=1
+        )
+        write_raw(ctx.alias, Attachment, "original_name", attachment.pk, stolen["name"])
+        assert_refused(company, Attachment.objects.get(pk=attachment.pk), "original_name", never=["Kim"])
 
 
 def test_values_and_values_list_give_sealed_never_text(company):
