@@ -117,18 +117,31 @@ def _rewrap_batch(provider: providers.MasterKeyProvider, target: int, batch_size
             DataKey.objects.filter(master_version__lt=target)
             .order_by("pk")
             .select_for_update(skip_locked=skip_locked)
-            .only("pk", "company_id", "purpose", "version", "master_version", "wrapped")[:batch_size]
+            .values_list("pk", "company_id", "purpose", "version", "master_version", "wrapped")[:batch_size]
         )
         if not rows:
             return 0
-        now = timezone.now()
-        for row in rows:
-            aad = keyring.wrap_aad(row.company_id, row.purpose, row.version)
-            raw = provider.unwrap(row.master_version, bytes(row.wrapped), aad)
-            row.master_version, row.wrapped = provider.wrap(raw, aad)
-            row.rewrapped_at = now
-        DataKey.objects.bulk_update(rows, _FIELDS)
+        fields = DataKey._meta
+        now = fields.get_field("rewrapped_at").get_db_prep_value(timezone.now(), connection)
+        binary = fields.get_field("wrapped")
+        params = []
+        for pk, company_id, purpose, version, master_version, wrapped in rows:
+            aad = keyring.wrap_aad(company_id, purpose, version)
+            new_version, new_wrapped = provider.wrap(provider.unwrap(master_version, bytes(wrapped), aad), aad)
+            params.append((new_version, binary.get_db_prep_value(new_wrapped, connection), now, pk))
+        # One statement run for each row: Django's bulk_update builds a CASE expression
+        # per row and field in Python, which took most of a rotation's time.
+        with connection.cursor() as cursor:
+            cursor.executemany(_update_sql(), params)
     return len(rows)
+
+
+def _update_sql() -> str:
+    quote = connection.ops.quote_name
+    fields = DataKey._meta
+    columns = [fields.get_field(name).column for name in _FIELDS]
+    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+    return f"UPDATE {quote(fields.db_table)} SET {assignments} WHERE {quote(fields.pk.column)} = %s"  # noqa: S608
 
 
 def _lock_key_table() -> None:
