@@ -25,23 +25,30 @@ def encrypt_existing(apps, schema_editor):
             "activity entries must be encrypted with their company's key: migrate company databases "
             "with `vouch tenants migrate`"
         )
-    batch = []
-    for row in rows.iterator(chunk_size=COPY_BATCH):
-        batch.append(
-            entry(
-                id=uuid.uuid4(),
-                occurred_at=row.occurred_at,
-                actor_id=row.actor_id,
-                actor_name=row.actor_name,
-                action=row.action,
-                summary=row.summary,
-                details=row.details,
+    # Each copy keeps the time its entry happened: left on, auto_now_add would stamp
+    # every copy with the time of this migration.
+    occurred_at = entry._meta.get_field("occurred_at")
+    occurred_at.auto_now_add = False
+    try:
+        batch = []
+        for row in rows.iterator(chunk_size=COPY_BATCH):
+            batch.append(
+                entry(
+                    id=uuid.uuid4(),
+                    occurred_at=row.occurred_at,
+                    actor_id=row.actor_id,
+                    actor_name=row.actor_name,
+                    action=row.action,
+                    summary=row.summary,
+                    details=row.details,
+                )
             )
-        )
-        if len(batch) >= COPY_BATCH:
-            entry.objects.using(alias).bulk_create(batch)
-            batch = []
-    entry.objects.using(alias).bulk_create(batch)
+            if len(batch) >= COPY_BATCH:
+                entry.objects.using(alias).bulk_create(batch)
+                batch = []
+        entry.objects.using(alias).bulk_create(batch)
+    finally:
+        occurred_at.auto_now_add = True
 
 
 class Migration(migrations.Migration):
