@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -30,7 +32,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
 
 
 @company_action(Action.VIEW_ACTIVITY)
-def entry_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def entry_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     entry = company_object_or_404(request, Entry, pk=pk)
     return render(
         request,
