@@ -76,6 +76,22 @@ def _bar(args: argparse.Namespace, err, unit: str):
     return tqdm(total=0, disable=not show, file=err, unit=unit, dynamic_ncols=True)
 
 
+def _follow(bar):
+    """A rotation's progress callback drawing on ``bar``; each stage starts afresh
+    (its own total and rate)."""
+    current = {"stage": None}
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage != current["stage"]:
+            current["stage"] = stage
+            bar.reset(total=total)
+            bar.set_description_str(stage, refresh=False)
+        bar.total = max(total, done)
+        bar.update(done - bar.n)
+
+    return progress
+
+
 def _versions(versions) -> str:
     return ", ".join(str(v) for v in versions)
 
@@ -89,11 +105,7 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
         print("--batch must be at least 1.", file=err)
         return 2
     bar = _bar(args, err, " keys")
-
-    def progress(done: int, total: int, stage: str) -> None:
-        bar.set_description_str(stage, refresh=False)
-        bar.total, bar.n = total, done
-        bar.refresh()
+    progress = _follow(bar)
 
     try:
         with bar:
@@ -171,6 +183,7 @@ def rotate_company(args: argparse.Namespace, out, err) -> int:
     if company is None:
         return 2
     bar = _bar(args, err, " items")
+    follow = _follow(bar)
     told_wait = False
 
     def progress(done: int, total: int, stage: str) -> None:
@@ -183,9 +196,7 @@ def rotate_company(args: argparse.Namespace, out, err) -> int:
                 f"key cache expires (VOUCH_KEY_CACHE_SECONDS={settings.VOUCH_KEY_CACHE_SECONDS}); then a last pass.",
                 file=out,
             )
-        bar.set_description_str(stage, refresh=False)
-        bar.total, bar.n = total, done
-        bar.refresh()
+        follow(done, total, stage)
 
     try:
         with bar:
@@ -274,7 +285,7 @@ def status(args: argparse.Namespace, out, err) -> int:
     else:
         print(file=out)
         _table(
-            ["company", "name", "data key", "age", "retiring", "master"],
+            ["company", "name", "data key", "key age", "retiring", "master"],
             [
                 [
                     c["company_id"],
