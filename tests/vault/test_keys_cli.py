@@ -138,3 +138,25 @@ def test_rotate_company(company, capsys):
     keyring.forget()
     with company_context(company):
         assert Entry.objects.get(pk=entry.pk).summary == "kept through rotation"
+
+
+def test_rotate_company_whose_database_is_missing_adds_no_key(company, capsys):
+    from vouch.tenancy import provisioning
+
+    provisioning.discard(company.pk, company.region)
+    code, out, err = run(capsys, "rotate-company", str(company.pk), "--no-progress")
+    assert code == 1 and out == ""
+    assert "its database cannot be used" in err and "Traceback" not in err
+    assert list(DataKey.objects.filter(company=company, purpose=KeyPurpose.DATA).values_list("version", flat=True)) == [
+        1
+    ]
+
+
+def test_rotate_master_reports_a_key_that_does_not_unwrap(capsys):
+    ids = bulk_companies(2)
+    DataKey.objects.filter(company_id=ids[0], purpose=KeyPurpose.INDEX).update(wrapped=b"\0" * 60)
+    code, out, err = run(capsys, "rotate-master", "--no-progress")
+    assert code == 1
+    assert "re-wrapped 3 company keys" in out
+    assert "1 company has a key that does not unwrap" in err and str(ids[0]) in err
+    assert "Older master key versions still in use (version 1: 1 keys)" in err

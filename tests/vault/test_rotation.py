@@ -155,6 +155,24 @@ def test_a_key_wrapped_with_the_old_version_during_rotation_is_rewrapped_before_
     assert providers.get_provider().unwrap(2, bytes(row.wrapped), aad) == raw
 
 
+def test_a_key_that_does_not_unwrap_is_reported_and_keeps_its_master_version(keys_dir):
+    ids = bulk_companies(4)
+    damaged = DataKey.objects.filter(company_id=ids[1], purpose=KeyPurpose.DATA).get()
+    wrapped = bytearray(damaged.wrapped)
+    wrapped[-1] ^= 1
+    DataKey.objects.filter(pk=damaged.pk).update(wrapped=bytes(wrapped))
+
+    result = rotate_master(batch_size=3)
+
+    assert result["broken"] == [str(ids[1])]
+    assert result["rewrapped"] == 7
+    assert result["retired"] == [] and result["still_used"] == {1: 1}
+    assert (keys_dir / "master-000001.key").exists()
+    assert SecurityEvent.objects.filter(action=EventAction.DATA_INTEGRITY_FAIL, company_id=ids[1]).exists()
+    # Running again does not make a third version while the damaged key is there.
+    assert rotate_master()["master_version"] == 2
+
+
 def test_master_rotation_under_concurrent_use(company):
     """A bystander keeps reading company keys (from the rows, not the cache) and writing
     and reading values while every key is re-wrapped and version 1 retired."""

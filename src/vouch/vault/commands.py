@@ -141,9 +141,17 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
                 "*.retired; delete them once no backup of the control database needs them.",
                 file=out,
             )
+    if result["broken"]:
+        shown = ", ".join(result["broken"][:10]) + (" ..." if len(result["broken"]) > 10 else "")
+        print(
+            f"{len(result['broken'])} compan{'y has' if len(result['broken']) == 1 else 'ies have'} a key that "
+            f"does not unwrap (altered, or its master key version is missing; recorded as security events): "
+            f"{shown}. Their data cannot be read as it is; its master key version stays until that is resolved.",
+            file=err,
+        )
     if result["still_used"]:
         used = ", ".join(f"version {v}: {n} keys" for v, n in sorted(result["still_used"].items()))
-        print(f"Still in use ({used}): run `vouch keys rotate-master` again to finish.", file=err)
+        print(f"Older master key versions still in use ({used}); run `vouch keys rotate-master` again.", file=err)
         return 1
     if not result["created"] and not result["rewrapped"] and environment:
         print(
@@ -172,7 +180,9 @@ def _find_company(key: str, err):
 
 def rotate_company(args: argparse.Namespace, out, err) -> int:
     from django.conf import settings
+    from django.db import DatabaseError
 
+    from vouch.tenancy.context import WrongCompanyDatabase
     from vouch.vault.errors import KeyConfigurationError, KeyUnavailable, VaultError
     from vouch.vault.rotation import rotate_company as rotate
 
@@ -203,6 +213,9 @@ def rotate_company(args: argparse.Namespace, out, err) -> int:
             result = rotate(company, batch_size=args.batch, progress=progress)
     except (KeyUnavailable, KeyConfigurationError) as exc:
         print(f"Company {company.name} ({company.pk}): {exc}", file=err)
+        return 1
+    except (DatabaseError, WrongCompanyDatabase) as exc:
+        print(f"Company {company.name} ({company.pk}): its database cannot be used: {exc}", file=err)
         return 1
     except VaultError as exc:
         print(f"Rotation of {company.name} ({company.pk}) stopped: {exc}\n{INTERRUPTED}", file=err)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from vouch.tenancy import provisioning
@@ -86,12 +86,14 @@ def rotate_company(
         raise ValueError("batch size must be at least 1")
     started = time.monotonic()
     company_id = uuid.UUID(str(company.pk))
-    version, retiring, resumed, created_at = _start(company_id)
-    deadline = created_at + timedelta(seconds=settings.VOUCH_KEY_CACHE_SECONDS + settle_seconds)
     totals = _Pass()
     passes = 0
     waited = 0.0
     with company_context(company) as context:
+        # Its database must open (and be the company's own) before a key version is added.
+        connections[context.alias].ensure_connection()
+        version, retiring, resumed, created_at = _start(company_id)
+        deadline = created_at + timedelta(seconds=settings.VOUCH_KEY_CACHE_SECONDS + settle_seconds)
         while True:
             final = timezone.now() >= deadline
             passes += 1

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from vouch.vault import keyring, providers
-from vouch.vault.errors import KeyConfigurationError
+from vouch.vault.errors import DecryptionError, KeyConfigurationError
 from vouch.vault.models import DataKey
 from vouch.vault.rotation.progress import Progress, report
 
@@ -33,8 +33,10 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
 
     Returns what happened: ``master_version``, ``created``, ``rewrapped``, ``retired``
     (versions), ``still_used`` (older versions some key still needs: {version: keys}),
-    ``provider`` and ``seconds``. ``KeyConfigurationError`` when no version can be
-    made (environment provider: its message says how to add one)."""
+    ``broken`` (companies with a key that does not unwrap: left as they are, recorded as
+    security events; their master version is not retired), ``provider`` and ``seconds``.
+    ``KeyConfigurationError`` when no version can be made (environment provider: its
+    message says how to add one)."""
     if batch_size < 1:
         raise ValueError("batch size must be at least 1")
     started = time.monotonic()
@@ -60,12 +62,13 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         )
 
     skip_locked = connection.features.has_select_for_update_skip_locked
-    rewrapped = 0
+    rewrapped = seen = 0
+    broken: dict[int, str] = {}  # key row -> company id
     report(progress, 0, behind, "re-wrapping")
     # Keys locked by a change under way are skipped here and done in the final step.
-    while count := _rewrap_batch(provider, newest, batch_size, skip_locked=skip_locked):
-        rewrapped += count
-        report(progress, rewrapped, max(behind, rewrapped), "re-wrapping")
+    while batch := _rewrap_batch(provider, newest, batch_size, broken, skip_locked=skip_locked):
+        seen, rewrapped = seen + batch[0], rewrapped + batch[1]
+        report(progress, seen, max(behind, seen), "re-wrapping")
 
     wait = started + SETTLE_SECONDS - time.monotonic()
     if wait > 0:
@@ -73,9 +76,9 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
     with transaction.atomic():
         # No key can be added or changed from here to the commit: what is in use below is final.
         _lock_key_table()
-        while count := _rewrap_batch(provider, newest, batch_size, skip_locked=False):
-            rewrapped += count
-            report(progress, rewrapped, max(behind, rewrapped), "re-wrapping")
+        while batch := _rewrap_batch(provider, newest, batch_size, broken, skip_locked=False):
+            seen, rewrapped = seen + batch[0], rewrapped + batch[1]
+            report(progress, seen, max(behind, seen), "re-wrapping")
         in_use = dict(_counts_by_master_version())
     retired: list[int] = []
     for version in provider.versions():
@@ -89,6 +92,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         "rewrapped": rewrapped,
         "retired": retired,
         "still_used": still_used,
+        "broken": sorted(set(broken.values())),
         "provider": provider.describe(),
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -104,36 +108,62 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
             "rewrapped": rewrapped,
             "retired": ",".join(map(str, retired)),
             "still_used": ",".join(map(str, still_used)),
+            "broken": len(set(broken.values())),
         },
     )
     return result
 
 
-def _rewrap_batch(provider: providers.MasterKeyProvider, target: int, batch_size: int, *, skip_locked: bool) -> int:
+def _rewrap_batch(
+    provider: providers.MasterKeyProvider, target: int, batch_size: int, broken: dict[int, str], *, skip_locked: bool
+) -> tuple[int, int] | None:
     """Re-wrap up to ``batch_size`` keys still on an older master version; one
-    transaction, so an interruption keeps every finished batch."""
+    transaction, so an interruption keeps every finished batch. Returns (keys looked
+    at, keys re-wrapped), None when none is left. A key that does not unwrap goes into
+    ``broken`` (and is not tried again)."""
     with transaction.atomic():
         rows = list(
             DataKey.objects.filter(master_version__lt=target)
+            .exclude(pk__in=list(broken))
             .order_by("pk")
             .select_for_update(skip_locked=skip_locked)
             .values_list("pk", "company_id", "purpose", "version", "master_version", "wrapped")[:batch_size]
         )
         if not rows:
-            return 0
+            return None
         fields = DataKey._meta
         now = fields.get_field("rewrapped_at").get_db_prep_value(timezone.now(), connection)
         binary = fields.get_field("wrapped")
         params = []
         for pk, company_id, purpose, version, master_version, wrapped in rows:
             aad = keyring.wrap_aad(company_id, purpose, version)
-            new_version, new_wrapped = provider.wrap(provider.unwrap(master_version, bytes(wrapped), aad), aad)
+            try:
+                raw = provider.unwrap(master_version, bytes(wrapped), aad)
+            except (DecryptionError, KeyConfigurationError) as exc:
+                broken[pk] = str(company_id)
+                _record_broken(company_id, purpose, version, exc)
+                continue
+            new_version, new_wrapped = provider.wrap(raw, aad)
             params.append((new_version, binary.get_db_prep_value(new_wrapped, connection), now, pk))
         # One statement run for each row: Django's bulk_update builds a CASE expression
         # per row and field in Python, which took most of a rotation's time.
-        with connection.cursor() as cursor:
-            cursor.executemany(_update_sql(), params)
-    return len(rows)
+        if params:
+            with connection.cursor() as cursor:
+                cursor.executemany(_update_sql(), params)
+    return len(rows), len(params)
+
+
+def _record_broken(company_id, purpose: str, version: int, exc: Exception) -> None:
+    from vouch.audit import record
+    from vouch.audit.models import EventAction, Outcome
+
+    record(
+        EventAction.DATA_INTEGRITY_FAIL,
+        company=company_id,
+        target=f"datakey:{purpose}:{version}",
+        outcome=Outcome.FAILURE,
+        details={"reason": str(exc)[:200]},
+    )
 
 
 def _update_sql() -> str:
