@@ -459,6 +459,38 @@ def test_a_value_that_does_not_decrypt_is_reported_and_left_alone(company):
     assert SecurityEvent.objects.filter(action=EventAction.DATA_INTEGRITY_FAIL, company_id=company.pk).exists()
 
 
+def test_candidates_and_their_attachments_are_rotated_too(company):
+    """Models of every company app are found, not listed: candidates and attachments
+    (another app than the activity log) are re-encrypted, and their blind indexes,
+    under the index key that rotation keeps, still find them."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from vouch.references.services import add_attachment, create_candidate, find_candidates
+
+    with company_context(company):
+        candidate = create_candidate("Fenella Example", "fenella@example.com", "07700 900123", "Good notes")
+        attachment = add_attachment(candidate, SimpleUploadedFile("cv.pdf", b"%PDF-1.4 cv " * 9000))
+        stored_name = attachment.file.name
+
+    result = rotate_company(company, settle_seconds=0)
+
+    assert result["destroyed"] == [1] and result["files"] >= 1
+    keyring.forget()
+    with company_context(company) as context:
+        assert _versions_in_use(context) == {2}
+        fresh = type(candidate).objects.get(pk=candidate.pk)
+        assert (fresh.name, fresh.email, fresh.phone, fresh.notes) == (
+            "Fenella Example",
+            "fenella@example.com",
+            "07700 900123",
+            "Good notes",
+        )
+        assert [c.pk for c in find_candidates("FENELLA@example.com")] == [candidate.pk]
+        assert [c.pk for c in find_candidates("+44 7700 900123")] == [candidate.pk]
+        assert type(attachment).objects.get(pk=attachment.pk).original_name == "cv.pdf"
+        assert _read_file(stored_name) == b"%PDF-1.4 cv " * 9000
+
+
 def test_two_rotations_in_a_row(company):
     with company_context(company):
         entries, _ = _seed(count=5, files=0)
