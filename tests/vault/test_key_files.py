@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import VOUCH, cleanup, make_server
+from vouch.vault.providers import generate_key_text
 
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
@@ -191,6 +192,17 @@ def test_retired_master_key_that_company_keys_still_need_is_refused(install):
     key = data / "keys" / "master-000001.key"
     key.rename(key.with_name(key.name + ".retired"))
     refused(run(env, "check"), "Master key version(s) 1", str(data / "keys"))
+
+
+def test_master_key_replaced_by_another_key_is_refused(install):
+    """A well-formed key under the right name that is not the key the company keys
+    were wrapped with (a restore from another installation's backup)."""
+    data, env = install
+    key = data / "keys" / "master-000001.key"
+    key.write_text(generate_key_text() + "\n")
+    refused(run(env, "check"), "Master key version(s) 1", str(data / "keys"), "replaced")
+    refused(run(env, "serve"), "Vouch refuses to start", "replaced")
+    refused(run(env_provider(env, f"1:{generate_key_text()}"), "check"), "VOUCH_MASTER_KEYS", "replaced")
 
 
 def test_missing_key_directory_with_company_keys_is_refused(install):

@@ -1,6 +1,6 @@
 """Start-up checks of the master keys, in every mode: Vouch refuses to start with a
-key directory others can read, an unreadable or malformed key, or without a master key
-version that company keys still need."""
+key directory others can read, an unreadable or malformed key, without a master key
+version that company keys still need, or with one replaced by another key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 from vouch.vault import providers
-from vouch.vault.errors import KeyConfigurationError
+from vouch.vault.errors import DecryptionError, KeyConfigurationError
 
 
 def problems() -> list[str]:
@@ -31,6 +31,33 @@ def problems() -> list[str]:
             f"Master key version(s) {', '.join(map(str, missing))} are used by company keys but missing from "
             f"{provider.describe()}. Restore them from the key backup (see README, 'Keys'); "
             "without them that company data cannot be read."
+        ]
+    return _replaced(provider, sorted(needed))
+
+
+def _replaced(provider, versions: list[int]) -> list[str]:
+    """Master key versions present under their name but holding another key (restored
+    from another installation's backup, say): each is tried on one company key it
+    wrapped, so Vouch refuses to start instead of failing on every company's data."""
+    from vouch.vault.keyring import wrap_aad
+    from vouch.vault.models import DataKey
+
+    wrong = []
+    for version in versions:
+        row = DataKey.objects.filter(master_version=version).only("company_id", "purpose", "version", "wrapped").first()
+        if row is None:  # re-wrapped by a rotation meanwhile
+            continue
+        try:
+            provider.unwrap(version, bytes(row.wrapped), wrap_aad(row.company_id, row.purpose, row.version))
+        except DecryptionError:
+            wrong.append(version)
+        except KeyConfigurationError:  # retired by a rotation meanwhile
+            continue
+    if wrong:
+        return [
+            f"Master key version(s) {', '.join(map(str, wrong))} in {provider.describe()} do not open the company "
+            "keys wrapped with them: the key was replaced by another one. Restore the right key from the key "
+            "backup (see README, 'Keys'); without it that company data cannot be read."
         ]
     return []
 
