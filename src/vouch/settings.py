@@ -146,7 +146,12 @@ def _sqlite(path) -> dict:
         # WAL lets readers run beside the one writer; IMMEDIATE avoids the
         # "database is locked" upgrade deadlock between two writing workers.
         "OPTIONS": {
-            "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"),
+            # secure_delete: deleted rows (a purged candidate, the plaintext left behind by
+            # a migration that encrypts a column) are overwritten, not left in free pages;
+            # some SQLite builds have it on by default, others do not.
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"
+            ),
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },

@@ -25,7 +25,7 @@ class Entry(models.Model):
     details = EncryptedJSONField(default=dict, blank=True)
 
     class Meta:
-        ordering = ["-occurred_at"]
+        ordering = ["-occurred_at", "-id"]  # the id only makes the order total, for stable pages
         verbose_name_plural = "entries"
 
     def __str__(self) -> str:

@@ -99,7 +99,7 @@ def page_of_entries(params) -> tuple[EntryFilterForm, Page | None]:
     form = EntryFilterForm(params)
     if not form.is_valid():
         return form, None
-    paginator = Paginator(filtered(form).order_by("-occurred_at"), PER_PAGE)
+    paginator = Paginator(filtered(form).order_by("-occurred_at", "-id"), PER_PAGE)
     number = params.get("page", "1")
     number = int(number) if number.isascii() and number.isdigit() and 0 < len(number) <= 6 else 1
     return form, paginator.get_page(min(number, MAX_PAGE))

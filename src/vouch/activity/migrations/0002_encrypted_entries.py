@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
                 ("summary", vouch.vault.fields.EncryptedCharField(max_length=300)),
                 ("details", vouch.vault.fields.EncryptedJSONField(blank=True, default=dict)),
             ],
-            options={"verbose_name_plural": "entries", "ordering": ["-occurred_at"]},
+            options={"verbose_name_plural": "entries", "ordering": ["-occurred_at", "-id"]},
         ),
         migrations.RunPython(encrypt_existing, migrations.RunPython.noop, elidable=True),
         migrations.DeleteModel("LegacyEntry"),
