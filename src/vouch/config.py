@@ -168,9 +168,13 @@ def read_or_create_secret_key() -> str:
     if configured:
         return configured
     path = secret_key_file()
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        # Settings are being imported: a clear sentence, not a traceback from deep inside.
+        raise SystemExit(f"Vouch cannot read its secret key file {path}: {exc.strerror or exc}.") from exc
     key = secrets.token_urlsafe(50)
     # O_EXCL: two workers starting together must not overwrite each other's key.
     try:

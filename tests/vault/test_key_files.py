@@ -248,3 +248,13 @@ def test_malformed_or_incomplete_environment_keys_are_refused(install, value, pr
 def test_serve_refuses_to_start_with_malformed_environment_keys(install):
     data, env = install
     refused(run(env_provider(env, "1:QUFB"), "serve"), "Vouch refuses to start", "VOUCH_MASTER_KEYS version 1")
+
+
+def test_unreadable_secret_key_file_is_refused(install):
+    """The Django secret key lives beside the master keys on the embedded default."""
+    data, env = install
+    secret = data / "keys" / "secret_key"
+    secret.chmod(0o000)
+    refused(
+        run(env, "check", as_ordinary_user=True), "cannot read its secret key file", str(secret), "Permission denied"
+    )
