@@ -68,6 +68,7 @@ SCRIPT = textwrap.dedent(
     from vouch.accounts.policy import Role
     from vouch.tenancy import provisioning, regions, schema
     from vouch.tenancy.models import Company
+    from vouch.vault import keyring
 
     REGION = "eu"
 
@@ -123,6 +124,7 @@ SCRIPT = textwrap.dedent(
                     Membership.objects.bulk_create(
                         [Membership(user=u, company_id=cid, role=Role.OWNER) for u, cid in zip(users, ids)]
                     )
+                    keyring.create_keys_for_companies(ids)
                 made += n
                 if made % 2000 == 0 or have + made >= total:
                     spent = time.perf_counter() - started
