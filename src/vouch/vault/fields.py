@@ -97,32 +97,35 @@ def _open_row(instance) -> None:
     fields = _row_fields.get(type(instance))
     if fields is None:
         fields = _row_fields[type(instance)] = tuple(
-            f for f in instance._meta.concrete_fields if isinstance(f, EncryptedField)
+            (f.attname, f.location, isinstance(f, EncryptedTextField), f)
+            for f in instance._meta.concrete_fields
+            if isinstance(f, EncryptedField)
         )
     data = instance.__dict__
     keys = keyring.keys_for(current().company_id)
-    ciphers = keys._ciphers
+    ciphers, id_bytes = keys._ciphers, keys.id_bytes
     pk = instance.pk
-    row = keys.id_bytes, b"\x00" + (pk.bytes if type(pk) is uuid.UUID else sealing.row_bytes(pk))
-    for field in fields:
-        value = data.get(field.attname)
+    tail = b"\x00" + (pk.bytes if type(pk) is uuid.UUID else sealing.row_bytes(pk))
+    for attname, location, is_text, field in fields:
+        value = data.get(attname)
         if type(value) is not Sealed:
             continue
         sealed = value.data
-        if len(sealed) < _MIN_SEALED or sealed[0] != sealing.FORMAT:
+        if len(sealed) < _MIN_SEALED or sealed[0] != _FORMAT:
             continue
         cipher = ciphers.get(int.from_bytes(sealed[1:_HEADER], "big"))
         if cipher is None:
             continue
         try:
             plaintext = cipher.decrypt(
-                sealed[_HEADER:_BODY], sealed[_BODY:], sealed[:_HEADER] + row[0] + field.location + row[1]
+                sealed[_HEADER:_BODY], sealed[_BODY:], sealed[:_HEADER] + id_bytes + location + tail
             )
         except InvalidTag:
             continue
-        data[field.attname] = field.decode(plaintext)
+        data[attname] = plaintext.decode() if is_text else field.decode(plaintext)
 
 
+_FORMAT = sealing.FORMAT
 _HEADER = sealing.HEADER_BYTES
 _BODY = sealing.HEADER_BYTES + sealing.NONCE_BYTES
 _MIN_SEALED = _BODY + sealing.TAG_BYTES
