@@ -60,7 +60,7 @@ def test_file_round_trip_and_truncation(company):
         with encrypted_storage.open(name) as handle:
             assert handle.read() == payload
         assert encrypted_storage.size(name) == len(payload)
-        path = encrypted_storage._full(name)
+        path = encrypted_storage.stored_path(name)
         assert payload[:1000] not in path.read_bytes()
         data = path.read_bytes()
         path.write_bytes(data[: len(data) - 100])

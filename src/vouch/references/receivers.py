@@ -18,5 +18,5 @@ def remove_stored_file(sender, instance: Attachment, using: str, **kwargs) -> No
     storage = instance.file.storage
     # Resolved now, inside the company context the deletion runs in; removed only
     # after commit, so a rolled-back deletion keeps a row whose file still exists.
-    path = storage._full(name)
+    path = storage.stored_path(name)
     transaction.on_commit(lambda: path.unlink(missing_ok=True), using=using, robust=True)

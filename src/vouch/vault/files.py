@@ -182,6 +182,11 @@ class EncryptedStorage(Storage):
             raise ValueError(f"file name {name!r} leaves the company's directory")
         return path
 
+    def stored_path(self, name: str) -> Path:
+        """Where the ciphertext of ``name`` lives in the current company's directory (to
+        remove it after a deletion commits, or to check it at rest); never plaintext."""
+        return self._full(name)
+
     def _save(self, name: str, content) -> str:
         path = self._full(name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
