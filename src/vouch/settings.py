@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "vouch.audit",
     "vouch.activity",
     "vouch.references",
+    "vouch.links",
     "vouch.vault",
     "vouch.guard",
     "vouch.outbox",

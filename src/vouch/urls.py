@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from vouch.accounts.signup import signup
 from vouch.guard import login as guard_login
+from vouch.links import urls as link_urls
 from vouch.tenancy import views as tenancy_views
 from vouch.web import views as web_views
 
@@ -36,4 +37,7 @@ urlpatterns = [
     path("", include("vouch.audit.urls")),
     path("", include("vouch.activity.urls")),
     path("", include("vouch.references.urls")),
+    # Private links for candidates and referees: public, the token is the credential (vouch.links).
+    path("c/<str:token>/", include(link_urls.candidate_patterns)),
+    path("r/<str:token>/", include(link_urls.referee_patterns)),
 ]

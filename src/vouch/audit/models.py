@@ -66,6 +66,7 @@ class EventAction(models.TextChoices):
     ACCOUNT_RESTORE_PENDING = "account_restore_pending", "Account restore waits for approval"
     ACCOUNT_RESTORED = "account_restored", "Account restored"
     AUTHN_STEP_UP_FAIL = "authn_step_up_fail", "Sign-in code refused"
+    LINK_INVALID = "link_invalid", "Private link refused"
     SYS_STARTUP = "sys_startup", "System started"
 
 

@@ -30,6 +30,7 @@ from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action, Role
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.links.models import Link
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
 from vouch.vault import keyring
@@ -168,6 +169,7 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
             company.name = TOMBSTONE_NAME
             company.save(update_fields=["status", "is_active", "name"])
         Invitation.objects.filter(company=company).delete()
+        Link.objects.filter(company=company).delete()
         Membership.objects.filter(company=company).delete()
         # Crypto-shredding, before anything else is removed: with its keys gone, any copy
         # of the company's database or files (a backup, a disk) can no longer be read.

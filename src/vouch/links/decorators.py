@@ -1,0 +1,106 @@
+"""``link_required(purpose)``: the one entry point of pages opened by a private link
+(``/c/<token>/...`` for candidates, ``/r/<token>/...`` for referees).
+
+In order, for every request:
+
+1. the client address's throttle is checked *before* the token is looked at
+   (``vouch.guard.throttle.check_code``, purpose ``"link"``: 10 free failures per
+   address, then growing delays), so guessing is slow and answers nothing while held;
+2. the token is resolved (one indexed lookup of its hash);
+3. a refused link is recorded as a ``link_invalid`` security event (target: the first 8
+   hex characters of the token's hash, never the token) and counted against the
+   address; every refusal is the same neutral 404 page, byte for byte, whether the
+   link is unknown, expired, revoked, for the other purpose or of a closed company;
+4. a valid link: its company becomes current for the view, ``request.link`` is the
+   :class:`~vouch.links.services.ResolvedLink`, its use is counted.
+
+Every response, refusals included, gets ``Referrer-Policy: no-referrer`` and
+``Cache-Control: no-store``: the token is in the address, and must not leak through
+the Referer of a followed link or sit in a shared cache. The view is called without
+the token; ``request.link.token`` has it for links to sibling pages."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.template import loader
+from django.utils.cache import add_never_cache_headers
+
+from vouch.audit import record
+from vouch.audit.events import PLATFORM
+from vouch.audit.models import EventAction, Outcome
+from vouch.guard import throttle
+from vouch.links import services
+from vouch.links.models import Link, Purpose
+from vouch.tenancy.context import company_context
+
+log = logging.getLogger("vouch.links")
+
+THROTTLE_PURPOSE = "link"
+NEUTRAL_TEMPLATE = "links/neutral.html"
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    add_never_cache_headers(response)  # includes no-store
+    return response
+
+
+def neutral_response(*, throttled: bool = False, retry_after: int = 0) -> HttpResponse:
+    """The one page every refused link gets. Rendered without the request, so nothing
+    that varies per visitor (a CSRF token, a session) can make two refusals differ."""
+    html = loader.render_to_string(NEUTRAL_TEMPLATE, {"throttled": throttled})
+    response = HttpResponse(html, status=429 if throttled else 404)
+    if throttled:
+        response["Retry-After"] = str(max(1, retry_after))
+    return _private(response)
+
+
+def _record_refusal(request: HttpRequest, purpose: str, raw: str, reason: str, link: Link | None) -> None:
+    try:
+        record(
+            EventAction.LINK_INVALID,
+            request=request,
+            company=link.company_id if link is not None else PLATFORM,
+            target=f"link:{services.hash_token(raw)[:8]}",
+            outcome=Outcome.FAILURE,
+            details={"purpose": purpose, "reason": reason},
+        )
+    except Exception:  # the visitor still gets the neutral page, not a 500
+        log.exception("links: could not record a refused link")
+
+
+def link_required(purpose: str) -> Callable:
+    if purpose not in Purpose.values:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
+            try:
+                throttle.check_code(request, THROTTLE_PURPOSE)
+            except throttle.Throttled as refused:
+                return neutral_response(throttled=True, retry_after=refused.retry_after)
+            resolved, reason, link = services.check(token, purpose)
+            if resolved is None:
+                _record_refusal(request, purpose, token, reason, link)
+                throttle.code_failed(request, THROTTLE_PURPOSE)
+                return neutral_response()
+            services.record_use(resolved)
+            request.link = resolved
+            with company_context(resolved.company):
+                response = view(request, *args, **kwargs)
+                # A lazily rendered response must render while the company's database
+                # is still reachable.
+                if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                    response.render()
+            return _private(response)
+
+        wrapper.vouch_link_purpose = purpose  # found by the URL matrices in tests/
+        return wrapper
+
+    return decorator

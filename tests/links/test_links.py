@@ -1,0 +1,318 @@
+"""Private links for candidates and referees (issue #5): tokens of 256 bits stored only
+as hashes, single purpose, expiring and revocable, resolved to the right company;
+refusals all look alike; guessing is throttled per client address and recorded."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import secrets
+import uuid
+from datetime import timedelta
+
+import pytest
+import structlog
+from django.db import connection
+from django.db.models import Max
+from django.utils import timezone
+
+from tests.accounts.helpers import fast_company
+from vouch.audit.models import EventAction, SecurityEvent
+from vouch.guard import throttle
+from vouch.links import services
+from vouch.links.models import Link, Purpose
+from vouch.tenancy import deletion
+from vouch.tenancy.context import current_or_none
+from vouch.tenancy.models import Company
+
+pytestmark = pytest.mark.django_db
+
+NEUTRAL = "This link is not valid. It may have expired or been replaced. Ask the person who sent it for a new one."
+
+
+def later(days: int = 14):
+    return timezone.now() + timedelta(days=days)
+
+
+def url(purpose: str, token: str) -> str:
+    return f"/{'c' if purpose == Purpose.CANDIDATE else 'r'}/{token}/"
+
+
+def last_seq() -> int:
+    return SecurityEvent.objects.aggregate(m=Max("seq"))["m"] or 0
+
+
+def link_events(after: int) -> list[SecurityEvent]:
+    return list(SecurityEvent.objects.filter(seq__gt=after, action=EventAction.LINK_INVALID).order_by("seq"))
+
+
+@pytest.fixture
+def subject():
+    return uuid.uuid4()
+
+
+# --- Issuing and resolving -------------------------------------------------------------
+
+
+def test_issued_token_has_at_least_128_bits_and_only_its_hash_is_stored(company, subject):
+    raw = services.issue(company, Purpose.CANDIDATE, subject, later())
+    decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    assert len(decoded) * 8 >= 256 > 128
+    link = Link.objects.get()
+    assert services.issue(company, Purpose.CANDIDATE, subject, later()) != raw
+    assert link.token_hash == services.hash_token(raw) and len(link.token_hash) == 64
+    # The raw token is nowhere in the table, in any column, as the database holds it.
+    assert Link._meta.db_table == "links_link"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM links_link")
+        rows = cursor.fetchall()
+    dump = repr(rows)
+    assert raw not in dump and raw[:16] not in dump
+    assert link.token_hash in dump  # control: the scan does see the stored values
+
+
+def test_resolves_to_the_right_company_and_subject(company, subject):
+    other = fast_company("Other Hiring")
+    raw = services.issue(company, Purpose.REFEREE, subject, later())
+    theirs = services.issue(other, Purpose.REFEREE, uuid.uuid4(), later())
+    resolved = services.resolve(raw, Purpose.REFEREE)
+    assert resolved is not None
+    assert (resolved.company.pk, resolved.purpose, resolved.subject_id) == (company.pk, "referee", subject)
+    assert raw not in repr(resolved)  # the token stays out of reprs (logs, tracebacks)
+    assert services.resolve(theirs, Purpose.REFEREE).company.pk == other.pk
+
+
+def test_wrong_purpose_is_refused(company, subject):
+    candidate = services.issue(company, Purpose.CANDIDATE, subject, later())
+    referee = services.issue(company, Purpose.REFEREE, subject, later())
+    assert services.resolve(candidate, Purpose.REFEREE) is None
+    assert services.resolve(referee, Purpose.CANDIDATE) is None
+    assert services.resolve(candidate, Purpose.CANDIDATE) is not None  # control
+
+
+def test_unknown_malformed_expired_and_revoked_do_not_resolve(company, subject):
+    assert services.resolve(secrets.token_urlsafe(32), Purpose.CANDIDATE) is None
+    for junk in ("", "short", "x" * 500, "../../etc/passwd", "é" * 30, None, 42):
+        assert services.resolve(junk, Purpose.CANDIDATE) is None
+    raw = services.issue(company, Purpose.CANDIDATE, subject, later())
+    assert services.resolve(raw, Purpose.CANDIDATE, now=later(15)) is None  # after its expiry
+    assert services.revoke(services.resolve(raw, Purpose.CANDIDATE)) is True
+    assert services.resolve(raw, Purpose.CANDIDATE) is None
+    assert services.revoke(Link.objects.get()) is False  # already revoked
+
+
+def test_revoke_for_subject_extend_reissue_and_purge(company, subject):
+    first = services.issue(company, Purpose.CANDIDATE, subject, later(3))
+    referee = services.issue(company, Purpose.REFEREE, subject, later(3))
+    unrelated = services.issue(company, Purpose.CANDIDATE, uuid.uuid4(), later(3))
+    # The request's deadline moves: its links follow, an unrelated link does not.
+    assert services.extend(company, subject, later(30)) == 2
+    assert services.resolve(first, Purpose.CANDIDATE, now=later(10)) is not None
+    assert services.resolve(unrelated, Purpose.CANDIDATE, now=later(10)) is None
+    # A resent email replaces the earlier link of that purpose only.
+    second = services.reissue(company, Purpose.CANDIDATE, subject, later(30))
+    assert services.resolve(first, Purpose.CANDIDATE) is None
+    assert services.resolve(second, Purpose.CANDIDATE) is not None
+    assert services.resolve(referee, Purpose.REFEREE) is not None
+    # Another company's same subject id is not touched by this company's revocation.
+    other = fast_company("Other Hiring")
+    theirs = services.issue(other, Purpose.CANDIDATE, subject, later())
+    assert services.revoke_for_subject(company, subject) == 2
+    assert services.resolve(second, Purpose.CANDIDATE) is None
+    assert services.resolve(referee, Purpose.REFEREE) is None
+    assert services.resolve(theirs, Purpose.CANDIDATE) is not None
+    # Purging: links expired or revoked long enough ago go; the rest stay.
+    assert services.purge_expired(timedelta(days=1)) == 0
+    assert Link.objects.count() == 5
+    assert services.purge_expired(timedelta(days=1), now=later(40)) == 5
+    assert not Link.objects.exists()
+
+
+def test_issue_refuses_bad_arguments(company, subject):
+    with pytest.raises(services.LinkError):
+        services.issue(company, "recruiter", subject, later())
+    with pytest.raises(services.LinkError):
+        services.issue(company, Purpose.CANDIDATE, subject, timezone.now() - timedelta(seconds=1))
+    Company.objects.filter(pk=company.pk).update(is_active=False)
+    company.refresh_from_db()
+    with pytest.raises(services.LinkError):
+        services.issue(company, Purpose.CANDIDATE, subject, later())
+    assert not Link.objects.exists()
+
+
+def test_inactive_and_deleted_companies_links_do_not_resolve(client, company, subject):
+    raw = services.issue(company, Purpose.CANDIDATE, subject, later())
+    assert client.get(url(Purpose.CANDIDATE, raw)).status_code == 200  # control
+    Company.objects.filter(pk=company.pk).update(is_active=False)
+    assert services.resolve(raw, Purpose.CANDIDATE) is None
+    assert client.get(url(Purpose.CANDIDATE, raw)).status_code == 404
+    Company.objects.filter(pk=company.pk).update(is_active=True)
+    assert services.resolve(raw, Purpose.CANDIDATE) is not None
+    # Deleted through the real path: the tombstone's links are gone with its data.
+    deletion.schedule_deletion(company, company.memberships.get())
+    Company.objects.filter(pk=company.pk).update(delete_after=timezone.now() - timedelta(seconds=1))
+    assert deletion.delete_now(company.pk) is not None
+    assert services.resolve(raw, Purpose.CANDIDATE) is None
+    assert not Link.objects.filter(company_id=company.pk).exists()
+    response = client.get(url(Purpose.CANDIDATE, raw))
+    assert response.status_code == 404 and NEUTRAL in response.content.decode()
+
+
+# --- Over HTTP ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("purpose", list(Purpose), ids=str)
+def test_valid_link_opens_its_page_in_its_company(client, company, subject, purpose):
+    raw = services.issue(company, purpose, subject, later())
+    before = timezone.now()
+    response = client.get(url(purpose, raw))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "from Acme Hiring" in text
+    assert raw not in text
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"]
+    client.get(url(purpose, raw))
+    link = Link.objects.get()
+    assert link.use_count == 2 and link.last_used_at >= before
+    assert current_or_none() is None  # the company context ended with the request
+
+
+def test_the_view_runs_inside_the_links_company_with_request_link(rf, company, subject):
+    from vouch.links.decorators import link_required
+
+    seen = {}
+
+    @link_required(Purpose.REFEREE)
+    def view(request):
+        seen["context"] = current_or_none()
+        seen["link"] = request.link
+        from django.http import HttpResponse
+
+        return HttpResponse("ok")
+
+    raw = services.issue(company, Purpose.REFEREE, subject, later())
+    response = view(rf.get("/r/x/", REMOTE_ADDR="198.51.100.7"), raw)
+    assert response.status_code == 200
+    assert seen["context"].company_id == company.pk
+    assert (seen["link"].company.pk, seen["link"].subject_id, seen["link"].purpose) == (company.pk, subject, "referee")
+    assert current_or_none() is None
+
+
+def test_refusals_are_byte_identical_and_recorded_without_the_token(client, company, subject):
+    expired = services.issue(company, Purpose.CANDIDATE, subject, later(1))
+    Link.objects.filter(token_hash=services.hash_token(expired)).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    revoked_subject = uuid.uuid4()
+    revoked = services.issue(company, Purpose.CANDIDATE, revoked_subject, later())
+    services.revoke_for_subject(company, revoked_subject)
+    referee = services.issue(company, Purpose.REFEREE, uuid.uuid4(), later())
+    unknown = secrets.token_urlsafe(32)
+    cases = {"expired": expired, "revoked": revoked, "wrong_purpose": referee, "unknown": unknown, "malformed": "x"}
+    seq = last_seq()
+    responses = {reason: client.get(url(Purpose.CANDIDATE, raw)) for reason, raw in cases.items()}
+    bodies = {response.content for response in responses.values()}
+    assert len(bodies) == 1, "every refusal must be the same page"
+    assert {response.status_code for response in responses.values()} == {404}
+    for response in responses.values():
+        assert NEUTRAL in response.content.decode()
+        assert response["Referrer-Policy"] == "no-referrer"
+        assert "no-store" in response["Cache-Control"]
+        assert not response.cookies  # nothing per visitor either
+    # Same headers too, apart from the request id.
+    header_sets = {tuple(sorted((k, v) for k, v in r.items() if k != "X-Request-ID")) for r in responses.values()}
+    assert len(header_sets) == 1
+    events = link_events(seq)
+    assert [e.details["reason"] for e in events] == list(cases)
+    for event, raw in zip(events, cases.values(), strict=True):
+        assert event.target == f"link:{services.hash_token(raw)[:8]}"
+        assert event.details["purpose"] == "candidate"
+        stored = json.dumps([event.target, event.details, event.user_agent])
+        assert raw not in stored
+    # Known links' refusals belong to their company's log; unknown tokens to no company.
+    assert [e.company_id for e in events] == [company.pk, company.pk, company.pk, None, None]
+
+
+def test_guessing_is_throttled_per_address_and_recorded(client, company, subject):
+    valid = services.issue(company, Purpose.REFEREE, subject, later())
+    attacker = {"REMOTE_ADDR": "203.0.113.9"}
+    seq = last_seq()
+    free = throttle.CODE_ADDRESS.free
+    for _ in range(free):
+        response = client.get(url(Purpose.REFEREE, secrets.token_urlsafe(32)), **attacker)
+        assert response.status_code == 404
+    assert len(link_events(seq)) == free
+    # The next guess is refused before any lookup, and so is the attacker's valid link.
+    for raw in (secrets.token_urlsafe(32), valid):
+        response = client.get(url(Purpose.REFEREE, raw), **attacker)
+        assert response.status_code == 429
+        assert int(response["Retry-After"]) >= throttle.BASE_DELAY - 1
+        text = response.content.decode()
+        assert NEUTRAL in text and "try again later" in text
+        assert response["Referrer-Policy"] == "no-referrer" and "no-store" in response["Cache-Control"]
+    assert len(link_events(seq)) == free  # held guesses write nothing: no flood of events
+    assert Link.objects.get().use_count == 0
+    # Another address is not held back by the attacker.
+    other = client.get(url(Purpose.REFEREE, valid), REMOTE_ADDR="198.51.100.20")
+    assert other.status_code == 200
+    assert client.get(url(Purpose.REFEREE, secrets.token_urlsafe(32)), REMOTE_ADDR="198.51.100.20").status_code == 404
+
+
+def test_throttle_delay_passes(client, company, subject, monkeypatch):
+    moment = [throttle.now()]
+    monkeypatch.setattr(throttle, "now", lambda: moment[0])
+    valid = services.issue(company, Purpose.CANDIDATE, subject, later())
+    for _ in range(throttle.CODE_ADDRESS.free):
+        client.get(url(Purpose.CANDIDATE, secrets.token_urlsafe(32)))
+    assert client.get(url(Purpose.CANDIDATE, valid)).status_code == 429
+    moment[0] += throttle.BASE_DELAY + 1
+    assert client.get(url(Purpose.CANDIDATE, valid)).status_code == 200
+
+
+# --- Logs ----------------------------------------------------------------------------------
+
+
+def _json_formatter() -> logging.Formatter:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter):
+            return handler.formatter
+    raise AssertionError("the JSON log handler is not installed")
+
+
+@pytest.fixture
+def logs():
+    """Everything any logger emits, at every level, rendered as the app renders it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_json_formatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def test_tokens_never_reach_the_logs(client, company, subject, logs):
+    candidate = services.issue(company, Purpose.CANDIDATE, subject, later())
+    referee = services.issue(company, Purpose.REFEREE, subject, later())
+    guesses = [secrets.token_urlsafe(32) for _ in range(throttle.CODE_ADDRESS.free + 1)]
+    assert client.get(url(Purpose.CANDIDATE, candidate)).status_code == 200
+    assert client.get(url(Purpose.REFEREE, referee)).status_code == 200
+    assert client.get(url(Purpose.REFEREE, candidate)).status_code == 404
+    statuses = [client.get(url(Purpose.CANDIDATE, guess)).status_code for guess in guesses]
+    assert statuses[-1] == 429
+    text = logs.getvalue()
+    entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+    routes = [e["route"] for e in entries if e.get("logger") == "vouch.request"]
+    assert routes[:3] == ["c/<str:token>/", "r/<str:token>/", "r/<str:token>/"]
+    assert len(routes) == 3 + len(guesses)
+    for raw in [candidate, referee, *guesses]:
+        assert raw not in text
+    assert "/c/" not in text and "/r/" not in text  # no raw path in any form
