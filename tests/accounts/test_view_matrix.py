@@ -2,22 +2,30 @@
 
 The views are found by walking the URL configuration for views wrapped by
 ``vouch.accounts.decorators.company_action`` (they carry ``vouch_action``), so a new
-protected URL is covered without editing this file."""
+protected URL is covered without editing this file.
+
+Pages opened by a private link (``vouch.links.decorators.link_required``: they carry
+``vouch_link_purpose``) are public token routes, found the same way: no role opens
+them and none is needed; only a valid token of their purpose does."""
 
 from __future__ import annotations
 
 import inspect
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter, UUIDConverter
+from django.utils import timezone
 
 from tests.accounts.helpers import fast_member, fast_user
 from tests.references.helpers import add_candidate, add_file
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
+from vouch.links import services as link_services
+from vouch.links.models import Purpose
 from vouch.references.models import Attachment, Candidate
 from vouch.tenancy.context import company_context
 
@@ -200,3 +208,43 @@ def test_signed_in_without_company_gets_no_company_page(client, world, view):
     response = _request(client, view, _url(view, world))
     assert response.status_code == 302
     assert response["Location"] == reverse("no_company")
+
+
+# --- Public token routes (private links) ----------------------------------------------
+
+KNOWN_TOKEN_VIEWS = {"candidate_link": Purpose.CANDIDATE, "referee_link": Purpose.REFEREE}
+
+
+def token_views() -> dict[str, str]:
+    found = {}
+    for pattern, namespace in _walk(get_resolver().url_patterns):
+        purpose = getattr(pattern.callback, "vouch_link_purpose", None)
+        if purpose is None:
+            continue
+        assert pattern.name, f"link page {pattern.callback} has no URL name"
+        assert getattr(pattern.callback, "vouch_action", None) is None, f"{pattern.name}: both a member and a link page"
+        found[f"{namespace}:{pattern.name}" if namespace else pattern.name] = purpose
+    return found
+
+
+TOKEN_VIEWS = token_views()
+
+
+def test_walk_found_the_token_views_and_no_member_page_takes_a_token():
+    assert KNOWN_TOKEN_VIEWS.items() <= TOKEN_VIEWS.items()
+    for view in PROTECTED:
+        assert "token" not in dict(view.converters), f"{view.name}: a member page must not take a token"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [None, *Role], ids=lambda r: "anonymous" if r is None else r.name.lower())
+@pytest.mark.parametrize("name", sorted(TOKEN_VIEWS))
+def test_token_views_answer_the_token_not_the_role(client, members, company, name, role):
+    """Anyone with the link gets the page, whatever their role (or none); nobody gets
+    it without a valid token, a member of the link's company included."""
+    if role is not None:
+        client.force_login(members[role].user)
+    purpose = TOKEN_VIEWS[name]
+    raw = link_services.issue(company, purpose, uuid.uuid4(), timezone.now() + timedelta(days=7))
+    assert client.get(reverse(name, kwargs={"token": raw})).status_code == 200
+    assert client.get(reverse(name, kwargs={"token": "x" + raw[1:]})).status_code == 404

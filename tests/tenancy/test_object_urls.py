@@ -14,7 +14,13 @@ method it answers (and again as an htmx request):
   is unchanged, and a blocked ``authz_fail`` security event names the route;
 * a guessed id (the largest id plus 1000 for integer ids; a random uuid for uuid ids)
   is a 404 too, also recorded;
-* and B's ids put in the form fields of A's own endpoints change nothing in B."""
+* and B's ids put in the form fields of A's own endpoints change nothing in B.
+
+Public pages opened by a private link (``/c/<token>/``, ``/r/<token>/``, wrapped by
+``vouch.links.decorators.link_required``) are a third class, ``TOKEN_URLS``: the token
+is the credential and names the company, so there is no company id to swap; instead a
+guessed token, a token of the other purpose and another company's link are attacked
+below. Arguments in an ``include()`` prefix (the token) count as the URL's arguments."""
 
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.links import services as links
+from vouch.links.models import Link, Purpose
 from vouch.references import services as references
 from vouch.references.models import Attachment, Candidate
 from vouch.tenancy.context import company_context
@@ -58,26 +66,38 @@ class Route:
     callback: Callable = field(hash=False, compare=False)
 
 
-def _walk(patterns, prefix: str = "", namespace: str | None = None):
+def _walk_full(patterns, prefix: str = "", namespace: str | None = None, outer: tuple = ()):
+    """Every pattern with its route, namespace and the patterns of the include()s
+    around it (whose arguments, like a link's token, the view receives too)."""
     for entry in patterns:
         if isinstance(entry, URLResolver):
             ns = entry.namespace
             full = f"{namespace}:{ns}" if namespace and ns else (ns or namespace)
-            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), full)
+            yield from _walk_full(entry.url_patterns, prefix + str(entry.pattern), full, (*outer, entry.pattern))
         elif isinstance(entry, URLPattern):
-            yield entry, prefix + str(entry.pattern), namespace
+            yield entry, prefix + str(entry.pattern), namespace, outer
+
+
+def _walk(patterns, prefix: str = "", namespace: str | None = None):
+    for entry, route, ns, _outer in _walk_full(patterns, prefix, namespace):
+        yield entry, route, ns
 
 
 def routes_with_arguments() -> list[Route]:
     """Every pattern that takes an argument: path converters, and regex groups too
-    (allauth's keys are re_path patterns, with no converter to find them by)."""
+    (allauth's keys are re_path patterns, with no converter to find them by), in the
+    pattern itself or in an include() prefix around it."""
     found = []
-    for pattern, route, namespace in _walk(get_resolver().url_patterns):
-        groups = tuple(pattern.pattern.regex.groupindex) or tuple(f"#{i}" for i in range(pattern.pattern.regex.groups))
+    for pattern, route, namespace, outer in _walk_full(get_resolver().url_patterns):
+        groups: tuple[str, ...] = ()
+        converters: dict = {}
+        for part in (*outer, pattern.pattern):
+            regex = part.regex
+            groups += tuple(regex.groupindex) or tuple(f"#{i}" for i in range(regex.groups))
+            converters |= getattr(part, "converters", {})
         if not groups:
             continue
         name = f"{namespace}:{pattern.name}" if namespace and pattern.name else (pattern.name or "")
-        converters = getattr(pattern.pattern, "converters", {})
         found.append(Route(name, route, groups, converters, pattern.callback))
     return found
 
@@ -233,6 +253,24 @@ EXEMPT: dict[str, str] = {
     # request.user's (not company data; a company id plays no part in them).
     "account_session_end": "one of the signed-in user's own sessions (filtered by user_id)",
     "mfa_remove_webauthn": "one of the signed-in user's own security keys (allauth's queryset is by user)",
+    "account_confirm_email_throttled": "vouch.guard.verification's throttle before allauth's view: a signed key",
+    # Its id sits in an include() prefix (keys/<int:pk>/), which the walk once missed.
+    "mfa_edit_webauthn": "one of the signed-in user's own security keys (allauth's queryset is by user)",
+}
+
+
+def make_link(purpose: str) -> Callable[[Company], dict]:
+    def make(company) -> dict:
+        return {"token": links.issue(company, purpose, uuid.uuid4(), timezone.now() + timedelta(days=7))}
+
+    return make
+
+
+# Public pages of a private link: the purpose their token must have, and a factory
+# issuing such a link in a given company (the URL arguments that open it).
+TOKEN_URLS: dict[str, tuple[str, Callable[[Company], dict]]] = {
+    "candidate_link": (Purpose.CANDIDATE, make_link(Purpose.CANDIDATE)),
+    "referee_link": (Purpose.REFEREE, make_link(Purpose.REFEREE)),
 }
 
 ROUTES = {route.name: route for route in routes_with_arguments()}
@@ -242,14 +280,15 @@ OBJECT_ROUTES = [ROUTES[name] for name in sorted(OBJECT_URLS) if name in ROUTES]
 def test_every_url_with_an_argument_is_classified():
     unnamed = [route.route for route in ROUTES.values() if not route.name]
     assert not unnamed, f"URL patterns with arguments but no name (cannot be classified): {unnamed}"
-    unclassified = sorted(set(ROUTES) - set(OBJECT_URLS) - set(EXEMPT))
+    unclassified = sorted(set(ROUTES) - set(OBJECT_URLS) - set(EXEMPT) - set(TOKEN_URLS))
     assert not unclassified, (
         f"URLs {unclassified} take arguments but are not classified in {__file__}: add each to "
-        "OBJECT_URLS (with a factory that makes its object in a given company) or to EXEMPT with a reason."
+        "OBJECT_URLS (with a factory that makes its object in a given company), to TOKEN_URLS (a page "
+        "opened by a private link) or to EXEMPT with a reason."
     )
-    both = set(OBJECT_URLS) & set(EXEMPT)
+    both = (set(OBJECT_URLS) & set(EXEMPT)) | (set(TOKEN_URLS) & (set(OBJECT_URLS) | set(EXEMPT)))
     assert not both, f"classified twice: {both}"
-    stale = sorted((set(OBJECT_URLS) | set(EXEMPT)) - set(ROUTES))
+    stale = sorted((set(OBJECT_URLS) | set(EXEMPT) | set(TOKEN_URLS)) - set(ROUTES))
     assert not stale, f"registry entries for URLs that no longer exist (or take no argument): {stale}"
 
 
@@ -259,6 +298,9 @@ def test_the_walk_finds_arguments_of_both_pattern_kinds():
     assert ROUTES["member_role"].route == "members/<int:membership_id>/role/"
     assert set(ROUTES["account_reset_password_from_key"].arguments) == {"uidb36", "key"}
     assert len(OBJECT_ROUTES) == len(OBJECT_URLS)
+    # An argument of an include() prefix is seen too: the link's token.
+    assert ROUTES["candidate_link"].arguments == ("token",)
+    assert ROUTES["referee_link"].route == "r/<str:token>/"
 
 
 # --- The attacks ---------------------------------------------------------------------
@@ -398,6 +440,55 @@ def test_same_id_in_two_company_databases_shows_only_ones_own(client, two_compan
     listing = client.get(reverse("activity"))
     assert b"Alpha&#x27;s own entry" in listing.content
     assert b"Bravo" not in listing.content
+
+
+# --- Pages opened by a private link ---------------------------------------------------
+
+TOKEN_ROUTES = [ROUTES[name] for name in sorted(TOKEN_URLS) if name in ROUTES]
+
+
+def test_token_urls_are_exactly_the_link_required_views():
+    """A page taking a token is public only through link_required, with the purpose
+    registered here; and every link_required view is registered (so attacked below)."""
+    by_purpose = {
+        route.name: getattr(route.callback, "vouch_link_purpose", None)
+        for route in ROUTES.values()
+        if getattr(route.callback, "vouch_link_purpose", None)
+    }
+    assert by_purpose == {name: purpose for name, (purpose, _make) in TOKEN_URLS.items()}
+    for route in TOKEN_ROUTES:
+        assert "token" in route.arguments, route.name
+        assert getattr(route.callback, "vouch_action", None) is None, "a link page is not a member page"
+
+
+def link_refusals(after_seq: int) -> list[SecurityEvent]:
+    return list(SecurityEvent.objects.filter(seq__gt=after_seq, action=EventAction.LINK_INVALID))
+
+
+@pytest.mark.parametrize("route", TOKEN_ROUTES, ids=lambda r: r.name)
+def test_token_url_attacks(client, two_companies, route):
+    """Signed in as A's owner (membership gives nothing here): a guessed token and a
+    real token of the other purpose are the neutral 404 and recorded, and the session
+    stays in A; B's own link opens B's page only (the token, not the session, decides)."""
+    a, b, owner_a = two_companies
+    purpose, make = TOKEN_URLS[route.name]
+    other = Purpose.REFEREE if purpose == Purpose.CANDIDATE else Purpose.CANDIDATE
+    client.force_login(owner_a.user)
+    guessed = {"token": secrets.token_urlsafe(32)}
+    wrong_purpose = {"token": links.issue(b, other, uuid.uuid4(), timezone.now() + timedelta(days=7))}
+    for kwargs in (guessed, wrong_purpose):
+        for method, data, headers in requests_for(route, {}):
+            seq = last_seq()
+            response = send(client, method, url_for(route, kwargs), data, headers)
+            assert response.status_code == 404, (route.name, method, headers, response.status_code)
+            assert b"Bravo" not in response.content and b"Alpha" not in response.content
+            assert len(link_refusals(seq)) == 1, (route.name, method, headers)
+    theirs = make(b)
+    response = client.get(url_for(route, theirs))
+    assert response.status_code == 200
+    assert b"Bravo Corp" in response.content and b"Alpha" not in response.content
+    assert Link.objects.get(token_hash=links.hash_token(theirs["token"])).company_id == b.pk
+    assert client.session[SESSION_COMPANY_KEY] == str(a.pk)
 
 
 # --- Forged form fields --------------------------------------------------------------

@@ -4,4 +4,4 @@ from django.urls import path
 
 from vouch.guard import verification
 
-urlpatterns = [path("", verification.confirm_email)]
+urlpatterns = [path("", verification.confirm_email, name="account_confirm_email_throttled")]
