@@ -31,6 +31,8 @@ EXPECTED_MINIMUM = {
     "view_candidates": Role.VIEWER,
     "edit_candidates": Role.RECRUITER,
     "delete_candidates": Role.ADMIN,
+    "view_questionnaires": Role.VIEWER,
+    "edit_questionnaires": Role.RECRUITER,
 }
 
 

@@ -26,7 +26,8 @@ from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
 from vouch.links import services as link_services
 from vouch.links.models import Purpose
-from vouch.references.models import Attachment, Candidate
+from vouch.references import questionnaires
+from vouch.references.models import Attachment, Candidate, Questionnaire, QuestionnaireVersion
 from vouch.tenancy.context import company_context
 
 KNOWN_PROTECTED = {"dashboard", "members", "member_invite", "member_role", "member_active", "invitation_revoke"}
@@ -39,6 +40,13 @@ CANDIDATE_VIEWS = {
     "attachment_upload": ("POST",),
     "attachment_download": (),
     "attachment_delete": ("POST",),
+    "questionnaires": (),
+    "questionnaire_new": (),
+    "questionnaire_detail": (),
+    "questionnaire_edit": (),
+    "questionnaire_copy": ("POST",),
+    "questionnaire_archive": ("POST",),
+    "questionnaire_restore": ("POST",),
 }
 
 
@@ -119,7 +127,12 @@ def world(members, company):
     )
     candidate = add_candidate(company)
     attachment = add_file(company, candidate)
+    with company_context(company):
+        questionnaire = questionnaires.create_questionnaire(
+            "Matrix template", [{"id": "q1", "type": "text", "prompt": "Why?", "required": True}]
+        )
     return {
+        "questionnaire_id": questionnaire.pk,
         "membership_id": target.pk,
         "invitation_id": invitation.pk,
         "candidate_id": candidate.pk,
@@ -150,7 +163,11 @@ def _snapshot(company):
     with company_context(company):
         candidates = sorted(Candidate.objects.values_list("pk", "name", "email", "phone", "notes"))
         attachments = sorted(Attachment.objects.values_list("pk", "candidate_id", "file"))
+        templates = sorted(Questionnaire.objects.values_list("pk", "name", "description", "archived_at"))
+        versions = sorted(QuestionnaireVersion.objects.values_list("pk", "number"))
     return (
+        templates,
+        versions,
         sorted(Membership.objects.filter(company=company).values_list("pk", "role", "is_active")),
         sorted(Invitation.objects.filter(company=company).values_list("pk", "revoked_at", "accepted_at")),
         candidates,

@@ -45,8 +45,9 @@ from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.links import services as links
 from vouch.links.models import Link, Purpose
+from vouch.references import questionnaires
 from vouch.references import services as references
-from vouch.references.models import Attachment, Candidate
+from vouch.references.models import Attachment, Candidate, Questionnaire
 from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
@@ -211,6 +212,31 @@ def make_attachment(company) -> Made:
     )
 
 
+QUESTIONNAIRE_FORM = {
+    "name": "Overwritten",
+    "count": "1",
+    "q-0-id": "q1",
+    "q-0-type": "text",
+    "q-0-prompt": "Overwritten?",
+    "op": "save",
+}
+
+
+def make_questionnaire(company) -> Made:
+    with company_context(company):
+        questionnaire = questionnaires.create_questionnaire(
+            f"Secret template of {company.name}",
+            [{"id": "q1", "type": "yes_no", "prompt": "Secret question?", "required": True}],
+        )
+
+    def snapshot():
+        with company_context(company):
+            rows = list(Questionnaire.objects.filter(pk=questionnaire.pk).values_list("name", "archived_at"))
+            return rows + list(questionnaire.versions.values_list("number", "questions"))
+
+    return Made({"questionnaire_id": questionnaire.pk}, dict(QUESTIONNAIRE_FORM), snapshot)
+
+
 def max_membership_id(a, b) -> int:
     return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
 
@@ -241,6 +267,13 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "attachment_upload": ObjectURL(Candidate, make_candidate_upload),
     "attachment_download": ObjectURL(Attachment, make_attachment),
     "attachment_delete": ObjectURL(Attachment, make_attachment),
+    # Built-in templates share the detail and copy URLs (fixed uuids of their own,
+    # answered before any lookup); every other id is a company lookup.
+    "questionnaire_detail": ObjectURL(Questionnaire, make_questionnaire),
+    "questionnaire_edit": ObjectURL(Questionnaire, make_questionnaire),
+    "questionnaire_copy": ObjectURL(Questionnaire, make_questionnaire),
+    "questionnaire_archive": ObjectURL(Questionnaire, make_questionnaire),
+    "questionnaire_restore": ObjectURL(Questionnaire, make_questionnaire),
 }
 EXEMPT: dict[str, str] = {
     "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",
@@ -505,7 +538,8 @@ def b_state(b) -> tuple:
         entries = sorted(Entry.objects.values_list("pk", "action", "summary"))
         candidates = sorted(Candidate.objects.values_list("pk", "name", "email", "phone", "notes"))
         attachments = sorted(Attachment.objects.values_list("pk", "candidate_id", "original_name", "file"))
-    return company, memberships, invitations, entries, candidates, attachments
+        templates = sorted(Questionnaire.objects.values_list("pk", "name", "archived_at"))
+    return company, memberships, invitations, entries, candidates, attachments, templates
 
 
 def forged_fields(b, b_member: Membership, b_invitation: Invitation, b_entry: Entry, b_attachment: Attachment) -> dict:

@@ -40,6 +40,8 @@ class Action(StrEnum):
     VIEW_CANDIDATES = "view_candidates"
     EDIT_CANDIDATES = "edit_candidates"
     DELETE_CANDIDATES = "delete_candidates"
+    VIEW_QUESTIONNAIRES = "view_questionnaires"
+    EDIT_QUESTIONNAIRES = "edit_questionnaires"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -63,6 +65,11 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.VIEW_CANDIDATES: Role.VIEWER,
     Action.EDIT_CANDIDATES: Role.RECRUITER,
     Action.DELETE_CANDIDATES: Role.ADMIN,
+    # Questionnaire templates are company configuration: everyone reads them (and
+    # sees what referees will be asked); recruiters, who send requests, create, edit
+    # and archive them. Nothing is ever deleted: sent requests point at versions.
+    Action.VIEW_QUESTIONNAIRES: Role.VIEWER,
+    Action.EDIT_QUESTIONNAIRES: Role.RECRUITER,
 }
 
 

@@ -28,6 +28,11 @@ class Kind(models.TextChoices):
     CANDIDATE_DELETED = "candidate_deleted", "Candidate deleted"
     ATTACHMENT_ADDED = "attachment_added", "File attached"
     ATTACHMENT_DELETED = "attachment_deleted", "File removed"
+    QUESTIONNAIRE_CREATED = "questionnaire_created", "Questionnaire created"
+    QUESTIONNAIRE_VERSION_ADDED = "questionnaire_version_added", "Questionnaire version saved"
+    QUESTIONNAIRE_CHANGED = "questionnaire_changed", "Questionnaire renamed"
+    QUESTIONNAIRE_ARCHIVED = "questionnaire_archived", "Questionnaire archived"
+    QUESTIONNAIRE_RESTORED = "questionnaire_restored", "Questionnaire restored"
 
 
 def log(action: str, summary: str, *, actor=None, details: dict | None = None) -> Entry:

@@ -58,3 +58,62 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class Questionnaire(models.Model):
+    """A company's questionnaire template. Its questions live in numbered, immutable
+    versions: a request points at the version it was sent with. Names and prompts are
+    company configuration, not personal data, so they are plain fields.
+
+    ``builtin_key`` marks Vouch's own snapshot of a built-in template (made when a
+    built-in is first used in a request); those are not listed as company templates."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    builtin_key = models.CharField(max_length=50, blank=True, default="", db_index=True)
+    copied_from = models.CharField(max_length=100, blank=True, default="")
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+
+class QuestionnaireVersion(models.Model):
+    """One immutable set of questions (validated by ``questionnaires.validate``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    questionnaire = models.ForeignKey(Questionnaire, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    questions = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["questionnaire_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["questionnaire", "number"], name="questionnaire_version_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.questionnaire_id} v{self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        # A sent request's questions must never change under it: a version is
+        # written once. Editing a template adds a version instead.
+        if not self._state.adding:
+            raise ValueError("a questionnaire version cannot be changed once created")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("a questionnaire version cannot be deleted")

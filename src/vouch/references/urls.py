@@ -1,6 +1,6 @@
 from django.urls import path
 
-from vouch.references import views
+from vouch.references import questionnaire_views, views
 
 urlpatterns = [
     path("candidates/", views.candidate_list, name="candidates"),
@@ -18,5 +18,30 @@ urlpatterns = [
         "candidates/<uuid:candidate_id>/attachments/<uuid:attachment_id>/delete/",
         views.attachment_delete,
         name="attachment_delete",
+    ),
+    path("questionnaires/", questionnaire_views.questionnaire_list, name="questionnaires"),
+    path("questionnaires/new/", questionnaire_views.questionnaire_new, name="questionnaire_new"),
+    path(
+        "questionnaires/<uuid:questionnaire_id>/", questionnaire_views.questionnaire_detail, name="questionnaire_detail"
+    ),
+    path(
+        "questionnaires/<uuid:questionnaire_id>/edit/",
+        questionnaire_views.questionnaire_edit,
+        name="questionnaire_edit",
+    ),
+    path(
+        "questionnaires/<uuid:questionnaire_id>/copy/",
+        questionnaire_views.questionnaire_copy,
+        name="questionnaire_copy",
+    ),
+    path(
+        "questionnaires/<uuid:questionnaire_id>/archive/",
+        questionnaire_views.questionnaire_archive,
+        name="questionnaire_archive",
+    ),
+    path(
+        "questionnaires/<uuid:questionnaire_id>/restore/",
+        questionnaire_views.questionnaire_restore,
+        name="questionnaire_restore",
     ),
 ]

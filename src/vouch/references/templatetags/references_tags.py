@@ -14,3 +14,17 @@ register = template.Library()
 def may_view_candidates(membership) -> bool:
     """Whether the nav should offer the candidates (the view checks again)."""
     return policy.can(membership, Action.VIEW_CANDIDATES)
+
+
+@register.filter
+def may_view_questionnaires(membership) -> bool:
+    return policy.can(membership, Action.VIEW_QUESTIONNAIRES)
+
+
+@register.filter
+def scale_points(scale) -> range:
+    """The points of a rating scale, for the preview (versions are validated: ints)."""
+    try:
+        return range(int(scale["min"]), int(scale["max"]) + 1)
+    except (KeyError, TypeError, ValueError):
+        return range(0)
