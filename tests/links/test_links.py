@@ -317,3 +317,27 @@ def test_tokens_never_reach_the_logs(client, company, subject, logs):
     for raw in [candidate, referee, *guesses]:
         assert raw not in text
     assert "/c/" not in text and "/r/" not in text  # no raw path in any form
+
+
+def test_a_member_held_by_their_companys_rules_can_still_open_another_companys_link(client, company, subject):
+    """A recruiter of one company may be a referee for another: their own company's
+    allowed networks and 2FA deadline govern its pages, not a link page of another."""
+    from vouch.guard.models import CompanySecuritySettings
+
+    member = company.memberships.get()
+    CompanySecuritySettings.objects.create(
+        company=company,
+        allowed_networks="203.0.113.0/24",
+        require_2fa=True,
+        require_2fa_since=timezone.now() - timedelta(days=30),
+        require_2fa_grace_days=0,
+    )
+    client.force_login(member.user)
+    away = {"REMOTE_ADDR": "192.0.2.10"}
+    assert client.get("/dashboard/", **away).status_code == 403  # control: the company's rule holds
+    other = fast_company("Other Hiring")
+    raw = services.issue(other, Purpose.REFEREE, subject, later())
+    response = client.get(url(Purpose.REFEREE, raw), **away)
+    assert response.status_code == 200
+    assert "from Other Hiring" in response.content.decode()
+    assert client.get(url(Purpose.REFEREE, secrets.token_urlsafe(32)), **away).status_code == 404

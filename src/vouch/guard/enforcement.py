@@ -29,6 +29,10 @@ from vouch.guard import company_security, mfa
 # company middleware (WhiteNoise answers first).
 EXEMPT_PREFIXES = ("/accounts/", "/companies/switch/", "/static/")
 NETWORK_EXEMPT_PREFIXES = ("/accounts/logout/", "/companies/switch/")
+# Pages opened by a private link (vouch.links) are not the member's company's pages: a
+# member may be a candidate or a referee for another company, and the link is checked
+# on its own (vouch.links.decorators.link_required).
+LINK_PREFIXES = ("/c/", "/r/")
 
 
 class CompanySecurityMiddleware:
@@ -38,7 +42,7 @@ class CompanySecurityMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.two_factor_deadline = None
         company = getattr(request, "company", None)
-        if company is None:
+        if company is None or request.path.startswith(LINK_PREFIXES):
             return self.get_response(request)
         snap = company_security.snapshot(company.pk)
         address = request.META.get("REMOTE_ADDR", "")
