@@ -387,6 +387,26 @@ def test_a_request_pins_a_stored_snapshot_of_a_built_in(company):
                 q.version_for_request(bad)
 
 
+def test_one_snapshot_per_built_in_and_a_changed_built_in_gets_a_new_version(company, monkeypatch):
+    from django.db import IntegrityError, transaction
+
+    from vouch.references import builtin_questionnaires
+
+    with company_context(company):
+        first = q.version_for_request("builtin:graduate")
+        with pytest.raises(IntegrityError), transaction.atomic(using=first._state.db):
+            Questionnaire.objects.create(name="Second snapshot", builtin_key="graduate")
+        # The code's questions change in a later release: requests sent from now on pin
+        # version 2; requests already sent keep version 1 as it was.
+        changed_library = copy.deepcopy(builtin_questionnaires.BUILTINS)
+        changed_library["graduate"]["questions"] = [TEXT]
+        monkeypatch.setattr(q, "BUILTINS", changed_library)
+        second = q.version_for_request("builtin:graduate")
+        assert (second.number, second.questions) == (2, [TEXT])
+        assert second.questionnaire_id == first.questionnaire_id
+        assert QuestionnaireVersion.objects.get(pk=first.pk).questions == first.questions != [TEXT]
+
+
 def test_snapshot_of_a_built_in_is_not_reachable_by_url(client, members, company):
     with company_context(company):
         snapshot = q.version_for_request("builtin:graduate").questionnaire

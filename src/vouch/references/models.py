@@ -80,6 +80,12 @@ class Questionnaire(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # One snapshot per built-in, however many requests use it at once.
+            models.UniqueConstraint(
+                fields=["builtin_key"], condition=~models.Q(builtin_key=""), name="questionnaire_one_builtin_snapshot"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -347,11 +347,20 @@ def builtin_version(key: str, *, actor=None) -> QuestionnaireVersion:
     item = builtin(key)
     if item is None:
         raise LookupError(key)
+    try:
+        return _builtin_version(item, actor)
+    except IntegrityError:
+        # Another request made the snapshot (or its new version) at the same moment:
+        # the unique constraints kept one, which this second look finds.
+        return _builtin_version(item, actor)
+
+
+def _builtin_version(item: Builtin, actor) -> QuestionnaireVersion:
     with _atomic():
-        snapshot = Questionnaire.objects.select_for_update().filter(builtin_key=key).first()
+        snapshot = Questionnaire.objects.select_for_update().filter(builtin_key=item.key).first()
         if snapshot is None:
             snapshot = Questionnaire.objects.create(
-                name=item.name, description=item.description, builtin_key=key, copied_from=key
+                name=item.name, description=item.description, builtin_key=item.key, copied_from=item.key
             )
         latest = current_version(snapshot)
         if latest is not None and latest.questions == item.questions:
