@@ -49,6 +49,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import timing  # noqa: E402
+from tenancy import PG_URL, postgres_reachable  # noqa: E402  (one PostgreSQL probe for the bench)
 
 TARGET_FIELD_US = 20.0
 TARGET_LIST_RATIO = 1.5
@@ -62,7 +63,6 @@ FILE_ROUNDS = 5
 OPENSSL_BLOCK = 16384
 OPENSSL_SECONDS = 1
 VALUE = "Reference check completed for Alice Smith"  # 41 characters
-PG_URL = os.environ.get("VOUCH_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -426,22 +426,6 @@ def worker(backend: str, parts: list[str], companies: int) -> dict:
 
 
 # --- in the bench process --------------------------------------------------------------------
-
-
-def postgres_reachable() -> str | None:
-    """None if the local PostgreSQL answers, else why not."""
-    try:
-        import psycopg
-
-        from vouch.config import parse_database_url
-
-        db = parse_database_url(PG_URL)
-        with psycopg.connect(
-            host=db.host, port=db.port or 5432, user=db.user, password=db.password, dbname=db.name, connect_timeout=3
-        ):
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", said with the reason
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _pg_create(name: str) -> str:

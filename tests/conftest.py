@@ -129,3 +129,30 @@ def live_vouch():
     server = make_server().start()
     yield server
     cleanup(server)
+
+
+@pytest.fixture
+def logs():
+    """Everything any logger emits, at every level, rendered as the app renders it
+    (the JSON handler's formatter), for tests that check what logs must never hold."""
+    import io
+    import logging
+
+    import structlog
+
+    json_formatter = structlog.stdlib.ProcessorFormatter
+    handlers = logging.getLogger().handlers
+    formatter = next((h.formatter for h in handlers if isinstance(h.formatter, json_formatter)), None)
+    assert formatter is not None, "the JSON log handler is not installed"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)

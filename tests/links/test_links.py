@@ -5,15 +5,12 @@ refusals all look alike; guessing is throttled per client address and recorded."
 from __future__ import annotations
 
 import base64
-import io
 import json
-import logging
 import secrets
 import uuid
 from datetime import timedelta
 
 import pytest
-import structlog
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
@@ -274,30 +271,6 @@ def test_throttle_delay_passes(client, company, subject, monkeypatch):
 
 
 # --- Logs ----------------------------------------------------------------------------------
-
-
-def _json_formatter() -> logging.Formatter:
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter):
-            return handler.formatter
-    raise AssertionError("the JSON log handler is not installed")
-
-
-@pytest.fixture
-def logs():
-    """Everything any logger emits, at every level, rendered as the app renders it."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(_json_formatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
 
 def test_tokens_never_reach_the_logs(client, company, subject, logs):

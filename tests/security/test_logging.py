@@ -5,41 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 
 import pytest
-import structlog
 from django.test import override_settings
 
 from tests.accounts.helpers import mark_reauthenticated
 from tests.conftest import PASSWORD, HTTPSClient, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def _json_formatter() -> logging.Formatter:
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter):
-            return handler.formatter
-    raise AssertionError("the JSON log handler is not installed")
-
-
-@pytest.fixture
-def logs():
-    """Everything any logger emits, at every level, rendered as the app renders it."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(_json_formatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
 
 def lines(stream: io.StringIO) -> list[dict]:
