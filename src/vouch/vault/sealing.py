@@ -45,12 +45,8 @@ def _encrypt(keys: keyring.CompanyKeys, plaintext: bytes, bound_to: bytes) -> by
     return header + nonce + keys.cipher(version).encrypt(nonce, plaintext, header + bound_to)
 
 
-def seal(company_id: uuid.UUID, plaintext: bytes, bound_to: bytes) -> bytes:
-    return _encrypt(keyring.keys_for(company_id), plaintext, bound_to)
-
-
 def seal_value(company_id: uuid.UUID, plaintext: bytes, location: bytes, row_id) -> bytes:
-    """``seal`` for a field value: the same bytes as ``seal(..., binding(...))``."""
+    """A field value's ciphertext, bound to ``binding(company_id, location, row_id)``."""
     keys = keyring.keys_for(company_id)
     return _encrypt(keys, plaintext, keys.id_bytes + location + b"\x00" + row_bytes(row_id))
 
@@ -88,24 +84,10 @@ def open_sealed(company_id: uuid.UUID, sealed: bytes, bound_to: bytes, *, what: 
 
 
 def open_value(company_id: uuid.UUID, sealed: bytes, location: bytes, row_id, *, what: Describe) -> bytes:
-    """``open_sealed`` for a field value. This runs once per value shown, thousands of
-    times on a long list, so the usual case is inlined; anything unusual (a key version
-    not used yet in this process, a malformed or failing value) takes ``_decrypt``,
-    which opens it or reports why not."""
+    """``open_sealed`` for a field value. The usual read of a row goes through the
+    quicker ``fields._open_row``; this is the checked path it falls back to."""
     keys = keyring.keys_for(company_id)
-    bound_to = keys.id_bytes + location + b"\x00" + (row_id.bytes if type(row_id) is uuid.UUID else row_bytes(row_id))
-    if len(sealed) >= HEADER_BYTES + NONCE_BYTES + TAG_BYTES and sealed[0] == FORMAT:
-        cipher = keys._ciphers.get(int.from_bytes(sealed[1:HEADER_BYTES], "big"))
-        if cipher is not None:
-            try:
-                return cipher.decrypt(
-                    sealed[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
-                    sealed[HEADER_BYTES + NONCE_BYTES :],
-                    sealed[:HEADER_BYTES] + bound_to,
-                )
-            except InvalidTag:
-                pass
-    return _decrypt(company_id, keys, sealed, bound_to, what)
+    return _decrypt(company_id, keys, sealed, keys.id_bytes + location + b"\x00" + row_bytes(row_id), what)
 
 
 def integrity_failure(company_id: uuid.UUID, what: Describe, reason: str):
