@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from vouch.accounts.signup import signup
 from vouch.guard import login as guard_login
-from vouch.links import urls as link_urls
+from vouch.references import link_urls
 from vouch.tenancy import views as tenancy_views
 from vouch.web import views as web_views
 

@@ -42,6 +42,12 @@ class Action(StrEnum):
     DELETE_CANDIDATES = "delete_candidates"
     VIEW_QUESTIONNAIRES = "view_questionnaires"
     EDIT_QUESTIONNAIRES = "edit_questionnaires"
+    CHANGE_REQUESTS = "change_requests"
+    REVIEW_FLAGS = "review_flags"
+    VIEW_REPORTS = "view_reports"
+    EXPORT_CANDIDATE_DATA = "export_candidate_data"
+    ERASE_CANDIDATE_DATA = "erase_candidate_data"
+    MANAGE_WORKFLOW = "manage_workflow"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -70,6 +76,17 @@ MINIMUM_ROLE: dict[Action, Role] = {
     # and archive them. Nothing is ever deleted: sent requests point at versions.
     Action.VIEW_QUESTIONNAIRES: Role.VIEWER,
     Action.EDIT_QUESTIONNAIRES: Role.RECRUITER,
+    # Reference requests: everyone reads requests and reports (a recruiter only their
+    # own when the company says so: see sees_request); recruiters create, cancel,
+    # delete, resend and review fraud flags; a candidate's whole data leaves the
+    # company (export) or is destroyed (erasure) only by an admin or owner, who also
+    # set the workflow (reminders, retention, who sees what).
+    Action.CHANGE_REQUESTS: Role.RECRUITER,
+    Action.REVIEW_FLAGS: Role.RECRUITER,
+    Action.VIEW_REPORTS: Role.VIEWER,
+    Action.EXPORT_CANDIDATE_DATA: Role.ADMIN,
+    Action.ERASE_CANDIDATE_DATA: Role.ADMIN,
+    Action.MANAGE_WORKFLOW: Role.ADMIN,
 }
 
 
@@ -102,6 +119,22 @@ def can_manage(actor: Membership | None, target: Membership, action: Action) -> 
     if actor.company_id != target.company_id or actor.pk == target.pk:
         return False
     return not (target.role == Role.OWNER and actor.role != Role.OWNER)
+
+
+def sees_all_requests(membership: Membership | None, recruiters_see_all: bool) -> bool:
+    """Whether the member sees every request of the company, or only their own: a
+    company can limit recruiters to the requests they created (viewers, who change
+    nothing, and admins and owners always see all)."""
+    if not can(membership, Action.VIEW_REQUESTS):
+        return False
+    return membership.role != Role.RECRUITER or recruiters_see_all
+
+
+def sees_request(membership: Membership | None, created_by_id: int | None, recruiters_see_all: bool) -> bool:
+    """Whether the member may see one request (created by ``created_by_id``)."""
+    if sees_all_requests(membership, recruiters_see_all):
+        return True
+    return can(membership, Action.VIEW_REQUESTS) and created_by_id == membership.user_id
 
 
 def require(allowed: bool) -> None:

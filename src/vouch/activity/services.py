@@ -33,6 +33,15 @@ class Kind(models.TextChoices):
     QUESTIONNAIRE_CHANGED = "questionnaire_changed", "Questionnaire renamed"
     QUESTIONNAIRE_ARCHIVED = "questionnaire_archived", "Questionnaire archived"
     QUESTIONNAIRE_RESTORED = "questionnaire_restored", "Questionnaire restored"
+    REQUEST_CREATED = "request_created", "Reference request created"
+    REQUEST_DELETED = "request_deleted", "Reference request deleted"
+    REQUEST_CANCELLED = "request_cancelled", "Reference request cancelled"
+    FLAG_REVIEWED = "flag_reviewed", "Fraud flag reviewed"
+    REPORT_DOWNLOADED = "report_downloaded", "Report downloaded"
+    CANDIDATE_EXPORTED = "candidate_exported", "Candidate data exported"
+    CANDIDATE_ERASED = "candidate_erased", "Candidate data erased"
+    WORKFLOW_SETTINGS_CHANGED = "workflow_settings_changed", "Workflow settings changed"
+    RETENTION_DELETED = "retention_deleted", "Old requests deleted"
 
 
 def log(action: str, summary: str, *, actor=None, details: dict | None = None) -> Entry:

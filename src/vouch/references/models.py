@@ -123,3 +123,18 @@ class QuestionnaireVersion(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("a questionnaire version cannot be deleted")
+
+
+# The workflow's records live in their own module to keep this one readable; they are
+# imported here so Django finds them as this app's models.
+from vouch.references.request_models import (  # noqa: E402,F401
+    Actor,
+    Flag,
+    Reference,
+    ReferenceRequest,
+    ReportFile,
+    SearchTerm,
+    Touch,
+    TimelineEvent,
+    WorkflowSettings,
+)

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from vouch.references import questionnaire_views, views
+from vouch.references import (
+    flag_views,
+    privacy_views,
+    questionnaire_views,
+    report_views,
+    request_views,
+    settings_views,
+    views,
+)
 
 urlpatterns = [
     path("candidates/", views.candidate_list, name="candidates"),
@@ -44,4 +52,26 @@ urlpatterns = [
         questionnaire_views.questionnaire_restore,
         name="questionnaire_restore",
     ),
+]
+
+# The reference-check workflow (member side).
+urlpatterns += [
+    path("requests/", request_views.request_list, name="requests"),
+    path("requests/new/", request_views.request_new, name="request_new"),
+    path("requests/bulk/", request_views.request_bulk, name="request_bulk"),
+    path("requests/<uuid:request_id>/", request_views.request_detail, name="request_detail"),
+    path("requests/<uuid:request_id>/cancel/", request_views.request_cancel, name="request_cancel"),
+    path("requests/<uuid:request_id>/delete/", request_views.request_delete, name="request_delete"),
+    path("requests/<uuid:request_id>/resend/", request_views.request_resend, name="request_resend"),
+    path("requests/<uuid:request_id>/deadline/", request_views.request_deadline, name="request_deadline"),
+    path(
+        "requests/<uuid:request_id>/flags/<uuid:flag_id>/review/",
+        flag_views.flag_review,
+        name="flag_review",
+    ),
+    path("requests/<uuid:request_id>/report/", report_views.report, name="request_report"),
+    path("requests/<uuid:request_id>/report.pdf", report_views.report_pdf, name="request_report_pdf"),
+    path("candidates/<uuid:candidate_id>/export/", privacy_views.candidate_export, name="candidate_export"),
+    path("candidates/<uuid:candidate_id>/erase/", privacy_views.candidate_erase, name="candidate_erase"),
+    path("company/workflow/", settings_views.workflow_settings, name="workflow_settings"),
 ]

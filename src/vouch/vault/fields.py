@@ -368,6 +368,10 @@ class BlindIndexField(models.CharField):
         return name, path, args, kwargs
 
     def pre_save(self, model_instance, add):
+        if not self.source:
+            # No source field: the caller sets the index itself, from a value that is
+            # not stored in the clear anywhere (an address's network, a device cookie).
+            return getattr(model_instance, self.attname)
         value = blind_index(self.kind, getattr(model_instance, self.source))
         setattr(model_instance, self.attname, value)
         return value

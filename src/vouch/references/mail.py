@@ -1,0 +1,146 @@
+"""The workflow's emails: invitations with private links, reminders, and the notices
+sent when a reference is completed or declined.
+
+Each function takes ids, not objects, because it runs after the transaction commits
+or in a background task: it enters the company's context itself and reads the current
+state, so an email never describes something that was rolled back. A failure to send
+is logged and reported as False, never raised: the change it announces has happened.
+
+A link's raw token exists only in the invitation it is sent in; reminders issue a
+fresh link (the earlier one stops working) for the same reason."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from vouch.tenancy.context import company_context
+
+log = logging.getLogger("vouch.references")
+
+
+def _company(company_id):
+    from vouch.tenancy.models import Company
+
+    return Company.objects.get(pk=company_id)
+
+
+def link_url(purpose: str, token: str) -> str:
+    name = "candidate_link" if purpose == "candidate" else "referee_link"
+    return f"{settings.PUBLIC_URL}{reverse(name, kwargs={'token': token})}"
+
+
+def send(template: str, to: list[str], context: dict) -> bool:
+    """Render ``references/email/<template>.txt`` and ``.html`` (the first line of the
+    text is the subject) and send it."""
+    recipients = [address for address in to if address]
+    if not recipients:
+        return False
+    try:
+        text = render_to_string(f"references/email/{template}.txt", context)
+        html = render_to_string(f"references/email/{template}.html", context)
+        subject, _, body = text.partition("\n")
+        message = EmailMultiAlternatives(
+            f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject.strip()}", body.lstrip("\n"),
+            settings.DEFAULT_FROM_EMAIL, recipients,
+        )
+        message.attach_alternative(html, "text/html")
+        message.send()
+    except Exception:  # noqa: BLE001 - see the module docstring
+        log.exception("references: could not send the %s email", template)
+        return False
+    return True
+
+
+def _request_context(company, request) -> dict:
+    return {
+        "company_name": company.name,
+        "candidate_name": request.candidate.name,
+        "role": request.role,
+        "deadline": request.deadline,
+        "guidance": request.guidance,
+    }
+
+
+def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
+    from vouch.references.models import ReferenceRequest
+
+    company = _company(company_id)
+    with company_context(company):
+        request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        context = {
+            **_request_context(company, request),
+            "url": link_url("candidate", token),
+            "reminder": reminder,
+            "referees_required": request.referees_required,
+        }
+        return send("candidate_invitation", [request.candidate.email], context)
+
+
+def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        context = {
+            **_request_context(company, reference.request),
+            "referee_name": reference.name,
+            "url": link_url("referee", token),
+            "reminder": reminder,
+        }
+        return send("referee_invitation", [reference.email], context)
+
+
+def _member_emails(user_ids: list[int]) -> list[str]:
+    from vouch.accounts.models import User
+
+    return list(User.objects.filter(pk__in=[pk for pk in user_ids if pk], is_active=True).values_list("email", flat=True))
+
+
+def reference_completed(company_id, reference_id: uuid.UUID) -> bool:
+    """The request's recruiter and the candidate hear that a reference is in (the
+    candidate is not told what it says)."""
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        request = reference.request
+        context = {
+            **_request_context(company, request),
+            "referee_name": reference.name,
+            "completed": request.references_completed,
+            "referees_required": request.referees_required,
+            "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': request.pk})}",
+        }
+        to_recruiter = send("reference_completed_recruiter", _member_emails([request.created_by_id]), context)
+        to_candidate = send("reference_completed_candidate", [request.candidate.email], context)
+        return to_recruiter and to_candidate
+
+
+def reference_declined(company_id, reference_id: uuid.UUID) -> bool:
+    """The candidate is told a referee declined, with a link to nominate someone else.
+    The link is an additional one: the candidate's earlier link keeps working."""
+    from vouch.links import services as links
+    from vouch.links.models import Purpose
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        request = reference.request
+        if not request.is_open:
+            return False
+        token = links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+        context = {
+            **_request_context(company, request),
+            "referee_name": reference.name,
+            "url": link_url("candidate", token),
+        }
+        return send("reference_declined_candidate", [reference.request.candidate.email], context)

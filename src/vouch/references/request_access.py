@@ -1,0 +1,38 @@
+"""Which requests a member may reach: the one place member-facing views find a
+request, so the "recruiters see only their own" setting cannot be forgotten by one
+page. A request outside the member's view is a 404, recorded like any other miss."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from vouch.accounts import policy
+from vouch.references.request_models import Reference, ReferenceRequest, WorkflowSettings
+from vouch.tenancy.lookups import company_object_or_404
+
+
+def visible_requests(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
+    settings = settings or WorkflowSettings.current()
+    membership = http_request.membership
+    requests = ReferenceRequest.objects.all()
+    if policy.sees_all_requests(membership, settings.recruiters_see_all):
+        return requests
+    if not policy.can(membership, policy.Action.VIEW_REQUESTS):
+        return requests.none()
+    return requests.filter(created_by_id=membership.user_id)
+
+
+def request_or_404(http_request: HttpRequest, request_id: UUID) -> ReferenceRequest:
+    return company_object_or_404(
+        http_request, visible_requests(http_request).select_related("candidate", "questionnaire_version"), pk=request_id
+    )
+
+
+def reference_or_404(http_request: HttpRequest, request_id: UUID, reference_id: UUID) -> Reference:
+    """A reference, reachable only under its own request (which the member must see)."""
+    request = request_or_404(http_request, request_id)
+    return company_object_or_404(http_request, Reference.objects.select_related("request"), pk=reference_id,
+                                 request=request)

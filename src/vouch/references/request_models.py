@@ -1,0 +1,308 @@
+"""The reference-check workflow's records: a request for one candidate's references,
+the referees the candidate nominates, what each of them does, the fraud flags raised
+on them, the timeline, the generated report, and the company's workflow settings.
+
+Company data (``VOUCH_COMPANY_APPS``): every field that says something about a person
+(names, contact details, answers, reasons, addresses, device identifiers, review
+comments, timeline summaries) is encrypted with the company's key; comparisons the
+fraud checks need go through blind indexes. Statuses, dates and counts are plain so
+the dashboard can filter and sort without decrypting. Members are referred to by
+their control-plane user id (no cross-database foreign key)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from vouch.vault.fields import (
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedEmailField,
+    EncryptedJSONField,
+    EncryptedTextField,
+)
+from vouch.vault.files import encrypted_storage
+
+MAX_REFEREES = 5
+
+
+class RequestStatus(models.TextChoices):
+    AWAITING_CANDIDATE = "awaiting_candidate", "Awaiting candidate"
+    AWAITING_REFEREES = "awaiting_referees", "Awaiting referees"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+OPEN_REQUEST_STATUSES = (RequestStatus.AWAITING_CANDIDATE, RequestStatus.AWAITING_REFEREES, RequestStatus.IN_PROGRESS)
+CLOSED_REQUEST_STATUSES = (RequestStatus.COMPLETED, RequestStatus.EXPIRED, RequestStatus.CANCELLED)
+
+
+class ReferenceStatus(models.TextChoices):
+    INVITED = "invited", "Invited"
+    OPENED = "opened", "Opened"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    DECLINED = "declined", "Declined"
+    REPLACED = "replaced", "Replaced"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A reference the referee can still act on.
+OPEN_REFERENCE_STATUSES = (ReferenceStatus.INVITED, ReferenceStatus.OPENED, ReferenceStatus.IN_PROGRESS)
+# A reference that counts towards the number the request asked for (not given up on).
+ACTIVE_REFERENCE_STATUSES = (*OPEN_REFERENCE_STATUSES, ReferenceStatus.COMPLETED)
+
+
+class Relationship(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    PEER = "peer", "Peer"
+    REPORT = "report", "Direct report"
+    CLIENT = "client", "Client"
+
+
+class ReferenceRequest(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The member who asked (a recruiter sees "only their own" by this, when the company
+    # is set so).
+    created_by_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    candidate = models.ForeignKey("references.Candidate", on_delete=models.PROTECT, related_name="requests")
+    role = EncryptedCharField(max_length=200)
+    questionnaire_version = models.ForeignKey(
+        "references.QuestionnaireVersion", on_delete=models.PROTECT, related_name="requests"
+    )
+    referees_required = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(MAX_REFEREES)]
+    )
+    guidance = EncryptedTextField(blank=True, default="")
+    work_email_required = models.BooleanField(default=False)
+    deadline = models.DateTimeField(db_index=True)
+    status = models.CharField(
+        max_length=24, choices=RequestStatus.choices, default=RequestStatus.AWAITING_CANDIDATE, db_index=True
+    )
+    candidate_opened_at = models.DateTimeField(null=True, blank=True)
+    candidate_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # When it reached completed, expired or cancelled: retention counts from here.
+    closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Kept in step by workflow.refresh_status so the dashboard lists without joins.
+    references_completed = models.PositiveSmallIntegerField(default=0)
+    open_flags = models.PositiveSmallIntegerField(default=0, db_index=True)
+    flag_count = models.PositiveSmallIntegerField(default=0)
+    candidate_reminders_sent = models.PositiveSmallIntegerField(default=0)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Reference request {self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_REQUEST_STATUSES
+
+    @property
+    def candidate_has_acted(self) -> bool:
+        """Once the candidate has confirmed or nominated, the request can only be cancelled."""
+        return self.candidate_confirmed_at is not None or self.references.exists()
+
+
+class Reference(models.Model):
+    """One referee nominated for one request, and what they answered."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="references")
+    status = models.CharField(
+        max_length=16, choices=ReferenceStatus.choices, default=ReferenceStatus.INVITED, db_index=True
+    )
+    # As nominated by the candidate.
+    name = EncryptedCharField(max_length=200)
+    email = EncryptedEmailField()
+    phone = EncryptedCharField(max_length=40, blank=True, default="")
+    relationship = models.CharField(max_length=16, choices=Relationship.choices)
+    organisation = EncryptedCharField(max_length=200)
+    worked_from = EncryptedCharField(max_length=10)  # "YYYY-MM"
+    worked_to = EncryptedCharField(max_length=10, blank=True, default="")  # "YYYY-MM"; blank: still together
+    email_index = BlindIndexField(source="email", kind="email")
+    phone_index = BlindIndexField(source="phone", kind="phone")
+    nominated_at = models.DateTimeField(auto_now_add=True)
+    # As confirmed by the referee: {"job_title", "organisation", "candidate_from",
+    # "candidate_to", "candidate_title"}.
+    identity = EncryptedJSONField(null=True, blank=True)
+    # {question id: value}; saved as the referee goes, final once submitted.
+    answers = EncryptedJSONField(null=True, blank=True)
+    decline_reason = EncryptedTextField(blank=True, default="")
+    opened_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # first answer saved
+    saved_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    replaced_by = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaces"
+    )
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["nominated_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Reference {self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_REFERENCE_STATUSES
+
+
+class Actor(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate"
+    REFEREE = "referee", "Referee"
+
+
+class Touch(models.Model):
+    """Where and when a candidate or referee did something through their link: the raw
+    material of the fraud checks. The address and device are kept encrypted for the
+    report and as blind indexes for comparison; the device id is a random cookie that
+    says nothing about the person or their machine."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="touches")
+    reference = models.ForeignKey(Reference, on_delete=models.CASCADE, null=True, blank=True, related_name="touches")
+    actor = models.CharField(max_length=16, choices=Actor.choices)
+    action = models.CharField(max_length=32)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ip = EncryptedCharField(max_length=64, blank=True, default="")
+    device_family = EncryptedCharField(max_length=120, blank=True, default="")  # "Chrome Mobile on Android"
+    ip_index = BlindIndexField(kind="text")
+    network_index = BlindIndexField(kind="text")  # the address's /24 (IPv4) or /64 (IPv6)
+    device_index = BlindIndexField(kind="text")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Severity(models.IntegerChoices):
+    LOW = 10, "Low"
+    MEDIUM = 20, "Medium"
+    HIGH = 30, "High"
+
+
+class Flag(models.Model):
+    """A fraud signal on a reference (or the request), with a plain explanation, until a
+    member reviews it with a comment."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="flags")
+    reference = models.ForeignKey(Reference, on_delete=models.CASCADE, null=True, blank=True, related_name="flags")
+    kind = models.CharField(max_length=40)
+    # What makes this flag one of a kind (kind plus the other party), so re-running the
+    # checks never raises the same flag twice.
+    key = models.CharField(max_length=120)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    explanation = EncryptedTextField()
+    raised_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by_id = models.BigIntegerField(null=True, blank=True)
+    review_comment = EncryptedTextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-severity", "raised_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "key"], name="flag_unique_key_per_request")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} flag {self.pk}"
+
+
+class TimelineEvent(models.Model):
+    """One line of a request's timeline: sent, opened, nominated, reminded, answered,
+    flagged, reviewed, cancelled... ``summary`` may name people, so it is encrypted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="timeline")
+    reference = models.ForeignKey(Reference, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40)
+    actor_id = models.BigIntegerField(null=True, blank=True)  # a member, when one did it
+    summary = EncryptedTextField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+def report_file_name(instance: ReportFile, filename: str) -> str:
+    return f"reports/{uuid.uuid4().hex}"
+
+
+class ReportFile(models.Model):
+    """The last generated PDF of a request's report, stored encrypted. ``fingerprint``
+    is a digest of what the report showed, so an unchanged report is not regenerated."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.OneToOneField(ReferenceRequest, on_delete=models.CASCADE, related_name="report_file")
+    file = models.FileField(storage=encrypted_storage, upload_to=report_file_name, max_length=100)
+    fingerprint = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    generated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Report {self.pk}"
+
+
+class SearchTerm(models.Model):
+    """Blind indexes of each word of a candidate's name, so the dashboard can find
+    "smith" without decrypting every name (the full email has its own index)."""
+
+    candidate = models.ForeignKey("references.Candidate", on_delete=models.CASCADE, related_name="search_terms")
+    term = models.CharField(max_length=32, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["candidate", "term"], name="search_term_unique")]
+
+
+def default_reminder_days() -> list[int]:
+    return [2, 4, 6]
+
+
+class WorkflowSettings(models.Model):
+    """The company's workflow choices: one row (pk 1) in its database."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    # Days after a link is sent on which the candidate or referee is reminded.
+    reminder_days = models.JSONField(default=default_reminder_days)
+    # A referee who has not answered this many days after nomination can be replaced.
+    replace_after_days = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)])
+    # How long completed, expired and cancelled requests are kept.
+    retention_months = models.PositiveSmallIntegerField(
+        default=12, validators=[MinValueValidator(1), MaxValueValidator(120)]
+    )
+    # False: a recruiter sees only the requests they created.
+    recruiters_see_all = models.BooleanField(default=True)
+    default_deadline_days = models.PositiveSmallIntegerField(
+        default=14, validators=[MinValueValidator(1), MaxValueValidator(90)]
+    )
+    default_referees = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(MAX_REFEREES)]
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by_id = models.BigIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "Workflow settings"
+
+    @classmethod
+    def current(cls) -> WorkflowSettings:
+        settings, _ = cls.objects.get_or_create(pk=1)
+        return settings

@@ -1,0 +1,549 @@
+"""The reference-check workflow: every change of a request or a reference goes through
+a function here, which checks the move is allowed, records it on the timeline, keeps
+the request's status and counters in step, and issues or withdraws private links.
+
+Needs a company context (a member's request, a link's, or a task's). Member-facing
+callers ask the role policy first; candidate- and referee-facing callers are behind
+``links.decorators.link_required``, whose link already names the one request or
+reference they may touch. Emails and background jobs are sent only once the company
+database's transaction commits, so a rolled-back change never mails anyone."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from vouch.activity import services as activity
+from vouch.links import services as links
+from vouch.links.models import Purpose
+from vouch.references import answers as answer_rules
+from vouch.references import mail, questionnaires
+from vouch.references.models import Candidate
+from vouch.references.request_models import (
+    ACTIVE_REFERENCE_STATUSES,
+    CLOSED_REQUEST_STATUSES,
+    MAX_REFEREES,
+    OPEN_REFERENCE_STATUSES,
+    Flag,
+    Reference,
+    ReferenceRequest,
+    ReferenceStatus,
+    RequestStatus,
+    SearchTerm,
+    TimelineEvent,
+    WorkflowSettings,
+)
+from vouch.tenancy.context import current
+from vouch.vault.fields import blind_index
+from vouch.vault.normalise import NORMALISERS
+
+log = logging.getLogger("vouch.references")
+
+MAX_DEADLINE_DAYS = 365
+
+
+class WorkflowError(ValueError):
+    """A move the workflow does not allow; the message is safe to show the person."""
+
+
+def _atomic():
+    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
+
+
+def _after_commit(function) -> None:
+    transaction.on_commit(function, using=router.db_for_write(ReferenceRequest))
+
+
+def _user_id(user) -> int | None:
+    return getattr(user, "pk", None)
+
+
+def _company():
+    from vouch.tenancy.models import Company
+
+    return Company.objects.get(pk=current().company_id)
+
+
+def company_settings() -> WorkflowSettings:
+    return WorkflowSettings.current()
+
+
+def note(request: ReferenceRequest, kind: str, summary: str, *, reference: Reference | None = None, actor=None):
+    """Add a line to the request's timeline."""
+    return TimelineEvent.objects.create(
+        request=request, reference=reference, kind=kind, summary=summary, actor_id=_user_id(actor)
+    )
+
+
+# --- requests ------------------------------------------------------------------------
+
+
+def deadline_from(value: date | datetime) -> datetime:
+    """A deadline given as a day means the end of that day (UTC)."""
+    if isinstance(value, datetime):
+        moment = value if timezone.is_aware(value) else timezone.make_aware(value, timezone.UTC)
+    else:
+        moment = datetime.combine(value, time(23, 59, 59), tzinfo=timezone.UTC)
+    now = timezone.now()
+    if moment <= now:
+        raise WorkflowError("The deadline must be in the future.")
+    if moment > now + timedelta(days=MAX_DEADLINE_DAYS):
+        raise WorkflowError(f"The deadline must be within {MAX_DEADLINE_DAYS} days.")
+    return moment
+
+
+def index_name(candidate: Candidate) -> None:
+    """Keep the blind indexes of the candidate's name words in step with the name."""
+    words = {word for word in NORMALISERS["name"](candidate.name).split() if word}
+    SearchTerm.objects.filter(candidate=candidate).delete()
+    SearchTerm.objects.bulk_create(
+        [SearchTerm(candidate=candidate, term=blind_index("name", word)) for word in sorted(words)]
+    )
+
+
+def _candidate_for(name: str, email: str, phone: str, actor) -> Candidate:
+    """The company's candidate with this email, or a new one."""
+    existing = Candidate.objects.filter(email_index=blind_index("email", email)).first()
+    if existing is not None:
+        return existing
+    candidate = Candidate.objects.create(name=name, email=email, phone=phone, created_by_id=_user_id(actor))
+    index_name(candidate)
+    return candidate
+
+
+def create_request(
+    *,
+    actor,
+    name: str,
+    email: str,
+    role: str,
+    questionnaire: str,
+    deadline: date | datetime,
+    phone: str = "",
+    referees_required: int = 2,
+    guidance: str = "",
+    work_email_required: bool = False,
+) -> ReferenceRequest:
+    """Create a request, issue the candidate's link and email it to them.
+
+    ``questionnaire`` is a ``questionnaires.choices()`` value; the version it names now
+    is pinned to the request for good."""
+    if not 1 <= int(referees_required) <= MAX_REFEREES:
+        raise WorkflowError(f"Ask for between 1 and {MAX_REFEREES} referees.")
+    name, email, role = name.strip(), email.strip(), role.strip()
+    if not name or not email or not role:
+        raise WorkflowError("A request needs the candidate's name, their email and the role.")
+    moment = deadline_from(deadline)
+    with _atomic():
+        try:
+            version = questionnaires.version_for_request(questionnaire, actor=actor)
+        except LookupError:
+            raise WorkflowError("Choose a questionnaire from the list.") from None
+        candidate = _candidate_for(name, email, phone.strip(), actor)
+        request = ReferenceRequest.objects.create(
+            created_by_id=_user_id(actor),
+            candidate=candidate,
+            role=role,
+            questionnaire_version=version,
+            referees_required=int(referees_required),
+            guidance=guidance.strip(),
+            work_email_required=work_email_required,
+            deadline=moment,
+            last_activity_at=timezone.now(),
+        )
+        note(request, "request_created", f"Request created for the role {role}.", actor=actor)
+        activity.log(
+            "request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)}
+        )
+        send_candidate_link(request, actor=actor, first=True)
+    return request
+
+
+def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
+    """(Re)issue the candidate's link and email it once the change commits. A resent
+    link replaces the earlier one."""
+    if not request.is_open:
+        raise WorkflowError("This request is closed.")
+    company = _company()
+    token = links.reissue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+    note(request, "candidate_emailed", "Link sent to the candidate." if first else "Link sent again to the candidate.",
+         actor=actor)
+    request_id, company_id = request.pk, company.pk
+    _after_commit(lambda: mail.candidate_invitation(company_id, request_id, token))
+    from vouch.references import jobs
+
+    _after_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+
+
+def can_delete(request: ReferenceRequest) -> bool:
+    return not request.candidate_has_acted
+
+
+def delete_request(request: ReferenceRequest, *, actor) -> None:
+    """Remove a request the candidate has not acted on (confirmed or nominated) yet;
+    after that it can only be cancelled, so what referees said is not lost silently."""
+    with _atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not can_delete(request):
+            raise WorkflowError("The candidate has already acted on this request: cancel it instead.")
+        links.revoke_for_subject(_company(), request.pk)
+        request_id = str(request.pk)
+        request.delete()
+        activity.log("request_deleted", "Reference request deleted.", actor=actor, details={"request": request_id})
+
+
+def _close_references(request: ReferenceRequest, status: str, now: datetime) -> None:
+    company = _company()
+    for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
+        links.revoke_for_subject(company, reference.pk)
+        reference.status = status
+        reference.closed_at = now
+        reference.save(update_fields=["status", "closed_at"])
+    links.revoke_for_subject(company, request.pk)
+
+
+def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> None:
+    with _atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open:
+            raise WorkflowError("This request is already closed.")
+        now = timezone.now()
+        _close_references(request, ReferenceStatus.CANCELLED, now)
+        request.status = RequestStatus.CANCELLED
+        request.closed_at = now
+        request.save(update_fields=["status", "closed_at"])
+        note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
+        activity.log("request_cancelled", "Reference request cancelled.", actor=actor,
+                     details={"request": str(request.pk)})
+
+
+def expire_request(request: ReferenceRequest, *, now: datetime | None = None) -> bool:
+    """At the deadline, an open request and its open references expire. True if it did."""
+    now = now or timezone.now()
+    with _atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open or request.deadline > now:
+            return False
+        _close_references(request, ReferenceStatus.EXPIRED, now)
+        request.status = RequestStatus.EXPIRED
+        request.closed_at = now
+        request.save(update_fields=["status", "closed_at"])
+        note(request, "request_expired", "The deadline passed: open items expired.")
+    return True
+
+
+def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
+    moment = deadline_from(deadline)
+    with _atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open:
+            raise WorkflowError("This request is closed.")
+        request.deadline = moment
+        request.save(update_fields=["deadline"])
+        company = _company()
+        links.extend(company, request.pk, moment)
+        for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
+            links.extend(company, reference_id, moment)
+        note(request, "deadline_changed", f"Deadline moved to {moment:%d %B %Y}.", actor=actor)
+        from vouch.references import jobs
+
+        company_id, request_id = company.pk, request.pk
+        _after_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+
+
+def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) -> str:
+    """Work out the request's status from its references, and keep its counters in
+    step. Call inside the transaction that changed a reference."""
+    if request.status in CLOSED_REQUEST_STATUSES:
+        return request.status
+    now = now or timezone.now()
+    statuses = list(request.references.values_list("status", flat=True))
+    completed = statuses.count(ReferenceStatus.COMPLETED)
+    active = sum(1 for status in statuses if status in ACTIVE_REFERENCE_STATUSES)
+    started = any(status in (ReferenceStatus.OPENED, ReferenceStatus.IN_PROGRESS) for status in statuses)
+    flags = Flag.objects.filter(request=request)
+    request.references_completed = completed
+    request.flag_count = flags.count()
+    request.open_flags = flags.filter(reviewed_at__isnull=True).count()
+    request.last_activity_at = now
+    if completed >= request.referees_required:
+        request.status = RequestStatus.COMPLETED
+        request.closed_at = now
+        # Links stay until the deadline: the candidate still sees the statuses, and the
+        # referees their thank-you page; every change is refused once closed.
+        note(request, "request_completed", "All references are in: the request is complete.")
+    elif active < request.referees_required:
+        request.status = RequestStatus.AWAITING_CANDIDATE
+    elif completed or started:
+        request.status = RequestStatus.IN_PROGRESS
+    else:
+        request.status = RequestStatus.AWAITING_REFEREES
+    request.save(
+        update_fields=[
+            "status", "closed_at", "references_completed", "flag_count", "open_flags", "last_activity_at"
+        ]
+    )
+    return request.status
+
+
+# --- the candidate -------------------------------------------------------------------
+
+
+def _locked_open_request(request: ReferenceRequest) -> ReferenceRequest:
+    request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+    if not request.is_open:
+        raise WorkflowError("This request is closed.")
+    return request
+
+
+def candidate_opened(request: ReferenceRequest) -> None:
+    """The first time the candidate opens their link."""
+    if request.candidate_opened_at is None:
+        updated = ReferenceRequest.objects.filter(pk=request.pk, candidate_opened_at__isnull=True).update(
+            candidate_opened_at=timezone.now()
+        )
+        if updated:
+            note(request, "candidate_opened", "The candidate opened their link.")
+
+
+def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone: str = "") -> None:
+    """The candidate confirms (or corrects) their details."""
+    name, email, phone = name.strip(), email.strip(), phone.strip()
+    if not name or not email:
+        raise WorkflowError("Enter your name and email.")
+    with _atomic():
+        request = _locked_open_request(request)
+        candidate = request.candidate
+        changed = [field for field, value in (("name", name), ("email", email), ("phone", phone))
+                   if getattr(candidate, field) != value]
+        for field, value in (("name", name), ("email", email), ("phone", phone)):
+            setattr(candidate, field, value)
+        candidate.save()
+        if "name" in changed:
+            index_name(candidate)
+        request.candidate_confirmed_at = timezone.now()
+        request.save(update_fields=["candidate_confirmed_at"])
+        note(request, "candidate_confirmed",
+             "The candidate confirmed their details" + (f" (changed: {', '.join(changed)})." if changed else "."))
+
+
+def open_slots(request: ReferenceRequest) -> int:
+    """How many more referees the candidate may nominate now."""
+    active = request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
+    return max(0, request.referees_required - active)
+
+
+def _check_referee(request: ReferenceRequest, email: str, phone: str) -> None:
+    candidate = request.candidate
+    if blind_index("email", email) == candidate.email_index:
+        raise WorkflowError("A referee cannot be you: use someone else's email address.")
+    if request.references.filter(
+        status__in=ACTIVE_REFERENCE_STATUSES, email_index=blind_index("email", email)
+    ).exists():
+        raise WorkflowError("You have already nominated someone with this email address.")
+
+
+def nominate(
+    request: ReferenceRequest,
+    *,
+    name: str,
+    email: str,
+    relationship: str,
+    organisation: str,
+    worked_from: str,
+    worked_to: str = "",
+    phone: str = "",
+    replacing: Reference | None = None,
+) -> Reference:
+    """The candidate names a referee, who is emailed their own link. With ``replacing``,
+    the new referee takes the place of one who declined or is overdue."""
+    with _atomic():
+        request = _locked_open_request(request)
+        if replacing is not None:
+            replacing = Reference.objects.select_for_update().get(pk=replacing.pk, request=request)
+            if not can_replace(replacing):
+                raise WorkflowError("This referee cannot be replaced.")
+        elif open_slots(request) < 1:
+            raise WorkflowError("You have nominated all the referees this request asks for.")
+        _check_referee(request, email.strip(), phone.strip())
+        reference = Reference.objects.create(
+            request=request,
+            name=name.strip(),
+            email=email.strip(),
+            phone=phone.strip(),
+            relationship=relationship,
+            organisation=organisation.strip(),
+            worked_from=worked_from,
+            worked_to=worked_to,
+        )
+        company = _company()
+        if replacing is not None:
+            links.revoke_for_subject(company, replacing.pk)
+            was = replacing.get_status_display().lower()
+            if replacing.is_open:
+                replacing.closed_at = timezone.now()
+            replacing.status = ReferenceStatus.REPLACED
+            replacing.replaced_by = reference
+            replacing.save(update_fields=["status", "replaced_by", "closed_at"])
+            note(request, "referee_replaced", f"{replacing.name} ({was}) replaced by {reference.name}.",
+                 reference=replacing)
+        note(request, "referee_nominated",
+             f"The candidate nominated {reference.name} ({reference.get_relationship_display().lower()}).",
+             reference=reference)
+        token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
+        note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
+        refresh_status(request)
+        company_id, reference_id = company.pk, reference.pk
+        _after_commit(lambda: mail.referee_invitation(company_id, reference_id, token))
+        from vouch.references import jobs
+
+        _after_commit(lambda: jobs.schedule_for_reference(company_id, reference_id))
+    return reference
+
+
+def can_replace(reference: Reference, *, now: datetime | None = None) -> bool:
+    """A declined referee, or one who has not answered within the company's
+    ``replace_after_days`` of being nominated, can be replaced."""
+    if reference.status == ReferenceStatus.DECLINED:
+        return reference.replaced_by_id is None
+    if reference.status not in OPEN_REFERENCE_STATUSES:
+        return False
+    now = now or timezone.now()
+    return reference.nominated_at + timedelta(days=company_settings().replace_after_days) <= now
+
+
+# --- the referee ---------------------------------------------------------------------
+
+
+def _locked_open_reference(reference: Reference) -> Reference:
+    reference = Reference.objects.select_for_update().select_related("request").get(pk=reference.pk)
+    if not reference.is_open or not reference.request.is_open:
+        raise WorkflowError("This reference is closed.")
+    return reference
+
+
+def referee_opened(reference: Reference) -> None:
+    if reference.opened_at is None:
+        with _atomic():
+            updated = Reference.objects.filter(
+                pk=reference.pk, opened_at__isnull=True, status=ReferenceStatus.INVITED
+            ).update(opened_at=timezone.now(), status=ReferenceStatus.OPENED)
+            if updated:
+                note(reference.request, "referee_opened", f"{reference.name} opened their link.", reference=reference)
+                refresh_status(ReferenceRequest.objects.get(pk=reference.request_id))
+
+
+IDENTITY_FIELDS = ("job_title", "organisation", "candidate_title", "candidate_from", "candidate_to")
+
+
+def confirm_referee(reference: Reference, **identity: str) -> None:
+    """The referee confirms who they are and when they worked with the candidate."""
+    values = {field: str(identity.get(field, "")).strip() for field in IDENTITY_FIELDS}
+    if not values["job_title"] or not values["organisation"] or not values["candidate_from"]:
+        raise WorkflowError("Enter your job title, your organisation and when you started working together.")
+    with _atomic():
+        reference = _locked_open_reference(reference)
+        reference.identity = values
+        reference.confirmed_at = timezone.now()
+        reference.save(update_fields=["identity", "confirmed_at"])
+        note(reference.request, "referee_confirmed", f"{reference.name} confirmed their details.",
+             reference=reference)
+
+
+def questions_of(reference: Reference) -> list[dict]:
+    return reference.request.questionnaire_version.questions
+
+
+def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:
+    """Keep the referee's progress. Valid answers are saved even when others have
+    errors; returns the errors by question id."""
+    with _atomic():
+        reference = _locked_open_reference(reference)
+        cleaned, errors = answer_rules.clean(questions_of(reference), submitted, final=False)
+        now = timezone.now()
+        reference.answers = {**(reference.answers or {}), **cleaned}
+        # An answer cleared in the form is cleared in the saved progress too.
+        for question_id in submitted:
+            if question_id not in cleaned and question_id not in errors:
+                reference.answers.pop(question_id, None)
+        first = reference.started_at is None
+        reference.started_at = reference.started_at or now
+        reference.saved_at = now
+        reference.status = ReferenceStatus.IN_PROGRESS
+        reference.save(update_fields=["answers", "started_at", "saved_at", "status"])
+        if first:
+            note(reference.request, "referee_started", f"{reference.name} started answering.", reference=reference)
+            refresh_status(reference.request)
+    return errors
+
+
+def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
+    """Final answers. Returns errors (nothing saved as final) or {} once submitted; a
+    submitted reference cannot be changed."""
+    with _atomic():
+        reference = _locked_open_reference(reference)
+        if reference.confirmed_at is None:
+            return {"__all__": "Confirm your details first."}
+        merged = {**(reference.answers or {}), **submitted}
+        cleaned, errors = answer_rules.clean(questions_of(reference), merged, final=True)
+        if errors:
+            return errors
+        now = timezone.now()
+        reference.answers = cleaned
+        reference.started_at = reference.started_at or now
+        reference.submitted_at = now
+        reference.closed_at = now
+        reference.status = ReferenceStatus.COMPLETED
+        reference.save(update_fields=["answers", "started_at", "submitted_at", "closed_at", "status"])
+        # The link stays valid until the deadline: it shows the thank-you page, and the
+        # workflow refuses any change to a closed reference.
+        request = reference.request
+        note(request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference)
+        refresh_status(request)
+        company_id, reference_id = current().company_id, reference.pk
+        _after_commit(lambda: mail.reference_completed(company_id, reference_id))
+    return {}
+
+
+def decline(reference: Reference, reason: str) -> None:
+    reason = reason.strip()
+    if not reason:
+        raise WorkflowError("Tell the candidate briefly why you are declining.")
+    with _atomic():
+        reference = _locked_open_reference(reference)
+        now = timezone.now()
+        reference.status = ReferenceStatus.DECLINED
+        reference.decline_reason = reason[:2000]
+        reference.declined_at = now
+        reference.closed_at = now
+        reference.save(update_fields=["status", "decline_reason", "declined_at", "closed_at"])
+        note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
+        refresh_status(reference.request)
+        company_id, reference_id = current().company_id, reference.pk
+        _after_commit(lambda: mail.reference_declined(company_id, reference_id))
+
+
+# --- flags ---------------------------------------------------------------------------
+
+
+def review_flag(flag: Flag, *, actor, comment: str) -> None:
+    comment = comment.strip()
+    if not comment:
+        raise WorkflowError("Add a comment saying what you checked.")
+    with _atomic():
+        flag = Flag.objects.select_for_update().get(pk=flag.pk)
+        if flag.reviewed_at is not None:
+            raise WorkflowError("This flag has already been reviewed.")
+        flag.reviewed_at = timezone.now()
+        flag.reviewed_by_id = _user_id(actor)
+        flag.review_comment = comment[:2000]
+        flag.save(update_fields=["reviewed_at", "reviewed_by_id", "review_comment"])
+        request = flag.request
+        request.open_flags = Flag.objects.filter(request=request, reviewed_at__isnull=True).count()
+        request.save(update_fields=["open_flags"])
+        note(request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor)
+        activity.log("flag_reviewed", "Fraud flag reviewed.", actor=actor,
+                     details={"request": str(request.pk), "flag": str(flag.pk)})

@@ -1,0 +1,79 @@
+"""The workflow's state machine, driven through its functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.references.workflow import REFEREES, make_request, nominate
+from vouch.accounts.policy import Role
+from vouch.links import services as links
+from vouch.references import workflow
+from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.request_models import ReferenceStatus, RequestStatus
+from vouch.tenancy.context import company_context
+
+pytestmark = pytest.mark.django_db
+
+IDENTITY = {"job_title": "Finance Director", "organisation": "Acme Widgets", "candidate_from": "2021-01",
+            "candidate_to": "2024-06", "candidate_title": "Finance Manager"}
+
+
+def answers_for(request):
+    result = {}
+    for question in request.questionnaire_version.questions:
+        kind = question["type"]
+        result[question["id"]] = {
+            "text": "Reliable and careful.", "rating": question.get("scale", {}).get("max"), "yes_no": "yes",
+            "single": (question.get("choices") or [""])[0], "multiple": (question.get("choices") or [""])[:1],
+        }[kind]
+    return result
+
+
+def test_a_request_runs_from_creation_to_completion(company, members):
+    recruiter = members[Role.RECRUITER].user
+    request, candidate_token = make_request(company, recruiter)
+    assert links.resolve(candidate_token, "candidate").subject_id == request.pk
+    with company_context(company):
+        assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
+        workflow.confirm_candidate(request, name="Casey Candidate", email="casey@example.org")
+    first, first_token = nominate(company, request, REFEREES[0])
+    second, second_token = nominate(company, request, REFEREES[1])
+    with company_context(company):
+        assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_REFEREES
+        with pytest.raises(workflow.WorkflowError):
+            workflow.nominate(request, **REFEREES[2])
+        workflow.referee_opened(first)
+        workflow.confirm_referee(first, **IDENTITY)
+        assert workflow.save_answers(first, {}) == {}
+        assert workflow.submit_answers(first, answers_for(request)) == {}
+        assert Reference.objects.get(pk=first.pk).status == ReferenceStatus.COMPLETED
+        assert ReferenceRequest.objects.get().status == RequestStatus.IN_PROGRESS
+        workflow.decline(second, "I never worked with them.")
+        assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
+    # Answered and declined links still open (on a thank-you page); the replaced one does not.
+    assert links.resolve(first_token, "referee") is not None
+    third, _ = nominate(company, request, REFEREES[2], replacing=second)
+    with company_context(company):
+        assert Reference.objects.get(pk=second.pk).status == ReferenceStatus.REPLACED
+        workflow.confirm_referee(third, **IDENTITY)
+        assert workflow.submit_answers(third, answers_for(request)) == {}
+        done = ReferenceRequest.objects.get()
+        assert (done.status, done.references_completed) == (RequestStatus.COMPLETED, 2)
+        assert done.closed_at is not None
+        kinds = list(done.timeline.values_list("kind", flat=True))
+        assert kinds[0] == "request_created" and kinds[-1] == "request_completed"
+        assert "referee_declined" in kinds and "referee_replaced" in kinds
+    assert links.resolve(second_token, "referee") is None
+    assert links.resolve(candidate_token, "candidate") is not None
+
+
+def test_submitted_answers_cannot_be_changed(company, members):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, request, REFEREES[0])
+    with company_context(company):
+        workflow.confirm_referee(reference, **IDENTITY)
+        assert workflow.submit_answers(reference, answers_for(request)) == {}
+        with pytest.raises(workflow.WorkflowError):
+            workflow.save_answers(reference, {})
+        with pytest.raises(workflow.WorkflowError):
+            workflow.decline(reference, "changed my mind")
