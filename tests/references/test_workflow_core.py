@@ -14,8 +14,13 @@ from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 
-IDENTITY = {"job_title": "Finance Director", "organisation": "Acme Widgets", "candidate_from": "2021-01",
-            "candidate_to": "2024-06", "candidate_title": "Finance Manager"}
+IDENTITY = {
+    "job_title": "Finance Director",
+    "organisation": "Acme Widgets",
+    "candidate_from": "2021-01",
+    "candidate_to": "2024-06",
+    "candidate_title": "Finance Manager",
+}
 
 
 def answers_for(request):
@@ -23,8 +28,11 @@ def answers_for(request):
     for question in request.questionnaire_version.questions:
         kind = question["type"]
         result[question["id"]] = {
-            "text": "Reliable and careful.", "rating": question.get("scale", {}).get("max"), "yes_no": "yes",
-            "single": (question.get("choices") or [""])[0], "multiple": (question.get("choices") or [""])[:1],
+            "text": "Reliable and careful.",
+            "rating": question.get("scale", {}).get("max"),
+            "yes_no": "yes",
+            "single": (question.get("choices") or [""])[0],
+            "multiple": (question.get("choices") or [""])[:1],
         }[kind]
     return result
 

@@ -74,15 +74,13 @@ def last_token(address: str, kind: str) -> str:
 def make_request(company, actor, **overrides):
     """Create a request as ``actor``; returns (request, candidate token)."""
     values = {**REQUEST, "deadline": timezone.now() + timedelta(days=14), **overrides}
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        with company_context(company):
-            request = workflow.create_request(actor=actor, **values)
+    with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
+        request = workflow.create_request(actor=actor, **values)
     return request, last_token(values["email"], "c")
 
 
 def nominate(company, request, referee: dict, replacing=None):
     """Nominate a referee as the candidate; returns (reference, referee token)."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        with company_context(company):
-            reference = workflow.nominate(request, replacing=replacing, **referee)
+    with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
+        reference = workflow.nominate(request, replacing=replacing, **referee)
     return reference, last_token(referee["email"], "r")

@@ -1,4 +1,5 @@
-"""The candidate's pages, under their private link: confirm details, nominate referees, follow their statuses, replace one. Being written."""
+"""The candidate's pages, under their private link: confirm details, nominate referees,
+follow their statuses, replace one. Being written."""
 
 from __future__ import annotations
 

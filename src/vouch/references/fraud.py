@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def record(http_request, request, *, actor: str, action: str, reference=None):
     """Record one candidate or referee action (address, device, time)."""
-    return None
+    return
 
 
 def evaluate(request) -> list:

@@ -46,8 +46,10 @@ def send(template: str, to: list[str], context: dict) -> bool:
         html = render_to_string(f"references/email/{template}.html", context)
         subject, _, body = text.partition("\n")
         message = EmailMultiAlternatives(
-            f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject.strip()}", body.lstrip("\n"),
-            settings.DEFAULT_FROM_EMAIL, recipients,
+            f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject.strip()}",
+            body.lstrip("\n"),
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
         )
         message.attach_alternative(html, "text/html")
         message.send()
@@ -100,7 +102,9 @@ def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, remin
 def _member_emails(user_ids: list[int]) -> list[str]:
     from vouch.accounts.models import User
 
-    return list(User.objects.filter(pk__in=[pk for pk in user_ids if pk], is_active=True).values_list("email", flat=True))
+    return list(
+        User.objects.filter(pk__in=[pk for pk in user_ids if pk], is_active=True).values_list("email", flat=True)
+    )
 
 
 def reference_completed(company_id, reference_id: uuid.UUID) -> bool:

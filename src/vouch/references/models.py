@@ -134,7 +134,7 @@ from vouch.references.request_models import (  # noqa: E402,F401
     ReferenceRequest,
     ReportFile,
     SearchTerm,
-    Touch,
     TimelineEvent,
+    Touch,
     WorkflowSettings,
 )

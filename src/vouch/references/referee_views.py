@@ -1,4 +1,5 @@
-"""The referee's pages, under their private link: confirm identity, answer (saved as they go), or decline; a thank-you page after. Being written."""
+"""The referee's pages, under their private link: confirm identity, answer (saved as they
+go), or decline; a thank-you page after. Being written."""
 
 from __future__ import annotations
 

@@ -34,5 +34,6 @@ def request_or_404(http_request: HttpRequest, request_id: UUID) -> ReferenceRequ
 def reference_or_404(http_request: HttpRequest, request_id: UUID, reference_id: UUID) -> Reference:
     """A reference, reachable only under its own request (which the member must see)."""
     request = request_or_404(http_request, request_id)
-    return company_object_or_404(http_request, Reference.objects.select_related("request"), pk=reference_id,
-                                 request=request)
+    return company_object_or_404(
+        http_request, Reference.objects.select_related("request"), pk=reference_id, request=request
+    )

@@ -271,6 +271,9 @@ class SearchTerm(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["candidate", "term"], name="search_term_unique")]
 
+    def __str__(self) -> str:
+        return f"search term {self.term[:8]}"
+
 
 def default_reminder_days() -> list[int]:
     return [2, 4, 6]

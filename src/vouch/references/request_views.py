@@ -1,4 +1,6 @@
-"""Reference request pages: the dashboard list, new requests (one, or many from a paste or CSV), a request's page with its timeline, and its changes (cancel, delete, resend, deadline). Being written."""
+"""Reference request pages: the dashboard list, new requests (one, or many from a paste or
+CSV), a request's page with its timeline, and its changes (cancel, delete, resend,
+deadline). Being written."""
 
 from __future__ import annotations
 

@@ -155,9 +155,7 @@ def create_request(
             last_activity_at=timezone.now(),
         )
         note(request, "request_created", f"Request created for the role {role}.", actor=actor)
-        activity.log(
-            "request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)}
-        )
+        activity.log("request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)})
         send_candidate_link(request, actor=actor, first=True)
     return request
 
@@ -169,8 +167,12 @@ def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = 
         raise WorkflowError("This request is closed.")
     company = _company()
     token = links.reissue(company, Purpose.CANDIDATE, request.pk, request.deadline)
-    note(request, "candidate_emailed", "Link sent to the candidate." if first else "Link sent again to the candidate.",
-         actor=actor)
+    note(
+        request,
+        "candidate_emailed",
+        "Link sent to the candidate." if first else "Link sent again to the candidate.",
+        actor=actor,
+    )
     request_id, company_id = request.pk, company.pk
     _after_commit(lambda: mail.candidate_invitation(company_id, request_id, token))
     from vouch.references import jobs
@@ -216,8 +218,9 @@ def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> Non
         request.closed_at = now
         request.save(update_fields=["status", "closed_at"])
         note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
-        activity.log("request_cancelled", "Reference request cancelled.", actor=actor,
-                     details={"request": str(request.pk)})
+        activity.log(
+            "request_cancelled", "Reference request cancelled.", actor=actor, details={"request": str(request.pk)}
+        )
 
 
 def expire_request(request: ReferenceRequest, *, now: datetime | None = None) -> bool:
@@ -282,9 +285,7 @@ def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) ->
     else:
         request.status = RequestStatus.AWAITING_REFEREES
     request.save(
-        update_fields=[
-            "status", "closed_at", "references_completed", "flag_count", "open_flags", "last_activity_at"
-        ]
+        update_fields=["status", "closed_at", "references_completed", "flag_count", "open_flags", "last_activity_at"]
     )
     return request.status
 
@@ -317,8 +318,11 @@ def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone
     with _atomic():
         request = _locked_open_request(request)
         candidate = request.candidate
-        changed = [field for field, value in (("name", name), ("email", email), ("phone", phone))
-                   if getattr(candidate, field) != value]
+        changed = [
+            field
+            for field, value in (("name", name), ("email", email), ("phone", phone))
+            if getattr(candidate, field) != value
+        ]
         for field, value in (("name", name), ("email", email), ("phone", phone)):
             setattr(candidate, field, value)
         candidate.save()
@@ -326,8 +330,11 @@ def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone
             index_name(candidate)
         request.candidate_confirmed_at = timezone.now()
         request.save(update_fields=["candidate_confirmed_at"])
-        note(request, "candidate_confirmed",
-             "The candidate confirmed their details" + (f" (changed: {', '.join(changed)})." if changed else "."))
+        note(
+            request,
+            "candidate_confirmed",
+            "The candidate confirmed their details" + (f" (changed: {', '.join(changed)})." if changed else "."),
+        )
 
 
 def open_slots(request: ReferenceRequest) -> int:
@@ -388,11 +395,18 @@ def nominate(
             replacing.status = ReferenceStatus.REPLACED
             replacing.replaced_by = reference
             replacing.save(update_fields=["status", "replaced_by", "closed_at"])
-            note(request, "referee_replaced", f"{replacing.name} ({was}) replaced by {reference.name}.",
-                 reference=replacing)
-        note(request, "referee_nominated",
-             f"The candidate nominated {reference.name} ({reference.get_relationship_display().lower()}).",
-             reference=reference)
+            note(
+                request,
+                "referee_replaced",
+                f"{replacing.name} ({was}) replaced by {reference.name}.",
+                reference=replacing,
+            )
+        note(
+            request,
+            "referee_nominated",
+            f"The candidate nominated {reference.name} ({reference.get_relationship_display().lower()}).",
+            reference=reference,
+        )
         token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
         note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
         refresh_status(request)
@@ -449,8 +463,7 @@ def confirm_referee(reference: Reference, **identity: str) -> None:
         reference.identity = values
         reference.confirmed_at = timezone.now()
         reference.save(update_fields=["identity", "confirmed_at"])
-        note(reference.request, "referee_confirmed", f"{reference.name} confirmed their details.",
-             reference=reference)
+        note(reference.request, "referee_confirmed", f"{reference.name} confirmed their details.", reference=reference)
 
 
 def questions_of(reference: Reference) -> list[dict]:
@@ -545,5 +558,9 @@ def review_flag(flag: Flag, *, actor, comment: str) -> None:
         request.open_flags = Flag.objects.filter(request=request, reviewed_at__isnull=True).count()
         request.save(update_fields=["open_flags"])
         note(request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor)
-        activity.log("flag_reviewed", "Fraud flag reviewed.", actor=actor,
-                     details={"request": str(request.pk), "flag": str(flag.pk)})
+        activity.log(
+            "flag_reviewed",
+            "Fraud flag reviewed.",
+            actor=actor,
+            details={"request": str(request.pk), "flag": str(flag.pk)},
+        )
