@@ -5,19 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-fast bench lint lock setup clean
+.PHONY: run test test-fast bench lint lock setup clean pdf-libs chromium wrk
 
-run: $(VENV)/.base
+run: $(VENV)/.base pdf-libs
 	$(BIN)/vouch serve
 
 setup: $(VENV)/.base
 	$(BIN)/vouch setup
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium pdf-libs
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev wrk
+bench: $(VENV)/.dev wrk pdf-libs
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
@@ -53,6 +53,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Browser tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+# Report PDFs are drawn by WeasyPrint, which needs Pango (and a font) from the system.
+pdf-libs:
+	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q .; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	  else echo "Report PDFs need Pango: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core" >&2; exit 1; fi; }
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
