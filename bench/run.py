@@ -42,7 +42,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce")
+SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow")
 
 
 def parse_duration(text: str) -> float:
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     # A terminated bench still stops its server (the `finally` in benchmark()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if {"server", "tenancy", "bruteforce"} & set(sections) and shutil.which("wrk") is None:
+    if {"server", "tenancy", "bruteforce", "workflow"} & set(sections) and shutil.which("wrk") is None:
         print("bench needs wrk (apt-get install wrk; `make bench` installs it)", file=sys.stderr)
         return 2
     sectioned: dict = {}
@@ -398,11 +398,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\nencryption at rest (bench/vault.py)", flush=True)
         sectioned["vault"] = vault.measure()
         rows += vault.table_rows(sectioned["vault"])
+    # The reference workflow: the referee's questionnaire page and autosave, the request
+    # dashboard with 10,000 requests, a 5-referee report's PDF (bench/workflow.py).
+    if "workflow" in sections:
+        import workflow as workflow_bench
+
+        print("\nreference workflow (bench/workflow.py)", flush=True)
+        sectioned["workflow"] = workflow_bench.measure(args, sys.modules[__name__])
+        rows += workflow_bench.table_rows(sectioned["workflow"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
         results = {}
-        if "tenancy" in sectioned:  # its rows have the server table's columns
+        if {"tenancy", "workflow"} & set(sectioned):  # their rows have the server table's columns
             header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
             print("\n" + header + "\n" + "-" * len(header))
         print("\n".join(rows))
@@ -410,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(tenancy.describe(sectioned["tenancy"])))
     if "vault" in sectioned:
         print("\n" + "\n".join(vault.describe(sectioned["vault"])))
+    if "workflow" in sectioned:
+        print("\n" + "\n".join(workflow_bench.describe(sectioned["workflow"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -426,7 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(bruteforce.describe(decision, logins)))
         sectioned["bruteforce"] = {"decision": decision, "login_flood": logins}
     results |= sectioned
-    checked = [results.get("targets", {}), sectioned.get("vault", {}).get("targets", {})]
+    checked = [
+        results.get("targets", {}),
+        sectioned.get("vault", {}).get("targets", {}),
+        sectioned.get("workflow", {}).get("targets", {}),
+    ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.only:

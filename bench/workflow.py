@@ -1,0 +1,662 @@
+"""Reference-check workflow figures for `make bench` (vouch.references, issue #5).
+
+One live `vouch serve` (granian, TLS, --workers processes, the embedded SQLite default
+unless --services), a company owner signed in through the login form (as
+bench/run.py's dashboard row), then:
+
+1. The referee's questionnaire. REFEREES referees are nominated through the workflow
+   itself (``workflow.create_request`` and ``workflow.nominate``, in a Django process
+   against the server's data; the private links are read from the emails Vouch
+   sent), and each confirms their details (``workflow.confirm_referee``) so their
+   link opens on the questions. A CSRF cookie and form token are taken from one
+   questionnaire page, as a browser would. wrk then rotates through every referee's
+   link (a Lua script, each thread starting at a different referee):
+   - GET r/<token>/answers/ (the questionnaire page), and
+   - POST r/<token>/answers/ with ``X-Vouch-Autosave: 1`` (progress saved as the
+     referee types: a few answers, the form's CSRF token, Origin and Referer).
+   /livez (a constant view) is the baseline, measured interleaved in the same
+   rounds. Every request must succeed: the server's log is counted per route, wrk's
+   non-2xx/socket errors must be zero, and afterwards every referee's saved answers
+   are read back.
+2. The dashboard (/requests/) with DASHBOARD_REQUESTS requests in the company: the
+   candidates and requests written with ``bulk_create`` (which runs the vault fields'
+   ``pre_save``: every personal field is encrypted, the blind indexes and name search
+   terms computed as the workflow writes them) in one transaction, their creation
+   times spread over a year and their statuses, progress and flags varied; the
+   seeding time is reported. Measured like the main dashboard row.
+3. The PDF of a completed report with 5 referees (``report_pdf.generate_pdf``): one
+   request, five referees nominated, confirmed and submitted through the workflow,
+   then the PDF generated PDF_ROUNDS times (after one warm-up); median and p90.
+
+Run alone: .venv/bin/python bench/run.py --only workflow   (quick: --duration 3s --rounds 1)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from html import unescape
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TARGET_P99_MS = 50.0  # questionnaire page and answer submission
+TARGET_SUBMIT_RPS = 500.0
+TARGET_DASHBOARD_P99_MS = 100.0
+REFEREES = 400
+DASHBOARD_REQUESTS = 10_000
+PDF_ROUNDS = 7
+AUTOSAVE_HEADER = "X-Vouch-Autosave"
+
+# What a referee has typed so far: valid answers to the built-in "general professional"
+# questionnaire, some of them (an autosave carries whatever is filled in).
+PARTIAL_ANSWERS = {
+    "q-relationship": "I managed them",
+    "q-dates": "2021 to 2024, as senior analyst in the finance team.",
+    "q-reliability": "4",
+    "q-quality": "5",
+    "q-strengths": "Careful with numbers, explains them plainly to people who are not.",
+}
+
+# Runs in a Django process with the server's environment (its data).
+SCRIPT = textwrap.dedent(
+    """
+    import json, re, statistics, sys, time
+    from datetime import timedelta
+    import django
+    django.setup()
+    from django.conf import settings
+    from django.core import mail
+    from django.db import router, transaction
+    from django.utils import timezone
+    from vouch.accounts.models import User
+    from vouch.references import questionnaires, workflow
+    from vouch.references.models import Candidate
+    from vouch.references.request_models import (
+        Reference, ReferenceRequest, RequestStatus, SearchTerm,
+    )
+    from vouch.tenancy.context import company_context
+    from vouch.tenancy.models import Company
+    from vouch.vault.fields import blind_index
+    from vouch.vault.normalise import NORMALISERS
+
+    # The links are read from the emails, as a referee would; kept in memory here.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    LINK = re.compile(r"https?://[^\\s\\"<>]+/(c|r)/([A-Za-z0-9_-]{20,128})/")
+    QUESTIONNAIRE = "builtin:general-professional"
+    FIRST = ["Alice", "Bashir", "Chen", "Dagny", "Emeka", "Fatima", "Gustav", "Hana", "Ivan", "Joanna"]
+    LAST = ["Smith", "Okafor", "Nguyen", "Larsen", "Kowalski", "Haddad", "Moreau", "Tanaka", "Silva", "Brown"]
+    ROLES = ["Head of Finance", "Data Analyst", "Site Manager", "Nurse Practitioner", "Account Director"]
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+
+    def token_for(address, kind):
+        found = [t for m in mail.outbox if address in m.to for k, t in LINK.findall(m.body) if k == kind]
+        assert found, f"no {kind} link mailed to {address}"
+        return found[-1]
+
+    def person(i):
+        first, last = FIRST[i % 10], LAST[(i // 10) % 10]
+        return first, last
+
+    def referee_values(i, tag):
+        first, last = person(i + 3)
+        return {
+            "name": f"{first} {last} Referee {i}",
+            "email": f"referee-{tag}-{i}@acme-widgets.example",
+            "phone": f"+44 7700 8{i:05d}",
+            "relationship": "manager" if i % 2 else "peer",
+            "organisation": "Acme Widgets",
+            "worked_from": "2021-01",
+            "worked_to": "2024-06",
+        }
+
+    def confirm(reference):
+        workflow.confirm_referee(
+            reference, job_title="Finance Director", organisation="Acme Widgets",
+            candidate_title="Senior Analyst", candidate_from="2021-01", candidate_to="2024-06",
+        )
+
+    def referees(company_id, email, count, per_request, tag):
+        # ``count`` referees, ``per_request`` to a request, each confirmed: their
+        # link opens on the questionnaire.
+        company, owner = Company.objects.get(pk=company_id), User.objects.get(email=email)
+        started, tokens = time.perf_counter(), []
+        with company_context(company):
+            for r in range(0, count, per_request):
+                first, last = person(r)
+                request = workflow.create_request(
+                    actor=owner, name=f"{first} {last} {r}", email=f"candidate-{tag}-{r}@example.org",
+                    role=ROLES[r % len(ROLES)], questionnaire=QUESTIONNAIRE,
+                    deadline=timezone.now() + timedelta(days=30), referees_required=per_request,
+                )
+                for i in range(r, min(count, r + per_request)):
+                    values = referee_values(i, tag)
+                    reference = workflow.nominate(request, **values)
+                    confirm(reference)
+                    tokens.append(token_for(values["email"], "r"))
+                if len(tokens) % 100 == 0:
+                    say(f"  {len(tokens)}/{count} referees nominated and confirmed")
+        print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - started}))
+
+    def saved(company_id, tag):
+        # How many of the bench referees have progress saved, with the answers the bench sent.
+        with company_context(Company.objects.get(pk=company_id)):
+            refs = Reference.objects.filter(email_index__in=[
+                blind_index("email", f"referee-{tag}-{i}@acme-widgets.example") for i in range(int(sys.argv[4]))
+            ])
+            answers = [r.answers or {} for r in refs]
+        print(json.dumps({
+            "referees": len(answers),
+            "with_answers": sum(1 for a in answers if a.get("reliability") == 4 and a.get("strengths")),
+        }))
+
+    def requests(company_id, email, count):
+        # ``count`` requests (each with its own candidate) in one transaction; the vault
+        # fields encrypt in bulk_create's pre_save, the name search terms as the
+        # workflow computes them.
+        company, owner = Company.objects.get(pk=company_id), User.objects.get(email=email)
+        statuses = [RequestStatus.AWAITING_CANDIDATE, RequestStatus.AWAITING_REFEREES, RequestStatus.IN_PROGRESS,
+                    RequestStatus.COMPLETED, RequestStatus.IN_PROGRESS, RequestStatus.EXPIRED,
+                    RequestStatus.CANCELLED, RequestStatus.AWAITING_REFEREES]
+        started = time.perf_counter()
+        with company_context(company):
+            version = questionnaires.version_for_request(QUESTIONNAIRE, actor=owner)
+            now, batch, made = timezone.now(), 1000, []
+            with transaction.atomic(using=router.db_for_write(ReferenceRequest)):
+                for first_index in range(0, count, batch):
+                    indexes = range(first_index, min(count, first_index + batch))
+                    candidates = []
+                    for i in indexes:
+                        first, last = person(i)
+                        candidates.append(Candidate(
+                            name=f"{first} {last} {i:05d}", email=f"{first.lower()}.{last.lower()}.{i}@example.org",
+                            phone=f"+44 7700 9{i:05d}", created_by_id=owner.pk,
+                        ))
+                    Candidate.objects.bulk_create(candidates)
+                    terms = []
+                    for c in candidates:
+                        words = {w for w in NORMALISERS["name"](c.name).split() if w}
+                        terms += [SearchTerm(candidate=c, term=blind_index("name", w)) for w in sorted(words)]
+                    SearchTerm.objects.bulk_create(terms)
+                    rows = []
+                    for i, c in zip(indexes, candidates):
+                        status = statuses[i % len(statuses)]
+                        closed = status in (RequestStatus.COMPLETED, RequestStatus.EXPIRED, RequestStatus.CANCELLED)
+                        flags = (i % 7 == 0) + (i % 11 == 0)
+                        rows.append(ReferenceRequest(
+                            created_by_id=owner.pk, candidate=c, role=ROLES[i % len(ROLES)],
+                            questionnaire_version=version, referees_required=2 + i % 2,
+                            guidance="A manager from the last two years", deadline=now + timedelta(days=14),
+                            status=status, closed_at=now if closed else None,
+                            references_completed=2 if status == RequestStatus.COMPLETED else (i % 2),
+                            open_flags=flags, flag_count=flags + (i % 13 == 0), last_activity_at=now,
+                        ))
+                    ReferenceRequest.objects.bulk_create(rows)
+                    made += rows
+                # auto_now_add stamped them all now: spread them over a year, newest first.
+                for i, row in enumerate(made):
+                    row.created_at = now - timedelta(seconds=i * 3150)
+                ReferenceRequest.objects.bulk_update(made, ["created_at"], batch_size=batch)
+            total = ReferenceRequest.objects.count()
+            sealed = ReferenceRequest.objects.values_list("role", flat=True).first()
+        print(json.dumps({
+            "made": len(made), "requests_in_company": total, "seconds": time.perf_counter() - started,
+            "role_sealed": type(sealed).__name__ == "Sealed",
+        }))
+
+    def pdf(company_id, email, rounds, tag):
+        # A request completed by five referees, then its PDF generated ``rounds`` times.
+        try:
+            from vouch.references import report_pdf
+        except ImportError:
+            print(json.dumps({"skipped": "vouch.references.report_pdf is not there yet"}))
+            return
+        company, owner = Company.objects.get(pk=company_id), User.objects.get(email=email)
+        with company_context(company):
+            request = workflow.create_request(
+                actor=owner, name="Casey Candidate", email=f"casey-{tag}@example.org", role="Head of Finance",
+                questionnaire=QUESTIONNAIRE, deadline=timezone.now() + timedelta(days=30), referees_required=5,
+            )
+            for i in range(5):
+                reference = workflow.nominate(request, **referee_values(10_000 + i, tag))
+                confirm(reference)
+                errors = workflow.submit_answers(reference, {
+                    "relationship": "I managed them" if i % 2 else "Peer or colleague",
+                    "dates": f"From 2019 to 2024, referee {i + 1} worked with Casey in the finance team.",
+                    "reliability": 3 + i % 3, "quality": 5 - i % 2,
+                    "strengths": f"Referee {i + 1}: careful, plain-spoken, good with numbers and with people. " * 3,
+                    "develop": "Delegating earlier in a project.", "rehire": "yes",
+                    "anything_else": "A long answer, as referees write them. " * 12,
+                })
+                assert not errors, errors
+            request.refresh_from_db()
+            assert request.status == RequestStatus.COMPLETED, request.status
+            generate = report_pdf.generate_pdf
+            started = time.perf_counter()
+            first = generate(request)
+            first_ms = (time.perf_counter() - started) * 1000
+            data = first if isinstance(first, bytes | bytearray) else getattr(first, "read", lambda: b"")()
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                generate(request)
+                times.append((time.perf_counter() - started) * 1000)
+        print(json.dumps({
+            "first_ms": first_ms, "times_ms": times, "median_ms": statistics.median(times),
+            "min_ms": min(times), "max_ms": max(times), "bytes": len(data) if data else None,
+            "is_pdf": bool(data) and bytes(data[:5]) == b"%PDF-",
+        }))
+
+    mode = sys.argv[1]
+    if mode == "referees":
+        referees(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+    elif mode == "saved":
+        saved(sys.argv[2], sys.argv[3])
+    elif mode == "requests":
+        requests(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif mode == "pdf":
+        pdf(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    """
+)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{n:.2f}" for n in os.getloadavg())
+
+
+def django(env: dict[str, str], *argv: str, timeout: float = 1800) -> dict:
+    """Run SCRIPT with ``env`` (progress on our stderr); its last stdout line as JSON."""
+    env = {**env, "DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_LOG_LEVEL": "WARNING"}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *argv], env=env, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"workflow bench step {argv[0]} failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- wrk scripts ------------------------------------------------------------------------
+
+LUA = textwrap.dedent(
+    """
+    local tokens = {{{tokens}}}
+    local threads = 0
+    function setup(thread)
+      thread:set("offset", threads * {spacing})
+      threads = threads + 1
+    end
+    local requests, n = {{}}, 0
+    function init(args)
+      local headers = {headers}
+      for i, token in ipairs(tokens) do
+        local path = "/r/" .. token .. "/answers/"
+        headers["Referer"] = "{origin}" .. path
+        requests[i] = wrk.format("{method}", path, headers, {body})
+      end
+      n = offset
+    end
+    function request()
+      n = n + 1
+      return requests[(n % #requests) + 1]
+    end
+    """
+)
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Lua string literal here (ASCII)
+
+
+def lua_script(tokens: list[str], *, origin: str, threads: int, method: str, cookie: str, body: str = "") -> str:
+    headers = {"Cookie": cookie}
+    if method == "POST":
+        headers |= {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": origin,
+            AUTOSAVE_HEADER: "1",
+        }
+    table = "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()) + "}"
+    return LUA.format(
+        tokens=", ".join(_lua_string(t) for t in tokens),
+        spacing=len(tokens) // max(1, threads),
+        headers=table,
+        origin=origin,
+        method=method,
+        body=_lua_string(body) if body else "nil",
+    )
+
+
+# --- the parts ----------------------------------------------------------------------------
+
+
+def _statuses(bench, label: str, statuses: dict[int, int], measured: dict, expected: set[int]) -> None:
+    bad = {status: n for status, n in statuses.items() if status not in expected}
+    if bad or not statuses or measured["non_2xx_3xx"] or measured["socket_errors"]:
+        raise RuntimeError(
+            f"{label}: not every request succeeded (logged statuses {statuses}, expected only {sorted(expected)}; "
+            f"wrk non-2xx/3xx {measured['non_2xx_3xx']}, socket errors {measured['socket_errors']})"
+        )
+
+
+def _route_of(server, path_prefix: str) -> str | None:
+    """The route the server logged for the newest request whose path starts so (the
+    log names the URL pattern, e.g. "r/<str:token>/answers/")."""
+    for line in reversed(server.log().splitlines()):
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == "request" and str(entry.get("path", "")).startswith(path_prefix):
+            return entry.get("route")
+    return None
+
+
+def questionnaire_setup(bench, args, server, company_id: str, email: str, tag: str) -> dict:
+    say(f"nominating and confirming {REFEREES} referees through the workflow ({load()})")
+    seeded = django(server.env, "referees", company_id, email, str(REFEREES), "2", tag)
+    tokens = seeded["tokens"]
+    if len(set(tokens)) != REFEREES:
+        raise RuntimeError(f"expected {REFEREES} distinct referee links, got {len(set(tokens))}")
+    # One questionnaire page, as a browser loads it: the CSRF cookie and the form's token.
+    path = f"/r/{tokens[0]}/answers/"
+    page = bench.helpers.request(server, "GET", path)
+    if page.status != 200:
+        raise RuntimeError(f"GET {path} gave {page.status}: {page.text[:800]}")
+    cookies = page.cookies()
+    csrf_cookie = cookies.get("__Host-csrftoken")
+    match = bench.helpers._CSRF_INPUT.search(page.text)
+    if csrf_cookie is None or match is None:
+        raise RuntimeError("the questionnaire page set no CSRF cookie or has no form token")
+    form_token = unescape(match.group(1))
+    for question in ("q-reliability", "q-strengths"):
+        if f'name="{question}"' not in page.text:
+            raise RuntimeError(f"the questionnaire page has no {question} field")
+    cookie = f"__Host-csrftoken={csrf_cookie.value}"
+    # Other cookies the page set (a device cookie) go along, as a browser would send them.
+    for name, value in cookies.items():
+        if name != "__Host-csrftoken" and value.value:
+            cookie += f"; {name}={value.value}"
+    body = urlencode({"csrfmiddlewaretoken": form_token, **PARTIAL_ANSWERS})
+    saved = bench.helpers.request(
+        server,
+        "POST",
+        path,
+        body=body.encode(),
+        headers={
+            "Cookie": cookie,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": server.url,
+            "Referer": f"{server.url}{path}",
+            AUTOSAVE_HEADER: "1",
+        },
+    )
+    if not 200 <= saved.status < 300:
+        raise RuntimeError(f"an autosave POST gave {saved.status}: {saved.text[:800]}")
+    route = _route_of(server, path) or "r/<str:token>/answers/"
+    directory = Path(server.data_dir)
+    scripts = {}
+    for method in ("GET", "POST"):
+        script = directory / f"referees-{method.lower()}.lua"
+        script.write_text(
+            lua_script(
+                tokens,
+                origin=server.url,
+                threads=args.threads,
+                method=method,
+                cookie=cookie,
+                body=body if method == "POST" else "",
+            )
+        )
+        scripts[method] = str(script)
+    return {
+        "tokens": tokens,
+        "seed_seconds": seeded["seconds"],
+        "route": route,
+        "scripts": scripts,
+        "autosave_status": saved.status,
+        "page_bytes": len(page.body),
+    }
+
+
+def measure_questionnaire(bench, args, server, setup: dict) -> dict:
+    url = f"{server.url}/r/{setup['tokens'][0]}/answers/"
+    targets = {
+        "livez": (f"{server.url}/livez", None, "livez", {200}),
+        "questionnaire": (url, setup["scripts"]["GET"], setup["route"], {200}),
+        "autosave": (url, setup["scripts"]["POST"], setup["route"], {setup["autosave_status"]}),
+    }
+    for name, (target, script, _, _) in targets.items():
+        say(f"warm-up {name} ({args.warmup:g}s), {load()}")
+        bench.run_wrk(target, args, args.warmup, script=script)
+    runs: dict[str, list[dict]] = {name: [] for name in targets}
+    for round_number in range(1, args.rounds + 1):
+        for name, (target, script, route, expected) in targets.items():
+            cursor = bench.LogCursor(server.log_path)
+            measured = bench.run_wrk(target, args, args.duration, script=script)
+            time.sleep(0.3)  # the last log lines reach the file
+            statuses = cursor.statuses(route)
+            _statuses(bench, name, statuses, measured, expected)
+            measured["round"], measured["statuses"] = round_number, statuses
+            runs[name].append(measured)
+            say(
+                f"round {round_number} {name:<13} {measured['requests_per_s']:9.1f} req/s  "
+                f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load()})"
+            )
+    return {name: {"median": bench.median_of(found), "runs": found} for name, found in runs.items()}
+
+
+def measure_dashboard(bench, args, server, cookie: str, company_id: str, email: str) -> dict:
+    say(f"seeding {DASHBOARD_REQUESTS} requests in one company ({load()})")
+    seeded = django(server.env, "requests", company_id, email, str(DASHBOARD_REQUESTS))
+    if seeded["requests_in_company"] < DASHBOARD_REQUESTS or not seeded["role_sealed"]:
+        raise RuntimeError(f"seeding the dashboard went wrong: {seeded}")
+    say(f"  {seeded['made']} requests in {seeded['seconds']:.1f}s")
+    page = bench.helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": cookie.split("=", 1)[1]})
+    if page.status != 200:
+        raise RuntimeError(f"/requests/ gave {page.status}: {page.text[:500]}")
+    if "Alice Smith" not in page.text and "Smith" not in page.text:
+        raise RuntimeError("the dashboard does not show the seeded candidates")
+    route = _route_of(server, "/requests/") or "requests/"
+    url = f"{server.url}/requests/"
+    say(f"dashboard: warm-up ({args.warmup:g}s), {load()}")
+    bench.run_wrk(url, args, args.warmup, cookie)
+    runs = []
+    for round_number in range(1, args.rounds + 1):
+        cursor = bench.LogCursor(server.log_path)
+        measured = bench.run_wrk(url, args, args.duration, cookie)
+        time.sleep(0.3)
+        _statuses(bench, "dashboard 10k", cursor.statuses(route), measured, {200})
+        measured["round"] = round_number
+        runs.append(measured)
+        say(
+            f"round {round_number} /requests/ {DASHBOARD_REQUESTS} {measured['requests_per_s']:9.1f} req/s  "
+            f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load()})"
+        )
+    return {"seeding": seeded, "page_bytes": len(page.body), "median": bench.median_of(runs), "runs": runs}
+
+
+def measure(args, bench) -> dict:
+    """Every figure; ``bench`` is bench/run.py (its server, wrk and log helpers)."""
+    results: dict = {"cpus": os.cpu_count(), "load_start": os.getloadavg(), "seconds": {}}
+    server = bench.make_server(workers=args.workers)
+    try:
+        server.start()
+        tag = uuid.uuid4().hex[:8]
+        email, company = f"bench-workflow-{tag}@example.com", f"Workflow Bench {tag}"
+        member = bench.helpers.create_member(server, email, company)
+        session = bench.helpers.session_cookie(server, email)
+        cookie = f"__Host-vouch_session={session}"
+        company_id = member["company_id"]
+
+        started = time.perf_counter()
+        try:
+            setup = questionnaire_setup(bench, args, server, company_id, email, tag)
+        except RuntimeError as exc:
+            if "gave 404" not in str(exc):
+                raise
+            results["questionnaire"] = {"skipped": "the referee's questionnaire page is not there yet (404)"}
+        else:
+            results["questionnaire"] = measure_questionnaire(bench, args, server, setup)
+            results["questionnaire"] |= {
+                "referees": len(setup["tokens"]),
+                "seed_seconds": setup["seed_seconds"],
+                "page_bytes": setup["page_bytes"],
+                "autosave_status": setup["autosave_status"],
+                "saved": django(server.env, "saved", company_id, tag, str(REFEREES)),
+            }
+            if results["questionnaire"]["saved"]["with_answers"] != REFEREES:
+                raise RuntimeError(f"not every referee's progress was saved: {results['questionnaire']['saved']}")
+        results["seconds"]["questionnaire"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        probe = bench.helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": session})
+        if probe.status == 404:
+            results["dashboard"] = {"skipped": "the /requests/ page is not there yet"}
+        else:
+            results["dashboard"] = measure_dashboard(bench, args, server, cookie, company_id, email)
+        results["seconds"]["dashboard"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        say(f"PDF of a 5-referee report, {PDF_ROUNDS} runs ({load()})")
+        results["pdf"] = django(server.env, "pdf", company_id, email, str(PDF_ROUNDS), tag)
+        results["seconds"]["pdf"] = time.perf_counter() - started
+    except Exception:
+        if server.process is not None:
+            print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        bench.cleanup(server)
+    results["load_end"] = os.getloadavg()
+    results["targets"] = _targets(results)
+    return results
+
+
+def _targets(results: dict) -> dict:
+    met: dict[str, bool] = {}
+    q = results.get("questionnaire", {})
+    if "questionnaire" in q:
+        met["questionnaire_p99"] = q["questionnaire"]["median"]["p99_ms"] < TARGET_P99_MS
+        met["autosave_p99"] = q["autosave"]["median"]["p99_ms"] < TARGET_P99_MS
+        met["autosave_rps"] = q["autosave"]["median"]["requests_per_s"] >= TARGET_SUBMIT_RPS
+    d = results.get("dashboard", {})
+    if "median" in d:
+        met["dashboard_10k_p99"] = d["median"]["p99_ms"] < TARGET_DASHBOARD_P99_MS
+    return {
+        "p99_ms": TARGET_P99_MS,
+        "submit_rps": TARGET_SUBMIT_RPS,
+        "dashboard_p99_ms": TARGET_DASHBOARD_P99_MS,
+        "met": met,
+    }
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _verdict(met: dict, key: str) -> str:
+    return "" if key not in met else ("MET" if met[key] else "MISSED")
+
+
+def table_rows(results: dict) -> list[str]:
+    """Rows for bench/run.py's table (name, req/s, p50, p99, ratio to livez of this run)."""
+    rows = []
+    q = results.get("questionnaire", {})
+    if "livez" in q:
+        base = q["livez"]["median"]["requests_per_s"] or 1.0
+        for name, label in (
+            ("livez", "livez (workflow run)"),
+            ("questionnaire", "referee page GET"),
+            ("autosave", "referee autosave POST"),
+        ):
+            m = q[name]["median"]
+            rows.append(
+                f"{label:<22} {m['requests_per_s']:>10.1f} {m['p50_ms']:>9.2f} {m['p99_ms']:>9.2f} "
+                f"{m['requests_per_s'] / base:>7.2f}"
+            )
+    elif q:
+        rows.append(f"referee pages: {q.get('skipped')}")
+    d = results.get("dashboard", {})
+    if "median" in d:
+        m = d["median"]
+        ratio = ""
+        if "livez" in q:
+            ratio = f"{m['requests_per_s'] / (q['livez']['median']['requests_per_s'] or 1.0):>7.2f}"
+        rows.append(
+            f"{f'requests/ {DASHBOARD_REQUESTS // 1000}k':<22} {m['requests_per_s']:>10.1f} {m['p50_ms']:>9.2f} "
+            f"{m['p99_ms']:>9.2f} {ratio:>7}"
+        )
+    elif d:
+        rows.append(f"dashboard 10k: {d.get('skipped')}")
+    return rows
+
+
+def describe(results: dict) -> list[str]:
+    met = results["targets"]["met"]
+    lines = [
+        f"reference workflow ({results['cpus']} CPUs; load average at start "
+        f"{' '.join(f'{n:.2f}' for n in results['load_start'])}, at end "
+        f"{' '.join(f'{n:.2f}' for n in results['load_end'])}: wrk and other processes share this machine)"
+    ]
+    q = results.get("questionnaire", {})
+    if "questionnaire" in q:
+        lines.append(
+            f"  referee questionnaire, {q['referees']} referees' links rotated ({q['seed_seconds']:.1f}s to nominate "
+            f"and confirm them through the workflow), page {q['page_bytes']} bytes: GET p99 "
+            f"{q['questionnaire']['median']['p99_ms']:.1f} ms (target < {TARGET_P99_MS:g}: "
+            f"{_verdict(met, 'questionnaire_p99')}); autosave POST (status {q['autosave_status']}) "
+            f"{q['autosave']['median']['requests_per_s']:.0f}/s (target >= {TARGET_SUBMIT_RPS:g}: "
+            f"{_verdict(met, 'autosave_rps')}), p99 {q['autosave']['median']['p99_ms']:.1f} ms "
+            f"({_verdict(met, 'autosave_p99')}); every referee's saved answers read back: "
+            f"{q['saved']['with_answers']}/{q['saved']['referees']}"
+        )
+    elif q:
+        lines.append(f"  referee questionnaire: {q.get('skipped')}")
+    d = results.get("dashboard", {})
+    if "median" in d:
+        s = d["seeding"]
+        lines.append(
+            f"  dashboard /requests/ with {s['requests_in_company']} requests in one company (seeded in "
+            f"{s['seconds']:.1f}s, encrypted, one transaction): p50 {d['median']['p50_ms']:.1f} ms, p99 "
+            f"{d['median']['p99_ms']:.1f} ms (target < {TARGET_DASHBOARD_P99_MS:g}: "
+            f"{_verdict(met, 'dashboard_10k_p99')}), {d['median']['requests_per_s']:.0f} req/s"
+        )
+    elif d:
+        lines.append(f"  dashboard: {d.get('skipped')}")
+    p = results.get("pdf", {})
+    if "median_ms" in p:
+        lines.append(
+            f"  PDF of a completed 5-referee report (report_pdf.generate_pdf): median {p['median_ms']:.0f} ms over "
+            f"{len(p['times_ms'])} runs (min {p['min_ms']:.0f}, max {p['max_ms']:.0f}; first {p['first_ms']:.0f} ms), "
+            f"{p['bytes']} bytes"
+        )
+    elif p:
+        lines.append(f"  PDF: {p.get('skipped')}")
+    lines.append("  time: " + ", ".join(f"{k} {v:.0f}s" for k, v in results["seconds"].items()))
+    return lines
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run
+
+    arguments = run.parse_args(sys.argv[1:])
+    run.signal.signal(run.signal.SIGTERM, lambda *_: sys.exit(143))
+    measured = measure(arguments, run)
+    header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
+    print("\n" + header + "\n" + "-" * len(header))
+    print("\n".join(table_rows(measured)))
+    print("\n" + "\n".join(describe(measured)))
