@@ -11,7 +11,7 @@ database's transaction commits, so a rolled-back change never mails anyone."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import router, transaction
 from django.utils import timezone
@@ -84,9 +84,9 @@ def note(request: ReferenceRequest, kind: str, summary: str, *, reference: Refer
 def deadline_from(value: date | datetime) -> datetime:
     """A deadline given as a day means the end of that day (UTC)."""
     if isinstance(value, datetime):
-        moment = value if timezone.is_aware(value) else timezone.make_aware(value, timezone.UTC)
+        moment = value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
     else:
-        moment = datetime.combine(value, time(23, 59, 59), tzinfo=timezone.UTC)
+        moment = datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
     now = timezone.now()
     if moment <= now:
         raise WorkflowError("The deadline must be in the future.")
