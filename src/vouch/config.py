@@ -36,6 +36,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "VOUCH_REDIS_URL": ("(none: database cache and sessions)", "Redis for cache, sessions and rate-limit state."),
     "VOUCH_REDIS_KEY_PREFIX": ("vouch", "Prefix of every Redis key, so installations can share one Redis."),
+    "VOUCH_TASKS_BACKEND": (
+        "redis in production when VOUCH_REDIS_URL is set, otherwise database",
+        "Queue of background tasks (reminders, expiry, retention): `database` (a table in the control database) "
+        "or `redis` (RQ on VOUCH_REDIS_URL).",
+    ),
+    "VOUCH_SERVE_WORKER": ("1", "`vouch serve` also runs a background worker; 0 when `vouch worker` runs apart."),
     "VOUCH_REGIONS": ("au,eu,us,ca", "Regions a company can choose at signup."),
     "VOUCH_COMPANY_DATABASE_URL": (
         "(none: a SQLite file per company)",

@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "vouch.vault",
     "vouch.guard",
     "vouch.outbox",
+    # Background tasks (reminders, expiry, retention): see TASKS below.
+    "django_tasks",
+    "django_tasks_db",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -179,6 +182,22 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "vouch_cache"}}
     # Django's database sessions, with the per-request lookup in plain SQL (see the module).
     SESSION_ENGINE = "vouch.accounts.sessions"
+
+# Background tasks (vouch.references.jobs), run by `vouch worker` (which `vouch serve`
+# also starts). "database": django-tasks-db, its queue a table in the control database
+# (the embedded default). "redis": RQ on VOUCH_REDIS_URL; the default in production
+# when Redis is configured. Task arguments are ids only, never personal data.
+VOUCH_TASKS_BACKEND = env("VOUCH_TASKS_BACKEND", "redis" if PRODUCTION and REDIS_URL else "database").lower()
+if VOUCH_TASKS_BACKEND == "redis":
+    if not REDIS_URL:
+        raise ValueError("VOUCH_TASKS_BACKEND=redis needs VOUCH_REDIS_URL")
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+elif VOUCH_TASKS_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+else:
+    raise ValueError(f"VOUCH_TASKS_BACKEND must be database or redis, not {VOUCH_TASKS_BACKEND!r}")
 
 AUTH_USER_MODEL = "accounts.User"
 # User.email is unique case-insensitively through a functional constraint, which

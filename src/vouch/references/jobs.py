@@ -1,14 +1,365 @@
 """Background jobs of the workflow (django-tasks): reminders, expiry at the deadline,
-retention. Being written: the scheduling entry points below are what the workflow
-calls once a change commits."""
+and the daily maintenance (overdue requests, retention, old links).
+
+The workflow calls :func:`schedule_for_request` and :func:`schedule_for_reference`
+once a change commits; they enqueue tasks to run later (``run_after``). A task's
+arguments are ids and numbers only: the task queue (a control-database table, or
+Redis) is not encrypted, so it must never hold a name, an address or an answer.
+
+Every task enters its company's context itself and looks at the state *now*, not at
+what it was when the task was planned: a request completed, cancelled, expired or
+deleted meanwhile, a referee who answered, declined or was replaced, a deadline that
+moved, or a changed reminder schedule all turn a planned task into a no-op. Sending a
+reminder is a compare-and-set on the reminder counter, so two workers, a task queued
+twice, or the daily safety net never send the same reminder twice."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db import router, transaction
+from django.utils import timezone
+from django_tasks import task
+
+from vouch.links import services as links
+from vouch.links.models import Purpose
+from vouch.references import mail, retention, workflow
+from vouch.references.request_models import (
+    OPEN_REFERENCE_STATUSES,
+    OPEN_REQUEST_STATUSES,
+    Reference,
+    ReferenceRequest,
+    WorkflowSettings,
+)
+from vouch.tenancy.context import company_context
+
+log = logging.getLogger("vouch.references.jobs")
+
+DAY = timedelta(days=1)
+# Links expired or revoked longer ago than this are removed from the token index.
+LINK_PURGE_AFTER = timedelta(days=30)
+# How often the worker's scheduler looks whether today's maintenance is planned.
+SCHEDULER_INTERVAL_SECONDS = 600
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _active_company(company_id):
+    """The company, or None when it is gone or switched off (its tasks then do nothing)."""
+    from vouch.tenancy.models import Company, CompanyStatus
+
+    company = Company.objects.filter(pk=company_id).first()
+    if company is None or not company.is_active or company.status == CompanyStatus.DELETED:
+        return None
+    return company
+
+
+def _atomic():
+    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
+
+
+def _on_commit(function) -> None:
+    transaction.on_commit(function, using=router.db_for_write(ReferenceRequest), robust=True)
+
+
+def _already_queued(job, run_after: datetime | None, args: list) -> bool:
+    """On the database backend, the same task with the same arguments and time is
+    already waiting (a deadline moved twice, a link resent): do not queue it again."""
+    from django_tasks_db import DatabaseBackend
+    from django_tasks_db.models import DBTaskResult
+
+    backend = job.get_backend()
+    if not isinstance(backend, DatabaseBackend) or run_after is None:
+        return False
+    waiting = DBTaskResult.objects.filter(
+        status="READY", backend_name=backend.alias, task_path=job.module_path, run_after=run_after
+    ).values_list("args_kwargs", flat=True)
+    return any(row == {"args": args, "kwargs": {}} for row in waiting)
+
+
+def _enqueue(job, run_after: datetime | None, *args) -> None:
+    """Queue ``job`` with id-only arguments (checked), to run at ``run_after``."""
+    arguments = [str(arg) if isinstance(arg, uuid.UUID) else arg for arg in args]
+    for argument in arguments:
+        if not isinstance(argument, (str, int)) or (isinstance(argument, str) and len(argument) > 64):
+            raise TypeError("task arguments are ids and numbers only")
+    if _already_queued(job, run_after, arguments):
+        return
+    (job.using(run_after=run_after) if run_after else job).enqueue(*arguments)
+
+
+def reminder_plan(base: datetime, days: Sequence[int], sent: int, number: int, now: datetime):
+    """What reminder ``number`` (1-based, planned for ``base`` + ``days[number-1]``)
+    should do at ``now``: ("send", n) the latest reminder due and not yet sent,
+    ("later", when) not due yet (the schedule moved later), or ("done", None)."""
+    due = sum(1 for day in days if base + timedelta(days=day) <= now)
+    if due > sent:
+        return "send", due
+    if number <= len(days):
+        when = base + timedelta(days=days[number - 1])
+        if when > now:
+            return "later", when
+    return "done", None
+
+
+def _schedule(days: Sequence[int], base: datetime, sent: int, deadline: datetime):
+    """(number, when) of the reminders still to send before the deadline."""
+    for number, day in enumerate(days, start=1):
+        when = base + timedelta(days=day)
+        if number > sent and when < deadline:
+            yield number, when
+
+
+# --- scheduling (called by the workflow after commit) --------------------------------
+
 
 def schedule_for_request(company_id, request_id) -> None:
-    """The candidate's link was (re)sent or the deadline moved: plan the candidate's
-    reminders and the request's expiry."""
+    """The candidate's link was (re)sent or the deadline moved: plan the request's
+    expiry at the deadline, the candidate's reminders and the open referees' ones."""
+    company = _active_company(company_id)
+    if company is None:
+        return
+    with company_context(company):
+        request = ReferenceRequest.objects.filter(pk=request_id).first()
+        if request is None or not request.is_open:
+            return
+        days = WorkflowSettings.current().reminder_days
+        _enqueue(expire_at_deadline, request.deadline, company.pk, request.pk)
+        for number, when in _schedule(days, request.created_at, request.candidate_reminders_sent, request.deadline):
+            _enqueue(remind_candidate, when, company.pk, request.pk, number)
+        for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
+            for number, when in _schedule(days, reference.nominated_at, reference.reminders_sent, request.deadline):
+                _enqueue(remind_referee, when, company.pk, reference.pk, number)
 
 
 def schedule_for_reference(company_id, reference_id) -> None:
     """A referee was invited: plan their reminders."""
+    company = _active_company(company_id)
+    if company is None:
+        return
+    with company_context(company):
+        reference = Reference.objects.select_related("request").filter(pk=reference_id).first()
+        if reference is None or not reference.is_open or not reference.request.is_open:
+            return
+        days, deadline = WorkflowSettings.current().reminder_days, reference.request.deadline
+        for number, when in _schedule(days, reference.nominated_at, reference.reminders_sent, deadline):
+            _enqueue(remind_referee, when, company.pk, reference.pk, number)
+
+
+# --- what the tasks do (also called by the daily safety net) -------------------------
+
+
+def send_candidate_reminder(
+    company, request: ReferenceRequest, *, number: int = 1, now: datetime | None = None, replan: bool = True
+) -> str:
+    """Remind the candidate if a reminder is due now and they still have referees to
+    nominate. Reminder ``number`` not due yet (the schedule moved later) is queued
+    again for its new day when ``replan``. Returns what happened, for the task result."""
+    now = now or timezone.now()
+    if not request.is_open:
+        return "closed"
+    if request.deadline <= now:
+        return "deadline passed"
+    if workflow.open_slots(request) == 0:
+        return "all nominated"
+    days = WorkflowSettings.current().reminder_days
+    action, value = reminder_plan(request.created_at, days, request.candidate_reminders_sent, number, now)
+    if action == "later":
+        if replan:
+            _enqueue(remind_candidate, value, company.pk, request.pk, number)
+        return "not due yet"
+    if action == "done":
+        return "nothing due"
+    with _atomic():
+        claimed = ReferenceRequest.objects.filter(
+            pk=request.pk, candidate_reminders_sent__lt=value, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
+        ).update(candidate_reminders_sent=value)
+        if not claimed:
+            return "already sent"
+        token = links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+        workflow.note(request, "candidate_reminded", f"Reminder {value} sent to the candidate.")
+        company_id, request_id = company.pk, request.pk
+        _on_commit(lambda: mail.candidate_reminder(company_id, request_id, token, value))
+    return f"reminder {value} sent"
+
+
+def send_referee_reminder(
+    company, reference: Reference, *, number: int = 1, now: datetime | None = None, replan: bool = True
+) -> str:
+    """Remind a referee who has not answered, declined or been replaced, if a
+    reminder is due now."""
+    now = now or timezone.now()
+    request = reference.request
+    if not reference.is_open:
+        return f"reference {reference.status}"
+    if not request.is_open:
+        return "closed"
+    if request.deadline <= now:
+        return "deadline passed"
+    days = WorkflowSettings.current().reminder_days
+    action, value = reminder_plan(reference.nominated_at, days, reference.reminders_sent, number, now)
+    if action == "later":
+        if replan:
+            _enqueue(remind_referee, value, company.pk, reference.pk, number)
+        return "not due yet"
+    if action == "done":
+        return "nothing due"
+    with _atomic():
+        claimed = Reference.objects.filter(
+            pk=reference.pk,
+            reminders_sent__lt=value,
+            status__in=OPEN_REFERENCE_STATUSES,
+            request__status__in=OPEN_REQUEST_STATUSES,
+            request__deadline__gt=now,
+        ).update(reminders_sent=value)
+        if not claimed:
+            return "already sent"
+        token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
+        workflow.note(request, "referee_reminded", f"Reminder {value} sent to {reference.name}.", reference=reference)
+        company_id, reference_id = company.pk, reference.pk
+        _on_commit(lambda: mail.referee_reminder(company_id, reference_id, token, value))
+    return f"reminder {value} sent"
+
+
+# --- tasks ---------------------------------------------------------------------------
+
+
+@task()
+def remind_candidate(company_id: str, request_id: str, number: int) -> str:
+    company = _active_company(company_id)
+    if company is None:
+        return "company inactive"
+    with company_context(company):
+        request = ReferenceRequest.objects.filter(pk=request_id).first()
+        if request is None:
+            return "request deleted"
+        return send_candidate_reminder(company, request, number=number)
+
+
+@task()
+def remind_referee(company_id: str, reference_id: str, number: int) -> str:
+    company = _active_company(company_id)
+    if company is None:
+        return "company inactive"
+    with company_context(company):
+        reference = Reference.objects.select_related("request").filter(pk=reference_id).first()
+        if reference is None:
+            return "reference deleted"
+        return send_referee_reminder(company, reference, number=number)
+
+
+@task()
+def expire_at_deadline(company_id: str, request_id: str) -> str:
+    """At the deadline the request and its open references expire, unless it closed
+    meanwhile or the deadline moved (then the task for the new deadline does it)."""
+    company = _active_company(company_id)
+    if company is None:
+        return "company inactive"
+    with company_context(company):
+        request = ReferenceRequest.objects.filter(pk=request_id).first()
+        if request is None:
+            return "request deleted"
+        if not request.is_open:
+            return "closed"
+        if request.deadline > timezone.now():
+            _enqueue(expire_at_deadline, request.deadline, company.pk, request.pk)
+            return "deadline moved"
+        return "expired" if workflow.expire_request(request) else "not expired"
+
+
+@task()
+def company_maintenance(company_id: str) -> dict:
+    company = _active_company(company_id)
+    if company is None:
+        return {}
+    return maintain_company(company)
+
+
+@task()
+def purge_old_links() -> int:
+    return links.purge_expired(LINK_PURGE_AFTER)
+
+
+# --- the daily maintenance ------------------------------------------------------------
+
+
+def maintain_company(company, *, now: datetime | None = None) -> dict:
+    """Once a day per company, idempotent: expire overdue open requests, send any
+    reminder that is due but was not sent (a lost or late task), and apply the
+    retention period. Returns counts only."""
+    now = now or timezone.now()
+    counts = {"expired": 0, "reminders": 0}
+    with company_context(company):
+        overdue = ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__lte=now)
+        for request in overdue.only("pk"):
+            counts["expired"] += workflow.expire_request(request, now=now)
+        for request in ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__gt=now):
+            if send_candidate_reminder(company, request, now=now, replan=False).endswith("sent"):
+                counts["reminders"] += 1
+        open_references = Reference.objects.select_related("request").filter(
+            status__in=OPEN_REFERENCE_STATUSES, request__status__in=OPEN_REQUEST_STATUSES, request__deadline__gt=now
+        )
+        for reference in open_references:
+            if send_referee_reminder(company, reference, now=now, replan=False).endswith("sent"):
+                counts["reminders"] += 1
+        counts.update(retention.apply(company, now=now))
+    return counts
+
+
+def run_maintenance(*, company_ids: Sequence[str] | None = None, now: datetime | None = None) -> dict[str, dict]:
+    """Run the daily maintenance at once (``vouch references maintenance``): every
+    active company, or the ones named, then the link purge. Returns counts by company."""
+    from vouch.tenancy.models import Company, CompanyStatus
+
+    companies = Company.objects.filter(is_active=True).exclude(status=CompanyStatus.DELETED)
+    if company_ids:
+        companies = companies.filter(pk__in=company_ids)
+    results = {}
+    for company in companies.order_by("pk"):
+        try:
+            results[str(company.pk)] = maintain_company(company, now=now)
+        except Exception:  # one company's failure must not stop the others
+            log.exception("maintenance failed for company %s", company.pk)
+            results[str(company.pk)] = {"error": 1}
+    results["links"] = {"purged": links.purge_expired(LINK_PURGE_AFTER, now=now)}
+    return results
+
+
+def plan_daily_maintenance(*, now: datetime | None = None) -> int:
+    """Queue today's maintenance for each active company that has not had it yet, and
+    the link purge once for the installation. The day's marker is an atomic cache
+    add, so several workers plan each company once. Returns how many were queued."""
+    from vouch.tenancy.models import Company, CompanyStatus
+
+    today = (now or timezone.now()).date().isoformat()
+    queued = 0
+    companies = Company.objects.filter(is_active=True).exclude(status=CompanyStatus.DELETED)
+    for company_id in companies.values_list("pk", flat=True):
+        if cache.add(f"references:maintenance:{company_id}:{today}", 1, timeout=2 * 86400):
+            _enqueue(company_maintenance, None, company_id)
+            queued += 1
+    if cache.add(f"references:link-purge:{today}", 1, timeout=2 * 86400):
+        _enqueue(purge_old_links, None)
+        queued += 1
+    return queued
+
+
+def run_scheduler(stopping: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS) -> None:
+    """The worker's scheduler thread: plan the day's maintenance now and every
+    ``interval`` seconds until ``stopping`` is set. A failure is logged and retried."""
+    from django.db import close_old_connections
+
+    while not stopping.is_set():
+        try:
+            plan_daily_maintenance()
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("could not plan the daily maintenance")
+        finally:
+            close_old_connections()
+        stopping.wait(interval)

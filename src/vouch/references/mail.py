@@ -6,8 +6,8 @@ or in a background task: it enters the company's context itself and reads the cu
 state, so an email never describes something that was rolled back. A failure to send
 is logged and reported as False, never raised: the change it announces has happened.
 
-A link's raw token exists only in the invitation it is sent in; reminders issue a
-fresh link (the earlier one stops working) for the same reason."""
+A link's raw token exists only in the email it is sent in, so a reminder carries a
+fresh link of its own (issued by ``jobs``); the earlier links keep working."""
 
 from __future__ import annotations
 
@@ -148,3 +148,42 @@ def reference_declined(company_id, reference_id: uuid.UUID) -> bool:
             "url": link_url("candidate", token),
         }
         return send("reference_declined_candidate", [reference.request.candidate.email], context)
+
+
+def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: int) -> bool:
+    """The candidate has not nominated every referee yet: say how many are still
+    missing, with a fresh link."""
+    from vouch.references.models import ReferenceRequest
+    from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES
+
+    company = _company(company_id)
+    with company_context(company):
+        request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        nominated = request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
+        context = {
+            **_request_context(company, request),
+            "url": link_url("candidate", token),
+            "reminder": number,
+            "referees_required": request.referees_required,
+            "nominated": nominated,
+            "missing": max(0, request.referees_required - nominated),
+        }
+        return send("candidate_reminder", [request.candidate.email], context)
+
+
+def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: int) -> bool:
+    """The referee has not answered yet: a reminder with a fresh link; anything they
+    already saved is still there."""
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        context = {
+            **_request_context(company, reference.request),
+            "referee_name": reference.name,
+            "url": link_url("referee", token),
+            "reminder": number,
+            "started": reference.started_at is not None,
+        }
+        return send("referee_reminder", [reference.email], context)
