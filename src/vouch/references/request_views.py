@@ -1,50 +1,329 @@
 """Reference request pages: the dashboard list, new requests (one, or many from a paste or
 CSV), a request's page with its timeline, and its changes (cancel, delete, resend,
-deadline). Being written."""
+deadline). Thin: parse, ask the policy, call the workflow, render.
+
+Requests are only ever fetched through ``request_access`` (a recruiter may be limited
+to their own). Every change is a POST answered with a redirect; a move the workflow
+refuses is a 400 carrying its message."""
 
 from __future__ import annotations
 
-from django.http import Http404
+from urllib.parse import urlencode
+from uuid import UUID
 
+from django.contrib import messages
+from django.db import router, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.references import request_listing, workflow
+from vouch.references.request_access import request_or_404, visible_requests
+from vouch.references.request_forms import (
+    CSV_COLUMNS,
+    CSV_EXAMPLE,
+    CSV_MAX_BYTES,
+    CSV_MAX_ROWS,
+    BatchRefused,
+    BulkForm,
+    CancelForm,
+    ConfirmBulkForm,
+    DeadlineForm,
+    DeleteForm,
+    FilterForm,
+    RequestForm,
+    open_batch,
+    sign_batch,
+)
+from vouch.references.request_models import Flag, ReferenceRequest, WorkflowSettings
+from vouch.references.workflow import WorkflowError
+
+SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
+
+
+def _atomic():
+    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
+
+
+# --- the dashboard ---------------------------------------------------------------------
 
 
 @company_action(Action.VIEW_REQUESTS)
-def request_list(request):
-    raise Http404
+def request_list(request: HttpRequest) -> HttpResponse:
+    settings = WorkflowSettings.current()
+    membership = request.membership
+    sees_all = policy.sees_all_requests(membership, settings.recruiters_see_all)
+    members = request_listing.company_members(request.company)
+    form = FilterForm(request.GET, members=members, show_recruiter=sees_all)
+    context = {
+        "form": form,
+        "can_create": policy.can(membership, Action.CREATE_REQUEST),
+        "sees_all": sees_all,
+    }
+    if not form.is_valid():
+        return render(request, "references/requests/list.html", {**context, "result": None}, status=400)
+    data = form.cleaned_data
+    filters = request_listing.Filters(
+        status=data["status"],
+        recruiter=data.get("recruiter"),
+        flagged=data["flagged"],
+        created_from=data["created_from"],
+        created_to=data["created_to"],
+        query=data["q"].strip(),
+    )
+    requests = visible_requests(request, settings)
+    result = request_listing.dashboard_page(requests, filters, request.GET.get("page", "1"), members)
+    # With nothing to show and no filter, say whether there is anything at all.
+    has_any = result.page.paginator.count > 0 or (filters.active and requests.exists())
+    kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}
+    return render(
+        request,
+        "references/requests/list.html",
+        {**context, "result": result, "has_any": has_any, "querystring": urlencode(kept)},
+    )
+
+
+# --- new requests ----------------------------------------------------------------------
 
 
 @company_action(Action.CREATE_REQUEST)
-def request_new(request):
-    raise Http404
+def request_new(request: HttpRequest) -> HttpResponse:
+    form = RequestForm(request.POST or None, settings=WorkflowSettings.current())
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = workflow.create_request(actor=request.user, **form.cleaned_data)
+        except WorkflowError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Request sent: {created.candidate.name} has been emailed their link.")
+            return redirect("request_detail", request_id=created.pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "references/requests/new.html", {"form": form}, status=status)
+
+
+def _bulk_page(request: HttpRequest, form: BulkForm, status: int = 200, **extra) -> HttpResponse:
+    context = {
+        "form": form,
+        "example": CSV_EXAMPLE,
+        "columns": ",".join(CSV_COLUMNS),
+        "max_rows": CSV_MAX_ROWS,
+        "max_mb": CSV_MAX_BYTES // 1_000_000,
+        **extra,
+    }
+    return render(request, "references/requests/bulk.html", context, status=status)
 
 
 @company_action(Action.CREATE_REQUEST)
-def request_bulk(request):
-    raise Http404
+def request_bulk(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET" and request.GET.get("example") == "1":
+        response = HttpResponse(CSV_EXAMPLE, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="vouch-requests-example.csv"'
+        return response
+    if request.method == "POST" and request.POST.get("step") == "confirm":
+        return _bulk_confirm(request)
+    form = BulkForm(request.POST or None, request.FILES or None, settings=WorkflowSettings.current())
+    if request.method != "POST":
+        return _bulk_page(request, form)
+    if not form.is_valid():
+        return _bulk_page(request, form, status=400)
+    batch = form.cleaned_data["batch"]
+    shared = {name: form.cleaned_data[name] for name in SHARED}
+    confirm = ConfirmBulkForm(
+        initial={
+            "payload": sign_batch(batch, shared, user_id=request.user.pk, company_id=request.company.pk),
+        }
+    )
+    return _bulk_page(request, form, batch=batch, confirm=confirm, shared=shared)
+
+
+def _bulk_confirm(request: HttpRequest) -> HttpResponse:
+    confirm = ConfirmBulkForm(request.POST)
+    form = BulkForm(settings=WorkflowSettings.current())
+    if not confirm.is_valid():
+        return _bulk_page(request, form, status=400, refused="This confirmation is not valid: check the CSV again.")
+    try:
+        rows, skipped, shared = open_batch(
+            confirm.cleaned_data["payload"], user_id=request.user.pk, company_id=request.company.pk
+        )
+    except BatchRefused as exc:
+        return _bulk_page(request, form, status=400, refused=str(exc))
+    created, failures = 0, []
+    for row in rows:
+        try:
+            workflow.create_request(actor=request.user, **row.values(), **shared)
+        except WorkflowError as exc:
+            failures.append(f"Row {row.line}: {exc}")
+        else:
+            created += 1
+    skipped += len(failures)
+    summary = f"Created {created} request{'s' if created != 1 else ''}"
+    if skipped:
+        summary += f"; {skipped} row{'s' if skipped != 1 else ''} skipped"
+    if created:
+        messages.success(request, summary + ".")
+    else:
+        messages.error(request, summary + ".")
+    for failure in failures[:20]:
+        messages.warning(request, failure)
+    return redirect("requests")
+
+
+# --- one request -----------------------------------------------------------------------
+
+
+def _detail(
+    request: HttpRequest,
+    request_obj: ReferenceRequest,
+    *,
+    status: int = 200,
+    error: str = "",
+    deadline_form: DeadlineForm | None = None,
+) -> HttpResponse:
+    membership = request.membership
+    references = list(
+        request_obj.references.only(
+            "id",
+            "request_id",
+            "status",
+            "name",
+            "relationship",
+            "organisation",
+            "worked_from",
+            "worked_to",
+            "nominated_at",
+            "opened_at",
+            "submitted_at",
+            "declined_at",
+            "closed_at",
+            "replaced_by_id",
+            "reminders_sent",
+        )
+    )
+    by_id = {reference.pk: reference for reference in references}
+    for reference in references:
+        reference.replacement = by_id.get(reference.replaced_by_id)
+    timeline = list(request_obj.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
+    flags = list(Flag.objects.filter(request=request_obj).select_related("reference"))
+    names = request_listing.member_names(
+        {request_obj.created_by_id} | {event.actor_id for event in timeline} | {flag.reviewed_by_id for flag in flags}
+    )
+    for event in timeline:
+        event.actor_name = names.get(event.actor_id, "")
+    can_change = policy.can(membership, Action.CHANGE_REQUESTS)
+    version = request_obj.questionnaire_version
+    return render(
+        request,
+        "references/requests/detail.html",
+        {
+            "request_obj": request_obj,
+            "candidate": request_obj.candidate,
+            "questionnaire_name": version.questionnaire.name,
+            "questionnaire_version": version.number,
+            "references": references,
+            "timeline": timeline,
+            "flags": flags,
+            "member_names": names,
+            "requested_by": names.get(request_obj.created_by_id, ""),
+            "can_change": can_change and request_obj.is_open,
+            "can_delete": can_change and workflow.can_delete(request_obj),
+            "can_review": policy.can(membership, Action.REVIEW_FLAGS),
+            "can_view_reports": policy.can(membership, Action.VIEW_REPORTS),
+            "deadline_form": deadline_form or DeadlineForm(initial={"deadline": request_obj.deadline.date()}),
+            "cancel_form": CancelForm(),
+            "error": error,
+        },
+        status=status,
+    )
 
 
 @company_action(Action.VIEW_REQUESTS)
-def request_detail(request, request_id):
-    raise Http404
+def request_detail(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    return _detail(request, request_or_404(request, request_id))
 
 
+def _refused(request: HttpRequest, request_obj: ReferenceRequest, exc: WorkflowError) -> HttpResponse:
+    return _detail(request, request_or_404(request, request_obj.pk), status=400, error=str(exc))
+
+
+@require_POST
 @company_action(Action.CHANGE_REQUESTS)
-def request_cancel(request, request_id):
-    raise Http404
+def request_resend(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    try:
+        with _atomic():
+            workflow.send_candidate_link(request_obj, actor=request.user)
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(
+        request, f"A new link has been emailed to {request_obj.candidate.name}; the earlier one no longer works."
+    )
+    return redirect("request_detail", request_id=request_obj.pk)
 
 
+@require_POST
 @company_action(Action.CHANGE_REQUESTS)
-def request_delete(request, request_id):
-    raise Http404
+def request_deadline(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    form = DeadlineForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, request_obj, status=400, deadline_form=form, error="Choose a valid new deadline.")
+    try:
+        workflow.change_deadline(request_obj, form.cleaned_data["deadline"], actor=request.user)
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(request, f"Deadline moved to {form.cleaned_data['deadline']:%d %B %Y}.")
+    return redirect("request_detail", request_id=request_obj.pk)
 
 
+def _confirm_page(request: HttpRequest, request_obj: ReferenceRequest, action: str, form) -> HttpResponse:
+    return render(
+        request,
+        "references/requests/confirm.html",
+        {"request_obj": request_obj, "candidate": request_obj.candidate, "action": action, "form": form},
+    )
+
+
+@require_POST
 @company_action(Action.CHANGE_REQUESTS)
-def request_resend(request, request_id):
-    raise Http404
+def request_cancel(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _detail(
+            request, request_obj, status=400, error="The reason must be plain text on one line, up to 500 characters."
+        )
+    if not request_obj.is_open:
+        return _refused(request, request_obj, WorkflowError("This request is already closed."))
+    if not form.cleaned_data["confirm"]:
+        return _confirm_page(request, request_obj, "cancel", CancelForm(initial={**form.cleaned_data, "confirm": True}))
+    try:
+        workflow.cancel_request(request_obj, actor=request.user, reason=form.cleaned_data["reason"])
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(request, "Request cancelled: the candidate's and referees' links no longer work.")
+    return redirect("request_detail", request_id=request_obj.pk)
 
 
+@require_POST
 @company_action(Action.CHANGE_REQUESTS)
-def request_deadline(request, request_id):
-    raise Http404
+def request_delete(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, request_obj, status=400, error="Confirm the deletion.")
+    if not workflow.can_delete(request_obj):
+        return _refused(
+            request, request_obj, WorkflowError("The candidate has already acted on this request: cancel it instead.")
+        )
+    if not form.cleaned_data["confirm"]:
+        return _confirm_page(request, request_obj, "delete", DeleteForm(initial={"confirm": True}))
+    name = request_obj.candidate.name
+    try:
+        workflow.delete_request(request_obj, actor=request.user)
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(request, f"The request for {name} was deleted.")
+    return redirect("requests")

@@ -1,0 +1,184 @@
+"""The requests dashboard: which requests a page shows, found without decrypting.
+
+Filters use plain columns (status, creator, open flags, creation time). The search
+box looks a candidate up through blind indexes only: a whole email address through
+``Candidate.email_index``, otherwise every word of a name through ``SearchTerm``
+(a candidate matches when all the typed words are words of their name). Nothing is
+decrypted to filter; only the 25 rows shown are opened.
+
+Callers pass the queryset the member may see (``request_access.visible_requests``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from vouch.references.models import Candidate
+from vouch.references.request_models import ReferenceRequest, SearchTerm
+from vouch.vault.fields import blind_index
+from vouch.vault.normalise import NORMALISERS
+
+PER_PAGE = 25
+MAX_PAGE = 100_000
+# More words than a name has would only ever find nobody, at the cost of more hashing.
+MAX_SEARCH_WORDS = 8
+
+# What the dashboard shows of a request and its candidate; nothing else is read.
+LIST_COLUMNS = (
+    "id",
+    "created_at",
+    "created_by_id",
+    "role",
+    "status",
+    "references_completed",
+    "referees_required",
+    "open_flags",
+    "deadline",
+    "candidate__id",
+    "candidate__name",
+)
+
+
+@dataclass
+class Filters:
+    """What the dashboard's form asked for (all optional)."""
+
+    status: str = ""
+    recruiter: int | None = None
+    flagged: bool = False
+    created_from: date | None = None
+    created_to: date | None = None
+    query: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.status or self.recruiter or self.flagged or self.created_from or self.created_to or self.query)
+
+
+@dataclass
+class DashboardPage:
+    page: Page
+    filters: Filters
+    search_kind: str | None  # "email", "name", or None when there is no search
+    names: dict[int, str] = field(default_factory=dict)  # member user id -> display name
+
+    @property
+    def summary(self) -> str:
+        """ "26–50 of 10,000" (or "0 requests")."""
+        count = self.page.paginator.count
+        if not count:
+            return "0 requests"
+        return f"{self.page.start_index():,}–{self.page.end_index():,} of {count:,}"
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+
+
+def search_kind(query: str) -> str | None:
+    query = query.strip()
+    if not query:
+        return None
+    return "email" if "@" in query else "name"
+
+
+def matching_candidates(query: str) -> QuerySet[Candidate] | QuerySet[SearchTerm] | None:
+    """A subquery of the ids of candidates the query finds, through blind indexes
+    only; None when the query cannot find anyone."""
+    kind = search_kind(query)
+    if kind == "email":
+        index = blind_index("email", query)
+        if index is None:
+            return None
+        return Candidate.objects.filter(email_index=index).values("pk")
+    if kind == "name":
+        words = {word for word in NORMALISERS["name"](query).split() if word}
+        if not words or len(words) > MAX_SEARCH_WORDS:
+            return None
+        terms = {blind_index("name", word) for word in words}
+        # A candidate has each term at most once (a unique constraint), so counting
+        # the rows that matched says whether every word did.
+        return (
+            SearchTerm.objects.filter(term__in=terms)
+            .values("candidate_id")
+            .annotate(matched=Count("term"))
+            .filter(matched=len(terms))
+            .values("candidate_id")
+        )
+    return None
+
+
+def filtered(requests: QuerySet[ReferenceRequest], filters: Filters) -> QuerySet[ReferenceRequest]:
+    """``requests`` narrowed by the filters, newest first; no joins (so counting is
+    one table), the candidate search as an ``IN`` subquery on indexed columns."""
+    if filters.status:
+        requests = requests.filter(status=filters.status)
+    if filters.recruiter:
+        requests = requests.filter(created_by_id=filters.recruiter)
+    if filters.flagged:
+        requests = requests.filter(open_flags__gt=0)
+    if filters.created_from:
+        requests = requests.filter(created_at__gte=_start_of(filters.created_from))
+    if filters.created_to:
+        requests = requests.filter(created_at__lt=_start_of(filters.created_to + timedelta(days=1)))
+    if filters.query:
+        candidates = matching_candidates(filters.query)
+        if candidates is None:
+            return requests.none()
+        requests = requests.filter(candidate_id__in=candidates)
+    return requests.order_by("-created_at", "-id")
+
+
+def page_number(raw: str) -> int:
+    """A page number from the URL; anything odd is page 1 (never an error)."""
+    if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6:
+        return min(int(raw), MAX_PAGE)
+    return 1
+
+
+def dashboard_page(
+    requests: QuerySet[ReferenceRequest], filters: Filters, number: str, members: dict[int, str]
+) -> DashboardPage:
+    """One page of the dashboard. ``members`` names the company's members by user id
+    (one control-database query made by the caller); creators no longer in the
+    company are looked up in one more query, only when the page shows any."""
+    queryset = filtered(requests, filters).select_related("candidate").only(*LIST_COLUMNS)
+    page = Paginator(queryset, PER_PAGE).get_page(page_number(number))
+    page.object_list = rows = list(page.object_list)
+    names = dict(members)
+    missing = {row.created_by_id for row in rows if row.created_by_id and row.created_by_id not in names}
+    if missing:
+        names.update(member_names(missing))
+    for row in rows:
+        row.requested_by = names.get(row.created_by_id, "")
+    return DashboardPage(page=page, filters=filters, search_kind=search_kind(filters.query), names=names)
+
+
+def member_names(user_ids) -> dict[int, str]:
+    """Display names of members (control database users), in one query."""
+    from vouch.accounts.models import User
+
+    ids = {user_id for user_id in user_ids if user_id}
+    if not ids:
+        return {}
+    return {
+        pk: full_name or email
+        for pk, full_name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
+    }
+
+
+def company_members(company) -> dict[int, str]:
+    """The company's members (active or not) by user id, for the recruiter filter and
+    the names on the page: one query."""
+    from vouch.accounts.models import Membership
+
+    rows = (
+        Membership.objects.filter(company=company)
+        .order_by("user__full_name", "user__email")
+        .values_list("user_id", "user__full_name", "user__email")
+    )
+    return {user_id: full_name or email for user_id, full_name, email in rows}
