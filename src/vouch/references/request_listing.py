@@ -11,11 +11,10 @@ Callers pass the queryset the member may see (``request_access.visible_requests`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from vouch.references.models import Candidate
 from vouch.references.request_models import ReferenceRequest, SearchTerm
@@ -76,7 +75,7 @@ class DashboardPage:
 
 
 def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.UTC)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def search_kind(query: str) -> str | None:
