@@ -17,12 +17,19 @@ In order, for every request:
 Every response, refusals included, gets ``Referrer-Policy: no-referrer`` and
 ``Cache-Control: no-store``: the token is in the address, and must not leak through
 the Referer of a followed link or sit in a shared cache. The view is called without
-the token; ``request.link.token`` has it for links to sibling pages."""
+the token; ``request.link.token`` has it for links to sibling pages.
+
+A valid link's response also carries ``__Host-vouch_link_device``, a random 128-bit id
+for the browser (set when absent; ``request.vouch_link_device`` has it for the view, from
+the first visit on). It says nothing about the person or their machine; the fraud
+checks keep only a per-company blind index of it, to notice two people on one browser."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
+import secrets
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -41,6 +48,9 @@ log = logging.getLogger("vouch.links")
 
 THROTTLE_PURPOSE = "link"
 NEUTRAL_TEMPLATE = "links/neutral.html"
+DEVICE_COOKIE = "__Host-vouch_link_device"
+DEVICE_COOKIE_MAX_AGE = 365 * 24 * 3600
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16): 128 bits
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -74,6 +84,27 @@ def _record_refusal(request: HttpRequest, purpose: str, raw: str, reason: str, l
         log.exception("links: could not record a refused link")
 
 
+def _link_device(request: HttpRequest) -> tuple[str, bool]:
+    """This browser's link-device id, and whether it is new (so the cookie must be set).
+    A malformed cookie is replaced: it is attacker input."""
+    raw = request.COOKIES.get(DEVICE_COOKIE, "")
+    if _DEVICE_ID.fullmatch(raw):
+        return raw, False
+    return secrets.token_urlsafe(16), True
+
+
+def _set_device_cookie(response: HttpResponse, device_id: str) -> None:
+    response.set_cookie(
+        DEVICE_COOKIE,
+        device_id,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        path="/",  # required by the __Host- prefix, as are Secure and no Domain
+        secure=True,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
 def link_required(purpose: str) -> Callable:
     if purpose not in Purpose.values:
         raise ValueError(f"unknown link purpose {purpose!r}")
@@ -92,12 +123,15 @@ def link_required(purpose: str) -> Callable:
                 return neutral_response()
             services.record_use(resolved)
             request.link = resolved
+            request.vouch_link_device, new_device = _link_device(request)
             with company_context(resolved.company):
                 response = view(request, *args, **kwargs)
                 # A lazily rendered response must render while the company's database
                 # is still reachable.
                 if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                     response.render()
+            if new_device:
+                _set_device_cookie(response, request.vouch_link_device)
             return _private(response)
 
         wrapper.vouch_link_purpose = purpose  # found by the URL matrices in tests/

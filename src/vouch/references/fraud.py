@@ -1,14 +1,492 @@
-"""Fraud signals. Being written: ``record`` keeps where and when a candidate or referee
-acted; ``evaluate`` raises flags from what was recorded."""
+"""Fraud signals: where and when a candidate or referee acted, and the flags raised from it.
+
+``record`` is called by the candidate's and the referee's pages after each action
+succeeds (the workflow change is already saved). It keeps a :class:`Touch`: the client
+address (encrypted) and its blind index, the blind index of the address's network (/24
+or /64), and a device: the random ``__Host-vouch_link_device`` cookie set by
+``link_required`` plus the browser family from the User-Agent, kept only as a blind
+index (the cookie's raw value is never stored) beside the encrypted family name for
+the explanations. Blind indexes use the company's own key, so a device or address
+cannot be followed from one company to another.
+
+``evaluate`` runs every check on one request and raises the flags not raised before
+(``Flag.key`` is unique per request), each with a severity and an explanation a
+recruiter can act on, a timeline line, and the request's flag counters in step. It
+reads a handful of rows (the request's references, touches and flag keys, and one
+lookup of other requests' referees) and decrypts only what an explanation needs.
+
+The actions recorded: candidate ``opened``, ``confirmed``, ``nominated``, ``replaced``;
+referee ``opened``, ``confirmed``, ``saved``, ``submitted``, ``declined``. Page views
+(``opened``) and progress saves (``saved``) are kept once per address and device:
+repeats add nothing the checks could use."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
-def record(http_request, request, *, actor: str, action: str, reference=None):
-    """Record one candidate or referee action (address, device, time)."""
-    return
+from django.db import IntegrityError, router, transaction
+from django.db.models import F, Q
+from django.http import HttpRequest
+from ua_parser import parse
+
+from vouch.guard.risk import client_ip
+from vouch.references import freemail
+from vouch.references.request_models import (
+    Actor,
+    Flag,
+    Reference,
+    ReferenceRequest,
+    Severity,
+    Touch,
+)
+from vouch.vault.fields import blind_index
+
+log = logging.getLogger("vouch.references")
+
+CANDIDATE_ACTIONS = ("opened", "confirmed", "nominated", "replaced")
+REFEREE_ACTIONS = ("opened", "confirmed", "saved", "submitted", "declined")
+REPEATABLE_ACTIONS = frozenset({"opened", "saved"})
+MAX_USER_AGENT = 512  # enough for any real browser; the header is attacker input
+
+QUICK_OPEN = timedelta(minutes=10)
+MIN_ANSWER_SECONDS = 60
+SECONDS_PER_QUESTION = 8
+
+# What each kind of flag is called on the request page and the report.
+TITLES = {
+    "device_candidate": "Same device as the candidate",
+    "ip_candidate": "Same internet address as the candidate",
+    "device_referee": "Same device as another referee",
+    "ip_referee": "Same internet address as another referee",
+    "email_candidate": "The candidate's own email address",
+    "phone_candidate": "The candidate's own phone number",
+    "email_reused": "Email address also given for another candidate",
+    "phone_reused": "Phone number also given for another candidate",
+    "free_mail": "Free email address where a work address was asked for",
+    "fast_answers": "Answered implausibly fast",
+    "quick_open_network": "Opened within minutes, from the candidate's network",
+}
 
 
-def evaluate(request) -> list:
-    """Run every check on the request; return the flags newly raised."""
-    return []
+def title_of(kind: str) -> str:
+    return TITLES.get(kind, kind.replace("_", " ").capitalize())
+
+
+# --- recording -------------------------------------------------------------------------
+
+
+def device_family(user_agent: str) -> str:
+    """ "Chrome Mobile on Android"-style: the browser and system families only (no
+    versions, no device model), so it describes without fingerprinting."""
+    result = parse((user_agent or "")[:MAX_USER_AGENT])
+    browser = result.user_agent.family if result.user_agent and result.user_agent.family != "Other" else ""
+    system = result.os.family if result.os and result.os.family != "Other" else ""
+    if browser and system:
+        return f"{browser} on {system}"[:120]
+    return (browser or system or "Unknown browser")[:120]
+
+
+def network_of(ip: str) -> str:
+    """The address's /24 (IPv4) or /64 (IPv6): one home, office or mobile cell, roughly."""
+    address = ipaddress.ip_address(ip)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def _atomic():
+    return transaction.atomic(using=router.db_for_write(Touch))
+
+
+def record(
+    http_request: HttpRequest,
+    request: ReferenceRequest,
+    *,
+    actor: str,
+    action: str,
+    reference: Reference | None = None,
+) -> Touch | None:
+    """Record one candidate or referee action (address, device, time), then run the
+    checks. Returns the touch, or None when it repeated an earlier one or could not be
+    kept: a failure here is logged, never shown to the person acting."""
+    if actor not in Actor.values:
+        raise ValueError(f"unknown actor {actor!r}")
+    if actor == Actor.REFEREE and reference is None:
+        raise ValueError("a referee's action names their reference")
+    try:
+        with _atomic():
+            touch = _store(http_request, request, actor=actor, action=action, reference=reference)
+    except Exception:
+        log.exception("fraud: could not record a %s %s", actor, action)
+        return None
+    if touch is not None:
+        try:
+            with _atomic():
+                evaluate(request)
+        except Exception:
+            log.exception("fraud: checks failed for request %s", request.pk)
+    return touch
+
+
+def _store(http_request, request, *, actor, action, reference) -> Touch | None:
+    ip = client_ip(http_request) or ""
+    family = device_family(http_request.META.get("HTTP_USER_AGENT", ""))
+    cookie = getattr(http_request, "vouch_link_device", "") or ""
+    ip_index = blind_index("text", ip) if ip else None
+    device_index = blind_index("text", f"{cookie}|{family}") if cookie else None
+    if (
+        action in REPEATABLE_ACTIONS
+        and Touch.objects.filter(
+            request=request,
+            reference=reference,
+            actor=actor,
+            action=action,
+            ip_index=ip_index,
+            device_index=device_index,
+        ).exists()
+    ):
+        return None
+    return Touch.objects.create(
+        request=request,
+        reference=reference,
+        actor=actor,
+        action=action[:32],
+        ip=ip,
+        device_family=family,
+        ip_index=ip_index,
+        network_index=blind_index("text", network_of(ip)) if ip else None,
+        device_index=device_index,
+    )
+
+
+# --- checking --------------------------------------------------------------------------
+
+
+@dataclass
+class _Finding:
+    key: str
+    kind: str
+    severity: int
+    reference: Reference
+    explain: Callable[[], str]
+
+
+def _family_of(touch_id) -> str:
+    family = Touch.objects.filter(pk=touch_id).first()
+    return family.device_family if family is not None and family.device_family else "the same browser"
+
+
+def _seconds(value: float) -> str:
+    value = int(round(value))
+    if value < 120:
+        return f"{value} second{'s' if value != 1 else ''}"
+    return f"{value // 60} minutes"
+
+
+class _Checks:
+    """Every check of one request, over rows read once."""
+
+    def __init__(self, request: ReferenceRequest, references: list[Reference], touches: list[dict]):
+        self.request = request
+        self.candidate = request.candidate
+        self.references = references
+        self.by_reference: dict = defaultdict(list)
+        self.candidate_touches: list[dict] = []
+        for touch in touches:
+            if touch["actor"] == Actor.CANDIDATE:
+                self.candidate_touches.append(touch)
+            elif touch["reference_id"] is not None:
+                self.by_reference[touch["reference_id"]].append(touch)
+        self.findings: list[_Finding] = []
+
+    def add(self, key: str, kind: str, severity: int, reference: Reference, explain: Callable[[], str]) -> None:
+        self.findings.append(_Finding(key[:120], kind, severity, reference, explain))
+
+    @staticmethod
+    def _shared(touches: list[dict], others: list[dict], field: str) -> dict | None:
+        """The first of ``touches`` whose ``field`` index one of ``others`` also has."""
+        seen = {touch[field] for touch in others if touch[field]}
+        return next((touch for touch in touches if touch[field] and touch[field] in seen), None)
+
+    def shared_with_candidate(self) -> None:
+        for reference in self.references:
+            mine = self.by_reference[reference.pk]
+            device = self._shared(mine, self.candidate_touches, "device_index")
+            if device is not None:
+                touch_id = device["id"]
+                self.add(
+                    f"device_candidate:{reference.pk.hex}",
+                    "device_candidate",
+                    Severity.HIGH,
+                    reference,
+                    lambda touch_id=touch_id: (
+                        "This referee used the same device as the candidate (the same browser cookie and "
+                        f"{_family_of(touch_id)}). Two people rarely share one browser: the candidate may have "
+                        "answered for the referee. Check with the referee on a phone number you found yourself."
+                    ),
+                )
+            if self._shared(mine, self.candidate_touches, "ip_index") is not None:
+                self.add(
+                    f"ip_candidate:{reference.pk.hex}",
+                    "ip_candidate",
+                    Severity.HIGH,
+                    reference,
+                    lambda: (
+                        "This referee used the same internet address as the candidate. It can happen "
+                        "innocently (one office or home network), but it is also what you would see if the "
+                        "candidate answered for the referee. Check with the referee on a phone number you "
+                        "found yourself."
+                    ),
+                )
+
+    def shared_between_referees(self) -> None:
+        for position, later in enumerate(self.references):
+            for earlier in self.references[:position]:
+                mine, theirs = self.by_reference[later.pk], self.by_reference[earlier.pk]
+                pair = f"{earlier.pk.hex}:{later.pk.hex}"
+                device = self._shared(mine, theirs, "device_index")
+                if device is not None:
+                    touch_id, other = device["id"], earlier
+                    self.add(
+                        f"device_referee:{pair}",
+                        "device_referee",
+                        Severity.HIGH,
+                        later,
+                        lambda touch_id=touch_id, other=other: (
+                            f"This referee used the same device as {other.name}, another referee of this "
+                            f"request (the same browser cookie and {_family_of(touch_id)}). One person may "
+                            "have answered for both."
+                        ),
+                    )
+                if self._shared(mine, theirs, "ip_index") is not None:
+                    self.add(
+                        f"ip_referee:{pair}",
+                        "ip_referee",
+                        Severity.MEDIUM,
+                        later,
+                        lambda other=earlier: (
+                            f"This referee used the same internet address as {other.name}, another referee of "
+                            "this request. Colleagues in one office often do; one person answering for both "
+                            "would look the same."
+                        ),
+                    )
+
+    def contact_of_candidate(self) -> None:
+        for reference in self.references:
+            if reference.email_index and reference.email_index == self.candidate.email_index:
+                self.add(
+                    f"email_candidate:{reference.pk.hex}",
+                    "email_candidate",
+                    Severity.HIGH,
+                    reference,
+                    lambda: "This referee's email address is the candidate's own.",
+                )
+            if reference.phone_index and reference.phone_index == self.candidate.phone_index:
+                self.add(
+                    f"phone_candidate:{reference.pk.hex}",
+                    "phone_candidate",
+                    Severity.HIGH,
+                    reference,
+                    lambda: "This referee's phone number is the candidate's own: calling it would reach the candidate.",
+                )
+
+    def reused_elsewhere(self) -> None:
+        emails = {reference.email_index for reference in self.references if reference.email_index}
+        phones = {reference.phone_index for reference in self.references if reference.phone_index}
+        if not emails and not phones:
+            return
+        others = (
+            Reference.objects.filter(Q(email_index__in=emails) | Q(phone_index__in=phones))
+            .exclude(request__candidate_id=self.request.candidate_id)
+            .values_list("email_index", "phone_index", "request_id")
+        )
+        by_email, by_phone = defaultdict(set), defaultdict(set)
+        for email_index, phone_index, request_id in others:
+            if email_index in emails:
+                by_email[email_index].add(request_id)
+            if phone_index in phones:
+                by_phone[phone_index].add(request_id)
+        for reference in self.references:
+            for kind, index, found, what in (
+                ("email_reused", reference.email_index, by_email, "email address"),
+                ("phone_reused", reference.phone_index, by_phone, "phone number"),
+            ):
+                count = len(found.get(index, ()))
+                if index and count:
+                    self.add(
+                        f"{kind}:{reference.pk.hex}",
+                        kind,
+                        Severity.MEDIUM,
+                        reference,
+                        lambda what=what, count=count: (
+                            f"This referee's {what} was also given for a referee of another candidate in your "
+                            f"company ({count} other request{'s' if count != 1 else ''}). A real referee can "
+                            "vouch for several people; one contact behind many candidates can be a reference "
+                            "for hire."
+                        ),
+                    )
+
+    def free_mail(self) -> None:
+        if not self.request.work_email_required:
+            return
+        for reference in self.references:
+            if freemail.is_free_mail(reference.email):
+                domain = freemail.domain_of(reference.email)
+                self.add(
+                    f"free_mail:{reference.pk.hex}",
+                    "free_mail",
+                    Severity.MEDIUM,
+                    reference,
+                    lambda domain=domain: (
+                        f"This request asked for referees' work email addresses, but this referee's address is "
+                        f"at {domain}, a free email service anyone can sign up to. Check that the referee "
+                        "works where they say."
+                    ),
+                )
+
+    def fast_answers(self) -> None:
+        submitted = [reference for reference in self.references if reference.submitted_at]
+        if not submitted:
+            return
+        questions = len(self.request.questionnaire_version.questions or [])
+        least = max(MIN_ANSWER_SECONDS, SECONDS_PER_QUESTION * questions)
+        for reference in submitted:
+            starts = [t["at"] for t in self.by_reference[reference.pk] if t["action"] in ("opened", "confirmed")]
+            starts += [moment for moment in (reference.opened_at,) if moment]
+            start = min(starts) if starts else reference.started_at
+            if start is None:
+                continue
+            took = max(0.0, (reference.submitted_at - start).total_seconds())
+            if took < least:
+                self.add(
+                    f"fast_answers:{reference.pk.hex}",
+                    "fast_answers",
+                    Severity.MEDIUM,
+                    reference,
+                    lambda took=took, questions=questions, least=least: (
+                        f"This referee answered the {questions} question{'s' if questions != 1 else ''} in "
+                        f"{_seconds(took)}, from opening the link to submitting. Reading and answering them "
+                        f"takes most people at least {_seconds(least)}: the answers may have been prepared "
+                        "by someone else."
+                    ),
+                )
+
+    def quick_open_from_candidate_network(self) -> None:
+        networks = {t["network_index"] for t in self.candidate_touches if t["network_index"]}
+        if not networks:
+            return
+        for reference in self.references:
+            soon = reference.nominated_at + QUICK_OPEN
+            hit = next(
+                (t for t in self.by_reference[reference.pk] if t["at"] <= soon and t["network_index"] in networks),
+                None,
+            )
+            if hit is not None:
+                minutes = max(0, int((hit["at"] - reference.nominated_at).total_seconds() // 60))
+                self.add(
+                    f"quick_open_network:{reference.pk.hex}",
+                    "quick_open_network",
+                    Severity.HIGH,
+                    reference,
+                    lambda minutes=minutes: (
+                        f"This referee opened their link {minutes} minute{'s' if minutes != 1 else ''} after the "
+                        "candidate nominated them, from the same network the candidate used (addresses that "
+                        "differ only in their last part). The candidate may have opened it themselves."
+                    ),
+                )
+
+    def run(self) -> list[_Finding]:
+        self.shared_with_candidate()
+        self.shared_between_referees()
+        self.contact_of_candidate()
+        self.reused_elsewhere()
+        self.free_mail()
+        self.fast_answers()
+        self.quick_open_from_candidate_network()
+        return self.findings
+
+
+def evaluate(request: ReferenceRequest) -> list[Flag]:
+    """Run every check on the request; return the flags newly raised. Safe to run again
+    and concurrently: a flag already raised (by key) is never raised twice."""
+    from vouch.references.workflow import note
+
+    given = request
+    references = list(Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id"))
+    if not references:
+        return []
+    request = ReferenceRequest.objects.select_related("candidate", "questionnaire_version").get(pk=request.pk)
+    touches = list(
+        Touch.objects.filter(request_id=request.pk)
+        .order_by("at", "id")
+        .values("id", "reference_id", "actor", "action", "at", "ip_index", "network_index", "device_index")
+    )
+    findings = _Checks(request, references, touches).run()
+    existing = set(Flag.objects.filter(request_id=request.pk).values_list("key", flat=True))
+    raised = []
+    for finding in findings:
+        if finding.key in existing:
+            continue
+        existing.add(finding.key)
+        try:
+            with _atomic():
+                flag = Flag.objects.create(
+                    request=request,
+                    reference=finding.reference,
+                    kind=finding.kind,
+                    key=finding.key,
+                    severity=finding.severity,
+                    explanation=finding.explain(),
+                )
+                note(
+                    request,
+                    "flag_raised",
+                    f"Flag raised on {finding.reference.name} "
+                    f"({Severity(finding.severity).label.lower()}): {title_of(finding.kind)}.",
+                    reference=finding.reference,
+                )
+        except IntegrityError:  # raised meanwhile by a concurrent check of this request
+            continue
+        raised.append(flag)
+    if raised:
+        flags = Flag.objects.filter(request_id=request.pk)
+        counts = {"flag_count": flags.count(), "open_flags": flags.filter(reviewed_at__isnull=True).count()}
+        ReferenceRequest.objects.filter(pk=request.pk).update(**counts)
+        for field, value in counts.items():
+            setattr(given, field, value)
+    return raised
+
+
+# --- showing -------------------------------------------------------------------------
+
+
+def member_names(user_ids) -> dict[int, str]:
+    """Members' names (or emails) by user id, in one control-database lookup."""
+    from vouch.accounts.models import User
+
+    ids = {user_id for user_id in user_ids if user_id}
+    if not ids:
+        return {}
+    return {
+        pk: name or email for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
+    }
+
+
+def flags_of(request: ReferenceRequest) -> list[Flag]:
+    """The request's flags for its page and report: open ones first, most severe first,
+    each with its reference and ``reviewer_name`` (two queries in all)."""
+    flags = list(
+        Flag.objects.filter(request_id=request.pk)
+        .select_related("reference")
+        .order_by(F("reviewed_at").asc(nulls_first=True), "-severity", "raised_at", "id")
+    )
+    names = member_names(flag.reviewed_by_id for flag in flags)
+    for flag in flags:
+        flag.reviewer_name = names.get(flag.reviewed_by_id, "")
+    return flags

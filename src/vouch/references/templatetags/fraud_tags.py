@@ -1,0 +1,27 @@
+"""Template helpers for the fraud flags partial (``references/requests/_flags.html``)."""
+
+from __future__ import annotations
+
+from django import template
+
+from vouch.references import fraud
+
+register = template.Library()
+
+
+@register.filter
+def flag_title(flag) -> str:
+    """What the flag's kind is called ("Same device as the candidate")."""
+    return fraud.title_of(flag.kind)
+
+
+@register.filter
+def flag_reviewer(flag) -> str:
+    """The name (or email) of the member who reviewed the flag; "" if unknown. Flags
+    from :func:`fraud.flags_of` carry it already; any other flag costs one lookup."""
+    if not flag.reviewed_by_id:
+        return ""
+    known = getattr(flag, "reviewer_name", None)
+    if known is not None:
+        return known
+    return fraud.member_names([flag.reviewed_by_id]).get(flag.reviewed_by_id, "")
