@@ -1,18 +1,91 @@
-"""The report page of a request and its PDF. Being written."""
+"""The report page of a request and its PDF. Thin: find the request the member may
+see, build the report data (``report``), render it or hand back the stored PDF
+(``report_pdf`` module)."""
 
 from __future__ import annotations
 
-from django.http import Http404
+import logging
+from collections.abc import Iterator
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils.http import content_disposition_header
 
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.activity import services as activity
+from vouch.activity.services import Kind
+from vouch.references import report as report_data
+from vouch.references import report_pdf as pdfs
+from vouch.references.request_access import request_or_404
+from vouch.vault.errors import VaultError
+from vouch.vault.files import CHUNK_BYTES
+
+log = logging.getLogger("vouch.references")
 
 
 @company_action(Action.VIEW_REPORTS)
-def report(request, request_id):
-    raise Http404
+def report(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    response = render(
+        request,
+        "references/report/page.html",
+        {"report": report_data.build_report(request_obj), "request_obj": request_obj},
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _chunks(first: bytes, handle) -> Iterator[bytes]:
+    try:
+        if first:
+            yield first
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()
+
+
+def _cannot(request: HttpRequest, message: str) -> HttpResponse:
+    return render(
+        request,
+        "web/error.html",
+        {"status": 500, "title": "The PDF cannot be made", "message": message},
+        status=500,
+    )
 
 
 @company_action(Action.VIEW_REPORTS)
-def report_pdf(request, request_id):
-    raise Http404
+def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    try:
+        stored = pdfs.report_file_for(request_obj)
+        handle = stored.file.storage.open(stored.file.name)
+        # Decrypted and checked before any header goes out, so a damaged file is a
+        # clear page rather than a download cut short (as attachments are served).
+        try:
+            first = handle.read(CHUNK_BYTES)
+        except BaseException:
+            handle.close()
+            raise
+    except (OSError, VaultError, pdfs.ReportRenderingError):
+        log.exception("the report PDF of request %s could not be made or read", request_obj.pk)
+        return _cannot(request, "The report could not be rendered or its stored copy failed its integrity check. "
+                       "The problem has been logged; the report page still shows everything.")
+    activity.log(
+        Kind.REPORT_DOWNLOADED,
+        "A reference report was downloaded as PDF.",
+        actor=request.user,
+        details={"request": str(request_obj.pk)},
+    )
+    response = StreamingHttpResponse(_chunks(first, handle), content_type="application/pdf")
+    response["Content-Length"] = str(stored.size)
+    # The request's short id, never the candidate's name: file names end up in
+    # download folders, mail attachments and synced drives.
+    filename = f"reference-report-{report_data.short_id(request_obj)}.pdf"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
