@@ -130,7 +130,9 @@ def link_required(purpose: str) -> Callable:
                 # is still reachable.
                 if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                     response.render()
-            if new_device:
+            # Not on a 4xx: a view's own neutral page (a cancelled request's link) must not
+            # differ from a refused link's by a cookie.
+            if new_device and response.status_code < 400:
                 _set_device_cookie(response, request.vouch_link_device)
             return _private(response)
 
