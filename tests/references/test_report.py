@@ -281,7 +281,9 @@ def test_an_unchanged_report_is_not_rendered_again_and_a_change_is(client, compa
         again = ReportFile.objects.get(request=request)
         assert (again.pk, again.file.name, again.generated_at) == (stored.pk, first_name, first_time)
         # A flag reviewed changes what the report shows.
-        workflow.review_flag(Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Same office.")
+        workflow.review_flag(
+            Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Same office."
+        )
     third_response, third = download(client, request)
     assert third_response.status_code == 200 and len(renders) == 2
     assert "Same office." in pdf_text(third)
@@ -305,7 +307,10 @@ def test_text_that_looks_like_html_is_printed_not_followed(company, members):
     """A referee's answer holding markup shows as text and makes no request."""
     request, _ = make_request(company, members[Role.RECRUITER].user)
     reference, _ = nominate(company, request, REFEREES[0])
-    answers = {**RITA_ANSWERS, "strengths": '<img src="http://169.254.169.254/latest"> <link href="file:///etc/passwd">'}
+    answers = {
+        **RITA_ANSWERS,
+        "strengths": '<img src="http://169.254.169.254/latest"> <link href="file:///etc/passwd">',
+    }
     answered(company, reference, RITA_IDENTITY, answers)
     with company_context(company):
         text = pdf_text(report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=request.pk)))
@@ -315,8 +320,7 @@ def test_text_that_looks_like_html_is_printed_not_followed(company, members):
 def test_five_referee_report_renders(company, members):
     request, _ = make_request(company, members[Role.RECRUITER].user, referees_required=5)
     people = [
-        {**REFEREES[0], "name": f"Referee {n}", "email": f"referee{n}@firm{n}.example", "phone": ""}
-        for n in range(5)
+        {**REFEREES[0], "name": f"Referee {n}", "email": f"referee{n}@firm{n}.example", "phone": ""} for n in range(5)
     ]
     for person in people:
         reference, _ = nominate(company, request, person)
@@ -325,3 +329,15 @@ def test_five_referee_report_renders(company, members):
         content = report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=request.pk))
     text = pdf_text(content)
     assert all(f"Referee {n}" in text for n in range(5))
+
+
+def test_deleting_a_request_removes_its_stored_pdf(company, members):
+    recruiter = members[Role.RECRUITER].user
+    request, _ = make_request(company, recruiter)
+    with company_context(company):
+        stored = report_pdf.report_file_for(request)
+        path = stored.file.storage.stored_path(stored.file.name)
+        assert path.exists()
+        workflow.delete_request(request, actor=recruiter)
+        assert not ReportFile.objects.exists()
+    assert not path.exists()

@@ -8,6 +8,7 @@ Needs a company context. The caller checks the member may see the request
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import re
@@ -59,7 +60,7 @@ _LEGAL_FORMS = {
     "the",
 }
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-\d{1,2})?$")
-_MONTH_NAMES = ("January February March April May June July August September October November December").split()
+_MONTH_NAMES = calendar.month_name[1:]
 
 SUMMARISED = ("rating", "yes_no", "single", "multiple")
 
@@ -75,7 +76,10 @@ def _member_names(ids: set[int]) -> dict[int, str]:
     ids = {i for i in ids if i}
     if not ids:
         return {}
-    return {pk: (name or email) for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")}
+    return {
+        pk: (name or email)
+        for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
+    }
 
 
 # --- identity checks -------------------------------------------------------------------
@@ -87,7 +91,7 @@ def normalise_organisation(value: str) -> str:
 
 
 def parse_month(value: str) -> int | None:
-    """"YYYY-MM" (or a full date) as a month count; None when blank or unreadable."""
+    """ "YYYY-MM" (or a full date) as a month count; None when blank or unreadable."""
     match = _MONTH.match((value or "").strip())
     if not match:
         return None
@@ -98,7 +102,7 @@ def parse_month(value: str) -> int | None:
 
 
 def month_label(value: str, *, open_end: bool = False) -> str:
-    """"2021-03" as "March 2021"; a blank end date as "present"."""
+    """ "2021-03" as "March 2021"; a blank end date as "present"."""
     months = parse_month(value)
     if months is None:
         return "present" if open_end and not (value or "").strip() else (value or "—")

@@ -60,9 +60,7 @@ class BundledOnlyFetcher(URLFetcher):
 
 def render_pdf(report: dict) -> bytes:
     """The PDF of report data made by :func:`report.build_report`."""
-    html = render_to_string(
-        "references/report/print.html", {"report": report, "stylesheet_url": STYLESHEET_URL}
-    )
+    html = render_to_string("references/report/print.html", {"report": report, "stylesheet_url": STYLESHEET_URL})
     return HTML(string=html, base_url=STYLESHEET_URL, url_fetcher=BundledOnlyFetcher()).write_pdf()
 
 

@@ -71,8 +71,11 @@ def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
             raise
     except (OSError, VaultError, pdfs.ReportRenderingError):
         log.exception("the report PDF of request %s could not be made or read", request_obj.pk)
-        return _cannot(request, "The report could not be rendered or its stored copy failed its integrity check. "
-                       "The problem has been logged; the report page still shows everything.")
+        return _cannot(
+            request,
+            "The report could not be rendered or its stored copy failed its integrity check. "
+            "The problem has been logged; the report page still shows everything.",
+        )
     activity.log(
         Kind.REPORT_DOWNLOADED,
         "A reference report was downloaded as PDF.",
@@ -88,4 +91,3 @@ def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
-
