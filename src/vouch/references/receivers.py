@@ -7,11 +7,12 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from vouch.references.models import Attachment
+from vouch.references.models import Attachment, ReportFile
 
 
 @receiver(post_delete, sender=Attachment)
-def remove_stored_file(sender, instance: Attachment, using: str, **kwargs) -> None:
+@receiver(post_delete, sender=ReportFile)  # a request's stored report PDF, by cascade too
+def remove_stored_file(sender, instance: Attachment | ReportFile, using: str, **kwargs) -> None:
     name = instance.file.name
     if not name:
         return
