@@ -1,29 +1,263 @@
-"""The candidate's pages, under their private link: confirm details, nominate referees,
-follow their statuses, replace one. Being written."""
+"""The candidate's pages, under their private link: confirm their details, nominate
+referees, follow each referee's status, replace one who declined or is overdue.
+
+The candidate has no account: ``link_required`` has already resolved the link and set
+the company, and ``request.link.subject_id`` names the one reference request these
+pages may touch. Every change goes through ``workflow``; every action is recorded
+for the fraud checks. What a referee answered, and why one declined, are never put
+in front of the candidate: the templates only ever see the fields listed in
+``_referee_rows``."""
 
 from __future__ import annotations
 
-from django.http import Http404
+import logging
+from datetime import timedelta
+from uuid import UUID
 
-from vouch.links.decorators import link_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+
+from vouch.links.decorators import link_required, neutral_response
 from vouch.links.models import Purpose
+from vouch.references import fraud, workflow
+from vouch.references.candidate_forms import CandidateDetailsForm, NominationForm, month_label
+from vouch.references.request_models import (
+    OPEN_REFERENCE_STATUSES,
+    Reference,
+    ReferenceRequest,
+    ReferenceStatus,
+    RequestStatus,
+)
+
+log = logging.getLogger("vouch.references")
+
+# The confirmations a redirect may ask the home page to show (?done=...): fixed
+# sentences, so nothing from the address is ever echoed.
+DONE = {
+    "confirmed": "Thank you: your details are confirmed.",
+    "nominated": "Referee added: we have emailed them their private link.",
+    "replaced": "Referee replaced: we have emailed the new referee their private link.",
+}
+
+# What each status means to the candidate, in a line.
+STATUS_HINTS = {
+    ReferenceStatus.INVITED: "We have emailed them their link.",
+    ReferenceStatus.OPENED: "They have opened their link.",
+    ReferenceStatus.IN_PROGRESS: "They have started their reference.",
+    ReferenceStatus.COMPLETED: "Their reference is in. Thank you.",
+    ReferenceStatus.DECLINED: "They are not able to give a reference.",
+    ReferenceStatus.REPLACED: "You nominated someone else instead.",
+    ReferenceStatus.EXPIRED: "The deadline passed before they answered.",
+    ReferenceStatus.CANCELLED: "No longer needed.",
+}
+
+
+def _reference_request(http_request: HttpRequest) -> ReferenceRequest | None:
+    return (
+        ReferenceRequest.objects.select_related("candidate", "questionnaire_version")
+        .filter(pk=http_request.link.subject_id)
+        .first()
+    )
+
+
+def _home_url(http_request: HttpRequest, done: str = "") -> str:
+    url = reverse("candidate_link", kwargs={"token": http_request.link.token})
+    return f"{url}?done={done}" if done else url
+
+
+def _signal(http_request: HttpRequest, req: ReferenceRequest, action: str, reference: Reference | None = None) -> None:
+    """Record the action for the fraud checks (and, after a nomination, run them). The
+    candidate's change has already been made: a failure here is logged, not shown."""
+    try:
+        fraud.record(http_request, req, actor="candidate", action=action, reference=reference)
+        if action in ("nominated", "replaced"):
+            fraud.evaluate(req)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("references: could not record the candidate's %s action", action)
+
+
+def _row(reference: Reference, *, may_replace: bool, replace_after: int, names: dict) -> dict:
+    """What the candidate may know of one referee: who, how they know them, and a
+    plain status. Never the answers, the decline reason or the identity confirmation."""
+    replaceable = may_replace and workflow.can_replace(reference)
+    waiting = may_replace and reference.status in OPEN_REFERENCE_STATUSES and not replaceable
+    return {
+        "id": reference.pk,
+        "name": reference.name,
+        "relationship": reference.get_relationship_display(),
+        "organisation": reference.organisation,
+        "worked": _worked(reference.worked_from, reference.worked_to),
+        "status": reference.status,
+        "status_label": reference.get_status_display(),
+        "hint": STATUS_HINTS.get(reference.status, ""),
+        "replaced_by": names.get(reference.replaced_by_id, ""),
+        "replaceable": replaceable,
+        # When an unanswered referee may be swapped for someone else.
+        "replaceable_from": reference.nominated_at + timedelta(days=replace_after) if waiting else None,
+    }
+
+
+def _referee_rows(req: ReferenceRequest, *, may_replace: bool) -> list[dict]:
+    references = list(req.references.all())
+    names = {reference.pk: reference.name for reference in references}
+    replace_after = workflow.company_settings().replace_after_days
+    return [
+        _row(reference, may_replace=may_replace, replace_after=replace_after, names=names) for reference in references
+    ]
+
+
+def _worked(start: str, end: str) -> str:
+    if not start:
+        return ""
+    return f"{month_label(start)} – {month_label(end) if end else 'now'}"
+
+
+def _page(
+    http_request: HttpRequest,
+    req: ReferenceRequest,
+    *,
+    details_form: CandidateDetailsForm | None = None,
+    nomination_form: NominationForm | None = None,
+    status: int = 200,
+    root: str = "./",
+) -> HttpResponse:
+    """The home page: the request, the candidate's details, their referees and, while
+    the request is open and a place is free, the nomination form. ``root`` is the way
+    back to the link's own address, relative to the page's (the token stays out of
+    the page itself)."""
+    is_open = req.is_open
+    rows = _referee_rows(req, may_replace=is_open)
+    completed = sum(1 for row in rows if row["status"] == ReferenceStatus.COMPLETED)
+    # A place freed by a referee who declined is filled through "Replace" beside them,
+    # so the timeline says who took whose place; the form is for the other places.
+    awaiting_replacement = sum(1 for row in rows if row["replaceable"] and row["status"] == ReferenceStatus.DECLINED)
+    slots = max(0, workflow.open_slots(req) - awaiting_replacement) if is_open else 0
+    if is_open and details_form is None:
+        candidate = req.candidate
+        details_form = CandidateDetailsForm(
+            initial={"name": candidate.name, "email": candidate.email, "phone": candidate.phone}
+        )
+    if is_open and slots and nomination_form is None:
+        nomination_form = NominationForm(work_email_required=req.work_email_required)
+    done = http_request.GET.get("done", "")
+    context = {
+        "company_name": http_request.link.company.name,
+        "req": req,
+        "is_open": is_open,
+        "confirmed": req.candidate_confirmed_at is not None,
+        "details_form": details_form if is_open else None,
+        # A refused nomination keeps its form (and what was typed) even once no place
+        # is left, so the reason shows next to it.
+        "nomination_form": nomination_form if is_open and (slots or nomination_form is not None) else None,
+        "referees": rows,
+        "completed": completed,
+        "slots": slots,
+        "awaiting_replacement": awaiting_replacement,
+        "done": DONE.get(done, "") if status == 200 else "",
+        "root": root,
+    }
+    return render(http_request, "references/candidate/home.html", context, status=status)
+
+
+def _closed(http_request: HttpRequest, req: ReferenceRequest, root: str) -> HttpResponse:
+    """A change asked of a request that is no longer open: the closed page, refused."""
+    return _page(http_request, req, status=409, root=root)
+
+
+def _load(http_request: HttpRequest) -> ReferenceRequest | HttpResponse:
+    """The link's request, or the neutral page (gone, or cancelled: a cancelled request
+    is nobody's business any more, and its link is withdrawn anyway)."""
+    req = _reference_request(http_request)
+    if req is None or req.status == RequestStatus.CANCELLED:
+        return neutral_response()
+    return req
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_home(request):
-    raise Http404
+def candidate_home(request: HttpRequest) -> HttpResponse:
+    req = _load(request)
+    if isinstance(req, HttpResponse):
+        return req
+    if req.is_open:
+        workflow.candidate_opened(req)
+    _signal(request, req, "opened")
+    return _page(request, req)
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_details(request):
-    raise Http404
+def candidate_details(request: HttpRequest) -> HttpResponse:
+    req = _load(request)
+    if isinstance(req, HttpResponse):
+        return req
+    if request.method != "POST":
+        return HttpResponseRedirect(_home_url(request))
+    if not req.is_open:
+        return _closed(request, req, "../")
+    form = CandidateDetailsForm(request.POST)
+    if form.is_valid():
+        try:
+            workflow.confirm_candidate(req, **form.cleaned_data)
+        except workflow.WorkflowError as refused:
+            form.add_error(None, str(refused))
+        else:
+            _signal(request, req, "confirmed")
+            return HttpResponseRedirect(_home_url(request, "confirmed"))
+    req.refresh_from_db()
+    return _page(request, req, details_form=form, status=400, root="../")
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_nominate(request):
-    raise Http404
+def candidate_nominate(request: HttpRequest) -> HttpResponse:
+    req = _load(request)
+    if isinstance(req, HttpResponse):
+        return req
+    if request.method != "POST":
+        return HttpResponseRedirect(_home_url(request))
+    if not req.is_open:
+        return _closed(request, req, "../")
+    form = NominationForm(request.POST, work_email_required=req.work_email_required)
+    if form.is_valid():
+        try:
+            reference = workflow.nominate(req, **form.workflow_arguments())
+        except workflow.WorkflowError as refused:
+            form.add_error(None, str(refused))
+        else:
+            _signal(request, req, "nominated", reference)
+            return HttpResponseRedirect(_home_url(request, "nominated"))
+    req.refresh_from_db()
+    return _page(request, req, nomination_form=form, status=400, root="../")
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_replace(request, reference_id):
-    raise Http404
+def candidate_replace(request: HttpRequest, reference_id: UUID) -> HttpResponse:
+    req = _load(request)
+    if isinstance(req, HttpResponse):
+        return req
+    # One lookup naming both: only a referee of this very request can be replaced here.
+    reference = Reference.objects.filter(pk=reference_id, request=req).first()
+    if reference is None:
+        return neutral_response()
+    if not req.is_open:
+        return _closed(request, req, "../../")
+    context = {
+        "company_name": request.link.company.name,
+        "req": req,
+        "old": _row(reference, may_replace=False, replace_after=0, names={}),
+        "root": "../../",
+    }
+    if not workflow.can_replace(reference):
+        return render(request, "references/candidate/replace.html", {**context, "form": None}, status=409)
+    if request.method != "POST":
+        form = NominationForm(work_email_required=req.work_email_required)
+        return render(request, "references/candidate/replace.html", {**context, "form": form})
+    form = NominationForm(request.POST, work_email_required=req.work_email_required)
+    if form.is_valid():
+        try:
+            new = workflow.nominate(req, replacing=reference, **form.workflow_arguments())
+        except workflow.WorkflowError as refused:
+            form.add_error(None, str(refused))
+        else:
+            _signal(request, req, "replaced", new)
+            return HttpResponseRedirect(_home_url(request, "replaced"))
+    return render(request, "references/candidate/replace.html", {**context, "form": form}, status=400)

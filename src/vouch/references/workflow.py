@@ -422,7 +422,9 @@ def can_replace(reference: Reference, *, now: datetime | None = None) -> bool:
     """A declined referee, or one who has not answered within the company's
     ``replace_after_days`` of being nominated, can be replaced."""
     if reference.status == ReferenceStatus.DECLINED:
-        return reference.replaced_by_id is None
+        # Replacing a declined referee adds an active one: only while a place is free
+        # (the candidate may have nominated someone else in the meantime).
+        return reference.replaced_by_id is None and open_slots(reference.request) > 0
     if reference.status not in OPEN_REFERENCE_STATUSES:
         return False
     now = now or timezone.now()
