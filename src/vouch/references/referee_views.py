@@ -1,29 +1,369 @@
-"""The referee's pages, under their private link: confirm identity, answer (saved as they
-go), or decline; a thank-you page after. Being written."""
+"""The referee's pages, under their private link: confirm who they are, answer the
+questionnaire (saved as they go), or decline; a thank-you page after.
+
+The link names one Reference; every page loads it with its request, candidate and
+questionnaire version in one query. Changes go through ``workflow``; once the
+reference is submitted, declined or closed, the link shows only a closing page and
+every POST is refused with 409, nothing changed. The answers page and its autosave
+are on the hot path (benchmarked), so they make no query per question."""
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
 
-from vouch.links.decorators import link_required
+from vouch.links.decorators import link_required, neutral_response
 from vouch.links.models import Purpose
+from vouch.references import answers as answer_rules
+from vouch.references import fraud, workflow
+from vouch.references.referee_forms import DeclineForm, IdentityForm
+from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
+
+AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
+# Multiple-choice questions on the posted form: all boxes unticked posts nothing, which
+# must clear the saved answer rather than leave it as it was.
+SHOWN_MULTIPLE = "shown-multiple"
+
+OPEN, COMPLETED, DECLINED, CLOSED, GONE = "open", "completed", "declined", "closed", "gone"
+
+
+def _load(request: HttpRequest) -> Reference | None:
+    """The link's reference with everything its pages show, in one query."""
+    try:
+        return Reference.objects.select_related("request__candidate", "request__questionnaire_version").get(
+            pk=request.link.subject_id
+        )
+    except Reference.DoesNotExist:
+        return None
+
+
+def _state(reference: Reference) -> str:
+    if reference.status == ReferenceStatus.COMPLETED:
+        return COMPLETED
+    if reference.status == ReferenceStatus.DECLINED:
+        return DECLINED
+    if reference.status == ReferenceStatus.REPLACED:
+        return GONE  # its link is revoked when replaced; this is a second lock
+    if not reference.is_open or not reference.request.is_open:
+        return CLOSED
+    return OPEN
+
+
+def _context(request: HttpRequest, reference: Reference, **extra) -> dict:
+    ask = reference.request
+    token = request.link.token
+    return {
+        "reference": reference,
+        "company_name": request.link.company.name,
+        "candidate_name": ask.candidate.name,
+        "role": ask.role,
+        "deadline": ask.deadline,
+        "home_url": reverse("referee_link", kwargs={"token": token}),
+        "confirm_url": reverse("referee_confirm", kwargs={"token": token}),
+        "answers_url": reverse("referee_answers", kwargs={"token": token}),
+        "decline_url": reverse("referee_decline", kwargs={"token": token}),
+        **extra,
+    }
+
+
+def _closing_reason(reference: Reference) -> str:
+    """Why a closed reference takes no more answers, in the referee's terms."""
+    ask = reference.request
+    if ask.status == RequestStatus.COMPLETED:
+        return "received all the references it needs, so yours is no longer needed"
+    if reference.status == ReferenceStatus.EXPIRED or ask.status == RequestStatus.EXPIRED:
+        return "closed this request: its deadline has passed"
+    return "withdrawn this reference request"
+
+
+def _closed_page(
+    request: HttpRequest, reference: Reference, state: str, *, status: int = 200, message: str = ""
+) -> HttpResponse:
+    """The only page a finished reference shows: thank you, declined, or closed. With
+    409 it answers a change that came too late (nothing was changed)."""
+    refusal = message or _refusal_text(state)
+    if request.META.get(AUTOSAVE_HEADER) == "1":
+        return JsonResponse({"error": refusal}, status=status)
+    context = _context(
+        request,
+        reference,
+        state=state,
+        refused=status == 409,
+        refusal=refusal,
+        closing_reason=_closing_reason(reference) if state == CLOSED and not message else "",
+    )
+    return render(request, "references/referee/closed.html", context, status=status)
+
+
+def _refusal_text(state: str) -> str:
+    if state == COMPLETED:
+        return "You have already submitted this reference: the answers can no longer be changed."
+    if state == DECLINED:
+        return "You have declined to give this reference: nothing can be changed now."
+    return "This reference is closed: nothing can be changed now."
+
+
+def _refused(request: HttpRequest, reference: Reference, message: str = "") -> HttpResponse:
+    """The workflow refused a change (the reference closed under this request): 409,
+    with the page of the state it is in now."""
+    fresh = _load(request) or reference
+    state = _state(fresh)
+    if state == GONE:
+        return neutral_response()
+    if state == OPEN:  # the workflow's own reason, since the state does not explain it
+        return _closed_page(request, fresh, CLOSED, status=409, message=message)
+    return _closed_page(request, fresh, state, status=409)
+
+
+def _record(request: HttpRequest, reference: Reference, action: str) -> None:
+    fraud.record(request, reference.request, actor="referee", action=action, reference=reference)
+
+
+# --- step 1: who is asking, and who you are -----------------------------------------
+
+
+def _identity_initial(reference: Reference) -> dict:
+    return dict(reference.identity or {})
+
+
+def _home(request: HttpRequest, reference: Reference, form: IdentityForm, *, status: int = 200) -> HttpResponse:
+    questions = reference.request.questionnaire_version.questions
+    return render(
+        request,
+        "references/referee/home.html",
+        _context(
+            request,
+            reference,
+            form=form,
+            confirmed=reference.confirmed_at is not None,
+            total=len(questions),
+            answered=_answered(questions, reference.answers or {}),
+        ),
+        status=status,
+    )
 
 
 @link_required(Purpose.REFEREE)
-def referee_home(request):
-    raise Http404
+@require_http_methods(["GET", "HEAD"])
+def referee_home(request: HttpRequest) -> HttpResponse:
+    """Who is asking and why, then step 1; or the closing page of a finished reference."""
+    reference = _load(request)
+    if reference is None:
+        return neutral_response()
+    state = _state(reference)
+    if state == GONE:
+        return neutral_response()
+    if state != OPEN:
+        return _closed_page(request, reference, state)
+    workflow.referee_opened(reference)
+    _record(request, reference, "opened")
+    fraud.evaluate(reference.request)
+    candidate_name = reference.request.candidate.name
+    form = IdentityForm(initial=_identity_initial(reference), candidate_name=candidate_name)
+    return _home(request, reference, form)
 
 
 @link_required(Purpose.REFEREE)
-def referee_confirm(request):
-    raise Http404
+@require_http_methods(["GET", "POST"])
+def referee_confirm(request: HttpRequest) -> HttpResponse:
+    """Step 1 sent: keep who the referee is, then on to the questions."""
+    if request.method != "POST":
+        return redirect("referee_link", token=request.link.token)
+    reference = _load(request)
+    if reference is None:
+        return neutral_response()
+    state = _state(reference)
+    if state == GONE:
+        return neutral_response()
+    if state != OPEN:
+        return _closed_page(request, reference, state, status=409)
+    form = IdentityForm(request.POST, candidate_name=reference.request.candidate.name)
+    if not form.is_valid():
+        return _home(request, reference, form, status=400)
+    try:
+        workflow.confirm_referee(reference, **form.cleaned_data)
+    except workflow.WorkflowError as error:
+        return _refused(request, reference, str(error))
+    _record(request, reference, "confirmed")
+    return redirect("referee_answers", token=request.link.token)
+
+
+# --- step 2: the questionnaire -------------------------------------------------------
+
+
+def _filled(value) -> bool:
+    return value not in (None, "", [])
+
+
+def _answered(questions: list[dict], values: dict) -> int:
+    return sum(1 for question in questions if _filled(values.get(question["id"])))
+
+
+def _options(question: dict, value) -> list[dict]:
+    """The radio buttons or tick boxes of one question, with what is chosen."""
+    kind, qid = question["type"], question["id"]
+    if kind == "rating":
+        scale = question["scale"]
+        pairs = [(str(point), str(point)) for point in range(int(scale["min"]), int(scale["max"]) + 1)]
+    elif kind == "yes_no":
+        pairs = [("yes", "Yes"), ("no", "No")]
+    else:
+        pairs = [(choice, choice) for choice in question.get("choices", ())]
+    if kind == "multiple":
+        chosen = {str(item) for item in value} if isinstance(value, list) else {str(value)} if value else set()
+    else:
+        chosen = {str(value)} if _filled(value) else set()
+    return [
+        {"value": v, "label": label, "checked": v in chosen, "id": f"q-{qid}-{index}"}
+        for index, (v, label) in enumerate(pairs)
+    ]
+
+
+def _rows(questions: list[dict], values: dict, errors: dict) -> list[dict]:
+    rows = []
+    for number, question in enumerate(questions, 1):
+        value = values.get(question["id"])
+        row = {
+            "q": question,
+            "number": number,
+            "name": f"q-{question['id']}",
+            "error": errors.get(question["id"], ""),
+            "answered": _filled(value),
+        }
+        if question["type"] == "text":
+            row["text"] = value if isinstance(value, str) else ""
+        else:
+            row["options"] = _options(question, value)
+        rows.append(row)
+    return rows
+
+
+def _answers_page(
+    request: HttpRequest, reference: Reference, values: dict, errors: dict, *, status: int = 200
+) -> HttpResponse:
+    questions = reference.request.questionnaire_version.questions
+    context = _context(
+        request,
+        reference,
+        rows=_rows(questions, values, errors),
+        total=len(questions),
+        answered=_answered(questions, values),
+        required_left=sum(
+            1 for question in questions if question.get("required") and not _filled(values.get(question["id"]))
+        ),
+        errors=errors,
+        general_error=errors.get("__all__", ""),
+        saved=request.GET.get("saved") == "1" and not errors,
+        SHOWN_MULTIPLE=SHOWN_MULTIPLE,
+    )
+    return render(request, "references/referee/answers.html", context, status=status)
+
+
+def _submitted(questions: list[dict], post) -> dict:
+    """The answers in the posted form; a multiple-choice question shown on the form with
+    every box unticked is sent as cleared."""
+    submitted = answer_rules.from_post(questions, post)
+    shown = set(post.getlist(SHOWN_MULTIPLE))
+    for question in questions:
+        if question["type"] == "multiple" and question["id"] in shown and question["id"] not in submitted:
+            submitted[question["id"]] = []
+    return submitted
+
+
+def _record_saved(request: HttpRequest, reference: Reference) -> None:
+    """Record "saved" at most once per clock minute per reference: autosave fires often,
+    and the fraud checks need where the answers came from, not every keystroke.
+    ``saved_at`` (as loaded, before this save) says whether this minute has one."""
+    previous, now = reference.saved_at, timezone.now()
+    if previous is None or previous.replace(second=0, microsecond=0) != now.replace(second=0, microsecond=0):
+        _record(request, reference, "saved")
 
 
 @link_required(Purpose.REFEREE)
-def referee_answers(request):
-    raise Http404
+@require_http_methods(["GET", "HEAD", "POST"])
+def referee_answers(request: HttpRequest) -> HttpResponse:
+    """The questionnaire, prefilled from saved progress. POST saves (button "save", or
+    the autosave's fetch: a 204) or submits (button "submit": then the thank-you page)."""
+    reference = _load(request)
+    if reference is None:
+        return neutral_response()
+    state = _state(reference)
+    autosave = request.META.get(AUTOSAVE_HEADER) == "1"
+    if state == GONE:
+        return neutral_response()
+    if state != OPEN:
+        if request.method == "POST":
+            return _closed_page(request, reference, state, status=409)
+        return redirect("referee_link", token=request.link.token)
+    if reference.confirmed_at is None:
+        if autosave:
+            return JsonResponse({"error": "Confirm your details first."}, status=409)
+        return redirect("referee_link", token=request.link.token)
+    if request.method != "POST":
+        return _answers_page(request, reference, reference.answers or {}, {})
+
+    questions = reference.request.questionnaire_version.questions
+    submitted = _submitted(questions, request.POST)
+    if request.POST.get("action") == "submit" and not autosave:
+        return _submit(request, reference, submitted)
+    try:
+        errors = workflow.save_answers(reference, submitted)
+    except workflow.WorkflowError as error:
+        return _refused(request, reference, str(error))
+    _record_saved(request, reference)
+    if autosave:
+        if errors:
+            return JsonResponse({"errors": errors}, status=400)
+        return HttpResponse(status=204)
+    if errors:
+        values = {**(reference.answers or {}), **submitted}
+        return _answers_page(request, reference, values, errors, status=400)
+    return redirect(reverse("referee_answers", kwargs={"token": request.link.token}) + "?saved=1")
+
+
+def _submit(request: HttpRequest, reference: Reference, submitted: dict) -> HttpResponse:
+    try:
+        errors = workflow.submit_answers(reference, submitted)
+        if errors:
+            # Not final yet, but what is valid is kept, as a save would.
+            workflow.save_answers(reference, submitted)
+    except workflow.WorkflowError as error:
+        return _refused(request, reference, str(error))
+    if errors:
+        values = {**(reference.answers or {}), **submitted}
+        return _answers_page(request, reference, values, errors, status=400)
+    _record(request, reference, "submitted")
+    fraud.evaluate(reference.request)
+    return redirect("referee_link", token=request.link.token)
+
+
+# --- declining -----------------------------------------------------------------------
 
 
 @link_required(Purpose.REFEREE)
-def referee_decline(request):
-    raise Http404
+@require_http_methods(["GET", "HEAD", "POST"])
+def referee_decline(request: HttpRequest) -> HttpResponse:
+    """Decline with a reason; the candidate is told so they can nominate someone else."""
+    reference = _load(request)
+    if reference is None:
+        return neutral_response()
+    state = _state(reference)
+    if state == GONE:
+        return neutral_response()
+    if state != OPEN:
+        if request.method == "POST":
+            return _closed_page(request, reference, state, status=409)
+        return redirect("referee_link", token=request.link.token)
+    form = DeclineForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workflow.decline(reference, form.cleaned_data["reason"])
+        except workflow.WorkflowError as error:
+            return _refused(request, reference, str(error))
+        _record(request, reference, "declined")
+        return redirect("referee_link", token=request.link.token)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "references/referee/decline.html", _context(request, reference, form=form), status=status)
