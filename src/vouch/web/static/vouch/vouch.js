@@ -7,6 +7,125 @@ document.addEventListener("submit", function (event) {
   }
 });
 
+// Referee answers (<form data-autosave>): saved as they go, ~800 ms after the last change,
+// by a POST the view answers with 204 (or 400 with {"errors": {question id: message}}).
+// The progress line (data-progress) follows what is filled in. Without JS the Save button works.
+(function () {
+  var form = document.querySelector("form[data-autosave]");
+  if (!form || !window.fetch || !window.FormData) {
+    return;
+  }
+  var status = document.getElementById(form.getAttribute("data-autosave-status"));
+  var progress = document.getElementById(form.getAttribute("data-progress"));
+  var timer = null;
+  var busy = false;
+  var again = false;
+
+  function say(text, state) {
+    if (status) {
+      status.textContent = text;
+      status.setAttribute("data-state", state || "");
+    }
+  }
+
+  function countAnswered() {
+    var answered = 0;
+    form.querySelectorAll("[data-question]").forEach(function (item) {
+      var text = item.querySelector("textarea");
+      if (text ? text.value.trim() !== "" : item.querySelector("input:checked")) {
+        answered += 1;
+      }
+    });
+    if (progress) {
+      var count = progress.querySelector("[data-answered]");
+      if (count) {
+        count.textContent = String(answered);
+      }
+      var bar = progress.parentNode.querySelector("progress");
+      if (bar) {
+        bar.value = answered;
+      }
+    }
+  }
+
+  function showErrors(errors) {
+    form.querySelectorAll("[data-error-for]").forEach(function (slot) {
+      var message = errors[slot.getAttribute("data-error-for")] || "";
+      slot.textContent = message;
+      slot.closest("[data-question]").classList.toggle("has-error", message !== "");
+    });
+  }
+
+  function save() {
+    timer = null;
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    var data = new FormData(form);
+    data.set("action", "save");
+    say("Saving…", "saving");
+    fetch(form.action, {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      headers: { "X-Vouch-Autosave": "1", "X-CSRFToken": data.get("csrfmiddlewaretoken") || "" },
+    })
+      .then(function (response) {
+        if (response.status === 204) {
+          showErrors({});
+          var now = new Date();
+          say("Saved at " + now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + ".", "saved");
+          return;
+        }
+        return response.json().then(function (body) {
+          if (response.status === 400 && body.errors) {
+            showErrors(body.errors);
+            say("Some answers need a look (marked below); the others are saved.", "error");
+          } else if (response.status === 409) {
+            say(body.error || "This reference is closed.", "error");
+            window.location.reload();
+          } else {
+            say("Not saved: " + (body.error || "please use the Save button."), "error");
+          }
+        });
+      })
+      .catch(function () {
+        say("Not saved: check your connection. Your answers are still on this page.", "error");
+      })
+      .then(function () {
+        busy = false;
+        if (again) {
+          again = false;
+          schedule();
+        }
+      });
+  }
+
+  function schedule() {
+    countAnswered();
+    say("Unsaved changes…", "pending");
+    window.clearTimeout(timer);
+    timer = window.setTimeout(save, 800);
+  }
+
+  form.addEventListener("input", schedule);
+  form.addEventListener("change", schedule);
+  form.addEventListener("submit", function (event) {
+    // The page is being sent anyway: no autosave racing it. If the submit is called
+    // off (the confirmation above declined), the pending save still happens.
+    var pending = timer !== null;
+    window.clearTimeout(timer);
+    timer = null;
+    window.setTimeout(function () {
+      if (event.defaultPrevented && pending) {
+        save();
+      }
+    }, 0);
+  });
+})();
+
 // htmx leaves a 400 answer unswapped; a form marked data-swap-errors shows it in place
 // (its fragment carries the error next to the field, and the text typed).
 document.addEventListener("htmx:beforeSwap", function (event) {
