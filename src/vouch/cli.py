@@ -9,6 +9,8 @@ vouch check [--deploy]      run the configuration checks
 vouch audit verify          check the security event log's hash chain (exit 1 if broken)
 vouch tenants migrate|list|show|check  company databases: schema, size, health, orphans
 vouch keys rotate-master|rotate-company|status|generate  encryption keys: rotation, versions, ages
+vouch worker [--batch]      run background tasks (reminders, expiry, retention)
+vouch references maintenance  expire overdue requests, send missed reminders, apply retention now
 vouch manage ARGS...        any Django management command
 """
 
@@ -148,6 +150,19 @@ def serve(args: argparse.Namespace) -> int:
         ]
         processes.append(subprocess.Popen(redirect_cmd, start_new_session=True))
 
+    # The background worker (reminders, expiry at the deadline, retention): its own process
+    # group too; restarted if it stops, so the site never depends on it staying up.
+    worker_cmd = [sys.executable, "-m", "vouch.cli", "worker", "--quiet"]
+    run_worker = config.env_bool("VOUCH_SERVE_WORKER", True)
+    workers_started: list[subprocess.Popen] = []
+
+    def start_worker() -> None:
+        if run_worker and not stopping.is_set():
+            # Only the live one is kept: a reaped worker's process group id may be reused.
+            workers_started[:] = [subprocess.Popen(worker_cmd, start_new_session=True)]
+
+    start_worker()
+
     host_for_people = "localhost" if bind in ("127.0.0.1", "0.0.0.0", "::", "::1") else bind
     if _wait_for_port(bind if bind not in ("0.0.0.0", "::") else "127.0.0.1", https_port, stopping):
         print(
@@ -170,10 +185,18 @@ def serve(args: argparse.Namespace) -> int:
 
     threading.Thread(target=purge_periodically, args=(stopping,), name="vouch-purge", daemon=True).start()
     exit_code = 0
+    worker_restart_at = 0.0
     try:
         while not stopping.wait(0.5) and all(p.poll() is None for p in processes):
-            pass
+            if workers_started and workers_started[-1].poll() is not None:
+                if not worker_restart_at:
+                    print("The background worker stopped; restarting it in 5 seconds.", file=sys.stderr, flush=True)
+                    worker_restart_at = time.monotonic() + 5
+                elif time.monotonic() >= worker_restart_at:
+                    worker_restart_at = 0.0
+                    start_worker()
     finally:
+        processes.extend(workers_started)
         stop()
         # One deadline for all: a server still holding a client's keep-alive connection is
         # killed in time, before whoever stops this command loses patience and kills it
@@ -276,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     from vouch.vault import commands as keys_commands
 
     keys_commands.add_parser(sub)
+    from vouch.references import commands as references_commands
+
+    references_commands.add_parser(sub)
     p_manage = sub.add_parser("manage", help="run a Django management command")
     p_manage.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -317,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return tenants_commands.run(args)
     if args.command == "keys":
         return keys_commands.run(args)
+    if args.command in ("worker", "references"):
+        return references_commands.run(args)
     if args.command == "manage":
         from django.core.management import execute_from_command_line
 

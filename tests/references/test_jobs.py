@@ -1,0 +1,355 @@
+"""Reminders, expiry at the deadline and the daily maintenance, run by the real
+django-tasks-db worker at chosen moments: reminders go out on the schedule's days,
+once each, with a fresh link, and stop when they should."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from tests.conftest import make_company
+from tests.references.jobs_helpers import at, day, mails_to, queued, run_due, token_in
+from tests.references.test_workflow_core import IDENTITY, answers_for
+from tests.references.workflow import REFEREES, REQUEST, make_request, nominate
+from vouch.accounts.policy import Role
+from vouch.links import services as links
+from vouch.references import jobs, workflow
+from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.request_models import ReferenceStatus, RequestStatus, TimelineEvent, WorkflowSettings
+from vouch.tenancy.context import company_context
+
+pytestmark = pytest.mark.django_db
+
+CANDIDATE = REQUEST["email"]
+RITA, PAT, MORGAN = (referee["email"] for referee in REFEREES)
+
+
+def _start(company, members, **overrides):
+    """A request made now (day 0); returns (request, its creation time, candidate token)."""
+    request, token = make_request(company, members[Role.RECRUITER].user, **overrides)
+    return request, request.created_at, token
+
+
+def _nominate_at(company, request, moment, referee, replacing=None):
+    with at(moment):
+        return nominate(company, request, referee, replacing=replacing)
+
+
+def _reload(company, model, pk):
+    with company_context(company):
+        return model.objects.get(pk=pk)
+
+
+def _timeline(company, request, kind):
+    with company_context(company):
+        return [event.summary for event in TimelineEvent.objects.filter(request_id=request.pk, kind=kind)]
+
+
+def test_a_request_plans_its_expiry_and_the_candidates_reminders(company, members):
+    request, start, _ = _start(company, members)
+    assert [task.run_after for task in queued("expire_at_deadline")] == [request.deadline]
+    assert [task.run_after for task in queued("remind_candidate")] == [start + timedelta(days=d) for d in (2, 4, 6)]
+    assert [task.args_kwargs["args"][2] for task in queued("remind_candidate")] == [1, 2, 3]
+
+
+def test_candidate_reminders_go_out_on_their_days_once_each_with_a_fresh_link(company, members):
+    request, start, first_token = _start(company, members)
+    mail.outbox.clear()
+    run_due(day(start, 1))
+    assert mails_to(CANDIDATE) == []
+
+    run_due(day(start, 2))
+    [reminder] = mails_to(CANDIDATE)
+    assert reminder.subject.startswith("[Vouch] Reminder:")
+    fresh = token_in(reminder)
+    assert fresh != first_token
+    # An additional link: the earlier one keeps working.
+    assert links.resolve(fresh, "candidate").subject_id == request.pk
+    assert links.resolve(first_token, "candidate").subject_id == request.pk
+    assert _reload(company, ReferenceRequest, request.pk).candidate_reminders_sent == 1
+    assert _timeline(company, request, "candidate_reminded") == ["Reminder 1 sent to the candidate."]
+
+    # Running again the same day, or the daily safety net, sends nothing more.
+    run_due(day(start, 2, minutes=30))
+    assert jobs.maintain_company(company, now=day(start, 2, minutes=40))["reminders"] == 0
+    assert len(mails_to(CANDIDATE)) == 1
+
+    run_due(day(start, 4))
+    run_due(day(start, 6))
+    assert len(mails_to(CANDIDATE)) == 3
+    assert _timeline(company, request, "candidate_reminded")[-1] == "Reminder 3 sent to the candidate."
+    run_due(day(start, 9))
+    assert len(mails_to(CANDIDATE)) == 3
+
+
+def test_candidate_reminders_stop_once_every_referee_is_nominated(company, members):
+    request, start, _ = _start(company, members)
+    run_due(day(start, 2))
+    _nominate_at(company, request, day(start, 3), REFEREES[0])
+    _nominate_at(company, request, day(start, 3, minutes=5), REFEREES[1])
+    mail.outbox.clear()
+    ran = run_due(day(start, 6))
+    assert mails_to(CANDIDATE) == []
+    results = {task.return_value for task in ran if task.task_path.endswith("remind_candidate")}
+    assert results == {"all nominated"}
+
+
+def test_a_late_worker_sends_only_the_latest_reminder_due(company, members):
+    """A worker that was down for days catches up with one reminder, not a burst."""
+    request, start, _ = _start(company, members)
+    mail.outbox.clear()
+    run_due(day(start, 5))
+    [reminder] = mails_to(CANDIDATE)
+    assert _reload(company, ReferenceRequest, request.pk).candidate_reminders_sent == 2
+    assert _timeline(company, request, "candidate_reminded") == ["Reminder 2 sent to the candidate."]
+
+
+def test_referee_reminders_stop_on_completion_decline_and_replacement(company, members):
+    request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, request, start, REFEREES[0])
+    pat, _ = _nominate_at(company, request, start, REFEREES[1])
+    mail.outbox.clear()
+    run_due(day(start, 2))
+    assert len(mails_to(RITA, "Reminder")) == len(mails_to(PAT, "Reminder")) == 1
+    assert _timeline(company, request, "referee_reminded") == [
+        "Reminder 1 sent to Rita Referee.",
+        "Reminder 1 sent to Pat Peer.",
+    ]
+    fresh = token_in(mails_to(RITA, "Reminder")[0])
+    assert links.resolve(fresh, "referee").subject_id == rita.pk
+
+    with at(day(start, 3)), company_context(company):
+        workflow.confirm_referee(rita, **IDENTITY)
+        assert workflow.submit_answers(rita, answers_for(request)) == {}
+        workflow.decline(pat, "I never worked with them.")
+    morgan, _ = _nominate_at(company, request, day(start, 3, minutes=10), REFEREES[2], replacing=pat)
+    mail.outbox.clear()
+    run_due(day(start, 4))
+    # Rita answered and Pat declined (then was replaced): no more reminders for them.
+    assert mails_to(RITA) == [] and mails_to(PAT) == []
+    # Morgan's schedule counts from their own invitation (day 3): first reminder on day 5.
+    assert mails_to(MORGAN) == []
+    run_due(day(start, 5, minutes=15))
+    assert len(mails_to(MORGAN, "Reminder")) == 1
+    assert _reload(company, Reference, morgan.pk).reminders_sent == 1
+    assert _reload(company, Reference, pat.pk).reminders_sent == 1
+
+
+def test_a_replaced_overdue_referee_is_not_reminded(company, members):
+    request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, request, start, REFEREES[0])
+    _nominate_at(company, request, start, REFEREES[1])
+    with company_context(company):
+        WorkflowSettings.objects.filter(pk=1).update(replace_after_days=1)
+    _nominate_at(company, request, day(start, 1), REFEREES[2], replacing=rita)
+    assert _reload(company, Reference, rita.pk).status == ReferenceStatus.REPLACED
+    mail.outbox.clear()
+    ran = run_due(day(start, 2))
+    assert mails_to(RITA) == []
+    assert "reference replaced" in {task.return_value for task in ran}
+
+
+def test_cancelling_stops_every_reminder(company, members):
+    request, start, _ = _start(company, members)
+    _nominate_at(company, request, start, REFEREES[0])
+    with at(day(start, 1)), company_context(company):
+        workflow.cancel_request(request, actor=members[Role.RECRUITER].user)
+    mail.outbox.clear()
+    ran = run_due(day(start, 15))
+    assert mail.outbox == []
+    assert ran and all(task.status == "SUCCESSFUL" for task in ran)
+    assert {task.return_value for task in ran} <= {"closed", "reference cancelled"}
+
+
+def test_at_the_deadline_the_request_expires_and_reminders_stop(company, members):
+    request, start, candidate_token = _start(company, members, deadline=timezone.now() + timedelta(days=3))
+    # Reminders on days 4 and 6 would come after the deadline: they are not even queued.
+    assert len(queued("remind_candidate")) == 1
+    rita, rita_token = _nominate_at(company, request, start, REFEREES[0])
+    mail.outbox.clear()
+    run_due(day(start, 2))
+    assert len(mails_to(CANDIDATE, "Reminder")) == len(mails_to(RITA, "Reminder")) == 1
+
+    ran = run_due(request.deadline + timedelta(seconds=1))
+    assert [task.return_value for task in ran if task.task_path.endswith("expire_at_deadline")] == ["expired"]
+    expired = _reload(company, ReferenceRequest, request.pk)
+    assert expired.status == RequestStatus.EXPIRED and expired.closed_at is not None
+    assert _reload(company, Reference, rita.pk).status == ReferenceStatus.EXPIRED
+    assert links.resolve(candidate_token, "candidate") is None
+    assert links.resolve(rita_token, "referee") is None
+    mail.outbox.clear()
+    run_due(day(start, 10))
+    assert mail.outbox == []
+
+
+def test_a_deadline_moved_later_keeps_the_request_open_and_reminders_going(company, members):
+    request, start, _ = _start(company, members, deadline=timezone.now() + timedelta(days=3))
+    with at(day(start, 1)), company_context(company):
+        workflow.change_deadline(request, start + timedelta(days=10), actor=members[Role.RECRUITER].user)
+    # The moved deadline plans the reminders that now fall before it.
+    assert len(queued("remind_candidate")) == 3
+    # The task planned for the first deadline finds it moved and leaves the request open.
+    ran = run_due(day(start, 3))
+    assert "deadline moved" in {task.return_value for task in ran}
+    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.AWAITING_CANDIDATE
+    mail.outbox.clear()
+    run_due(day(start, 4))
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
+    run_due(start + timedelta(days=10, seconds=1))
+    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.EXPIRED
+
+
+def test_a_deadline_moved_earlier_stops_the_reminders_after_it(company, members):
+    request, start, _ = _start(company, members)
+    with at(day(start, 1)), company_context(company):
+        workflow.change_deadline(request, start + timedelta(days=3), actor=members[Role.RECRUITER].user)
+    mail.outbox.clear()
+    run_due(day(start, 2))
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
+    run_due(day(start, 7))
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
+    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.EXPIRED
+
+
+def test_a_deleted_request_leaves_its_tasks_with_nothing_to_do(company, members):
+    request, start, _ = _start(company, members)
+    with company_context(company):
+        workflow.delete_request(request, actor=members[Role.RECRUITER].user)
+    mail.outbox.clear()
+    ran = run_due(day(start, 20))
+    assert mail.outbox == []
+    assert {task.return_value for task in ran} == {"request deleted"}
+    assert all(task.status == "SUCCESSFUL" for task in ran)
+
+
+def test_the_company_schedule_is_used(company, members):
+    with company_context(company):
+        settings = WorkflowSettings.current()
+        settings.reminder_days = [1, 3]
+        settings.save()
+    request, start, _ = _start(company, members)
+    assert [task.run_after for task in queued("remind_candidate")] == [start + timedelta(days=d) for d in (1, 3)]
+    mail.outbox.clear()
+    run_due(day(start, 1))
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
+
+
+def test_the_task_queue_holds_ids_and_numbers_only(company, members):
+    """The queue is not encrypted: no name, address, role or answer may reach it."""
+    request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, request, start, REFEREES[0])
+    _nominate_at(company, request, start, REFEREES[1])
+    run_due(day(start, 2))
+    with company_context(company):
+        workflow.confirm_referee(rita, **IDENTITY)
+        workflow.submit_answers(rita, answers_for(request))
+    run_due(day(start, 7))
+    tasks = list(DBTaskResult.objects.all())
+    assert len(tasks) >= 8
+    personal = [REQUEST["name"], CANDIDATE, REQUEST["phone"], REQUEST["role"], REQUEST["guidance"]]
+    personal += [value for referee in REFEREES for value in (referee["name"], referee["email"], referee["phone"])]
+    personal += ["Casey", "Rita", "casey", "example.org", "Head of Finance", "Reliable"]
+    for task in tasks:
+        assert task.status != "FAILED", task.traceback
+        for argument in task.args_kwargs["args"]:
+            assert isinstance(argument, int) or len(argument) <= 36, argument
+        assert task.args_kwargs["kwargs"] == {}
+        stored = json.dumps([task.args_kwargs, task.return_value, task.traceback, task.task_path])
+        for value in personal:
+            assert value.lower() not in stored.lower(), (value, task.task_path)
+
+
+def test_tasks_of_another_company_stay_in_theirs(company, members):
+    other = make_company("Other Hiring")
+    other_request, start, _ = _start(other, {Role.RECRUITER: other.memberships.get()})
+    request, _, _ = _start(company, members)
+    mail.outbox.clear()
+    run_due(day(start, 2))
+    assert _reload(company, ReferenceRequest, request.pk).candidate_reminders_sent == 1
+    assert _reload(other, ReferenceRequest, other_request.pk).candidate_reminders_sent == 1
+    with company_context(company):
+        assert not ReferenceRequest.objects.filter(pk=other_request.pk).exists()
+
+
+def test_daily_maintenance_is_planned_once_a_day_per_company(company, members):
+    make_company("Second Hiring")
+    now = timezone.now()
+    assert jobs.plan_daily_maintenance(now=now) == 3  # two companies and the link purge
+    assert jobs.plan_daily_maintenance(now=now) == 0
+    assert len(queued("company_maintenance")) == 2
+    assert jobs.plan_daily_maintenance(now=now + timedelta(days=1)) == 3
+
+
+def test_daily_maintenance_is_a_safety_net_for_lost_tasks(company, members):
+    """With every planned task lost, the daily run still expires overdue requests
+    and sends a missed reminder, once."""
+    overdue, start, _ = _start(company, members, deadline=timezone.now() + timedelta(days=1))
+    waiting, _, _ = _start(company, members, email="sam@example.org", name="Sam Sample")
+    DBTaskResult.objects.all().delete()
+    mail.outbox.clear()
+    with at(day(start, 2)):
+        jobs.plan_daily_maintenance()
+    ran = run_due(day(start, 2))
+    [maintenance] = [task for task in ran if task.task_path.endswith("company_maintenance")]
+    assert maintenance.return_value["expired"] == 1 and maintenance.return_value["reminders"] == 1
+    assert _reload(company, ReferenceRequest, overdue.pk).status == RequestStatus.EXPIRED
+    assert len(mails_to("sam@example.org", "Reminder")) == 1
+    assert mails_to(CANDIDATE, "Reminder") == []
+    assert jobs.maintain_company(company, now=day(start, 2, minutes=10)) == {
+        "expired": 0,
+        "reminders": 0,
+        "requests": 0,
+        "references": 0,
+        "candidates": 0,
+        "files": 0,
+    }
+
+
+def test_maintenance_command_runs_everything_now(company, members, capsys):
+    from vouch.cli import main
+
+    overdue, start, _ = _start(company, members, deadline=timezone.now() + timedelta(days=1))
+    old_link = links.issue(company, "candidate", overdue.pk, timezone.now() + timedelta(hours=1))
+    links.revoke(links.resolve(old_link, "candidate"))
+    with freeze_after(days=40):
+        assert main(["references", "maintenance", "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output[str(company.pk)]["expired"] == 1
+    assert output["links"]["purged"] >= 1
+    assert _reload(company, ReferenceRequest, overdue.pk).status == RequestStatus.EXPIRED
+
+
+def freeze_after(*, days: int):
+    from freezegun import freeze_time
+
+    return freeze_time(timezone.now() + timedelta(days=days), tick=True)
+
+
+@pytest.fixture(autouse=True)
+def _umask():
+    # vouch.cli.main sets a 077 umask for the process; give the rest of the run its own back.
+    import os
+
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
+
+
+def test_two_workers_holding_the_same_request_send_one_reminder(company, members):
+    """A task queued twice, or two workers picking up copies: both saw "not sent yet",
+    the counter's compare-and-set lets only one send."""
+    request, start, _ = _start(company, members)
+    mail.outbox.clear()
+    with at(day(start, 2)), company_context(company):
+        first_view = ReferenceRequest.objects.get(pk=request.pk)
+        second_view = ReferenceRequest.objects.get(pk=request.pk)
+        assert jobs.send_candidate_reminder(company, first_view) == "reminder 1 sent"
+        assert jobs.send_candidate_reminder(company, second_view) == "already sent"
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
+    assert len(_timeline(company, request, "candidate_reminded")) == 1
