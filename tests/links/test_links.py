@@ -181,7 +181,7 @@ def test_valid_link_opens_its_page_in_its_company(client, company, subject, purp
     assert response.status_code == 200
     text = response.content.decode()
     assert "Acme Hiring" in text
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
     client.get(url(purpose, raw))
     link = Link.objects.get(token_hash=services.hash_token(raw))
@@ -228,7 +228,7 @@ def test_refusals_are_byte_identical_and_recorded_without_the_token(client, comp
     assert {response.status_code for response in responses.values()} == {404}
     for response in responses.values():
         assert NEUTRAL in response.content.decode()
-        assert response["Referrer-Policy"] == "no-referrer"
+        assert response["Referrer-Policy"] == "same-origin"
         assert "no-store" in response["Cache-Control"]
         assert not response.cookies  # nothing per visitor either
     # Same headers too, apart from the request id and the clock (Expires: now).
@@ -262,7 +262,7 @@ def test_guessing_is_throttled_per_address_and_recorded(client, company, subject
         assert int(response["Retry-After"]) >= throttle.BASE_DELAY - 1
         text = response.content.decode()
         assert NEUTRAL in text and "try again later" in text
-        assert response["Referrer-Policy"] == "no-referrer" and "no-store" in response["Cache-Control"]
+        assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
     assert len(link_events(seq)) == free  # held guesses write nothing: no flood of events
     assert Link.objects.get(token_hash=services.hash_token(valid)).use_count == 0
     # Another address is not held back by the attacker.

@@ -14,9 +14,11 @@ In order, for every request:
 4. a valid link: its company becomes current for the view, ``request.link`` is the
    :class:`~vouch.links.services.ResolvedLink`, its use is counted.
 
-Every response, refusals included, gets ``Referrer-Policy: no-referrer`` and
+Every response, refusals included, gets ``Referrer-Policy: same-origin`` and
 ``Cache-Control: no-store``: the token is in the address, and must not leak through
-the Referer of a followed link or sit in a shared cache. The view is called without
+the Referer of a followed link to another site or sit in a shared cache. Not
+``no-referrer``: with it, browsers send ``Origin: null`` on a form POST, and Django's
+CSRF check (rightly) refuses every form on the link pages. The view is called without
 the token; ``request.link.token`` has it for links to sibling pages.
 
 A valid link's response also carries ``__Host-vouch_link_device``, a random 128-bit id
@@ -54,7 +56,7 @@ _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16): 128 
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     add_never_cache_headers(response)  # includes no-store
     return response
