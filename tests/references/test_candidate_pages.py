@@ -131,7 +131,7 @@ def test_home_shows_the_request_and_confirming_details_saves_them(client, compan
     ):
         assert expected in text, expected
     assert token not in text  # links on the page are relative: the token stays in the address
-    assert response["Referrer-Policy"] == "no-referrer" and "no-store" in response["Cache-Control"]
+    assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
     done = reload(company, request)
     assert done.candidate_opened_at is not None and done.candidate_confirmed_at is None
     with company_context(company):
@@ -525,3 +525,30 @@ def test_a_form_posted_without_its_csrf_token_is_refused(csrf_client, company, o
     response = csrf_client.post(home(token) + "nominate/", form_of(REFEREES[0]))
     assert response.status_code == 403
     assert not references_of(company, request)
+
+
+# --- Fraud signals -------------------------------------------------------------------
+
+
+def test_every_candidate_action_is_recorded_and_nominations_are_checked(client, company, opened):
+    from vouch.references.request_models import Flag, Touch
+
+    request, token = opened
+    client.get(home(token))
+    details = {"name": "Casey Candidate", "email": "casey@example.org", "phone": "07700 900456"}
+    client.post(home(token) + "details/", details)
+    # A referee with the candidate's own mobile number: the checks run after nominating.
+    nominate_through_page(client, token, {**REFEREES[0], "phone": "07700 900456"})
+    (first,) = references_of(company, request)
+    decline(company, first)
+    client.post(home(token) + f"replace/{first.pk}/", form_of(REFEREES[1]))
+    with company_context(company):
+        touches = list(Touch.objects.filter(request_id=request.pk, actor="candidate").order_by("at", "id"))
+        kinds = set(Flag.objects.filter(request_id=request.pk).values_list("kind", flat=True))
+        replacement = Reference.objects.get(pk=Reference.objects.get(pk=first.pk).replaced_by_id)
+    assert [touch.action for touch in touches] == ["opened", "confirmed", "nominated", "replaced"]
+    assert touches[2].reference_id == first.pk and touches[3].reference_id == replacement.pk
+    assert all(touch.ip_index and touch.device_index for touch in touches)
+    assert "phone_candidate" in kinds
+    # The candidate is never told about flags.
+    assert "flag" not in client.get(home(token)).content.decode().lower()
