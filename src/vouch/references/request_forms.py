@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django import forms
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, validate_email
 from django.utils import timezone
@@ -335,7 +337,16 @@ BATCH_MAX_AGE = 60 * 60  # an hour between the preview and the confirmation
 
 
 class BatchRefused(ValueError):
-    """The confirmation's payload is forged, altered, expired or someone else's."""
+    """The confirmation's payload is forged, altered, expired, someone else's or
+    already used."""
+
+
+@dataclass
+class SignedBatch:
+    rows: list[Row]
+    skipped: int  # rows with errors at the preview
+    shared: dict
+    nonce: str
 
 
 def sign_batch(batch: Batch, shared: dict, *, user_id: int, company_id) -> str:
@@ -346,6 +357,7 @@ def sign_batch(batch: Batch, shared: dict, *, user_id: int, company_id) -> str:
         {
             "u": user_id,
             "c": str(company_id),
+            "n": secrets.token_hex(16),
             "rows": [[row.line, row.name, row.email, row.phone, row.role] for row in batch.valid_rows],
             "skipped": batch.invalid_count,
             "shared": {**shared, "deadline": shared["deadline"].isoformat()},
@@ -355,23 +367,27 @@ def sign_batch(batch: Batch, shared: dict, *, user_id: int, company_id) -> str:
     )
 
 
-def open_batch(payload: str, *, user_id: int, company_id) -> tuple[list[Row], int, dict]:
-    """The rows, the number of rows skipped at preview, and the shared fields of a
-    signed batch; ``BatchRefused`` if anything about it is wrong."""
+def open_batch(payload: str, *, user_id: int, company_id) -> SignedBatch:
+    """The contents of a signed batch; ``BatchRefused`` if anything about it is wrong."""
     try:
         data = signing.loads(payload, salt=BATCH_SALT, max_age=BATCH_MAX_AGE)
     except signing.SignatureExpired:
         raise BatchRefused("This preview is more than an hour old: check the CSV again.") from None
     except (signing.BadSignature, ValueError, TypeError):
         raise BatchRefused("This confirmation was altered or is not valid: check the CSV again.") from None
+    if not isinstance(data, dict) or data.get("u") != user_id or data.get("c") != str(company_id):
+        raise BatchRefused("This confirmation was made by someone else: check the CSV again.")
     try:
-        if data["u"] != user_id or data["c"] != str(company_id):
-            raise BatchRefused("This confirmation was made by someone else: check the CSV again.")
         rows = [Row(int(line), name, email, phone, role) for line, name, email, phone, role in data["rows"]]
         shared = dict(data["shared"])
         shared["deadline"] = dt.date.fromisoformat(shared["deadline"])
-        return rows, int(data["skipped"]), shared
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, BatchRefused):
-            raise
+        return SignedBatch(rows=rows, skipped=int(data["skipped"]), shared=shared, nonce=str(data["n"]))
+    except (KeyError, TypeError, ValueError):
         raise BatchRefused("This confirmation is not valid: check the CSV again.") from None
+
+
+def claim_batch(batch: SignedBatch) -> None:
+    """Mark a confirmation used, so a double click or a resubmitted page does not
+    send every candidate a second request."""
+    if not cache.add(f"vouch:bulk-requests:{batch.nonce}", 1, BATCH_MAX_AGE + 60):
+        raise BatchRefused("These requests have already been sent: see the list of requests.")

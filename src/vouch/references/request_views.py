@@ -35,6 +35,7 @@ from vouch.references.request_forms import (
     DeleteForm,
     FilterForm,
     RequestForm,
+    claim_batch,
     open_batch,
     sign_batch,
 )
@@ -145,20 +146,19 @@ def _bulk_confirm(request: HttpRequest) -> HttpResponse:
     if not confirm.is_valid():
         return _bulk_page(request, form, status=400, refused="This confirmation is not valid: check the CSV again.")
     try:
-        rows, skipped, shared = open_batch(
-            confirm.cleaned_data["payload"], user_id=request.user.pk, company_id=request.company.pk
-        )
+        batch = open_batch(confirm.cleaned_data["payload"], user_id=request.user.pk, company_id=request.company.pk)
+        claim_batch(batch)
     except BatchRefused as exc:
         return _bulk_page(request, form, status=400, refused=str(exc))
     created, failures = 0, []
-    for row in rows:
+    for row in batch.rows:
         try:
-            workflow.create_request(actor=request.user, **row.values(), **shared)
+            workflow.create_request(actor=request.user, **row.values(), **batch.shared)
         except WorkflowError as exc:
             failures.append(f"Row {row.line}: {exc}")
         else:
             created += 1
-    skipped += len(failures)
+    skipped = batch.skipped + len(failures)
     summary = f"Created {created} request{'s' if created != 1 else ''}"
     if skipped:
         summary += f"; {skipped} row{'s' if skipped != 1 else ''} skipped"

@@ -1,0 +1,440 @@
+"""The member pages of reference requests: the dashboard (filters, blind-index search,
+pages), a new request, a request's page, and its changes, per role and per company."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.accounts.helpers import fast_company, fast_member, fast_user
+from tests.references.workflow import REFEREES, last_token, make_request, nominate, tokens_sent_to
+from vouch.accounts.policy import Role
+from vouch.links import services as links
+from vouch.references import workflow
+from vouch.references.models import ReferenceRequest
+from vouch.references.request_models import RequestStatus, TimelineEvent, WorkflowSettings
+from vouch.tenancy.context import company_context
+
+pytestmark = pytest.mark.django_db
+
+ROW = re.compile(r'<tr id="request-([0-9a-f-]{36})"')
+
+
+def listed(response) -> list[str]:
+    assert response.status_code == 200, response.content.decode()[:500]
+    return ROW.findall(response.content.decode())
+
+
+def new_values(**overrides) -> dict:
+    deadline = (timezone.now() + timedelta(days=10)).date().isoformat()
+    return {
+        "name": "Dana Doe",
+        "email": "dana@example.com",
+        "phone": "07700 900777",
+        "role": "Head Chef",
+        "questionnaire": "builtin:general-professional",
+        "referees_required": "3",
+        "guidance": "Two managers please",
+        "deadline": deadline,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def three(company, members):
+    """Three requests by different members, with different names and statuses."""
+    recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
+    a, _ = make_request(company, recruiter, name="Casey Candidate", email="casey@example.org")
+    b, _ = make_request(company, admin, name="Robin Casey-Smith", email="robin@example.org", role="Chef")
+    c, _ = make_request(company, recruiter, name="Alex Other", email="alex@example.org", role="Driver")
+    return a, b, c
+
+
+def test_the_dashboard_lists_requests_with_their_columns(client, members, company, three):
+    a, b, c = three
+    members[Role.RECRUITER].user.full_name = "Rae Recruiter"
+    members[Role.RECRUITER].user.save()
+    client.force_login(members[Role.VIEWER].user)
+    response = client.get(reverse("requests"))
+    assert listed(response) == [str(c.pk), str(b.pk), str(a.pk)]  # newest first
+    page = response.content.decode()
+    assert "Casey Candidate" in page and "Head of Finance" in page and "Driver" in page
+    assert "Rae Recruiter" in page  # the requester's name, from the control database
+    assert 'class="badge status-awaiting_candidate"' in page
+    assert '<progress max="2" value="0"' in page
+    assert "1–3 of 3" in page
+    # A viewer is not offered new requests.
+    assert reverse("request_new") not in page
+
+
+def test_the_dashboard_reads_the_requester_names_in_one_query(client, members, company, three):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(members[Role.OWNER].user)
+    client.get(reverse("requests"))  # warm the session and settings
+    with CaptureQueriesContext(connection) as control:
+        response = client.get(reverse("requests"))
+    assert len(listed(response)) == 3
+    user_queries = [q["sql"] for q in control.captured_queries if "accounts_user" in q["sql"]]
+    # One for the signed-in user (the session), one for the members' names.
+    assert len(user_queries) <= 2, user_queries
+
+
+def test_filters_by_status_recruiter_flags_and_dates(client, members, company, three):
+    a, b, c = three
+    with company_context(company):
+        ReferenceRequest.objects.filter(pk=b.pk).update(status=RequestStatus.IN_PROGRESS, open_flags=2)
+        ReferenceRequest.objects.filter(pk=a.pk).update(created_at=timezone.now() - timedelta(days=40))
+    client.force_login(members[Role.ADMIN].user)
+    url = reverse("requests")
+    assert listed(client.get(url, {"status": "in_progress"})) == [str(b.pk)]
+    assert listed(client.get(url, {"flagged": "on"})) == [str(b.pk)]
+    assert set(listed(client.get(url, {"recruiter": members[Role.RECRUITER].user_id}))) == {str(a.pk), str(c.pk)}
+    recent = (timezone.now() - timedelta(days=5)).date().isoformat()
+    assert set(listed(client.get(url, {"created_from": recent}))) == {str(b.pk), str(c.pk)}
+    old = (timezone.now() - timedelta(days=30)).date().isoformat()
+    assert listed(client.get(url, {"created_to": old})) == [str(a.pk)]
+    combined = client.get(url, {"status": "awaiting_candidate", "recruiter": members[Role.RECRUITER].user_id})
+    assert set(listed(combined)) == {str(a.pk), str(c.pk)}
+    nothing = client.get(url, {"status": "completed"})
+    assert listed(nothing) == [] and b'id="no-match"' in nothing.content
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "deleted"},
+        {"recruiter": "999999"},
+        {"recruiter": "abc"},
+        {"created_from": "2026-13-45"},
+        {"created_from": "2026-05-02", "created_to": "2026-05-01"},
+        {"q": "casey\x00"},
+        {"q": "x" * 300},
+    ],
+)
+def test_invalid_filters_are_a_400_with_a_message(client, members, company, three, params):
+    client.force_login(members[Role.VIEWER].user)
+    response = client.get(reverse("requests"), params)
+    assert response.status_code == 400
+    assert b'id="invalid-filters"' in response.content
+    assert not ROW.findall(response.content.decode())
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("casey", {"a"}),
+        ("CASEY", {"a"}),
+        ("casey-smith", {"b"}),  # names are split at spaces only
+        ("  Casey   Candidate ", {"a"}),  # every word must match
+        ("candidate casey", {"a"}),  # in any order
+        ("casey other", set()),
+        ("cas", set()),  # whole words only
+        ("Robin Casey-Smith", {"b"}),
+        ("casey@example.org", {"a"}),
+        ("  CASEY@Example.org ", {"a"}),
+        ("casey@example.com", set()),
+        ("nobody", set()),
+    ],
+)
+def test_search_by_name_words_or_whole_email(client, members, company, three, query, expected):
+    ids = dict(zip("abc", (str(r.pk) for r in three), strict=True))
+    client.force_login(members[Role.VIEWER].user)
+    response = client.get(reverse("requests"), {"q": query})
+    assert set(listed(response)) == {ids[key] for key in expected}
+    if not expected:
+        assert b'id="no-match"' in response.content
+
+
+def test_search_reads_no_name_and_the_query_leaves_no_plaintext_in_sql(client, members, company, three):
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(members[Role.VIEWER].user)
+    with company_context(company) as ctx, CaptureQueriesContext(connections[ctx.alias]) as queries:
+        response = client.get(reverse("requests"), {"q": "Casey Candidate"})
+    assert len(listed(response)) == 1
+    sql = " ".join(q["sql"] for q in queries.captured_queries).casefold()
+    assert "casey" not in sql and "references_searchterm" in sql
+
+
+def test_pages_of_25_with_counts(client, members, company):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    with company_context(company):
+        template = ReferenceRequest.objects.get(pk=request.pk)
+        copies = []
+        for n in range(29):
+            copies.append(
+                ReferenceRequest(
+                    candidate=template.candidate,
+                    role=f"Role {n}",
+                    questionnaire_version=template.questionnaire_version,
+                    deadline=template.deadline,
+                    created_by_id=template.created_by_id,
+                )
+            )
+        ReferenceRequest.objects.bulk_create(copies)
+    client.force_login(members[Role.VIEWER].user)
+    first = client.get(reverse("requests"))
+    assert len(listed(first)) == 25
+    assert "1–25 of 30" in first.content.decode()
+    second = client.get(reverse("requests"), {"page": "2"})
+    assert len(listed(second)) == 5 and "26–30 of 30" in second.content.decode()
+    assert set(listed(first)).isdisjoint(listed(second))
+    # Odd page numbers are answered with a page, never an error.
+    for odd in ("999", "0", "-1", "abc", "1e9", "٣"):
+        assert client.get(reverse("requests"), {"page": odd}).status_code == 200
+    # Filters are kept in the page links.
+    filtered = client.get(reverse("requests"), {"status": "awaiting_candidate"}).content.decode()
+    assert "status=awaiting_candidate&amp;page=2" in filtered
+
+
+def test_empty_states(client, members, company):
+    client.force_login(members[Role.RECRUITER].user)
+    empty = client.get(reverse("requests"))
+    assert b'id="no-requests"' in empty.content and reverse("request_new").encode() in empty.content
+    client.force_login(members[Role.VIEWER].user)
+    assert reverse("request_new").encode() not in client.get(reverse("requests")).content
+    make_request(company, members[Role.RECRUITER].user)
+    none = client.get(reverse("requests"), {"q": "nobody"})
+    assert b'id="no-match"' in none.content and b'id="no-requests"' not in none.content
+
+
+def test_recruiters_limited_to_their_own_requests(client, members, company, three):
+    a, b, c = three
+    with company_context(company):
+        settings = WorkflowSettings.current()
+        settings.recruiters_see_all = False
+        settings.save()
+    client.force_login(members[Role.RECRUITER].user)
+    assert set(listed(client.get(reverse("requests")))) == {str(a.pk), str(c.pk)}
+    assert client.get(reverse("request_detail", args=[b.pk])).status_code == 404
+    assert client.post(reverse("request_cancel", args=[b.pk]), {"confirm": "True"}).status_code == 404
+    assert set(listed(client.get(reverse("requests"), {"q": "robin@example.org"}))) == set()
+    client.force_login(members[Role.VIEWER].user)  # viewers and admins still see all
+    assert len(listed(client.get(reverse("requests")))) == 3
+    client.force_login(members[Role.ADMIN].user)
+    assert len(listed(client.get(reverse("requests")))) == 3
+
+
+def test_a_request_page_shows_details_referees_and_timeline_but_no_answers(client, members, company):
+    recruiter = members[Role.RECRUITER].user
+    recruiter.full_name = "Rae Recruiter"
+    recruiter.save()
+    request, _ = make_request(company, recruiter)
+    first, _ = nominate(company, request, REFEREES[0])
+    with company_context(company):
+        workflow.decline(first, "I barely know them.")
+    second, _ = nominate(company, request, REFEREES[1], replacing=first)
+    with company_context(company):
+        workflow.save_answers(second, {})
+        workflow.note(request, "note", "Phoned the candidate.", actor=recruiter)
+    client.force_login(members[Role.VIEWER].user)
+    response = client.get(reverse("request_detail", args=[request.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    for text in ("Casey Candidate", "casey@example.org", "07700 900456", "Head of Finance", "General professional"):
+        assert text in page
+    assert "(version 1)" in page and "A manager from the last two years" in page
+    assert "Rita Referee" in page and "replaced by Pat Peer" in page and "Acme Widgets" in page
+    assert "I barely know them." not in page
+    with company_context(company):
+        events = list(TimelineEvent.objects.filter(request=request))
+    assert len(events) >= 6
+    for event in events:
+        assert f'id="event-{event.pk}"' in page
+    assert "Phoned the candidate." in page and "— Rae Recruiter" in page
+    assert reverse("request_report", args=[request.pk]) in page
+    assert reverse("request_report_pdf", args=[request.pk]) in page
+
+
+def test_viewer_sees_no_actions_and_every_change_is_refused(client, members, company):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.VIEWER].user)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert 'id="request-actions"' not in page
+    for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
+        assert reverse(name, args=[request.pk]) not in page
+        response = client.post(
+            reverse(name, args=[request.pk]), {"confirm": "True", "deadline": "2099-01-01", "reason": "x"}
+        )
+        assert response.status_code == 403, name
+    sent = len(mail.outbox)
+    assert client.post(reverse("request_new"), new_values()).status_code == 403
+    assert client.get(reverse("request_new")).status_code == 403
+    assert client.get(reverse("request_bulk")).status_code == 403
+    assert len(mail.outbox) == sent
+    with company_context(company):
+        kept = ReferenceRequest.objects.get()
+        assert kept.status == RequestStatus.AWAITING_CANDIDATE and kept.deadline == request.deadline
+
+
+def test_a_recruiter_sees_the_actions(client, members, company):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.RECRUITER].user)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
+        assert reverse(name, args=[request.pk]) in page
+
+
+def test_another_companys_request_is_404_everywhere(client, members, company):
+    other = fast_company("Other Co")
+    outsider = fast_member(other, Role.RECRUITER)
+    theirs, _ = make_request(other, outsider.user, email="theirs@example.org")
+    client.force_login(members[Role.OWNER].user)
+    assert client.get(reverse("request_detail", args=[theirs.pk])).status_code == 404
+    for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
+        assert client.post(reverse(name, args=[theirs.pk]), {"confirm": "True"}).status_code == 404
+    assert client.get(reverse("request_detail", args=[uuid.uuid4()])).status_code == 404
+    assert listed(client.get(reverse("requests"), {"q": "theirs@example.org"})) == []
+    with company_context(other):
+        assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
+
+
+def test_creating_a_request_emails_the_candidate_a_link(client, members, company):
+    client.force_login(members[Role.RECRUITER].user)
+    form = client.get(reverse("request_new")).content.decode()
+    default_day = (timezone.now() + timedelta(days=14)).date().isoformat()
+    assert f'value="{default_day}"' in form and '<option value="2" selected>' in form
+    response = client.post(reverse("request_new"), new_values(work_email_required="on"))
+    assert response.status_code == 302
+    with company_context(company):
+        request = ReferenceRequest.objects.select_related("candidate").get()
+        assert response["Location"] == reverse("request_detail", args=[request.pk])
+        assert (request.candidate.name, request.candidate.email, request.role) == (
+            "Dana Doe",
+            "dana@example.com",
+            "Head Chef",
+        )
+        assert request.referees_required == 3 and request.work_email_required
+        assert request.guidance == "Two managers please"
+        assert request.created_by_id == members[Role.RECRUITER].user_id
+    token = last_token("dana@example.com", "c")
+    assert links.resolve(token, "candidate").subject_id == request.pk
+    followed = client.get(response["Location"])
+    assert b"Dana Doe has been emailed their link" in followed.content
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"name": ""},
+        {"email": "not-an-email"},
+        {"role": ""},
+        {"questionnaire": "builtin:nope"},
+        {"questionnaire": str(uuid.uuid4())},
+        {"referees_required": "6"},
+        {"referees_required": "0"},
+        {"referees_required": "two"},
+        {"deadline": "2020-01-01"},
+        {"deadline": "tomorrow"},
+        {"deadline": "2999-01-01"},
+        {"phone": "call me"},
+        {"name": "x" * 201},
+        {"name": "Tab\tName"},
+    ],
+)
+def test_invalid_new_requests_are_a_400_and_send_nothing(client, members, company, overrides):
+    client.force_login(members[Role.RECRUITER].user)
+    response = client.post(reverse("request_new"), new_values(**overrides))
+    assert response.status_code == 400
+    assert b"errorlist" in response.content
+    assert mail.outbox == []
+    with company_context(company):
+        assert not ReferenceRequest.objects.exists()
+
+
+def test_resend_issues_a_new_link_and_the_old_one_stops(client, members, company):
+    request, old = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.RECRUITER].user)
+    response = client.post(reverse("request_resend", args=[request.pk]))
+    assert response.status_code == 302 and response["Location"] == reverse("request_detail", args=[request.pk])
+    tokens = tokens_sent_to("casey@example.org", "c")
+    assert len(tokens) == 2 and tokens[-1] != old
+    assert links.resolve(old, "candidate") is None
+    assert links.resolve(tokens[-1], "candidate").subject_id == request.pk
+    assert client.get(reverse("request_resend", args=[request.pk])).status_code == 405
+
+
+def test_changing_the_deadline(client, members, company):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.RECRUITER].user)
+    day = (timezone.now() + timedelta(days=30)).date()
+    response = client.post(reverse("request_deadline", args=[request.pk]), {"deadline": day.isoformat()})
+    assert response.status_code == 302
+    with company_context(company):
+        moved = ReferenceRequest.objects.get()
+        assert moved.deadline.date() == day
+        assert moved.timeline.filter(kind="deadline_changed", actor_id=members[Role.RECRUITER].user_id).exists()
+    for bad in ("2020-01-01", "not a date", "", "2999-12-31"):
+        refused = client.post(reverse("request_deadline", args=[request.pk]), {"deadline": bad})
+        assert refused.status_code == 400, bad
+    with company_context(company):
+        assert ReferenceRequest.objects.get().deadline.date() == day
+
+
+def test_cancel_asks_for_confirmation_then_closes_the_request(client, members, company):
+    request, token = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.RECRUITER].user)
+    url = reverse("request_cancel", args=[request.pk])
+    step = client.post(url, {"reason": "Role filled"})
+    assert step.status_code == 200 and b'id="confirm-cancel"' in step.content
+    assert b'value="Role filled"' in step.content
+    with company_context(company):
+        assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
+    done = client.post(url, {"reason": "Role filled", "confirm": "True"})
+    assert done.status_code == 302
+    with company_context(company):
+        cancelled = ReferenceRequest.objects.get()
+        assert cancelled.status == RequestStatus.CANCELLED
+        assert cancelled.timeline.filter(kind="request_cancelled", summary__isnull=False).exists()
+    assert links.resolve(token, "candidate") is None
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert "Request cancelled. Role filled" in page
+    assert reverse("request_resend", args=[request.pk]) not in page  # a closed request offers no changes
+    again = client.post(url, {"confirm": "True"})
+    assert again.status_code == 400 and b"already closed" in again.content
+    for name, data in (("request_resend", {}), ("request_deadline", {"deadline": "2099-01-01"})):
+        assert client.post(reverse(name, args=[request.pk]), data).status_code == 400
+
+
+def test_delete_only_before_the_candidate_acts(client, members, company):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    acted, _ = make_request(company, members[Role.RECRUITER].user, email="acted@example.org")
+    with company_context(company):
+        workflow.confirm_candidate(acted, name="Casey Candidate", email="acted@example.org")
+    client.force_login(members[Role.RECRUITER].user)
+    page = client.get(reverse("request_detail", args=[acted.pk])).content.decode()
+    assert reverse("request_delete", args=[acted.pk]) not in page
+    refused = client.post(reverse("request_delete", args=[acted.pk]), {"confirm": "True"})
+    assert refused.status_code == 400 and b"cancel it instead" in refused.content
+    url = reverse("request_delete", args=[request.pk])
+    step = client.post(url)
+    assert step.status_code == 200 and b'id="confirm-delete"' in step.content
+    done = client.post(url, {"confirm": "True"})
+    assert done.status_code == 302 and done["Location"] == reverse("requests")
+    with company_context(company):
+        assert list(ReferenceRequest.objects.values_list("pk", flat=True)) == [acted.pk]
+    assert b"was deleted" in client.get(reverse("requests")).content
+    assert client.get(reverse("request_detail", args=[request.pk])).status_code == 404
+
+
+def test_changes_need_a_post(client, members, company):
+    request, _ = make_request(company, members[Role.OWNER].user)
+    client.force_login(members[Role.OWNER].user)
+    for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
+        assert client.get(reverse(name, args=[request.pk])).status_code == 405
+
+
+def test_a_member_of_no_company_is_not_shown_requests(client, company):
+    stranger = fast_user()
+    client.force_login(stranger)
+    response = client.get(reverse("requests"))
+    assert response.status_code in (302, 403)
