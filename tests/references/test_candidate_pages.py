@@ -511,7 +511,10 @@ def test_pages_are_made_for_a_phone_and_keep_to_the_csp(client, company, opened)
         assert " style=" not in text and "<style" not in text
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), "inline script"
         assert 'type="month"' in text and 'type="email"' in text and 'type="tel"' in text
-        assert re.search(r'<label for="id_worked_from">', text)
+        assert re.search(r'<label for="referee-worked_from">', text)
+        # Two forms share the home page: every element id is unique, so each label names its own input.
+        ids = re.findall(r'\sid="([^"]+)"', text)
+        assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
     css = (
         __import__("pathlib").Path(__file__).resolve().parents[2] / "src/vouch/web/static/vouch/vouch.css"
     ).read_text()

@@ -78,6 +78,13 @@ class CandidateDetailsForm(forms.Form):
         help_text="Optional.",
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        # Own element ids: this form shares the candidate's page with the nomination
+        # form, whose fields have the same names; with Django's default ids ("id_name")
+        # the referee form's labels would point at these inputs.
+        kwargs.setdefault("auto_id", "details-%s")
+        super().__init__(*args, **kwargs)
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
@@ -122,6 +129,8 @@ class NominationForm(forms.Form):
     )
 
     def __init__(self, *args, work_email_required: bool = False, **kwargs) -> None:
+        # Own element ids, apart from the details form on the same page (see there).
+        kwargs.setdefault("auto_id", "referee-%s")
         super().__init__(*args, **kwargs)
         if work_email_required:
             self.fields["email"].help_text = "Use their work email address. Their private link goes to it."
