@@ -66,7 +66,9 @@ document.addEventListener("submit", function (event) {
     var data = new FormData(form);
     data.set("action", "save");
     say("Saving…", "saving");
-    fetch(form.action, {
+    // The attribute, not form.action: the form's buttons are named "action", and
+    // form.action would then be the button, not the address.
+    fetch(form.getAttribute("action") || window.location.pathname, {
       method: "POST",
       body: data,
       credentials: "same-origin",
