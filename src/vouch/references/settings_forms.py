@@ -1,0 +1,101 @@
+"""The workflow settings form: what an admin may set, checked before anything is saved."""
+
+from __future__ import annotations
+
+from django import forms
+
+from vouch.references.request_models import MAX_REFEREES
+
+MAX_REMINDERS = 5
+MAX_REMINDER_DAY = 60
+
+
+def parse_reminder_days(raw: str) -> list[int]:
+    """ "2, 4, 6" -> [2, 4, 6]. Empty means no reminders. Raises ValidationError with a
+    message saying what to change."""
+    parts = [part.strip() for part in raw.replace(";", ",").split(",")]
+    parts = [part for part in parts if part]
+    if not parts:
+        return []
+    if len(parts) > MAX_REMINDERS:
+        raise forms.ValidationError(f"Send at most {MAX_REMINDERS} reminders.", code="too_many")
+    days = []
+    for part in parts:
+        if not part.isascii() or not part.isdigit() or len(part) > 3:
+            raise forms.ValidationError(
+                f"“{part[:10]}” is not a number of days: use whole numbers separated by commas, e.g. 2, 4, 6.",
+                code="not_a_number",
+            )
+        days.append(int(part))
+    if any(not 1 <= day <= MAX_REMINDER_DAY for day in days):
+        raise forms.ValidationError(f"Each day must be between 1 and {MAX_REMINDER_DAY}.", code="out_of_range")
+    if len(set(days)) != len(days):
+        raise forms.ValidationError("Each day can appear only once.", code="duplicate")
+    if days != sorted(days):
+        raise forms.ValidationError("List the days in order, earliest first, e.g. 2, 4, 6.", code="order")
+    return days
+
+
+class WorkflowSettingsForm(forms.Form):
+    reminder_days = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Reminder days",
+        help_text=(
+            f"Days after a candidate or referee is sent their link on which they are reminded, separated by "
+            f"commas (at most {MAX_REMINDERS}, each 1 to {MAX_REMINDER_DAY}). Reminders stop once they have "
+            "acted, and at the deadline. Leave empty to send no reminders."
+        ),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "placeholder": "2, 4, 6"}),
+    )
+    replace_after_days = forms.IntegerField(
+        min_value=1,
+        max_value=90,
+        label="Referees can be replaced after (days)",
+        help_text="A candidate can replace a referee who has not answered this many days after being nominated.",
+    )
+    retention_months = forms.IntegerField(
+        min_value=1,
+        max_value=120,
+        label="Keep closed requests for (months)",
+        help_text=(
+            "Completed, expired and cancelled requests are deleted this long after they closed, with their "
+            "references, reports and files; a candidate with no request left is deleted too."
+        ),
+    )
+    recruiters_see_all = forms.TypedChoiceField(
+        choices=[
+            ("all", "Recruiters see every request of the company"),
+            ("own", "Recruiters see only the requests they created"),
+        ],
+        coerce=lambda value: value == "all",
+        widget=forms.RadioSelect,
+        label="Who sees which requests",
+        help_text="Owners, admins and viewers always see every request.",
+    )
+    default_deadline_days = forms.IntegerField(
+        min_value=1,
+        max_value=90,
+        label="Default deadline (days)",
+        help_text="A new request's deadline is this many days ahead unless the recruiter chooses another.",
+    )
+    default_referees = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_REFEREES,
+        label="Default number of referees",
+        help_text=f"How many referees a new request asks for unless the recruiter chooses (1 to {MAX_REFEREES}).",
+    )
+
+    def clean_reminder_days(self) -> list[int]:
+        return parse_reminder_days(self.cleaned_data.get("reminder_days") or "")
+
+    @staticmethod
+    def initial_from(settings) -> dict:
+        return {
+            "reminder_days": ", ".join(str(day) for day in settings.reminder_days),
+            "replace_after_days": settings.replace_after_days,
+            "retention_months": settings.retention_months,
+            "recruiters_see_all": "all" if settings.recruiters_see_all else "own",
+            "default_deadline_days": settings.default_deadline_days,
+            "default_referees": settings.default_referees,
+        }
