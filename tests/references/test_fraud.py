@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from django.db import connections
 from django.test import RequestFactory, TestCase
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.conftest import HTTPSClient, make_company
@@ -421,3 +422,20 @@ def test_evaluating_again_raises_nothing_twice(company, recruiter):
         assert Flag.objects.filter(request=request).count() == before
         assert TimelineEvent.objects.filter(request=request, kind="flag_raised").count() == before
         assert ReferenceRequest.objects.get(pk=request.pk).flag_count == before
+
+
+def test_evaluate_stays_cheap(company, recruiter):
+    """A handful of queries however many touches: evaluate runs after every new touch."""
+    request, _ = make_request(company, recruiter, referees_required=3, work_email_required=True)
+    references = [nominate(company, request, referee)[0] for referee in REFEREES]
+    for number in range(10):
+        act(company, request, browser(f"192.0.2.{number}"), "confirmed")
+        for reference in references:
+            act(company, request, browser(f"198.51.{number}.7", agent=SAFARI_IPHONE), "confirmed", reference)
+    _answer(company, request, references[0])
+    with company_context(company) as ctx:
+        assert Touch.objects.filter(request=request).count() == 40
+        assert fraud.evaluate(request)  # the fast answers, raised once
+        with CaptureQueriesContext(connections[ctx.alias]) as queries:
+            assert fraud.evaluate(request) == []
+    assert len(queries) <= 6, [query["sql"] for query in queries]
