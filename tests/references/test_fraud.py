@@ -439,3 +439,24 @@ def test_evaluate_stays_cheap(company, recruiter):
         with CaptureQueriesContext(connections[ctx.alias]) as queries:
             assert fraud.evaluate(request) == []
     assert len(queries) <= 6, [query["sql"] for query in queries]
+
+
+def test_a_forged_forwarded_for_header_does_not_hide_the_address(company, recruiter):
+    """Vouch is not behind a trusted proxy here: X-Forwarded-For is the client's own
+    claim, and a candidate posing as their referee cannot launder their address with it."""
+    request, candidate_token = make_request(company, recruiter)
+    HTTPSClient().get(reverse("candidate_link", kwargs={"token": candidate_token}), REMOTE_ADDR=CANDIDATE_IP)
+    reference, referee_token = nominate(company, request, REFEREES[0])
+    # A fresh private window (no cookie), another browser, and a made-up forwarded address.
+    HTTPSClient().get(
+        reverse("referee_link", kwargs={"token": referee_token}),
+        REMOTE_ADDR=CANDIDATE_IP,
+        HTTP_USER_AGENT=FIREFOX_WINDOWS,
+        HTTP_X_FORWARDED_FOR=ELSEWHERE_IP,
+    )
+    with company_context(company):
+        touch = Touch.objects.get(reference=reference)
+        assert touch.ip == CANDIDATE_IP and touch.device_family == "Firefox on Windows"
+    flags = flags_by_kind(company, request)
+    assert "ip_candidate" in flags and "quick_open_network" in flags
+    assert "device_candidate" not in flags
