@@ -341,3 +341,28 @@ def test_deleting_a_request_removes_its_stored_pdf(company, members):
         workflow.delete_request(request, actor=recruiter)
         assert not ReportFile.objects.exists()
     assert not path.exists()
+
+
+def test_renders_are_refused_cheaply_when_one_is_under_way_or_the_budget_is_spent(
+    client, company, members, monkeypatch
+):
+    from django.core.cache import cache
+
+    request, _, pat = full_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.VIEWER].user)
+    lock = f"vouch:report-render:{company.pk}:{request.pk}"
+    cache.add(lock, 1, 60)
+    response, _ = download(client, request)
+    assert response.status_code == 429 and response["Retry-After"] == "5"
+    assert b"being prepared" in response.content
+    cache.delete(lock)
+    monkeypatch.setattr(report_pdf, "RENDERS_PER_WINDOW", 1)
+    assert download(client, request)[0].status_code == 200
+    # Unchanged: served from the stored file, whatever the budget.
+    assert download(client, request)[0].status_code == 200
+    with company_context(company):
+        workflow.review_flag(Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Checked.")
+    response, _ = download(client, request)
+    assert response.status_code == 429 and b"try again in a few minutes" in response.content
+    with company_context(company):
+        assert Entry.objects.filter(action="report_downloaded").count() == 2

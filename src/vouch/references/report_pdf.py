@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.contrib.staticfiles import finders
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, router, transaction
 from django.template.loader import render_to_string
@@ -19,6 +20,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from vouch.references import report as report_data
 from vouch.references.request_models import ReferenceRequest, ReportFile, report_file_name
+from vouch.tenancy.context import current
 
 log = logging.getLogger("vouch.references")
 
@@ -27,8 +29,25 @@ STYLESHEET = "vouch/report-print.css"
 STYLESHEET_URL = "vouch-report:report-print.css"
 
 
+# Rendering takes about a second of CPU (P3): a stored, unchanged PDF costs nothing,
+# but a fresh one is refused cheaply when the same report is already being rendered,
+# or when one member has had this many rendered within the window.
+RENDERS_PER_WINDOW = 30
+RENDER_WINDOW = 600  # seconds
+RENDER_LOCK_SECONDS = 120
+
+
 class ReportRenderingError(RuntimeError):
     """The PDF could not be made (a missing stylesheet, a rendering failure)."""
+
+
+class RenderRefused(RuntimeError):
+    """Not rendered now (too many renders, or this one already under way); the message
+    is safe to show, ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @lru_cache(maxsize=1)
@@ -86,19 +105,45 @@ def _remove_after_commit(storage, name: str) -> None:
     transaction.on_commit(lambda: path.unlink(missing_ok=True), using=router.db_for_write(ReportFile), robust=True)
 
 
-def report_file_for(request_obj: ReferenceRequest) -> ReportFile:
+def _reserve(request_obj: ReferenceRequest, member_id: int | None) -> str:
+    """Take the report's render lock (its cache key is returned, to release) and count
+    the render against the member's budget; ``RenderRefused`` otherwise."""
+    lock = f"vouch:report-render:{current().company_id}:{request_obj.pk}"
+    if not cache.add(lock, 1, RENDER_LOCK_SECONDS):
+        raise RenderRefused("This report's PDF is being prepared: try again in a few seconds.", 5)
+    if member_id is not None:
+        budget = f"vouch:report-renders:{member_id}"
+        cache.add(budget, 0, RENDER_WINDOW)
+        try:
+            used = cache.incr(budget)
+        except ValueError:  # expired between add and incr
+            cache.set(budget, 1, RENDER_WINDOW)
+            used = 1
+        if used > RENDERS_PER_WINDOW:
+            cache.delete(lock)
+            raise RenderRefused("Many PDFs were generated from your account just now: try again in a few minutes.", 60)
+    return lock
+
+
+def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = None) -> ReportFile:
     """The stored PDF of the request's current report: the one kept if the report has
     not changed since, else a new rendering that replaces it.
 
     Rendering happens outside any transaction (it takes a while); the row is swapped
-    under a lock, and the replaced file is removed once that commits. Two members
-    downloading at once may both render; one file wins, the other is removed."""
+    under a lock, and the replaced file is removed once that commits. A render is
+    counted against ``member_id``'s budget, and only one render of a report runs at a
+    time (``RenderRefused`` otherwise); should two still race, one file wins and the
+    other is removed."""
     report = report_data.build_report(request_obj)
     fingerprint = report_data.fingerprint(report)
     existing = ReportFile.objects.filter(request=request_obj).first()
     if _stored(existing, fingerprint):
         return existing
-    pdf = render_pdf(report)
+    lock = _reserve(request_obj, member_id)
+    try:
+        pdf = render_pdf(report)
+    finally:
+        cache.delete(lock)
     storage = ReportFile._meta.get_field("file").storage
     name = storage.save(report_file_name(None, ""), ContentFile(pdf))
     try:

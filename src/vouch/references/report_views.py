@@ -60,7 +60,7 @@ def _cannot(request: HttpRequest, message: str) -> HttpResponse:
 def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
     try:
-        stored = pdfs.report_file_for(request_obj)
+        stored = pdfs.report_file_for(request_obj, member_id=request.user.pk)
         handle = stored.file.storage.open(stored.file.name)
         # Decrypted and checked before any header goes out, so a damaged file is a
         # clear page rather than a download cut short (as attachments are served).
@@ -69,6 +69,15 @@ def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
         except BaseException:
             handle.close()
             raise
+    except pdfs.RenderRefused as refused:
+        response = render(
+            request,
+            "web/error.html",
+            {"status": 429, "title": "Please wait a moment", "message": str(refused)},
+            status=429,
+        )
+        response["Retry-After"] = str(refused.retry_after)
+        return response
     except (OSError, VaultError, pdfs.ReportRenderingError):
         log.exception("the report PDF of request %s could not be made or read", request_obj.pk)
         return _cannot(
