@@ -4,8 +4,16 @@ once each, with a fresh link, and stop when they should."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -353,3 +361,130 @@ def test_two_workers_holding_the_same_request_send_one_reminder(company, members
         assert jobs.send_candidate_reminder(company, second_view) == "already sent"
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
     assert len(_timeline(company, request, "candidate_reminded")) == 1
+
+
+# --- the backend the settings choose ------------------------------------------------------
+
+SERVICES = os.environ.get("VOUCH_TEST_SERVICES") == "1"
+REDIS = os.environ.get("VOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SECRET_KEY = secrets.token_hex(40)
+
+
+def _process_env(tmp_path, env: dict[str, str]) -> dict[str, str]:
+    """A process environment with Vouch's real settings (not the tests') and ``env``."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("VOUCH_") and key not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="vouch.settings",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"),
+        VOUCH_DATA_DIR=str(tmp_path),
+        VOUCH_SECRET_KEY=SECRET_KEY,
+        VOUCH_LOG_LEVEL="WARNING",
+        **env,
+    )
+    return environment
+
+
+def _in_a_process(tmp_path, code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` after django.setup() with Vouch's real settings and ``env``."""
+    program = "import django, json\ndjango.setup()\nfrom django.conf import settings\n" + textwrap.dedent(code)
+    return subprocess.run(
+        [sys.executable, "-c", program], env=_process_env(tmp_path, env), capture_output=True, text=True, timeout=120
+    )
+
+
+BACKEND = "print(settings.TASKS['default']['BACKEND'])"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "django_tasks_db.DatabaseBackend"),
+        ({"VOUCH_MODE": "production"}, "django_tasks_db.DatabaseBackend"),
+        # Outside production a configured Redis does not move the queue (make run, tests).
+        ({"VOUCH_REDIS_URL": REDIS}, "django_tasks_db.DatabaseBackend"),
+        ({"VOUCH_MODE": "production", "VOUCH_REDIS_URL": REDIS}, "django_tasks_rq.RQBackend"),
+        ({"VOUCH_TASKS_BACKEND": "redis", "VOUCH_REDIS_URL": REDIS}, "django_tasks_rq.RQBackend"),
+        (
+            {"VOUCH_MODE": "production", "VOUCH_REDIS_URL": REDIS, "VOUCH_TASKS_BACKEND": "database"},
+            "django_tasks_db.DatabaseBackend",
+        ),
+    ],
+)
+def test_the_settings_choose_the_task_backend(tmp_path, env, expected):
+    result = _in_a_process(tmp_path, BACKEND, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VOUCH_TASKS_BACKEND": "redis"}, "VOUCH_TASKS_BACKEND=redis needs VOUCH_REDIS_URL"),
+        ({"VOUCH_TASKS_BACKEND": "celery"}, "VOUCH_TASKS_BACKEND must be database or redis"),
+    ],
+)
+def test_a_task_backend_that_cannot_work_stops_vouch_with_a_sentence(tmp_path, env, message):
+    result = _in_a_process(tmp_path, BACKEND, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.skipif(not SERVICES, reason="needs Redis and PostgreSQL (VOUCH_TEST_SERVICES=1)")
+def test_in_production_tasks_go_through_redis_and_vouch_worker_runs_them(tmp_path, db):
+    """Production settings with Redis queue a task in RQ (ids only), schedule a later
+    one in RQ's scheduled registry, and `vouch worker --batch` runs the due one."""
+    import redis
+    from django.conf import settings
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    database = settings.DATABASES["default"]
+    control_url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    env = {"VOUCH_MODE": "production", "VOUCH_REDIS_URL": REDIS, "VOUCH_DATABASE_URL": control_url}
+    company_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+    result = _in_a_process(
+        tmp_path,
+        f"""
+        from datetime import timedelta
+        from django.utils import timezone
+        from vouch.references import jobs
+        now_ = jobs.remind_candidate.enqueue("{company_id}", "{request_id}", 1)
+        later = jobs.remind_candidate.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(
+            "{company_id}", "{request_id}", 2
+        )
+        print(json.dumps([now_.id, later.id]))
+        """,
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    due_id, later_id = json.loads(result.stdout)
+    connection = redis.Redis.from_url(REDIS)
+    try:
+        due, later = Job.fetch(due_id, connection=connection), Job.fetch(later_id, connection=connection)
+        assert due.func_name == later.func_name == "vouch.references.jobs.remind_candidate"
+        assert list(due.args) == [company_id, request_id, 1] and due.kwargs == {}
+        assert later_id in ScheduledJobRegistry("default", connection=connection).get_job_ids()
+
+        worker = subprocess.run(
+            [sys.executable, "-m", "vouch.cli", "worker", "--batch", "--quiet"],
+            env=_process_env(tmp_path, env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert worker.returncode == 0, worker.stderr
+        due = Job.fetch(due_id, connection=connection)
+        # The company does not exist (this test's data is not committed): the task finds
+        # nothing to do, and says so.
+        assert due.get_status() == "finished"
+        assert due.return_value() == "company inactive"
+        assert Job.fetch(later_id, connection=connection).get_status() == "scheduled"
+    finally:
+        for job_id in (due_id, later_id):
+            ScheduledJobRegistry("default", connection=connection).remove(job_id)
+            with contextlib.suppress(Exception):
+                Job.fetch(job_id, connection=connection).delete()
