@@ -291,10 +291,11 @@ def test_referee_contact_reused_for_another_candidate(company, recruiter):
     assert email.reference_id == reference.pk and email.severity == Severity.MEDIUM
     assert "another candidate" in email.explanation and "(1 other request)" in email.explanation
     assert phone.severity == Severity.MEDIUM and "phone number" in phone.explanation
-    # The other candidate's request sees it too, from its side.
-    with company_context(company):
-        fraud.evaluate(other)
+    # The other candidates' requests were checked at once, and flagged from their side.
     assert set(flags_by_kind(company, other)) == {"email_reused"}
+    assert set(flags_by_kind(company, third)) == {"phone_reused"}
+    with company_context(company):
+        assert ReferenceRequest.objects.get(pk=other.pk).open_flags == 1
 
 
 # --- free mail -------------------------------------------------------------------------

@@ -204,6 +204,7 @@ class _Checks:
             elif touch["reference_id"] is not None:
                 self.by_reference[touch["reference_id"]].append(touch)
         self.findings: list[_Finding] = []
+        self.reused_in: set = set()  # other requests sharing a referee's email or phone
 
     def add(self, key: str, kind: str, severity: int, reference: Reference, explain: Callable[[], str]) -> None:
         self.findings.append(_Finding(key[:120], kind, severity, reference, explain))
@@ -319,6 +320,7 @@ class _Checks:
             ):
                 count = len(found.get(index, ()))
                 if index and count:
+                    self.reused_in |= found[index]
                     self.add(
                         f"{kind}:{reference.pk.hex}",
                         kind,
@@ -412,22 +414,39 @@ class _Checks:
         return self.findings
 
 
+REUSE_KINDS = frozenset({"email_reused", "phone_reused"})
+MAX_REUSE_SPREAD = 20
+
+
 def evaluate(request: ReferenceRequest) -> list[Flag]:
     """Run every check on the request; return the flags newly raised. Safe to run again
-    and concurrently: a flag already raised (by key) is never raised twice."""
+    and concurrently: a flag already raised (by key) is never raised twice.
+
+    A referee's contact found reused on other candidates' requests is flagged there too
+    (their checks run once now, up to ``MAX_REUSE_SPREAD`` of them): an older request,
+    maybe closed, would otherwise never learn of it."""
+    raised, reused_in = _evaluate(request)
+    if reused_in and any(flag.kind in REUSE_KINDS for flag in raised):
+        for other_id in sorted(reused_in, key=str)[:MAX_REUSE_SPREAD]:
+            _evaluate(ReferenceRequest(pk=other_id))
+    return raised
+
+
+def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
     from vouch.references.workflow import note
 
     given = request
     references = list(Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id"))
     if not references:
-        return []
+        return [], set()
     request = ReferenceRequest.objects.select_related("candidate", "questionnaire_version").get(pk=request.pk)
     touches = list(
         Touch.objects.filter(request_id=request.pk)
         .order_by("at", "id")
         .values("id", "reference_id", "actor", "action", "at", "ip_index", "network_index", "device_index")
     )
-    findings = _Checks(request, references, touches).run()
+    checks = _Checks(request, references, touches)
+    findings = checks.run()
     existing = set(Flag.objects.filter(request_id=request.pk).values_list("key", flat=True))
     raised = []
     for finding in findings:
@@ -460,7 +479,7 @@ def evaluate(request: ReferenceRequest) -> list[Flag]:
         ReferenceRequest.objects.filter(pk=request.pk).update(**counts)
         for field, value in counts.items():
             setattr(given, field, value)
-    return raised
+    return raised, checks.reused_in
 
 
 # --- showing -------------------------------------------------------------------------
