@@ -141,7 +141,7 @@ def test_home_shows_the_request_and_confirming_details_saves_them(client, compan
         home(token) + "details/", {"name": "Casey Q. Candidate", "email": "casey@example.org", "phone": "07700 900999"}
     )
     assert response.status_code == 302
-    assert response["Location"] == home(token) + "?done=confirmed"
+    assert response["Location"] == home(token) + "?done=confirmed#done"
     page = client.get(response["Location"]).content.decode()
     assert "Thank you: your details are confirmed." in page
     assert "Your details are confirmed." in page and "Change your details" in page
@@ -186,7 +186,7 @@ def test_nominating_two_referees_sends_their_links_and_a_third_is_refused(client
     for referee in REFEREES[:2]:
         response = nominate_through_page(client, token, referee)
         assert response.status_code == 302, response.content.decode()
-        assert response["Location"] == home(token) + "?done=nominated"
+        assert response["Location"] == home(token) + "?done=nominated#done"
     first, second = references_of(company, request)
     # Each referee was emailed their own link, which opens their own reference.
     assert links.resolve(last_token(REFEREES[0]["email"], "r"), Purpose.REFEREE).subject_id == first.pk
@@ -249,7 +249,8 @@ NEXT_YEAR = str(timezone.now().year + 1)
         ({"worked_from": "2024-06", "worked_to": "2021-01"}, "This is before the month you started working together."),
         ({"relationship": ""}, "Choose how you worked together."),
         ({"relationship": "mother"}, "Choose manager, peer, direct report or client."),
-        ({"organisation": "   "}, "This field is required."),
+        ({"organisation": "   "}, "Enter the organisation where you worked together."),
+        ({"name": ""}, "Enter their full name."),
         ({"phone": "ring ring"}, "Enter a phone number"),
         ({"name": "x" * 201}, "Ensure this value has at most 200 characters"),
     ],
@@ -293,7 +294,7 @@ def test_a_declined_referee_is_replaced(client, company, opened):
     assert form.status_code == 200
     assert "Replace Pat Peer" in form.content.decode() and "Nominate instead" in form.content.decode()
     response = client.post(replace_url, form_of(REFEREES[2]))
-    assert response.status_code == 302 and response["Location"] == home(token) + "?done=replaced"
+    assert response.status_code == 302 and response["Location"] == home(token) + "?done=replaced#done"
     with company_context(company):
         old = Reference.objects.get(pk=second.pk)
         new = Reference.objects.get(pk=old.replaced_by_id)

@@ -65,9 +65,17 @@ class MonthField(forms.CharField):
 class CandidateDetailsForm(forms.Form):
     """The candidate confirms, or corrects, what the recruiter typed about them."""
 
-    name = forms.CharField(max_length=200, label="Full name", widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    name = forms.CharField(
+        max_length=200,
+        label="Full name",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+        error_messages={"required": "Enter your full name."},
+    )
     email = forms.EmailField(
-        max_length=254, label="Email address", widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        max_length=254,
+        label="Email address",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        error_messages={"required": "Enter your email address."},
     )
     phone = forms.CharField(
         max_length=40,
@@ -96,13 +104,17 @@ class NominationForm(forms.Form):
     """One referee, as the candidate knows them."""
 
     name = forms.CharField(
-        max_length=200, label="Their full name", widget=forms.TextInput(attrs={"autocomplete": "off"})
+        max_length=200,
+        label="Their full name",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": "Enter their full name."},
     )
     email = forms.EmailField(
         max_length=254,
         label="Their email address",
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
         help_text="Their private link goes to this address.",
+        error_messages={"required": "Enter their email address."},
     )
     phone = forms.CharField(
         max_length=40,
@@ -121,7 +133,10 @@ class NominationForm(forms.Form):
         },
     )
     organisation = forms.CharField(
-        max_length=200, label="Organisation", help_text="Where you worked together, as it was called then."
+        max_length=200,
+        label="Organisation",
+        help_text="Where you worked together, as it was called then.",
+        error_messages={"required": "Enter the organisation where you worked together."},
     )
     worked_from = MonthField(label="Worked together from", error_messages={"required": "Enter the month you started."})
     worked_to = MonthField(

@@ -63,7 +63,8 @@ def _reference_request(http_request: HttpRequest) -> ReferenceRequest | None:
 
 def _home_url(http_request: HttpRequest, done: str = "") -> str:
     url = reverse("candidate_link", kwargs={"token": http_request.link.token})
-    return f"{url}?done={done}" if done else url
+    # "#done": on a phone the browser shows the confirmation, wherever the form was.
+    return f"{url}?done={done}#done" if done else url
 
 
 def _signal(http_request: HttpRequest, req: ReferenceRequest, action: str, reference: Reference | None = None) -> None:
