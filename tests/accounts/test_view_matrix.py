@@ -13,21 +13,21 @@ from __future__ import annotations
 import inspect
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter, UUIDConverter
-from django.utils import timezone
 
 from tests.accounts.helpers import fast_member, fast_user
 from tests.references.helpers import add_candidate, add_file
+from tests.tenancy.test_object_urls import TOKEN_URLS, new_request, raise_flag, still_a_stub
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
-from vouch.links import services as link_services
-from vouch.links.models import Purpose
+from vouch.audit.models import EventAction, SecurityEvent
+from vouch.links.models import Link, Purpose
 from vouch.references import questionnaires
 from vouch.references.models import Attachment, Candidate, Questionnaire, QuestionnaireVersion
+from vouch.references.request_models import Flag, Reference, ReferenceRequest, TimelineEvent, WorkflowSettings
 from vouch.tenancy.context import company_context
 
 KNOWN_PROTECTED = {"dashboard", "members", "member_invite", "member_role", "member_active", "invitation_revoke"}
@@ -47,6 +47,24 @@ CANDIDATE_VIEWS = {
     "questionnaire_copy": ("POST",),
     "questionnaire_archive": ("POST",),
     "questionnaire_restore": ("POST",),
+}
+# The reference-check workflow's member pages (references/urls.py), found by the walk
+# like any other; named here so a page that loses its decorator fails the walk test.
+WORKFLOW_VIEWS = {
+    "requests": Action.VIEW_REQUESTS,
+    "request_new": Action.CREATE_REQUEST,
+    "request_bulk": Action.CREATE_REQUEST,
+    "request_detail": Action.VIEW_REQUESTS,
+    "request_cancel": Action.CHANGE_REQUESTS,
+    "request_delete": Action.CHANGE_REQUESTS,
+    "request_resend": Action.CHANGE_REQUESTS,
+    "request_deadline": Action.CHANGE_REQUESTS,
+    "flag_review": Action.REVIEW_FLAGS,
+    "request_report": Action.VIEW_REPORTS,
+    "request_report_pdf": Action.VIEW_REPORTS,
+    "candidate_export": Action.EXPORT_CANDIDATE_DATA,
+    "candidate_erase": Action.ERASE_CANDIDATE_DATA,
+    "workflow_settings": Action.MANAGE_WORKFLOW,
 }
 
 
@@ -110,12 +128,15 @@ def test_walk_found_the_known_views():
     assert by_name["members"].methods == ()
     for name, methods in CANDIDATE_VIEWS.items():
         assert by_name[name].methods == methods, name
+    for name, action in WORKFLOW_VIEWS.items():
+        assert by_name[name].action == action, name
 
 
 @pytest.fixture
 def world(members, company):
     """Realistic objects for URL parameters: a member nobody in ``members`` is, a
-    pending invitation, and a candidate with a file, all in ``company``."""
+    pending invitation, a candidate with a file, and a reference request with a
+    referee and a fraud flag, all in ``company``."""
     target = fast_member(company, Role.VIEWER)
     invitation = Invitation.objects.create(
         company=company,
@@ -131,7 +152,11 @@ def world(members, company):
         questionnaire = questionnaires.create_questionnaire(
             "Matrix template", [{"id": "q1", "type": "text", "prompt": "Why?", "required": True}]
         )
+    request, (reference,) = new_request(company)
+    flag = raise_flag(company, request, reference)
     return {
+        "request_id": request.pk,
+        "flag_id": flag.pk,
         "questionnaire_id": questionnaire.pk,
         "membership_id": target.pk,
         "invitation_id": invitation.pk,
@@ -165,7 +190,16 @@ def _snapshot(company):
         attachments = sorted(Attachment.objects.values_list("pk", "candidate_id", "file"))
         templates = sorted(Questionnaire.objects.values_list("pk", "name", "description", "archived_at"))
         versions = sorted(QuestionnaireVersion.objects.values_list("pk", "number"))
+        workflow = (
+            sorted(ReferenceRequest.objects.values_list("pk", "status", "deadline", "closed_at", "role", "guidance")),
+            sorted(Reference.objects.values_list("pk", "status", "name", "email", "answers", "decline_reason")),
+            sorted(Flag.objects.values_list("pk", "reviewed_at", "review_comment")),
+            TimelineEvent.objects.count(),
+            list(WorkflowSettings.objects.values()),
+        )
     return (
+        workflow,
+        sorted(Link.objects.filter(company=company).values_list("pk", "revoked_at", "expires_at")),
         templates,
         versions,
         sorted(Membership.objects.filter(company=company).values_list("pk", "role", "is_active")),
@@ -229,7 +263,16 @@ def test_signed_in_without_company_gets_no_company_page(client, world, view):
 
 # --- Public token routes (private links) ----------------------------------------------
 
-KNOWN_TOKEN_VIEWS = {"candidate_link": Purpose.CANDIDATE, "referee_link": Purpose.REFEREE}
+KNOWN_TOKEN_VIEWS = {
+    "candidate_link": Purpose.CANDIDATE,
+    "candidate_details": Purpose.CANDIDATE,
+    "candidate_nominate": Purpose.CANDIDATE,
+    "candidate_replace": Purpose.CANDIDATE,
+    "referee_link": Purpose.REFEREE,
+    "referee_confirm": Purpose.REFEREE,
+    "referee_answers": Purpose.REFEREE,
+    "referee_decline": Purpose.REFEREE,
+}
 
 
 def token_views() -> dict[str, str]:
@@ -258,10 +301,25 @@ def test_walk_found_the_token_views_and_no_member_page_takes_a_token():
 @pytest.mark.parametrize("name", sorted(TOKEN_VIEWS))
 def test_token_views_answer_the_token_not_the_role(client, members, company, name, role):
     """Anyone with the link gets the page, whatever their role (or none); nobody gets
-    it without a valid token, a member of the link's company included."""
+    it without a valid token, a member of the link's company included. The link names
+    a real request (candidate) or referee, made by tests/tenancy's factory for it."""
     if role is not None:
         client.force_login(members[role].user)
-    purpose = TOKEN_VIEWS[name]
-    raw = link_services.issue(company, purpose, uuid.uuid4(), timezone.now() + timedelta(days=7))
-    assert client.get(reverse(name, kwargs={"token": raw})).status_code == 200
-    assert client.get(reverse(name, kwargs={"token": "x" + raw[1:]})).status_code == 404
+    _purpose, make = TOKEN_URLS[name]
+    kwargs = make(company)
+    seq = SecurityEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    response = client.get(reverse(name, kwargs=kwargs))
+    refused = SecurityEvent.objects.filter(seq__gt=seq, action=EventAction.LINK_INVALID)
+    assert not refused.exists(), name  # the valid token passed link_required
+    if not still_a_stub(TOKEN_VIEW_CALLBACKS[name]):
+        assert response.status_code in (200, 302), (name, role, response.status_code)
+    wrong = kwargs | {"token": "x" + kwargs["token"][1:]}
+    assert client.get(reverse(name, kwargs=wrong)).status_code == 404
+    assert refused.count() == 1
+
+
+TOKEN_VIEW_CALLBACKS = {
+    (f"{namespace}:{pattern.name}" if namespace else pattern.name): pattern.callback
+    for pattern, namespace in _walk(get_resolver().url_patterns)
+    if getattr(pattern.callback, "vouch_link_purpose", None)
+}
