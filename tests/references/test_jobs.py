@@ -488,3 +488,37 @@ def test_in_production_tasks_go_through_redis_and_vouch_worker_runs_them(tmp_pat
             ScheduledJobRegistry("default", connection=connection).remove(job_id)
             with contextlib.suppress(Exception):
                 Job.fetch(job_id, connection=connection).delete()
+
+
+@pytest.mark.server
+def test_vouch_serve_runs_a_worker_that_runs_queued_tasks():
+    """`make run` (vouch serve) runs the background worker: a task queued in the
+    server's database is run, and stopping the server stops the worker too."""
+    from tests.live import cleanup, make_server
+    from tests.server.test_stop import _alive, _descendants, _wait_until
+
+    server = make_server().start()
+    try:
+        workers = lambda: [  # noqa: E731
+            pid for pid in _descendants(server.process.pid) if b"vouch.cli\x00worker" in _cmdline(pid)
+        ]
+        assert _wait_until(lambda: len(workers()) == 1, 30), server.log()
+        queued_id = _shell(server, "from vouch.references import jobs; print(jobs.purge_old_links.enqueue().id)")
+        status = f"from django_tasks_db.models import DBTaskResult as T; print(T.objects.get(pk='{queued_id}').status)"
+        assert _wait_until(lambda: _shell(server, status) == "SUCCESSFUL", 30), server.log()
+        [worker] = workers()
+    finally:
+        cleanup(server)
+    assert _wait_until(lambda: not _alive(worker), 10)
+
+
+def _shell(server, code: str) -> str:
+    """The last word ``code`` prints, run by `vouch manage shell` on the server's data."""
+    return server.vouch("manage", "shell", "-v", "0", "-c", code).stdout.split()[-1]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
