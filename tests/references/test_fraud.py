@@ -392,7 +392,12 @@ def test_ipv6_networks_are_compared_by_their_64(company, recruiter):
     reference, _ = nominate(company, request, REFEREES[0])
     act(company, request, browser("2001:db8:1:2::10"), "nominated")
     act(company, request, browser("2001:db8:1:2:abcd::99", agent=SAFARI_IPHONE), "opened", reference)
-    assert "quick_open_network" in flags_by_kind(company, request)
+    [flag] = flags_by_kind(company, request)["quick_open_network"]
+    assert "opened their link less than a minute after the candidate nominated them" in flag.explanation
+    # Another /64 of the same provider is another network.
+    other, _ = nominate(company, request, REFEREES[1])
+    act(company, request, browser("2001:db8:1:3::10", agent=FIREFOX_WINDOWS), "opened", other)
+    assert len(flags_by_kind(company, request)["quick_open_network"]) == 1
 
 
 def test_no_quick_open_flag_from_another_network_or_later(company, recruiter):

@@ -391,13 +391,14 @@ class _Checks:
             )
             if hit is not None:
                 minutes = max(0, int((hit["at"] - reference.nominated_at).total_seconds() // 60))
+                when = f"{minutes} minute{'s' if minutes != 1 else ''}" if minutes else "less than a minute"
                 self.add(
                     f"quick_open_network:{reference.pk.hex}",
                     "quick_open_network",
                     Severity.HIGH,
                     reference,
-                    lambda minutes=minutes: (
-                        f"This referee opened their link {minutes} minute{'s' if minutes != 1 else ''} after the "
+                    lambda when=when: (
+                        f"This referee opened their link {when} after the "
                         "candidate nominated them, from the same network the candidate used (addresses that "
                         "differ only in their last part). The candidate may have opened it themselves."
                     ),
