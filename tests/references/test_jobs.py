@@ -522,3 +522,23 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_an_unreachable_queue_never_undoes_or_breaks_the_change(company, members, logs):
+    """Planning runs after the change committed: a queue that cannot be reached is
+    logged, the request stands and the candidate still gets their email."""
+    from django.test import override_settings
+
+    unreachable = {
+        "TASKS": {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}},
+        "RQ_QUEUES": {"default": {"URL": "redis://127.0.0.1:1/0", "SOCKET_TIMEOUT": 1}},
+    }
+    mail.outbox.clear()
+    with override_settings(**unreachable):
+        request, start, _ = _start(company, members)
+    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.AWAITING_CANDIDATE
+    assert len(mails_to(CANDIDATE)) == 1
+    assert queued("remind_candidate") == []
+    assert "could not plan the tasks of request" in logs.getvalue()
+    # The daily maintenance still sends the reminder when it falls due.
+    assert jobs.maintain_company(company, now=day(start, 2))["reminders"] == 1

@@ -121,7 +121,26 @@ def _schedule(days: Sequence[int], base: datetime, sent: int, deadline: datetime
 
 def schedule_for_request(company_id, request_id) -> None:
     """The candidate's link was (re)sent or the deadline moved: plan the request's
-    expiry at the deadline, the candidate's reminders and the open referees' ones."""
+    expiry at the deadline, the candidate's reminders and the open referees' ones.
+
+    Runs after the change committed, so it never raises: a queue that cannot be
+    reached is logged, and the daily maintenance still expires the request and sends
+    the reminders that fall due (a day late at most)."""
+    try:
+        _plan_request(company_id, request_id)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("could not plan the tasks of request %s", request_id)
+
+
+def schedule_for_reference(company_id, reference_id) -> None:
+    """A referee was invited: plan their reminders (never raises, as above)."""
+    try:
+        _plan_reference(company_id, reference_id)
+    except Exception:  # noqa: BLE001 - see schedule_for_request
+        log.exception("could not plan the reminders of reference %s", reference_id)
+
+
+def _plan_request(company_id, request_id) -> None:
     company = _active_company(company_id)
     if company is None:
         return
@@ -138,8 +157,7 @@ def schedule_for_request(company_id, request_id) -> None:
                 _enqueue(remind_referee, when, company.pk, reference.pk, number)
 
 
-def schedule_for_reference(company_id, reference_id) -> None:
-    """A referee was invited: plan their reminders."""
+def _plan_reference(company_id, reference_id) -> None:
     company = _active_company(company_id)
     if company is None:
         return
