@@ -4,6 +4,7 @@ or decline; afterwards the link shows only a closing page and changes nothing.""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from vouch.references.request_models import (
     ReferenceStatus,
     RequestStatus,
     TimelineEvent,
+    Touch,
 )
 from vouch.tenancy.context import company_context
 
@@ -327,9 +329,29 @@ def test_a_replaced_referees_link_is_the_neutral_page(client, company, setup):
 
 def test_a_post_without_the_csrf_token_is_refused(csrf_client, company, setup):
     _, reference, token = setup
-    response = csrf_client.post(url(token, "confirm/"), IDENTITY)
-    assert response.status_code == 403
+    page = csrf_client.get(url(token)).content.decode()  # sets the CSRF cookie, as in a browser
+    secret = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    origin = {"Origin": "https://testserver"}
+    refused = csrf_client.post(url(token, "confirm/"), IDENTITY, headers=origin)
+    assert refused.status_code == 403
     assert load(company, reference).confirmed_at is None
+    forged = csrf_client.post(url(token, "confirm/"), {**IDENTITY, "csrfmiddlewaretoken": "x" * 32}, headers=origin)
+    assert forged.status_code == 403
+    accepted = csrf_client.post(url(token, "confirm/"), {**IDENTITY, "csrfmiddlewaretoken": secret}, headers=origin)
+    assert accepted.status_code == 302  # control: the same POST with the page's token goes through
+    assert load(company, reference).confirmed_at is not None
+
+
+def test_each_action_is_recorded_for_the_fraud_checks(client, company, setup):
+    _, reference, token = setup
+    client.get(url(token), REMOTE_ADDR="198.51.100.20")
+    confirmed(client, token)
+    for value in ("3", "4", "5"):
+        client.post(url(token, "answers/"), {"q-quality": value}, headers=AUTOSAVE)
+    client.post(url(token, "answers/"), {**FULL, "action": "submit"})
+    with company_context(company):
+        actions = list(Touch.objects.filter(reference_id=reference.pk).values_list("action", flat=True))
+    assert actions == ["opened", "confirmed", "saved", "submitted"]
 
 
 # --- Autosave and speed --------------------------------------------------------------
@@ -362,33 +384,40 @@ def test_autosave_before_confirming_is_refused(client, company, setup):
     assert load(company, reference).answers is None
 
 
-def all_queries(client, method: str, path: str, data=None, headers=None) -> tuple[int, int]:
-    """(status, queries on every database) of one request."""
-    contexts = [CaptureQueriesContext(connection) for connection in connections.all()]
-    for context in contexts:
-        context.__enter__()
-    try:
-        if method == "GET":
-            response = client.get(path)
-        else:
-            response = client.post(path, data, headers=headers or {})
-    finally:
-        for context in contexts:
-            context.__exit__(None, None, None)
-    return response.status_code, sum(len(context) for context in contexts)
+def all_queries(company, client, method: str, path: str, data=None, headers=None) -> tuple[int, int]:
+    """(status, queries on every database, the company's own included) of one request."""
+    with company_context(company) as context:  # keeps the company's connection registered
+        watched = [CaptureQueriesContext(connection) for connection in connections.all()]
+        watched.append(CaptureQueriesContext(connections[context.alias]))
+        for capture in watched:
+            capture.__enter__()
+        try:
+            if method == "GET":
+                response = client.get(path)
+            else:
+                response = client.post(path, data, headers=headers or {})
+        finally:
+            for capture in watched:
+                capture.__exit__(None, None, None)
+    return response.status_code, sum(len(capture) for capture in watched)
 
 
 def test_the_answers_page_and_a_save_take_few_queries(client, company, setup):
     _, reference, token = setup
     confirmed(client, token)
     client.post(url(token, "answers/"), {"q-quality": "5"}, headers=AUTOSAVE)  # every connection open
-    status, page_queries = all_queries(client, "GET", url(token, "answers/"))
+    status, page_queries = all_queries(company, client, "GET", url(token, "answers/"))
     assert status == 200
-    # Throttle, link lookup, link use, the reference with everything the page shows.
-    assert page_queries <= 6, page_queries
-    status, save_queries = all_queries(
-        client, "POST", url(token, "answers/"), {**FULL, "q-develop": "More delegation"}, AUTOSAVE
-    )
-    assert status == 204
-    # The page's reads, plus the workflow's lock, version, update and transaction.
-    assert save_queries <= 12, save_queries
+    # Control database: throttle, link lookup, link use; company: the reference with its
+    # request, candidate and questionnaire, in one query. None per question.
+    assert page_queries <= 5, page_queries
+    saves = []
+    for note in ("More delegation", "Even more delegation"):
+        status, count = all_queries(
+            company, client, "POST", url(token, "answers/"), {**FULL, "q-develop": note}, AUTOSAVE
+        )
+        assert status == 204
+        saves.append(count)
+    # The page's reads, then the workflow's transaction: lock, questions, update. (The
+    # smaller of two: a save in a new minute also records a "saved" touch.)
+    assert min(saves) <= 10, saves
