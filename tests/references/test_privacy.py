@@ -235,3 +235,23 @@ def test_delete_requests_is_reusable_and_leaves_other_requests(company, members)
         assert privacy.delete_requests(ReferenceRequest.objects.none()).requests == 0
     assert links.resolve(first_token, "candidate") is None
     assert links.resolve(second_token, "candidate") is not None
+
+
+def test_the_password_page_replays_the_held_back_erasure(client, company, members):
+    """Through allauth's page, as a person would: the held-back POST runs once confirmed."""
+    from tests.conftest import PASSWORD, make_user
+    from tests.conftest import add_member as add
+
+    admin = add(company, Role.ADMIN, user=make_user())
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    assert client.post("/accounts/login/", {"login": admin.user.email, "password": PASSWORD}).status_code == 302
+    url = reverse("candidate_erase", args=[request.candidate_id])
+    held = client.post(url, {"confirm_name": "Casey Candidate"})
+    assert held.status_code == 302 and "reauthenticate" in held["Location"]
+    with company_context(company):
+        assert Candidate.objects.filter(pk=request.candidate_id).exists()
+    response = client.post(held["Location"], {"password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == reverse("candidates")
+    with company_context(company):
+        assert not Candidate.objects.filter(pk=request.candidate_id).exists()
+        assert Entry.objects.filter(action="candidate_erased").count() == 1
