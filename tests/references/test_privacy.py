@@ -255,3 +255,16 @@ def test_the_password_page_replays_the_held_back_erasure(client, company, member
     with company_context(company):
         assert not Candidate.objects.filter(pk=request.candidate_id).exists()
         assert Entry.objects.filter(action="candidate_erased").count() == 1
+
+
+def test_a_candidate_without_requests_is_erased_with_their_files(company, members):
+    from tests.references.helpers import add_candidate
+
+    candidate = add_candidate(company, "Nia Norequest", "nia@example.org")
+    attachment = add_file(company, candidate)
+    with company_context(company):
+        path = attachment.file.storage.stored_path(attachment.file.name)
+        deleted = privacy.erase_candidate(candidate, actor=members[Role.ADMIN].user)
+        assert (deleted.requests, deleted.attachments) == (0, 1)
+        assert not Candidate.objects.filter(pk=candidate.pk).exists()
+    assert not path.exists()
