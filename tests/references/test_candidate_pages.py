@@ -244,6 +244,8 @@ NEXT_YEAR = str(timezone.now().year + 1)
         ({"email": "casey@example.org"}, "A referee cannot be you"),
         ({"worked_from": "2021-13"}, "Enter a month as YYYY-MM"),
         ({"worked_from": "June 2021"}, "Enter a month as YYYY-MM"),
+        ({"worked_from": "\u0662\u0660\u0662\u0661-\u0660\u0661"}, "Enter a month as YYYY-MM"),  # Arabic-Indic digits
+        ({"worked_from": "1899-01"}, "Enter a month from 1950 on."),
         ({"worked_from": ""}, "Enter the month you started."),
         ({"worked_to": f"{NEXT_YEAR}-01"}, "This month is still to come"),
         ({"worked_from": "2024-06", "worked_to": "2021-01"}, "This is before the month you started working together."),

@@ -14,7 +14,7 @@ from django.utils import timezone
 from vouch.references.forms import validate_phone
 from vouch.references.request_models import Relationship
 
-MONTH = re.compile(r"(\d{4})-(\d{2})")
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only: \d would take any script's
 EARLIEST_YEAR = 1950
 
 
