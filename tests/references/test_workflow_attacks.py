@@ -1,0 +1,761 @@
+"""Attacks on the reference-check workflow (issue #5, "Done when"; P13, P20, P6), over
+HTTP through the real pages with the tokens Vouch mailed:
+
+* links cannot be enumerated: every refused link (guessed, malformed, of the other
+  purpose, another company's, revoked, expired) is the same neutral 404, byte for
+  byte, recorded without the token; guessing from one address is held (429) even for
+  a valid link, which still opens from another address;
+* links cannot be reused: a submitted referee changes nothing, the candidate of a
+  closed request nominates no one, a replaced referee's link is dead;
+* referees are kept apart: one referee's link shows nothing of another's answers,
+  and no member page; the candidate never sees answers or decline reasons;
+* a viewer changes nothing through any POST of the workflow's member pages;
+* a member of another company, and a recruiter limited to their own requests, get
+  404s (recorded) for requests that are not theirs to see."""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+import uuid
+from datetime import timedelta
+from itertools import count
+
+import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Max
+from django.urls import URLPattern, reverse
+from django.utils import timezone
+
+from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
+from tests.references.helpers import add_candidate, add_file
+from tests.references.workflow import REFEREES, make_request, nominate
+from vouch.accounts.policy import MINIMUM_ROLE, Role
+from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.guard import throttle
+from vouch.links import services as links
+from vouch.links.decorators import neutral_response
+from vouch.links.models import Link
+from vouch.references import questionnaires, workflow
+from vouch.references import urls as member_urls
+from vouch.references.request_models import (
+    Flag,
+    Reference,
+    ReferenceRequest,
+    ReferenceStatus,
+    RequestStatus,
+    Severity,
+    WorkflowSettings,
+)
+from vouch.tenancy.context import company_context
+from vouch.tenancy.router import is_company_app
+
+pytestmark = pytest.mark.django_db
+
+IDENTITY = {
+    "job_title": "Finance Director",
+    "organisation": "Acme Widgets",
+    "candidate_title": "Finance Manager",
+    "candidate_from": "2021-01",
+    "candidate_to": "2024-06",
+}
+# The general professional questionnaire, every required question answered.
+FULL = {
+    "q-relationship": "I managed them",
+    "q-dates": "2021 to 2024, Finance Manager",
+    "q-reliability": "5",
+    "q-quality": "4",
+    "q-strengths": "Careful with numbers",
+    "q-rehire": "yes",
+}
+CANDIDATE_PAGES = ("candidate_link", "candidate_details", "candidate_nominate")
+REFEREE_PAGES = ("referee_link", "referee_confirm", "referee_answers", "referee_decline")
+NEW_REFEREE = {
+    "name": "Nadia Newcomer",
+    "email": "nadia@umbrella.example",
+    "phone": "07700 900999",
+    "relationship": "peer",
+    "organisation": "Umbrella",
+    "worked_from": "2018-01",
+    "worked_to": "2020-01",
+}
+
+_addresses = count(1)
+
+
+def fresh_address() -> dict:
+    """A client address of its own: each refusal counts against its address, so
+    tests that are not about the throttle spread their requests."""
+    n = next(_addresses)
+    return {"REMOTE_ADDR": f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"}
+
+
+def last_seq() -> int:
+    return SecurityEvent.objects.aggregate(m=Max("seq"))["m"] or 0
+
+
+def link_events(after: int) -> list[SecurityEvent]:
+    return list(SecurityEvent.objects.filter(seq__gt=after, action=EventAction.LINK_INVALID).order_by("seq"))
+
+
+def misses(after: int, company) -> list[SecurityEvent]:
+    return list(
+        SecurityEvent.objects.filter(
+            seq__gt=after, action=EventAction.AUTHZ_FAIL, outcome=Outcome.BLOCKED, company_id=company.pk
+        )
+    )
+
+
+def page(name: str, token: str, **kwargs) -> str:
+    return reverse(name, kwargs={"token": token, **kwargs})
+
+
+def owner_of(company):
+    return company.memberships.get(role=Role.OWNER).user
+
+
+@pytest.fixture
+def alpha(db):
+    return fast_company("Alpha Hiring")
+
+
+@pytest.fixture
+def bravo(db):
+    return fast_company("Bravo Corp")
+
+
+def new_request(company, actor=None, **overrides) -> tuple[ReferenceRequest, str]:
+    email = overrides.pop("email", f"cand-{secrets.token_hex(4)}@example.org")
+    return make_request(company, actor or owner_of(company), email=email, **overrides)
+
+
+def fetch(company, model, pk):
+    """The row as stored now, its encrypted values opened inside the company."""
+    with company_context(company):
+        row = model.objects.get(pk=pk)
+        for field in model._meta.concrete_fields:
+            getattr(row, field.attname)
+    return row
+
+
+def stored_rows(company, model, **lookup) -> list[tuple]:
+    """Rows exactly as stored (ciphertext compares exactly: any rewrite shows)."""
+    names = [field.attname for field in model._meta.concrete_fields]
+    with company_context(company):
+        return list(model.objects.filter(**lookup).order_by("pk").values_list(*names))
+
+
+def company_snapshot(company) -> dict:
+    """Every row of every company-database table, as stored, and the company's links."""
+    state = {}
+    for model in apps.get_models():
+        if not is_company_app(model._meta.app_label) or model._meta.proxy:
+            continue
+        state[model._meta.label] = stored_rows(company, model)
+    state["links"] = list(Link.objects.filter(company=company).order_by("pk").values_list("pk", "revoked_at"))
+    return state
+
+
+def changed_tables(before: dict, after: dict) -> list[str]:
+    return sorted(name for name in before if before[name] != after[name])
+
+
+def submit_as_referee(client, token: str, extra: dict | None = None, **addr) -> None:
+    response = client.post(page("referee_confirm", token), IDENTITY, **addr)
+    assert response.status_code == 302, response.status_code
+    response = client.post(page("referee_answers", token), {**FULL, **(extra or {}), "action": "submit"}, **addr)
+    assert response.status_code == 302, (response.status_code, response.content[:500])
+
+
+# --- Links cannot be enumerated ------------------------------------------------------
+
+
+@pytest.fixture
+def refused_tokens(alpha, bravo):
+    """Every kind of link that must be refused, by the pages it is tried on:
+    (label, pages, token, reason recorded)."""
+    request, candidate_token = new_request(alpha)
+    first, first_token = nominate(alpha, request, REFEREES[0])
+    declined, declined_token = nominate(alpha, request, REFEREES[1])
+    with company_context(alpha):
+        workflow.decline(declined, "Not able to help.")
+    nominate(alpha, request, REFEREES[2], replacing=declined)  # declined_token is now revoked
+
+    cancelled, cancelled_candidate = new_request(alpha)
+    _ref, cancelled_referee = nominate(alpha, cancelled, REFEREES[0])
+    with company_context(alpha):
+        workflow.cancel_request(cancelled, actor=owner_of(alpha))
+
+    stale, stale_candidate = new_request(alpha)
+    _ref, stale_referee = nominate(alpha, stale, REFEREES[0])
+    # Time has passed the link's expiry (the request's deadline), as far as links go.
+    past = timezone.now() - timedelta(minutes=1)
+    Link.objects.filter(token_hash__in=[links.hash_token(stale_candidate), links.hash_token(stale_referee)]).update(
+        expires_at=past
+    )
+
+    _theirs, bravo_candidate = new_request(bravo)
+    _ref, bravo_referee = nominate(bravo, _theirs, REFEREES[0])
+
+    guessed = [secrets.token_urlsafe(32) for _ in range(4)]
+    malformed = ["abc", "A" * 19, "A" * 129, "not a token!", "%00" + "A" * 40, "A" * 42 + "=", "' OR 1=1 --"]
+    c, r = CANDIDATE_PAGES, REFEREE_PAGES
+    cases = [*((f"guessed {i}", c + r, t, "unknown") for i, t in enumerate(guessed))]
+    cases += [(f"malformed {t[:8]!r}", c + r, t, "malformed") for t in malformed]
+    cases += [
+        ("referee token on candidate pages", c, first_token, "wrong_purpose"),
+        ("candidate token on referee pages", r, candidate_token, "wrong_purpose"),
+        ("another company's referee token on candidate pages", c, bravo_referee, "wrong_purpose"),
+        ("another company's candidate token on referee pages", r, bravo_candidate, "wrong_purpose"),
+        ("replaced referee", r, declined_token, "revoked"),
+        ("cancelled request's candidate", c, cancelled_candidate, "revoked"),
+        ("cancelled request's referee", r, cancelled_referee, "revoked"),
+        ("expired candidate link", c, stale_candidate, "expired"),
+        ("expired referee link", r, stale_referee, "expired"),
+    ]
+    return cases, {"candidate": candidate_token, "referee": first_token, "reference": first}
+
+
+def test_every_refused_link_is_the_same_neutral_page_recorded_without_the_token(client, refused_tokens):
+    cases, _valid = refused_tokens
+    expected = neutral_response().content
+    seen = 0
+    for label, pages, token, reason in cases:
+        for name in pages:
+            for method in ("GET", "POST"):
+                seq = last_seq()
+                url = page(name, token)
+                if method == "GET":
+                    response = client.get(url, **fresh_address())
+                else:
+                    response = client.post(url, {**IDENTITY, **FULL, "reason": "x", **NEW_REFEREE}, **fresh_address())
+                where = (label, name, method)
+                assert response.status_code == 404, (*where, response.status_code)
+                assert response.content == expected, where
+                # The token never leaves in a Referer to another site, nor sits in a cache.
+                assert response["Referrer-Policy"] in ("no-referrer", "same-origin"), where
+                assert "no-store" in response["Cache-Control"], where
+                assert "Set-Cookie" not in response or not response.cookies, where
+                events = link_events(seq)
+                assert len(events) == 1, where
+                assert events[0].details["reason"] == reason, (*where, events[0].details)
+                recorded = f"{events[0].target} {events[0].details}"
+                assert token not in recorded and token[:12] not in recorded, where
+                seen += 1
+    assert seen >= 150  # every kind on every page, both methods
+
+
+def test_the_candidates_replace_page_takes_only_its_own_requests_referees(client, alpha, bravo):
+    """The one link page with an object id: a referee of another request (same
+    company or not) is the neutral page, and nobody is replaced."""
+    request, token = new_request(alpha)
+    other, _ = new_request(alpha)
+    theirs, _ = nominate(alpha, other, REFEREES[0])
+    with company_context(alpha):
+        workflow.decline(theirs, "Cannot help.")
+    bravo_request, _ = new_request(bravo)
+    bravo_ref, _ = nominate(bravo, bravo_request, REFEREES[0])
+    with company_context(bravo):
+        workflow.decline(bravo_ref, "Cannot help.")
+    before_a, before_b = company_snapshot(alpha), company_snapshot(bravo)
+    for reference_id in (theirs.pk, bravo_ref.pk, uuid.uuid4()):
+        url = page("candidate_replace", token, reference_id=reference_id)
+        assert client.get(url, **fresh_address()).content == neutral_response().content
+        response = client.post(url, NEW_REFEREE, **fresh_address())
+        assert response.status_code == 404 and response.content == neutral_response().content
+    assert company_snapshot(bravo) == before_b
+    after_a = company_snapshot(alpha)
+    # Opening the home page is not part of this; nothing was nominated or replaced.
+    assert after_a["references.Reference"] == before_a["references.Reference"]
+    assert after_a["links"] == before_a["links"]
+
+
+def test_ten_failures_from_one_address_hold_even_a_valid_link_which_opens_elsewhere(client, refused_tokens):
+    _cases, valid = refused_tokens
+    attacker = {"REMOTE_ADDR": "203.0.113.77"}
+    for _ in range(throttle.CODE_ADDRESS.free):
+        assert client.get(page("referee_link", secrets.token_urlsafe(32)), **attacker).status_code == 404
+    held = neutral_response(throttled=True).content
+    seq = last_seq()
+    for name, token in (("candidate_link", valid["candidate"]), ("referee_answers", valid["referee"])):
+        response = client.get(page(name, token), **attacker)
+        assert response.status_code == 429, name
+        assert response.content == held
+        assert int(response["Retry-After"]) >= 1
+    # A valid POST from the held address changes nothing either.
+    reference = valid["reference"]
+    before = fetch_state(reference)
+    response = client.post(page("referee_confirm", valid["referee"]), IDENTITY, **attacker)
+    assert response.status_code == 429
+    assert fetch_state(reference) == before
+    assert not link_events(seq)  # held requests are not even looked at
+    # The same valid links from another address.
+    elsewhere = {"REMOTE_ADDR": "198.51.100.23"}
+    assert client.get(page("candidate_link", valid["candidate"]), **elsewhere).status_code == 200
+    assert client.get(page("referee_link", valid["referee"]), **elsewhere).status_code == 200
+
+
+def fetch_state(reference: Reference) -> list:
+    company = Link.objects.filter(subject_id=reference.pk).select_related("company").first().company
+    return stored_rows(company, Reference, pk=reference.pk)
+
+
+# --- Links cannot be reused ----------------------------------------------------------
+
+
+def test_a_submitted_referee_can_change_nothing(client, alpha):
+    request, _ = new_request(alpha)
+    reference, token = nominate(alpha, request, REFEREES[0])
+    addr = fresh_address()
+    submit_as_referee(client, token, **addr)
+    assert fetch(alpha, Reference, reference.pk).status == ReferenceStatus.COMPLETED
+    before = company_snapshot(alpha)
+    changed_answers = {**FULL, "q-strengths": "Rewritten after submitting", "q-rehire": "no"}
+    attempts = [
+        ("referee_confirm", {**IDENTITY, "job_title": "Someone else"}, {}),
+        ("referee_answers", {**changed_answers, "action": "save"}, {}),
+        ("referee_answers", {**changed_answers, "action": "submit"}, {}),
+        ("referee_answers", changed_answers, {"HTTP_X_VOUCH_AUTOSAVE": "1"}),
+        ("referee_decline", {"reason": "Changed my mind"}, {}),
+    ]
+    for name, data, headers in attempts:
+        response = client.post(page(name, token), data, **addr, **headers)
+        assert response.status_code == 409, (name, response.status_code)
+        assert company_snapshot(alpha) == before, name
+    # The link still opens, on the thank-you page, without the answers to edit.
+    home = client.get(page("referee_link", token), **addr)
+    assert home.status_code == 200
+    assert b"Careful with numbers" not in home.content
+    assert b'name="q-strengths"' not in home.content
+
+
+def test_the_candidate_of_a_completed_request_cannot_nominate(client, alpha):
+    request, token = new_request(alpha, referees_required=1)
+    reference, referee_token = nominate(alpha, request, REFEREES[0])
+    submit_as_referee(client, referee_token, **fresh_address())
+    assert fetch(alpha, ReferenceRequest, request.pk).status == RequestStatus.COMPLETED
+    before = company_snapshot(alpha)
+    addr = fresh_address()
+    response = client.post(page("candidate_nominate", token), NEW_REFEREE, **addr)
+    assert response.status_code == 409
+    response = client.post(page("candidate_details", token), {"name": "Someone Else", "email": "x@example.org"}, **addr)
+    assert response.status_code == 409
+    response = client.post(page("candidate_replace", token, reference_id=reference.pk), NEW_REFEREE, **addr)
+    assert response.status_code == 409
+    after = company_snapshot(alpha)
+    for table in ("references.Reference", "references.Candidate", "references.ReferenceRequest", "links"):
+        assert after[table] == before[table], table
+
+
+@pytest.mark.parametrize("ending", ["expired", "cancelled"])
+def test_the_candidate_of_an_expired_or_cancelled_request_cannot_nominate(client, alpha, ending):
+    request, token = new_request(alpha)
+    with company_context(alpha):
+        if ending == "expired":
+            assert workflow.expire_request(request, now=request.deadline + timedelta(seconds=1))
+        else:
+            workflow.cancel_request(request, actor=owner_of(alpha))
+    before = company_snapshot(alpha)
+    for name in CANDIDATE_PAGES:
+        response = client.post(page(name, token), {**NEW_REFEREE, "name": "Casey Candidate"}, **fresh_address())
+        assert response.status_code == 404 and response.content == neutral_response().content, name
+    assert company_snapshot(alpha) == before
+
+
+def test_a_replaced_referees_link_is_dead(client, alpha):
+    request, _ = new_request(alpha)
+    declined, token = nominate(alpha, request, REFEREES[0])
+    addr = fresh_address()
+    response = client.post(page("referee_decline", token), {"reason": "On leave for a year"}, **addr)
+    assert response.status_code == 302
+    nominate(alpha, request, REFEREES[1], replacing=fetch(alpha, Reference, declined.pk))
+    before = company_snapshot(alpha)
+    for name in REFEREE_PAGES:
+        for data in (None, {**IDENTITY, **FULL, "action": "submit", "reason": "Back again"}):
+            response = client.get(page(name, token), **addr) if data is None else client.post(page(name, token), data)
+            assert response.status_code == 404 and response.content == neutral_response().content, name
+    assert company_snapshot(alpha) == before
+
+
+# --- Referees are kept apart ---------------------------------------------------------
+
+SECRET_ANSWER = "Quietly rebuilt the Zanzibar ledger"
+SECRET_TITLE = "Chief Ombudsperson of Yarrowfield"
+SECRET_REASON = "I caught them fiddling the Wexcombe expenses"
+
+
+@pytest.fixture
+def three_referees(client, alpha):
+    """A request with referee A (open), B (submitted, distinctive answers and title) and
+    C (declined, distinctive reason): (request, tokens by letter, references, candidate token)."""
+    request, candidate_token = new_request(alpha, referees_required=3)
+    (a, a_token), (b, b_token), (c, c_token) = (nominate(alpha, request, REFEREES[i]) for i in range(3))
+    addr = fresh_address()
+    response = client.post(page("referee_confirm", b_token), {**IDENTITY, "job_title": SECRET_TITLE}, **addr)
+    assert response.status_code == 302
+    response = client.post(
+        page("referee_answers", b_token), {**FULL, "q-anything_else": SECRET_ANSWER, "action": "submit"}, **addr
+    )
+    assert response.status_code == 302
+    assert client.post(page("referee_decline", c_token), {"reason": SECRET_REASON}, **addr).status_code == 302
+    stored = fetch(alpha, Reference, b.pk)
+    assert stored.answers["anything_else"] == SECRET_ANSWER and stored.identity["job_title"] == SECRET_TITLE
+    assert fetch(alpha, Reference, c.pk).decline_reason == SECRET_REASON
+    return request, {"a": a_token, "b": b_token, "c": c_token}, {"a": a, "b": b, "c": c}, candidate_token
+
+
+SECRETS = (SECRET_ANSWER, SECRET_TITLE, SECRET_REASON)
+
+
+def shows_no_secret(response, where) -> None:
+    text = response.content.decode(errors="replace")
+    for secret in SECRETS:
+        assert secret not in text, (where, secret)
+
+
+def test_a_referee_sees_nothing_of_another_referees_answers(client, alpha, three_referees):
+    request, tokens, refs, _candidate = three_referees
+    addr = fresh_address()
+    token = tokens["a"]
+    for name in REFEREE_PAGES:
+        shows_no_secret(client.get(page(name, token), follow=True, **addr), name)
+    assert client.post(page("referee_confirm", token), IDENTITY, **addr).status_code == 302
+    answers = client.get(page("referee_answers", token), **addr)
+    assert answers.status_code == 200  # control: A's own questionnaire is shown
+    shows_no_secret(answers, "answers")
+    others = stored_rows(alpha, Reference, pk__in=[refs["b"].pk, refs["c"].pk])
+    saved = client.post(page("referee_answers", token), {**FULL, "action": "save"}, follow=True, **addr)
+    shows_no_secret(saved, "saved")
+    # A's saving touched only A's row.
+    assert stored_rows(alpha, Reference, pk__in=[refs["b"].pk, refs["c"].pk]) == others
+    assert fetch(alpha, Reference, refs["a"].pk).answers["strengths"] == FULL["q-strengths"]
+
+
+def test_a_referees_link_opens_no_member_page(client, alpha, three_referees):
+    """Holding a link (and its device cookie) is no sign-in: the report, the request and
+    every member page send the visitor to log in."""
+    request, tokens, _refs, _candidate = three_referees
+    addr = fresh_address()
+    assert client.get(page("referee_link", tokens["a"]), **addr).status_code == 200
+    for name, kwargs in (
+        ("request_report", {"request_id": request.pk}),
+        ("request_report_pdf", {"request_id": request.pk}),
+        ("request_detail", {"request_id": request.pk}),
+        ("requests", {}),
+        ("candidate_export", {"candidate_id": request.candidate_id}),
+    ):
+        response = client.get(reverse(name, kwargs=kwargs), **addr)
+        assert response.status_code == 302, name
+        assert response["Location"].startswith(reverse("account_login") + "?next="), name
+    # Nor does its token open the other referee's or the candidate's pages.
+    for name in CANDIDATE_PAGES:
+        assert client.get(page(name, tokens["a"]), **fresh_address()).status_code == 404
+
+
+def test_the_candidate_never_sees_answers_identity_or_decline_reasons(client, alpha, three_referees):
+    request, _tokens, refs, candidate_token = three_referees
+    addr = fresh_address()
+    home = client.get(page("candidate_link", candidate_token), **addr)
+    assert home.status_code == 200
+    assert REFEREES[1]["name"].encode() in home.content  # control: the referees are listed
+    shows_no_secret(home, "home")
+    replace = client.get(page("candidate_replace", candidate_token, reference_id=refs["c"].pk), **addr)
+    assert replace.status_code == 200  # control: C declined, so may be replaced
+    shows_no_secret(replace, "replace")
+    for name in ("candidate_details", "candidate_nominate"):
+        shows_no_secret(client.get(page(name, candidate_token), follow=True, **addr), name)
+    refused = client.post(page("candidate_nominate", candidate_token), {"name": ""}, **addr)
+    assert refused.status_code == 400
+    shows_no_secret(refused, "refused nomination")
+
+
+# --- A viewer changes nothing --------------------------------------------------------
+
+
+def _deadline(days: int = 30) -> str:
+    return (timezone.now() + timedelta(days=days)).date().isoformat()
+
+
+@pytest.fixture
+def member_world(alpha):
+    """One of every object the member pages act on, in ``alpha``."""
+    owner = owner_of(alpha)
+    candidate = add_candidate(alpha, name="Olive Oakley", email="olive@example.org")
+    attachment = add_file(alpha, candidate)
+    with company_context(alpha):
+        questionnaire = questionnaires.create_questionnaire(
+            "House template", [{"id": "q1", "type": "text", "prompt": "Why?", "required": True}]
+        )
+        archived = questionnaires.create_questionnaire(
+            "Old template", [{"id": "q1", "type": "text", "prompt": "Why?", "required": True}]
+        )
+        questionnaires.set_archived(archived, True)
+    request, _ = new_request(alpha, owner)
+    reference, _ = nominate(alpha, request, REFEREES[0])
+    untouched, _ = new_request(alpha, owner)
+    with company_context(alpha):
+        flag = Flag.objects.create(
+            request=request,
+            reference=reference,
+            kind="shared_network",
+            key="shared_network:test",
+            severity=Severity.HIGH,
+            explanation="The referee answered from the candidate's network.",
+        )
+    return {
+        "candidate": candidate,
+        "attachment": attachment,
+        "questionnaire": questionnaire,
+        "archived": archived,
+        "request": request,
+        "untouched": untouched,
+        "flag": flag,
+    }
+
+
+QUESTIONNAIRE_FORM = {
+    "name": "Viewer's template",
+    "count": "1",
+    "q-0-id": "q1",
+    "q-0-type": "text",
+    "q-0-prompt": "Viewer's question?",
+    "op": "save",
+}
+
+
+def post_for(name: str, world: dict) -> tuple[dict, dict]:
+    """(URL arguments, a POST body the page would accept) for every member page of the
+    workflow app: what an owner sending it would change."""
+    candidate, request = world["candidate"], world["request"]
+    new = {
+        "name": "Vera Viewer-Made",
+        "email": "vera@example.org",
+        "role": "Treasurer",
+        "questionnaire": "builtin:general-professional",
+        "referees_required": "2",
+        "deadline": _deadline(),
+        "guidance": "Anyone",
+    }
+    table = {
+        "candidates": ({}, {}),
+        "candidate_new": ({}, {"name": "Vera Viewer", "email": "vera@example.org", "confirm": "on"}),
+        "candidate_detail": ({"candidate_id": candidate.pk}, {}),
+        "candidate_edit": (
+            {"candidate_id": candidate.pk},
+            {"name": "Renamed", "email": "r@example.org", "confirm": "on"},
+        ),
+        "candidate_delete": ({"candidate_id": candidate.pk}, {"confirm": "on"}),
+        "attachment_upload": (
+            {"candidate_id": candidate.pk},
+            {"file": SimpleUploadedFile("extra.pdf", b"%PDF-1.7\n" + secrets.token_bytes(200))},
+        ),
+        "attachment_download": ({"candidate_id": candidate.pk, "attachment_id": world["attachment"].pk}, {}),
+        "attachment_delete": ({"candidate_id": candidate.pk, "attachment_id": world["attachment"].pk}, {}),
+        "questionnaires": ({}, {}),
+        "questionnaire_new": ({}, dict(QUESTIONNAIRE_FORM)),
+        "questionnaire_detail": ({"questionnaire_id": world["questionnaire"].pk}, {}),
+        "questionnaire_edit": ({"questionnaire_id": world["questionnaire"].pk}, dict(QUESTIONNAIRE_FORM)),
+        "questionnaire_copy": ({"questionnaire_id": world["questionnaire"].pk}, {}),
+        "questionnaire_archive": ({"questionnaire_id": world["questionnaire"].pk}, {}),
+        "questionnaire_restore": ({"questionnaire_id": world["archived"].pk}, {}),
+        "requests": ({}, {}),
+        "request_new": ({}, new),
+        "request_bulk": (
+            {},
+            {
+                **new,
+                "csv_text": "name,email,role\nBulk One,bulk1@example.org,Clerk\nBulk Two,bulk2@example.org,Clerk",
+            },
+        ),
+        "request_detail": ({"request_id": request.pk}, {}),
+        "request_cancel": ({"request_id": request.pk}, {"reason": "Filled", "confirm": "True"}),
+        "request_delete": ({"request_id": world["untouched"].pk}, {"confirm": "True"}),
+        "request_resend": ({"request_id": world["untouched"].pk}, {}),
+        "request_deadline": ({"request_id": request.pk}, {"deadline": _deadline(40)}),
+        "flag_review": ({"request_id": request.pk, "flag_id": world["flag"].pk}, {"comment": "Checked by phone"}),
+        "request_report": ({"request_id": request.pk}, {}),
+        "request_report_pdf": ({"request_id": request.pk}, {}),
+        "candidate_export": ({"candidate_id": candidate.pk}, {}),
+        "candidate_erase": ({"candidate_id": candidate.pk}, {"confirm_name": "Olive Oakley"}),
+        "workflow_settings": (
+            {},
+            {
+                "reminder_days": "1, 3",
+                "replace_after_days": "2",
+                "retention_months": "6",
+                "recruiters_see_all": "own",
+                "default_deadline_days": "10",
+                "default_referees": "3",
+            },
+        ),
+    }
+    assert set(table) == set(POSTED)
+    return table[name]
+
+
+POSTED = (
+    "candidates",
+    "candidate_new",
+    "candidate_detail",
+    "candidate_edit",
+    "candidate_delete",
+    "attachment_upload",
+    "attachment_download",
+    "attachment_delete",
+    "questionnaires",
+    "questionnaire_new",
+    "questionnaire_detail",
+    "questionnaire_edit",
+    "questionnaire_copy",
+    "questionnaire_archive",
+    "questionnaire_restore",
+    "requests",
+    "request_new",
+    "request_bulk",
+    "request_detail",
+    "request_cancel",
+    "request_delete",
+    "request_resend",
+    "request_deadline",
+    "flag_review",
+    "request_report",
+    "request_report_pdf",
+    "candidate_export",
+    "candidate_erase",
+    "workflow_settings",
+)
+
+
+MEMBER_PAGES = sorted(
+    entry.name
+    for entry in member_urls.urlpatterns
+    if isinstance(entry, URLPattern) and getattr(entry.callback, "vouch_action", None) is not None
+)
+ACTIONS = {
+    entry.name: entry.callback.vouch_action for entry in member_urls.urlpatterns if isinstance(entry, URLPattern)
+}
+# Pages that only read (a viewer may open them); a POST to them must change nothing.
+READ_ONLY = {
+    "candidates",
+    "candidate_detail",
+    "attachment_download",
+    "questionnaires",
+    "questionnaire_detail",
+    "requests",
+    "request_detail",
+    "request_report",
+    "request_report_pdf",
+}
+# What reading may write: the activity log (who downloaded what) and the stored,
+# encrypted copy of a report's PDF. Neither is a change to the company's data.
+WRITTEN_BY_READING = {"activity.Entry", "references.ReportFile"}
+
+
+def test_every_member_page_is_in_the_table():
+    """A member page added to references/urls.py must get a POST body here (and is
+    then attacked by a viewer); the pages taken as read-only are open to viewers."""
+    assert set(MEMBER_PAGES) == set(POSTED), set(MEMBER_PAGES) ^ set(POSTED)
+    for name in MEMBER_PAGES:
+        assert (MINIMUM_ROLE[ACTIONS[name]] == Role.VIEWER) == (name in READ_ONLY), name
+
+
+@pytest.mark.parametrize("name", MEMBER_PAGES)
+def test_a_viewer_changes_nothing(client, alpha, member_world, name):
+    viewer = fast_member(alpha, Role.VIEWER)
+    client.force_login(viewer.user)
+    mark_reauthenticated(client)
+    kwargs, data = post_for(name, member_world)
+    url = reverse(name, kwargs=kwargs)
+    before = company_snapshot(alpha)
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(url, data, headers=headers)
+        changed = changed_tables(before, company_snapshot(alpha))
+        if name in READ_ONLY:
+            assert response.status_code < 500, (name, response.status_code)
+            assert set(changed) <= WRITTEN_BY_READING, (name, changed)
+        else:
+            assert response.status_code == 403, (name, response.status_code)
+            assert changed == [], name
+
+
+@pytest.mark.parametrize("name", sorted(set(MEMBER_PAGES) - READ_ONLY))
+def test_control_the_same_post_by_an_owner_changes_something(client, alpha, member_world, name):
+    """So the viewer's refusal above is a refusal, not a form that would fail anyway."""
+    client.force_login(owner_of(alpha))
+    mark_reauthenticated(client)
+    kwargs, data = post_for(name, member_world)
+    before = company_snapshot(alpha)
+    response = client.post(reverse(name, kwargs=kwargs), data)
+    assert response.status_code < 500, (name, response.status_code)
+    if name == "request_bulk":  # a preview first; its confirmation makes the requests
+        assert changed_tables(before, company_snapshot(alpha)) == []
+        payload = re.search(r'name="payload" value="([^"]+)"', response.content.decode())
+        assert payload, "the bulk preview offers no confirmation"
+        response = client.post(reverse(name), {"step": "confirm", "payload": html.unescape(payload.group(1))})
+        assert response.status_code < 500
+    assert changed_tables(before, company_snapshot(alpha)), (name, response.status_code)
+
+
+# --- Another company, and recruiters limited to their own -------------------------------
+
+
+def test_a_member_of_another_company_gets_404_and_a_recorded_miss(client, alpha, bravo):
+    request, _ = new_request(alpha)
+    reference, _ = nominate(alpha, request, REFEREES[0])
+    with company_context(alpha):
+        flag = Flag.objects.create(
+            request=request, reference=reference, kind="k", key="k", severity=Severity.LOW, explanation="e"
+        )
+    before = company_snapshot(alpha)
+    for role in (Role.VIEWER, Role.RECRUITER, Role.ADMIN):
+        client.force_login(fast_member(bravo, role).user)
+        for name, kwargs, method, data in (
+            ("request_detail", {"request_id": request.pk}, "get", {}),
+            ("request_report", {"request_id": request.pk}, "get", {}),
+            ("request_report_pdf", {"request_id": request.pk}, "get", {}),
+            ("request_cancel", {"request_id": request.pk}, "post", {"confirm": "True"}),
+            ("flag_review", {"request_id": request.pk, "flag_id": flag.pk}, "post", {"comment": "Seen"}),
+        ):
+            if method == "post" and role < MINIMUM_ROLE[ACTIONS[name]]:
+                continue
+            seq = last_seq()
+            response = getattr(client, method)(reverse(name, kwargs=kwargs), data)
+            assert response.status_code == 404, (role, name, response.status_code)
+            assert b"Alpha" not in response.content
+            assert len(misses(seq, bravo)) == 1, (role, name)
+    assert company_snapshot(alpha) == before
+
+
+def test_a_recruiter_limited_to_their_own_requests_sees_only_those(client, alpha):
+    mine_member, theirs_member = fast_member(alpha, Role.RECRUITER), fast_member(alpha, Role.RECRUITER)
+    mine, _ = new_request(alpha, mine_member.user, name="Mona Mine")
+    theirs, _ = new_request(alpha, theirs_member.user, name="Theo Theirs")
+    with company_context(alpha):
+        WorkflowSettings.objects.update_or_create(pk=1, defaults={"recruiters_see_all": False})
+    client.force_login(mine_member.user)
+    listing = client.get(reverse("requests"))
+    assert listing.status_code == 200
+    assert b"Mona Mine" in listing.content and b"Theo Theirs" not in listing.content
+    before = company_snapshot(alpha)
+    for name, method, data in (
+        ("request_detail", "get", {}),
+        ("request_report", "get", {}),
+        ("request_report_pdf", "get", {}),
+        ("request_cancel", "post", {"confirm": "True"}),
+        ("request_delete", "post", {"confirm": "True"}),
+        ("request_resend", "post", {}),
+        ("request_deadline", "post", {"deadline": _deadline(40)}),
+    ):
+        seq = last_seq()
+        response = getattr(client, method)(reverse(name, kwargs={"request_id": theirs.pk}), data)
+        assert response.status_code == 404, (name, response.status_code)
+        assert len(misses(seq, alpha)) == 1, name
+    assert company_snapshot(alpha) == before
+    assert client.get(reverse("request_detail", kwargs={"request_id": mine.pk})).status_code == 200
+    # Control: the company's other setting shows the recruiter every request.
+    with company_context(alpha):
+        WorkflowSettings.objects.filter(pk=1).update(recruiters_see_all=True)
+    assert client.get(reverse("request_detail", kwargs={"request_id": theirs.pk})).status_code == 200
+    assert b"Theo Theirs" in client.get(reverse("requests")).content
