@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection as control_connection
 from django.db import connections
 
@@ -147,6 +148,34 @@ def files_bytes(company) -> dict[str, bytes]:
             found[str(path)] = path.read_bytes()
     found[f"file names under {root}"] = "\n".join(names).encode()
     return found
+
+
+def sqlite_database_files() -> dict[str, bytes]:
+    """Every SQLite database file under the data directory and the region directories,
+    with write-ahead logs: on the embedded default this is what a stolen disk holds."""
+    roots = {Path(settings.DATA_DIR), *(regions.get(name).root for name in settings.VOUCH_REGIONS)}
+    found = {}
+    for root in roots:
+        for path in root.rglob("*.sqlite3*"):
+            if path.is_file():
+                found[str(path)] = path.read_bytes()
+    return found
+
+
+def everything_stored(companies) -> dict[str, bytes]:
+    """The control database, each company's database and files, and on SQLite every
+    database file on disk: all of it, as one scan's haystack."""
+    blobs = dict(control_database_bytes())
+    for company in companies:
+        blobs.update(company_database_bytes(company))
+        blobs.update(files_bytes(company))
+    if connection_is_sqlite(companies[0]):
+        blobs.update(sqlite_database_files())
+    return blobs
+
+
+def connection_is_sqlite(company) -> bool:
+    return not regions.get(company.region).uses_postgresql
 
 
 def forms_of(text: str) -> dict[str, bytes]:

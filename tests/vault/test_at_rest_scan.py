@@ -15,17 +15,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.conftest import make_company, make_user
 from tests.vault.attack import (
     company_database_bytes,
+    connection_is_sqlite,
     control_database_bytes,
+    everything_stored,
     files_bytes,
     scan,
     unique,
@@ -35,7 +35,6 @@ from vouch.activity.models import Entry
 from vouch.activity.services import log
 from vouch.references.models import Attachment, Candidate
 from vouch.references.services import add_attachment, create_candidate, find_candidates
-from vouch.tenancy import regions
 from vouch.tenancy.context import company_context
 from vouch.vault.files import CHUNK_BYTES, encrypted_storage
 
@@ -106,32 +105,6 @@ def store_company_data(company, p: dict[str, str], recruiter, action: str) -> No
         long_text = (document + filler) * 10
         encrypted_storage.save(f"reports/{uuid.uuid4()}.txt", ContentFile(long_text.encode()))
         encrypted_storage.save(f"reports/{uuid.uuid4()}.txt", ContentFile(document.encode("utf-16")))
-
-
-def sqlite_database_files() -> dict[str, bytes]:
-    """Every SQLite database file under the data directory and the region directories,
-    with write-ahead logs: on the embedded default this is what a stolen disk holds."""
-    roots = {Path(settings.DATA_DIR), *(regions.get(name).root for name in settings.VOUCH_REGIONS)}
-    found = {}
-    for root in roots:
-        for path in root.rglob("*.sqlite3*"):
-            if path.is_file():
-                found[str(path)] = path.read_bytes()
-    return found
-
-
-def everything_stored(companies) -> dict[str, bytes]:
-    blobs = dict(control_database_bytes())
-    for company in companies:
-        blobs.update(company_database_bytes(company))
-        blobs.update(files_bytes(company))
-    if connection_is_sqlite(companies[0]):
-        blobs.update(sqlite_database_files())
-    return blobs
-
-
-def connection_is_sqlite(company) -> bool:
-    return not regions.get(company.region).uses_postgresql
 
 
 def test_no_known_plaintext_at_rest_and_the_scan_finds_what_is_stored_in_the_clear():
