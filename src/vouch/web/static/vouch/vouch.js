@@ -30,16 +30,24 @@ document.addEventListener("submit", function (event) {
 
   function countAnswered() {
     var answered = 0;
+    var requiredLeft = 0;
     form.querySelectorAll("[data-question]").forEach(function (item) {
       var text = item.querySelector("textarea");
       if (text ? text.value.trim() !== "" : item.querySelector("input:checked")) {
         answered += 1;
+      } else if (item.hasAttribute("data-required")) {
+        requiredLeft += 1;
       }
     });
     if (progress) {
       var count = progress.querySelector("[data-answered]");
       if (count) {
         count.textContent = String(answered);
+      }
+      var left = progress.querySelector("[data-required-left]");
+      if (left) {
+        left.textContent = String(requiredLeft);
+        left.parentNode.hidden = requiredLeft === 0;
       }
       var bar = progress.parentNode.querySelector("progress");
       if (bar) {
