@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from uuid import UUID
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, QuerySet
+from django.urls import reverse
 
 from vouch.references.models import Candidate
-from vouch.references.request_models import ReferenceRequest, SearchTerm
+from vouch.references.request_models import ReferenceRequest, RequestStatus, SearchTerm
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import NORMALISERS
 
@@ -72,6 +74,12 @@ class DashboardPage:
         if not count:
             return "0 requests"
         return f"{self.page.start_index():,}–{self.page.end_index():,} of {count:,}"
+
+
+def _day(moment: datetime) -> str:
+    """ "5 Mar 2027" (UTC, as stored)."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y}"
 
 
 def _start_of(day: date) -> datetime:
@@ -152,8 +160,17 @@ def dashboard_page(
     missing = {row.created_by_id for row in rows if row.created_by_id and row.created_by_id not in names}
     if missing:
         names.update(member_names(missing))
+    labels = dict(RequestStatus.choices)
+    # One reverse for the page, and the plain strings each row shows, so the
+    # template only prints (Django's per-variable lookups dominate a 25-row page).
+    detail = reverse("request_detail", args=[UUID(int=0)]).replace(str(UUID(int=0)), "{}")
     for row in rows:
         row.requested_by = names.get(row.created_by_id, "")
+        row.url = detail.format(row.pk)
+        row.candidate_name = row.candidate.name
+        row.status_label = labels.get(row.status, row.status)
+        row.deadline_text = _day(row.deadline)
+        row.created_text = _day(row.created_at)
     return DashboardPage(page=page, filters=filters, search_kind=search_kind(filters.query), names=names)
 
 

@@ -39,7 +39,7 @@ from vouch.references.request_forms import (
     open_batch,
     sign_batch,
 )
-from vouch.references.request_models import Flag, ReferenceRequest, WorkflowSettings
+from vouch.references.request_models import Flag, ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.workflow import WorkflowError
 
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
@@ -52,6 +52,22 @@ def _atomic():
 # --- the dashboard ---------------------------------------------------------------------
 
 
+def _filter_options(form: FilterForm, members: dict[int, str]) -> dict:
+    """The filter controls' options and current values, as plain strings: the form is
+    drawn by hand in the template (a widget template per option would cost more than
+    the rows themselves on a company with many members)."""
+    raw = form.data
+    status, recruiter = raw.get("status", ""), raw.get("recruiter", "")
+    return {
+        "q": raw.get("q", ""),
+        "statuses": [(value, label, value == status) for value, label in RequestStatus.choices],
+        "recruiters": [(str(uid), name, str(uid) == recruiter) for uid, name in members.items()],
+        "flagged": bool(raw.get("flagged")),
+        "created_from": raw.get("created_from", ""),
+        "created_to": raw.get("created_to", ""),
+    }
+
+
 @company_action(Action.VIEW_REQUESTS)
 def request_list(request: HttpRequest) -> HttpResponse:
     settings = WorkflowSettings.current()
@@ -61,6 +77,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
     form = FilterForm(request.GET, members=members, show_recruiter=sees_all)
     context = {
         "form": form,
+        "options": _filter_options(form, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
         "sees_all": sees_all,
     }
