@@ -558,3 +558,16 @@ def test_every_candidate_action_is_recorded_and_nominations_are_checked(client, 
     assert "phone_candidate" in kinds
     # The candidate is never told about flags.
     assert "flag" not in client.get(home(token)).content.decode().lower()
+
+
+def test_a_candidate_who_takes_a_referees_phone_number_is_flagged(client, company, opened):
+    from vouch.references.request_models import Flag
+
+    request, token = opened
+    nominate_through_page(client, token, REFEREES[0])
+    with company_context(company):
+        assert not Flag.objects.filter(request_id=request.pk).exists()
+    details = {"name": "Casey Candidate", "email": "casey@example.org", "phone": REFEREES[0]["phone"]}
+    assert client.post(home(token) + "details/", details).status_code == 302
+    with company_context(company):
+        assert "phone_candidate" in set(Flag.objects.filter(request_id=request.pk).values_list("kind", flat=True))
