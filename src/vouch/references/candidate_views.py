@@ -68,12 +68,13 @@ def _home_url(http_request: HttpRequest, done: str = "") -> str:
 
 
 def _signal(http_request: HttpRequest, req: ReferenceRequest, action: str, reference: Reference | None = None) -> None:
-    """Record the action for the fraud checks (and, after a change, run them). The
+    """Record the action for the fraud checks (and, after a nomination, run them). The
     candidate's change has already been made: a failure here is logged, not shown."""
     try:
         fraud.record(http_request, req, actor="candidate", action=action, reference=reference)
-        # A changed email or phone of the candidate's may now match a referee's.
-        if action in ("confirmed", "nominated", "replaced"):
+        # record() runs the checks after a new touch too; after a nomination they
+        # run whatever record() kept, so a new referee is always checked at once.
+        if action in ("nominated", "replaced"):
             fraud.evaluate(req)
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("references: could not record the candidate's %s action", action)
