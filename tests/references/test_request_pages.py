@@ -438,3 +438,30 @@ def test_a_member_of_no_company_is_not_shown_requests(client, company):
     client.force_login(stranger)
     response = client.get(reverse("requests"))
     assert response.status_code in (302, 403)
+
+
+def test_the_request_page_shows_its_flags_and_only_reviewers_get_the_form(client, members, company):
+    from vouch.references.request_models import Flag, Severity
+
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, request, REFEREES[0])
+    with company_context(company):
+        flag = Flag.objects.create(
+            request=request,
+            reference=reference,
+            kind="shared_device",
+            key="shared_device:test",
+            severity=Severity.HIGH,
+            explanation="The referee used the candidate's device.",
+        )
+        ReferenceRequest.objects.filter(pk=request.pk).update(open_flags=1, flag_count=1)
+    review = reverse("flag_review", args=[request.pk, flag.pk])
+    client.force_login(members[Role.RECRUITER].user)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert f'id="flag-{flag.pk}"' in page and "used the candidate&#x27;s device" in page
+    assert review in page
+    flagged = client.get(reverse("requests"), {"flagged": "on"})
+    assert listed(flagged) == [str(request.pk)] and 'class="badge flag">1<' in flagged.content.decode()
+    client.force_login(members[Role.VIEWER].user)
+    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    assert f'id="flag-{flag.pk}"' in page and review not in page

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
-from vouch.references import request_listing, workflow
+from vouch.references import fraud, request_listing, workflow
 from vouch.references.request_access import request_or_404, visible_requests
 from vouch.references.request_forms import (
     CSV_COLUMNS,
@@ -39,7 +39,7 @@ from vouch.references.request_forms import (
     open_batch,
     sign_batch,
 )
-from vouch.references.request_models import Flag, ReferenceRequest, RequestStatus, WorkflowSettings
+from vouch.references.request_models import ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.workflow import WorkflowError
 
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
@@ -223,10 +223,8 @@ def _detail(
     for reference in references:
         reference.replacement = by_id.get(reference.replaced_by_id)
     timeline = list(request_obj.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
-    flags = list(Flag.objects.filter(request=request_obj).select_related("reference"))
-    names = request_listing.member_names(
-        {request_obj.created_by_id} | {event.actor_id for event in timeline} | {flag.reviewed_by_id for flag in flags}
-    )
+    flags = fraud.flags_of(request_obj)  # with their referees and reviewers' names
+    names = request_listing.member_names({request_obj.created_by_id} | {event.actor_id for event in timeline})
     for event in timeline:
         event.actor_name = names.get(event.actor_id, "")
     can_change = policy.can(membership, Action.CHANGE_REQUESTS)
