@@ -174,7 +174,13 @@ def _plan_reference(company_id, reference_id) -> None:
 
 
 def send_candidate_reminder(
-    company, request: ReferenceRequest, *, number: int = 1, now: datetime | None = None, replan: bool = True
+    company,
+    request: ReferenceRequest,
+    *,
+    number: int = 1,
+    now: datetime | None = None,
+    replan: bool = True,
+    days: Sequence[int] | None = None,
 ) -> str:
     """Remind the candidate if a reminder is due now and they still have referees to
     nominate. Reminder ``number`` not due yet (the schedule moved later) is queued
@@ -186,7 +192,7 @@ def send_candidate_reminder(
         return "deadline passed"
     if workflow.open_slots(request) == 0:
         return "all nominated"
-    days = WorkflowSettings.current().reminder_days
+    days = WorkflowSettings.current().reminder_days if days is None else days
     action, value = reminder_plan(request.created_at, days, request.candidate_reminders_sent, number, now)
     if action == "later":
         if replan:
@@ -208,7 +214,13 @@ def send_candidate_reminder(
 
 
 def send_referee_reminder(
-    company, reference: Reference, *, number: int = 1, now: datetime | None = None, replan: bool = True
+    company,
+    reference: Reference,
+    *,
+    number: int = 1,
+    now: datetime | None = None,
+    replan: bool = True,
+    days: Sequence[int] | None = None,
 ) -> str:
     """Remind a referee who has not answered, declined or been replaced, if a
     reminder is due now."""
@@ -220,7 +232,7 @@ def send_referee_reminder(
         return "closed"
     if request.deadline <= now:
         return "deadline passed"
-    days = WorkflowSettings.current().reminder_days
+    days = WorkflowSettings.current().reminder_days if days is None else days
     action, value = reminder_plan(reference.nominated_at, days, reference.reminders_sent, number, now)
     if action == "later":
         if replan:
@@ -317,14 +329,15 @@ def maintain_company(company, *, now: datetime | None = None) -> dict:
         overdue = ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__lte=now)
         for request in overdue.only("pk"):
             counts["expired"] += workflow.expire_request(request, now=now)
+        days = WorkflowSettings.current().reminder_days
         for request in ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__gt=now):
-            if send_candidate_reminder(company, request, now=now, replan=False).endswith("sent"):
+            if send_candidate_reminder(company, request, now=now, replan=False, days=days).endswith("sent"):
                 counts["reminders"] += 1
         open_references = Reference.objects.select_related("request").filter(
             status__in=OPEN_REFERENCE_STATUSES, request__status__in=OPEN_REQUEST_STATUSES, request__deadline__gt=now
         )
         for reference in open_references:
-            if send_referee_reminder(company, reference, now=now, replan=False).endswith("sent"):
+            if send_referee_reminder(company, reference, now=now, replan=False, days=days).endswith("sent"):
                 counts["reminders"] += 1
         counts.update(retention.apply(company, now=now))
     return counts
