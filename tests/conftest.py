@@ -32,7 +32,11 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Drop the company databases this run made on the PostgreSQL server."""
+    """Close the company connections this thread kept, then drop the company databases
+    this run made on the PostgreSQL server."""
+    from vouch.tenancy import connections
+
+    connections.release_kept()
     if os.environ.get("VOUCH_TEST_SERVICES") == "1" and os.environ.get("VOUCH_COMPANY_DATABASE_PREFIX"):
         from tests.live import drop_pg_databases_with_prefix
 

@@ -72,6 +72,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "VOUCH_MASTER_KEYS": ("(none)", "With VOUCH_KEY_PROVIDER=env: `1:<base64 key>,2:<base64 key>`; the highest wraps."),
     "VOUCH_KEY_CACHE_SECONDS": ("60", "How long an unwrapped company key stays in a process's memory."),
+    "VOUCH_COMPANY_CONNECTIONS_KEPT": (
+        "8",
+        "Open company database connections each server thread keeps for the next request of the same company "
+        "(least recently used closed first; idle ones closed after a minute); 0 closes them after every request.",
+    ),
     "VOUCH_PHONE_REGION": ("GB", "Country assumed for phone numbers written without a country code."),
     "VOUCH_SMTP_URL": (
         "(none: mail goes to the outbox)",

@@ -47,6 +47,9 @@ VOUCH_KEY_PROVIDER = env("VOUCH_KEY_PROVIDER", "file")
 VOUCH_KEYS_DIR = env("VOUCH_KEYS_DIR", str(DATA_DIR / "keys"))
 VOUCH_MASTER_KEYS = env("VOUCH_MASTER_KEYS")
 VOUCH_KEY_CACHE_SECONDS = env_int("VOUCH_KEY_CACHE_SECONDS", 60)
+# Open company database connections each server thread keeps for the next request of
+# the same company (vouch.tenancy.connections); 0 closes them at the end of each one.
+VOUCH_COMPANY_CONNECTIONS_KEPT = env_int("VOUCH_COMPANY_CONNECTIONS_KEPT", 8)
 VOUCH_PHONE_REGION = env("VOUCH_PHONE_REGION", "GB").upper()
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
 # Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins

@@ -79,6 +79,9 @@ def pair(db):
     for company in (a, b):
         with company_context(company):
             activity.log(activity.Kind.ROLE_CHANGED, f"{company.name}'s entry")
+    # Tests start with no connection kept from setting up: the identity check and the
+    # refusals below are about opening one.
+    connections.release_kept()
     return a, b
 
 
@@ -115,6 +118,7 @@ def test_company_model_without_context_raises(pair):
     companies for all of them: company databases are slow to make on PostgreSQL)."""
     a, b = pair
     assert current_or_none() is None
+    connections.release_kept()  # the fixture's own contexts leave their connections kept
     for name, call in NO_CONTEXT_CALLS.items():
         with pytest.raises(NoCompanyContext):
             call()
@@ -203,7 +207,7 @@ def test_nested_context_uses_bs_database_then_as_again(pair):
             assert [e.summary for e in Entry.objects.all()] == ["Bravo's entry"]
             activity.log("x", "written inside B")
         assert current() == outer
-        assert not has_thread_alias(b.pk)  # B's connection closed on leaving B
+        # B's connection may be kept for B's next context, but A's queries go to A.
         assert sorted(e.summary for e in Entry.objects.all()) == ["Alpha's entry"]
     assert summaries(b) == ["Bravo's entry", "written inside B"]
 
@@ -537,10 +541,15 @@ def open_company_connections(companies) -> int:
     return len(open_company_sqlite_files())
 
 
+# Each thread keeps the connections of its most recent companies (at most
+# VOUCH_COMPANY_CONNECTIONS_KEPT), plus the one in use; none beyond that.
 HANDFUL = 3
 
 
-def test_300_companies_in_a_loop_leave_at_most_a_handful_of_connections():
+@pytest.mark.parametrize("kept", [0, 4], ids=["closed-after-each", "four-kept"])
+def test_300_companies_in_a_loop_leave_at_most_a_handful_of_connections(settings, kept):
+    settings.VOUCH_COMPANY_CONNECTIONS_KEPT = kept
+    connections.release_kept()
     companies = []
     for i in range(300):
         company = SimpleNamespace(pk=uuid.uuid4(), region="eu")
@@ -552,6 +561,7 @@ def test_300_companies_in_a_loop_leave_at_most_a_handful_of_connections():
         companies.append(company)
     baseline = open_company_connections(companies)
     assert baseline <= HANDFUL
+    limit = HANDFUL + kept
     peak = 0
     for i, company in enumerate(companies):
         with company_context(company):
@@ -561,9 +571,14 @@ def test_300_companies_in_a_loop_leave_at_most_a_handful_of_connections():
                 during = open_company_connections(companies)
                 assert during >= 1  # control: an open connection is seen while in use
                 peak = max(peak, during)
-    assert peak <= HANDFUL
-    assert open_company_connections(companies) <= HANDFUL
+    assert peak <= limit
+    assert open_company_connections(companies) <= limit
+    # Only the most recent companies' connections are kept, and closing them leaves none.
+    assert len([c for c in companies if has_thread_alias(c.pk)]) == kept
+    assert all(has_thread_alias(c.pk) for c in companies[len(companies) - kept :])
+    connections.release_kept()
     assert not [c for c in companies if has_thread_alias(c.pk)]
+    assert open_company_connections(companies) <= HANDFUL
     if not on_postgresql():  # the service path's session teardown drops them by prefix
         for company in companies:
             provisioning.discard(company.pk, company.region)
@@ -583,7 +598,8 @@ def opened_aliases():
 
 
 @pytest.mark.parametrize("page", ["list", "missing_entry"])
-def test_a_request_closes_its_companys_connection(client, pair, opened_aliases, page):
+def test_a_request_closes_its_companys_connection(client, pair, opened_aliases, page, settings):
+    settings.VOUCH_COMPANY_CONNECTIONS_KEPT = 0
     a, _ = pair
     owner = a.memberships.select_related("user").get(role=Role.OWNER)
     client.force_login(owner.user)
@@ -593,6 +609,18 @@ def test_a_request_closes_its_companys_connection(client, pair, opened_aliases, 
     assert alias_for(a.pk) in opened_aliases  # control: the request did use A's database
     assert not has_thread_alias(a.pk)
     assert open_company_connections([a]) == 0
+
+
+def test_a_request_keeps_its_companys_connection_for_the_next(client, pair, opened_aliases):
+    a, _ = pair
+    owner = a.memberships.select_related("user").get(role=Role.OWNER)
+    client.force_login(owner.user)
+    for _ in range(3):
+        assert client.get(reverse("activity")).status_code == 200
+    assert opened_aliases.count(alias_for(a.pk)) == 1  # opened once, reused twice
+    assert has_thread_alias(a.pk) and open_company_connections([a]) == 1
+    connections.release_kept()
+    assert not has_thread_alias(a.pk) and open_company_connections([a]) == 0
 
 
 # --- Threads -----------------------------------------------------------------------------
@@ -654,3 +682,28 @@ def test_isolation_events_are_in_the_audit_vocabulary(caplog):
         record(EventAction.AUTHZ_FAIL, outcome=Outcome.BLOCKED, target="route:activity_entry")
     warnings = [r.getMessage() for r in caplog.records if "not in the vocabulary" in r.getMessage()]
     assert warnings == ["audit: action no_such_action_as_a_control is not in the vocabulary"]
+
+
+def test_a_kept_connection_serves_the_next_context_of_its_company_only(pair, opened_aliases, monkeypatch):
+    """The next request of the same company reuses the connection (no new one, so no
+    second identity check is needed); another company never gets it; an idle one is
+    replaced after IDLE_SECONDS."""
+    a, b = pair
+    connections.release_kept()
+    with company_context(a):
+        assert summaries_here() == ["Alpha's entry"]
+    with company_context(a):
+        assert summaries_here() == ["Alpha's entry"]
+    with company_context(b):
+        assert summaries_here() == ["Bravo's entry"]
+    assert opened_aliases == [alias_for(a.pk), alias_for(b.pk)]  # a's was reused
+    # An idle connection is not reused.
+    monkeypatch.setattr(connections, "IDLE_SECONDS", -1.0)
+    with company_context(a):
+        assert summaries_here() == ["Alpha's entry"]
+    assert opened_aliases == [alias_for(a.pk), alias_for(b.pk), alias_for(a.pk)]
+    connections.release_kept()
+
+
+def summaries_here() -> list[str]:
+    return [entry.summary for entry in Entry.objects.all()]

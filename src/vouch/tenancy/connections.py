@@ -1,15 +1,25 @@
-"""Company database connections: opened lazily, closed when their context ends.
+"""Company database connections: opened lazily, kept for a few recent companies.
 
 Django keeps one connection per alias per thread. A company's alias is added to
-Django's connection settings on first use; the connection itself is only opened
-by the first query, and :func:`release` closes it and forgets this thread's
-wrapper. Each new connection first checks the company id recorded in the
-database (the row identity layer): a database that is not the current
-company's is refused."""
+this thread's connection store on first use; the connection itself is only opened
+by the first query. When a company context ends, :func:`keep` leaves the open
+connection to the next context of the same company in this thread, for the
+``VOUCH_COMPANY_CONNECTIONS_KEPT`` most recently used companies (the oldest beyond
+that are closed), and for at most ``IDLE_SECONDS``. Opening a connection costs more
+than most requests: a PostgreSQL login, or on SQLite the WAL checkpoint and
+file removal that the *last* close of a database does and the next write undoes.
+So thousands of companies still never mean thousands of open connections, and a
+busy company does not pay for a new one on every request.
+
+Each new connection first checks the company id recorded in the database (the row
+identity layer): a database that is not the current company's is refused."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections import OrderedDict
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
@@ -19,6 +29,18 @@ from vouch.tenancy import regions
 from vouch.tenancy.context import CompanyContext, WrongCompanyDatabase, is_company_alias
 
 IDENTITY_TABLE = "vouch_company_identity"
+# A kept connection unused for longer is closed instead of reused.
+IDLE_SECONDS = 60.0
+
+# Per thread: alias -> when its context last ended, most recent last.
+_kept = threading.local()
+
+
+def _kept_aliases() -> OrderedDict:
+    kept = getattr(_kept, "aliases", None)
+    if kept is None:
+        kept = _kept.aliases = OrderedDict()
+    return kept
 
 
 def sqlite_path(company_id: uuid.UUID, region: regions.Region):
@@ -53,7 +75,7 @@ def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
             "PORT": server.port,
             "OPTIONS": dict(server.options),
         }
-    # Closed at the end of each request or task (release), never kept idle.
+    # Django's own age-based closing does not apply to these: keep() and reuse() decide.
     entry["CONN_MAX_AGE"] = 0
     entry["VOUCH_COMPANY_ID"] = str(uuid.UUID(str(company_id)))
     return entry
@@ -82,10 +104,57 @@ def ensure_alias(context: CompanyContext) -> str:
     return alias
 
 
+def reuse(alias: str) -> None:
+    """A context of ``alias`` starts in this thread: take its kept connection back if it
+    is recent and healthy, otherwise start on a fresh one."""
+    ended = _kept_aliases().pop(alias, None)
+    if ended is None:
+        release(alias)
+        return
+    try:
+        connection = connections[alias]
+    except ConnectionDoesNotExist:
+        return
+    stale = time.monotonic() - ended > IDLE_SECONDS
+    if stale or connection.in_atomic_block or (connection.errors_occurred and not connection.is_usable()):
+        release(alias)
+
+
+def keep(alias: str) -> None:
+    """A context of ``alias`` ended in this thread: keep its connection for the next one
+    (closing the least recently used beyond the limit), or close it."""
+    from django.conf import settings
+
+    limit = getattr(settings, "VOUCH_COMPANY_CONNECTIONS_KEPT", 8)
+    try:
+        connection = connections[alias]
+    except ConnectionDoesNotExist:
+        return
+    if limit <= 0 or connection.connection is None or connection.in_atomic_block:
+        release(alias)
+        return
+    kept = _kept_aliases()
+    kept[alias] = time.monotonic()
+    kept.move_to_end(alias)
+    while len(kept) > limit:
+        oldest, _ = kept.popitem(last=False)
+        release(oldest)
+
+
+def release_kept() -> None:
+    """Close every connection this thread keeps (before a database is dropped or moved,
+    and at the end of a test run)."""
+    kept = _kept_aliases()
+    while kept:
+        alias, _ = kept.popitem(last=False)
+        release(alias)
+
+
 def release(alias: str) -> None:
     """Close this thread's connection to ``alias`` (if one was opened) and forget it."""
     if alias == DEFAULT_DB_ALIAS:
         return
+    _kept_aliases().pop(alias, None)
     try:
         connection = connections[alias]
     except ConnectionDoesNotExist:

@@ -64,8 +64,9 @@ def current_or_none() -> CompanyContext | None:
 @contextmanager
 def company_context(company) -> Iterator[CompanyContext]:
     """Make ``company`` (a tenancy Company) current. On leaving, the company's database
-    connection is closed unless an enclosing context still uses it, so thousands of
-    companies never mean thousands of open connections."""
+    connection is handed to ``connections.keep`` unless an enclosing context still
+    uses it: a few recent companies' connections stay open per thread, the rest are
+    closed, so thousands of companies never mean thousands of open connections."""
     from vouch.tenancy import connections
 
     if getattr(company, "status", "active") == "deleted":
@@ -73,7 +74,7 @@ def company_context(company) -> Iterator[CompanyContext]:
     context = CompanyContext(company_id=uuid.UUID(str(company.pk)), region=company.region)
     enclosing = _open_aliases.get()
     if context.alias not in enclosing:
-        connections.release(context.alias)  # each context starts on a fresh connection
+        connections.reuse(context.alias)  # a recent, healthy connection, or a fresh one
     token = _current.set(context)
     aliases_token = _open_aliases.set((*enclosing, context.alias))
     try:
@@ -85,4 +86,4 @@ def company_context(company) -> Iterator[CompanyContext]:
         _open_aliases.reset(aliases_token)
         _current.reset(token)
         if context.alias not in _open_aliases.get():
-            connections.release(context.alias)
+            connections.keep(context.alias)

@@ -209,6 +209,14 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
                 result.outcome = CURRENT
     except Exception as exc:  # noqa: BLE001 - reported; the other companies go on
         result.reason = f"{type(exc).__name__}: {short_error(exc)}"
+    finally:
+        # Closed, not kept: a run visits each company once, and on SQLite the last close
+        # checkpoints and removes the write-ahead log, with any page a migration
+        # rewrote (the plaintext the log encryption replaced, say).
+        from vouch.tenancy.connections import release
+        from vouch.tenancy.context import alias_for
+
+        release(alias_for(company_id))
     return result
 
 
