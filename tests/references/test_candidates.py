@@ -336,3 +336,17 @@ def test_unknown_ids_are_404(client, members):
     client.force_login(members[Role.OWNER].user)
     assert client.get(reverse("candidate_detail", args=[uuid.uuid4()])).status_code == 404
     assert client.get("/candidates/not-a-uuid/").status_code == 404
+
+
+def test_deleting_a_candidate_with_requests_points_to_erasure_and_keeps_everything(client, members, company):
+    from tests.references.workflow import make_request
+    from vouch.references.models import ReferenceRequest
+
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.ADMIN].user)
+    response = client.post(reverse("candidate_delete", args=[request.candidate_id]), {"confirm": "on"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("candidate_erase", args=[request.candidate_id])
+    with company_context(company):
+        assert Candidate.objects.filter(pk=request.candidate_id).exists()
+        assert ReferenceRequest.objects.filter(pk=request.pk).exists()

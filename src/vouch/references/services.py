@@ -76,9 +76,16 @@ def update_candidate(candidate: Candidate, *, actor=None, **values: str) -> list
     return changed
 
 
+class CandidateHasRequests(ValueError):
+    """A candidate with reference requests is removed by erasure (privacy.erase_candidate),
+    which takes the requests and everything under them too, not by a plain delete."""
+
+
 def delete_candidate(candidate: Candidate, *, actor=None) -> int:
     """Delete a candidate with their attachments; their stored files are removed once
     the deletion commits. Returns the number of files removed."""
+    if candidate.requests.exists():
+        raise CandidateHasRequests(candidate.pk)
     with _atomic():
         files = candidate.attachments.count()
         candidate_id = str(candidate.pk)

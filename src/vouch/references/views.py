@@ -115,7 +115,15 @@ def candidate_delete(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
         messages.error(request, "Tick the box to confirm the deletion.")
         return redirect("candidate_detail", candidate_id=candidate.pk)
     name = candidate.name
-    files = services.delete_candidate(candidate, actor=request.user)
+    try:
+        files = services.delete_candidate(candidate, actor=request.user)
+    except services.CandidateHasRequests:
+        messages.error(
+            request,
+            f"{name} has reference requests. Erasing their data removes the candidate with every request, "
+            "referee answer and file.",
+        )
+        return redirect("candidate_erase", candidate_id=candidate.pk)
     messages.success(request, f"{name} deleted, with {files} file{'s' if files != 1 else ''}.")
     return redirect("candidates")
 
