@@ -287,7 +287,7 @@ def test_tasks_of_another_company_stay_in_theirs(company, members):
 def test_daily_maintenance_is_planned_once_a_day_per_company(company, members):
     make_company("Second Hiring")
     now = timezone.now()
-    assert jobs.plan_daily_maintenance(now=now) == 3  # two companies and the link purge
+    assert jobs.plan_daily_maintenance(now=now) == 3  # two companies and the installation's
     assert jobs.plan_daily_maintenance(now=now) == 0
     assert len(queued("company_maintenance")) == 2
     assert jobs.plan_daily_maintenance(now=now + timedelta(days=1)) == 3
@@ -329,6 +329,7 @@ def test_maintenance_command_runs_everything_now(company, members, capsys):
     output = json.loads(capsys.readouterr().out)
     assert output[str(company.pk)]["expired"] == 1
     assert output["links"]["purged"] >= 1
+    assert output["links"]["task_results"] == 0  # none finished yet
     assert _reload(company, ReferenceRequest, overdue.pk).status == RequestStatus.EXPIRED
 
 
@@ -503,7 +504,8 @@ def test_vouch_serve_runs_a_worker_that_runs_queued_tasks():
             pid for pid in _descendants(server.process.pid) if b"vouch.cli\x00worker" in _cmdline(pid)
         ]
         assert _wait_until(lambda: len(workers()) == 1, 30), server.log()
-        queued_id = _shell(server, "from vouch.references import jobs; print(jobs.purge_old_links.enqueue().id)")
+        enqueue = "from vouch.references import jobs; print(jobs.installation_maintenance.enqueue().id)"
+        queued_id = _shell(server, enqueue)
         status = f"from django_tasks_db.models import DBTaskResult as T; print(T.objects.get(pk='{queued_id}').status)"
         assert _wait_until(lambda: _shell(server, status) == "SUCCESSFUL", 30), server.log()
         [worker] = workers()
@@ -558,3 +560,14 @@ def test_reminders_say_where_things_stand(company, members):
     assert "Your saved answers are still there" in to_rita.body
     assert "Links from earlier emails still work too." in to_rita.body
     assert to_rita.alternatives and token_in(to_rita) in to_rita.alternatives[0][0]
+
+
+def test_finished_task_results_are_pruned_after_30_days(company, members):
+    request, start, _ = _start(company, members)
+    run_due(day(start, 2))
+    finished = DBTaskResult.objects.exclude(status="READY").count()
+    assert finished >= 1
+    assert jobs.maintain_installation(now=day(start, 20))["task_results"] == 0
+    assert jobs.maintain_installation(now=day(start, 33))["task_results"] == finished
+    assert not DBTaskResult.objects.exclude(status="READY").exists()
+    assert DBTaskResult.objects.filter(status="READY").exists()  # waiting tasks stay

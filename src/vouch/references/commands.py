@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     references_sub = p_references.add_subparsers(dest="references_command", required=True)
     p_maintenance = references_sub.add_parser(
         "maintenance",
-        help="now: expire overdue requests, send missed reminders, apply retention, purge old links",
+        help="now: expire overdue requests, send missed reminders, apply retention, purge old links and task results",
     )
     p_maintenance.add_argument("--company", nargs="+", metavar="ID", help="only these companies")
     p_maintenance.add_argument("--json", action="store_true", help="machine-readable output")
@@ -83,7 +83,10 @@ def maintenance(args: argparse.Namespace, out=None) -> int:
         for company_id, counts in results.items():
             summary = ", ".join(f"{name} {value}" for name, value in sorted(counts.items())) or "nothing to do"
             print(f"{company_id}  {summary}", file=out)
-        print(f"links purged: {links.get('purged', 0)}", file=out)
+        print(
+            f"installation  links purged {links.get('purged', 0)}, task results pruned {links.get('task_results', 0)}",
+            file=out,
+        )
     failed = any("error" in counts for counts in results.values())
     return 1 if failed else 0
 

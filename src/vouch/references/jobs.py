@@ -43,6 +43,8 @@ log = logging.getLogger("vouch.references.jobs")
 DAY = timedelta(days=1)
 # Links expired or revoked longer ago than this are removed from the token index.
 LINK_PURGE_AFTER = timedelta(days=30)
+# Finished tasks are kept this long in the database queue (for `vouch manage shell` inquiries).
+TASK_RESULTS_KEPT = timedelta(days=30)
 # How often the worker's scheduler looks whether today's maintenance is planned.
 SCHEDULER_INTERVAL_SECONDS = 600
 
@@ -312,8 +314,25 @@ def company_maintenance(company_id: str) -> dict:
 
 
 @task()
-def purge_old_links() -> int:
-    return links.purge_expired(LINK_PURGE_AFTER)
+def installation_maintenance() -> dict:
+    return maintain_installation()
+
+
+def maintain_installation(*, now: datetime | None = None) -> dict[str, int]:
+    """Once a day for the installation: links expired or revoked more than 30 days
+    ago leave the token index, and finished task results older than that leave the
+    database queue (they hold ids only, but need not pile up)."""
+    now = now or timezone.now()
+    counts = {"purged": links.purge_expired(LINK_PURGE_AFTER, now=now), "task_results": 0}
+    from django.conf import settings
+
+    if settings.VOUCH_TASKS_BACKEND == "database":
+        from django_tasks_db.models import DBTaskResult
+
+        counts["task_results"], _ = (
+            DBTaskResult.objects.finished().filter(finished_at__lt=now - TASK_RESULTS_KEPT).delete()
+        )
+    return counts
 
 
 # --- the daily maintenance ------------------------------------------------------------
@@ -345,7 +364,8 @@ def maintain_company(company, *, now: datetime | None = None) -> dict:
 
 def run_maintenance(*, company_ids: Sequence[str] | None = None, now: datetime | None = None) -> dict[str, dict]:
     """Run the daily maintenance at once (``vouch references maintenance``): every
-    active company, or the ones named, then the link purge. Returns counts by company."""
+    active company, or the ones named, then the installation's (old links and task
+    results, under "links"). Returns counts by company."""
     from vouch.tenancy.models import Company, CompanyStatus
 
     companies = Company.objects.filter(is_active=True).exclude(status=CompanyStatus.DELETED)
@@ -358,7 +378,7 @@ def run_maintenance(*, company_ids: Sequence[str] | None = None, now: datetime |
         except Exception:  # one company's failure must not stop the others
             log.exception("maintenance failed for company %s", company.pk)
             results[str(company.pk)] = {"error": 1}
-    results["links"] = {"purged": links.purge_expired(LINK_PURGE_AFTER, now=now)}
+    results["links"] = maintain_installation(now=now)
     return results
 
 
@@ -376,7 +396,7 @@ def plan_daily_maintenance(*, now: datetime | None = None) -> int:
             _enqueue(company_maintenance, None, company_id)
             queued += 1
     if cache.add(f"references:link-purge:{today}", 1, timeout=2 * 86400):
-        _enqueue(purge_old_links, None)
+        _enqueue(installation_maintenance, None)
         queued += 1
     return queued
 
