@@ -107,6 +107,8 @@ def matching_candidates(query: str) -> QuerySet[Candidate] | QuerySet[SearchTerm
         if not words or len(words) > MAX_SEARCH_WORDS:
             return None
         terms = {blind_index("name", word) for word in words}
+        if len(terms) == 1:
+            return SearchTerm.objects.filter(term=terms.pop()).values("candidate_id")
         # A candidate has each term at most once (a unique constraint), so counting
         # the rows that matched says whether every word did.
         return (
