@@ -465,3 +465,13 @@ def test_the_request_page_shows_its_flags_and_only_reviewers_get_the_form(client
     client.force_login(members[Role.VIEWER].user)
     page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
     assert f'id="flag-{flag.pk}"' in page and review not in page
+
+
+@pytest.mark.parametrize("reason", ["x" * 501, "line one\nline two", "nul\x00"])
+def test_an_invalid_cancel_reason_is_a_400_and_cancels_nothing(client, members, company, reason):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[Role.RECRUITER].user)
+    response = client.post(reverse("request_cancel", args=[request.pk]), {"reason": reason, "confirm": "True"})
+    assert response.status_code == 400 and b'id="action-error"' in response.content
+    with company_context(company):
+        assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
