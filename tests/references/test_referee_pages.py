@@ -80,7 +80,8 @@ def test_home_says_who_is_asking_and_marks_the_link_opened(client, company, setu
     page = response.content.decode()
     for text in ("Acme Hiring", "Casey Candidate", "Head of Finance", "Confirm who you are", "will not see them"):
         assert text in page, text
-    assert url(token, "decline/") in page and 'action="/r/' in page
+    assert 'href="decline/"' in page and 'action="confirm/"' in page
+    assert token not in page  # sibling pages are linked relatively: the token stays in the address bar
     assert response["Referrer-Policy"] and "no-store" in response["Cache-Control"]
     fresh = load(company, reference)
     assert fresh.status == ReferenceStatus.OPENED and fresh.opened_at is not None
@@ -100,6 +101,7 @@ def test_confirming_checks_the_details_then_leads_to_the_questions(client, compa
     assert bad.status_code == 400
     page = bad.content.decode()
     assert "This field is required." in page and "for example 2021-06" in page
+    assert 'action="./"' in page and 'href="../decline/"' in page  # relative to confirm/
     assert load(company, reference).confirmed_at is None
     backwards = client.post(
         url(token, "confirm/"), {**IDENTITY, "candidate_from": "2022-05", "candidate_to": "2021-01"}
@@ -158,6 +160,7 @@ def test_partial_answers_are_saved_and_shown_again(client, company, setup):
     assert "Saved." in page
     assert 'value="4" checked' in page and ">Calm under pressure</textarea>" in page
     assert "2</strong> of 8 answered" in page
+    assert 'action="./"' in page and 'href="../"' in page and token not in page
     assert load(company, reference).status == ReferenceStatus.IN_PROGRESS
 
 
@@ -224,6 +227,7 @@ def test_after_submitting_the_link_shows_only_thanks_and_changes_nothing(client,
     page = thanks.content.decode()
     assert "Thank you" in page and "Casey Candidate" in page
     assert "Zanzibar-7" not in page and "Careful with numbers" not in page and "<form" not in page
+    assert token not in page
     before = load(company, reference)
     assert before.status == ReferenceStatus.COMPLETED
     assert client.get(url(token, "answers/"))["Location"] == url(token)
@@ -251,6 +255,7 @@ def test_declining_with_a_reason(client, company, setup):
     assert form.status_code == 200 and "Why are you declining?" in form.content.decode()
     empty = client.post(url(token, "decline/"), {"reason": "   "})
     assert empty.status_code == 400 and "Say briefly why you are declining." in empty.content.decode()
+    assert 'action="./"' in empty.content.decode() and 'href="../"' in empty.content.decode()
     assert load(company, reference).status != ReferenceStatus.DECLINED
     mail.outbox.clear()
     declined = client.post(url(token, "decline/"), {"reason": "I only met them once."})

@@ -52,19 +52,29 @@ def _state(reference: Reference) -> str:
     return OPEN
 
 
+def _relative(request: HttpRequest, name: str) -> str:
+    """The address of a sibling page relative to this one, so the token itself never
+    appears in the page (only in the address bar it came from)."""
+    kwargs = {"token": request.link.token}
+    base = reverse("referee_link", kwargs=kwargs)
+    target = reverse(name, kwargs=kwargs)[len(base) :]
+    here = request.path[len(base) :] if request.path.startswith(base) else ""
+    if target == here:
+        return "./"
+    return "../" * here.count("/") + target or "./"
+
+
 def _context(request: HttpRequest, reference: Reference, **extra) -> dict:
     ask = reference.request
-    token = request.link.token
     return {
-        "reference": reference,
         "company_name": request.link.company.name,
         "candidate_name": ask.candidate.name,
         "role": ask.role,
         "deadline": ask.deadline,
-        "home_url": reverse("referee_link", kwargs={"token": token}),
-        "confirm_url": reverse("referee_confirm", kwargs={"token": token}),
-        "answers_url": reverse("referee_answers", kwargs={"token": token}),
-        "decline_url": reverse("referee_decline", kwargs={"token": token}),
+        "home_url": _relative(request, "referee_link"),
+        "confirm_url": _relative(request, "referee_confirm"),
+        "answers_url": _relative(request, "referee_answers"),
+        "decline_url": _relative(request, "referee_decline"),
         **extra,
     }
 
