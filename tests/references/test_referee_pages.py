@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
@@ -357,6 +359,27 @@ def test_each_action_is_recorded_for_the_fraud_checks(client, company, setup):
     with company_context(company):
         actions = list(Touch.objects.filter(reference_id=reference.pk).values_list("action", flat=True))
     assert actions == ["opened", "confirmed", "saved", "submitted"]
+
+
+def test_saves_are_recorded_for_the_fraud_checks_at_most_once_a_minute(client, company, setup):
+    """Autosave fires every few seconds: "saved" is recorded once per minute per
+    reference, even when the saves come from different addresses."""
+    _, reference, token = setup
+    confirmed(client, token)
+    if time.time() % 60 > 50:  # keep the first two saves within one clock minute
+        time.sleep(61 - time.time() % 60)
+    for address in ("198.51.100.1", "203.0.113.9"):
+        client.post(url(token, "answers/"), {"q-quality": "4"}, headers=AUTOSAVE, REMOTE_ADDR=address)
+
+    def saved_touches() -> int:
+        with company_context(company):
+            return Touch.objects.filter(reference_id=reference.pk, action="saved").count()
+
+    assert saved_touches() == 1
+    with company_context(company):  # the last save was two minutes ago
+        Reference.objects.filter(pk=reference.pk).update(saved_at=timezone.now() - timedelta(minutes=2))
+    client.post(url(token, "answers/"), {"q-quality": "5"}, headers=AUTOSAVE, REMOTE_ADDR="203.0.113.9")
+    assert saved_touches() == 2
 
 
 # --- Autosave and speed --------------------------------------------------------------
