@@ -29,6 +29,7 @@ bench/run.py's dashboard row), then:
    then the PDF generated PDF_ROUNDS times (after one warm-up); median and p90.
 
 Run alone: .venv/bin/python bench/run.py --only workflow   (quick: --duration 3s --rounds 1)
+Some parts only: VOUCH_BENCH_WORKFLOW_PARTS=questionnaire,dashboard,pdf (any of them).
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ TARGET_DASHBOARD_P99_MS = 100.0
 REFEREES = 400
 DASHBOARD_REQUESTS = 10_000
 PDF_ROUNDS = 7
+COST_REQUESTS = 200
 AUTOSAVE_HEADER = "X-Vouch-Autosave"
+PARTS = ("questionnaire", "dashboard", "pdf")
 
 # What a referee has typed so far: valid answers to the built-in "general professional"
 # questionnaire, some of them (an autosave carries whatever is filled in).
@@ -263,8 +266,42 @@ SCRIPT = textwrap.dedent(
             "is_pdf": bool(data) and bytes(data[:5]) == b"%PDF-",
         }))
 
+    def cost(tokens_path, count):
+        # The cost of one questionnaire page and one autosave inside one process (Django's
+        # test client: no TLS, no server), in wall-clock and CPU time: on a machine other
+        # processes share, the CPU time per request is the steadier figure.
+        from urllib.parse import urlencode
+        from django.test import Client
+        tokens = json.loads(open(tokens_path).read())
+        client = Client(HTTP_HOST="localhost")
+        body = urlencode(json.loads(sys.argv[4]))
+        def get(i):
+            response = client.get(f"/r/{tokens[i % len(tokens)]}/answers/", secure=True)
+            assert response.status_code == 200, response.status_code
+        def post(i):
+            response = client.post(
+                f"/r/{tokens[i % len(tokens)]}/answers/", body, content_type="application/x-www-form-urlencoded",
+                secure=True, HTTP_X_VOUCH_AUTOSAVE="1",
+            )
+            assert 200 <= response.status_code < 300, response.status_code
+        found = {}
+        for name, fn in (("questionnaire", get), ("autosave", post)):
+            for i in range(min(count, 30)):
+                fn(i)
+            wall, cpu = [], []
+            for i in range(count):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                fn(i)
+                cpu.append((time.process_time() - cpu_started) * 1000)
+                wall.append((time.perf_counter() - started) * 1000)
+            found[name] = {"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu),
+                           "wall_p90_ms": statistics.quantiles(wall, n=10)[8], "requests": count}
+        print(json.dumps(found))
+
     mode = sys.argv[1]
-    if mode == "referees":
+    if mode == "cost":
+        cost(sys.argv[2], int(sys.argv[3]))
+    elif mode == "referees":
         referees(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
     elif mode == "saved":
         saved(sys.argv[2], sys.argv[3])
@@ -351,11 +388,56 @@ def lua_script(tokens: list[str], *, origin: str, threads: int, method: str, coo
 
 def _statuses(bench, label: str, statuses: dict[int, int], measured: dict, expected: set[int]) -> None:
     bad = {status: n for status, n in statuses.items() if status not in expected}
-    if bad or not statuses or measured["non_2xx_3xx"] or measured["socket_errors"]:
+    # Every response wrk counted must be one the server logged as a success.
+    short = sum(statuses.values()) < measured["requests"]
+    if bad or short or measured["non_2xx_3xx"] or measured["socket_errors"]:
         raise RuntimeError(
-            f"{label}: not every request succeeded (logged statuses {statuses}, expected only {sorted(expected)}; "
+            f"{label}: not every request succeeded (logged statuses {statuses}, expected only {sorted(expected)}, "
+            f"{measured['requests']} counted by wrk; "
             f"wrk non-2xx/3xx {measured['non_2xx_3xx']}, socket errors {measured['socket_errors']})"
         )
+
+
+class RouteLog:
+    """Counts the statuses the server logged for one route and method since it was made.
+    The server logs each request as it finishes, so under load lines arrive after wrk
+    has stopped (and requests wrk gave up on at its end still finish): ``settle`` waits
+    for the log to go quiet, before a run (so nothing of the last run is counted) and
+    after it (so all of this one is)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        settle(path)
+        self.offset = path.stat().st_size
+
+    def statuses(self, route: str, method: str) -> dict[int, int]:
+        settle(self.path)
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        counts: dict[int, int] = {}
+        for line in data[: data.rfind(b"\n") + 1].splitlines():
+            if not line.startswith(b"{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "request" and entry.get("route") == route and entry.get("method") == method:
+                counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        return counts
+
+
+def settle(path: Path, quiet: float = 0.5, limit: float = 20.0) -> None:
+    """Wait until ``path`` has not grown for ``quiet`` seconds (at most ``limit``)."""
+    deadline, size, since = time.monotonic() + limit, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = path.stat().st_size
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.05)
 
 
 def _route_of(server, path_prefix: str) -> str | None:
@@ -443,9 +525,9 @@ def questionnaire_setup(bench, args, server, company_id: str, email: str, tag: s
 def measure_questionnaire(bench, args, server, setup: dict) -> dict:
     url = f"{server.url}/r/{setup['tokens'][0]}/answers/"
     targets = {
-        "livez": (f"{server.url}/livez", None, "livez", {200}),
-        "questionnaire": (url, setup["scripts"]["GET"], setup["route"], {200}),
-        "autosave": (url, setup["scripts"]["POST"], setup["route"], {setup["autosave_status"]}),
+        "livez": (f"{server.url}/livez", None, ("livez", "GET"), {200}),
+        "questionnaire": (url, setup["scripts"]["GET"], (setup["route"], "GET"), {200}),
+        "autosave": (url, setup["scripts"]["POST"], (setup["route"], "POST"), {setup["autosave_status"]}),
     }
     for name, (target, script, _, _) in targets.items():
         say(f"warm-up {name} ({args.warmup:g}s), {load()}")
@@ -453,10 +535,9 @@ def measure_questionnaire(bench, args, server, setup: dict) -> dict:
     runs: dict[str, list[dict]] = {name: [] for name in targets}
     for round_number in range(1, args.rounds + 1):
         for name, (target, script, route, expected) in targets.items():
-            cursor = bench.LogCursor(server.log_path)
+            cursor = RouteLog(server.log_path)
             measured = bench.run_wrk(target, args, args.duration, script=script)
-            time.sleep(0.3)  # the last log lines reach the file
-            statuses = cursor.statuses(route)
+            statuses = cursor.statuses(*route)
             _statuses(bench, name, statuses, measured, expected)
             measured["round"], measured["statuses"] = round_number, statuses
             runs[name].append(measured)
@@ -484,10 +565,9 @@ def measure_dashboard(bench, args, server, cookie: str, company_id: str, email: 
     bench.run_wrk(url, args, args.warmup, cookie)
     runs = []
     for round_number in range(1, args.rounds + 1):
-        cursor = bench.LogCursor(server.log_path)
+        cursor = RouteLog(server.log_path)
         measured = bench.run_wrk(url, args, args.duration, cookie)
-        time.sleep(0.3)
-        _statuses(bench, "dashboard 10k", cursor.statuses(route), measured, {200})
+        _statuses(bench, "dashboard 10k", cursor.statuses(route, "GET"), measured, {200})
         measured["round"] = round_number
         runs.append(measured)
         say(
@@ -500,7 +580,9 @@ def measure_dashboard(bench, args, server, cookie: str, company_id: str, email: 
 def measure(args, bench) -> dict:
     """Every figure; ``bench`` is bench/run.py (its server, wrk and log helpers)."""
     results: dict = {"cpus": os.cpu_count(), "load_start": os.getloadavg(), "seconds": {}}
-    server = bench.make_server(workers=args.workers)
+    extra_env = dict(item.split("=", 1) for item in args.env)  # --env KEY=VALUE: server settings to try
+    server = bench.make_server(extra_env=extra_env, workers=args.workers)
+    results["server_env"] = extra_env
     try:
         server.start()
         tag = uuid.uuid4().hex[:8]
@@ -510,13 +592,18 @@ def measure(args, bench) -> dict:
         cookie = f"__Host-vouch_session={session}"
         company_id = member["company_id"]
 
+        parts = [p for p in os.environ.get("VOUCH_BENCH_WORKFLOW_PARTS", ",".join(PARTS)).split(",") if p in PARTS]
         started = time.perf_counter()
         try:
+            if "questionnaire" not in parts:
+                raise LookupError
             setup = questionnaire_setup(bench, args, server, company_id, email, tag)
         except RuntimeError as exc:
             if "gave 404" not in str(exc):
                 raise
             results["questionnaire"] = {"skipped": "the referee's questionnaire page is not there yet (404)"}
+        except LookupError:
+            pass
         else:
             results["questionnaire"] = measure_questionnaire(bench, args, server, setup)
             results["questionnaire"] |= {
@@ -526,6 +613,12 @@ def measure(args, bench) -> dict:
                 "autosave_status": setup["autosave_status"],
                 "saved": django(server.env, "saved", company_id, tag, str(REFEREES)),
             }
+            tokens_file = Path(server.data_dir) / "referee-tokens.json"
+            tokens_file.write_text(json.dumps(setup["tokens"]))
+            say(f"in-process cost per request ({COST_REQUESTS} each), {load()}")
+            results["questionnaire"]["in_process"] = django(
+                server.env, "cost", str(tokens_file), str(COST_REQUESTS), json.dumps(PARTIAL_ANSWERS)
+            )
             # wrk walks the referees in order from each thread's starting point: every one it
             # reached must have the answers it sent (all of them, once it went round).
             posted = max(run["requests"] for run in results["questionnaire"]["autosave"]["runs"])
@@ -541,15 +634,17 @@ def measure(args, bench) -> dict:
         probe = bench.helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": session})
         if probe.status == 404:
             results["dashboard"] = {"skipped": "the /requests/ page is not there yet"}
-        else:
+        elif "dashboard" in parts:
             results["dashboard"] = measure_dashboard(bench, args, server, cookie, company_id, email)
         results["seconds"]["dashboard"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        say(f"PDF of a 5-referee report, {PDF_ROUNDS} runs ({load()})")
-        results["pdf"] = django(server.env, "pdf", company_id, email, str(PDF_ROUNDS), tag)
-        if "median_ms" in results["pdf"] and not (results["pdf"]["is_pdf"] and results["pdf"]["has_text"]):
-            raise RuntimeError(f"the report PDF is not a PDF showing the candidate and the answers: {results['pdf']}")
+        if "pdf" in parts:
+            say(f"PDF of a 5-referee report, {PDF_ROUNDS} runs ({load()})")
+            results["pdf"] = django(server.env, "pdf", company_id, email, str(PDF_ROUNDS), tag)
+            pdf = results["pdf"]
+            if "median_ms" in pdf and not (pdf["is_pdf"] and pdf["has_text"]):
+                raise RuntimeError(f"the report PDF is not a PDF showing the candidate and the answers: {pdf}")
         results["seconds"]["pdf"] = time.perf_counter() - started
     except Exception:
         if server.process is not None:
@@ -639,6 +734,14 @@ def describe(results: dict) -> list[str]:
             f"({_verdict(met, 'autosave_p99')}); referees whose saved answers were read back: "
             f"{q['saved']['with_answers']} of {q['saved']['referees']}"
         )
+        cost = q.get("in_process")
+        if cost:
+            lines.append(
+                "  in one process (test client, no TLS), median per request: questionnaire page "
+                f"{cost['questionnaire']['wall_ms']:.1f} ms wall / {cost['questionnaire']['cpu_ms']:.1f} ms CPU, "
+                f"autosave {cost['autosave']['wall_ms']:.1f} ms wall / {cost['autosave']['cpu_ms']:.1f} ms CPU "
+                f"(2 cores at that CPU cost: at most {2000 / cost['autosave']['cpu_ms']:.0f} autosaves/s)"
+            )
     elif q:
         lines.append(f"  referee questionnaire: {q.get('skipped')}")
     d = results.get("dashboard", {})
