@@ -124,3 +124,25 @@ def test_reminder_days_are_read_leniently_but_strictly_checked():
     assert parse_reminder_days("2,4,6") == [2, 4, 6]
     assert parse_reminder_days(" 1 ; 3 ,7 ") == [1, 3, 7]
     assert parse_reminder_days(", ,") == []
+
+
+def test_shortening_retention_says_how_many_closed_requests_will_go(client, company, members):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.references.workflow import make_request
+    from vouch.references import workflow
+    from vouch.references.models import ReferenceRequest
+
+    actor = members[Role.RECRUITER].user
+    for email in ("a@example.org", "b@example.org"):
+        request, _ = make_request(company, actor, email=email)
+        with company_context(company):
+            workflow.cancel_request(request, actor=actor)
+            ReferenceRequest.objects.filter(pk=request.pk).update(closed_at=timezone.now() - timedelta(days=100))
+    client.force_login(members[Role.ADMIN].user)
+    page = client.post(URL, {**GOOD, "retention_months": "3"}, follow=True).content.decode()
+    assert "2 closed requests are now past the retention period" in page
+    with company_context(company):
+        assert ReferenceRequest.objects.count() == 2  # deleted by the daily run, not by the page

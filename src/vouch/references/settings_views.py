@@ -12,6 +12,7 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
+from vouch.references import retention
 from vouch.references.request_models import WorkflowSettings
 from vouch.references.settings_forms import WorkflowSettingsForm
 
@@ -58,6 +59,14 @@ def workflow_settings(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             changed = save_settings(form.cleaned_data, actor=request.user)
             messages.success(request, "Workflow settings saved." if changed else "Nothing changed.")
+            if "retention_months" in changed:
+                past = retention.due().count()
+                if past:
+                    messages.warning(
+                        request,
+                        f"{past} closed request{'s are' if past != 1 else ' is'} now past the retention period "
+                        "and will be deleted, with everything under them, within a day.",
+                    )
             return redirect("workflow_settings")
         status = 400
     else:
