@@ -571,3 +571,20 @@ def test_finished_task_results_are_pruned_after_30_days(company, members):
     assert jobs.maintain_installation(now=day(start, 33))["task_results"] == finished
     assert not DBTaskResult.objects.exclude(status="READY").exists()
     assert DBTaskResult.objects.filter(status="READY").exists()  # waiting tasks stay
+
+
+def test_a_schedule_changed_later_moves_the_planned_reminders(company, members):
+    request, start, _ = _start(company, members)
+    with company_context(company):
+        settings = WorkflowSettings.current()
+        settings.reminder_days = [3]
+        settings.save()
+    mail.outbox.clear()
+    ran = run_due(day(start, 2))
+    assert "not due yet" in {task.return_value for task in ran}
+    assert mails_to(CANDIDATE) == []
+    assert start + timedelta(days=3) in [task.run_after for task in queued("remind_candidate")]
+    run_due(day(start, 3))
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
+    run_due(day(start, 8))  # the old plan's days 4 and 6 send nothing more
+    assert len(mails_to(CANDIDATE, "Reminder")) == 1
