@@ -298,8 +298,29 @@ SCRIPT = textwrap.dedent(
                            "wall_p90_ms": statistics.quantiles(wall, n=10)[8], "requests": count}
         print(json.dumps(found))
 
+    def cost_dashboard(email, count):
+        # /requests/ for a signed-in owner inside one process, as ``cost`` does for the referee.
+        from django.test import Client
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(User.objects.get(email=email))
+        def get():
+            response = client.get("/requests/", secure=True)
+            assert response.status_code == 200, response.status_code
+        for _ in range(10):
+            get()
+        wall, cpu = [], []
+        for _ in range(count):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            get()
+            cpu.append((time.process_time() - cpu_started) * 1000)
+            wall.append((time.perf_counter() - started) * 1000)
+        print(json.dumps({"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu),
+                          "wall_p90_ms": statistics.quantiles(wall, n=10)[8], "requests": count}))
+
     mode = sys.argv[1]
-    if mode == "cost":
+    if mode == "cost_dashboard":
+        cost_dashboard(sys.argv[2], int(sys.argv[3]))
+    elif mode == "cost":
         cost(sys.argv[2], int(sys.argv[3]))
     elif mode == "referees":
         referees(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
@@ -574,7 +595,15 @@ def measure_dashboard(bench, args, server, cookie: str, company_id: str, email: 
             f"round {round_number} /requests/ {DASHBOARD_REQUESTS} {measured['requests_per_s']:9.1f} req/s  "
             f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load()})"
         )
-    return {"seeding": seeded, "page_bytes": len(page.body), "median": bench.median_of(runs), "runs": runs}
+    say(f"in-process cost of /requests/ ({COST_REQUESTS // 2} requests), {load()}")
+    in_process = django(server.env, "cost_dashboard", email, str(COST_REQUESTS // 2))
+    return {
+        "seeding": seeded,
+        "page_bytes": len(page.body),
+        "median": bench.median_of(runs),
+        "runs": runs,
+        "in_process": in_process,
+    }
 
 
 def measure(args, bench) -> dict:
@@ -753,6 +782,11 @@ def describe(results: dict) -> list[str]:
             f"{d['median']['p99_ms']:.1f} ms (target < {TARGET_DASHBOARD_P99_MS:g}: "
             f"{_verdict(met, 'dashboard_10k_p99')}), {d['median']['requests_per_s']:.0f} req/s"
         )
+        if d.get("in_process"):
+            lines.append(
+                f"  in one process, median per /requests/ page: {d['in_process']['wall_ms']:.1f} ms wall / "
+                f"{d['in_process']['cpu_ms']:.1f} ms CPU"
+            )
     elif d:
         lines.append(f"  dashboard: {d.get('skipped')}")
     p = results.get("pdf", {})
