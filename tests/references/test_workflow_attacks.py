@@ -199,7 +199,7 @@ def refused_tokens(alpha, bravo):
     _theirs, bravo_candidate = new_request(bravo)
     _ref, bravo_referee = nominate(bravo, _theirs, REFEREES[0])
 
-    guessed = [secrets.token_urlsafe(32) for _ in range(4)]
+    guessed = [secrets.token_urlsafe(32) for _ in range(8)] + [secrets.token_urlsafe(16), secrets.token_hex(32)]
     malformed = ["abc", "A" * 19, "A" * 129, "not a token!", "%00" + "A" * 40, "A" * 42 + "=", "' OR 1=1 --"]
     c, r = CANDIDATE_PAGES, REFEREE_PAGES
     cases = [*((f"guessed {i}", c + r, t, "unknown") for i, t in enumerate(guessed))]
@@ -224,13 +224,16 @@ def test_every_refused_link_is_the_same_neutral_page_recorded_without_the_token(
     seen = 0
     for label, pages, token, reason in cases:
         for name in pages:
-            for method in ("GET", "POST"):
+            for method in ("GET", "POST", "autosave"):
                 seq = last_seq()
                 url = page(name, token)
                 if method == "GET":
                     response = client.get(url, **fresh_address())
                 else:
-                    response = client.post(url, {**IDENTITY, **FULL, "reason": "x", **NEW_REFEREE}, **fresh_address())
+                    # The form's POST, and the answers page's autosave fetch (htmx headers too).
+                    headers = {"HTTP_X_VOUCH_AUTOSAVE": "1", "HTTP_HX_REQUEST": "true"} if method == "autosave" else {}
+                    body = {**IDENTITY, **FULL, "reason": "x", **NEW_REFEREE}
+                    response = client.post(url, body, **fresh_address(), **headers)
                 where = (label, name, method)
                 assert response.status_code == 404, (*where, response.status_code)
                 assert response.content == expected, where
@@ -244,7 +247,7 @@ def test_every_refused_link_is_the_same_neutral_page_recorded_without_the_token(
                 recorded = f"{events[0].target} {events[0].details}"
                 assert token not in recorded and token[:12] not in recorded, where
                 seen += 1
-    assert seen >= 150  # every kind on every page, both methods
+    assert seen >= 350  # every kind on every page, every way of asking
 
 
 def test_the_candidates_replace_page_takes_only_its_own_requests_referees(client, alpha, bravo):
