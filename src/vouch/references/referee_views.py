@@ -169,8 +169,7 @@ def referee_home(request: HttpRequest) -> HttpResponse:
     if state != OPEN:
         return _closed_page(request, reference, state)
     workflow.referee_opened(reference)
-    _record(request, reference, "opened")
-    fraud.evaluate(reference.request)
+    _record(request, reference, "opened")  # runs the fraud checks when the touch is new
     candidate_name = reference.request.candidate.name
     form = IdentityForm(initial=_identity_initial(reference), candidate_name=candidate_name)
     return _home(request, reference, form)
@@ -345,8 +344,7 @@ def _submit(request: HttpRequest, reference: Reference, submitted: dict) -> Http
     if errors:
         values = {**(reference.answers or {}), **submitted}
         return _answers_page(request, reference, values, errors, status=400)
-    _record(request, reference, "submitted")
-    fraud.evaluate(reference.request)
+    _record(request, reference, "submitted")  # runs the fraud checks (a new touch)
     return redirect("referee_link", token=request.link.token)
 
 

@@ -435,7 +435,12 @@ def can_replace(reference: Reference, *, now: datetime | None = None) -> bool:
 
 
 def _locked_open_reference(reference: Reference) -> Reference:
-    reference = Reference.objects.select_for_update().select_related("request").get(pk=reference.pk)
+    # The questions come in the same query; only the reference row is locked.
+    reference = (
+        Reference.objects.select_for_update(of=("self",))
+        .select_related("request__questionnaire_version")
+        .get(pk=reference.pk)
+    )
     if not reference.is_open or not reference.request.is_open:
         raise WorkflowError("This reference is closed.")
     return reference
