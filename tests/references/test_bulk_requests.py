@@ -266,3 +266,12 @@ def test_a_batch_with_no_valid_row_offers_no_confirmation(client, recruiter):
     response = preview(client, "name,email,role\n,x@example.com,A\nB,bad,C\n")
     assert response.status_code == 200
     assert b'id="nothing-valid"' in response.content and b'name="payload"' not in response.content
+
+
+def test_parse_csv_accepts_exactly_the_row_limit_and_names_rows_by_their_line():
+    text = "name,email,role\n" + "".join(f"Person {n},p{n}@example.com,Role\n" for n in range(CSV_MAX_ROWS))
+    batch = parse_csv(text)
+    assert len(batch.valid_rows) == CSV_MAX_ROWS and batch.invalid_count == 0
+    quoted = parse_csv('name,email,role\n"Two\nLines",two@example.com,Role\nNext,next@example.com,Role\n')
+    assert quoted.rows[0].errors == ["Name has control characters or line breaks."]
+    assert quoted.rows[1].line == 4 and quoted.rows[1].valid
