@@ -33,6 +33,12 @@ EXPECTED_MINIMUM = {
     "delete_candidates": Role.ADMIN,
     "view_questionnaires": Role.VIEWER,
     "edit_questionnaires": Role.RECRUITER,
+    "change_requests": Role.RECRUITER,
+    "review_flags": Role.RECRUITER,
+    "view_reports": Role.VIEWER,
+    "export_candidate_data": Role.ADMIN,
+    "erase_candidate_data": Role.ADMIN,
+    "manage_workflow": Role.ADMIN,
 }
 
 

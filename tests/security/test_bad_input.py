@@ -261,6 +261,8 @@ def test_garbage_company_switch_is_404(client, owner):
 
 STR_VALUES = ["x", "..%2F..%2Fetc%2Fpasswd", "%00", "'%20OR%201=1--", "a" * 300, "%F0%9F%92%A9", "%25%32%65"]
 INT_VALUES = ["0", "1", "99999999999999999999999"]
+# Object ids are uuids: a well-formed one that names nothing reaches the view's lookup.
+UUID_VALUES = ["3f2b8c1e-0d4a-4e7b-9c6f-5a1d2e3f4b5c"]
 BODIES = [
     {},
     {
@@ -297,7 +299,7 @@ def fuzz_paths() -> list[str]:
     paths: set[str] = set()
     for route in _patterns():
         route = route.replace("^", "").replace("$", "")
-        values_for = {"int": INT_VALUES, "str": STR_VALUES}
+        values_for = {"int": INT_VALUES, "str": STR_VALUES, "uuid": UUID_VALUES}
         candidates = [route]
         for converter, values in values_for.items():
             candidates = (
