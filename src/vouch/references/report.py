@@ -249,7 +249,10 @@ def _status_note(reference: Reference, names: dict) -> str:
 
 
 def _flag_label(kind: str) -> str:
-    return kind.replace("_", " ").strip().capitalize() or "Flag"
+    """The same short title the request page shows for this kind of flag."""
+    from vouch.references.fraud import title_of
+
+    return title_of(kind) or "Flag"
 
 
 def build_report(request: ReferenceRequest) -> dict:
