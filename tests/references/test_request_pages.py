@@ -217,7 +217,9 @@ def test_recruiters_limited_to_their_own_requests(client, members, company, thre
         settings.recruiters_see_all = False
         settings.save()
     client.force_login(members[Role.RECRUITER].user)
-    assert set(listed(client.get(reverse("requests")))) == {str(a.pk), str(c.pk)}
+    own = client.get(reverse("requests"))
+    assert set(listed(own)) == {str(a.pk), str(c.pk)}
+    assert 'name="recruiter"' not in own.content.decode()  # no one else's requests to choose from
     assert client.get(reverse("request_detail", args=[b.pk])).status_code == 404
     assert client.post(reverse("request_cancel", args=[b.pk]), {"confirm": "True"}).status_code == 404
     assert set(listed(client.get(reverse("requests"), {"q": "robin@example.org"}))) == set()
