@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
 from tests.references.helpers import add_candidate, add_file
-from tests.references.workflow import REFEREES, make_request, nominate
+from tests.references.workflow import REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.guard import throttle
@@ -51,6 +51,7 @@ from vouch.references.request_models import (
 )
 from vouch.tenancy.context import company_context
 from vouch.tenancy.router import is_company_app
+from vouch.vault.fields import blind_index
 
 pytestmark = pytest.mark.django_db
 
@@ -778,3 +779,64 @@ def test_a_recruiter_limited_to_their_own_requests_sees_only_those(client, alpha
         WorkflowSettings.objects.filter(pk=1).update(recruiters_see_all=True)
     assert client.get(reverse("request_detail", kwargs={"request_id": theirs.pk})).status_code == 200
     assert b"Theo Theirs" in client.get(reverse("requests")).content
+
+
+# --- Nothing of it in the logs -------------------------------------------------------
+
+
+def test_the_workflow_pages_log_no_token_and_no_personal_data(client, alpha, logs):
+    """Every link page, in every outcome (shown, saved, submitted, declined, refused as
+    too late, refused as invalid, held by the throttle), logs its route, never the
+    token, the path holding it, or what the candidate and referees typed."""
+    request, c_token = new_request(alpha, referees_required=2, name="Lavinia Logless")
+    addr = fresh_address()
+    assert client.get(page("candidate_link", c_token), **addr).status_code == 200
+    details = {"name": "Lavinia Logless", "email": request.candidate.email, "phone": "07700 900765"}
+    assert client.post(page("candidate_details", c_token), details, **addr).status_code == 302
+    secret_referee = {**NEW_REFEREE, "name": "Ignatius Unlogged", "email": "ignatius@unlogged.example"}
+    assert client.post(page("candidate_nominate", c_token), secret_referee, **addr).status_code == 302
+    assert client.post(page("candidate_nominate", c_token), {"name": ""}, **addr).status_code == 400
+    _answerer, a_token = nominate(alpha, request, REFEREES[1])
+    with company_context(alpha):
+        decliner = Reference.objects.get(email_index=blind_index("email", "ignatius@unlogged.example"))
+    d_token = last_token("ignatius@unlogged.example", "r")
+    secret_answer = "Ran the Quendlingham audit single-handed"
+    secret_reason = "We fell out over the Plumptre account"
+    assert client.get(page("referee_link", a_token), **addr).status_code == 200
+    assert client.post(page("referee_confirm", a_token), IDENTITY, **addr).status_code == 302
+    autosave = {"HTTP_X_VOUCH_AUTOSAVE": "1"}
+    saved = client.post(page("referee_answers", a_token), {"q-strengths": secret_answer}, **addr, **autosave)
+    assert saved.status_code == 204
+    submit = {**FULL, "q-anything_else": secret_answer, "action": "submit"}
+    assert client.post(page("referee_answers", a_token), submit, **addr).status_code == 302
+    assert client.post(page("referee_answers", a_token), submit, **addr).status_code == 409
+    assert client.post(page("referee_decline", d_token), {"reason": secret_reason}, **addr).status_code == 302
+    url = page("candidate_replace", c_token, reference_id=decliner.pk)
+    assert client.get(url, **addr).status_code == 200
+    assert client.post(url, REFEREES[2], **addr).status_code == 302
+    assert client.get(page("referee_link", d_token), **addr).status_code == 404  # replaced: revoked
+    guesses = [secrets.token_urlsafe(32) for _ in range(throttle.CODE_ADDRESS.free + 1)]
+    held = {"REMOTE_ADDR": "192.0.2.200"}
+    statuses = [client.post(page("referee_answers", guess), submit, **held).status_code for guess in guesses]
+    assert statuses[-1] == 429
+    text = logs.getvalue()
+    assert "referee_answers" in text or "r/<str:token>/answers/" in text  # control: the pages were logged
+    for token in (c_token, a_token, d_token, *guesses):
+        assert token not in text
+    assert "/c/" not in text and "/r/" not in text  # no raw path in any form
+    for personal in (
+        "Lavinia",
+        "Logless",
+        "Ignatius",
+        "Unlogged",
+        "ignatius@unlogged.example",
+        request.candidate.email,
+        secret_answer,
+        "Quendlingham",
+        secret_reason,
+        "Plumptre",
+        "07700 900765",
+        REFEREES[1]["name"],
+        REFEREES[2]["email"],
+    ):
+        assert personal not in text, personal
