@@ -40,6 +40,7 @@ from vouch.links.decorators import neutral_response
 from vouch.links.models import Link
 from vouch.references import questionnaires, workflow
 from vouch.references import urls as member_urls
+from vouch.references.models import Candidate
 from vouch.references.request_models import (
     Flag,
     Reference,
@@ -197,6 +198,10 @@ def refused_tokens(alpha, bravo):
         expires_at=past
     )
 
+    deleted, deleted_candidate = new_request(alpha)
+    with company_context(alpha):
+        workflow.delete_request(deleted, actor=owner_of(alpha))
+
     _theirs, bravo_candidate = new_request(bravo)
     _ref, bravo_referee = nominate(bravo, _theirs, REFEREES[0])
 
@@ -213,6 +218,7 @@ def refused_tokens(alpha, bravo):
         ("replaced referee", r, declined_token, "revoked"),
         ("cancelled request's candidate", c, cancelled_candidate, "revoked"),
         ("cancelled request's referee", r, cancelled_referee, "revoked"),
+        ("deleted request's candidate", c, deleted_candidate, "revoked"),
         ("expired candidate link", c, stale_candidate, "expired"),
         ("expired referee link", r, stale_referee, "expired"),
     ]
@@ -381,6 +387,33 @@ def test_a_replaced_referees_link_is_dead(client, alpha):
             response = client.get(page(name, token), **addr) if data is None else client.post(page(name, token), data)
             assert response.status_code == 404 and response.content == neutral_response().content, name
     assert company_snapshot(alpha) == before
+
+
+def test_erasing_a_candidate_kills_every_link_of_theirs(client, alpha):
+    """An admin erases a candidate on request: their link and their referees' links
+    open nothing any more (the neutral page), whatever state each was in."""
+    request, c_token = new_request(alpha, referees_required=3)
+    tokens = [c_token]
+    for i in range(3):
+        tokens.append(nominate(alpha, request, REFEREES[i])[1])
+    submit_as_referee(client, tokens[1], **fresh_address())
+    assert client.post(page("referee_decline", tokens[2]), {"reason": "No"}, **fresh_address()).status_code == 302
+    for token, name in zip(tokens, ("candidate_link", *["referee_link"] * 3), strict=True):
+        assert client.get(page(name, token), **fresh_address()).status_code == 200  # control
+    admin = fast_member(alpha, Role.ADMIN)
+    client.force_login(admin.user)
+    mark_reauthenticated(client)
+    with company_context(alpha):
+        name = Candidate.objects.get(pk=request.candidate_id).name
+    url = reverse("candidate_erase", kwargs={"candidate_id": request.candidate_id})
+    response = client.post(url, {"confirm_name": name})
+    assert response.status_code == 302
+    client.logout()
+    seq = last_seq()
+    for token, name in zip(tokens, ("candidate_link", *["referee_link"] * 3), strict=True):
+        response = client.get(page(name, token), **fresh_address())
+        assert response.status_code == 404 and response.content == neutral_response().content
+    assert len(link_events(seq)) == len(tokens)
 
 
 # --- Referees are kept apart ---------------------------------------------------------
