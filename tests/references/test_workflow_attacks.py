@@ -470,6 +470,23 @@ def test_a_referee_sees_nothing_of_another_referees_answers(client, alpha, three
     assert fetch(alpha, Reference, refs["a"].pk).answers["strengths"] == FULL["q-strengths"]
 
 
+def test_a_referee_sees_no_other_referee_nor_the_candidates_contact_details(client, alpha, three_referees):
+    request, tokens, _refs, _candidate = three_referees
+    addr = fresh_address()
+    token = tokens["a"]
+    assert client.post(page("referee_confirm", token), IDENTITY, **addr).status_code == 302
+    with company_context(alpha):
+        candidate = Candidate.objects.get(pk=request.candidate_id)
+        contact = [candidate.email, candidate.phone]
+    others = [REFEREES[i][key] for i in (1, 2) for key in ("name", "email", "phone", "organisation")]
+    pages = [client.get(page(name, token), follow=True, **addr) for name in REFEREE_PAGES]
+    assert candidate.name.encode() in pages[0].content  # control: the referee is told who it is about
+    for name, response in zip(REFEREE_PAGES, pages, strict=True):
+        text = response.content.decode()
+        for value in [*others, *[c for c in contact if c]]:
+            assert value not in text, (name, value)
+
+
 def test_a_referees_link_opens_no_member_page(client, alpha, three_referees):
     """Holding a link (and its device cookie) is no sign-in: the report, the request and
     every member page send the visitor to log in."""
