@@ -8,7 +8,9 @@ bench/run.py's dashboard row), then:
    itself (``workflow.create_request`` and ``workflow.nominate``, in a Django process
    against the server's data; the private links are read from the emails Vouch
    sent), and each confirms their details (``workflow.confirm_referee``) so their
-   link opens on the questions. A CSRF cookie and form token are taken from one
+   link opens on the questions, and has saved a first answer (the first save of a
+   reference also writes its timeline line and the request's status, once; what is
+   measured is the saving that goes on while a referee types). A CSRF cookie and form token are taken from one
    questionnaire page, as a browser would. wrk then rotates through every referee's
    link (a Lua script, each thread starting at a different referee):
    - GET r/<token>/answers/ (the questionnaire page), and
@@ -145,6 +147,9 @@ SCRIPT = textwrap.dedent(
                     values = referee_values(i, tag)
                     reference = workflow.nominate(request, **values)
                     confirm(reference)
+                    # The referee has started: the measured autosaves are the saves that follow
+                    # (the first one also writes the timeline and the request's status).
+                    workflow.save_answers(reference, {"relationship": "I managed them"})
                     tokens.append(token_for(values["email"], "r"))
                 if len(tokens) % 100 == 0:
                     say(f"  {len(tokens)}/{count} referees nominated and confirmed")
