@@ -16,6 +16,7 @@ HTTP through the real pages with the tokens Vouch mailed:
 from __future__ import annotations
 
 import html
+import os
 import re
 import secrets
 import uuid
@@ -87,11 +88,16 @@ NEW_REFEREE = {
 _addresses = count(1)
 
 
+# Parallel test workers share the Redis throttle state on the service path: each
+# worker draws its addresses from a range of its own.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 200
+
+
 def fresh_address() -> dict:
     """A client address of its own: each refusal counts against its address, so
     tests that are not about the throttle spread their requests."""
     n = next(_addresses)
-    return {"REMOTE_ADDR": f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"}
+    return {"REMOTE_ADDR": f"10.{_WORKER}.{(n >> 8) & 255}.{n & 255}"}
 
 
 def last_seq() -> int:
