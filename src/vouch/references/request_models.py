@@ -309,3 +309,32 @@ class WorkflowSettings(models.Model):
     def current(cls) -> WorkflowSettings:
         settings, _ = cls.objects.get_or_create(pk=1)
         return settings
+
+
+class BulkImport(models.Model):
+    """Many requests being created in the background from a confirmed CSV, with its
+    progress for the page that shows it. The rows (names, emails) are encrypted like
+    any personal data and cleared once the import has finished; the task queue only
+    ever holds this row's id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
+    rows = EncryptedJSONField(default=list)  # [[line, name, email, phone, role], ...]
+    shared = EncryptedJSONField(default=dict)  # questionnaire, referees, guidance, deadline, work email
+    skipped_at_preview = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    problems = EncryptedJSONField(default=list)  # ["Row 4: ...", ...]
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Bulk import {self.pk} ({self.done}/{self.total})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else int(100 * self.done / self.total)

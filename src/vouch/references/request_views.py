@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
-from vouch.references import fraud, request_listing, workflow
+from vouch.references import bulk, fraud, request_listing, workflow
 from vouch.references.request_access import request_or_404, visible_requests
 from vouch.references.request_forms import (
     CSV_COLUMNS,
@@ -39,8 +39,9 @@ from vouch.references.request_forms import (
     open_batch,
     sign_batch,
 )
-from vouch.references.request_models import ReferenceRequest, RequestStatus, WorkflowSettings
+from vouch.references.request_models import BulkImport, ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.workflow import WorkflowError
+from vouch.tenancy.lookups import company_object_or_404
 
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
 
@@ -167,6 +168,15 @@ def _bulk_confirm(request: HttpRequest) -> HttpResponse:
         claim_batch(batch)
     except BatchRefused as exc:
         return _bulk_page(request, form, status=400, refused=str(exc))
+    if len(batch.rows) > bulk.SYNC_LIMIT:
+        job = bulk.start(
+            company_id=request.company.pk,
+            actor=request.user,
+            rows=[[row.line, *row.values().values()] for row in batch.rows],
+            shared=batch.shared,
+            skipped=batch.skipped,
+        )
+        return redirect("request_bulk_progress", import_id=job.pk)
     created, failures = 0, []
     for row in batch.rows:
         try:
@@ -186,6 +196,17 @@ def _bulk_confirm(request: HttpRequest) -> HttpResponse:
     for failure in failures[:20]:
         messages.warning(request, failure)
     return redirect("requests")
+
+
+@company_action(Action.CREATE_REQUEST)
+def request_bulk_progress(request: HttpRequest, import_id: UUID) -> HttpResponse:
+    """How far a background import has got; htmx asks again every second until done.
+    Only the member who started it sees it (others get the same 404 as a wrong id)."""
+    job = company_object_or_404(request, BulkImport, pk=import_id, created_by_id=request.user.pk)
+    context = {"job": job, "skipped": job.skipped_at_preview + (job.done - job.created)}
+    if request.headers.get("HX-Request") == "true":
+        return render(request, "references/requests/_bulk_progress.html", context)
+    return render(request, "references/requests/bulk_progress.html", context)
 
 
 # --- one request -----------------------------------------------------------------------
