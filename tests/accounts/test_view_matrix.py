@@ -27,7 +27,14 @@ from vouch.audit.models import EventAction, SecurityEvent
 from vouch.links.models import Link, Purpose
 from vouch.references import questionnaires
 from vouch.references.models import Attachment, Candidate, Questionnaire, QuestionnaireVersion
-from vouch.references.request_models import Flag, Reference, ReferenceRequest, TimelineEvent, WorkflowSettings
+from vouch.references.request_models import (
+    BulkImport,
+    Flag,
+    Reference,
+    ReferenceRequest,
+    TimelineEvent,
+    WorkflowSettings,
+)
 from vouch.tenancy.context import company_context
 
 KNOWN_PROTECTED = {"dashboard", "members", "member_invite", "member_role", "member_active", "invitation_revoke"}
@@ -54,6 +61,7 @@ WORKFLOW_VIEWS = {
     "requests": (Action.VIEW_REQUESTS, ()),
     "request_new": (Action.CREATE_REQUEST, ()),
     "request_bulk": (Action.CREATE_REQUEST, ()),
+    "request_bulk_progress": (Action.CREATE_REQUEST, ()),
     "request_detail": (Action.VIEW_REQUESTS, ()),
     "request_cancel": (Action.CHANGE_REQUESTS, ("POST",)),
     "request_delete": (Action.CHANGE_REQUESTS, ("POST",)),
@@ -155,7 +163,11 @@ def world(members, company):
         )
     request, (reference,) = new_request(company)
     flag = raise_flag(company, request, reference)
+    with company_context(company):
+        # Started by the owner: the page shows it to them only (others get a 404).
+        job = BulkImport.objects.create(created_by_id=members[Role.OWNER].user_id, rows=[], shared={}, total=0)
     return {
+        "import_id": job.pk,
         "request_id": request.pk,
         "flag_id": flag.pk,
         "questionnaire_id": questionnaire.pk,
@@ -195,6 +207,7 @@ def _snapshot(company):
             sorted(ReferenceRequest.objects.values_list("pk", "status", "deadline", "closed_at", "role", "guidance")),
             sorted(Reference.objects.values_list("pk", "status", "name", "email", "answers", "decline_reason")),
             sorted(Flag.objects.values_list("pk", "reviewed_at", "review_comment")),
+            sorted(BulkImport.objects.values_list("pk", "rows", "done", "finished_at")),
             TimelineEvent.objects.count(),
             list(WorkflowSettings.objects.values()),
         )

@@ -51,6 +51,7 @@ from vouch.references import questionnaires, workflow
 from vouch.references import services as references
 from vouch.references.models import Attachment, Candidate, Questionnaire
 from vouch.references.request_models import (
+    BulkImport,
     Flag,
     Reference,
     ReferenceRequest,
@@ -327,6 +328,24 @@ def make_requested_candidate(company) -> Made:
     return Made({"candidate_id": request.candidate_id}, dict(CANDIDATE_FORM), snapshot)
 
 
+def make_bulk_import(company) -> Made:
+    """A background import of CSV rows, started by the company's owner (its progress
+    page is shown only to the member who started it)."""
+    with company_context(company):
+        job = BulkImport.objects.create(
+            created_by_id=_owner_of(company).pk,
+            rows=[[2, f"Secret row of {company.name}", f"row-{secrets.token_hex(4)}@example.org", "", "Clerk"]],
+            shared={"questionnaire": "builtin:general-professional"},
+            total=1,
+        )
+
+    def snapshot():
+        with company_context(company):
+            return list(BulkImport.objects.filter(pk=job.pk).values_list("rows", "done", "created", "finished_at"))
+
+    return Made({"import_id": job.pk}, {}, snapshot)
+
+
 def max_membership_id(a, b) -> int:
     return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
 
@@ -376,6 +395,7 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "request_report": ObjectURL(ReferenceRequest, make_request_object),
     "request_report_pdf": ObjectURL(ReferenceRequest, make_request_object),
     "flag_review": ObjectURL((ReferenceRequest, Flag), make_flag),
+    "request_bulk_progress": ObjectURL(BulkImport, make_bulk_import),
     "candidate_export": ObjectURL(Candidate, make_requested_candidate),
     "candidate_erase": ObjectURL(Candidate, make_requested_candidate),
 }
@@ -686,6 +706,7 @@ def b_state(b) -> tuple:
         requests = sorted(ReferenceRequest.objects.values_list("pk", "status", "deadline", "role", "closed_at"))
         references = sorted(Reference.objects.values_list("pk", "status", "name", "answers", "decline_reason"))
         flags = sorted(Flag.objects.values_list("pk", "reviewed_at", "review_comment"))
+        imports = sorted(BulkImport.objects.values_list("pk", "rows", "done", "finished_at"))
         timeline = TimelineEvent.objects.count()
         settings = list(WorkflowSettings.objects.values())
     b_links = sorted(Link.objects.filter(company=b).values_list("pk", "revoked_at", "expires_at"))
@@ -700,6 +721,7 @@ def b_state(b) -> tuple:
         requests,
         references,
         flags,
+        imports,
         timeline,
         settings,
         b_links,
