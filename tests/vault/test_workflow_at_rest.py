@@ -38,7 +38,15 @@ from tests.vault.attack import (
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import log
-from vouch.references.request_models import Flag, Reference, ReferenceRequest, ReportFile, RequestStatus, Touch
+from vouch.references.request_models import (
+    BulkImport,
+    Flag,
+    Reference,
+    ReferenceRequest,
+    ReportFile,
+    RequestStatus,
+    Touch,
+)
 from vouch.tenancy.context import company_context
 from vouch.vault.files import encrypted_storage
 
@@ -92,6 +100,7 @@ def people(tag: str) -> dict:
         "second_answers": {"strengths": f"Calm during the {unique('Marchbank')} outage"},
         "decline": f"I only met them at the {unique('Gloucestershire')} conference",
         "review": f"Phoned {unique('Abernethy')}: they share an office",
+        "bulk_row": [f"Barnaby {unique('Quixwell')}", f"b.{unique('quixwell')}@example.org", _phone()],
         "ips": [f"198.51.100.{secrets.randbelow(200) + 20}", f"203.0.113.{secrets.randbelow(200) + 20}"],
     }
 
@@ -101,7 +110,7 @@ def personal_values(p: dict) -> list[str]:
     for referee in p["referees"]:
         values += [referee["name"], referee["email"], referee["phone"], referee["organisation"]]
     values += [*p["titles"], *p["answers"].values(), *p["second_answers"].values(), p["decline"], p["review"]]
-    values += p["ips"]
+    values += p["ips"] + p["bulk_row"]
     # The pieces someone would grep for on their own.
     values += [value.replace(" ", "") for value in values if value.startswith("07700")]
     values += [p["candidate"]["name"].split()[-1]] + [r["name"].split()[-1] for r in p["referees"]]
@@ -228,6 +237,15 @@ def test_a_whole_reference_check_leaves_no_personal_data_in_the_clear():
             report = ReportFile.objects.get(request=request)
             with encrypted_storage.open(report.file.name) as handle:
                 assert handle.read(5) == b"%PDF-"
+            # A CSV import waiting for the background task keeps its rows (and problems).
+            name, email, phone = p["bulk_row"]
+            BulkImport.objects.create(
+                rows=[[2, name, email, phone, p["role"]]],
+                shared={"guidance": p["guidance"]},
+                problems=[f"Row 3: {email} is already asked for"],
+                total=1,
+            )
+            assert BulkImport.objects.get().rows[0][1] == name
             # A plain column of this run, for the canary below.
             canaries[company.pk] = unique("canaryaction")
             log(canaries[company.pk], "canary")
