@@ -185,7 +185,11 @@ def test_valid_link_opens_its_page_in_its_company(client, company, subject, purp
     assert "no-store" in response["Cache-Control"]
     client.get(url(purpose, raw))
     link = Link.objects.get(token_hash=services.hash_token(raw))
-    assert link.use_count == 2 and link.last_used_at >= before
+    # Two views within a minute are one use: the control database is written once.
+    assert link.use_count == 1 and link.last_used_at >= before
+    Link.objects.filter(pk=link.pk).update(last_used_at=before - services.USE_RECORD_INTERVAL)
+    client.get(url(purpose, raw))
+    assert Link.objects.get(pk=link.pk).use_count == 2
     assert current_or_none() is None  # the company context ended with the request
 
 

@@ -43,6 +43,7 @@ class ResolvedLink:
     subject_id: uuid.UUID
     expires_at: datetime
     token: str = field(repr=False, compare=False, default="")
+    last_used_at: datetime | None = field(repr=False, compare=False, default=None)
 
 
 def hash_token(raw: str) -> str:
@@ -115,12 +116,26 @@ def check(raw: object, purpose: str, *, now: datetime | None = None) -> tuple[Re
         return None, "expired", link
     if not _company_usable(link.company):
         return None, "company_inactive", link
-    return ResolvedLink(link.pk, link.company, link.purpose, link.subject_id, link.expires_at, raw), "valid", link
+    resolved = ResolvedLink(
+        link.pk, link.company, link.purpose, link.subject_id, link.expires_at, raw, link.last_used_at
+    )
+    return resolved, "valid", link
 
 
-def record_use(resolved: ResolvedLink) -> None:
-    """One UPDATE, no read: when the link was last opened and how often."""
-    Link.objects.filter(pk=resolved.link_id).update(last_used_at=timezone.now(), use_count=F("use_count") + 1)
+# A link's use is written at most once in this long: every page view and every
+# autosave would otherwise be a write to the control database, which all companies share.
+USE_RECORD_INTERVAL = timedelta(seconds=60)
+
+
+def record_use(resolved: ResolvedLink, *, now: datetime | None = None) -> bool:
+    """When the link was last opened and in how many separate minutes: one UPDATE, no
+    read, and none at all when it was recorded less than ``USE_RECORD_INTERVAL`` ago.
+    True if it wrote."""
+    now = now or timezone.now()
+    if resolved.last_used_at is not None and now - resolved.last_used_at < USE_RECORD_INTERVAL:
+        return False
+    Link.objects.filter(pk=resolved.link_id).update(last_used_at=now, use_count=F("use_count") + 1)
+    return True
 
 
 def revoke(link: Link | ResolvedLink | int) -> bool:
