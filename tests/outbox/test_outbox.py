@@ -259,3 +259,21 @@ def test_page_refuses_traversal(client, secret_outside, name):
     response = client.get(f"/outbox/{name}", REMOTE_ADDR="127.0.0.1")
     assert response.status_code == 404
     assert "not for you" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_daily_maintenance_drops_outbox_messages_older_than_a_week(outbox_dir):
+    import time
+
+    from vouch.outbox import store
+    from vouch.references import jobs
+
+    with override_settings(EMAIL_BACKEND="vouch.outbox.backends.OutboxBackend", OUTBOX_DIR=str(outbox_dir)):
+        send_mail("Old", "A private link", "from@example.com", ["old@example.com"])
+        send_mail("New", "Another", "from@example.com", ["new@example.com"])
+        old, new = sorted(outbox_dir.glob("*.eml"))
+        eight_days_ago = time.time() - 8 * 24 * 3600
+        os.utime(old, (eight_days_ago, eight_days_ago))
+        assert jobs.maintain_installation()["outbox"] == 1
+        assert sorted(outbox_dir.glob("*.eml")) == [new]
+        assert [message.subject for message in store.list_messages()] == ["New"]

@@ -46,3 +46,25 @@ def get_message(name: str) -> OutboxMessage | None:
     if path.parent != directory or path.suffix != ".eml" or not path.is_file():
         return None
     return _parse(path)
+
+
+# Messages in the embedded default's outbox carry names and live private links in
+# plain text (it stands in for a mail server, which would hand them on): they are
+# kept this long, then removed by the daily maintenance.
+KEEP_FOR_SECONDS = 7 * 24 * 3600
+
+
+def purge_older_than(seconds: float = KEEP_FOR_SECONDS, *, now: float | None = None) -> int:
+    """Remove outbox messages written more than ``seconds`` ago; returns how many."""
+    import time
+
+    directory = Path(settings.OUTBOX_DIR)
+    if not directory.is_dir():
+        return 0
+    cutoff = (now if now is not None else time.time()) - seconds
+    removed = 0
+    for path in directory.glob("*.eml"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -320,11 +320,16 @@ def installation_maintenance() -> dict:
 
 def maintain_installation(*, now: datetime | None = None) -> dict[str, int]:
     """Once a day for the installation: links expired or revoked more than 30 days
-    ago leave the token index, and finished task results older than that leave the
-    database queue (they hold ids only, but need not pile up)."""
+    ago leave the token index, finished task results older than that leave the
+    database queue (they hold ids only, but need not pile up), and the embedded
+    default's outbox drops messages older than a week."""
+    from django.conf import settings
+
+    from vouch.outbox import store as outbox
+
     now = now or timezone.now()
     counts = {"purged": links.purge_expired(LINK_PURGE_AFTER, now=now), "task_results": 0}
-    from django.conf import settings
+    counts["outbox"] = outbox.purge_older_than(now=now.timestamp())
 
     if settings.VOUCH_TASKS_BACKEND == "database":
         from django_tasks_db.models import DBTaskResult

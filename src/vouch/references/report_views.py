@@ -11,6 +11,7 @@ from uuid import UUID
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_safe
 
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
@@ -25,6 +26,7 @@ from vouch.vault.files import CHUNK_BYTES
 log = logging.getLogger("vouch.references")
 
 
+@require_safe
 @company_action(Action.VIEW_REPORTS)
 def report(request: HttpRequest, request_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
@@ -56,6 +58,7 @@ def _cannot(request: HttpRequest, message: str) -> HttpResponse:
     )
 
 
+@require_safe  # reading: a POST must not render, store or log anything
 @company_action(Action.VIEW_REPORTS)
 def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
