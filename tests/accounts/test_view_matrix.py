@@ -68,8 +68,8 @@ WORKFLOW_VIEWS = {
     "request_resend": (Action.CHANGE_REQUESTS, ("POST",)),
     "request_deadline": (Action.CHANGE_REQUESTS, ("POST",)),
     "flag_review": (Action.REVIEW_FLAGS, ("POST",)),
-    "request_report": (Action.VIEW_REPORTS, ()),
-    "request_report_pdf": (Action.VIEW_REPORTS, ()),
+    "request_report": (Action.VIEW_REPORTS, ("GET", "HEAD")),
+    "request_report_pdf": (Action.VIEW_REPORTS, ("GET", "HEAD")),
     # A GET shows what will be exported or erased; only the POST (re-authenticated) acts.
     "candidate_export": (Action.EXPORT_CANDIDATE_DATA, ()),
     "candidate_erase": (Action.ERASE_CANDIDATE_DATA, ()),
@@ -243,12 +243,21 @@ def test_role_view_matrix(client, members, company, world, view, role):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("view", [v for v in PROTECTED if v.methods], ids=str)
+@pytest.mark.parametrize("view", [v for v in PROTECTED if v.methods and "GET" not in v.methods], ids=str)
 def test_other_methods_are_refused(client, owner, world, view):
     """POST-only views do not act on GET (no state change by a link or prefetch)."""
     client.force_login(owner.user)
     response = client.get(_url(view, world))
     assert response.status_code == 405
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("view", [v for v in PROTECTED if v.methods == ("GET", "HEAD")], ids=str)
+def test_reading_pages_refuse_posts(client, owner, world, view):
+    """A page that only reads (the report and its PDF) does nothing on a POST: no
+    rendering, no stored file, no activity entry."""
+    client.force_login(owner.user)
+    assert client.post(_url(view, world)).status_code == 405
 
 
 @pytest.mark.django_db
