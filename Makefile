@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
+# Two test processes (pytest-xdist): the suite is built to run in parallel, each process
+# with its own data directory, PostgreSQL databases and Redis key prefix.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test test-fast bench lint lock setup clean pdf-libs chromium wrk
 
