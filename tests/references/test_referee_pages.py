@@ -14,7 +14,7 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.references.workflow import REFEREES, make_request, nominate
+from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.references import workflow
 from vouch.references.request_models import (
@@ -28,23 +28,6 @@ from vouch.references.request_models import (
 from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
-
-IDENTITY = {
-    "job_title": "Finance Director",
-    "organisation": "Acme Widgets",
-    "candidate_title": "Finance Manager",
-    "candidate_from": "2021-01",
-    "candidate_to": "2024-06",
-}
-# The general professional questionnaire: every required question, answered.
-FULL = {
-    "q-relationship": "I managed them",
-    "q-dates": "2021 to 2024, Finance Manager",
-    "q-reliability": "5",
-    "q-quality": "4",
-    "q-strengths": "Careful with numbers",
-    "q-rehire": "yes",
-}
 
 
 def url(token: str, page: str = "") -> str:

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
 from tests.references.helpers import add_candidate, add_file
-from tests.references.workflow import REFEREES, last_token, make_request, nominate
+from tests.references.workflow import FULL, IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.guard import throttle
@@ -58,22 +58,6 @@ from vouch.vault.fields import blind_index
 
 pytestmark = pytest.mark.django_db
 
-IDENTITY = {
-    "job_title": "Finance Director",
-    "organisation": "Acme Widgets",
-    "candidate_title": "Finance Manager",
-    "candidate_from": "2021-01",
-    "candidate_to": "2024-06",
-}
-# The general professional questionnaire, every required question answered.
-FULL = {
-    "q-relationship": "I managed them",
-    "q-dates": "2021 to 2024, Finance Manager",
-    "q-reliability": "5",
-    "q-quality": "4",
-    "q-strengths": "Careful with numbers",
-    "q-rehire": "yes",
-}
 CANDIDATE_PAGES = ("candidate_link", "candidate_details", "candidate_nominate")
 REFEREE_PAGES = ("referee_link", "referee_confirm", "referee_answers", "referee_decline")
 NEW_REFEREE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.references.workflow import REFEREES, make_request, nominate
+from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.links import services as links
 from vouch.references import workflow
@@ -13,14 +13,6 @@ from vouch.references.request_models import ReferenceStatus, RequestStatus
 from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
-
-IDENTITY = {
-    "job_title": "Finance Director",
-    "organisation": "Acme Widgets",
-    "candidate_from": "2021-01",
-    "candidate_to": "2024-06",
-    "candidate_title": "Finance Manager",
-}
 
 
 def answers_for(request):

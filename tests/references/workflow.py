@@ -84,3 +84,23 @@ def nominate(company, request, referee: dict, replacing=None):
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
         reference = workflow.nominate(request, replacing=replacing, **referee)
     return reference, last_token(referee["email"], "r")
+
+
+# A referee's identity confirmation, as the confirm form posts it.
+IDENTITY = {
+    "job_title": "Finance Director",
+    "organisation": "Acme Widgets",
+    "candidate_title": "Finance Manager",
+    "candidate_from": "2021-01",
+    "candidate_to": "2024-06",
+}
+# The general professional questionnaire's answers as the answers form posts them:
+# every required question answered.
+FULL = {
+    "q-relationship": "I managed them",
+    "q-dates": "2021 to 2024, Finance Manager",
+    "q-reliability": "5",
+    "q-quality": "4",
+    "q-strengths": "Careful with numbers",
+    "q-rehire": "yes",
+}
