@@ -175,6 +175,21 @@ def _plan_reference(company_id, reference_id) -> None:
 # --- what the tasks do (also called by the daily safety net) -------------------------
 
 
+def _due_reminder(base: datetime, sent: int, number: int, now: datetime, days, *, requeue) -> int | str:
+    """The reminder number to send now, or what happened instead ("not due yet", with
+    reminder ``number`` queued again for its new day through ``requeue`` when given;
+    "nothing due")."""
+    days = WorkflowSettings.current().reminder_days if days is None else days
+    action, value = reminder_plan(base, days, sent, number, now)
+    if action == "later":
+        if requeue is not None:
+            requeue(value)
+        return "not due yet"
+    if action == "done":
+        return "nothing due"
+    return value
+
+
 def send_candidate_reminder(
     company,
     request: ReferenceRequest,
@@ -194,14 +209,16 @@ def send_candidate_reminder(
         return "deadline passed"
     if workflow.open_slots(request) == 0:
         return "all nominated"
-    days = WorkflowSettings.current().reminder_days if days is None else days
-    action, value = reminder_plan(request.created_at, days, request.candidate_reminders_sent, number, now)
-    if action == "later":
-        if replan:
-            _enqueue(remind_candidate, value, company.pk, request.pk, number)
-        return "not due yet"
-    if action == "done":
-        return "nothing due"
+    value = _due_reminder(
+        request.created_at,
+        request.candidate_reminders_sent,
+        number,
+        now,
+        days,
+        requeue=(lambda when: _enqueue(remind_candidate, when, company.pk, request.pk, number)) if replan else None,
+    )
+    if isinstance(value, str):
+        return value
     with _atomic():
         claimed = ReferenceRequest.objects.filter(
             pk=request.pk, candidate_reminders_sent__lt=value, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
@@ -234,14 +251,16 @@ def send_referee_reminder(
         return "closed"
     if request.deadline <= now:
         return "deadline passed"
-    days = WorkflowSettings.current().reminder_days if days is None else days
-    action, value = reminder_plan(reference.nominated_at, days, reference.reminders_sent, number, now)
-    if action == "later":
-        if replan:
-            _enqueue(remind_referee, value, company.pk, reference.pk, number)
-        return "not due yet"
-    if action == "done":
-        return "nothing due"
+    value = _due_reminder(
+        reference.nominated_at,
+        reference.reminders_sent,
+        number,
+        now,
+        days,
+        requeue=(lambda when: _enqueue(remind_referee, when, company.pk, reference.pk, number)) if replan else None,
+    )
+    if isinstance(value, str):
+        return value
     with _atomic():
         claimed = Reference.objects.filter(
             pk=reference.pk,
