@@ -199,6 +199,117 @@ def test_pages_of_25_with_counts(client, members, company):
     assert "status=awaiting_candidate&amp;page=2" in filtered
 
 
+def _copies(template, count: int, **values) -> list[ReferenceRequest]:
+    """``count`` more requests like ``template`` (same candidate), oldest first."""
+    now = timezone.now()
+    values = {"created_by_id": template.created_by_id, **values}
+    copies = [
+        ReferenceRequest(
+            candidate=template.candidate,
+            role=f"Role {n}",
+            questionnaire_version=template.questionnaire_version,
+            deadline=template.deadline,
+            **values,
+        )
+        for n in range(count)
+    ]
+    ReferenceRequest.objects.bulk_create(copies)
+    for n, copy in enumerate(copies):  # distinct times, so the order is known
+        ReferenceRequest.objects.filter(pk=copy.pk).update(created_at=now - timedelta(hours=count - n))
+    return copies
+
+
+def _dashboard_queries(client, company, params=None) -> tuple[int, int, int]:
+    """(rows shown, company database queries, control database queries) of one page."""
+    from django.db import connection, connections
+    from django.test.utils import CaptureQueriesContext
+
+    with (
+        company_context(company) as ctx,
+        CaptureQueriesContext(connections[ctx.alias]) as company_db,
+        CaptureQueriesContext(connection) as control,
+    ):
+        response = client.get(reverse("requests"), params or {})
+    return len(listed(response)), len(company_db.captured_queries), len(control.captured_queries)
+
+
+@pytest.mark.parametrize("role", [Role.OWNER, Role.RECRUITER], ids=["owner", "recruiter"])
+def test_the_dashboard_asks_the_same_few_queries_however_many_requests(client, members, company, role, monkeypatch):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    client.force_login(members[role].user)
+    client.get(reverse("requests"))  # warm the session
+    one = _dashboard_queries(client, company)
+    with company_context(company):
+        template = ReferenceRequest.objects.get(pk=request.pk)
+        _copies(template, 40)
+    many = _dashboard_queries(client, company)
+    assert one[0] == 1 and many[0] == 25
+    assert one[1:] == many[1:]
+    # The count and one page of rows with their candidates; a recruiter's page also
+    # reads whether the company lets recruiters see every request.
+    assert many[1] == (2 if role == Role.OWNER else 3)
+    # Deep pages (read through a subquery of their ids) are no different.
+    from vouch.references import request_listing
+
+    monkeypatch.setattr(request_listing, "DEEP_OFFSET", 1)
+    assert _dashboard_queries(client, company, {"page": "2"})[1:] == many[1:]
+
+
+def test_deep_pages_show_the_same_rows_and_only_what_the_member_may_see(client, members, company, monkeypatch):
+    from vouch.references import request_listing
+
+    recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
+    request, _ = make_request(company, recruiter)
+    with company_context(company):
+        template = ReferenceRequest.objects.get(pk=request.pk)
+        _copies(template, 30)
+        _copies(template, 30, created_by_id=admin.pk)
+        settings = WorkflowSettings.current()
+        settings.recruiters_see_all = False
+        settings.save()
+
+    def pages(user) -> list[list[str]]:
+        client.force_login(user)
+        return [listed(client.get(reverse("requests"), {"page": str(n)})) for n in (1, 2, 3)]
+
+    shallow = {user.pk: pages(user) for user in (recruiter, admin)}
+    monkeypatch.setattr(request_listing, "DEEP_OFFSET", 1)  # every page after the first
+    deep = {user.pk: pages(user) for user in (recruiter, admin)}
+    assert deep == shallow
+    assert [len(page) for page in deep[admin.pk]] == [25, 25, 11]
+    # The recruiter's own 31 requests only, on two pages (the third is the last again).
+    assert [len(page) for page in deep[recruiter.pk]] == [25, 6, 6]
+    with company_context(company):
+        own = {
+            str(pk) for pk in ReferenceRequest.objects.filter(created_by_id=recruiter.pk).values_list("pk", flat=True)
+        }
+    assert set(deep[recruiter.pk][0]) | set(deep[recruiter.pk][1]) == own
+
+
+def test_the_dashboard_escapes_names_roles_and_member_names(client, members, company):
+    recruiter = members[Role.RECRUITER].user
+    recruiter.full_name = 'Rae <i>"Recruiter"</i>'
+    recruiter.save()
+    request, _ = make_request(company, recruiter)
+    with company_context(company):
+        row = ReferenceRequest.objects.select_related("candidate").get(pk=request.pk)
+        row.role = "Chef & <b>Cook</b>"
+        row.save()
+        row.candidate.name = "<script>alert(1)</script> O'Neil"
+        row.candidate.save()
+    client.force_login(members[Role.OWNER].user)
+    page = client.get(reverse("requests")).content.decode()
+    assert "<script>alert(1)" not in page and "<b>Cook" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; O&#x27;Neil" in page
+    assert "Chef &amp; &lt;b&gt;Cook&lt;/b&gt;" in page
+    # In the row and in the recruiter filter's options.
+    assert page.count("Rae &lt;i&gt;&quot;Recruiter&quot;&lt;/i&gt;") == 2
+    chosen = client.get(reverse("requests"), {"recruiter": recruiter.pk, "status": "awaiting_candidate"})
+    text = chosen.content.decode()
+    assert f'<option value="{recruiter.pk}" selected>' in text
+    assert '<option value="awaiting_candidate" selected>' in text
+
+
 def test_empty_states(client, members, company):
     client.force_login(members[Role.RECRUITER].user)
     empty = client.get(reverse("requests"))

@@ -15,9 +15,13 @@ from vouch.tenancy.lookups import company_object_or_404
 
 
 def visible_requests(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
-    settings = settings or WorkflowSettings.current()
     membership = http_request.membership
     requests = ReferenceRequest.objects.all()
+    # The company's "recruiters see all" setting decides for recruiters only: anyone
+    # else's view does not read it.
+    if policy.sees_all_requests(membership, recruiters_see_all=False):
+        return requests
+    settings = settings or WorkflowSettings.current()
     if policy.sees_all_requests(membership, settings.recruiters_see_all):
         return requests
     if not policy.can(membership, policy.Action.VIEW_REQUESTS):

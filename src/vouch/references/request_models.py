@@ -98,7 +98,13 @@ class ReferenceRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created_idx")]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="request_status_created_idx"),
+            # The dashboard's order (and its recruiter filter, and a recruiter limited to
+            # their own requests) read in index order: no sort of every matching row.
+            models.Index(fields=["-created_at", "-id"], name="request_created_idx"),
+            models.Index(fields=["created_by_id", "-created_at", "-id"], name="request_creator_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Reference request {self.pk}"

@@ -58,11 +58,10 @@ def _filter_options(form: FilterForm, members: dict[int, str]) -> dict:
     drawn by hand in the template (a widget template per option would cost more than
     the rows themselves on a company with many members)."""
     raw = form.data
-    status, recruiter = raw.get("status", ""), raw.get("recruiter", "")
     return {
         "q": raw.get("q", ""),
-        "statuses": [(value, label, value == status) for value, label in RequestStatus.choices],
-        "recruiters": [(str(uid), name, str(uid) == recruiter) for uid, name in members.items()],
+        "statuses": request_listing.options_html(RequestStatus.choices, raw.get("status", "")),
+        "recruiters": request_listing.options_html(members.items(), raw.get("recruiter", "")),
         "flagged": bool(raw.get("flagged")),
         "created_from": raw.get("created_from", ""),
         "created_to": raw.get("created_to", ""),
@@ -71,9 +70,12 @@ def _filter_options(form: FilterForm, members: dict[int, str]) -> dict:
 
 @company_action(Action.VIEW_REQUESTS)
 def request_list(request: HttpRequest) -> HttpResponse:
-    settings = WorkflowSettings.current()
     membership = request.membership
-    sees_all = policy.sees_all_requests(membership, settings.recruiters_see_all)
+    settings = None
+    sees_all = policy.sees_all_requests(membership, recruiters_see_all=False)
+    if not sees_all:  # a recruiter: the company's setting decides (no one else's page reads it)
+        settings = WorkflowSettings.current()
+        sees_all = policy.sees_all_requests(membership, settings.recruiters_see_all)
     members = request_listing.company_members(request.company)
     form = FilterForm(request.GET, members=members, show_recruiter=sees_all)
     context = {
