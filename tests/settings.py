@@ -42,3 +42,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 if SERVICES:
     # A test database of this run's own, so two runs on one machine do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_vouch_{os.getpid()}"}  # noqa: F405
+else:
+    # An in-memory test database per test process, as Django gives SQLite by default.
+    # Said outright: pytest-django recognises SQLite by Django's own ENGINE name only, and
+    # would otherwise name a file after the control database for each xdist worker.
+    DATABASES["default"]["TEST"] = {"NAME": ":memory:"}  # noqa: F405

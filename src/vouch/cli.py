@@ -114,7 +114,7 @@ def serve(args: argparse.Namespace) -> int:
         # here 1024) lets dozens of requests fight for the GIL, which roughly doubled p99 latency
         # in `make bench`; 4 still lets a worker serve others while one request waits on I/O.
         "--blocking-threads",
-        "4",
+        str(config.env_int("VOUCH_THREADS", 4)),
         "vouch.wsgi:application",
     ]
     stopping = threading.Event()

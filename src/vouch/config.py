@@ -27,6 +27,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_HTTPS_PORT": ("8443", "HTTPS port."),
     "VOUCH_HTTP_PORT": ("8080", "Plain-HTTP port; it only redirects to HTTPS. Empty to disable."),
     "VOUCH_WORKERS": ("2", "Server worker processes."),
+    "VOUCH_THREADS": ("4", "Python threads per server worker process."),
     "VOUCH_TLS_CERT": ("(generated into VOUCH_DATA_DIR/tls/)", "PEM certificate chain for HTTPS."),
     "VOUCH_TLS_KEY": ("(generated into VOUCH_DATA_DIR/tls/)", "PEM private key (PKCS#8) for HTTPS."),
     "VOUCH_TLS_MIN": ("tls1.2", "Lowest TLS version accepted: tls1.2 or tls1.3."),

@@ -148,7 +148,7 @@ def _database(url: str | None) -> dict:
 
 def _sqlite(path) -> dict:
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "vouch.tenancy.sqlite",
         "NAME": str(path),
         # WAL lets readers run beside the one writer; IMMEDIATE avoids the
         # "database is locked" upgrade deadlock between two writing workers.

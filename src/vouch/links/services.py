@@ -97,13 +97,30 @@ def resolve(raw: object, purpose: str, *, now: datetime | None = None) -> Resolv
     return check(raw, purpose, now=now)[0]
 
 
+# What resolving a link reads (every link page does it first, so it is kept small); the
+# company's columns are those its pages and ``company_context`` use.
+RESOLVE_COLUMNS = (
+    "purpose",
+    "subject_id",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+    "company__name",
+    "company__region",
+    "company__status",
+    "company__is_active",
+)
+
+
 def check(raw: object, purpose: str, *, now: datetime | None = None) -> tuple[ResolvedLink | None, str, Link | None]:
     """:func:`resolve`, plus why a link was refused and its row when the token is a real
     one: for the security event only, never for the visitor (who sees one neutral page).
     The same one indexed query whatever the outcome."""
     if not well_formed(raw):
         return None, "malformed", None
-    rows = list(Link.objects.select_related("company").filter(token_hash=hash_token(raw))[:1])
+    rows = list(
+        Link.objects.select_related("company").only(*RESOLVE_COLUMNS).filter(token_hash=hash_token(raw))[:1]
+    )
     if not rows:
         return None, "unknown", None
     link = rows[0]

@@ -9,6 +9,8 @@ are on the hot path (benchmarked), so they make no query per question."""
 
 from __future__ import annotations
 
+import functools
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,12 +32,35 @@ SHOWN_MULTIPLE = "shown-multiple"
 OPEN, COMPLETED, DECLINED, CLOSED, GONE = "open", "completed", "declined", "closed", "gone"
 
 
-def _load(request: HttpRequest) -> Reference | None:
-    """The link's reference with everything its pages show, in one query."""
+# The columns the questionnaire page and its saves read: they are the hot path (`make
+# bench`), and a query's cost in Django grows with the columns it selects and decrypts.
+# A column left out is still loaded by Django when something reads it, in a query of
+# its own (tests/references/test_referee_queries.py counts them).
+ANSWERS_PAGE_COLUMNS = (
+    "status",
+    "confirmed_at",
+    "started_at",
+    "saved_at",
+    "answers",
+    "request",
+    "request__status",
+    "request__role",
+    "request__deadline",
+    "request__candidate",
+    "request__candidate__name",
+    "request__questionnaire_version",
+    "request__questionnaire_version__questions",
+)
+
+
+def _load(request: HttpRequest, columns: tuple[str, ...] = ()) -> Reference | None:
+    """The link's reference with everything its pages show, in one query (only
+    ``columns`` of it, when given)."""
+    references = Reference.objects.select_related("request__candidate", "request__questionnaire_version")
+    if columns:
+        references = references.only(*columns)
     try:
-        return Reference.objects.select_related("request__candidate", "request__questionnaire_version").get(
-            pk=request.link.subject_id
-        )
+        return references.get(pk=request.link.subject_id)
     except Reference.DoesNotExist:
         return None
 
@@ -52,13 +77,21 @@ def _state(reference: Reference) -> str:
     return OPEN
 
 
+@functools.cache
+def _suffix(name: str) -> str:
+    """Where a referee page sits under the link's own address ("answers/"): the same
+    for every token, so worked out once."""
+    kwargs = {"token": "t"}
+    return reverse(name, kwargs=kwargs)[len(reverse("referee_link", kwargs=kwargs)) :]
+
+
 def _relative(request: HttpRequest, name: str) -> str:
     """The address of a sibling page relative to this one, so the token itself never
     appears in the page (only in the address bar it came from)."""
-    kwargs = {"token": request.link.token}
-    base = reverse("referee_link", kwargs=kwargs)
-    target = reverse(name, kwargs=kwargs)[len(base) :]
-    here = request.path[len(base) :] if request.path.startswith(base) else ""
+    marker = f"/{request.link.token}/"
+    at = request.path.find(marker)
+    here = request.path[at + len(marker) :] if at >= 0 else ""
+    target = _suffix(name)
     if target == here:
         return "./"
     return "../" * here.count("/") + target or "./"
@@ -235,9 +268,10 @@ def _rows(questions: list[dict], values: dict, errors: dict) -> list[dict]:
     rows = []
     for number, question in enumerate(questions, 1):
         value = values.get(question["id"])
+        # Numbers go to the template as text: Django would localise each one on the way.
         row = {
             "q": question,
-            "number": number,
+            "number": str(number),
             "name": f"q-{question['id']}",
             "error": errors.get(question["id"], ""),
             "answered": _filled(value),
@@ -246,6 +280,8 @@ def _rows(questions: list[dict], values: dict, errors: dict) -> list[dict]:
             row["text"] = value if isinstance(value, str) else ""
         else:
             row["options"] = _options(question, value)
+        if question["type"] == "rating":
+            row["scale_min"], row["scale_max"] = str(question["scale"]["min"]), str(question["scale"]["max"])
         rows.append(row)
     return rows
 
@@ -254,15 +290,17 @@ def _answers_page(
     request: HttpRequest, reference: Reference, values: dict, errors: dict, *, status: int = 200
 ) -> HttpResponse:
     questions = reference.request.questionnaire_version.questions
+    required_left = sum(
+        1 for question in questions if question.get("required") and not _filled(values.get(question["id"]))
+    )
     context = _context(
         request,
         reference,
         rows=_rows(questions, values, errors),
-        total=len(questions),
-        answered=_answered(questions, values),
-        required_left=sum(
-            1 for question in questions if question.get("required") and not _filled(values.get(question["id"]))
-        ),
+        total=str(len(questions)),
+        answered=str(_answered(questions, values)),
+        required_left=str(required_left),
+        required_done=required_left == 0,
         errors=errors,
         general_error=errors.get("__all__", ""),
         saved=request.GET.get("saved") == "1" and not errors,
@@ -296,7 +334,7 @@ def _record_saved(request: HttpRequest, reference: Reference) -> None:
 def referee_answers(request: HttpRequest) -> HttpResponse:
     """The questionnaire, prefilled from saved progress. POST saves (button "save", or
     the autosave's fetch: a 204) or submits (button "submit": then the thank-you page)."""
-    reference = _load(request)
+    reference = _load(request, ANSWERS_PAGE_COLUMNS)
     if reference is None:
         return neutral_response()
     state = _state(reference)

@@ -27,6 +27,7 @@ from vouch.references.request_models import (
     CLOSED_REQUEST_STATUSES,
     MAX_REFEREES,
     OPEN_REFERENCE_STATUSES,
+    OPEN_REQUEST_STATUSES,
     Flag,
     Reference,
     ReferenceRequest,
@@ -477,18 +478,48 @@ def questions_of(reference: Reference) -> list[dict]:
     return reference.request.questionnaire_version.questions
 
 
+def _progress(saved: dict | None, submitted: dict, cleaned: dict, errors: dict) -> dict:
+    """Saved progress with a save's valid answers in it. An answer cleared in the form
+    is cleared in the saved progress too; one with an error keeps its saved value."""
+    answers = {**(saved or {}), **cleaned}
+    for question_id in submitted:
+        if question_id not in cleaned and question_id not in errors:
+            answers.pop(question_id, None)
+    return answers
+
+
+def _save_progress_unlocked(reference: Reference, submitted: dict) -> dict[str, str] | None:
+    """The usual save (a referee who has started, typing on): one compare-and-set UPDATE
+    of the row as it was loaded, so the database's write lock is held for that statement
+    only (on SQLite one company's saves all queue on it; see `make bench`). None when
+    the row changed since it was loaded (another save, or the reference closed): then
+    the locked path decides, on the row as it is now. Like that path, it leaves the
+    caller's instance as it was loaded."""
+    cleaned, errors = answer_rules.clean(questions_of(reference), submitted, final=False)
+    answers = _progress(reference.answers, submitted, cleaned, errors)
+    now = timezone.now()
+    sealed = Reference._meta.get_field("answers").seal_for(reference, answers)
+    updated = Reference.objects.filter(
+        pk=reference.pk,
+        status=ReferenceStatus.IN_PROGRESS,
+        saved_at=reference.saved_at,
+        request__status__in=OPEN_REQUEST_STATUSES,
+    ).update(answers=sealed, saved_at=now)
+    return errors if updated else None
+
+
 def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:
     """Keep the referee's progress. Valid answers are saved even when others have
     errors; returns the errors by question id."""
+    if reference.status == ReferenceStatus.IN_PROGRESS and reference.saved_at is not None:
+        errors = _save_progress_unlocked(reference, submitted)
+        if errors is not None:
+            return errors
     with _atomic():
         reference = _locked_open_reference(reference)
         cleaned, errors = answer_rules.clean(questions_of(reference), submitted, final=False)
         now = timezone.now()
-        reference.answers = {**(reference.answers or {}), **cleaned}
-        # An answer cleared in the form is cleared in the saved progress too.
-        for question_id in submitted:
-            if question_id not in cleaned and question_id not in errors:
-                reference.answers.pop(question_id, None)
+        reference.answers = _progress(reference.answers, submitted, cleaned, errors)
         first = reference.started_at is None
         reference.started_at = reference.started_at or now
         reference.saved_at = now

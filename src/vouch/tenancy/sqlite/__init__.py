@@ -1,0 +1,1 @@
+"""Vouch's SQLite database backend (``ENGINE = "vouch.tenancy.sqlite"``); see ``base``."""
