@@ -118,9 +118,7 @@ def check(raw: object, purpose: str, *, now: datetime | None = None) -> tuple[Re
     The same one indexed query whatever the outcome."""
     if not well_formed(raw):
         return None, "malformed", None
-    rows = list(
-        Link.objects.select_related("company").only(*RESOLVE_COLUMNS).filter(token_hash=hash_token(raw))[:1]
-    )
+    rows = list(Link.objects.select_related("company").only(*RESOLVE_COLUMNS).filter(token_hash=hash_token(raw))[:1])
     if not rows:
         return None, "unknown", None
     link = rows[0]
