@@ -20,14 +20,15 @@ from django.views.decorators.http import require_http_methods
 from vouch.links.decorators import link_required, neutral_response
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
-from vouch.references import fraud, workflow
+from vouch.references import fraud, questionnaire_html, workflow
+from vouch.references.questionnaire_html import filled
 from vouch.references.referee_forms import DeclineForm, IdentityForm
 from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
 
 AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
 # Multiple-choice questions on the posted form: all boxes unticked posts nothing, which
 # must clear the saved answer rather than leave it as it was.
-SHOWN_MULTIPLE = "shown-multiple"
+SHOWN_MULTIPLE = questionnaire_html.SHOWN_MULTIPLE
 
 OPEN, COMPLETED, DECLINED, CLOSED, GONE = "open", "completed", "declined", "closed", "gone"
 
@@ -236,54 +237,8 @@ def referee_confirm(request: HttpRequest) -> HttpResponse:
 # --- step 2: the questionnaire -------------------------------------------------------
 
 
-def _filled(value) -> bool:
-    return value not in (None, "", [])
-
-
 def _answered(questions: list[dict], values: dict) -> int:
-    return sum(1 for question in questions if _filled(values.get(question["id"])))
-
-
-def _options(question: dict, value) -> list[dict]:
-    """The radio buttons or tick boxes of one question, with what is chosen."""
-    kind, qid = question["type"], question["id"]
-    if kind == "rating":
-        scale = question["scale"]
-        pairs = [(str(point), str(point)) for point in range(int(scale["min"]), int(scale["max"]) + 1)]
-    elif kind == "yes_no":
-        pairs = [("yes", "Yes"), ("no", "No")]
-    else:
-        pairs = [(choice, choice) for choice in question.get("choices", ())]
-    if kind == "multiple":
-        chosen = {str(item) for item in value} if isinstance(value, list) else {str(value)} if value else set()
-    else:
-        chosen = {str(value)} if _filled(value) else set()
-    return [
-        {"value": v, "label": label, "checked": v in chosen, "id": f"q-{qid}-{index}"}
-        for index, (v, label) in enumerate(pairs)
-    ]
-
-
-def _rows(questions: list[dict], values: dict, errors: dict) -> list[dict]:
-    rows = []
-    for number, question in enumerate(questions, 1):
-        value = values.get(question["id"])
-        # Numbers go to the template as text: Django would localise each one on the way.
-        row = {
-            "q": question,
-            "number": str(number),
-            "name": f"q-{question['id']}",
-            "error": errors.get(question["id"], ""),
-            "answered": _filled(value),
-        }
-        if question["type"] == "text":
-            row["text"] = value if isinstance(value, str) else ""
-        else:
-            row["options"] = _options(question, value)
-        if question["type"] == "rating":
-            row["scale_min"], row["scale_max"] = str(question["scale"]["min"]), str(question["scale"]["max"])
-        rows.append(row)
-    return rows
+    return sum(1 for question in questions if filled(values.get(question["id"])))
 
 
 def _answers_page(
@@ -291,12 +246,12 @@ def _answers_page(
 ) -> HttpResponse:
     questions = reference.request.questionnaire_version.questions
     required_left = sum(
-        1 for question in questions if question.get("required") and not _filled(values.get(question["id"]))
+        1 for question in questions if question.get("required") and not filled(values.get(question["id"]))
     )
     context = _context(
         request,
         reference,
-        rows=_rows(questions, values, errors),
+        questions_html=questionnaire_html.questions_html(questions, values, errors),
         total=str(len(questions)),
         answered=str(_answered(questions, values)),
         required_left=str(required_left),
@@ -304,7 +259,6 @@ def _answers_page(
         errors=errors,
         general_error=errors.get("__all__", ""),
         saved=request.GET.get("saved") == "1" and not errors,
-        SHOWN_MULTIPLE=SHOWN_MULTIPLE,
     )
     return render(request, "references/referee/answers.html", context, status=status)
 
