@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 
+from django.db import router
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,6 +26,7 @@ from vouch.references import fraud, questionnaire_html, workflow
 from vouch.references.questionnaire_html import filled
 from vouch.references.referee_forms import DeclineForm, IdentityForm
 from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
+from vouch.tenancy.prepared import PreparedLookup
 
 AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
 # Multiple-choice questions on the posted form: all boxes unticked posts nothing, which
@@ -54,16 +57,22 @@ ANSWERS_PAGE_COLUMNS = (
 )
 
 
-def _load(request: HttpRequest, columns: tuple[str, ...] = ()) -> Reference | None:
-    """The link's reference with everything its pages show, in one query (only
-    ``columns`` of it, when given)."""
-    references = Reference.objects.select_related("request__candidate", "request__questionnaire_version")
-    if columns:
-        references = references.only(*columns)
-    try:
-        return references.get(pk=request.link.subject_id)
-    except Reference.DoesNotExist:
-        return None
+def _with_request() -> QuerySet:
+    return Reference.objects.select_related("request__candidate", "request__questionnaire_version")
+
+
+# The answers page's read, compiled once (vouch.tenancy.prepared).
+_answers_page_reference = PreparedLookup(lambda: _with_request().only(*ANSWERS_PAGE_COLUMNS))
+
+
+def _load(request: HttpRequest) -> Reference | None:
+    """The link's reference with everything its pages show, in one query."""
+    return _with_request().filter(pk=request.link.subject_id).first()
+
+
+def _load_for_answers(request: HttpRequest) -> Reference | None:
+    """The link's reference with the columns of ``ANSWERS_PAGE_COLUMNS``, in one query."""
+    return _answers_page_reference.get(request.link.subject_id, using=router.db_for_read(Reference))
 
 
 def _state(reference: Reference) -> str:
@@ -288,7 +297,7 @@ def _record_saved(request: HttpRequest, reference: Reference) -> None:
 def referee_answers(request: HttpRequest) -> HttpResponse:
     """The questionnaire, prefilled from saved progress. POST saves (button "save", or
     the autosave's fetch: a 204) or submits (button "submit": then the thank-you page)."""
-    reference = _load(request, ANSWERS_PAGE_COLUMNS)
+    reference = _load_for_answers(request)
     if reference is None:
         return neutral_response()
     state = _state(reference)
