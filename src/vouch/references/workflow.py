@@ -20,14 +20,13 @@ from vouch.activity import services as activity
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
-from vouch.references import mail, questionnaires
+from vouch.references import mail, progress, questionnaires
 from vouch.references.models import Candidate
 from vouch.references.request_models import (
     ACTIVE_REFERENCE_STATUSES,
     CLOSED_REQUEST_STATUSES,
     MAX_REFEREES,
     OPEN_REFERENCE_STATUSES,
-    OPEN_REQUEST_STATUSES,
     Flag,
     Reference,
     ReferenceRequest,
@@ -499,13 +498,7 @@ def _save_progress_unlocked(reference: Reference, submitted: dict) -> dict[str, 
     answers = _progress(reference.answers, submitted, cleaned, errors)
     now = timezone.now()
     sealed = Reference._meta.get_field("answers").seal_for(reference, answers)
-    updated = Reference.objects.filter(
-        pk=reference.pk,
-        status=ReferenceStatus.IN_PROGRESS,
-        saved_at=reference.saved_at,
-        request__status__in=OPEN_REQUEST_STATUSES,
-    ).update(answers=sealed, saved_at=now)
-    return errors if updated else None
+    return errors if progress.save_if_unchanged(reference, sealed, now) else None
 
 
 def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:
