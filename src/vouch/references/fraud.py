@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, router, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from ua_parser import parse
 
@@ -126,9 +127,11 @@ def record(
         log.exception("fraud: could not record a %s %s", actor, action)
         return None
     if touch is not None:
+        # Not in one transaction: its reads would hold the company database's write lock
+        # (transactions start IMMEDIATE on SQLite) while the checks run, and every save of
+        # the company would wait. Each flag is written in its own, and raised once by key.
         try:
-            with _atomic():
-                evaluate(request)
+            evaluate(request)
         except Exception:
             log.exception("fraud: checks failed for request %s", request.pk)
     return touch
@@ -475,12 +478,21 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
             continue
         raised.append(flag)
     if raised:
-        flags = Flag.objects.filter(request_id=request.pk)
-        counts = {"flag_count": flags.count(), "open_flags": flags.filter(reviewed_at__isnull=True).count()}
-        ReferenceRequest.objects.filter(pk=request.pk).update(**counts)
-        for field, value in counts.items():
-            setattr(given, field, value)
+        _recount(given)
     return raised, checks.reused_in
+
+
+def _recount(request: ReferenceRequest) -> None:
+    """The request's flag counters, counted by the database as it writes them, so two
+    checks finishing together cannot leave the older count."""
+    flags = Flag.objects.filter(request_id=OuterRef("pk")).order_by().values("request_id")
+    ReferenceRequest.objects.filter(pk=request.pk).update(
+        flag_count=Coalesce(Subquery(flags.annotate(n=Count("id")).values("n")), 0),
+        open_flags=Coalesce(Subquery(flags.filter(reviewed_at__isnull=True).annotate(n=Count("id")).values("n")), 0),
+    )
+    request.flag_count, request.open_flags = (
+        ReferenceRequest.objects.filter(pk=request.pk).values_list("flag_count", "open_flags").get()
+    )
 
 
 # --- showing -------------------------------------------------------------------------
