@@ -1,0 +1,99 @@
+"""vouch.tenancy.prepared: a row with its select_related rows, read through SQL compiled
+once, must be the very row Django's ORM gives (same values, same related objects,
+deferred columns still loaded on use, bound to the database it came from), in one
+query, and nothing for a key that is not there. Run on both paths (SQLite and
+PostgreSQL company databases)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connections, router
+from django.test.utils import CaptureQueriesContext
+
+from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
+from vouch.accounts.policy import Role
+from vouch.links.models import Link
+from vouch.links.services import RESOLVE_COLUMNS, hash_token
+from vouch.references import workflow
+from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
+from vouch.references.request_models import Reference
+from vouch.tenancy.context import company_context
+from vouch.tenancy.prepared import PreparedLookup
+
+pytestmark = pytest.mark.django_db
+
+
+def _with_request():
+    return Reference.objects.select_related("request__candidate", "request__questionnaire_version")
+
+
+@pytest.fixture
+def answered(company, members):
+    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, token = nominate(company, request, REFEREES[0])
+    with company_context(company):
+        workflow.confirm_referee(Reference.objects.get(pk=reference.pk), **IDENTITY)
+        workflow.save_answers(Reference.objects.get(pk=reference.pk), {"quality": "5", "dates": "Since 2021"})
+    return reference, token
+
+
+def test_a_prepared_read_is_the_orm_read(company, answered):
+    reference, _ = answered
+    lookup = PreparedLookup(lambda: _with_request().only(*ANSWERS_PAGE_COLUMNS))
+    with company_context(company) as context:
+        alias = router.db_for_read(Reference)
+        assert alias == context.alias
+        mine = lookup.get(reference.pk, using=alias)
+        theirs = _with_request().only(*ANSWERS_PAGE_COLUMNS).get(pk=reference.pk)
+        assert mine is not None and mine.pk == theirs.pk
+        assert mine._state.db == theirs._state.db == alias
+        assert mine.get_deferred_fields() == theirs.get_deferred_fields() != set()
+        for name in ("status", "confirmed_at", "started_at", "saved_at", "answers", "request_id"):
+            assert getattr(mine, name) == getattr(theirs, name), name
+        assert mine.answers and mine.saved_at is not None  # opened, not ciphertext
+        for name in ("status", "role", "deadline", "candidate_id", "questionnaire_version_id"):
+            assert getattr(mine.request, name) == getattr(theirs.request, name), name
+        assert mine.request.candidate.name == theirs.request.candidate.name != ""
+        assert mine.request.questionnaire_version.questions == theirs.request.questionnaire_version.questions
+        # A column left out is loaded on first use, as the ORM does it.
+        assert mine.name == theirs.name == REFEREES[0]["name"]
+
+
+def test_a_prepared_read_is_one_query_and_none_for_a_missing_key(company, answered):
+    reference, _ = answered
+    lookup = PreparedLookup(lambda: _with_request().only(*ANSWERS_PAGE_COLUMNS))
+    with company_context(company) as context:
+        lookup.get(reference.pk, using=context.alias)  # compiled
+        with CaptureQueriesContext(connections[context.alias]) as queries:
+            found = lookup.get(reference.pk, using=context.alias)
+            missing = lookup.get(uuid.uuid4(), using=context.alias)
+        assert found.pk == reference.pk and missing is None
+        assert len(queries) == 2, [q["sql"] for q in queries]
+
+
+def test_the_link_read_by_token_hash(company, answered):
+    _, token = answered
+    lookup = PreparedLookup(
+        lambda: Link.objects.select_related("company").only(*RESOLVE_COLUMNS), key="token_hash", sentinel="(none)"
+    )
+    mine = lookup.get(hash_token(token), using=router.db_for_read(Link))
+    theirs = Link.objects.select_related("company").get(token_hash=hash_token(token))
+    assert (mine.pk, mine.purpose, mine.subject_id, mine.expires_at, mine.revoked_at) == (
+        theirs.pk,
+        theirs.purpose,
+        theirs.subject_id,
+        theirs.expires_at,
+        theirs.revoked_at,
+    )
+    assert (mine.company.pk, mine.company.name, mine.company.region) == (company.pk, company.name, company.region)
+    assert lookup.get(hash_token(token + "x"), using=router.db_for_read(Link)) is None
+
+
+def test_a_key_that_is_not_a_single_parameter_is_refused(company, answered):
+    reference, _ = answered
+    # The sentinel must land in exactly one place of the compiled SQL's parameters.
+    twice = PreparedLookup(lambda: _with_request().filter(request__candidate_id=uuid.UUID(int=0x5E171E1)))
+    with company_context(company) as context, pytest.raises(ValueError, match="exactly once"):
+        twice.get(reference.pk, using=context.alias)
