@@ -13,7 +13,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.db import router, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -53,11 +53,10 @@ def _atomic():
 # --- the dashboard ---------------------------------------------------------------------
 
 
-def _filter_options(form: FilterForm, members: dict[int, str]) -> dict:
+def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
     """The filter controls' options and current values, as plain strings: the form is
     drawn by hand in the template (a widget template per option would cost more than
     the rows themselves on a company with many members)."""
-    raw = form.data
     return {
         "q": raw.get("q", ""),
         "statuses": request_listing.options_html(RequestStatus.choices, raw.get("status", "")),
@@ -77,33 +76,39 @@ def request_list(request: HttpRequest) -> HttpResponse:
         settings = WorkflowSettings.current()
         sees_all = policy.sees_all_requests(membership, settings.recruiters_see_all)
     members = request_listing.company_members(request.company)
-    form = FilterForm(request.GET, members=members, show_recruiter=sees_all)
     context = {
-        "form": form,
-        "options": _filter_options(form, members),
+        "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
         "sees_all": sees_all,
     }
-    if not form.is_valid():
-        return render(request, "references/requests/list.html", {**context, "result": None}, status=400)
-    data = form.cleaned_data
-    filters = request_listing.Filters(
-        status=data["status"],
-        recruiter=data.get("recruiter"),
-        flagged=data["flagged"],
-        created_from=data["created_from"],
-        created_to=data["created_to"],
-        query=data["q"].strip(),
-    )
+    kept: dict[str, str] = {}
+    if request.GET.keys().isdisjoint(FilterForm.base_fields):
+        # No filter asked for (the page as first opened, or another page of it): nothing
+        # to validate, and building the form's fields was about 3% of the page's work.
+        form, filters = None, request_listing.Filters()
+    else:
+        form = FilterForm(request.GET, members=members, show_recruiter=sees_all)
+        if not form.is_valid():
+            context = {**context, "form": form, "result": None}
+            return render(request, "references/requests/list.html", context, status=400)
+        data = form.cleaned_data
+        filters = request_listing.Filters(
+            status=data["status"],
+            recruiter=data.get("recruiter"),
+            flagged=data["flagged"],
+            created_from=data["created_from"],
+            created_to=data["created_to"],
+            query=data["q"].strip(),
+        )
+        kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}
     requests = visible_requests(request, settings)
     result = request_listing.dashboard_page(requests, filters, request.GET.get("page", "1"), members)
     # With nothing to show and no filter, say whether there is anything at all.
     has_any = result.page.paginator.count > 0 or (filters.active and requests.exists())
-    kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}
     return render(
         request,
         "references/requests/list.html",
-        {**context, "result": result, "has_any": has_any, "querystring": urlencode(kept)},
+        {**context, "form": form, "result": result, "has_any": has_any, "querystring": urlencode(kept)},
     )
 
 
