@@ -120,6 +120,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "vouch.tenancy.context_processors.company",
+                "vouch.web.context_processors.layout",
             ],
         },
     }
