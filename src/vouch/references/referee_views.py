@@ -39,7 +39,7 @@ OPEN, COMPLETED, DECLINED, CLOSED, GONE = "open", "completed", "declined", "clos
 # The columns the questionnaire page and its saves read: they are the hot path (`make
 # bench`), and a query's cost in Django grows with the columns it selects and decrypts.
 # A column left out is still loaded by Django when something reads it, in a query of
-# its own (tests/references/test_referee_queries.py counts them).
+# its own (tests/references/test_referee_pages.py counts the page's queries).
 ANSWERS_PAGE_COLUMNS = (
     "status",
     "confirmed_at",
