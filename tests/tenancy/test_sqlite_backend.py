@@ -71,9 +71,13 @@ def busy_code(error: BaseException) -> int:
 
 
 @pytest.fixture
-def database(tmp_path, django_db_blocker):
+def database(tmp_path, django_db_blocker, monkeypatch):
     """A fresh SQLite file with a table ``t``: returns a factory of connections to it
     (opened, and allowed to be used from a writer thread). All are closed afterwards."""
+    # The browser tests' session-wide Playwright (its sync API runs the test thread
+    # inside an event loop) makes Django refuse to open a connection here when they ran
+    # earlier in the same process; these connections are plain, synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     path = tmp_path / "busy.sqlite3"
     opened = []
 
