@@ -266,8 +266,13 @@ def send_referee_reminder(
             pk=reference.pk,
             reminders_sent__lt=value,
             status__in=OPEN_REFERENCE_STATUSES,
-            request__status__in=OPEN_REQUEST_STATUSES,
-            request__deadline__gt=now,
+            # The request's conditions as a subquery on request_id, so the reference's own
+            # (reminders_sent above) stay in the UPDATE's WHERE: filtering through
+            # request__... makes Django move every condition into an "id IN (SELECT ...)",
+            # which PostgreSQL does not re-check after waiting for a concurrent claim's lock.
+            request_id__in=ReferenceRequest.objects.filter(
+                pk=reference.request_id, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
+            ),
         ).update(reminders_sent=value)
         if not claimed:
             return "already sent"
