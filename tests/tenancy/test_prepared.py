@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from django.db import connections, router
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
@@ -18,9 +19,10 @@ from vouch.links.models import Link
 from vouch.links.services import RESOLVE_COLUMNS, hash_token
 from vouch.references import workflow
 from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
-from vouch.references.request_models import Reference
+from vouch.references.request_models import Reference, ReferenceRequest
 from vouch.tenancy.context import company_context
-from vouch.tenancy.prepared import PreparedLookup
+from vouch.tenancy.prepared import PreparedLookup, PreparedRows
+from vouch.vault.fields import Sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +99,87 @@ def test_a_key_that_is_not_a_single_parameter_is_refused(company, answered):
     twice = PreparedLookup(lambda: _with_request().filter(request__candidate_id=uuid.UUID(int=0x5E171E1)))
     with company_context(company) as context, pytest.raises(ValueError, match="exactly once"):
         twice.get(reference.pk, using=context.alias)
+
+
+# --- PreparedRows: value rows by several parameters, a page at a time -----------------
+
+_OWNER_SENTINEL = -0x5E171E1
+
+
+def _requests_by(creator, reference_request):
+    # Two parameters of two kinds (an int and a UUID), values of every converted kind:
+    # UUIDs, datetimes, ints, a joined column and encrypted ones (which stay Sealed).
+    return (
+        ReferenceRequest.objects.filter(created_by_id=creator)
+        .exclude(pk=reference_request)
+        .order_by("-created_at", "-id")
+        .values_list("id", "created_at", "referees_required", "status", "role", "candidate_id", "candidate__name")
+    )
+
+
+@pytest.fixture
+def five_requests(company, members):
+    made = [make_request(company, members[Role.RECRUITER].user, role=f"Role {n}")[0] for n in range(5)]
+    make_request(company, members[Role.ADMIN].user)  # someone else's: never in the rows
+    return made
+
+
+def test_prepared_rows_are_the_orm_rows_page_by_page(company, members, five_requests):
+    creator = members[Role.RECRUITER].user.pk
+    left_out = five_requests[2].pk
+    rows = PreparedRows(
+        lambda creator, request: _requests_by(creator, request),
+        paged=True,
+        creator=_OWNER_SENTINEL,
+        request=uuid.UUID(int=0x5E171E1),
+    )
+    with company_context(company) as context:
+        theirs = list(_requests_by(creator, left_out))
+        assert len(theirs) == 4
+        for offset in range(5):
+            mine = rows.fetch(using=context.alias, limit=2, offset=offset, creator=creator, request=left_out)
+            assert mine == theirs[offset : offset + 2]
+        # Encrypted values come back Sealed, as values_list gives them, and open with their row's key.
+        role_field = ReferenceRequest._meta.get_field("role")
+        first = rows.fetch(using=context.alias, limit=1, offset=0, creator=creator, request=left_out)[0]
+        assert type(first[4]) is Sealed and role_field.open(first[4], first[0]) in {f"Role {n}" for n in range(5)}
+        # Another key in the same compiled SQL: another member's rows.
+        other = rows.fetch(
+            using=context.alias, limit=10, offset=0, creator=members[Role.ADMIN].user.pk, request=left_out
+        )
+        assert len(other) == 1
+
+
+def _ids_by(creator):
+    return ReferenceRequest.objects.filter(created_by_id=creator).values_list("pk")
+
+
+def _ids_by_either(creator):
+    return ReferenceRequest.objects.filter(Q(created_by_id=creator) | Q(closed_at=None, created_by_id=creator))
+
+
+def test_prepared_rows_are_one_query_each(company, members, five_requests):
+    creator = members[Role.RECRUITER].user.pk
+    rows = PreparedRows(_ids_by, creator=_OWNER_SENTINEL)
+    with company_context(company) as context:
+        rows.fetch(using=context.alias, creator=creator)  # compiled
+        with CaptureQueriesContext(connections[context.alias]) as queries:
+            found = rows.fetch(using=context.alias, creator=creator)
+            none = rows.fetch(using=context.alias, creator=-1)
+        assert {pk for (pk,) in found} == {request.pk for request in five_requests} and none == []
+        assert len(queries) == 2
+
+
+def test_prepared_rows_refuse_what_they_cannot_bind(company, members, five_requests):
+    by_creator = PreparedRows(_ids_by, creator=_OWNER_SENTINEL)
+    unpaged_all = PreparedRows(lambda: ReferenceRequest.objects.values_list("pk"), paged=True)
+    twice = PreparedRows(lambda creator: _ids_by_either(creator).values_list("pk"), creator=_OWNER_SENTINEL)
+    with company_context(company) as context:
+        with pytest.raises(TypeError, match="exactly these parameters"):
+            by_creator.fetch(using=context.alias)
+        with pytest.raises(TypeError, match="exactly these parameters"):
+            by_creator.fetch(using=context.alias, creator=1, other=2)
+        with pytest.raises(TypeError, match="needs a limit"):
+            unpaged_all.fetch(using=context.alias)
+        with pytest.raises(ValueError, match="exactly once"):
+            twice.fetch(using=context.alias, creator=1)

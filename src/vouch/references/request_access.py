@@ -4,6 +4,7 @@ page. A request outside the member's view is a 404, recorded like any other miss
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.db.models import QuerySet
@@ -14,19 +15,38 @@ from vouch.references.request_models import Reference, ReferenceRequest, Workflo
 from vouch.tenancy.lookups import company_object_or_404
 
 
-def visible_requests(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
+@dataclass(frozen=True)
+class Visibility:
+    """Which of the company's requests a member's lists show: all of them
+    (``everything``), only those ``creator_id`` created, or none (neither)."""
+
+    everything: bool
+    creator_id: int | None = None
+
+    def of(self, requests: QuerySet[ReferenceRequest]) -> QuerySet[ReferenceRequest]:
+        if self.everything:
+            return requests
+        if self.creator_id is None:
+            return requests.none()
+        return requests.filter(created_by_id=self.creator_id)
+
+
+def visibility(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> Visibility:
     membership = http_request.membership
-    requests = ReferenceRequest.objects.all()
     # The company's "recruiters see all" setting decides for recruiters only: anyone
     # else's view does not read it.
     if policy.sees_all_requests(membership, recruiters_see_all=False):
-        return requests
+        return Visibility(everything=True)
     settings = settings or WorkflowSettings.current()
     if policy.sees_all_requests(membership, settings.recruiters_see_all):
-        return requests
+        return Visibility(everything=True)
     if not policy.can(membership, policy.Action.VIEW_REQUESTS):
-        return requests.none()
-    return requests.filter(created_by_id=membership.user_id)
+        return Visibility(everything=False)
+    return Visibility(everything=False, creator_id=membership.user_id)
+
+
+def visible_requests(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
+    return visibility(http_request, settings).of(ReferenceRequest.objects.all())
 
 
 def request_or_404(http_request: HttpRequest, request_id: UUID) -> ReferenceRequest:

@@ -21,7 +21,7 @@ from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.references import bulk, fraud, request_listing, workflow
-from vouch.references.request_access import request_or_404, visible_requests
+from vouch.references.request_access import request_or_404, visibility
 from vouch.references.request_forms import (
     CSV_COLUMNS,
     CSV_EXAMPLE,
@@ -70,16 +70,12 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
 @company_action(Action.VIEW_REQUESTS)
 def request_list(request: HttpRequest) -> HttpResponse:
     membership = request.membership
-    settings = None
-    sees_all = policy.sees_all_requests(membership, recruiters_see_all=False)
-    if not sees_all:  # a recruiter: the company's setting decides (no one else's page reads it)
-        settings = WorkflowSettings.current()
-        sees_all = policy.sees_all_requests(membership, settings.recruiters_see_all)
+    seen = visibility(request)
     members = request_listing.company_members(request.company)
     context = {
         "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
-        "sees_all": sees_all,
+        "sees_all": seen.everything,
     }
     kept: dict[str, str] = {}
     if request.GET.keys().isdisjoint(FilterForm.base_fields):
@@ -87,7 +83,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
         # to validate, and building the form's fields was about 3% of the page's work.
         form, filters = None, request_listing.Filters()
     else:
-        form = FilterForm(request.GET, members=members, show_recruiter=sees_all)
+        form = FilterForm(request.GET, members=members, show_recruiter=seen.everything)
         if not form.is_valid():
             context = {**context, "form": form, "result": None}
             return render(request, "references/requests/list.html", context, status=400)
@@ -101,10 +97,9 @@ def request_list(request: HttpRequest) -> HttpResponse:
             query=data["q"].strip(),
         )
         kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}
-    requests = visible_requests(request, settings)
-    result = request_listing.dashboard_page(requests, filters, request.GET.get("page", "1"), members)
+    result = request_listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
     # With nothing to show and no filter, say whether there is anything at all.
-    has_any = result.page.paginator.count > 0 or (filters.active and requests.exists())
+    has_any = result.page.paginator.count > 0 or (filters.active and seen.of(ReferenceRequest.objects.all()).exists())
     return render(
         request,
         "references/requests/list.html",

@@ -15,13 +15,17 @@ Written here because no maintained library does it for current Django (the one t
 did, django-prepared-queries, stopped at Django 1.x). It leans on Django's compiler
 (``select``, ``klass_info``, ``get_related_populators``), which Django keeps stable
 but does not document: tests/tenancy/test_prepared.py compares its results with the
-ORM's, field by field, so a Django upgrade that changes them fails there first."""
+ORM's, field by field, so a Django upgrade that changes them fails there first.
+
+:class:`PreparedRows` does the same for a ``values_list`` queryset with several rows
+(and, if asked, a page of them: ``LIMIT``/``OFFSET`` bound as parameters), for lists
+every signed-in page shows."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +65,14 @@ class PreparedLookup:
         queryset = self._build().filter(**{self._key: self._sentinel})
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
-        places = [i for i, value in enumerate(params) if _is_sentinel(value, self._sentinel)]
-        if len(places) != 1:
-            raise ValueError(f"the key {self._key!r} must appear exactly once in the query's parameters")
+        key_index, _ = _place_of(params, self._key, self._sentinel)
         klass_info, select = compiler.klass_info, compiler.select
         fields = klass_info["select_fields"]
         start, end = fields[0], fields[-1] + 1
         return _Compiled(
             sql=sql,
             params=tuple(params),
-            key_index=places[0],
+            key_index=key_index,
             model=klass_info["model"],
             init_list=[column[0].target.attname for column in select[start:end]],
             start=start,
@@ -80,18 +82,8 @@ class PreparedLookup:
             converters=compiler.get_converters([column[0] for column in select[0 : compiler.col_count]]),
         )
 
-    def compiled(self, using: str) -> _Compiled:
-        connection = connections[using]
-        found = self._compiled.get(connection.vendor)
-        if found is None:
-            with self._lock:
-                found = self._compiled.get(connection.vendor) or self._compile(connection)
-                self._compiled[connection.vendor] = found
-        return found
-
     def get(self, value: Any, *, using: str) -> Model | None:
-        compiled = self.compiled(using)
-        connection = connections[using]
+        compiled, connection = _cached(self._compiled, self._lock, self._compile, using)
         key_field = compiled.model._meta.pk if self._key == "pk" else compiled.model._meta.get_field(self._key)
         params = list(compiled.params)
         params[compiled.key_index] = key_field.get_db_prep_value(value, connection, prepared=False)
@@ -101,23 +93,116 @@ class PreparedLookup:
         if row is None:
             return None
         if compiled.converters:
-            row = list(row)
-            for position, (converters, expression) in compiled.converters.items():
-                cell = row[position]
-                for converter in converters:
-                    cell = converter(cell, expression, connection)
-                row[position] = cell
+            row = _converted(row, compiled.converters, connection)
         instance = compiled.model.from_db(using, compiled.init_list, row[compiled.start : compiled.end])
         for populator in get_related_populators(compiled.klass_info, compiled.select, using):
             populator.populate(row, instance)
         return instance
 
 
-def _is_sentinel(value: Any, sentinel: Any) -> bool:
-    """Whether a compiled parameter is the sentinel key, as the database driver gets it
-    (a UUID is hex text on SQLite, a UUID on PostgreSQL)."""
-    if value == sentinel:
-        return True
-    if isinstance(sentinel, uuid.UUID):
-        return value in (sentinel.hex, str(sentinel))
-    return False
+def _cached(compiled: dict, lock: threading.Lock, compile_for: Callable, using: str) -> tuple[Any, Any]:
+    """The compiled form for ``using``'s engine (compiled on first use), and its connection."""
+    connection = connections[using]
+    found = compiled.get(connection.vendor)
+    if found is None:
+        with lock:
+            found = compiled.get(connection.vendor) or compile_for(connection)
+            compiled[connection.vendor] = found
+    return found, connection
+
+
+def _place_of(params: list | tuple, name: str, sentinel: Any) -> tuple[int, Callable[[Any], Any]]:
+    """Where ``sentinel`` sits among compiled parameters, and how to give a real value
+    the form the driver got the sentinel in (a UUID is hex text on SQLite, a UUID on
+    PostgreSQL; a bigint is an ``Int8`` on PostgreSQL). It must sit there exactly once."""
+    places = []
+    for index, value in enumerate(params):
+        if isinstance(value, type(sentinel)) and value == sentinel:
+            # The driver's own subtype (psycopg's Int8 for a bigint) wraps the real value too.
+            places.append((index, _same if type(value) is type(sentinel) else type(value)))
+        elif isinstance(sentinel, uuid.UUID) and value == sentinel.hex:
+            places.append((index, _uuid_hex))
+        elif isinstance(sentinel, uuid.UUID) and value == str(sentinel):
+            places.append((index, _uuid_text))
+    if len(places) != 1:
+        raise ValueError(f"the parameter {name!r} must appear exactly once in the query's parameters")
+    return places[0]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _uuid_hex(value: Any) -> str:
+    return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).hex
+
+
+def _uuid_text(value: Any) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
+@dataclass(frozen=True)
+class _CompiledRows:
+    sql: str
+    params: tuple
+    places: dict[str, tuple[int, Callable[[Any], Any]]]
+    converters: dict
+
+
+class PreparedRows:
+    """``PreparedRows(lambda creator: Model.objects.filter(created_by_id=creator)
+    .order_by("-id").values_list("id", "name"), creator=-1)``; then
+    ``rows.fetch(using=alias, creator=7)`` is that queryset's list of tuples for
+    ``creator=7``, values converted as the ORM converts them.
+
+    Each keyword names a parameter and gives its sentinel: a value no real row has,
+    distinct from the others, which ``build`` puts in the query exactly once (ints,
+    strings and UUIDs). With ``paged=True``, ``fetch(limit=, offset=)`` reads one page
+    (``LIMIT``/``OFFSET`` as bound parameters; ``build`` must not slice). ``build``
+    must give the same query every time."""
+
+    def __init__(self, build: Callable[..., QuerySet], *, paged: bool = False, **sentinels: Any) -> None:
+        self._build = build
+        self._paged = paged
+        self._sentinels: Mapping[str, Any] = sentinels
+        self._compiled: dict[str, _CompiledRows] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, connection) -> _CompiledRows:
+        queryset = self._build(**self._sentinels)
+        compiler = queryset.query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        places = {name: _place_of(params, name, sentinel) for name, sentinel in self._sentinels.items()}
+        if self._paged:
+            sql = f"{sql} LIMIT %s OFFSET %s"
+        columns = [column[0] for column in compiler.select[0 : compiler.col_count]]
+        return _CompiledRows(sql=sql, params=tuple(params), places=places, converters=compiler.get_converters(columns))
+
+    def fetch(self, *, using: str, limit: int | None = None, offset: int = 0, **values: Any) -> list[tuple]:
+        compiled, connection = _cached(self._compiled, self._lock, self._compile, using)
+        if values.keys() != compiled.places.keys():
+            raise TypeError(f"give exactly these parameters: {sorted(compiled.places)}")
+        params = list(compiled.params)
+        for name, (index, render) in compiled.places.items():
+            params[index] = render(values[name])
+        if self._paged:
+            if limit is None:
+                raise TypeError("a paged read needs a limit")
+            params += [int(limit), int(offset)]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        if not compiled.converters:
+            return [tuple(row) for row in rows]
+        return [tuple(_converted(row, compiled.converters, connection)) for row in rows]
+
+
+def _converted(row, converters: dict, connection) -> list:
+    """``row`` with each column through its converters, as the ORM's compiler applies them."""
+    row = list(row)
+    for position, (column_converters, expression) in converters.items():
+        cell = row[position]
+        for converter in column_converters:
+            cell = converter(cell, expression, connection)
+        row[position] = cell
+    return row
