@@ -8,6 +8,7 @@ refuses is a 400 carrying its message."""
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from django.contrib import messages
 from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from vouch.accounts import policy
@@ -67,6 +69,13 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
     }
 
 
+@functools.cache
+def _dashboard_urls() -> dict[str, str]:
+    # Reversed once per process (they take no arguments), as the layout's links are
+    # (vouch.web.context_processors): {% url %} reversed them on every page.
+    return {name: reverse(name) for name in ("requests", "request_new", "request_bulk")}
+
+
 @company_action(Action.VIEW_REQUESTS)
 def request_list(request: HttpRequest) -> HttpResponse:
     membership = request.membership
@@ -76,6 +85,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
         "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
         "sees_all": seen.everything,
+        "urls": _dashboard_urls(),
     }
     kept: dict[str, str] = {}
     if request.GET.keys().isdisjoint(FilterForm.base_fields):
@@ -100,11 +110,11 @@ def request_list(request: HttpRequest) -> HttpResponse:
     result = request_listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
     # With nothing to show and no filter, say whether there is anything at all.
     has_any = result.page.paginator.count > 0 or (filters.active and seen.of(ReferenceRequest.objects.all()).exists())
-    return render(
-        request,
-        "references/requests/list.html",
-        {**context, "form": form, "result": result, "has_any": has_any, "querystring": urlencode(kept)},
-    )
+    querystring = urlencode(kept)
+    context |= {"form": form, "result": result, "has_any": has_any, "querystring": querystring}
+    if result.page.object_list:
+        context["pagination"] = request_listing.pagination_html(result.page, querystring, result.summary)
+    return render(request, "references/requests/list.html", context)
 
 
 # --- new requests ----------------------------------------------------------------------
