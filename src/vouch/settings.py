@@ -207,7 +207,11 @@ AUTH_USER_MODEL = "accounts.User"
 # User.email is unique case-insensitively through a functional constraint, which
 # this check cannot see.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
-AUTHENTICATION_BACKENDS = ["allauth.account.auth_backends.AuthenticationBackend"]
+# allauth's backend, with the user every signed-in request reads compiled once
+# (vouch.accounts.backends). Only it: listing allauth's too would make a failed sign-in
+# hash the password twice. A session records its backend's path, so sessions made under
+# allauth's path are signed out once, by the upgrade to this one.
+AUTHENTICATION_BACKENDS = ["vouch.accounts.backends.AuthenticationBackend"]
 PASSWORD_HASHERS = ["vouch.accounts.hashers.VouchArgon2PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS = [
     # User has full_name, not Django's first_name/last_name: name them, or names go unchecked.
