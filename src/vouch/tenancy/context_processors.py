@@ -11,7 +11,6 @@ def company(request: HttpRequest) -> dict:
     return {
         "current_company": getattr(request, "company", None),
         "current_membership": membership,
-        # For the navigation and the deletion banner; the views check again.
-        "company_can_manage": policy.can(membership, Action.MANAGE_SETTINGS),
+        # For the deletion banner (web/banners.html); the views check again.
         "company_can_delete": policy.can(membership, Action.DELETE_COMPANY),
     }

@@ -7,9 +7,9 @@ import functools
 from django.http import HttpRequest
 from django.urls import reverse
 
-# The pages the layout (web/base.html) links to on every page.
+# The pages the layout links to: the main navigation (vouch.web.templatetags.layout_tags)
+# and the banners (web/banners.html).
 LAYOUT_PAGES = (
-    "home",
     "dashboard",
     "requests",
     "candidates",
@@ -29,7 +29,7 @@ LAYOUT_PAGES = (
 
 
 @functools.cache
-def _layout_urls() -> dict[str, str]:
+def layout_urls() -> dict[str, str]:
     # Reversed once per process: these addresses take no arguments and the URL
     # configuration does not change while the server runs; with {% url %} each page
     # reversed all of them again (6% of drawing the requests dashboard).
@@ -37,4 +37,4 @@ def _layout_urls() -> dict[str, str]:
 
 
 def layout(request: HttpRequest) -> dict:
-    return {"layout_urls": _layout_urls()}
+    return {"layout_urls": layout_urls()}
