@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -71,6 +71,19 @@ def test_the_dashboard_lists_requests_with_their_columns(client, members, compan
     assert "1–3 of 3" in page
     # A viewer is not offered new requests.
     assert reverse("request_new") not in page
+
+
+def test_the_dashboard_shows_the_utc_days_of_moments_next_to_midnight(client, members, company, three):
+    a, _, _ = three
+    with company_context(company):
+        ReferenceRequest.objects.filter(pk=a.pk).update(
+            created_at=datetime(2027, 3, 5, 23, 59, 59, 999_000, tzinfo=UTC),
+            deadline=datetime(2027, 3, 7, 0, 0, 1, tzinfo=UTC),
+        )
+    client.force_login(members[Role.OWNER].user)
+    row = re.search(rf'<tr id="request-{a.pk}">(.*?)</tr>', client.get(reverse("requests")).content.decode(), re.S)
+    assert '<td data-label="Deadline">7 Mar 2027</td>' in row.group(1)
+    assert '<td data-label="Created">5 Mar 2027</td>' in row.group(1)
 
 
 def test_the_dashboard_reads_the_requester_names_in_one_query(client, members, company, three):

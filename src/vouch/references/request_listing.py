@@ -19,7 +19,8 @@ from uuid import UUID
 
 from django.core.paginator import Page, Paginator
 from django.db import router
-from django.db.models import Count, Func, IntegerField, QuerySet
+from django.db.models import Count, DateField, Func, IntegerField, QuerySet
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
@@ -45,16 +46,19 @@ MAX_SEARCH_WORDS = 8
 # What the dashboard shows of a request and its candidate, as value rows (no model
 # instances: building 50 of them per page cost more than reading the rows); nothing
 # else is read. The two encrypted values are opened by their fields (``rows_html``).
+# The two moments are shown as days, so they are read as dates: the database's own
+# date() of the stored UTC value (Django's connections use UTC), where turning 50
+# timestamps a page into aware datetimes cost 7% of the page.
 ROW_COLUMNS = (
     "id",
-    "created_at",
+    Cast("created_at", DateField()),
     "created_by_id",
     "role",
     "status",
     "references_completed",
     "referees_required",
     "open_flags",
-    "deadline",
+    Cast("deadline", DateField()),
     "candidate_id",
     "candidate__name",
 )
@@ -96,10 +100,9 @@ class DashboardPage:
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _day(moment: datetime) -> str:
-    """ "5 Mar 2027" (UTC, as stored); two per row, so without strftime."""
-    moment = moment.astimezone(UTC)
-    return f"{moment.day} {_MONTHS[moment.month]} {moment.year}"
+def _day(day: date) -> str:
+    """ "5 Mar 2027"; two per row, so without strftime."""
+    return f"{day.day} {_MONTHS[day.month]} {day.year}"
 
 
 def _start_of(day: date) -> datetime:
