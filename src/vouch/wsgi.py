@@ -1,6 +1,23 @@
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vouch.settings")
 application = get_wsgi_application()
+
+
+def _freeze_startup_objects() -> None:
+    """Import every view now (through the URL configuration), then move everything alive
+    into the collector's permanent generation. A worker holds ~140,000 objects after
+    start-up that live as long as it does; a full collection walked them all, holding
+    the GIL for ~65 ms (every thread of the worker waited: the slowest 1% of requests
+    in `make bench`). Frozen, a full collection takes ~2 ms. Objects made afterwards
+    are collected as before."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 (imports the views)
+    gc.freeze()
+
+
+_freeze_startup_objects()
