@@ -8,7 +8,6 @@ refuses is a 400 carrying its message."""
 
 from __future__ import annotations
 
-import functools
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -16,7 +15,6 @@ from django.contrib import messages
 from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from vouch.accounts import policy
@@ -69,13 +67,6 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
     }
 
 
-@functools.cache
-def _dashboard_urls() -> dict[str, str]:
-    # Reversed once per process (they take no arguments), as the layout's links are
-    # (vouch.web.context_processors): {% url %} reversed them on every page.
-    return {name: reverse(name) for name in ("requests", "request_new", "request_bulk")}
-
-
 @company_action(Action.VIEW_REQUESTS)
 def request_list(request: HttpRequest) -> HttpResponse:
     membership = request.membership
@@ -85,7 +76,6 @@ def request_list(request: HttpRequest) -> HttpResponse:
         "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
         "sees_all": seen.everything,
-        "urls": _dashboard_urls(),
     }
     kept: dict[str, str] = {}
     if request.GET.keys().isdisjoint(FilterForm.base_fields):

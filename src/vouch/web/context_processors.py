@@ -8,7 +8,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 # The pages the layout links to: the main navigation (vouch.web.templatetags.layout_tags)
-# and the banners (web/banners.html).
+# and the banners (web/banners.html); and those the two dashboards link to
+# (web/dashboard.html, references/requests/list.html).
 LAYOUT_PAGES = (
     "dashboard",
     "requests",
@@ -25,6 +26,10 @@ LAYOUT_PAGES = (
     "account_signup",
     "company_delete_cancel",
     "mfa_index",
+    "request_new",
+    "request_bulk",
+    "account_change_password",
+    "company_switch",
 )
 
 
