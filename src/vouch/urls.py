@@ -13,7 +13,15 @@ handler403 = "vouch.web.errors.permission_denied"
 handler404 = "vouch.web.errors.page_not_found"
 handler500 = "vouch.web.errors.server_error"
 
+# Django tries these in order, and each include that does not match costs a little: the
+# pages opened most (the private links on referees' and candidates' phones, the requests
+# dashboard) come first. Nothing else starts with c/, r/ or requests/, so order does not
+# change what any address reaches (tests/web/test_urls_order.py).
 urlpatterns = [
+    # Private links for candidates and referees: public, the token is the credential (vouch.links).
+    path("c/<str:token>/", include(link_urls.candidate_patterns)),
+    path("r/<str:token>/", include(link_urls.referee_patterns)),
+    path("", include("vouch.references.urls")),
     path("", web_views.home, name="home"),
     path("dashboard/", web_views.dashboard, name="dashboard"),
     path("operator/", web_views.operator_home, name="operator_home"),
@@ -36,8 +44,4 @@ urlpatterns = [
     path("outbox/", include("vouch.outbox.urls")),
     path("", include("vouch.audit.urls")),
     path("", include("vouch.activity.urls")),
-    path("", include("vouch.references.urls")),
-    # Private links for candidates and referees: public, the token is the credential (vouch.links).
-    path("c/<str:token>/", include(link_urls.candidate_patterns)),
-    path("r/<str:token>/", include(link_urls.referee_patterns)),
 ]
