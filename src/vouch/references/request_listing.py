@@ -62,6 +62,7 @@ ROW_COLUMNS = (
     "candidate_id",
     "candidate__name",
 )
+_CREATED_BY = ROW_COLUMNS.index("created_by_id")
 
 
 @dataclass
@@ -184,7 +185,8 @@ def dashboard_page(seen: Visibility, filters: Filters, number: str, members: dic
     page = Paginator(source, PER_PAGE).get_page(page_number(number))
     rows = page.object_list
     names = dict(members)
-    missing = {row[2] for row in rows if row[2] and row[2] not in names}
+    creators = {row[_CREATED_BY] for row in rows}
+    missing = {creator for creator in creators if creator and creator not in names}
     if missing:
         names.update(member_names(missing))
     return DashboardPage(
