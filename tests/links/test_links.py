@@ -286,6 +286,44 @@ def test_throttle_delay_passes(client, company, subject, monkeypatch):
     assert client.get(url(Purpose.CANDIDATE, valid)).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("network", "neighbour"),
+    [
+        # Every guess from a fresh address of one IPv6 /64, as its holder can.
+        (lambda n: f"2001:db8:5:7::{n + 1:x}", "2001:db8:5:8::1"),
+        # Every guess from a fresh address of one IPv4 /24, through an IPv6 socket for half of them.
+        (lambda n: f"::ffff:198.51.100.{n}" if n % 2 else f"198.51.100.{n}", "198.51.101.1"),
+    ],
+    ids=["ipv6-64", "ipv4-24"],
+)
+def test_guessing_from_many_addresses_of_one_network_is_throttled(client, company, network, neighbour):
+    valid = services.issue(company, Purpose.REFEREE, real_subject(company, Purpose.REFEREE), later())
+    free = throttle.CODE_NETWORK.free
+    assert free > throttle.CODE_ADDRESS.free  # else the per-address limit would be the one tested
+    statuses = [
+        client.get(url(Purpose.REFEREE, secrets.token_urlsafe(32)), REMOTE_ADDR=network(n)).status_code
+        for n in range(free)
+    ]
+    assert statuses == [404] * free  # no single address came near its own limit
+    # The network's next guess is held, from an address it never used, and so is a valid link.
+    for raw in (secrets.token_urlsafe(32), valid):
+        response = client.get(url(Purpose.REFEREE, raw), REMOTE_ADDR=network(free + 7))
+        assert response.status_code == 429 and NEUTRAL in response.content.decode()
+    assert Link.objects.get(token_hash=services.hash_token(valid)).use_count == 0
+    # The next network along is not held back.
+    assert client.get(url(Purpose.REFEREE, valid), REMOTE_ADDR=neighbour).status_code == 200
+
+
+def test_client_networks(rf):
+    def network(address: str) -> str | None:
+        return throttle.client_network(rf.get("/", REMOTE_ADDR=address))
+
+    assert network("203.0.113.77") == "203.0.113.0/24"
+    assert network("::ffff:203.0.113.77") == "203.0.113.0/24"  # an IPv4 client seen through IPv6
+    assert network("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert network("not an address") is None and network("") is None
+
+
 # --- Logs ----------------------------------------------------------------------------------
 
 

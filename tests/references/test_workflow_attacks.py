@@ -79,10 +79,10 @@ _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or
 
 
 def fresh_address() -> dict:
-    """A client address of its own: each refusal counts against its address, so
-    tests that are not about the throttle spread their requests."""
+    """A client address of its own, the next of 256 networks (/24): each refusal counts
+    against both, so tests that are not about the throttle spread their requests."""
     n = next(_addresses)
-    return {"REMOTE_ADDR": f"10.{_WORKER}.{(n >> 8) & 255}.{n & 255}"}
+    return {"REMOTE_ADDR": f"10.{_WORKER}.{n & 255}.{(n >> 8) & 255}"}
 
 
 def last_seq() -> int:

@@ -124,14 +124,18 @@ def email_key(email: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), b"bf:" + normalised.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def client_address(request: HttpRequest) -> str:
+def _client_ip(request: HttpRequest) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     # REMOTE_ADDR is the client: vouch.web.proxies applied X-Forwarded-For from trusted
     # proxies only, before any view ran.
-    raw = (request.META.get("REMOTE_ADDR") or "").strip()
     try:
-        return str(ipaddress.ip_address(raw))
+        return ipaddress.ip_address((request.META.get("REMOTE_ADDR") or "").strip())
     except ValueError:
-        return "unknown"
+        return None
+
+
+def client_address(request: HttpRequest) -> str:
+    address = _client_ip(request)
+    return "unknown" if address is None else str(address)
 
 
 def _k(*parts: str) -> str:
@@ -455,10 +459,32 @@ def on_password_reset(sender, request, user, **kwargs) -> None:
 
 CODE_SUBJECT = Scope("code_subject", free=5)
 CODE_ADDRESS = Scope("code_address", free=10)
+# Failures from one network, all its addresses together: whoever holds an IPv6 /64 (the
+# usual assignment to one home or one server) has 2^64 addresses, so a limit per address
+# alone would not slow them at all. IPv4 /24 likewise for a small rented range. More free
+# failures than one address gets, since the people behind one network are several.
+CODE_NETWORK = Scope("code_network", free=50)
+NETWORK_PREFIX = {4: 24, 6: 64}
+
+
+def client_network(request: HttpRequest) -> str | None:
+    """The client's network (IPv4 /24, IPv6 /64) as ``address/prefix``; None when the
+    address is unknown. An IPv4 address seen through an IPv6 socket (``::ffff:a.b.c.d``)
+    counts as IPv4: as one /64, every such client would share one network."""
+    address = _client_ip(request)
+    if address is None:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    network = ipaddress.ip_network(f"{address}/{NETWORK_PREFIX[address.version]}", strict=False)
+    return str(network)
 
 
 def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[Scope, str]]:
     keys = [(CODE_ADDRESS, _k("c", purpose, "i", client_address(request)))]
+    network = client_network(request)
+    if network is not None:
+        keys.append((CODE_NETWORK, _k("c", purpose, "n", network)))
     if subject:
         keys.append((CODE_SUBJECT, _k("c", purpose, "s", email_key(subject))))
     return keys

@@ -5,7 +5,8 @@ In order, for every request:
 
 1. the client address's throttle is checked *before* the token is looked at
    (``vouch.guard.throttle.check_code``, purpose ``"link"``: 10 free failures per
-   address, then growing delays), so guessing is slow and answers nothing while held;
+   address and 50 per network (IPv4 /24, IPv6 /64), then growing delays), so guessing
+   is slow and answers nothing while held;
 2. the token is resolved (one indexed lookup of its hash);
 3. a refused link is recorded as a ``link_invalid`` security event (target: the first 8
    hex characters of the token's hash, never the token) and counted against the
