@@ -38,6 +38,7 @@ def good(tls_files):
         "VOUCH_TRUSTED_PROXIES": [],
         "VOUCH_TLS_CERT": cert,
         "VOUCH_TLS_KEY": key,
+        "SMTP_URL": "smtps://vouch:secret@relay.example.com:465",
     }
 
 
@@ -79,12 +80,13 @@ def test_checks_stay_quiet_outside_production(good):
         ({"CSRF_COOKIE_SECURE": False}, "vouch.E006"),
         ({"VOUCH_TLS_CERT": ""}, "vouch.E007"),
         ({"VOUCH_TLS_KEY": "/nonexistent/key.pem"}, "vouch.E007"),
+        ({"SMTP_URL": ""}, "vouch.E008"),
     ],
 )
 def test_each_insecure_setting_is_refused(good, change, code):
     errors = deploy_check_errors(**{**good, **change})
     assert code in errors
-    others = {f"vouch.E00{i}" for i in range(1, 8)} - {code}
+    others = {f"vouch.E00{i}" for i in range(1, 9)} - {code}
     assert not any(other in errors for other in others), errors
 
 
@@ -117,8 +119,9 @@ def test_everything_wrong_reports_everything(tmp_path):
         VOUCH_TRUSTED_PROXIES=[],
         VOUCH_TLS_CERT="",
         VOUCH_TLS_KEY="",
+        SMTP_URL="",
     )
-    for code in ("vouch.E001", "vouch.E002", "vouch.E003", "vouch.E004", "vouch.E007"):
+    for code in ("vouch.E001", "vouch.E002", "vouch.E003", "vouch.E004", "vouch.E007", "vouch.E008"):
         assert code in errors
 
 

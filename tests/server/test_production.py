@@ -30,6 +30,8 @@ def production_server(tmp_path):
             "VOUCH_ALLOWED_HOSTS": "localhost",
             "VOUCH_TLS_CERT": str(cert),
             "VOUCH_TLS_KEY": str(key),
+            # Checked at start-up, not reached: nothing here sends mail.
+            "VOUCH_SMTP_URL": "smtps://vouch:secret@relay.example.com:465",
         }
     )
     server.production_cert = cert
@@ -51,7 +53,14 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 
 
 def _variables_named(text: str) -> set[str]:
-    names = {"VOUCH_SECRET_KEY", "VOUCH_DEBUG", "VOUCH_ALLOWED_HOSTS", "VOUCH_PUBLIC_URL", "VOUCH_TLS_CERT"}
+    names = {
+        "VOUCH_SECRET_KEY",
+        "VOUCH_DEBUG",
+        "VOUCH_ALLOWED_HOSTS",
+        "VOUCH_PUBLIC_URL",
+        "VOUCH_TLS_CERT",
+        "VOUCH_SMTP_URL",
+    }
     return {name for name in names if name in text}
 
 
@@ -65,6 +74,7 @@ def _variables_named(text: str) -> set[str]:
         pytest.param({"VOUCH_ALLOWED_HOSTS": "*"}, "VOUCH_ALLOWED_HOSTS", id="any-host"),
         pytest.param({"VOUCH_PUBLIC_URL": "http://localhost"}, "VOUCH_PUBLIC_URL", id="http-public-url"),
         pytest.param({"VOUCH_TLS_CERT": "/nonexistent/cert.pem"}, "VOUCH_TLS_CERT", id="missing-certificate"),
+        pytest.param({"VOUCH_SMTP_URL": ""}, "VOUCH_SMTP_URL", id="no-mail-relay"),
     ],
 )
 def test_insecure_production_settings_refuse_to_start(production_server, change, named):

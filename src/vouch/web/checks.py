@@ -57,6 +57,17 @@ def production_settings(app_configs, **kwargs) -> list[Error]:
         errors.append(Error("HTTPS redirect and HSTS must stay on in production.", id="vouch.E005"))
     if not (settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE):
         errors.append(Error("Cookies must be Secure in production.", id="vouch.E006"))
+    if not getattr(settings, "SMTP_URL", ""):
+        # Without a relay every mail (private links, sign-in codes, unlock links) would stay
+        # in the local outbox on this server, and candidates and referees would get nothing.
+        errors.append(
+            Error(
+                "VOUCH_SMTP_URL must be set in production: without it, mail stays in the local outbox "
+                "and reaches nobody.",
+                hint="smtp://user:password@relay.example.com:587 (STARTTLS) or smtps://...:465 (TLS)",
+                id="vouch.E008",
+            )
+        )
     if not settings.VOUCH_TRUSTED_PROXIES:
         # Serving TLS ourselves: a real certificate must be configured.
         for name in ("VOUCH_TLS_CERT", "VOUCH_TLS_KEY"):
