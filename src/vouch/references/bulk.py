@@ -40,9 +40,7 @@ def start(*, company_id, actor, rows: list[list], shared: dict, skipped: int) ->
             total=len(rows),
         )
         company, job_id = str(company_id), str(job.pk)
-        transaction.on_commit(
-            lambda: create_requests.enqueue(company, job_id), using=router.db_for_write(BulkImport)
-        )
+        transaction.on_commit(lambda: create_requests.enqueue(company, job_id), using=router.db_for_write(BulkImport))
     return job
 
 

@@ -59,9 +59,7 @@ urlpatterns += [
     path("requests/", request_views.request_list, name="requests"),
     path("requests/new/", request_views.request_new, name="request_new"),
     path("requests/bulk/", request_views.request_bulk, name="request_bulk"),
-    path(
-        "requests/bulk/<uuid:import_id>/", request_views.request_bulk_progress, name="request_bulk_progress"
-    ),
+    path("requests/bulk/<uuid:import_id>/", request_views.request_bulk_progress, name="request_bulk_progress"),
     path("requests/<uuid:request_id>/", request_views.request_detail, name="request_detail"),
     path("requests/<uuid:request_id>/cancel/", request_views.request_cancel, name="request_cancel"),
     path("requests/<uuid:request_id>/delete/", request_views.request_delete, name="request_delete"),
