@@ -11,16 +11,19 @@ import secrets
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.db import connections, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tests.conftest import make_company
+from tests.references.concurrency import wait_until_blocked
 from tests.references.jobs_helpers import at, day, mails_to, queued, run_due, token_in
 from tests.references.test_workflow_core import IDENTITY, answers_for
 from tests.references.workflow import REFEREES, REQUEST, make_request, nominate
@@ -29,6 +32,7 @@ from vouch.links import services as links
 from vouch.references import jobs, workflow
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.request_models import ReferenceStatus, RequestStatus, TimelineEvent, WorkflowSettings
+from vouch.tenancy import connections as tenancy_connections
 from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
@@ -362,6 +366,49 @@ def test_two_workers_holding_the_same_request_send_one_reminder(company, members
         assert jobs.send_candidate_reminder(company, second_view) == "already sent"
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
     assert len(_timeline(company, request, "candidate_reminded")) == 1
+
+
+def test_a_referee_reminder_claim_waiting_on_another_sends_nothing(company, members):
+    """Two workers with the same referee reminder, truly at once: the second's claim
+    (a conditional UPDATE) reaches the row while the first's transaction holds it. When
+    the first commits, the waiting claim must see the counter it set and send nothing.
+    (On PostgreSQL, READ COMMITTED re-checks a waiting UPDATE's conditions on its own
+    table only; a condition moved into a subquery would let the second through.)"""
+    request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, request, start, REFEREES[0])
+    due = day(start, 2)
+    tried = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def claim_later(stale: Reference) -> None:
+        try:
+            with company_context(company) as context:
+                db = connections[context.alias]
+                db.ensure_connection()
+                if db.vendor == "sqlite":
+                    # SQLite takes the write lock at the claim's BEGIN IMMEDIATE.
+                    db.connection.set_trace_callback(lambda sql: sql.startswith(("BEGIN", "UPDATE")) and tried.set())
+                outcome["second"] = jobs.send_referee_reminder(company, stale, now=due, replan=False)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            outcome["error"] = exc
+        finally:
+            tenancy_connections.release_kept()
+
+    mail.outbox.clear()
+    with company_context(company) as context:
+        first = Reference.objects.select_related("request").get(pk=rita.pk)
+        second = Reference.objects.select_related("request").get(pk=rita.pk)
+        with transaction.atomic(using=context.alias):
+            assert jobs.send_referee_reminder(company, first, now=due, replan=False) == "reminder 1 sent"
+            waiting = threading.Thread(target=claim_later, args=(second,), daemon=True)
+            waiting.start()
+            wait_until_blocked(context, tried, waiting)
+        waiting.join(30)
+    assert not waiting.is_alive()
+    assert outcome == {"second": "already sent"}, outcome
+    assert len(mails_to(RITA, "Reminder")) == 1
+    assert _timeline(company, request, "referee_reminded") == ["Reminder 1 sent to Rita Referee."]
+    assert _reload(company, Reference, rita.pk).reminders_sent == 1
 
 
 # --- the backend the settings choose ------------------------------------------------------

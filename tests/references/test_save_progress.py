@@ -10,12 +10,12 @@ and, for what is at rest, as the raw column."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
+from tests.references.concurrency import wait_until_blocked
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from tests.vault.attack import read_raw, scan, unique
 from vouch.accounts.policy import Role
@@ -148,28 +148,6 @@ def test_a_save_from_a_stale_page_keeps_what_another_save_stored(company, refere
     assert now.status == ReferenceStatus.IN_PROGRESS
 
 
-def _wait_until_blocked(context, tried: threading.Event, waiting: threading.Thread) -> None:
-    """Until ``waiting``'s UPDATE is in the database, waiting for the lock."""
-    deadline = time.monotonic() + 30
-    connection = connections[context.alias]
-    while time.monotonic() < deadline:
-        assert waiting.is_alive(), "the waiting save finished while the first still held the row"
-        if connection.vendor == "sqlite":
-            blocked = tried.is_set()  # its first try was refused: this connection holds the lock
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_stat_clear_snapshot()")  # else frozen for the transaction
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE%%'"
-                )
-                blocked = cursor.fetchone()[0] == 1
-        if blocked:
-            return
-        tried.wait(0.01)
-    raise AssertionError("the second save never reached the database")
-
-
 def test_a_save_waiting_for_another_saves_lock_does_not_write_over_it(company, reference):
     """One autosave's UPDATE reaches the row while another save's transaction holds it
     (both pages loaded before either saved). When the first commits, the waiting
@@ -201,7 +179,7 @@ def test_a_save_waiting_for_another_saves_lock_does_not_write_over_it(company, r
             assert workflow.save_answers(first, {"strengths": "Saved first"}) == {}
             waiting = threading.Thread(target=save_later, args=(stale,), daemon=True)
             waiting.start()
-            _wait_until_blocked(context, tried, waiting)
+            wait_until_blocked(context, tried, waiting)
         waiting.join(30)
     assert not waiting.is_alive()
     assert outcome == {"errors": {}}, outcome
