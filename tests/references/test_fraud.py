@@ -296,6 +296,18 @@ def test_referee_contact_reused_for_another_candidate(company, recruiter):
     assert set(flags_by_kind(company, third)) == {"phone_reused"}
     with company_context(company):
         assert ReferenceRequest.objects.get(pk=other.pk).open_flags == 1
+    # A fourth candidate gives the same email: the standing flags say so, none is raised twice.
+    fourth, _ = make_request(company, recruiter, name="Fay Fourth", email="fay@example.net", phone="")
+    nominate(company, fourth, {**REFEREES[1], "email": REFEREES[0]["email"]})
+    with company_context(company):
+        fraud.evaluate(fourth)
+    [email] = flags_by_kind(company, request)["email_reused"]
+    assert "(2 other requests)" in email.explanation
+    assert len(flags_by_kind(company, other)["email_reused"]) == 1
+    # From Dana's side: Casey's two requests and Fay's.
+    assert "(3 other requests)" in flags_by_kind(company, other)["email_reused"][0].explanation
+    with company_context(company):
+        assert ReferenceRequest.objects.get(pk=request.pk).open_flags == 2
 
 
 # --- free mail -------------------------------------------------------------------------

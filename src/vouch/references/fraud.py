@@ -454,6 +454,7 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
     checks = _Checks(request, references, touches)
     findings = checks.run()
     existing = set(Flag.objects.filter(request_id=request.pk).values_list("key", flat=True))
+    _refresh_reuse_counts(request, [finding for finding in findings if finding.key in existing])
     raised = []
     for finding in findings:
         if finding.key in existing:
@@ -482,6 +483,20 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
     if raised:
         _recount(given)
     return raised, checks.reused_in
+
+
+def _refresh_reuse_counts(request: ReferenceRequest, standing: list) -> None:
+    """A reuse flag says on how many other requests the contact was given; more may have
+    come since it was raised (their checks re-run this one). Its explanation is brought
+    up to date, with no new flag or timeline entry, and a review already made stands."""
+    current = {finding.key: finding for finding in standing if finding.kind in REUSE_KINDS}
+    if not current:
+        return
+    for flag in Flag.objects.filter(request_id=request.pk, key__in=current):
+        explanation = current[flag.key].explain()
+        if flag.explanation != explanation:
+            flag.explanation = explanation
+            flag.save(update_fields=["explanation"])
 
 
 def _recount(request: ReferenceRequest) -> None:
