@@ -143,9 +143,9 @@ def test_invalid_filters_are_a_400_with_a_message(client, members, company, thre
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("casey", {"a"}),
-        ("CASEY", {"a"}),
-        ("casey-smith", {"b"}),  # names are split at spaces only
+        ("casey", {"a", "b"}),  # "Casey-Smith" is found by each of its parts
+        ("CASEY", {"a", "b"}),
+        ("casey-smith", {"b"}),
         ("  Casey   Candidate ", {"a"}),  # every word must match
         ("candidate casey", {"a"}),  # in any order
         ("casey other", set()),
@@ -503,6 +503,9 @@ def test_changing_the_deadline(client, members, company):
     day = (timezone.now() + timedelta(days=30)).date()
     response = client.post(reverse("request_deadline", args=[request.pk]), {"deadline": day.isoformat()})
     assert response.status_code == 302
+    months = ("January February March April May June July August September October November December").split()
+    confirmation = client.get(response["Location"]).content.decode()
+    assert f"Deadline moved to {day.day:02d} {months[day.month - 1]} {day.year}." in confirmation
     with company_context(company):
         moved = ReferenceRequest.objects.get()
         assert moved.deadline.date() == day

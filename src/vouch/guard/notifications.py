@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from vouch.guard import geo, risk
 
@@ -73,7 +73,7 @@ def when_text(moment: datetime) -> str:
     """Like "Tuesday 4 March 2025 at 14:03 UTC": unambiguous wherever the reader is."""
     if timezone.is_aware(moment):
         moment = moment.astimezone(UTC)
-    return f"{moment:%A} {moment.day} {moment:%B %Y at %H:%M} UTC"
+    return dateformat.format(moment, r"l j F Y \a\t H:i \U\T\C")
 
 
 def origin(request=None, *, ip: str | None = None, user_agent: str | None = None) -> dict:

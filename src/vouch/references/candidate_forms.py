@@ -9,7 +9,7 @@ import re
 from datetime import date
 
 from django import forms
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from vouch.references.forms import validate_phone
 from vouch.references.request_models import Relationship
@@ -180,4 +180,4 @@ def month_label(value: str) -> str:
     match = MONTH.fullmatch(value or "")
     if not match:
         return value or ""
-    return date(int(match[1]), int(match[2]), 1).strftime("%B %Y")
+    return dateformat.format(date(int(match[1]), int(match[2]), 1), "F Y")

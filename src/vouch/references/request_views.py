@@ -15,6 +15,7 @@ from django.contrib import messages
 from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.utils import dateformat
 from django.views.decorators.http import require_POST
 
 from vouch.accounts import policy
@@ -312,7 +313,7 @@ def request_deadline(request: HttpRequest, request_id: UUID) -> HttpResponse:
         workflow.change_deadline(request_obj, form.cleaned_data["deadline"], actor=request.user)
     except WorkflowError as exc:
         return _refused(request, request_obj, exc)
-    messages.success(request, f"Deadline moved to {form.cleaned_data['deadline']:%d %B %Y}.")
+    messages.success(request, f"Deadline moved to {dateformat.format(form.cleaned_data['deadline'], 'd F Y')}.")
     return redirect("request_detail", request_id=request_obj.pk)
 
 

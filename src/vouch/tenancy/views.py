@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import dateformat
 from django.views.decorators.http import require_POST
 
 from vouch.accounts import policy
@@ -84,7 +85,7 @@ def company_delete(request: HttpRequest) -> HttpResponse:
         return redirect("company_settings")
     messages.success(
         request,
-        f"{company.name} will be deleted on {company.delete_after:%d %B %Y}. "
+        f"{company.name} will be deleted on {dateformat.format(company.delete_after, 'd F Y')}. "
         "Every owner has been emailed; any owner can cancel until then.",
     )
     return redirect("company_settings")
