@@ -314,6 +314,36 @@ def test_guessing_from_many_addresses_of_one_network_is_throttled(client, compan
     assert client.get(url(Purpose.REFEREE, valid), REMOTE_ADDR=neighbour).status_code == 200
 
 
+def test_a_browser_that_opened_its_link_is_not_locked_out_by_its_network(client, company):
+    """Someone guessing from the referee's own network holds it, but not the referee's
+    browser, which opened its link before; a forged cookie gets nothing of that, and the
+    remembered browser's own failures are held whatever address they come from."""
+    from django.test import Client
+
+    from vouch.links.decorators import DEVICE_COOKIE
+
+    valid = services.issue(company, Purpose.REFEREE, real_subject(company, Purpose.REFEREE), later())
+    referee = Client(HTTP_HOST="localhost")
+    assert referee.get(url(Purpose.REFEREE, valid), secure=True, REMOTE_ADDR="2001:db8:9:9::1").status_code == 200
+    assert referee.cookies[DEVICE_COOKIE].value
+    for n in range(throttle.CODE_NETWORK.free):  # the guesser, on the referee's /64
+        client.get(url(Purpose.REFEREE, secrets.token_urlsafe(32)), REMOTE_ADDR=f"2001:db8:9:9::{n + 100:x}")
+    held = {"REMOTE_ADDR": "2001:db8:9:9::abcd"}
+    assert client.get(url(Purpose.REFEREE, valid), **held).status_code == 429  # a browser not seen before
+    forged = Client(HTTP_HOST="localhost")
+    forged.cookies[DEVICE_COOKIE] = secrets.token_urlsafe(16)
+    assert forged.get(url(Purpose.REFEREE, valid), secure=True, **held).status_code == 429
+    assert referee.get(url(Purpose.REFEREE, valid), secure=True, **held).status_code == 200
+    # The remembered browser guessing, a fresh address each time: held after its own free failures.
+    statuses = [
+        referee.get(
+            url(Purpose.REFEREE, secrets.token_urlsafe(32)), secure=True, REMOTE_ADDR=f"2001:db8:9:9::{n + 1000:x}"
+        ).status_code
+        for n in range(throttle.CODE_BROWSER.free + 1)
+    ]
+    assert statuses == [404] * throttle.CODE_BROWSER.free + [429]
+
+
 def test_client_networks(rf):
     def network(address: str) -> str | None:
         return throttle.client_network(rf.get("/", REMOTE_ADDR=address))

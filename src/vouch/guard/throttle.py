@@ -462,9 +462,15 @@ CODE_ADDRESS = Scope("code_address", free=10)
 # Failures from one network, all its addresses together: whoever holds an IPv6 /64 (the
 # usual assignment to one home or one server) has 2^64 addresses, so a limit per address
 # alone would not slow them at all. IPv4 /24 likewise for a small rented range. More free
-# failures than one address gets, since the people behind one network are several.
+# failures than one address gets, since the people behind one network are several; and a
+# browser that has opened a valid code before (``remember_browser``) is not held by its
+# network, so an attacker sharing a network with real users cannot lock them out. Such a
+# browser's own failures are counted instead, whatever address they come from: holding
+# one valid link must not reopen the /64 for its holder.
 CODE_NETWORK = Scope("code_network", free=50)
+CODE_BROWSER = Scope("code_browser", free=10)
 NETWORK_PREFIX = {4: 24, 6: 64}
+KNOWN_BROWSER_DAYS = 90
 
 
 def client_network(request: HttpRequest) -> str | None:
@@ -480,34 +486,57 @@ def client_network(request: HttpRequest) -> str | None:
     return str(network)
 
 
-def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[Scope, str]]:
+def _code_keys(request: HttpRequest, purpose: str, subject: str, browser: str = "") -> list[tuple[Scope, str]]:
     keys = [(CODE_ADDRESS, _k("c", purpose, "i", client_address(request)))]
     network = client_network(request)
     if network is not None:
         keys.append((CODE_NETWORK, _k("c", purpose, "n", network)))
+    if browser:
+        keys.append((CODE_BROWSER, _k("c", purpose, "bf", email_key(browser))))
     if subject:
         keys.append((CODE_SUBJECT, _k("c", purpose, "s", email_key(subject))))
     return keys
 
 
-def check_code(request: HttpRequest, purpose: str, subject: str = "") -> None:
-    """Raise :class:`Throttled` when a guess at a ``purpose`` code for ``subject`` must wait."""
+def _browser_key(purpose: str, browser: str) -> str:
+    # A keyed hash: the cache never holds the browser's id itself.
+    return _k("c", purpose, "b", email_key(browser))
+
+
+def check_code(request: HttpRequest, purpose: str, subject: str = "", *, browser: str = "") -> bool:
+    """Raise :class:`Throttled` when a guess at a ``purpose`` code for ``subject`` must wait.
+
+    ``browser``: an unguessable id the browser presented (a random cookie); when it was
+    remembered by :func:`remember_browser`, the network's hold does not apply, the
+    browser's own does (and the address's). Returns whether it was remembered."""
     if not enabled():
-        return
-    keys = _code_keys(request, purpose, subject)
-    values = cache.get_many([f"{key}:u" for _, key in keys])
+        return False
+    keys = _code_keys(request, purpose, subject, browser)
+    wanted = [f"{key}:u" for _, key in keys]
+    browser_key = _browser_key(purpose, browser) if browser else ""
+    values = cache.get_many([*wanted, browser_key] if browser_key else wanted)
+    known = bool(browser_key) and browser_key in values
     moment = now()
     for scope, key in keys:
+        if scope is (CODE_NETWORK if known else CODE_BROWSER):
+            continue
         until = float(values.get(f"{key}:u") or 0)
         if until > moment:
             raise Throttled(scope.name, until - moment)
+    return known
 
 
-def code_failed(request: HttpRequest, purpose: str, subject: str = "") -> None:
+def remember_browser(purpose: str, browser: str) -> None:
+    """``browser`` opened a valid ``purpose`` code: its network's hold no longer applies to it."""
+    if browser and enabled():
+        cache.set(_browser_key(purpose, browser), 1, timeout=KNOWN_BROWSER_DAYS * 24 * 3600)
+
+
+def code_failed(request: HttpRequest, purpose: str, subject: str = "", *, browser: str = "") -> None:
     if not enabled():
         return
     moment = now()
-    for scope, key in _code_keys(request, purpose, subject):
+    for scope, key in _code_keys(request, purpose, subject, browser):
         wait = delay_for(_incr(f"{key}:f", FAILURE_MEMORY), scope)
         if wait:
             cache.set(f"{key}:u", moment + wait, timeout=wait + 60)
