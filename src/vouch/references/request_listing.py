@@ -29,7 +29,7 @@ from vouch.references.request_access import Visibility
 from vouch.references.request_models import ReferenceRequest, RequestStatus, SearchTerm
 from vouch.tenancy.prepared import PreparedRows
 from vouch.vault.fields import blind_index
-from vouch.vault.normalise import NORMALISERS
+from vouch.vault.normalise import name_words
 
 PER_PAGE = 25
 MAX_PAGE = 100_000
@@ -127,7 +127,8 @@ def matching_candidates(query: str) -> QuerySet[Candidate] | QuerySet[SearchTerm
             return None
         return Candidate.objects.filter(email_index=index).values("pk")
     if kind == "name":
-        words = {word for word in NORMALISERS["name"](query).split() if word}
+        # A typed "Mary-Jane" must find "mary" and "jane", "O'Brien" "obrien" (name_words).
+        words = name_words(query, query=True)
         if not words or len(words) > MAX_SEARCH_WORDS:
             return None
         terms = {blind_index("name", word) for word in words}

@@ -17,6 +17,7 @@ from vouch.activity import services as activity
 from vouch.activity.services import Kind
 from vouch.references import uploads
 from vouch.references.models import Attachment, Candidate
+from vouch.references.workflow import index_name
 from vouch.vault.fields import blind_index
 
 PER_PAGE = 50
@@ -46,6 +47,7 @@ def create_candidate(name: str, email: str, phone: str = "", notes: str = "", cr
     candidate.full_clean(validate_unique=False, validate_constraints=False)
     with _atomic():
         candidate.save(force_insert=True)
+        index_name(candidate)
         activity.log(
             Kind.CANDIDATE_ADDED, "A candidate was added.", actor=created_by, details={"candidate": str(candidate.pk)}
         )
@@ -67,6 +69,8 @@ def update_candidate(candidate: Candidate, *, actor=None, **values: str) -> list
     candidate.full_clean(validate_unique=False, validate_constraints=False)
     with _atomic():
         candidate.save()
+        if "name" in changed:
+            index_name(candidate)
         activity.log(
             Kind.CANDIDATE_CHANGED,
             f"A candidate's {', '.join(changed)} changed.",

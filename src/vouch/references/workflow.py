@@ -38,7 +38,7 @@ from vouch.references.request_models import (
 )
 from vouch.tenancy.context import current
 from vouch.vault.fields import blind_index
-from vouch.vault.normalise import NORMALISERS
+from vouch.vault.normalise import name_words
 
 log = logging.getLogger("vouch.references")
 
@@ -96,8 +96,9 @@ def deadline_from(value: date | datetime) -> datetime:
 
 
 def index_name(candidate: Candidate) -> None:
-    """Keep the blind indexes of the candidate's name words in step with the name."""
-    words = {word for word in NORMALISERS["name"](candidate.name).split() if word}
+    """Keep the blind indexes of the candidate's name words in step with the name
+    (``name_words``: each word, and the parts of a hyphenated or apostrophe word)."""
+    words = name_words(candidate.name)
     SearchTerm.objects.filter(candidate=candidate).delete()
     SearchTerm.objects.bulk_create(
         [SearchTerm(candidate=candidate, term=blind_index("name", word)) for word in sorted(words)]

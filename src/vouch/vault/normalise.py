@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 import phonenumbers
 from django.conf import settings
@@ -37,3 +38,60 @@ def phone(value: str) -> str:
 
 
 NORMALISERS = {"text": text, "name": name, "email": email, "phone": phone}
+
+
+# --- name words for the search index ----------------------------------------------------
+
+# Apostrophes join the letters either side ("O'Brien" is one name, often typed "OBrien");
+# every other punctuation mark inside a word (hyphens, dots, brackets...) separates names
+# ("Mary-Jane" is often typed "Mary Jane"). The modifier letter apostrophe and the grave
+# accent are not Unicode punctuation, but are typed as apostrophes (as is the prime).
+APOSTROPHES = frozenset("'\u2018\u2019\u02bc\u0060\u2032")
+# More terms than a real name has; a 200-character name of one-letter words cannot make
+# the index grow without end. Whole words come first, so a cut only loses their parts.
+MAX_NAME_TERMS = 64
+
+
+def _is_punctuation(char: str) -> bool:
+    return char in APOSTROPHES or unicodedata.category(char).startswith("P")
+
+
+def _separates(char: str) -> bool:
+    return char not in APOSTROPHES and unicodedata.category(char).startswith("P")
+
+
+def _pieces(word: str, cut: Callable[[str], bool]) -> list[str]:
+    """``word`` cut where ``cut(char)`` is true, each piece without the rest of its
+    punctuation; empty pieces dropped."""
+    pieces, piece = [], []
+    for char in word:
+        if cut(char):
+            pieces.append("".join(piece))
+            piece = []
+        elif not _is_punctuation(char):
+            piece.append(char)
+    pieces.append("".join(piece))
+    return [p for p in pieces if p]
+
+
+def name_words(value: str, *, query: bool = False) -> set[str]:
+    """The words of a name as the search index holds them (``query=False``), or the
+    words a typed search must all find (``query=True``), normalised as names.
+
+    Indexed, each whitespace-separated word gives: the word without its punctuation
+    ("maryjane", "obrien"), its pieces between separators with apostrophes removed
+    ("smith" and "obrien" of "Smith-O'Brien"), and its parts between any punctuation
+    ("mary", "jane", "o", "brien"). A typed word gives only its pieces between
+    separators ("Mary-Jane": "mary" and "jane"; "O'Brien" and "OBrien": "obrien"), so
+    "Mary-Jane O'Brien" is found by "mary jane", "Mary-Jane", "Jane", "O'Brien",
+    "OBrien" or "brien", and not by "Mar" (whole words only, as before)."""
+    words = name(value).split()
+    if query:
+        return {piece for word in words for piece in _pieces(word, _separates)}
+    # Insertion-ordered, whole words first: a name cut at MAX_NAME_TERMS keeps them.
+    found = dict.fromkeys(piece for word in words for piece in _pieces(word, lambda char: False))
+    for word in words:
+        if any(_is_punctuation(char) for char in word):
+            found.update(dict.fromkeys(_pieces(word, _separates)))
+            found.update(dict.fromkeys(_pieces(word, _is_punctuation)))
+    return set(list(found)[:MAX_NAME_TERMS])
