@@ -92,7 +92,7 @@ SCRIPT = textwrap.dedent(
     from vouch.tenancy.context import company_context
     from vouch.tenancy.models import Company
     from vouch.vault.fields import blind_index
-    from vouch.vault.normalise import NORMALISERS
+    from vouch.vault.normalise import name_words
 
     # The links are read from the emails, as a referee would; kept in memory here.
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -195,8 +195,9 @@ SCRIPT = textwrap.dedent(
                     Candidate.objects.bulk_create(candidates)
                     terms = []
                     for c in candidates:
-                        words = {w for w in NORMALISERS["name"](c.name).split() if w}
-                        terms += [SearchTerm(candidate=c, term=blind_index("name", w)) for w in sorted(words)]
+                        # The rule index_name uses, so the bench's search matches the app's.
+                        words = sorted(name_words(c.name))
+                        terms += [SearchTerm(candidate=c, term=blind_index("name", w)) for w in words]
                     SearchTerm.objects.bulk_create(terms)
                     rows = []
                     for i, c in zip(indexes, candidates):
