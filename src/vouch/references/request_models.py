@@ -67,10 +67,11 @@ class Relationship(models.TextChoices):
 
 class ReferenceRequest(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Indexed by the composite indexes below, which lead with these columns.
+    created_at = models.DateTimeField(auto_now_add=True)
     # The member who asked (a recruiter sees "only their own" by this, when the company
     # is set so).
-    created_by_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    created_by_id = models.BigIntegerField(null=True, blank=True)
     candidate = models.ForeignKey("references.Candidate", on_delete=models.PROTECT, related_name="requests")
     role = EncryptedCharField(max_length=200)
     questionnaire_version = models.ForeignKey(
