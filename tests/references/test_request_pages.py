@@ -510,7 +510,8 @@ def test_changing_the_deadline(client, members, company):
     with company_context(company):
         moved = ReferenceRequest.objects.get()
         assert moved.deadline.date() == day
-        assert moved.timeline.filter(kind="deadline_changed", actor_id=members[Role.RECRUITER].user_id).exists()
+        [note] = moved.timeline.filter(kind="deadline_changed", actor_id=members[Role.RECRUITER].user_id)
+        assert note.summary == f"Deadline moved to {day.day:02d} {months[day.month - 1]} {day.year}."
     for bad in ("2020-01-01", "not a date", "", "2999-12-31"):
         refused = client.post(reverse("request_deadline", args=[request.pk]), {"deadline": bad})
         assert refused.status_code == 400, bad

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import router, transaction
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from vouch.activity import services as activity
 from vouch.links import services as links
@@ -251,7 +251,7 @@ def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, act
         links.extend(company, request.pk, moment)
         for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
             links.extend(company, reference_id, moment)
-        note(request, "deadline_changed", f"Deadline moved to {moment:%d %B %Y}.", actor=actor)
+        note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
         from vouch.references import jobs
 
         company_id, request_id = company.pk, request.pk
