@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import itertools
 import os
 import re
@@ -48,21 +46,20 @@ class Mail:
 
 
 class Outbox:
-    """The server's mail, read from the .eml files it writes under <data_dir>/outbox."""
+    """The server's mail, read from its outbox under <data_dir>/outbox: the messages are
+    sealed, so they are opened with the server's master keys (<data_dir>/keys)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def all(self) -> list[Mail]:
-        if not self.directory.is_dir():
-            return []
-        mails = []
-        for path in sorted(self.directory.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            part = message.get_body(preferencelist=("plain", "html"))
-            body = part.get_content() if part is not None else ""
-            mails.append(Mail(path.name, str(message["To"]), str(message["Subject"]), body))
-        return mails
+        """Every message, oldest first."""
+        from vouch.outbox import store
+        from vouch.vault.providers import FileKeyProvider
+
+        provider = FileKeyProvider(self.directory.parent / "keys")
+        messages = store.list_messages(directory=self.directory, provider=provider)
+        return [Mail(m.name, m.to, m.subject, m.body) for m in reversed(messages)]
 
     def to(self, address: str, subject: str = "") -> list[Mail]:
         return [m for m in self.all() if address.lower() in m.to.lower() and subject.lower() in m.subject.lower()]

@@ -25,6 +25,8 @@ import pytest
 
 from tests.live import cleanup, make_server
 from tests.server import helpers
+from vouch.outbox import store
+from vouch.vault.providers import FileKeyProvider
 
 WRONG = "definitely not the password 0000"
 SAMPLES = 400
@@ -121,9 +123,10 @@ def finish_step_up(live, email: str, response: helpers.Response, cookies: dict[s
     csrf = {"__Host-csrftoken": csrf_cookie.value} if csrf_cookie else {}
     token = re.search(r'name="csrfmiddlewaretoken"\s+value="([^"]+)"', page.text).group(1)
     code = None
-    for path in sorted(Path(live.data_dir, "outbox").glob("*.eml"), reverse=True):
-        body = path.read_text(errors="replace")
-        if email in body and (match := re.search(r"\b(\d{6,8})\b", body.split("\n\n", 1)[-1])):
+    # The outbox's messages are sealed: opened with the server's master keys.
+    provider = FileKeyProvider(Path(live.data_dir, "keys"))
+    for message in store.list_messages(directory=Path(live.data_dir, "outbox"), provider=provider):
+        if email in message.to and (match := re.search(r"\b(\d{6,8})\b", message.body)):
             code = match.group(1)
             break
     assert code, "no step-up code in the outbox"

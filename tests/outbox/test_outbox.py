@@ -1,5 +1,6 @@
-"""The outbox: one private .eml per message, read newest first, never outside its
-directory, shown on a page only to the local machine."""
+"""The outbox: one private, sealed file per message, read newest first, never outside
+its directory, shown on a page only to the local machine. (Encryption at rest, tampering
+and key rotation: test_sealed.py.)"""
 
 from __future__ import annotations
 
@@ -14,14 +15,7 @@ from django.core import mail
 from django.core.mail import EmailMessage, send_mail
 from django.test import override_settings
 
-OUTBOX = "vouch.outbox.backends.OutboxBackend"
-
-
-@pytest.fixture
-def outbox_dir(tmp_path) -> Path:
-    directory = tmp_path / "data" / "outbox"  # not there yet: the backend makes it
-    with override_settings(EMAIL_BACKEND=OUTBOX, OUTBOX_DIR=directory):
-        yield directory
+from tests.outbox.conftest import OUTBOX
 
 
 @pytest.fixture
@@ -36,11 +30,16 @@ def _send(subject: str, to: str = "reader@example.com", body: str = "Hello there
     assert send_mail(subject, body, None, [to]) == 1
 
 
+def messages_in(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.sealed"))
+
+
 def test_each_message_is_one_private_file(outbox_dir):
     _send("First")
     _send("Second")
     files = sorted(outbox_dir.iterdir())
-    assert [f.suffix for f in files] == [".eml", ".eml"]
+    assert [f.name for f in files if f.suffix != ".sealed"] == ["outbox.key"]
+    assert len(messages_in(outbox_dir)) == 2
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(outbox_dir.stat().st_mode) & 0o077 == 0
@@ -50,15 +49,17 @@ def test_each_message_is_one_private_file(outbox_dir):
 def test_files_are_private_even_with_a_permissive_umask(outbox_dir, keep_umask):
     os.umask(0o000)
     _send("Umask")
-    (path,) = outbox_dir.glob("*.eml")
+    (path,) = messages_in(outbox_dir)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((outbox_dir / "outbox.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(outbox_dir.stat().st_mode) == 0o700
 
 
 def test_no_temporary_files_are_left(outbox_dir):
     for i in range(5):
         _send(f"Message {i}")
-    assert len(list(outbox_dir.glob("*.eml"))) == 5
-    assert not [p for p in outbox_dir.iterdir() if p.suffix != ".eml"]
+    assert len(messages_in(outbox_dir)) == 5
+    assert not [p for p in outbox_dir.iterdir() if p.suffix != ".sealed" and p.name != "outbox.key"]
 
 
 def test_one_send_with_several_messages_writes_several_files(outbox_dir):
@@ -67,7 +68,8 @@ def test_one_send_with_several_messages_writes_several_files(outbox_dir):
     connection = get_connection()
     messages = [EmailMessage(f"Batch {i}", "b", None, [f"r{i}@example.com"]) for i in range(3)]
     assert connection.send_messages(messages) == 3
-    assert len(list(outbox_dir.glob("*.eml"))) == 3
+    assert len(messages_in(outbox_dir)) == 3
+    assert connection.send_messages([]) == 0
 
 
 def test_messages_are_read_newest_first(outbox_dir):
@@ -173,12 +175,14 @@ def test_cli_on_an_empty_outbox(outbox_dir, capsys, keep_umask):
     assert main(["outbox", "--latest"]) == 1
 
 
-def test_cli_in_a_separate_process_reads_the_data_dir(tmp_path):
+def test_cli_in_a_separate_process_reads_the_data_dir(tmp_path, master_keys):
     data = tmp_path / "vouchdata"
     with override_settings(EMAIL_BACKEND=OUTBOX, OUTBOX_DIR=data / "outbox"):
         _send("From another process", body="sub-process body")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_") and k != "DJANGO_SETTINGS_MODULE"}
-    env.update({"VOUCH_DATA_DIR": str(data), "PYTHONPATH": os.pathsep.join(sys.path)})
+    env.update(
+        {"VOUCH_DATA_DIR": str(data), "VOUCH_KEYS_DIR": str(master_keys), "PYTHONPATH": os.pathsep.join(sys.path)}
+    )
     result = subprocess.run(
         [sys.executable, "-m", "vouch.cli", "outbox", "--latest"],
         env=env,
@@ -271,9 +275,10 @@ def test_the_daily_maintenance_drops_outbox_messages_older_than_a_week(outbox_di
     with override_settings(EMAIL_BACKEND="vouch.outbox.backends.OutboxBackend", OUTBOX_DIR=str(outbox_dir)):
         send_mail("Old", "A private link", "from@example.com", ["old@example.com"])
         send_mail("New", "Another", "from@example.com", ["new@example.com"])
-        old, new = sorted(outbox_dir.glob("*.eml"))
+        old, new = messages_in(outbox_dir)
         eight_days_ago = time.time() - 8 * 24 * 3600
         os.utime(old, (eight_days_ago, eight_days_ago))
         assert jobs.maintain_installation()["outbox"] == 1
-        assert sorted(outbox_dir.glob("*.eml")) == [new]
+        assert messages_in(outbox_dir) == [new]
+        assert (outbox_dir / "outbox.key").exists()  # the key stays: it opens the newer ones
         assert [message.subject for message in store.list_messages()] == ["New"]

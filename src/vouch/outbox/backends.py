@@ -13,23 +13,33 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.utils import timezone
 
+from vouch.outbox import sealing
+from vouch.outbox.store import SEALED_SUFFIX
+
 
 class OutboxBackend(BaseEmailBackend):
-    """Writes each message as an .eml file (mode 0600) under ``OUTBOX_DIR``.
+    """Writes each message as one file (mode 0600) under ``OUTBOX_DIR``, sealed with the
+    outbox key (``outbox.sealing``): the messages hold names and live private links.
 
     Django's file backend appends many messages to one log per process; an operator
-    (and ``vouch outbox``) needs one readable file per message, in order."""
+    (and ``vouch outbox``) needs one readable message per file, in order."""
 
     def send_messages(self, email_messages) -> int:
+        messages = list(email_messages)
+        if not messages:
+            return 0
         directory = Path(settings.OUTBOX_DIR)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = sealing.key_for_writing(directory)
         sent = 0
-        for message in email_messages:
-            name = f"{timezone.now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.eml"
+        for message in messages:
+            name = f"{timezone.now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}{SEALED_SUFFIX}"
+            sealed = sealing.seal(key, name, message.message().as_bytes(linesep="\n"))
+            # Written under a name no reader lists, then renamed: never half a message.
             temporary = directory / f".{name}.tmp"
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(message.message().as_bytes(linesep="\n"))
+                handle.write(sealed)
             temporary.rename(directory / name)
             sent += 1
         return sent

@@ -34,7 +34,9 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
     Returns what happened: ``master_version``, ``created``, ``rewrapped``, ``retired``
     (versions), ``still_used`` (older versions some key still needs: {version: keys}),
     ``broken`` (companies with a key that does not unwrap: left as they are, recorded as
-    security events; their master version is not retired), ``provider`` and ``seconds``.
+    security events; their master version is not retired), ``outbox`` (the local mail
+    outbox's key: "absent", "current", "rewrapped" or "unreadable"), ``provider`` and
+    ``seconds``.
     ``KeyConfigurationError`` when no version can be made (environment provider: its
     message says how to add one)."""
     if batch_size < 1:
@@ -80,6 +82,10 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
             seen, rewrapped = seen + batch[0], rewrapped + batch[1]
             report(progress, seen, max(behind, seen), "re-wrapping")
         in_use = dict(_counts_by_master_version())
+    # The local mail outbox's key is wrapped by the master key too (a file, not a row):
+    # re-wrapped here, after the wait, so that one made by a process that had not yet
+    # seen the new version is caught before that version's predecessor is retired.
+    outbox = _rewrap_outbox_key(provider, newest)
     retired: list[int] = []
     for version in provider.versions():
         if version < newest and version not in in_use:
@@ -93,6 +99,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         "retired": retired,
         "still_used": still_used,
         "broken": sorted(set(broken.values())),
+        "outbox": outbox,
         "provider": provider.describe(),
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -109,6 +116,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
             "retired": ",".join(map(str, retired)),
             "still_used": ",".join(map(str, still_used)),
             "broken": len(set(broken.values())),
+            "outbox": outbox,
         },
     )
     return result
@@ -151,6 +159,15 @@ def _rewrap_batch(
             with connection.cursor() as cursor:
                 cursor.executemany(_update_sql(), params)
     return len(rows), len(params)
+
+
+def _rewrap_outbox_key(provider: providers.MasterKeyProvider, target: int) -> str:
+    """Re-wrap the embedded default's outbox key, if there is one (see vouch.outbox.sealing)."""
+    from django.conf import settings
+
+    from vouch.outbox import sealing
+
+    return sealing.rewrap(settings.OUTBOX_DIR, provider, target)
 
 
 def _record_broken(company_id, purpose: str, version: int, exc: Exception) -> None:
