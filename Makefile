@@ -18,6 +18,7 @@ setup: $(VENV)/.base
 
 test: $(VENV)/.dev chromium pdf-libs
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev wrk pdf-libs
@@ -25,6 +26,7 @@ bench: $(VENV)/.dev wrk pdf-libs
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 # Re-pin the lock files (needs PyPI). Hashes make `pip install` refuse anything else.
 lock: $(VENV)/.dev
