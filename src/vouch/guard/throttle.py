@@ -462,15 +462,12 @@ CODE_ADDRESS = Scope("code_address", free=10)
 # Failures from one network, all its addresses together: whoever holds an IPv6 /64 (the
 # usual assignment to one home or one server) has 2^64 addresses, so a limit per address
 # alone would not slow them at all. IPv4 /24 likewise for a small rented range. More free
-# failures than one address gets, since the people behind one network are several; and a
-# browser that has opened a valid code before (``remember_browser``) is not held by its
-# network, so an attacker sharing a network with real users cannot lock them out. Such a
-# browser's own failures are counted instead, whatever address they come from: holding
-# one valid link must not reopen the /64 for its holder.
+# failures than one address gets, since the people behind one network are several. A
+# caller may ask for the network's hold instead of a refusal (``defer_network``): a
+# private link lets its own valid token through a held network, so a guesser sharing the
+# network cannot lock the real candidates and referees out.
 CODE_NETWORK = Scope("code_network", free=50)
-CODE_BROWSER = Scope("code_browser", free=10)
 NETWORK_PREFIX = {4: 24, 6: 64}
-KNOWN_BROWSER_DAYS = 90
 
 
 def client_network(request: HttpRequest) -> str | None:
@@ -486,57 +483,43 @@ def client_network(request: HttpRequest) -> str | None:
     return str(network)
 
 
-def _code_keys(request: HttpRequest, purpose: str, subject: str, browser: str = "") -> list[tuple[Scope, str]]:
+def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[Scope, str]]:
     keys = [(CODE_ADDRESS, _k("c", purpose, "i", client_address(request)))]
     network = client_network(request)
     if network is not None:
         keys.append((CODE_NETWORK, _k("c", purpose, "n", network)))
-    if browser:
-        keys.append((CODE_BROWSER, _k("c", purpose, "bf", email_key(browser))))
     if subject:
         keys.append((CODE_SUBJECT, _k("c", purpose, "s", email_key(subject))))
     return keys
 
 
-def _browser_key(purpose: str, browser: str) -> str:
-    # A keyed hash: the cache never holds the browser's id itself.
-    return _k("c", purpose, "b", email_key(browser))
-
-
-def check_code(request: HttpRequest, purpose: str, subject: str = "", *, browser: str = "") -> bool:
+def check_code(request: HttpRequest, purpose: str, subject: str = "", *, defer_network: bool = False) -> float:
     """Raise :class:`Throttled` when a guess at a ``purpose`` code for ``subject`` must wait.
 
-    ``browser``: an unguessable id the browser presented (a random cookie); when it was
-    remembered by :func:`remember_browser`, the network's hold does not apply, the
-    browser's own does (and the address's). Returns whether it was remembered."""
+    With ``defer_network``, a hold on the client's network alone does not raise: its
+    remaining seconds are returned (0 when none), and the caller refuses every code but
+    a valid one (and counts nothing while it lasts)."""
     if not enabled():
-        return False
-    keys = _code_keys(request, purpose, subject, browser)
-    wanted = [f"{key}:u" for _, key in keys]
-    browser_key = _browser_key(purpose, browser) if browser else ""
-    values = cache.get_many([*wanted, browser_key] if browser_key else wanted)
-    known = bool(browser_key) and browser_key in values
+        return 0
+    keys = _code_keys(request, purpose, subject)
+    values = cache.get_many([f"{key}:u" for _, key in keys])
     moment = now()
+    network_hold = 0.0
     for scope, key in keys:
-        if scope is (CODE_NETWORK if known else CODE_BROWSER):
-            continue
         until = float(values.get(f"{key}:u") or 0)
         if until > moment:
+            if defer_network and scope is CODE_NETWORK:
+                network_hold = until - moment
+                continue
             raise Throttled(scope.name, until - moment)
-    return known
+    return network_hold
 
 
-def remember_browser(purpose: str, browser: str) -> None:
-    """``browser`` opened a valid ``purpose`` code: its network's hold no longer applies to it."""
-    if browser and enabled():
-        cache.set(_browser_key(purpose, browser), 1, timeout=KNOWN_BROWSER_DAYS * 24 * 3600)
-
-
-def code_failed(request: HttpRequest, purpose: str, subject: str = "", *, browser: str = "") -> None:
+def code_failed(request: HttpRequest, purpose: str, subject: str = "") -> None:
     if not enabled():
         return
     moment = now()
-    for scope, key in _code_keys(request, purpose, subject, browser):
+    for scope, key in _code_keys(request, purpose, subject):
         wait = delay_for(_incr(f"{key}:f", FAILURE_MEMORY), scope)
         if wait:
             cache.set(f"{key}:u", moment + wait, timeout=wait + 60)

@@ -6,11 +6,10 @@ In order, for every request:
 1. the client address's throttle is checked *before* the token is looked at
    (``vouch.guard.throttle.check_code``, purpose ``"link"``: 10 free failures per
    address and 50 per network (IPv4 /24, IPv6 /64), then growing delays), so guessing
-   is slow and answers nothing while held. A browser that has opened a valid link before
-   (its ``__Host-vouch_link_device`` cookie, below, remembered by the throttle) is not
-   held by its network's count, only by its address's and its own (10 free failures,
-   from any address): someone guessing from the same network cannot lock the real
-   candidates and referees out, and a valid link does not reopen the network for its holder;
+   is slow and answers nothing while held. A held *network* still lets a valid link
+   through (its other guesses get the held page, recorded and counted nowhere): someone
+   guessing from the same network cannot lock the real candidates and referees out, and
+   a 256-bit token is no easier to guess for it;
 2. the token is resolved (one indexed lookup of its hash);
 3. a refused link is recorded as a ``link_invalid`` security event (target: the first 8
    hex characters of the token's hash, never the token) and counted against the
@@ -35,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -119,20 +119,20 @@ def link_required(purpose: str) -> Callable:
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
-            device, new_device = _link_device(request)
-            browser = "" if new_device else device
             try:
-                known_device = throttle.check_code(request, THROTTLE_PURPOSE, browser=browser)
+                network_hold = throttle.check_code(request, THROTTLE_PURPOSE, defer_network=True)
             except throttle.Throttled as refused:
                 return neutral_response(throttled=True, retry_after=refused.retry_after)
             resolved, reason, link = services.check(token, purpose)
             if resolved is None:
+                if network_hold:  # refused as held; neither recorded nor counted while it lasts
+                    return neutral_response(throttled=True, retry_after=math.ceil(network_hold))
                 _record_refusal(request, purpose, token, reason, link)
-                throttle.code_failed(request, THROTTLE_PURPOSE, browser=browser if known_device else "")
+                throttle.code_failed(request, THROTTLE_PURPOSE)
                 return neutral_response()
             services.record_use(resolved)
             request.link = resolved
-            request.vouch_link_device = device
+            request.vouch_link_device, new_device = _link_device(request)
             with company_context(resolved.company):
                 response = view(request, *args, **kwargs)
                 # A lazily rendered response must render while the company's database
@@ -143,8 +143,6 @@ def link_required(purpose: str) -> Callable:
             # differ from a refused link's by a cookie.
             if new_device and response.status_code < 400:
                 _set_device_cookie(response, request.vouch_link_device)
-            if not known_device and (not new_device or response.status_code < 400):
-                throttle.remember_browser(THROTTLE_PURPOSE, device)
             return _private(response)
 
         wrapper.vouch_link_purpose = purpose  # found by the URL matrices in tests/
