@@ -5,7 +5,8 @@ proxy), while the account's owner signs in from a browser they have used before.
 - at most 100 guesses ever reach the password check (counted from the server's own log
   line, written just before the check, and from AccountState in its database);
 - the owner gets in;
-- a signed-in bystander's dashboard keeps its p99 within 3x of the unloaded p99."""
+- a signed-in bystander's dashboard keeps its p99 within 3x of the unloaded p99 (measured
+  before and after the flood, the slower of the two)."""
 
 from __future__ import annotations
 
@@ -238,6 +239,11 @@ def test_flood_from_hundreds_of_addresses(server):
     finally:
         stop.set()
         flood.join(timeout=60)
+    # The unloaded figure again, after the flood: the other test worker shares these
+    # cores, and its load may change between the first measure and the flood. The
+    # flood is judged against the slower of the two.
+    settled = dashboard_latencies(server, bystander_session, SAMPLES)
+    baseline = max(p99(unloaded), p99(settled))
 
     guesses = sent.value
     statuses = "all 200 or 429" if not refused_other.value else f"{refused_other.value} other"
@@ -260,8 +266,9 @@ def test_flood_from_hundreds_of_addresses(server):
     print(
         f"\nflood: {guesses} guesses from {len(ADDRESSES)} addresses, statuses {statuses}; "
         f"password checks on the account: {checks} (incl. the owner's 2); "
-        f"dashboard p99 unloaded {p99(unloaded):.1f} ms, during the flood {p99(loaded):.1f} ms"
+        f"dashboard p99 unloaded {p99(unloaded):.1f} ms before, {p99(settled):.1f} ms after, "
+        f"during the flood {p99(loaded):.1f} ms"
     )
     assert 0 < checks <= 100
     assert state["failures"] <= 100 and not state["disabled"]
-    assert p99(loaded) <= 3 * p99(unloaded), (p99(unloaded), p99(loaded))
+    assert p99(loaded) <= 3 * baseline, (p99(unloaded), p99(settled), p99(loaded))
