@@ -9,24 +9,16 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from vouch.vault import keyring, providers
+from tests.vault.conftest import keys_dir  # noqa: F401 - the fixture master_keys builds on
+from vouch.vault import providers
 
 OUTBOX = "vouch.outbox.backends.OutboxBackend"
 
 
 @pytest.fixture(autouse=True)
-def master_keys(settings, tmp_path) -> Path:
-    directory = tmp_path / "keys"
-    directory.mkdir(mode=0o700)
-    settings.VOUCH_KEY_PROVIDER = "file"
-    settings.VOUCH_KEYS_DIR = str(directory)
-    settings.VOUCH_KEY_CACHE_SECONDS = 1
-    providers.reset()
-    keyring.forget()
+def master_keys(keys_dir) -> Path:  # noqa: F811 - pytest passes the imported fixture
     providers.get_provider().create_version()
-    yield directory
-    providers.reset()
-    keyring.forget()
+    return keys_dir
 
 
 @pytest.fixture

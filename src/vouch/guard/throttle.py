@@ -134,7 +134,10 @@ def _client_ip(request: HttpRequest) -> ipaddress.IPv4Address | ipaddress.IPv6Ad
 
 
 def client_address(request: HttpRequest) -> str:
-    address = _client_ip(request)
+    return _address_text(_client_ip(request))
+
+
+def _address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str:
     return "unknown" if address is None else str(address)
 
 
@@ -474,7 +477,10 @@ def client_network(request: HttpRequest) -> str | None:
     """The client's network (IPv4 /24, IPv6 /64) as ``address/prefix``; None when the
     address is unknown. An IPv4 address seen through an IPv6 socket (``::ffff:a.b.c.d``)
     counts as IPv4: as one /64, every such client would share one network."""
-    address = _client_ip(request)
+    return _network_of(_client_ip(request))
+
+
+def _network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:
     if address is None:
         return None
     if address.version == 6 and address.ipv4_mapped is not None:
@@ -484,8 +490,9 @@ def client_network(request: HttpRequest) -> str | None:
 
 
 def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[Scope, str]]:
-    keys = [(CODE_ADDRESS, _k("c", purpose, "i", client_address(request)))]
-    network = client_network(request)
+    address = _client_ip(request)  # parsed once for both scopes: this runs on every link page
+    keys = [(CODE_ADDRESS, _k("c", purpose, "i", _address_text(address)))]
+    network = _network_of(address)
     if network is not None:
         keys.append((CODE_NETWORK, _k("c", purpose, "n", network)))
     if subject:
