@@ -5,6 +5,7 @@ from __future__ import annotations
 from allauth.mfa.totp.internal import auth as totp_auth
 
 from tests.conftest import PASSWORD, HTTPSClient
+from tests.totp import current_code
 
 PROXY = "10.9.9.9"
 
@@ -19,8 +20,7 @@ def reauthenticate(client: HTTPSClient, **extra) -> None:
 
 
 def totp_code(secret: str) -> str:
-    counter = next(totp_auth.yield_hotp_counters_from_time())
-    return totp_auth.format_hotp_value(totp_auth.hotp_value(secret, counter))
+    return current_code(secret)
 
 
 def give_totp(user) -> str:

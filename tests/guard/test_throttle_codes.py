@@ -11,6 +11,7 @@ from allauth.mfa.totp.internal import auth as totp
 from tests.conftest import HTTPSClient, make_user
 from tests.guard import throttle_helpers
 from tests.guard.throttle_helpers import PASSWORD, attempt, text
+from tests.totp import current_code
 from vouch.guard import throttle
 
 pytestmark = pytest.mark.django_db
@@ -22,11 +23,6 @@ def _at_second_factor(user, ip: str = "192.0.2.30") -> HTTPSClient:
     response = attempt(user.email, PASSWORD, ip=ip, client=browser)
     assert response.status_code == 302 and "/2fa/authenticate" in response["Location"], response.get("Location")
     return browser
-
-
-def _current_code(secret: str) -> str:
-    counter = next(iter(totp.yield_hotp_counters_from_time()))
-    return totp.format_hotp_value(totp.hotp_value(secret, counter))
 
 
 def _authenticate(browser: HTTPSClient, code: str, ip: str = "192.0.2.30"):
@@ -42,12 +38,12 @@ def test_totp_codes_are_limited_per_account():
         response = _authenticate(browser, f"{n:06d}")
         assert response.status_code == 200 and "_auth_user_id" not in browser.session
     # The sixth guess is refused even though it is the right code.
-    response = _authenticate(browser, _current_code(secret))
+    response = _authenticate(browser, current_code(secret))
     assert response.status_code == 200 and "_auth_user_id" not in browser.session
     assert "Too many" in text(response)
     # From another address and another browser too: the limit is the account's.
     other = _at_second_factor(user, ip="192.0.2.31")
-    assert "Too many" in text(_authenticate(other, _current_code(secret), ip="192.0.2.31"))
+    assert "Too many" in text(_authenticate(other, current_code(secret), ip="192.0.2.31"))
 
 
 def test_recovery_codes_share_the_same_limit():
