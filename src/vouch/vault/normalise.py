@@ -48,7 +48,8 @@ NORMALISERS = {"text": text, "name": name, "email": email, "phone": phone}
 # accent are not Unicode punctuation, but are typed as apostrophes (as is the prime).
 APOSTROPHES = frozenset("'\u2018\u2019\u02bc\u0060\u2032")
 # More terms than a real name has; a 200-character name of one-letter words cannot make
-# the index grow without end. Whole words come first, so a cut only loses their parts.
+# the index grow without end. Whole words come first, so a cut only loses their parts
+# (and, for accented names, first the terms as written before accents were folded).
 MAX_NAME_TERMS = 64
 
 
@@ -74,6 +75,64 @@ def _pieces(word: str, cut: Callable[[str], bool]) -> list[str]:
     return [p for p in pieces if p]
 
 
+# --- accents: folded forms, so "Jose", "Muller" and "Lukasz" find "José Müller Łukasz" ---
+
+# Latin letters that Unicode does not decompose into a base letter and marks, folded as
+# people type them without the key for them. Lower case only: names are casefolded
+# first (which already makes "ß" "ss" and "ẞ"/"Ø"/"Ł" lower case).
+LATIN_LETTERS = {
+    "ø": "o",  # Søren
+    "ł": "l",  # Łukasz
+    "đ": "d",  # Đorđević
+    "ð": "d",  # Guðrún
+    "ħ": "h",  # Maltese
+    "ŧ": "t",  # Sámi
+    "æ": "ae",  # Ærø
+    "œ": "oe",  # Œuvray
+    "þ": "th",  # Þórunn
+    "ı": "i",  # Turkish dotless i (Işık); "İ" casefolds to "i" and a dot mark
+}
+# Scripts whose marks are dropped. Other scripts keep theirs: a Devanagari vowel sign or
+# virama is part of the letter, not an accent, and stripping Cyrillic "й" to "и" would
+# make different names match. Greek typed without its tonos is common (and upper case
+# Greek has none), so "Παπαδοπουλος" finds "Παπαδόπουλος".
+FOLDED_SCRIPTS = ("LATIN ", "GREEK ")
+
+
+def _folds(char: str) -> bool:
+    return unicodedata.name(char, "").startswith(FOLDED_SCRIPTS)
+
+
+def fold(word: str) -> str:
+    """``word`` (normalised as a name) without the accents of its Latin and Greek
+    letters: "josé" -> "jose", "dvořák" -> "dvorak", "søren" -> "soren".
+
+    The standard library's NFKD plus a ten-letter table rather than a transliteration
+    package (anyascii, text-unidecode): those turn every script into ASCII ("张伟" ->
+    "ZhangWei"), so non-Latin names that sound alike would find each other, where
+    here they stay exactly as they were, and Vouch takes on no dependency for it."""
+    kept, strip = [], False
+    for char in unicodedata.normalize("NFKD", word):
+        if unicodedata.category(char) == "Mn":
+            # A mark goes with the letter before it: dropped after a Latin or Greek one.
+            if not strip:
+                kept.append(char)
+            continue
+        strip = _folds(char)
+        kept.append(LATIN_LETTERS.get(char, char) if strip else char)
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+def _terms(words: list[str]) -> list[str]:
+    """The index terms of a name's whitespace words, in order, whole words first."""
+    found = dict.fromkeys(piece for word in words for piece in _pieces(word, lambda char: False))
+    for word in words:
+        if any(_is_punctuation(char) for char in word):
+            found.update(dict.fromkeys(_pieces(word, _separates)))
+            found.update(dict.fromkeys(_pieces(word, _is_punctuation)))
+    return list(found)
+
+
 def name_words(value: str, *, query: bool = False) -> set[str]:
     """The words of a name as the search index holds them (``query=False``), or the
     words a typed search must all find (``query=True``), normalised as names.
@@ -81,17 +140,19 @@ def name_words(value: str, *, query: bool = False) -> set[str]:
     Indexed, each whitespace-separated word gives: the word without its punctuation
     ("maryjane", "obrien"), its pieces between separators with apostrophes removed
     ("smith" and "obrien" of "Smith-O'Brien"), and its parts between any punctuation
-    ("mary", "jane", "o", "brien"). A typed word gives only its pieces between
-    separators ("Mary-Jane": "mary" and "jane"; "O'Brien" and "OBrien": "obrien"), so
-    "Mary-Jane O'Brien" is found by "mary jane", "Mary-Jane", "Jane", "O'Brien",
-    "OBrien" or "brien", and not by "Mar" (whole words only, as before)."""
+    ("mary", "jane", "o", "brien"); each of these also without its accents ("müller"
+    and "muller"). A typed word gives only its pieces between separators, without
+    accents ("Mary-Jane": "mary" and "jane"; "O'Brien" and "OBrien": "obrien";
+    "Müller": "muller"), so "Mary-Jane O'Brien" is found by "mary jane", "Mary-Jane",
+    "Jane", "O'Brien", "OBrien" or "brien", and not by "Mar" (whole words only), and
+    "José Müller" by "Jose", "josé" or "Muller"."""
     words = name(value).split()
     if query:
-        return {piece for word in words for piece in _pieces(word, _separates)}
-    # Insertion-ordered, whole words first: a name cut at MAX_NAME_TERMS keeps them.
-    found = dict.fromkeys(piece for word in words for piece in _pieces(word, lambda char: False))
-    for word in words:
-        if any(_is_punctuation(char) for char in word):
-            found.update(dict.fromkeys(_pieces(word, _separates)))
-            found.update(dict.fromkeys(_pieces(word, _is_punctuation)))
+        return {fold(piece) for word in words for piece in _pieces(word, _separates)}
+    # The folded terms are the ones a search looks up, whole words first; the terms as
+    # written before accents were folded follow, so a server still running that rule
+    # during an upgrade (or after a rollback) finds the same names. A name cut at
+    # MAX_NAME_TERMS loses those first, then folded parts of words, folded whole words last.
+    terms = _terms(words)
+    found = dict.fromkeys([fold(term) for term in terms] + terms)
     return set(list(found)[:MAX_NAME_TERMS])
