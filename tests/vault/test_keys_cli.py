@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
+import os
+import secrets
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.core.mail import send_mail
 
 from tests.vault.helpers import bulk_companies
 from vouch.activity.models import Entry
 from vouch.cli import main
+from vouch.outbox import sealing
 from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company, CompanyStatus
 from vouch.vault import keyring, providers
@@ -160,3 +167,204 @@ def test_rotate_master_reports_a_key_that_does_not_unwrap(capsys):
     assert "re-wrapped 3 company keys" in out
     assert "1 company has a key that does not unwrap" in err and str(ids[0]) in err
     assert "Older master key versions still in use (version 1: 1 keys)" in err
+
+
+# --- the outbox key in `keys status` ----------------------------------------------------------
+
+
+def _send(*subjects: str) -> None:
+    for subject in subjects:
+        assert send_mail(subject, "Your private link: https://localhost/c/token/", None, ["casey@example.org"]) == 1
+
+
+def _outbox_section(out: str) -> dict[str, str]:
+    """The outbox section's "label  value" lines, by label."""
+    lines = out.split("Outbox key (", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    return {line[2:15].strip(): line[15:] for line in lines}
+
+
+@pytest.fixture
+def outbox(settings, tmp_path) -> Path:
+    """Mail goes to the local outbox (the embedded default), in a directory of the test's own."""
+    settings.EMAIL_BACKEND = "vouch.outbox.backends.OutboxBackend"
+    settings.OUTBOX_DIR = tmp_path / "outbox"
+    return settings.OUTBOX_DIR
+
+
+def _key_file(outbox: Path) -> dict:
+    return json.loads((outbox / sealing.KEY_FILE).read_text())
+
+
+def test_status_says_when_the_outbox_is_not_used(settings, tmp_path, capsys):
+    settings.OUTBOX_DIR = tmp_path / "outbox"
+    settings.EMAIL_BACKEND = "vouch.outbox.backends.SMTPBackend"
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "Outbox: not used (mail is sent by SMTP (VOUCH_SMTP_URL))." in out
+    assert "Outbox key (" not in out and "PROBLEM" not in out
+    # A key left from earlier use is mentioned, and nothing about it counts as a problem.
+    settings.OUTBOX_DIR.mkdir()
+    (settings.OUTBOX_DIR / sealing.KEY_FILE).write_text("not a key")
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and f"An outbox key from earlier use is still in {settings.OUTBOX_DIR}." in out
+
+
+def test_status_before_the_first_email(outbox, capsys):
+    code, out, err = run(capsys, "status")
+    assert code == 0, err
+    section = _outbox_section(out)
+    assert section["key"] == "none yet: it is made with the first email (normal until then)"
+    assert section["messages"].startswith("0 plain (.eml, from before sealing), 0 unreadable")
+    assert "PROBLEM" not in out
+
+
+def test_status_of_sealed_messages_whose_key_was_removed(outbox, capsys):
+    _send("One")
+    (outbox / sealing.KEY_FILE).unlink()
+    code, out, err = run(capsys, "status")
+    assert code == 0, err  # the next email makes a key; nothing a master key could restore
+    section = _outbox_section(out)
+    assert section["key"] == "none (the next email makes one)"
+    assert section["messages"].startswith("0 plain (.eml, from before sealing), 1 unreadable")
+
+
+def test_status_of_a_fresh_outbox_key(outbox, capsys):
+    _send("One", "Two")
+    code, out, err = run(capsys, "status")
+    assert code == 0, err
+    section = _outbox_section(out)
+    assert section["key id"] == _key_file(outbox)["key_id"][:8]
+    assert section["wrapped by"] == "master key version 1 (current)"
+    assert section["wrapped"] == "0 s ago"
+    assert section["opens"] == "yes"
+    assert section["messages"].startswith("2 sealed under it, 0 plain (.eml, from before sealing), 0 unreadable")
+    assert "set aside" not in section and "PROBLEM" not in out
+
+
+def test_status_of_an_outbox_key_behind_the_current_master_version_then_rotated(outbox, keys_dir, capsys):
+    _send("Before")
+    providers.get_provider().create_version()  # a new master version, not yet rotated to
+    code, out, err = run(capsys, "status")
+    assert code == 0, err  # version 1 is still there: nothing is lost, it only needs re-wrapping
+    section = _outbox_section(out)
+    assert section["wrapped by"] == (
+        "master key version 1, not the current one: run `vouch keys rotate-master` to re-wrap it "
+        "(keep version 1 until then)"
+    )
+    assert section["opens"] == "yes"
+
+    code, out, err = run(capsys, "rotate-master", "--no-progress")
+    assert code == 0, err
+    assert "re-wrapped 0 company keys and the outbox key" in out
+    assert not (keys_dir / "master-000001.key").exists()
+    code, out, err = run(capsys, "status")
+    assert code == 0, err
+    section = _outbox_section(out)
+    assert _key_file(outbox)["master_version"] == 2
+    assert section["wrapped by"] == "master key version 2 (current)"
+    assert section["opens"] == "yes"
+    assert section["messages"].startswith("1 sealed under it,")
+
+
+def test_status_after_rotate_master_made_a_new_version(company, outbox, capsys):
+    _send("Before")
+    key_id = _key_file(outbox)["key_id"]
+    code, out, err = run(capsys, "rotate-master", "--no-progress")
+    assert code == 0, err
+    assert "re-wrapped 2 company keys and the outbox key" in out
+    code, out, err = run(capsys, "status")
+    assert code == 0, err
+    section = _outbox_section(out)
+    assert section["key id"] == key_id[:8]  # the same key, wrapped anew
+    assert section["wrapped by"] == "master key version 2 (current)"
+    assert section["opens"] == "yes"
+    assert section["messages"].startswith("1 sealed under it,")
+
+
+def test_status_reports_an_outbox_key_wrapped_by_a_missing_master_version(outbox, keys_dir, capsys):
+    _send("One", "Two")
+    providers.get_provider().create_version()
+    (keys_dir / "master-000001.key").rename(keys_dir / "elsewhere")  # lost, not rotated
+    providers.reset()
+    code, out, _ = run(capsys, "status")
+    assert code == 1
+    section = _outbox_section(out)
+    assert section["wrapped by"] == "master key version 1, which is MISSING"
+    assert section["opens"].startswith("NO: ")
+    assert "PROBLEM: the outbox key is wrapped by master key version 1, which is missing from key directory " in out
+    assert "restore it from the key backup (the 2 message(s) sealed under it cannot be read until then;" in out
+    # Restored: no problem any more, and reading changed nothing on the way.
+    (keys_dir / "elsewhere").rename(keys_dir / "master-000001.key")
+    providers.reset()
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "PROBLEM" not in out
+    assert _outbox_section(out)["opens"] == "yes"
+
+
+def test_status_reports_an_outbox_key_that_does_not_open(outbox, capsys):
+    _send("One")
+    fields = _key_file(outbox)
+    wrapped = bytearray(base64.b64decode(fields["wrapped"]))
+    wrapped[-1] ^= 0x01
+    (outbox / sealing.KEY_FILE).write_text(json.dumps({**fields, "wrapped": base64.b64encode(wrapped).decode()}))
+    code, out, _ = run(capsys, "status")
+    assert code == 1
+    section = _outbox_section(out)
+    assert section["key id"] == fields["key_id"][:8]
+    assert section["wrapped by"] == "master key version 1 (current)"
+    assert section["opens"].startswith("NO: ")
+    assert "PROBLEM: the outbox key does not open (" in out
+    assert "the 1 message(s) sealed under it cannot be read; the next email sets it aside" in out
+    # Status only reads: the key stays where it is for the operator to look at.
+    assert (outbox / sealing.KEY_FILE).read_text() != "" and not list(outbox.glob("outbox.key.unreadable-*"))
+
+    # Unparsable: its id is unknown, so no message counts as sealed under it.
+    (outbox / sealing.KEY_FILE).write_text("not json")
+    code, out, _ = run(capsys, "status")
+    assert code == 1
+    section = _outbox_section(out)
+    assert section["key id"] == "unknown"
+    assert section["wrapped by"] == "unknown (the key file cannot be read)"
+    assert section["messages"].startswith("0 sealed under it, 0 plain (.eml, from before sealing), 1 unreadable")
+    assert "PROBLEM: the outbox key does not open (outbox key file is malformed" in out
+
+
+def test_status_counts_sealed_plain_and_unreadable_messages_from_their_headers(outbox, tmp_path, capsys, monkeypatch):
+    _send("One", "Two", "Three")
+    sealed = sorted(outbox.glob("*.sealed"))
+    # Plain messages from before sealing.
+    for i in range(2):
+        (outbox / f"2020010{i}T000000000000-0000000{i}.eml").write_text("To: a@example.org\nSubject: Old\n\nold\n")
+    # Sealed under another outbox key (one replaced and set aside since).
+    other = sealing.OutboxKey(secrets.token_bytes(sealing.KEY_ID_BYTES), AESGCM(secrets.token_bytes(32)))
+    name = "20260101T000000000000-aaaaaaaa.sealed"
+    (outbox / name).write_bytes(sealing.seal(other, name, b"Subject: elsewhere\n\nbody\n"))
+    (outbox / f"{sealing.UNREADABLE_KEY_PREFIX}20260101T000000-abcd").write_text("{}")
+    # A sealed message renamed to look plain, and one cut short inside its header.
+    (outbox / "20260102T000000000000-bbbbbbbb.eml").write_bytes(sealed[0].read_bytes())
+    (outbox / "20260103T000000000000-cccccccc.sealed").write_bytes(sealed[1].read_bytes()[:10])
+    # Not messages: a symlink (never followed), a half-written one, another file.
+    (outbox / "20260104T000000000000-dddddddd.sealed").symlink_to(sealed[2])
+    (outbox / ".20260105T000000000000-eeeeeeee.sealed.tmp").write_bytes(sealed[2].read_bytes())
+    (outbox / "notes.txt").write_text("not mail")
+
+    # Only the headers are read: no message is opened, no more than the header of any file.
+    reads: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, n: int) -> bytes:
+        reads.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", counting_read)
+    monkeypatch.setattr(sealing, "open_message", lambda *a: pytest.fail("a message was decrypted"))
+    code, out, err = run(capsys, "status")
+    monkeypatch.undo()
+    assert code == 0, err
+    section = _outbox_section(out)
+    assert section["messages"] == (
+        "3 sealed under it, 2 plain (.eml, from before sealing), "
+        "3 unreadable (sealed under another outbox key, or damaged)"
+    )
+    assert section["set aside"].startswith("1 outbox key(s) that did not open")
+    assert len(reads) == 8 and max(reads) == sealing.HEADER_BYTES  # one header read per message file

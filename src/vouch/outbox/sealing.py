@@ -156,6 +156,44 @@ def load_key(directory: Path, provider: providers.MasterKeyProvider | None = Non
         return None
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """What the outbox key file says (``vouch keys status``): ``key_id`` and
+    ``master_version`` are None when the file cannot be parsed; ``problem`` says why the
+    key does not open ("" when it opens); ``wrapped_at`` is the file's time (written
+    when made or last re-wrapped)."""
+
+    key_id: bytes | None
+    master_version: int | None
+    wrapped_at: float | None
+    opens: bool
+    problem: str
+
+
+def key_info(directory: Path, provider: providers.MasterKeyProvider | None = None) -> KeyInfo | None:
+    """The outbox key file of ``directory`` and whether it opens with ``provider``
+    (one unwrap, no message is read); None when there is no key file. Only reads: a key
+    that does not open is left where it is."""
+    provider = provider or providers.get_provider()
+    try:
+        text, info = _read_key_file(Path(directory) / KEY_FILE)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        return KeyInfo(None, None, None, False, "it is a symbolic link, which is not followed")
+    try:
+        key_id, version, _ = _parse_key_file(text)
+    except UnreadableKey as exc:
+        return KeyInfo(None, None, info.st_mtime, False, str(exc))
+    try:
+        _unwrap(provider, text)
+    except DecryptionError as exc:
+        return KeyInfo(key_id, version, info.st_mtime, False, str(exc))
+    return KeyInfo(key_id, version, info.st_mtime, True, "")
+
+
 def key_for_writing(directory: Path) -> OutboxKey:
     """The outbox key, made on the first message. A key that no longer opens (its master
     key version is gone, or the file was altered) is set aside and replaced: mail must

@@ -2,7 +2,8 @@
 
 vouch keys rotate-master [--batch N]        new master key version, re-wrap every company key
 vouch keys rotate-company COMPANY [--batch N] new data key, re-encrypt that company's data
-vouch keys status [--company X | --all]      master versions in use, data key versions and ages
+vouch keys status [--company X | --all]      master versions in use, data key versions and ages,
+                                             the local mail outbox's key and its messages
 vouch keys generate                          a new master key for VOUCH_MASTER_KEYS
 
 Exit codes: 0 done, 1 could not finish or a problem was found, 2 bad input.
@@ -123,9 +124,17 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
     print(
         f"Master key version {version} ({result['provider']}): "
         + ("created; " if result["created"] else "already there; ")
-        + f"re-wrapped {result['rewrapped']} company keys in {result['seconds']:.1f} s.",
+        + f"re-wrapped {result['rewrapped']} company keys"
+        + (" and the outbox key" if result["outbox"] == "rewrapped" else "")
+        + f" in {result['seconds']:.1f} s.",
         file=out,
     )
+    if result["outbox"] == "unreadable":
+        print(
+            "The outbox key does not open and was not re-wrapped (see `vouch keys status`); the next email sets "
+            "it aside and makes a new one.",
+            file=err,
+        )
     environment = isinstance(providers.get_provider(), providers.EnvironmentKeyProvider)
     if result["retired"]:
         if environment:
@@ -246,6 +255,7 @@ def rotate_company(args: argparse.Namespace, out, err) -> int:
 def status(args: argparse.Namespace, out, err) -> int:
     from django.utils import timezone
 
+    from vouch.outbox.status import outbox_status
     from vouch.vault import providers
     from vouch.vault.errors import KeyConfigurationError
     from vouch.vault.rotation import company_keys, company_summary
@@ -283,6 +293,11 @@ def status(args: argparse.Namespace, out, err) -> int:
         out,
     )
     missing = [m["version"] for m in masters if not m["available"]]
+    try:
+        outbox = outbox_status()
+    except KeyConfigurationError as exc:
+        print(exc, file=err)
+        return 1
     if selected is None:
         summary = company_summary()
         print(f"\nCompany data keys: {summary['companies']} companies", file=out)
@@ -314,14 +329,89 @@ def status(args: argparse.Namespace, out, err) -> int:
         )
         if args.company and not selected:
             print("This company has no keys.", file=out)
+    print(file=out)
+    _print_outbox(outbox, now, out)
+    problems = _outbox_problems(outbox, provider)
     if missing:
-        print(
-            f"\nPROBLEM: master key version(s) {_versions(missing)} wrap company keys but are missing from "
+        problems.insert(
+            0,
+            f"master key version(s) {_versions(missing)} wrap company keys but are missing from "
             f"{provider}: restore them from the key backup.",
+        )
+    for problem in problems:
+        print(f"\nPROBLEM: {problem}", file=out)
+    return 1 if problems else 0
+
+
+def _print_outbox(outbox: dict, now, out) -> None:
+    """The outbox section of ``keys status`` (see ``vouch.outbox.status``)."""
+    from vouch.vault.rotation.status import age
+
+    if not outbox["used"]:
+        backend = outbox["backend"]
+        sender = "by SMTP (VOUCH_SMTP_URL)" if backend.endswith(".SMTPBackend") else f"by {backend}"
+        print(
+            f"Outbox: not used (mail is sent {sender})."
+            + (f" An outbox key from earlier use is still in {outbox['directory']}." if outbox["key_file"] else ""),
             file=out,
         )
-        return 1
-    return 0
+        return
+    print(f"Outbox key (the local mail outbox, {outbox['directory']}):", file=out)
+    counts = outbox["messages"]
+    if not outbox["present"]:
+        if counts["unreadable"]:
+            print("  key          none (the next email makes one)", file=out)
+        else:
+            print("  key          none yet: it is made with the first email (normal until then)", file=out)
+    else:
+        version = outbox["master_version"]
+        if version is None:
+            wrapping = "unknown (the key file cannot be read)"
+        elif outbox["master_current"]:
+            wrapping = f"master key version {version} (current)"
+        elif outbox["master_available"]:
+            wrapping = (
+                f"master key version {version}, not the current one: run `vouch keys rotate-master` to re-wrap "
+                f"it (keep version {version} until then)"
+            )
+        else:
+            wrapping = f"master key version {version}, which is MISSING"
+        print(f"  key id       {outbox['key_id'] or 'unknown'}", file=out)
+        print(f"  wrapped by   {wrapping}", file=out)
+        if outbox["wrapped_at"]:
+            print(f"  wrapped      {age(outbox['wrapped_at'], now)} ago", file=out)
+        print(f"  opens        {'yes' if outbox['opens'] else 'NO: ' + outbox['problem']}", file=out)
+    print(
+        "  messages     "
+        + (f"{counts['sealed']} sealed under it, " if outbox["present"] else "")
+        + f"{counts['legacy']} plain (.eml, from before sealing), "
+        f"{counts['unreadable']} unreadable (sealed under another outbox key, or damaged)",
+        file=out,
+    )
+    if outbox["set_aside"]:
+        print(
+            f"  set aside    {outbox['set_aside']} outbox key(s) that did not open (deleted with their messages "
+            "after 7 days)",
+            file=out,
+        )
+
+
+def _outbox_problems(outbox: dict, provider: str) -> list[str]:
+    """An outbox key that does not open, as ``keys status`` reports it (exit 1)."""
+    if not outbox["used"] or not outbox["present"] or outbox["opens"]:
+        return []
+    sealed = outbox["messages"]["sealed"]
+    lost = f"the {sealed} message(s) sealed under it cannot be read" if sealed else "no message is sealed under it"
+    version = outbox["master_version"]
+    if version is not None and not outbox["master_available"]:
+        return [
+            f"the outbox key is wrapped by master key version {version}, which is missing from {provider}: "
+            f"restore it from the key backup ({lost} until then; the next email sets the key aside and makes a "
+            "new one)."
+        ]
+    return [
+        f"the outbox key does not open ({outbox['problem']}): {lost}; the next email sets it aside and makes a new one."
+    ]
 
 
 def generate(out, err) -> int:
