@@ -368,3 +368,15 @@ def test_status_counts_sealed_plain_and_unreadable_messages_from_their_headers(o
     )
     assert section["set aside"].startswith("1 outbox key(s) that did not open")
     assert len(reads) == 8 and max(reads) == sealing.HEADER_BYTES  # one header read per message file
+
+
+def test_status_of_an_outbox_it_may_not_read_is_a_clear_error(outbox, capsys, monkeypatch):
+    _send("One")
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", refused)
+    code, out, err = run(capsys, "status")
+    assert code == 1
+    assert f"The outbox cannot be read: [Errno 13] Permission denied: '{outbox}'" in err

@@ -298,6 +298,9 @@ def status(args: argparse.Namespace, out, err) -> int:
     except KeyConfigurationError as exc:
         print(exc, file=err)
         return 1
+    except OSError as exc:  # e.g. run as a user who may not read the outbox
+        print(f"The outbox cannot be read: {exc}", file=err)
+        return 1
     if selected is None:
         summary = company_summary()
         print(f"\nCompany data keys: {summary['companies']} companies", file=out)
@@ -406,8 +409,8 @@ def _outbox_problems(outbox: dict, provider: str) -> list[str]:
     if version is not None and not outbox["master_available"]:
         return [
             f"the outbox key is wrapped by master key version {version}, which is missing from {provider}: "
-            f"restore it from the key backup ({lost} until then; the next email sets the key aside and makes a "
-            "new one)."
+            f"restore it from the key backup ({lost}{' until then' if sealed else ''}; the next email sets the "
+            "key aside and makes a new one)."
         ]
     return [
         f"the outbox key does not open ({outbox['problem']}): {lost}; the next email sets it aside and makes a new one."
