@@ -11,10 +11,9 @@ from importlib import import_module
 import pytest
 from django.db import connections as django_connections
 from django.db.migrations.executor import MigrationExecutor
-from django.urls import reverse
 
 from tests.accounts.helpers import fast_company
-from tests.references.workflow import make_request
+from tests.references.name_search_helpers import applied, found, requests_named, stored_terms
 from vouch.accounts.policy import Role
 from vouch.references import services
 from vouch.references.request_models import SearchTerm
@@ -23,8 +22,6 @@ from vouch.tenancy.context import alias_for, company_context, current_or_none
 from vouch.tenancy.operations import migrate
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import MAX_NAME_TERMS, fold, name_words
-
-from .test_request_pages import listed
 
 pytestmark = pytest.mark.django_db
 
@@ -107,16 +104,7 @@ QUERIES = {
 
 @pytest.fixture
 def named(company, members):
-    """One request for each of NAMES, made through the workflow: key -> request id."""
-    recruiter = members[Role.RECRUITER].user
-    return {
-        key: str(make_request(company, recruiter, name=name, email=f"{key}@example.org")[0].pk)
-        for key, name in NAMES.items()
-    }
-
-
-def found(client, query: str) -> set[str]:
-    return set(listed(client.get(reverse("requests"), {"q": query})))
+    return requests_named(company, members, NAMES)
 
 
 def test_the_dashboard_finds_names_with_or_without_their_accents(client, members, named):
@@ -201,15 +189,6 @@ def test_a_long_accented_name_keeps_every_folded_whole_word_first():
 
 def terms_of(words: set[str]) -> set[str]:
     return {blind_index("name", word) for word in words}
-
-
-def stored_terms(candidate_id) -> set[str]:
-    return set(SearchTerm.objects.filter(candidate_id=candidate_id).values_list("term", flat=True))
-
-
-def applied(alias: str) -> set[str]:
-    executor = MigrationExecutor(django_connections[alias])
-    return {f"{app}.{name}" for app, name in executor.loader.applied_migrations if app == "references"}
 
 
 def make_unfolded_company():

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company
+from tests.references.name_search_helpers import applied, found, requests_named, stored_terms
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
 from vouch.references import services
@@ -28,8 +29,6 @@ from vouch.tenancy.context import alias_for, company_context, current_or_none
 from vouch.tenancy.operations import migrate
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import MAX_NAME_TERMS, name_words
-
-from .test_request_pages import listed
 
 pytestmark = pytest.mark.django_db
 
@@ -47,17 +46,7 @@ NAMES = {
 
 @pytest.fixture
 def named(company, members):
-    """One request for each of NAMES, made through the workflow: key -> request id."""
-    recruiter = members[Role.RECRUITER].user
-    return {
-        key: str(make_request(company, recruiter, name=name, email=f"{key}@example.org")[0].pk)
-        for key, name in NAMES.items()
-    }
-
-
-def found(client, query: str) -> set[str]:
-    response = client.get(reverse("requests"), {"q": query})
-    return set(listed(response))
+    return requests_named(company, members, NAMES)
 
 
 @pytest.mark.parametrize(
@@ -209,15 +198,6 @@ def test_a_name_gives_at_most_max_name_terms_whole_words_first():
 def old_style_terms(name: str) -> set[str]:
     """The terms the search used to write: the name's whitespace words as they are."""
     return {blind_index("name", word) for word in name.casefold().split()}
-
-
-def stored_terms(candidate_id) -> set[str]:
-    return set(SearchTerm.objects.filter(candidate_id=candidate_id).values_list("term", flat=True))
-
-
-def applied(alias: str) -> set[str]:
-    executor = MigrationExecutor(django_connections[alias])
-    return {f"{app}.{name}" for app, name in executor.loader.applied_migrations if app == "references"}
 
 
 def make_old_style_company():
