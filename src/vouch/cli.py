@@ -83,6 +83,8 @@ def serve(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.core.management.base import SystemCheckError
 
+    from vouch.outbox import status as outbox_status
+
     try:
         call_command("check", deploy=settings.PRODUCTION, fail_level="ERROR")
     except SystemCheckError as exc:
@@ -172,7 +174,7 @@ def serve(args: argparse.Namespace) -> int:
             + (
                 "\nMail goes to the local outbox: `vouch outbox --latest` or "
                 f"https://localhost:{https_port}/outbox/ from this machine."
-                if settings.EMAIL_BACKEND.endswith("OutboxBackend")
+                if outbox_status.in_use()
                 else ""
             )
             + "\nThe development certificate is self-signed: your browser will ask you to accept it."

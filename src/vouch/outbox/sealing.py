@@ -69,11 +69,16 @@ def _binding(header: bytes, name: str) -> bytes:
     return header + b"\x00" + name.encode()
 
 
+def header(key_id: bytes) -> bytes:
+    """The first ``HEADER_BYTES`` of every message sealed under the outbox key ``key_id``."""
+    return MAGIC + bytes((FORMAT,)) + key_id
+
+
 def seal(key: OutboxKey, name: str, plaintext: bytes) -> bytes:
     """The stored bytes of message ``name``."""
-    header = MAGIC + bytes((FORMAT,)) + key.key_id
+    header_bytes = header(key.key_id)
     nonce = os.urandom(NONCE_BYTES)
-    return header + nonce + key.cipher.encrypt(nonce, plaintext, _binding(header, name))
+    return header_bytes + nonce + key.cipher.encrypt(nonce, plaintext, _binding(header_bytes, name))
 
 
 def is_sealed(data: bytes) -> bool:

@@ -70,9 +70,7 @@ def _kind(suffix: str, header: bytes, key_id: bytes | None) -> str:
     if suffix == LEGACY_SUFFIX:
         # A sealed message renamed to look like a plain one is not shown as mail either.
         return "unreadable" if sealing.is_sealed(header) else "legacy"
-    # The header a message sealed under ``key_id`` starts with (as ``sealing.seal`` writes it).
-    expected = None if key_id is None else sealing.MAGIC + bytes((sealing.FORMAT,)) + key_id
-    return "sealed" if header == expected else "unreadable"
+    return "sealed" if key_id is not None and header == sealing.header(key_id) else "unreadable"
 
 
 def outbox_status(directory: Path | None = None, provider: providers.MasterKeyProvider | None = None) -> dict:

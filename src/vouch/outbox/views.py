@@ -8,12 +8,12 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from vouch.outbox import store
+from vouch.outbox import status, store
 from vouch.web import proxies
 
 
 def _local_only(request: HttpRequest) -> None:
-    if settings.EMAIL_BACKEND != "vouch.outbox.backends.OutboxBackend":
+    if not status.in_use():
         raise Http404
     try:
         peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
