@@ -13,14 +13,10 @@ company) needs no key and migrates anywhere. Writing a candidate's terms replace
 them, so running this again gives the same rows."""
 
 import unicodedata
+from importlib import import_module
 
 from django.db import migrations
 
-BATCH = 500
-REFUSAL = (
-    "candidates' name search terms are blind indexes under their company's key: migrate company "
-    "databases with `vouch tenants migrate`"
-)
 
 # --- the rules, frozen ----------------------------------------------------------------
 
@@ -85,40 +81,11 @@ def name_words_before(name: str) -> set[str]:
     return set(_terms(name)[:MAX_NAME_TERMS])
 
 
-# --- writing them ---------------------------------------------------------------------
+# --- writing them: 0006's writer (a migration, so it does not change) ---------------------
 
-
-def _reindex(apps, schema_editor, words) -> None:
-    candidate_model = apps.get_model("references", "Candidate")
-    term_model = apps.get_model("references", "SearchTerm")
-    alias = schema_editor.connection.alias
-    candidates = candidate_model.objects.using(alias).order_by("pk").only("pk", "name")
-    if not candidates.exists():
-        return
-    from vouch.tenancy.context import current_or_none
-    from vouch.vault.fields import blind_index
-
-    if current_or_none() is None:
-        raise RuntimeError(REFUSAL)
-
-    def write(batch) -> None:
-        term_model.objects.using(alias).filter(candidate_id__in=[c.pk for c in batch]).delete()
-        term_model.objects.using(alias).bulk_create(
-            [
-                term_model(candidate_id=candidate.pk, term=blind_index("name", word))
-                for candidate in batch
-                for word in sorted(words(candidate.name))
-            ]
-        )
-
-    batch = []
-    for candidate in candidates.iterator(chunk_size=BATCH):
-        batch.append(candidate)
-        if len(batch) >= BATCH:
-            write(batch)
-            batch = []
-    if batch:
-        write(batch)
+# A module name that starts with a digit is imported by name.
+_WRITER = import_module("vouch.references.migrations.0006_reindex_name_words")
+_reindex, REFUSAL = _WRITER._reindex, _WRITER.REFUSAL
 
 
 def reindex(apps, schema_editor) -> None:
