@@ -4,7 +4,19 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vouch.settings")
-application = get_wsgi_application()
+_django = get_wsgi_application()
+
+
+def application(environ, start_response):
+    """Django's handler, with each Set-Cookie value stripped of the space Django's cookie
+    output puts before it. HTTP/1.1 reads that space as optional whitespace; HTTP/2 (RFC
+    9113, 8.2.1) forbids it, and strict clients drop the whole response."""
+
+    def start(status, headers, exc_info=None):
+        headers = [(name, value.strip()) if name == "Set-Cookie" else (name, value) for name, value in headers]
+        return start_response(status, headers, exc_info)
+
+    return _django(environ, start)
 
 
 def _freeze_startup_objects() -> None:

@@ -8,6 +8,11 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
+# The methods any page may be asked with. TRACE (it echoes a request back, a cross-site
+# tracing aid), CONNECT and unknown methods get 405 before any view runs: function views
+# would otherwise answer them like GET.
+ALLOWED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 def _render(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
     html = loader.render_to_string(
@@ -20,6 +25,12 @@ def payload_too_large(request: HttpRequest) -> HttpResponse:
     return _render(
         request, 413, "Too much data", "The request was larger than Vouch accepts. Send less data and try again."
     )
+
+
+def method_not_allowed(request: HttpRequest) -> HttpResponse:
+    response = _render(request, 405, "Not allowed", "Vouch does not answer that kind of request.")
+    response["Allow"] = ", ".join(sorted(ALLOWED_METHODS))
+    return response
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
 from vouch.web import proxies
-from vouch.web.errors import payload_too_large
+from vouch.web.errors import ALLOWED_METHODS, method_not_allowed, payload_too_large
 
 log = structlog.get_logger("vouch.request")
 
@@ -37,12 +37,16 @@ class RequestContextMiddleware:
         proxies.apply(request.META, self.trusted_proxies)
         declared = request.META.get("CONTENT_LENGTH") or "0"
         # isascii(): str.isdigit() also accepts digits like "²" that int() rejects.
-        if not (declared.isascii() and declared.isdigit()):
+        if request.method not in ALLOWED_METHODS:
+            response = method_not_allowed(request)
+        elif not (declared.isascii() and declared.isdigit()):
             response = HttpResponse("Bad Content-Length", status=400, content_type="text/plain")
         elif int(declared) > self.max_body:
             response = payload_too_large(request)
         else:
             response = self.get_response(request)
+        if request.method == "HEAD":
+            _drop_body(response)
         response["X-Request-ID"] = request_id
         response.setdefault("Permissions-Policy", self.permissions_policy)
         # Pages hold other people's personal data: no browser or shared cache may keep
@@ -58,3 +62,17 @@ class RequestContextMiddleware:
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return response
+
+
+def _drop_body(response: HttpResponse) -> None:
+    """A HEAD response carries the GET response's headers (Content-Length included) and no
+    body (RFC 9110, 9.3.2). Django leaves that to the server; granian strips it over
+    HTTP/1.1 but sends it as DATA frames over HTTP/2, which clients treat as a protocol
+    error. So the body goes here, once, for every server and protocol."""
+    if response.streaming:
+        # The file behind a FileResponse stays registered and is closed with the response.
+        response.streaming_content = iter(())
+        return
+    length = response.get("Content-Length") or str(len(response.content))
+    response.content = b""
+    response["Content-Length"] = length

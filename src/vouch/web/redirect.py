@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from django.http.request import split_domain_port, validate_host
 
 from vouch import config
+from vouch.web.errors import ALLOWED_METHODS
 
 _public = urlsplit(config.env("VOUCH_PUBLIC_URL", "https://localhost:8443"))
 _allowed = {h.lower() for h in config.env_list("VOUCH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")}
@@ -42,14 +43,19 @@ async def app(scope, receive, send) -> None:
     path = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "/")
     path = "/" + path.lstrip("/")  # "//evil.example" must not become a scheme-relative URL
     location = target_url(host, path.split("?", 1)[0], scope.get("query_string", b"").decode("latin-1"))
-    # 301 for GET/HEAD; 308 keeps the method and body for anything else.
-    status = 301 if scope.get("method") in ("GET", "HEAD") else 308
+    method = scope.get("method")
+    if method not in ALLOWED_METHODS:
+        # TRACE and unknown methods are refused here as on HTTPS, not sent on to it.
+        status, extra = 405, [(b"allow", ", ".join(sorted(ALLOWED_METHODS)).encode())]
+    else:
+        # 301 for GET/HEAD; 308 keeps the method and body for anything else.
+        status, extra = (301 if method in ("GET", "HEAD") else 308), [(b"location", location.encode("latin-1"))]
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"location", location.encode("latin-1")),
+                *extra,
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"0"),
                 (b"connection", b"close"),
