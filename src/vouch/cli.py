@@ -37,6 +37,32 @@ def _django() -> None:
     django.setup()
 
 
+# Commands that work without a prepared control database: they prepare it, or need none.
+_NO_DATABASE_NEEDED = {"serve", "setup", "migrate", "check", "manage", "outbox"}
+
+
+def unprepared_database_problem() -> str | None:
+    """Why the control database cannot serve a command yet, or None. A missing SQLite
+    file is not opened (that would create an empty one); otherwise the migrations the
+    code has and the database lacks are counted from Django's own record of them."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.utils import OperationalError
+
+    connection = connections[DEFAULT_DB_ALIAS]
+    where = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db() and not Path(where).exists():
+        return f"the control database {where} does not exist"
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except OperationalError as exc:
+        return f"the control database cannot be opened ({str(exc).strip()})"
+    if pending:
+        return f"the control database lacks {len(pending)} of Vouch's migrations"
+    return None
+
+
 def _manage(*args: str) -> None:
     from django.core.management import call_command
 
@@ -311,6 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     # Databases, keys, certificates and mail hold personal data: owner-only files.
     os.umask(0o077)
     _django()
+    needs_keys_only = args.command == "keys" and getattr(args, "keys_command", None) == "generate"
+    if args.command not in _NO_DATABASE_NEEDED and not needs_keys_only:
+        problem = unprepared_database_problem()
+        if problem:
+            print(
+                f"Vouch is not set up here: {problem}.\n"
+                "Run `vouch setup` (the embedded default) or `vouch migrate` first, then try again.",
+                file=sys.stderr,
+            )
+            return 2
     if args.command == "serve":
         return serve(args)
     if args.command == "setup":
