@@ -231,6 +231,10 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Django's list holds only 190 passwords of 12 characters or more; this one 1.46 million.
+    {"NAME": "vouch.guard.validators.CommonPasswordListValidator"},
+    # "Vouch", the person's companies, name and email address (vouch.guard.validators).
+    {"NAME": "vouch.guard.validators.ContextWordsValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     # A company's own, longer minimum for its members (vouch.guard.company_security).
     {"NAME": "vouch.guard.validators.CompanyMinimumLengthValidator"},
