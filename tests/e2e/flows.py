@@ -32,6 +32,10 @@ def sign_up_company(page: Page, *, name: str, email: str, company: str, region: 
     page.get_by_role("button", name="Sign Up").click()
     expect(page.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text(f"Confirmation email sent to {email}")
+    # The embedded default sends no mail out: the page says where the message is instead.
+    expect(page.locator("#verification-local-outbox")).to_contain_text("local outbox")
+    expect(page.get_by_role("main")).to_contain_text(".venv/bin/vouch outbox --latest")
+    expect(page.get_by_role("main")).not_to_contain_text("check your spam folder")
 
 
 def confirm_email(page: Page, outbox: Outbox, email: str) -> None:

@@ -29,7 +29,7 @@ class CompanySignupForm(forms.Form):
     def clean(self) -> dict:
         cleaned_data = super().clean()
         # allauth checks the password against a stand-in user holding only the email;
-        # the name typed on this form must not make a password either (P11).
+        # the name and company typed on this form must not make a password either (P11).
         password, name = cleaned_data.get("password1"), cleaned_data.get("full_name")
         if password and name:
             from django.contrib.auth import get_user_model
@@ -45,7 +45,25 @@ class CompanySignupForm(forms.Form):
                         validator.validate(password, stand_in)
                     except forms.ValidationError as error:
                         self.add_error("password1", error)
+        if password:
+            self._check_context_words(password, name or "", cleaned_data.get("email") or "")
         return cleaned_data
+
+    def signup_company_names(self) -> tuple[str, ...]:
+        """The company the person is joining, for the context-word check."""
+        return tuple(n for n in [self.cleaned_data.get("company_name")] if n)
+
+    def _check_context_words(self, password: str, name: str, email: str) -> None:
+        from vouch.guard import validators
+        from vouch.guard.company_security import installation_min_password_length
+
+        minimum = installation_min_password_length()
+        words = validators.context_words(name=name, email=email, companies=self.signup_company_names())
+        hit = validators.built_on_context(password, words, minimum)
+        if hit:
+            # add_error drops password1 from cleaned_data, so allauth's own check (which
+            # would say the same of the email) does not run: the message comes once.
+            self.add_error("password1", validators.context_error(*hit, minimum))
 
     def signup(self, request, user) -> None:
         from vouch.tenancy.services import create_company

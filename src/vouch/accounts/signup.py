@@ -21,6 +21,9 @@ class InvitedSignupForm(SignupForm):
         for name in ("company_name", "region"):
             self.fields.pop(name, None)
 
+    def signup_company_names(self) -> tuple[str, ...]:
+        return (self.invitation.company.name,) if self.invitation is not None else ()
+
     def clean_email(self) -> str:
         email = super().clean_email()
         # Only the invited address can accept: refuse any other here, before an

@@ -265,8 +265,10 @@ def account_for(request: HttpRequest, attempt: Attempt) -> Attempt:
             release(attempt)
             raise Throttled("password_disabled")
         attempt.reserved = True
-        # One line per guess that reaches the password check: the attack test counts these.
-        log.info("bruteforce password_check user=%s", user_id)
+        # Every guess that reaches the password check, at debug: at info an operator would
+        # get a line for every ordinary sign-in. Failures and holds are logged at info and
+        # warning (password_failed, _lock_event).
+        log.debug("bruteforce password_check user=%s", user_id)
     return attempt
 
 
@@ -331,6 +333,8 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
     password off and tell the owner."""
     if not attempt.active:
         return
+    # Logged (and flushed) before the response is sent: the attack test counts these.
+    log.info("bruteforce password_failed user=%s", attempt.user_id)
     moment = now()
     for scope in attempt.scopes:
         key = _scope_key(scope, attempt)
@@ -373,6 +377,7 @@ def _disable_at_cap(request: HttpRequest, user_id: int) -> None:
     ).update(password_disabled_at=timezone.now())
     if not disabled:
         return
+    log.warning("bruteforce password_disabled user=%s failures=%s", user_id, PASSWORD_FAILURE_CAP)
     from vouch.accounts.models import User
     from vouch.audit.events import PLATFORM, record
     from vouch.audit.models import EventAction, Outcome
@@ -396,6 +401,7 @@ def _lock_event(request: HttpRequest, attempt: Attempt, scope: str, key: str, fa
     """authn_login_lock, at most once per scope per LOCK_EVENT_WINDOW (see sample_failure_event)."""
     if not cache.add(f"{key}:ev", 1, timeout=LOCK_EVENT_WINDOW):
         return
+    log.warning("bruteforce hold scope=%s user=%s failures=%s retry_after_s=%s", scope, attempt.user_id, failures, wait)
     from vouch.audit.events import PLATFORM, record
     from vouch.audit.models import EventAction, Outcome
 

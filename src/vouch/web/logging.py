@@ -78,6 +78,13 @@ def configure_logging(level: str = "INFO") -> None:
                 # At DEBUG, Django logs every missing template variable with the whole
                 # context: email addresses, confirmation keys and links.
                 "django.template": {"level": "INFO"},
+                # WeasyPrint logs each step of every PDF at info, and at warning each
+                # glyph its fonts lack (quoting the text: names people typed) and each
+                # font HarfBuzz or fontTools could not subset; the PDF is made all the
+                # same. A render that fails raises, and the report code logs that.
+                "weasyprint": {"level": "ERROR"},
+                "weasyprint.progress": {"level": "ERROR"},
+                "fontTools": {"level": "ERROR"},
             },
         }
     )
