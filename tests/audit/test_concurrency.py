@@ -10,25 +10,12 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from vouch.audit import record, triggers
+from vouch.audit import record
 from vouch.audit.models import SecurityEvent
 from vouch.audit.verify import verify_chain
 
 THREADS = 8
 PER_THREAD = 25
-
-
-@pytest.fixture
-def committed_chain(transactional_db):
-    """Rows really committed (so threads see each other); emptied before the flush."""
-    yield
-    triggers.drop(connection)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM audit_securityevent")
-            cursor.execute("UPDATE audit_chainhead SET seq = 0, hash = %s", ["0" * 64])
-    finally:
-        triggers.create(connection)
 
 
 def test_threads_appending_at_once_keep_one_unbroken_chain(committed_chain):
