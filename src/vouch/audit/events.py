@@ -9,7 +9,10 @@ settings open every transaction with BEGIN IMMEDIATE, so the head is read under 
 write lock). The append runs in its own transaction, or in a savepoint when the caller
 is already inside one: the event then commits or rolls back with the change it
 describes. Failures that must survive a rolled-back request (a refused login, a 403)
-are recorded where no transaction is open (signal receivers, error handlers)."""
+are recorded where no transaction is open (signal receivers, error handlers).
+
+Each append moves the chain head and seals it with a MAC (``chain.head_mac``), but only
+when the head it found was sealed and was the last event's (``_chain_end``)."""
 
 from __future__ import annotations
 
