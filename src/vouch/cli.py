@@ -6,7 +6,8 @@ vouch migrate               apply database migrations
 vouch outbox [NAME|--latest] read mail sent on the embedded default
 vouch operator create EMAIL create an operator account (a password-set link is emailed)
 vouch check [--deploy]      run the configuration checks
-vouch audit verify          check the security event log's hash chain (exit 1 if broken)
+vouch audit verify [--expect-head HASH]  check the security event log's hash chain and head (exit 1 if broken)
+vouch audit head            print the chain head's hash, to keep outside the database
 vouch tenants migrate|list|show|check  company databases: schema, size, health, orphans
 vouch keys rotate-master|rotate-company|status|generate  encryption keys: rotation, versions, ages
 vouch worker [--batch]      run background tasks (reminders, expiry, retention)
@@ -292,10 +293,22 @@ def operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def audit(args: argparse.Namespace) -> int:
-    from vouch.audit.verify import run_cli
+def _head_hash(value: str) -> str:
+    """An ``--expect-head`` value: a whole head hash, as ``vouch audit head`` prints it."""
+    text = value.strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise argparse.ArgumentTypeError(
+            "expected a head hash as `vouch audit head` prints it: 64 hexadecimal characters"
+        )
+    return text
 
-    return run_cli(progress=args.progress)
+
+def audit(args: argparse.Namespace) -> int:
+    from vouch.audit.verify import run_cli, run_head
+
+    if args.audit_command == "head":
+        return run_head()
+    return run_cli(progress=args.progress, expect_head=args.expect_head)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,10 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     p_check.add_argument("--deploy", action="store_true")
     p_audit = sub.add_parser("audit", help="the security event log")
     audit_sub = p_audit.add_subparsers(dest="audit_command", required=True)
-    p_verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if a row was changed")
+    p_verify = audit_sub.add_parser("verify", help="check the hash chain and its head; exit 1 if either was changed")
     p_verify.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
+    p_verify.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        type=_head_hash,
+        help="a head hash kept outside the database (`vouch audit head`): it must be in the chain",
+    )
+    audit_sub.add_parser("head", help="print the chain head's hash, to keep outside the database")
     from vouch.tenancy.operations import commands as tenants_commands
 
     tenants_commands.add_parser(sub)

@@ -51,8 +51,14 @@ def test_concurrent_processes_keep_one_chain_and_verify_catches_an_edit(embedded
         )
         for n in range(4)
     ]
+    # verify while they append: the rows that come in extend its walk, and the head it
+    # reads at the end is the last row's (no false alarm).
+    during = [vouch(env, "audit", "verify") for _ in range(2)]
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    for result in during:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("OK: ")
 
     result = vouch(env, "audit", "verify")
     assert result.returncode == 0, result.stderr
@@ -73,3 +79,44 @@ def test_concurrent_processes_keep_one_chain_and_verify_catches_an_edit(embedded
     assert result.returncode == 1
     assert "BROKEN (modified)" in result.stderr
     assert "seq 50" in result.stderr
+
+
+def test_a_head_kept_outside_the_database_catches_a_replayed_head(tmp_path):
+    """As an operator runs it: `vouch audit head` to anchor, then someone with the database
+    (not the secret key) deletes the newest events and puts the head row back as it was."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_") and k != "DJANGO_SETTINGS_MODULE"}
+    env.update(VOUCH_DATA_DIR=str(tmp_path), VOUCH_LOG_LEVEL="WARNING")
+    assert vouch(env, "migrate").returncode == 0
+    python = str(Path(sys.executable))
+    write = f"import django, os; os.environ['DJANGO_SETTINGS_MODULE']='vouch.settings'; django.setup()\n{WRITER}"
+    db_path = tmp_path / "control.sqlite3"
+
+    subprocess.run([python, "-c", write, "7", "a"], env=env, check=True, timeout=120)
+    with sqlite3.connect(db_path) as db:
+        then = db.execute("SELECT seq, hash, mac FROM audit_chainhead").fetchone()
+    db.close()
+    subprocess.run([python, "-c", write, "3", "b"], env=env, check=True, timeout=120)
+    head = vouch(env, "audit", "head")
+    assert head.returncode == 0 and head.stderr == ""
+    anchor = head.stdout.strip()
+    assert len(anchor) == 64
+    assert vouch(env, "audit", "verify", "--expect-head", anchor).returncode == 0
+
+    db = sqlite3.connect(db_path)
+    with db, pytest.raises(sqlite3.DatabaseError, match="only moves forward"):
+        db.execute("UPDATE audit_chainhead SET seq = ?, hash = ?, mac = ?", then)
+    with db:
+        db.execute("DROP TRIGGER audit_securityevent_no_delete")
+        db.execute("DROP TRIGGER audit_chainhead_no_rewind")
+        db.execute("DELETE FROM audit_securityevent WHERE seq > 7")
+        db.execute("UPDATE audit_chainhead SET seq = ?, hash = ?, mac = ?", then)
+    db.close()
+
+    alone = vouch(env, "audit", "verify")
+    assert alone.returncode == 0 and "OK: 7 security events" in alone.stdout  # what the database alone says
+    anchored = vouch(env, "audit", "verify", "--expect-head", anchor)
+    assert anchored.returncode == 1
+    assert f"BROKEN (anchor): the expected head {anchor} is not in the chain" in anchored.stderr
+
+    malformed = vouch(env, "audit", "verify", "--expect-head", anchor[:16])
+    assert malformed.returncode == 2 and "64 hexadecimal characters" in malformed.stderr

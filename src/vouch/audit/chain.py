@@ -2,7 +2,10 @@
 
 hash = HMAC-SHA256(key, prev_hash + canonical JSON of the row's fields), where the key
 is derived from SECRET_KEY. Someone who can write to the database but does not hold
-SECRET_KEY cannot compute a valid hash for an edited, moved or invented row."""
+SECRET_KEY cannot compute a valid hash for an edited, moved or invented row.
+
+The chain head (last seq and hash) carries a MAC too, under its own key derived from the
+same secret, so a head set back to an earlier event by hand does not verify."""
 
 from __future__ import annotations
 
@@ -38,6 +41,32 @@ def chain_keys() -> list[bytes]:
     """The current key first, then keys from SECRET_KEY_FALLBACKS (rows written before a rotation)."""
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return [_derive(secret, b"vouch.audit.chain.v1") for secret in secrets]
+
+
+def head_keys() -> list[bytes]:
+    """Keys for the head's MAC: the current one first, then those of SECRET_KEY_FALLBACKS.
+
+    From SECRET_KEY, like the rows' keys, and not from the master key store: the head
+    only pins the end of a chain whose rows already rest on SECRET_KEY (whoever holds it
+    can rewrite the rows, so another key would add nothing), it rotates the same way
+    (the fallbacks verify a head written before a rotation; the next event re-MACs it
+    under the new key), and master key versions are retired by ``vouch keys
+    rotate-master`` while providers only wrap and unwrap (a KMS never hands out key
+    bytes). Its own purpose keeps a row's hash from ever passing for a head's MAC."""
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [_derive(secret, b"vouch.audit.head.v1") for secret in secrets]
+
+
+def head_mac(seq: int, hash_: str, key: bytes | None = None) -> str:
+    key = key or head_keys()[0]
+    return hmac.new(key, f"{seq}:{hash_}".encode(), hashlib.sha256).hexdigest()
+
+
+def head_is_authentic(head) -> bool:
+    """Whether Vouch wrote this head (its MAC verifies under a current or fallback key)."""
+    return bool(head.mac) and any(
+        hmac.compare_digest(head_mac(head.seq, head.hash, key), head.mac) for key in head_keys()
+    )
 
 
 def email_key() -> bytes:

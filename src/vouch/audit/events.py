@@ -9,7 +9,10 @@ settings open every transaction with BEGIN IMMEDIATE, so the head is read under 
 write lock). The append runs in its own transaction, or in a savepoint when the caller
 is already inside one: the event then commits or rolls back with the change it
 describes. Failures that must survive a rolled-back request (a refused login, a 403)
-are recorded where no transaction is open (signal receivers, error handlers)."""
+are recorded where no transaction is open (signal receivers, error handlers).
+
+Each append moves the chain head and seals it with a MAC (``chain.head_mac``), but only
+when the head it found was sealed and was the last event's (``_chain_end``)."""
 
 from __future__ import annotations
 
@@ -138,17 +141,37 @@ def record(
     with transaction.atomic(using=DB):
         _lock_chain(connection)
         head = ChainHead.objects.using(DB).filter(pk=1).first()
-        if head is None:
-            # Only after a flush of the table (tests) or tampering; verify reports the latter.
-            last = SecurityEvent.objects.using(DB).order_by("-seq").first()
-            head = ChainHead(pk=1, seq=last.seq if last else 0, hash=last.hash if last else chain.GENESIS)
-            head.save(using=DB, force_insert=True)
-        event.seq = head.seq + 1
-        event.prev_hash = head.hash
+        seq, prev_hash, sealed = _chain_end(head)
+        event.seq = seq + 1
+        event.prev_hash = prev_hash
         event.hash = chain.compute(event)
         event.save(using=DB)
-        ChainHead.objects.using(DB).filter(pk=1).update(seq=event.seq, hash=event.hash)
+        mac = chain.head_mac(event.seq, event.hash) if sealed else ""
+        if head is None:
+            ChainHead(pk=1, seq=event.seq, hash=event.hash, mac=mac).save(using=DB, force_insert=True)
+        else:
+            ChainHead.objects.using(DB).filter(pk=1).update(seq=event.seq, hash=event.hash, mac=mac)
     return event
+
+
+def _chain_end(head: ChainHead | None) -> tuple[int, str, bool]:
+    """Where the next event goes (after this seq and hash), and whether the new head may be
+    sealed with a MAC: only when the head is one Vouch wrote and is the last event's.
+
+    A head that fails is not re-sealed (or the next event would launder a rewind: the
+    mark stays for ``vouch audit verify``), and appending still works, from the higher of
+    the head and the last event so seq never collides: security events are not lost."""
+    last = SecurityEvent.objects.using(DB).order_by("-seq").values_list("seq", "hash").first()
+    tip = last or (0, chain.GENESIS)
+    if head is None:
+        if last is None:
+            return (*tip, True)  # an empty log: a new installation or a flush (tests)
+    elif chain.head_is_authentic(head) and (head.seq, head.hash) == tip:
+        return (*tip, True)
+    log.error("audit: the chain head was changed outside Vouch; recording anyway, run `vouch audit verify`")
+    if head is not None and head.seq > tip[0]:
+        return head.seq, head.hash, False
+    return (*tip, False)
 
 
 def record_refusal(request, *, reason: str) -> SecurityEvent | None:

@@ -125,13 +125,17 @@ class SecurityEvent(models.Model):
 
 
 class ChainHead(models.Model):
-    """One row (pk=1): the last position and hash of the chain.
+    """One row (pk=1): the last position and hash of the chain, and their MAC.
 
     Appends lock and update it, so the chain never forks; ``verify`` compares the last
-    row with it, so deleting rows from the end is noticed too."""
+    row with it, so deleting rows from the end is noticed too. ``mac`` is an HMAC of
+    ``seq`` and ``hash`` under a key the database does not hold (``chain.head_mac``), so
+    a head moved by hand does not verify; an append never re-MACs a head that fails, so
+    the mark stays. Triggers (migration 0002) refuse moving it back in SQL."""
 
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"head #{self.seq}"

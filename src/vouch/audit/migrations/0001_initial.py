@@ -15,13 +15,13 @@ def create_head(apps, schema_editor):
 def create_triggers(apps, schema_editor):
     from vouch.audit import triggers
 
-    triggers.create(schema_editor.connection)
+    triggers.create(schema_editor.connection, parts=(triggers.EVENTS,))
 
 
 def drop_triggers(apps, schema_editor):
     from vouch.audit import triggers
 
-    triggers.drop(schema_editor.connection)
+    triggers.drop(schema_editor.connection, parts=(triggers.EVENTS,))
 
 
 class Migration(migrations.Migration):
