@@ -31,7 +31,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
-from tests.references.helpers import add_candidate, add_file
+from tests.references.helpers import add_candidate, add_file, pdf_bytes
 from tests.references.workflow import FULL, IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
@@ -597,7 +597,7 @@ def post_for(name: str, world: dict) -> tuple[dict, dict]:
         "candidate_delete": ({"candidate_id": candidate.pk}, {"confirm": "on"}),
         "attachment_upload": (
             {"candidate_id": candidate.pk},
-            {"file": SimpleUploadedFile("extra.pdf", b"%PDF-1.7\n" + secrets.token_bytes(200))},
+            {"file": SimpleUploadedFile("extra.pdf", pdf_bytes(1000))},
         ),
         "attachment_download": ({"candidate_id": candidate.pk, "attachment_id": world["attachment"].pk}, {}),
         "attachment_delete": ({"candidate_id": candidate.pk, "attachment_id": world["attachment"].pk}, {}),
