@@ -6,6 +6,8 @@ through the real upload page with a clear message and a 400, and nothing is stor
 from __future__ import annotations
 
 import io
+import logging
+import re
 import struct
 import zlib
 
@@ -160,3 +162,14 @@ def test_the_limit_is_checked_before_decoding(monkeypatch):
     with pytest.raises(file_contents.Unacceptable, match="at most 50 megapixels"):
         file_contents.check_png(png_bomb(8000, 8000))
     assert loads == []
+
+
+def test_a_pdf_with_a_flaw_readers_work_around_is_accepted_without_log_noise(caplog):
+    """Real PDFs are often slightly off (here the cross-reference pointer); pypdf reads
+    them as every viewer does, and its warnings stay out of the logs."""
+    pointer = re.search(rb"startxref\n(\d+)", PDF)
+    flawed = PDF[: pointer.start(1)] + str(int(pointer.group(1)) + 7).encode() + PDF[pointer.end(1) :]
+    with caplog.at_level(logging.INFO, logger="vouch"):
+        file_contents.check_pdf(flawed)
+    assert not logging.getLogger("pypdf").isEnabledFor(logging.WARNING)
+    assert not [record for record in caplog.records if record.name.startswith("pypdf")]

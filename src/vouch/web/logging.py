@@ -78,6 +78,9 @@ def configure_logging(level: str = "INFO") -> None:
                 # At DEBUG, Django logs every missing template variable with the whole
                 # context: email addresses, confirmation keys and links.
                 "django.template": {"level": "INFO"},
+                # pypdf warns about every flaw it works around in an uploaded PDF; the
+                # upload check logs its own line when a file is refused.
+                "pypdf": {"level": "ERROR"},
             },
         }
     )
