@@ -112,6 +112,7 @@ REFUSED = {
     # Decompression bombs: refused from the header, before anything is decoded. One
     # above Vouch's limit only, one above Pillow's own too.
     "png_bomb_64_megapixels": ("photo.png", png_bomb(8000, 8000), "The image is 8000 × 8000 pixels"),
+    "png_bomb_100_megapixels": ("photo.png", png_bomb(10000, 10000), "images can be at most 50 megapixels"),
     "png_bomb_900_megapixels": ("photo.png", png_bomb(30000, 30000), "images can be at most 50 megapixels"),
     "jpeg_claiming_4_gigapixels": ("photo.jpg", jpeg_claiming(65000, 65000), "images can be at most 50 megapixels"),
     "jpeg_claiming_64_megapixels": ("photo.jpg", jpeg_claiming(8000, 8000), "The image is 8000 × 8000 pixels"),

@@ -26,6 +26,12 @@ from pypdf.errors import FileNotDecryptedError
 
 log = logging.getLogger("vouch.references")
 
+# Pillow only warns about an image between its two limits (about 89 and 179
+# megapixels) and refuses above; Vouch's own limit is lower, so the warning is made an
+# error once, here, rather than per call (warnings.catch_warnings is not thread-safe).
+# Nothing else in Vouch opens an image that large.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
 # At most this many pixels (50 megapixels: 8660 × 5773, above any common camera's
 # default). Checked from the header, before anything is decoded, so a small file that
 # claims a huge image (a decompression bomb) costs nothing. Pillow's own limit is
@@ -61,18 +67,15 @@ def _decode(data: bytes, image_format: str) -> None:
     of it fails."""
     not_one = Unacceptable(f"The file is named like a {image_format} image, but its contents are not one.")
     try:
-        with warnings.catch_warnings():
-            # Pillow warns (rather than refuses) between its two limits; ours is lower.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[image_format]) as image:
-                _too_large(image)
-                image.verify()
-            with Image.open(io.BytesIO(data), formats=[image_format]) as image:
-                if image_format == "JPEG":
-                    # Every coded block is still read and decoded, at an eighth of the
-                    # size in memory.
-                    image.draft(image.mode, (image.width // 8, image.height // 8))
-                image.load()
+        with Image.open(io.BytesIO(data), formats=[image_format]) as image:
+            _too_large(image)
+            image.verify()
+        with Image.open(io.BytesIO(data), formats=[image_format]) as image:
+            if image_format == "JPEG":
+                # Every coded block is still read and decoded, at an eighth of the
+                # size in memory.
+                image.draft(image.mode, (image.width // 8, image.height // 8))
+            image.load()
     except Unacceptable:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
