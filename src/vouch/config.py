@@ -57,6 +57,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "VOUCH_DATA_DIR/regions/<name>",
         "Where that region keeps its company SQLite files (companies/) and company files (files/).",
     ),
+    "VOUCH_REGION_<NAME>_LABEL": (
+        "the built-in name for au, eu, us and ca, else the name in capitals",
+        "What people see for that region at signup and in the company settings: its full name and the place "
+        "its servers are, e.g. VOUCH_REGION_EU_LABEL=European Union (Paris).",
+    ),
     "VOUCH_COMPANY_DATABASE_PREFIX": ("vouch_company", "Name prefix of company databases on PostgreSQL."),
     "VOUCH_DELETION_GRACE_DAYS": (
         "14",
@@ -141,6 +146,21 @@ def parse_database_url(url: str) -> DatabaseURL:
         port=str(parts.port or ""),
         options=options,
     )
+
+
+# The default regions' full names, with the place their servers are meant to be; an
+# installation that keeps a region elsewhere says so with VOUCH_REGION_<NAME>_LABEL.
+REGION_LABELS = {
+    "au": "Australia (Sydney)",
+    "eu": "European Union (Frankfurt)",
+    "us": "United States (Virginia)",
+    "ca": "Canada (Montreal)",
+}
+
+
+def region_label(name: str) -> str:
+    """A region's full name for people: VOUCH_REGION_<NAME>_LABEL, else the built-in one."""
+    return env(f"VOUCH_REGION_{name.upper()}_LABEL", REGION_LABELS.get(name, name.upper())).strip()
 
 
 def env(name: str, default: str | None = None) -> str:

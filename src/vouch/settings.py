@@ -31,6 +31,7 @@ VOUCH_REGION_CONFIG = {
     name: {
         "database_url": env(f"VOUCH_REGION_{name.upper()}_DATABASE_URL", env("VOUCH_COMPANY_DATABASE_URL")),
         "dir": env(f"VOUCH_REGION_{name.upper()}_DIR", str(DATA_DIR / "regions" / name)),
+        "label": config.region_label(name),
     }
     for name in VOUCH_REGIONS
 }

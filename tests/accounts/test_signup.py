@@ -76,7 +76,7 @@ def test_company_signup_needs_verification_before_the_dashboard(client, mailoutb
     dashboard = client.get(reverse("dashboard"))
     assert dashboard.status_code == 200
     assert h1(dashboard) == b"Hopper Hiring"
-    assert b"AU" in dashboard.content
+    assert b"Australia (Sydney)" in dashboard.content
 
 
 @pytest.mark.parametrize("region", ["mars", "", "AU ", "eu,us", "../eu"])
@@ -97,6 +97,76 @@ def test_each_configured_region_can_be_chosen(client, mailoutbox, region):
 
     form = CompanySignupForm(data={"full_name": "X", "company_name": "Y", "region": region})
     assert form.is_valid(), form.errors
+
+
+REGION_NAMES = {
+    "au": "Australia (Sydney)",
+    "eu": "European Union (Frankfurt)",
+    "us": "United States (Virginia)",
+    "ca": "Canada (Montreal)",
+}
+
+
+def test_the_signup_page_names_every_region_in_full_and_chooses_none(client):
+    """A region cannot be changed once chosen, so nothing is chosen for the person: they
+    pick from full names with the place, the codes staying the values sent."""
+    html = client.get(reverse("account_signup")).content.decode()
+    region_inputs = re.findall(r"<input[^>]*name=\"region\"[^>]*>", html)
+    assert sorted(re.search(r'value="([^"]*)"', tag).group(1) for tag in region_inputs) == sorted(REGION_NAMES)
+    assert not [tag for tag in region_inputs if "checked" in tag], region_inputs
+    assert "selected" not in html
+    for code, name in REGION_NAMES.items():
+        assert re.search(rf'value="{code}"[^>]*>\s*{re.escape(name)}</label>', html), name
+    assert not re.search(r">\s*(AU|EU|US|CA)\s*<", html)
+
+
+def test_signing_up_without_choosing_a_region_is_a_clear_form_error(client, mailoutbox):
+    data = {
+        "full_name": "Grace Founder",
+        "email": "grace@example.com",
+        "company_name": "Hopper Hiring",
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+    }
+    response = client.post(reverse("account_signup"), data)
+    assert response.status_code == 200
+    assert "Choose where your company&#x27;s data is kept: it cannot be changed later." in response.content.decode()
+    assert response.context["form"].errors["region"]
+    assert not Company.objects.exists() and not User.objects.exists()
+    assert mailoutbox == []
+
+
+def test_the_region_is_shown_by_its_full_name(client, settings):
+    owner = fast_user()
+    fast_company("Frankfurt Hiring", region="eu", owner=owner)
+    fast_company("Sydney Hiring", region="au")
+    client.force_login(owner)
+    page = client.get(reverse("company_settings")).content.decode()
+    assert '<span class="badge">European Union (Frankfurt)</span>' in page
+    assert ">EU<" not in page
+    # The operator page counts companies per region, named in full.
+    client.force_login(User.objects.create_operator("ops@example.com"))
+    page = client.get(reverse("operator_home")).content.decode()
+    assert "<tr><td>European Union (Frankfurt)</td><td><code>eu</code></td><td>1</td></tr>" in page
+    assert "<tr><td>Australia (Sydney)</td><td><code>au</code></td><td>1</td></tr>" in page
+    assert "<tr><td>Canada (Montreal)</td><td><code>ca</code></td><td>0</td></tr>" in page
+    # An installation names its regions for where its servers are.
+    settings.VOUCH_REGION_CONFIG = {
+        **settings.VOUCH_REGION_CONFIG,
+        "eu": {**settings.VOUCH_REGION_CONFIG["eu"], "label": "European Union (Paris)"},
+    }
+    client.force_login(owner)
+    page = client.get(reverse("company_settings")).content.decode()
+    assert '<span class="badge">European Union (Paris)</span>' in page
+
+
+def test_a_regions_name_comes_from_the_environment(monkeypatch):
+    from vouch.config import region_label
+
+    assert region_label("eu") == "European Union (Frankfurt)"
+    assert region_label("nz") == "NZ"
+    monkeypatch.setenv("VOUCH_REGION_NZ_LABEL", "New Zealand (Auckland)")
+    assert region_label("nz") == "New Zealand (Auckland)"
 
 
 def test_signup_page_offers_the_company_fields(client):

@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.e2e.support import PASSPHRASE, Outbox
+from vouch.config import REGION_LABELS
 
 
 def password_field(page: Page):
@@ -26,7 +27,7 @@ def sign_up_company(page: Page, *, name: str, email: str, company: str, region: 
     page.get_by_label("Your name").fill(name)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Company name").fill(company)
-    page.get_by_label("Region").select_option(label=region)
+    page.get_by_role("radio", name=REGION_LABELS[region.lower()]).check()
     password_field(page).fill(PASSPHRASE)
     page.get_by_label("Password (again)").fill(PASSPHRASE)
     page.get_by_role("button", name="Sign Up").click()
@@ -66,7 +67,7 @@ def expect_dashboard(page: Page, company: str, region: str, role: str) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(company)
     bar = page.locator(".companybar")
     expect(bar).to_contain_text(company)
-    expect(bar.locator(".badge")).to_have_text(region)
+    expect(bar.locator(".badge")).to_have_text(REGION_LABELS[region.lower()])
     expect(bar).to_contain_text(f"as {role}")
 
 
@@ -113,7 +114,7 @@ def join_by_invitation(page: Page, link: str, *, company: str, email: str, name:
     expect(page).to_have_url(re.compile(r"/accounts/signup/$"))
     expect(page.get_by_label("Email")).to_have_value(email)
     expect(page.get_by_label("Company name")).to_have_count(0)
-    expect(page.get_by_label("Region")).to_have_count(0)
+    expect(page.get_by_role("radio")).to_have_count(0)
     page.get_by_label("Your name").fill(name)
     password_field(page).fill(PASSPHRASE)
     page.get_by_label("Password (again)").fill(PASSPHRASE)

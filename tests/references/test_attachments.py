@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connections
 from django.urls import reverse
 
-from tests.references.helpers import PDF_HEAD, add_candidate, add_file, pdf_bytes
+from tests.references.helpers import add_candidate, add_file, image_bytes, pdf_bytes, pdf_with
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
@@ -43,7 +43,7 @@ def download(client, attachment):
 def test_round_trip_of_a_multi_chunk_file_and_nothing_readable_on_disk(client, members, company):
     candidate = add_candidate(company)
     marker = b"CONFIDENTIAL-REFERENCE-FOR-ALICE-EXAMPLE "
-    payload = PDF_HEAD + marker * (3 * CHUNK_BYTES // len(marker)) + b"tail"
+    payload = pdf_with(marker * (3 * CHUNK_BYTES // len(marker)) + b"tail")
     assert len(payload) > 2 * CHUNK_BYTES
     uploaded_name = "Alice Example - medical note.pdf"
     client.force_login(members[Role.RECRUITER].user)
@@ -131,8 +131,8 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 DOCX = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>"})
 ODT = _zip({"mimetype": b"application/vnd.oasis.opendocument.text", "content.xml": b"<office:document/>"})
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 100
+PNG = image_bytes("PNG")
+JPEG = image_bytes("JPEG")
 DOC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100
 
 

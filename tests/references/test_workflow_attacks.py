@@ -31,7 +31,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
-from tests.references.helpers import add_candidate, add_file
+from tests.references.helpers import add_candidate, add_file, pdf_bytes
 from tests.references.workflow import FULL, IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
@@ -597,7 +597,7 @@ def post_for(name: str, world: dict) -> tuple[dict, dict]:
         "candidate_delete": ({"candidate_id": candidate.pk}, {"confirm": "on"}),
         "attachment_upload": (
             {"candidate_id": candidate.pk},
-            {"file": SimpleUploadedFile("extra.pdf", b"%PDF-1.7\n" + secrets.token_bytes(200))},
+            {"file": SimpleUploadedFile("extra.pdf", pdf_bytes(1000))},
         ),
         "attachment_download": ({"candidate_id": candidate.pk, "attachment_id": world["attachment"].pk}, {}),
         "attachment_delete": ({"candidate_id": candidate.pk, "attachment_id": world["attachment"].pk}, {}),
@@ -828,6 +828,70 @@ def test_a_recruiter_limited_to_their_own_requests_sees_only_those(client, alpha
         WorkflowSettings.objects.filter(pk=1).update(recruiters_see_all=True)
     assert client.get(reverse("request_detail", kwargs={"request_id": theirs.pk})).status_code == 200
     assert b"Theo Theirs" in client.get(reverse("requests")).content
+
+
+def test_a_recruiter_limited_to_their_own_requests_reaches_only_their_candidates(client, alpha):
+    """Direct addresses of another recruiter's candidate (page, edit, files, download)
+    are 404s, recorded, and change nothing; the list and a search leave them out. A
+    candidate shared with one of the recruiter's own requests, and one they added
+    with no request yet, stay theirs."""
+    mine_member, theirs_member = fast_member(alpha, Role.RECRUITER), fast_member(alpha, Role.RECRUITER)
+    _, _ = new_request(alpha, mine_member.user, name="Mona Mine")
+    theirs, _ = new_request(alpha, theirs_member.user, name="Theo Theirs", email="theo@example.org")
+    shared, _ = new_request(alpha, theirs_member.user, name="Sally Shared", email="sally@example.org")
+    new_request(alpha, mine_member.user, name="Sally Shared", email="sally@example.org")
+    added_by_other = add_candidate(alpha, name="Otto Other", email="otto@example.org", created_by=theirs_member.user)
+    added_by_me = add_candidate(alpha, name="Ada Added", email="ada@example.org", created_by=mine_member.user)
+    hidden = [theirs.candidate, added_by_other]
+    files = {candidate.pk: add_file(alpha, candidate) for candidate in hidden}
+    with company_context(alpha):
+        WorkflowSettings.objects.update_or_create(pk=1, defaults={"recruiters_see_all": False})
+    client.force_login(mine_member.user)
+    listing = client.get(reverse("candidates")).content.decode()
+    assert "Mona Mine" in listing and "Sally Shared" in listing and "Ada Added" in listing, listing
+    assert "Theo Theirs" not in listing and "Otto Other" not in listing
+    assert b"Theo Theirs" not in client.get(reverse("candidates"), {"q": "theo@example.org"}).content
+    before = company_snapshot(alpha)
+    for candidate in hidden:
+        attachment = files[candidate.pk]
+        probes = (
+            ("candidate_detail", "get", {"candidate_id": candidate.pk}, {}),
+            ("candidate_edit", "get", {"candidate_id": candidate.pk}, {}),
+            (
+                "candidate_edit",
+                "post",
+                {"candidate_id": candidate.pk},
+                {"name": "Changed", "email": "changed@example.org", "phone": "", "notes": "mine now"},
+            ),
+            (
+                "attachment_upload",
+                "post",
+                {"candidate_id": candidate.pk},
+                {"file": SimpleUploadedFile("cv.txt", b"planted")},
+            ),
+            ("attachment_download", "get", {"candidate_id": candidate.pk, "attachment_id": attachment.pk}, {}),
+        )
+        for name, method, kwargs, data in probes:
+            seq = last_seq()
+            response = getattr(client, method)(reverse(name, kwargs=kwargs), data)
+            assert response.status_code == 404, (candidate.name, name, method, response.status_code)
+            assert candidate.name.encode() not in response.content
+            assert len(misses(seq, alpha)) == 1, (name, method)
+    assert company_snapshot(alpha) == before
+    # Theirs and shared: the recruiter opens and edits the shared one (their own request).
+    assert client.get(reverse("candidate_detail", kwargs={"candidate_id": shared.candidate.pk})).status_code == 200
+    assert client.get(reverse("candidate_detail", kwargs={"candidate_id": added_by_me.pk})).status_code == 200
+    edit = {"name": "Sally Shared", "email": "sally@example.org", "phone": "", "notes": "called"}
+    response = client.post(reverse("candidate_edit", kwargs={"candidate_id": shared.candidate.pk}), edit)
+    assert response.status_code == 302
+    # Control: with every request visible the same addresses open.
+    with company_context(alpha):
+        WorkflowSettings.objects.filter(pk=1).update(recruiters_see_all=True)
+    for candidate in hidden:
+        assert client.get(reverse("candidate_detail", kwargs={"candidate_id": candidate.pk})).status_code == 200
+        download = reverse("attachment_download", args=[candidate.pk, files[candidate.pk].pk])
+        assert client.get(download).status_code == 200
+    assert b"Theo Theirs" in client.get(reverse("candidates")).content
 
 
 # --- Nothing of it in the logs -------------------------------------------------------

@@ -39,6 +39,7 @@ from django.urls.converters import IntConverter, UUIDConverter
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member
+from tests.references.helpers import pdf_bytes
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Role
@@ -192,7 +193,7 @@ def _new_candidate(company):
         candidate = references.create_candidate(
             f"Secret person of {company.name}", f"secret-{secrets.token_hex(4)}@example.com", "07700 900123"
         )
-        references.add_attachment(candidate, SimpleUploadedFile("cv.pdf", b"%PDF-1.7\n" + secrets.token_bytes(500)))
+        references.add_attachment(candidate, SimpleUploadedFile("cv.pdf", pdf_bytes(1000)))
     return candidate
 
 
@@ -206,7 +207,7 @@ def make_candidate(company) -> Made:
 
 def make_candidate_upload(company) -> Made:
     candidate = _new_candidate(company)
-    form = {"file": SimpleUploadedFile("forged.pdf", b"%PDF-1.7\n" + secrets.token_bytes(100))}
+    form = {"file": SimpleUploadedFile("forged.pdf", pdf_bytes(1000))}
     return Made({"candidate_id": candidate.pk}, form, lambda: _candidate_state(company, candidate.pk))
 
 

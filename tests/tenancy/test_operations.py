@@ -310,6 +310,7 @@ def test_show_by_id_or_exact_name(own_regions):
     assert location.endswith(connections.postgres_name(company.id) if SERVICES else f"{company.id}.sqlite3")
     code, out, _ = _run("show", "Show Me Ltd")
     assert code == 0 and "Identity       ok" in out and "Members        2" in out
+    assert "Region         eu: European Union (Frankfurt)" in out
     # Not a prefix, not a case-insensitive match: exactly the name, or an id.
     assert _run("show", "Show Me")[0] == 1
     make_company("Show Me Ltd", "us", owner)

@@ -21,6 +21,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.conftest import make_company, make_user
+from tests.references.helpers import pdf_with
 from tests.vault.attack import (
     company_database_bytes,
     connection_is_sqlite,
@@ -75,7 +76,7 @@ def store_company_data(company, p: dict[str, str], recruiter, action: str) -> No
             p["name"], p["email"], p["phone"], notes=f"{p['answer']}\n{p['note']}", created_by=recruiter
         )
         create_candidate(p["referee"], p["referee_email"], p["phone_national"], notes=p["note"], created_by=recruiter)
-        pdf = b"%PDF-1.4\n" + f"Reference letter for {p['name']} ({p['email']}): {p['answer']}".encode()
+        pdf = pdf_with(f"Reference letter for {p['name']} ({p['email']}): {p['answer']}".encode())
         add_attachment(
             candidate,
             SimpleUploadedFile(f"Reference {p['surname']}.pdf", pdf, content_type="application/pdf"),

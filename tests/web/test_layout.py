@@ -49,7 +49,8 @@ def test_each_role_is_offered_its_pages(client, members, role, labels):
     assert links(html) == [(label, COMPANY_LINKS[label]) for label in labels] + [("Account", "/accounts/email/")]
     assert '<form method="post" action="/accounts/logout/" class="inline">' in navigation(html)
     role_label = members[role].get_role_display()
-    assert f'<span class="badge">EU</span>\n        <span class="muted">as {role_label}</span>' in html
+    badge = '<span class="badge">European Union (Frankfurt)</span>'
+    assert f'{badge}\n        <span class="muted">as {role_label}</span>' in html
 
 
 def test_an_operator_and_a_person_without_a_company(client):
@@ -85,7 +86,8 @@ def test_the_company_bar_escapes_the_name(client):
     fast_company('<script>alert("x")</script> & Co', owner=owner)
     client.force_login(owner)
     html = client.get("/dashboard/").content.decode()
-    assert '<span>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co <span class="badge">EU</span>' in html
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co"
+    assert f'<span>{escaped} <span class="badge">European Union (Frankfurt)</span>' in html
     assert "<script>alert" not in html
 
 

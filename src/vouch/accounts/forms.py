@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 
 from vouch.accounts.policy import Role
+from vouch.tenancy import regions
 
 
 class CompanySignupForm(forms.Form):
@@ -15,16 +15,23 @@ class CompanySignupForm(forms.Form):
 
     full_name = forms.CharField(label="Your name", max_length=150)
     company_name = forms.CharField(label="Company name", max_length=120)
+    # No default: a company created in the wrong place cannot be moved, so the person
+    # picks one, by its full name and place.
     region = forms.ChoiceField(
-        label="Region",
-        help_text="Where your company's data is kept. It cannot be changed later.",
+        label="Where your company's data is kept",
+        help_text="Choose the region nearest your company and the people you check. It cannot be changed later.",
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose where your company's data is kept: it cannot be changed later.",
+            "invalid_choice": "Choose one of the regions listed.",
+        },
     )
 
     field_order = ["full_name", "email", "company_name", "region", "password1", "password2"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["region"].choices = [(r, r.upper()) for r in settings.VOUCH_REGIONS]
+        self.fields["region"].choices = regions.choices()
 
     def clean(self) -> dict:
         cleaned_data = super().clean()

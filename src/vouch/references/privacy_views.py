@@ -20,11 +20,12 @@ from vouch.audit import record
 from vouch.audit.models import EventAction
 from vouch.references import privacy
 from vouch.references.models import Candidate
-from vouch.tenancy.lookups import company_object_or_404
+from vouch.references.request_access import candidate_or_404
 
 
 def _candidate(request: HttpRequest, candidate_id: UUID) -> Candidate:
-    return company_object_or_404(request, Candidate, pk=candidate_id)
+    # Admins and owners only, who reach every candidate; the one lookup all the same.
+    return candidate_or_404(request, candidate_id)
 
 
 @reauthentication_required

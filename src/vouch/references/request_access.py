@@ -1,16 +1,18 @@
-"""Which requests a member may reach: the one place member-facing views find a
-request, so the "recruiters see only their own" setting cannot be forgotten by one
-page. A request outside the member's view is a 404, recorded like any other miss."""
+"""Which requests and candidates a member may reach: the one place member-facing views
+find them, so the "recruiters see only their own" setting cannot be forgotten by one
+page. A request or candidate outside the member's view is a 404, recorded like any
+other miss."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 
 from vouch.accounts import policy
+from vouch.references.models import Candidate
 from vouch.references.request_models import Reference, ReferenceRequest, WorkflowSettings
 from vouch.tenancy.lookups import company_object_or_404
 
@@ -30,6 +32,20 @@ class Visibility:
             return requests.none()
         return requests.filter(created_by_id=self.creator_id)
 
+    def candidates(self, candidates: QuerySet[Candidate]) -> QuerySet[Candidate]:
+        """The candidates a member limited to their own requests reaches: those with at
+        least one of their requests (shared ones included: it is one person, one record),
+        and those with no request yet whom they added. A candidate whose every request
+        is another member's, or nobody's yet but added by someone else, is out of reach."""
+        if self.everything:
+            return candidates
+        if self.creator_id is None:
+            return candidates.none()
+        requests = ReferenceRequest.objects.filter(candidate=OuterRef("pk"))
+        own = Exists(requests.filter(created_by_id=self.creator_id))
+        added_unrequested = Q(created_by_id=self.creator_id) & ~Exists(requests)
+        return candidates.filter(own | added_unrequested)
+
 
 def visibility(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> Visibility:
     membership = http_request.membership
@@ -47,6 +63,14 @@ def visibility(http_request: HttpRequest, settings: WorkflowSettings | None = No
 
 def visible_requests(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
     return visibility(http_request, settings).of(ReferenceRequest.objects.all())
+
+
+def visible_candidates(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[Candidate]:
+    return visibility(http_request, settings).candidates(Candidate.objects.all())
+
+
+def candidate_or_404(http_request: HttpRequest, candidate_id: UUID) -> Candidate:
+    return company_object_or_404(http_request, visible_candidates(http_request), pk=candidate_id)
 
 
 def request_or_404(http_request: HttpRequest, request_id: UUID) -> ReferenceRequest:

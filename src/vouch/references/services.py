@@ -6,6 +6,7 @@ Callers ask the role policy first (the views do, through ``company_action``)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.files.uploadedfile import UploadedFile
@@ -184,10 +185,18 @@ class CandidatePage:
     page: Page
 
 
-def page_of_candidates(query: str, page_number: str) -> CandidatePage:
+def page_of_candidates(
+    query: str,
+    page_number: str,
+    within: Callable[[QuerySet[Candidate]], QuerySet[Candidate]] | None = None,
+) -> CandidatePage:
+    """One page of the list, or of a search; ``within`` narrows it to the candidates the
+    member reaches (``request_access.Visibility.candidates``)."""
     query = query.strip()
     kind = query_kind(query) if query else None
     queryset = find_candidates(query) if query else listing()
+    if within is not None:
+        queryset = within(queryset)
     number = page_number if page_number.isascii() and page_number.isdigit() and 0 < len(page_number) <= 6 else "1"
     page = Paginator(queryset, PER_PAGE).get_page(min(int(number), MAX_PAGE))
     return CandidatePage(query=query, kind=kind, page=page)

@@ -71,7 +71,13 @@ class WorkflowSettingsForm(forms.Form):
         coerce=lambda value: value == "all",
         widget=forms.RadioSelect,
         label="Who sees which requests",
-        help_text="Owners, admins and viewers always see every request.",
+        help_text=(
+            "Owners, admins and viewers always see every request. A recruiter limited to their own requests "
+            "also reaches only the candidates of those requests and the candidates they added who have no "
+            "request yet: the candidates, details and files of other members' requests are hidden from them. A "
+            "candidate who has both their request and another member's is one record: the recruiter sees and "
+            "edits it, and the change shows on the other request too."
+        ),
     )
     default_deadline_days = forms.IntegerField(
         min_value=1,

@@ -1,7 +1,9 @@
 """Which files may be attached to a candidate, checked by their contents.
 
-The extension says what the file claims to be; the first bytes (and, for the zip
-based formats, the entries inside) must agree. The type Vouch stores and later
+The extension says what the file claims to be; the first bytes must agree, and then
+the whole file: a PDF must parse and an image decode, with nothing after its end
+(``file_contents``); the zip based formats must hold their required entries, and a
+text file be UTF-8 throughout. The type Vouch stores and later
 sends is the one it checked, never the browser's claim, and downloads are always
 sent as attachments, so an upload cannot become a page in Vouch's origin."""
 
@@ -17,6 +19,8 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
+
+from vouch.references import file_contents
 
 HEAD_BYTES = 8192
 READ_BYTES = 64 * 1024
@@ -78,6 +82,22 @@ def _starts(*prefixes: bytes) -> Callable[[bytes, UploadedFile], bool]:
     return lambda head, upload: head.startswith(prefixes)
 
 
+def _whole(check_contents: Callable[[bytes], None], prefix: bytes) -> Callable[[bytes, UploadedFile], bool]:
+    """The first bytes, then the whole file (at most ``max_bytes()``, already checked)."""
+
+    def matches(head: bytes, upload: UploadedFile) -> bool:
+        if not head.startswith(prefix):
+            return False
+        upload.seek(0)
+        try:
+            check_contents(upload.read())
+        except file_contents.Unacceptable as refused:
+            raise AttachmentRefused(str(refused)) from refused
+        return True
+
+    return matches
+
+
 @dataclass(frozen=True)
 class FileKind:
     label: str
@@ -87,7 +107,7 @@ class FileKind:
 
 
 KINDS = (
-    FileKind("PDF document", "application/pdf", (".pdf",), _starts(b"%PDF-")),
+    FileKind("PDF document", "application/pdf", (".pdf",), _whole(file_contents.check_pdf, b"%PDF-")),
     FileKind(
         "Word document",
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -98,8 +118,8 @@ KINDS = (
     FileKind("Word 97-2003 document", "application/msword", (".doc",), _starts(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")),
     FileKind("OpenDocument text", "application/vnd.oasis.opendocument.text", (".odt",), _is_odt),
     FileKind("plain text file", "text/plain; charset=utf-8", (".txt",), _is_text),
-    FileKind("PNG image", "image/png", (".png",), _starts(b"\x89PNG\r\n\x1a\n")),
-    FileKind("JPEG image", "image/jpeg", (".jpg", ".jpeg"), _starts(b"\xff\xd8\xff")),
+    FileKind("PNG image", "image/png", (".png",), _whole(file_contents.check_png, b"\x89PNG\r\n\x1a\n")),
+    FileKind("JPEG image", "image/jpeg", (".jpg", ".jpeg"), _whole(file_contents.check_jpeg, b"\xff\xd8\xff")),
 )
 BY_EXTENSION = {extension: kind for kind in KINDS for extension in kind.extensions}
 ACCEPTED = "PDF, Word (.docx, .doc), OpenDocument text (.odt), plain text (.txt), PNG and JPEG"

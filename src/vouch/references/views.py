@@ -20,6 +20,7 @@ from vouch.accounts.policy import Action
 from vouch.references import services
 from vouch.references.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
 from vouch.references.models import Attachment, Candidate
+from vouch.references.request_access import candidate_or_404, visibility, visible_candidates
 from vouch.references.uploads import AttachmentRefused
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.vault.errors import VaultError
@@ -29,12 +30,14 @@ log = logging.getLogger("vouch.references")
 
 
 def _candidate(request: HttpRequest, candidate_id: UUID) -> Candidate:
-    return company_object_or_404(request, Candidate, pk=candidate_id)
+    return candidate_or_404(request, candidate_id)
 
 
 def _attachment(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> Attachment:
-    # One lookup naming both: an attachment is only reachable under its own candidate.
-    return company_object_or_404(request, Attachment, pk=attachment_id, candidate_id=candidate_id)
+    # One lookup naming both: an attachment is only reachable under its own candidate,
+    # and only while the member reaches that candidate.
+    attachments = Attachment.objects.filter(candidate__in=visible_candidates(request))
+    return company_object_or_404(request, attachments, pk=attachment_id, candidate_id=candidate_id)
 
 
 @company_action(Action.VIEW_CANDIDATES)
@@ -42,7 +45,9 @@ def candidate_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     if not form.is_valid():
         return render(request, "references/list.html", {"form": form, "result": None}, status=400)
-    result = services.page_of_candidates(form.cleaned_data["q"], request.GET.get("page", "1"))
+    result = services.page_of_candidates(
+        form.cleaned_data["q"], request.GET.get("page", "1"), within=visibility(request).candidates
+    )
     return render(
         request,
         "references/list.html",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from vouch.config import DatabaseURL, parse_database_url
+from vouch.config import REGION_LABELS, DatabaseURL, parse_database_url
 
 REGION_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
@@ -38,6 +38,20 @@ class Region:
     @property
     def uses_postgresql(self) -> bool:
         return self.server is not None
+
+
+def label(name: str) -> str:
+    """The region's full name for people ("European Union (Frankfurt)"); the code is
+    what is stored. A region no longer configured still gets a name."""
+    entry = settings.VOUCH_REGION_CONFIG.get(name)
+    if entry and entry.get("label"):
+        return entry["label"]
+    return REGION_LABELS.get(name, name.upper())
+
+
+def choices() -> list[tuple[str, str]]:
+    """(code, full name) of every region a company can choose, in the configured order."""
+    return [(name, label(name)) for name in settings.VOUCH_REGIONS]
 
 
 def get(name: str) -> Region:

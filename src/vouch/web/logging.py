@@ -85,6 +85,9 @@ def configure_logging(level: str = "INFO") -> None:
                 "weasyprint": {"level": "ERROR"},
                 "weasyprint.progress": {"level": "ERROR"},
                 "fontTools": {"level": "ERROR"},
+                # pypdf warns about every flaw it works around in an uploaded PDF; the
+                # upload check logs its own line when a file is refused.
+                "pypdf": {"level": "ERROR"},
             },
         }
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connections
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -12,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.tenancy import regions
 from vouch.tenancy.services import active_member_count
 
 
@@ -44,7 +47,15 @@ def operator_home(request: HttpRequest) -> HttpResponse:
     policy.require(request.user.is_staff)
     from vouch.tenancy.models import Company
 
-    return render(request, "web/operator.html", {"company_count": Company.objects.count()})
+    # Per region: the full name (what companies chose at signup), the code, and how many.
+    counts = dict(Company.objects.values_list("region").annotate(n=Count("pk")).order_by())
+    names = list(settings.VOUCH_REGIONS) + sorted(set(counts) - set(settings.VOUCH_REGIONS))
+    region_rows = [(regions.label(name), name, counts.get(name, 0)) for name in names]
+    return render(
+        request,
+        "web/operator.html",
+        {"company_count": sum(counts.values()), "regions": region_rows},
+    )
 
 
 def alive(request: HttpRequest) -> HttpResponse:

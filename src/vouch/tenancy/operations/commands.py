@@ -140,6 +140,7 @@ def list_(args: argparse.Namespace, out) -> int:
 
 
 def show(args: argparse.Namespace, out, err) -> int:
+    from vouch.tenancy import regions
     from vouch.tenancy.operations import report
 
     try:
@@ -156,7 +157,7 @@ def show(args: argparse.Namespace, out, err) -> int:
     identity = "ok" if db["identity_ok"] else f"WRONG ({db['identity'] or 'none'})"
     lines = [
         ("Company", f"{details['name']} ({details['id']})"),
-        ("Region", details["region"]),
+        ("Region", f"{details['region']}: {regions.label(details['region'])}"),
         ("Status", details["status"]),
         ("Created", details["created_at"]),
         ("Members", str(details["members"])),

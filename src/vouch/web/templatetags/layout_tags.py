@@ -28,6 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from vouch.accounts import policy
 from vouch.accounts.policy import Action, Role
+from vouch.tenancy import regions
 from vouch.web.context_processors import layout_urls
 
 register = template.Library()
@@ -99,6 +100,12 @@ def _csrf_field(context: Context) -> str:
     return f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(str(token))}">'
 
 
+@register.filter
+def region_label(code: str) -> str:
+    """A region's full name, e.g. "European Union (Frankfurt)" for ``eu``."""
+    return regions.label(code)
+
+
 @register.simple_tag(takes_context=True)
 def company_bar(context: Context) -> SafeString:
     """The current company's name and region, and the member's role in it."""
@@ -107,7 +114,7 @@ def company_bar(context: Context) -> SafeString:
         return SafeString()
     membership = context.get("current_membership")
     role = _ROLE_LABELS.get(membership.role, membership.role) if membership is not None else ""
-    name, region = escape(company.name), escape(company.region.upper())
+    name, region = escape(company.name), escape(regions.label(company.region))
     return mark_safe(  # noqa: S308  (drawn escaped)
         f'<div class="companybar">\n      <span>{name} <span class="badge">{region}</span>\n'
         f'        <span class="muted">as {escape(role)}</span></span>\n    </div>'
