@@ -189,12 +189,11 @@ class StepUpStage(LoginStage):
         even when the code is right."""
         user = self.login.user
         code = "".join(ch for ch in (code or "") if ch.isdigit())
-        expected = self.state.get("code_hash")
-        if not expected or time.time() > float(self.state.get("expires", 0)):
+        expected, code_id = self.state.get("code_hash"), self.state.get("code_id")
+        # A code issued before codes had an id has no allowance of its own: start again.
+        if not expected or not code_id or time.time() > float(self.state.get("expires", 0)):
             return "expired"
-        tries = throttle.take_slot(
-            f"guard:stepup:try:{user.pk}:{self.state.get('code_id')}", CODE_ATTEMPTS, CODE_LIFETIME
-        )
+        tries = throttle.take_slot(f"guard:stepup:try:{user.pk}:{code_id}", CODE_ATTEMPTS, CODE_LIFETIME)
         if not tries:
             return "locked"
         wrong = throttle.take_slot(_wrong_key(user), WRONG_PER_HOUR, 3600)
