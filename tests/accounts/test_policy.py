@@ -39,6 +39,7 @@ EXPECTED_MINIMUM = {
     "export_candidate_data": Role.ADMIN,
     "erase_candidate_data": Role.ADMIN,
     "manage_workflow": Role.ADMIN,
+    "end_member_sessions": Role.ADMIN,
 }
 
 

@@ -116,6 +116,19 @@ def _new_sign_in(user):
     return [user.email]
 
 
+def _sessions_ended(user):
+    from allauth.usersessions.models import UserSession
+
+    from vouch.guard import sessions
+
+    company = make_company("Careful Hiring")
+    member = add_member(company, Role.VIEWER, user=user)
+    UserSession.objects.create(user=user, ip="192.0.2.1", session_key="k" * 32, user_agent=FIREFOX)
+    owner = company.memberships.get(role=Role.OWNER)
+    sessions.end_member_sessions(owner, member, request=request_from(user=owner.user))
+    return [user.email]
+
+
 CASES = {
     "password_changed": (_password_changed, "Your password was changed", ["password", "was changed"]),
     "password_reset": (_password_reset, "Your password was reset", ["reset through the link"]),
@@ -126,6 +139,7 @@ CASES = {
     "account_suspended": (_account_suspended, "Your account was suspended", ["Australia", "reset your password"]),
     "account_restored": (_account_restored, "Your account was restored", ["no longer suspended"]),
     "new_sign_in": (_new_sign_in, "New sign-in to your account", ["/accounts/not-me/"]),
+    "sessions_ended": (_sessions_ended, "You were signed out of Vouch", ["of Careful Hiring", "1 session ended"]),
 }
 
 

@@ -370,6 +370,7 @@ class ObjectURL:
 OBJECT_URLS: dict[str, ObjectURL] = {
     "member_role": ObjectURL(Membership, make_membership, max_membership_id),
     "member_active": ObjectURL(Membership, make_membership, max_membership_id),
+    "member_sessions_end": ObjectURL(Membership, make_membership, max_membership_id),
     "invitation_revoke": ObjectURL(Invitation, make_invitation, max_invitation_id),
     "activity_entry": ObjectURL(Entry, make_entry),
     "guard_approve_restore": ObjectURL(Membership, make_membership, max_membership_id),

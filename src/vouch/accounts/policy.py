@@ -48,6 +48,7 @@ class Action(StrEnum):
     EXPORT_CANDIDATE_DATA = "export_candidate_data"
     ERASE_CANDIDATE_DATA = "erase_candidate_data"
     MANAGE_WORKFLOW = "manage_workflow"
+    END_MEMBER_SESSIONS = "end_member_sessions"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -87,6 +88,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.EXPORT_CANDIDATE_DATA: Role.ADMIN,
     Action.ERASE_CANDIDATE_DATA: Role.ADMIN,
     Action.MANAGE_WORKFLOW: Role.ADMIN,
+    # Signing a member out everywhere (a lost laptop, a suspected takeover): admins and
+    # owners, for members not above them (see can_end_sessions).
+    Action.END_MEMBER_SESSIONS: Role.ADMIN,
 }
 
 
@@ -119,6 +123,20 @@ def can_manage(actor: Membership | None, target: Membership, action: Action) -> 
     if actor.company_id != target.company_id or actor.pk == target.pk:
         return False
     return not (target.role == Role.OWNER and actor.role != Role.OWNER)
+
+
+def can_end_sessions(actor: Membership | None, target: Membership) -> bool:
+    """Whether ``actor`` may end every session of ``target``: as for role changes, only
+    in the same company, never oneself (that is the sessions page, which keeps the
+    current one), and an admin not an owner's."""
+    return can_manage(actor, target, Action.END_MEMBER_SESSIONS)
+
+
+def can_end_any_sessions(user) -> bool:
+    """Operators (``User.is_staff``) may end the sessions of any account: they run the
+    installation, and a takeover may need stopping before anyone in a company is around.
+    Ending sessions shows no company's data (P15)."""
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
 
 
 def sees_all_requests(membership: Membership | None, recruiters_see_all: bool) -> bool:

@@ -13,6 +13,7 @@ from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.forms import InviteForm, RoleForm
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action
+from vouch.guard import sessions as guard_sessions
 from vouch.guard.company_security import company_min_password_length
 from vouch.tenancy.lookups import record_miss
 
@@ -35,6 +36,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
             "membership": m,
             "can_change_role": policy.can_manage(actor, m, Action.CHANGE_ROLE),
             "can_deactivate": policy.can_manage(actor, m, Action.DEACTIVATE_MEMBER),
+            "can_end_sessions": policy.can_end_sessions(actor, m),
             "role_form": RoleForm(roles=roles, initial={"role": m.role}, prefix=f"m{m.pk}"),
         }
         for m in members.members_of(actor.company)
@@ -128,6 +130,24 @@ def _set_active(request: HttpRequest, target: Membership) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{target.user} {'reactivated' if active else 'deactivated'}.")
+    return redirect("members")
+
+
+@require_POST
+@company_action(Action.END_MEMBER_SESSIONS)
+def end_sessions(request: HttpRequest, membership_id: int) -> HttpResponse:
+    target = _member_or_404(request, membership_id)
+    policy.require(policy.can_end_sessions(request.membership, target))
+    return _end_sessions(request, target)
+
+
+@reauthentication_required  # signing someone out everywhere acts on their account
+def _end_sessions(request: HttpRequest, target: Membership) -> HttpResponse:
+    count = guard_sessions.end_member_sessions(request.membership, target, request=request)
+    if count:
+        messages.success(request, f"{target.user} was signed out of {count} session{'s' if count != 1 else ''}.")
+    else:
+        messages.success(request, f"{target.user} had no session to end.")
     return redirect("members")
 
 

@@ -44,6 +44,7 @@ RESTORE_PENDING = Kind("restore_pending", "Your password was reset: an administr
 ACCOUNT_RESTORED = Kind("account_restored", "Your account was restored")
 NEW_SIGN_IN = Kind("new_sign_in", "New sign-in to your account")
 STEP_UP_CODE = Kind("step_up_code", "Your sign-in code")
+SESSIONS_ENDED = Kind("sessions_ended", "You were signed out of Vouch")
 
 KINDS = {
     kind.name: kind
@@ -61,6 +62,7 @@ KINDS = {
         ACCOUNT_RESTORED,
         NEW_SIGN_IN,
         STEP_UP_CODE,
+        SESSIONS_ENDED,
     )
 }
 

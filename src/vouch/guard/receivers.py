@@ -24,6 +24,11 @@ def on_password_reset(sender, request, user, **kwargs) -> None:
 
 
 def on_email_changed(sender, request, user, from_email_address=None, to_email_address=None, **kwargs) -> None:
+    if from_email_address is None:
+        # allauth (with CHANGE_EMAIL) sends email_changed when any address is confirmed,
+        # the first one at sign-up too; with no address before it, nothing was changed,
+        # and an "if it was not you" alarm would be false.
+        return
     old = getattr(from_email_address, "email", "") or ""
     new = getattr(to_email_address, "email", "") or user.email
     context = {"old_email": old, "new_email": new}

@@ -37,16 +37,8 @@ def step_up(request: HttpRequest) -> HttpResponse:
             stage.abort()
             messages.error(request, "That code has expired. Sign in again to get a new one.")
             return redirect("account_login")
-        _stash(request, stage)
         error = "That code is not right. Check the latest email from Vouch and try again."
     return render(request, "guard/step_up.html", {"error": error, "digits": CODE_DIGITS}, status=400 if error else 200)
-
-
-def _stash(request: HttpRequest, stage) -> None:
-    # The wrong-code count lives in the pending login, kept in the session.
-    from allauth.account.internal.stagekit import stash_login
-
-    stash_login(request, stage.login)
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,9 +1,14 @@
-"""Pages: the company's security settings (owners), your sessions (everyone), and the
-WebAuthn key removal that respects a company's 2FA requirement."""
+"""Pages: the company's security settings (owners), your sessions (everyone), an
+operator signing any account out everywhere, allauth's re-authentication pages with a
+new session key, and the WebAuthn key removal that respects a company's 2FA
+requirement."""
 
 from __future__ import annotations
 
+from allauth.account import views as account_views
 from allauth.account.decorators import reauthentication_required
+from allauth.mfa.base import views as mfa_views
+from allauth.mfa.webauthn import views as webauthn_views
 from allauth.mfa.webauthn.views import RemoveWebAuthnView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,7 +17,9 @@ from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
+from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
+from vouch.accounts.decorators import reauthentication_required as vouch_reauthentication_required
 from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.events import PLATFORM
@@ -56,8 +63,12 @@ def session_list(request: HttpRequest) -> HttpResponse:
     return render(request, "guard/sessions.html", {"sessions": guard_sessions.active_sessions(request)})
 
 
+# Ending sessions, one or all others, asks for the password (or a 2FA method) again
+# first (ASVS 7.5.2): a session left open or stolen must not be able to sign its
+# owner out of the devices they would use to take the account back.
 @require_POST
 @login_required
+@vouch_reauthentication_required
 def session_end(request: HttpRequest, session_id: int) -> HttpResponse:
     if guard_sessions.end_session(request, session_id):
         messages.success(request, "That session has ended: it is signed out.")
@@ -68,10 +79,59 @@ def session_end(request: HttpRequest, session_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
+@vouch_reauthentication_required
 def session_end_others(request: HttpRequest) -> HttpResponse:
     count = guard_sessions.end_other_sessions(request, request.user, reason="ended_by_user")
     messages.success(request, f"Signed out of {count} other session{'s' if count != 1 else ''}.")
     return redirect("account_sessions")
+
+
+@require_POST
+@login_required
+def operator_sessions_end(request: HttpRequest) -> HttpResponse:
+    """An operator signs any account out everywhere, by its email address."""
+    policy.require(policy.can_end_any_sessions(request.user))
+    return _operator_sessions_end(request)
+
+
+@vouch_reauthentication_required
+def _operator_sessions_end(request: HttpRequest) -> HttpResponse:
+    from vouch.accounts.models import User
+
+    email = request.POST.get("email", "").strip()[:254]
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    if user is None:
+        messages.error(request, "No account has that email address.")
+        return redirect("operator_home")
+    count = guard_sessions.end_account_sessions(request.user, user, request=request)
+    messages.success(request, f"{user.email} was signed out of {count} session{'s' if count != 1 else ''}.")
+    return redirect("operator_home")
+
+
+class _CyclesSessionKey:
+    """Re-authentication issues a new session key (ASVS 7.2.4): on the right password
+    or 2FA code, before allauth records it and replays the held-back request."""
+
+    def form_valid(self, form) -> HttpResponse:
+        guard_sessions.cycle_key(self.request)
+        return super().form_valid(form)
+
+
+class ReauthenticateView(_CyclesSessionKey, account_views.ReauthenticateView):
+    pass
+
+
+class MFAReauthenticateView(_CyclesSessionKey, mfa_views.ReauthenticateView):
+    pass
+
+
+class WebAuthnReauthenticateView(_CyclesSessionKey, webauthn_views.ReauthenticateWebAuthnView):
+    pass
+
+
+reauthenticate = ReauthenticateView.as_view()
+mfa_reauthenticate = MFAReauthenticateView.as_view()
+webauthn_reauthenticate = WebAuthnReauthenticateView.as_view()
 
 
 @method_decorator(login_required, name="dispatch")

@@ -140,10 +140,7 @@ def end_other_sessions(request: HttpRequest | None, user, *, reason: str) -> int
 
 
 def _end(sessions: list[UserSession], request, *, reason: str, user=None) -> None:
-    for session in sessions:
-        # UserSession.end() deletes the session from the store (cache too, with
-        # cached_db) and then the listing row.
-        session.end()
+    _close(sessions)
     if sessions:
         actor = user or sessions[0].user
         record(
@@ -154,6 +151,88 @@ def _end(sessions: list[UserSession], request, *, reason: str, user=None) -> Non
             target=f"user:{actor.pk}",
             details={"sessions": len(sessions), "reason": reason},
         )
+
+
+def _close(sessions: list[UserSession]) -> None:
+    for session in sessions:
+        # UserSession.end() deletes the session from the store (cache too, with
+        # cached_db) and then the listing row.
+        session.end()
+
+
+def end_member_sessions(actor, target, *, request: HttpRequest | None = None) -> int:
+    """An owner or admin ends every session of ``target``, a member of their company
+    (``policy.can_end_sessions``); recorded in the company's security events, and the
+    member is told by email. Returns how many sessions ended.
+
+    Every session of the person ends, whichever company it was last used for: a
+    session is the person's, not one company's."""
+    from vouch.accounts import policy
+
+    policy.require(policy.can_end_sessions(actor, target))
+    sessions = list(UserSession.objects.filter(user_id=target.user_id))
+    _close(sessions)
+    record(
+        EventAction.SESSION_REVOKED,
+        request=request,
+        actor=actor.user,
+        company=target.company_id,
+        target=f"membership:{target.pk}",
+        details={"user": f"user:{target.user_id}", "sessions": len(sessions), "reason": "ended_by_admin"},
+    )
+    if sessions:
+        _tell(
+            target.user,
+            request,
+            {
+                "ended_by": actor.user,
+                "ended_by_role": actor.get_role_display().lower(),
+                "company": target.company,
+                "count": len(sessions),
+            },
+        )
+    return len(sessions)
+
+
+def end_account_sessions(operator, user, *, request: HttpRequest | None = None) -> int:
+    """An operator ends every session of any account (``policy.can_end_any_sessions``);
+    recorded as a platform event, and the account's owner is told by email. An
+    operator naming their own account keeps the session they are using."""
+    from vouch.accounts import policy
+
+    policy.require(policy.can_end_any_sessions(operator))
+    keep = request.session.session_key if request is not None and operator.pk == user.pk else None
+    sessions = list(UserSession.objects.filter(user_id=user.pk).exclude(session_key=keep or ""))
+    _close(sessions)
+    record(
+        EventAction.SESSION_REVOKED,
+        request=request,
+        actor=operator,
+        company=PLATFORM,
+        target=f"user:{user.pk}",
+        details={"sessions": len(sessions), "reason": "ended_by_operator"},
+    )
+    if sessions:
+        # Without the operator's place and device: the account's owner is told what
+        # happened and by whom, not where the installation's operators work from.
+        _tell(user, None, {"ended_by": None, "operator": True, "count": len(sessions)})
+    return len(sessions)
+
+
+def _tell(user, request, context: dict) -> None:
+    from vouch.guard import notifications
+
+    notifications.send(notifications.SESSIONS_ENDED, user, request=request, context=context)
+
+
+def cycle_key(request: HttpRequest) -> None:
+    """Give the request's session a new key, keeping its data (and its place in the
+    sessions list): after re-authentication, so a key seen before it (a fixation, a
+    copied cookie) is worth nothing after it (ASVS 7.2.4)."""
+    old = request.session.session_key
+    request.session.cycle_key()
+    if old:
+        UserSession.objects.filter(session_key=old).update(session_key=request.session.session_key)
 
 
 def touch(request: HttpRequest, now: datetime | None = None) -> None:

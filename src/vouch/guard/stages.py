@@ -24,14 +24,13 @@ from allauth.account.internal.flows.login import get_authentication_records
 from allauth.account.stages import LoginStage
 from allauth.core.internal.httpkit import headed_redirect_response
 from django.conf import settings
-from django.core.cache import cache
 from django.shortcuts import render
 from django.utils import timezone
 
 from vouch.audit import record
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction, Outcome
-from vouch.guard import failures, notifications, risk, suspension
+from vouch.guard import failures, notifications, risk, suspension, throttle
 from vouch.guard.models import AccountState, SignIn
 
 log = logging.getLogger("vouch.guard")
@@ -128,14 +127,12 @@ def _hash_code(code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"stepup:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def _count(key: str) -> int:
-    if cache.add(key, 1, timeout=3600):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.set(key, 1, timeout=3600)
-        return 1
+def _sent_key(user) -> str:
+    return f"guard:stepup:sent:{user.pk}"
+
+
+def _wrong_key(user) -> str:
+    return f"guard:stepup:wrong:{user.pk}"
 
 
 class StepUpStage(LoginStage):
@@ -152,7 +149,11 @@ class StepUpStage(LoginStage):
         sign_in_id = risk_state.get("sign_in")
         if risk_state.get("decision") == SignIn.Decision.STEP_UP and not self._passed_2fa():
             if not self.state.get("code_hash"):
-                if _count(f"guard:stepup:sent:{user.pk}") > CODES_PER_HOUR:
+                # A code is neither sent nor asked for once the hour's wrong codes are
+                # used up: check_code would refuse it unread.
+                if throttle.slots_taken(_wrong_key(user), WRONG_PER_HOUR) >= WRONG_PER_HOUR:
+                    return self._give_up("too_many_wrong_codes")
+                if not throttle.take_slot(_sent_key(user), CODES_PER_HOUR, 3600):
                     return self._give_up("too_many_codes")
                 self._issue_code()
             return headed_redirect_response(self.urlname), True
@@ -168,7 +169,8 @@ class StepUpStage(LoginStage):
 
     def _issue_code(self) -> None:
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-        self.state.update(code_hash=_hash_code(code), expires=time.time() + CODE_LIFETIME, wrong=0)
+        # code_id names this code's allowance of tries in the cache (check_code).
+        self.state.update(code_hash=_hash_code(code), code_id=secrets.token_hex(8), expires=time.time() + CODE_LIFETIME)
         notifications.send(
             notifications.STEP_UP_CODE,
             self.login.user,
@@ -177,17 +179,32 @@ class StepUpStage(LoginStage):
         )
 
     def check_code(self, code: str) -> str:
-        """One of ok, wrong, expired or locked (too many wrong codes: start again)."""
+        """One of ok, wrong, expired or locked (too many wrong codes: start again).
+
+        Both limits are counted in the cache *before* the code is compared, each try
+        taking one slot of a fixed allowance (``throttle.take_slot``, atomic): the
+        pending sign-in lives in the session, which parallel requests each read before
+        any of them writes, so a count kept there would let N parallel guesses all be
+        compared. A try beyond either allowance is refused without looking at the code,
+        even when the code is right."""
         user = self.login.user
         code = "".join(ch for ch in (code or "") if ch.isdigit())
-        expected = self.state.get("code_hash")
-        if not expected or time.time() > float(self.state.get("expires", 0)):
+        expected, code_id = self.state.get("code_hash"), self.state.get("code_id")
+        # A code issued before codes had an id has no allowance of its own: start again.
+        if not expected or not code_id or time.time() > float(self.state.get("expires", 0)):
             return "expired"
+        tries = throttle.take_slot(f"guard:stepup:try:{user.pk}:{code_id}", CODE_ATTEMPTS, CODE_LIFETIME)
+        if not tries:
+            return "locked"
+        wrong = throttle.take_slot(_wrong_key(user), WRONG_PER_HOUR, 3600)
+        if not wrong:
+            return "locked"
         if len(code) == CODE_DIGITS and hmac.compare_digest(_hash_code(code), expected):
-            # Single use: the code is forgotten as soon as it has worked.
+            # Single use: the code is forgotten as soon as it has worked; its try was
+            # not a wrong one.
             self.state.pop("code_hash", None)
+            throttle.give_back_slot(_wrong_key(user), wrong)
             return "ok"
-        self.state["wrong"] = int(self.state.get("wrong", 0)) + 1
         record(
             EventAction.AUTHN_STEP_UP_FAIL,
             request=self.request,
@@ -196,7 +213,7 @@ class StepUpStage(LoginStage):
             target=f"user:{user.pk}",
             outcome=Outcome.FAILURE,
         )
-        if self.state["wrong"] >= CODE_ATTEMPTS or _count(f"guard:stepup:wrong:{user.pk}") > WRONG_PER_HOUR:
+        if tries >= CODE_ATTEMPTS or wrong >= WRONG_PER_HOUR:
             return "locked"
         return "wrong"
 

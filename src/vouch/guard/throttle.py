@@ -461,6 +461,38 @@ def on_password_reset(sender, request, user, **kwargs) -> None:
     forget_account(user)
 
 
+# -- fixed allowances, counted atomically ----------------------------------------------
+
+
+def take_slot(key: str, limit: int, timeout: int) -> int:
+    """Take one of ``limit`` numbered slots under ``key`` for ``timeout`` seconds; return
+    its number (1 to ``limit``), or 0 when every slot is taken.
+
+    For an allowance that must never be exceeded, even by concurrent requests (each
+    emailed code may be compared at most N times). Hand-written on ``cache.add`` rather
+    than ``cache.incr``: add is atomic on both caches Vouch uses (Redis SET NX; the
+    database cache's INSERT on a unique key, under BEGIN IMMEDIATE on SQLite), while
+    Django's database cache implements incr as a read then a write, so parallel
+    requests could all read the same count. One read finds the first free slot, so a
+    take is usually one read and one add."""
+    keys = [f"{key}:{n}" for n in range(1, limit + 1)]
+    taken = cache.get_many(keys)
+    for n, slot in enumerate(keys, start=1):
+        if slot not in taken and cache.add(slot, 1, timeout=timeout):
+            return n
+    return 0
+
+
+def slots_taken(key: str, limit: int) -> int:
+    """How many of ``key``'s slots are taken (a read, for deciding whether to start)."""
+    return len(cache.get_many([f"{key}:{n}" for n in range(1, limit + 1)]))
+
+
+def give_back_slot(key: str, slot: int) -> None:
+    if slot:
+        cache.delete(f"{key}:{slot}")
+
+
 # -- other guessable secrets ----------------------------------------------------------
 # Codes and links that are not passwords (an emailed one-time code, a verification
 # link) get the same shape of defence: growing delays per subject (the account or the
