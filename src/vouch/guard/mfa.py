@@ -2,15 +2,20 @@
 
 allauth does TOTP, WebAuthn (security keys and passkeys) and recovery codes. Vouch adds:
 an owner or admin of a company that requires 2FA cannot remove their last real second
-factor (recovery codes alone do not count: they are a fallback, not a method)."""
+factor (recovery codes alone do not count: they are a fallback, not a method); the
+secrets behind TOTP and recovery codes are sealed at rest (``mfa_secrets``), and a
+secret that fails its integrity check refuses the sign-in with a clear message."""
 
 from __future__ import annotations
 
 from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.base import forms as allauth_forms
 from allauth.mfa.models import Authenticator
+from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from vouch.accounts.policy import Role
+from vouch.guard import mfa_secrets
 
 # The methods that make an account "have 2FA"; recovery codes only back them up.
 PRIMARY_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
@@ -56,3 +61,36 @@ class MFAAdapter(DefaultMFAAdapter):
 
     def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
         return can_remove(authenticator)
+
+    # allauth passes TOTP secrets and recovery-code seeds through these; the sealing
+    # itself happens where the row is known (see vouch.guard.mfa_secrets).
+    def encrypt(self, text: str) -> str:
+        return mfa_secrets.encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return mfa_secrets.decrypt(encrypted_text)
+
+
+UNREADABLE_SECRET = _(
+    "Your two-factor settings failed an integrity check, so Vouch cannot check this code. The failure has been "
+    "recorded; ask an administrator of your company (or the operator) for help."
+)
+
+
+class _RefuseUnreadable:
+    """Sign-in with a code whose secret does not open is refused with a clear message
+    (and the failure recorded by ``mfa_secrets``), never a server error."""
+
+    def clean_code(self) -> str:
+        try:
+            return super().clean_code()
+        except mfa_secrets.SecretUnreadable:
+            raise forms.ValidationError(UNREADABLE_SECRET, code="unreadable_secret") from None
+
+
+class AuthenticateForm(_RefuseUnreadable, allauth_forms.AuthenticateForm):
+    pass
+
+
+class ReauthenticateForm(_RefuseUnreadable, allauth_forms.ReauthenticateForm):
+    pass
