@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from vouch.accounts.policy import Role
 from vouch.guard import mfa_secrets
+from vouch.vault import account_secrets
 
 # The methods that make an account "have 2FA"; recovery codes only back them up.
 PRIMARY_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
@@ -84,7 +85,8 @@ class _RefuseUnreadable:
     def clean_code(self) -> str:
         try:
             return super().clean_code()
-        except mfa_secrets.SecretUnreadable:
+        except mfa_secrets.SecretUnreadable as exc:
+            account_secrets.ensure_recorded(exc)
             raise forms.ValidationError(UNREADABLE_SECRET, code="unreadable_secret") from None
 
 

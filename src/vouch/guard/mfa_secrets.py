@@ -31,7 +31,6 @@ from __future__ import annotations
 from allauth.mfa.models import Authenticator
 
 from vouch.vault import account_secrets
-from vouch.vault.errors import DecryptionError
 
 # The fields of ``Authenticator.data`` holding secrets, per type; a list field holds
 # one secret per item.
@@ -41,12 +40,16 @@ SECRET_FIELDS = {
 }
 
 
-class SecretUnreadable(DecryptionError):
+class SecretUnreadable(account_secrets.UnreadableSecret):
     """A two-factor secret that does not open (recorded): the codes it would check are
     refused. Templates that ask for it (allauth's 2FA page counts recovery codes) show
-    nothing instead of failing the page; sign-in shows a clear error (``forms``)."""
+    nothing instead of failing the page; sign-in shows a clear error (``vouch.guard.mfa``)."""
 
     silent_variable_failure = True
+
+    @classmethod
+    def of(cls, exc: account_secrets.UnreadableSecret) -> SecretUnreadable:
+        return cls(exc.what, exc.reason, exc.event_id)
 
 
 class Pending(str):
@@ -153,16 +156,16 @@ def decrypt(value: str) -> str:
     if isinstance(value, Bound):
         try:
             return account_secrets.open_sealed(str(value), value.binding, what=value.what)
-        except DecryptionError as exc:
-            raise SecretUnreadable(str(exc)) from None
+        except account_secrets.UnreadableSecret as exc:
+            raise SecretUnreadable.of(exc) from None
     if isinstance(value, Pending):
         return str(value)
     # Plain text written into the database, or a value read without its row: never used.
     what = value.what if isinstance(value, Unsealed) else "authenticator secret"
     try:
         account_secrets.integrity_failure(what, "not sealed by Vouch (plain text written into the database)")
-    except DecryptionError as exc:
-        raise SecretUnreadable(str(exc)) from None
+    except account_secrets.UnreadableSecret as exc:
+        raise SecretUnreadable.of(exc) from None
 
 
 def seal_row(user_id, kind: str, data: dict, *, keys: account_secrets.AccountKeys) -> dict:

@@ -166,11 +166,39 @@ def integrity_failure(what: Describe, reason: str):
     from vouch.audit.models import EventAction, Outcome
 
     what = what() if callable(what) else what
+    event_id = None
     try:
-        record(EventAction.DATA_INTEGRITY_FAIL, target=what, outcome=Outcome.FAILURE, details={"reason": reason})
+        details = {"reason": reason}
+        event_id = record(EventAction.DATA_INTEGRITY_FAIL, target=what, outcome=Outcome.FAILURE, details=details).pk
     except Exception:  # the failure itself must still surface
         log.exception("could not record a data integrity failure")
-    raise DecryptionError(f"{what}: {reason}")
+    raise UnreadableSecret(what, reason, event_id)
+
+
+class UnreadableSecret(DecryptionError):
+    """A sealed account secret that does not open; ``event_id`` is its security event
+    (None when it could not be recorded)."""
+
+    def __init__(self, what: str, reason: str, event_id: int | None):
+        super().__init__(f"{what}: {reason}")
+        self.what, self.reason, self.event_id = what, reason, event_id
+
+
+def ensure_recorded(exc: UnreadableSecret) -> None:
+    """Record ``exc`` again if its event is gone: recorded inside a transaction that
+    rolled back with the failure (allauth checks recovery codes in one)."""
+    from vouch.audit.events import record
+    from vouch.audit.models import EventAction, Outcome, SecurityEvent
+
+    if exc.event_id is not None and SecurityEvent.objects.filter(pk=exc.event_id).exists():
+        return
+    try:
+        event = record(
+            EventAction.DATA_INTEGRITY_FAIL, target=exc.what, outcome=Outcome.FAILURE, details={"reason": exc.reason}
+        )
+        exc.event_id = event.pk
+    except Exception:
+        log.exception("could not record a data integrity failure")
 
 
 @dataclass(frozen=True)

