@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A two-factor secret that fails its integrity check: the 2FA page and a message, not a 500.
+    "vouch.guard.mfa.UnreadableSecretMiddleware",
     "vouch.tenancy.middleware.CompanyMiddleware",
     # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
     "vouch.guard.enforcement.CompanySecurityMiddleware",

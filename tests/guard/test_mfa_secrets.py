@@ -203,3 +203,26 @@ def test_the_reverse_migration_changes_nothing_when_a_secret_does_not_open():
     with pytest.raises(RuntimeError, match="Nothing was changed"):
         migration.unseal(apps, None)
     assert stored(one, Authenticator.Type.TOTP) == before
+
+
+def test_pages_that_need_a_seed_that_does_not_open_send_to_the_2fa_page_and_2fa_can_be_set_up_again():
+    """Showing or regenerating recovery codes with a seed copied from another user: the
+    2FA page with a clear message (recorded), not a 500; removing the authenticator app
+    and adding it again makes a working setup."""
+    attacker, victim = make_user(), make_user()
+    activate_totp(attacker)
+    client, _, _ = activate_totp(victim)
+    store(victim, Authenticator.Type.RECOVERY_CODES, stored(attacker, Authenticator.Type.RECOVERY_CODES))
+    for path in ("/accounts/2fa/recovery-codes/", "/accounts/2fa/recovery-codes/generate/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"] == "/accounts/2fa/", path
+        page = client.get("/accounts/2fa/")
+        assert page.status_code == 200
+        assert str(mfa.UNREADABLE_PAGE) in page.content.decode().replace("&#x27;", "'")
+    assert len([e for e in integrity_events(victim) if "recovery_codes:seed" in e.target]) >= 2
+
+    assert client.post("/accounts/2fa/totp/deactivate/").status_code == 302
+    assert not Authenticator.objects.filter(user=victim).exists()  # the dangling codes went with it
+    _, secret, codes = activate_totp(victim)
+    client, response = second_step(victim, codes[0])
+    assert response.status_code == 302 and signed_in(client)

@@ -12,6 +12,9 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.base import forms as allauth_forms
 from allauth.mfa.models import Authenticator
 from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from vouch.accounts.policy import Role
@@ -96,3 +99,32 @@ class AuthenticateForm(_RefuseUnreadable, allauth_forms.AuthenticateForm):
 
 class ReauthenticateForm(_RefuseUnreadable, allauth_forms.ReauthenticateForm):
     pass
+
+
+UNREADABLE_PAGE = _(
+    "Your two-factor settings failed an integrity check, so Vouch will not use them; the failure has been "
+    "recorded. Remove the authenticator app and set it up again (that also makes new recovery codes), or ask an "
+    "administrator of your company for help."
+)
+
+
+class UnreadableSecretMiddleware:
+    """A signed-in page that needs a two-factor secret that does not open (showing or
+    regenerating recovery codes) sends its owner to the 2FA page with a clear message,
+    not a server error: from there they can remove the method and set it up again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, mfa_secrets.SecretUnreadable):
+            return None
+        account_secrets.ensure_recorded(exception)  # the view's transaction may have rolled back
+        index = reverse("mfa_index")
+        if request.path == index or not request.user.is_authenticated:
+            return None  # the integrity error page (vouch.web.errors)
+        messages.error(request, UNREADABLE_PAGE)
+        return redirect(index)
