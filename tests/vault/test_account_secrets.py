@@ -106,7 +106,7 @@ def test_status_shows_the_key_and_its_secrets_then_the_rotation(capsys):
 
     code, out, err = run(capsys, "rotate-master", "--no-progress")
     assert code == 0, err
-    assert "re-wrapped 0 company keys, the account secrets key" in out
+    assert "re-wrapped 0 company keys and the account secrets key in" in out
     code, out, _ = run(capsys, "status")
     assert account_section(out)["wrapped by"] == "master key version 2 (current)"
 

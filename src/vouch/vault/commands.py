@@ -94,6 +94,10 @@ def _follow(bar):
     return progress
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _versions(versions) -> str:
     return ", ".join(str(v) for v in versions)
 
@@ -125,9 +129,12 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
     print(
         f"Master key version {version} ({result['provider']}): "
         + ("created; " if result["created"] else "already there; ")
-        + f"re-wrapped {result['rewrapped']} company keys"
-        + (", the account secrets key" if result["account_key"] == "rewrapped" else "")
-        + (" and the outbox key" if result["outbox"] == "rewrapped" else "")
+        + "re-wrapped "
+        + _and(
+            [f"{result['rewrapped']} company keys"]
+            + (["the account secrets key"] if result["account_key"] == "rewrapped" else [])
+            + (["the outbox key"] if result["outbox"] == "rewrapped" else [])
+        )
         + f" in {result['seconds']:.1f} s.",
         file=out,
     )
