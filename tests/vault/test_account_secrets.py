@@ -15,7 +15,8 @@ from tests.totp import current_code
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.cli import main
 from vouch.guard.mfa_secrets import SecretUnreadable
-from vouch.vault import account_secrets, checks, providers
+from vouch.vault import account_secrets, checks, keyring, providers
+from vouch.vault.errors import KeyConfigurationError
 from vouch.vault.models import InstallationKey
 from vouch.vault.rotation import rotate_master
 
@@ -80,6 +81,17 @@ def test_the_start_up_check_needs_the_master_version_of_the_account_secrets_key(
     (keys_dir / "master-000001.key").rename(keys_dir / "elsewhere")
     providers.reset()
     assert any("Master key version(s) 1 are used" in problem for problem in checks.problems())
+
+
+def test_a_lost_master_key_is_not_replaced_while_the_account_secrets_key_needs_it(keys_dir):
+    """With no company yet, the account secrets key alone still needs its master key:
+    Vouch refuses to make a new one (which would strand every two-factor secret)."""
+    give_totp(make_user())
+    (keys_dir / "master-000001.key").rename(keys_dir / "elsewhere")
+    providers.reset()
+    with pytest.raises(KeyConfigurationError, match="Restore the key directory"):
+        keyring.ensure_master_key()
+    assert providers.get_provider().versions() == []
 
 
 def test_status_before_any_two_factor_secret(capsys):
