@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # A two-factor secret that fails its integrity check: the 2FA page and a message, not a 500.
+    "vouch.guard.mfa.UnreadableSecretMiddleware",
     "vouch.tenancy.middleware.CompanyMiddleware",
     # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
     "vouch.guard.enforcement.CompanySecurityMiddleware",
@@ -295,8 +297,11 @@ MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_TOTP_ISSUER = "Vouch"
 # Security keys and passkeys; a passkey can sign in on its own (it is both factors).
 MFA_PASSKEY_LOGIN_ENABLED = True
-# Owners and admins of a company that requires 2FA cannot remove their last method.
+# Owners and admins of a company that requires 2FA cannot remove their last method; TOTP
+# secrets and recovery-code seeds are sealed at rest (vouch.guard.mfa_secrets).
 MFA_ADAPTER = "vouch.guard.mfa.MFAAdapter"
+# Codes whose secret fails its integrity check are refused with a clear message.
+MFA_FORMS = {"authenticate": "vouch.guard.mfa.AuthenticateForm", "reauthenticate": "vouch.guard.mfa.ReauthenticateForm"}
 # "Last seen" is written once a minute by SessionLifetimeMiddleware, not on every request.
 USERSESSIONS_TRACK_ACTIVITY = False
 

@@ -29,6 +29,21 @@ def give_totp(user) -> str:
     return secret
 
 
+def activate_totp(user) -> tuple[HTTPSClient, str, list[str]]:
+    """TOTP activated through the pages; returns the signed-in client, the secret and
+    the recovery codes the recovery-codes page shows (made with it)."""
+    client = HTTPSClient()
+    assert sign_in(client, user.email).status_code == 302
+    reauthenticate(client)
+    secret = client.get("/accounts/2fa/totp/activate/").context["form"].secret
+    assert client.post("/accounts/2fa/totp/activate/", {"code": totp_code(secret)}).status_code == 302
+    page = client.get("/accounts/2fa/recovery-codes/")
+    assert page.status_code == 200
+    codes = list(page.context["unused_codes"])
+    assert len(codes) == 10
+    return client, secret, codes
+
+
 def security_form(**overrides) -> dict:
     data = {
         "require_2fa_grace_days": "7",

@@ -12,6 +12,7 @@ activity entries."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -19,6 +20,7 @@ import uuid
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from tests.conftest import make_company, make_user
 from tests.references.helpers import pdf_with
@@ -29,6 +31,7 @@ from tests.vault.attack import (
     everything_stored,
     files_bytes,
     scan,
+    sqlite_database_files,
     unique,
     write_raw,
 )
@@ -147,6 +150,42 @@ def test_no_known_plaintext_at_rest_and_the_scan_finds_what_is_stored_in_the_cle
     for company in (a, b):
         hits = scan(company_database_bytes(company), [actions[company.pk]])
         assert hits, "scan did not find the unencrypted activity action in the company's database"
+
+
+def test_no_two_factor_secret_in_the_clear_in_the_control_database():
+    """ASVS 6.5.2: TOTP secrets and recovery-code seeds, set up through the real pages,
+    are not in the control database's bytes (on SQLite its image and every database
+    file on disk; on PostgreSQL the COPY dump), neither as text nor as the secret's raw
+    bytes in hex. The recovery codes themselves are eight digits, which random
+    ciphertext in hex holds by chance: the seed they are computed from stands for them.
+    Canaries: the users' addresses, and a secret planted in plain text in a third
+    user's row, are found by the same scan."""
+    from allauth.mfa.models import Authenticator
+
+    from tests.guard.b_helpers import activate_totp, give_totp
+    from vouch.guard import mfa_secrets
+
+    users = [make_user(), make_user()]
+    known = []
+    for user in users:
+        _, secret, codes = activate_totp(user)
+        seed = Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES).data["seed"]
+        seed = mfa_secrets.decrypt(seed)  # read back through Vouch: the seed the codes come from
+        assert len(codes) == 10 and len(seed) == 80
+        known += [secret, base64.b32decode(secret).hex(), seed]
+    planted_owner = make_user()
+    give_totp(planted_owner)
+    planted = "PLANTED" + base64.b32encode(secrets.token_bytes(15)).decode()
+    Authenticator.objects.filter(user=planted_owner).update(data={"secret": planted})
+
+    stored = control_database_bytes()
+    if connection.vendor == "sqlite":
+        stored.update(sqlite_database_files())
+    found = scan(stored, known)
+    assert not found, f"a two-factor secret is stored in the clear: {found[:5]}"
+    assert scan(stored, [planted]), "the scan did not find a plain secret in the authenticator table"
+    for user in users:
+        assert scan(stored, [user.email]), "the scan did not find a user's address in the control database"
 
 
 def test_the_scan_would_catch_plaintext_in_an_encrypted_column_or_file():

@@ -26,3 +26,7 @@ class GuardConfig(AppConfig):
         from vouch.guard import receivers
 
         receivers.connect()
+        # TOTP secrets and recovery-code seeds sealed for their row (vouch.guard.mfa_secrets).
+        from vouch.guard import mfa_secrets
+
+        mfa_secrets.connect()

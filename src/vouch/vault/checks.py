@@ -13,7 +13,7 @@ from vouch.vault.errors import DecryptionError, KeyConfigurationError
 
 def problems() -> list[str]:
     """What is wrong with the master keys, in plain sentences (empty: nothing)."""
-    from vouch.vault.models import DataKey
+    from vouch.vault.models import DataKey, InstallationKey
 
     providers.reset()
     try:
@@ -23,13 +23,14 @@ def problems() -> list[str]:
         return [str(exc)]
     try:
         needed = set(DataKey.objects.values_list("master_version", flat=True).distinct())
+        needed |= set(InstallationKey.objects.values_list("master_version", flat=True).distinct())
     except DatabaseError:  # before the first migration: nothing can need a key yet
         return []
     missing = sorted(needed - available)
     if missing:
         return [
-            f"Master key version(s) {', '.join(map(str, missing))} are used by company keys but missing from "
-            f"{provider.describe()}. Restore them from the key backup (see README, 'Keys'); "
+            f"Master key version(s) {', '.join(map(str, missing))} are used by company (or installation) keys "
+            f"but missing from {provider.describe()}. Restore them from the key backup (see README, 'Keys'); "
             "without them that company data cannot be read."
         ]
     return _replaced(provider, sorted(needed))
@@ -39,16 +40,22 @@ def _replaced(provider, versions: list[int]) -> list[str]:
     """Master key versions present under their name but holding another key (restored
     from another installation's backup, say): each is tried on one company key it
     wrapped, so Vouch refuses to start instead of failing on every company's data."""
+    from vouch.vault import account_secrets
     from vouch.vault.keyring import wrap_aad
-    from vouch.vault.models import DataKey
+    from vouch.vault.models import DataKey, InstallationKey
 
     wrong = []
     for version in versions:
         row = DataKey.objects.filter(master_version=version).only("company_id", "purpose", "version", "wrapped").first()
-        if row is None:  # re-wrapped by a rotation meanwhile
-            continue
+        if row is not None:
+            aad = wrap_aad(row.company_id, row.purpose, row.version)
+        else:
+            row = InstallationKey.objects.filter(master_version=version).first()
+            if row is None:  # re-wrapped by a rotation meanwhile
+                continue
+            aad = account_secrets.wrap_aad(row.purpose, row.version)
         try:
-            provider.unwrap(version, bytes(row.wrapped), wrap_aad(row.company_id, row.purpose, row.version))
+            provider.unwrap(version, bytes(row.wrapped), aad)
         except DecryptionError:
             wrong.append(version)
         except KeyConfigurationError:  # retired by a rotation meanwhile

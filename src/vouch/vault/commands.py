@@ -3,6 +3,7 @@
 vouch keys rotate-master [--batch N]        new master key version, re-wrap every company key
 vouch keys rotate-company COMPANY [--batch N] new data key, re-encrypt that company's data
 vouch keys status [--company X | --all]      master versions in use, data key versions and ages,
+                                             the account secrets key (two-factor secrets),
                                              the local mail outbox's key and its messages
 vouch keys generate                          a new master key for VOUCH_MASTER_KEYS
 
@@ -93,6 +94,10 @@ def _follow(bar):
     return progress
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _versions(versions) -> str:
     return ", ".join(str(v) for v in versions)
 
@@ -124,11 +129,21 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
     print(
         f"Master key version {version} ({result['provider']}): "
         + ("created; " if result["created"] else "already there; ")
-        + f"re-wrapped {result['rewrapped']} company keys"
-        + (" and the outbox key" if result["outbox"] == "rewrapped" else "")
+        + "re-wrapped "
+        + _and(
+            [f"{result['rewrapped']} company keys"]
+            + (["the account secrets key"] if result["account_key"] == "rewrapped" else [])
+            + (["the outbox key"] if result["outbox"] == "rewrapped" else [])
+        )
         + f" in {result['seconds']:.1f} s.",
         file=out,
     )
+    if result["account_key"] == "unreadable":
+        print(
+            "The account secrets key does not unwrap and was not re-wrapped (recorded as a security event; see "
+            "`vouch keys status`): two-factor codes cannot be checked until it is restored.",
+            file=err,
+        )
     if result["outbox"] == "unreadable":
         print(
             "The outbox key does not open and was not re-wrapped (see `vouch keys status`); the next email sets "
@@ -333,8 +348,10 @@ def status(args: argparse.Namespace, out, err) -> int:
         if args.company and not selected:
             print("This company has no keys.", file=out)
     print(file=out)
+    problems = _print_account_key(now, out)
+    print(file=out)
     _print_outbox(outbox, now, out)
-    problems = _outbox_problems(outbox, provider)
+    problems += _outbox_problems(outbox, provider)
     if missing:
         problems.insert(
             0,
@@ -344,6 +361,51 @@ def status(args: argparse.Namespace, out, err) -> int:
     for problem in problems:
         print(f"\nPROBLEM: {problem}", file=out)
     return 1 if problems else 0
+
+
+def _print_account_key(now, out) -> list[str]:
+    """The account secrets key section of ``keys status`` (see
+    ``vouch.vault.account_secrets``); returns its problems."""
+    from vouch.guard.mfa_secrets import census
+    from vouch.vault import account_secrets, providers
+    from vouch.vault.rotation.status import age
+
+    info = account_secrets.key_info()
+    counts = census()
+    print("Account secrets key (two-factor secrets, in the control database):", file=out)
+    problems = []
+    if info is None:
+        print("  key          none yet: it is made with the first two-factor secret (normal until then)", file=out)
+    else:
+        provider = providers.get_provider()
+        available = set(provider.versions())
+        current = provider.current_version() if available else None
+        wrapping = []
+        for version in info.master_versions:
+            if version == current:
+                wrapping.append(f"master key version {version} (current)")
+            elif version in available:
+                wrapping.append(
+                    f"master key version {version}, not the current one: run `vouch keys rotate-master` to re-wrap it"
+                )
+            else:
+                wrapping.append(f"master key version {version}, which is MISSING")
+        print(f"  key version  {_versions(info.versions)}", file=out)
+        print(f"  wrapped by   {'; '.join(wrapping)}", file=out)
+        print(f"  wrapped      {age(info.wrapped_at, now)} ago", file=out)
+        print(f"  opens        {'yes' if info.opens else 'NO: ' + info.problem}", file=out)
+        if not info.opens:
+            problems.append(
+                f"the account secrets key does not open ({info.problem}): two-factor codes (authenticator apps and "
+                "recovery codes) are refused until it is restored; security keys and passkeys still work."
+            )
+    print(f"  secrets      {counts['sealed']} sealed, {counts['plain']} plain", file=out)
+    if counts["plain"]:
+        problems.append(
+            f"{counts['plain']} two-factor secret(s) are stored in plain text (written into the database behind "
+            "Vouch's back, or `vouch migrate` has not run): Vouch refuses them at sign-in."
+        )
+    return problems
 
 
 def _print_outbox(outbox: dict, now, out) -> None:

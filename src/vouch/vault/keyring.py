@@ -72,13 +72,15 @@ def _as_uuid(company_id) -> uuid.UUID:
 def ensure_master_key() -> int:
     """The current master key version, creating the first one on a new installation.
 
-    A missing key is only created when no company key exists yet: if company keys
-    exist, their master key was lost or moved, and making a new one would silently
-    strand them, so this refuses instead."""
+    A missing key is only created when no company key (nor installation key) exists
+    yet: if one exists, its master key was lost or moved, and making a new one would
+    silently strand it, so this refuses instead."""
+    from vouch.vault.models import InstallationKey
+
     provider = providers.get_provider()
     if provider.versions():
         return provider.current_version()
-    if DataKey.objects.exists():
+    if DataKey.objects.exists() or InstallationKey.objects.exists():
         raise KeyConfigurationError(
             f"No master key found in {provider.describe()}, but company keys wrapped by one exist. "
             "Restore the key directory from its backup (see README, 'Keys'); without it company data "

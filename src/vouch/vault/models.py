@@ -39,3 +39,31 @@ class DataKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.company_id} {self.purpose} v{self.version}"
+
+
+class InstallationKeyPurpose(models.TextChoices):
+    # Encrypts the secrets behind people's second factors (TOTP secrets, recovery-code
+    # seeds): see vouch.vault.account_secrets.
+    ACCOUNTS = "accounts", "Account secrets"
+
+
+class InstallationKey(models.Model):
+    """A key of the whole installation rather than of one company, stored only wrapped
+    by the master key (like ``DataKey``), so a copy of the control database alone opens
+    nothing. Re-wrapped by ``vouch keys rotate-master``."""
+
+    purpose = models.CharField(max_length=16, choices=InstallationKeyPurpose.choices)
+    version = models.PositiveIntegerField()
+    master_version = models.PositiveIntegerField()
+    # nonce || AES-256-GCM(master key, key, aad = identity of this row)
+    wrapped = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "version"], name="vault_installationkey_unique_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} v{self.version}"

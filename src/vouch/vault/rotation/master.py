@@ -1,4 +1,5 @@
-"""Master key rotation: a new master key version re-wraps every company's keys.
+"""Master key rotation: a new master key version re-wraps every company's keys, the
+installation's keys (``InstallationKey``: the account secrets key) and the outbox key.
 
 Online: data keys stay the same (only their wrapping changes), so values and files
 are untouched and the keys cached unwrapped in running processes stay valid; a row
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from vouch.vault import keyring, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
-from vouch.vault.models import DataKey
+from vouch.vault.models import DataKey, InstallationKey
 from vouch.vault.rotation.progress import Progress, report
 
 # Before retiring a version, every running process must have re-read the key directory
@@ -35,8 +36,8 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
     (versions), ``still_used`` (older versions some key still needs: {version: keys}),
     ``broken`` (companies with a key that does not unwrap: left as they are, recorded as
     security events; their master version is not retired), ``outbox`` (the local mail
-    outbox's key: "absent", "current", "rewrapped" or "unreadable"), ``provider`` and
-    ``seconds``.
+    outbox's key: "absent", "current", "rewrapped" or "unreadable"), ``account_key``
+    (the account secrets key, the same four words), ``provider`` and ``seconds``.
     ``KeyConfigurationError`` when no version can be made (environment provider: its
     message says how to add one)."""
     if batch_size < 1:
@@ -46,7 +47,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
     if not provider.versions():
         raise KeyConfigurationError(f"No master key in {provider.describe()}: run `vouch setup` first.")
     newest = provider.current_version()
-    behind = DataKey.objects.filter(master_version__lt=newest).count()
+    behind = _behind(newest)
     older = [v for v in provider.versions() if v < newest]
     created = False
     if not behind and not older:
@@ -54,7 +55,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         # run: this run starts a rotation.
         newest = provider.create_version()
         created = True
-        behind = DataKey.objects.filter(master_version__lt=newest).count()
+        behind = _behind(newest)
     # Otherwise an earlier run (or the operator, adding a version to VOUCH_MASTER_KEYS)
     # made ``newest``: finish moving to it, never a third version.
     if provider.current_version() != newest:
@@ -81,6 +82,8 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         while batch := _rewrap_batch(provider, newest, batch_size, broken, skip_locked=False):
             seen, rewrapped = seen + batch[0], rewrapped + batch[1]
             report(progress, seen, max(behind, seen), "re-wrapping")
+        # The installation's keys are a handful of rows: re-wrapped here, under the lock.
+        account_key = _rewrap_installation_keys(provider, newest)
         in_use = dict(_counts_by_master_version())
     # The local mail outbox's key is wrapped by the master key too (a file, not a row):
     # re-wrapped here, after the wait, so that one made by a process that had not yet
@@ -100,6 +103,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         "still_used": still_used,
         "broken": sorted(set(broken.values())),
         "outbox": outbox,
+        "account_key": account_key,
         "provider": provider.describe(),
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -117,9 +121,46 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
             "still_used": ",".join(map(str, still_used)),
             "broken": len(set(broken.values())),
             "outbox": outbox,
+            # Not "account_key": detail names holding "key" are redacted from the log.
+            "accounts": account_key,
         },
     )
     return result
+
+
+def _behind(target: int) -> int:
+    return (
+        DataKey.objects.filter(master_version__lt=target).count()
+        + InstallationKey.objects.filter(master_version__lt=target).count()
+    )
+
+
+def _rewrap_installation_keys(provider: providers.MasterKeyProvider, target: int) -> str:
+    """Re-wrap the installation's keys (the account secrets key) with ``target``.
+    Returns "absent", "current", "rewrapped" or "unreadable" (left as it is, recorded
+    as a security event; its master version then stays)."""
+    from vouch.vault import account_secrets
+
+    rows = list(InstallationKey.objects.select_for_update().order_by("pk"))
+    if not rows:
+        return "absent"
+    outcome = "current"
+    for row in rows:
+        if row.master_version >= target:
+            continue
+        aad = account_secrets.wrap_aad(row.purpose, row.version)
+        try:
+            raw = provider.unwrap(row.master_version, bytes(row.wrapped), aad)
+        except (DecryptionError, KeyConfigurationError) as exc:
+            _record_broken(None, row.purpose, row.version, exc, kind="installation-key")
+            outcome = "unreadable"
+            continue
+        row.master_version, row.wrapped = provider.wrap(raw, aad)
+        row.rewrapped_at = timezone.now()
+        row.save(update_fields=["master_version", "wrapped", "rewrapped_at"])
+        if outcome == "current":
+            outcome = "rewrapped"
+    return outcome
 
 
 def _rewrap_batch(
@@ -170,14 +211,14 @@ def _rewrap_outbox_key(provider: providers.MasterKeyProvider, target: int) -> st
     return sealing.rewrap(settings.OUTBOX_DIR, provider, target)
 
 
-def _record_broken(company_id, purpose: str, version: int, exc: Exception) -> None:
+def _record_broken(company_id, purpose: str, version: int, exc: Exception, *, kind: str = "datakey") -> None:
     from vouch.audit import record
     from vouch.audit.models import EventAction, Outcome
 
     record(
         EventAction.DATA_INTEGRITY_FAIL,
         company=company_id,
-        target=f"datakey:{purpose}:{version}",
+        target=f"{kind}:{purpose}:{version}",
         outcome=Outcome.FAILURE,
         details={"reason": str(exc)[:200]},
     )
@@ -195,14 +236,18 @@ def _lock_key_table() -> None:
     """Hold off new and changed keys until the transaction ends. SQLite needs nothing:
     the transaction began with BEGIN IMMEDIATE (settings), the database's one write lock."""
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(DataKey._meta.db_table)
+        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (DataKey, InstallationKey))
         with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
 
 
 def _counts_by_master_version() -> list[tuple[int, int]]:
+    from collections import Counter
+
     from django.db.models import Count
 
-    return list(
-        DataKey.objects.order_by().values("master_version").annotate(n=Count("pk")).values_list("master_version", "n")
-    )
+    counts: Counter = Counter()
+    for model in (DataKey, InstallationKey):
+        rows = model.objects.order_by().values("master_version").annotate(n=Count("pk"))
+        counts.update(dict(rows.values_list("master_version", "n")))
+    return list(counts.items())

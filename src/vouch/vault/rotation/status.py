@@ -11,24 +11,29 @@ from django.db.models import Count, Max, Min
 from django.db.models.functions import Coalesce
 
 from vouch.vault import providers
-from vouch.vault.models import DataKey, KeyPurpose, KeyState
+from vouch.vault.models import DataKey, InstallationKey, KeyPurpose, KeyState
 
 
 def status() -> list[dict]:
     """One entry per master key version that exists or is needed: ``version``,
     ``available`` (the provider has it), ``current`` (wraps new keys), ``wraps`` (how
-    many company keys it wraps), ``oldest``/``newest`` (when the oldest and newest of
-    them were wrapped; None when it wraps none)."""
+    many company and installation keys it wraps), ``oldest``/``newest`` (when the
+    oldest and newest of them were wrapped; None when it wraps none)."""
     provider = providers.get_provider()
     available = set(provider.versions())
     current = provider.current_version() if available else None
     wrapped_at = Coalesce("rewrapped_at", "created_at")
-    usage = {
-        row["master_version"]: row
-        for row in DataKey.objects.order_by()
-        .values("master_version")
-        .annotate(n=Count("pk"), oldest=Min(wrapped_at), newest=Max(wrapped_at))
-    }
+    usage: dict[int, dict] = {}
+    for model in (DataKey, InstallationKey):
+        for row in (
+            model.objects.order_by()
+            .values("master_version")
+            .annotate(n=Count("pk"), oldest=Min(wrapped_at), newest=Max(wrapped_at))
+        ):
+            seen = usage.setdefault(row["master_version"], {"n": 0, "oldest": None, "newest": None})
+            seen["n"] += row["n"]
+            seen["oldest"] = min(filter(None, (seen["oldest"], row["oldest"])), default=None)
+            seen["newest"] = max(filter(None, (seen["newest"], row["newest"])), default=None)
     return [
         {
             "version": version,
