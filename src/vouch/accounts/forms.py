@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 
 from vouch.accounts.policy import Role
+from vouch.web.text import SingleLineField
 
 
 class CompanySignupForm(forms.Form):
@@ -13,8 +14,8 @@ class CompanySignupForm(forms.Form):
 
     allauth calls :meth:`signup` inside its own signup flow, after creating the user."""
 
-    full_name = forms.CharField(label="Your name", max_length=150)
-    company_name = forms.CharField(label="Company name", max_length=120)
+    full_name = SingleLineField(label="Your name", max_length=150)
+    company_name = SingleLineField(label="Company name", max_length=120)
     region = forms.ChoiceField(
         label="Region",
         help_text="Where your company's data is kept. It cannot be changed later.",
