@@ -32,11 +32,11 @@ from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 
-PERSON = "Mary-Jane O'Brien & <Smith> \"Jo\" José Müller 王秀英 Ελένη"
-CANDIDATE = "Seán O'Neil & <Co> \"Ned\" 李小龍 Δημήτρης"
-REFEREE = "Zoë D'Arcy & <Ref> \"Z\" 山田太郎 Κώστας"
-COMPANY = "Smith & Jones <O'Hara> \"Z\" Zürich 株式会社"
-ROLE = "R&D <Lead> \"Ops\" Ingénieur 工程师"
+PERSON = 'Mary-Jane O\'Brien & <Smith> "Jo" José Müller 王秀英 Ελένη'
+CANDIDATE = 'Seán O\'Neil & <Co> "Ned" 李小龍 Δημήτρης'
+REFEREE = 'Zoë D\'Arcy & <Ref> "Z" 山田太郎 Κώστας'
+COMPANY = 'Smith & Jones <O\'Hara> "Z" Zürich 株式会社'
+ROLE = 'R&D <Lead> "Ops" Ingénieur 工程师'
 # Any of these in a subject or a text body is HTML escaping where none belongs.
 ENTITY = re.compile(r"&(amp|lt|gt|quot|apos|#x27|#39|#34|#x22);")
 
