@@ -170,3 +170,18 @@ def test_allauth_mails(db, mailoutbox):
     assert len(mailoutbox) == 4
     for message in mailoutbox:
         check(message)
+
+
+def test_the_outbox_shows_a_long_non_latin_subject_as_sent(outbox_dir):
+    """Read back from the local outbox (``vouch outbox``, the /outbox/ page), a folded
+    encoded subject is the subject that was sent, without escaping or a leading space."""
+    from django.core.mail import EmailMultiAlternatives
+
+    from vouch.outbox import store
+
+    subject = f"[Vouch] {CANDIDATE} has named you as a referee for {COMPANY}"
+    message = EmailMultiAlternatives(subject, f"Hello {REFEREE},", None, ["zoe@example.com"])
+    message.attach_alternative(f"<p>Hello {escape(REFEREE)},</p>", "text/html")
+    message.send()
+    (shown,) = store.list_messages()
+    assert (shown.subject, shown.body.strip()) == (subject, f"Hello {REFEREE},")

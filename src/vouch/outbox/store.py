@@ -47,7 +47,10 @@ def _parse(name: str, raw: bytes) -> OutboxMessage:
     message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
     part = message.get_body(preferencelist=("plain", "html"))
     body = part.get_content() if part is not None else ""
-    return OutboxMessage(name, str(message["To"]), str(message["Subject"]), str(message["Date"]), body)
+    # A long encoded subject is folded onto a continuation line, which the parser
+    # reads back with a leading space.
+    subject = str(message["Subject"]).strip()
+    return OutboxMessage(name, str(message["To"]), subject, str(message["Date"]), body)
 
 
 class _Reader:
