@@ -165,4 +165,5 @@ def test_a_mail_that_cannot_be_sent_is_shown_to_the_recruiter(client, company, o
     member = HTTPSClient()
     member.force_login(recruiter)
     page = member.get(reverse("request_detail", kwargs={"request_id": request.pk})).content.decode()
-    assert "could not be sent; check the address." in page
+    expected = f"The email with the private link for the referee Rita Referee (to {REFEREES[0]['email']})"
+    assert f'<strong class="email-failed">{expected} could not be sent; check the address.</strong>' in page

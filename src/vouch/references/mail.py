@@ -79,7 +79,7 @@ def _record_failure(request, what: str, *, reference=None) -> None:
     from vouch.references.workflow import note
 
     try:
-        note(request, "email_failed", f"{what} could not be sent.", reference=reference)
+        note(request, "email_failed", f"{what} could not be sent; check the address.", reference=reference)
     except Exception:  # noqa: BLE001 - the log already has the failure
         log.exception("references: could not record a failed email on request %s", request.pk)
 
@@ -127,9 +127,11 @@ def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, remin
         }
         sent = send("referee_invitation", [reference.email], context, company_id=company.pk)
         if not sent and reference.email:
-            what = "The reminder to the referee" if reminder else "The email with the referee's link"
+            what = "The reminder with a link" if reminder else "The email with the private link"
             _record_failure(
-                reference.request, f"{what} {one_line(reference.name)} (to {reference.email})", reference=reference
+                reference.request,
+                f"{what} for the referee {one_line(reference.name)} (to {reference.email})",
+                reference=reference,
             )
         return sent
 
