@@ -398,3 +398,25 @@ def test_signup_through_an_invitation_with_another_address_does_not_join(client,
 
     assert not EmailAddress.objects.filter(email="mallory@example.com", verified=True).exists()
     assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_an_invitation_whose_email_cannot_be_sent_says_so(owner, mailoutbox):
+    """The mail server refuses the connection: the owner is told, not shown a server
+    error, and inviting again (once mail works) sends a new invitation."""
+    import socket
+
+    from django.test import override_settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: connections are refused
+    inviter = HTTPSClient()
+    inviter.force_login(owner.user)
+    smtp = {"EMAIL_BACKEND": "vouch.outbox.backends.SMTPBackend", "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": port}
+    with override_settings(**smtp, EMAIL_USE_TLS=False, EMAIL_TIMEOUT=5):
+        response = inviter.post(reverse("member_invite"), {"email": "lost@example.com", "role": str(int(Role.VIEWER))})
+    assert response.status_code == 302
+    page = inviter.get(response["Location"]).content.decode()
+    assert "The invitation to lost@example.com is saved, but its email could not be sent." in page
+    token, _ = send_invitation(owner, "lost@example.com", Role.VIEWER, mailoutbox=mailoutbox)
+    assert token

@@ -273,5 +273,5 @@ def test_parse_csv_accepts_exactly_the_row_limit_and_names_rows_by_their_line():
     batch = parse_csv(text)
     assert len(batch.valid_rows) == CSV_MAX_ROWS and batch.invalid_count == 0
     quoted = parse_csv('name,email,role\n"Two\nLines",two@example.com,Role\nNext,next@example.com,Role\n')
-    assert quoted.rows[0].errors == ["Name has control characters or line breaks."]
+    assert quoted.rows[0].errors == ["Name: Type this on one line, without line breaks or control characters."]
     assert quoted.rows[1].line == 4 and quoted.rows[1].valid

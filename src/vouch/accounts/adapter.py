@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
+
+from vouch.outbox.backends import company_headers
+from vouch.web.public import public_site, rebase
+
+
+def _built_from_request(value, request: HttpRequest | None) -> bool:
+    """Whether ``value`` is an absolute link allauth built from ``request``'s Host."""
+    if request is None or not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and parts.netloc == request.get_host()
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -15,6 +29,25 @@ class AccountAdapter(DefaultAccountAdapter):
         # allauth would silently cut a longer address down to a different one.
         MaxLengthValidator(account_settings.EMAIL_MAX_LENGTH)(email)
         return email
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """allauth's ``send_mail``, with every link on ``VOUCH_PUBLIC_URL``.
+
+        allauth has no single hook for the address of its emailed links: each flow
+        (confirmation, password reset, unknown account, account already exists) builds
+        its own from the request's Host header, and its templates name the site from
+        it (``current_site``). Here, a link built from the request is rebuilt on the
+        public address, and the site is the public one. A mail whose context names a
+        company is marked as that company's (the outbox removes it at the purge)."""
+        request = allauth_context.request
+        ctx = {"request": request, "email": email}
+        ctx.update(
+            {key: rebase(value) if _built_from_request(value, request) else value for key, value in context.items()}
+        )
+        ctx["current_site"] = public_site()
+        company = context.get("company")
+        headers = company_headers(getattr(company, "pk", None))
+        self.render_mail(template_prefix, email, ctx, headers=headers).send()
 
     def save_user(self, request: HttpRequest, user, form, commit: bool = True):
         user = super().save_user(request, user, form, commit=False)

@@ -6,6 +6,7 @@ from django import forms
 
 from vouch.accounts.policy import Role
 from vouch.tenancy import regions
+from vouch.web.text import SingleLineField
 
 
 class CompanySignupForm(forms.Form):
@@ -13,8 +14,8 @@ class CompanySignupForm(forms.Form):
 
     allauth calls :meth:`signup` inside its own signup flow, after creating the user."""
 
-    full_name = forms.CharField(label="Your name", max_length=150)
-    company_name = forms.CharField(label="Company name", max_length=120)
+    full_name = SingleLineField(label="Your name", max_length=150)
+    company_name = SingleLineField(label="Company name", max_length=120)
     # No default: a company created in the wrong place cannot be moved, so the person
     # picks one, by its full name and place.
     region = forms.ChoiceField(

@@ -7,6 +7,7 @@ token never lingers in history, logs or Referer headers."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
@@ -22,9 +23,11 @@ from vouch.accounts.policy import Action, Role
 from vouch.activity import services as activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.web.public import public_url
 
 INVITATION_LIFETIME = timedelta(days=7)
 SESSION_KEY = "vouch_invitation"
+log = logging.getLogger("vouch.accounts")
 
 
 class InvitationError(Exception):
@@ -71,18 +74,26 @@ def invite(request: HttpRequest, actor: Membership, email: str, role: int) -> In
             actor=actor.user,
             details={"invitation": invitation.pk, "email": email, "role": Role(role).label},
         )
-    url = request.build_absolute_uri(reverse("invitation_open", args=[token]))
-    get_adapter(request).send_mail(
-        "accounts/email/invitation",
-        email,
-        {
-            "company": company,
-            "inviter": actor.user,
-            "role": Role(role).label,
-            "url": url,
-            "expires_at": invitation.expires_at,
-        },
-    )
+    try:
+        get_adapter(request).send_mail(
+            "accounts/email/invitation",
+            email,
+            {
+                "company": company,
+                "inviter": actor.user,
+                "role": Role(role).label,
+                "url": public_url(reverse("invitation_open", args=[token])),
+                "expires_at": invitation.expires_at,
+            },
+        )
+    except Exception as exc:
+        # The invitation is saved, but nobody would ever hear of it: say so, never a
+        # server error. Inviting again replaces it (and sends a new email).
+        log.exception("accounts: could not send invitation %s", invitation.pk)
+        raise InvitationError(
+            f"The invitation to {email} is saved, but its email could not be sent. "
+            "Try again in a few minutes: a new invitation replaces this one."
+        ) from exc
     return invitation
 
 

@@ -10,6 +10,7 @@ from django.core.paginator import Page, Paginator
 
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.web.filters import DateRangeForm, within_days
+from vouch.web.text import SingleLineField
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
@@ -18,7 +19,7 @@ MAX_PAGE = 100_000
 class EventFilterForm(DateRangeForm):
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *EventAction.choices])
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Outcome.choices])
-    actor = forms.CharField(required=False, max_length=254, label="Actor (email or user id)")
+    actor = SingleLineField(required=False, max_length=254, label="Actor (email or user id)")
     field_order = ["action", "outcome", "date_from", "date_to", "actor"]
 
 

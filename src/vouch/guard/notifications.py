@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import dateformat, timezone
 
 from vouch.guard import geo, risk
+from vouch.outbox.backends import company_headers
 
 log = logging.getLogger("vouch.guard")
 
@@ -124,7 +125,9 @@ def send(
     try:
         text = render_to_string(f"guard/email/{kind.name}.txt", data)
         html = render_to_string(f"guard/email/{kind.name}.html", data)
-        message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients)
+        # A mail about a company (a role, a member) is that company's: purged with it.
+        headers = company_headers(getattr(data.get("company"), "pk", None))
+        message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, headers=headers)
         message.attach_alternative(html, "text/html")
         message.send()
     except Exception:  # noqa: BLE001 - see the docstring

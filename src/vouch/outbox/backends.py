@@ -14,7 +14,28 @@ from django.core.mail.backends.smtp import EmailBackend as DjangoSMTPBackend
 from django.utils import timezone
 
 from vouch.outbox import sealing
-from vouch.outbox.store import SEALED_SUFFIX
+from vouch.outbox.store import SEALED_SUFFIX, company_tag
+
+# Which company a message belongs to, set by whoever sends it (``company_headers``).
+# The outbox puts the company in the message's file name, so purging the company
+# removes its mail; no backend lets the header leave Vouch.
+COMPANY_HEADER = "X-Vouch-Company"
+
+
+def company_headers(company_id) -> dict[str, str]:
+    """The ``headers`` that mark a message as company ``company_id``'s ({} for None)."""
+    return {COMPANY_HEADER: str(company_id)} if company_id else {}
+
+
+def _take_company(message) -> str:
+    """The company tag of ``message`` ("" when none), removed from its headers."""
+    headers = getattr(message, "extra_headers", None) or {}
+    for name in [name for name in headers if name.lower() == COMPANY_HEADER.lower()]:
+        value = headers.pop(name)
+        tag = company_tag(value)
+        if tag:
+            return tag
+    return ""
 
 
 class OutboxBackend(BaseEmailBackend):
@@ -33,7 +54,11 @@ class OutboxBackend(BaseEmailBackend):
         key = sealing.key_for_writing(directory)
         sent = 0
         for message in messages:
-            name = f"{timezone.now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}{SEALED_SUFFIX}"
+            company = _take_company(message)
+            stamp = f"{timezone.now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
+            # The name is bound into the seal: a message renamed to another company's
+            # (or to none) does not open.
+            name = f"{stamp}-{company}{SEALED_SUFFIX}" if company else f"{stamp}{SEALED_SUFFIX}"
             sealed = sealing.seal(key, name, message.message().as_bytes(linesep="\n"))
             # Written under a name no reader lists, then renamed: never half a message.
             temporary = directory / f".{name}.tmp"
@@ -55,3 +80,9 @@ class SMTPBackend(DjangoSMTPBackend):
         context = ssl.create_default_context(cafile=ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context
+
+    def send_messages(self, email_messages) -> int:
+        messages = list(email_messages)
+        for message in messages:
+            _take_company(message)  # Vouch's own bookkeeping, not for the recipient
+        return super().send_messages(messages)

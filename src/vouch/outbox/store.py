@@ -15,7 +15,9 @@ import email
 import email.errors
 import email.policy
 import logging
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -45,7 +47,10 @@ def _parse(name: str, raw: bytes) -> OutboxMessage:
     message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
     part = message.get_body(preferencelist=("plain", "html"))
     body = part.get_content() if part is not None else ""
-    return OutboxMessage(name, str(message["To"]), str(message["Subject"]), str(message["Date"]), body)
+    # A long encoded subject is folded onto a continuation line, which the parser
+    # reads back with a leading space.
+    subject = str(message["Subject"]).strip()
+    return OutboxMessage(name, str(message["To"]), subject, str(message["Date"]), body)
 
 
 class _Reader:
@@ -141,6 +146,40 @@ def get_message(
 # a mail server, which would hand them on): they are kept this long, then removed by the
 # daily maintenance.
 KEEP_FOR_SECONDS = 7 * 24 * 3600
+
+
+def company_tag(company_id) -> str:
+    """How a message file's name says it belongs to ``company_id`` (32 hex digits);
+    "" for a value that is not a company id."""
+    try:
+        return uuid.UUID(str(company_id)).hex
+    except ValueError:
+        return ""
+
+
+def remove_company_messages(company_id, *, directory: Path | None = None) -> int:
+    """Remove every outbox message of company ``company_id`` (its purge: the messages
+    hold its people's names, addresses and private links); returns how many. Messages
+    written before they carried a company (and old plain ones) are not told apart:
+    they go with the week's expiry (``purge_older_than``)."""
+    tag = company_tag(company_id)
+    directory = Path(directory or settings.OUTBOX_DIR)
+    if not tag or not directory.is_dir():
+        return 0
+    # A message being written has a temporary name holding the tag too (".<name>.tmp").
+    pattern = re.compile(rf"\.?[0-9T]+-[0-9a-f]{{8}}-{tag}\{SEALED_SUFFIX}(\.tmp)?")
+    removed = 0
+    for path in directory.iterdir():
+        if not pattern.fullmatch(path.name):
+            continue
+        try:
+            if path.is_symlink() or not path.is_file():
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += not path.name.endswith(".tmp")
+    return removed
 
 
 def purge_older_than(seconds: float = KEEP_FOR_SECONDS, *, now: float | None = None) -> int:

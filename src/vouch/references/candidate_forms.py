@@ -13,6 +13,7 @@ from django.utils import dateformat, timezone
 
 from vouch.references.forms import validate_phone
 from vouch.references.request_models import Relationship
+from vouch.web.text import SingleLineField
 
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only: \d would take any script's
 EARLIEST_YEAR = 1950
@@ -65,7 +66,7 @@ class MonthField(forms.CharField):
 class CandidateDetailsForm(forms.Form):
     """The candidate confirms, or corrects, what the recruiter typed about them."""
 
-    name = forms.CharField(
+    name = SingleLineField(
         max_length=200,
         label="Full name",
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
@@ -103,7 +104,7 @@ class CandidateDetailsForm(forms.Form):
 class NominationForm(forms.Form):
     """One referee, as the candidate knows them."""
 
-    name = forms.CharField(
+    name = SingleLineField(
         max_length=200,
         label="Their full name",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
@@ -132,7 +133,7 @@ class NominationForm(forms.Form):
             "invalid_choice": "Choose manager, peer, direct report or client.",
         },
     )
-    organisation = forms.CharField(
+    organisation = SingleLineField(
         max_length=200,
         label="Organisation",
         help_text="Where you worked together, as it was called then.",

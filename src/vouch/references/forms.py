@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.validators import RegexValidator
 
 from vouch.references import uploads
 from vouch.references.services import MIN_PHONE_DIGITS, PHONE_QUERY
+from vouch.web.text import SingleLineField
 
 
 def validate_phone(value: str) -> None:
@@ -18,7 +18,7 @@ def validate_phone(value: str) -> None:
 
 
 class CandidateForm(forms.Form):
-    name = forms.CharField(max_length=200, label="Full name")
+    name = SingleLineField(max_length=200, label="Full name")
     email = forms.EmailField(max_length=254, label="Email address")
     phone = forms.CharField(max_length=40, required=False, label="Phone number", validators=[validate_phone])
     notes = forms.CharField(
@@ -30,13 +30,10 @@ class CandidateForm(forms.Form):
 
 
 class SearchForm(forms.Form):
-    q = forms.CharField(
+    q = SingleLineField(
         max_length=254,
         required=False,
         label="Email or phone number",
-        # Printable text only: a query is never echoed raw anyway, but a NUL or
-        # control character is not something anyone types.
-        validators=[RegexValidator(r"^[^\x00-\x1f\x7f]*$", "Type an email address or a phone number.")],
         widget=forms.TextInput(attrs={"placeholder": "name@example.com or +44 7700 900123"}),
     )
 

@@ -5,6 +5,9 @@ Each function takes ids, not objects, because it runs after the transaction comm
 or in a background task: it enters the company's context itself and reads the current
 state, so an email never describes something that was rolled back. A failure to send
 is logged and reported as False, never raised: the change it announces has happened.
+A mail that carries a private link and cannot be sent is also put on the request's
+timeline, where the recruiter sees it (``_record_failure``): otherwise a candidate or
+referee would simply never hear, and nobody would know.
 
 A link's raw token exists only in the email it is sent in, so a reminder carries a
 fresh link of its own (issued by ``jobs``); the earlier links keep working."""
@@ -19,7 +22,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from vouch.outbox.backends import company_headers
 from vouch.tenancy.context import company_context
+from vouch.web.text import one_line
 
 log = logging.getLogger("vouch.references")
 
@@ -35,12 +40,20 @@ def link_url(purpose: str, token: str) -> str:
     return f"{settings.PUBLIC_URL}{reverse(name, kwargs={'token': token})}"
 
 
-def send(template: str, to: list[str], context: dict) -> bool:
+# Context values that can reach the subject line. The forms refuse line breaks in
+# them; text saved before that rule held is made one line here, so the subject stays
+# whole and the header valid.
+_ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role")
+
+
+def send(template: str, to: list[str], context: dict, *, company_id=None) -> bool:
     """Render ``references/email/<template>.txt`` and ``.html`` (the first line of the
-    text is the subject) and send it."""
+    text is the subject) and send it. ``company_id`` marks it as that company's mail
+    (the local outbox removes it when the company is purged)."""
     recipients = [address for address in to if address]
     if not recipients:
         return False
+    context = {**context, **{key: one_line(str(context[key])) for key in _ONE_LINE_KEYS if key in context}}
     try:
         text = render_to_string(f"references/email/{template}.txt", context)
         html = render_to_string(f"references/email/{template}.html", context)
@@ -50,6 +63,7 @@ def send(template: str, to: list[str], context: dict) -> bool:
             body.lstrip("\n"),
             settings.DEFAULT_FROM_EMAIL,
             recipients,
+            headers=company_headers(company_id),
         )
         message.attach_alternative(html, "text/html")
         message.send()
@@ -57,6 +71,17 @@ def send(template: str, to: list[str], context: dict) -> bool:
         log.exception("references: could not send the %s email", template)
         return False
     return True
+
+
+def _record_failure(request, what: str, *, reference=None) -> None:
+    """Put an email that could not be sent on the request's timeline (the recruiter
+    sees it there). Called inside the company's context."""
+    from vouch.references.workflow import note
+
+    try:
+        note(request, "email_failed", f"{what} could not be sent; check the address.", reference=reference)
+    except Exception:  # noqa: BLE001 - the log already has the failure
+        log.exception("references: could not record a failed email on request %s", request.pk)
 
 
 def _request_context(company, request) -> dict:
@@ -81,7 +106,11 @@ def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, remin
             "reminder": reminder,
             "referees_required": request.referees_required,
         }
-        return send("candidate_invitation", [request.candidate.email], context)
+        sent = send("candidate_invitation", [request.candidate.email], context, company_id=company.pk)
+        if not sent and request.candidate.email:
+            what = "The reminder to the candidate" if reminder else "The email with the candidate's link"
+            _record_failure(request, f"{what} (to {request.candidate.email})")
+        return sent
 
 
 def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
@@ -96,7 +125,15 @@ def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, remin
             "url": link_url("referee", token),
             "reminder": reminder,
         }
-        return send("referee_invitation", [reference.email], context)
+        sent = send("referee_invitation", [reference.email], context, company_id=company.pk)
+        if not sent and reference.email:
+            what = "The reminder with a link" if reminder else "The email with the private link"
+            _record_failure(
+                reference.request,
+                f"{what} for the referee {one_line(reference.name)} (to {reference.email})",
+                reference=reference,
+            )
+        return sent
 
 
 def _member_emails(user_ids: list[int]) -> list[str]:
@@ -123,8 +160,10 @@ def reference_completed(company_id, reference_id: uuid.UUID) -> bool:
             "referees_required": request.referees_required,
             "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': request.pk})}",
         }
-        to_recruiter = send("reference_completed_recruiter", _member_emails([request.created_by_id]), context)
-        to_candidate = send("reference_completed_candidate", [request.candidate.email], context)
+        to_recruiter = send(
+            "reference_completed_recruiter", _member_emails([request.created_by_id]), context, company_id=company.pk
+        )
+        to_candidate = send("reference_completed_candidate", [request.candidate.email], context, company_id=company.pk)
         return to_recruiter and to_candidate
 
 
@@ -147,7 +186,15 @@ def reference_declined(company_id, reference_id: uuid.UUID) -> bool:
             "referee_name": reference.name,
             "url": link_url("candidate", token),
         }
-        return send("reference_declined_candidate", [reference.request.candidate.email], context)
+        sent = send("reference_declined_candidate", [request.candidate.email], context, company_id=company.pk)
+        if not sent and request.candidate.email:
+            _record_failure(
+                request,
+                f"The email asking the candidate (to {request.candidate.email}) to replace "
+                f"{one_line(reference.name)}, with a new link,",
+                reference=reference,
+            )
+        return sent
 
 
 def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: int) -> bool:
@@ -168,7 +215,10 @@ def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: in
             "nominated": nominated,
             "missing": max(0, request.referees_required - nominated),
         }
-        return send("candidate_reminder", [request.candidate.email], context)
+        sent = send("candidate_reminder", [request.candidate.email], context, company_id=company.pk)
+        if not sent and request.candidate.email:
+            _record_failure(request, f"Reminder {number} to the candidate (to {request.candidate.email})")
+        return sent
 
 
 def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: int) -> bool:
@@ -186,4 +236,11 @@ def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: in
             "reminder": number,
             "started": reference.started_at is not None,
         }
-        return send("referee_reminder", [reference.email], context)
+        sent = send("referee_reminder", [reference.email], context, company_id=company.pk)
+        if not sent and reference.email:
+            _record_failure(
+                reference.request,
+                f"Reminder {number} to the referee {one_line(reference.name)} (to {reference.email})",
+                reference=reference,
+            )
+        return sent

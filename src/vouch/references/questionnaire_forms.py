@@ -12,13 +12,14 @@ from django import forms
 from django.http import QueryDict
 
 from vouch.references import questionnaires as q
+from vouch.web.text import SingleLineField
 
 MAX_ROWS = q.MAX_QUESTIONS
 OPS = ("save", "add", "remove", "up", "down")
 
 
 class DetailsForm(forms.Form):
-    name = forms.CharField(max_length=200, label="Name")
+    name = SingleLineField(max_length=200, label="Name")
     description = forms.CharField(
         max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Description"
     )

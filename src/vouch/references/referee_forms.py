@@ -8,6 +8,8 @@ import re
 from django import forms
 from django.utils import timezone
 
+from vouch.web.text import SingleLineField
+
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 EARLIEST_YEAR = 1950
 MAX_REASON = 2000
@@ -52,9 +54,9 @@ class IdentityForm(forms.Form):
     """Step 1: the referee says who they are and when they worked with the candidate,
     so the company can weigh the answers (``workflow.confirm_referee`` keeps them)."""
 
-    job_title = forms.CharField(max_length=200, label="Your job title")
-    organisation = forms.CharField(max_length=200, label="Your organisation")
-    candidate_title = forms.CharField(max_length=200, label="The candidate's job title when you worked together")
+    job_title = SingleLineField(max_length=200, label="Your job title")
+    organisation = SingleLineField(max_length=200, label="Your organisation")
+    candidate_title = SingleLineField(max_length=200, label="The candidate's job title when you worked together")
     candidate_from = MonthField(label="You worked together from")
     candidate_to = MonthField(label="Until", required=False, help_text="Leave empty if you still work together.")
 

@@ -22,6 +22,8 @@ from vouch.references.forms import validate_phone
 from vouch.references.request_models import MAX_REFEREES, RequestStatus
 from vouch.references.workflow import MAX_DEADLINE_DAYS
 from vouch.vault.normalise import NORMALISERS
+from vouch.web import text
+from vouch.web.text import SingleLineField, is_refused
 
 NAME_MAX, EMAIL_MAX, PHONE_MAX, ROLE_MAX, GUIDANCE_MAX = 200, 254, 40, 200, 2000
 CSV_MAX_BYTES = 1_000_000
@@ -35,7 +37,6 @@ CSV_EXAMPLE = (
 )
 
 printable = RegexValidator(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$", "Remove the control characters from this text.")
-one_line = RegexValidator(r"^[^\x00-\x1f\x7f]*$", "Type plain text on one line.")
 
 
 class DateInput(forms.DateInput):
@@ -57,11 +58,10 @@ class FilterForm(forms.Form):
     """The dashboard's filters and search (GET). Invalid values are a 400 with the
     form's messages, not a silently ignored filter."""
 
-    q = forms.CharField(
+    q = SingleLineField(
         max_length=254,
         required=False,
         label="Search",
-        validators=[one_line],
         widget=forms.TextInput(attrs={"placeholder": "Candidate name or exact email", "type": "search"}),
     )
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RequestStatus.choices])
@@ -120,12 +120,12 @@ class SharedFields(forms.Form):
 
 
 class RequestForm(SharedFields):
-    name = forms.CharField(max_length=NAME_MAX, label="Candidate's full name", validators=[one_line])
+    name = SingleLineField(max_length=NAME_MAX, label="Candidate's full name")
     email = forms.EmailField(max_length=EMAIL_MAX, label="Candidate's email address")
     phone = forms.CharField(
         max_length=PHONE_MAX, required=False, label="Mobile number (optional)", validators=[validate_phone]
     )
-    role = forms.CharField(max_length=ROLE_MAX, label="Role applied for", validators=[one_line])
+    role = SingleLineField(max_length=ROLE_MAX, label="Role applied for")
 
     field_order = ["name", "email", "phone", "role"]
 
@@ -194,11 +194,10 @@ class DeadlineForm(forms.Form):
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(
+    reason = SingleLineField(
         max_length=500,
         required=False,
         label="Reason (optional)",
-        validators=[one_line],
         help_text="Kept on the request's timeline.",
     )
     confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
@@ -263,8 +262,8 @@ def _row_errors(row: Row, seen: dict[str, int]) -> None:
         value = getattr(row, column)
         if "\ufffd" in value:
             row.errors.append(f"{LABELS[column]} has characters that are not UTF-8: save the file as “CSV UTF-8”.")
-        elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            row.errors.append(f"{LABELS[column]} has control characters or line breaks.")
+        elif any(is_refused(ch) for ch in value):
+            row.errors.append(f"{LABELS[column]}: {text.MESSAGE}")
         if len(value) > LIMITS[column]:
             row.errors.append(f"{LABELS[column]} is longer than {LIMITS[column]} characters.")
     for column in CSV_REQUIRED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from vouch.references.request_models import MAX_REFEREES
+from vouch.web.text import SingleLineField
 
 MAX_REMINDERS = 5
 MAX_REMINDER_DAY = 60
@@ -37,7 +38,7 @@ def parse_reminder_days(raw: str) -> list[int]:
 
 
 class WorkflowSettingsForm(forms.Form):
-    reminder_days = forms.CharField(
+    reminder_days = SingleLineField(
         max_length=40,
         required=False,
         label="Reminder days",

@@ -31,6 +31,8 @@ from vouch.accounts.policy import Action, Role
 from vouch.audit import record
 from vouch.audit.models import EventAction
 from vouch.links.models import Link
+from vouch.outbox import store as outbox_store
+from vouch.outbox.backends import company_headers
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
 from vouch.vault import keyring
@@ -116,7 +118,12 @@ def _notify_owners(company: Company, template_prefix: str, *, actor) -> None:
     adapter = get_adapter()
     for owner in owners:
         try:
-            adapter.render_mail(template_prefix, owner.user.email, context | {"owner": owner.user}).send()
+            adapter.render_mail(
+                template_prefix,
+                owner.user.email,
+                context | {"owner": owner.user},
+                headers=company_headers(company.pk),
+            ).send()
         except Exception:
             log.exception("could not email owner user:%s about company %s", owner.user_id, company.pk)
 
@@ -178,6 +185,11 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     # Closes this thread's connection first; PostgreSQL's DROP ... WITH (FORCE) ends any
     # other session, and the tombstone stops new ones being made.
     provisioning.discard(company.pk, company.region)
+    # Its mail in the local outbox (names, addresses, private links) goes too, not a
+    # week later: the outbox key is the installation's, which the shredding leaves.
+    removed = outbox_store.remove_company_messages(company.pk)
+    if removed:
+        log.info("company %s: %d outbox message(s) removed", company.pk, removed)
     with transaction.atomic():
         # Two purges (two servers) may both have got this far; one records the deletion.
         if not Company.objects.filter(pk=company.pk, deleted_at__isnull=True).update(deleted_at=now):

@@ -6,14 +6,15 @@ from __future__ import annotations
 from django import forms
 
 from vouch.tenancy.models import Company
+from vouch.web.text import SingleLineField
 
 
 class CompanyNameForm(forms.Form):
-    name = forms.CharField(label="Company name", max_length=Company._meta.get_field("name").max_length)
+    name = SingleLineField(label="Company name", max_length=Company._meta.get_field("name").max_length)
 
 
 class DeleteCompanyForm(forms.Form):
-    confirm_name = forms.CharField(
+    confirm_name = SingleLineField(
         label="Type the company's name to confirm",
         max_length=200,
         help_text="Exactly as shown above, capitals included.",
