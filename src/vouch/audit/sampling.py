@@ -66,12 +66,21 @@ def _claim(base: str, window: int) -> int:
 
 
 def _count(key: str) -> None:
-    if cache.add(key, 1, timeout=KEEP):
-        return
+    # incr first: in a flood the counter exists, and on the database cache every add
+    # (even one that fails) is a write with its cull check.
     try:
         cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=KEEP)
+    except ValueError:  # the first one skipped in its minute (or it expired)
+        if not cache.add(key, 1, timeout=KEEP):
+            cache.incr(key)
+
+
+def _first_in(base: str, window: int) -> bool:
+    """Whether this is the first event of ``base`` in ``window``, for every process. A
+    read first: in a flood the minute is taken, and on the database cache an add, even
+    one that fails, is a write (with its cull check) under the database's write lock."""
+    key = f"{base}:e:{window}"
+    return cache.get(key) is None and cache.add(key, 1, timeout=KEEP)
 
 
 def record_sampled(
@@ -88,7 +97,7 @@ def record_sampled(
         source = source_of(request)
         base = _base(action, kind, source)
         window = int(_now() // INTERVAL)
-        if not cache.add(f"{base}:e:{window}", 1, timeout=KEEP):
+        if not _first_in(base, window):
             _count(f"{base}:n:{window}")
             return None
         details = dict(details or {})
