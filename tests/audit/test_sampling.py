@@ -115,3 +115,21 @@ def test_a_signed_in_members_policy_refusal_is_always_recorded(client, company, 
         request.user = member
         record_refusal(request, reason="policy")
     assert len(events(EventAction.AUTHZ_FAIL, details__reason="policy")) == 3
+
+
+def test_failed_sign_ins_at_many_accounts_from_one_network_are_sampled(clock):
+    """Each guess at a new account from a new address of one /64: once one event per
+    account per minute, now also one per network per minute, with the count kept."""
+    from tests.guard.throttle_helpers import attempt
+
+    guesses = 12
+    for n in range(guesses):
+        response = attempt(f"target{n}@example.com", ip=f"2001:db8:66:1::{n + 1:x}")
+        assert response.status_code == 200
+    (first,) = events(EventAction.AUTHN_LOGIN_FAIL)
+    assert "not_recorded" not in first.details
+    clock[0] += sampling.SETTLE_WINDOWS * sampling.INTERVAL
+    attempt("target-late@example.com", ip="2001:db8:66:1::ff")
+    rows = events(EventAction.AUTHN_LOGIN_FAIL)
+    assert len(rows) == 2 and rows[1].details["not_recorded"] == guesses - 1
+    assert _stands_for(rows) == guesses + 1

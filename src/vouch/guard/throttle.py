@@ -433,6 +433,20 @@ def sample_failure_event(email: str) -> int | None:
     return None
 
 
+def return_skipped(email: str, count: int) -> None:
+    """Give back a count that :func:`sample_failure_event` handed out for an event that
+    was then not recorded (its network had one this minute): the account's next
+    recorded failure carries it."""
+    if count <= 0:
+        return
+    key = _k("ev", email_key(email), "n")
+    if not cache.add(key, count, timeout=FAILURE_MEMORY):
+        try:
+            cache.incr(key, count)
+        except ValueError:
+            cache.set(key, count, timeout=FAILURE_MEMORY)
+
+
 def _send_unlock_mail(request: HttpRequest, user_id: int) -> None:
     if not cache.add(_k("um", str(user_id)), 1, timeout=UNLOCK_MAIL_EVERY):
         return
