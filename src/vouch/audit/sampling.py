@@ -38,7 +38,7 @@ INTERVAL = 60  # seconds: one recorded event per kind and source in each
 # A minute's count is taken by the event two minutes on, or by its flush task then.
 SETTLE_WINDOWS = 2
 FLUSH_GRACE = 5  # seconds after that before the task looks, so the next event goes first
-KEEP = INTERVAL * (SETTLE_WINDOWS + 10)  # counters outlive a late worker
+KEEP = 3600  # seconds the counters are kept: a worker may be late (or restarting)
 
 
 def _now() -> float:
@@ -104,8 +104,13 @@ def record_sampled(
         carried = _claim(base, window - SETTLE_WINDOWS)
         if carried:
             details["not_recorded"] = carried
-        event = record(action, request=request, details=details, **fields)
-        _queue_flush(action, kind, source, window)
+        try:
+            event = record(action, request=request, details=details, **fields)
+        except Exception:
+            if carried:  # the count it carried is not lost with it: that minute's flush takes it
+                cache.delete(f"{base}:c:{window - SETTLE_WINDOWS}")
+            raise
+        _queue_flush(str(action), kind, source, window)
         return event
     except Exception:
         log.exception("audit: could not record a sampled %s event", action)
