@@ -470,14 +470,15 @@ def test_an_expired_request_shows_the_closed_page(client, company, opened):
     assert "This reference check has closed" in text and "<form" not in text
     assert client.post(home(token) + "nominate/", form_of(REFEREES[0])).status_code == 409
     assert not references_of(company, request)
-    # Once expired by the workflow, the link is withdrawn: the neutral page.
+    # Once expired by the workflow, the link is withdrawn: no longer in use.
     with company_context(company):
         ReferenceRequest.objects.filter(pk=request.pk).update(status=RequestStatus.AWAITING_CANDIDATE, closed_at=None)
         assert workflow.expire_request(reload(company, request), now=request.deadline + timedelta(seconds=1))
-    assert NEUTRAL in client.get(home(token)).content.decode()
+    withdrawn = client.get(home(token))
+    assert withdrawn.status_code == 410 and "This link is no longer in use" in withdrawn.content.decode()
 
 
-def test_a_cancelled_requests_link_is_the_neutral_page(client, company, recruiter, opened):
+def test_a_cancelled_requests_link_is_no_longer_in_use(client, company, recruiter, opened):
     request, token = opened
     nominate_through_page(client, token, REFEREES[0])
     (reference,) = references_of(company, request)
@@ -489,7 +490,7 @@ def test_a_cancelled_requests_link_is_the_neutral_page(client, company, recruite
         client.post(home(token) + "nominate/", form_of(REFEREES[1])),
         client.get(home(token) + f"replace/{reference.pk}/"),
     ):
-        assert response.status_code == 404 and NEUTRAL in response.content.decode()
+        assert response.status_code == 410 and "This link is no longer in use" in response.content.decode()
         assert "Head of Finance" not in response.content.decode()
     assert len(references_of(company, request)) == 1
 

@@ -259,8 +259,9 @@ def test_a_closed_request_shows_a_closed_page_and_refuses_changes(client, compan
     request, reference, token = setup
     with company_context(company):
         workflow.cancel_request(request, actor=members[Role.RECRUITER].user)
-    # Cancelling revokes the link: the neutral page.
-    assert client.get(url(token)).status_code == 404
+    # Cancelling revokes the link: the page of a link no longer in use.
+    response = client.get(url(token))
+    assert response.status_code == 410 and "This link is no longer in use" in response.content.decode()
 
 
 def test_a_reference_whose_request_closed_shows_why_and_refuses_changes(client, company, setup):
@@ -305,16 +306,16 @@ def test_a_referee_never_sees_another_referees_answers(client, company, setup):
     assert "Marmalade-Alpha" not in text and "Quokka-Bravo" not in text
 
 
-def test_a_replaced_referees_link_is_the_neutral_page(client, company, setup):
+def test_a_replaced_referees_link_is_no_longer_in_use(client, company, setup):
     request, reference, token = setup
     client.post(url(token, "decline/"), {"reason": "Not the right person."})
     nominate(company, request, REFEREES[2], replacing=load(company, reference))
-    neutral = "This link is not valid."
+    ended = "This link is no longer in use"
     for page in ("", "answers/", "decline/"):
         response = client.get(url(token, page))
-        assert response.status_code == 404 and neutral in response.content.decode()
+        assert response.status_code == 410 and ended in response.content.decode()
         assert "Casey" not in response.content.decode()
-    assert client.post(url(token, "decline/"), {"reason": "again"}).status_code == 404
+    assert client.post(url(token, "decline/"), {"reason": "again"}).status_code == 410
 
 
 def test_a_post_without_the_csrf_token_is_refused(csrf_client, company, setup):

@@ -37,7 +37,7 @@ from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.guard import throttle
 from vouch.links import services as links
-from vouch.links.decorators import neutral_response
+from vouch.links.decorators import ENDED_REASONS, ended_response, neutral_response
 from vouch.links.models import Link
 from vouch.references import questionnaires, workflow
 from vouch.references import urls as member_urls
@@ -79,10 +79,11 @@ _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or
 
 
 def fresh_address() -> dict:
-    """A client address of its own, the next of 256 networks (/24): each refusal counts
-    against both, so tests that are not about the throttle spread their requests."""
+    """A client address of its own, in a network (/24) of its own: each refusal counts
+    against both, and refused links are recorded once per network and minute, so tests
+    that are not about the throttle or the sampling spread their requests."""
     n = next(_addresses)
-    return {"REMOTE_ADDR": f"10.{_WORKER}.{n & 255}.{(n >> 8) & 255}"}
+    return {"REMOTE_ADDR": f"10.{n & 255}.{(n >> 8) & 255}.{1 + _WORKER}"}
 
 
 def last_seq() -> int:
@@ -217,8 +218,10 @@ def refused_tokens(alpha, bravo):
 
 
 def test_every_refused_link_is_the_same_neutral_page_recorded_without_the_token(client, refused_tokens):
+    """A token never issued, or a real one on the other purpose's pages: the neutral 404.
+    A real link that has ended (replaced, cancelled, deleted, expired): the page of a link
+    no longer in use, 410. Each the same bytes every time, and recorded without the token."""
     cases, _valid = refused_tokens
-    expected = neutral_response().content
     seen = 0
     for label, pages, token, reason in cases:
         for name in pages:
@@ -233,7 +236,9 @@ def test_every_refused_link_is_the_same_neutral_page_recorded_without_the_token(
                     body = {**IDENTITY, **FULL, "reason": "x", **NEW_REFEREE}
                     response = client.post(url, body, **fresh_address(), **headers)
                 where = (label, name, method)
-                assert response.status_code == 404, (*where, response.status_code)
+                ended = reason in ENDED_REASONS
+                expected = ended_response().content if ended else neutral_response().content
+                assert response.status_code == (410 if ended else 404), (*where, response.status_code)
                 assert response.content == expected, where
                 # The token never leaves in a Referer to another site, nor sits in a cache.
                 assert response["Referrer-Policy"] in ("no-referrer", "same-origin"), where
@@ -273,25 +278,29 @@ def test_the_candidates_replace_page_takes_only_its_own_requests_referees(client
     assert after_a["links"] == before_a["links"]
 
 
-def test_ten_failures_from_one_address_hold_even_a_valid_link_which_opens_elsewhere(client, refused_tokens):
+def test_ten_failures_from_one_address_hold_its_guesses_but_not_its_valid_links(client, refused_tokens):
+    """One guesser behind a shared address must not lock out the real candidates and
+    referees on it: their links still open while its guesses are held."""
     _cases, valid = refused_tokens
     attacker = {"REMOTE_ADDR": "203.0.113.77"}
     for _ in range(throttle.CODE_ADDRESS.free):
         assert client.get(page("referee_link", secrets.token_urlsafe(32)), **attacker).status_code == 404
     held = neutral_response(throttled=True).content
     seq = last_seq()
-    for name, token in (("candidate_link", valid["candidate"]), ("referee_answers", valid["referee"])):
-        response = client.get(page(name, token), **attacker)
-        assert response.status_code == 429, name
+    for _ in range(3):
+        response = client.get(page("referee_link", secrets.token_urlsafe(32)), **attacker)
+        assert response.status_code == 429
         assert response.content == held
         assert int(response["Retry-After"]) >= 1
-    # A valid POST from the held address changes nothing either.
+    assert not link_events(seq)  # held guesses are neither recorded nor counted
+    for name, token in (("candidate_link", valid["candidate"]), ("referee_link", valid["referee"])):
+        assert client.get(page(name, token), **attacker).status_code == 200, name
+    # A valid POST from the held address goes through too.
     reference = valid["reference"]
     before = fetch_state(reference)
     response = client.post(page("referee_confirm", valid["referee"]), IDENTITY, **attacker)
-    assert response.status_code == 429
-    assert fetch_state(reference) == before
-    assert not link_events(seq)  # held requests are not even looked at
+    assert response.status_code == 302
+    assert fetch_state(reference) != before  # the referee's confirmation was kept
     # The same valid links from another address.
     elsewhere = {"REMOTE_ADDR": "198.51.100.23"}
     assert client.get(page("candidate_link", valid["candidate"]), **elsewhere).status_code == 200
@@ -361,7 +370,7 @@ def test_the_candidate_of_an_expired_or_cancelled_request_cannot_nominate(client
     before = company_snapshot(alpha)
     for name in CANDIDATE_PAGES:
         response = client.post(page(name, token), {**NEW_REFEREE, "name": "Casey Candidate"}, **fresh_address())
-        assert response.status_code == 404 and response.content == neutral_response().content, name
+        assert response.status_code == 410 and response.content == ended_response().content, name
     assert company_snapshot(alpha) == before
 
 
@@ -376,7 +385,7 @@ def test_a_replaced_referees_link_is_dead(client, alpha):
     for name in REFEREE_PAGES:
         for data in (None, {**IDENTITY, **FULL, "action": "submit", "reason": "Back again"}):
             response = client.get(page(name, token), **addr) if data is None else client.post(page(name, token), data)
-            assert response.status_code == 404 and response.content == neutral_response().content, name
+            assert response.status_code == 410 and response.content == ended_response().content, name
     assert company_snapshot(alpha) == before
 
 
@@ -927,7 +936,7 @@ def test_the_workflow_pages_log_no_token_and_no_personal_data(client, alpha, log
     url = page("candidate_replace", c_token, reference_id=decliner.pk)
     assert client.get(url, **addr).status_code == 200
     assert client.post(url, REFEREES[2], **addr).status_code == 302
-    assert client.get(page("referee_link", d_token), **addr).status_code == 404  # replaced: revoked
+    assert client.get(page("referee_link", d_token), **addr).status_code == 410  # replaced: revoked
     guesses = [secrets.token_urlsafe(32) for _ in range(throttle.CODE_ADDRESS.free + 1)]
     held = {"REMOTE_ADDR": "192.0.2.200"}
     statuses = [client.post(page("referee_answers", guess), submit, **held).status_code for guess in guesses]

@@ -666,13 +666,16 @@ def test_token_url_attacks(client, two_companies, route):
     client.force_login(owner_a.user)
     guessed = theirs | {"token": secrets.token_urlsafe(32)}
     wrong_purpose = theirs | {"token": links.issue(b, other, uuid.uuid4(), timezone.now() + timedelta(days=7))}
-    for kwargs in (guessed, wrong_purpose):
-        for method, data, headers in requests_for(route, {}):
+    for n, kwargs in enumerate((guessed, wrong_purpose)):
+        for m, (method, data, headers) in enumerate(requests_for(route, {})):
+            # Each from a network of its own: refused links are sampled per network.
+            client.defaults["REMOTE_ADDR"] = f"10.77.{n * 16 + m}.1"
             seq = last_seq()
             response = send(client, method, url_for(route, kwargs), data, headers)
             assert response.status_code == 404, (route.name, method, headers, response.status_code)
             assert b"Bravo" not in response.content and b"Alpha" not in response.content
             assert len(link_refusals(seq)) == 1, (route.name, method, headers)
+    client.defaults.pop("REMOTE_ADDR", None)
     seq = last_seq()
     response = client.get(url_for(route, theirs))
     assert not link_refusals(seq), route.name  # the valid link passed link_required

@@ -177,19 +177,27 @@ def _chain_end(head: ChainHead | None) -> tuple[int, str, bool]:
 def record_refusal(request, *, reason: str) -> SecurityEvent | None:
     """An ``authz_fail`` for a refused request (403 from the policy, or a CSRF failure).
 
-    The target is the route's name, never the raw path (which may hold a token)."""
+    The target is the route's name, never the raw path (which may hold a token). A
+    refusal that anyone can cause without signing in (every CSRF failure: a forged form
+    arrives with whatever cookies the browser has; a policy refusal of a visitor who is
+    not signed in) is sampled (``vouch.audit.sampling``): it must not let anyone append
+    to the chained log without limit."""
     match = getattr(request, "resolver_match", None)
     target = (match.view_name if match else "") or "unknown"
     user = getattr(request, "user", None)
+    signed_in = user is not None and user.is_authenticated
+    fields = {
+        "actor": user if signed_in else None,
+        "target": f"route:{target}",
+        "outcome": Outcome.BLOCKED,
+        "details": {"reason": reason, "method": request.method[:10]},
+    }
+    if reason == "csrf" or not signed_in:
+        from vouch.audit.sampling import record_sampled
+
+        return record_sampled(EventAction.AUTHZ_FAIL, request=request, kind=f"authz_fail:{reason}", **fields)
     try:
-        return record(
-            EventAction.AUTHZ_FAIL,
-            request=request,
-            actor=user if user is not None and user.is_authenticated else None,
-            target=f"route:{target}",
-            outcome=Outcome.BLOCKED,
-            details={"reason": reason, "method": request.method[:10]},
-        )
+        return record(EventAction.AUTHZ_FAIL, request=request, **fields)
     except Exception:  # the refusal must still be answered with its 403, not a 500
         log.exception("audit: could not record a refused request")
         return None

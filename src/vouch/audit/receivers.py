@@ -34,8 +34,11 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     email = str(credentials.get("email") or credentials.get("username") or "")
     # Sampled, so a flood of guesses cannot make the chained log a bottleneck: the first
     # failure per account per minute, with the count of those skipped since
-    # (vouch.guard.throttle.sample_failure_event says why).
-    from vouch.guard.throttle import sample_failure_event
+    # (vouch.guard.throttle.sample_failure_event says why), and of those at most one per
+    # network per minute (vouch.audit.sampling): guesses at many accounts from the
+    # addresses of one network are one source.
+    from vouch.audit.sampling import record_sampled
+    from vouch.guard.throttle import return_skipped, sample_failure_event
 
     skipped = sample_failure_event(email)
     if skipped is None:
@@ -44,15 +47,18 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     details = {"email_hash": email_hash(email)} if email else {}
     if skipped:
         details["failures_not_recorded"] = skipped
-    record(
+    event = record_sampled(
         EventAction.AUTHN_LOGIN_FAIL,
         request=request,
+        kind="authn_login_fail",
         actor=None,
         company=PLATFORM,
         target=_user_target(user),
         outcome=Outcome.FAILURE,
         details=details,
     )
+    if event is None and skipped:
+        return_skipped(email, skipped)  # the account's count waits for its next recorded event
 
 
 def on_logged_out(sender, request, user, **kwargs) -> None:

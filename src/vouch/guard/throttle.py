@@ -439,6 +439,20 @@ def sample_failure_event(email: str) -> int | None:
     return None
 
 
+def return_skipped(email: str, count: int) -> None:
+    """Give back a count that :func:`sample_failure_event` handed out for an event that
+    was then not recorded (its network had one this minute): the account's next
+    recorded failure carries it."""
+    if count <= 0:
+        return
+    key = _k("ev", email_key(email), "n")
+    if not cache.add(key, count, timeout=FAILURE_MEMORY):
+        try:
+            cache.incr(key, count)
+        except ValueError:
+            cache.set(key, count, timeout=FAILURE_MEMORY)
+
+
 def _send_unlock_mail(request: HttpRequest, user_id: int) -> None:
     if not cache.add(_k("um", str(user_id)), 1, timeout=UNLOCK_MAIL_EVERY):
         return
@@ -503,11 +517,18 @@ CODE_ADDRESS = Scope("code_address", free=10)
 # Failures from one network, all its addresses together: whoever holds an IPv6 /64 (the
 # usual assignment to one home or one server) has 2^64 addresses, so a limit per address
 # alone would not slow them at all. IPv4 /24 likewise for a small rented range. More free
-# failures than one address gets, since the people behind one network are several. A
-# caller may ask for the network's hold instead of a refusal (``defer_network``): a
-# private link lets its own valid token through a held network, so a guesser sharing the
-# network cannot lock the real candidates and referees out.
+# failures than one address gets, since the people behind one network are several.
 CODE_NETWORK = Scope("code_network", free=50)
+# A caller may ask to *defer* an address's or a network's hold (``defer_holds``): a
+# private link still opens for its own valid token through a held address or network, so
+# one guesser behind a shared or carrier-grade NAT address cannot lock out every candidate
+# and referee on it (a 256-bit token is no easier to guess for it). What a hold still
+# stops is a flood: once a held scope has had HELD_GUESS_CAP wrong tokens in a minute,
+# nothing from it is looked up until that minute ends (or the hold does). People with a
+# real link never add to that count; a person mistyping a link adds one.
+DEFERRABLE = ("code_address", "code_network")
+HELD_GUESS_CAP = 60
+HELD_WINDOW = 60
 NETWORK_PREFIX = {4: 24, 6: 64}
 
 
@@ -538,26 +559,46 @@ def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[S
     return keys
 
 
-def check_code(request: HttpRequest, purpose: str, subject: str = "", *, defer_network: bool = False) -> float:
+def check_code(request: HttpRequest, purpose: str, subject: str = "", *, defer_holds: bool = False) -> float:
     """Raise :class:`Throttled` when a guess at a ``purpose`` code for ``subject`` must wait.
 
-    With ``defer_network``, a hold on the client's network alone does not raise: its
-    remaining seconds are returned (0 when none), and the caller refuses every code but
-    a valid one (and counts nothing while it lasts)."""
+    With ``defer_holds``, a hold on the client's address or network does not raise while
+    that scope's wrong guesses this minute are under HELD_GUESS_CAP: the hold's remaining
+    seconds are returned (0 when none), and the caller refuses every code but a valid
+    one, counting each refused one with :func:`held_guess` (and as no failure)."""
     if not enabled():
         return 0
     keys = _code_keys(request, purpose, subject)
-    values = cache.get_many([f"{key}:u" for _, key in keys])
     moment = now()
-    network_hold = 0.0
+    window = int(moment // HELD_WINDOW)
+    wanted = [f"{key}:u" for _, key in keys]
+    if defer_holds:
+        wanted += [f"{key}:h:{window}" for scope, key in keys if scope.name in DEFERRABLE]
+    values = cache.get_many(wanted)
+    hold = 0.0
     for scope, key in keys:
         until = float(values.get(f"{key}:u") or 0)
-        if until > moment:
-            if defer_network and scope is CODE_NETWORK:
-                network_hold = until - moment
+        if until <= moment:
+            continue
+        if defer_holds and scope.name in DEFERRABLE:
+            if int(values.get(f"{key}:h:{window}") or 0) < HELD_GUESS_CAP:
+                hold = max(hold, until - moment)
                 continue
-            raise Throttled(scope.name, until - moment)
-    return network_hold
+            # A flood: nothing from this scope is looked up until the minute (or the hold) ends.
+            raise Throttled(scope.name, min(until, (window + 1) * HELD_WINDOW) - moment)
+        raise Throttled(scope.name, until - moment)
+    return hold
+
+
+def held_guess(request: HttpRequest, purpose: str) -> None:
+    """A wrong code refused during a deferred hold: counted toward HELD_GUESS_CAP for the
+    client's address and network this minute, and as no failure (the hold stands as it is)."""
+    if not enabled():
+        return
+    window = int(now() // HELD_WINDOW)
+    for scope, key in _code_keys(request, purpose, ""):
+        if scope.name in DEFERRABLE:
+            _incr(f"{key}:h:{window}", 2 * HELD_WINDOW)
 
 
 def code_failed(request: HttpRequest, purpose: str, subject: str = "") -> None:

@@ -6,16 +6,22 @@ In order, for every request:
 1. the client address's throttle is checked *before* the token is looked at
    (``vouch.guard.throttle.check_code``, purpose ``"link"``: 10 free failures per
    address and 50 per network (IPv4 /24, IPv6 /64), then growing delays), so guessing
-   is slow and answers nothing while held. A held *network* still lets a valid link
-   through (its other guesses get the held page, recorded and counted nowhere): someone
-   guessing from the same network cannot lock the real candidates and referees out, and
-   a 256-bit token is no easier to guess for it;
+   is slow. A held address or network still lets a real link through (its wrong
+   tokens get the held 429 page, counted as no failure): one guesser behind a shared
+   or carrier-grade NAT address cannot lock out the candidates and referees on it, and
+   a 256-bit token is no easier to guess for it. A flood is still stopped: after
+   ``throttle.HELD_GUESS_CAP`` wrong tokens in a minute from a held scope, nothing
+   from it is looked up until that minute (or the hold) ends;
 2. the token is resolved (one indexed lookup of its hash);
-3. a refused link is recorded as a ``link_invalid`` security event (target: the first 8
-   hex characters of the token's hash, never the token) and counted against the
-   address; every refusal is the same neutral 404 page, byte for byte, whether the
-   link is unknown, expired, revoked, for the other purpose or of a closed company;
-4. a valid link: its company becomes current for the view, ``request.link`` is the
+3. a token that does not exist (a guess) is recorded as a ``link_invalid`` security
+   event (target: the first 8 hex characters of the token's hash, never the token;
+   sampled per network, ``vouch.audit.sampling``) and counted against the address;
+   it gets the neutral 404 page, byte for byte the same whatever the token;
+4. a real token whose link is no longer in use (withdrawn, replaced, its request
+   closed, expired, its company closed) is never a guess: it is not counted, and it
+   gets its own page, ``ended_response`` (410, no personal data, nothing to change);
+   a real token on the other purpose's address gets the neutral page, uncounted;
+5. a valid link: its company becomes current for the view, ``request.link`` is the
    :class:`~vouch.links.services.ResolvedLink`, its use is counted.
 
 Every response, refusals included, gets ``Referrer-Policy: same-origin`` and
@@ -43,9 +49,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template import loader
 from django.utils.cache import add_never_cache_headers
 
-from vouch.audit import record
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction, Outcome
+from vouch.audit.sampling import record_sampled
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link, Purpose
@@ -55,6 +61,9 @@ log = logging.getLogger("vouch.links")
 
 THROTTLE_PURPOSE = "link"
 NEUTRAL_TEMPLATE = "links/neutral.html"
+ENDED_TEMPLATE = "links/ended.html"
+# Refusals of a real token: the link existed and has ended. Not a guess.
+ENDED_REASONS = frozenset({"revoked", "expired", "company_inactive"})
 DEVICE_COOKIE = "__Host-vouch_link_device"
 DEVICE_COOKIE_MAX_AGE = 365 * 24 * 3600
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16): 128 bits
@@ -77,18 +86,26 @@ def neutral_response(*, throttled: bool = False, retry_after: int = 0) -> HttpRe
     return _private(response)
 
 
+def ended_response() -> HttpResponse:
+    """The page of a real link that is no longer in use (withdrawn, replaced, its
+    request closed or expired): 410 Gone, since what it opened is gone and will not come
+    back at this address. Nothing personal (no company, candidate or referee name: an
+    old link may sit in a forwarded email), nothing to change, and rendered without the
+    request, like the neutral page."""
+    return _private(HttpResponse(loader.render_to_string(ENDED_TEMPLATE), status=410))
+
+
 def _record_refusal(request: HttpRequest, purpose: str, raw: str, reason: str, link: Link | None) -> None:
-    try:
-        record(
-            EventAction.LINK_INVALID,
-            request=request,
-            company=link.company_id if link is not None else PLATFORM,
-            target=f"link:{services.hash_token(raw)[:8]}",
-            outcome=Outcome.FAILURE,
-            details={"purpose": purpose, "reason": reason},
-        )
-    except Exception:  # the visitor still gets the neutral page, not a 500
-        log.exception("links: could not record a refused link")
+    # Sampled per network and kind: anyone can send links without signing in.
+    record_sampled(
+        EventAction.LINK_INVALID,
+        request=request,
+        kind="link_guess" if link is None else "link_real",
+        company=link.company_id if link is not None else PLATFORM,
+        target=f"link:{services.hash_token(raw)[:8]}",
+        outcome=Outcome.FAILURE,
+        details={"purpose": purpose, "reason": reason},
+    )
 
 
 def _link_device(request: HttpRequest) -> tuple[str, bool]:
@@ -120,13 +137,17 @@ def link_required(purpose: str) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
             try:
-                network_hold = throttle.check_code(request, THROTTLE_PURPOSE, defer_network=True)
+                hold = throttle.check_code(request, THROTTLE_PURPOSE, defer_holds=True)
             except throttle.Throttled as refused:
                 return neutral_response(throttled=True, retry_after=refused.retry_after)
             resolved, reason, link = services.check(token, purpose)
             if resolved is None:
-                if network_hold:  # refused as held; neither recorded nor counted while it lasts
-                    return neutral_response(throttled=True, retry_after=math.ceil(network_hold))
+                if link is not None:  # a real token: never counted as a guess
+                    _record_refusal(request, purpose, token, reason, link)
+                    return ended_response() if reason in ENDED_REASONS else neutral_response()
+                if hold:  # a guess while held: refused, counted toward the flood cap only
+                    throttle.held_guess(request, THROTTLE_PURPOSE)
+                    return neutral_response(throttled=True, retry_after=math.ceil(hold))
                 _record_refusal(request, purpose, token, reason, link)
                 throttle.code_failed(request, THROTTLE_PURPOSE)
                 return neutral_response()

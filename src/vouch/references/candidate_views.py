@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
-from vouch.links.decorators import link_required, neutral_response
+from vouch.links.decorators import ended_response, link_required, neutral_response
 from vouch.links.models import Purpose
 from vouch.references import fraud, workflow
 from vouch.references.candidate_forms import CandidateDetailsForm, NominationForm, month_label
@@ -172,8 +172,10 @@ def _load(http_request: HttpRequest) -> ReferenceRequest | HttpResponse:
     """The link's request, or the neutral page (gone, or cancelled: a cancelled request
     is nobody's business any more, and its link is withdrawn anyway)."""
     req = _reference_request(http_request)
-    if req is None or req.status == RequestStatus.CANCELLED:
+    if req is None:
         return neutral_response()
+    if req.status == RequestStatus.CANCELLED:
+        return ended_response()
     return req
 
 

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from vouch.links.decorators import link_required, neutral_response
+from vouch.links.decorators import ended_response, link_required, neutral_response
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
 from vouch.references import fraud, questionnaire_html, workflow
@@ -165,7 +165,7 @@ def _refused(request: HttpRequest, reference: Reference, message: str = "") -> H
     fresh = _load(request) or reference
     state = _state(fresh)
     if state == GONE:
-        return neutral_response()
+        return ended_response()
     if state == OPEN:  # the workflow's own reason, since the state does not explain it
         return _closed_page(request, fresh, CLOSED, status=409, message=message)
     return _closed_page(request, fresh, state, status=409)
@@ -208,7 +208,7 @@ def referee_home(request: HttpRequest) -> HttpResponse:
         return neutral_response()
     state = _state(reference)
     if state == GONE:
-        return neutral_response()
+        return ended_response()
     if state != OPEN:
         return _closed_page(request, reference, state)
     workflow.referee_opened(reference)
@@ -229,7 +229,7 @@ def referee_confirm(request: HttpRequest) -> HttpResponse:
         return neutral_response()
     state = _state(reference)
     if state == GONE:
-        return neutral_response()
+        return ended_response()
     if state != OPEN:
         return _closed_page(request, reference, state, status=409)
     form = IdentityForm(request.POST, candidate_name=reference.request.candidate.name)
@@ -303,7 +303,7 @@ def referee_answers(request: HttpRequest) -> HttpResponse:
     state = _state(reference)
     autosave = request.META.get(AUTOSAVE_HEADER) == "1"
     if state == GONE:
-        return neutral_response()
+        return ended_response()
     if state != OPEN:
         if request.method == "POST":
             return _closed_page(request, reference, state, status=409)
@@ -361,7 +361,7 @@ def referee_decline(request: HttpRequest) -> HttpResponse:
         return neutral_response()
     state = _state(reference)
     if state == GONE:
-        return neutral_response()
+        return ended_response()
     if state != OPEN:
         if request.method == "POST":
             return _closed_page(request, reference, state, status=409)

@@ -1,0 +1,157 @@
+"""Security events that anyone can cause without signing in, sampled.
+
+Why: every event is appended to the hash-chained log under one installation-wide lock
+(on the embedded default, the control database's only write lock, which sessions,
+throttle counters and link bookkeeping also wait on). A client that is not signed in
+(a CSRF failure, a refused private link, a refused page) must not be able to append
+without limit. So, as sign-in failures already are (``throttle.sample_failure_event``):
+
+- the first event of a *kind* from a *source* (the client's network: IPv4 /24, IPv6 /64,
+  so a /64's 2^64 addresses are one source) in each minute is recorded at once;
+- the others of that minute are counted in the cache, not recorded;
+- the count is never lost: the first recorded event of that kind and source two
+  minutes later carries it (``not_recorded``), or, when none comes, a task queued with
+  the first event records it alone (``not_recorded``, with ``network``) once that
+  minute is well over. A minute's count is taken exactly once (``cache.add``), and only
+  after the minute has ended, so nothing counted in it is taken twice or left out.
+
+So a flood from one source adds at most one event per kind per minute, plus one at its
+end, each telling how many it stands for. Counters live in the cache (Redis in
+production), so a refused request that is not recorded costs no database write there."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.cache import cache
+from django_tasks import task
+
+from vouch.audit.events import PLATFORM, record
+from vouch.audit.models import SecurityEvent
+
+log = logging.getLogger("vouch.audit")
+
+INTERVAL = 60  # seconds: one recorded event per kind and source in each
+# A minute's count is taken by the event two minutes on, or by its flush task then.
+SETTLE_WINDOWS = 2
+FLUSH_GRACE = 5  # seconds after that before the task looks, so the next event goes first
+KEEP = 3600  # seconds the counters are kept: a worker may be late (or restarting)
+
+
+def _now() -> float:
+    from vouch.guard import throttle
+
+    return throttle.now()  # the throttle's clock, which tests replace
+
+
+def source_of(request) -> str:
+    from vouch.guard.throttle import client_network
+
+    return client_network(request) or "unknown"
+
+
+def _base(action: str, kind: str, source: str) -> str:
+    digest = hashlib.sha256(f"{action}|{kind}|{source}".encode()).hexdigest()[:32]
+    return f"au:s:{digest}"
+
+
+def _claim(base: str, window: int) -> int:
+    """What window ``window`` counted and did not record, taken once; 0 after that."""
+    if not cache.add(f"{base}:c:{window}", 1, timeout=KEEP):
+        return 0
+    return int(cache.get(f"{base}:n:{window}") or 0)
+
+
+def _count(key: str) -> None:
+    # incr first: in a flood the counter exists, and on the database cache every add
+    # (even one that fails) is a write with its cull check.
+    try:
+        cache.incr(key)
+    except ValueError:  # the first one skipped in its minute (or it expired)
+        if not cache.add(key, 1, timeout=KEEP):
+            cache.incr(key)
+
+
+def _first_in(base: str, window: int) -> bool:
+    """Whether this is the first event of ``base`` in ``window``, for every process. A
+    read first: in a flood the minute is taken, and on the database cache an add, even
+    one that fails, is a write (with its cull check) under the database's write lock."""
+    key = f"{base}:e:{window}"
+    return cache.get(key) is None and cache.add(key, 1, timeout=KEEP)
+
+
+def record_sampled(
+    action: str, *, request, kind: str, details: dict[str, Any] | None = None, **fields
+) -> SecurityEvent | None:
+    """``record(action, request=request, ...)``, sampled by ``kind`` and the request's
+    source (see the module). Returns the event, or None when it was only counted. Never
+    raises: the caller's refusal must still be answered."""
+    from vouch.guard.throttle import enabled
+
+    try:
+        if not enabled():  # the benchmark switch: every event, as before
+            return record(action, request=request, details=details, **fields)
+        source = source_of(request)
+        base = _base(action, kind, source)
+        window = int(_now() // INTERVAL)
+        if not _first_in(base, window):
+            _count(f"{base}:n:{window}")
+            return None
+        details = dict(details or {})
+        carried = _claim(base, window - SETTLE_WINDOWS)
+        if carried:
+            details["not_recorded"] = carried
+        try:
+            event = record(action, request=request, details=details, **fields)
+        except Exception:
+            if carried:  # the count it carried is not lost with it: that minute's flush takes it
+                cache.delete(f"{base}:c:{window - SETTLE_WINDOWS}")
+            raise
+        _queue_flush(str(action), kind, source, window)
+        return event
+    except Exception:
+        log.exception("audit: could not record a sampled %s event", action)
+        return None
+
+
+def _queue_flush(action: str, kind: str, source: str, window: int) -> None:
+    settled = (window + SETTLE_WINDOWS) * INTERVAL + FLUSH_GRACE
+    run_after = datetime.fromtimestamp(settled, tz=UTC)
+    try:
+        flush_sampled.using(run_after=run_after).enqueue(action, kind, source, window)
+    except Exception:  # the next event of this kind and source still carries the count
+        log.exception("audit: could not queue the flush of sampled events")
+
+
+def flush(action: str, kind: str, source: str, window: int) -> SecurityEvent | None:
+    """Record what window ``window`` counted and did not record, unless the next event
+    of its kind and source already carried it. The event stands for those refusals: its
+    ``network`` is where they came from."""
+    base = _base(action, kind, source)
+    if window + SETTLE_WINDOWS > int(_now() // INTERVAL):
+        return None  # not settled yet (a worker ahead of time): the task is queued again
+    carried = _claim(base, window)
+    if not carried:
+        return None
+    from vouch.audit.models import EventAction, Outcome
+
+    return record(
+        action,
+        company=PLATFORM,
+        target=f"network:{source}",
+        outcome=Outcome.BLOCKED if action == EventAction.AUTHZ_FAIL else Outcome.FAILURE,
+        details={"kind": kind, "network": source, "not_recorded": carried},
+    )
+
+
+@task()
+def flush_sampled(action: str, kind: str, source: str, window: int) -> int:
+    """The task queued with a sampled event (see :func:`flush`). Returns the count recorded."""
+    if window + SETTLE_WINDOWS > int(_now() // INTERVAL):
+        _queue_flush(action, kind, source, window)
+        return 0
+    event = flush(action, kind, source, window)
+    return int(event.details["not_recorded"]) if event is not None else 0
