@@ -7,6 +7,7 @@ for every value already re-encrypted, until their cache expired."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from collections import Counter
 import pytest
 
 from tests.live import VOUCH, cleanup, make_server
+from tests.references.helpers import pdf_with
 from tests.server import helpers
 
 pytestmark = pytest.mark.server
@@ -44,12 +46,12 @@ def seeded(server) -> dict:
     """A company of 150 candidates, one with an attachment, and its owner signed in."""
     email = "rotation-owner@example.com"
     ids = helpers.create_member(server, email, "Rotation Hiring")
+    cv = pdf_with(b"curriculum vitae " * 1000)  # small: it travels on a command line
     output = helpers.run_django(
         server,
         f"""
-        import hashlib, json
+        import base64, json
         from django.core.files.uploadedfile import SimpleUploadedFile
-        from tests.references.helpers import pdf_with
         from vouch.references.services import add_attachment, create_candidate
         from vouch.tenancy.context import company_context
         from vouch.tenancy.models import Company
@@ -59,17 +61,14 @@ def seeded(server) -> dict:
                 create_candidate(f"Candidate {{i}}", f"candidate{{i}}@example.com", "07700 900123", f"Notes {{i}}")
                 for i in range({CANDIDATES})
             ]
-            cv = pdf_with(b"curriculum vitae " * 5000)
+            cv = base64.b64decode("{base64.b64encode(cv).decode()}")
             attachment = add_attachment(candidates[0], SimpleUploadedFile("cv.pdf", cv))
-        print(json.dumps({{
-            "attachment": f"/candidates/{{candidates[0].pk}}/attachments/{{attachment.pk}}/",
-            "sha256": hashlib.sha256(cv).hexdigest(),
-        }}))
+        print(json.dumps({{"attachment": f"/candidates/{{candidates[0].pk}}/attachments/{{attachment.pk}}/"}}))
         """,
     )
     seed = json.loads(output.strip().splitlines()[-1])
     cookies = {"__Host-vouch_session": helpers.session_cookie(server, email)}
-    return {**ids, **seed, "cookies": cookies}
+    return {**ids, **seed, "sha256": hashlib.sha256(cv).hexdigest(), "cookies": cookies}
 
 
 class Load(threading.Thread):
