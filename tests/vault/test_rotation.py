@@ -505,6 +505,123 @@ def test_two_rotations_in_a_row(company):
             assert _read_entry(pk) == values
 
 
+# --- Another process's cache predates the new version ------------------------------------
+
+
+def _stale_cache(company, keys: keyring.CompanyKeys) -> None:
+    """This process's cache as another worker's still is: loaded before the rotation
+    (only the old version, and it encrypts), and not expired."""
+    keyring._cache[company.pk] = keyring.CompanyKeys(
+        company_id=company.pk,
+        current_version=keys.current_version,
+        data=dict(keys.data),
+        index=keys.index,
+        loaded_at=time.monotonic(),
+    )
+
+
+@pytest.fixture
+def key_loads(monkeypatch) -> list:
+    """Each time this process unwraps a company's keys from the key rows."""
+    loads = []
+    real = keyring._load
+
+    def counted(company_id):
+        loads.append(company_id)
+        return real(company_id)
+
+    monkeypatch.setattr(keyring, "_load", counted)
+    return loads
+
+
+def _integrity_events(company) -> int:
+    return SecurityEvent.objects.filter(action=EventAction.DATA_INTEGRITY_FAIL, company_id=company.pk).count()
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["run-through", "stopped-part-way"])
+def test_a_process_whose_keys_predate_the_rotation_reads_the_new_version(company, key_loads, finished):
+    """A worker that cached the keys before ``rotate-company`` added version 2 reads values
+    and files already re-encrypted under it: it loads the keys again, once, and reads
+    them; no error, no false tamper alarm."""
+    with company_context(company):
+        entries, stored = _seed(count=30, files=3)
+    before = keyring.keys_for(company.pk)
+    if finished:
+        rotate_company(company, batch_size=10, settle_seconds=0)
+        assert data_versions(company) == [(2, KeyState.ACTIVE)]
+    else:
+        with pytest.raises(Stop):
+            rotate_company(company, batch_size=10, progress=stop_after_first_batch)
+        assert data_versions(company) == [(1, KeyState.RETIRING), (2, KeyState.ACTIVE)]
+    _stale_cache(company, before)
+    assert keyring.keys_for(company.pk).data.keys() == {1}
+    del key_loads[:]
+
+    with company_context(company) as context:
+        assert 2 in _versions_in_use(context)
+        listed = {e.pk: (e.actor_name, e.summary, e.details) for e in Entry.objects.all()}
+        assert listed == entries
+        for name, payload in stored.items():
+            assert _read_file(name) == payload
+        # Reloaded: what it writes from now on is under the new version.
+        entry = Entry.objects.create(action="x", summary="after the reload")
+        assert sealing.key_version(Entry.objects.values_list("summary", flat=True).get(pk=entry.pk).data) == 2
+
+    assert key_loads == [company.pk]
+    assert _integrity_events(company) == 0
+
+
+def test_altered_ciphertext_is_still_refused_and_recorded_once(company, key_loads):
+    """Loading the keys again never excuses a value that does not open: one altered in
+    its body (under a version that exists) or naming a version that does not exist is
+    refused and recorded exactly once, the latter without unwrapping any key again."""
+    from vouch.vault.errors import DecryptionError
+    from vouch.vault.fields import Sealed
+
+    with company_context(company):
+        entries, _ = _seed(count=25, files=0)
+    before = keyring.keys_for(company.pk)
+    rotate_company(company, settle_seconds=0)
+    body, version, *forged, untouched = sorted(entries)
+
+    def alter(pk, change) -> None:
+        sealed = bytearray(Entry.objects.values_list("summary", flat=True).get(pk=pk).data)
+        change(sealed)
+        Entry.objects.filter(pk=pk).update(summary=Sealed(bytes(sealed)))
+
+    def flip_last_byte(sealed: bytearray) -> None:
+        sealed[-1] ^= 1
+
+    def version_99(sealed: bytearray) -> None:
+        sealed[1:5] = (99).to_bytes(4, "big")
+
+    with company_context(company):
+        alter(body, flip_last_byte)
+        for pk in [version, *forged]:
+            alter(pk, version_99)
+        # A cache from before the rotation: the altered version-2 value loads the keys
+        # again (version 2 exists), and still fails.
+        _stale_cache(company, before)
+        del key_loads[:]
+        with pytest.raises(DecryptionError, match="authentication failed"):
+            Entry.objects.get(pk=body).summary  # noqa: B018
+        assert key_loads == [company.pk] and _integrity_events(company) == 1
+        with pytest.raises(DecryptionError, match="key version 99"):
+            Entry.objects.get(pk=version).summary  # noqa: B018
+        assert _integrity_events(company) == 2
+        # Many forged versions (a whole list of them): refused one by one, no reload.
+        for pk in forged:
+            with pytest.raises(DecryptionError, match="key version 99"):
+                Entry.objects.get(pk=pk).summary  # noqa: B018
+        assert key_loads == [company.pk]
+        assert _integrity_events(company) == 2 + len(forged)
+        # The untouched one still reads, under the keys loaded once.
+        assert _read_entry(untouched) == entries[untouched]
+    failures = SecurityEvent.objects.filter(action=EventAction.DATA_INTEGRITY_FAIL, company_id=company.pk)
+    expected = sorted(f"activity.entry.summary:{pk}" for pk in (body, version, *forged))
+    assert sorted(e.target for e in failures) == expected
+
+
 # --- Status -----------------------------------------------------------------------------
 
 

@@ -48,9 +48,10 @@ BLOCK_BYTES = CHUNK_BYTES + TAG_BYTES
 
 
 def _file_cipher(company_id: uuid.UUID, name: str, version: int, salt: bytes) -> AESGCM:
-    data_key = keyring.keys_for(company_id).data.get(version)
-    if data_key is None:
+    keys = keyring.keys_holding(company_id, version)  # loads them again if a rotation added it
+    if keys is None:
         raise KeyUnavailable(f"data key version {version} of company {company_id} no longer exists")
+    data_key = keys.data[version]
     info = b"vouch/file/v1\x00" + company_id.bytes + name.encode()
     return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(data_key))
 

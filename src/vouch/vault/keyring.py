@@ -6,7 +6,8 @@ Each company has a data key (AES-256-GCM for values and files; versioned, rotate
 database). Unwrapped keys stay in this process's memory for at most
 ``VOUCH_KEY_CACHE_SECONDS`` and are then unwrapped again; that bound is also how long
 a worker can keep encrypting with a version a rotation has just superseded, which
-``vault.rotation`` waits out before destroying it.
+``vault.rotation`` waits out before destroying it. A value under a version newer than
+the cached ones (added by a rotation since) loads the keys again (``keys_holding``).
 """
 
 from __future__ import annotations
@@ -186,13 +187,48 @@ def keys_for(company_id) -> CompanyKeys:
         return entry
     company_id = _as_uuid(company_id)
     entry = _load(company_id)
+    _store(company_id, entry)
+    return entry
+
+
+def _store(company_id: uuid.UUID, entry: CompanyKeys) -> None:
     with _lock:
         _cache[company_id] = entry
         _cache.move_to_end(company_id)
         while len(_cache) > MAX_CACHED_COMPANIES:
             _cache.popitem(last=False)
     _start_sweeper()
-    return entry
+
+
+_reload_lock = threading.Lock()
+
+
+def keys_holding(company_id, version: int, keys: CompanyKeys | None = None) -> CompanyKeys | None:
+    """The company's keys with data key ``version`` in them, or None if it has no such version.
+
+    A process keeps its copy of the keys for up to ``VOUCH_KEY_CACHE_SECONDS``; when
+    ``vouch keys rotate-company`` (another process) adds a version meanwhile, values
+    re-encrypted under it reach this process before its copy expires. So a version newer
+    than every one held makes this look in the control database, and load the keys again
+    (once) if the version is there. Versions only ever grow, so a missing older one was
+    destroyed and is not looked for. A version that does not exist (altered ciphertext)
+    costs one indexed query and never a reload, so forged values cannot make a process
+    unwrap keys again and again (a KMS call each, with a KMS provider); and concurrent
+    lookups of the same new version reload it once between them."""
+    company_id = _as_uuid(company_id)
+    keys = keys if keys is not None else keys_for(company_id)
+    if version in keys.data:
+        return keys
+    if version <= max(keys.data):
+        return None
+    if not DataKey.objects.filter(company_id=company_id, purpose=KeyPurpose.DATA, version=version).exists():
+        return None
+    with _reload_lock:
+        entry = _cache.get(company_id)
+        if entry is None or version not in entry.data:  # not already reloaded by another thread
+            entry = _load(company_id)
+            _store(company_id, entry)
+    return entry if version in entry.data else None
 
 
 def sweep(now: float | None = None) -> int:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidTag
 
 from vouch.vault import keyring
-from vouch.vault.errors import DecryptionError, KeyUnavailable
+from vouch.vault.errors import DecryptionError
 
 FORMAT = 1
 HEADER_BYTES = 5
@@ -62,10 +62,10 @@ def _decrypt(company_id: uuid.UUID, keys: keyring.CompanyKeys, sealed: bytes, bo
     if len(sealed) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES or sealed[0] != FORMAT:
         integrity_failure(company_id, what, "not a Vouch ciphertext")
     version = int.from_bytes(sealed[1:HEADER_BYTES], "big")
-    try:
-        cipher = keys.cipher(version)
-    except KeyUnavailable:
+    holding = keys if version in keys.data else keyring.keys_holding(company_id, version, keys)
+    if holding is None:
         integrity_failure(company_id, what, f"encrypted with key version {version}, which this company does not have")
+    cipher = holding.cipher(version)
     header = sealed[:HEADER_BYTES]
     try:
         return cipher.decrypt(
