@@ -169,6 +169,10 @@ def test_full_disk_answers_503_says_so_and_recovers_with_the_events_counted(disk
             cookies=settings_cookies,
         )
         _assert_storage_full_page(rename, "saving company settings on a full disk")
+        # Pages that only read still work; signing in needs writes and is the same 503.
+        dashboard = helpers.request(server, "GET", "/dashboard/", cookies=signed_in)
+        assert dashboard.status == 200, dashboard.text[:300]
+        _assert_storage_full_page(helpers.login(server, member["email"]), "signing in on a full disk")
         # /healthz names the storage.
         status, body = _health(server)
         assert status == 503 and body["checks"]["storage"] == "full", body
