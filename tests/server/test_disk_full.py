@@ -31,14 +31,14 @@ SIZE_MB = 24
 STORAGE_FULL_TEXT = "Vouch cannot save right now: its storage is full."
 
 
-def _mount_tmpfs(target: Path) -> str | None:
+def _mount_tmpfs(target: Path, size_mb: int = SIZE_MB) -> str | None:
     """Mount a small tmpfs on ``target``; the reason it could not be, or None."""
     if os.geteuid() != 0:
         return "mounting a tmpfs needs root"
     if shutil.which("mount") is None:
         return "no mount command"
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m,mode=0700", "tmpfs", str(target)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(target)],
         capture_output=True,
         text=True,
         check=False,

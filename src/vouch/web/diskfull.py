@@ -58,6 +58,33 @@ def is_storage_full(error: BaseException | None) -> bool:
     return False
 
 
+def raise_postgres_disk_full(execute, sql, params, many, context):
+    """An execute wrapper on every PostgreSQL connection (``install``): ``disk_full`` is
+    raised as :class:`StorageFull`, so that no ``except DatabaseError`` (Django's
+    database cache, when there is no Redis) takes it for a lost race."""
+    from django.db import DatabaseError
+
+    try:
+        return execute(sql, params, many, context)
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) == POSTGRES_DISK_FULL:
+            _postgres_refused()
+            raise StorageFull(str(error.__cause__)) from error
+        raise
+
+
+def _on_connection_created(sender, connection, **kwargs) -> None:
+    if connection.vendor == "postgresql" and raise_postgres_disk_full not in connection.execute_wrappers:
+        connection.execute_wrappers.append(raise_postgres_disk_full)
+
+
+def install() -> None:
+    """Wrap every new PostgreSQL connection (SQLite's: ``vouch.tenancy.sqlite``)."""
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_on_connection_created, dispatch_uid="vouch.web.diskfull")
+
+
 def is_sqlite_full(error: sqlite3.Error) -> bool:
     # Extended codes keep the primary code in their low byte. SQLite reports ENOSPC as
     # SQLITE_FULL; a quota (EDQUOT) comes back as a plain I/O error and is not told apart.
