@@ -141,7 +141,7 @@ def test_full_disk_answers_503_says_so_and_recovers_with_the_events_counted(disk
     server, member = disk
     session = helpers.session_cookie(server, member["email"])
     signed_in = {"__Host-vouch_session": session}
-    csrf_cookie, settings_token, _ = helpers.csrf_form(server, "/accounts/signup/")
+    csrf_cookie, signup_token, _ = helpers.csrf_form(server, "/accounts/signup/")
     page = helpers.request(server, "GET", "/company/settings/", cookies=signed_in)
     assert page.status == 200
     settings_csrf = page.cookies().get("__Host-csrftoken")
@@ -157,7 +157,7 @@ def test_full_disk_answers_503_says_so_and_recovers_with_the_events_counted(disk
         signup = helpers.post_form(
             server,
             "/accounts/signup/",
-            _signup_fields(settings_token, uuid.uuid4().hex[:8]),
+            _signup_fields(signup_token, uuid.uuid4().hex[:8]),
             cookies={"__Host-csrftoken": csrf_cookie},
         )
         _assert_storage_full_page(signup, "sign-up on a full disk")
@@ -218,7 +218,7 @@ def test_full_disk_answers_503_says_so_and_recovers_with_the_events_counted(disk
     signup = helpers.post_form(
         server,
         "/accounts/signup/",
-        _signup_fields(settings_token, uuid.uuid4().hex[:8]),
+        _signup_fields(signup_token, uuid.uuid4().hex[:8]),
         cookies={"__Host-csrftoken": csrf_cookie},
     )
     assert signup.status == 302, signup.text[:300]
