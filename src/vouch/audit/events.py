@@ -140,17 +140,18 @@ def record(
     )
     connection = connections[DB]
     standalone = not connection.in_atomic_block
+    summary = action == EventAction.AUDIT_EVENTS_NOT_RECORDED  # the counts themselves: put back, not counted
     try:
         with transaction.atomic(using=DB):
             _append(connection, event)
     except Exception as error:
         # An event of its own (not part of a change that fails with it) that the full
         # disk refused is counted, and recorded once there is room (vouch.audit.spool).
-        if standalone and is_storage_full(error):
+        if standalone and not summary and is_storage_full(error):
             spool.count(event.action, event.outcome)
             error.vouch_audit_counted = True
         raise
-    if standalone and action != EventAction.AUDIT_EVENTS_NOT_RECORDED and spool.pending():
+    if standalone and not summary and spool.pending():
         try:
             spool.flush()
         except Exception:  # kept for the next append or /healthz
