@@ -137,10 +137,20 @@ def pending() -> bool:
     if _memory:
         return True
     try:
-        with path().open("rb") as spool:
-            return spool.read(1) == b"{"
+        fd = os.open(_path_text(), os.O_RDONLY)
     except OSError:
         return False
+    try:
+        return os.pread(fd, 1, 0) == b"{"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _path_text() -> str:
+    # os.open on a str: a Path built each time cost most of this check.
+    return os.path.join(settings.DATA_DIR, NAME)
 
 
 def _take() -> dict:
