@@ -115,6 +115,21 @@ def _signup_fields(token: str, tag: str) -> dict[str, str]:
     }
 
 
+def _age_session(server, key: str) -> None:
+    helpers.run_django(
+        server,
+        f"""
+        import time
+        from importlib import import_module
+        from django.conf import settings
+        from vouch.accounts.middleware import SEEN_AT, SEEN_RESOLUTION
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key={key!r})
+        store[SEEN_AT] = int(time.time()) - 2 * SEEN_RESOLUTION
+        store.save()
+        """,
+    )
+
+
 def _health(server) -> tuple[int, dict]:
     response = helpers.request(server, "GET", "/healthz")
     return response.status, json.loads(response.text)
@@ -149,6 +164,8 @@ def test_full_disk_answers_503_says_so_and_recovers_with_the_events_counted(disk
     settings_form_token = helpers._CSRF_INPUT.search(page.text).group(1)
     assert _health(server)[0] == 200
 
+    # Its "last seen" is due for a refresh: a write a page that only reads still does.
+    _age_session(server, session)
     _truncate_journals(server.data_dir)
     filler = server.data_dir.parent / "filler"
     _fill(filler)
