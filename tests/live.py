@@ -35,6 +35,7 @@ class LiveServer:
     process: subprocess.Popen | None = None
     log_path: Path = field(init=False)
     pg_database: str | None = None
+    log_file: Path | None = None  # default: server.log in the data directory
 
     @property
     def url(self) -> str:
@@ -55,7 +56,7 @@ class LiveServer:
         )
 
     def start(self, timeout: float = 60) -> LiveServer:
-        self.log_path = self.data_dir / "server.log"
+        self.log_path = self.log_file or self.data_dir / "server.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen([str(VOUCH), "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -126,8 +127,15 @@ def _drop_redis_keys(url: str, prefix: str) -> None:
         client.delete(*keys)
 
 
-def make_server(extra_env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
-    data_dir = Path(tempfile.mkdtemp(prefix="vouch-live-"))
+def make_server(
+    extra_env: dict[str, str] | None = None,
+    workers: int = 1,
+    data_dir: Path | None = None,
+    services: bool | None = None,
+) -> LiveServer:
+    """``data_dir``: an existing directory to use (a test's own filesystem); ``services``:
+    whether to use PostgreSQL and Redis (default: VOUCH_TEST_SERVICES=1)."""
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="vouch-live-"))
     https_port, http_port = free_port(), free_port()
     env = {
         k: v
@@ -145,7 +153,9 @@ def make_server(extra_env: dict[str, str] | None = None, workers: int = 1) -> Li
         }
     )
     server = LiveServer(data_dir=data_dir, https_port=https_port, http_port=http_port, env=env)
-    if os.environ.get("VOUCH_TEST_SERVICES") == "1":
+    if services is None:
+        services = os.environ.get("VOUCH_TEST_SERVICES") == "1"
+    if services:
         name = f"vouch_live_{uuid.uuid4().hex[:10]}"
         conn, db = _pg_admin()
         with conn:

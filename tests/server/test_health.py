@@ -1,4 +1,4 @@
-"""Health endpoints of the real server: /healthz checks database and cache, /livez is constant."""
+"""Health endpoints of the real server: /healthz checks database, cache and storage, /livez is constant."""
 
 import json
 
@@ -15,7 +15,7 @@ def test_healthz_reports_ok_as_json(live_vouch):
     assert response.header("Content-Type") == "application/json"
     data = json.loads(response.body)
     assert data["status"] == "ok"
-    assert data["checks"] == {"database": "ok", "cache": "ok"}
+    assert data["checks"] == {"database": "ok", "cache": "ok", "storage": "ok"}
     # A load balancer must never see a cached answer.
     assert "no-store" in (response.header("Cache-Control") or "")
 

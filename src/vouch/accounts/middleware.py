@@ -58,9 +58,16 @@ class SessionLifetimeMiddleware:
                 logout(request)  # flushes the session row: the old cookie is dead
                 messages.info(request, "Your session ended. Please sign in again.")
             elif now - seen_at >= SEEN_RESOLUTION:
+                from vouch.guard.sessions import touch
+                from vouch.web.diskfull import StorageFull
+
+                try:
+                    touch(request)
+                except StorageFull:
+                    # "Last seen" is bookkeeping: on a full disk the page is still shown.
+                    # The session is left as it was, so no save follows either; the idle
+                    # limit still counts from the last refresh that was stored.
+                    return self.get_response(request)
                 session[SEEN_AT] = now
                 session[LIMITS] = _limits_for(request.user)
-                from vouch.guard.sessions import touch
-
-                touch(request)
         return self.get_response(request)

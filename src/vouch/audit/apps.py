@@ -7,6 +7,8 @@ class AuditConfig(AppConfig):
     verbose_name = "Security event log"
 
     def ready(self) -> None:
-        from vouch.audit import receivers
+        from vouch.audit import receivers, spool
 
         receivers.connect()
+        # While there is room: on a full disk the spool can still be rewritten in place.
+        spool.prepare()

@@ -26,8 +26,9 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
-from vouch.audit import chain
+from vouch.audit import chain, spool
 from vouch.audit.models import ChainHead, EventAction, Outcome, SecurityEvent
+from vouch.web.diskfull import is_storage_full
 
 log = logging.getLogger("vouch.audit")
 
@@ -138,20 +139,47 @@ def record(
         details=_clean_details(details),
     )
     connection = connections[DB]
-    with transaction.atomic(using=DB):
-        _lock_chain(connection)
-        head = ChainHead.objects.using(DB).filter(pk=1).first()
-        seq, prev_hash, sealed = _chain_end(head)
-        event.seq = seq + 1
-        event.prev_hash = prev_hash
-        event.hash = chain.compute(event)
-        event.save(using=DB)
-        mac = chain.head_mac(event.seq, event.hash) if sealed else ""
-        if head is None:
-            ChainHead(pk=1, seq=event.seq, hash=event.hash, mac=mac).save(using=DB, force_insert=True)
-        else:
-            ChainHead.objects.using(DB).filter(pk=1).update(seq=event.seq, hash=event.hash, mac=mac)
+    standalone = not connection.in_atomic_block
+    summary = action == EventAction.AUDIT_EVENTS_NOT_RECORDED  # the counts themselves: put back, not counted
+    try:
+        with transaction.atomic(using=DB):
+            _append(connection, event)
+    except Exception as error:
+        # An event of its own (not part of a change that fails with it) that the full
+        # disk refused is counted, and recorded once there is room (vouch.audit.spool).
+        if standalone and not summary and is_storage_full(error):
+            spool.count(event.action, event.outcome)
+            error.vouch_audit_counted = True
+        raise
+    if standalone and not summary and spool.pending():
+        try:
+            spool.flush()
+        except Exception:  # kept for the next append or /healthz
+            log.exception("audit: could not record the events counted while the storage was full")
     return event
+
+
+def _append(connection, event: SecurityEvent) -> None:
+    _lock_chain(connection)
+    head = ChainHead.objects.using(DB).filter(pk=1).first()
+    seq, prev_hash, sealed = _chain_end(head)
+    event.seq = seq + 1
+    event.prev_hash = prev_hash
+    event.hash = chain.compute(event)
+    event.save(using=DB)
+    mac = chain.head_mac(event.seq, event.hash) if sealed else ""
+    if head is None:
+        ChainHead(pk=1, seq=event.seq, hash=event.hash, mac=mac).save(using=DB, force_insert=True)
+    else:
+        ChainHead.objects.using(DB).filter(pk=1).update(seq=event.seq, hash=event.hash, mac=mac)
+
+
+def count_unrecorded(error: BaseException, action: str, outcome: str) -> None:
+    """For callers whose own bookkeeping failed before ``record`` ran: an event refused by a
+    full disk is counted once (``record`` marks those it counted itself)."""
+    if is_storage_full(error) and not getattr(error, "vouch_audit_counted", False):
+        spool.count(str(action), str(outcome))
+        error.vouch_audit_counted = True
 
 
 def _chain_end(head: ChainHead | None) -> tuple[int, str, bool]:
@@ -198,6 +226,9 @@ def record_refusal(request, *, reason: str) -> SecurityEvent | None:
         return record_sampled(EventAction.AUTHZ_FAIL, request=request, kind=f"authz_fail:{reason}", **fields)
     try:
         return record(EventAction.AUTHZ_FAIL, request=request, **fields)
-    except Exception:  # the refusal must still be answered with its 403, not a 500
-        log.exception("audit: could not record a refused request")
+    except Exception as error:  # the refusal must still be answered with its 403, not a 500
+        if is_storage_full(error):  # counted by record()
+            log.warning("audit: a refused request was not recorded: the storage is full")
+        else:
+            log.exception("audit: could not record a refused request")
         return None

@@ -68,6 +68,7 @@ class EventAction(models.TextChoices):
     AUTHN_STEP_UP_FAIL = "authn_step_up_fail", "Sign-in code refused"
     LINK_INVALID = "link_invalid", "Private link refused"
     SYS_STARTUP = "sys_startup", "System started"
+    AUDIT_EVENTS_NOT_RECORDED = "audit_events_not_recorded", "Security events not recorded (storage was full)"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -12,7 +12,7 @@ from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
 from django.contrib.auth import signals as auth_signals
 
-from vouch.audit.events import PLATFORM, email_hash, record
+from vouch.audit.events import PLATFORM, count_unrecorded, email_hash, record
 from vouch.audit.models import EventAction, Outcome
 
 log = logging.getLogger("vouch.audit")
@@ -27,6 +27,15 @@ def on_logged_in(sender, request, user, **kwargs) -> None:
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    try:
+        _on_login_failed(credentials, request)
+    except Exception as error:
+        # The sampling's own bookkeeping may be what the full disk refused: still counted.
+        count_unrecorded(error, EventAction.AUTHN_LOGIN_FAIL, Outcome.FAILURE)
+        raise
+
+
+def _on_login_failed(credentials, request) -> None:
     # Never the address itself (nor, of course, the password): a short keyed hash lets
     # repeated attempts on one address be correlated without storing it.
     from vouch.accounts.models import User

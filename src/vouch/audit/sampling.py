@@ -29,8 +29,9 @@ from typing import Any
 from django.core.cache import cache
 from django_tasks import task
 
-from vouch.audit.events import PLATFORM, record
-from vouch.audit.models import SecurityEvent
+from vouch.audit.events import PLATFORM, count_unrecorded, record
+from vouch.audit.models import Outcome, SecurityEvent
+from vouch.web.diskfull import is_storage_full
 
 log = logging.getLogger("vouch.audit")
 
@@ -112,8 +113,12 @@ def record_sampled(
             raise
         _queue_flush(str(action), kind, source, window)
         return event
-    except Exception:
-        log.exception("audit: could not record a sampled %s event", action)
+    except Exception as error:
+        count_unrecorded(error, action, fields.get("outcome", Outcome.SUCCESS))
+        if is_storage_full(error):  # counted; the full disk is logged once per interval
+            log.warning("audit: a sampled %s event was not recorded: the storage is full", action)
+        else:
+            log.exception("audit: could not record a sampled %s event", action)
         return None
 
 
@@ -136,7 +141,7 @@ def flush(action: str, kind: str, source: str, window: int) -> SecurityEvent | N
     carried = _claim(base, window)
     if not carried:
         return None
-    from vouch.audit.models import EventAction, Outcome
+    from vouch.audit.models import EventAction
 
     return record(
         action,

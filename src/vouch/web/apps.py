@@ -7,4 +7,9 @@ class WebConfig(AppConfig):
     verbose_name = "Web layer"
 
     def ready(self) -> None:
-        from vouch.web import checks  # noqa: F401  (registers the production checks)
+        from vouch.web import (
+            checks,  # noqa: F401  (registers the production checks)
+            diskfull,
+        )
+
+        diskfull.install()

@@ -54,11 +54,32 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return _render(request, 404, "Not found", "There is nothing here, or it is not yours to see.")
 
 
+STORAGE_FULL_MESSAGE = (
+    "Vouch cannot save right now: its storage is full. Nothing you already saved is lost; try again later."
+)
+
+
+def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """A write that could not be stored for lack of space: a 503 that says so, and one
+    log line per interval (``vouch.web.diskfull``) instead of a traceback per request."""
+    from vouch.web import diskfull
+
+    diskfull.note_refused(exception, getattr(request, "request_id", None))
+    response = _render(request, 503, "Cannot save right now", STORAGE_FULL_MESSAGE)
+    response["Retry-After"] = str(diskfull.RETRY_AFTER)
+    # Django logs every 5xx from the error handler with its traceback; this one is logged above.
+    response._has_been_logged = True
+    return response
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     from vouch.vault.errors import DecryptionError, KeyUnavailable
+    from vouch.web.diskfull import is_storage_full
 
     # Django calls this while handling the exception, so it is still at hand.
     exception = sys.exc_info()[1]
+    if is_storage_full(exception):
+        return storage_full(request, exception)
     if isinstance(exception, (DecryptionError, KeyUnavailable)):
         # Encrypted data that does not authenticate is never shown; say why the page is
         # missing rather than "try again" (it will fail the same way until it is restored).

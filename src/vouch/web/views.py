@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -16,6 +18,8 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.tenancy import regions
 from vouch.tenancy.services import active_member_count
+
+log = logging.getLogger("vouch.web")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -65,8 +69,11 @@ def alive(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
-    """For load balancers: 200 when the control database and the cache answer."""
-    checks: dict[str, str] = {}
+    """For load balancers: 200 when the control database and the cache answer and the
+    storage has room (``vouch.web.diskfull``); 503 naming what failed otherwise."""
+    from vouch.web import diskfull
+
+    checks: dict[str, str] = {"storage": diskfull.storage_state(settings.DATA_DIR)}
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -76,10 +83,33 @@ def health(request: HttpRequest) -> JsonResponse:
     try:
         cache.set("vouch:health", "1", 5)
         checks["cache"] = "ok" if cache.get("vouch:health") == "1" else "error"
-    except Exception:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001
+        # The embedded default's cache is a table in the control database: a write to it
+        # fails when the disk is full.
         checks["cache"] = "error"
+        if diskfull.is_storage_full(error):
+            checks["storage"] = "full"
+    if checks["storage"] == "ok":
+        _record_unrecorded_events()
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+    response = JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+    if checks["storage"] == "full":
+        # Polled every few seconds: the full disk is logged once per interval, not per poll.
+        diskfull.note_refused("no room left for the data", getattr(request, "request_id", None))
+        response._has_been_logged = True
+    return response
+
+
+def _record_unrecorded_events() -> None:
+    """Security events counted while the disk was full are recorded once there is room
+    again; load balancers poll this page, so that happens soon even when nothing else
+    is recorded (``vouch.audit.spool``)."""
+    from vouch.audit import spool
+
+    try:
+        spool.flush()
+    except Exception:  # noqa: BLE001 - the counts are kept; health is answered regardless
+        log.warning("audit: the events counted while the storage was full are not recorded yet", exc_info=True)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

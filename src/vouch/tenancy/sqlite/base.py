@@ -14,15 +14,23 @@ database's ``timeout`` has passed. A refused statement did nothing, so trying it
 is safe. Inside a transaction nothing is retried: the transaction holds the lock
 from its start, so a busy answer there is a real conflict and is raised.
 
-Opening the connection (its PRAGMAs) still uses SQLite's own handler and timeout."""
+Opening the connection (its PRAGMAs) still uses SQLite's own handler and timeout.
+
+"database or disk is full" (SQLITE_FULL), from a statement, a commit or opening a
+connection, is raised as ``vouch.web.diskfull.StorageFull``, not as a DatabaseError:
+Django's database cache swallows a DatabaseError on a write (a lost race to it), so a
+full disk read as "the lock is taken" and sign-up answered 429."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
 import time
+from contextlib import contextmanager
 
 from django.db.backends.sqlite3 import base
+
+from vouch.web.diskfull import StorageFull, is_sqlite_full
 
 MIN_PAUSE = 0.0002  # seconds
 MAX_PAUSE = 0.002
@@ -31,6 +39,18 @@ MAX_PAUSE = 0.002
 def _busy(error: sqlite3.OperationalError) -> bool:
     # Extended codes (SQLITE_BUSY_RECOVERY, ...) keep SQLITE_BUSY in their low byte.
     return (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+
+
+@contextmanager
+def _full_is_storage_full():
+    try:
+        yield
+    except Exception as error:
+        # The cursor sees sqlite3's own errors; a commit sees them wrapped by Django.
+        cause = error if isinstance(error, sqlite3.Error) else error.__cause__
+        if isinstance(cause, sqlite3.Error) and is_sqlite_full(cause):
+            raise StorageFull(str(cause)) from error
+        raise
 
 
 class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
@@ -54,13 +74,15 @@ class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
                 pause = min(pause * 1.5, MAX_PAUSE)
 
     def execute(self, query, params=None):
-        return self._retrying(super().execute, query, params)
+        with _full_is_storage_full():
+            return self._retrying(super().execute, query, params)
 
     def executemany(self, query, param_list):
-        # A generator of parameters cannot be replayed: only a sequence is retried.
-        if not isinstance(param_list, list | tuple):
-            return super().executemany(query, param_list)
-        return self._retrying(super().executemany, query, param_list)
+        with _full_is_storage_full():
+            # A generator of parameters cannot be replayed: only a sequence is retried.
+            if not isinstance(param_list, list | tuple):
+                return super().executemany(query, param_list)
+            return self._retrying(super().executemany, query, param_list)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -70,9 +92,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return params
 
     def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
-        connection.execute("PRAGMA busy_timeout = 0")
+        with _full_is_storage_full():
+            connection = super().get_new_connection(conn_params)
+            connection.execute("PRAGMA busy_timeout = 0")
         return connection
+
+    def _commit(self):
+        with _full_is_storage_full():
+            return super()._commit()
 
     def create_cursor(self, name=None):
         cursor = self.connection.cursor(factory=SQLiteCursorWrapper)
