@@ -17,6 +17,16 @@ from tests.server.test_stop import _alive, _descendants, _wait_until
 pytestmark = pytest.mark.server
 
 
+def _stop_tree(pid: int) -> None:
+    """SIGKILL pid and every process group it started (servers and worker run in their own)."""
+    children = _descendants(pid)
+    os.kill(pid, signal.SIGKILL)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child, signal.SIGKILL)
+    assert _wait_until(lambda: not any(_alive(child) for child in children), 20)
+
+
 def test_second_server_on_same_data_directory_is_refused_and_a_killed_one_does_not_block():
     server = make_server()
     try:
@@ -24,9 +34,16 @@ def test_second_server_on_same_data_directory_is_refused_and_a_killed_one_does_n
         first_pid = server.process.pid
         other_https, other_http = free_port(), free_port()
         env = {**server.env, "VOUCH_HTTPS_PORT": str(other_https), "VOUCH_HTTP_PORT": str(other_http)}
-        second = subprocess.run([str(VOUCH), "serve"], env=env, capture_output=True, text=True, timeout=120)
-        assert second.returncode != 0, second.stdout + second.stderr
-        message = second.stderr
+        second = subprocess.Popen(
+            [str(VOUCH), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _, message = second.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            _stop_tree(second.pid)  # it started: no trace of it may outlive the test
+            second.wait()
+            pytest.fail("a second `vouch serve` on the same data directory started")
+        assert second.returncode != 0, message
         assert "already running" in message, message
         assert str(server.data_dir) in message
         assert f"pid {first_pid}" in message
@@ -40,13 +57,8 @@ def test_second_server_on_same_data_directory_is_refused_and_a_killed_one_does_n
         assert server.process.poll() is None
 
         # SIGKILL the first and everything it started: the lock goes with it.
-        children = _descendants(first_pid)
-        os.kill(first_pid, signal.SIGKILL)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        _stop_tree(first_pid)
         server.process.wait(timeout=30)
-        assert _wait_until(lambda: not any(_alive(pid) for pid in children), 20)
         assert (server.data_dir / "serve.lock").exists()  # stale file left behind, as after a crash
         server.start()  # a new server takes the directory at once
         assert server.process.pid != first_pid
