@@ -117,10 +117,18 @@ def serve(args: argparse.Namespace) -> int:
     except SystemCheckError as exc:
         print(f"Vouch refuses to start:\n{exc}", file=sys.stderr)
         return 1
-    cert, key = setup(quiet=True)
+    from vouch.web import instance
+
     bind = config.env("VOUCH_BIND", "127.0.0.1")
     https_port = int(config.env("VOUCH_HTTPS_PORT", "8443"))
     http_port = config.env("VOUCH_HTTP_PORT", "8080")
+    # Before setup: a second server must not even migrate or write the certificate.
+    try:
+        lock_fd = instance.acquire(config.data_dir(), bind=bind, https_port=https_port, http_port=http_port)
+    except instance.AlreadyRunning as exc:
+        print(f"Vouch refuses to start: {exc}", file=sys.stderr)
+        return 1
+    cert, key = setup(quiet=True)
     workers = config.env_int("VOUCH_WORKERS", 2)
     granian = str(Path(sys.executable).with_name("granian"))
     common = ["--host", bind, "--no-ws", "--log-level", "warning", "--backlog", "2048"]
@@ -240,6 +248,8 @@ def serve(args: argparse.Namespace) -> int:
             # Workers outliving their parent (it died before reaping them) go too.
             signal_group(process, signal.SIGKILL)
             exit_code = exit_code or (code if code and code > 0 else 0)
+        # Only once every process it started is gone may another server take the directory.
+        os.close(lock_fd)
     return exit_code
 
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 
 
 def add_parser(sub) -> None:
@@ -36,39 +37,78 @@ def add_parser(sub) -> None:
     p_maintenance.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+# Between looks at a database that is away: short at first (a restart takes a second),
+# then no more often than every few seconds.
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 5.0
+
+
+def _database_answers() -> bool:
+    from django.db import connection
+    from django.db.utils import InterfaceError, OperationalError
+
+    connection.close()
+    try:
+        connection.ensure_connection()
+    except (OperationalError, InterfaceError):
+        return False
+    return True
+
+
 def worker(args: argparse.Namespace) -> int:
-    from django.conf import settings
-    from django.core.management import call_command
+    """Run the queue. A database error (the server restarting, a failover) does not end
+    the worker: it waits, backing off, until the database answers, then goes on."""
+    from django.db.utils import InterfaceError, OperationalError
 
     from vouch.references import jobs
 
-    verbosity = 0 if args.quiet else 1
     stopping = threading.Event()
     if not args.batch:
         threading.Thread(target=jobs.run_scheduler, args=(stopping,), name="vouch-scheduler", daemon=True).start()
     try:
-        if settings.VOUCH_TASKS_BACKEND == "redis":
-            call_command(
-                "rqworker",
-                "default",
-                job_class="django_tasks_rq.Job",
-                with_scheduler=True,
-                burst=args.batch,
-                verbosity=verbosity,
-            )
-        else:
-            call_command(
-                "db_worker",
-                queue_name="default",
-                batch=args.batch,
-                reload=False,
-                interval=args.interval,
-                startup_delay=not args.batch,
-                verbosity=verbosity,
-            )
+        while True:
+            try:
+                _run_queue(args)
+                return 0
+            except (OperationalError, InterfaceError) as exc:
+                if args.batch:
+                    raise
+                jobs.database_outage.failed(exc)
+            # A stop signal during the wait ends the worker: the queue's own handlers
+            # (still installed) exit at once when no task runs.
+            delay = BACKOFF_FIRST_SECONDS
+            while not _database_answers():
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+            jobs.database_outage.recovered()
     finally:
         stopping.set()
-    return 0
+
+
+def _run_queue(args: argparse.Namespace) -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+
+    verbosity = 0 if args.quiet else 1
+    if settings.VOUCH_TASKS_BACKEND == "redis":
+        call_command(
+            "rqworker",
+            "default",
+            job_class="django_tasks_rq.Job",
+            with_scheduler=True,
+            burst=args.batch,
+            verbosity=verbosity,
+        )
+    else:
+        call_command(
+            "db_worker",
+            queue_name="default",
+            batch=args.batch,
+            reload=False,
+            interval=args.interval,
+            startup_delay=not args.batch,
+            verbosity=verbosity,
+        )
 
 
 def maintenance(args: argparse.Namespace, out=None) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -430,14 +431,46 @@ def plan_daily_maintenance(*, now: datetime | None = None) -> int:
     return queued
 
 
+class DatabaseOutage:
+    """The worker's view of the control database being unreachable (a restart, a
+    failover): said once in the log when it starts and once when it ends, however
+    many times the worker's threads retry in between."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        log.warning(
+            "the database is unavailable, retrying until it is back: %s", str(exc).strip() or type(exc).__name__
+        )
+
+    def recovered(self) -> None:
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            log.warning("the database is back after %.1f s", time.monotonic() - since)
+
+
+database_outage = DatabaseOutage()
+
+
 def run_scheduler(stopping: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS) -> None:
     """The worker's scheduler thread: plan the day's maintenance now and every
     ``interval`` seconds until ``stopping`` is set. A failure is logged and retried."""
     from django.db import close_old_connections
+    from django.db.utils import InterfaceError, OperationalError
 
     while not stopping.is_set():
         try:
             plan_daily_maintenance()
+            database_outage.recovered()
+        except (OperationalError, InterfaceError) as exc:  # the database is away: said once, not per round
+            database_outage.failed(exc)
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("could not plan the daily maintenance")
         finally:

@@ -77,6 +77,9 @@ def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
         }
     # Django's own age-based closing does not apply to these: keep() and reuse() decide.
     entry["CONN_MAX_AGE"] = 0
+    # A kept connection may have died since (a database server restart ends every
+    # connection): Django checks it before its first query once reuse() asks it to.
+    entry["CONN_HEALTH_CHECKS"] = True
     entry["VOUCH_COMPANY_ID"] = str(uuid.UUID(str(company_id)))
     return entry
 
@@ -118,6 +121,12 @@ def reuse(alias: str) -> None:
     stale = time.monotonic() - ended > IDLE_SECONDS
     if stale or connection.in_atomic_block or (connection.errors_occurred and not connection.is_usable()):
         release(alias)
+        return
+    # Django's CONN_HEALTH_CHECKS, as it does per request for the control database: the
+    # first query of this context checks the kept connection (SELECT 1 on PostgreSQL)
+    # and reconnects if the server closed it, instead of failing the request. Lazily, so
+    # a context that makes no query costs no round trip.
+    connection.health_check_done = False
 
 
 def keep(alias: str) -> None:
