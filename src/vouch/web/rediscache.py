@@ -70,7 +70,10 @@ class ResilientRedisCache(RedisCache):
         if time.monotonic() < state.down_until:
             raise CacheUnavailable("Redis is not answering (retrying shortly)")
         try:
-            result = operation(*args, **kwargs)
+            if state.pending:
+                # Before anything is read: a copy the outage kept must not be served first.
+                self._replay()
+            return operation(*args, **kwargs)
         except FAILURES as exc:
             with state.lock:
                 opened = time.monotonic() >= state.down_until
@@ -79,9 +82,6 @@ class ResilientRedisCache(RedisCache):
                 # Once per outage and retry period, with the request id of the request that met it.
                 log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}", retry_s=self._retry_seconds)
             raise CacheUnavailable(str(exc)) from exc
-        if state.pending:
-            self._replay()
-        return result
 
     def _replay(self) -> None:
         with self._state.lock:
@@ -91,7 +91,7 @@ class ResilientRedisCache(RedisCache):
         except FAILURES:
             with self._state.lock:
                 self._state.pending.update(keys)
-            return
+            raise
         log.info("redis_recovered", stale_keys_deleted=len(keys))
 
     def _remember(self, keys) -> None:
