@@ -48,9 +48,11 @@ def service_unavailable(request: HttpRequest, exception: BaseException | None = 
     match = getattr(request, "resolver_match", None)
     signing_in = bool(match and match.url_name in SIGN_IN_PAGES)
     if signing_in:
-        title, message = "Sign-in is briefly unavailable", "Sign-in is briefly unavailable, try again in a minute."
+        title = "Sign-in is briefly unavailable"
+        message = "Vouch cannot check sign-in attempts safely right now, so it accepts none. Try again in a minute."
     else:
-        title, message = "Briefly unavailable", "This page is briefly unavailable, try again in a minute."
+        title = "Briefly unavailable"
+        message = "Part of Vouch is not answering right now. Try again in a minute."
     response = _render(request, 503, title, message)
     response["Retry-After"] = "60"
     return response
