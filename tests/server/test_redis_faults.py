@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -239,3 +240,39 @@ def test_redis_flushed_an_accounts_failures_keep_their_floor(server, redis_serve
     again = helpers.login(server, member)
     assert again.status == 429 and "Too many sign-in attempts" in again.text
     assert "__Host-vouch_session" not in again.cookies()
+
+
+def test_redis_paused_the_task_queue_gives_up_within_the_timeout(server, redis_server):
+    """RQ's connection (tasks queued by the web processes) has the same short timeouts."""
+    env = {**server.env, "VOUCH_TASKS_BACKEND": "redis", "DJANGO_SETTINGS_MODULE": "vouch.settings"}
+    code = (
+        "import time, django; django.setup()\n"
+        "import django_rq, redis.exceptions\n"
+        "connection = django_rq.get_connection()\n"
+        "connection.ping()\n"
+        "print('ready', flush=True)\n"
+        "input()\n"
+        "started = time.monotonic()\n"
+        "try:\n"
+        "    connection.ping()\n"
+        "except redis.exceptions.TimeoutError:\n"
+        "    print('timeout', round(time.monotonic() - started, 3), flush=True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        redis_server.pause()
+        child.stdin.write("\n")
+        child.stdin.flush()
+        try:
+            output, _ = child.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("a queue call waited for the whole pause")
+    finally:
+        redis_server.resume()
+        child.kill()
+        child.wait()
+    word, seconds = output.split()
+    assert word == "timeout" and float(seconds) < 3, output
