@@ -176,14 +176,14 @@ class Attempt:
 
 # accounts.User and guard.AccountState (tests/guard/test_throttle_login.py checks the names).
 _LOOKUP_SQL = (
-    'SELECT u."id", s."consecutive_failures", s."password_disabled_at", s."last_failure_time" FROM "accounts_user" u '
+    'SELECT u."id", s."consecutive_failures", s."password_disabled_at", s."held_until" FROM "accounts_user" u '
     'LEFT JOIN "guard_accountstate" s ON s."user_id" = u."id" WHERE LOWER(u."email") = %s LIMIT 1'
 )
 
 
 def _lookup(email: str) -> tuple[int | None, int, bool, float]:
-    """(user id, consecutive failures, password disabled, time of the latest failure) for
-    the typed email: one query
+    """(user id, consecutive failures, password disabled, held until) for the typed
+    email: one query
     on the unique LOWER(email) index, done for unknown addresses alike. Plain SQL: it runs
     on every sign-in attempt, refused ones included, and the ORM's query building cost
     more than the query itself."""
@@ -210,7 +210,7 @@ def decide(request: HttpRequest, email: str) -> Attempt:
     """The decision alone: reads only (one indexed user lookup, one cache read of every
     counter, a device lookup when the browser has a valid device cookie)."""
     attempt = Attempt(account=email_key(email), ip=client_address(request))
-    user_id, db_failures, disabled, last_failure = _lookup(email)
+    user_id, db_failures, disabled, held_until = _lookup(email)
     attempt.user_id = user_id
     digest = devices.device_hash(request)
     if user_id is not None and digest is not None and devices._known(user_id, digest):
@@ -238,10 +238,10 @@ def decide(request: HttpRequest, email: str) -> Attempt:
         if scope is ACCOUNT and attempt.device is not None:
             continue  # a known device is not held back by other people's guesses
         until = float(values.get(f"{key}:u") or 0)
-        if scope is ACCOUNT and last_failure:
+        if scope is ACCOUNT:
             # The floor kept in the database: a Redis that lost its data (a flush, a
             # restart without persistence) does not give an account fresh guesses.
-            until = max(until, last_failure + delay_for(failures, ACCOUNT))
+            until = max(until, held_until)
         if until > moment:
             raise Throttled(scope.name, until - moment)
     if distinct and not values.get(_k("ia", attempt.ip, attempt.account)):
@@ -356,7 +356,7 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
                 continue  # counted, but a known device's failures set no delay for others
         wait = delay_for(failures, scope)
         if wait and scope is ACCOUNT and attempt.reserved:
-            _keep_floor(attempt.user_id, moment)
+            _keep_floor(attempt.user_id, moment + wait)
         if wait:
             cache.set(f"{key}:u", moment + wait, timeout=wait + 60)
             _lock_event(request, attempt, scope.name, key, failures, wait)
@@ -366,11 +366,11 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
         _disable_at_cap(request, attempt.user_id)
 
 
-def _keep_floor(user_id: int, moment: float) -> None:
-    """Record when the account's delay started, beside its count (see decide)."""
+def _keep_floor(user_id: int, until: float) -> None:
+    """Keep the account's hold in the database too, beside its count (see decide)."""
     from vouch.guard.models import AccountState
 
-    AccountState.objects.filter(user_id=user_id).update(last_failure_time=moment)
+    AccountState.objects.filter(user_id=user_id).update(held_until=until)
 
 
 def _incr(key: str, timeout: int) -> int:
@@ -486,7 +486,9 @@ def forget_account(user) -> None:
     """After a password reset: the password works again and the account's counters restart."""
     from vouch.guard.models import AccountState
 
-    AccountState.objects.filter(user_id=user.pk).update(consecutive_failures=0, password_disabled_at=None)
+    AccountState.objects.filter(user_id=user.pk).update(
+        consecutive_failures=0, password_disabled_at=None, held_until=None
+    )
     key = _k("a", email_key(user.email))
     cache.delete_many([f"{key}:f", f"{key}:u", f"{key}:g"])
 
