@@ -37,7 +37,8 @@ STORAGES = {  # noqa: F405
 }
 if SERVICES:
     # Keys of this run only, so a flush between tests touches nothing else.
-    CACHES["default"]["KEY_PREFIX"] = f"vouch-test-{os.getpid()}"
+    for _alias in ("default", "guard"):
+        CACHES[_alias]["KEY_PREFIX"] = f"vouch-test-{os.getpid()}"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 if SERVICES:
     # A test database of this run's own, so two runs on one machine do not collide.

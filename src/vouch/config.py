@@ -37,6 +37,13 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "VOUCH_REDIS_URL": ("(none: database cache and sessions)", "Redis for cache, sessions and rate-limit state."),
     "VOUCH_REDIS_KEY_PREFIX": ("vouch", "Prefix of every Redis key, so installations can share one Redis."),
+    "VOUCH_REDIS_CONNECT_TIMEOUT": ("0.5", "Seconds to wait for a connection to Redis."),
+    "VOUCH_REDIS_TIMEOUT": ("1", "Seconds to wait for Redis to answer a command."),
+    "VOUCH_REDIS_RETRY_SECONDS": (
+        "2",
+        "After Redis failed to answer, each server process leaves it alone this long (cache reads are misses, "
+        "sign-in answers 503) before trying again.",
+    ),
     "VOUCH_TASKS_BACKEND": (
         "redis in production when VOUCH_REDIS_URL is set, otherwise database",
         "Queue of background tasks (reminders, expiry, retention): `database` (a table in the control database) "
@@ -180,6 +187,17 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from exc
+    if not value > 0:
+        raise ValueError(f"{name} must be more than 0, not {raw!r}")
+    return value
 
 
 def env_list(name: str, default: str) -> list[str]:

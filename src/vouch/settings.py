@@ -174,13 +174,32 @@ DATABASES = {"default": _database(env("VOUCH_DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("VOUCH_REDIS_URL")
+# Short timeouts on every Redis client: a paused or unreachable Redis must cost a request
+# a second, not the whole outage (vouch.web.rediscache, docs/faults/redis.md).
+REDIS_CONNECT_TIMEOUT = config.env_float("VOUCH_REDIS_CONNECT_TIMEOUT", 0.5)
+REDIS_TIMEOUT = config.env_float("VOUCH_REDIS_TIMEOUT", 1.0)
+REDIS_RETRY_SECONDS = config.env_float("VOUCH_REDIS_RETRY_SECONDS", 2.0)
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    _redis_cache = {
+        "BACKEND": "vouch.web.rediscache.ResilientRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("VOUCH_REDIS_KEY_PREFIX", "vouch"),
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            "socket_timeout": REDIS_TIMEOUT,
+            # redis-py retries three times by default: four timeouts, not one.
+            "retry": Retry(NoBackoff(), 0),
+            "RETRY_SECONDS": REDIS_RETRY_SECONDS,
+        },
+    }
     CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env("VOUCH_REDIS_KEY_PREFIX", "vouch"),
-        }
+        # Reads degrade to a miss while Redis is out (sessions fall back to the database).
+        "default": _redis_cache,
+        # The brute-force throttle's counters: same keys, but nothing degrades (fail closed).
+        "guard": {**_redis_cache, "OPTIONS": {**_redis_cache["OPTIONS"], "STRICT": True}},
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
@@ -197,6 +216,7 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 50_000},
         }
     }
+    CACHES["guard"] = CACHES["default"]  # the throttle's alias: the same table
     # Django's database sessions, with the per-request lookup in plain SQL (see the module).
     SESSION_ENGINE = "vouch.accounts.sessions"
 
@@ -209,7 +229,11 @@ if VOUCH_TASKS_BACKEND == "redis":
     if not REDIS_URL:
         raise ValueError("VOUCH_TASKS_BACKEND=redis needs VOUCH_REDIS_URL")
     INSTALLED_APPS.append("django_rq")
-    RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+    # django-rq passes no client options with a URL; redis-py reads them from its query.
+    # The worker raises the read timeout above its blocking dequeue by itself (rq).
+    _sep = "&" if "?" in REDIS_URL else "?"
+    _rq_url = f"{REDIS_URL}{_sep}socket_connect_timeout={REDIS_CONNECT_TIMEOUT}&socket_timeout={REDIS_TIMEOUT}"
+    RQ_QUEUES = {"default": {"URL": _rq_url, "DEFAULT_TIMEOUT": 600}}
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
 elif VOUCH_TASKS_BACKEND == "database":
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}

@@ -276,5 +276,5 @@ def test_the_plain_sql_lookup_names_the_right_tables_and_ignores_case():
     assert User._meta.db_table == "accounts_user" and AccountState._meta.db_table == "guard_accountstate"
     user = make_user("Mixed.Case@Example.com")
     AccountState.objects.create(user=user, consecutive_failures=7)
-    assert throttle._lookup("  mixed.case@EXAMPLE.com ") == (user.pk, 7, False)
-    assert throttle._lookup("someone.else@example.com") == (None, 0, False)
+    assert throttle._lookup("  mixed.case@EXAMPLE.com ") == (user.pk, 7, False, 0.0)
+    assert throttle._lookup("someone.else@example.com") == (None, 0, False, 0.0)

@@ -15,16 +15,18 @@ def test_healthz_reports_database_and_cache_ok(client):
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
-def test_healthz_fails_when_the_cache_fails(client, monkeypatch):
-    from django.core.cache import cache
+def test_healthz_fails_when_the_cache_fails(client, monkeypatch, settings):
+    from django.core.cache import caches
 
     def broken(*args, **kwargs):
         raise ConnectionError("cache down at 10.1.2.3")
 
-    monkeypatch.setattr(cache, "set", broken)
+    # The strict alias: the default one reads a Redis outage as a miss (vouch.web.rediscache).
+    monkeypatch.setattr(caches["guard"], "set", broken)
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"database": "ok", "cache": "error"}
+    assert response.json()["down"] == ["redis" if settings.REDIS_URL else "database cache"]
     assert "10.1.2.3" not in response.content.decode()
 
 

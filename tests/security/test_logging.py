@@ -149,3 +149,25 @@ def test_csrf_refusal_log_names_the_route_not_the_path(csrf_client, logs, owner)
     text = logs.getvalue()
     assert "django.security.csrf" in text
     assert "someone.secret" not in text
+
+
+def test_an_error_page_whose_context_fails_is_still_a_page_and_logged(client, logs, owner, monkeypatch):
+    """The error page draws the signed-in user and company: when looking up the user is
+    what failed (the session store out), the page is drawn without them, and the request
+    is still in the access log with the error logged under its id."""
+    from django.contrib import auth
+
+    client.force_login(owner.user)
+    client.raise_request_exception = False
+
+    def broken(request):
+        raise RuntimeError("session store down")
+
+    monkeypatch.setattr(auth, "get_user", broken)
+    response = client.get("/dashboard/")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode()
+    rid = response["X-Request-ID"]
+    # Failed in a middleware, before the address was resolved: no route, but a line.
+    assert [(e["status"], e["request_id"]) for e in request_lines(logs)] == [(500, rid)]
+    assert any(e.get("request_id") == rid and e.get("level") == "error" for e in lines(logs))

@@ -18,6 +18,10 @@ class AccountState(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Set when the failure cap is reached: password sign-in refused until reset by email.
     password_disabled_at = models.DateTimeField(null=True, blank=True)
+    # Until when password guesses at the account are held (the throttle's clock, epoch
+    # seconds): the cache holds the same, this is its floor when Redis has lost its data
+    # (vouch.guard.throttle.decide).
+    held_until = models.FloatField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
     suspension_reason = models.CharField(max_length=200, blank=True)
     # A suspension lifted by a password reset that still waits for an admin's approval.

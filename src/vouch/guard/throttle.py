@@ -30,7 +30,9 @@ the owner can use the unlock link emailed when the account first gets throttled,
 makes that browser a known device (``vouch.guard.unlock``).
 
 Counters live in the cache (Redis in production, the database cache on the embedded
-default): the decision must be fast and shared by every worker.
+default): the decision must be fast and shared by every worker. They use the cache alias
+"guard", whose reads do not degrade to a miss when Redis is out: every check here then
+raises, and the person gets the 503 page "sign-in is briefly unavailable" (fail closed).
 """
 
 from __future__ import annotations
@@ -44,15 +46,19 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db.models import F
 from django.forms import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.connection import ConnectionProxy
 
 from vouch.guard import devices
 
 log = logging.getLogger("vouch.guard.throttle")
+
+# Strict: a Redis that does not answer raises here rather than reading as "no failures".
+cache = ConnectionProxy(caches, "guard")
 
 PASSWORD_FAILURE_CAP = 100
 BASE_DELAY = 15  # seconds: the first delay; each further failure doubles it
@@ -170,13 +176,14 @@ class Attempt:
 
 # accounts.User and guard.AccountState (tests/guard/test_throttle_login.py checks the names).
 _LOOKUP_SQL = (
-    'SELECT u."id", s."consecutive_failures", s."password_disabled_at" FROM "accounts_user" u '
+    'SELECT u."id", s."consecutive_failures", s."password_disabled_at", s."held_until" FROM "accounts_user" u '
     'LEFT JOIN "guard_accountstate" s ON s."user_id" = u."id" WHERE LOWER(u."email") = %s LIMIT 1'
 )
 
 
-def _lookup(email: str) -> tuple[int | None, int, bool]:
-    """(user id, consecutive failures, password disabled) for the typed email: one query
+def _lookup(email: str) -> tuple[int | None, int, bool, float]:
+    """(user id, consecutive failures, password disabled, held until) for the typed
+    email: one query
     on the unique LOWER(email) index, done for unknown addresses alike. Plain SQL: it runs
     on every sign-in attempt, refused ones included, and the ORM's query building cost
     more than the query itself."""
@@ -186,8 +193,8 @@ def _lookup(email: str) -> tuple[int | None, int, bool]:
         cursor.execute(_LOOKUP_SQL, [(email or "").strip().lower()])
         row = cursor.fetchone()
     if row is None:
-        return None, 0, False
-    return row[0], row[1] or 0, row[2] is not None
+        return None, 0, False, 0.0
+    return row[0], row[1] or 0, row[2] is not None, row[3] or 0.0
 
 
 def before_password_check(request: HttpRequest, email: str) -> Attempt:
@@ -203,7 +210,7 @@ def decide(request: HttpRequest, email: str) -> Attempt:
     """The decision alone: reads only (one indexed user lookup, one cache read of every
     counter, a device lookup when the browser has a valid device cookie)."""
     attempt = Attempt(account=email_key(email), ip=client_address(request))
-    user_id, db_failures, disabled = _lookup(email)
+    user_id, db_failures, disabled, held_until = _lookup(email)
     attempt.user_id = user_id
     digest = devices.device_hash(request)
     if user_id is not None and digest is not None and devices._known(user_id, digest):
@@ -231,6 +238,10 @@ def decide(request: HttpRequest, email: str) -> Attempt:
         if scope is ACCOUNT and attempt.device is not None:
             continue  # a known device is not held back by other people's guesses
         until = float(values.get(f"{key}:u") or 0)
+        if scope is ACCOUNT:
+            # The floor kept in the database: a Redis that lost its data (a flush, a
+            # restart without persistence) does not give an account fresh guesses.
+            until = max(until, held_until)
         if until > moment:
             raise Throttled(scope.name, until - moment)
     if distinct and not values.get(_k("ia", attempt.ip, attempt.account)):
@@ -344,6 +355,8 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
             if attempt.device is not None:
                 continue  # counted, but a known device's failures set no delay for others
         wait = delay_for(failures, scope)
+        if wait and scope is ACCOUNT and attempt.reserved:
+            _keep_floor(attempt.user_id, moment + wait)
         if wait:
             cache.set(f"{key}:u", moment + wait, timeout=wait + 60)
             _lock_event(request, attempt, scope.name, key, failures, wait)
@@ -351,6 +364,13 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
                 _send_unlock_mail(request, attempt.user_id)
     if attempt.reserved:
         _disable_at_cap(request, attempt.user_id)
+
+
+def _keep_floor(user_id: int, until: float) -> None:
+    """Keep the account's hold in the database too, beside its count (see decide)."""
+    from vouch.guard.models import AccountState
+
+    AccountState.objects.filter(user_id=user_id).update(held_until=until)
 
 
 def _incr(key: str, timeout: int) -> int:
@@ -466,7 +486,9 @@ def forget_account(user) -> None:
     """After a password reset: the password works again and the account's counters restart."""
     from vouch.guard.models import AccountState
 
-    AccountState.objects.filter(user_id=user.pk).update(consecutive_failures=0, password_disabled_at=None)
+    AccountState.objects.filter(user_id=user.pk).update(
+        consecutive_failures=0, password_disabled_at=None, held_until=None
+    )
     key = _k("a", email_key(user.email))
     cache.delete_many([f"{key}:f", f"{key}:u", f"{key}:g"])
 

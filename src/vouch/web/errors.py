@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 
+import structlog
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
+
+log = structlog.get_logger("vouch.errors")
 
 # The methods any page may be asked with. TRACE (it echoes a request back, a cross-site
 # tracing aid), CONNECT and unknown methods get 405 before any view runs: function views
@@ -15,10 +18,48 @@ ALLOWED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 
 
 def _render(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
-    html = loader.render_to_string(
-        "web/error.html", {"status": status, "title": title, "message": message}, request=request
-    )
+    context = {"status": status, "title": title, "message": message}
+    try:
+        html = loader.render_to_string("web/error.html", context, request=request)
+    except Exception:  # noqa: BLE001 - an error page must not fail in turn
+        # The page's context (the signed-in user, the company bar) needs the very
+        # service that failed: the same page, drawn without the request's context.
+        log.exception("error_page_degraded", status=status)
+        try:
+            html = loader.render_to_string("web/error_plain.html", context)
+        except Exception:  # noqa: BLE001
+            log.exception("error_page_failed", status=status)
+            return HttpResponse(f"{title}. {message}\n", status=status, content_type="text/plain; charset=utf-8")
     return HttpResponse(html, status=status)
+
+
+def is_unavailable(exception: BaseException | None) -> bool:
+    """A shared service (Redis) did not answer: a brief outage, not a bug."""
+    from vouch.web.rediscache import FAILURES
+
+    return isinstance(exception, FAILURES)
+
+
+def service_unavailable(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+    """503 for a request that needs Redis while it is out (brute-force checks fail closed)."""
+    # One line per refused request, with its request id (bound to the log context) and
+    # the cause; the Redis client logs the error itself once per outage.
+    log.warning("service_unavailable", cause="redis", error=f"{type(exception).__name__}: {exception}")
+    match = getattr(request, "resolver_match", None)
+    signing_in = bool(match and match.url_name in SIGN_IN_PAGES)
+    if signing_in:
+        title = "Sign-in is briefly unavailable"
+        message = "Vouch cannot check sign-in attempts safely right now, so it accepts none. Try again in a minute."
+    else:
+        title = "Briefly unavailable"
+        message = "Part of Vouch is not answering right now. Try again in a minute."
+    response = _render(request, 503, title, message)
+    response["Retry-After"] = "60"
+    return response
+
+
+# Pages whose 503 says "sign-in" (their guessing defence is what needs Redis).
+SIGN_IN_PAGES = frozenset({"account_login", "mfa_authenticate", "account_signup", "account_reset_password"})
 
 
 def payload_too_large(request: HttpRequest) -> HttpResponse:
@@ -80,6 +121,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exception = sys.exc_info()[1]
     if is_storage_full(exception):
         return storage_full(request, exception)
+    if is_unavailable(exception):
+        return service_unavailable(request, exception)
     if isinstance(exception, (DecryptionError, KeyUnavailable)):
         # Encrypted data that does not authenticate is never shown; say why the page is
         # missing rather than "try again" (it will fail the same way until it is restored).

@@ -11,7 +11,17 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
 from vouch.web import proxies
-from vouch.web.errors import ALLOWED_METHODS, method_not_allowed, payload_too_large
+from vouch.web.errors import (
+    ALLOWED_METHODS,
+    is_unavailable,
+    method_not_allowed,
+    payload_too_large,
+    service_unavailable,
+)
+
+# Load balancers' probes: their cookies are dropped before anything reads them, so a
+# session cookie cannot make /livez depend on Redis or the database (it touches nothing).
+PROBE_PATHS = frozenset({"/livez", "/healthz"})
 
 log = structlog.get_logger("vouch.request")
 
@@ -29,6 +39,9 @@ class RequestContextMiddleware:
         self.trusted_proxies = tuple(settings.VOUCH_TRUSTED_PROXIES)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path in PROBE_PATHS:
+            # No session, no user, no CSRF token: a probe's answer depends only on what it checks.
+            request.COOKIES = {}
         request_id = uuid.uuid4().hex
         request.request_id = request_id
         structlog.contextvars.clear_contextvars()
@@ -44,7 +57,17 @@ class RequestContextMiddleware:
         elif int(declared) > self.max_body:
             response = payload_too_large(request)
         else:
-            response = self.get_response(request)
+            try:
+                response = self.get_response(request)
+            except Exception:
+                # Django turns errors into responses below this point; one escaping it (an
+                # error page that failed in turn) is still logged, with this request's line.
+                log.exception("unhandled_error")
+                response = HttpResponse(
+                    "Something went wrong. The error has been logged.\n",
+                    status=500,
+                    content_type="text/plain; charset=utf-8",
+                )
         if request.method == "HEAD":
             _drop_body(response)
         response["X-Request-ID"] = request_id
@@ -62,6 +85,12 @@ class RequestContextMiddleware:
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A view that needed Redis while it is out (the brute-force throttle fails closed).
+        if is_unavailable(exception):
+            return service_unavailable(request, exception)
+        return None
 
 
 def _drop_body(response: HttpResponse) -> None:

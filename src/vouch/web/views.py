@@ -6,7 +6,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connections
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -80,6 +80,8 @@ def health(request: HttpRequest) -> JsonResponse:
         checks["database"] = "ok"
     except Exception:  # noqa: BLE001 - any failure means "not healthy"
         checks["database"] = "error"
+    # The strict alias: the default one would hide a Redis outage as a cache miss.
+    cache = caches["guard"]
     try:
         cache.set("vouch:health", "1", 5)
         checks["cache"] = "ok" if cache.get("vouch:health") == "1" else "error"
@@ -92,7 +94,16 @@ def health(request: HttpRequest) -> JsonResponse:
     if checks["storage"] == "ok":
         _record_unrecorded_events()
     healthy = all(v == "ok" for v in checks.values())
-    response = JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+    body: dict = {"status": "ok" if healthy else "error", "checks": checks}
+    if not healthy:
+        # Which component is down, in the words an operator searches the logs for.
+        names = {
+            "database": "database",
+            "cache": "redis" if settings.REDIS_URL else "database cache",
+            "storage": "storage",
+        }
+        body["down"] = [names[name] for name, value in checks.items() if value != "ok"]
+    response = JsonResponse(body, status=200 if healthy else 503)
     if checks["storage"] == "full":
         # Polled every few seconds: the full disk is logged once per interval, not per poll.
         diskfull.note_refused("no room left for the data", getattr(request, "request_id", None))
