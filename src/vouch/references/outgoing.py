@@ -11,8 +11,9 @@ The rows live in each company's database, not in a control-database table, becau
 only a table in the same database can share the change's transaction (a company's
 workflow rows live in its own database); the worker walks the active companies.
 
-A sender claims a row for ``VOUCH_WORK_LEASE_SECONDS`` (a conditional update: one
-claimant wins), sends it and marks it sent (only if it still holds the claim). A
+A sender claims a row (a conditional update: one claimant wins), sends it and marks
+it sent (only if it still holds the claim); a claim older than
+``VOUCH_WORK_LEASE_SECONDS`` is a dead sender's, and is taken over. A
 failure is tried again with a growing wait, and given up after ``MAX_ATTEMPTS``. A
 sender killed after sending but before marking leaves the row to be sent again once
 its claim lapses: the message keeps its Message-ID and its name in the local outbox,
@@ -104,8 +105,8 @@ def _claim(row_id, now: datetime) -> uuid.UUID | None:
     pending = OutgoingMail.objects.filter(pk=row_id, sent_at__isnull=True, gave_up_at__isnull=True)
     taken = (
         pending.filter(next_attempt_at__lte=now)
-        .exclude(claimed_until__gt=now)
-        .update(claim=claim, claimed_until=now + lease())
+        .exclude(claimed_at__gt=now - lease())
+        .update(claim=claim, claimed_at=now)
     )
     return claim if taken else None
 
@@ -130,12 +131,12 @@ def _deliver(company, row: OutgoingMail, claim: uuid.UUID) -> bool:
     mine = OutgoingMail.objects.filter(pk=row.pk, claim=claim)
     attempts = row.attempts + 1
     if sent:
-        mine.update(sent_at=now, token=None, attempts=attempts, claimed_until=None)
+        mine.update(sent_at=now, token=None, attempts=attempts, claimed_at=None)
     elif attempts >= MAX_ATTEMPTS:
         log.error("outgoing mail %s (%s) given up after %d attempts", row.pk, row.kind, attempts)
-        mine.update(gave_up_at=now, token=None, attempts=attempts, claimed_until=None)
+        mine.update(gave_up_at=now, token=None, attempts=attempts, claimed_at=None)
     else:
-        mine.update(attempts=attempts, next_attempt_at=now + _backoff(attempts), claimed_until=None)
+        mine.update(attempts=attempts, next_attempt_at=now + _backoff(attempts), claimed_at=None)
     return sent
 
 
@@ -149,7 +150,7 @@ def drain_company(company, *, row_ids=None, now: datetime | None = None, limit: 
             if row_ids is not None:
                 pending = pending.filter(pk__in=row_ids)
             moment = now or timezone.now()
-            due = pending.filter(next_attempt_at__lte=moment).exclude(claimed_until__gt=moment)
+            due = pending.filter(next_attempt_at__lte=moment).exclude(claimed_at__gt=moment - lease())
             for row_id in list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit]):
                 claim = _claim(row_id, now or timezone.now())
                 if claim is None:

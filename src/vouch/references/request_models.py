@@ -351,7 +351,7 @@ class BulkImport(models.Model):
 class OutgoingMail(models.Model):
     """A workflow email to send, written in the same transaction as the change it
     announces (``references.outgoing``): a change that commits has its mail recorded,
-    one that rolls back has none. A sender claims a row for a while (``claimed_until``),
+    one that rolls back has none. A sender claims a row (``claimed_at``: taken over once older than the lease),
     sends it, and marks it sent; a failure is tried again later. The link's raw token
     is kept (encrypted) only until the mail is sent or given up."""
 
@@ -363,7 +363,7 @@ class OutgoingMail(models.Model):
     token = EncryptedCharField(max_length=200, null=True, blank=True)  # None once sent or given up
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
     claim = models.UUIDField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     gave_up_at = models.DateTimeField(null=True, blank=True)

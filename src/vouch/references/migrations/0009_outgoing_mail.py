@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('token', vouch.vault.fields.EncryptedCharField(blank=True, max_length=200, null=True)),
                 ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_until', models.DateTimeField(blank=True, null=True)),
+                ('claimed_at', models.DateTimeField(blank=True, null=True)),
                 ('claim', models.UUIDField(blank=True, null=True)),
                 ('sent_at', models.DateTimeField(blank=True, null=True)),
                 ('gave_up_at', models.DateTimeField(blank=True, null=True)),
