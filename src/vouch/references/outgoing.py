@@ -118,7 +118,7 @@ def _once(row: OutgoingMail) -> tuple[str, str]:
     return f"<{row.pk.hex}@{domain}>", f"{stamp}-{row.pk.hex[:8]}"
 
 
-def _deliver(company, row: OutgoingMail, claim: uuid.UUID) -> bool:
+def _deliver(company, row: OutgoingMail, claim: uuid.UUID, now: datetime | None) -> bool:
     try:
         message_id, once = _once(row)
         with mail.delivery(message_id, once, report_failure=row.attempts == 0):
@@ -127,7 +127,7 @@ def _deliver(company, row: OutgoingMail, claim: uuid.UUID) -> bool:
         log.exception("outgoing mail %s (%s) failed", row.pk, row.kind)
         sent = False
     faults.pause("after_mail_sent")
-    now = timezone.now()
+    now = now or timezone.now()
     mine = OutgoingMail.objects.filter(pk=row.pk, claim=claim)
     attempts = row.attempts + 1
     if sent:
@@ -156,7 +156,7 @@ def drain_company(company, *, row_ids=None, now: datetime | None = None, limit: 
                 if claim is None:
                     continue  # another sender has it, or has sent it
                 row = OutgoingMail.objects.get(pk=row_id)
-                sent += _deliver(company, row, claim)
+                sent += _deliver(company, row, claim, now)
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("could not send the outgoing mail of company %s", company.pk)
     return sent
