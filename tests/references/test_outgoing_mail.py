@@ -61,16 +61,12 @@ def test_a_change_rolled_back_has_no_mail_and_one_committed_has_its_mail_sent(co
     (invitation,) = _rows(company, kind="candidate_invitation")
     assert invitation.sent_at is not None and invitation.token is None  # the raw token is not kept
     mail.outbox.clear()
-    rolled_back = transaction.atomic(using=router.db_for_write(ReferenceRequest))
-    with (
-        TestCase.captureOnCommitCallbacks(execute=True),
-        company_context(company),
-        pytest.raises(RuntimeError),
-        rolled_back,
-    ):
-        workflow.send_candidate_link(ReferenceRequest.objects.get(pk=request.pk))
-        assert OutgoingMail.objects.filter(sent_at__isnull=True).count() == 1
-        raise RuntimeError("the change fails after the mail was recorded")
+    # The atomic block finds the company's database through the context: nested.
+    with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):  # noqa: SIM117
+        with pytest.raises(RuntimeError), transaction.atomic(using=router.db_for_write(ReferenceRequest)):
+            workflow.send_candidate_link(ReferenceRequest.objects.get(pk=request.pk))
+            assert OutgoingMail.objects.filter(sent_at__isnull=True).count() == 1
+            raise RuntimeError("the change fails after the mail was recorded")
     assert len(_rows(company)) == 1 and mail.outbox == []
 
 
