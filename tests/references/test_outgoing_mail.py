@@ -133,3 +133,14 @@ def test_tasks_left_running_by_a_dead_worker_are_queued_again(company, members):
     assert jobs.recover_stalled_tasks(now=now) == 1
     assert DBTaskResult.objects.get(pk=dead.id).status == "READY"
     assert DBTaskResult.objects.get(pk=busy.id).status == "RUNNING"
+
+
+def test_a_mail_about_a_request_deleted_meanwhile_is_dropped_not_retried(company, members):
+    with _relay_down():
+        request, _ = _create(company, members[Role.RECRUITER].user)
+    with company_context(company):
+        ReferenceRequest.objects.filter(pk=request.pk).delete()
+    (row,) = _rows(company, kind="candidate_invitation")
+    assert outgoing.drain_company(company, now=row.next_attempt_at) == 0
+    (row,) = _rows(company, kind="candidate_invitation")
+    assert row.gave_up_at is not None and row.token is None

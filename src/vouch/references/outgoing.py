@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import router, transaction
 from django.utils import timezone
 
@@ -123,6 +124,11 @@ def _deliver(company, row: OutgoingMail, claim: uuid.UUID, now: datetime | None)
         message_id, once = _once(row)
         with mail.delivery(message_id, once, report_failure=row.attempts == 0):
             sent = bool(KINDS[row.kind](company.pk, row))
+    except ObjectDoesNotExist:
+        # Its request or reference was deleted meanwhile (retention, erasure): nobody to tell.
+        log.info("outgoing mail %s (%s) is about something deleted: dropped", row.pk, row.kind)
+        OutgoingMail.objects.filter(pk=row.pk, claim=claim).update(gave_up_at=now or timezone.now(), token=None)
+        return False
     except Exception:  # noqa: BLE001 - a row that cannot be sent must not stop the others
         log.exception("outgoing mail %s (%s) failed", row.pk, row.kind)
         sent = False
