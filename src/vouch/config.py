@@ -49,6 +49,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Queue of background tasks (reminders, expiry, retention): `database` (a table in the control database) "
         "or `redis` (RQ on VOUCH_REDIS_URL).",
     ),
+    "VOUCH_WORK_LEASE_SECONDS": (
+        "600",
+        "How long a worker holds a task or an outgoing mail it took: one whose worker died is taken over after that.",
+    ),
+    "VOUCH_TEST_PAUSE_AT": (
+        "(none)",
+        "Tests only: a named point (e.g. `after_reminder_commit`) where the worker waits while "
+        "VOUCH_TEST_PAUSE_FILE exists, so a test can kill it exactly there.",
+    ),
+    "VOUCH_TEST_PAUSE_FILE": ("(none)", "Tests only: see VOUCH_TEST_PAUSE_AT."),
     "VOUCH_SERVE_WORKER": ("1", "`vouch serve` also runs a background worker; 0 when `vouch worker` runs apart."),
     "VOUCH_REGIONS": ("au,eu,us,ca", "Regions a company can choose at signup."),
     "VOUCH_COMPANY_DATABASE_URL": (

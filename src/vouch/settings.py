@@ -224,6 +224,11 @@ else:
 # also starts). "database": django-tasks-db, its queue a table in the control database
 # (the embedded default). "redis": RQ on VOUCH_REDIS_URL; the default in production
 # when Redis is configured. Task arguments are ids only, never personal data.
+# A task or outgoing mail a worker took and did not finish in this time is taken over
+# by another (its worker died); test-only pause points (vouch.references.faults).
+VOUCH_WORK_LEASE_SECONDS = env_int("VOUCH_WORK_LEASE_SECONDS", 600)
+VOUCH_TEST_PAUSE_AT = env("VOUCH_TEST_PAUSE_AT")
+VOUCH_TEST_PAUSE_FILE = env("VOUCH_TEST_PAUSE_FILE")
 VOUCH_TASKS_BACKEND = env("VOUCH_TASKS_BACKEND", "redis" if PRODUCTION and REDIS_URL else "database").lower()
 if VOUCH_TASKS_BACKEND == "redis":
     if not REDIS_URL:

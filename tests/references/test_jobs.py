@@ -319,6 +319,8 @@ def test_daily_maintenance_is_a_safety_net_for_lost_tasks(company, members):
         "references": 0,
         "candidates": 0,
         "files": 0,
+        "mail_purged": 0,
+        "mail_sent": 0,
     }
 
 

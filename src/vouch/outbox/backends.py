@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import ssl
 import uuid
 from functools import cached_property
@@ -22,20 +24,33 @@ from vouch.outbox.store import SEALED_SUFFIX, company_tag
 COMPANY_HEADER = "X-Vouch-Company"
 
 
+# The name a message keeps in the local outbox whatever the number of attempts to send
+# it ("<stamp>-<8 hex>", set by ``references.outgoing``): a second attempt finds it
+# there and writes nothing. Removed before the message leaves, like the company's.
+ONCE_HEADER = "X-Vouch-Once"
+_ONCE = re.compile(r"[0-9T]{21}-[0-9a-f]{8}")
+
+
 def company_headers(company_id) -> dict[str, str]:
     """The ``headers`` that mark a message as company ``company_id``'s ({} for None)."""
     return {COMPANY_HEADER: str(company_id)} if company_id else {}
 
 
+def _take_header(message, header: str) -> str:
+    headers = getattr(message, "extra_headers", None) or {}
+    values = [headers.pop(name) for name in [name for name in headers if name.lower() == header.lower()]]
+    return str(values[0]) if values else ""
+
+
 def _take_company(message) -> str:
     """The company tag of ``message`` ("" when none), removed from its headers."""
-    headers = getattr(message, "extra_headers", None) or {}
-    for name in [name for name in headers if name.lower() == COMPANY_HEADER.lower()]:
-        value = headers.pop(name)
-        tag = company_tag(value)
-        if tag:
-            return tag
-    return ""
+    return company_tag(_take_header(message, COMPANY_HEADER))
+
+
+def _take_once(message) -> str:
+    """The fixed outbox name of ``message`` ("" when none), removed from its headers."""
+    value = _take_header(message, ONCE_HEADER)
+    return value if _ONCE.fullmatch(value) else ""
 
 
 class OutboxBackend(BaseEmailBackend):
@@ -54,18 +69,27 @@ class OutboxBackend(BaseEmailBackend):
         key = sealing.key_for_writing(directory)
         sent = 0
         for message in messages:
-            company = _take_company(message)
-            stamp = f"{timezone.now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
+            company, once = _take_company(message), _take_once(message)
+            stamp = once or f"{timezone.now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
             # The name is bound into the seal: a message renamed to another company's
             # (or to none) does not open.
             name = f"{stamp}-{company}{SEALED_SUFFIX}" if company else f"{stamp}{SEALED_SUFFIX}"
             sealed = sealing.seal(key, name, message.message().as_bytes(linesep="\n"))
             # Written under a name no reader lists, then renamed: never half a message.
             temporary = directory / f".{name}.tmp"
+            if once:
+                # Left by a sender killed while writing it: nobody else writes this name.
+                temporary.unlink(missing_ok=True)
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(sealed)
-            temporary.rename(directory / name)
+            if once:
+                # A link, unlike a rename, never replaces: the message sent once stays once.
+                with contextlib.suppress(FileExistsError):
+                    os.link(temporary, directory / name)
+                temporary.unlink()
+            else:
+                temporary.rename(directory / name)
             sent += 1
         return sent
 
@@ -84,5 +108,7 @@ class SMTPBackend(DjangoSMTPBackend):
     def send_messages(self, email_messages) -> int:
         messages = list(email_messages)
         for message in messages:
-            _take_company(message)  # Vouch's own bookkeeping, not for the recipient
+            # Vouch's own bookkeeping, not for the recipient.
+            _take_company(message)
+            _take_once(message)
         return super().send_messages(messages)

@@ -4,7 +4,9 @@ reference workflow on the command line.
 ``vouch worker`` runs the queued tasks (reminders, expiry at the deadline, the daily
 maintenance) with the configured backend: django-tasks-db's worker on the database
 backend, an RQ worker with its scheduler on Redis. Beside it a scheduler thread
-queues each company's daily maintenance once a day. Run as many workers as you like:
+queues each company's daily maintenance once a day, and every half minute sends the
+outgoing mail left unsent and queues again the tasks of a worker that died
+(``jobs.background_round``). Run as many workers as you like:
 a task is claimed by one worker, and the daily plan is claimed per company and day.
 
 ``vouch references maintenance`` runs the daily maintenance at once, in this process."""
@@ -63,12 +65,16 @@ def worker(args: argparse.Namespace) -> int:
     from vouch.references import jobs
 
     stopping = threading.Event()
-    if not args.batch:
+    if args.batch:
+        jobs.background_round()
+    else:
         threading.Thread(target=jobs.run_scheduler, args=(stopping,), name="vouch-scheduler", daemon=True).start()
     try:
         while True:
             try:
                 _run_queue(args)
+                if args.batch:
+                    jobs.background_round()  # the mail of the tasks just run, if any was left
                 return 0
             except (OperationalError, InterfaceError) as exc:
                 if args.batch:

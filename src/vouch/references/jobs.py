@@ -29,7 +29,7 @@ from django_tasks import task
 
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import mail, retention, workflow
+from vouch.references import outgoing, retention, workflow
 from vouch.references.request_models import (
     OPEN_REFERENCE_STATUSES,
     OPEN_REQUEST_STATUSES,
@@ -48,6 +48,8 @@ LINK_PURGE_AFTER = timedelta(days=30)
 TASK_RESULTS_KEPT = timedelta(days=30)
 # How often the worker's scheduler looks whether today's maintenance is planned.
 SCHEDULER_INTERVAL_SECONDS = 600
+# How often the worker sends outgoing mail left unsent and takes back stalled tasks.
+MAIL_INTERVAL_SECONDS = 30
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -65,10 +67,6 @@ def _active_company(company_id):
 
 def _atomic():
     return transaction.atomic(using=router.db_for_write(ReferenceRequest))
-
-
-def _on_commit(function) -> None:
-    transaction.on_commit(function, using=router.db_for_write(ReferenceRequest), robust=True)
 
 
 def _already_queued(job, run_after: datetime | None, args: list) -> bool:
@@ -228,8 +226,7 @@ def send_candidate_reminder(
             return "already sent"
         token = links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
         workflow.note(request, "candidate_reminded", f"Reminder {value} sent to the candidate.")
-        company_id, request_id = company.pk, request.pk
-        _on_commit(lambda: mail.candidate_reminder(company_id, request_id, token, value))
+        outgoing.record("candidate_reminder", request.pk, token=token, number=value)
     return f"reminder {value} sent"
 
 
@@ -279,8 +276,7 @@ def send_referee_reminder(
             return "already sent"
         token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
         workflow.note(request, "referee_reminded", f"Reminder {value} sent to {reference.name}.", reference=reference)
-        company_id, reference_id = company.pk, reference.pk
-        _on_commit(lambda: mail.referee_reminder(company_id, reference_id, token, value))
+        outgoing.record("referee_reminder", reference.pk, token=token, number=value)
     return f"reminder {value} sent"
 
 
@@ -389,6 +385,8 @@ def maintain_company(company, *, now: datetime | None = None) -> dict:
             if send_referee_reminder(company, reference, now=now, replan=False, days=days).endswith("sent"):
                 counts["reminders"] += 1
         counts.update(retention.apply(company, now=now))
+        counts["mail_purged"] = outgoing.purge_sent(now=now)
+    counts["mail_sent"] = outgoing.drain_company(company)
     return counts
 
 
@@ -459,20 +457,64 @@ class DatabaseOutage:
 database_outage = DatabaseOutage()
 
 
-def run_scheduler(stopping: threading.Event, interval: float = SCHEDULER_INTERVAL_SECONDS) -> None:
+def recover_stalled_tasks(*, now: datetime | None = None) -> int:
+    """Queue again the tasks marked running for longer than ``VOUCH_WORK_LEASE_SECONDS``
+    (their worker died: django-tasks-db has no lease of its own, and leaves them
+    running for good). Every task here is safe to run twice (see the module's
+    docstring). Database backend only; RQ's own cleanup moves a dead worker's job to
+    its failed registry, and the daily maintenance does its work. Returns how many."""
+    from django.conf import settings
+
+    if settings.VOUCH_TASKS_BACKEND != "database":
+        return 0
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = (now or timezone.now()) - outgoing.lease()
+    stalled = DBTaskResult.objects.running().filter(started_at__lt=cutoff)
+    recovered = stalled.update(status="READY", started_at=None)
+    if recovered:
+        log.warning("%d task(s) left running by a worker that died were queued again", recovered)
+    return recovered
+
+
+def background_round() -> None:
+    """What the worker does beside its queue, now and then: take back stalled tasks,
+    send the outgoing mail nobody sent (its process died after its commit)."""
+    from django.db.utils import InterfaceError, OperationalError
+
+    try:
+        recover_stalled_tasks()
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: the scheduler says so once, not every round
+    except Exception:  # noqa: BLE001 - the next round tries again
+        log.exception("could not look for stalled tasks")
+    outgoing.drain_all()
+
+
+def run_scheduler(
+    stopping: threading.Event,
+    interval: float = SCHEDULER_INTERVAL_SECONDS,
+    mail_interval: float = MAIL_INTERVAL_SECONDS,
+) -> None:
     """The worker's scheduler thread: plan the day's maintenance now and every
-    ``interval`` seconds until ``stopping`` is set. A failure is logged and retried."""
+    ``interval`` seconds, and run a :func:`background_round` every ``mail_interval``
+    seconds, until ``stopping`` is set. A failure is logged and retried."""
     from django.db import close_old_connections
     from django.db.utils import InterfaceError, OperationalError
 
+    planned_at = None
     while not stopping.is_set():
+        started = time.monotonic()
         try:
-            plan_daily_maintenance()
+            if planned_at is None or started - planned_at >= interval:
+                plan_daily_maintenance()
+                planned_at = started
+            background_round()
             database_outage.recovered()
         except (OperationalError, InterfaceError) as exc:  # the database is away: said once, not per round
             database_outage.failed(exc)
         except Exception:  # noqa: BLE001 - the next round tries again
-            log.exception("could not plan the daily maintenance")
+            log.exception("could not plan the daily maintenance or send the outgoing mail")
         finally:
             close_old_connections()
-        stopping.wait(interval)
+        stopping.wait(mail_interval)

@@ -10,10 +10,18 @@ timeline, where the recruiter sees it (``_record_failure``): otherwise a candida
 referee would simply never hear, and nobody would know.
 
 A link's raw token exists only in the email it is sent in, so a reminder carries a
-fresh link of its own (issued by ``jobs``); the earlier links keep working."""
+fresh link of its own (issued by ``jobs``); the earlier links keep working.
+
+The workflow does not call these functions itself: it records the mail in its own
+transaction (``references.outgoing``), whose sender calls them once the change has
+committed, and again later if sending failed. The sender sets the message's identity
+(``delivery``): the same mail sent twice carries the same Message-ID, and the local
+outbox keeps it once."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import uuid
 
@@ -22,7 +30,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from vouch.outbox.backends import company_headers
+from vouch.outbox.backends import ONCE_HEADER, company_headers
 from vouch.tenancy.context import company_context
 from vouch.web.text import one_line
 
@@ -46,6 +54,27 @@ def link_url(purpose: str, token: str) -> str:
 _ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role")
 
 
+# (Message-ID, outbox name) of the mail being sent by ``references.outgoing``, and
+# whether a failure goes on the timeline (the first attempt's only).
+_delivery: contextvars.ContextVar[tuple[str, str, bool] | None] = contextvars.ContextVar("delivery", default=None)
+
+
+@contextlib.contextmanager
+def delivery(message_id: str, once: str, *, report_failure: bool):
+    """Send the mail inside with this Message-ID and outbox name (the same on every
+    attempt), putting a failure on the request's timeline only if ``report_failure``."""
+    reset = _delivery.set((message_id, once, report_failure))
+    try:
+        yield
+    finally:
+        _delivery.reset(reset)
+
+
+def _report_failures() -> bool:
+    current = _delivery.get()
+    return current is None or current[2]
+
+
 def send(template: str, to: list[str], context: dict, *, company_id=None) -> bool:
     """Render ``references/email/<template>.txt`` and ``.html`` (the first line of the
     text is the subject) and send it. ``company_id`` marks it as that company's mail
@@ -58,12 +87,16 @@ def send(template: str, to: list[str], context: dict, *, company_id=None) -> boo
         text = render_to_string(f"references/email/{template}.txt", context)
         html = render_to_string(f"references/email/{template}.html", context)
         subject, _, body = text.partition("\n")
+        headers = company_headers(company_id)
+        identity = _delivery.get()
+        if identity is not None:
+            headers.update({"Message-ID": identity[0], ONCE_HEADER: identity[1]})
         message = EmailMultiAlternatives(
             f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject.strip()}",
             body.lstrip("\n"),
             settings.DEFAULT_FROM_EMAIL,
             recipients,
-            headers=company_headers(company_id),
+            headers=headers,
         )
         message.attach_alternative(html, "text/html")
         message.send()
@@ -78,6 +111,8 @@ def _record_failure(request, what: str, *, reference=None) -> None:
     sees it there). Called inside the company's context."""
     from vouch.references.workflow import note
 
+    if not _report_failures():
+        return
     try:
         note(request, "email_failed", f"{what} could not be sent; check the address.", reference=reference)
     except Exception:  # noqa: BLE001 - the log already has the failure
@@ -144,32 +179,55 @@ def _member_emails(user_ids: list[int]) -> list[str]:
     )
 
 
-def reference_completed(company_id, reference_id: uuid.UUID) -> bool:
-    """The request's recruiter and the candidate hear that a reference is in (the
-    candidate is not told what it says)."""
+def _completed_context(company, reference) -> dict:
+    request = reference.request
+    return {
+        **_request_context(company, request),
+        "referee_name": reference.name,
+        "completed": request.references_completed,
+        "referees_required": request.referees_required,
+        "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': request.pk})}",
+    }
+
+
+def reference_completed_recruiter(company_id, reference_id: uuid.UUID) -> bool:
+    """The request's recruiter hears that a reference is in."""
     from vouch.references.models import Reference
 
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
-        request = reference.request
-        context = {
-            **_request_context(company, request),
-            "referee_name": reference.name,
-            "completed": request.references_completed,
-            "referees_required": request.referees_required,
-            "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': request.pk})}",
-        }
-        to_recruiter = send(
-            "reference_completed_recruiter", _member_emails([request.created_by_id]), context, company_id=company.pk
+        recruiters = _member_emails([reference.request.created_by_id])
+        if not recruiters:
+            return True  # nobody to tell (the recruiter left): nothing to try again
+        context = _completed_context(company, reference)
+        return send("reference_completed_recruiter", recruiters, context, company_id=company.pk)
+
+
+def reference_completed_candidate(company_id, reference_id: uuid.UUID) -> bool:
+    """The candidate hears that a reference is in (not what it says)."""
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        context = _completed_context(company, reference)
+        return send(
+            "reference_completed_candidate", [reference.request.candidate.email], context, company_id=company.pk
         )
-        to_candidate = send("reference_completed_candidate", [request.candidate.email], context, company_id=company.pk)
-        return to_recruiter and to_candidate
 
 
-def reference_declined(company_id, reference_id: uuid.UUID) -> bool:
+def reference_completed(company_id, reference_id: uuid.UUID) -> bool:
+    """Both notices of a completed reference (the workflow records them as two mails,
+    so a failure of one never sends the other twice)."""
+    to_recruiter = reference_completed_recruiter(company_id, reference_id)
+    return reference_completed_candidate(company_id, reference_id) and to_recruiter
+
+
+def reference_declined(company_id, reference_id: uuid.UUID, token: str = "") -> bool:
     """The candidate is told a referee declined, with a link to nominate someone else.
-    The link is an additional one: the candidate's earlier link keeps working."""
+    The link is an additional one: the candidate's earlier link keeps working (the
+    workflow issues it with the decline; one is issued here when none is given)."""
     from vouch.links import services as links
     from vouch.links.models import Purpose
     from vouch.references.models import Reference
@@ -179,8 +237,8 @@ def reference_declined(company_id, reference_id: uuid.UUID) -> bool:
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
         request = reference.request
         if not request.is_open:
-            return False
-        token = links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+            return True  # nothing to ask any more: not a failure to try again
+        token = token or links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
         context = {
             **_request_context(company, request),
             "referee_name": reference.name,

@@ -130,6 +130,7 @@ class QuestionnaireVersion(models.Model):
 from vouch.references.request_models import (  # noqa: E402,F401
     Actor,
     Flag,
+    OutgoingMail,
     Reference,
     ReferenceRequest,
     ReportFile,

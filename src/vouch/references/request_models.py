@@ -15,6 +15,7 @@ import uuid
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from vouch.vault.fields import (
     BlindIndexField,
@@ -345,3 +346,36 @@ class BulkImport(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else int(100 * self.done / self.total)
+
+
+class OutgoingMail(models.Model):
+    """A workflow email to send, written in the same transaction as the change it
+    announces (``references.outgoing``): a change that commits has its mail recorded,
+    one that rolls back has none. A sender claims a row (``claimed_at``: taken over once older than the lease),
+    sends it, and marks it sent; a failure is tried again later. The link's raw token
+    is kept (encrypted) only until the mail is sent or given up."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=40)  # a function of references.mail
+    subject_id = models.UUIDField()  # the request or reference it is about
+    number = models.PositiveSmallIntegerField(default=0)  # the reminder's number
+    token = EncryptedCharField(max_length=200, null=True, blank=True)  # None once sent or given up
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim = models.UUIDField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    gave_up_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outgoing_mail_pending",
+                condition=models.Q(sent_at__isnull=True, gave_up_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject_id}"

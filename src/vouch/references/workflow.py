@@ -20,7 +20,7 @@ from vouch.activity import services as activity
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
-from vouch.references import mail, progress, questionnaires
+from vouch.references import outgoing, progress, questionnaires
 from vouch.references.models import Candidate
 from vouch.references.request_models import (
     ACTIVE_REFERENCE_STATUSES,
@@ -175,7 +175,7 @@ def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = 
         actor=actor,
     )
     request_id, company_id = request.pk, company.pk
-    _after_commit(lambda: mail.candidate_invitation(company_id, request_id, token))
+    outgoing.record("candidate_invitation", request_id, token=token)
     from vouch.references import jobs
 
     _after_commit(lambda: jobs.schedule_for_request(company_id, request_id))
@@ -412,7 +412,7 @@ def nominate(
         note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
         refresh_status(request)
         company_id, reference_id = company.pk, reference.pk
-        _after_commit(lambda: mail.referee_invitation(company_id, reference_id, token))
+        outgoing.record("referee_invitation", reference_id, token=token)
         from vouch.references import jobs
 
         _after_commit(lambda: jobs.schedule_for_reference(company_id, reference_id))
@@ -548,8 +548,8 @@ def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         request = reference.request
         note(request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference)
         refresh_status(request)
-        company_id, reference_id = current().company_id, reference.pk
-        _after_commit(lambda: mail.reference_completed(company_id, reference_id))
+        outgoing.record("reference_completed_recruiter", reference.pk)
+        outgoing.record("reference_completed_candidate", reference.pk)
     return {}
 
 
@@ -567,8 +567,11 @@ def decline(reference: Reference, reason: str) -> None:
         reference.save(update_fields=["status", "decline_reason", "declined_at", "closed_at"])
         note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
         refresh_status(reference.request)
-        company_id, reference_id = current().company_id, reference.pk
-        _after_commit(lambda: mail.reference_declined(company_id, reference_id))
+        request = reference.request
+        if request.is_open:
+            # The candidate's link to nominate someone else, sent with the mail below.
+            token = links.issue(_company(), Purpose.CANDIDATE, request.pk, request.deadline)
+            outgoing.record("reference_declined", reference.pk, token=token)
 
 
 # --- flags ---------------------------------------------------------------------------
