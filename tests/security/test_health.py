@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 def test_healthz_reports_database_and_cache_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"storage": "ok", "database": "ok", "cache": "ok"}}
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
@@ -25,7 +25,7 @@ def test_healthz_fails_when_the_cache_fails(client, monkeypatch, settings):
     monkeypatch.setattr(caches["guard"], "set", broken)
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "ok", "cache": "error"}
+    assert response.json()["checks"] == {"storage": "ok", "database": "ok", "cache": "error"}
     assert response.json()["down"] == ["redis" if settings.REDIS_URL else "database cache"]
     assert "10.1.2.3" not in response.content.decode()
 
