@@ -175,7 +175,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("VOUCH_REDIS_URL")
 # Short timeouts on every Redis client: a paused or unreachable Redis must cost a request
-# a second, not the whole outage (vouch.web.rediscache, docs/faults/redis.md).
+# a second, not the whole outage (vouch.web.rediscache, docs/faults.md).
 REDIS_CONNECT_TIMEOUT = config.env_float("VOUCH_REDIS_CONNECT_TIMEOUT", 0.5)
 REDIS_TIMEOUT = config.env_float("VOUCH_REDIS_TIMEOUT", 1.0)
 REDIS_RETRY_SECONDS = config.env_float("VOUCH_REDIS_RETRY_SECONDS", 2.0)

@@ -1,4 +1,4 @@
-"""Redis stopped, paused and flushed under a running server (docs/faults/redis.md).
+"""Redis stopped, paused and flushed under a running server (docs/faults.md).
 
 A private redis-server (own port, no persistence) that the tests stop, SIGSTOP and
 flush, and a live `vouch serve` pointed at it. Runs on either path: the control
