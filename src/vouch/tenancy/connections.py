@@ -53,8 +53,18 @@ def postgres_name(company_id: uuid.UUID) -> str:
     return f"{settings.VOUCH_COMPANY_DATABASE_PREFIX}_{uuid.UUID(str(company_id)).hex}"
 
 
-def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
-    """Django DATABASES entry for one company's database."""
+def role_name(company_id: uuid.UUID) -> str:
+    """The PostgreSQL role of one company (named as its database: roles and databases
+    have separate names, and the prefix keeps installations sharing a server apart)."""
+    return postgres_name(company_id)
+
+
+def database_settings(company_id: uuid.UUID, region_name: str, *, admin: bool = False) -> dict:
+    """Django DATABASES entry for one company's database.
+
+    On PostgreSQL it logs in as the company's own role, which may connect to this one
+    database only (vouch.tenancy.provisioning.ensure_role); ``admin`` logs in with the
+    configured account instead, for migrations, which change the schema."""
     region = regions.get(region_name)
     if region.server is None:
         from vouch.settings import _sqlite
@@ -75,6 +85,11 @@ def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
             "PORT": server.port,
             "OPTIONS": dict(server.options),
         }
+        if not admin:
+            # The company's role; its password is derived from the company's keys as the
+            # connection opens (vouch.tenancy.postgresql).
+            entry |= {"ENGINE": "vouch.tenancy.postgresql", "USER": role_name(company_id), "PASSWORD": ""}
+            entry["VOUCH_COMPANY_ROLE"] = True
     # Django's own age-based closing does not apply to these: keep() and reuse() decide.
     entry["CONN_MAX_AGE"] = 0
     entry["VOUCH_COMPANY_ID"] = str(uuid.UUID(str(company_id)))
