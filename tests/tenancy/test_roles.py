@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -30,8 +31,9 @@ pytestmark = [
 ]
 
 
-def connect_as(company, database_of, *, password: str | None = None, region: str = "eu"):
-    """A plain connection to ``database_of``'s database with ``company``'s role and password."""
+def connect_as(company, database_of, *, password: str | None = None, region: str = "eu", dbname: str = ""):
+    """A plain connection to ``database_of``'s database (or ``dbname``) with ``company``'s
+    role and password."""
     server = regions.get(region).server
     role = connections.role_name(company.pk)
     return psycopg.connect(
@@ -39,7 +41,7 @@ def connect_as(company, database_of, *, password: str | None = None, region: str
         port=server.port or None,
         user=role,
         password=keyring.role_password(company.pk, role) if password is None else password,
-        dbname=connections.postgres_name(database_of.pk),
+        dbname=dbname or connections.postgres_name(database_of.pk),
         autocommit=True,
         connect_timeout=10,
         **server.options,
@@ -91,10 +93,12 @@ def test_no_other_role_may_connect_to_a_company_database(pair):
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(stranger)))
     try:
         server = regions.get("eu").server
+        # Nor to the template every company database is cloned from.
+        for database in (connections.postgres_name(a.pk), provisioning._template_name()):
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                psycopg.connect(host=server.host, port=server.port or None, user=stranger, dbname=database)
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-            psycopg.connect(
-                host=server.host, port=server.port or None, user=stranger, dbname=connections.postgres_name(a.pk)
-            )
+            connect_as(a, SimpleNamespace(pk=None), dbname=provisioning._template_name())
     finally:
         with provisioning._admin(regions.get("eu")) as admin:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(stranger)))

@@ -185,6 +185,9 @@ def _prepare_postgresql_template(region: regions.Region, admin) -> str:
         return name
     if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
         admin.execute(f'CREATE DATABASE "{name}"')
+    # Every company database is cloned from it: no other role may connect, let alone
+    # leave an object in it (PostgreSQL before 15 lets any role create in public).
+    admin.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
     alias = TEMPLATE_PREFIX + region.name
     entry = connections.database_settings(uuid.UUID(int=0), region.name, admin=True) | {"NAME": name}
     entry.pop("VOUCH_COMPANY_ID")
@@ -192,6 +195,7 @@ def _prepare_postgresql_template(region: regions.Region, admin) -> str:
     try:
         with django_connections[alias].cursor() as cursor:
             cursor.execute(IDENTITY_DDL)
+            cursor.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         if schema.pending(alias):
             schema.migrate(alias)
     finally:
