@@ -192,6 +192,13 @@ def test_tenants_migrate_gives_existing_companies_their_roles(pair):
     assert not role_exists(a) and public_may_connect(a)
     with pytest.raises(psycopg.OperationalError):
         connect_as(a, a)
+    # Monitoring sees it.
+    code, out, _ = _run("check")
+    assert code == 1
+    assert [line for line in out.splitlines() if "lacks its own role" in line] == [
+        line for line in out.splitlines() if str(a.pk) in line and "lacks its own role" in line
+    ]
+    assert f"{a.pk}" in out and "lacks its own role or admits others" in out
 
     for _ in range(2):  # and again: nothing left to do, nothing fails
         code, out, err = _run("migrate", "--no-progress")
@@ -205,6 +212,7 @@ def test_tenants_migrate_gives_existing_companies_their_roles(pair):
             connect_as(a, b)
         connections.release_kept()
         assert _summaries(a) == ["Alpha's entry"]
+        assert "lacks its own role" not in _run("check")[1]
 
 
 def _summaries(company) -> list[str]:

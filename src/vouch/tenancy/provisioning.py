@@ -316,3 +316,19 @@ def _set_password(admin, company_id: uuid.UUID) -> bool:
     verifier = admin.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
     admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
     return True
+
+
+def roles_in_place(region: regions.Region, company_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these companies, those whose database exists, its role exists and may connect,
+    and PUBLIC may not."""
+    names = {connections.postgres_name(cid): cid for cid in company_ids}
+    roles = {connections.role_name(cid): cid for cid in company_ids}
+    with _admin(region) as admin:
+        rows = admin.execute(
+            "SELECT d.datname, r.rolname FROM pg_database d, pg_roles r "
+            "WHERE d.datname = ANY(%s) AND r.rolname = ANY(%s) "
+            "AND d.datacl IS NOT NULL AND has_database_privilege(r.oid, d.oid, 'CONNECT') "
+            "AND NOT EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)",
+            [list(names), list(roles)],
+        ).fetchall()
+    return {names[datname] for datname, rolname in rows if roles[rolname] == names[datname]}

@@ -311,7 +311,7 @@ def ensure_roles(companies: list[tuple[str, str, str]]) -> list[CompanyResult]:
             region = regions.get(region_name)
             if not region.uses_postgresql:
                 continue
-            done = _roles_in_place(region, [uuid.UUID(cid) for cid, _, _ in members])
+            done = provisioning.roles_in_place(region, [uuid.UUID(cid) for cid, _, _ in members])
         except Exception as exc:  # noqa: BLE001 - reported; the other regions go on
             reason = f"its role: {short_error(exc)}"
             failures.extend(CompanyResult(*company, FAILED, reason=reason) for company in members)
@@ -325,24 +325,6 @@ def ensure_roles(companies: list[tuple[str, str, str]]) -> list[CompanyResult]:
             except Exception as exc:  # noqa: BLE001 - reported; the other companies go on
                 failures.append(CompanyResult(*company, FAILED, reason=f"its role: {short_error(exc)}"))
     return failures
-
-
-def _roles_in_place(region: regions.Region, company_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Of these companies, those whose database exists, its role exists and may connect,
-    and PUBLIC may not."""
-    from vouch.tenancy import connections
-
-    names = {connections.postgres_name(cid): cid for cid in company_ids}
-    roles = {connections.role_name(cid): cid for cid in company_ids}
-    with provisioning._admin(region) as admin:
-        rows = admin.execute(
-            "SELECT d.datname, r.rolname FROM pg_database d, pg_roles r "
-            "WHERE d.datname = ANY(%s) AND r.rolname = ANY(%s) "
-            "AND d.datacl IS NOT NULL AND has_database_privilege(r.oid, d.oid, 'CONNECT') "
-            "AND NOT EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)",
-            [list(names), list(roles)],
-        ).fetchall()
-    return {names[datname] for datname, rolname in rows if roles[rolname] == names[datname]}
 
 
 @contextmanager
