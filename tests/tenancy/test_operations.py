@@ -76,8 +76,11 @@ def _companies(count: int, region: str = "eu") -> list[Company]:
 def _roll_back(company: Company) -> None:
     """Take a company's database back to before its first company-app migration."""
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        # As the configured account: the company's own role may not change the schema.
+        alias = context.alias
+        connections.add_alias(alias, connections.database_settings(company.id, company.region, admin=True))
         call_command("migrate", "activity", "zero", database=alias, verbosity=0)
+        connections.release(alias)
 
 
 def _roll_back_template(region_name: str) -> None:

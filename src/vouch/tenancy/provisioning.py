@@ -232,7 +232,7 @@ def ensure_role(company_id: uuid.UUID, region_name: str) -> bool:
     """Give company ``company_id``'s PostgreSQL database its own role, and make that role
     the only one (besides the configured account) that may connect to it. Idempotent:
     provisioning calls it, ``vouch tenants migrate`` calls it for every company (so
-    companies made before roles existed get theirs) and after each migration (new tables).
+    companies made before roles existed get theirs).
 
     The role may log in and use the rows of its database's tables; it owns nothing and
     cannot change the schema. Its password is set when the company's keys exist (see
@@ -271,6 +271,15 @@ def ensure_role(company_id: uuid.UUID, region_name: str) -> bool:
             )
         )
     return password_set
+
+
+def regrant(company_id: uuid.UUID, region_name: str) -> None:
+    """After a migration: the company's role may use the rows of every table it made
+    (default privileges cover tables the same account creates; this covers the rest)."""
+    region = regions.get(region_name)
+    if region.uses_postgresql:
+        with _admin(region, dbname=connections.postgres_name(company_id)) as company:
+            grant_tables(company, company_id)
 
 
 def grant_tables(company, company_id: uuid.UUID) -> None:

@@ -201,7 +201,7 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
             if missing:
                 schema.migrate(alias)
                 # New tables and sequences: the company's role may use their rows.
-                provisioning.ensure_role(company_id, region)
+                provisioning.regrant(company_id, region)
                 # Checked again straight from the database (the cheap way: a second
                 # Django migration plan costs as much as the migration itself here).
                 left = probe(company_id, region).pending
@@ -319,6 +319,8 @@ def ensure_roles(companies: list[tuple[str, str, str]]) -> list[CompanyResult]:
         for company in members:
             if uuid.UUID(company[0]) in done:
                 continue
+            if not provisioning.exists(uuid.UUID(company[0]), region_name):
+                continue  # the probe reports it as missing
             try:
                 if not provisioning.ensure_role(uuid.UUID(company[0]), region_name):
                     failures.append(CompanyResult(*company, FAILED, reason="its role has no password: it has no keys"))
