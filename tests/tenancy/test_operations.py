@@ -77,10 +77,8 @@ def _roll_back(company: Company) -> None:
     """Take a company's database back to before its first company-app migration."""
     with company_context(company) as context:
         # As the configured account: the company's own role may not change the schema.
-        alias = context.alias
-        connections.add_alias(alias, connections.database_settings(company.id, company.region, admin=True))
+        alias = connections.ensure_alias(context, admin=True)
         call_command("migrate", "activity", "zero", database=alias, verbosity=0)
-        connections.release(alias)
 
 
 def _roll_back_template(region_name: str) -> None:

@@ -92,6 +92,7 @@ def database_settings(company_id: uuid.UUID, region_name: str, *, admin: bool = 
             entry["VOUCH_COMPANY_ROLE"] = True
     # Django's own age-based closing does not apply to these: keep() and reuse() decide.
     entry["CONN_MAX_AGE"] = 0
+    entry["VOUCH_ADMIN"] = admin
     entry["VOUCH_COMPANY_ID"] = str(uuid.UUID(str(company_id)))
     return entry
 
@@ -110,12 +111,17 @@ def add_alias(alias: str, entry: dict) -> None:
     connections[alias] = load_backend(configured["ENGINE"]).DatabaseWrapper(configured, alias)
 
 
-def ensure_alias(context: CompanyContext) -> str:
+def ensure_alias(context: CompanyContext, *, admin: bool = False) -> str:
+    """This thread's alias for the context's company database. ``admin``: from now to the
+    end of the context, as the configured account (to change the schema: migrations);
+    such a connection is closed when the context ends, never kept for the next one."""
     alias = context.alias
     try:
-        connections[alias]
+        connection = connections[alias]
     except ConnectionDoesNotExist:
-        add_alias(alias, database_settings(context.company_id, context.region))
+        connection = None
+    if connection is None or (admin and not connection.settings_dict.get("VOUCH_ADMIN")):
+        add_alias(alias, database_settings(context.company_id, context.region, admin=admin))
     return alias
 
 
@@ -145,7 +151,12 @@ def keep(alias: str) -> None:
         connection = connections[alias]
     except ConnectionDoesNotExist:
         return
-    if limit <= 0 or connection.connection is None or connection.in_atomic_block:
+    if (
+        limit <= 0
+        or connection.connection is None
+        or connection.in_atomic_block
+        or connection.settings_dict.get("VOUCH_ADMIN")
+    ):
         release(alias)
         return
     kept = _kept_aliases()

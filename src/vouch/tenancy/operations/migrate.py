@@ -180,7 +180,7 @@ def _init_worker(settings_module: str, forwarded: dict) -> None:
 
 def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
     """Bring one company's database to the current schema (runs in a worker process)."""
-    from vouch.tenancy.connections import add_alias, database_settings
+    from vouch.tenancy.connections import ensure_alias
     from vouch.tenancy.context import company_context
     from vouch.tenancy.operations.probe import probe
 
@@ -193,10 +193,9 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
         return result
     try:
         with company_context(SimpleNamespace(pk=company_id, region=region)) as context:
-            alias = context.alias
             # Migrations change the schema, which the company's own role may not: the
             # configured account runs them (on SQLite the settings are the same).
-            add_alias(alias, database_settings(context.company_id, region, admin=True))
+            alias = ensure_alias(context, admin=True)
             missing = schema.pending(alias)
             if missing:
                 schema.migrate(alias)
