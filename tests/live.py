@@ -109,13 +109,19 @@ def _drop_pg_database(name: str) -> None:
 
 
 def drop_pg_databases_with_prefix(prefix: str) -> None:
-    """Drop the company databases (and template) a test run or live server made."""
+    """Drop the company databases (and template) a test run or live server made, then
+    the company roles (after the databases, whose grants would otherwise hold them)."""
+    from psycopg import sql
+
     conn, _ = _pg_admin()
     with conn:
         pattern = prefix.replace("_", r"\_") + "%"
         names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern])]
         for name in names:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        roles = [row[0] for row in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", [pattern])]
+        for role in roles:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _drop_redis_keys(url: str, prefix: str) -> None:

@@ -64,7 +64,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_COMPANY_DATABASE_URL": (
         "(none: a SQLite file per company)",
         "PostgreSQL server for every region's company databases, e.g. postgres://vouch@db:5432/postgres "
-        "(the database named is only used to create and drop company databases).",
+        "(the database named is only used to create and drop company databases; the account needs CREATEDB "
+        "and CREATEROLE: each company database gets a role of its own).",
     ),
     "VOUCH_REGION_<NAME>_DATABASE_URL": (
         "VOUCH_COMPANY_DATABASE_URL",

@@ -30,6 +30,12 @@ VOUCH_REGIONS = env_list("VOUCH_REGIONS", "au,eu,us,ca")
 VOUCH_REGION_CONFIG = {
     name: {
         "database_url": env(f"VOUCH_REGION_{name.upper()}_DATABASE_URL", env("VOUCH_COMPANY_DATABASE_URL")),
+        # Which variable gave it, for the production checks' messages (vouch.web.checks).
+        "database_url_variable": (
+            f"VOUCH_REGION_{name.upper()}_DATABASE_URL"
+            if env(f"VOUCH_REGION_{name.upper()}_DATABASE_URL")
+            else "VOUCH_COMPANY_DATABASE_URL"
+        ),
         "dir": env(f"VOUCH_REGION_{name.upper()}_DIR", str(DATA_DIR / "regions" / name)),
         "label": config.region_label(name),
     }
@@ -170,7 +176,9 @@ def _sqlite(path) -> dict:
     }
 
 
-DATABASES = {"default": _database(env("VOUCH_DATABASE_URL"))}
+# Kept as given too, for the production checks (vouch.web.checks): TLS or a local host.
+VOUCH_DATABASE_URL = env("VOUCH_DATABASE_URL")
+DATABASES = {"default": _database(VOUCH_DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("VOUCH_REDIS_URL")

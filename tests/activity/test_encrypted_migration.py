@@ -145,7 +145,7 @@ def make_legacy_company(rows: list[dict]):
     """A company whose database is at activity 0001 and holds ``rows``, plaintext."""
     company = fast_company(f"Legacy {secrets.token_hex(3)}")
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         MigrationExecutor(django_connections[alias]).migrate([BEFORE])
         assert applied(alias) == {"activity.0001_initial"}
         insert_legacy(alias, rows)
@@ -199,7 +199,7 @@ def test_migrating_legacy_entries_outside_a_company_context_is_refused_and_chang
     # The company's own database, reached without its company context (as a plain
     # `migrate --database` would): the identity check passes, no company is current.
     alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region))
+    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
     try:
         assert current_or_none() is None
         with pytest.raises(RuntimeError) as refused:
@@ -224,7 +224,7 @@ def test_a_database_without_entries_migrates_outside_a_company_context():
     the context itself (a region's template is migrated outside any company)."""
     company = make_legacy_company([])
     alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region))
+    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
     try:
         migrate_schema(alias)
         assert applied(alias) == {"activity.0001_initial", ENCRYPTING}
@@ -250,7 +250,7 @@ SEED = textwrap.dedent(
     company = create_company("Legacy Ltd", "eu", owner)
     rows = legacy_rows({count})
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         MigrationExecutor(django_connections[alias]).migrate([BEFORE])
         insert_legacy(alias, rows)
     for row in rows:

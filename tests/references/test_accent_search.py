@@ -199,7 +199,7 @@ def make_unfolded_company():
     with company_context(company) as context:
         for i, name in enumerate(NAMES.values()):
             names[services.create_candidate(name, f"old{i}@example.org").pk] = name
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         MigrationExecutor(django_connections[alias]).migrate([BEFORE])
         assert REINDEXING not in applied(alias)
     return company, names
@@ -245,7 +245,7 @@ def test_the_folding_migration_gives_the_same_rows_when_run_again():
     company, names = make_unfolded_company()
     assert migrate.migrate_one(str(company.pk), company.name, company.region).outcome == migrate.MIGRATED
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         first = set(SearchTerm.objects.values_list("candidate_id", "term"))
         state = MigrationExecutor(django_connections[alias]).loader.project_state(REINDEX_NODE)
         with django_connections[alias].schema_editor() as editor:
@@ -260,7 +260,7 @@ def test_folding_outside_a_company_context_is_refused_and_changes_nothing():
     with company_context(company):
         before = set(SearchTerm.objects.values_list("candidate_id", "term"))
     alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region))
+    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
     try:
         assert current_or_none() is None
         with pytest.raises(RuntimeError) as refused:
@@ -277,9 +277,9 @@ def test_a_database_without_candidates_folds_outside_a_company_context():
     """A region's template and a new company's database have nothing to index."""
     company = fast_company()
     with company_context(company) as context:
-        MigrationExecutor(django_connections[connections.ensure_alias(context)]).migrate([BEFORE])
+        MigrationExecutor(django_connections[connections.ensure_alias(context, admin=True)]).migrate([BEFORE])
     alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region))
+    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
     try:
         MigrationExecutor(django_connections[alias]).migrate([REINDEX_NODE])
         assert REINDEXING in applied(alias)

@@ -208,7 +208,7 @@ def make_old_style_company():
     with company_context(company) as context:
         for i, name in enumerate((*NAMES.values(), "Plain Name")):
             names[services.create_candidate(name, f"old{i}@example.org").pk] = name
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         MigrationExecutor(django_connections[alias]).migrate([BEFORE])
         SearchTerm.objects.all().delete()
         SearchTerm.objects.bulk_create(
@@ -239,7 +239,7 @@ def test_the_reindexing_migration_gives_the_same_rows_when_run_again():
     company, names = make_old_style_company()
     assert migrate.migrate_one(str(company.pk), company.name, company.region).outcome == migrate.MIGRATED
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         first = set(SearchTerm.objects.values_list("candidate_id", "term"))
         state = MigrationExecutor(django_connections[alias]).loader.project_state(REINDEX_NODE)
         with django_connections[alias].schema_editor() as editor:
@@ -253,7 +253,7 @@ def test_going_back_to_0005_restores_the_old_terms():
     company, names = make_old_style_company()
     assert migrate.migrate_one(str(company.pk), company.name, company.region).outcome == migrate.MIGRATED
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         MigrationExecutor(django_connections[alias]).migrate([BEFORE])
         for pk, name in names.items():
             assert stored_terms(pk) == old_style_terms(name), name
@@ -264,7 +264,7 @@ def test_reindexing_outside_a_company_context_is_refused_and_changes_nothing():
     with company_context(company):
         before = set(SearchTerm.objects.values_list("candidate_id", "term"))
     alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region))
+    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
     try:
         assert current_or_none() is None
         with pytest.raises(RuntimeError) as refused:
@@ -281,9 +281,9 @@ def test_a_database_without_candidates_migrates_outside_a_company_context():
     """A region's template and a new company's database have nothing to index."""
     company = fast_company()
     with company_context(company) as context:
-        MigrationExecutor(django_connections[connections.ensure_alias(context)]).migrate([BEFORE])
+        MigrationExecutor(django_connections[connections.ensure_alias(context, admin=True)]).migrate([BEFORE])
     alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region))
+    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
     try:
         MigrationExecutor(django_connections[alias]).migrate([REINDEX_NODE])
         assert REINDEXING in applied(alias)

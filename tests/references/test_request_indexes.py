@@ -44,7 +44,7 @@ def test_going_back_restores_the_indexes_and_forward_drops_them_keeping_the_rows
     owner = company.memberships.order_by("pk").first().user
     make_request(company, owner)
     with company_context(company) as context:
-        alias = connections.ensure_alias(context)
+        alias = connections.ensure_alias(context, admin=True)
         MigrationExecutor(django_connections[alias]).migrate([BEFORE])
         assert {("created_at",), ("created_by_id",)} <= {tuple(c) for c in index_columns(alias).values()}
         MigrationExecutor(django_connections[alias]).migrate([DROPPING])

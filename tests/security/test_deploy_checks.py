@@ -142,3 +142,130 @@ def test_the_cli_check_refuses_too(good, capsys, keep_umask):
     assert "vouch.E001" in capsys.readouterr().err
     with override_settings(**good):
         assert main(["check", "--deploy"]) == 0
+
+
+# --- Database and Redis connections: verified TLS unless they stay on this machine ------
+
+REMOTE_DB = "postgres://vouch:pw@db.example.com:5432/vouch"
+REMOTE_REDIS = "redis://:pw@redis.example.com:6379/0"
+
+
+def _regions(**urls: str) -> dict:
+    """VOUCH_REGIONS/VOUCH_REGION_CONFIG as settings build them from these variables."""
+    company = urls.pop("VOUCH_COMPANY_DATABASE_URL", "")
+    config = {}
+    for name in ("au", "eu"):
+        own = urls.get(f"VOUCH_REGION_{name.upper()}_DATABASE_URL", "")
+        config[name] = {
+            "database_url": own or company,
+            "database_url_variable": f"VOUCH_REGION_{name.upper()}_DATABASE_URL"
+            if own
+            else "VOUCH_COMPANY_DATABASE_URL",
+            "dir": "/nonexistent",
+        }
+    return {"VOUCH_REGIONS": ["au", "eu"], "VOUCH_REGION_CONFIG": config}
+
+
+def _transport(variable: str, url: str) -> dict:
+    if variable == "VOUCH_DATABASE_URL":
+        return {"VOUCH_DATABASE_URL": url}
+    if variable == "VOUCH_REDIS_URL":
+        return {"REDIS_URL": url}
+    return _regions(**{variable: url})
+
+
+TRANSPORT_VARIABLES = [
+    "VOUCH_DATABASE_URL",
+    "VOUCH_COMPANY_DATABASE_URL",
+    "VOUCH_REGION_EU_DATABASE_URL",
+]
+
+REFUSED_DATABASE_URLS = [
+    REMOTE_DB,
+    REMOTE_DB + "?sslmode=require",  # encrypted, but any certificate passes
+    REMOTE_DB + "?sslmode=prefer",
+    REMOTE_DB + "?sslmode=disable",
+    "postgres://vouch@10.0.0.5/vouch",
+    "postgres://vouch@[2001:db8::5]/vouch",
+    "postgres://vouch@127.0.0.1,db.example.com/vouch",  # one of the hosts is remote
+    "postgres://vouch@localhost/vouch?hostaddr=10.0.0.5",  # libpq connects to hostaddr
+    "postgres:///vouch?host=db.example.com",
+]
+ACCEPTED_DATABASE_URLS = [
+    REMOTE_DB + "?sslmode=verify-full",
+    REMOTE_DB + "?sslmode=verify-ca&sslrootcert=/etc/vouch/ca.pem",
+    "postgres://vouch@127.0.0.1:5432/vouch",
+    "postgres://vouch@127.8.0.1/vouch",
+    "postgres://vouch@localhost/vouch",
+    "postgres://vouch@[::1]:5432/vouch",
+    "postgres:///vouch?host=/var/run/postgresql",
+    "postgres:///vouch",  # no host: libpq's default Unix socket
+]
+
+
+@pytest.mark.parametrize("variable", TRANSPORT_VARIABLES)
+@pytest.mark.parametrize("url", REFUSED_DATABASE_URLS)
+def test_a_database_reached_over_the_network_without_verified_tls_is_refused(good, variable, url):
+    errors = deploy_check_errors(**{**good, **_transport(variable, url)})
+    assert "vouch.E019" in errors
+    assert f"{variable} must use TLS" in errors
+    assert errors.count("vouch.E019") == 1, errors
+
+
+@pytest.mark.parametrize("variable", TRANSPORT_VARIABLES)
+@pytest.mark.parametrize("url", ACCEPTED_DATABASE_URLS)
+def test_a_database_with_verified_tls_or_on_this_machine_is_accepted(good, variable, url):
+    assert deploy_check_errors(**{**good, **_transport(variable, url)}) == ""
+
+
+def test_every_region_database_is_named(good):
+    overrides = _regions(
+        VOUCH_REGION_AU_DATABASE_URL=REMOTE_DB, VOUCH_REGION_EU_DATABASE_URL=REMOTE_DB + "?sslmode=require"
+    )
+    errors = deploy_check_errors(**{**good, **overrides})
+    assert "VOUCH_REGION_AU_DATABASE_URL must use TLS" in errors
+    assert "VOUCH_REGION_EU_DATABASE_URL must use TLS" in errors
+
+
+def test_a_shared_company_server_is_named_once(good):
+    errors = deploy_check_errors(**{**good, **_regions(VOUCH_COMPANY_DATABASE_URL=REMOTE_DB)})
+    assert errors.count("VOUCH_COMPANY_DATABASE_URL must use TLS") == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        REMOTE_REDIS,
+        "redis://10.0.0.7:6379/0",
+        "rediss://redis.example.com:6380/0?ssl_cert_reqs=none",  # TLS, certificate unchecked
+        "rediss://redis.example.com:6380/0?ssl_cert_reqs=optional",
+        "rediss://redis.example.com:6380/0?ssl_check_hostname=false",
+    ],
+)
+def test_redis_over_the_network_without_tls_is_refused(good, url):
+    errors = deploy_check_errors(**{**good, "REDIS_URL": url})
+    assert "VOUCH_REDIS_URL must use TLS" in errors
+    assert "vouch.E019" in errors
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://:pw@redis.example.com:6380/0",
+        "redis://127.0.0.1:6379/0",
+        "redis://localhost:6379/0",
+        "redis://[::1]:6379/0",
+        "unix:///run/redis/redis.sock?db=0",
+    ],
+)
+def test_redis_over_tls_or_on_this_machine_is_accepted(good, url):
+    assert deploy_check_errors(**{**good, "REDIS_URL": url}) == ""
+
+
+def test_connections_are_not_judged_outside_production(good):
+    overrides = {
+        **_regions(VOUCH_COMPANY_DATABASE_URL=REMOTE_DB),
+        "VOUCH_DATABASE_URL": REMOTE_DB,
+        "REDIS_URL": REMOTE_REDIS,
+    }
+    assert "vouch.E019" not in deploy_check_errors(**{**good, **overrides, "PRODUCTION": False})

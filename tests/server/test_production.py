@@ -60,6 +60,10 @@ def _variables_named(text: str) -> set[str]:
         "VOUCH_PUBLIC_URL",
         "VOUCH_TLS_CERT",
         "VOUCH_SMTP_URL",
+        "VOUCH_DATABASE_URL",
+        "VOUCH_COMPANY_DATABASE_URL",
+        "VOUCH_REGION_EU_DATABASE_URL",
+        "VOUCH_REDIS_URL",
     }
     return {name for name in names if name in text}
 
@@ -75,6 +79,22 @@ def _variables_named(text: str) -> set[str]:
         pytest.param({"VOUCH_PUBLIC_URL": "http://localhost"}, "VOUCH_PUBLIC_URL", id="http-public-url"),
         pytest.param({"VOUCH_TLS_CERT": "/nonexistent/cert.pem"}, "VOUCH_TLS_CERT", id="missing-certificate"),
         pytest.param({"VOUCH_SMTP_URL": ""}, "VOUCH_SMTP_URL", id="no-mail-relay"),
+        # Named only, never reached: the checks refuse before anything connects to them.
+        pytest.param(
+            {"VOUCH_COMPANY_DATABASE_URL": "postgres://vouch@db.example.com/postgres?sslmode=require"},
+            "VOUCH_COMPANY_DATABASE_URL",
+            id="company-database-without-verified-tls",
+        ),
+        pytest.param(
+            {"VOUCH_REGION_EU_DATABASE_URL": "postgres://vouch@10.0.0.5/postgres"},
+            "VOUCH_REGION_EU_DATABASE_URL",
+            id="region-database-without-tls",
+        ),
+        pytest.param(
+            {"VOUCH_REDIS_URL": "redis://redis.example.com:6379/0", "VOUCH_TASKS_BACKEND": "database"},
+            "VOUCH_REDIS_URL",
+            id="redis-without-tls",
+        ),
     ],
 )
 def test_insecure_production_settings_refuse_to_start(production_server, change, named):

@@ -53,8 +53,18 @@ def postgres_name(company_id: uuid.UUID) -> str:
     return f"{settings.VOUCH_COMPANY_DATABASE_PREFIX}_{uuid.UUID(str(company_id)).hex}"
 
 
-def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
-    """Django DATABASES entry for one company's database."""
+def role_name(company_id: uuid.UUID) -> str:
+    """The PostgreSQL role of one company (named as its database: roles and databases
+    have separate names, and the prefix keeps installations sharing a server apart)."""
+    return postgres_name(company_id)
+
+
+def database_settings(company_id: uuid.UUID, region_name: str, *, admin: bool = False) -> dict:
+    """Django DATABASES entry for one company's database.
+
+    On PostgreSQL it logs in as the company's own role, which may connect to this one
+    database only (vouch.tenancy.provisioning.ensure_role); ``admin`` logs in with the
+    configured account instead, for migrations, which change the schema."""
     region = regions.get(region_name)
     if region.server is None:
         from vouch.settings import _sqlite
@@ -75,11 +85,17 @@ def database_settings(company_id: uuid.UUID, region_name: str) -> dict:
             "PORT": server.port,
             "OPTIONS": dict(server.options),
         }
+        if not admin:
+            # The company's role; its password is derived from the company's keys as the
+            # connection opens (vouch.tenancy.postgresql).
+            entry |= {"ENGINE": "vouch.tenancy.postgresql", "USER": role_name(company_id), "PASSWORD": ""}
+            entry["VOUCH_COMPANY_ROLE"] = True
     # Django's own age-based closing does not apply to these: keep() and reuse() decide.
     entry["CONN_MAX_AGE"] = 0
     # A kept connection may have died since (a database server restart ends every
     # connection): Django checks it before its first query once reuse() asks it to.
     entry["CONN_HEALTH_CHECKS"] = True
+    entry["VOUCH_ADMIN"] = admin
     entry["VOUCH_COMPANY_ID"] = str(uuid.UUID(str(company_id)))
     return entry
 
@@ -98,12 +114,17 @@ def add_alias(alias: str, entry: dict) -> None:
     connections[alias] = load_backend(configured["ENGINE"]).DatabaseWrapper(configured, alias)
 
 
-def ensure_alias(context: CompanyContext) -> str:
+def ensure_alias(context: CompanyContext, *, admin: bool = False) -> str:
+    """This thread's alias for the context's company database. ``admin``: from now to the
+    end of the context, as the configured account (to change the schema: migrations);
+    such a connection is closed when the context ends, never kept for the next one."""
     alias = context.alias
     try:
-        connections[alias]
+        connection = connections[alias]
     except ConnectionDoesNotExist:
-        add_alias(alias, database_settings(context.company_id, context.region))
+        connection = None
+    if connection is None or (admin and not connection.settings_dict.get("VOUCH_ADMIN")):
+        add_alias(alias, database_settings(context.company_id, context.region, admin=admin))
     return alias
 
 
@@ -139,7 +160,12 @@ def keep(alias: str) -> None:
         connection = connections[alias]
     except ConnectionDoesNotExist:
         return
-    if limit <= 0 or connection.connection is None or connection.in_atomic_block:
+    if (
+        limit <= 0
+        or connection.connection is None
+        or connection.in_atomic_block
+        or connection.settings_dict.get("VOUCH_ADMIN")
+    ):
         release(alias)
         return
     kept = _kept_aliases()

@@ -3,10 +3,17 @@
 Provisioning clones a migrated template (SQLite: the backup API into a temporary
 file renamed into place; PostgreSQL: CREATE DATABASE ... TEMPLATE) and records the
 company's id in the new database. It is all-or-nothing: on any failure whatever
-was made is removed before the error propagates."""
+was made is removed before the error propagates.
+
+On PostgreSQL each company database also gets a role of its own (:func:`ensure_role`):
+the only role besides the configured account that may connect to it, with rights on its
+rows but not its schema. The configured account (CREATEDB, CREATEROLE) creates, migrates
+and drops; the application's connections for a company log in as that company's role,
+so a connection opened for one company cannot open another's database."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -59,8 +66,12 @@ def discard(company_id: uuid.UUID, region_name: str) -> None:
     region = regions.get(region_name)
     connections.release(alias_for(company_id))
     if region.uses_postgresql:
+        from psycopg import sql
+
         with _admin(region) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{connections.postgres_name(company_id)}" WITH (FORCE)')
+            # After the database: its grants to the role went with it, so nothing holds the role.
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(connections.role_name(company_id))))
     else:
         path = connections.sqlite_path(company_id, region)
         for suffix in ("", "-wal", "-shm", ".tmp", ".tmp-journal"):
@@ -174,13 +185,17 @@ def _prepare_postgresql_template(region: regions.Region, admin) -> str:
         return name
     if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
         admin.execute(f'CREATE DATABASE "{name}"')
+    # Every company database is cloned from it: no other role may connect, let alone
+    # leave an object in it (PostgreSQL before 15 lets any role create in public).
+    admin.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
     alias = TEMPLATE_PREFIX + region.name
-    entry = connections.database_settings(uuid.UUID(int=0), region.name) | {"NAME": name}
+    entry = connections.database_settings(uuid.UUID(int=0), region.name, admin=True) | {"NAME": name}
     entry.pop("VOUCH_COMPANY_ID")
     connections.add_alias(alias, entry)
     try:
         with django_connections[alias].cursor() as cursor:
             cursor.execute(IDENTITY_DDL)
+            cursor.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         if schema.pending(alias):
             schema.migrate(alias)
     finally:
@@ -205,3 +220,124 @@ def _provision_postgresql(company_id: uuid.UUID, region: regions.Region) -> None
             f"INSERT INTO {connections.IDENTITY_TABLE} VALUES (%s, %s)",  # noqa: S608
             _identity_row(company_id),
         )
+    ensure_role(company_id, region.name)
+
+
+# Tables the company's role reads but never writes: what the database says it is, and
+# which migrations it has (only the configured account migrates).
+READ_ONLY_TABLES = (connections.IDENTITY_TABLE, "django_migrations")
+
+
+def ensure_role(company_id: uuid.UUID, region_name: str) -> bool:
+    """Give company ``company_id``'s PostgreSQL database its own role, and make that role
+    the only one (besides the configured account) that may connect to it. Idempotent:
+    provisioning calls it, ``vouch tenants migrate`` calls it for every company (so
+    companies made before roles existed get theirs).
+
+    The role may log in and use the rows of its database's tables; it owns nothing and
+    cannot change the schema. Its password is set when the company's keys exist (see
+    :func:`set_role_password`). Returns whether the password was set. On SQLite, nothing
+    to do: a file has no logins."""
+    region = regions.get(region_name)
+    if not region.uses_postgresql:
+        return False
+    import psycopg
+    from psycopg import sql
+
+    role = sql.Identifier(connections.role_name(company_id))
+    database = sql.Identifier(connections.postgres_name(company_id))
+    with _admin(region) as admin:
+        # NOINHERIT and no CREATEDB/CREATEROLE (the defaults): a login for one database.
+        # It may exist already: made earlier, or by a concurrent run.
+        with contextlib.suppress(psycopg.errors.DuplicateObject):
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOINHERIT").format(role))
+        # The configured account is a member, so DROP DATABASE ... WITH (FORCE) may end the
+        # role's sessions without the account being a superuser or in pg_signal_backend.
+        admin.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, role))
+        password_set = _set_password(admin, company_id)
+    with _admin(region, dbname=connections.postgres_name(company_id)) as company:
+        grant_tables(company, company_id)
+        # Tables a later migration creates (as the configured account) are the role's to use too.
+        company.execute(
+            sql.SQL(
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+            ).format(role)
+        )
+        company.execute(
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {}").format(
+                role
+            )
+        )
+    return password_set
+
+
+def regrant(company_id: uuid.UUID, region_name: str) -> None:
+    """After a migration: the company's role may use the rows of every table it made
+    (default privileges cover tables the same account creates; this covers the rest)."""
+    region = regions.get(region_name)
+    if region.uses_postgresql:
+        with _admin(region, dbname=connections.postgres_name(company_id)) as company:
+            grant_tables(company, company_id)
+
+
+def grant_tables(company, company_id: uuid.UUID) -> None:
+    """On ``company`` (the configured account's connection to that company's database):
+    the company's role may use the rows of every table, and change none of READ_ONLY_TABLES."""
+    from psycopg import sql
+
+    role = sql.Identifier(connections.role_name(company_id))
+    # PostgreSQL before 15 lets every role create tables in the public schema.
+    company.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    company.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+    company.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(role))
+    company.execute(sql.SQL("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
+    company.execute(
+        sql.SQL("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(
+            sql.SQL(", ").join(sql.Identifier(table) for table in READ_ONLY_TABLES), role
+        )
+    )
+
+
+def set_role_password(company_id: uuid.UUID, region_name: str) -> bool:
+    """Set the company role's password (derived from the company's keys) once they exist."""
+    region = regions.get(region_name)
+    if not region.uses_postgresql:
+        return False
+    with _admin(region) as admin:
+        return _set_password(admin, company_id)
+
+
+def _set_password(admin, company_id: uuid.UUID) -> bool:
+    from psycopg import sql
+
+    from vouch.vault.errors import KeyUnavailable
+    from vouch.vault.keyring import role_password
+
+    role = connections.role_name(company_id)
+    try:
+        password = role_password(company_id, role)
+    except KeyUnavailable:
+        return False  # keys come after the database (services.create_company); set then
+    # Hashed here by libpq (SCRAM-SHA-256): the server, its logs and its statistics only
+    # ever see the verifier, never the password.
+    verifier = admin.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
+    return True
+
+
+def roles_in_place(region: regions.Region, company_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these companies, those whose database exists, its role exists and may connect,
+    and PUBLIC may not."""
+    names = {connections.postgres_name(cid): cid for cid in company_ids}
+    roles = {connections.role_name(cid): cid for cid in company_ids}
+    with _admin(region) as admin:
+        rows = admin.execute(
+            "SELECT d.datname, r.rolname FROM pg_database d, pg_roles r "
+            "WHERE d.datname = ANY(%s) AND r.rolname = ANY(%s) "
+            "AND d.datacl IS NOT NULL AND has_database_privilege(r.oid, d.oid, 'CONNECT') "
+            "AND NOT EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)",
+            [list(names), list(roles)],
+        ).fetchall()
+    return {names[datname] for datname, rolname in rows if roles[rolname] == names[datname]}

@@ -36,6 +36,8 @@ def create_company(name: str, region: str, owner: User) -> Company:
         with transaction.atomic():
             company = Company.objects.create(id=company_id, name=name.strip(), region=region)
             keyring.create_company_keys(company_id)
+            # The role's password is derived from those keys (vouch.vault.keyring.role_password).
+            provisioning.set_role_password(company_id, region)
             Membership.objects.create(user=owner, company=company, role=Role.OWNER)
     except BaseException:
         provisioning.discard(company_id, region)

@@ -12,6 +12,7 @@ the cached ones (added by a rotation since) loads the keys again (``keys_holding
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
@@ -19,7 +20,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import transaction
 
@@ -29,6 +32,8 @@ from vouch.vault.models import DataKey, KeyPurpose, KeyState
 
 KEY_BYTES = 32
 MAX_CACHED_COMPANIES = 2048
+# Domain separation for secrets derived from a company's keys (HKDF salt).
+ROLE_PASSWORD_LABEL = b"vouch/postgres-role-password/v1"
 
 
 def wrap_aad(company_id: uuid.UUID, purpose: str, version: int) -> bytes:
@@ -277,3 +282,17 @@ def forget(company_id=None) -> None:
             _cache.clear()
         else:
             _cache.pop(_as_uuid(company_id), None)
+
+
+def role_password(company_id, role: str) -> str:
+    """The password of company ``company_id``'s own PostgreSQL role ``role``.
+
+    Derived, not stored: HKDF-SHA256 of the company's blind-index key, with its own label
+    as salt and the role name as info, so it is independent of every other use of that key.
+    The index key is never rotated (data-key rotation leaves it alone) and a master-key
+    rotation only re-wraps it, so the password stays the same through both; crypto-shredding
+    the company destroys it with the rest. Raises ``KeyUnavailable`` for a company without keys."""
+    raw = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=ROLE_PASSWORD_LABEL, info=role.encode()).derive(
+        keys_for(company_id).index
+    )
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

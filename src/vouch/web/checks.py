@@ -3,13 +3,107 @@ and ``vouch serve`` run them; in production mode an error stops the start)."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, register
 
 WEAK_SECRET_MARKERS = ("insecure", "change", "secret", "default", "example")
+# libpq modes that encrypt and check the server's certificate; "require" encrypts but
+# accepts any certificate, so a machine in the middle can still read everything.
+VERIFIED_SSLMODES = {"verify-full", "verify-ca"}
+
+
+def is_local_host(host: str) -> bool:
+    """Whether a connection to ``host`` stays on this machine: a Unix socket (a path, or
+    no host at all, which libpq and redis-py take as the default socket) or loopback."""
+    host = unquote(host or "").strip("[]")
+    if not host or host.startswith(("/", "@")):
+        return True
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def database_is_protected(host: str, options: dict) -> bool:
+    """A PostgreSQL connection verifies its server's certificate, or never leaves the machine."""
+    if options.get("sslmode") in VERIFIED_SSLMODES:
+        return True
+    # libpq connects to hostaddr when given (host then only names the certificate), to
+    # the query string's host= when the URL has none, and to each of a list of hosts.
+    target = options.get("hostaddr") or host or options.get("host", "")
+    return all(is_local_host(part) for part in target.split(","))
+
+
+def redis_is_protected(url: str) -> bool:
+    """rediss:// (redis-py then checks the certificate and host name unless the URL turns
+    that off), a Unix socket, or loopback."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return True
+    if parts.scheme == "rediss":
+        query = {key.lower(): value.lower() for key, value in parse_qsl(parts.query)}
+        return query.get("ssl_cert_reqs", "required") == "required" and query.get("ssl_check_hostname", "true") not in {
+            "false",
+            "0",
+            "no",
+            "off",
+        }
+    return is_local_host(parts.hostname or "")
+
+
+def _database_urls() -> list[tuple[str, str, dict]]:
+    """(variable, host, options) of every PostgreSQL connection Vouch opens."""
+    from vouch.config import parse_database_url
+
+    found = []
+    control = getattr(settings, "VOUCH_DATABASE_URL", "")
+    if control and parse_database_url(control).engine == "postgresql":
+        parsed = parse_database_url(control)
+        found.append(("VOUCH_DATABASE_URL", parsed.host, parsed.options))
+    for name in settings.VOUCH_REGIONS:
+        entry = settings.VOUCH_REGION_CONFIG.get(name) or {}
+        url = entry.get("database_url")
+        if not url:
+            continue
+        parsed = parse_database_url(url)
+        if parsed.engine == "postgresql":
+            variable = entry.get("database_url_variable") or f"VOUCH_REGION_{name.upper()}_DATABASE_URL"
+            found.append((variable, parsed.host, parsed.options))
+    return found
+
+
+def transport_errors() -> list[Error]:
+    """Database and Redis connections that would cross a network without verified TLS."""
+    errors: list[Error] = []
+    named: set[str] = set()
+    for variable, host, options in _database_urls():
+        if variable in named or database_is_protected(host, options):
+            continue
+        named.add(variable)
+        errors.append(
+            Error(
+                f"{variable} must use TLS with a verified server certificate in production: add "
+                "sslmode=verify-full (or verify-ca) to it, or connect over a Unix socket or loopback.",
+                hint="postgres://vouch@db.example.com:5432/vouch?sslmode=verify-full&sslrootcert=/etc/vouch/db-ca.pem",
+                id="vouch.E019",
+            )
+        )
+    redis_url = getattr(settings, "REDIS_URL", "")
+    if redis_url and not redis_is_protected(redis_url):
+        errors.append(
+            Error(
+                "VOUCH_REDIS_URL must use TLS in production: a rediss:// address (or a Unix socket or loopback).",
+                hint="rediss://:password@redis.example.com:6380/0",
+                id="vouch.E019",
+            )
+        )
+    return errors
 
 
 @register()
@@ -68,6 +162,7 @@ def production_settings(app_configs, **kwargs) -> list[Error]:
                 id="vouch.E008",
             )
         )
+    errors.extend(transport_errors())
     if not settings.VOUCH_TRUSTED_PROXIES:
         # Serving TLS ourselves: a real certificate must be configured.
         for name in ("VOUCH_TLS_CERT", "VOUCH_TLS_KEY"):

@@ -145,7 +145,7 @@ def template_connection(region: regions.Region) -> Iterator[str | None]:
             if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
                 yield None
                 return
-        entry = connections.database_settings(uuid.UUID(int=0), region.name) | {"NAME": name}
+        entry = connections.database_settings(uuid.UUID(int=0), region.name, admin=True) | {"NAME": name}
     else:
         path = region.root / "template.sqlite3"
         if not path.exists():
@@ -193,10 +193,14 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
         return result
     try:
         with company_context(SimpleNamespace(pk=company_id, region=region)) as context:
-            alias = ensure_alias(context)
+            # Migrations change the schema, which the company's own role may not: the
+            # configured account runs them (on SQLite the settings are the same).
+            alias = ensure_alias(context, admin=True)
             missing = schema.pending(alias)
             if missing:
                 schema.migrate(alias)
+                # New tables and sequences: the company's role may use their rows.
+                provisioning.regrant(company_id, region)
                 # Checked again straight from the database (the cheap way: a second
                 # Django migration plan costs as much as the migration itself here).
                 left = probe(company_id, region).pending
@@ -265,6 +269,14 @@ def migrate_all(
     report.templates = migrate_templates(sorted({region for _, _, region in companies} | set(settings.VOUCH_REGIONS)))
     if on_total:
         on_total(len(companies))
+    # Each PostgreSQL company database its own role first (companies made before roles
+    # existed get theirs here); one that cannot have it is reported and left alone.
+    for result in ensure_roles(companies):
+        report.companies.append(result)
+        if progress:
+            progress(result)
+    failed = {result.company_id for result in report.companies}
+    companies = [company for company in companies if company[0] not in failed]
     found = probe_many([(cid, region) for cid, _, region in companies])
     behind = []
     for cid, name, region in companies:
@@ -282,6 +294,38 @@ def migrate_all(
         except KeyboardInterrupt:
             report.interrupted = True
     return report
+
+
+def ensure_roles(companies: list[tuple[str, str, str]]) -> list[CompanyResult]:
+    """Give every PostgreSQL company database that lacks it its own role (see
+    ``provisioning.ensure_role``); the failures, as results. Databases whose role already
+    exists and is the only one besides the configured account allowed to connect are
+    skipped after one query per server, so a routine run costs next to nothing."""
+    failures = []
+    by_region: dict[str, list[tuple[str, str, str]]] = {}
+    for company in companies:
+        by_region.setdefault(company[2], []).append(company)
+    for region_name, members in sorted(by_region.items()):
+        try:
+            region = regions.get(region_name)
+            if not region.uses_postgresql:
+                continue
+            done = provisioning.roles_in_place(region, [uuid.UUID(cid) for cid, _, _ in members])
+        except Exception as exc:  # noqa: BLE001 - reported; the other regions go on
+            reason = f"its role: {short_error(exc)}"
+            failures.extend(CompanyResult(*company, FAILED, reason=reason) for company in members)
+            continue
+        for company in members:
+            if uuid.UUID(company[0]) in done:
+                continue
+            if not provisioning.exists(uuid.UUID(company[0]), region_name):
+                continue  # the probe reports it as missing
+            try:
+                if not provisioning.ensure_role(uuid.UUID(company[0]), region_name):
+                    failures.append(CompanyResult(*company, FAILED, reason="its role has no password: it has no keys"))
+            except Exception as exc:  # noqa: BLE001 - reported; the other companies go on
+                failures.append(CompanyResult(*company, FAILED, reason=f"its role: {short_error(exc)}"))
+    return failures
 
 
 @contextmanager

@@ -314,6 +314,25 @@ def _same_place(region_name: str, region: regions.Region, what: str) -> bool:
     return other.root == region.root
 
 
+def _guarded_by_role(rows) -> dict[str, bool]:
+    """For each company on PostgreSQL: whether its database admits its own role and no
+    other (provisioning.ensure_role); a region whose server does not answer is left out."""
+    by_region: dict[str, list[str]] = {}
+    for row in rows:
+        by_region.setdefault(row.region, []).append(row.id)
+    guarded: dict[str, bool] = {}
+    for region_name, ids in by_region.items():
+        try:
+            region = regions.get(region_name)
+            if not region.uses_postgresql:
+                continue
+            ok = provisioning.roles_in_place(region, [uuid.UUID(cid) for cid in ids])
+        except Exception:  # noqa: BLE001, S112 - the probe already reports a server that does not answer
+            continue
+        guarded |= {cid: uuid.UUID(cid) in ok for cid in ids}
+    return guarded
+
+
 def check_all() -> CheckReport:
     """Health of every company and the orphans of every region."""
     from vouch.tenancy.models import Company
@@ -322,6 +341,7 @@ def check_all() -> CheckReport:
     report = CheckReport(companies=len(rows))
     live = [row for row in rows if row.status != DELETED]
     probes = probe_many([(row.id, row.region) for row in live])
+    guarded = _guarded_by_role(live)
     for row in rows:
         if row.status == DELETED:
             found = probe(row.id, row.region)
@@ -333,6 +353,9 @@ def check_all() -> CheckReport:
             report.problems.append((row.id, row.name, row.region, found.problem))
         elif found.pending:
             report.problems.append((row.id, row.name, row.region, f"schema behind: {', '.join(found.pending)}"))
+        if found.exists and guarded.get(row.id) is False:
+            problem = "its database lacks its own role or admits others: run `vouch tenants migrate`"
+            report.problems.append((row.id, row.name, row.region, problem))
         files = files_state(row.id, row.region)
         if files.problem:
             report.problems.append((row.id, row.name, row.region, files.problem))

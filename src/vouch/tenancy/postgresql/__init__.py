@@ -1,0 +1,1 @@
+"""Vouch's PostgreSQL backend for company connections (``ENGINE = "vouch.tenancy.postgresql"``); see ``base``."""
