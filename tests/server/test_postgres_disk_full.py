@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -80,9 +81,15 @@ def _connection(port: int, name: str):
 
 def test_postgres_disk_full_is_storage_full(postgres_on_a_small_disk, django_db_blocker):
     port, mount_point = postgres_on_a_small_disk
-    admin = _connection(port, "postgres")
-    with django_db_blocker.unblock():
-        _fill_and_write(admin, mount_point)
+
+    def run() -> None:
+        _fill_and_write(_connection(port, "postgres"), mount_point)
+
+    # In a thread of its own, as a server's request thread: a browser test earlier in this
+    # process leaves Playwright's event loop marked running in the main thread, where
+    # Django refuses synchronous database calls. Failures are raised here by result().
+    with django_db_blocker.unblock(), ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run).result(timeout=120)
 
 
 def _fill_and_write(admin, mount_point: Path) -> None:
