@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import add_member, make_company, make_user
+from django.urls import reverse
+
+from tests.conftest import PASSWORD, add_member, make_company, make_user
 from vouch.accounts.policy import Role
 
 
@@ -35,3 +37,17 @@ def mark_reauthenticated(client) -> None:
     assert user.is_authenticated, "sign the client in first"
     record_authentication(request, user, method="password", reauthenticated=True)
     session.save()
+
+
+def signup(client, **overrides):
+    """The company sign-up form, posted with a valid default for every field."""
+    data = {
+        "full_name": "Grace Founder",
+        "email": "grace@example.com",
+        "company_name": "Hopper Hiring",
+        "region": "au",
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+    }
+    data.update(overrides)
+    return client.post(reverse("account_signup"), data)

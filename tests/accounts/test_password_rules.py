@@ -14,7 +14,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
+from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated, signup
 from tests.conftest import PASSWORD, HTTPSClient, make_user
 from vouch.accounts.models import User
 from vouch.accounts.policy import Role
@@ -139,19 +139,6 @@ def test_other_peoples_companies_are_not_context_for_this_person(person):
 
 
 # ------------------------------------------------------------------ through the forms
-
-
-def signup(client, **overrides):
-    data = {
-        "full_name": "Grace Founder",
-        "email": "grace@example.com",
-        "company_name": "Hopper Hiring",
-        "region": "au",
-        "password1": PASSWORD,
-        "password2": PASSWORD,
-    }
-    data.update(overrides)
-    return client.post(reverse("account_signup"), data)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.urls import reverse
 
-from tests.accounts.helpers import fast_company, fast_member, fast_user
+from tests.accounts.helpers import fast_company, fast_member, fast_user, signup
 from tests.conftest import PASSWORD
 from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Role
@@ -19,19 +19,6 @@ from vouch.tenancy.services import SESSION_COMPANY_KEY
 pytestmark = pytest.mark.django_db
 
 CONFIRM_LINK = re.compile(r"https://[^\s/]+(/accounts/confirm-email/[^\s/]+/)")
-
-
-def signup(client, **overrides):
-    data = {
-        "full_name": "Grace Founder",
-        "email": "grace@example.com",
-        "company_name": "Hopper Hiring",
-        "region": "au",
-        "password1": PASSWORD,
-        "password2": PASSWORD,
-    }
-    data.update(overrides)
-    return client.post(reverse("account_signup"), data)
 
 
 def h1(response) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.accounts.test_signup import signup
+from tests.accounts.helpers import signup
 from vouch.outbox.status import OUTBOX_BACKEND
 
 pytestmark = pytest.mark.django_db
