@@ -160,3 +160,30 @@ def logs():
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server (SeaweedFS) for this test process; its credentials are put in
+    the environment, where boto3 (and Litestream, and pgBackRest's settings) read them."""
+    from tests.seaweed import remove, start_seaweedfs
+
+    server = start_seaweedfs()
+    saved = {name: os.environ.get(name) for name in server.env}
+    os.environ.update(server.env)
+    yield server
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    remove(server)
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh bucket for one test: its name, on ``s3_server``."""
+    name = f"t{next(_counter)}-{os.getpid()}-{request.node.name[:20]}".lower().replace("_", "-")
+    name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
+    s3_server.create_bucket(name)
+    return name

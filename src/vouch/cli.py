@@ -12,6 +12,8 @@ vouch tenants migrate|list|show|check  company databases: schema, size, health, 
 vouch keys rotate-master|rotate-company|status|generate  encryption keys: rotation, versions, ages
 vouch worker [--batch]      run background tasks (reminders, expiry, retention)
 vouch references maintenance  expire overdue requests, send missed reminders, apply retention now
+vouch mirror run|status     the continuous mirror of the embedded default's databases
+vouch backup run|list|status|restore|drill  encrypted backups, restores and restore drills
 vouch manage ARGS...        any Django management command
 """
 
@@ -360,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     from vouch.references import commands as references_commands
 
     references_commands.add_parser(sub)
+    from vouch.backups import commands as backup_commands
+
+    backup_commands.add_parser(sub)
     p_manage = sub.add_parser("manage", help="run a Django management command")
     p_manage.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -411,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         return tenants_commands.run(args)
     if args.command == "keys":
         return keys_commands.run(args)
+    if args.command in ("backup", "mirror"):
+        return backup_commands.run(args)
     if args.command in ("worker", "references"):
         return references_commands.run(args)
     if args.command == "manage":

@@ -80,6 +80,45 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "What people see for that region at signup and in the company settings: its full name and the place "
         "its servers are, e.g. VOUCH_REGION_EU_LABEL=European Union (Paris).",
     ),
+    "VOUCH_REGION_<NAME>_FILES_URL": (
+        "(none: files under the region's directory)",
+        "That region's S3-compatible bucket for company files (attachments, report PDFs), e.g. "
+        "s3://vouch-eu-files?endpoint=https://s3.eu-central-1.amazonaws.com&region=eu-central-1; credentials from "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. Files stay encrypted chunk by chunk.",
+    ),
+    "VOUCH_SERVE_MIRROR": (
+        "1",
+        "`vouch serve` also runs the continuous mirror of every SQLite database (Litestream); 0 where the mirror "
+        "runs as its own service (`vouch mirror run`).",
+    ),
+    "VOUCH_MIRROR_URL": (
+        "VOUCH_DATA_DIR/mirror",
+        "Where the embedded default's databases are mirrored continuously: a directory or s3:// URL. The default is "
+        "on the same disk (a warning says so at start); point it at another disk or a bucket.",
+    ),
+    "VOUCH_REGION_<NAME>_MIRROR_URL": (
+        "VOUCH_MIRROR_URL/regions/<name>",
+        "Where that region's company databases are mirrored, so a company's mirror stays in its region.",
+    ),
+    "VOUCH_BACKUP_URL": (
+        "VOUCH_DATA_DIR/backups",
+        "Where encrypted backup sets go (the control database's, and companies' unless their region has its own): "
+        "a directory or s3:// URL.",
+    ),
+    "VOUCH_REGION_<NAME>_BACKUP_URL": (
+        "VOUCH_BACKUP_URL/regions/<name>",
+        "That region's backup target: a company's backups go only there.",
+    ),
+    "VOUCH_BACKUP_EVERY_MINUTES": ("60", "How often `vouch serve` (or `vouch worker`) takes backups."),
+    "VOUCH_BACKUP_KEEP_HOURLY_HOURS": ("48", "Every backup set is kept this many hours."),
+    "VOUCH_BACKUP_KEEP_DAILY_DAYS": ("35", "One backup set a day is kept this many days."),
+    "VOUCH_BACKUP_KEEP_MONTHLY_MONTHS": ("12", "One backup set a month is kept this many months."),
+    "VOUCH_DRILL_SAMPLE_PERCENT": (
+        "5",
+        "The daily restore drill restores this share of companies (at least VOUCH_DRILL_SAMPLE_MIN), plus every "
+        "company whose schema changed that day.",
+    ),
+    "VOUCH_DRILL_SAMPLE_MIN": ("5", "The daily restore drill restores at least this many companies."),
     "VOUCH_COMPANY_DATABASE_PREFIX": ("vouch_company", "Name prefix of company databases on PostgreSQL."),
     "VOUCH_DELETION_GRACE_DAYS": (
         "14",

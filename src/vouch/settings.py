@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from vouch import config
 from vouch.config import env, env_bool, env_int, env_list
+from vouch.objectstore import join as join_store_url
 
 MODE = env("VOUCH_MODE", "development").lower()
 PRODUCTION = MODE == "production"
@@ -26,6 +27,15 @@ ALLOWED_HOSTS = env_list("VOUCH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 
 VOUCH_REGIONS = env_list("VOUCH_REGIONS", "au,eu,us,ca")
+# Continuous mirror (Litestream) and encrypted backups: see vouch.backups.
+VOUCH_MIRROR_URL = env("VOUCH_MIRROR_URL", str(DATA_DIR / "mirror"))
+VOUCH_BACKUP_URL = env("VOUCH_BACKUP_URL", str(DATA_DIR / "backups"))
+VOUCH_BACKUP_EVERY_MINUTES = env_int("VOUCH_BACKUP_EVERY_MINUTES", 60)
+VOUCH_BACKUP_KEEP_HOURLY_HOURS = env_int("VOUCH_BACKUP_KEEP_HOURLY_HOURS", 48)
+VOUCH_BACKUP_KEEP_DAILY_DAYS = env_int("VOUCH_BACKUP_KEEP_DAILY_DAYS", 35)
+VOUCH_BACKUP_KEEP_MONTHLY_MONTHS = env_int("VOUCH_BACKUP_KEEP_MONTHLY_MONTHS", 12)
+VOUCH_DRILL_SAMPLE_PERCENT = env_int("VOUCH_DRILL_SAMPLE_PERCENT", 5)
+VOUCH_DRILL_SAMPLE_MIN = env_int("VOUCH_DRILL_SAMPLE_MIN", 5)
 # Where each region keeps its company databases and files (see vouch.tenancy.regions).
 VOUCH_REGION_CONFIG = {
     name: {
@@ -38,6 +48,9 @@ VOUCH_REGION_CONFIG = {
         ),
         "dir": env(f"VOUCH_REGION_{name.upper()}_DIR", str(DATA_DIR / "regions" / name)),
         "label": config.region_label(name),
+        "mirror_url": env(f"VOUCH_REGION_{name.upper()}_MIRROR_URL", join_store_url(VOUCH_MIRROR_URL, "regions", name)),
+        "backup_url": env(f"VOUCH_REGION_{name.upper()}_BACKUP_URL", join_store_url(VOUCH_BACKUP_URL, "regions", name)),
+        "files_url": env(f"VOUCH_REGION_{name.upper()}_FILES_URL"),
     }
     for name in VOUCH_REGIONS
 }
@@ -85,6 +98,7 @@ INSTALLED_APPS = [
     "vouch.vault",
     "vouch.guard",
     "vouch.outbox",
+    "vouch.backups",
     # Background tasks (reminders, expiry, retention): see TASKS below.
     "django_tasks",
     "django_tasks_db",

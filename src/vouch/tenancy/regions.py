@@ -26,6 +26,9 @@ class Region:
     name: str
     root: Path
     server: DatabaseURL | None  # None: SQLite files under root/companies
+    mirror_url: str = ""  # where its SQLite databases are mirrored (vouch.backups.mirror)
+    backup_url: str = ""  # where its companies' encrypted backup sets go
+    files_url: str = ""  # an S3 bucket for company files; empty: files_dir on local disk
 
     @property
     def companies_dir(self) -> Path:
@@ -60,7 +63,14 @@ def get(name: str) -> Region:
     except KeyError:
         raise UnknownRegion(f"unknown region {name!r}") from None
     url = entry["database_url"]
-    return Region(name=name, root=Path(entry["dir"]).resolve(), server=parse_database_url(url) if url else None)
+    return Region(
+        name=name,
+        root=Path(entry["dir"]).resolve(),
+        server=parse_database_url(url) if url else None,
+        mirror_url=entry.get("mirror_url", ""),
+        backup_url=entry.get("backup_url", ""),
+        files_url=entry.get("files_url", ""),
+    )
 
 
 def all_regions() -> list[Region]:

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class BackupsConfig(AppConfig):
+    name = "vouch.backups"
+    label = "backups"
+    verbose_name = "Mirroring, backups, restores and drills"
+    default_auto_field = "django.db.models.BigAutoField"
