@@ -95,6 +95,13 @@ def health(request: HttpRequest) -> JsonResponse:
         _record_unrecorded_events()
     healthy = all(v == "ok" for v in checks.values())
     body: dict = {"status": "ok" if healthy else "error", "checks": checks}
+    if checks["database"] == "ok":
+        from vouch.backups import health as data_safety
+
+        # Backups, mirror, replication: shown, and "degraded", but never a 503 (see there).
+        body["data_safety"] = data_safety.report()
+        if healthy and data_safety.degraded(body["data_safety"]):
+            body["status"] = "degraded"
     if not healthy:
         # Which component is down, in the words an operator searches the logs for.
         names = {
