@@ -9,6 +9,7 @@ the configuration holds the S3 secret, so it is 0600."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,10 @@ def configure(backrest: PgBackRest, s3: SeaweedFS, bucket: str, cluster: Private
         "repo1-s3-uri-style=path",
         "repo1-path=/pgbackrest",
         "repo1-retention-full=2",
+        # As docs/postgresql.md says: the archive holds personal data, encrypted before upload.
+        "repo1-cipher-type=aes-256-cbc",
+        f"repo1-cipher-pass={secrets.token_urlsafe(32)}",
+        "compress-type=zst",
         f"lock-path={root / 'lock'}",
         f"log-path={root / 'log'}",
         f"spool-path={root / 'spool'}",

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -53,15 +54,18 @@ class Archived:
     s3: SeaweedFS
     bucket: str
 
-    def objects(self, prefix: str) -> list[str]:
-        client = boto3.client(
+    @property
+    def client(self):
+        return boto3.client(
             "s3",
             endpoint_url=self.s3.endpoint,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
             region_name="us-east-1",
         )
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+
+    def objects(self, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     def switch_wal(self) -> str:
@@ -130,7 +134,10 @@ def test_wal_is_archived_into_the_bucket_and_vouch_reads_it(watched):
     assert reading.archiver.waiting == 0
     # It is in the bucket, where pgBackRest put it (compressed, named with its checksum).
     keys = watched.objects("pgbackrest/archive/vouch/")
-    assert any(key.rsplit("/", 1)[-1].startswith(segment + "-") for key in keys), keys
+    (key,) = [key for key in keys if key.rsplit("/", 1)[-1].startswith(segment + "-")]
+    # Encrypted by pgBackRest before upload (OpenSSL's salted format), not a readable WAL file.
+    body = watched.client.get_object(Bucket=watched.bucket, Key=key)["Body"].read()
+    assert body.startswith(b"Salted__") and key.endswith(".zst")
     items = replication.assess([reading])
     assert items["archiving"]["state"] == "ok"
     assert items["archiving"]["detail"].startswith("last WAL archived")
@@ -241,6 +248,37 @@ def test_standby_lag_is_read_and_a_stopped_standby_is_degraded(watched, settings
         assert items["replication"]["detail"] == "0 standbys streaming (1 expected)"
     finally:
         remove(standby)
+
+
+def test_healthz_never_waits_for_a_server_that_stopped_answering(watched, settings, monkeypatch):
+    """A region whose server accepts connections but never answers (hung, or a network
+    that drops packets): /healthz answers from the last readings while a background
+    thread waits for it."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # connections complete in the kernel; nobody ever answers them
+    settings.VOUCH_REGIONS = ["eu", "us"]
+    us_url = f"postgres://postgres@127.0.0.1:{hung.getsockname()[1]}/postgres"
+    us = {"database_url": us_url, "dir": "/nonexistent"}
+    settings.VOUCH_REGION_CONFIG = {**settings.VOUCH_REGION_CONFIG, "us": us}
+    try:
+        started = time.monotonic()
+        items = replication.health()  # the first answer has to read
+        first = time.monotonic() - started
+        assert first >= replication.CONNECT_TIMEOUT_SECONDS - 0.5
+        assert items["archiving"]["state"] == "degraded"
+        assert "region us: cannot connect" in items["archiving"]["detail"]
+        assert str(hung.getsockname()[1]) not in str(items)  # /healthz is public: no addresses
+        last = replication.recent_readings()
+        assert replication.recent_readings() is last  # within CACHE_SECONDS: not read again
+
+        monkeypatch.setattr(replication, "CACHE_SECONDS", 0.0)
+        started = time.monotonic()
+        assert replication.health() == items  # expired: the old answer, at once, and a refresh starts
+        assert time.monotonic() - started < 1.0
+        wait_for(lambda: replication.recent_readings() is not last, "the background refresh", timeout=30)
+    finally:
+        hung.close()
 
 
 @pytest.mark.django_db

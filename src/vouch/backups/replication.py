@@ -4,8 +4,9 @@ server and on each region's company database server.
 
 Vouch does not run these (docs/postgresql.md sets them up step by step); it reads what
 each primary says about its standbys and its archiver, for /healthz, ``vouch backup
-status`` and the operators' page. The readings are kept a few seconds, so a load
-balancer polling /healthz does not open a connection to every server each time.
+status`` and the operators' page. For /healthz the readings are kept a few seconds
+and refreshed in the background, so a load balancer polling it neither opens a
+connection to every server each time nor waits for a server that stopped answering.
 
 What counts as healthy is configuration: VOUCH_PG_STANDBYS (streaming standbys each
 server must have), VOUCH_PG_ARCHIVING (required or optional) and VOUCH_PG_MAX_LAG_SECONDS
@@ -169,18 +170,44 @@ def _read(connection, server: Server) -> Reading:
 
 _lock = threading.Lock()
 _cache: dict[str, tuple[float, tuple[Server, ...], list[Reading]]] = {}
+_refreshing = threading.Event()
 
 
 def readings(max_age: float = CACHE_SECONDS) -> list[Reading]:
     """Every server's reading, at most ``max_age`` seconds old (0: read them now)."""
     wanted = tuple(servers())
-    with _lock:  # one thread reads; the others wait for its answer
+    with _lock:
         cached = _cache.get("readings")
-        if cached and cached[1] == wanted and time.monotonic() - cached[0] < max_age:
-            return cached[2]
-        fresh = [read(server) for server in wanted]
+    if cached and cached[1] == wanted and time.monotonic() - cached[0] < max_age:
+        return cached[2]
+    fresh = [read(server) for server in wanted]  # outside the lock: others keep the old answer meanwhile
+    with _lock:
         _cache["readings"] = (time.monotonic(), wanted, fresh)
-        return fresh
+    return fresh
+
+
+def recent_readings() -> list[Reading]:
+    """For /healthz: the last readings, refreshed in the background once older than
+    CACHE_SECONDS, so a server that stopped answering (each read waits up to
+    CONNECT_TIMEOUT_SECONDS) never holds up the probe. Only the very first call reads."""
+    wanted = tuple(servers())
+    with _lock:
+        cached = _cache.get("readings")
+    if not cached or cached[1] != wanted:
+        return readings()
+    if time.monotonic() - cached[0] >= CACHE_SECONDS and not _refreshing.is_set():
+        _refreshing.set()
+        threading.Thread(target=_refresh, name="vouch-pg-health", daemon=True).start()
+    return cached[2]
+
+
+def _refresh() -> None:
+    try:
+        readings(max_age=0)
+    except Exception as exc:  # noqa: BLE001  (the next probe tries again; the old answer stays)
+        log.warning("postgresql mirroring refresh failed", error=str(exc))
+    finally:
+        _refreshing.clear()
 
 
 # --- what the readings mean -----------------------------------------------------------
@@ -252,7 +279,7 @@ def assess(found: list[Reading]) -> dict[str, dict[str, str]]:
 
 
 def health() -> dict[str, dict[str, str]]:
-    return assess(readings())
+    return assess(recent_readings())
 
 
 # --- text -----------------------------------------------------------------------------
