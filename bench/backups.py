@@ -115,7 +115,14 @@ def worker(companies: int, rounds: int) -> dict:
     for n in range(rounds):
         copy_times.append(baseline(n))
         started = time.perf_counter()
-        result = schedule.run_round()
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+
+            profile = cProfile.Profile()
+            result = profile.runcall(schedule.run_round)
+            profile.dump_stats(os.environ["BENCH_PROFILE"])
+        else:
+            result = schedule.run_round()
         backup_times.append(time.perf_counter() - started)
         assert result.ok and len(result.complete) == companies + 1, (result.pending, result.failed)
         sets += len(result.complete)

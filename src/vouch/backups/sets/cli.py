@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from django.db import DatabaseError
+
 from vouch.backups.models import BackupSet, BackupStatus
 
 
@@ -121,13 +123,17 @@ def cli_list(args: argparse.Namespace, out=None, err=None) -> int:
             waiting = waiting.filter(company_id=company.pk)
         elif label == "control database":
             waiting = waiting.filter(scope="control")
-        for row in waiting.order_by("taken_at"):
+        try:
+            waiting = list(waiting.order_by("taken_at"))
+        except DatabaseError:  # no control database (being restored): the target alone
+            waiting = []
+        for row in waiting:
             who = f"company {row.company_id}  " if row.company_id and not args.company else ""
             print(
                 f"  {row.taken_at:%Y-%m-%d %H:%M:%S}Z  {who}{row.pk}  {_size(row.size_bytes):>10}  "
                 "pending (in this server's spool, waiting for the target)",
                 file=out,
             )
-        if not sets and not waiting.exists():
+        if not sets and not waiting:
             print("  no backup sets", file=out)
     return code

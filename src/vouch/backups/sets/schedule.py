@@ -119,9 +119,11 @@ def retry_pending(result: RoundResult, *, company=None, progress: Callable[[int]
     if company is not None:
         rows = rows.filter(company_id=company.pk)
     for row in rows:
-        if not (writer.spool_dir(row.pk) / "manifest").exists() and not row.error:
-            # Being taken right now (by another process), or its process died midway.
+        if not row.error:
+            # Never tried: being taken right now (by another process), or its process died
+            # midway (its spool was not made durable: not to be trusted).
             if row.taken_at < timezone.now() - INTERRUPTED_AFTER:
+                shutil.rmtree(writer.spool_dir(row.pk), ignore_errors=True)
                 writer.fail(row, "interrupted while it was being taken")
                 result.add(row)
             continue
@@ -138,9 +140,6 @@ def _take(result: RoundResult, take: Callable[..., BackupSet], target: str, now)
     row = take(now=now, upload_now=target not in result.down)
     if row.status == BackupStatus.PENDING:
         result.down.setdefault(target, row.error)
-        if not row.error:  # not tried: its target already failed in this round
-            row.error = f"target unavailable: {result.down[target]}"[:2000]
-            row.save(update_fields=["error"])
         _supersede(row)
     result.add(row)
     return row

@@ -78,9 +78,19 @@ def _write_private(path: Path, chunks: Iterable[bytes]) -> int:
         for chunk in chunks:
             out.write(chunk)
             size += len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+    # Not synced here: most sets leave the spool at once. One that has to wait is synced
+    # then (_keep); one cut short by a crash before that fails authentication if read.
     return size
+
+
+def _keep(spool: Path) -> None:
+    """Make a set that waits for its target durable in the spool."""
+    for path in [*spool.rglob("*"), spool]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _counting(chunks: Iterable[bytes], progress: Progress) -> Iterator[bytes]:
@@ -184,6 +194,10 @@ def _take(*, scope, company_id, region, target, snapshot_of, files, now, upload_
     if upload_now:
         with contextlib.suppress(StoreUnavailable):  # pending, kept in the spool: retried later
             upload(row, progress=progress)
+    else:  # its target already failed in this round: straight to waiting
+        _keep(spool)
+        row.error = "target unavailable (it failed earlier in this round); waiting to be retried"
+        row.save(update_fields=["error"])
     return row
 
 
@@ -221,6 +235,7 @@ def upload(row: BackupSet, *, store=None, progress: Progress = None) -> BackupSe
         # Last: a set is complete (and listed as such) only once all its objects are there.
         store.put_file(manifest_key(row.location), spool / "manifest")
     except StoreUnavailable as exc:
+        _keep(spool)
         row.error = f"target unavailable: {exc}"[:2000]
         row.save(update_fields=["attempts", "error"])
         log.warning("backup target unavailable; set kept for retry", set=str(row.pk), error=str(exc))
