@@ -42,7 +42,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow")
+SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "backups")
 
 
 def parse_duration(text: str) -> float:
@@ -406,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nreference workflow (bench/workflow.py)", flush=True)
         sectioned["workflow"] = workflow_bench.measure(args, sys.modules[__name__])
         rows += workflow_bench.table_rows(sectioned["workflow"])
+    # Encrypted backups: a round of 1,000 companies vs a plain copy of the same files (bench/backups.py).
+    if "backups" in sections:
+        import backups as backups_bench
+
+        print("\nencrypted backups (bench/backups.py)", flush=True)
+        sectioned["backups"] = backups_bench.measure()
+        rows += backups_bench.table_rows(sectioned["backups"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
@@ -420,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(vault.describe(sectioned["vault"])))
     if "workflow" in sectioned:
         print("\n" + "\n".join(workflow_bench.describe(sectioned["workflow"])))
+    if "backups" in sectioned:
+        print("\n" + "\n".join(backups_bench.describe(sectioned["backups"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -440,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         results.get("targets", {}),
         sectioned.get("vault", {}).get("targets", {}),
         sectioned.get("workflow", {}).get("targets", {}),
+        sectioned.get("backups", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)
