@@ -18,7 +18,11 @@ from pathlib import Path
 from vouch.backups.mirror import plan, state
 from vouch.objectstore import StoreError, open_store
 
-_LTX = re.compile(r"^(?:(?P<db>[^/]+)/)?ltx/(?P<level>\d+)/(?P<min>[0-9a-f]{16})-(?P<max>[0-9a-f]{16})\.ltx$")
+# Litestream's file names: ltx/<level>/<min>-<max>.ltx in a directory (and locally),
+# <level as 4 hex digits>/<min>-<max>.ltx in a bucket.
+_LTX = re.compile(
+    r"^(?:(?P<db>[^/]+)/)?(?:ltx/(?P<level>\d+)|(?P<hexlevel>[0-9a-f]{4}))/(?P<min>[0-9a-f]{16})-(?P<max>[0-9a-f]{16})\.ltx$"
+)
 # Behind for longer than this is a problem worth an exit code 1.
 LAG_PROBLEM_SECONDS = 10.0
 

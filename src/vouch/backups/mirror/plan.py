@@ -74,6 +74,18 @@ def litestream_binary() -> Path:
     return Path(found)
 
 
+def litestream_environment() -> dict[str, str]:
+    """The environment Litestream runs in: Vouch's, except AWS_CA_BUNDLE. Litestream 0.5's
+    S3 client refuses to start when it is set ("unable to add custom RootCAs
+    HTTPClient"); Go reads the same bundle from SSL_CERT_FILE, so it goes there (unless
+    SSL_CERT_FILE is set already)."""
+    environment = dict(os.environ)
+    bundle = environment.pop("AWS_CA_BUNDLE", "")
+    if bundle:
+        environment.setdefault("SSL_CERT_FILE", bundle)
+    return environment
+
+
 def control_database() -> Path | None:
     """The control database's file, when it is SQLite."""
     database = settings.DATABASES["default"]

@@ -110,6 +110,7 @@ class MirrorProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=plan.litestream_environment(),
             text=True,
             errors="replace",
         )

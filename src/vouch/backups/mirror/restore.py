@@ -32,8 +32,9 @@ class TooEarly(RestoreError):
 
 
 def _has_copy(url: str) -> bool:
+    # Litestream's files: ltx/<level>/<txids>.ltx in a directory, <level as %04x>/... in S3.
     try:
-        return any(True for _ in open_store(url).list("ltx/"))
+        return any(info.key.endswith(".ltx") for info in open_store(url).list(""))
     except StoreError as exc:
         raise RestoreError(f"the mirror cannot be read: {exc}") from exc
 
@@ -65,7 +66,14 @@ def restore_database(source: Path, to: Path, at: datetime | None = None) -> Path
         command += ["-timestamp", moment.isoformat().replace("+00:00", "Z")]
     command.append(plan.litestream_url(url))
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=RESTORE_TIMEOUT_SECONDS, check=False)
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=RESTORE_TIMEOUT_SECONDS,
+            check=False,
+            env=plan.litestream_environment(),
+        )
     except subprocess.TimeoutExpired as exc:
         partial.unlink(missing_ok=True)
         raise RestoreError(f"the restore of {source} took longer than {RESTORE_TIMEOUT_SECONDS} s") from exc
