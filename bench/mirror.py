@@ -28,55 +28,24 @@ from __future__ import annotations
 import os
 import sqlite3
 import statistics
-import struct
 import threading
 import time
 import uuid
 from pathlib import Path
+
+from vouch.backups.mirror.lag import WalCursor, ltx_reach
 
 TARGET_RECOVERY_P99_MS = 1000.0
 TARGET_THROUGHPUT_RATIO = 0.9
 REFEREES = 100
 PROBE_EVERY = 0.05
 POLL_SECONDS = 0.005
-WAL_HEADER = 32
-FRAME_HEADER = 24
 
 
 def say(text: str) -> None:
     import sys
 
     print(text, file=sys.stderr, flush=True)
-
-
-class WalCursor:
-    """The end of the WAL's last committed transaction, read from frame headers."""
-
-    def __init__(self, wal: Path) -> None:
-        self.wal, self.salts, self.offset = wal, None, WAL_HEADER
-
-    def committed_end(self) -> tuple[tuple[int, int], int]:
-        with open(self.wal, "rb") as handle:
-            header = handle.read(WAL_HEADER)
-            page_size = struct.unpack(">I", header[8:12])[0]
-            salts = struct.unpack(">II", header[16:24])
-            if salts != self.salts:  # restarted after a checkpoint: frames start again
-                self.salts, self.offset = salts, WAL_HEADER
-            frame = FRAME_HEADER + page_size
-            position, end = self.offset, self.offset
-            while True:
-                handle.seek(position)
-                head = handle.read(FRAME_HEADER)
-                if len(head) < FRAME_HEADER:
-                    break
-                _, commit, salt1, salt2 = struct.unpack(">IIII", head[:16])
-                if (salt1, salt2) != salts:
-                    break
-                position += frame
-                if commit:
-                    end = position
-            self.offset = end
-            return salts, end
 
 
 class MirrorWatch:
@@ -104,14 +73,11 @@ class MirrorWatch:
                 if name in self.seen:
                     continue
                 try:
-                    with open(self.level0 / name, "rb") as handle:
-                        header = handle.read(100)
+                    salts, reach = ltx_reach(self.level0 / name)
                 except FileNotFoundError:
                     continue
                 self.seen.add(name)
-                offset, size = struct.unpack(">qq", header[48:64])
-                salts = struct.unpack(">II", header[64:72])
-                self.reached[salts] = max(self.reached.get(salts, 0), offset + size)
+                self.reached[salts] = max(self.reached.get(salts, 0), reach)
             now = time.monotonic()
             with self.lock:
                 left = []

@@ -144,3 +144,37 @@ def test_serve_mirror_off_runs_no_litestream(tmp_path):
         assert _health(live)["data_safety"]["mirror"]["state"] == "off"
     finally:
         cleanup(live)
+
+
+def test_mirror_status_says_what_is_mirrored_where_and_how_far_behind(server, tmp_path):
+    company_id, database = _new_company(server)
+    writer = Writer(database)
+    written = [writer.write() for _ in range(3)]
+    writer.close()
+    wait_for(lambda: restored_rows(server.env, database, tmp_path) == written, 60, "the rows in the mirror")
+    status = wait_for(
+        lambda: (r := server.vouch("mirror", "status", check=False)).returncode == 0 and r, 30, "mirror status to say 0"
+    )
+    assert "Mirror process: ok" in status.stdout
+    assert f"region eu: {server.data_dir}/regions/eu/companies -> {server.data_dir}/mirror/regions/eu" in status.stdout
+    assert "control database" in status.stdout and "fully copied" in status.stdout
+    # A change Litestream has not copied shows as behind: stop it (SIGSTOP), write, look.
+    pid = mirror_state(server.data_dir)["pid"]
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        writer = Writer(database)
+        writer.write()
+        writer.close()
+        behind = server.vouch("mirror", "status", check=False)
+        # Litestream has not even read it from the WAL: the database is behind, and named.
+        assert "1 behind" in behind.stdout, behind.stdout
+        assert f"{database.name}: local txid" in behind.stdout
+        assert "newer commits in its WAL not yet taken" in behind.stdout
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+def test_a_second_mirror_of_the_same_data_is_refused(server):
+    result = server.vouch("mirror", "run", check=False)
+    assert result.returncode == 1
+    assert "already runs" in result.stderr
