@@ -27,6 +27,7 @@ Run alone: .venv/bin/python bench/run.py --only mirror   (quick: --duration 3s -
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import statistics
@@ -120,6 +121,12 @@ def probe(database: Path, watch: MirrorWatch, stop: threading.Event) -> None:
         connection.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -166,7 +173,12 @@ def measure(args, bench) -> dict:
             # load drifts); nothing else of the bench's runs meanwhile.
             order = list(servers) if round_number % 2 else list(reversed(servers))
             for name in order:
+                litestream = json.loads((Path(on.data_dir) / "mirror-state.json").read_text())["pid"]
+                before = cpu_seconds(litestream)
                 measured = autosaves(name)
+                if name == "mirror_on":
+                    # What the mirror costs, whatever else the machine runs: Litestream's CPU.
+                    measured["litestream_cpu_share"] = (cpu_seconds(litestream) - before) / args.duration
                 measured["round"] = round_number
                 runs[name].append(measured)
                 say(
@@ -200,6 +212,8 @@ def measure(args, bench) -> dict:
         results["throughput_ratio"] = medians["mirror_on"]["requests_per_s"] / medians["mirror_off"]["requests_per_s"]
         pairs = zip(runs["mirror_on"], runs["mirror_off"], strict=True)
         results["throughput_ratio_per_round"] = [on["requests_per_s"] / off["requests_per_s"] for on, off in pairs]
+        shares = [run["litestream_cpu_share"] for run in runs["mirror_on"]]
+        results["litestream_cpu_share"] = statistics.median(shares)
         results["recovery_point_ms"] = {
             "samples": len(samples),
             "missed": missed,
@@ -253,5 +267,5 @@ def describe(results: dict) -> list[str]:
         f"mirror: autosave throughput with the mirror on / off: {results['throughput_ratio']:.2f} "
         f"(target >= {TARGET_THROUGHPUT_RATIO}: {verdict[met['autosave_mirror_ratio']]}; per round "
         + ", ".join(f"{ratio:.2f}" for ratio in results["throughput_ratio_per_round"])
-        + ")",
+        + f"); Litestream used {results['litestream_cpu_share'] * 100:.1f}% of a core meanwhile (median)",
     ]

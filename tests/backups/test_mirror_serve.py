@@ -78,14 +78,37 @@ def test_health_reports_the_running_mirror(server):
     assert config.st_mode & 0o777 == 0o600
 
 
-def test_a_deleted_database_is_restored_from_the_mirror_while_the_server_runs(server, tmp_path):
+def test_the_control_database_is_restored_from_the_mirror(server, tmp_path):
+    email = f"control-{uuid.uuid4().hex[:8]}@example.com"
+    helpers.create_member(server, email, "Control Mirror")
+    control = server.data_dir / "control.sqlite3"
+
+    def restored_has_user() -> bool:
+        target = tmp_path / f"control-{uuid.uuid4().hex}.sqlite3"
+        if "ok" not in restore(server.env, control, target):
+            return False
+        import sqlite3
+
+        connection = sqlite3.connect(target)
+        try:
+            return connection.execute("SELECT count(*) FROM accounts_user WHERE email = ?", [email]).fetchone()[0] == 1
+        finally:
+            connection.close()
+
+    wait_for(restored_has_user, 60, "the new account in the control database's mirror")
+
+
+@pytest.mark.parametrize("order", [("", "-wal", "-shm"), ("-wal", "-shm", "")], ids=["database-first", "wal-first"])
+def test_a_deleted_database_is_restored_from_the_mirror_while_the_server_runs(server, tmp_path, order):
     company_id, database = _new_company(server)
     writer = Writer(database)
     written = [writer.write() for _ in range(20)]
     writer.close()
     wait_for(lambda: restored_rows(server.env, database, tmp_path) == written, 60, "the rows in the mirror")
-    # The file is lost (a mistaken rm, a bad deploy) while the server keeps running.
-    for suffix in ("", "-wal", "-shm"):
+    # The file is lost (a mistaken rm, a bad deploy) while the server keeps running. With
+    # its WAL gone first, Litestream 0.5 cannot let go of the database and would ignore a
+    # new file at its path: the supervisor restarts it (a "reopen").
+    for suffix in order:
         database.with_name(database.name + suffix).unlink(missing_ok=True)
     assert not database.exists()
     assert helpers.request(server, "GET", "/livez").status == 200
