@@ -201,3 +201,16 @@ def test_a_second_mirror_of_the_same_data_is_refused(server):
     result = server.vouch("mirror", "run", check=False)
     assert result.returncode == 1
     assert "already runs" in result.stderr
+
+
+def test_on_postgresql_serve_says_nothing_is_mirrored_by_vouch():
+    if os.environ.get("VOUCH_TEST_SERVICES") != "1":
+        pytest.skip("the service path (PostgreSQL) only")
+    live = make_server(services=True).start()
+    try:
+        wait_for(lambda: "Nothing is mirrored by Vouch" in live.log(), 30, "serve to say nothing is mirrored")
+        assert not (live.data_dir / "litestream.yml").exists()
+        mirror = _health(live)["data_safety"]["mirror"]
+        assert mirror["state"] == "off" and "PostgreSQL" in mirror["detail"]
+    finally:
+        cleanup(live)
