@@ -214,3 +214,21 @@ def test_on_postgresql_serve_says_nothing_is_mirrored_by_vouch():
         assert mirror["state"] == "off" and "PostgreSQL" in mirror["detail"]
     finally:
         cleanup(live)
+
+
+def test_restore_as_of_a_moment_between_two_writes(server, tmp_path):
+    from datetime import UTC, datetime
+
+    company_id, database = _new_company(server)
+    writer = Writer(database)
+    before = [writer.write() for _ in range(3)]
+    wait_for(lambda: restored_rows(server.env, database, tmp_path) == before, 60, "the first writes mirrored")
+    moment = datetime.now(UTC)
+    # The next writes are made strictly later than the moment (Litestream stamps in ms).
+    wait_for(lambda: (datetime.now(UTC) - moment).total_seconds() > 0.05, 5, "the clock to move on")
+    after = [writer.write() for _ in range(3)]
+    writer.close()
+    wait_for(lambda: restored_rows(server.env, database, tmp_path) == before + after, 60, "the later writes mirrored")
+    as_of = tmp_path / "as-of.sqlite3"
+    assert restore(server.env, database, as_of, at=moment.isoformat()) == {"ok": str(as_of)}
+    assert probe_rows(as_of) == before
