@@ -139,11 +139,12 @@ class MirrorProcess:
         elif self.process is not None and self.process.poll() is not None:
             code = self.process.returncode
             self.process = None
-            self.delay = self.delay * 2 if now - self.started_at < 60 else RESTART_DELAY
-            self.delay = min(self.delay, RESTART_DELAY_MAX)
-            self.restart_at = now + self.delay
+            # Dying again soon after a start waits twice as long each time; else 1 s again.
+            delay = self.delay if now - self.started_at < 60 else RESTART_DELAY
+            self.restart_at = now + delay
+            self.delay = min(delay * 2, RESTART_DELAY_MAX)
             print(
-                f"The mirror (Litestream) stopped (exit {code}); restarting it in {self.delay:.0f} s.",
+                f"The mirror (Litestream) stopped (exit {code}); restarting it in {delay:.0f} s.",
                 file=self.echo,
                 flush=True,
             )
