@@ -232,3 +232,17 @@ def test_restore_as_of_a_moment_between_two_writes(server, tmp_path):
     as_of = tmp_path / "as-of.sqlite3"
     assert restore(server.env, database, as_of, at=moment.isoformat()) == {"ok": str(as_of)}
     assert probe_rows(as_of) == before
+
+
+def test_a_mirror_url_litestream_cannot_use_is_said_at_start_and_in_health():
+    if os.environ.get("VOUCH_TEST_SERVICES") == "1":
+        pytest.skip("embedded default only")
+    live = make_server(extra_env={"VOUCH_REGION_EU_MIRROR_URL": "ftp://example.com/mirror"}, services=False).start()
+    try:
+        wait_for(lambda: "The mirror is not started" in live.log(), 30, "serve to say the mirror is not started")
+        assert "VOUCH_REGION_EU_MIRROR_URL" in live.log()
+        mirror = _health(live)["data_safety"]["mirror"]
+        assert mirror["state"] == "degraded" and "VOUCH_REGION_EU_MIRROR_URL" in mirror["detail"], mirror
+        assert helpers.request(live, "GET", "/livez").status == 200  # the site itself serves
+    finally:
+        cleanup(live)

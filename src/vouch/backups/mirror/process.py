@@ -257,8 +257,13 @@ def start_for_serve(echo: IO[str] | None = None) -> MirrorProcess | None:
         return None
     try:
         mirror = MirrorProcess(echo=echo)
-    except (MirrorBusy, plan.MirrorConfigError) as exc:
+    except MirrorBusy as exc:  # `vouch mirror run` has it: its state file says how it is
+        print(f"The mirror is not started here: {exc}.", file=echo, flush=True)
+        return None
+    except plan.MirrorConfigError as exc:
         print(f"The mirror is not started: {exc}.", file=echo, flush=True)
+        # Health says so (degraded) until a start with a usable configuration.
+        state.write({"running": False, "refused": str(exc), "confirmed_at": time.time()})
         return None
     warning = plan.same_disk_warning()
     if warning:
