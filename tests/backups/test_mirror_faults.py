@@ -42,9 +42,11 @@ from tests.server.test_disk_full import _fill, _mount_tmpfs
 
 pytestmark = pytest.mark.server
 
-# The recovery point the docs promise on the embedded default (bench/mirror.py measures
-# its p99, well under this on an idle machine).
-RECOVERY_POINT_SECONDS = 1.0
+# bench/mirror.py measures the recovery point's p99 (target 1 s; 0.4-0.6 s measured on a
+# loaded machine, largest single sample 0.99 s). This test bounds every write, not the
+# 99th percentile, while the whole suite loads both cores: 2 s keeps it from failing on
+# the machine's noise, and a mirror that waits 3 s between uploads still fails it.
+RECOVERY_POINT_SECONDS = 2.0
 
 
 @pytest.fixture
