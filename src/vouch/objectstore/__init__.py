@@ -18,6 +18,7 @@ Vouch's callers one shape for both places and one error for "the store is unreac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 CHUNK_BYTES = 1024 * 1024
+PART_BYTES = 8 * 1024 * 1024  # S3 multipart part size (at least 5 MiB but the last)
 
 
 class StoreError(Exception):
@@ -40,6 +42,11 @@ class StoreUnavailable(StoreError):
 
 class ObjectMissing(StoreError, KeyError):
     """No object under that key."""
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write found the object changed or gone since it was read (S3
+    ``If-Match``): the newer state is kept and the write is dropped."""
 
 
 @dataclass(frozen=True)
@@ -240,15 +247,92 @@ class S3Store:
         from boto3.s3.transfer import TransferConfig
 
         reader = _ChunkReader(chunks)
-        # Multipart above 8 MiB: at most a few parts are in memory at once, whatever the size.
-        config = TransferConfig(multipart_threshold=8 * 1024 * 1024, max_concurrency=2)
+        # Multipart above 8 MiB: at most a few parts are in memory at once, whatever the
+        # size (s3transfer reads up to ``max_in_memory_upload_chunks`` parts of a stream
+        # ahead; its default of 10 would hold an 80 MiB file whole).
+        config = TransferConfig(
+            multipart_threshold=PART_BYTES,
+            multipart_chunksize=PART_BYTES,
+            max_concurrency=2,
+            max_in_memory_upload_chunks=2,
+        )
         self._call(f"write {key}", self._client.upload_fileobj, reader, self.bucket, self._key(key), Config=config)
         return reader.size
 
     def put_file(self, key: str, source: Path) -> int:
         return self.put(key, _read_chunks(source))
 
+    def put_if_match(self, key: str, chunks: Iterable[bytes], etag: str) -> int:
+        """Write ``key`` only if it still has ``etag`` (compare-and-swap); raises
+        ``PreconditionFailed`` if it was replaced or deleted meanwhile. Streamed: one
+        part (8 MiB) in memory at a time. boto3's managed upload cannot send If-Match,
+        so the multipart upload is driven here; the condition is checked when the
+        upload completes, so nothing replaces a newer object at any point."""
+        full = self._key(key)
+        reader = _ChunkReader(chunks)
+        first = reader.read(PART_BYTES)
+        following = reader.read(PART_BYTES) if len(first) == PART_BYTES else b""
+        if not following:
+            self._conditional(key, self._client.put_object, Bucket=self.bucket, Key=full, Body=first, IfMatch=etag)
+            return reader.size
+        upload = self._call(f"write {key}", self._client.create_multipart_upload, Bucket=self.bucket, Key=full)
+        upload_id, parts = upload["UploadId"], []
+        try:
+            pending = [first, following]
+            del first, following  # two parts held at most, then one
+            while pending or (part := reader.read(PART_BYTES)):
+                if pending:
+                    part = pending.pop(0)
+                number = len(parts) + 1
+                done = self._call(
+                    f"write {key}",
+                    self._client.upload_part,
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                )
+                parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                del part
+            self._conditional(
+                key,
+                self._client.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfMatch=etag,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+            raise
+        return reader.size
+
+    def _conditional(self, key: str, function, **kwargs) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(f"write {key}", function, **kwargs)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+                "412",
+                "409",
+            ):
+                raise PreconditionFailed(f"{key} changed or was deleted since it was read") from None
+            raise
+        except ObjectMissing:  # AWS answers If-Match on a missing key with 404
+            raise PreconditionFailed(f"{key} was deleted since it was read") from None
+
     def open(self, key: str) -> Iterator[bytes]:
+        return self.open_tagged(key)[1]
+
+    def open_tagged(self, key: str) -> tuple[str, Iterator[bytes]]:
+        """The object's ETag (for :meth:`put_if_match`) and its chunks, from one GET."""
         response = self._call(f"read {key}", self._client.get_object, Bucket=self.bucket, Key=self._key(key))
         body = response["Body"]
 
@@ -262,7 +346,7 @@ class S3Store:
             finally:
                 body.close()
 
-        return chunks()
+        return response["ETag"], chunks()
 
     def get(self, key: str) -> bytes:
         return b"".join(self.open(key))
