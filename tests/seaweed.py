@@ -122,7 +122,10 @@ class SeaweedFS:
                 raise RuntimeError(f"SeaweedFS exited: {(self.root / 'weed.log').read_text()[-2000:]}")
             try:
                 # A write proves the volume server is up too, not only the gateway.
-                client.create_bucket(Bucket="vouch-ready-probe")
+                with contextlib.suppress(
+                    client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+                ):
+                    client.create_bucket(Bucket="vouch-ready-probe")  # made by an earlier start
                 client.put_object(Bucket="vouch-ready-probe", Key="probe", Body=b"ok")
                 return
             except Exception as exc:  # noqa: BLE001  (not up yet)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 CHUNK_BYTES = 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart part size (at least 5 MiB but the last)
+SPOOL_BYTES = 1024 * 1024  # a part larger than this waits in a temporary file, not in memory
 
 
 class StoreError(Exception):
@@ -163,29 +165,6 @@ def _read_chunks(source: Path) -> Iterator[bytes]:
             yield block
 
 
-class _ChunkReader:
-    """A read()-able object over an iterator of chunks, for boto3's streaming upload."""
-
-    def __init__(self, chunks: Iterable[bytes]):
-        self._chunks = iter(chunks)
-        self._buffer = bytearray()
-        self.size = 0
-
-    def read(self, amount: int = -1) -> bytes:
-        while amount < 0 or len(self._buffer) < amount:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                break
-            self._buffer += chunk
-            self.size += len(chunk)
-        if amount < 0:
-            amount = len(self._buffer)
-        data = bytes(self._buffer[:amount])
-        del self._buffer[:amount]
-        return data
-
-
 class S3Store:
     """Objects in an S3-compatible bucket, under an optional prefix."""
 
@@ -244,57 +223,67 @@ class S3Store:
             self._call("create the bucket", self._client.create_bucket, Bucket=self.bucket)
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
-        from boto3.s3.transfer import TransferConfig
-
-        reader = _ChunkReader(chunks)
-        # Multipart above 8 MiB: at most a few parts are in memory at once, whatever the
-        # size (s3transfer reads up to ``max_in_memory_upload_chunks`` parts of a stream
-        # ahead; its default of 10 would hold an 80 MiB file whole).
-        config = TransferConfig(
-            multipart_threshold=PART_BYTES,
-            multipart_chunksize=PART_BYTES,
-            max_concurrency=2,
-            max_in_memory_upload_chunks=2,
-        )
-        self._call(f"write {key}", self._client.upload_fileobj, reader, self.bucket, self._key(key), Config=config)
-        return reader.size
+        return self._upload(key, chunks)
 
     def put_file(self, key: str, source: Path) -> int:
         return self.put(key, _read_chunks(source))
 
     def put_if_match(self, key: str, chunks: Iterable[bytes], etag: str) -> int:
         """Write ``key`` only if it still has ``etag`` (compare-and-swap); raises
-        ``PreconditionFailed`` if it was replaced or deleted meanwhile. Streamed: one
-        part (8 MiB) in memory at a time. boto3's managed upload cannot send If-Match,
-        so the multipart upload is driven here; the condition is checked when the
-        upload completes, so nothing replaces a newer object at any point."""
+        ``PreconditionFailed`` if it was replaced or deleted meanwhile. The condition
+        is checked when the upload completes, so nothing ever replaces a newer object."""
+        return self._upload(key, chunks, if_match=etag)
+
+    def _upload(self, key: str, chunks: Iterable[bytes], if_match: str | None = None) -> int:
+        """One PUT for a small object, else a multipart upload of 8 MiB parts, one at a
+        time. Each part is spooled to a temporary file (ciphertext, when files are
+        written) that botocore reads in pieces to sign and send: memory stays at a few
+        MiB whatever the size. (boto3's managed upload held about four copies of each
+        part of a stream, and cannot send If-Match.)"""
         full = self._key(key)
-        reader = _ChunkReader(chunks)
-        first = reader.read(PART_BYTES)
-        following = reader.read(PART_BYTES) if len(first) == PART_BYTES else b""
-        if not following:
-            self._conditional(key, self._client.put_object, Bucket=self.bucket, Key=full, Body=first, IfMatch=etag)
-            return reader.size
+        condition = {"IfMatch": if_match} if if_match else {}
+        pieces = iter(chunks)
+        size = 0
+
+        def next_part() -> tempfile.SpooledTemporaryFile | None:
+            nonlocal size
+            part = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115  (closed by the caller)
+            written = 0
+            for piece in pieces:
+                part.write(piece)
+                written += len(piece)
+                if written >= PART_BYTES:
+                    break
+            size += written
+            part.seek(0)
+            if not written:
+                part.close()
+                return None
+            return part
+
+        first = next_part()
+        if first is None or size < PART_BYTES:  # the whole object in one part: a plain PUT
+            with first or tempfile.SpooledTemporaryFile() as body:
+                self._conditional(key, self._client.put_object, Bucket=self.bucket, Key=full, Body=body, **condition)
+            return size
         upload = self._call(f"write {key}", self._client.create_multipart_upload, Bucket=self.bucket, Key=full)
         upload_id, parts = upload["UploadId"], []
         try:
-            pending = [first, following]
-            del first, following  # two parts held at most, then one
-            while pending or (part := reader.read(PART_BYTES)):
-                if pending:
-                    part = pending.pop(0)
-                number = len(parts) + 1
-                done = self._call(
-                    f"write {key}",
-                    self._client.upload_part,
-                    Bucket=self.bucket,
-                    Key=full,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=part,
-                )
+            part = first
+            while part is not None:
+                with part:
+                    number = len(parts) + 1
+                    done = self._call(
+                        f"write {key}",
+                        self._client.upload_part,
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=part,
+                    )
                 parts.append({"PartNumber": number, "ETag": done["ETag"]})
-                del part
+                part = next_part()
             self._conditional(
                 key,
                 self._client.complete_multipart_upload,
@@ -302,13 +291,13 @@ class S3Store:
                 Key=full,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
-                IfMatch=etag,
+                **condition,
             )
         except BaseException:
             with contextlib.suppress(Exception):
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
             raise
-        return reader.size
+        return size
 
     def _conditional(self, key: str, function, **kwargs) -> None:
         from botocore.exceptions import ClientError

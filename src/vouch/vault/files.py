@@ -84,14 +84,21 @@ def _rechunk(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
 
 
 def encrypt_chunks(company_id: uuid.UUID, name: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The encrypted file, as a stream: the header, then one block per 64 KiB of ``chunks``."""
+    """The encrypted file, as a stream: the header, then one block per 64 KiB of ``chunks``.
+
+    The key is looked up now, in the caller's thread: the stream may be consumed by
+    another (boto3's upload threads), which must not open database connections."""
     version = keyring.keys_for(company_id).current_version
     salt = os.urandom(SALT_BYTES)
     header = MAGIC + bytes((FORMAT,)) + version.to_bytes(4, "big") + salt
     cipher = _file_cipher(company_id, name, version, salt)
-    yield header
-    for index, (plain, last) in enumerate(_rechunk(chunks)):
-        yield cipher.encrypt(_nonce(index, last), plain, header)
+
+    def blocks() -> Iterator[bytes]:
+        yield header
+        for index, (plain, last) in enumerate(_rechunk(chunks)):
+            yield cipher.encrypt(_nonce(index, last), plain, header)
+
+    return blocks()
 
 
 def encrypt_stream(company_id: uuid.UUID, name: str, chunks: Iterable[bytes], out: BinaryIO) -> int:
