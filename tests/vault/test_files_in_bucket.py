@@ -30,7 +30,9 @@ from vouch.vault.errors import DecryptionError
 from vouch.vault.files import CHUNK_BYTES, HEADER_BYTES, encrypted_storage, version_of
 from vouch.vault.rotation import rotate_company
 
-pytestmark = pytest.mark.django_db
+# keys_dir: rotation adds and destroys key versions in a key directory of the test's own, with a
+# one-second key cache (tests/vault/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keys_dir")]
 
 MARKER = b"CONFIDENTIAL-REFERENCE-FOR-ALICE-EXAMPLE "
 
