@@ -18,7 +18,9 @@ Vouch's callers one shape for both places and one error for "the store is unreac
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 CHUNK_BYTES = 1024 * 1024
+PART_BYTES = 8 * 1024 * 1024  # S3 multipart part size (at least 5 MiB but the last)
+SPOOL_BYTES = 1024 * 1024  # a part larger than this waits in a temporary file, not in memory
 
 
 class StoreError(Exception):
@@ -40,6 +44,11 @@ class StoreUnavailable(StoreError):
 
 class ObjectMissing(StoreError, KeyError):
     """No object under that key."""
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write found the object changed or gone since it was read (S3
+    ``If-Match``): the newer state is kept and the write is dropped."""
 
 
 @dataclass(frozen=True)
@@ -159,29 +168,6 @@ def _read_chunks(source: Path) -> Iterator[bytes]:
             yield block
 
 
-class _ChunkReader:
-    """A read()-able object over an iterator of chunks, for boto3's streaming upload."""
-
-    def __init__(self, chunks: Iterable[bytes]):
-        self._chunks = iter(chunks)
-        self._buffer = bytearray()
-        self.size = 0
-
-    def read(self, amount: int = -1) -> bytes:
-        while amount < 0 or len(self._buffer) < amount:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                break
-            self._buffer += chunk
-            self.size += len(chunk)
-        if amount < 0:
-            amount = len(self._buffer)
-        data = bytes(self._buffer[:amount])
-        del self._buffer[:amount]
-        return data
-
-
 class S3Store:
     """Objects in an S3-compatible bucket, under an optional prefix."""
 
@@ -240,18 +226,105 @@ class S3Store:
             self._call("create the bucket", self._client.create_bucket, Bucket=self.bucket)
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
-        from boto3.s3.transfer import TransferConfig
-
-        reader = _ChunkReader(chunks)
-        # Multipart above 8 MiB: at most a few parts are in memory at once, whatever the size.
-        config = TransferConfig(multipart_threshold=8 * 1024 * 1024, max_concurrency=2)
-        self._call(f"write {key}", self._client.upload_fileobj, reader, self.bucket, self._key(key), Config=config)
-        return reader.size
+        return self._upload(key, chunks)
 
     def put_file(self, key: str, source: Path) -> int:
         return self.put(key, _read_chunks(source))
 
+    def put_if_match(self, key: str, chunks: Iterable[bytes], etag: str) -> int:
+        """Write ``key`` only if it still has ``etag`` (compare-and-swap); raises
+        ``PreconditionFailed`` if it was replaced or deleted meanwhile. The condition
+        is checked when the upload completes, so nothing ever replaces a newer object."""
+        return self._upload(key, chunks, if_match=etag)
+
+    def _upload(self, key: str, chunks: Iterable[bytes], if_match: str | None = None) -> int:
+        """One PUT for a small object, else a multipart upload of 8 MiB parts, one at a
+        time. Each part is spooled to a temporary file (ciphertext, when files are
+        written) that botocore reads in pieces to sign and send: memory stays at a few
+        MiB whatever the size. (boto3's managed upload held about four copies of each
+        part of a stream, and cannot send If-Match.)"""
+        full = self._key(key)
+        condition = {"IfMatch": if_match} if if_match else {}
+        pieces = iter(chunks)
+        size = 0
+
+        def next_part() -> tempfile.SpooledTemporaryFile | None:
+            nonlocal size
+            part = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115  (closed by the caller)
+            written = 0
+            for piece in pieces:
+                part.write(piece)
+                written += len(piece)
+                if written >= PART_BYTES:
+                    break
+            size += written
+            part.seek(0)
+            if not written:
+                part.close()
+                return None
+            return part
+
+        first = next_part()
+        if first is None or size < PART_BYTES:  # the whole object in one part: a plain PUT
+            with first or tempfile.SpooledTemporaryFile() as body:
+                self._conditional(key, self._client.put_object, Bucket=self.bucket, Key=full, Body=body, **condition)
+            return size
+        upload = self._call(f"write {key}", self._client.create_multipart_upload, Bucket=self.bucket, Key=full)
+        upload_id, parts = upload["UploadId"], []
+        try:
+            part = first
+            while part is not None:
+                with part:
+                    number = len(parts) + 1
+                    done = self._call(
+                        f"write {key}",
+                        self._client.upload_part,
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=part,
+                    )
+                parts.append({"PartNumber": number, "ETag": done["ETag"]})
+                part = next_part()
+            self._conditional(
+                key,
+                self._client.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                **condition,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+            raise
+        return size
+
+    def _conditional(self, key: str, function, **kwargs) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(f"write {key}", function, **kwargs)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+                "412",
+                "409",
+            ):
+                raise PreconditionFailed(f"{key} changed or was deleted since it was read") from None
+            raise
+        except ObjectMissing:  # AWS answers If-Match on a missing key with 404
+            raise PreconditionFailed(f"{key} was deleted since it was read") from None
+
     def open(self, key: str) -> Iterator[bytes]:
+        return self.open_tagged(key)[1]
+
+    def open_tagged(self, key: str) -> tuple[str, Iterator[bytes]]:
+        """The object's ETag (for :meth:`put_if_match`) and its chunks, from one GET."""
         response = self._call(f"read {key}", self._client.get_object, Bucket=self.bucket, Key=self._key(key))
         body = response["Body"]
 
@@ -265,7 +338,7 @@ class S3Store:
             finally:
                 body.close()
 
-        return chunks()
+        return response["ETag"], chunks()
 
     def get(self, key: str) -> bytes:
         return b"".join(self.open(key))

@@ -213,15 +213,18 @@ def delete_requests(queryset: QuerySet[ReferenceRequest]) -> Deleted:
             for name in ReportFile.objects.filter(request_id__in=request_ids).values_list("file", flat=True)
             if name
         ]
-        paths = [storage.stored_path(name) for name in names]
+        removers = [storage.remover(name) for name in names]
         # References point at each other (replaced_by); clear that first so the
         # cascade never meets a row it has already removed.
         Reference.objects.filter(request_id__in=request_ids).update(replaced_by=None)
         ReferenceRequest.objects.filter(pk__in=request_ids).delete()
 
         def remove_files() -> None:
-            for path in paths:
-                path.unlink(missing_ok=True)
+            for remove in removers:
+                try:
+                    remove()
+                except Exception:  # one that fails (the bucket out) must not keep the rest
+                    log.exception("a deleted report's stored file could not be removed")
 
         transaction.on_commit(remove_files, using=router.db_for_write(ReferenceRequest), robust=True)
     removed_links, _ = Link.objects.filter(company=company, subject_id__in=subjects).delete()

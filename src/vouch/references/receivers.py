@@ -19,5 +19,4 @@ def remove_stored_file(sender, instance: Attachment | ReportFile, using: str, **
     storage = instance.file.storage
     # Resolved now, inside the company context the deletion runs in; removed only
     # after commit, so a rolled-back deletion keeps a row whose file still exists.
-    path = storage.stored_path(name)
-    transaction.on_commit(lambda: path.unlink(missing_ok=True), using=using, robust=True)
+    transaction.on_commit(storage.remover(name), using=using, robust=True)

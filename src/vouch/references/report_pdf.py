@@ -101,8 +101,7 @@ def _stored(report_file: ReportFile | None, fingerprint: str) -> bool:
 
 
 def _remove_after_commit(storage, name: str) -> None:
-    path = storage.stored_path(name)
-    transaction.on_commit(lambda: path.unlink(missing_ok=True), using=router.db_for_write(ReportFile), robust=True)
+    transaction.on_commit(storage.remover(name), using=router.db_for_write(ReportFile), robust=True)
 
 
 def _reserve(request_obj: ReferenceRequest, member_id: int | None) -> str:

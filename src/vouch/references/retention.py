@@ -61,8 +61,8 @@ def due(*, now: datetime | None = None):
     return ReferenceRequest.objects.filter(status__in=CLOSED_REQUEST_STATUSES, closed_at__lt=cutoff(now=now))
 
 
-def _unlink_after_commit(path, using: str) -> None:
-    transaction.on_commit(lambda: path.unlink(missing_ok=True), using=using, robust=True)
+def _remove_after_commit(remove, using: str) -> None:
+    transaction.on_commit(remove, using=using, robust=True)
 
 
 def _delete_batch(company, request_ids: list, candidate_ids: set, counts: dict) -> None:
@@ -73,7 +73,7 @@ def _delete_batch(company, request_ids: list, candidate_ids: set, counts: dict) 
     with transaction.atomic(using=using):
         for report in ReportFile.objects.filter(request_id__in=request_ids).only("pk", "file"):
             if report.file.name:
-                _unlink_after_commit(report.file.storage.stored_path(report.file.name), using)
+                _remove_after_commit(report.file.storage.remover(report.file.name), using)
                 counts["files"] += 1
         ReferenceRequest.objects.filter(pk__in=request_ids).delete()
         counts["requests"] += len(request_ids)

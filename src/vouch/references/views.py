@@ -17,6 +17,7 @@ from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.models import User
 from vouch.accounts.policy import Action
+from vouch.objectstore import StoreUnavailable
 from vouch.references import services
 from vouch.references.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
 from vouch.references.models import Attachment, Candidate
@@ -143,6 +144,17 @@ def attachment_upload(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
             attachment = services.add_attachment(candidate, form.cleaned_data["file"], uploaded_by=request.user)
         except AttachmentRefused as exc:
             form.add_error("file", str(exc))
+        except StoreUnavailable:
+            # The candidate and their other files are untouched; nothing half-stored stays.
+            log.warning("attachment upload refused: the file storage is unavailable")
+            form.add_error(
+                "file",
+                "Vouch cannot reach its file storage right now, so the file was not saved. Try again in a minute.",
+            )
+            response = _detail(request, candidate, form, status=503)
+            response["Retry-After"] = "60"
+            response._has_been_logged = True  # logged above, once, without a traceback
+            return response
         else:
             messages.success(request, f"{attachment.original_name} attached.")
             return redirect("candidate_detail", candidate_id=candidate.pk)

@@ -55,14 +55,16 @@ def provision(company_id: uuid.UUID, region_name: str) -> None:
             _provision_postgresql(company_id, region)
         else:
             _provision_sqlite(company_id, region)
-        files_dir(company_id, region_name).mkdir(parents=True, mode=0o700)
+        if not region.files_in_bucket:  # a bucket needs nothing made: objects carry their prefix
+            files_dir(company_id, region_name).mkdir(parents=True, mode=0o700)
     except BaseException:
-        discard(company_id, region_name)
+        discard(company_id, region_name, bucket=False)  # nothing was written there yet
         raise
 
 
-def discard(company_id: uuid.UUID, region_name: str) -> None:
-    """Remove company ``company_id``'s database and files, whatever state they are in."""
+def discard(company_id: uuid.UUID, region_name: str, *, bucket: bool = True) -> None:
+    """Remove company ``company_id``'s database and files, whatever state they are in
+    (``bucket``: its objects in the region's bucket too, when files go there)."""
     region = regions.get(region_name)
     connections.release(alias_for(company_id))
     if region.uses_postgresql:
@@ -77,6 +79,12 @@ def discard(company_id: uuid.UUID, region_name: str) -> None:
         for suffix in ("", "-wal", "-shm", ".tmp", ".tmp-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     shutil.rmtree(files_dir(company_id, region_name), ignore_errors=True)
+    if bucket and region.files_in_bucket:
+        # Every object under the company's prefix. A bucket that cannot be reached raises
+        # StoreUnavailable: the purge stops there and the next one finishes it.
+        from vouch.vault.files import purge
+
+        purge(company_id, region_name)
 
 
 def exists(company_id: uuid.UUID, region_name: str) -> bool:

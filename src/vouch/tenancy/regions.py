@@ -2,7 +2,8 @@
 
 A region is configuration (``VOUCH_REGIONS`` plus ``VOUCH_REGION_<NAME>_*``): a
 PostgreSQL server for its company databases, or on the embedded default a directory
-holding one SQLite file per company, and a directory for the companies' files."""
+holding one SQLite file per company, and for the companies' files a directory or
+(in production) an S3-compatible bucket."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 
 from vouch.config import REGION_LABELS, DatabaseURL, parse_database_url
+from vouch.objectstore import is_local, open_store
 
 REGION_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
@@ -28,14 +30,23 @@ class Region:
     server: DatabaseURL | None  # None: SQLite files under root/companies
     mirror_url: str = ""  # where its SQLite databases are mirrored (vouch.backups.mirror)
     backup_url: str = ""  # where its companies' encrypted backup sets go
-    files_url: str = ""  # an S3 bucket for company files; empty: files_dir on local disk
+    files_url: str = ""  # an S3 bucket for company files (or a directory); empty: root/files
 
     @property
     def companies_dir(self) -> Path:
         return self.root / "companies"
 
     @property
+    def files_in_bucket(self) -> bool:
+        """Whether company files go to an S3-compatible bucket (``s3://`` files URL)."""
+        return bool(self.files_url) and not is_local(self.files_url)
+
+    @property
     def files_dir(self) -> Path:
+        """Where company files are on disk when they are not in a bucket: the files
+        URL when it names a directory, else ``files`` under the region's directory."""
+        if self.files_url and not self.files_in_bucket:
+            return open_store(self.files_url).root
         return self.root / "files"
 
     @property

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,7 +33,8 @@ from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
-from vouch.tenancy import provisioning
+from vouch import objectstore
+from vouch.tenancy import provisioning, regions
 from vouch.tenancy.context import current
 from vouch.vault import keyring
 from vouch.vault.errors import KeyUnavailable
@@ -81,24 +83,44 @@ def _rechunk(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
         yield bytes(buffer), True
 
 
-def encrypt_stream(company_id: uuid.UUID, name: str, chunks: Iterable[bytes], out: BinaryIO) -> int:
-    """Write ``chunks`` encrypted to ``out``; returns the plaintext size."""
+def encrypt_chunks(company_id: uuid.UUID, name: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The encrypted file, as a stream: the header, then one block per 64 KiB of ``chunks``.
+
+    The key is looked up now, in the caller's thread: the stream may be consumed by
+    another (boto3's upload threads), which must not open database connections."""
     version = keyring.keys_for(company_id).current_version
     salt = os.urandom(SALT_BYTES)
     header = MAGIC + bytes((FORMAT,)) + version.to_bytes(4, "big") + salt
     cipher = _file_cipher(company_id, name, version, salt)
-    out.write(header)
+
+    def blocks() -> Iterator[bytes]:
+        yield header
+        for index, (plain, last) in enumerate(_rechunk(chunks)):
+            yield cipher.encrypt(_nonce(index, last), plain, header)
+
+    return blocks()
+
+
+def encrypt_stream(company_id: uuid.UUID, name: str, chunks: Iterable[bytes], out: BinaryIO) -> int:
+    """Write ``chunks`` encrypted to ``out``; returns the plaintext size."""
+    blocks = encrypt_chunks(company_id, name, chunks)
+    out.write(next(blocks))
     size = 0
-    for index, (plain, last) in enumerate(_rechunk(chunks)):
-        out.write(cipher.encrypt(_nonce(index, last), plain, header))
-        size += len(plain)
+    for block in blocks:
+        out.write(block)
+        size += len(block) - TAG_BYTES
     return size
 
 
 def header_version(source: BinaryIO) -> int:
     header = source.read(HEADER_BYTES)
     source.seek(0)
-    return int.from_bytes(header[5:9], "big") if len(header) == HEADER_BYTES and header[:4] == MAGIC else 0
+    return version_of(header)
+
+
+def version_of(header: bytes) -> int:
+    """The data key version an encrypted file's header names; 0 if it is not one."""
+    return int.from_bytes(header[5:9], "big") if len(header) >= HEADER_BYTES and header[:4] == MAGIC else 0
 
 
 def decrypt_stream(company_id: uuid.UUID, name: str, source: BinaryIO) -> Iterator[bytes]:
@@ -164,85 +186,79 @@ class _IteratorReader(io.RawIOBase):
         super().close()
 
 
-@deconstructible
-class EncryptedStorage(Storage):
-    """Django storage for the current company's files, encrypted at rest.
+def _reader(chunks: Iterator[bytes]) -> BinaryIO:
+    """A buffered file object over ``chunks`` (``read(n)`` returns n bytes until the end);
+    closing it closes the iterator (an S3 response body, say)."""
+    return io.BufferedReader(_IteratorReader(chunks, on_close=getattr(chunks, "close", None)), CHUNK_BYTES)
 
-    Files live under the company's files directory in its region. There is no URL or
-    filesystem path to the plaintext: a view streams ``storage.open(name)`` to a member
-    allowed to see it."""
 
-    def _root(self) -> Path:
-        context = current()
-        return provisioning.files_dir(context.company_id, context.region)
+class _Disk:
+    """A company's files as files under its directory (the embedded default)."""
 
-    def _full(self, name: str) -> Path:
-        root = self._root().resolve()
+    def __init__(self, root: Path):
+        self.root = root
+
+    def full(self, name: str) -> Path:
+        root = self.root.resolve()
         path = (root / name).resolve()
         if root not in path.parents:
             raise ValueError(f"file name {name!r} leaves the company's directory")
         return path
 
-    def stored_path(self, name: str) -> Path:
-        """Where the ciphertext of ``name`` lives in the current company's directory (to
-        remove it after a deletion commits, or to check it at rest); never plaintext."""
-        return self._full(name)
-
-    def _save(self, name: str, content) -> str:
-        path = self._full(name)
+    def save(self, company_id: uuid.UUID, name: str, chunks: Iterable[bytes]) -> None:
+        path = self.full(name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             with open(temp, "xb") as out:
-                encrypt_stream(current().company_id, name, content.chunks(CHUNK_BYTES), out)
+                encrypt_stream(company_id, name, chunks, out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
-        return name
 
-    def _open(self, name: str, mode: str = "rb") -> File:
-        if mode not in ("r", "rb"):
-            raise ValueError("encrypted files are written with save(), not opened for writing")
-        raw = open(self._full(name), "rb")  # noqa: SIM115  (closed with the returned file)
-        reader = _IteratorReader(decrypt_stream(current().company_id, name, raw), on_close=raw.close)
-        return File(io.BufferedReader(reader, CHUNK_BYTES), name=name)
+    def ciphertext(self, name: str) -> BinaryIO:
+        return open(self.full(name), "rb")  # noqa: SIM115  (the caller closes it)
+
+    def remover(self, name: str) -> Callable[[], None]:
+        path = self.full(name)
+        return lambda: path.unlink(missing_ok=True)
 
     def delete(self, name: str) -> None:
-        self._full(name).unlink(missing_ok=True)
+        self.full(name).unlink(missing_ok=True)
 
     def exists(self, name: str) -> bool:
-        return self._full(name).exists()
+        return self.full(name).exists()
 
-    def size(self, name: str) -> int:
-        return plaintext_size(self._full(name).stat().st_size)
+    def stored_size(self, name: str) -> int:
+        return self.full(name).stat().st_size
 
-    def listdir(self, path: str):
-        full = self._full(path) if path else self._root()
+    def modified(self, name: str):
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(self.full(name).stat().st_mtime, tz=UTC)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        full = self.full(path) if path else self.root
         entries = list(full.iterdir()) if full.exists() else []
         dirs = [e.name for e in entries if e.is_dir()]
         files = [e.name for e in entries if e.is_file() and not e.name.startswith(".")]
         return dirs, files
 
-    def get_modified_time(self, name: str):
-        from datetime import UTC, datetime
+    def walk(self) -> Iterator[str]:
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                yield path.relative_to(self.root).as_posix()
 
-        return datetime.fromtimestamp(self._full(name).stat().st_mtime, tz=UTC)
+    def version(self, name: str) -> int:
+        with open(self.full(name), "rb") as source:
+            return header_version(source)
 
-    def url(self, name):
-        raise NotImplementedError("encrypted files have no URL; stream them through a view")
-
-    def path(self, name):
-        raise NotImplementedError("encrypted files have no plaintext path")
-
-    def reencrypt(self, name: str) -> bool:
-        """Re-encrypt one file under the current data key version (rotation). Readers that
-        already opened the old file keep reading it (the rename swaps the directory
-        entry only). Returns False when it was already current, or when the file was
-        replaced or deleted meanwhile (the newer state is kept; rotation looks again)."""
-        path = self._full(name)
-        company_id = current().company_id
+    def reencrypt(self, company_id: uuid.UUID, name: str) -> bool:
+        path = self.full(name)
         with open(path, "rb") as source:
             if header_version(source) == keyring.keys_for(company_id).current_version:
                 return False
@@ -266,14 +282,205 @@ class EncryptedStorage(Storage):
                 temp.unlink(missing_ok=True)
         return True
 
+
+class _Bucket:
+    """A company's files as objects under ``<company id>/`` in its region's bucket."""
+
+    def __init__(self, store: objectstore.S3Store, company_id: uuid.UUID):
+        self.store, self.prefix = store, f"{company_id}/"
+
+    def key(self, name: str) -> str:
+        key = self.prefix + name
+        objectstore._check_key(key)  # no "..", no absolute names: never another company's prefix
+        return key
+
+    def save(self, company_id: uuid.UUID, name: str, chunks: Iterable[bytes]) -> None:
+        # Streamed: encrypted 64 KiB at a time into a multipart upload; visible only once complete.
+        self.store.put(self.key(name), encrypt_chunks(company_id, name, chunks))
+
+    def _open(self, name: str) -> tuple[str, Iterator[bytes]]:
+        try:
+            return self.store.open_tagged(self.key(name))
+        except objectstore.ObjectMissing:
+            raise FileNotFoundError(name) from None
+
+    def ciphertext(self, name: str) -> BinaryIO:
+        return _reader(self._open(name)[1])
+
+    def remover(self, name: str) -> Callable[[], None]:
+        store, key = self.store, self.key(name)
+        return lambda: store.delete(key)
+
+    def delete(self, name: str) -> None:
+        self.store.delete(self.key(name))
+
+    def exists(self, name: str) -> bool:
+        return self.store.exists(self.key(name))
+
+    def stored_size(self, name: str) -> int:
+        try:
+            return self.store.size(self.key(name))
+        except objectstore.ObjectMissing:
+            raise FileNotFoundError(name) from None
+
+    def modified(self, name: str):
+        key = self.key(name)
+        for info in self.store.list(key):
+            if info.key == key:
+                return info.modified
+        raise FileNotFoundError(name)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        base = self.prefix + (path.strip("/") + "/" if path.strip("/") else "")
+        dirs, files = set(), []
+        for info in self.store.list(base):
+            first, _, rest = info.key[len(base) :].partition("/")
+            if rest:
+                dirs.add(first)
+            else:
+                files.append(first)
+        return sorted(dirs), files
+
     def walk(self) -> Iterator[str]:
-        """Every stored file's name, relative to the company's directory."""
-        root = self._root()
-        if not root.exists():
-            return
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                yield path.relative_to(root).as_posix()
+        for info in self.store.list(self.prefix):
+            yield info.key[len(self.prefix) :]
+
+    def version(self, name: str) -> int:
+        with self.ciphertext(name) as source:
+            return version_of(source.read(HEADER_BYTES))
+
+    def reencrypt(self, company_id: uuid.UUID, name: str) -> bool:
+        # Compare-and-swap on the ETag read: the re-encrypted object is written with
+        # If-Match, so a file deleted or saved again meanwhile keeps its newer state.
+        etag, chunks = self._open(name)
+        with _reader(chunks) as source:
+            header = source.read(HEADER_BYTES)
+            if version_of(header) == keyring.keys_for(company_id).current_version:
+                return False
+            plain = decrypt_stream(company_id, name, _reader(_prepend(header, source)))
+            try:
+                self.store.put_if_match(self.key(name), encrypt_chunks(company_id, name, plain), etag)
+            except objectstore.PreconditionFailed:
+                return False
+        return True
+
+
+def _prepend(first: bytes, source: BinaryIO) -> Iterator[bytes]:
+    yield first
+    while block := source.read(CHUNK_BYTES):
+        yield block
+
+
+_stores: dict[str, objectstore.S3Store] = {}
+_stores_lock = threading.Lock()
+
+
+def bucket_store(url: str) -> objectstore.S3Store:
+    """One store (one boto3 client: thread-safe, keeps its connections) per bucket URL."""
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = objectstore.open_store(url)
+        return store
+
+
+def backend(company_id: uuid.UUID, region_name: str) -> _Disk | _Bucket:
+    """Where ``company_id``'s files are: its region's bucket, or its directory on disk."""
+    region = regions.get(region_name)
+    if region.files_in_bucket:
+        return _Bucket(bucket_store(region.files_url), uuid.UUID(str(company_id)))
+    return _Disk(provisioning.files_dir(company_id, region_name))
+
+
+def purge(company_id: uuid.UUID, region_name: str) -> None:
+    """Remove every file of a company: its directory, or every object under its prefix."""
+    region = regions.get(region_name)
+    if region.files_in_bucket:
+        bucket_store(region.files_url).delete_prefix(f"{uuid.UUID(str(company_id))}/")
+
+
+@deconstructible
+class EncryptedStorage(Storage):
+    """Django storage for the current company's files, encrypted at rest.
+
+    Files live in the company's region: under its files directory on the embedded
+    default, or under ``<company id>/`` in the region's S3-compatible bucket
+    (``VOUCH_REGION_<NAME>_FILES_URL``); the same ciphertext either way, streamed in and
+    out. There is no URL or filesystem path to the plaintext: a view streams
+    ``storage.open(name)`` to a member allowed to see it. A bucket that cannot be
+    reached raises ``vouch.objectstore.StoreUnavailable`` (a 503 page)."""
+
+    def _backend(self) -> _Disk | _Bucket:
+        context = current()
+        return backend(context.company_id, context.region)
+
+    def stored_path(self, name: str) -> Path:
+        """Where the ciphertext of ``name`` lives on disk (embedded default only; tests
+        check files at rest with it). Code that must work on a bucket too uses
+        :meth:`remover` and :meth:`ciphertext`."""
+        store = self._backend()
+        if not isinstance(store, _Disk):
+            raise NotImplementedError("this company's files are in a bucket: use ciphertext() or remover()")
+        return store.full(name)
+
+    def ciphertext(self, name: str) -> BinaryIO:
+        """The stored (encrypted) bytes of ``name``, as a file object: never plaintext."""
+        return self._backend().ciphertext(name)
+
+    def remover(self, name: str) -> Callable[[], None]:
+        """A function that removes ``name``, bound now to the current company (to run
+        after a deletion commits, when the context may be gone)."""
+        return self._backend().remover(name)
+
+    def _save(self, name: str, content) -> str:
+        self._backend().save(current().company_id, name, content.chunks(CHUNK_BYTES))
+        return name
+
+    def _open(self, name: str, mode: str = "rb") -> File:
+        if mode not in ("r", "rb"):
+            raise ValueError("encrypted files are written with save(), not opened for writing")
+        raw = self._backend().ciphertext(name)
+        reader = _IteratorReader(decrypt_stream(current().company_id, name, raw), on_close=raw.close)
+        return File(io.BufferedReader(reader, CHUNK_BYTES), name=name)
+
+    def delete(self, name: str) -> None:
+        self._backend().delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self._backend().exists(name)
+
+    def size(self, name: str) -> int:
+        return plaintext_size(self._backend().stored_size(name))
+
+    def listdir(self, path: str):
+        return self._backend().listdir(path)
+
+    def get_modified_time(self, name: str):
+        return self._backend().modified(name)
+
+    def url(self, name):
+        raise NotImplementedError("encrypted files have no URL; stream them through a view")
+
+    def path(self, name):
+        raise NotImplementedError("encrypted files have no plaintext path")
+
+    def stored_version(self, name: str) -> int:
+        """The data key version ``name`` is encrypted under (0: not a Vouch encrypted
+        file); ``FileNotFoundError`` if it is gone."""
+        return self._backend().version(name)
+
+    def reencrypt(self, name: str) -> bool:
+        """Re-encrypt one file under the current data key version (rotation). Readers that
+        already opened the old file keep reading it (on disk the rename swaps the
+        directory entry only; an S3 GET reads the object it started on). Returns False
+        when it was already current, or when the file was replaced or deleted meanwhile
+        (the newer state is kept; rotation looks again): compare-and-swap on the inode
+        on disk, on the ETag (If-Match) in a bucket."""
+        return self._backend().reencrypt(current().company_id, name)
+
+    def walk(self) -> Iterator[str]:
+        """Every stored file's name, relative to the company's directory or prefix."""
+        yield from self._backend().walk()
 
 
 encrypted_storage = EncryptedStorage()

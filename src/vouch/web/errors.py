@@ -58,6 +58,21 @@ def service_unavailable(request: HttpRequest, exception: BaseException | None = 
     return response
 
 
+FILES_UNAVAILABLE_MESSAGE = (
+    "Vouch cannot reach its file storage right now. Nothing you already saved is lost; "
+    "everything else still works. Try again in a minute."
+)
+
+
+def files_unavailable(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+    """503 for a request that needed the object store (company files) while it is out."""
+    log.warning("service_unavailable", cause="object_store", error=str(exception))
+    response = _render(request, 503, "Files are briefly unavailable", FILES_UNAVAILABLE_MESSAGE)
+    response["Retry-After"] = "60"
+    response._has_been_logged = True  # logged above, without a traceback
+    return response
+
+
 # Pages whose 503 says "sign-in" (their guessing defence is what needs Redis).
 SIGN_IN_PAGES = frozenset({"account_login", "mfa_authenticate", "account_signup", "account_reset_password"})
 
@@ -114,6 +129,7 @@ def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    from vouch.objectstore import StoreUnavailable
     from vouch.vault.errors import DecryptionError, KeyUnavailable
     from vouch.web.diskfull import is_storage_full
 
@@ -123,6 +139,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return storage_full(request, exception)
     if is_unavailable(exception):
         return service_unavailable(request, exception)
+    if isinstance(exception, StoreUnavailable):
+        return files_unavailable(request, exception)
     if isinstance(exception, (DecryptionError, KeyUnavailable)):
         # Encrypted data that does not authenticate is never shown; say why the page is
         # missing rather than "try again" (it will fail the same way until it is restored).

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
+from vouch.objectstore import StoreUnavailable
 from vouch.web import proxies
 from vouch.web.errors import (
     ALLOWED_METHODS,
+    files_unavailable,
     is_unavailable,
     method_not_allowed,
     payload_too_large,
@@ -90,6 +92,9 @@ class RequestContextMiddleware:
         # A view that needed Redis while it is out (the brute-force throttle fails closed).
         if is_unavailable(exception):
             return service_unavailable(request, exception)
+        # A company's files were needed while its region's bucket is out.
+        if isinstance(exception, StoreUnavailable):
+            return files_unavailable(request, exception)
         return None
 
 

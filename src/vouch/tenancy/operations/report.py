@@ -144,8 +144,11 @@ class FilesState:
 def files_state(company_id: str, region_name: str, *, with_size: bool = False) -> FilesState:
     try:
         path = provisioning.files_dir(uuid.UUID(company_id), region_name)
+        region = regions.get(region_name)
     except regions.UnknownRegion as exc:
         return FilesState(path="", problem=str(exc))
+    if region.files_in_bucket:
+        return _bucket_files_state(company_id, region, with_size=with_size)
     state = FilesState(path=str(path))
     try:
         info = path.stat()
@@ -161,6 +164,21 @@ def files_state(company_id: str, region_name: str, *, with_size: bool = False) -
         state.problem = f"files directory is open to other users (mode {state.mode})"
     if with_size and state.exists:
         state.size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    return state
+
+
+def _bucket_files_state(company_id: str, region: regions.Region, *, with_size: bool) -> FilesState:
+    """A company's files in its region's bucket: a prefix, not a directory (nothing to be
+    missing or open to others); the size lists its objects."""
+    from vouch.objectstore import StoreError, join
+    from vouch.vault.files import bucket_store
+
+    state = FilesState(path=join(region.files_url, str(uuid.UUID(company_id))), exists=True)
+    if with_size:
+        try:
+            state.size = sum(o.size for o in bucket_store(region.files_url).list(f"{uuid.UUID(company_id)}/"))
+        except StoreError as exc:
+            state.problem = f"files bucket unavailable: {exc}"
     return state
 
 

@@ -21,19 +21,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from vouch.tenancy import provisioning
 from vouch.tenancy.context import CompanyContext, company_context
 from vouch.vault import keyring, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
 from vouch.vault.fields import EncryptedField
-from vouch.vault.files import encrypted_storage, header_version
+from vouch.vault.files import encrypted_storage
 from vouch.vault.models import DataKey, KeyPurpose, KeyState
 from vouch.vault.rotation.progress import Progress, report
 
@@ -177,7 +175,6 @@ def _one_pass(
     context: CompanyContext, retiring: set[int], batch_size: int, progress: Progress | None, stage: str
 ) -> _Pass:
     found = _Pass()
-    root = provisioning.files_dir(context.company_id, context.region)
     targets = encrypted_models()
     files = list(encrypted_storage.walk())
     total = sum(model.objects.count() for model, _ in targets) + len(files)
@@ -200,7 +197,7 @@ def _one_pass(
             report(progress, done, max(total, done), stage)
     for start in range(0, len(files), FILE_BATCH):
         for name in files[start : start + FILE_BATCH]:
-            _reencrypt_file(root, name, retiring, found)
+            _reencrypt_file(name, retiring, found)
         done += len(files[start : start + FILE_BATCH])
         report(progress, done, max(total, done), stage)
     return found
@@ -230,10 +227,9 @@ def _reencrypt_row(model, fields: list[EncryptedField], pk, stored: list, retiri
         found.raced += 1
 
 
-def _reencrypt_file(root: Path, name: str, retiring: set[int], found: _Pass) -> None:
+def _reencrypt_file(name: str, retiring: set[int], found: _Pass) -> None:
     try:
-        with open(root / name, "rb") as source:
-            version = header_version(source)
+        version = encrypted_storage.stored_version(name)
     except FileNotFoundError:  # deleted since the listing
         return
     # 0: not a Vouch encrypted file at all; reencrypt reports it (security event).
