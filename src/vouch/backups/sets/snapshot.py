@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,14 +265,23 @@ def control_snapshot(spool: Path):
     return sqlite_snapshot(copy, spool, control=True)
 
 
-def company_files(company_id: uuid.UUID, region_name: str) -> Iterator[tuple[str, Path]]:
-    """(name, path) of each of the company's stored files, as vault.files keeps them:
-    already encrypted with the company's data key; backed up as stored."""
-    from vouch.tenancy import provisioning
+def company_files(company_id: uuid.UUID, region_name: str) -> Iterator[tuple[str, Callable[[], Iterator[bytes]]]]:
+    """(name, opener) of each of the company's stored files, wherever vault.files keeps
+    them (its directory, or its prefix in the region's bucket): already encrypted with the
+    company's data key, backed up as stored. ``opener()`` streams the ciphertext and
+    raises FileNotFoundError for a file deleted since it was listed."""
+    from vouch.objectstore import CHUNK_BYTES
+    from vouch.vault import files
 
-    root = provisioning.files_dir(company_id, region_name)
-    if not root.is_dir():
-        return
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            yield path.relative_to(root).as_posix(), path
+    where = files.backend(company_id, region_name)
+
+    def opener(name: str) -> Callable[[], Iterator[bytes]]:
+        def chunks() -> Iterator[bytes]:
+            with where.ciphertext(name) as source:
+                while block := source.read(CHUNK_BYTES):
+                    yield block
+
+        return chunks
+
+    for name in sorted(where.walk()):
+        yield name, opener(name)

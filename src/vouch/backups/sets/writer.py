@@ -157,11 +157,11 @@ def _take(*, scope, company_id, region, target, snapshot_of, files, now, upload_
             digest = Digest()
             stored += _write_private(spool / "objects" / "0", encrypt_object(keys, set_id, 0, chunks, digest))
             entries.append({"number": 0, "kind": "database", "size": digest.size, "sha256": digest.sha256})
-        for name, path in files():
+        for name, opener in files():
             number = len(entries)
             digest = Digest()
             try:
-                source = snapshot.read_file(path)
+                source = opener()
                 stored += _write_private(
                     spool / "objects" / str(number), encrypt_object(keys, set_id, number, source, digest)
                 )
