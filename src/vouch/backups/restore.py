@@ -390,7 +390,7 @@ def cli_restore(args: argparse.Namespace, out=None, err=None) -> int:
                 )
             fetched = restore_to(None, Path(args.to), at=at, set_id=args.set, progress=show)
             print(f"Restored the control database from {fetched.source} into {Path(args.to).resolve()}.", file=out)
-            head = fetched.manifest.get("chain_head") or fetched.manifest.get("audit_head")
+            head = (fetched.manifest.get("chain_head") or {}).get("hash")
             if head:
                 print(f"Its security log head: {head} (check with `vouch audit verify --expect-head`).", file=out)
             return 0
