@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from vouch.objectstore import StoreError, join, open_store
+from vouch.objectstore import StoreError, open_store
 from vouch.tenancy import connections, provisioning, regions
 
 log = structlog.get_logger(__name__)
@@ -62,11 +62,10 @@ class Fetched:
 
 
 def backup_store(region_name: str | None):
-    """The backup target of a region (None: the control database's)."""
-    from django.conf import settings
+    """The backup target of a region (None: the control database's), as the writer uses it."""
+    from vouch.backups.sets import company_target, control_target
 
-    url = join(settings.VOUCH_BACKUP_URL, "control") if region_name is None else regions.get(region_name).backup_url
-    return open_store(url)
+    return open_store(control_target() if region_name is None else company_target(region_name))
 
 
 def _sets():
