@@ -46,6 +46,11 @@ def backed_up(name="Restored Ltd"):
     return company, row
 
 
+def rollback_dirs(company) -> list:
+    root = regions.get(company.region).root / "restores"
+    return [p for p in root.iterdir() if p.name.startswith(str(company.pk))]
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(["backup", "restore", *argv])
     captured = capsys.readouterr()
