@@ -223,6 +223,11 @@ def serve(args: argparse.Namespace) -> int:
     from vouch.tenancy.deletion import purge_periodically
 
     threading.Thread(target=purge_periodically, args=(stopping,), name="vouch-purge", daemon=True).start()
+    # The daily restore drill of a sample of companies, and the operators' alerts about
+    # failed drills and late backups (vouch.backups.drills, vouch.backups.alerts).
+    from vouch.backups.drills import drill_periodically
+
+    threading.Thread(target=drill_periodically, args=(stopping,), name="vouch-drills", daemon=True).start()
     exit_code = 0
     worker_restart_at = 0.0
     try:
