@@ -42,7 +42,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "mirror")
+SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "mirror", "backups")
 
 
 def parse_duration(text: str) -> float:
@@ -414,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nconstant mirror (bench/mirror.py)", flush=True)
         sectioned["mirror"] = mirror_bench.measure(args, sys.modules[__name__])
         rows += mirror_bench.table_rows(sectioned["mirror"])
+    # Encrypted backups: a round of 1,000 companies vs a plain copy of the same files (bench/backups.py).
+    if "backups" in sections:
+        import backups as backups_bench
+
+        print("\nencrypted backups (bench/backups.py)", flush=True)
+        sectioned["backups"] = backups_bench.measure()
+        rows += backups_bench.table_rows(sectioned["backups"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
@@ -430,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(workflow_bench.describe(sectioned["workflow"])))
     if "mirror" in sectioned:
         print("\n" + "\n".join(mirror_bench.describe(sectioned["mirror"])))
+    if "backups" in sectioned:
+        print("\n" + "\n".join(backups_bench.describe(sectioned["backups"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -451,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("vault", {}).get("targets", {}),
         sectioned.get("workflow", {}).get("targets", {}),
         sectioned.get("mirror", {}).get("targets", {}),
+        sectioned.get("backups", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

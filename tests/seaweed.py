@@ -121,8 +121,12 @@ class SeaweedFS:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"SeaweedFS exited: {(self.root / 'weed.log').read_text()[-2000:]}")
             try:
-                # A write proves the volume server is up too, not only the gateway.
-                client.create_bucket(Bucket="vouch-ready-probe")
+                # A write proves the volume server is up too, not only the gateway. After a
+                # restart the probe bucket exists already (SeaweedFS says BucketAlreadyExists).
+                with contextlib.suppress(
+                    client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+                ):
+                    client.create_bucket(Bucket="vouch-ready-probe")
                 client.put_object(Bucket="vouch-ready-probe", Key="probe", Body=b"ok")
                 return
             except Exception as exc:  # noqa: BLE001  (not up yet)

@@ -234,6 +234,10 @@ def serve(args: argparse.Namespace) -> int:
     from vouch.backups.drills import drill_periodically
 
     threading.Thread(target=drill_periodically, args=(stopping,), name="vouch-drills", daemon=True).start()
+    # Encrypted backups (docs/backups.md): a round when due, pending sets retried meanwhile.
+    from vouch.backups.sets.schedule import backup_periodically
+
+    threading.Thread(target=backup_periodically, args=(stopping,), name="vouch-backups", daemon=True).start()
     exit_code = 0
     worker_restart_at = 0.0
     try:

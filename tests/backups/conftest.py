@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
+from tests.audit.conftest import committed_chain  # noqa: F401  (a fixture, for tests that commit events)
 from vouch.objectstore import join
 
 

@@ -256,6 +256,9 @@ def control_snapshot(spool: Path):
     def copy(target: Path) -> None:
         # Through Django's own connection: the same database the application uses
         # (a file, or the tests' in-memory one), whatever its settings say.
+        if connection.in_atomic_block:
+            # Its own open transaction would hold the copy back for ever (and is not committed).
+            raise SnapshotError("the control database cannot be backed up from inside a transaction")
         connection.ensure_connection()
         sqlite_copy(connection.connection, target)
 

@@ -179,7 +179,7 @@ def _take(*, scope, company_id, region, target, snapshot_of, files, now, upload_
         row.save(update_fields=["size_bytes", "schema_version"])
     except Exception as exc:  # noqa: BLE001  (any failure is recorded; the round goes on)
         shutil.rmtree(spool, ignore_errors=True)
-        _failed(row, f"snapshot failed: {exc}")
+        fail(row, f"snapshot failed: {exc}")
         return row
     if upload_now:
         with contextlib.suppress(StoreUnavailable):  # pending, kept in the spool: retried later
@@ -187,7 +187,7 @@ def _take(*, scope, company_id, region, target, snapshot_of, files, now, upload_
     return row
 
 
-def _failed(row: BackupSet, error: str) -> None:
+def fail(row: BackupSet, error: str) -> None:
     from vouch.audit import record
     from vouch.audit.models import EventAction, Outcome
 
@@ -210,7 +210,7 @@ def upload(row: BackupSet, *, store=None, progress: Progress = None) -> BackupSe
     it pending (the error kept, the spool intact) for the next try."""
     spool = spool_dir(row.pk)
     if not (spool / "manifest").exists():
-        _failed(row, "its spool directory is gone; the set cannot be uploaded")
+        fail(row, "its spool directory is gone; the set cannot be uploaded")
         return row
     row.attempts += 1
     try:
