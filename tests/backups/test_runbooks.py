@@ -10,13 +10,14 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 from tests.accounts.helpers import fast_company
 from tests.audit.conftest import committed_chain  # noqa: F401
 from vouch.audit import record
 from vouch.audit.models import EventAction, SecurityEvent
-from vouch.backups.sets import write_control_set
+from vouch.backups.sets import write_company_set, write_control_set
 from vouch.cli import main
 
 
@@ -57,3 +58,24 @@ def test_the_control_database_runbook(committed_chain, backup_dir, tmp_path, cap
     # A head that is not in the restored log (a later one, or another installation's) fails.
     wrong = vouch(data, "audit", "verify", "--no-progress", "--expect-head", "ab" * 32)
     assert wrong.returncode == 1
+
+
+@pytest.mark.django_db
+def test_the_region_runbook_brings_back_a_company_whose_database_and_files_are_lost(backup_dir, capsys):
+    from tests.references.helpers import add_candidate
+    from vouch.references.models import Candidate
+    from vouch.tenancy import connections, provisioning, regions
+    from vouch.tenancy.context import company_context
+    from vouch.tenancy.models import Company
+
+    company = fast_company("Lost Disk Ltd")
+    add_candidate(company, "Kept Person")
+    assert write_company_set(company).status == "complete"
+    # The region's disk is lost: the database and the files are gone.
+    connections.sqlite_path(company.pk, regions.get(company.region)).unlink()
+    shutil.rmtree(provisioning.files_dir(company.pk, company.region))
+
+    assert main(["backup", "restore", "--company", str(company.pk), "--in-place"]) == 0, capsys.readouterr().err
+    with company_context(Company.objects.get(pk=company.pk)):
+        assert [c.name for c in Candidate.objects.all()] == ["Kept Person"]
+    assert provisioning.files_dir(company.pk, company.region).is_dir()

@@ -173,8 +173,9 @@ def _keep_aside(company, rollback: Path) -> None:
         return
     if region.uses_postgresql:
         _write_state(rollback, database=_postgres_keep_name(company.pk))
-    else:
+    elif connections.sqlite_path(company.pk, region).exists():
         _sqlite_copy(connections.sqlite_path(company.pk, region), rollback / "database.sqlite3")
+    # else: the database is lost (a disk failure): nothing to keep aside.
     if files.exists():
         os.replace(files, rollback / "files")  # same file system (both under the region's root)
     else:
@@ -227,6 +228,7 @@ def restore_in_place(
         reason = _offline_reason(company, rollback, fetched, command or f"vouch backup restore --company {company.pk}")
         if resuming is None:
             maintenance.take_offline(company.pk, reason)
+            print(f"Company {company.pk} is offline for the restore. {reason}", file=sys.stderr, flush=True)
             _record(company, "started", fetched, rollback)
         else:
             maintenance.set_reason(company.pk, reason)
