@@ -225,7 +225,7 @@ def restore_in_place(
     try:
         fetched = fetch_company(company, staging, at=at, set_id=set_id, progress_factory=_progress_factory(progress))
         _write_state(rollback, company_id=str(company.pk), started_at=timezone.now(), **_describe(fetched))
-        reason = _offline_reason(company, rollback, fetched, command or f"vouch backup restore --company {company.pk}")
+        reason = _offline_reason(company, rollback, fetched, command or _replay_command(company, at, set_id))
         if resuming is None:
             maintenance.take_offline(company.pk, reason)
             print(f"Company {company.pk} is offline for the restore. {reason}", file=sys.stderr, flush=True)
@@ -408,7 +408,7 @@ def cli_restore(args: argparse.Namespace, out=None, err=None) -> int:
         # Run again after an interruption, the restore must fetch the same state: the
         # mirror's "latest" would by then include the half-restored database.
         at = at or (None if args.set else timezone.now().replace(microsecond=0))
-        command = " ".join(["vouch backup restore", *_replay_args(args, company, at)])
+        command = _replay_command(company, at, args.set)
         fetched, rollback = restore_in_place(company, at=at, set_id=args.set, progress=show, command=command)
         print(
             f"Restored company {company.pk} in place from {fetched.source}; it is online again.\n"
@@ -425,10 +425,11 @@ def cli_restore(args: argparse.Namespace, out=None, err=None) -> int:
         return exc.exit_code
 
 
-def _replay_args(args, company, at) -> list[str]:
-    parts = ["--company", str(company.pk)]
-    if at:
+def _replay_command(company, at, set_id) -> str:
+    """The command that finishes an interrupted in-place restore: the same copy again."""
+    parts = ["vouch backup restore", "--company", str(company.pk)]
+    if set_id:
+        parts += ["--set", str(set_id)]
+    elif at:
         parts += ["--at", at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
-    if args.set:
-        parts += ["--set", args.set]
-    return [*parts, "--in-place"]
+    return " ".join([*parts, "--in-place"])
