@@ -211,7 +211,8 @@ def describe(results: dict) -> list[str]:
     return [
         f"restore: drill of {results['companies']} small companies (SQLite, one 20 KB file each, every check), "
         f"restore part per company median {results['rto_median_s'] * 1000:.0f} ms, "
-        f"max {results['rto_max_s'] * 1000:.0f} ms; a {results['big_stored_bytes'] / 1e6:.1f} MB company restored {results['rounds']} times each way; "
+        f"max {results['rto_max_s'] * 1000:.0f} ms; a {results['big_stored_bytes'] / 1e6:.1f} MB company "
+        f"restored {results['rounds']} times each way; "
         f"{results['cpus']} CPUs, load {' '.join(map(str, results['load_start']))} -> "
         f"{' '.join(map(str, results['load_end']))}.",
     ]
