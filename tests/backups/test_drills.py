@@ -172,3 +172,13 @@ def test_a_backup_older_than_twice_its_schedule_emails_the_operators_once(settin
     assert alerts.check_and_alert() == 0
     [message] = mailoutbox
     assert "backups are late" in message.subject and str(company.pk) in message.body
+
+
+def test_a_failed_drill_stays_degraded_when_another_company_passes_later(backup_dir):
+    bad, bad_row = backed_up("Bad Set Ltd")
+    good, _ = backed_up("Good Set Ltd")
+    flip(bad, bad_row, 0)
+    drills.drill_company(bad)
+    drills.drill_company(good)  # the newest drill passed, but the bad company's has not
+    state = drills.health()["drills"]
+    assert state["state"] == "degraded" and str(bad.pk) in state["detail"]

@@ -48,7 +48,7 @@ def backed_up(name="Restored Ltd"):
 
 def rollback_dirs(company) -> list:
     root = regions.get(company.region).root / "restores"
-    return [p for p in root.iterdir() if p.name.startswith(str(company.pk))]
+    return [p for p in root.iterdir() if p.name.startswith(str(company.pk))] if root.exists() else []
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -210,3 +210,13 @@ def test_a_restored_database_of_another_company_is_refused_in_place(backup_dir, 
     assert code == 1
     assert "wrong company" in err
     assert not Company.objects.get(pk=company.pk).is_offline
+
+
+def test_an_in_place_restore_that_finds_no_backup_changes_nothing(backup_dir, capsys):
+    company = fast_company("Never Backed Up")
+    add_candidate(company, "Still Here")
+    code, out, err = run(capsys, "--company", str(company.pk), "--in-place")
+    assert code == 2 and "no backup of company" in err
+    assert not Company.objects.get(pk=company.pk).is_offline
+    assert candidates(company) == ["Still Here"]
+    assert not rollback_dirs(company)  # nothing kept aside: nothing was replaced

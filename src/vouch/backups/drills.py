@@ -213,15 +213,28 @@ def drill_periodically(stopping: threading.Event, poll_seconds: float = 600) -> 
 # --- health and the command ---------------------------------------------------------
 
 
+def _still_failing(now) -> DrillRun | None:
+    """The newest failed drill of the last days whose target has not passed a drill since
+    (a later drill of another company passing does not hide it)."""
+    for run in DrillRun.objects.filter(outcome=DrillOutcome.FAILED, started_at__gte=now - STALE_AFTER).order_by(
+        "-started_at"
+    ):
+        latest = DrillRun.objects.filter(scope=run.scope, company_id=run.company_id).order_by("-started_at").first()
+        if latest is None or latest.outcome == DrillOutcome.FAILED:
+            return latest or run
+    return None
+
+
 def health() -> dict[str, dict[str, str]]:
     first_set = BackupSet.objects.filter(status=BackupStatus.COMPLETE).order_by("taken_at").first()
     last = DrillRun.objects.order_by("-started_at").first()
     if first_set is None and last is None:
         return {"drills": {"state": "off", "detail": "no backup sets yet, nothing to drill"}}
     now = timezone.now()
-    if last is not None and last.outcome == DrillOutcome.FAILED:
-        what = f"company {last.company_id}" if last.company_id else "the control database"
-        return {"drills": {"state": "degraded", "detail": f"the last drill ({what}) failed: {last.problem[:200]}"}}
+    failing = _still_failing(now)
+    if failing is not None:
+        what = f"company {failing.company_id}" if failing.company_id else "the control database"
+        return {"drills": {"state": "degraded", "detail": f"the last drill of {what} failed: {failing.problem[:200]}"}}
     if last is None or now - last.started_at > STALE_AFTER:
         if first_set is not None and now - first_set.taken_at > STALE_AFTER:
             return {"drills": {"state": "degraded", "detail": "no restore drill in the last 2 days"}}

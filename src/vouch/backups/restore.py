@@ -223,7 +223,14 @@ def restore_in_place(
     # Fetched and verified while the company is still online: offline only for the swap.
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=rollback.parent))
     try:
-        fetched = fetch_company(company, staging, at=at, set_id=set_id, progress_factory=_progress_factory(progress))
+        try:
+            fetched = fetch_company(
+                company, staging, at=at, set_id=set_id, progress_factory=_progress_factory(progress)
+            )
+        except BaseException:
+            if resuming is None:
+                shutil.rmtree(rollback, ignore_errors=True)  # nothing was kept aside yet
+            raise
         _write_state(rollback, company_id=str(company.pk), started_at=timezone.now(), **_describe(fetched))
         reason = _offline_reason(company, rollback, fetched, command or _replay_command(company, at, set_id))
         if resuming is None:
