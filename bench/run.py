@@ -42,7 +42,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "backups", "mirror")
+SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "backups", "mirror", "restore")
 
 
 def parse_duration(text: str) -> float:
@@ -421,6 +421,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\nconstant mirror (bench/mirror.py)", flush=True)
         sectioned["mirror"] = mirror_bench.measure(args, sys.modules[__name__])
         rows += mirror_bench.table_rows(sectioned["mirror"])
+    # Restore and drills: 1,000 companies drilled, one 10 MB company restored, each beside a
+    # plain copy of the same stored bytes (bench/restore.py).
+    if "restore" in sections:
+        import restore as restore_bench
+
+        print("\nrestore and drills (bench/restore.py)", flush=True)
+        sectioned["restore"] = restore_bench.measure()
+        rows += restore_bench.table_rows(sectioned["restore"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
@@ -439,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(backups_bench.describe(sectioned["backups"])))
     if "mirror" in sectioned:
         print("\n" + "\n".join(mirror_bench.describe(sectioned["mirror"])))
+    if "restore" in sectioned:
+        print("\n" + "\n".join(restore_bench.describe(sectioned["restore"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -461,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("workflow", {}).get("targets", {}),
         sectioned.get("backups", {}).get("targets", {}),
         sectioned.get("mirror", {}).get("targets", {}),
+        sectioned.get("restore", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -229,6 +229,11 @@ def serve(args: argparse.Namespace) -> int:
     from vouch.tenancy.deletion import purge_periodically
 
     threading.Thread(target=purge_periodically, args=(stopping,), name="vouch-purge", daemon=True).start()
+    # The daily restore drill of a sample of companies, and the operators' alerts about
+    # failed drills and late backups (vouch.backups.drills, vouch.backups.alerts).
+    from vouch.backups.drills import drill_periodically
+
+    threading.Thread(target=drill_periodically, args=(stopping,), name="vouch-drills", daemon=True).start()
     # Encrypted backups (docs/backups.md): a round when due, pending sets retried meanwhile.
     from vouch.backups.sets.schedule import backup_periodically
 

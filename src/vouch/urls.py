@@ -43,5 +43,6 @@ urlpatterns = [
     path("", include("vouch.accounts.urls")),
     path("outbox/", include("vouch.outbox.urls")),
     path("", include("vouch.audit.urls")),
+    path("", include("vouch.backups.urls")),
     path("", include("vouch.activity.urls")),
 ]

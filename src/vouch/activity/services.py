@@ -42,6 +42,8 @@ class Kind(models.TextChoices):
     CANDIDATE_ERASED = "candidate_erased", "Candidate data erased"
     WORKFLOW_SETTINGS_CHANGED = "workflow_settings_changed", "Workflow settings changed"
     RETENTION_DELETED = "retention_deleted", "Old requests deleted"
+    DATA_RESTORED = "data_restored", "Company data restored from a backup"
+    DATA_RESTORE_ROLLED_BACK = "data_restore_rolled_back", "Restore rolled back"
 
 
 def log(action: str, summary: str, *, actor=None, details: dict | None = None) -> Entry:

@@ -72,6 +72,11 @@ class EventAction(models.TextChoices):
     BACKUP_FAILED = "backup_failed", "Backup failed"
     BACKUP_REMOVED = "backup_removed", "Backups of a deleted company removed"
     AUDIT_EVENTS_NOT_RECORDED = "audit_events_not_recorded", "Security events not recorded (storage was full)"
+    # Restores and restore drills (vouch.backups.restore, vouch.backups.drills).
+    DATA_RESTORE_STARTED = "data_restore_started", "Restore from a backup started"
+    DATA_RESTORED = "data_restored", "Data restored from a backup"
+    DATA_RESTORE_ROLLED_BACK = "data_restore_rolled_back", "Restore rolled back"
+    BACKUP_DRILL = "backup_drill", "Restore drill"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

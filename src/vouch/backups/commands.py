@@ -5,7 +5,7 @@ vouch mirror status                what is mirrored where, and how far behind
 vouch backup run [--company X]     take backups now (one set per company, one for the control database)
 vouch backup list [--company X]    the backup sets in the targets
 vouch backup status                last backups, mirror and (PostgreSQL) replication and archiving health
-vouch backup restore --company X [--at TIME] [--to DIR | --in-place]   restore from the mirror or a set
+vouch backup restore --company X [--at TIME] [--set ID] (--to DIR | --in-place | --rollback DIR)
 vouch backup drill [--company X | --sample N | --all]                  restore into scratch and check
 
 Exit codes: 0 done, 1 failed or a problem was found, 2 bad input.
@@ -56,6 +56,9 @@ def add_parser(sub) -> None:
     where = p_restore.add_mutually_exclusive_group(required=True)
     where.add_argument("--to", metavar="DIR", help="write the restored database and files into DIR")
     where.add_argument("--in-place", action="store_true", help="replace the live company (it goes offline meanwhile)")
+    where.add_argument(
+        "--rollback", metavar="DIR", help="put back the state an in-place restore kept aside in DIR (it printed DIR)"
+    )
     p_restore.add_argument("--progress", **PROGRESS)
     p_drill = backup_sub.add_parser("drill", help="restore backups into scratch space and check them")
     sample = p_drill.add_mutually_exclusive_group()

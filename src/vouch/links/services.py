@@ -111,6 +111,7 @@ RESOLVE_COLUMNS = (
     "company__region",
     "company__status",
     "company__is_active",
+    "company__offline_since",
 )
 
 # Compiled once (vouch.tenancy.prepared): every link page starts with this read.

@@ -138,12 +138,15 @@ class LocalStore:
             raise ObjectMissing(key) from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        # Walk only the directory the prefix is in: listing one company's backups must not
-        # cost a walk of every company's.
-        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
-        if not base.is_dir():
+        if ".." in prefix.split("/") or prefix.startswith("/"):
+            raise ValueError(f"prefix {prefix!r} must be relative")
+        # Walk only the directory the prefix names (not the whole store): a restore or drill
+        # lists one company's sets among thousands of companies'.
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / directory if directory else self.root
+        if not start.is_dir():
             return
-        for path in sorted(base.rglob("*")):
+        for path in sorted(start.rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
             key = path.relative_to(self.root).as_posix()

@@ -17,6 +17,12 @@ class NoCompanyContext(RuntimeError):
     """A company model was used with no current company."""
 
 
+class CompanyOffline(RuntimeError):
+    """The company is offline for maintenance (an in-place restore): nothing may open its
+    database until the restore has finished or been rolled back. Requests get the
+    maintenance page (vouch.tenancy.maintenance)."""
+
+
 class WrongCompanyDatabase(RuntimeError):
     """A company's data was about to be read or written through another company's database."""
 
@@ -62,15 +68,20 @@ def current_or_none() -> CompanyContext | None:
 
 
 @contextmanager
-def company_context(company) -> Iterator[CompanyContext]:
+def company_context(company, *, offline_ok: bool = False) -> Iterator[CompanyContext]:
     """Make ``company`` (a tenancy Company) current. On leaving, the company's database
     connection is handed to ``connections.keep`` unless an enclosing context still
     uses it: a few recent companies' connections stay open per thread, the rest are
-    closed, so thousands of companies never mean thousands of open connections."""
+    closed, so thousands of companies never mean thousands of open connections.
+
+    A company offline for maintenance raises ``CompanyOffline`` (fail closed), except for
+    the restore itself (``offline_ok``)."""
     from vouch.tenancy import connections
 
     if getattr(company, "status", "active") == "deleted":
         raise NoCompanyContext(f"company {company.pk} has been deleted")
+    if not offline_ok and getattr(company, "offline_since", None) is not None:
+        raise CompanyOffline(f"company {company.pk} is offline for maintenance")
     context = CompanyContext(company_id=uuid.UUID(str(company.pk)), region=company.region)
     enclosing = _open_aliases.get()
     if context.alias not in enclosing:

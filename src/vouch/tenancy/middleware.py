@@ -5,8 +5,21 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from vouch.tenancy.context import company_context
+from vouch.tenancy.context import CompanyOffline, company_context
+from vouch.tenancy.maintenance import maintenance_response
 from vouch.tenancy.services import SESSION_COMPANY_KEY, choose_membership, current_memberships
+
+# Pages an offline company's members may still open.
+OFFLINE_ALLOWED = frozenset({"account_logout", "company_switch"})
+
+
+def _resolve(path: str):
+    from django.urls import Resolver404, resolve
+
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
 
 
 class CompanyMiddleware:
@@ -31,7 +44,21 @@ class CompanyMiddleware:
                     request.session[SESSION_COMPANY_KEY] = str(membership.company_id)
         if request.company is None:
             return self.get_response(request)
+        if request.company.is_offline:
+            # Restored in place right now: a maintenance page, except signing out and
+            # switching to another of the member's companies (they need no company).
+            match = getattr(request, "resolver_match", None) or _resolve(request.path_info)
+            if match is None or match.url_name not in OFFLINE_ALLOWED:
+                return maintenance_response()
+            request.company = request.membership = None
+            return self.get_response(request)
         # Company data is reachable only inside this context; it ends (and the
         # company's database connection closes) with the request.
         with company_context(request.company):
             return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A private link (or any code) reaching a company that is offline for maintenance.
+        if isinstance(exception, CompanyOffline):
+            return maintenance_response()
+        return None

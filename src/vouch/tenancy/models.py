@@ -41,6 +41,13 @@ class Company(models.Model):
     )
     delete_after = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set while the company is offline for maintenance (an in-place restore): its members
+    # and its links get a maintenance page, and no code opens its database
+    # (tenancy.context.company_context refuses). Kept in the database so it survives a
+    # crash mid-restore: the company stays offline until the restore is finished or
+    # rolled back, and ``offline_reason`` says how.
+    offline_since = models.DateTimeField(null=True, blank=True)
+    offline_reason = models.TextField(blank=True)
 
     class Meta:
         verbose_name_plural = "companies"
@@ -62,6 +69,10 @@ class Company(models.Model):
     @property
     def deletion_scheduled(self) -> bool:
         return self.status == CompanyStatus.DELETION_SCHEDULED
+
+    @property
+    def is_offline(self) -> bool:
+        return self.offline_since is not None
 
     @property
     def is_deleted(self) -> bool:

@@ -34,6 +34,12 @@ def switch(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
+def company_backups(company_id) -> dict:
+    from vouch.backups.views import company_summary
+
+    return company_summary(company_id)
+
+
 def _settings_page(request: HttpRequest, *, name_form=None, delete_form=None, status: int = 200) -> HttpResponse:
     company = request.company
     can_delete = policy.can(request.membership, Action.DELETE_COMPANY)
@@ -45,6 +51,8 @@ def _settings_page(request: HttpRequest, *, name_form=None, delete_form=None, st
             "can_delete": can_delete,
             "delete_form": (delete_form or DeleteCompanyForm(company=company)) if can_delete else None,
             "grace_days": deletion.grace_period().days,
+            # Owners see their company's last backup and restore drill.
+            "backups": company_backups(company.pk) if can_delete else None,
         },
         status=status,
     )
