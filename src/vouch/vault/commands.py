@@ -136,8 +136,8 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
             + (["the account secrets key"] if result["account_key"] == "rewrapped" else [])
             + (["the outbox key"] if result["outbox"] == "rewrapped" else [])
             + (
-                [f"{result['key_files']['rewrapped']} key store files (company KEKs, control backup key)"]
-                if result["key_files"].get("rewrapped")
+                [f"{files} key store file{'' if files == 1 else 's'} (company KEKs, control backup key)"]
+                if (files := result["key_files"].get("rewrapped", 0))
                 else []
             )
         )

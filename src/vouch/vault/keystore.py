@@ -363,11 +363,16 @@ def kek_companies() -> set[uuid.UUID]:
 
 def _ids_with_suffix(suffix: str) -> set[uuid.UUID]:
     found = set()
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(companies_dir()):
-            if entry.name.endswith(suffix) and not entry.name.startswith("."):
-                with contextlib.suppress(ValueError):
-                    found.add(uuid.UUID(entry.name.removesuffix(suffix)))
+    try:
+        entries = list(os.scandir(companies_dir()))
+    except FileNotFoundError:
+        return found
+    except OSError as exc:
+        raise KeyConfigurationError(f"Cannot read {companies_dir()}: {exc.strerror or exc}.") from exc
+    for entry in entries:
+        if entry.name.endswith(suffix) and not entry.name.startswith("."):
+            with contextlib.suppress(ValueError):
+                found.add(uuid.UUID(entry.name.removesuffix(suffix)))
     return found
 
 
