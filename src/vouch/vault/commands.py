@@ -349,7 +349,8 @@ def status(args: argparse.Namespace, out, err) -> int:
             kek_problems.append(
                 f"{summary['old_scheme']} compan{'y has' if summary['old_scheme'] == 1 else 'ies have'} keys wrapped "
                 "by the master key only (from before company key-encryption keys): run `vouch setup` (or "
-                "`vouch migrate`) to move them, or a purge of them can be undone with a control database backup."
+                "`vouch migrate`) to move them; until then, a control database backup taken before one of them is purged "
+                "would bring its keys back."
             )
         if summary["versions"]:
             _table(["data key version", "companies"], list(summary["versions"].items()), out)
@@ -372,8 +373,9 @@ def status(args: argparse.Namespace, out, err) -> int:
                     age(c["data_created_at"], now),
                     _versions(c["retiring"]) or "-",
                     _versions(c["master_versions"]),
-                    ("present" if c["kek"] else "MISSING")
-                    + (" (old scheme: run vouch setup)" if c["old_scheme"] else ""),
+                    "present"
+                    if c["kek"]
+                    else ("none yet (old scheme: run vouch setup)" if c["old_scheme"] else "MISSING"),
                 ]
                 for c in selected
             ],

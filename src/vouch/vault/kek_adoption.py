@@ -109,7 +109,7 @@ def describe(result: dict) -> list[str]:
     lines = []
     if result["companies"]:
         lines.append(
-            f"Moved {result['companies']} compan{'y' if result['companies'] == 1 else 'ies'} to their own "
+            f"Moved {result['companies']} compan{'y to its' if result['companies'] == 1 else 'ies to their'} own "
             f"key-encryption keys ({result['rows']} key rows re-wrapped; the KEKs are in {keystore.companies_dir()}). "
             "Back up the key store now, and see docs/backups.md, 'Deleted companies stay deleted'."
         )
