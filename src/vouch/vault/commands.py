@@ -349,8 +349,8 @@ def status(args: argparse.Namespace, out, err) -> int:
             kek_problems.append(
                 f"{summary['old_scheme']} compan{'y has' if summary['old_scheme'] == 1 else 'ies have'} keys wrapped "
                 "by the master key only (from before company key-encryption keys): run `vouch setup` (or "
-                "`vouch migrate`) to move them; until then, a control database backup taken before one of them is purged "
-                "would bring its keys back."
+                "`vouch migrate`) to move them; until then, a control database backup taken before one of them "
+                "is purged would bring its keys back."
             )
         if summary["versions"]:
             _table(["data key version", "companies"], list(summary["versions"].items()), out)
