@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # with its own data directory, PostgreSQL databases and Redis key prefix.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test test-fast bench lint lock setup clean pdf-libs chromium wrk
+.PHONY: run test test-fast bench lint lock setup clean pdf-libs chromium wrk pgbackrest
 
 run: $(VENV)/.base pdf-libs
 	$(BIN)/vouch serve
@@ -16,7 +16,7 @@ run: $(VENV)/.base pdf-libs
 setup: $(VENV)/.base
 	$(BIN)/vouch setup
 
-test: $(VENV)/.dev chromium pdf-libs
+test: $(VENV)/.dev chromium pdf-libs pgbackrest
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -64,6 +64,13 @@ pdf-libs:
 	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q .; } || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
 	  else echo "Report PDFs need Pango: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core" >&2; exit 1; fi; }
+
+# The PostgreSQL mirroring tests archive WAL with pgBackRest into the test S3 server
+# (tests/backups/test_replication.py; docs/postgresql.md).
+pgbackrest:
+	@command -v pgbackrest >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq pgbackrest >/dev/null; \
+	  else echo "The PostgreSQL archiving tests need pgBackRest: sudo apt-get install -y pgbackrest" >&2; exit 1; fi; }
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \

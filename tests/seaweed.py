@@ -51,6 +51,17 @@ class SeaweedFS:
     s3_port: int
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    # S3 over HTTPS too (beside plain HTTP), for clients that insist on TLS (pgBackRest):
+    # a self-signed certificate for localhost and 127.0.0.1, trusted through ca_file.
+    https_port: int = 0
+
+    @property
+    def https_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "tls" / "cert.pem"
 
     @property
     def endpoint(self) -> str:
@@ -99,6 +110,11 @@ class SeaweedFS:
             "-master.volumeSizeLimitMB=64",
             "-volume.max=100",
         ]
+        if self.https_port:
+            from vouch.web.tls import ensure_dev_certificate
+
+            cert, key = ensure_dev_certificate(self.root / "tls")
+            command += [f"-s3.port.https={self.https_port}", f"-s3.cert.file={cert}", f"-s3.key.file={key}"]
         log = open(self.root / "weed.log", "ab")  # noqa: SIM115  (kept open for the process)
         self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
         self.wait_ready()
@@ -121,9 +137,15 @@ class SeaweedFS:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"SeaweedFS exited: {(self.root / 'weed.log').read_text()[-2000:]}")
             try:
-                # A write proves the volume server is up too, not only the gateway.
-                client.create_bucket(Bucket="vouch-ready-probe")
+                # A write proves the volume server is up too, not only the gateway. After a
+                # restart the probe bucket exists already (SeaweedFS says BucketAlreadyExists).
+                with contextlib.suppress(
+                    client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+                ):
+                    client.create_bucket(Bucket="vouch-ready-probe")
                 client.put_object(Bucket="vouch-ready-probe", Key="probe", Body=b"ok")
+                if self.https_port:
+                    socket.create_connection(("127.0.0.1", self.https_port), timeout=1).close()
                 return
             except Exception as exc:  # noqa: BLE001  (not up yet)
                 last = exc
@@ -149,7 +171,9 @@ class SeaweedFS:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            # weed finishes in-flight requests on SIGTERM but then lingers (seen: always the
+            # full wait); what it wrote is on disk by then, so a short wait is enough.
+            self.process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -166,12 +190,13 @@ class SeaweedFS:
         os.killpg(self.process.pid, signal.SIGCONT)
 
 
-def start_seaweedfs() -> SeaweedFS:
+def start_seaweedfs(https: bool = True) -> SeaweedFS:
     root = Path(tempfile.mkdtemp(prefix="vouch-s3-"))
     server = SeaweedFS(
         root=root,
         s3_port=_free_port_pair(),
         ports={"master": _free_port_pair(), "volume": _free_port_pair(), "filer": _free_port_pair()},
+        https_port=_free_port_pair() if https else 0,
     )
     server.start()
     return server

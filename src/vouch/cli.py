@@ -211,6 +211,12 @@ def serve(args: argparse.Namespace) -> int:
 
     start_worker()
 
+    # The constant mirror of the SQLite databases (Litestream): its own process group,
+    # restarted if it dies, stopped last so it uploads what the servers wrote.
+    from vouch.backups.mirror.process import start_for_serve
+
+    mirror = start_for_serve() if not stopping.is_set() else None
+
     host_for_people = "localhost" if bind in ("127.0.0.1", "0.0.0.0", "::", "::1") else bind
     if _wait_for_port(bind if bind not in ("0.0.0.0", "::") else "127.0.0.1", https_port, stopping):
         print(
@@ -232,6 +238,10 @@ def serve(args: argparse.Namespace) -> int:
     from vouch.tenancy.deletion import purge_periodically
 
     threading.Thread(target=purge_periodically, args=(stopping,), name="vouch-purge", daemon=True).start()
+    # Encrypted backups (docs/backups.md): a round when due, pending sets retried meanwhile.
+    from vouch.backups.sets.schedule import backup_periodically
+
+    threading.Thread(target=backup_periodically, args=(stopping,), name="vouch-backups", daemon=True).start()
     exit_code = 0
     worker_restart_at = 0.0
     try:
@@ -243,8 +253,12 @@ def serve(args: argparse.Namespace) -> int:
                 elif time.monotonic() >= worker_restart_at:
                     worker_restart_at = 0.0
                     start_worker()
+            if mirror is not None:
+                mirror.poll()
     finally:
         processes.extend(workers_started)
+        if mirror is not None:
+            processes.extend(mirror.live())
         stop()
         # One deadline for all: a server still holding a client's keep-alive connection is
         # killed in time, before whoever stops this command loses patience and kills it
@@ -259,6 +273,8 @@ def serve(args: argparse.Namespace) -> int:
             # Workers outliving their parent (it died before reaping them) go too.
             signal_group(process, signal.SIGKILL)
             exit_code = exit_code or (code if code and code > 0 else 0)
+        if mirror is not None:
+            mirror.stopped()
         # Only once every process it started is gone may another server take the directory.
         os.close(lock_fd)
     return exit_code

@@ -119,6 +119,21 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "company whose schema changed that day.",
     ),
     "VOUCH_DRILL_SAMPLE_MIN": ("5", "The daily restore drill restores at least this many companies."),
+    "VOUCH_PG_STANDBYS": (
+        "1 in production, else 0",
+        "Streaming standbys each PostgreSQL server (the control database's and every region's) must have; with "
+        "fewer, `replication` is degraded on /healthz and in `vouch backup status` (docs/postgresql.md).",
+    ),
+    "VOUCH_PG_ARCHIVING": (
+        "required in production, else optional",
+        "`required`: a PostgreSQL server whose WAL is not archived (archive_mode off) makes `archiving` degraded; "
+        "`optional`: it is shown as off.",
+    ),
+    "VOUCH_PG_MAX_LAG_SECONDS": (
+        "60",
+        "A standby further behind than this in replay, or a finished WAL segment waiting longer than this to be "
+        "archived, makes `replication` or `archiving` degraded.",
+    ),
     "VOUCH_COMPANY_DATABASE_PREFIX": ("vouch_company", "Name prefix of company databases on PostgreSQL."),
     "VOUCH_DELETION_GRACE_DAYS": (
         "14",

@@ -36,6 +36,13 @@ VOUCH_BACKUP_KEEP_DAILY_DAYS = env_int("VOUCH_BACKUP_KEEP_DAILY_DAYS", 35)
 VOUCH_BACKUP_KEEP_MONTHLY_MONTHS = env_int("VOUCH_BACKUP_KEEP_MONTHLY_MONTHS", 12)
 VOUCH_DRILL_SAMPLE_PERCENT = env_int("VOUCH_DRILL_SAMPLE_PERCENT", 5)
 VOUCH_DRILL_SAMPLE_MIN = env_int("VOUCH_DRILL_SAMPLE_MIN", 5)
+# What a PostgreSQL server must have for its mirroring to count as healthy (see
+# vouch.backups.replication): streaming standbys, WAL archiving, and how far behind.
+VOUCH_PG_STANDBYS = env_int("VOUCH_PG_STANDBYS", 1 if PRODUCTION else 0)
+VOUCH_PG_ARCHIVING = env("VOUCH_PG_ARCHIVING", "required" if PRODUCTION else "optional").lower()
+if VOUCH_PG_ARCHIVING not in {"required", "optional"}:
+    raise ValueError(f"VOUCH_PG_ARCHIVING must be required or optional, not {VOUCH_PG_ARCHIVING!r}")
+VOUCH_PG_MAX_LAG_SECONDS = env_int("VOUCH_PG_MAX_LAG_SECONDS", 60)
 # Where each region keeps its company databases and files (see vouch.tenancy.regions).
 VOUCH_REGION_CONFIG = {
     name: {

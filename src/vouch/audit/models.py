@@ -68,6 +68,9 @@ class EventAction(models.TextChoices):
     AUTHN_STEP_UP_FAIL = "authn_step_up_fail", "Sign-in code refused"
     LINK_INVALID = "link_invalid", "Private link refused"
     SYS_STARTUP = "sys_startup", "System started"
+    BACKUP_TAKEN = "backup_taken", "Backups taken"
+    BACKUP_FAILED = "backup_failed", "Backup failed"
+    BACKUP_REMOVED = "backup_removed", "Backups of a deleted company removed"
     AUDIT_EVENTS_NOT_RECORDED = "audit_events_not_recorded", "Security events not recorded (storage was full)"
 
 

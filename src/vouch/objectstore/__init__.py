@@ -129,9 +129,12 @@ class LocalStore:
             raise ObjectMissing(key) from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if not self.root.is_dir():
+        # Walk only the directory the prefix is in: listing one company's backups must not
+        # cost a walk of every company's.
+        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        if not base.is_dir():
             return
-        for path in sorted(self.root.rglob("*")):
+        for path in sorted(base.rglob("*")):
             if not path.is_file() or path.name.startswith("."):
                 continue
             key = path.relative_to(self.root).as_posix()

@@ -213,6 +213,11 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     # Closes this thread's connection first; PostgreSQL's DROP ... WITH (FORCE) ends any
     # other session, and the tombstone stops new ones being made.
     provisioning.discard(company.pk, company.region)
+    # Its copy in the region's mirror (embedded default) goes too; a mirror target that
+    # cannot be reached fails the purge, which the next run finishes.
+    from vouch.backups.mirror import remove_company_mirror
+
+    remove_company_mirror(company.pk, company.region)
     # Its mail in the local outbox (names, addresses, private links) goes too, not a
     # week later: the outbox key is the installation's, which the shredding leaves.
     removed = outbox_store.remove_company_messages(company.pk)

@@ -99,8 +99,11 @@ def health(request: HttpRequest) -> JsonResponse:
         from vouch.backups import health as data_safety
 
         # Backups, mirror, replication: shown, and "degraded", but never a 503 (see there).
-        body["data_safety"] = data_safety.report()
-        if healthy and data_safety.degraded(body["data_safety"]):
+        # States only: this page is public; the details are for `vouch backup status` and
+        # the operators' page.
+        items = data_safety.report()
+        body["data_safety"] = {name: item.get("state", "degraded") for name, item in items.items()}
+        if healthy and data_safety.degraded(items):
             body["status"] = "degraded"
     if not healthy:
         # Which component is down, in the words an operator searches the logs for.

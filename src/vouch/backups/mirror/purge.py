@@ -1,0 +1,57 @@
+"""A purged company's mirror goes with it (called by vouch.tenancy.deletion).
+
+Its copy in the region's mirror target (a directory or a bucket) and Litestream's
+local state beside its database are removed. Litestream, watching the directory, stops
+copying the database when its file is removed, and may upload its last few changes
+while it does: the removal is repeated once after SETTLE_SECONDS, so nothing it wrote
+meanwhile is left."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+
+from vouch.backups.mirror import plan, state
+from vouch.objectstore import LocalStore, open_store
+
+# Longer than Litestream's sync interval plus an upload.
+SETTLE_SECONDS = 2.0
+
+
+def _remove(company_id: uuid.UUID, region) -> int:
+    from vouch.tenancy import connections
+
+    database = connections.sqlite_path(company_id, region)
+    removed = 0
+    meta = plan.meta_dir(database)
+    if meta.exists():
+        shutil.rmtree(meta, ignore_errors=True)
+        removed += 1
+    store = open_store(region.mirror_url)
+    if isinstance(store, LocalStore):
+        copy = store.root / database.name
+        if copy.exists():
+            shutil.rmtree(copy)
+            removed += 1
+    else:
+        removed += store.delete_prefix(f"{database.name}/")
+    return removed
+
+
+def remove_company_mirror(company_id: uuid.UUID | str, region_name: str, settle: float = SETTLE_SECONDS) -> int:
+    """Remove company ``company_id``'s mirror copy and Litestream's state for it; how
+    many things were removed. A target that cannot be reached raises (the purge is then
+    finished on its next run)."""
+    from vouch.tenancy import regions
+
+    region = regions.get(region_name)
+    if region.uses_postgresql:
+        return 0
+    company_id = uuid.UUID(str(company_id))
+    removed = _remove(company_id, region)
+    running = (state.read() or {}).get("running")
+    if removed or running:
+        time.sleep(settle)
+        removed += _remove(company_id, region)
+    return removed
