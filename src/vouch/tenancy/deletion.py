@@ -196,7 +196,7 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
         Membership.objects.filter(company=company).delete()
         # Crypto-shredding, before anything else is removed: with its keys gone, any copy
         # of the company's database or files (a backup, a disk) can no longer be read.
-        shredded = keyring.shred(company.pk)
+        shredded = keyring.delete_key_rows(company.pk)
     # Then its KEK, in the key store: a control database restored from before this purge
     # still holds the key rows, and they open nothing without it. After the commit, so a
     # rolled-back transaction never leaves a company that may still be cancelled without

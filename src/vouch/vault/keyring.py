@@ -225,9 +225,18 @@ def destroy_data_key_versions(company_id, versions: list[int]) -> int:
 
 
 def shred(company_id) -> int:
-    """Crypto-shredding, in the control database: delete every key row of the company.
-    ``destroy_kek`` completes it in the key store (a restored control database brings
-    the rows back; nothing brings the KEK back)."""
+    """Crypto-shredding: destroy every key of the company, its key rows (control
+    database) and its KEK (key store, leaving a tombstone). Its data, wherever a copy of
+    it survives (backups, mirrors, a control database restored from before), can no
+    longer be decrypted. Returns the number of key rows deleted."""
+    deleted = delete_key_rows(company_id)
+    destroy_kek(company_id)
+    return deleted
+
+
+def delete_key_rows(company_id) -> int:
+    """The control database's half of ``shred``: for a purge, which deletes the rows in
+    its transaction and destroys the KEK (``destroy_kek``) once that has committed."""
     company_id = _as_uuid(company_id)
     deleted, _ = DataKey.objects.filter(company_id=company_id).delete()
     forget(company_id)
