@@ -72,6 +72,14 @@ def _manage(*args: str) -> None:
     call_command(*args)
 
 
+def adopt_company_keks() -> None:
+    """Companies from before key-encryption keys get theirs (idempotent; says what it did)."""
+    from vouch.vault import kek_adoption
+
+    for line in kek_adoption.describe(kek_adoption.adopt_company_keks()):
+        print(line, file=sys.stderr)
+
+
 def setup(quiet: bool = False) -> tuple[Path, Path]:
     """Idempotent: safe to run on every start."""
     from django.conf import settings
@@ -89,6 +97,7 @@ def setup(quiet: bool = False) -> tuple[Path, Path]:
     from vouch.vault.keyring import ensure_master_key
 
     ensure_master_key()  # the first run creates the master key (VOUCH_KEYS_DIR)
+    adopt_company_keks()
     if settings.VOUCH_TLS_CERT and settings.VOUCH_TLS_KEY:
         return Path(settings.VOUCH_TLS_CERT), Path(settings.VOUCH_TLS_KEY)
     from vouch.web.tls import ensure_dev_certificate
@@ -415,7 +424,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "migrate":
+        from vouch.vault.errors import KeyConfigurationError
+
         _manage("migrate")
+        try:
+            adopt_company_keks()
+        except KeyConfigurationError as exc:
+            print(f"Migrated, but company keys were not moved to key-encryption keys: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "outbox":
         return outbox(args)

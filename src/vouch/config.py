@@ -146,7 +146,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "VOUCH_KEYS_DIR": (
         "VOUCH_DATA_DIR/keys",
-        "Directory of the master key files (0700, files 0600); keep it off the database's disk and back it up.",
+        "The key store: master key files, company KEKs and tombstones (`companies/`), the control backup key "
+        "(0700, files 0600); keep it off the database's disk, shared by all app servers, and back it up apart.",
     ),
     "VOUCH_MASTER_KEYS": ("(none)", "With VOUCH_KEY_PROVIDER=env: `1:<base64 key>,2:<base64 key>`; the highest wraps."),
     "VOUCH_KEY_CACHE_SECONDS": ("60", "How long an unwrapped company key stays in a process's memory."),

@@ -459,7 +459,11 @@ def test_database_and_files_only_in_the_companys_region(two_regions, settings, r
     home = regions.get(region)
     assert (home.files_dir / str(company.pk)).is_dir()
     assert not _files_naming(two_regions / f"{other}-cell", company.pk)
-    assert not _files_naming(Path(os.environ["VOUCH_DATA_DIR"]), company.pk)
+    # Outside the region, only the installation's key store names it: its key-encryption
+    # key (wrapped by the master key; no company data), kept like the control database's
+    # key rows, installation-wide (docs/backups.md).
+    kek = Path(settings.VOUCH_KEYS_DIR) / "companies" / f"{company.pk}.kek"
+    assert _files_naming(Path(os.environ["VOUCH_DATA_DIR"]), company.pk) == [kek]
     if home.uses_postgresql:
         # The database is on the region's server, under the company's name.
         expected = regions.get(region).server

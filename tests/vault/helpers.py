@@ -11,23 +11,35 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from django.db import connections
 
 from vouch.tenancy.models import Company
-from vouch.vault import keyring, providers
-from vouch.vault.models import DataKey, KeyPurpose
+from vouch.vault import keyring, keystore, providers
+from vouch.vault.models import DataKey, KeyPurpose, KeyScheme
 
 
-def bulk_companies(count: int, region: str = "eu") -> list[uuid.UUID]:
-    """Companies with their two keys but no database: master rotation only touches key
-    rows, and provisioning thousands of databases would measure something else."""
+def bulk_companies(count: int, region: str = "eu", *, old_scheme: bool = False) -> list[uuid.UUID]:
+    """Companies with their two keys (and KEK) but no database: master rotation only
+    touches key rows and key files, and provisioning thousands of databases would
+    measure something else. ``old_scheme``: rows as written before company KEKs
+    (wrapped by the master key only), and no KEK."""
     keyring.ensure_master_key()
     provider = providers.get_provider()
     companies = [Company(id=uuid.uuid4(), name=f"Bulk {i} {uuid.uuid4().hex[:6]}", region=region) for i in range(count)]
     Company.objects.bulk_create(companies, batch_size=1000)
     rows = []
     for company in companies:
+        kek = None if old_scheme else keystore.create_kek(company.id)
         for purpose in (KeyPurpose.DATA, KeyPurpose.INDEX):
-            master, wrapped = provider.wrap(secrets.token_bytes(32), keyring.wrap_aad(company.id, purpose, 1))
+            key = secrets.token_bytes(32)
+            inner = key if kek is None else keyring.seal_inner(kek, key, company.id, purpose, 1)
+            master, wrapped = provider.wrap(inner, keyring.wrap_aad(company.id, purpose, 1))
             rows.append(
-                DataKey(company_id=company.id, purpose=purpose, version=1, master_version=master, wrapped=wrapped)
+                DataKey(
+                    company_id=company.id,
+                    purpose=purpose,
+                    version=1,
+                    master_version=master,
+                    wrapped=wrapped,
+                    scheme=KeyScheme.MASTER if kek is None else KeyScheme.COMPANY_KEK,
+                )
             )
     DataKey.objects.bulk_create(rows, batch_size=1000)
     return [c.id for c in companies]

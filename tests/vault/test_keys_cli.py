@@ -46,7 +46,8 @@ def test_status_summary(company, capsys):
     assert "Master keys (key directory" in out
     lines = out.splitlines()
     master_row = next(line for line in lines if line.startswith("1 "))
-    assert master_row.split()[:3] == ["1", "current", "8"]
+    # 4 companies: 8 key rows, and 4 company KEK files in the key store.
+    assert master_row.split()[:3] == ["1", "current", "12"]
     assert "Company data keys: 4 companies" in out
     assert "Rotation under way: 0 companies" in out
     assert "Oldest data key:" in out
@@ -271,7 +272,7 @@ def test_status_after_rotate_master_made_a_new_version(company, outbox, capsys):
     key_id = _key_file(outbox)["key_id"]
     code, out, err = run(capsys, "rotate-master", "--no-progress")
     assert code == 0, err
-    assert "re-wrapped 2 company keys and the outbox key" in out
+    assert "re-wrapped 2 company keys, the outbox key and 1 key store file (company KEKs" in out
     code, out, err = run(capsys, "status")
     assert code == 0, err
     section = _outbox_section(out)
@@ -373,8 +374,12 @@ def test_status_counts_sealed_plain_and_unreadable_messages_from_their_headers(o
 def test_status_of_an_outbox_it_may_not_read_is_a_clear_error(outbox, capsys, monkeypatch):
     _send("One")
 
-    def refused(path):
-        raise PermissionError(13, "Permission denied", str(path))
+    real_scandir = os.scandir
+
+    def refused(path="."):
+        if str(path).startswith(str(outbox)):  # the outbox only; the key store stays readable
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", refused)
     code, out, err = run(capsys, "status")

@@ -39,11 +39,11 @@ from vouch.references.services import create_candidate
 from vouch.tenancy import deletion, provisioning, regions
 from vouch.tenancy.connections import postgres_name, release, sqlite_path
 from vouch.tenancy.context import alias_for, company_context
-from vouch.vault import keyring, providers, sealing
+from vouch.vault import backup_keys, keyring, keystore, providers, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
 from vouch.vault.fields import EncryptedField
 from vouch.vault.files import HEADER_BYTES, decrypt_stream, encrypted_storage
-from vouch.vault.models import DataKey, KeyPurpose
+from vouch.vault.models import DataKey, KeyPurpose, KeyScheme
 
 pytestmark = pytest.mark.django_db
 
@@ -83,15 +83,24 @@ def try_file(key: bytes, data: bytes, company_id: uuid.UUID, name: str) -> bytes
 
 def every_key_left() -> list[bytes]:
     """Every key an attacker with the control database and the key directory has:
-    all companies' data and index keys, unwrapped, and the master keys themselves
-    (retired ones included)."""
+    all companies' data and index keys, unwrapped (with their KEKs, where the key
+    store still has them), the company KEKs themselves, the master keys (retired ones
+    included), and the control backup key."""
     provider = providers.get_provider()
     keys = []
     for row in DataKey.objects.all():
-        aad = keyring.wrap_aad(row.company_id, row.purpose, row.version)
-        keys.append(provider.unwrap(row.master_version, bytes(row.wrapped), aad))
+        try:
+            kek = keystore.load_kek(row.company_id) if row.scheme == KeyScheme.COMPANY_KEK else None
+        except KeyUnavailable:
+            continue  # rows whose KEK is gone open nothing
+        args = (row.company_id, row.purpose, row.version, row.scheme, row.master_version, bytes(row.wrapped))
+        keys.append(keyring.unwrap_row(provider, *args, kek))
+    for path in keystore.companies_dir().glob("*.kek"):
+        company_id = uuid.UUID(path.name.removesuffix(".kek"))
+        keys.append(keystore.open_wrapped_file(path, keystore.kek_aad(company_id))[1])
     for path in Path(settings.VOUCH_KEYS_DIR).glob("master-*.key*"):
         keys.append(base64.urlsafe_b64decode(path.read_text().strip() + "=="))
+    keys.append(backup_keys.control_backup_key())
     assert keys and all(len(k) == 32 for k in keys)
     return keys
 
@@ -186,24 +195,27 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
     with pytest.raises(KeyUnavailable):
         keyring.keys_for(doomed.pk)
 
-    # Someone with every key left in the installation. Even new keys made for the same
-    # company id (a mistaken re-provisioning) are among them.
-    keyring.create_company_keys(doomed.pk)
+    # The key store remembers the purge: the same company id is never given keys again
+    # (a mistaken re-provisioning), and its KEK is gone.
+    assert keystore.is_purged(doomed.pk) and not keystore.kek_path(doomed.pk).exists()
+    with pytest.raises(KeyUnavailable):
+        keyring.create_company_keys(doomed.pk)
+    # Someone with every key left in the installation.
     keys = every_key_left()
     assert len(keys) >= 2 * DataKey.objects.filter(purpose=KeyPurpose.DATA).count()
     for key in keys:
         for (model, row, column), sealed in values.items():
             assert try_value(key, sealed, doomed.pk, model, column, row) is None
         assert try_file(key, file_copy, doomed.pk, file_name) is None
-    # ... and Vouch, using those new keys on the old copy, refuses it.
+    # ... and Vouch refuses the old copy.
     for (model, row, column), sealed in values.items():
         location = model._meta.get_field(column).location
-        with pytest.raises(DecryptionError):
+        with pytest.raises((DecryptionError, KeyUnavailable)):
             sealing.open_sealed(doomed.pk, sealed, sealing.binding(doomed.pk, location, row), what=f"copy:{row}")
     restored = provisioning.files_dir(doomed.pk, doomed.region)
     try:
         shutil.copytree(files_copy, restored)  # the backup of the files put back
-        with (restored / file_name).open("rb") as source, pytest.raises(DecryptionError):
+        with (restored / file_name).open("rb") as source, pytest.raises((DecryptionError, KeyUnavailable)):
             b"".join(decrypt_stream(doomed.pk, file_name, source))
     finally:
         shutil.rmtree(restored, ignore_errors=True)

@@ -35,7 +35,7 @@ from vouch.outbox import store as outbox_store
 from vouch.outbox.backends import company_headers
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
-from vouch.vault import keyring
+from vouch.vault import keyring, keystore
 
 log = logging.getLogger("vouch.tenancy.deletion")
 
@@ -129,12 +129,23 @@ def _notify_owners(company: Company, template_prefix: str, *, actor) -> None:
 
 
 def due(now: datetime | None = None):
-    """Companies whose grace period has passed, and deletions a failure left half done."""
+    """Companies whose grace period has passed, deletions a failure left half done, and
+    companies the key store says were purged although the control database (restored
+    from a backup taken before) has them alive."""
     now = now or timezone.now()
     return Company.objects.filter(
         Q(status=CompanyStatus.DELETION_SCHEDULED, delete_after__lte=now)
         | Q(status=CompanyStatus.DELETED, deleted_at__isnull=True)
+        | Q(pk__in=_purged_but_alive())
     )
+
+
+def _purged_but_alive() -> list[uuid.UUID]:
+    purged = keystore.purged_companies()
+    if not purged:
+        return []
+    alive = Company.objects.filter(deleted_at__isnull=True).values_list("pk", flat=True)
+    return sorted(purged.intersection(alive))
 
 
 def purge_due(now: datetime | None = None) -> list[Company]:
@@ -166,10 +177,15 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     now = now or timezone.now()
     with transaction.atomic():
         company = Company.objects.select_for_update().filter(pk=company_id).first()
-        if company is None or company.deleted_at is not None or company.status == CompanyStatus.ACTIVE:
+        if company is None or company.deleted_at is not None:
             return None
-        if company.status == CompanyStatus.DELETION_SCHEDULED:
-            if company.delete_after > now:
+        # Purged already, by the key store's tombstone: the control database is a copy
+        # restored from before that purge, and the company goes again, whatever it says.
+        purged = keystore.is_purged(company.pk)
+        if company.status == CompanyStatus.ACTIVE and not purged:
+            return None
+        if company.status != CompanyStatus.DELETED:
+            if not purged and company.delete_after > now:
                 return None
             company.status = CompanyStatus.DELETED
             company.is_active = False
@@ -180,8 +196,20 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
         Membership.objects.filter(company=company).delete()
         # Crypto-shredding, before anything else is removed: with its keys gone, any copy
         # of the company's database or files (a backup, a disk) can no longer be read.
-        if keyring.shred(company.pk):
-            record(EventAction.KEYS_SHREDDED, company=company.pk, target=f"company:{company.pk}")
+        shredded = keyring.delete_key_rows(company.pk)
+    # Then its KEK, in the key store: a control database restored from before this purge
+    # still holds the key rows, and they open nothing without it. After the commit, so a
+    # rolled-back transaction never leaves a company that may still be cancelled without
+    # its KEK; a crash before this line leaves the row DELETED without deleted_at, and
+    # the next purge comes back here (each step is idempotent).
+    kek_destroyed = keyring.destroy_kek(company.pk)
+    if shredded or kek_destroyed:
+        record(
+            EventAction.KEYS_SHREDDED,
+            company=company.pk,
+            target=f"company:{company.pk}",
+            details={"rows": shredded, "kek": "destroyed" if kek_destroyed else "absent"},
+        )
     # Closes this thread's connection first; PostgreSQL's DROP ... WITH (FORCE) ends any
     # other session, and the tombstone stops new ones being made.
     provisioning.discard(company.pk, company.region)

@@ -41,6 +41,7 @@ def create_company(name: str, region: str, owner: User) -> Company:
             Membership.objects.create(user=owner, company=company, role=Role.OWNER)
     except BaseException:
         provisioning.discard(company_id, region)
+        keyring.discard_kek(company_id)  # made before the rows, which were rolled back
         raise
     return company
 

@@ -3,6 +3,7 @@
 vouch keys rotate-master [--batch N]        new master key version, re-wrap every company key
 vouch keys rotate-company COMPANY [--batch N] new data key, re-encrypt that company's data
 vouch keys status [--company X | --all]      master versions in use, data key versions and ages,
+                                             company key-encryption keys (present/missing),
                                              the account secrets key (two-factor secrets),
                                              the local mail outbox's key and its messages
 vouch keys generate                          a new master key for VOUCH_MASTER_KEYS
@@ -134,6 +135,11 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
             [f"{result['rewrapped']} company keys"]
             + (["the account secrets key"] if result["account_key"] == "rewrapped" else [])
             + (["the outbox key"] if result["outbox"] == "rewrapped" else [])
+            + (
+                [f"{files} key store file{'' if files == 1 else 's'} (company KEKs, control backup key)"]
+                if (files := result["key_files"].get("rewrapped", 0))
+                else []
+            )
         )
         + f" in {result['seconds']:.1f} s.",
         file=out,
@@ -148,6 +154,12 @@ def rotate_master(args: argparse.Namespace, out, err) -> int:
         print(
             "The outbox key does not open and was not re-wrapped (see `vouch keys status`); the next email sets "
             "it aside and makes a new one.",
+            file=err,
+        )
+    if result["key_files"].get("unreadable"):
+        print(
+            f"{result['key_files']['unreadable']} key store file(s) (company KEKs or the control backup key) do not "
+            "unwrap and were not re-wrapped: see `vouch keys status --all`.",
             file=err,
         )
     environment = isinstance(providers.get_provider(), providers.EnvironmentKeyProvider)
@@ -316,9 +328,30 @@ def status(args: argparse.Namespace, out, err) -> int:
     except OSError as exc:  # e.g. run as a user who may not read the outbox
         print(f"The outbox cannot be read: {exc}", file=err)
         return 1
+    kek_problems: list[str] = []
     if selected is None:
         summary = company_summary()
         print(f"\nCompany data keys: {summary['companies']} companies", file=out)
+        missing_keks = summary["kek_missing"]
+        print(
+            f"Company key-encryption keys ({summary['kek_store']}): "
+            + ("kept by the provider" if missing_keks is None else f"{len(missing_keks)} missing"),
+            file=out,
+        )
+        if missing_keks:
+            shown = ", ".join(missing_keks[:10]) + (" ..." if len(missing_keks) > 10 else "")
+            kek_problems.append(
+                f"{len(missing_keks)} compan{'y has' if len(missing_keks) == 1 else 'ies have'} key rows but no "
+                f"key-encryption key in the key store ({shown}): their data cannot be read. Restore the key store "
+                "from its backup (a company purged since has a .purged tombstone there and stays unreadable)."
+            )
+        if summary["old_scheme"]:
+            kek_problems.append(
+                f"{summary['old_scheme']} compan{'y has' if summary['old_scheme'] == 1 else 'ies have'} keys wrapped "
+                "by the master key only (from before company key-encryption keys): run `vouch setup` (or "
+                "`vouch migrate`) to move them; until then, a control database backup taken before one of them "
+                "is purged would bring its keys back."
+            )
         if summary["versions"]:
             _table(["data key version", "companies"], list(summary["versions"].items()), out)
         print(f"Rotation under way: {summary['rotating']} companies", file=out)
@@ -331,7 +364,7 @@ def status(args: argparse.Namespace, out, err) -> int:
     else:
         print(file=out)
         _table(
-            ["company", "name", "data key", "key age", "retiring", "master"],
+            ["company", "name", "data key", "key age", "retiring", "master", "KEK"],
             [
                 [
                     c["company_id"],
@@ -340,15 +373,25 @@ def status(args: argparse.Namespace, out, err) -> int:
                     age(c["data_created_at"], now),
                     _versions(c["retiring"]) or "-",
                     _versions(c["master_versions"]),
+                    "present"
+                    if c["kek"]
+                    else ("none yet (old scheme: run vouch setup)" if c["old_scheme"] else "MISSING"),
                 ]
                 for c in selected
             ],
             out,
         )
+        lacking = [str(c["company_id"]) for c in selected if not c["kek"] and not c["old_scheme"]]
+        if lacking:
+            kek_problems.append(
+                f"no key-encryption key in the key store for {', '.join(lacking[:10])}"
+                + (" ..." if len(lacking) > 10 else "")
+                + ": their data cannot be read; restore the key store from its backup."
+            )
         if args.company and not selected:
             print("This company has no keys.", file=out)
     print(file=out)
-    problems = _print_account_key(now, out)
+    problems = kek_problems + _print_account_key(now, out)
     print(file=out)
     _print_outbox(outbox, now, out)
     problems += _outbox_problems(outbox, provider)

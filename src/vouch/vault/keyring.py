@@ -2,8 +2,13 @@
 
 Each company has a data key (AES-256-GCM for values and files; versioned, rotated by
 ``vouch keys rotate-company``) and a blind-index key (HMAC-SHA256). Both are random
-256-bit keys stored only wrapped by the master key (``DataKey`` rows, control
-database). Unwrapped keys stay in this process's memory for at most
+256-bit keys stored in ``DataKey`` rows (control database) wrapped twice: inside, by
+the company's key-encryption key (KEK), which lives only in the key store
+(``vault.keystore``) and is destroyed when the company is purged; outside, by the
+master key, so a master rotation re-wraps only the outer layer. A control database
+restored from before a purge therefore still opens nothing of the purged company.
+Rows from before KEKs (scheme ``MASTER``) are still read, until ``vouch setup`` or
+``vouch migrate`` moves them (``adopt_company_keks``). Unwrapped keys stay in this process's memory for at most
 ``VOUCH_KEY_CACHE_SECONDS`` and are then unwrapped again; that bound is also how long
 a worker can keep encrypting with a version a rotation has just superseded, which
 ``vault.rotation`` waits out before destroying it. A value under a version newer than
@@ -13,6 +18,7 @@ the cached ones (added by a rotation since) loads the keys again (``keys_holding
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import threading
 import time
@@ -20,15 +26,16 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import transaction
 
-from vouch.vault import providers
-from vouch.vault.errors import KeyConfigurationError, KeyUnavailable
-from vouch.vault.models import DataKey, KeyPurpose, KeyState
+from vouch.vault import keystore, providers
+from vouch.vault.errors import DecryptionError, KeyConfigurationError, KeyUnavailable
+from vouch.vault.models import DataKey, KeyPurpose, KeyScheme, KeyState
 
 KEY_BYTES = 32
 MAX_CACHED_COMPANIES = 2048
@@ -36,8 +43,58 @@ MAX_CACHED_COMPANIES = 2048
 ROLE_PASSWORD_LABEL = b"vouch/postgres-role-password/v1"
 
 
+# The inner layer (scheme COMPANY_KEK): marker, nonce, AES-256-GCM under the company KEK.
+INNER_MARKER = b"VKEK\x01"
+NONCE_BYTES = 12
+INNER_BYTES = len(INNER_MARKER) + NONCE_BYTES + KEY_BYTES + 16
+
+
 def wrap_aad(company_id: uuid.UUID, purpose: str, version: int) -> bytes:
     return b"vouch/datakey/v1\x00" + company_id.bytes + purpose.encode() + b"\x00" + version.to_bytes(4, "big")
+
+
+def inner_aad(company_id: uuid.UUID, purpose: str, version: int) -> bytes:
+    return b"vouch/datakey-kek/v1\x00" + company_id.bytes + purpose.encode() + b"\x00" + version.to_bytes(4, "big")
+
+
+def seal_inner(kek: bytes, key: bytes, company_id: uuid.UUID, purpose: str, version: int) -> bytes:
+    """The inner wrapping of a data or index key under the company's KEK."""
+    nonce = os.urandom(NONCE_BYTES)
+    return INNER_MARKER + nonce + AESGCM(kek).encrypt(nonce, key, inner_aad(company_id, purpose, version))
+
+
+def open_inner(kek: bytes, inner: bytes, company_id: uuid.UUID, purpose: str, version: int) -> bytes:
+    if len(inner) != INNER_BYTES or not inner.startswith(INNER_MARKER):
+        raise DecryptionError(f"key {purpose} v{version} of company {company_id} is not in the company-KEK format")
+    body = inner[len(INNER_MARKER) :]
+    try:
+        return AESGCM(kek).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], inner_aad(company_id, purpose, version))
+    except InvalidTag:
+        raise DecryptionError(
+            f"key {purpose} v{version} of company {company_id} does not open with the company's key-encryption key "
+            "(the key file was replaced, or the row altered or copied from another company)"
+        ) from None
+
+
+def unwrap_row(
+    provider,
+    company_id: uuid.UUID,
+    purpose: str,
+    version: int,
+    scheme: int,
+    master_version: int,
+    wrapped: bytes,
+    kek: bytes | None,
+) -> bytes:
+    """A ``DataKey`` row's key: outer layer with the master key, inner with ``kek``."""
+    outer = provider.unwrap(master_version, wrapped, wrap_aad(company_id, purpose, version))
+    if scheme == KeyScheme.COMPANY_KEK:
+        if kek is None:
+            raise KeyUnavailable(f"company {company_id} has no key-encryption key")
+        return open_inner(kek, outer, company_id, purpose, version)
+    if len(outer) != KEY_BYTES:  # a KEK-format row relabelled as an old one
+        raise DecryptionError(f"key {purpose} v{version} of company {company_id} is not in the master-key format")
+    return outer
 
 
 @dataclass
@@ -95,29 +152,45 @@ def ensure_master_key() -> int:
     return provider.create_version()
 
 
-def _new_key_row(company_id: uuid.UUID, purpose: str, version: int) -> DataKey:
+def _new_key_row(company_id: uuid.UUID, purpose: str, version: int, kek: bytes | None) -> DataKey:
+    """A new key's row: inside the company KEK then the master key; with ``kek`` None
+    (a company not yet moved to KEKs) the master key only, as its other rows."""
     raw = secrets.token_bytes(KEY_BYTES)
-    master_version, wrapped = providers.get_provider().wrap(raw, wrap_aad(company_id, purpose, version))
+    inner = raw if kek is None else seal_inner(kek, raw, company_id, purpose, version)
+    master_version, wrapped = providers.get_provider().wrap(inner, wrap_aad(company_id, purpose, version))
     return DataKey(
-        company_id=company_id, purpose=purpose, version=version, master_version=master_version, wrapped=wrapped
+        company_id=company_id,
+        purpose=purpose,
+        version=version,
+        master_version=master_version,
+        wrapped=wrapped,
+        scheme=KeyScheme.MASTER if kek is None else KeyScheme.COMPANY_KEK,
     )
 
 
 def create_company_keys(company_id) -> None:
-    """A new company's data and index keys (version 1 of each)."""
+    """A new company's KEK (key store) and data and index keys (version 1 of each)."""
     create_keys_for_companies([company_id])
 
 
 def create_keys_for_companies(company_ids) -> None:
-    """Keys for many new companies in one insert (bulk imports, benchmarks)."""
+    """Keys for many new companies in one insert (bulk imports, benchmarks). Each
+    company's KEK is made first, in the key store: a failed insert leaves an unused
+    KEK file (``discard_kek`` removes it), never a key row without its KEK."""
     ids = [_as_uuid(company_id) for company_id in company_ids]
     ensure_master_key()
-    DataKey.objects.bulk_create(
-        [_new_key_row(cid, purpose, 1) for cid in ids for purpose in (KeyPurpose.DATA, KeyPurpose.INDEX)],
-        batch_size=1000,
-    )
+    rows = []
+    for cid in ids:
+        kek = keystore.create_kek(cid)
+        rows += [_new_key_row(cid, purpose, 1, kek) for purpose in (KeyPurpose.DATA, KeyPurpose.INDEX)]
+    DataKey.objects.bulk_create(rows, batch_size=1000)
     for cid in ids:
         forget(cid)
+
+
+def discard_kek(company_id) -> None:
+    """Remove the KEK of a company whose creation failed (no tombstone: it never existed)."""
+    keystore.company_store().destroy_company_kek(_as_uuid(company_id))
 
 
 def add_data_key_version(company_id) -> int:
@@ -133,8 +206,10 @@ def add_data_key_version(company_id) -> int:
         if not rows:
             raise KeyUnavailable(f"company {company_id} has no data key")
         version = rows[-1].version + 1
+        # A company on KEKs gets its new key under its KEK (KeyUnavailable if that is gone).
+        kek = keystore.load_kek(company_id) if any(r.scheme == KeyScheme.COMPANY_KEK for r in rows) else None
         DataKey.objects.filter(company_id=company_id, purpose=KeyPurpose.DATA).update(state=KeyState.RETIRING)
-        _new_key_row(company_id, KeyPurpose.DATA, version).save()
+        _new_key_row(company_id, KeyPurpose.DATA, version, kek).save()
     forget(company_id)
     return version
 
@@ -150,23 +225,51 @@ def destroy_data_key_versions(company_id, versions: list[int]) -> int:
 
 
 def shred(company_id) -> int:
-    """Crypto-shredding: destroy every key of the company. Its data, wherever a copy
-    of it survives (backups of its database or files), can no longer be decrypted."""
+    """Crypto-shredding: destroy every key of the company, its key rows (control
+    database) and its KEK (key store, leaving a tombstone). Its data, wherever a copy of
+    it survives (backups, mirrors, a control database restored from before), can no
+    longer be decrypted. Returns the number of key rows deleted."""
+    deleted = delete_key_rows(company_id)
+    destroy_kek(company_id)
+    return deleted
+
+
+def delete_key_rows(company_id) -> int:
+    """The control database's half of ``shred``: for a purge, which deletes the rows in
+    its transaction and destroys the KEK (``destroy_kek``) once that has committed."""
     company_id = _as_uuid(company_id)
     deleted, _ = DataKey.objects.filter(company_id=company_id).delete()
     forget(company_id)
     return deleted
 
 
+def destroy_kek(company_id) -> bool:
+    """Destroy the company's KEK (leaving its tombstone in the key store) and this
+    process's cached keys. True if a KEK was destroyed now; idempotent."""
+    company_id = _as_uuid(company_id)
+    destroyed = keystore.destroy_kek(company_id)
+    forget(company_id)
+    return destroyed
+
+
 def _load(company_id: uuid.UUID) -> CompanyKeys:
+    if keystore.is_purged(company_id):
+        # The control database may be one restored from before the purge: its rows are
+        # not to be trusted, old-format ones (master key only) included.
+        raise KeyUnavailable(f"company {company_id} was purged; its keys were destroyed")
     provider = providers.get_provider()
     data: dict[int, bytes] = {}
     index: bytes | None = None
     current = 0
+    kek: bytes | None = None
     for row in DataKey.objects.filter(company_id=company_id).only(
-        "purpose", "version", "state", "master_version", "wrapped"
+        "purpose", "version", "state", "master_version", "wrapped", "scheme"
     ):
-        raw = provider.unwrap(row.master_version, bytes(row.wrapped), wrap_aad(company_id, row.purpose, row.version))
+        if row.scheme == KeyScheme.COMPANY_KEK and kek is None:
+            kek = keystore.load_kek(company_id)  # KeyUnavailable once destroyed
+        raw = unwrap_row(
+            provider, company_id, row.purpose, row.version, row.scheme, row.master_version, bytes(row.wrapped), kek
+        )
         if row.purpose == KeyPurpose.INDEX:
             index = raw
         else:

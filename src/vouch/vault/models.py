@@ -20,14 +20,26 @@ class KeyState(models.TextChoices):
     RETIRING = "retiring", "Retiring"
 
 
+class KeyScheme(models.IntegerChoices):
+    # Wrapped by the master key only (rows from before company KEKs; `vouch setup` or
+    # `vouch migrate` moves them to the scheme below).
+    MASTER = 1, "Master key only"
+    # Wrapped by the company's KEK (kept only in the key store), then by the master key:
+    # with the KEK destroyed at purge, the row opens nothing, whatever database holds it.
+    COMPANY_KEK = 2, "Company KEK, then master key"
+
+
 class DataKey(models.Model):
     company = models.ForeignKey("tenancy.Company", on_delete=models.CASCADE, related_name="data_keys")
     purpose = models.CharField(max_length=8, choices=KeyPurpose.choices)
     version = models.PositiveIntegerField()
     state = models.CharField(max_length=8, choices=KeyState.choices, default=KeyState.ACTIVE)
     master_version = models.PositiveIntegerField()
-    # nonce || AES-256-GCM(master key, data key, aad = identity of this row)
+    # nonce || AES-256-GCM(master key, inner, aad = identity of this row), where inner is
+    # the data key itself (scheme MASTER) or "VKEK\x01" || nonce || AES-256-GCM(company
+    # KEK, data key, aad = identity of this row) (scheme COMPANY_KEK): see vault.keyring.
     wrapped = models.BinaryField()
+    scheme = models.PositiveSmallIntegerField(choices=KeyScheme.choices, default=KeyScheme.MASTER)
     created_at = models.DateTimeField(auto_now_add=True)
     rewrapped_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,5 +1,7 @@
 """Master key rotation: a new master key version re-wraps every company's keys, the
-installation's keys (``InstallationKey``: the account secrets key) and the outbox key.
+installation's keys (``InstallationKey``: the account secrets key), the outbox key and
+the key store's files (company KEKs, the control backup key). Only the outer layer of
+a company key row changes: the inner one, under the company's KEK, stays.
 
 Online: data keys stay the same (only their wrapping changes), so values and files
 are untouched and the keys cached unwrapped in running processes stay valid; a row
@@ -16,7 +18,7 @@ import time
 from django.db import connection, transaction
 from django.utils import timezone
 
-from vouch.vault import keyring, providers
+from vouch.vault import keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
 from vouch.vault.models import DataKey, InstallationKey
 from vouch.vault.rotation.progress import Progress, report
@@ -37,7 +39,9 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
     ``broken`` (companies with a key that does not unwrap: left as they are, recorded as
     security events; their master version is not retired), ``outbox`` (the local mail
     outbox's key: "absent", "current", "rewrapped" or "unreadable"), ``account_key``
-    (the account secrets key, the same four words), ``provider`` and ``seconds``.
+    (the account secrets key, the same four words), ``key_files`` (the key store's
+    company KEKs and control backup key: counts of "current", "rewrapped",
+    "unreadable"), ``provider`` and ``seconds``.
     ``KeyConfigurationError`` when no version can be made (environment provider: its
     message says how to add one)."""
     if batch_size < 1:
@@ -89,6 +93,11 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
     # re-wrapped here, after the wait, so that one made by a process that had not yet
     # seen the new version is caught before that version's predecessor is retired.
     outbox = _rewrap_outbox_key(provider, newest)
+    # So are the key store's files (company KEKs, the control backup key): after the
+    # wait for the same reason; a version one of them still needs is not retired.
+    key_files = keystore.rewrap_all(provider, newest)
+    for version, count in keystore.master_versions_in_use().items():
+        in_use[version] = in_use.get(version, 0) + count
     retired: list[int] = []
     for version in provider.versions():
         if version < newest and version not in in_use:
@@ -104,6 +113,7 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         "broken": sorted(set(broken.values())),
         "outbox": outbox,
         "account_key": account_key,
+        "key_files": key_files,
         "provider": provider.describe(),
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -121,6 +131,8 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
             "still_used": ",".join(map(str, still_used)),
             "broken": len(set(broken.values())),
             "outbox": outbox,
+            "store_files_rewrapped": key_files.get("rewrapped", 0),
+            "store_files_unreadable": key_files.get("unreadable", 0),
             # Not "account_key": detail names holding "key" are redacted from the log.
             "accounts": account_key,
         },

@@ -10,8 +10,8 @@ from datetime import datetime
 from django.db.models import Count, Max, Min
 from django.db.models.functions import Coalesce
 
-from vouch.vault import providers
-from vouch.vault.models import DataKey, InstallationKey, KeyPurpose, KeyState
+from vouch.vault import keystore, providers
+from vouch.vault.models import DataKey, InstallationKey, KeyPurpose, KeyScheme, KeyState
 
 
 def status() -> list[dict]:
@@ -34,6 +34,9 @@ def status() -> list[dict]:
             seen["n"] += row["n"]
             seen["oldest"] = min(filter(None, (seen["oldest"], row["oldest"])), default=None)
             seen["newest"] = max(filter(None, (seen["newest"], row["newest"])), default=None)
+    # The key store's files wrapped by the master key (company KEKs, control backup key).
+    for version, count in keystore.master_versions_in_use().items():
+        usage.setdefault(version, {"n": 0, "oldest": None, "newest": None})["n"] += count
     return [
         {
             "version": version,
@@ -63,6 +66,7 @@ def company_summary() -> dict:
     )
     oldest = active.order_by("created_at").values("created_at", "company_id", "company__name").first()
     return {
+        **kek_summary(),
         "companies": sum(versions.values()),
         "versions": dict(sorted(versions.items())),
         "rotating": rotating,
@@ -75,16 +79,37 @@ def company_summary() -> dict:
     }
 
 
+def kek_summary() -> dict:
+    """Company KEKs: ``kek_store`` (where they are), ``old_scheme`` (companies with key
+    rows still wrapped by the master key only: `vouch setup` moves them), ``kek_missing``
+    (companies whose rows need a KEK the key store does not have; None when the provider
+    keeps KEKs itself, not checked here: one call per company)."""
+    old = DataKey.objects.filter(scheme=KeyScheme.MASTER).order_by().values("company_id").distinct().count()
+    missing = None
+    if keystore.uses_files():
+        needing = set(
+            DataKey.objects.filter(scheme=KeyScheme.COMPANY_KEK)
+            .order_by()
+            .values_list("company_id", flat=True)
+            .distinct()
+        )
+        missing = sorted(str(c) for c in needing - keystore.kek_companies())
+    where = str(keystore.companies_dir()) if keystore.uses_files() else providers.get_provider().describe()
+    return {"kek_store": where, "old_scheme": old, "kek_missing": missing}
+
+
 def company_keys(company_ids=None) -> list[dict]:
     """Per company (all, or those in ``company_ids``): ``company_id``, ``company_name``,
     ``data_version`` and ``data_created_at`` (the current data key), ``retiring``
-    (versions still being re-encrypted away from), ``master_versions`` (wrapping its keys)."""
+    (versions still being re-encrypted away from), ``master_versions`` (wrapping its keys),
+    ``kek`` (its key-encryption key is in the key store) and ``old_scheme`` (some of its
+    rows are still wrapped by the master key only)."""
     rows = DataKey.objects.order_by("company__name", "company_id", "purpose", "version")
     if company_ids is not None:
         rows = rows.filter(company_id__in=list(company_ids))
     companies: dict = {}
     for row in rows.values(
-        "company_id", "company__name", "purpose", "version", "state", "master_version", "created_at"
+        "company_id", "company__name", "purpose", "version", "state", "master_version", "created_at", "scheme"
     ).iterator(chunk_size=2000):
         entry = companies.setdefault(
             row["company_id"],
@@ -95,9 +120,11 @@ def company_keys(company_ids=None) -> list[dict]:
                 "data_created_at": None,
                 "retiring": [],
                 "master_versions": set(),
+                "old_scheme": False,
             },
         )
         entry["master_versions"].add(row["master_version"])
+        entry["old_scheme"] |= row["scheme"] == KeyScheme.MASTER
         if row["purpose"] != KeyPurpose.DATA:
             continue
         if row["state"] == KeyState.RETIRING:
@@ -106,6 +133,7 @@ def company_keys(company_ids=None) -> list[dict]:
             entry["data_version"], entry["data_created_at"] = row["version"], row["created_at"]
     for entry in companies.values():
         entry["master_versions"] = sorted(entry["master_versions"])
+        entry["kek"] = keystore.has_kek(entry["company_id"])
     return list(companies.values())
 
 
