@@ -183,7 +183,7 @@ def _candidate_state(company, candidate_id) -> list:
     with company_context(company):
         state = list(Candidate.objects.filter(pk=candidate_id).values_list("name", "email", "phone", "notes"))
         for attachment in Attachment.objects.filter(candidate_id=candidate_id).order_by("pk"):
-            path = attachment.file.storage._full(attachment.file.name)
+            path = attachment.file.storage.stored_path(attachment.file.name)
             state.append((attachment.pk, attachment.original_name, path.read_bytes() if path.exists() else None))
         return state
 
