@@ -239,6 +239,7 @@ class _Database:
     watched: Watched
     live: bool = False
     busy: bool = False  # a call to Litestream for it is under way
+    action: str = ""  # which
     dirty: bool = False  # written since its last copy began
     gone: bool = False  # its file was removed
     replaced: bool = False  # a new file under its name (a restore): Litestream must open it again
@@ -430,7 +431,10 @@ class LiveSet:
         if replaced and db.live:
             db.replaced = True
         db.gone = False
-        db.last_write = now
+        if not (db.busy and db.action in ("register", "reopen")):
+            # Not while Litestream takes it up: its first look writes its own two tables
+            # into a database it never had. That is no reason to keep it live.
+            db.last_write = now
         self._want[path] = None
 
     def _removed(self, path: Path) -> None:
@@ -557,7 +561,7 @@ class LiveSet:
                 self._joining += 1
             if action == "unregister":
                 self._leaving += 1
-            db.busy = True
+            db.busy, db.action = True, action
             if action in ("register", "sync", "reopen"):
                 db.dirty = db.replaced = False
             self._in_flight += 1
