@@ -159,6 +159,11 @@ def idle_cost(pid: int, seconds: float) -> dict:
     cpu = cpu_seconds(pids) - cpu0
     return {
         "rss_mb": round(rss_mb(pids), 1),
+        # Which process holds it: the live set's Python process (the supervisor, in Vouch)
+        # and Litestream.
+        "rss_mb_by_process": {
+            f"{Path(f'/proc/{p}/comm').read_text().strip()}[{p}]": round(rss_mb([p]), 1) for p in pids
+        },
         "idle_cpu_pct": round(100 * cpu / (time.monotonic() - t0), 3),
         "open_files": open_files(pids),
         "processes": len(pids),

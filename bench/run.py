@@ -42,7 +42,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow")
+SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "mirror_scale")
 
 
 def parse_duration(text: str) -> float:
@@ -406,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\nreference workflow (bench/workflow.py)", flush=True)
         sectioned["workflow"] = workflow_bench.measure(args, sys.modules[__name__])
         rows += workflow_bench.table_rows(sectioned["workflow"])
+    # The mirror's cost as companies grow: memory, idle CPU and open files at 1,000 and 10,000
+    # companies, directory replication against the live set (bench/mirror_scale.py).
+    if "mirror_scale" in sections:
+        import mirror_scale as mirror_scale_bench
+
+        print("\nmirror cost as companies grow (bench/mirror_scale.py)", flush=True)
+        sectioned["mirror_scale"] = mirror_scale_bench.measure()
+        rows += mirror_scale_bench.table_rows(sectioned["mirror_scale"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
@@ -420,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(vault.describe(sectioned["vault"])))
     if "workflow" in sectioned:
         print("\n" + "\n".join(workflow_bench.describe(sectioned["workflow"])))
+    if "mirror_scale" in sectioned:
+        print("\n" + "\n".join(mirror_scale_bench.describe(sectioned["mirror_scale"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -440,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         results.get("targets", {}),
         sectioned.get("vault", {}).get("targets", {}),
         sectioned.get("workflow", {}).get("targets", {}),
+        sectioned.get("mirror_scale", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,7 @@ def signature(database: Path) -> list | None:
 # --- the live set -----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Database:
     path: Path
     watched: Watched
@@ -296,7 +296,12 @@ class LiveSet:
         self.databases: dict[Path, _Database] = {}
         self.live: set[Path] = set()
         self.ready = threading.Event()  # the first look at every file is done
-        self._want: dict[Path, None] = {}  # databases that may need a call, in order (a set that keeps order)
+        # Databases that may need a call, in order (dicts as sets that keep order): writes
+        # and results first, then the start-up backlog of databases never copied or
+        # changed while nobody watched (which must not hold up a live one's sync).
+        self._want: dict[Path, None] = {}
+        self._backlog: dict[Path, None] = {}
+        self._evicting: set[Path] = set()  # let go to make room, not yet asked
         self._results: queue.Queue = queue.Queue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -422,7 +427,16 @@ class LiveSet:
             db = self.databases[path] = _Database(path, item)
         return db
 
-    def _written(self, item: Watched, path: Path, now: float, *, settle: float = 0.0, replaced: bool = False) -> None:
+    def _written(
+        self,
+        item: Watched,
+        path: Path,
+        now: float,
+        *,
+        settle: float = 0.0,
+        replaced: bool = False,
+        backlog: bool = False,
+    ) -> None:
         db = self._database(item, path)
         if not db.dirty:
             db.dirty = True
@@ -435,7 +449,11 @@ class LiveSet:
             # Not while Litestream takes it up: its first look writes its own two tables
             # into a database it never had. That is no reason to keep it live.
             db.last_write = now
-        self._want[path] = None
+        if backlog:
+            self._backlog[path] = None
+        else:
+            self._backlog.pop(path, None)
+            self._want[path] = None
 
     def _removed(self, path: Path) -> None:
         db = self.databases.get(path)
@@ -471,7 +489,7 @@ class LiveSet:
                     # Never copied, or changed while nobody watched: copied once, and it
                     # stays live only if it was written within idle_after.
                     db.catch_up = True
-                    self._written(item, path, now)
+                    self._written(item, path, now, backlog=True)
                     db.last_write = now - max(0.0, wall - _modified(path))
                 elif db.busy or db.dirty:
                     pass
@@ -509,8 +527,8 @@ class LiveSet:
 
     def _timeout(self, deadline: float) -> float:
         now = time.monotonic()
-        if self._want and self._in_flight < self.workers:
-            head = itertools.islice(self._want, _LOOK_AHEAD)
+        if (self._want or self._backlog) and self._in_flight < self.workers:
+            head = itertools.chain(*(itertools.islice(line, _LOOK_AHEAD) for line in (self._want, self._backlog)))
             waits = [db.not_before for path in head if (db := self.databases.get(path)) and not db.busy]
             deadline = min([deadline, *waits]) if waits else deadline
         return max(0.0, min(deadline - now, 1.0))
@@ -530,11 +548,15 @@ class LiveSet:
 
     def _dispatch(self, pool: ThreadPoolExecutor) -> None:
         now = time.monotonic()
-        later: list[Path] = []
-        for path in list(itertools.islice(self._want, _LOOK_AHEAD)):
+        later: list[tuple[dict, Path]] = []
+        turn = [(self._want, path) for path in itertools.islice(self._want, _LOOK_AHEAD)]
+        turn += [(self._backlog, path) for path in itertools.islice(self._backlog, _LOOK_AHEAD)]
+        for line, path in turn:
             if self._in_flight >= self.workers:
                 break
-            del self._want[path]
+            if path not in line:
+                continue  # moved to the other line by an eviction this turn
+            del line[path]
             db = self.databases.get(path)
             if db is None or db.busy:
                 continue  # its result puts it back if need be
@@ -542,7 +564,7 @@ class LiveSet:
             if action is None:
                 continue
             if action == "later":
-                later.append(path)
+                later.append((line, path))
                 continue
             if action == "forget":
                 del self.databases[path]
@@ -553,31 +575,35 @@ class LiveSet:
                 self._want[path] = None
                 continue
             if action == "register":
-                if len(self.live) - self._leaving + self._joining >= self.max_live:
-                    later.append(path)
+                if len(self.live) - self._leaving - len(self._evicting) + self._joining >= self.max_live:
+                    later.append((line, path))
                     if not self._evict():
                         break  # every live one is busy: wait for one to finish
                     continue
                 self._joining += 1
             if action == "unregister":
                 self._leaving += 1
+                self._evicting.discard(path)
             db.busy, db.action = True, action
             if action in ("register", "sync", "reopen"):
                 db.dirty = db.replaced = False
             self._in_flight += 1
             pool.submit(self._act, db.path, db.watched, action, now, db.first_write)
-        for path in later:
-            self._want[path] = None
+        for line, path in later:
+            line[path] = None
 
     def _evict(self) -> bool:
         """Let go of the live database written longest ago (it is uploaded first)."""
-        candidates = [db for path in self.live if not (db := self.databases[path]).busy and not db.dirty]
+        candidates = [
+            db for path in self.live - self._evicting if not (db := self.databases[path]).busy and not db.dirty
+        ]
         if not candidates:
             return False
         oldest = min(candidates, key=lambda db: db.last_write)
         oldest.last_write = -float("inf")  # idle now
         self.counters.evicted += 1
-        self._want = {oldest.path: None} | self._want
+        self._evicting.add(oldest.path)
+        self._want[oldest.path] = None
         return True
 
     def _act(self, path: Path, item: Watched, action: str, started: float, first_write: float) -> None:
