@@ -307,9 +307,10 @@ class Driver:
             return {}
 
     def settled(self, count: int) -> dict | None:
-        """The summary once every database was looked at and none is live or waiting."""
+        """The summary once every database was looked at, and none is live, waiting or being copied."""
         s = self.summary()
-        return s if s.get("ready") and s.get("databases") == count and s.get("live") == 0 else None
+        done = s.get("ready") and s.get("databases") == count
+        return s if done and s.get("live") == 0 and s.get("waiting") == 0 and s.get("in_flight") == 0 else None
 
     def stop(self) -> None:
         stop(self.process)

@@ -321,6 +321,9 @@ class LiveSet:
         return {
             "databases": len(self.databases),
             "live": len(self.live),
+            # Databases waiting for a call, and calls under way: 0 and 0 once all is copied.
+            "waiting": len(self._want) + len(self._backlog),
+            "in_flight": self._in_flight,
             "max_live": self.max_live,
             "idle_after": self.idle_after,
             "watching": "polling" if self.polling else "inotify",
