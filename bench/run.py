@@ -42,7 +42,7 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "mirror_scale")
+SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "mirror", "mirror_scale")
 
 
 def parse_duration(text: str) -> float:
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     # A terminated bench still stops its server (the `finally` in benchmark()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if {"server", "tenancy", "bruteforce", "workflow"} & set(sections) and shutil.which("wrk") is None:
+    if {"server", "tenancy", "bruteforce", "workflow", "mirror"} & set(sections) and shutil.which("wrk") is None:
         print("bench needs wrk (apt-get install wrk; `make bench` installs it)", file=sys.stderr)
         return 2
     sectioned: dict = {}
@@ -406,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\nreference workflow (bench/workflow.py)", flush=True)
         sectioned["workflow"] = workflow_bench.measure(args, sys.modules[__name__])
         rows += workflow_bench.table_rows(sectioned["workflow"])
+    # The constant mirror: recovery point under the autosave load, autosave throughput with
+    # the mirror on vs off (bench/mirror.py); its throughput rows join the table.
+    if "mirror" in sections:
+        import mirror as mirror_bench
+
+        print("\nconstant mirror (bench/mirror.py)", flush=True)
+        sectioned["mirror"] = mirror_bench.measure(args, sys.modules[__name__])
+        rows += mirror_bench.table_rows(sectioned["mirror"])
     # The mirror's cost as companies grow: memory, idle CPU and open files at 1,000 and 10,000
     # companies, directory replication against the live set (bench/mirror_scale.py).
     if "mirror_scale" in sections:
@@ -418,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         results = report(args, measured, password, rows)
     else:
         results = {}
-        if {"tenancy", "workflow"} & set(sectioned):  # their rows have the server table's columns
+        if {"tenancy", "workflow", "mirror"} & set(sectioned):  # their rows have the server table's columns
             header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
             print("\n" + header + "\n" + "-" * len(header))
         print("\n".join(rows))
@@ -428,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(vault.describe(sectioned["vault"])))
     if "workflow" in sectioned:
         print("\n" + "\n".join(workflow_bench.describe(sectioned["workflow"])))
+    if "mirror" in sectioned:
+        print("\n" + "\n".join(mirror_bench.describe(sectioned["mirror"])))
     if "mirror_scale" in sectioned:
         print("\n" + "\n".join(mirror_scale_bench.describe(sectioned["mirror_scale"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
@@ -450,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         results.get("targets", {}),
         sectioned.get("vault", {}).get("targets", {}),
         sectioned.get("workflow", {}).get("targets", {}),
+        sectioned.get("mirror", {}).get("targets", {}),
         sectioned.get("mirror_scale", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,10 @@ from vouch.backups.mirror import plan, state
 
 
 @pytest.fixture
-def regions(settings, tmp_path):
+def regions(settings, tmp_path, monkeypatch):
+    # The embedded default's control database, on either test pass (the file need not exist).
+    monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "vouch.tenancy.sqlite")
+    monkeypatch.setitem(settings.DATABASES["default"], "NAME", str(tmp_path / "control.sqlite3"))
     settings.VOUCH_MIRROR_URL = str(tmp_path / "mirror")
     settings.VOUCH_REGION_CONFIG = {
         "eu": {
@@ -33,10 +35,10 @@ def regions(settings, tmp_path):
     return tmp_path
 
 
-def test_the_control_database_and_each_sqlite_region_are_mirrored_to_their_urls(regions, settings):
+def test_the_control_database_and_each_sqlite_region_are_mirrored_to_their_urls(regions):
     config = plan.config()
     databases = config["dbs"]
-    control = Path(settings.DATABASES["default"]["NAME"]).resolve()
+    control = regions / "control.sqlite3"
     assert databases[0]["path"] == str(control)
     assert databases[0]["replica"] == {
         "type": "file",

@@ -78,14 +78,37 @@ def test_health_reports_the_running_mirror(server):
     assert config.st_mode & 0o777 == 0o600
 
 
-def test_a_deleted_database_is_restored_from_the_mirror_while_the_server_runs(server, tmp_path):
+def test_the_control_database_is_restored_from_the_mirror(server, tmp_path):
+    email = f"control-{uuid.uuid4().hex[:8]}@example.com"
+    helpers.create_member(server, email, "Control Mirror")
+    control = server.data_dir / "control.sqlite3"
+
+    def restored_has_user() -> bool:
+        target = tmp_path / f"control-{uuid.uuid4().hex}.sqlite3"
+        if "ok" not in restore(server.env, control, target):
+            return False
+        import sqlite3
+
+        connection = sqlite3.connect(target)
+        try:
+            return connection.execute("SELECT count(*) FROM accounts_user WHERE email = ?", [email]).fetchone()[0] == 1
+        finally:
+            connection.close()
+
+    wait_for(restored_has_user, 60, "the new account in the control database's mirror")
+
+
+@pytest.mark.parametrize("order", [("", "-wal", "-shm"), ("-wal", "-shm", "")], ids=["database-first", "wal-first"])
+def test_a_deleted_database_is_restored_from_the_mirror_while_the_server_runs(server, tmp_path, order):
     company_id, database = _new_company(server)
     writer = Writer(database)
     written = [writer.write() for _ in range(20)]
     writer.close()
     wait_for(lambda: restored_rows(server.env, database, tmp_path) == written, 60, "the rows in the mirror")
-    # The file is lost (a mistaken rm, a bad deploy) while the server keeps running.
-    for suffix in ("", "-wal", "-shm"):
+    # The file is lost (a mistaken rm, a bad deploy) while the server keeps running. With
+    # its WAL gone first, Litestream 0.5 cannot let go of the database and would ignore a
+    # new file at its path: the supervisor restarts it (a "reopen").
+    for suffix in order:
         database.with_name(database.name + suffix).unlink(missing_ok=True)
     assert not database.exists()
     assert helpers.request(server, "GET", "/livez").status == 200
@@ -142,5 +165,84 @@ def test_serve_mirror_off_runs_no_litestream(tmp_path):
         assert not (live.data_dir / "mirror-state.json").exists()
         assert not (live.data_dir / "mirror").exists()
         assert _health(live)["data_safety"]["mirror"]["state"] == "off"
+    finally:
+        cleanup(live)
+
+
+def test_mirror_status_says_what_is_mirrored_where_and_how_far_behind(server, tmp_path):
+    company_id, database = _new_company(server)
+    writer = Writer(database)
+    written = [writer.write() for _ in range(3)]
+    writer.close()
+    wait_for(lambda: restored_rows(server.env, database, tmp_path) == written, 60, "the rows in the mirror")
+    status = wait_for(
+        lambda: (r := server.vouch("mirror", "status", check=False)).returncode == 0 and r, 30, "mirror status to say 0"
+    )
+    assert "Mirror process: ok" in status.stdout
+    assert f"region eu: {server.data_dir}/regions/eu/companies -> {server.data_dir}/mirror/regions/eu" in status.stdout
+    assert "control database" in status.stdout and "fully copied" in status.stdout
+    # A change Litestream has not copied shows as behind: stop it (SIGSTOP), write, look.
+    pid = mirror_state(server.data_dir)["pid"]
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        writer = Writer(database)
+        writer.write()
+        writer.close()
+        behind = server.vouch("mirror", "status", check=False)
+        # Litestream has not even read it from the WAL: the database is behind, and named.
+        assert "1 behind" in behind.stdout, behind.stdout
+        assert f"{database.name}: local txid" in behind.stdout
+        assert "newer commits in its WAL not yet taken" in behind.stdout
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+def test_a_second_mirror_of_the_same_data_is_refused(server):
+    result = server.vouch("mirror", "run", check=False)
+    assert result.returncode == 1
+    assert "already runs" in result.stderr
+
+
+def test_on_postgresql_serve_says_nothing_is_mirrored_by_vouch():
+    if os.environ.get("VOUCH_TEST_SERVICES") != "1":
+        pytest.skip("the service path (PostgreSQL) only")
+    live = make_server(services=True).start()
+    try:
+        wait_for(lambda: "Nothing is mirrored by Vouch" in live.log(), 30, "serve to say nothing is mirrored")
+        assert not (live.data_dir / "litestream.yml").exists()
+        mirror = _health(live)["data_safety"]["mirror"]
+        assert mirror["state"] == "off" and "PostgreSQL" in mirror["detail"]
+    finally:
+        cleanup(live)
+
+
+def test_restore_as_of_a_moment_between_two_writes(server, tmp_path):
+    from datetime import UTC, datetime
+
+    company_id, database = _new_company(server)
+    writer = Writer(database)
+    before = [writer.write() for _ in range(3)]
+    wait_for(lambda: restored_rows(server.env, database, tmp_path) == before, 60, "the first writes mirrored")
+    moment = datetime.now(UTC)
+    # The next writes are made strictly later than the moment (Litestream stamps in ms).
+    wait_for(lambda: (datetime.now(UTC) - moment).total_seconds() > 0.05, 5, "the clock to move on")
+    after = [writer.write() for _ in range(3)]
+    writer.close()
+    wait_for(lambda: restored_rows(server.env, database, tmp_path) == before + after, 60, "the later writes mirrored")
+    as_of = tmp_path / "as-of.sqlite3"
+    assert restore(server.env, database, as_of, at=moment.isoformat()) == {"ok": str(as_of)}
+    assert probe_rows(as_of) == before
+
+
+def test_a_mirror_url_litestream_cannot_use_is_said_at_start_and_in_health():
+    if os.environ.get("VOUCH_TEST_SERVICES") == "1":
+        pytest.skip("embedded default only")
+    live = make_server(extra_env={"VOUCH_REGION_EU_MIRROR_URL": "ftp://example.com/mirror"}, services=False).start()
+    try:
+        wait_for(lambda: "The mirror is not started" in live.log(), 30, "serve to say the mirror is not started")
+        assert "VOUCH_REGION_EU_MIRROR_URL" in live.log()
+        mirror = _health(live)["data_safety"]["mirror"]
+        assert mirror["state"] == "degraded" and "VOUCH_REGION_EU_MIRROR_URL" in mirror["detail"], mirror
+        assert helpers.request(live, "GET", "/livez").status == 200  # the site itself serves
     finally:
         cleanup(live)

@@ -10,6 +10,7 @@ people, not for /healthz (which reads the supervisor's state file)."""
 from __future__ import annotations
 
 import re
+import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -27,25 +28,95 @@ _LTX = re.compile(
 LAG_PROBLEM_SECONDS = 10.0
 
 
+WAL_HEADER = 32
+FRAME_HEADER = 24
+
+
+class WalCursor:
+    """The end of the last committed transaction in a database's WAL, read from the
+    frames' headers (from where the last call stopped), with the WAL's salts: the two
+    numbers that change each time SQLite starts the WAL over after a checkpoint."""
+
+    def __init__(self, wal: Path) -> None:
+        self.wal, self.salts, self.offset = wal, None, WAL_HEADER
+
+    def committed_end(self) -> tuple[tuple[int, int], int] | None:
+        try:
+            handle = open(self.wal, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return None
+        with handle:
+            header = handle.read(WAL_HEADER)
+            if len(header) < WAL_HEADER:
+                return None
+            page_size = struct.unpack(">I", header[8:12])[0]
+            salts = struct.unpack(">II", header[16:24])
+            if salts != self.salts:
+                self.salts, self.offset = salts, WAL_HEADER
+            position = end = self.offset
+            while True:
+                handle.seek(position)
+                head = handle.read(FRAME_HEADER)
+                if len(head) < FRAME_HEADER:
+                    break
+                _, commit, salt1, salt2 = struct.unpack(">IIII", head[:16])
+                if (salt1, salt2) != salts:
+                    break  # a frame of an earlier generation: the WAL ends here
+                position += FRAME_HEADER + page_size
+                if commit:
+                    end = position
+            self.offset = end
+            return salts, end
+
+
+def ltx_reach(path: Path) -> tuple[tuple[int, int], int]:
+    """The WAL range an LTX file covers, from its header: ((salt1, salt2), offset + size)."""
+    with open(path, "rb") as handle:
+        header = handle.read(100)
+    offset, size = struct.unpack(">qq", header[48:64])
+    return struct.unpack(">II", header[64:72]), offset + size
+
+
 @dataclass
 class Lag:
     database: Path
     local_txid: int  # 0: Litestream has not taken the database up yet
     mirrored_txid: int  # 0: nothing of it in the mirror
     waiting_since: float | None  # when the oldest batch not yet mirrored was made
+    unread_wal: bool = False  # commits in the WAL that Litestream has not taken yet
 
     @property
     def in_sync(self) -> bool:
-        return self.local_txid > 0 and self.mirrored_txid >= self.local_txid
+        return self.local_txid > 0 and self.mirrored_txid >= self.local_txid and not self.unread_wal
 
     def behind_seconds(self, now: float) -> float:
         return now - self.waiting_since if self.waiting_since else 0.0
 
 
-def _local(database: Path) -> tuple[int, dict[int, float]]:
-    """The newest local TXID and, per TXID in level 0, when that batch was made."""
+def _unread_wal(database: Path, newest_batch: Path | None) -> float | None:
+    """When the WAL was last written, if it holds commits past Litestream's newest batch."""
+    wal = Path(f"{database}-wal")
+    found = WalCursor(wal).committed_end()
+    if found is None or found[1] <= WAL_HEADER:
+        return None
+    if newest_batch is not None:
+        try:
+            salts, reach = ltx_reach(newest_batch)
+        except (FileNotFoundError, struct.error):
+            return None
+        if salts == found[0] and reach >= found[1]:
+            return None
+    try:
+        return wal.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _local(database: Path) -> tuple[int, dict[int, float], Path | None]:
+    """The newest local TXID, per TXID in level 0 when that batch was made, and the
+    newest level-0 batch's file."""
     batches: dict[int, float] = {}
-    newest = 0
+    newest, newest_batch = 0, None
     for path in (plan.meta_dir(database) / "ltx").glob("*/*.ltx"):
         match = _LTX.match(f"ltx/{path.parent.name}/{path.name}")
         if not match:
@@ -57,7 +128,9 @@ def _local(database: Path) -> tuple[int, dict[int, float]]:
                 batches[txid] = path.stat().st_mtime
             except FileNotFoundError:
                 continue
-    return newest, batches
+            if txid == max(batches):
+                newest_batch = path
+    return newest, batches, newest_batch
 
 
 def _mirrored(item: plan.Mirrored) -> dict[str, int]:
@@ -81,10 +154,13 @@ def lags(item: plan.Mirrored) -> list[Lag]:
     mirrored = _mirrored(item)
     result = []
     for database in databases(item):
-        local, batches = _local(database)
+        local, batches, newest_batch = _local(database)
         copied = mirrored.get(database.name, 0)
         waiting = [made for txid, made in batches.items() if txid > copied]
-        result.append(Lag(database, local, copied, min(waiting) if waiting else None))
+        unread = _unread_wal(database, newest_batch) if local else None
+        if unread is not None:
+            waiting.append(unread)
+        result.append(Lag(database, local, copied, min(waiting) if waiting else None, unread is not None))
     return result
 
 
@@ -122,10 +198,11 @@ def cli_status(args) -> int:
             if lag.local_txid == 0:
                 what = "not taken up by the mirror yet"
             else:
-                what = (
-                    f"local txid {lag.local_txid:x}, mirrored {lag.mirrored_txid:x}, "
-                    f"waiting {lag.behind_seconds(now):.1f} s"
-                )
+                what = f"local txid {lag.local_txid:x}, mirrored {lag.mirrored_txid:x}"
+                if lag.unread_wal:
+                    what += ", newer commits in its WAL not yet taken"
+                what += f", waiting {lag.behind_seconds(now):.1f} s"
+
             print(f"  {lag.database.name}: {what}")
     if problems:
         print(f"{problems} problem(s): see docs/mirroring.md.", file=sys.stderr)

@@ -139,11 +139,12 @@ class MirrorProcess:
         elif self.process is not None and self.process.poll() is not None:
             code = self.process.returncode
             self.process = None
-            self.delay = self.delay * 2 if now - self.started_at < 60 else RESTART_DELAY
-            self.delay = min(self.delay, RESTART_DELAY_MAX)
-            self.restart_at = now + self.delay
+            # Dying again soon after a start waits twice as long each time; else 1 s again.
+            delay = self.delay if now - self.started_at < 60 else RESTART_DELAY
+            self.restart_at = now + delay
+            self.delay = min(delay * 2, RESTART_DELAY_MAX)
             print(
-                f"The mirror (Litestream) stopped (exit {code}); restarting it in {self.delay:.0f} s.",
+                f"The mirror (Litestream) stopped (exit {code}); restarting it in {delay:.0f} s.",
                 file=self.echo,
                 flush=True,
             )
@@ -256,8 +257,13 @@ def start_for_serve(echo: IO[str] | None = None) -> MirrorProcess | None:
         return None
     try:
         mirror = MirrorProcess(echo=echo)
-    except (MirrorBusy, plan.MirrorConfigError) as exc:
+    except MirrorBusy as exc:  # `vouch mirror run` has it: its state file says how it is
+        print(f"The mirror is not started here: {exc}.", file=echo, flush=True)
+        return None
+    except plan.MirrorConfigError as exc:
         print(f"The mirror is not started: {exc}.", file=echo, flush=True)
+        # Health says so (degraded) until a start with a usable configuration.
+        state.write({"running": False, "refused": str(exc), "confirmed_at": time.time()})
         return None
     warning = plan.same_disk_warning()
     if warning:

@@ -69,6 +69,8 @@ def health() -> dict[str, dict[str, str]]:
             "mirror": {"state": "off", "detail": "not running here (no `vouch serve` or `vouch mirror run` with it)"}
         }
     now = time.time()
+    if state.get("refused"):
+        return {"mirror": {"state": "degraded", "detail": f"not started: {state['refused']}"}}
     if state.get("stopped_at"):
         return {"mirror": {"state": "off", "detail": f"stopped {_ago(now - state['stopped_at'])}"}}
     seen = now - state.get("confirmed_at", 0)
