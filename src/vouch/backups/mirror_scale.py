@@ -78,7 +78,7 @@ RETRY_DELAY = 2.0
 WORKERS = 4  # control-socket calls at once (a sync waits for its upload)
 FILES_PER_DATABASE = 8  # measured: 6 (the database three times, its WAL and shared memory, an LTX file)
 MAX_LIVE = 1500  # about 0.55 MB each: 1,500 live stay under 1 GB
-STATE_VERSION = 1
+STATE_VERSION = 2
 _LOOK_AHEAD = 256  # queued databases looked at per turn (a start-up queue may hold every one)
 
 _WATCH_MASK = inotify.IN_MODIFY | inotify.IN_CREATE | inotify.IN_MOVED_TO | inotify.IN_DELETE | inotify.IN_MOVED_FROM
@@ -216,8 +216,10 @@ def live_config(config: dict, socket: Path) -> tuple[dict, list[Watched]]:
 
 
 def signature(database: Path) -> list | None:
-    """What changes when a database is written: its file's identity, size and time, and
-    its WAL's size and time (a commit appends to the WAL). None when it is gone."""
+    """What changes when a database is written: its file's identity and size, and its
+    WAL's size and time (every commit writes to the WAL). Not the database file's time:
+    a checkpoint changes it (Litestream's own, even after letting go) without changing
+    what the database holds. None when it is gone."""
     try:
         db = os.stat(database)
     except FileNotFoundError:
@@ -227,7 +229,7 @@ def signature(database: Path) -> list | None:
         wal_part = [wal.st_size, wal.st_mtime_ns]
     except FileNotFoundError:
         wal_part = None
-    return [db.st_ino, db.st_size, db.st_mtime_ns, wal_part]
+    return [db.st_ino, db.st_size, wal_part]
 
 
 # --- the live set -----------------------------------------------------------------------------
@@ -498,7 +500,7 @@ class LiveSet:
                     pass
                 elif not db.live and current != db.signature:
                     self._written(item, path, now)
-                elif db.live and self.polling and current[3] != (db.seen or [None] * 4)[3]:
+                elif db.live and self.polling and current[2] != (db.seen or [None] * 3)[2]:
                     self._written(item, path, now)  # polling: a commit to a live database
                 db.seen = current
         for path, db in list(self.databases.items()):
