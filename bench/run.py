@@ -42,7 +42,18 @@ TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
 RESULTS = ROOT / "bench" / "results"
 # server: livez/dashboard under wrk and the password check; the others are bench/<name>.py.
-SECTIONS = ("server", "tenancy", "vault", "risk", "bruteforce", "workflow", "backups", "mirror", "restore")
+SECTIONS = (
+    "server",
+    "tenancy",
+    "vault",
+    "risk",
+    "bruteforce",
+    "workflow",
+    "backups",
+    "mirror",
+    "restore",
+    "mirror_scale",
+)
 
 
 def parse_duration(text: str) -> float:
@@ -429,6 +440,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\nrestore and drills (bench/restore.py)", flush=True)
         sectioned["restore"] = restore_bench.measure()
         rows += restore_bench.table_rows(sectioned["restore"])
+    # The mirror's cost as companies grow: memory, idle CPU and open files at 1,000 and 10,000
+    # companies, directory replication against the live set (bench/mirror_scale.py).
+    if "mirror_scale" in sections:
+        import mirror_scale as mirror_scale_bench
+
+        print("\nmirror cost as companies grow (bench/mirror_scale.py)", flush=True)
+        sectioned["mirror_scale"] = mirror_scale_bench.measure()
+        rows += mirror_scale_bench.table_rows(sectioned["mirror_scale"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
@@ -449,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(mirror_bench.describe(sectioned["mirror"])))
     if "restore" in sectioned:
         print("\n" + "\n".join(restore_bench.describe(sectioned["restore"])))
+    if "mirror_scale" in sectioned:
+        print("\n" + "\n".join(mirror_scale_bench.describe(sectioned["mirror_scale"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -472,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("backups", {}).get("targets", {}),
         sectioned.get("mirror", {}).get("targets", {}),
         sectioned.get("restore", {}).get("targets", {}),
+        sectioned.get("mirror_scale", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

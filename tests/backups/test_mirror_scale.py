@@ -1,0 +1,309 @@
+"""The mirror's live set (vouch.backups.mirror_scale) against a real Litestream: only
+recently written company databases are in it, a write to one that is not brings it back
+and reaches the mirror, and nothing is lost on the way in or out."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.backups.mirroring import wait_for
+from vouch.backups import mirror_scale
+from vouch.backups.mirror import plan
+
+LITESTREAM = str(plan.litestream_binary())
+
+
+def make_database(path: Path) -> None:
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("CREATE TABLE probe (n INTEGER PRIMARY KEY)")
+    connection.commit()
+    connection.close()
+
+
+def write(path: Path, n: int) -> None:
+    connection = sqlite3.connect(path, timeout=20)
+    connection.execute("INSERT INTO probe VALUES (?)", (n,))
+    connection.commit()
+    connection.close()
+
+
+def restored(item: mirror_scale.Watched, database: Path, scratch: Path) -> list[int]:
+    """The rows of ``database`` as its mirror has them now ([] when it has none)."""
+    target = scratch / f"restored-{os.urandom(4).hex()}.sqlite3"
+    result = subprocess.run(
+        [LITESTREAM, "restore", "-o", str(target), item.replica(database)], capture_output=True, timeout=60, check=False
+    )
+    if result.returncode != 0 or not target.exists():
+        return []
+    connection = sqlite3.connect(target)
+    try:
+        return [row[0] for row in connection.execute("SELECT n FROM probe ORDER BY n")]
+    finally:
+        connection.close()
+
+
+def open_files(pid: int, directory: Path) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(directory)):
+            found.add(Path(target).name)
+    return found
+
+
+class Mirror:
+    """A real Litestream with the live set's configuration (control database by path, the
+    control socket on), and a LiveSet over one companies directory, in a thread."""
+
+    def __init__(self, root: Path, **options) -> None:
+        self.root = root
+        self.companies = root / "companies"
+        self.companies.mkdir(exist_ok=True)
+        self.mirror = root / "mirror"
+        control = root / "control.sqlite3"
+        if not control.exists():
+            make_database(control)
+        base = {
+            "dbs": [
+                {"path": str(control), "replica": {"type": "file", "path": str(self.mirror / "control")}},
+                {
+                    "dir": str(self.companies),
+                    "pattern": "*.sqlite3",
+                    "watch": True,
+                    "replica": {"type": "file", "path": str(self.mirror / "companies")},
+                },
+            ]
+        }
+        self.config, self.live = mirror_scale.live_set(base, root, **options)
+        self.item = self.live.watched[0]
+        self.process: subprocess.Popen | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.live.run, args=(self.stop,), daemon=True)
+
+    def start_litestream(self) -> None:
+        path = self.root / "litestream.yml"
+        path.write_text(json.dumps(self.config | {"logging": {"level": "warn"}}))
+        self.log = (self.root / "litestream.log").open("ab")
+        self.process = subprocess.Popen(
+            [LITESTREAM, "replicate", "-config", str(path)], stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_for(lambda: self._answers(), 10, "Litestream's control socket")
+
+    def _answers(self) -> bool:
+        try:
+            self.live.control.registered()
+        except mirror_scale.LitestreamUnavailable:
+            return False
+        return True
+
+    def start(self) -> Mirror:
+        self.start_litestream()
+        self.thread.start()
+        wait_for(self.live.ready.is_set, 30, "the live set's first look")
+        return self
+
+    def registered(self) -> set[str]:
+        return {Path(path).name for path in self.live.control.registered()} - {"control.sqlite3"}
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+            self.log.close()
+
+
+@pytest.fixture
+def mirror_factory(tmp_path):
+    made: list[Mirror] = []
+
+    def make(**options) -> Mirror:
+        options.setdefault("idle_after", 1.5)
+        mirror = Mirror(tmp_path, **options)
+        made.append(mirror)
+        return mirror
+
+    yield make
+    for mirror in made:
+        mirror.close()
+
+
+def test_live_config_gives_directories_to_the_live_set_and_keeps_the_rest(tmp_path):
+    base = {
+        "logging": {"level": "info", "type": "json"},
+        "dbs": [
+            {"path": "/data/control.sqlite3", "replica": {"type": "file", "path": "/mirror/control"}},
+            {
+                "dir": "/data/eu/companies",
+                "pattern": "*.sqlite3",
+                "watch": True,
+                "replica": {"type": "file", "path": "/mirror/eu"},
+            },
+            {
+                "dir": "/data/us/companies",
+                "pattern": "*.sqlite3",
+                "watch": True,
+                "replica": {
+                    "type": "s3",
+                    "bucket": "b",
+                    "path": "mirror/us",
+                    "endpoint": "https://s3.example:9000",
+                    "region": "us-east-1",
+                },
+            },
+        ],
+    }
+    config, watched = mirror_scale.live_config(base, tmp_path / "ls.sock")
+    assert config["dbs"] == base["dbs"][:1]
+    assert config["socket"] == {"enabled": True, "path": str(tmp_path / "ls.sock"), "permissions": 0o600}
+    assert config["logging"] == base["logging"]
+    assert [item.directory for item in watched] == [Path("/data/eu/companies"), Path("/data/us/companies")]
+    # Where directory replication would have put each database: <base>/<file name>.
+    assert watched[0].replica(Path("/data/eu/companies/a.sqlite3")) == "file:///mirror/eu/a.sqlite3"
+    us = watched[1].replica(Path("/data/us/companies/b.sqlite3"))
+    assert us.startswith("s3://b/mirror/us/b.sqlite3?")
+    assert "endpoint=https%3A%2F%2Fs3.example%3A9000" in us and "forcePathStyle=true" in us and "region=us-east-1" in us
+    assert watched[0].matches("a.sqlite3") and not watched[0].matches(".a.sqlite3-litestream")
+    assert not watched[0].matches("a.sqlite3-wal") and not watched[0].matches("a.sqlite3.tmp")
+
+
+def test_a_write_brings_a_database_in_and_idleness_lets_it_go(mirror_factory, tmp_path):
+    mirror = mirror_factory()
+    databases = [mirror.companies / f"c{i}.sqlite3" for i in range(3)]
+    for database in databases:
+        make_database(database)
+    mirror.start()
+    # Each is copied once at start (never copied before), then let go: nothing written since.
+    for database in databases:
+        wait_for(lambda d=database: restored(mirror.item, d, tmp_path) == [], 20, f"{database.name} in the mirror")
+    wait_for(lambda: mirror.registered() == set(), 20, "every company database let go")
+    assert not any(name.startswith("c") for name in open_files(mirror.process.pid, mirror.companies))
+
+    write(databases[1], 1)
+    # In Litestream, and the write in the mirror, long before Litestream's own 1 s look.
+    wait_for(lambda: restored(mirror.item, databases[1], tmp_path) == [1], 10, "the write in the mirror")
+    assert mirror.live.summary()["wake_ms_p50"] < 1000
+    assert mirror.registered() <= {"c1.sqlite3"}
+    assert restored(mirror.item, databases[0], tmp_path) == []
+
+    wait_for(lambda: mirror.registered() == set(), 20, "c1 let go after idle_after")
+    assert not any(name.startswith("c1") for name in open_files(mirror.process.pid, mirror.companies))
+    # A write while not live, even one the application checkpoints away at once.
+    write(databases[1], 2)
+    connection = sqlite3.connect(databases[1])
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    wait_for(lambda: restored(mirror.item, databases[1], tmp_path) == [1, 2], 10, "the second write in the mirror")
+
+
+def newest_ltx(mirror: Path, database: Path) -> str:
+    level0 = mirror / database.name / "ltx" / "0"
+    return max((entry.name for entry in os.scandir(level0)), default="") if level0.exists() else ""
+
+
+def test_every_write_to_a_live_database_is_synced_without_waiting_for_litestream(mirror_factory, tmp_path):
+    mirror = mirror_factory(idle_after=60)
+    database = mirror.companies / "busy.sqlite3"
+    make_database(database)
+    mirror.start()
+    wait_for(lambda: mirror.registered() == {"busy.sqlite3"}, 20, "the new database live")
+    replicas = mirror.mirror / "companies"
+    syncs = mirror.live.counters.syncs
+    for n in range(1, 6):
+        before = newest_ltx(replicas, database)
+        write(database, n)
+        # Litestream alone looks every 1 s and uploads on its own 1 s tick (0-2 s, most
+        # often over 0.75 s); the live set asks for the sync as the WAL is written.
+        wait_for(lambda b=before: newest_ltx(replicas, database) > b, 0.75, f"write {n} in the mirror", 0.01)
+    assert restored(mirror.item, database, tmp_path) == [1, 2, 3, 4, 5]
+    assert mirror.live.counters.syncs >= syncs + 5
+
+
+def test_never_more_live_than_max_live_and_nothing_lost(mirror_factory, tmp_path):
+    mirror = mirror_factory(max_live=2, idle_after=60)
+    databases = [mirror.companies / f"m{i}.sqlite3" for i in range(5)]
+    for database in databases:
+        make_database(database)
+    mirror.start()
+    most = 0
+    for n, database in enumerate(databases, start=1):
+        write(database, n)
+        most = max(most, len(mirror.registered()))
+    for n, database in enumerate(databases, start=1):
+        wait_for(lambda d=database, n=n: restored(mirror.item, d, tmp_path) == [n], 20, f"{database.name}'s write")
+        most = max(most, len(mirror.registered()))
+    assert most <= 2
+    assert mirror.live.counters.evicted >= 3
+
+
+def test_a_restarted_litestream_gets_its_live_databases_back(mirror_factory, tmp_path):
+    mirror = mirror_factory(idle_after=60)
+    database = mirror.companies / "kept.sqlite3"
+    make_database(database)
+    mirror.start()
+    wait_for(lambda: mirror.registered() == {"kept.sqlite3"}, 20, "the database live")
+    mirror.process.kill()
+    mirror.process.wait()
+    mirror.log.close()
+    write(database, 1)  # while Litestream is down
+    mirror.start_litestream()
+    wait_for(lambda: mirror.registered() == {"kept.sqlite3"}, 20, "the database live again")
+    wait_for(lambda: restored(mirror.item, database, tmp_path) == [1], 20, "the write made while it was down")
+
+
+def test_after_a_restart_only_databases_changed_meanwhile_are_copied_again(mirror_factory, tmp_path):
+    first = mirror_factory()
+    databases = [first.companies / f"s{i}.sqlite3" for i in range(4)]
+    for database in databases:
+        make_database(database)
+    first.start()
+    wait_for(lambda: first.live.counters.unregistered >= 4 and not first.registered(), 30, "all copied and let go")
+    first.close()
+    assert set(json.loads((tmp_path / "mirror-live.json").read_text())["copied"]) == {str(d) for d in databases}
+
+    write(databases[2], 7)  # while no mirror runs
+    second = mirror_factory()
+    second.start()
+    wait_for(lambda: restored(second.item, databases[2], tmp_path) == [7], 20, "the write made while stopped")
+    assert second.live.counters.registered == 1
+
+
+def test_writes_are_found_by_looking_when_there_is_no_inotify(mirror_factory, tmp_path):
+    mirror = mirror_factory(use_inotify=False)
+    database = mirror.companies / "polled.sqlite3"
+    make_database(database)
+    mirror.start()
+    assert mirror.live.summary()["watching"] == "polling"
+    wait_for(lambda: mirror.registered() == set() and mirror.live.counters.registered, 20, "copied once, let go")
+    write(database, 3)
+    wait_for(lambda: restored(mirror.item, database, tmp_path) == [3], 20, "the write found by polling")
+
+
+def test_a_removed_database_is_let_go_and_a_restored_one_copied(mirror_factory, tmp_path):
+    mirror = mirror_factory(idle_after=60)
+    database = mirror.companies / "gone.sqlite3"
+    make_database(database)
+    mirror.start()
+    wait_for(lambda: mirror.registered() == {"gone.sqlite3"}, 20, "the database live")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    wait_for(lambda: mirror.registered() == set() and database not in mirror.live.databases, 20, "let go and forgotten")
+    # Put back (as a restore does: written aside, renamed into place) with other content.
+    aside = mirror.companies / "gone.sqlite3.tmp"
+    make_database(aside)
+    write(aside, 42)
+    aside.rename(database)
+    wait_for(lambda: mirror.registered() == {"gone.sqlite3"}, 20, "the restored database live")
+    assert 42 in wait_for(lambda: restored(mirror.item, database, tmp_path), 20, "its copy")
