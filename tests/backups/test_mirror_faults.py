@@ -13,7 +13,6 @@ and once there is room again the mirror catches up with nothing lost."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from tests.backups.mirroring import (
     Writer,
     company_database,
     kill_group,
+    mirror_health,
     mirror_state,
     probe_rows,
     restore,
@@ -120,9 +120,7 @@ def small_disk(embedded):
 
 
 def _mirror_health(server) -> dict:
-    response = helpers.request(server, "GET", "/healthz")
-    assert response.status == 200, "the app server must keep answering while the mirror cannot write"
-    return json.loads(response.body)["data_safety"]["mirror"]
+    return mirror_health(server)
 
 
 def test_a_full_mirror_target_degrades_health_and_catches_up_when_there_is_room(small_disk, tmp_path):

@@ -26,6 +26,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -172,7 +173,8 @@ def _keep_aside(company, rollback: Path) -> None:
     if state.get("kept"):
         return
     if region.uses_postgresql:
-        _write_state(rollback, database=_postgres_keep_name(company.pk))
+        # Kept by renaming it at the swap (_postgres_swap); nothing to keep if it is lost.
+        _write_state(rollback, database=_postgres_keep_name(company.pk) if _postgres_exists(company) else "")
     elif connections.sqlite_path(company.pk, region).exists():
         _sqlite_copy(connections.sqlite_path(company.pk, region), rollback / "database.sqlite3")
     # else: the database is lost (a disk failure): nothing to keep aside.
@@ -197,7 +199,7 @@ def _put_database(company, database: Path, rollback: Path) -> None:
     region = regions.get(company.region)
     connections.release(alias_for(company.pk))
     if region.uses_postgresql:
-        _postgres_swap(company, database, rollback)
+        _postgres_swap(company, rollback)
         return
     live = connections.sqlite_path(company.pk, region)
     _sqlite_copy(database, live)
@@ -227,6 +229,10 @@ def restore_in_place(
             fetched = fetch_company(
                 company, staging, at=at, set_id=set_id, progress_factory=_progress_factory(progress)
             )
+            if regions.get(company.region).uses_postgresql:
+                # Restored into a database of its own and checked while the company is
+                # online: offline only for the renames.
+                _postgres_prepare(company, fetched.database)
         except BaseException:
             if resuming is None:
                 shutil.rmtree(rollback, ignore_errors=True)  # nothing was kept aside yet
@@ -268,6 +274,8 @@ def rollback_in_place(company, directory: Path) -> None:
         maintenance.take_offline(company.pk, f"Rolling back a restore from {directory}")
     region = regions.get(company.region)
     if region.uses_postgresql:
+        if not state.get("database"):
+            raise BadRequest(f"{directory}: the company had no database when it was restored; nothing to put back")
         _postgres_rollback(company, state["database"])
     else:
         kept = directory / "database.sqlite3"
@@ -309,8 +317,23 @@ def _record(company, phase: str, fetched: Fetched | None, rollback: Path) -> Non
 # --- PostgreSQL -------------------------------------------------------------------
 
 
+def _pg_name(base: str, suffix: str) -> str:
+    """PostgreSQL cuts names at 63 bytes: keep the suffix whole (and so the names distinct)."""
+    return base[: 63 - len(suffix)] + suffix
+
+
 def _postgres_keep_name(company_id) -> str:
-    return f"{connections.postgres_name(company_id)}_kept_{timezone.now():%Y%m%d%H%M%S}"
+    return _pg_name(connections.postgres_name(company_id), f"_kept_{timezone.now():%y%m%d%H%M%S}")
+
+
+def _postgres_fresh_name(company_id) -> str:
+    return _pg_name(connections.postgres_name(company_id), "_restoring")
+
+
+def _postgres_exists(company, name: str | None = None) -> bool:
+    with provisioning._admin(regions.get(company.region)) as admin:
+        name = name or connections.postgres_name(company.pk)
+        return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
 def _pg_env(region: regions.Region) -> dict:
@@ -341,23 +364,63 @@ def pg_restore_into(region: regions.Region, dump: Path, database: str) -> None:
         raise RestoreError(f"pg_restore failed: {result.stderr.strip()[-500:]}")
 
 
-def _postgres_swap(company, dump: Path, rollback: Path) -> None:
+def _postgres_prepare(company, dump: Path) -> None:
+    """The dump restored into ``<live>_restoring`` and its identity row checked: a copy
+    of another company never goes live."""
+    from vouch.backups import checks
+
     region = regions.get(company.region)
-    live = connections.postgres_name(company.pk)
-    fresh = f"{live}_restoring"
-    kept = json.loads((rollback / STATE_FILE).read_text()).get("database")
+    fresh = _postgres_fresh_name(company.pk)
     with provisioning._admin(region) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
     pg_restore_into(region, dump, fresh)
+    try:
+        with provisioning._admin(region, dbname=fresh) as connection:
+            checks.identity(connection.cursor(), company.pk)
+    except checks.CheckFailed as exc:
+        with provisioning._admin(region) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        raise RestoreError(f"{exc.message}: wrong company, refused", what="the database") from None
+
+
+def _postgres_swap(company, rollback: Path) -> None:
+    """The live database renamed aside (the name in the rollback state), the prepared one
+    renamed to the live name. Run again after an interruption: a live database present
+    while the kept one exists already is the half-restored state, and is dropped."""
+    region = regions.get(company.region)
+    live = connections.postgres_name(company.pk)
+    fresh = _postgres_fresh_name(company.pk)
+    kept = json.loads((rollback / STATE_FILE).read_text()).get("database")
     with provisioning._admin(region) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [live]).fetchone()
-        if exists and kept:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [live])
-            admin.execute(f'ALTER DATABASE "{live}" RENAME TO "{kept}"')
-        elif exists:
-            admin.execute(f'DROP DATABASE "{live}" WITH (FORCE)')
+
+        def exists(name: str) -> bool:
+            return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+        if not exists(fresh):
+            raise RestoreError(f"the prepared database {fresh} is missing; run the restore again")
+        if exists(live):
+            if kept and not exists(kept):
+                _rename_in_use(admin, live, kept)
+            else:
+                admin.execute(f'DROP DATABASE "{live}" WITH (FORCE)')
         admin.execute(f'ALTER DATABASE "{fresh}" RENAME TO "{live}"')
     provisioning.ensure_role(company.pk, company.region)
+
+
+def _rename_in_use(admin, name: str, to: str, attempts: int = 20) -> None:
+    """Rename a database other sessions may hold (other processes' kept connections):
+    they are ended first; one that reconnects in between is ended again."""
+    import psycopg
+
+    for attempt in range(attempts):
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        try:
+            admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{to}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def _postgres_rollback(company, kept: str) -> None:
