@@ -33,6 +33,7 @@ from pathlib import Path
 import structlog
 from django.utils import timezone
 
+from vouch.backups import restore_files
 from vouch.backups.sources import BadRequest, Fetched, RestoreError, check_identity, fetch_company, fetch_control
 from vouch.tenancy import connections, maintenance, provisioning, regions
 from vouch.tenancy.context import alias_for
@@ -168,7 +169,6 @@ def _keep_aside(company, rollback: Path) -> None:
     """The live database and files, into ``rollback`` (once: an interrupted restore run
     again must not keep aside its own half-restored state)."""
     region = regions.get(company.region)
-    files = provisioning.files_dir(company.pk, company.region)
     state = json.loads((rollback / STATE_FILE).read_text()) if (rollback / STATE_FILE).exists() else {}
     if state.get("kept"):
         return
@@ -178,21 +178,12 @@ def _keep_aside(company, rollback: Path) -> None:
     elif connections.sqlite_path(company.pk, region).exists():
         _sqlite_copy(connections.sqlite_path(company.pk, region), rollback / "database.sqlite3")
     # else: the database is lost (a disk failure): nothing to keep aside.
-    if files.exists():
-        os.replace(files, rollback / "files")  # same file system (both under the region's root)
-    else:
-        (rollback / "files").mkdir(mode=0o700)
+    restore_files.keep_aside(company, rollback / "files")
     _write_state(rollback, kept=True)
 
 
 def _put_files(source: Path | None, company) -> None:
-    files = provisioning.files_dir(company.pk, company.region)
-    shutil.rmtree(files, ignore_errors=True)
-    files.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if source is not None and source.exists():
-        shutil.copytree(source, files)
-    else:
-        files.mkdir(mode=0o700)
+    restore_files.put(source, company)
 
 
 def _put_database(company, database: Path, rollback: Path) -> None:
