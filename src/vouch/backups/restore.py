@@ -156,6 +156,70 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         src.close()
 
 
+def _sqlite_swap(live: Path, restored: Path, keep: Path | None) -> None:
+    """Replace ``live``'s content with ``restored``'s in one write transaction on ``live``
+    (BEGIN IMMEDIATE: every other writer waits for it), having first copied the live state
+    into ``keep`` (when given) under the same lock: no write can land between the copy
+    kept aside and the swap, and none is lost (a writer still holding the company open
+    waits, then writes on top of the restored state: see docs/backups.md)."""
+    from vouch.references.faults import pause
+
+    pause("restore_before_swap")  # tests only: a write here must end up in the kept copy
+    connection = sqlite3.connect(live, timeout=60, isolation_level=None)
+    try:
+        connection.execute("ATTACH DATABASE ? AS restored", [f"{restored.as_uri()}?mode=ro"])
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if keep is not None:
+                # A second connection reads the committed state (writers are held off by
+                # this one's lock; readers are not).
+                _sqlite_copy(live, keep)
+            _replace_content(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+
+
+def _replace_content(connection: sqlite3.Connection) -> None:
+    """Inside the caller's transaction: drop every object of ``main`` and recreate them
+    (the restored schema, which may be an older migration state) with the rows of the
+    attached ``restored``."""
+
+    def objects(schema: str) -> list[tuple[str, str, str]]:
+        return connection.execute(
+            f"SELECT type, name, sql FROM {schema}.sqlite_master "  # noqa: S608 (schema names are ours)
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        ).fetchall()
+
+    live = objects("main")
+    for kind in ("view", "trigger", "table"):  # indexes go with their tables
+        for object_kind, name, _ in live:
+            if object_kind == kind:
+                connection.execute(f"DROP {kind.upper()} IF EXISTS main.{_quoted(name)}")
+    wanted = objects("restored")
+    for kind, name, sql in wanted:
+        if kind == "table":
+            connection.execute(sql)  # unqualified: created in main
+            connection.execute(f"INSERT INTO main.{_quoted(name)} SELECT * FROM restored.{_quoted(name)}")  # noqa: S608
+    for kind, _, sql in wanted:
+        if kind in ("index", "view", "trigger"):
+            connection.execute(sql)
+    sequences = "SELECT 1 FROM {}.sqlite_master WHERE name = 'sqlite_sequence'"
+    if connection.execute(sequences.format("main")).fetchone():
+        connection.execute("DELETE FROM main.sqlite_sequence")
+        if connection.execute(sequences.format("restored")).fetchone():
+            connection.execute("INSERT INTO main.sqlite_sequence SELECT * FROM restored.sqlite_sequence")
+    version = connection.execute("PRAGMA restored.user_version").fetchone()[0]
+    connection.execute(f"PRAGMA main.user_version = {int(version)}")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _integrity(database: Path) -> str:
     connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
     try:
@@ -175,9 +239,7 @@ def _keep_aside(company, rollback: Path) -> None:
     if region.uses_postgresql:
         # Kept by renaming it at the swap (_postgres_swap); nothing to keep if it is lost.
         _write_state(rollback, database=_postgres_keep_name(company.pk) if _postgres_exists(company) else "")
-    elif connections.sqlite_path(company.pk, region).exists():
-        _sqlite_copy(connections.sqlite_path(company.pk, region), rollback / "database.sqlite3")
-    # else: the database is lost (a disk failure): nothing to keep aside.
+    # On SQLite the database is kept aside at the swap, under its write lock (_put_database).
     restore_files.keep_aside(company, rollback / "files")
     _write_state(rollback, kept=True)
 
@@ -193,7 +255,12 @@ def _put_database(company, database: Path, rollback: Path) -> None:
         _postgres_swap(company, rollback)
         return
     live = connections.sqlite_path(company.pk, region)
-    _sqlite_copy(database, live)
+    kept = rollback / "database.sqlite3"
+    if not live.exists():
+        _sqlite_copy(database, live)  # lost (a disk failure): nothing to keep aside
+    else:
+        # Kept aside once: a restore run again after an interruption keeps the first copy.
+        _sqlite_swap(live, database, None if kept.exists() else kept)
     problem = _integrity(live)
     if problem != "ok":
         raise RestoreError(f"the restored database failed SQLite's integrity check: {problem}")
@@ -271,7 +338,11 @@ def rollback_in_place(company, directory: Path) -> None:
     else:
         kept = directory / "database.sqlite3"
         check_identity(kept, company.pk)
-        _sqlite_copy(kept, connections.sqlite_path(company.pk, region))
+        live = connections.sqlite_path(company.pk, region)
+        if live.exists():
+            _sqlite_swap(live, kept, None)
+        else:
+            _sqlite_copy(kept, live)
     _put_files(directory / "files", company)
     _write_state(directory, rolled_back_at=timezone.now())
     _record(company, "rolled_back", None, directory)
