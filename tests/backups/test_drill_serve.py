@@ -45,7 +45,9 @@ def test_serve_takes_the_daily_drill_when_due_even_after_a_manual_drill():
         [by_hand] = drill_runs(server)
         assert not by_hand["scheduled"]
 
-        server.stop()
+        # Restarted on the same data (LiveServer.stop would also drop its PostgreSQL database).
+        server.process.terminate()
+        server.process.wait(timeout=30)
         server.start()
 
         def daily() -> list[dict]:
