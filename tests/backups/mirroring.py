@@ -127,3 +127,16 @@ def start_mirror_run(env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(VOUCH), "mirror", "run"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
     )
+
+
+def mirror_health(server) -> dict:
+    """The mirror's health: its state as /healthz shows it (states only: the page is
+    public) and its detail as `vouch backup status` reads it, in the server's environment."""
+    from tests.server import helpers
+
+    response = helpers.request(server, "GET", "/healthz")
+    assert response.status == 200, "the app server must keep answering whatever the mirror's state"
+    state = json.loads(response.body)["data_safety"]["mirror"]
+    output = django(server.env, "import json\nfrom vouch.backups import health\nprint(json.dumps(health.report()))")
+    detail = json.loads(output.strip().splitlines()[-1])["mirror"]
+    return {"state": state, "detail": detail["detail"], "reported": detail["state"]}

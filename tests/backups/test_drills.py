@@ -4,7 +4,6 @@ health; the operators are emailed once per problem."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from django.utils import timezone
 
 from tests.accounts.helpers import fast_company
 from tests.audit.conftest import committed_chain  # noqa: F401  (committed rows: the control snapshot)
-from tests.backups.conftest import add_files
+from tests.backups.conftest import add_files, company_sql
 from tests.references.helpers import add_candidate
 from vouch.accounts.models import User
 from vouch.audit import record
@@ -22,7 +21,6 @@ from vouch.backups.models import BackupSet, BackupStatus, DrillOutcome, DrillRun
 from vouch.backups.sets import company_target, write_company_set, write_control_set
 from vouch.cli import main
 from vouch.objectstore import open_store
-from vouch.tenancy import connections, regions
 
 pytestmark = pytest.mark.django_db
 
@@ -84,12 +82,10 @@ def test_a_flipped_byte_fails_the_drill_and_names_the_object(backup_dir, capsys,
 def test_an_encrypted_value_that_does_not_open_fails_the_drill(backup_dir):
     company = fast_company("Tampered Inside")
     add_candidate(company, "Drill Person")
-    path = connections.sqlite_path(company.pk, regions.get(company.region))
-    with sqlite3.connect(path) as db:
-        [(pk, name)] = db.execute("SELECT id, name FROM references_candidate").fetchall()
-        tampered = bytearray(name)
-        tampered[-1] ^= 1
-        db.execute("UPDATE references_candidate SET name = ? WHERE id = ?", [bytes(tampered), pk])
+    [(pk, name)] = company_sql(company, "SELECT id, name FROM references_candidate")
+    tampered = bytearray(name)
+    tampered[-1] ^= 1
+    company_sql(company, "UPDATE references_candidate SET name = %s WHERE id = %s", [bytes(tampered), pk])
     write_company_set(company)
 
     run = drills.drill_company(company)

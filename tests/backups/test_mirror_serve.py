@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.backups.mirroring import (
     Writer,
     company_database,
+    mirror_health,
     mirror_state,
     probe_rows,
     restore,
@@ -43,18 +41,6 @@ def _health(server) -> dict:
     response = helpers.request(server, "GET", "/healthz")
     assert response.status == 200
     return json.loads(response.body)
-
-
-def _status(env: dict) -> str:
-    """What `vouch backup status` says (the details /healthz leaves out)."""
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("vouch")), "backup", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return done.stdout + done.stderr
 
 
 def _new_company(server) -> tuple[str, object]:
@@ -87,7 +73,8 @@ def test_serve_mirrors_a_company_created_after_it_started(server, tmp_path):
 
 def test_health_reports_the_running_mirror(server):
     wait_for(lambda: mirror_state(server.data_dir).get("running"), 30, "the mirror to run")
-    assert _health(server)["data_safety"]["mirror"] == "ok", _status(server.env)
+    mirror = mirror_health(server)
+    assert mirror["state"] == "ok", mirror
     config = (server.data_dir / "litestream.yml").stat()
     assert config.st_mode & 0o777 == 0o600
 
@@ -154,7 +141,7 @@ def test_litestream_killed_is_restarted_and_nothing_is_lost(server, tmp_path):
     )
     assert state["pid"] != first["pid"]
     wait_for(lambda: restored_rows(server.env, database, tmp_path) == written, 60, "the writes in the mirror")
-    assert _health(server)["data_safety"]["mirror"] == "ok"
+    assert mirror_health(server)["state"] == "ok"
 
 
 def test_restore_errors_are_clear(server, tmp_path):
@@ -178,7 +165,7 @@ def test_serve_mirror_off_runs_no_litestream(tmp_path):
         helpers.request(live, "GET", "/livez")
         assert not (live.data_dir / "mirror-state.json").exists()
         assert not (live.data_dir / "mirror").exists()
-        assert _health(live)["data_safety"]["mirror"] == "off"
+        assert mirror_health(live)["state"] == "off"
     finally:
         cleanup(live)
 
@@ -224,8 +211,9 @@ def test_on_postgresql_serve_says_nothing_is_mirrored_by_vouch():
     try:
         wait_for(lambda: "Nothing is mirrored by Vouch" in live.log(), 30, "serve to say nothing is mirrored")
         assert not (live.data_dir / "litestream.yml").exists()
-        assert _health(live)["data_safety"]["mirror"] == "off"
-        assert "PostgreSQL" in _status(live.env)
+        assert _health(live)["data_safety"]["mirror"] == "off"  # /healthz shows states only
+        status = live.vouch("backup", "status", check=False).stdout
+        assert "PostgreSQL" in next(line for line in status.splitlines() if line.strip().startswith("mirror"))
     finally:
         cleanup(live)
 
@@ -255,9 +243,8 @@ def test_a_mirror_url_litestream_cannot_use_is_said_at_start_and_in_health():
     try:
         wait_for(lambda: "The mirror is not started" in live.log(), 30, "serve to say the mirror is not started")
         assert "VOUCH_REGION_EU_MIRROR_URL" in live.log()
-        assert _health(live)["data_safety"]["mirror"] == "degraded"
-        # /healthz is public and gives the state only; the operator's status says why.
-        assert "VOUCH_REGION_EU_MIRROR_URL" in _status(live.env)
+        mirror = mirror_health(live)
+        assert mirror["state"] == "degraded" and "VOUCH_REGION_EU_MIRROR_URL" in mirror["detail"], mirror
         assert helpers.request(live, "GET", "/livez").status == 200  # the site itself serves
     finally:
         cleanup(live)

@@ -5,7 +5,6 @@ again, a rollback, and each error with its message and exit code."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from datetime import timedelta
 
@@ -13,17 +12,17 @@ import pytest
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company
-from tests.backups.conftest import add_files
+from tests.backups.conftest import add_files, admin_sql, count_rows, kept_rows
 from tests.references.helpers import add_candidate
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
-from vouch.backups import restore
+from vouch.backups import checks, restore
 from vouch.backups.sets import company_target, write_company_set
 from vouch.cli import main
 from vouch.objectstore import open_store
 from vouch.references.models import Candidate
 from vouch.tenancy import connections, provisioning, regions
-from vouch.tenancy.context import company_context
+from vouch.tenancy.context import alias_for, company_context
 from vouch.tenancy.models import Company
 from vouch.vault import keyring
 
@@ -65,9 +64,12 @@ def test_restore_to_a_directory_writes_the_database_and_files(backup_dir, tmp_pa
 
     assert code == 0, err
     assert "Restoring" in err  # the progress bar
-    db = sqlite3.connect(tmp_path / "out" / "database.sqlite3")
-    assert db.execute("SELECT company_id FROM vouch_company_identity").fetchall() == [(str(company.pk),)]
-    assert db.execute("SELECT count(*) FROM references_candidate").fetchone() == (1,)  # the backup's state
+    region = regions.get(company.region)
+    database = tmp_path / "out" / ("database.pgdump" if region.uses_postgresql else "database.sqlite3")
+    with checks.opened(database, region) as (cursor, _):
+        cursor.execute("SELECT company_id FROM vouch_company_identity")
+        assert [tuple(r) for r in cursor.fetchall()] == [(str(company.pk),)]
+    assert count_rows(database, "references_candidate", region) == 1  # the backup's state
     assert (tmp_path / "out" / "files" / "attachments" / "cv.pdf").exists()
     state = json.loads((tmp_path / "out" / "restore.json").read_text())
     assert state["set_id"] == str(row.pk)
@@ -94,8 +96,7 @@ def test_in_place_restore_replaces_only_that_company_keeps_the_old_state_and_rec
         p for p in (regions.get(company.region).root / "restores").iterdir() if p.name.startswith(str(company.pk))
     )
     assert str(rollback) in out
-    kept = sqlite3.connect(rollback / "database.sqlite3")
-    assert kept.execute("SELECT count(*) FROM references_candidate").fetchone() == (2,)
+    assert kept_rows(company, rollback, "references_candidate") == 2
     assert (rollback / "files" / "attachments" / "late.pdf").read_bytes() == b"late"
     # A security event in the control database, an entry in the company's own log.
     actions = list(SecurityEvent.objects.filter(company_id=company.pk).values_list("action", flat=True))
@@ -136,8 +137,7 @@ def test_an_interrupted_restore_leaves_the_company_offline_saying_how_to_finish(
     [rollback] = [
         p for p in (regions.get(company.region).root / "restores").iterdir() if p.name.startswith(str(company.pk))
     ]
-    kept = sqlite3.connect(rollback / "database.sqlite3")
-    assert kept.execute("SELECT count(*) FROM references_candidate").fetchone() == (2,)
+    assert kept_rows(company, rollback, "references_candidate") == 2
 
 
 def test_a_damaged_set_is_refused_naming_the_object(backup_dir, tmp_path, capsys):
@@ -198,18 +198,18 @@ def test_a_restored_database_of_another_company_is_refused_in_place(backup_dir, 
     """A set whose database records another company (swapped inside) never goes live."""
     company, row = backed_up()
     other = fast_company("Imposter Ltd")
-    path = connections.sqlite_path(company.pk, regions.get(company.region))
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE vouch_company_identity SET company_id = ?", [str(other.pk)])
+    add_candidate(company, "After Backup")
+    connections.release(alias_for(company.pk))
+    admin_sql(company, "UPDATE vouch_company_identity SET company_id = %s", [str(other.pk)])
     swapped = write_company_set(company)  # a set of company's name holding other's identity
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE vouch_company_identity SET company_id = ?", [str(company.pk)])
+    admin_sql(company, "UPDATE vouch_company_identity SET company_id = %s", [str(company.pk)])
 
     code, out, err = run(capsys, "--company", str(company.pk), "--set", str(swapped.pk), "--in-place")
 
     assert code == 1
     assert "wrong company" in err
     assert not Company.objects.get(pk=company.pk).is_offline
+    assert candidates(company) == ["After Backup", "Before Backup"]  # nothing live changed
 
 
 def test_an_in_place_restore_that_finds_no_backup_changes_nothing(backup_dir, capsys):

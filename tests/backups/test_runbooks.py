@@ -4,27 +4,31 @@ log verified up to the head the set's manifest recorded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 from django.conf import settings
 
 from tests.accounts.helpers import fast_company
 from tests.audit.conftest import committed_chain  # noqa: F401
+from tests.backups.conftest import lose_database
 from vouch.audit import record
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.backups.sets import write_company_set, write_control_set
 from vouch.cli import main
 
 
-def vouch(data_dir, *argv):
+def vouch(data_dir, *argv, **extra_env):
     """`vouch ...` in a process of its own, on the restored copy (as the runbook says)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_") and k != "DJANGO_SETTINGS_MODULE"}
     env |= {"VOUCH_DATA_DIR": str(data_dir), "VOUCH_SECRET_KEY": settings.SECRET_KEY, "VOUCH_LOG_LEVEL": "ERROR"}
+    env |= extra_env
     return subprocess.run(
         [sys.executable, "-m", "vouch.cli", *argv], env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -45,26 +49,49 @@ def test_the_control_database_runbook(committed_chain, backup_dir, tmp_path, cap
     head = out.split("Its security log head: ")[1].split(" ")[0]
     assert head == SecurityEvent.objects.order_by("-seq").first().hash
 
-    # 2. Put it where a data directory keeps it; 3. verify the log up to the manifest's head.
+    # 2. Put it where a data directory keeps it (SQLite), or pg_restore it into a new
+    # database (PostgreSQL); 3. verify the log up to the manifest's head.
     data = tmp_path / "data-copy"
     data.mkdir()
-    shutil.copy(tmp_path / "restored" / "database.sqlite3", data / "control.sqlite3")
-    verified = vouch(data, "audit", "verify", "--no-progress", "--expect-head", head)
-    assert verified.returncode == 0, verified.stderr
-    assert "chain intact" in verified.stdout and "expected head found" in verified.stdout
-    listed = vouch(data, "tenants", "list", "--json")
-    assert str(company.pk) in listed.stdout
+    with restored_control(tmp_path / "restored", data) as env:
+        verified = vouch(data, "audit", "verify", "--no-progress", "--expect-head", head, **env)
+        assert verified.returncode == 0, verified.stderr
+        assert "chain intact" in verified.stdout and "expected head found" in verified.stdout
+        listed = vouch(data, "tenants", "list", "--json", **env)
+        assert str(company.pk) in listed.stdout
 
-    # A head that is not in the restored log (a later one, or another installation's) fails.
-    wrong = vouch(data, "audit", "verify", "--no-progress", "--expect-head", "ab" * 32)
-    assert wrong.returncode == 1
+        # A head that is not in the restored log (a later one, or another installation's) fails.
+        wrong = vouch(data, "audit", "verify", "--no-progress", "--expect-head", "ab" * 32, **env)
+        assert wrong.returncode == 1
+
+
+@contextlib.contextmanager
+def restored_control(restored, data):
+    """The runbook's step 3: the restored control database where a `vouch` can use it;
+    the environment that `vouch` needs."""
+    if (restored / "database.sqlite3").exists():
+        shutil.copy(restored / "database.sqlite3", data / "control.sqlite3")
+        yield {}
+        return
+    from vouch.backups import checks
+    from vouch.backups.restore import pg_restore_into
+    from vouch.tenancy import provisioning
+
+    server = checks.control_server()
+    name = f"vouch_restored_{uuid.uuid4().hex[:12]}"
+    pg_restore_into(server, restored / "database.pgdump", name)
+    try:
+        yield {"VOUCH_DATABASE_URL": checks._database_url(server.server, name)}
+    finally:
+        with provisioning._admin(server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.django_db
 def test_the_region_runbook_brings_back_a_company_whose_database_and_files_are_lost(backup_dir, capsys):
     from tests.references.helpers import add_candidate
     from vouch.references.models import Candidate
-    from vouch.tenancy import connections, provisioning, regions
+    from vouch.tenancy import provisioning
     from vouch.tenancy.context import company_context
     from vouch.tenancy.models import Company
 
@@ -72,7 +99,7 @@ def test_the_region_runbook_brings_back_a_company_whose_database_and_files_are_l
     add_candidate(company, "Kept Person")
     assert write_company_set(company).status == "complete"
     # The region's disk is lost: the database and the files are gone.
-    connections.sqlite_path(company.pk, regions.get(company.region)).unlink()
+    lose_database(company)
     shutil.rmtree(provisioning.files_dir(company.pk, company.region))
 
     assert main(["backup", "restore", "--company", str(company.pk), "--in-place"]) == 0, capsys.readouterr().err

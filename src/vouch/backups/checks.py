@@ -190,19 +190,17 @@ def check_company(fetched, company_id, region) -> dict[str, str]:
 def check_control(fetched, scratch: Path) -> dict[str, str]:
     """Integrity, then ``vouch audit verify --expect-head <manifest head>`` run against the
     copy (a data directory of its own, this installation's secret key)."""
-    from django.conf import settings
-
     results: dict[str, str] = {}
     head = (fetched.manifest.get("chain_head") or {}).get("hash")
     if fetched.database.suffix != ".sqlite3":
-        # A pg_dump: restored into a scratch database by the runbook; here the restore succeeding.
-        from vouch.tenancy import regions
-
-        region = regions.get(settings.VOUCH_REGIONS[0])
+        # A pg_dump: restored into a scratch database on the control database's server,
+        # and `vouch audit verify` pointed at that database.
+        region = control_server()
         with opened(fetched.database, region) as (cursor, vendor):
             results["integrity"] = integrity(cursor, vendor)
             results["row_counts"] = row_counts(cursor, vendor, fetched.manifest)
-        results["chain"] = "skipped (PostgreSQL control database: see the runbook)"
+            scratch_url = _database_url(region.server, cursor.connection.info.dbname)
+            results["chain"] = _verify_chain(scratch, head, {"VOUCH_DATABASE_URL": scratch_url})
         return results
     with opened(fetched.database) as (cursor, vendor):
         results["integrity"] = integrity(cursor, vendor)
@@ -211,19 +209,57 @@ def check_control(fetched, scratch: Path) -> dict[str, str]:
     return results
 
 
+def control_server():
+    """The control database's PostgreSQL server, as a region-like value for
+    :func:`opened` (its connection settings, whichever database they name)."""
+    from django.db import connection
+
+    from vouch.config import DatabaseURL
+    from vouch.tenancy import regions
+
+    entry = connection.settings_dict
+    server = DatabaseURL(
+        engine="postgresql",
+        name=entry["NAME"],
+        user=entry.get("USER") or "",
+        password=entry.get("PASSWORD") or "",
+        host=entry.get("HOST") or "",
+        port=str(entry.get("PORT") or ""),
+    )
+    return regions.Region(name="control", root=Path(), server=server)
+
+
+def _database_url(server, name: str) -> str:
+    from urllib.parse import quote
+
+    auth = quote(server.user or "", safe="")
+    if server.password:
+        auth += ":" + quote(server.password, safe="")
+    host = f"{server.host or 'localhost'}:{server.port or 5432}"
+    return f"postgres://{auth}@{host}/{quote(name, safe='')}"
+
+
 def verify_chain_of(database: Path, scratch: Path, head: str | None) -> str:
+    data_dir = scratch / "data"
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.replace(database, data_dir / "control.sqlite3")
+    return _verify_chain(scratch, head, {})
+
+
+def _verify_chain(scratch: Path, head: str | None, extra_env: dict[str, str]) -> str:
+    """``vouch audit verify --expect-head`` in a process of its own, on the copy (a data
+    directory of its own, this installation's secret key)."""
     from django.conf import settings
 
     data_dir = scratch / "data"
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.replace(database, data_dir / "control.sqlite3")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_") and k != "DJANGO_SETTINGS_MODULE"}
     env |= {
         "DJANGO_SETTINGS_MODULE": "vouch.settings",
         "VOUCH_DATA_DIR": str(data_dir),
         "VOUCH_SECRET_KEY": settings.SECRET_KEY,
         "VOUCH_LOG_LEVEL": "ERROR",
-    }
+    } | extra_env
     command = [sys.executable, "-m", "vouch.cli", "audit", "verify", "--no-progress"]
     if head:
         command += ["--expect-head", head]

@@ -66,9 +66,10 @@ def _set_row(fetched) -> BackupSet | None:
     return BackupSet.objects.filter(pk=fetched.set_id).first()
 
 
-def _drill(scope: str, company, fetch, check) -> DrillRun:
+def _drill(scope: str, company, fetch, check, *, scheduled: bool = False) -> DrillRun:
     run = DrillRun(
         scope=scope,
+        scheduled=scheduled,
         company_id=company.pk if company else None,
         region=company.region if company else "",
         started_at=timezone.now(),
@@ -100,7 +101,7 @@ def _drill(scope: str, company, fetch, check) -> DrillRun:
     return _record(run)
 
 
-def drill_company(company) -> DrillRun:
+def drill_company(company, *, scheduled: bool = False) -> DrillRun:
     from vouch.tenancy import regions
 
     region = regions.get(company.region)
@@ -109,11 +110,12 @@ def drill_company(company) -> DrillRun:
         company,
         lambda to: fetch_company(company, to, use_mirror=False),
         lambda fetched, scratch: checks.check_company(fetched, company.pk, region),
+        scheduled=scheduled,
     )
 
 
-def drill_control() -> DrillRun:
-    return _drill(Scope.CONTROL, None, lambda to: fetch_control(to), checks.check_control)
+def drill_control(*, scheduled: bool = False) -> DrillRun:
+    return _drill(Scope.CONTROL, None, lambda to: fetch_control(to), checks.check_control, scheduled=scheduled)
 
 
 # --- which companies ------------------------------------------------------------
@@ -161,16 +163,18 @@ def daily_sample(now=None, rng: random.Random | None = None) -> list:
     return chosen
 
 
-def run_drills(companies, *, control: bool, progress: bool = False, out=None) -> list[DrillRun]:
+def run_drills(
+    companies, *, control: bool, progress: bool = False, out=None, scheduled: bool = False
+) -> list[DrillRun]:
     from tqdm import tqdm
 
     runs = []
     with tqdm(total=len(companies) + int(control), disable=not progress, file=sys.stderr, desc="Drilling") as bar:
         for company in companies:
-            runs.append(drill_company(company))
+            runs.append(drill_company(company, scheduled=scheduled))
             bar.update(1)
         if control:
-            runs.append(drill_control())
+            runs.append(drill_control(scheduled=scheduled))
             bar.update(1)
     from vouch.backups import alerts
 
@@ -179,26 +183,37 @@ def run_drills(companies, *, control: bool, progress: bool = False, out=None) ->
 
 
 def run_daily(now=None) -> list[DrillRun]:
-    return run_drills(daily_sample(now), control=True)
+    return run_drills(daily_sample(now), control=True, scheduled=True)
 
 
 def last_scheduled_start():
-    return DrillRun.objects.order_by("-started_at").values_list("started_at", flat=True).first()
+    """When the last daily drill started (a drill by hand does not count: it drills what
+    someone chose, not the day's sample)."""
+    return DrillRun.objects.filter(scheduled=True).order_by("-started_at").values_list("started_at", flat=True).first()
+
+
+def daily_drill_due(now=None) -> bool:
+    """Whether the daily drill is due: there are complete sets, and no daily drill
+    started within ``DRILL_EVERY``."""
+    now = now or timezone.now()
+    if not BackupSet.objects.filter(status=BackupStatus.COMPLETE).exists():
+        return False
+    last = last_scheduled_start()
+    return last is None or now - last >= DRILL_EVERY
 
 
 def drill_periodically(stopping: threading.Event, poll_seconds: float = 600) -> None:
-    """For ``vouch serve``: the daily drill (once a day, counted from the last drill
+    """For ``vouch serve``: the daily drill (once a day, counted from the last daily drill
     recorded, so restarts do not repeat it), and the operators' alerts every
-    ``poll_seconds``. A failure is logged and tried again; it never reaches the server."""
+    ``poll_seconds`` (the first check at once: a server started when a drill is due
+    takes it). A failure is logged and tried again; it never reaches the server."""
     from django.db import connections
 
     from vouch.backups import alerts
 
     while not stopping.is_set():
         try:
-            last = last_scheduled_start()
-            has_sets = BackupSet.objects.filter(status=BackupStatus.COMPLETE).exists()
-            if has_sets and (last is None or timezone.now() - last >= DRILL_EVERY):
+            if daily_drill_due():
                 runs = run_daily()
                 failed = sum(1 for r in runs if r.outcome != DrillOutcome.PASSED)
                 log.info("daily restore drill", drilled=len(runs), failed=failed)

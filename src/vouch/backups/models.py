@@ -65,6 +65,9 @@ class DrillRun(models.Model):
     # Each check's name and result ({"integrity": "ok", "row_counts": "ok", ...}).
     checks = models.JSONField(default=dict)
     problem = models.TextField(blank=True)
+    # Taken by the daily schedule (vouch serve), not by hand: the schedule counts a day
+    # from its own last drill, so a manual drill does not postpone the daily sample.
+    scheduled = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["scope", "company_id", "-started_at"], name="backups_drill_latest_idx")]

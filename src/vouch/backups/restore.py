@@ -26,12 +26,14 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 from django.utils import timezone
 
+from vouch.backups import restore_files
 from vouch.backups.sources import BadRequest, Fetched, RestoreError, check_identity, fetch_company, fetch_control
 from vouch.tenancy import connections, maintenance, provisioning, regions
 from vouch.tenancy.context import alias_for
@@ -154,6 +156,70 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         src.close()
 
 
+def _sqlite_swap(live: Path, restored: Path, keep: Path | None) -> None:
+    """Replace ``live``'s content with ``restored``'s in one write transaction on ``live``
+    (BEGIN IMMEDIATE: every other writer waits for it), having first copied the live state
+    into ``keep`` (when given) under the same lock: no write can land between the copy
+    kept aside and the swap, and none is lost (a writer still holding the company open
+    waits, then writes on top of the restored state: see docs/backups.md)."""
+    from vouch.references.faults import pause
+
+    pause("restore_before_swap")  # tests only: a write here must end up in the kept copy
+    connection = sqlite3.connect(live, timeout=60, isolation_level=None)
+    try:
+        connection.execute("ATTACH DATABASE ? AS restored", [f"{restored.as_uri()}?mode=ro"])
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            if keep is not None:
+                # A second connection reads the committed state (writers are held off by
+                # this one's lock; readers are not).
+                _sqlite_copy(live, keep)
+            _replace_content(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+
+
+def _replace_content(connection: sqlite3.Connection) -> None:
+    """Inside the caller's transaction: drop every object of ``main`` and recreate them
+    (the restored schema, which may be an older migration state) with the rows of the
+    attached ``restored``."""
+
+    def objects(schema: str) -> list[tuple[str, str, str]]:
+        return connection.execute(
+            f"SELECT type, name, sql FROM {schema}.sqlite_master "  # noqa: S608 (schema names are ours)
+            "WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        ).fetchall()
+
+    live = objects("main")
+    for kind in ("view", "trigger", "table"):  # indexes go with their tables
+        for object_kind, name, _ in live:
+            if object_kind == kind:
+                connection.execute(f"DROP {kind.upper()} IF EXISTS main.{_quoted(name)}")
+    wanted = objects("restored")
+    for kind, name, sql in wanted:
+        if kind == "table":
+            connection.execute(sql)  # unqualified: created in main
+            connection.execute(f"INSERT INTO main.{_quoted(name)} SELECT * FROM restored.{_quoted(name)}")  # noqa: S608
+    for kind, _, sql in wanted:
+        if kind in ("index", "view", "trigger"):
+            connection.execute(sql)
+    sequences = "SELECT 1 FROM {}.sqlite_master WHERE name = 'sqlite_sequence'"
+    if connection.execute(sequences.format("main")).fetchone():
+        connection.execute("DELETE FROM main.sqlite_sequence")
+        if connection.execute(sequences.format("restored")).fetchone():
+            connection.execute("INSERT INTO main.sqlite_sequence SELECT * FROM restored.sqlite_sequence")
+    version = connection.execute("PRAGMA restored.user_version").fetchone()[0]
+    connection.execute(f"PRAGMA main.user_version = {int(version)}")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _integrity(database: Path) -> str:
     connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
     try:
@@ -167,40 +233,34 @@ def _keep_aside(company, rollback: Path) -> None:
     """The live database and files, into ``rollback`` (once: an interrupted restore run
     again must not keep aside its own half-restored state)."""
     region = regions.get(company.region)
-    files = provisioning.files_dir(company.pk, company.region)
     state = json.loads((rollback / STATE_FILE).read_text()) if (rollback / STATE_FILE).exists() else {}
     if state.get("kept"):
         return
     if region.uses_postgresql:
-        _write_state(rollback, database=_postgres_keep_name(company.pk))
-    elif connections.sqlite_path(company.pk, region).exists():
-        _sqlite_copy(connections.sqlite_path(company.pk, region), rollback / "database.sqlite3")
-    # else: the database is lost (a disk failure): nothing to keep aside.
-    if files.exists():
-        os.replace(files, rollback / "files")  # same file system (both under the region's root)
-    else:
-        (rollback / "files").mkdir(mode=0o700)
+        # Kept by renaming it at the swap (_postgres_swap); nothing to keep if it is lost.
+        _write_state(rollback, database=_postgres_keep_name(company.pk) if _postgres_exists(company) else "")
+    # On SQLite the database is kept aside at the swap, under its write lock (_put_database).
+    restore_files.keep_aside(company, rollback / "files")
     _write_state(rollback, kept=True)
 
 
 def _put_files(source: Path | None, company) -> None:
-    files = provisioning.files_dir(company.pk, company.region)
-    shutil.rmtree(files, ignore_errors=True)
-    files.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if source is not None and source.exists():
-        shutil.copytree(source, files)
-    else:
-        files.mkdir(mode=0o700)
+    restore_files.put(source, company)
 
 
 def _put_database(company, database: Path, rollback: Path) -> None:
     region = regions.get(company.region)
     connections.release(alias_for(company.pk))
     if region.uses_postgresql:
-        _postgres_swap(company, database, rollback)
+        _postgres_swap(company, rollback)
         return
     live = connections.sqlite_path(company.pk, region)
-    _sqlite_copy(database, live)
+    kept = rollback / "database.sqlite3"
+    if not live.exists():
+        _sqlite_copy(database, live)  # lost (a disk failure): nothing to keep aside
+    else:
+        # Kept aside once: a restore run again after an interruption keeps the first copy.
+        _sqlite_swap(live, database, None if kept.exists() else kept)
     problem = _integrity(live)
     if problem != "ok":
         raise RestoreError(f"the restored database failed SQLite's integrity check: {problem}")
@@ -227,6 +287,10 @@ def restore_in_place(
             fetched = fetch_company(
                 company, staging, at=at, set_id=set_id, progress_factory=_progress_factory(progress)
             )
+            if regions.get(company.region).uses_postgresql:
+                # Restored into a database of its own and checked while the company is
+                # online: offline only for the renames.
+                _postgres_prepare(company, fetched.database)
         except BaseException:
             if resuming is None:
                 shutil.rmtree(rollback, ignore_errors=True)  # nothing was kept aside yet
@@ -268,11 +332,17 @@ def rollback_in_place(company, directory: Path) -> None:
         maintenance.take_offline(company.pk, f"Rolling back a restore from {directory}")
     region = regions.get(company.region)
     if region.uses_postgresql:
+        if not state.get("database"):
+            raise BadRequest(f"{directory}: the company had no database when it was restored; nothing to put back")
         _postgres_rollback(company, state["database"])
     else:
         kept = directory / "database.sqlite3"
         check_identity(kept, company.pk)
-        _sqlite_copy(kept, connections.sqlite_path(company.pk, region))
+        live = connections.sqlite_path(company.pk, region)
+        if live.exists():
+            _sqlite_swap(live, kept, None)
+        else:
+            _sqlite_copy(kept, live)
     _put_files(directory / "files", company)
     _write_state(directory, rolled_back_at=timezone.now())
     _record(company, "rolled_back", None, directory)
@@ -309,8 +379,23 @@ def _record(company, phase: str, fetched: Fetched | None, rollback: Path) -> Non
 # --- PostgreSQL -------------------------------------------------------------------
 
 
+def _pg_name(base: str, suffix: str) -> str:
+    """PostgreSQL cuts names at 63 bytes: keep the suffix whole (and so the names distinct)."""
+    return base[: 63 - len(suffix)] + suffix
+
+
 def _postgres_keep_name(company_id) -> str:
-    return f"{connections.postgres_name(company_id)}_kept_{timezone.now():%Y%m%d%H%M%S}"
+    return _pg_name(connections.postgres_name(company_id), f"_kept_{timezone.now():%y%m%d%H%M%S}")
+
+
+def _postgres_fresh_name(company_id) -> str:
+    return _pg_name(connections.postgres_name(company_id), "_restoring")
+
+
+def _postgres_exists(company, name: str | None = None) -> bool:
+    with provisioning._admin(regions.get(company.region)) as admin:
+        name = name or connections.postgres_name(company.pk)
+        return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
 def _pg_env(region: regions.Region) -> dict:
@@ -341,23 +426,63 @@ def pg_restore_into(region: regions.Region, dump: Path, database: str) -> None:
         raise RestoreError(f"pg_restore failed: {result.stderr.strip()[-500:]}")
 
 
-def _postgres_swap(company, dump: Path, rollback: Path) -> None:
+def _postgres_prepare(company, dump: Path) -> None:
+    """The dump restored into ``<live>_restoring`` and its identity row checked: a copy
+    of another company never goes live."""
+    from vouch.backups import checks
+
     region = regions.get(company.region)
-    live = connections.postgres_name(company.pk)
-    fresh = f"{live}_restoring"
-    kept = json.loads((rollback / STATE_FILE).read_text()).get("database")
+    fresh = _postgres_fresh_name(company.pk)
     with provisioning._admin(region) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
     pg_restore_into(region, dump, fresh)
+    try:
+        with provisioning._admin(region, dbname=fresh) as connection:
+            checks.identity(connection.cursor(), company.pk)
+    except checks.CheckFailed as exc:
+        with provisioning._admin(region) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        raise RestoreError(f"{exc.message}: wrong company, refused", what="the database") from None
+
+
+def _postgres_swap(company, rollback: Path) -> None:
+    """The live database renamed aside (the name in the rollback state), the prepared one
+    renamed to the live name. Run again after an interruption: a live database present
+    while the kept one exists already is the half-restored state, and is dropped."""
+    region = regions.get(company.region)
+    live = connections.postgres_name(company.pk)
+    fresh = _postgres_fresh_name(company.pk)
+    kept = json.loads((rollback / STATE_FILE).read_text()).get("database")
     with provisioning._admin(region) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [live]).fetchone()
-        if exists and kept:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [live])
-            admin.execute(f'ALTER DATABASE "{live}" RENAME TO "{kept}"')
-        elif exists:
-            admin.execute(f'DROP DATABASE "{live}" WITH (FORCE)')
+
+        def exists(name: str) -> bool:
+            return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+        if not exists(fresh):
+            raise RestoreError(f"the prepared database {fresh} is missing; run the restore again")
+        if exists(live):
+            if kept and not exists(kept):
+                _rename_in_use(admin, live, kept)
+            else:
+                admin.execute(f'DROP DATABASE "{live}" WITH (FORCE)')
         admin.execute(f'ALTER DATABASE "{fresh}" RENAME TO "{live}"')
     provisioning.ensure_role(company.pk, company.region)
+
+
+def _rename_in_use(admin, name: str, to: str, attempts: int = 20) -> None:
+    """Rename a database other sessions may hold (other processes' kept connections):
+    they are ended first; one that reconnects in between is ended again."""
+    import psycopg
+
+    for attempt in range(attempts):
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        try:
+            admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{to}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def _postgres_rollback(company, kept: str) -> None:

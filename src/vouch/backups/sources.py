@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 
 from vouch.objectstore import StoreError, open_store
-from vouch.tenancy import connections, provisioning, regions
+from vouch.tenancy import connections, regions
 
 log = structlog.get_logger(__name__)
 
@@ -195,11 +195,9 @@ def _from_mirror(company, region: regions.Region, to: Path, at: datetime | None)
     if restored != database:
         shutil.move(restored, database)
     files_dir = to / "files"
-    live_files = provisioning.files_dir(company.pk, company.region)
-    if live_files.exists():
-        shutil.copytree(live_files, files_dir, dirs_exist_ok=True)
-    else:
-        files_dir.mkdir(mode=0o700)
+    from vouch.backups import restore_files
+
+    restore_files.copy_live(company, files_dir)
     check_identity(database, company.pk)
     when = f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "the latest point"
     return Fetched(database=database, files_dir=files_dir, source=f"mirror at {when}", kind="mirror", taken_at=at)
