@@ -20,7 +20,12 @@ from vouch.tenancy.models import Company
 
 RETRY_AFTER_SECONDS = 300
 TITLE = "Briefly offline for maintenance"
-MESSAGE = "This part of Vouch is being restored from a backup. Nothing you saved is lost; try again in a few minutes."
+# No promise that nothing is lost: a restore to an earlier moment deliberately undoes later
+# changes (they are kept aside for a rollback, which the operator decides on).
+MESSAGE = (
+    "This company's data is being restored from a backup by the people who run this Vouch. "
+    "Other companies are not affected. Please try again in a few minutes."
+)
 
 
 class AlreadyOffline(RuntimeError):
