@@ -109,7 +109,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "VOUCH_BACKUP_URL/regions/<name>",
         "That region's backup target: a company's backups go only there.",
     ),
-    "VOUCH_BACKUP_EVERY_MINUTES": ("60", "How often `vouch serve` (or `vouch worker`) takes backups."),
+    "VOUCH_BACKUP_EVERY_MINUTES": (
+        "60",
+        "How often `vouch serve` takes backups (one server at a time when several share the databases); "
+        "0 turns the schedule off (`vouch backup run` still works; health then says backups are off).",
+    ),
     "VOUCH_BACKUP_KEEP_HOURLY_HOURS": ("48", "Every backup set is kept this many hours."),
     "VOUCH_BACKUP_KEEP_DAILY_DAYS": ("35", "One backup set a day is kept this many days."),
     "VOUCH_BACKUP_KEEP_MONTHLY_MONTHS": ("12", "One backup set a month is kept this many months."),
