@@ -62,17 +62,18 @@ def _nonce(index: int, last: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def _rechunk(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
-    """Fixed-size chunks of the input, each with whether it is the last (maybe empty)."""
+def rechunk(chunks: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, bool]]:
+    """Pieces of exactly ``size`` bytes (the last one shorter, maybe empty), each with
+    whether it is the last; holds at most two pieces. Also used by backup sets."""
     buffer = bytearray()
     pending: bytes | None = None
     for piece in chunks:
         buffer += piece
-        while len(buffer) >= CHUNK_BYTES:
+        while len(buffer) >= size:
             if pending is not None:
                 yield pending, False
-            pending = bytes(buffer[:CHUNK_BYTES])
-            del buffer[:CHUNK_BYTES]
+            pending = bytes(buffer[:size])
+            del buffer[:size]
     if pending is not None:
         if buffer:
             yield pending, False
@@ -95,7 +96,7 @@ def encrypt_chunks(company_id: uuid.UUID, name: str, chunks: Iterable[bytes]) ->
 
     def blocks() -> Iterator[bytes]:
         yield header
-        for index, (plain, last) in enumerate(_rechunk(chunks)):
+        for index, (plain, last) in enumerate(rechunk(chunks)):
             yield cipher.encrypt(_nonce(index, last), plain, header)
 
     return blocks()

@@ -53,6 +53,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from vouch.vault.files import rechunk
+
 FORMAT = 1
 OBJECT_MAGIC = b"VCHO"
 MANIFEST_MAGIC = b"VCHM"
@@ -213,28 +215,6 @@ def _nonce(number: int, index: int, last: bool) -> bytes:
     return number.to_bytes(4, "big") + index.to_bytes(7, "big") + (b"\x01" if last else b"\x00")
 
 
-def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
-    """Pieces of exactly ``size`` bytes (the last one shorter, maybe empty), each with
-    whether it is the last; holds at most two pieces."""
-    buffer = bytearray()
-    pending: bytes | None = None
-    for piece in chunks:
-        buffer += piece
-        while len(buffer) >= size:
-            if pending is not None:
-                yield pending, False
-            pending = bytes(buffer[:size])
-            del buffer[:size]
-    if pending is not None:
-        if buffer:
-            yield pending, False
-            yield bytes(buffer), True
-        else:
-            yield pending, True
-    else:
-        yield bytes(buffer), True
-
-
 @dataclass
 class Digest:
     """Size and SHA-256 of the plaintext that went through an object."""
@@ -248,7 +228,7 @@ def encrypt_object(keys: SetKeys, set_id: uuid.UUID, number: int, chunks: Iterab
     header = object_header(set_id, number)
     hasher = hashlib.sha256()
     yield header
-    for index, (plain, last) in enumerate(_rechunk(chunks, CHUNK_BYTES)):
+    for index, (plain, last) in enumerate(rechunk(chunks, CHUNK_BYTES)):
         hasher.update(plain)
         digest.size += len(plain)
         yield keys.objects.encrypt(_nonce(number, index, last), plain, header)
@@ -284,7 +264,7 @@ def decrypt_object(
             yield rest
         yield from stream
 
-    for index, (block, last) in enumerate(_rechunk(body(), BLOCK_BYTES)):
+    for index, (block, last) in enumerate(rechunk(body(), BLOCK_BYTES)):
         if len(block) < TAG_BYTES:
             raise BackupDamaged(what, f"truncated in chunk {index}")
         try:
