@@ -59,7 +59,7 @@ def to_old_scheme(company_id) -> None:
         row.master_version, row.wrapped = provider.wrap(raw, keyring.wrap_aad(company_id, row.purpose, row.version))
         row.scheme = KeyScheme.MASTER
         row.save()
-    kek_path(company_id).unlink()
+    assert keystore.store().delete(keystore.kek_name(company_id))
     keyring.forget(company_id)
 
 

@@ -183,7 +183,11 @@ class DirectoryKeyBlobs:
     def names(self, folder: str) -> list[str]:
         directory = self.path(folder)
         try:
-            return [entry.name for entry in os.scandir(directory) if not entry.name.startswith(".")]
+            return [
+                entry.name
+                for entry in os.scandir(directory)
+                if not entry.name.startswith(".") and not entry.is_dir(follow_symlinks=False)
+            ]
         except FileNotFoundError:
             return []
         except OSError as exc:
