@@ -269,3 +269,30 @@ def test_keys_status_reads_the_bucket(bucket_keys, capsys, company):
     assert cli.main(["keys", "status"]) == 1
     out = capsys.readouterr().out
     assert "1 missing" in out and f"key-encryption key in the key store ({company.pk})" in out
+
+
+def test_a_directory_key_store_copied_into_a_bucket_opens_there(keys_dir, settings, s3_server, s3_bucket):
+    """What docs/object-storage.md tells an operator moving to several servers: copy the
+    key store's blobs into the bucket's prefix as they are."""
+    company = make_company("Moving Hiring")
+    with company_context(company):
+        entry = log("x", "Alice Example")
+    control_key = backup_keys.control_backup_key()
+    directory = keystore.store()
+    settings.VOUCH_KEY_STORE_URL = s3_server.url(s3_bucket, "keys")
+    bucket = keystore.store()
+    for name in [keystore.CONTROL_BACKUP_FILE] + [f"companies/{n}" for n in directory.names("companies")]:
+        assert bucket.create(name, directory.read(name)[0])
+    (keys_dir / "companies").rename(keys_dir / "moved-away")
+    fresh()
+    assert read_summary(company, entry.pk) == "Alice Example"
+    assert backup_keys.control_backup_key() == control_key
+
+
+def test_a_bad_key_store_url_stops_the_system_checks(settings, keys_dir):
+    from vouch.vault import checks
+
+    assert checks.key_store(None) == []
+    settings.VOUCH_KEY_STORE_URL = "s3://bucket/keys?endpoint=http://x&colour=blue"
+    (error,) = checks.key_store(None)
+    assert error.id == "vault.E012" and "colour" in error.msg
