@@ -116,7 +116,10 @@ class SeaweedFS:
             cert, key = ensure_dev_certificate(self.root / "tls")
             command += [f"-s3.port.https={self.https_port}", f"-s3.cert.file={cert}", f"-s3.key.file={key}"]
         log = open(self.root / "weed.log", "ab")  # noqa: SIM115  (kept open for the process)
-        self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+        # One volume per new collection (bucket), not SeaweedFS's default 7: with -volume.max
+        # at 100, the 15th bucket of a test process had no volume left and every write failed.
+        env = os.environ | {"WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+        self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:

@@ -150,8 +150,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "VOUCH_KEYS_DIR": (
         "VOUCH_DATA_DIR/keys",
-        "The key store: master key files, company KEKs and tombstones (`companies/`), the control backup key "
-        "(0700, files 0600); keep it off the database's disk, shared by all app servers, and back it up apart.",
+        "The master key files (with VOUCH_KEY_PROVIDER=file) and, unless VOUCH_KEY_STORE_URL says otherwise, the "
+        "key store (0700, files 0600); keep it off the database's disk and back it up apart.",
+    ),
+    "VOUCH_KEY_STORE_URL": (
+        "VOUCH_KEYS_DIR",
+        "The key store: company KEKs and tombstones (`companies/`) and the control backup key, each wrapped by the "
+        "master key. A directory, or an S3-compatible bucket shared by all app servers "
+        "(`s3://vouch-keys/prod?endpoint=...&region=...`; its own bucket, versioning off, never copied into "
+        "backups: see docs/backups.md, 'Deleted companies stay deleted').",
     ),
     "VOUCH_MASTER_KEYS": ("(none)", "With VOUCH_KEY_PROVIDER=env: `1:<base64 key>,2:<base64 key>`; the highest wraps."),
     "VOUCH_KEY_CACHE_SECONDS": ("60", "How long an unwrapped company key stays in a process's memory."),

@@ -72,6 +72,9 @@ DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
 # company keys stay in memory, and the country assumed for phone numbers without one.
 VOUCH_KEY_PROVIDER = env("VOUCH_KEY_PROVIDER", "file")
 VOUCH_KEYS_DIR = env("VOUCH_KEYS_DIR", str(DATA_DIR / "keys"))
+# Company KEKs, tombstones and the control backup key (vouch.vault.keystore): a directory
+# or an s3:// bucket shared by every app server; empty means VOUCH_KEYS_DIR.
+VOUCH_KEY_STORE_URL = env("VOUCH_KEY_STORE_URL", "")
 VOUCH_MASTER_KEYS = env("VOUCH_MASTER_KEYS")
 VOUCH_KEY_CACHE_SECONDS = env_int("VOUCH_KEY_CACHE_SECONDS", 60)
 # Open company database connections each server thread keeps for the next request of

@@ -1,13 +1,15 @@
-"""Two `vouch serve` instances that share only PostgreSQL, Redis, the object store and
-the keys (from the environment): a company signs up and creates a request on server A,
-the candidate nominates and the referee answers on server B, and the report PDF is
-downloaded from both. Each server has its own data directory (its single-instance lock,
-its development certificate and its local outbox); nothing else of either matters.
+"""Two `vouch serve` instances that share only PostgreSQL, Redis, the object store (company
+files in one bucket, the key store in another) and the master keys (from the environment):
+a company signs up and creates a request on server A, the candidate nominates and the
+referee answers on server B, and the report PDF is downloaded from both. Each server has
+its own data directory (its single-instance lock, its development certificate, its local
+outbox and its own VOUCH_KEYS_DIR); nothing else of either matters.
 
 Needs PostgreSQL and Redis: runs with VOUCH_TEST_SERVICES=1 (as CI does)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from datetime import date, timedelta
@@ -65,7 +67,15 @@ def on(server, url: str) -> str:
 
 
 @pytest.fixture
-def servers(s3_server, s3_bucket):
+def key_bucket(s3_server, s3_bucket) -> str:
+    """The key store's own bucket (kept apart from the files bucket, as docs/backups.md says)."""
+    name = f"{s3_bucket[:50].rstrip('-')}-keys"
+    s3_server.create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def servers(s3_server, s3_bucket, key_bucket):
     from vouch.vault.providers import generate_key_text
 
     master_keys = f"1:{generate_key_text()}"
@@ -74,6 +84,7 @@ def servers(s3_server, s3_bucket):
         "VOUCH_MASTER_KEYS": master_keys,
         "VOUCH_SECRET_KEY": os.urandom(32).hex(),
         "VOUCH_REGION_EU_FILES_URL": s3_server.url(s3_bucket),
+        "VOUCH_KEY_STORE_URL": s3_server.url(key_bucket, "keys"),
         **s3_server.env,
     }
     first = make_server(common, services=True)
@@ -104,7 +115,7 @@ def browser():
 
 
 def test_a_request_made_on_one_server_is_answered_and_its_pdf_downloaded_on_the_other(
-    servers, browser, s3_server, s3_bucket
+    servers, browser, s3_server, s3_bucket, key_bucket
 ):
     a, b, master_keys = servers
     outbox = BothOutboxes([a, b], master_keys)
@@ -167,3 +178,14 @@ def test_a_request_made_on_one_server_is_answered_and_its_pdf_downloaded_on_the_
     for server in (a, b):
         files = server.data_dir / "regions" / "eu" / "files"
         assert not files.exists() or not [p for p in files.rglob("*") if p.is_file()]
+
+    # The company's key-encryption key is in the key store's bucket, once, wrapped by the
+    # master key; neither server's own key directory holds any key store blob.
+    companies = {key.split("/")[0] for key in keys if re.fullmatch(r"[0-9a-f-]{36}/.+", key)}
+    kept = [o["Key"] for o in client.list_objects_v2(Bucket=key_bucket).get("Contents", [])]
+    assert {f"keys/companies/{company}.kek" for company in companies} <= set(kept), kept
+    for key in kept:
+        assert set(json.loads(client.get_object(Bucket=key_bucket, Key=key)["Body"].read())) >= {"wrapped"}
+    for server in (a, b):
+        on_disk = server.data_dir / "keys"
+        assert not (on_disk / "companies").exists() and not (on_disk / "backup-control.key").exists()

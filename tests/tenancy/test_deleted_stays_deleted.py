@@ -5,14 +5,16 @@ The whole control database is copied (SQLite: its backup API into a file; Postgr
 pg_dump), the company is purged through the real deletion flow, the old control
 database is put back (SQLite: the backup API the other way; PostgreSQL: pg_restore
 --clean), while the key store stays as the purge left it. The restore is shown to have
-worked (the purged company's key rows are back), then every way to its keys fails."""
+worked (the purged company's key rows are back), then every way to its keys fails.
+
+Every test here runs twice: with the key store in its directory (the default), and in
+an S3 bucket (``VOUCH_KEY_STORE_URL``, as app servers share it), on a real SeaweedFS."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import subprocess
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,7 +39,22 @@ from vouch.vault.models import DataKey, KeyScheme
 
 # Committed rows (a dump sees only those); the security log's append-only triggers are
 # lifted at the end so the flush can empty it (tests/audit/conftest.py).
-pytestmark = pytest.mark.usefixtures("committed_chain")
+pytestmark = pytest.mark.usefixtures("committed_chain", "key_store")
+
+
+@pytest.fixture(params=["directory", "bucket"], autouse=True)
+def key_store(request, settings):
+    """Where the key store is: ``VOUCH_KEYS_DIR`` (the default), or a bucket of its own."""
+    if request.param == "bucket":
+        server, bucket = request.getfixturevalue("s3_server"), request.getfixturevalue("s3_bucket")
+        settings.VOUCH_KEY_STORE_URL = server.url(bucket, "keys")
+    fresh_process_view()
+    yield request.param
+    fresh_process_view()
+
+
+def has(name: str) -> bool:
+    return keystore.store().exists(name)
 
 
 # --- The whole control database, copied and put back --------------------------------------
@@ -101,8 +118,14 @@ def purge(company) -> None:
 # --- The scenario ----------------------------------------------------------------------------
 
 
-def test_a_control_database_restored_from_before_a_purge_opens_nothing_of_the_purged_company(tmp_path):
+def test_a_control_database_restored_from_before_a_purge_opens_nothing_of_the_purged_company(
+    tmp_path, key_store, settings
+):
     doomed, survivor = make_company("Doomed Hiring"), make_company("Surviving Hiring")
+    assert has(keystore.kek_name(doomed.pk))
+    if key_store == "bucket":  # there, and not on this server's disk
+        assert keystore.describe().startswith("bucket ")
+        assert not (Path(settings.VOUCH_KEYS_DIR) / keystore.kek_name(doomed.pk)).exists()
     secret = "Ulrika Underhill, left because of her manager"
     with company_context(doomed) as ctx:
         entry = log("x", secret)
@@ -120,7 +143,7 @@ def test_a_control_database_restored_from_before_a_purge_opens_nothing_of_the_pu
     copy = copy_control_database(tmp_path)
     purge(doomed)
     assert not DataKey.objects.filter(company_id=doomed.pk).exists()
-    assert not keystore.kek_path(doomed.pk).exists() and keystore.is_purged(doomed.pk)
+    assert not has(keystore.kek_name(doomed.pk)) and keystore.is_purged(doomed.pk)
 
     put_control_database_back(copy)
     fresh_process_view()
@@ -144,7 +167,7 @@ def test_a_control_database_restored_from_before_a_purge_opens_nothing_of_the_pu
 
     # Not only because Vouch remembers the purge: with the tombstone deleted too (someone
     # with the key store), the KEK is still gone and the rows still open nothing.
-    keystore.tombstone_path(doomed.pk).unlink()
+    assert keystore.store().delete(keystore.tombstone_name(doomed.pk))
     fresh_process_view()
     with pytest.raises(KeyUnavailable):
         keyring.keys_for(doomed.pk)
@@ -153,11 +176,8 @@ def test_a_control_database_restored_from_before_a_purge_opens_nothing_of_the_pu
     # Every key left in the installation: the master key opens the outer layer of the
     # rows, and no company KEK left opens the inner one, nor the backup.
     provider = providers.get_provider()
-    keks_left = [
-        keystore.open_wrapped_file(path, keystore.kek_aad(uuid.UUID(path.stem)))[1]
-        for path in keystore.companies_dir().glob("*.kek")
-    ]
-    assert keks_left  # the survivor's, at least
+    keks_left = [keystore.open_wrapped(keystore.kek_name(c), keystore.kek_aad(c))[1] for c in keystore.kek_companies()]
+    assert survivor.pk in keystore.kek_companies() and doomed.pk not in keystore.kek_companies()
     for row in rows_after:
         outer = provider.unwrap(row.master_version, bytes(row.wrapped), keyring.wrap_aad(doomed.pk, row.purpose, 1))
         assert row.scheme == KeyScheme.COMPANY_KEK and len(outer) != 32
@@ -167,7 +187,7 @@ def test_a_control_database_restored_from_before_a_purge_opens_nothing_of_the_pu
     for candidate in [*keks_left, survivor_backup_key, control_key]:
         with pytest.raises(InvalidTag):
             AESGCM(candidate).decrypt(nonce, backup_blob, b"set")
-    keystore.write_file(keystore.tombstone_path(doomed.pk), "{}\n", replace=False)  # as the purge left it
+    assert keystore.store().create(keystore.tombstone_name(doomed.pk), b"{}\n")  # as the purge left it
 
     # The others are untouched: the survivor's data and backup key, the control backup key.
     assert backup_keys.company_backup_key(survivor.pk) == survivor_backup_key
@@ -204,32 +224,32 @@ def test_a_purge_that_dies_before_destroying_the_kek_is_finished_by_the_next(mon
         purge(doomed)
     # The rows are gone (committed), the KEK not yet: the company is left for the next purge.
     assert not DataKey.objects.filter(company_id=doomed.pk).exists()
-    assert keystore.kek_path(doomed.pk).exists()
+    assert has(keystore.kek_name(doomed.pk))
     assert Company.objects.get(pk=doomed.pk).deleted_at is None
     assert doomed.pk in set(deletion.due().values_list("pk", flat=True))
 
     monkeypatch.setattr(keyring, "destroy_kek", real)
     assert [c.pk for c in deletion.purge_due()] == [doomed.pk]
-    assert not keystore.kek_path(doomed.pk).exists() and keystore.is_purged(doomed.pk)
+    assert not has(keystore.kek_name(doomed.pk)) and keystore.is_purged(doomed.pk)
     assert Company.objects.get(pk=doomed.pk).deleted_at is not None
 
 
 def test_a_purge_that_dies_between_tombstone_and_kek_refuses_the_keys_and_is_finished(monkeypatch):
     doomed = make_company("Doomed Hiring")
-    real = keystore.FileCompanyKeyStore.destroy_company_kek
+    real = keystore.StoredCompanyKeyStore.destroy_company_kek
 
     def dies(self, company_id):
         raise Crash
 
-    monkeypatch.setattr(keystore.FileCompanyKeyStore, "destroy_company_kek", dies)
+    monkeypatch.setattr(keystore.StoredCompanyKeyStore, "destroy_company_kek", dies)
     with pytest.raises(Crash):
         purge(doomed)
-    assert keystore.is_purged(doomed.pk) and keystore.kek_path(doomed.pk).exists()
+    assert keystore.is_purged(doomed.pk) and has(keystore.kek_name(doomed.pk))
     fresh_process_view()
     with pytest.raises(KeyUnavailable):
         backup_keys.company_backup_key(doomed.pk)
 
-    monkeypatch.setattr(keystore.FileCompanyKeyStore, "destroy_company_kek", real)
+    monkeypatch.setattr(keystore.StoredCompanyKeyStore, "destroy_company_kek", real)
     assert [c.pk for c in deletion.purge_due()] == [doomed.pk]
-    assert not keystore.kek_path(doomed.pk).exists()
+    assert not has(keystore.kek_name(doomed.pk))
     assert Company.objects.get(pk=doomed.pk).deleted_at is not None

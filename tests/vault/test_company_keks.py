@@ -20,12 +20,17 @@ from vouch import cli
 from vouch.activity.models import Entry
 from vouch.activity.services import log
 from vouch.tenancy.context import company_context
-from vouch.vault import backup_keys, kek_adoption, keyring, keystore, providers
+from vouch.vault import backup_keys, kek_adoption, keyblobs, keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError, KeyUnavailable
 from vouch.vault.models import DataKey, InstallationKey, KeyPurpose, KeyScheme
 from vouch.vault.rotation import rotate_master
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keys_dir")]
+
+
+def kek_path(company_id):
+    """The company's KEK file in the key store's directory (the default key store)."""
+    return keystore.store().path(keystore.kek_name(company_id))
 
 
 def fresh() -> None:
@@ -54,7 +59,7 @@ def to_old_scheme(company_id) -> None:
         row.master_version, row.wrapped = provider.wrap(raw, keyring.wrap_aad(company_id, row.purpose, row.version))
         row.scheme = KeyScheme.MASTER
         row.save()
-    keystore.kek_path(company_id).unlink()
+    assert keystore.store().delete(keystore.kek_name(company_id))
     keyring.forget(company_id)
 
 
@@ -106,7 +111,7 @@ def test_a_kek_file_swapped_for_another_companys_fails_closed(company, keys_dir)
     other = make_company("Other Hiring")
     with company_context(company):
         entry = log("x", "Alice Example")
-    mine, theirs = keystore.kek_path(company.pk), keystore.kek_path(other.pk)
+    mine, theirs = kek_path(company.pk), kek_path(other.pk)
     original = mine.read_bytes()
     other_backup_key = backup_keys.company_backup_key(other.pk)
 
@@ -121,7 +126,7 @@ def test_a_kek_file_swapped_for_another_companys_fails_closed(company, keys_dir)
 
     fields = json.loads(theirs.read_text())  # ... and relabelled as this company's
     fields["company"] = str(company.pk)
-    keystore.write_file(mine, json.dumps(fields), replace=True)
+    keyblobs.write_file(mine, json.dumps(fields), replace=True)
     fresh()
     with pytest.raises(DecryptionError):
         keyring.keys_for(company.pk)
@@ -133,7 +138,7 @@ def test_a_kek_file_swapped_for_another_companys_fails_closed(company, keys_dir)
         keyring.keys_for(company.pk)
 
     mine.unlink()
-    keystore.write_file(mine, original.decode(), replace=False)
+    keyblobs.write_file(mine, original.decode(), replace=False)
     fresh()
     assert read_summary(company, entry.pk) == "Alice Example"
     assert backup_keys.company_backup_key(other.pk) == other_backup_key  # the other is untouched
@@ -204,7 +209,7 @@ def test_master_rotation_rewraps_the_key_store_and_keeps_everything_readable(com
     result = rotate_master(batch_size=5)
 
     assert result["retired"] == [1] and result["key_files"] == {"rewrapped": 2}
-    assert json.loads(keystore.kek_path(company.pk).read_text())["master_version"] == 2
+    assert json.loads(kek_path(company.pk).read_text())["master_version"] == 2
     assert json.loads((keys_dir / "backup-control.key").read_text())["master_version"] == 2
     assert not (keys_dir / "master-000001.key").exists()
     fresh()
@@ -217,10 +222,10 @@ def test_master_rotation_rewraps_the_key_store_and_keeps_everything_readable(com
 
 def test_master_rotation_keeps_a_version_a_kek_file_still_needs(company, keys_dir):
     other = make_company("Other Hiring")
-    broken = keystore.kek_path(other.pk)
+    broken = kek_path(other.pk)
     fields = json.loads(broken.read_text())
     fields["wrapped"] = base64.b64encode(b"\0" * 60).decode()  # altered: does not unwrap
-    keystore.write_file(broken, json.dumps(fields), replace=True)
+    keyblobs.write_file(broken, json.dumps(fields), replace=True)
 
     result = rotate_master()
 
@@ -246,7 +251,7 @@ def test_existing_companies_are_moved_to_keks_by_setup(company, keys_dir, capsys
     assert cli.main(["keys", "status"]) == 1
     out = capsys.readouterr().out
     assert "PROBLEM: 3 companies have keys wrapped by the master key only" in out
-    assert not keystore.kek_path(company.pk).exists()
+    assert not kek_path(company.pk).exists()
 
     cli.adopt_company_keks()  # what `vouch setup` and `vouch migrate` run
 
@@ -254,7 +259,7 @@ def test_existing_companies_are_moved_to_keks_by_setup(company, keys_dir, capsys
     assert "Moved 3 companies to their own key-encryption keys (6 key rows re-wrapped" in err
     assert set(DataKey.objects.values_list("scheme", flat=True)) == {KeyScheme.COMPANY_KEK}
     for company_id in [company.pk, *old]:
-        assert keystore.kek_path(company_id).exists()
+        assert kek_path(company_id).exists()
     fresh()
     keys_after = keyring.keys_for(company.pk)
     assert (keys_after.data, keys_after.index) == (keys_before.data, keys_before.index)
@@ -276,7 +281,7 @@ def test_a_purged_company_from_before_keks_is_not_given_one(keys_dir):
     result = kek_adoption.adopt_company_keks()
 
     assert result["purged"] == [str(purged)] and result["companies"] == 0
-    assert not keystore.kek_path(purged).exists()
+    assert not kek_path(purged).exists()
     assert "Run `vouch tenants purge`" in " ".join(kek_adoption.describe(result))
     fresh()
     with pytest.raises(KeyUnavailable):
@@ -296,7 +301,7 @@ def test_keys_status_shows_each_companys_kek(company, capsys):
     assert cli.main(["keys", "status"]) == 0
     assert "0 missing" in capsys.readouterr().out
 
-    keystore.kek_path(company.pk).unlink()
+    kek_path(company.pk).unlink()
     assert cli.main(["keys", "status", "--company", str(company.pk)]) == 1
     out = capsys.readouterr().out
     assert next(r for r in out.splitlines() if r.startswith(str(company.pk))).split()[-1] == "MISSING"

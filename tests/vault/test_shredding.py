@@ -95,9 +95,8 @@ def every_key_left() -> list[bytes]:
             continue  # rows whose KEK is gone open nothing
         args = (row.company_id, row.purpose, row.version, row.scheme, row.master_version, bytes(row.wrapped))
         keys.append(keyring.unwrap_row(provider, *args, kek))
-    for path in keystore.companies_dir().glob("*.kek"):
-        company_id = uuid.UUID(path.name.removesuffix(".kek"))
-        keys.append(keystore.open_wrapped_file(path, keystore.kek_aad(company_id))[1])
+    for company_id in keystore.kek_companies():
+        keys.append(keystore.open_wrapped(keystore.kek_name(company_id), keystore.kek_aad(company_id))[1])
     for path in Path(settings.VOUCH_KEYS_DIR).glob("master-*.key*"):
         keys.append(base64.urlsafe_b64decode(path.read_text().strip() + "=="))
     keys.append(backup_keys.control_backup_key())
@@ -197,7 +196,7 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
 
     # The key store remembers the purge: the same company id is never given keys again
     # (a mistaken re-provisioning), and its KEK is gone.
-    assert keystore.is_purged(doomed.pk) and not keystore.kek_path(doomed.pk).exists()
+    assert keystore.is_purged(doomed.pk) and not keystore.store().exists(keystore.kek_name(doomed.pk))
     with pytest.raises(KeyUnavailable):
         keyring.create_company_keys(doomed.pk)
     # Someone with every key left in the installation.

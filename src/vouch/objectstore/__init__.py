@@ -65,6 +65,9 @@ def _check_key(key: str) -> str:
     return str(path)
 
 
+check_key = _check_key
+
+
 class LocalStore:
     """Objects as files under a directory (0700 directories, 0600 files)."""
 
@@ -240,7 +243,14 @@ class S3Store:
         is checked when the upload completes, so nothing ever replaces a newer object."""
         return self._upload(key, chunks, if_match=etag)
 
-    def _upload(self, key: str, chunks: Iterable[bytes], if_match: str | None = None) -> int:
+    def put_if_absent(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write ``key`` only if no object has that name (S3 ``If-None-Match: *``);
+        raises ``PreconditionFailed`` if one does: what is there is kept."""
+        return self._upload(key, chunks, if_none_match="*")
+
+    def _upload(
+        self, key: str, chunks: Iterable[bytes], if_match: str | None = None, if_none_match: str | None = None
+    ) -> int:
         """One PUT for a small object, else a multipart upload of 8 MiB parts, one at a
         time. Each part is spooled to a temporary file (ciphertext, when files are
         written) that botocore reads in pieces to sign and send: memory stays at a few
@@ -248,6 +258,8 @@ class S3Store:
         part of a stream, and cannot send If-Match.)"""
         full = self._key(key)
         condition = {"IfMatch": if_match} if if_match else {}
+        if if_none_match:
+            condition["IfNoneMatch"] = if_none_match
         pieces = iter(chunks)
         size = 0
 

@@ -44,30 +44,32 @@ def company_backup_key(company_id) -> bytes:
 
 def control_backup_key() -> bytes:
     """The key of the control database's backups, from the key store."""
-    path = keystore.keys_dir() / keystore.CONTROL_BACKUP_FILE
-    aad = keystore.control_backup_aad()
+    name, aad = keystore.CONTROL_BACKUP_FILE, keystore.control_backup_aad()
     for _attempt in range(3):
         try:
-            _fields, raw = keystore.open_wrapped_file(path, aad)
+            _fields, raw = keystore.open_wrapped(name, aad)
         except FileNotFoundError:
             keyring.ensure_master_key()  # a new installation's first use
-            keystore.new_wrapped_file(path, {"purpose": "control-backup"}, secrets.token_bytes(KEY_BYTES), aad)
-            continue  # read back what is there: another process may have made it first
+            keystore.new_wrapped(name, {"purpose": "control-backup"}, secrets.token_bytes(KEY_BYTES), aad)
+            continue  # read back what is there: another process (or server) may have made it first
         except DecryptionError:
-            if not _adopt_interim(path, aad):
+            if not _adopt_interim(name, aad):
                 raise
             continue
         return _derive(raw, BACKUP_LABEL, b"control")
-    raise DecryptionError(f"the control backup key {path} keeps changing; is another process replacing it?")
+    raise DecryptionError(
+        f"the control backup key {keystore.store().describe(name)} keeps changing; is another process replacing it?"
+    )
 
 
-def _adopt_interim(path, aad: bytes) -> bool:
+def _adopt_interim(name: str, aad: bytes) -> bool:
     """An interim release kept this key as 32 raw bytes: wrap the same key (so backups
-    made with it still open) in place. False when the file is something else."""
-    with contextlib.suppress(OSError):
-        raw = path.read_bytes()
+    made with it still open) in place. False when the blob is something else."""
+    blobs = keystore.store()
+    with contextlib.suppress(FileNotFoundError):
+        raw, tag = blobs.read(name)
         if len(raw) == KEY_BYTES:
             version, wrapped = providers.get_provider().wrap(raw, aad)
-            keystore.write_file(path, keystore.encode({"purpose": "control-backup"}, version, wrapped), replace=True)
+            blobs.replace(name, keystore.encode({"purpose": "control-backup"}, version, wrapped).encode(), if_tag=tag)
             return True
     return False

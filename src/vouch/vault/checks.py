@@ -90,3 +90,15 @@ def _keys_dir_configured() -> bool:
     from vouch.config import env
 
     return bool(env("VOUCH_KEYS_DIR"))
+
+
+@register()
+def key_store(app_configs, **kwargs) -> list:
+    """A VOUCH_KEY_STORE_URL that names no store stops start-up (not the first signup)."""
+    from vouch.vault import keystore
+
+    try:
+        keystore.store()
+    except KeyConfigurationError as exc:
+        return [Error(str(exc), id="vault.E012")]
+    return []

@@ -110,7 +110,8 @@ def describe(result: dict) -> list[str]:
     if result["companies"]:
         lines.append(
             f"Moved {result['companies']} compan{'y to its' if result['companies'] == 1 else 'ies to their'} own "
-            f"key-encryption keys ({result['rows']} key rows re-wrapped; the KEKs are in {keystore.companies_dir()}). "
+            f"key-encryption keys ({result['rows']} key rows re-wrapped; the KEKs are in "
+            f"{keystore.describe(keystore.COMPANIES)}). "
             "Back up the key store now, and see docs/backups.md, 'Deleted companies stay deleted'."
         )
     if result["purged"]:

@@ -86,7 +86,7 @@ def kek_summary() -> dict:
     keeps KEKs itself, not checked here: one call per company)."""
     old = DataKey.objects.filter(scheme=KeyScheme.MASTER).order_by().values("company_id").distinct().count()
     missing = None
-    if keystore.uses_files():
+    if keystore.uses_key_store():
         needing = set(
             DataKey.objects.filter(scheme=KeyScheme.COMPANY_KEK)
             .order_by()
@@ -94,7 +94,7 @@ def kek_summary() -> dict:
             .distinct()
         )
         missing = sorted(str(c) for c in needing - keystore.kek_companies())
-    where = str(keystore.companies_dir()) if keystore.uses_files() else providers.get_provider().describe()
+    where = keystore.describe(keystore.COMPANIES) if keystore.uses_key_store() else providers.get_provider().describe()
     return {"kek_store": where, "old_scheme": old, "kek_missing": missing}
 
 
