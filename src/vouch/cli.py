@@ -263,6 +263,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         processes.extend(workers_started)
         if mirror is not None:
+            mirror.stop_live()  # its calls to Litestream end before Litestream does
             processes.extend(mirror.live())
         stop()
         # One deadline for all: a server still holding a client's keep-alive connection is

@@ -307,3 +307,34 @@ def test_a_removed_database_is_let_go_and_a_restored_one_copied(mirror_factory, 
     aside.rename(database)
     wait_for(lambda: mirror.registered() == {"gone.sqlite3"}, 20, "the restored database live")
     assert 42 in wait_for(lambda: restored(mirror.item, database, tmp_path), 20, "its copy")
+
+
+def test_mirror_status_reports_a_database_let_go_as_idle_and_copied_not_behind(mirror_factory, tmp_path, settings):
+    from vouch.backups.mirror import lag
+
+    settings.DATA_DIR = str(tmp_path)  # where the live set's record of what it let go is
+    mirror = mirror_factory()
+    databases = [mirror.companies / f"c{i}.sqlite3" for i in range(2)]
+    for database in databases:
+        make_database(database)
+    mirror.start()
+    write(databases[0], 1)
+    wait_for(lambda: mirror.registered() == set(), 20, "every company database let go")
+    item = plan.Mirrored("region eu", mirror.companies, str(mirror.mirror / "companies"), True, "VOUCH_MIRROR_URL")
+    found = wait_for(
+        lambda: (lags := lag.lags(item)) and all(one.idle for one in lags) and lags, 20, "both recorded as idle"
+    )
+    assert [one.database for one in found] == databases
+    assert all(one.in_sync and one.behind_seconds(0) == 0 for one in found)
+    # A write nobody has copied (the live set stopped) is not idle: it is behind. (The
+    # writer stays connected, as the application does: its WAL is not checkpointed away.)
+    mirror.stop.set()
+    mirror.thread.join(30)
+    connection = sqlite3.connect(databases[0], isolation_level=None)
+    try:
+        connection.execute("INSERT INTO probe VALUES (2)")
+        after = {one.database: one for one in lag.lags(item)}
+    finally:
+        connection.close()
+    assert not after[databases[0]].idle and not after[databases[0]].in_sync
+    assert after[databases[1]].idle

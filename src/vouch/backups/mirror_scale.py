@@ -79,6 +79,7 @@ WORKERS = 4  # control-socket calls at once (a sync waits for its upload)
 FILES_PER_DATABASE = 8  # measured: 6 (the database three times, its WAL and shared memory, an LTX file)
 MAX_LIVE = 1500  # about 0.55 MB each: 1,500 live stay under 1 GB
 STATE_VERSION = 2
+STATE_FILE = "mirror-live.json"  # in VOUCH_DATA_DIR: the databases let go, as they were then
 _LOOK_AHEAD = 256  # queued databases looked at per turn (a start-up queue may hold every one)
 
 _WATCH_MASK = inotify.IN_MODIFY | inotify.IN_CREATE | inotify.IN_MOVED_TO | inotify.IN_DELETE | inotify.IN_MOVED_FROM
@@ -725,5 +726,5 @@ def live_set(config: dict, data_dir: Path, **options) -> tuple[dict, LiveSet]:
     configuration (vouch.backups.mirror.plan.config()): what the supervisor runs."""
     path = socket_path(data_dir)
     litestream_config, watched = live_config(config, path)
-    options.setdefault("state_file", Path(data_dir) / "mirror-live.json")
+    options.setdefault("state_file", Path(data_dir) / STATE_FILE)
     return litestream_config, LiveSet(Control(path), watched, **options)

@@ -4,17 +4,22 @@ Litestream numbers each batch of commits it takes from a database's WAL (a TXID)
 keeps the batches not yet compacted beside the database (``.X.sqlite3-litestream/ltx/0``)
 until they are uploaded. Comparing the newest local TXID with the newest in the mirror
 says whether a database is fully copied, and the oldest batch not yet in the mirror
-says for how long it has waited. This reads every copy's listing: a command for
-people, not for /healthz (which reads the supervisor's state file)."""
+says for how long it has waited. A company database the live set let go of (not written
+for minutes: vouch.backups.mirror_scale) is idle, not behind, while its files are as they
+were when it was let go, after its last upload (the live set records them). This reads
+every copy's listing: a command for people, not for /healthz (which reads the supervisor's state file)."""
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from django.conf import settings
 
 from vouch.backups.mirror import plan, state
 from vouch.objectstore import StoreError, open_store
@@ -84,10 +89,11 @@ class Lag:
     mirrored_txid: int  # 0: nothing of it in the mirror
     waiting_since: float | None  # when the oldest batch not yet mirrored was made
     unread_wal: bool = False  # commits in the WAL that Litestream has not taken yet
+    idle: bool = False  # let go by the live set, fully copied, unchanged since
 
     @property
     def in_sync(self) -> bool:
-        return self.local_txid > 0 and self.mirrored_txid >= self.local_txid and not self.unread_wal
+        return self.idle or (self.local_txid > 0 and self.mirrored_txid >= self.local_txid and not self.unread_wal)
 
     def behind_seconds(self, now: float) -> float:
         return now - self.waiting_since if self.waiting_since else 0.0
@@ -150,10 +156,30 @@ def databases(item: plan.Mirrored) -> list[Path]:
     return sorted(item.source.glob(plan.PATTERN)) if item.source.is_dir() else []
 
 
+def let_go() -> dict[str, list]:
+    """The databases the live set let go of after their last upload, with their files'
+    signatures then (its state file; empty when there is none)."""
+    from vouch.backups import mirror_scale
+
+    try:
+        data = json.loads((Path(settings.DATA_DIR) / mirror_scale.STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data.get("copied", {}) if data.get("version") == mirror_scale.STATE_VERSION else {}
+
+
 def lags(item: plan.Mirrored) -> list[Lag]:
+    from vouch.backups import mirror_scale
+
     mirrored = _mirrored(item)
+    idle = let_go() if item.directory else {}
     result = []
     for database in databases(item):
+        recorded = idle.get(str(database))
+        if recorded is not None and recorded == mirror_scale.signature(database):
+            copied = mirrored.get(database.name, 0)
+            result.append(Lag(database, copied, copied, None, idle=True))
+            continue
         local, batches, newest_batch = _local(database)
         copied = mirrored.get(database.name, 0)
         waiting = [made for txid, made in batches.items() if txid > copied]
@@ -177,6 +203,13 @@ def cli_status(args) -> int:
     problems = 0
     health = state.health()["mirror"]
     print(f"Mirror process: {health['state']} ({health['detail']})")
+    live = (state.read() or {}).get("live")
+    if live:
+        print(
+            f"Live set: {live['live']} of {live['databases']} company database(s) live in Litestream "
+            f"(written in the last {live['idle_after']:.0f} s); the others are idle, copied whole when let go"
+            + (f"; {live['waiting']} waiting to be copied" if live.get("waiting") else "")
+        )
     if health["state"] != "ok":
         problems += 1
     for item in items:
@@ -191,6 +224,9 @@ def cli_status(args) -> int:
         problems += len(late)
         worst = max((lag.behind_seconds(now) for lag in behind), default=0.0)
         summary = f"{len(found) - len(behind)} of {len(found)} database(s) fully copied"
+        idle = sum(lag.idle for lag in found)
+        if idle:
+            summary += f" ({idle} idle)"
         if behind:
             summary += f", {len(behind)} behind (the longest by {worst:.1f} s)"
         print(f"{item.name}: {item.source} -> {item.url}: {summary}")

@@ -187,8 +187,9 @@ def config_path() -> Path:
     return Path(settings.DATA_DIR) / CONFIG_NAME
 
 
-def write_config() -> Path:
-    """Write the configuration (0600) and create the directories it watches; its path."""
+def write_config(litestream_config: dict | None = None) -> Path:
+    """Write the configuration (0600; :func:`config`'s unless given, e.g. the live set's)
+    and create the directories it watches; its path."""
     for item in mirrored():
         if item.directory:
             # Watched from the start, before the region's first company exists.
@@ -197,7 +198,7 @@ def write_config() -> Path:
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(config(), handle, indent=2)
+        json.dump(config() if litestream_config is None else litestream_config, handle, indent=2)
         handle.write("\n")
     os.replace(temporary, path)
     return path

@@ -5,9 +5,14 @@ mirror run`` runs one in the foreground, for installations that run the mirror a
 own service. Either way one lock file in VOUCH_DATA_DIR lets only one Litestream copy
 these databases: two writing the same replica would spoil it.
 
+Company databases are not given to Litestream as directories: the live set
+(vouch.backups.mirror_scale) keeps only those written in the last few minutes registered
+through Litestream's control socket, in a thread beside it, so the mirror's cost follows
+the active companies, not all of them. The control database stays in the configuration.
+
 Litestream logs JSON lines; the supervisor reads them to record which databases it
 cannot copy (a full or unreachable target) and when that recovers, in the state file
-that ``health()`` reads (vouch.backups.mirror.state)."""
+that ``health()`` reads (vouch.backups.mirror.state), with the live set's counts."""
 
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from typing import IO
 
 from django.conf import settings
 
+from vouch.backups import mirror_scale
 from vouch.backups.mirror import plan, state
 
 LOCK_NAME = "mirror.lock"
@@ -34,11 +40,14 @@ RESTART_DELAY = 1.0
 RESTART_DELAY_MAX = 30.0
 # Litestream's messages when a database's copying works again after errors.
 _RECOVERED = {"sync recovered", "replica sync recovered"}
-# Litestream 0.5 could not let go of a database whose file was removed under it (a
-# purge, or a lost file): it then ignores a new file at that path (a restore) until it
-# is restarted. The supervisor restarts it when it says so, after REOPEN_DELAY.
-_STUCK = "unregister database from store"
-REOPEN_DELAY = 0.5
+# Litestream logs this when it lets go of a database whose file was removed (a purge, a
+# lost file). Not a failure of the copy: the live set unregistered it, and registers a
+# new file at that path (a restore) again itself.
+_LET_GO = "unregister database from store"
+# How long a stop waits for the live set's calls under way before stopping Litestream.
+LIVE_STOP_SECONDS = 5.0
+# How long the live set waits for Litestream's control socket before its first calls.
+SOCKET_WAIT_SECONDS = 10.0
 
 
 class MirrorBusy(RuntimeError):
@@ -62,15 +71,23 @@ class MirrorProcess:
         self.items = plan.mirrored()
         self.binary = plan.litestream_binary()
         self._lock_fd = self._acquire_lock()
-        self.config_path = plan.write_config()
+        try:
+            # Directory replication's configuration, turned into the live set's: the
+            # control database by path, the companies directories watched by the live set.
+            litestream_config, self.live_set = mirror_scale.live_set(plan.config(), Path(settings.DATA_DIR))
+            self.config_path = plan.write_config(litestream_config)
+        except BaseException:
+            self.release()
+            raise
+        self.socket = Path(self.live_set.control.path)
+        self._live_stop = threading.Event()
+        self._live_thread: threading.Thread | None = None
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
         self.restart_at = 0.0
         self.delay = RESTART_DELAY
         self._mutex = threading.Lock()
         self._written_at = 0.0
-        self.reopen_wanted = False
-        self._reopening = self._reopened = False
         self.state: dict = {
             "supervisor_pid": os.getpid(),
             "config": str(self.config_path),
@@ -101,6 +118,10 @@ class MirrorProcess:
     # --- the process -----------------------------------------------------------------
 
     def start(self) -> None:
+        # A Litestream killed leaves its socket behind; only this process (holding the
+        # lock) runs one for this data directory, so it is stale.
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
         command = [str(self.binary), "replicate", "-no-expand-env", "-config", str(self.config_path)]
         # Its own process group: stopping it stops only it, and a signal sent to the
         # supervisor's group (Ctrl-C) does not cut its last upload short.
@@ -120,23 +141,35 @@ class MirrorProcess:
             self.state.update(pid=self.process.pid, running=True, started_at=self.started_at, problem="")
             self.state.pop("stopped_at", None)
         self._write()
+        if self._live_thread is None:
+            # Once: a restarted Litestream gets the live databases back from the live
+            # set's comparison with Litestream's own list (every few seconds).
+            self._live_thread = threading.Thread(target=self._run_live, name="vouch-mirror-live-set", daemon=True)
+            self._live_thread.start()
+
+    def _run_live(self) -> None:
+        deadline = time.monotonic() + SOCKET_WAIT_SECONDS
+        while not self.socket.exists() and time.monotonic() < deadline and not self._live_stop.wait(0.05):
+            pass  # its first calls would only fail and wait to be retried
+        try:
+            self.live_set.run(self._live_stop)
+        except Exception as exc:  # noqa: BLE001  (said, and in health: company databases are not copied)
+            print(f"mirror: the live set stopped: {exc!r}", file=self.echo, flush=True)
+            with self._mutex:
+                self.state["problem"] = f"the live set stopped: {exc!r}"
+                self.state["failing"]["live set"] = {"since": time.time(), "last": time.time(), "error": repr(exc)}
+            self._write()
+
+    def stop_live(self, timeout: float = LIVE_STOP_SECONDS) -> None:
+        """Stop the live set (before Litestream: its last uploads are Litestream's)."""
+        self._live_stop.set()
+        if self._live_thread is not None:
+            self._live_thread.join(timeout)
 
     def poll(self) -> None:
         """Restart a Litestream that died (after a delay); keep the state file fresh."""
         now = time.time()
-        if self.reopen_wanted and self.process is not None and self.process.poll() is None:
-            self.reopen_wanted = False
-            self._reopening = True
-            self.signal(signal.SIGTERM)
-        if self.process is not None and self.process.poll() is not None and self._reopening:
-            self._reopening = False
-            self._reopened = True
-            self.process = None
-            self.restart_at = now + REOPEN_DELAY
-            with self._mutex:
-                self.state.update(running=False, reopened_at=now)
-            self._write()
-        elif self.process is not None and self.process.poll() is not None:
+        if self.process is not None and self.process.poll() is not None:
             code = self.process.returncode
             self.process = None
             # Dying again soon after a start waits twice as long each time; else 1 s again.
@@ -155,9 +188,7 @@ class MirrorProcess:
         elif self.process is None and self.restart_at and now >= self.restart_at:
             self.restart_at = 0.0
             with self._mutex:
-                counter = "reopens" if self._reopened else "restarts"
-                self.state[counter] = self.state.get(counter, 0) + 1
-            self._reopened = False
+                self.state["restarts"] = self.state.get("restarts", 0) + 1
             self.start()
         elif now - self._written_at >= state.HEARTBEAT_SECONDS:
             self._write()
@@ -172,6 +203,7 @@ class MirrorProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop Litestream (it uploads what it has first, for at most 5 s)."""
+        self.stop_live()
         process = self.process
         if process is not None:
             self.signal(signal.SIGTERM)
@@ -185,6 +217,9 @@ class MirrorProcess:
     def stopped(self) -> None:
         """Record a deliberate stop (health says "off", not "degraded")."""
         self.process = None
+        # Litestream is gone: the live set's calls under way fail at once; it records
+        # which databases it let go (copied whole) for the next start.
+        self.stop_live(timeout=2.0)
         with self._mutex:
             self.state.update(running=False, stopped_at=time.time())
         self._write()
@@ -214,8 +249,8 @@ class MirrorProcess:
         changed = False
         with self._mutex:
             failing = self.state["failing"]
-            if message == _STUCK:
-                self.reopen_wanted = True  # not a failure of the copy: Litestream is restarted
+            if message == _LET_GO:
+                pass
             elif level in ("ERROR", "WARN"):
                 error = str(entry.get("error") or message)
                 previous = failing.get(database)
@@ -223,17 +258,26 @@ class MirrorProcess:
                 changed = True
             elif message in _RECOVERED or message == "removed database from replication":
                 changed = failing.pop(database, None) is not None
-        if level in ("ERROR", "WARN") and message != _STUCK:
+        if level in ("ERROR", "WARN") and message != _LET_GO:
             print(f"mirror: {message} ({database}): {entry.get('error', '')}".rstrip(": "), file=self.echo, flush=True)
         if changed:
             self._write()
 
     def _write(self) -> None:
+        live = self._live_summary()
         with self._mutex:
             self.state["confirmed_at"] = time.time()
+            if live is not None:
+                self.state["live"] = live
             snapshot = json.loads(json.dumps(self.state))
         state.write(snapshot)
         self._written_at = snapshot["confirmed_at"]
+
+    def _live_summary(self) -> dict | None:
+        try:
+            return self.live_set.summary()
+        except RuntimeError:  # its counters changed under us (another thread): next time
+            return None
 
 
 def describe(items: list[plan.Mirrored]) -> str:

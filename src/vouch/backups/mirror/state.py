@@ -90,10 +90,16 @@ def health() -> dict[str, dict[str, str]]:
                 f"({name}: {error['error']})",
             }
         }
+    live = state.get("live") or {}
     return {
         "mirror": {
             "state": "ok",
             "detail": f"running; {len(state.get('targets', []))} mirrored"
+            + (
+                f" ({live['live']} of {live['databases']} company database(s) live, the others idle and copied)"
+                if live
+                else ""
+            )
             + (f", {restarts} restart(s)" if restarts else ""),
         }
     }
