@@ -12,7 +12,7 @@ import uuid
 import boto3
 import pytest
 
-from tests.conftest import make_company
+from tests.conftest import HTTPSClient, make_company
 from tests.vault.helpers import bulk_companies
 from tests.vault.test_company_keks import fresh, outer_layer, read_summary, to_old_scheme
 from vouch import cli
@@ -296,3 +296,19 @@ def test_a_bad_key_store_url_stops_the_system_checks(settings, keys_dir):
     settings.VOUCH_KEY_STORE_URL = "s3://bucket/keys?endpoint=http://x&colour=blue"
     (error,) = checks.key_store(None)
     assert error.id == "vault.E012" and "colour" in error.msg
+
+
+def test_a_page_needing_keys_while_the_key_store_is_out_is_a_503_not_a_500(bucket_keys, settings, company, owner):
+    from vouch.references import services as references
+
+    with company_context(company):
+        references.create_candidate("Siobhán O'Brien", "siobhan@example.com", "07700 900123")
+    client = HTTPSClient()
+    client.force_login(owner.user)
+    assert client.get("/candidates/").status_code == 200
+    settings.VOUCH_KEY_STORE_URL = "s3://nowhere/keys?endpoint=http://127.0.0.1:9&region=us-east-1"
+    fresh()
+    page = client.get("/candidates/")
+    assert page.status_code == 503
+    assert page["Retry-After"] == "60"
+    assert "Siobh" not in page.content.decode()

@@ -44,7 +44,8 @@ def service_unavailable(request: HttpRequest, exception: BaseException | None = 
     """503 for a request that needs Redis while it is out (brute-force checks fail closed)."""
     # One line per refused request, with its request id (bound to the log context) and
     # the cause; the Redis client logs the error itself once per outage.
-    log.warning("service_unavailable", cause="redis", error=f"{type(exception).__name__}: {exception}")
+    cause = "key_store" if type(exception).__name__ == "KeyStoreUnavailable" else "redis"
+    log.warning("service_unavailable", cause=cause, error=f"{type(exception).__name__}: {exception}")
     match = getattr(request, "resolver_match", None)
     signing_in = bool(match and match.url_name in SIGN_IN_PAGES)
     if signing_in:
@@ -131,6 +132,7 @@ def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse
 def server_error(request: HttpRequest) -> HttpResponse:
     from vouch.objectstore import StoreUnavailable
     from vouch.vault.errors import DecryptionError, KeyUnavailable
+    from vouch.vault.keyblobs import KeyStoreUnavailable
     from vouch.web.diskfull import is_storage_full
 
     # Django calls this while handling the exception, so it is still at hand.
@@ -141,6 +143,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return service_unavailable(request, exception)
     if isinstance(exception, StoreUnavailable):
         return files_unavailable(request, exception)
+    if isinstance(exception, KeyStoreUnavailable):
+        return service_unavailable(request, exception)
     if isinstance(exception, (DecryptionError, KeyUnavailable)):
         # Encrypted data that does not authenticate is never shown; say why the page is
         # missing rather than "try again" (it will fail the same way until it is restored).

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
 from vouch.objectstore import StoreUnavailable
+from vouch.vault.keyblobs import KeyStoreUnavailable
 from vouch.web import proxies
 from vouch.web.errors import (
     ALLOWED_METHODS,
@@ -95,6 +96,10 @@ class RequestContextMiddleware:
         # A company's files were needed while its region's bucket is out.
         if isinstance(exception, StoreUnavailable):
             return files_unavailable(request, exception)
+        # A company's keys were needed while the key store (a bucket) is out: nothing is
+        # taken as missing, the request is refused until it answers again.
+        if isinstance(exception, KeyStoreUnavailable):
+            return service_unavailable(request, exception)
         return None
 
 
