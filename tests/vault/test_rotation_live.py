@@ -173,9 +173,14 @@ def test_a_rotation_killed_part_way_then_resumed_under_load(server, seeded):
     load = _busy(server, seeded)
     before = load.done
     progress: list[str] = []
+    # Should the first pass be over before it is seen part way, the rotation waits at its
+    # last step (old versions not yet destroyed) for as long as this file exists, so the
+    # kill can never come after the end (it did once, on a loaded machine).
+    pause_file = server.data_dir / "pause-rotation"
+    pause_file.touch()
     rotation = subprocess.Popen(
         [str(VOUCH), "keys", "rotate-company", seeded["company_id"], "--batch", "10", "--progress"],
-        env=server.env,
+        env={**server.env, "VOUCH_TEST_PAUSE_AT": "rotation_before_destroy", "VOUCH_TEST_PAUSE_FILE": str(pause_file)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -190,17 +195,19 @@ def test_a_rotation_killed_part_way_then_resumed_under_load(server, seeded):
     def part_way() -> bool:
         # Killed once most candidates are re-encrypted (they come after the activity
         # log, and only the attachment's row and file after them; tqdm shows
-        # "pass 1: ... 250/310"), or, should the pass be over by then, while the
-        # rotation waits out the caches: either way both versions are still in use.
+        # "pass 1: ... 250/310"), or, should the pass be over by then, at the pause
+        # before the old versions are destroyed: either way both versions are still in use.
         text = "".join(progress)
         found = re.findall(r"pass 1:.*?\| *(\d+)/(\d+)", text)
-        return "waiting" in text or any(int(total) - CANDIDATES // 2 <= int(done) < int(total) for done, total in found)
+        paused = pause_file.with_name(pause_file.name + ".reached").exists()
+        return paused or any(int(total) - CANDIDATES // 2 <= int(done) < int(total) for done, total in found)
 
     try:
         _wait_until(lambda: part_way() or rotation.poll() is not None, 60, "the rotation to get going")
         assert rotation.poll() is None, "".join(progress)[-2000:]
         rotation.send_signal(signal.SIGKILL)
         rotation.wait(timeout=30)
+        pause_file.unlink()
         reader.join(timeout=10)
         # The half-rotated company is served for a while (both versions in use).
         killed_at = load.done

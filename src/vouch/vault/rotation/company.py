@@ -106,6 +106,9 @@ def rotate_company(
                 report(progress, 0, 0, f"waiting {wait:.0f} s")
                 time.sleep(wait)
                 waited += wait
+    from vouch.references.faults import pause
+
+    pause("rotation_before_destroy")  # fault tests kill it here: every value re-encrypted, old keys kept
     destroyed = sorted(retiring) if keyring.destroy_data_key_versions(company_id, retiring) else []
     result = {
         "company": str(company_id),
