@@ -128,7 +128,12 @@ def test_health_says_degraded_when_the_last_backup_is_older_than_twice_the_sched
 
 @pytest.mark.django_db
 def test_health_is_shown_on_healthz(client, backup_dir):
-    BackupSet.objects.create(scope=Scope.CONTROL, taken_at=timezone.now(), status=BackupStatus.PENDING, error="target s3://private-bucket unreachable")
+    BackupSet.objects.create(
+        scope=Scope.CONTROL,
+        taken_at=timezone.now(),
+        status=BackupStatus.PENDING,
+        error="target s3://private-bucket unreachable",
+    )
     body = client.get("/healthz").json()
     assert body["data_safety"]["backups"] == "degraded"
     assert body["status"] == "degraded"
