@@ -647,3 +647,40 @@ def test_a_schedule_changed_later_moves_the_planned_reminders(company, members):
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
     run_due(day(start, 8))  # the old plan's days 4 and 6 send nothing more
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
+
+
+class _RecordedStop(threading.Event):
+    """The scheduler's stop event, recording how long each round waits; it stops the
+    scheduler after ``rounds`` rounds."""
+
+    def __init__(self, rounds: int) -> None:
+        super().__init__()
+        self.rounds, self.waits = rounds, []
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        if len(self.waits) >= self.rounds:
+            self.set()
+        return self.is_set()
+
+
+def test_the_scheduler_looks_again_soon_while_the_database_is_away_and_says_so_once(monkeypatch, caplog):
+    from django.db.utils import OperationalError
+
+    failures = iter([True, True, True, True, False, False])
+
+    def round_that_fails_while_the_database_is_away():
+        if next(failures):
+            raise OperationalError("connection refused")
+
+    monkeypatch.setattr(jobs, "background_round", round_that_fails_while_the_database_is_away)
+    monkeypatch.setattr(jobs, "plan_daily_maintenance", lambda: 0)
+    stop = _RecordedStop(rounds=6)
+    with caplog.at_level("WARNING", logger=jobs.log.name):
+        jobs.run_scheduler(stop, interval=600, mail_interval=30)
+    # Backing off from half a second, never longer than the cap, back to the round's
+    # interval once the database answers.
+    assert stop.waits == [0.5, 1.0, 2.0, 4.0, 30, 30]
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("database is unavailable" in message for message in messages) == 1, messages
+    assert sum("database is back" in message for message in messages) == 1, messages

@@ -39,12 +39,6 @@ def add_parser(sub) -> None:
     p_maintenance.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-# Between looks at a database that is away: short at first (a restart takes a second),
-# then no more often than every few seconds.
-BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 5.0
-
-
 def _database_answers() -> bool:
     from django.db import connection
     from django.db.utils import InterfaceError, OperationalError
@@ -82,10 +76,10 @@ def worker(args: argparse.Namespace) -> int:
                 jobs.database_outage.failed(exc)
             # A stop signal during the wait ends the worker: the queue's own handlers
             # (still installed) exit at once when no task runs.
-            delay = BACKOFF_FIRST_SECONDS
+            delay = jobs.BACKOFF_FIRST_SECONDS
             while not _database_answers():
                 time.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+                delay = min(delay * 2, jobs.BACKOFF_MAX_SECONDS)
             jobs.database_outage.recovered()
     finally:
         stopping.set()

@@ -50,6 +50,10 @@ TASK_RESULTS_KEPT = timedelta(days=30)
 SCHEDULER_INTERVAL_SECONDS = 600
 # How often the worker sends outgoing mail left unsent and takes back stalled tasks.
 MAIL_INTERVAL_SECONDS = 30
+# Between looks at a database that is away: short at first (a restart takes a second),
+# then no more often than every few seconds.
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 5.0
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -503,18 +507,24 @@ def run_scheduler(
     from django.db.utils import InterfaceError, OperationalError
 
     planned_at = None
+    backoff = BACKOFF_FIRST_SECONDS
     while not stopping.is_set():
         started = time.monotonic()
+        wait = mail_interval
         try:
             if planned_at is None or started - planned_at >= interval:
                 plan_daily_maintenance()
                 planned_at = started
             background_round()
             database_outage.recovered()
+            backoff = BACKOFF_FIRST_SECONDS
         except (OperationalError, InterfaceError) as exc:  # the database is away: said once, not per round
             database_outage.failed(exc)
+            # Look again soon, not a whole round later: the outage is reported over as
+            # soon as the database answers, and the work of this round is not held back.
+            wait, backoff = min(backoff, mail_interval), min(backoff * 2, BACKOFF_MAX_SECONDS)
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("could not plan the daily maintenance or send the outgoing mail")
         finally:
             close_old_connections()
-        stopping.wait(mail_interval)
+        stopping.wait(wait)
