@@ -292,8 +292,12 @@ def measure(args, bench) -> dict:
             order = list(servers) if round_number % 2 else list(reversed(servers))
             for name in order:
                 litestream = json.loads((Path(on.data_dir) / "mirror-state.json").read_text())["pid"]
-                before = cpu_seconds(litestream)
+                # `vouch serve` itself (not its app workers): the live set's thread, which
+                # hears of every commit, runs there.
+                supervisor = servers[name].process.pid
+                before, supervisor_before = cpu_seconds(litestream), cpu_seconds(supervisor)
                 measured = autosaves(name)
+                measured["serve_cpu_share"] = (cpu_seconds(supervisor) - supervisor_before) / args.duration
                 if name == "mirror_on":
                     # What the mirror costs, whatever else the machine runs: Litestream's CPU.
                     measured["litestream_cpu_share"] = (cpu_seconds(litestream) - before) / args.duration
@@ -301,7 +305,8 @@ def measure(args, bench) -> dict:
                 runs[name].append(measured)
                 say(
                     f"round {round_number} autosave {name:<10} {measured['requests_per_s']:8.1f} req/s  "
-                    f"p99 {measured['p99_ms']:7.2f} ms  ({workflow.load()})"
+                    f"p99 {measured['p99_ms']:7.2f} ms  serve {measured['serve_cpu_share']:.1%} of a core  "
+                    f"({workflow.load()})"
                 )
             # The recovery point: a run of its own under the same load on the mirrored server,
             # the probe and the mirror's poller beside it.

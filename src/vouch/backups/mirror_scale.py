@@ -73,6 +73,17 @@ SWEEP_EVERY = 300.0  # every file looked at again, in case an event was missed
 POLL_EVERY = 2.0  # the same when inotify is not available: the only way writes are found
 RECONCILE_EVERY = 5.0  # Litestream's list compared with ours (a restarted Litestream has none)
 SYNC_DELAY = 0.02  # writes within this of each other share one sync
+# A live database is synced at most this often. Each sync is a Litestream upload (an LTX
+# file, then its compaction): at one per commit burst a busy company's autosaves kept
+# Litestream at about 30% of a core and cost the server a quarter of its throughput
+# (bench/mirror.py). Spaced like this the recovery point grows by at most this much.
+SYNC_EVERY = 0.25
+# inotify events are read at most this often. SQLite writes a commit's WAL frames in
+# several writes, each an event; unread, the kernel merges an event with the identical
+# one before it, so a pause between reads turns a burst of commits into a few events.
+# Read at once, they cost the live set's thread about 10% of a core under one busy
+# company's autosaves (bench/mirror.py).
+EVENT_BATCH = 0.05
 NEW_FILE_DELAY = 0.25  # a file just created may not be a whole database yet (as Litestream's own watcher waits)
 RETRY_DELAY = 2.0
 WORKERS = 4  # control-socket calls at once (a sync waits for its upload)
@@ -248,6 +259,7 @@ class _Database:
     replaced: bool = False  # a new file under its name (a restore): Litestream must open it again
     catch_up: bool = False  # copied once at start-up because it changed while nobody watched
     first_write: float = 0.0  # monotonic: the first write not yet copied
+    synced_at: float = -float("inf")  # monotonic: when its last sync was asked for
     last_write: float = 0.0  # monotonic
     not_before: float = 0.0  # no call before this (a new file settling, a retry)
     signature: list | None = None  # when let go: its files as they were then
@@ -281,6 +293,7 @@ class LiveSet:
         state_file: Path | None = None,
         idle_after: float = IDLE_AFTER,
         sweep_every: float = SWEEP_EVERY,
+        sync_every: float = SYNC_EVERY,
         max_live: int | None = None,
         workers: int = WORKERS,
         use_inotify: bool = True,
@@ -291,6 +304,7 @@ class LiveSet:
         self.state_file = state_file
         self.idle_after = idle_after
         self.sweep_every = sweep_every
+        self.sync_every = sync_every
         self.max_live = max_live or default_max_live()
         self.workers = workers
         self.use_inotify = use_inotify
@@ -348,14 +362,23 @@ class LiveSet:
             self.ready.set()
             now = time.monotonic()
             next_sweep, next_reconcile, next_idle = now + sweep_every, now + RECONCILE_EVERY, now + 1.0
+            events_at = now  # when the inotify queue is read next
             while not stop.is_set():
-                fds = [self._wake_r] + ([watcher.fd] if watcher else [])
-                ready, _, _ = select.select(fds, [], [], self._timeout(min(next_sweep, next_reconcile, next_idle)))
+                deadline = min(next_sweep, next_reconcile, next_idle)
+                fds = [self._wake_r]
+                if watcher is not None:
+                    if time.monotonic() >= events_at:
+                        fds.append(watcher.fd)
+                    else:
+                        deadline = min(deadline, events_at)
+                ready, _, _ = select.select(fds, [], [], self._timeout(deadline))
                 if self._wake_r in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
-                if watcher is not None and watcher.fd in ready and self._on_events(watcher.read(0)):
-                    next_sweep = 0.0  # the kernel's queue overflowed: events were lost
+                if watcher is not None and watcher.fd in ready:
+                    events_at = time.monotonic() + EVENT_BATCH
+                    if self._on_events(watcher.read(0)):
+                        next_sweep = 0.0  # the kernel's queue overflowed: events were lost
                 self._collect()
                 now = time.monotonic()
                 if now >= next_sweep:
@@ -447,7 +470,10 @@ class LiveSet:
         if not db.dirty:
             db.dirty = True
             db.first_write = now
-            db.not_before = max(db.not_before, now + (settle or SYNC_DELAY))
+            soonest = now + (settle or SYNC_DELAY)
+            if db.live and not replaced:
+                soonest = max(soonest, db.synced_at + self.sync_every)
+            db.not_before = max(db.not_before, soonest)
         if replaced and db.live:
             db.replaced = True
         db.gone = False
@@ -593,6 +619,7 @@ class LiveSet:
             db.busy, db.action = True, action
             if action in ("register", "sync", "reopen"):
                 db.dirty = db.replaced = False
+                db.synced_at = now
             self._in_flight += 1
             pool.submit(self._act, db.path, db.watched, action, now, db.first_write)
         for line, path in later:
