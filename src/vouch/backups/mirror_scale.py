@@ -260,6 +260,7 @@ class _Database:
     catch_up: bool = False  # copied once at start-up because it changed while nobody watched
     first_write: float = 0.0  # monotonic: the first write not yet copied
     synced_at: float = -float("inf")  # monotonic: when its last sync was asked for
+    joined_at: float = -float("inf")  # monotonic: when Litestream last took it up
     last_write: float = 0.0  # monotonic
     not_before: float = 0.0  # no call before this (a new file settling, a retry)
     signature: list | None = None  # when let go: its files as they were then
@@ -328,6 +329,7 @@ class LiveSet:
         self._by_wd: dict[int, Watched] = {}
         self._state_dirty = False
         self._state_written = 0.0
+        self._events_read_at = self._events_since = 0.0  # monotonic: the last two reads of events
 
     # --- public ---------------------------------------------------------------------------
 
@@ -423,6 +425,9 @@ class LiveSet:
         """Note writes, new and removed files; True on a queue overflow."""
         overflow = False
         now = time.monotonic()
+        # Events are read in batches: one read now may hold writes made at any time since
+        # the read before (see _written).
+        self._events_since, self._events_read_at = self._events_read_at, now
         for event in events:
             if event.mask & inotify.IN_Q_OVERFLOW:
                 overflow = True
@@ -438,7 +443,7 @@ class LiveSet:
                 if known is not None and known.gone and not path.exists():
                     continue  # Litestream letting go of a removed database touches its WAL
                 if event.mask & inotify.IN_MODIFY and item.matches(path.name):
-                    self._written(item, path, now)
+                    self._written(item, path, now, events_since=self._events_since)
             elif item.matches(event.name):
                 path = item.directory / event.name
                 if event.mask & (inotify.IN_CREATE | inotify.IN_MOVED_TO):
@@ -465,6 +470,7 @@ class LiveSet:
         settle: float = 0.0,
         replaced: bool = False,
         backlog: bool = False,
+        events_since: float | None = None,
     ) -> None:
         db = self._database(item, path)
         if not db.dirty:
@@ -477,9 +483,13 @@ class LiveSet:
         if replaced and db.live:
             db.replaced = True
         db.gone = False
-        if not (db.busy and db.action in ("register", "reopen")):
-            # Not while Litestream takes it up: its first look writes its own two tables
-            # into a database it never had. That is no reason to keep it live.
+        taken_up = db.busy and db.action in ("register", "reopen")
+        if not (taken_up or (events_since is not None and db.joined_at > events_since)):
+            # Not while Litestream takes it up, nor for events that may date from then
+            # (read after it): its first look writes its own two tables into a database it
+            # never had. That is no reason to keep it live (at 10,000 companies, counting
+            # it kept the first copy's databases live and cost 6,000 extra registrations).
+            # Its write is still copied (dirty); only its idle clock is not reset.
             db.last_write = now
         if backlog:
             self._backlog[path] = None
@@ -682,6 +692,7 @@ class LiveSet:
                 self._failed(db, action, error)
             elif action in ("register", "reopen"):
                 self._set_live(db, True)
+                db.joined_at = time.monotonic()
                 self.counters.registered += 1
                 if action == "register" and not db.catch_up:
                     self.counters.wake_ms.append((finished - first_write) * 1000)
