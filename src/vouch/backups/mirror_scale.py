@@ -33,6 +33,9 @@ seconds, through Litestream's control socket (``register`` / ``unregister``), an
   time, not memory or open files beyond the limit;
 - re-registers its live databases when Litestream was restarted (it compares with
   Litestream's own list every ``RECONCILE_EVERY`` seconds).
+- checks each database's copy when it lets it go, in a thread of its own: the copy
+  restored and compared table by table with the database (vouch.backups.mirror_verify);
+  a copy found different is logged, counted, removed and uploaded whole again.
 
 The control database, and anything else given to Litestream by path, stays in the
 configuration as it is. :func:`live_config` turns the directory-replication
