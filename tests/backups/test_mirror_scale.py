@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import threading
@@ -393,3 +394,165 @@ def test_mirror_status_reports_a_database_let_go_as_idle_and_copied_not_behind(m
         connection.close()
     assert not after[databases[0]].idle and not after[databases[0]].in_sync
     assert after[databases[1]].idle
+
+
+# --- the copy checked on let-go (vouch.backups.mirror_verify) -------------------------------
+
+
+def replica_dir(mirror: Mirror, database: Path) -> Path:
+    return mirror.mirror / "companies" / database.name
+
+
+def let_go_and_checked(mirror: Mirror, verified: int) -> None:
+    counters = mirror.live.counters
+    wait_for(lambda: counters.verified >= verified and not mirror.registered(), 30, f"{verified} checks passed")
+
+
+def test_a_database_let_go_is_checked_against_its_copy(mirror_factory, tmp_path):
+    mirror = mirror_factory()
+    database = mirror.companies / "checked.sqlite3"
+    make_database(database)
+    mirror.start()
+    let_go_and_checked(mirror, 1)  # copied once at start, let go, checked
+    write(database, 1)
+    let_go_and_checked(mirror, 2)
+    summary = mirror.live.summary()
+    assert summary["diverged"] == 0 and summary["verify_ms_p50"] is not None
+    # The check only read the database: its files are as they were let go (a change
+    # would bring it back into Litestream for nothing).
+    assert mirror_scale.signature(database) == mirror.live.databases[database].signature
+    assert mirror.live.counters.registered == 2
+    assert restored(mirror.item, database, tmp_path) == [1]
+
+
+def test_no_check_when_turned_off(mirror_factory):
+    mirror = mirror_factory(verify=False)
+    database = mirror.companies / "unchecked.sqlite3"
+    make_database(database)
+    mirror.start()
+    wait_for(lambda: mirror.live.counters.unregistered >= 1, 30, "copied and let go")
+    assert mirror.live.summary()["verified"] == 0 and mirror.live.summary()["verify_ms_p50"] is None
+
+
+def rows(database: Path) -> list[int]:
+    connection = sqlite3.connect(database)
+    try:
+        return [row[0] for row in connection.execute("SELECT n FROM probe ORDER BY n")]
+    finally:
+        connection.close()
+
+
+def test_a_copy_that_lacks_a_row_is_found_logged_and_made_again(mirror_factory, tmp_path, monkeypatch):
+    from structlog.testing import capture_logs
+
+    from vouch.backups.mirror import restore
+
+    # The fault lands between a let-go and its check: the copy goes back to an older copy
+    # of itself, without the last row. (Not earlier: registered again for a write,
+    # Litestream re-uploads from its own files what a copy lacks.)
+    real, seen, armed = restore.restore_copy, [], []
+
+    def restore_after_the_fault(url, to, *args, **kwargs):
+        if armed:
+            armed.clear()
+            shutil.rmtree(replica_dir(mirror, database))
+            shutil.copytree(older, replica_dir(mirror, database))
+        done = real(url, to, *args, **kwargs)
+        seen.append(rows(done))  # what the check's restore of the copy holds
+        return done
+
+    monkeypatch.setattr(restore, "restore_copy", restore_after_the_fault)
+    mirror = mirror_factory()
+    database = mirror.companies / "healed.sqlite3"
+    make_database(database)
+    older = tmp_path / "older-copy"
+    mirror.start()
+    let_go_and_checked(mirror, 1)
+    write(database, 1)
+    let_go_and_checked(mirror, 2)
+    assert restored(mirror.item, database, tmp_path) == [1]
+    seen.clear()
+    passed = mirror.live.counters.verified
+    shutil.copytree(replica_dir(mirror, database), older)  # the copy as it is with row 1 only
+    armed.append(True)
+    with capture_logs() as logs:
+        write(database, 2)  # into Litestream, and the copy, then let go: the fault, the check
+        wait_for(lambda: mirror.live.counters.diverged >= 1, 30, "the difference found")
+        wait_for(lambda: mirror.live.counters.healed >= 1, 30, "the copy made again")
+    assert seen[0] == [1]  # the copy checked did lack row 2
+    assert mirror.live.counters.diverged == 1
+    errors = [entry for entry in logs if entry["event"] == "mirror: copy differs from the database"]
+    assert errors and errors[0]["log_level"] == "error" and errors[0]["database"] == str(database)
+    assert errors[0]["tables"] == ["probe"]
+    assert "copy differs in probe" in mirror.live.summary()["last_error"]
+    # Made again whole, let go, checked: it passes, and holds every row.
+    let_go_and_checked(mirror, passed + 1)
+    assert seen[-1] == [1, 2]
+    assert restored(mirror.item, database, tmp_path) == rows(database) == [1, 2]
+    assert mirror.live.counters.diverged == 1
+
+
+def test_a_database_written_during_its_check_is_unsure_not_different(mirror_factory, tmp_path, monkeypatch):
+    from vouch.backups.mirror import restore
+
+    real = restore.restore_copy
+    written: list[Path] = []
+
+    def restore_then_write(url, to, *args, **kwargs):
+        done = real(url, to, *args, **kwargs)
+        if not written:  # the copy now lacks this row: only the signature tells it apart
+            written.append(to)
+            write(database, 9)
+        return done
+
+    monkeypatch.setattr(restore, "restore_copy", restore_then_write)
+    mirror = mirror_factory()
+    database = mirror.companies / "racing.sqlite3"
+    make_database(database)
+    mirror.start()
+    wait_for(lambda: mirror.live.counters.unsure >= 1, 30, "the check found the database written")
+    let_go_and_checked(mirror, 1)  # the write's own let-go checks it
+    assert mirror.live.counters.diverged == 0
+    assert restored(mirror.item, database, tmp_path) == [9]
+
+
+def company_like(path: Path, extra: str = "") -> Path:
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        """
+        PRAGMA journal_mode=WAL;
+        CREATE TABLE ref (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, score REAL, blob BLOB);
+        CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;
+        INSERT INTO ref (name, score, blob) VALUES ('a', 0.1, x'00ff'), ('b', NULL, NULL);
+        INSERT INTO kv VALUES ('x', '1'), ('y', '2');
+        """
+    )
+    connection.executescript(extra)
+    connection.close()  # the last connection: its WAL checkpointed and removed
+    return path
+
+
+def test_the_comparison_sees_rows_schema_and_sequences_and_only_reads(tmp_path):
+    from vouch.backups import mirror_verify
+
+    database = company_like(tmp_path / "live.sqlite3")
+    # Litestream's own table, in the copy only, is no difference.
+    same = company_like(tmp_path / "same.sqlite3", "CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INT);")
+    before = mirror_scale.signature(database)
+    assert mirror_verify.compare(database, same) == ()
+    assert mirror_scale.signature(database) == before and not Path(f"{database}-wal").exists()
+
+    cases = {
+        "UPDATE kv SET v = '3' WHERE k = 'y';": ("kv",),  # WITHOUT ROWID, in key order
+        "UPDATE ref SET score = 0.1000001 WHERE id = 1;": ("ref",),
+        "INSERT INTO ref (name) VALUES ('c'); DELETE FROM ref WHERE name = 'c';": ("sqlite_sequence",),
+        "CREATE INDEX ref_name ON ref (name);": (mirror_verify.SCHEMA,),
+    }
+    for n, (change, differing) in enumerate(cases.items()):
+        other = company_like(tmp_path / f"other{n}.sqlite3", change)
+        assert mirror_verify.compare(database, other) == differing, change
+    # A live database with a WAL (a writer connected) is read through it, read-only.
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("INSERT INTO kv VALUES ('z', '9')")
+    assert mirror_verify.compare(database, same) == ("kv",)
+    writer.close()

@@ -33,6 +33,9 @@ seconds, through Litestream's control socket (``register`` / ``unregister``), an
   time, not memory or open files beyond the limit;
 - re-registers its live databases when Litestream was restarted (it compares with
   Litestream's own list every ``RECONCILE_EVERY`` seconds).
+- checks each database's copy when it lets it go, in a thread of its own: the copy
+  restored and compared table by table with the database (vouch.backups.mirror_verify);
+  a copy found different is logged, counted, removed and uploaded whole again.
 
 The control database, and anything else given to Litestream by path, stays in the
 configuration as it is. :func:`live_config` turns the directory-replication
@@ -62,7 +65,7 @@ from pathlib import Path
 
 import structlog
 
-from vouch.backups import inotify
+from vouch.backups import inotify, mirror_verify
 
 log = structlog.get_logger(__name__)
 
@@ -191,11 +194,16 @@ class Watched:
 
     def replica(self, database: Path) -> str:
         from vouch.backups.mirror.plan import litestream_url
+
+        return litestream_url(self.store_url(database))
+
+    def store_url(self, database: Path) -> str:
+        """Where ``database``'s copy is, as a store URL (vouch.objectstore)."""
         from vouch.objectstore import join
 
         # The same place directory replication would use (<base>/<file name>/), so
         # restore, lag and purge find a company's copy wherever it was made.
-        return litestream_url(join(self.replica_base, database.name))
+        return join(self.replica_base, database.name)
 
     def matches(self, name: str) -> bool:
         return not name.startswith(".") and fnmatch.fnmatchcase(name, self.pattern)
@@ -264,6 +272,7 @@ class _Database:
     last_write: float = 0.0  # monotonic
     not_before: float = 0.0  # no call before this (a new file settling, a retry)
     signature: list | None = None  # when let go: its files as they were then
+    heal: bool = False  # its copy was found wrong: to be removed and made again
     seen: list | None = None  # polling only: its files at the last look
 
 
@@ -279,6 +288,12 @@ class Counters:
     last_error: str = ""
     # From the first write to a database that was not live to that write in the mirror.
     wake_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
+    # Checks of a copy against its database on let-go (vouch.backups.mirror_verify).
+    verified: int = 0  # found equal
+    diverged: int = 0  # found different (and healed)
+    unsure: int = 0  # written during the check: checked at its next let-go
+    healed: int = 0
+    verify_ms: deque = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class LiveSet:
@@ -298,6 +313,8 @@ class LiveSet:
         max_live: int | None = None,
         workers: int = WORKERS,
         use_inotify: bool = True,
+        verify: bool = True,
+        scratch: Path | None = None,
     ) -> None:
         self.control = control
         self._probe = Control(Path(control.path), timeout=5.0)  # for the reconcile, which must not hang run()
@@ -327,6 +344,7 @@ class LiveSet:
         self._joining = 0  # registrations under way
         self._leaving = 0  # unregistrations under way
         self._by_wd: dict[int, Watched] = {}
+        self._verifier = mirror_verify.Verifier(self.counters, scratch, self._wake) if verify else None
         self._state_dirty = False
         self._state_written = 0.0
         self._events_read_at = self._events_since = 0.0  # monotonic: the last two reads of events
@@ -336,7 +354,7 @@ class LiveSet:
     def summary(self) -> dict:
         """Counts for the supervisor's state file and ``vouch mirror status``."""
         counters = self.counters
-        wake = sorted(counters.wake_ms)
+        wake, checks = sorted(counters.wake_ms), sorted(counters.verify_ms)
         return {
             "databases": len(self.databases),
             "live": len(self.live),
@@ -353,12 +371,19 @@ class LiveSet:
             "errors": counters.errors,
             "last_error": counters.last_error,
             "wake_ms_p50": round(wake[len(wake) // 2], 1) if wake else None,
+            "verified": counters.verified,
+            "diverged": counters.diverged,
+            "unsure": counters.unsure,
+            "healed": counters.healed,
+            "verify_ms_p50": round(checks[len(checks) // 2], 1) if checks else None,
         }
 
     def run(self, stop: threading.Event) -> None:
         watcher = self._start_watching()
         sweep_every = POLL_EVERY if self.polling else self.sweep_every
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vouch-mirror-live")
+        if self._verifier is not None:
+            self._verifier.start()
         try:
             self._sweep(recorded=self._read_state())
             self.ready.set()
@@ -396,6 +421,8 @@ class LiveSet:
                 self._dispatch(pool)
                 self._write_state()
         finally:
+            if self._verifier is not None:
+                self._verifier.stop()
             pool.shutdown(wait=True)
             self._collect()
             self._write_state(force=True)
@@ -578,8 +605,10 @@ class LiveSet:
     def _next_action(self, db: _Database, now: float) -> str | None:
         if db.gone:
             return "unregister" if db.live else "forget"
-        if now < db.not_before and (db.dirty or db.replaced):
+        if now < db.not_before and (db.dirty or db.replaced or db.heal):
             return "later"
+        if db.heal and not db.live:
+            return "heal"
         if db.replaced:
             return "reopen"
         if db.dirty:
@@ -616,7 +645,7 @@ class LiveSet:
                 db.gone = True  # removed before it could be copied: nothing to copy
                 self._want[path] = None
                 continue
-            if action == "register":
+            if action in ("register", "heal"):
                 if len(self.live) - self._leaving - len(self._evicting) + self._joining >= self.max_live:
                     later.append((line, path))
                     if not self._evict():
@@ -627,7 +656,7 @@ class LiveSet:
                 self._leaving += 1
                 self._evicting.discard(path)
             db.busy, db.action = True, action
-            if action in ("register", "sync", "reopen"):
+            if action in ("register", "sync", "reopen", "heal"):
                 db.dirty = db.replaced = False
                 db.synced_at = now
             self._in_flight += 1
@@ -662,27 +691,36 @@ class LiveSet:
                     # then has nothing more to read). Out of the list is what was wanted.
                     if str(path) in self.control.registered():
                         raise
-            if action in ("register", "reopen"):
+            if action == "heal":
+                # Not registered (only a database let go is healed): its copy and
+                # Litestream's state for it can go, and registering makes a new whole copy.
+                mirror_verify.heal_files(path, item.replica_base)
+            if action in ("register", "reopen", "heal"):
                 answer = self.control.register(path, item.replica(path))
                 if answer.get("status") not in ("registered", "already_registered"):
                     raise ControlError(500, str(answer))
-            if action in ("register", "reopen", "sync"):
+            if action in ("register", "reopen", "sync", "heal"):
                 self.control.sync(path)
         except Exception as exc:  # noqa: BLE001  (counted, logged and retried by run())
             error = exc
         after = signature(path) if action == "unregister" and error is None else None
         self._results.put((path, action, started, first_write, error, after, time.monotonic()))
+        self._wake()
+
+    def _wake(self) -> None:
+        """From another thread: run() has results to collect."""
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b".")
 
     def _collect(self) -> None:
+        self._collect_verdicts()
         while True:
             try:
                 path, action, started, first_write, error, after, finished = self._results.get_nowait()
             except queue.Empty:
                 return
             self._in_flight -= 1
-            self._joining -= action == "register"
+            self._joining -= action in ("register", "heal")
             self._leaving -= action == "unregister"
             db = self.databases.get(path)
             if db is None:
@@ -690,10 +728,14 @@ class LiveSet:
             db.busy = False
             if error is not None:
                 self._failed(db, action, error)
-            elif action in ("register", "reopen"):
+            elif action in ("register", "reopen", "heal"):
                 self._set_live(db, True)
                 db.joined_at = time.monotonic()
                 self.counters.registered += 1
+                if action == "heal":
+                    db.heal = False
+                    self.counters.healed += 1
+                    log.info("mirror: copy made again", database=str(path))
                 if action == "register" and not db.catch_up:
                     self.counters.wake_ms.append((finished - first_write) * 1000)
                 db.catch_up = False
@@ -708,6 +750,26 @@ class LiveSet:
                     # Written while being let go: that write may have missed the last
                     # upload, so the database comes straight back.
                     self._written(db.watched, path, time.monotonic())
+                elif not db.heal and not db.gone:
+                    self._queue_verify(db)
+            self._want[path] = None
+
+    def _queue_verify(self, db: _Database) -> None:
+        if self._verifier is not None and db.signature is not None:
+            self._verifier.submit(db.path, db.watched.store_url(db.path), db.signature)
+
+    def _collect_verdicts(self) -> None:
+        if self._verifier is None:
+            return
+        for path in self._verifier.collect():
+            db = self.databases.get(path)
+            if db is None or db.gone:
+                continue
+            db.heal = True
+            # Not recorded as copied: after a restart before the heal it is copied (and
+            # so checked) again.
+            db.signature = None
+            self._state_dirty = True
             self._want[path] = None
 
     def _failed(self, db: _Database, action: str, error: Exception) -> None:
@@ -765,4 +827,6 @@ def live_set(config: dict, data_dir: Path, **options) -> tuple[dict, LiveSet]:
     path = socket_path(data_dir)
     litestream_config, watched = live_config(config, path)
     options.setdefault("state_file", Path(data_dir) / STATE_FILE)
+    # The checks' restores beside the data, not in a temporary directory that may be small.
+    options.setdefault("scratch", Path(data_dir))
     return litestream_config, LiveSet(Control(path), watched, **options)

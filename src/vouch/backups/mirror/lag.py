@@ -210,6 +210,11 @@ def cli_status(args) -> int:
             f"(written in the last {live['idle_after']:.0f} s); the others are idle, copied whole when let go"
             + (f"; {live['waiting']} waiting to be copied" if live.get("waiting") else "")
         )
+        if live.get("verify_ms_p50") is not None:
+            print(
+                f"Copies checked when let go: {live['verified']} equal to their database, "
+                f"{live['diverged']} found different and made again ({live['healed']} done)"
+            )
     if health["state"] != "ok":
         problems += 1
     for item in items:

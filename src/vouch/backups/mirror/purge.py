@@ -28,15 +28,21 @@ def _remove(company_id: uuid.UUID, region) -> int:
     if meta.exists():
         shutil.rmtree(meta, ignore_errors=True)
         removed += 1
-    store = open_store(region.mirror_url)
+    return removed + remove_copy(region.mirror_url, database.name)
+
+
+def remove_copy(base_url: str, name: str) -> int:
+    """Remove the copy of database file ``name`` from the mirror at ``base_url`` (all of
+    ``<base>/<name>/``, a directory or a bucket prefix); how many things were removed.
+    Also used by the live set to heal a copy found wrong (vouch.backups.mirror_verify)."""
+    store = open_store(base_url)
     if isinstance(store, LocalStore):
-        copy = store.root / database.name
-        if copy.exists():
-            shutil.rmtree(copy)
-            removed += 1
-    else:
-        removed += store.delete_prefix(f"{database.name}/")
-    return removed
+        copy = store.root / name
+        if not copy.exists():
+            return 0
+        shutil.rmtree(copy)
+        return 1
+    return store.delete_prefix(f"{name}/")
 
 
 def remove_company_mirror(company_id: uuid.UUID | str, region_name: str, settle: float = SETTLE_SECONDS) -> int:

@@ -31,12 +31,16 @@ class TooEarly(RestoreError):
     """The asked-for moment is before the oldest copy the mirror keeps."""
 
 
+class MirrorUnreachable(RestoreError):
+    """The mirror's store could not be read (down, or refused us): nothing is known of the copy."""
+
+
 def _has_copy(url: str) -> bool:
     # Litestream's files: ltx/<level>/<txids>.ltx in a directory, <level as %04x>/... in S3.
     try:
         return any(info.key.endswith(".ltx") for info in open_store(url).list(""))
     except StoreError as exc:
-        raise RestoreError(f"the mirror cannot be read: {exc}") from exc
+        raise MirrorUnreachable(f"the mirror cannot be read: {exc}") from exc
 
 
 def restore_database(source: Path, to: Path, at: datetime | None = None) -> Path:
@@ -49,9 +53,18 @@ def restore_database(source: Path, to: Path, at: datetime | None = None) -> Path
         item = plan.find(source)
     except plan.MirrorConfigError as exc:
         raise RestoreError(str(exc)) from exc
-    url = item.replica_url(source)
+    return restore_copy(item.replica_url(source), to, at, what=str(source))
+
+
+def restore_copy(url: str, to: Path, at: datetime | None = None, *, what: str | None = None) -> Path:
+    """Restore the database whose copy is at store URL ``url`` (its replica: a directory
+    or ``s3://`` URL holding Litestream's ``ltx`` files) into ``to``, as
+    :func:`restore_database` does; ``what`` names it in messages (default: ``url``).
+    Also used by the live set's check of a copy (vouch.backups.mirror_verify)."""
+    what = what or url
+    to = Path(to).resolve()
     if not _has_copy(url):
-        raise NoMirror(f"the mirror has no copy of {source} (looked in {url})")
+        raise NoMirror(f"the mirror has no copy of {what} (looked in {url})")
     if to.exists() or Path(f"{to}-wal").exists():
         raise RestoreError(f"{to} already exists; restore into a new path")
     to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -76,14 +89,14 @@ def restore_database(source: Path, to: Path, at: datetime | None = None) -> Path
         )
     except subprocess.TimeoutExpired as exc:
         partial.unlink(missing_ok=True)
-        raise RestoreError(f"the restore of {source} took longer than {RESTORE_TIMEOUT_SECONDS} s") from exc
+        raise RestoreError(f"the restore of {what} took longer than {RESTORE_TIMEOUT_SECONDS} s") from exc
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         said = (result.stderr or result.stdout).strip().splitlines()
         said = said[-1] if said else f"exit {result.returncode}"
         if at is not None and ("timestamp does not exist" in said or "no matching backup files" in said):
-            raise TooEarly(f"the mirror of {source} holds nothing as old as {at.isoformat()} ({said})")
-        raise RestoreError(f"litestream could not restore {source}: {said}")
+            raise TooEarly(f"the mirror of {what} holds nothing as old as {at.isoformat()} ({said})")
+        raise RestoreError(f"litestream could not restore {what}: {said}")
     os.chmod(partial, 0o600)
     _check(partial)
     os.replace(partial, to)
