@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # with its own data directory, PostgreSQL databases and Redis key prefix.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test test-fast bench lint lock setup clean pdf-libs chromium wrk pgbackrest
+.PHONY: run test test-fast bench lint docs lock setup clean pdf-libs chromium wrk pgbackrest
 
 run: $(VENV)/.base pdf-libs
 	$(BIN)/vouch serve
@@ -27,6 +27,12 @@ bench: $(VENV)/.dev wrk pdf-libs
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+# Pages generated from the code: the `vouch` command's reference (tests/web/test_cli_reference.py
+# fails when it is out of date).
+docs: $(VENV)/.base
+	$(BIN)/python -m vouch.cli.reference > docs/operations/cli.md.tmp
+	mv docs/operations/cli.md.tmp docs/operations/cli.md
 
 # Re-pin the lock files (needs PyPI). Hashes make `pip install` refuse anything else.
 lock: $(VENV)/.dev
