@@ -1,8 +1,8 @@
 """Every environment variable Vouch reads, in one place, with safe defaults.
 
 Settings (``vouch.settings``) and the command line (``vouch.cli``) both read the
-environment only through :func:`load`, so the README's table of variables can be
-checked against :data:`VARIABLES`.
+environment only through :func:`load`, so the table of variables in
+docs/operations/configuration.md can be checked against :data:`VARIABLES`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-# name -> (default, description); the README documents the same table.
+# name -> (default, description); docs/operations/configuration.md documents the same table.
 VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_MODE": ("development", "`production` turns on the start-up checks that refuse insecure settings."),
     "VOUCH_DATA_DIR": ("./var", "Where the embedded default keeps its databases, keys, certificates and outbox."),

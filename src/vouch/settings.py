@@ -336,7 +336,7 @@ ACCOUNT_REAUTHENTICATION_REQUIRED = True
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Vouch] "
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 2
-# Brute-force defence (P13). Password sign-in is throttled by vouch.guard.throttle (per
+# Brute-force defence (P13, docs/security/promises.md#p13). Password sign-in is throttled by vouch.guard.throttle (per
 # account, per address, growing delays, the 100-failure cap), which replaces allauth's
 # "login_failed" check for passwords (AccountAdapter.pre_authenticate). allauth's limits
 # below cover the other guessable secrets: "login_failed" keyed by user is what limits
@@ -391,7 +391,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "vouch.web.views.csrf_failure"
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
-# Transport security (P9, P12).
+# Transport security (P9, P12: docs/security/promises.md#p9, #p12).
 SECURE_SSL_REDIRECT = True
 SECURE_HSTS_SECONDS = 63072000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -423,7 +423,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Request limits (P3): bodies over the cap are answered 413 before they are read.
+# Request limits (P3, docs/security/promises.md#p3): bodies over the cap are answered 413 before they are read.
 VOUCH_MAX_BODY_BYTES = env_int("VOUCH_MAX_BODY_BYTES", 2_621_440)
 DATA_UPLOAD_MAX_MEMORY_SIZE = VOUCH_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = VOUCH_MAX_BODY_BYTES

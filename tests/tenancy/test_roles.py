@@ -226,7 +226,7 @@ def _summaries(company) -> list[str]:
 @pytest.fixture(scope="module")
 def scram_server():
     """A PostgreSQL cluster of this test's own (initdb), every login by SCRAM password,
-    and in it the account the README asks for: CREATEDB and CREATEROLE, not a superuser.
+    and in it the account docs/operations/production.md asks for: CREATEDB and CREATEROLE, not a superuser.
     Yields that account's URL."""
     import secrets
     import shutil

@@ -1,4 +1,4 @@
-"""Argon2id with Vouch's parameters (P11).
+"""Argon2id with Vouch's parameters (P11, docs/security/promises.md#p11).
 
 OWASP's floor is m=19 MiB, t=2, p=1. Vouch uses m=32 MiB, t=2, p=1: about 1.7 times
 the floor in memory (the cost that hurts GPU/ASIC guessing most) and equal in passes.

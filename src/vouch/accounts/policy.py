@@ -1,4 +1,4 @@
-"""The one place that answers "may this member do this?" (P20).
+"""The one place that answers "may this member do this?" (P20, docs/security/promises.md#p20).
 
 Every view asks here (through ``vouch.accounts.decorators.company_action``) and
 every service function asks again, so a forgotten check in a view is not a hole.

@@ -1,4 +1,4 @@
-"""A company's security settings (P19): what owners set, and the rules read from them.
+"""A company's security settings (P19, docs/security/promises.md#p19): what owners set, and the rules read from them.
 
 Owners set: two-factor required for every member (with a grace period), idle and
 absolute session timeouts (only ever shorter than the installation's), the networks

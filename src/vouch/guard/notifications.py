@@ -1,4 +1,4 @@
-"""Account-change emails (P17).
+"""Account-change emails (P17, docs/security/promises.md#p17).
 
 After every change that matters to an account's safety, its owner gets an email that
 says what happened, when (in UTC), from where (the place from ``vouch.guard.geo`` and

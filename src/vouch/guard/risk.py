@@ -1,4 +1,4 @@
-"""The risk engine: how unusual is this successful password check? (P16)
+"""The risk engine: how unusual is this successful password check? (P16, docs/security/promises.md#p16)
 
 ``gather`` collects what is known about the sign-in (address, place, device, the
 account's recent history, failures before it); ``score`` turns that into signals, a

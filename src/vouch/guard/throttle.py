@@ -1,4 +1,4 @@
-"""Brute-force defence for password sign-in (P3, P13).
+"""Brute-force defence for password sign-in (P3, P13: docs/security/promises.md#p13).
 
 Every password sign-in passes through :func:`before_password_check` (called by
 ``AccountAdapter.pre_authenticate``) *before* any password hash, real or dummy, is

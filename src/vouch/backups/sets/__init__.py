@@ -1,4 +1,4 @@
-"""Encrypted offsite backups (P8): one set per company, one for the control database.
+"""Encrypted offsite backups (P8, docs/security/promises.md#p8): one set per company, one for the control database.
 
 A set is a consistent snapshot of one database (SQLite's online backup API, or
 ``pg_dump -Fc`` in an exported snapshot on PostgreSQL), the company's files as stored
