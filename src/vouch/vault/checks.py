@@ -30,7 +30,7 @@ def problems() -> list[str]:
     if missing:
         return [
             f"Master key version(s) {', '.join(map(str, missing))} are used by company (or installation) keys "
-            f"but missing from {provider.describe()}. Restore them from the key backup (see README, 'Keys'); "
+            f"but missing from {provider.describe()}. Restore them from the key backup (see docs/operations/production.md, 'Keys'); "
             "without them that company data cannot be read."
         ]
     return _replaced(provider, sorted(needed))
@@ -64,7 +64,7 @@ def _replaced(provider, versions: list[int]) -> list[str]:
         return [
             f"Master key version(s) {', '.join(map(str, wrong))} in {provider.describe()} do not open the company "
             "keys wrapped with them: the key was replaced by another one. Restore the right key from the key "
-            "backup (see README, 'Keys'); without it that company data cannot be read."
+            "backup (see docs/operations/production.md, 'Keys'); without it that company data cannot be read."
         ]
     return []
 

@@ -90,7 +90,7 @@ class _LocalKeys:
         if master is None:
             raise KeyConfigurationError(
                 f"Master key version {version} is needed but missing from {self.describe()}; "
-                "restore it from the key backup (see README, 'Keys')."
+                "restore it from the key backup (see docs/operations/production.md, 'Keys')."
             )
         try:
             return AESGCM(master).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
