@@ -30,8 +30,8 @@ def problems() -> list[str]:
     if missing:
         return [
             f"Master key version(s) {', '.join(map(str, missing))} are used by company (or installation) keys "
-            f"but missing from {provider.describe()}. Restore them from the key backup (see docs/operations/production.md, 'Keys'); "
-            "without them that company data cannot be read."
+            f"but missing from {provider.describe()}. Restore them from the key backup "
+            "(see docs/operations/production.md, 'Keys'); without them that company data cannot be read."
         ]
     return _replaced(provider, sorted(needed))
 

@@ -146,8 +146,8 @@ def ensure_master_key() -> int:
     if DataKey.objects.exists() or InstallationKey.objects.exists():
         raise KeyConfigurationError(
             f"No master key found in {provider.describe()}, but company keys wrapped by one exist. "
-            "Restore the key directory from its backup (see docs/operations/production.md, 'Keys'); without it company data "
-            "cannot be read."
+            "Restore the key directory from its backup (see docs/operations/production.md, 'Keys'); "
+            "without it company data cannot be read."
         )
     return provider.create_version()
 
