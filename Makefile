@@ -7,6 +7,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Two test processes (pytest-xdist): the suite is built to run in parallel, each process
 # with its own data directory, PostgreSQL databases and Redis key prefix.
 PYTEST_ARGS ?= -n 2
+# Type checking (settings in pyproject.toml). Django's mypy plugin imports the settings and
+# sets Django up, so it gets a data directory and key of its own: nothing is written to ./var.
+MYPY := VOUCH_MODE=development VOUCH_DATA_DIR=$(abspath $(VENV))/mypy-data VOUCH_SECRET_KEY=type-check $(BIN)/mypy
 
 .PHONY: run test test-fast bench lint docs lock setup clean pdf-libs chromium wrk pgbackrest
 
@@ -19,6 +22,7 @@ setup: $(VENV)/.base
 test: $(VENV)/.dev chromium pdf-libs pgbackrest
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(MYPY)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev wrk pdf-libs
@@ -27,6 +31,7 @@ bench: $(VENV)/.dev wrk pdf-libs
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(MYPY)
 
 # Pages generated from the code: the `vouch` command's reference (tests/web/test_cli_reference.py
 # fails when it is out of date).
@@ -84,4 +89,4 @@ wrk:
 	  else echo "make bench needs wrk: sudo apt-get install -y wrk" >&2; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -240,7 +240,7 @@ if REDIS_URL:
         # Reads degrade to a miss while Redis is out (sessions fall back to the database).
         "default": _redis_cache,
         # The brute-force throttle's counters: same keys, but nothing degrades (fail closed).
-        "guard": {**_redis_cache, "OPTIONS": {**_redis_cache["OPTIONS"], "STRICT": True}},
+        "guard": {**_redis_cache, "OPTIONS": {**_redis_cache["OPTIONS"], "STRICT": True}},  # type: ignore[dict-item]  # typing debt
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:

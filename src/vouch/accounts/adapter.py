@@ -71,7 +71,7 @@ class AccountAdapter(DefaultAccountAdapter):
     def authenticate(self, request: HttpRequest, **credentials):
         from vouch.guard import throttle
 
-        self._vouch_attempt = None
+        self._vouch_attempt = None  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
         try:
             user = super().authenticate(request, **credentials)
             if user is not None and self._vouch_attempt is not None:

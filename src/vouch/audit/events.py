@@ -149,7 +149,7 @@ def record(
         # disk refused is counted, and recorded once there is room (vouch.audit.spool).
         if standalone and not summary and is_storage_full(error):
             spool.count(event.action, event.outcome)
-            error.vouch_audit_counted = True
+            error.vouch_audit_counted = True  # type: ignore[attr-defined]  # an attribute set at run time
         raise
     if standalone and not summary and spool.pending():
         try:
@@ -179,7 +179,7 @@ def count_unrecorded(error: BaseException, action: str, outcome: str) -> None:
     full disk is counted once (``record`` marks those it counted itself)."""
     if is_storage_full(error) and not getattr(error, "vouch_audit_counted", False):
         spool.count(str(action), str(outcome))
-        error.vouch_audit_counted = True
+        error.vouch_audit_counted = True  # type: ignore[attr-defined]  # an attribute set at run time
 
 
 def _chain_end(head: ChainHead | None) -> tuple[int, str, bool]:
@@ -223,9 +223,9 @@ def record_refusal(request, *, reason: str) -> SecurityEvent | None:
     if reason == "csrf" or not signed_in:
         from vouch.audit.sampling import record_sampled
 
-        return record_sampled(EventAction.AUTHZ_FAIL, request=request, kind=f"authz_fail:{reason}", **fields)
+        return record_sampled(EventAction.AUTHZ_FAIL, request=request, kind=f"authz_fail:{reason}", **fields)  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter
     try:
-        return record(EventAction.AUTHZ_FAIL, request=request, **fields)
+        return record(EventAction.AUTHZ_FAIL, request=request, **fields)  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter
     except Exception as error:  # the refusal must still be answered with its 403, not a 500
         if is_storage_full(error):  # counted by record()
             log.warning("audit: a refused request was not recorded: the storage is full")

@@ -220,7 +220,7 @@ def verify_chain(
     anchor = expect_head.strip().lower() if expect_head is not None else None
     start = ChainHead.objects.filter(pk=1).first()
     authentic = start is not None and chain.head_is_authentic(start)
-    walk = _Walk(head_seq=start.seq if authentic else None, anchor=anchor, progress=progress, chunk_size=chunk_size)
+    walk = _Walk(head_seq=start.seq if authentic else None, anchor=anchor, progress=progress, chunk_size=chunk_size)  # type: ignore[union-attr]  # typing debt: an Optional not narrowed here
     while True:
         walk.run()
         head, last_id = _head_and_last_id()

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.audit.filters import page_of_events
+from vouch.web.requests import CompanyRequest
 
 
-def _querystring(request: HttpRequest) -> str:
+def _querystring(request: CompanyRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
 
 
 @company_action(Action.VIEW_SECURITY_EVENTS)
-def company_events(request: HttpRequest) -> HttpResponse:
+def company_events(request: CompanyRequest) -> HttpResponse:
     # Only ever the current company's events: the scope is request.company, set after
     # the membership check, and the query string can only narrow it.
     form, page = page_of_events(request.company.pk, request.GET)
@@ -32,7 +33,7 @@ def company_events(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def operator_events(request: HttpRequest) -> HttpResponse:
+def operator_events(request: CompanyRequest) -> HttpResponse:
     # Platform events only: companies' events are theirs (P15).
     policy.require(request.user.is_staff)
     form, page = page_of_events(None, request.GET)

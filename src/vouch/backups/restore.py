@@ -29,12 +29,14 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import structlog
 from django.utils import timezone
 
 from vouch.backups import restore_files
 from vouch.backups.sources import BadRequest, Fetched, RestoreError, check_identity, fetch_company, fetch_control
+from vouch.config import DatabaseURL
 from vouch.tenancy import connections, maintenance, provisioning, regions
 from vouch.tenancy.context import alias_for
 
@@ -399,7 +401,7 @@ def _postgres_exists(company, name: str | None = None) -> bool:
 
 
 def _pg_env(region: regions.Region) -> dict:
-    server = region.server
+    server = cast(DatabaseURL, region.server)  # a PostgreSQL region (server set)
     env = dict(os.environ)
     env.update({"PGHOST": server.host or "", "PGPORT": str(server.port or ""), "PGUSER": server.user or ""})
     if server.password:

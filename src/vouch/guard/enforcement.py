@@ -15,14 +15,17 @@ company switcher stay reachable, so a member can always comply or leave."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from vouch.audit import record
 from vouch.audit.models import EventAction, Outcome
 from vouch.guard import company_security, mfa
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 # Paths a member can always reach: their own account (to set up 2FA, sign out, end
 # sessions) and switching to another company. Static files never reach Django's
@@ -39,7 +42,7 @@ class CompanySecurityMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: VouchRequest) -> HttpResponse:
         request.two_factor_deadline = None
         company = getattr(request, "company", None)
         if company is None or request.path.startswith(LINK_PREFIXES):
@@ -47,11 +50,11 @@ class CompanySecurityMiddleware:
         snap = company_security.snapshot(company.pk)
         address = request.META.get("REMOTE_ADDR", "")
         if snap.allowed_networks and not company_security.address_allowed(address, snap.allowed_networks):
-            return self._refuse_network(request, address)
+            return self._refuse_network(cast(CompanyRequest, request), address)  # a company is set
         if snap.require_2fa and not mfa.has_2fa(request.user):
             deadline = company_security.two_factor_deadline(snap, request.membership)
             request.two_factor_deadline = deadline
-            if timezone.now() >= deadline and not request.path.startswith(EXEMPT_PREFIXES):
+            if timezone.now() >= deadline and not request.path.startswith(EXEMPT_PREFIXES):  # type: ignore[operator]  # typing debt: an Optional not narrowed here
                 messages.warning(
                     request,
                     f"{company.name} requires two-factor authentication. Set it up to continue.",
@@ -59,7 +62,7 @@ class CompanySecurityMiddleware:
                 return redirect("mfa_index")
         return self.get_response(request)
 
-    def _refuse_network(self, request: HttpRequest, address: str) -> HttpResponse:
+    def _refuse_network(self, request: CompanyRequest, address: str) -> HttpResponse:
         # Signing out and switching to another company stay possible.
         if request.path.startswith(NETWORK_EXEMPT_PREFIXES):
             return self.get_response(request)

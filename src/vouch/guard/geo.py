@@ -179,6 +179,6 @@ def distance_km(a: Location, b: Location) -> float | None:
     """Great-circle distance between two located points (haversine), or None."""
     if not (a.has_coordinates and b.has_coordinates):
         return None
-    lat1, lon1, lat2, lon2 = map(math.radians, (a.latitude, a.longitude, b.latitude, b.longitude))
+    lat1, lon1, lat2, lon2 = map(math.radians, (a.latitude, a.longitude, b.latitude, b.longitude))  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))

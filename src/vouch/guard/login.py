@@ -10,7 +10,7 @@ about which accounts exist."""
 from __future__ import annotations
 
 from allauth.account.views import LoginView as AllauthLoginView
-from django.forms.forms import NON_FIELD_ERRORS
+from django.forms.forms import NON_FIELD_ERRORS  # type: ignore[attr-defined]  # present in Django 5.2, missing from its stubs
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 

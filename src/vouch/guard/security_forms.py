@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -48,7 +50,7 @@ class CompanySecurityForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         installation_min = company_security.installation_min_password_length()
-        self.fields["min_password_length"].min_value = installation_min + 1
+        cast(forms.IntegerField, self.fields["min_password_length"]).min_value = installation_min + 1
         self.fields["min_password_length"].widget.attrs["min"] = installation_min + 1
         self.fields["min_password_length"].validators.append(MinValueValidator(installation_min + 1))
         idle_max = settings.SESSION_IDLE_SECONDS // 60

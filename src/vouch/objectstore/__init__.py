@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 CHUNK_BYTES = 1024 * 1024
@@ -285,9 +286,9 @@ class S3Store:
                 self._conditional(key, self._client.put_object, Bucket=self.bucket, Key=full, Body=body, **condition)
             return size
         upload = self._call(f"write {key}", self._client.create_multipart_upload, Bucket=self.bucket, Key=full)
-        upload_id, parts = upload["UploadId"], []
+        upload_id, parts = upload["UploadId"], cast(list[dict[str, Any]], [])
         try:
-            part = first
+            part: tempfile.SpooledTemporaryFile | None = first
             while part is not None:
                 with part:
                     number = len(parts) + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any, cast
 
 from django import forms
 from django.utils import dateformat, timezone
@@ -164,7 +165,7 @@ class NominationForm(forms.Form):
         return organisation
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = cast(dict[str, Any], super().clean())  # Form.clean() returns cleaned_data
         start, end = data.get("worked_from"), data.get("worked_to")
         if start and end and end < start:
             self.add_error("worked_to", "This is before the month you started working together.")

@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -29,6 +29,7 @@ from vouch.references.request_models import (
     ReferenceStatus,
     RequestStatus,
 )
+from vouch.web.requests import LinkRequest
 
 log = logging.getLogger("vouch.references")
 
@@ -53,7 +54,7 @@ STATUS_HINTS = {
 }
 
 
-def _reference_request(http_request: HttpRequest) -> ReferenceRequest | None:
+def _reference_request(http_request: LinkRequest) -> ReferenceRequest | None:
     return (
         ReferenceRequest.objects.select_related("candidate", "questionnaire_version")
         .filter(pk=http_request.link.subject_id)
@@ -61,13 +62,13 @@ def _reference_request(http_request: HttpRequest) -> ReferenceRequest | None:
     )
 
 
-def _home_url(http_request: HttpRequest, done: str = "") -> str:
+def _home_url(http_request: LinkRequest, done: str = "") -> str:
     url = reverse("candidate_link", kwargs={"token": http_request.link.token})
     # "#done": on a phone the browser shows the confirmation, wherever the form was.
     return f"{url}?done={done}#done" if done else url
 
 
-def _signal(http_request: HttpRequest, req: ReferenceRequest, action: str, reference: Reference | None = None) -> None:
+def _signal(http_request: LinkRequest, req: ReferenceRequest, action: str, reference: Reference | None = None) -> None:
     """Record the action for the fraud checks (and, after a nomination, run them). The
     candidate's change has already been made: a failure here is logged, not shown."""
     try:
@@ -93,7 +94,7 @@ def _row(reference: Reference, *, may_replace: bool, replace_after: int, names: 
         "worked": _worked(reference.worked_from, reference.worked_to),
         "status": reference.status,
         "status_label": reference.get_status_display(),
-        "hint": STATUS_HINTS.get(reference.status, ""),
+        "hint": STATUS_HINTS.get(reference.status, ""),  # type: ignore[call-overload]  # typing debt
         "replaced_by": names.get(reference.replaced_by_id, ""),
         "replaceable": replaceable,
         # When an unanswered referee may be swapped for someone else.
@@ -117,7 +118,7 @@ def _worked(start: str, end: str) -> str:
 
 
 def _page(
-    http_request: HttpRequest,
+    http_request: LinkRequest,
     req: ReferenceRequest,
     *,
     details_form: CandidateDetailsForm | None = None,
@@ -163,12 +164,12 @@ def _page(
     return render(http_request, "references/candidate/home.html", context, status=status)
 
 
-def _closed(http_request: HttpRequest, req: ReferenceRequest, root: str) -> HttpResponse:
+def _closed(http_request: LinkRequest, req: ReferenceRequest, root: str) -> HttpResponse:
     """A change asked of a request that is no longer open: the closed page, refused."""
     return _page(http_request, req, status=409, root=root)
 
 
-def _load(http_request: HttpRequest) -> ReferenceRequest | HttpResponse:
+def _load(http_request: LinkRequest) -> ReferenceRequest | HttpResponse:
     """The link's request, or the neutral page (gone, or cancelled: a cancelled request
     is nobody's business any more, and its link is withdrawn anyway)."""
     req = _reference_request(http_request)
@@ -180,7 +181,7 @@ def _load(http_request: HttpRequest) -> ReferenceRequest | HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_home(request: HttpRequest) -> HttpResponse:
+def candidate_home(request: LinkRequest) -> HttpResponse:
     req = _load(request)
     if isinstance(req, HttpResponse):
         return req
@@ -191,7 +192,7 @@ def candidate_home(request: HttpRequest) -> HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_details(request: HttpRequest) -> HttpResponse:
+def candidate_details(request: LinkRequest) -> HttpResponse:
     req = _load(request)
     if isinstance(req, HttpResponse):
         return req
@@ -213,7 +214,7 @@ def candidate_details(request: HttpRequest) -> HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_nominate(request: HttpRequest) -> HttpResponse:
+def candidate_nominate(request: LinkRequest) -> HttpResponse:
     req = _load(request)
     if isinstance(req, HttpResponse):
         return req
@@ -235,7 +236,7 @@ def candidate_nominate(request: HttpRequest) -> HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_replace(request: HttpRequest, reference_id: UUID) -> HttpResponse:
+def candidate_replace(request: LinkRequest, reference_id: UUID) -> HttpResponse:
     req = _load(request)
     if isinstance(req, HttpResponse):
         return req

@@ -11,7 +11,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -23,12 +23,13 @@ from vouch.references import fraud, workflow
 from vouch.references.request_access import request_or_404
 from vouch.references.request_models import Flag
 from vouch.tenancy.lookups import company_object_or_404
+from vouch.web.requests import CompanyRequest
 
 MAX_COMMENT = 2000
 
 
 def _flags(
-    request: HttpRequest, request_obj, *, status: int = 200, partial: bool, error: str = "", flag_id=None, comment=""
+    request: CompanyRequest, request_obj, *, status: int = 200, partial: bool, error: str = "", flag_id=None, comment=""
 ) -> HttpResponse:
     request_obj.refresh_from_db(fields=["open_flags", "flag_count"])
     flags = fraud.flags_of(request_obj)
@@ -49,7 +50,7 @@ def _flags(
 
 @require_POST
 @company_action(Action.REVIEW_FLAGS)
-def flag_review(request: HttpRequest, request_id: UUID, flag_id: UUID) -> HttpResponse:
+def flag_review(request: CompanyRequest, request_id: UUID, flag_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
     # One lookup naming both: a flag is only reachable under its own request.
     flag = company_object_or_404(request, Flag.objects.select_related("reference"), pk=flag_id, request=request_obj)

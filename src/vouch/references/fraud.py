@@ -157,7 +157,7 @@ def _store(http_request, request, *, actor, action, reference) -> Touch | None:
         ).exists()
     ):
         return None
-    return Touch.objects.create(
+    return Touch.objects.create(  # type: ignore[misc]  # typing debt: an Optional not narrowed here
         request=request,
         reference=reference,
         actor=actor,
@@ -231,7 +231,7 @@ class _Checks:
                     "device_candidate",
                     Severity.HIGH,
                     reference,
-                    lambda touch_id=touch_id: (
+                    lambda touch_id=touch_id: (  # type: ignore[misc]  # a lambda mypy cannot infer
                         "This referee used the same device as the candidate (the same browser cookie and "
                         f"{_family_of(touch_id)}). Two people rarely share one browser: the candidate may have "
                         "answered for the referee. Check with the referee on a phone number you found yourself."
@@ -264,7 +264,7 @@ class _Checks:
                         "device_referee",
                         Severity.HIGH,
                         later,
-                        lambda touch_id=touch_id, other=other: (
+                        lambda touch_id=touch_id, other=other: (  # type: ignore[misc]  # a lambda mypy cannot infer
                             f"This referee used the same device as {other.name}, another referee of this "
                             f"request (the same browser cookie and {_family_of(touch_id)}). One person may "
                             "have answered for both."
@@ -276,7 +276,7 @@ class _Checks:
                         "ip_referee",
                         Severity.MEDIUM,
                         later,
-                        lambda other=earlier: (
+                        lambda other=earlier: (  # type: ignore[misc]  # a lambda mypy cannot infer
                             f"This referee used the same internet address as {other.name}, another referee of "
                             "this request. Colleagues in one office often do; one person answering for both "
                             "would look the same."
@@ -331,7 +331,7 @@ class _Checks:
                         kind,
                         Severity.MEDIUM,
                         reference,
-                        lambda what=what, count=count: (
+                        lambda what=what, count=count: (  # type: ignore[misc]  # a lambda mypy cannot infer
                             f"This referee's {what} was also given for a referee of another candidate in your "
                             f"company ({count} other request{'s' if count != 1 else ''}). A real referee can "
                             "vouch for several people; one contact behind many candidates can be a reference "
@@ -350,7 +350,7 @@ class _Checks:
                     "free_mail",
                     Severity.MEDIUM,
                     reference,
-                    lambda domain=domain: (
+                    lambda domain=domain: (  # type: ignore[misc]  # a lambda mypy cannot infer
                         f"This request asked for referees' work email addresses, but this referee's address is "
                         f"at {domain}, a free email service anyone can sign up to. Check that the referee "
                         "works where they say."
@@ -369,14 +369,14 @@ class _Checks:
             start = min(starts) if starts else reference.started_at
             if start is None:
                 continue
-            took = max(0.0, (reference.submitted_at - start).total_seconds())
+            took = max(0.0, (reference.submitted_at - start).total_seconds())  # type: ignore[operator]  # typing debt: an Optional not narrowed here
             if took < least:
                 self.add(
                     f"fast_answers:{reference.pk.hex}",
                     "fast_answers",
                     Severity.MEDIUM,
                     reference,
-                    lambda took=took, questions=questions, least=least: (
+                    lambda took=took, questions=questions, least=least: (  # type: ignore[misc]  # a lambda mypy cannot infer
                         f"This referee answered the {questions} question{'s' if questions != 1 else ''} in "
                         f"{_seconds(took)}, from opening the link to submitting. Reading and answering them "
                         f"takes most people at least {_seconds(least)}: the answers may have been prepared "
@@ -402,7 +402,7 @@ class _Checks:
                     "quick_open_network",
                     Severity.HIGH,
                     reference,
-                    lambda when=when: (
+                    lambda when=when: (  # type: ignore[misc]  # a lambda mypy cannot infer
                         f"This referee opened their link {when} after the "
                         "candidate nominated them, from the same network the candidate used (addresses that "
                         "differ only in their last part). The candidate may have opened it themselves."
@@ -451,7 +451,7 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
         .order_by("at", "id")
         .values("id", "reference_id", "actor", "action", "at", "ip_index", "network_index", "device_index")
     )
-    checks = _Checks(request, references, touches)
+    checks = _Checks(request, references, touches)  # type: ignore[arg-type]  # typing debt
     findings = checks.run()
     existing = set(Flag.objects.filter(request_id=request.pk).values_list("key", flat=True))
     _refresh_reuse_counts(request, [finding for finding in findings if finding.key in existing])
@@ -537,5 +537,5 @@ def flags_of(request: ReferenceRequest) -> list[Flag]:
     )
     names = member_names(flag.reviewed_by_id for flag in flags)
     for flag in flags:
-        flag.reviewer_name = names.get(flag.reviewed_by_id, "")
+        flag.reviewer_name = names.get(flag.reviewed_by_id, "")  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
     return flags

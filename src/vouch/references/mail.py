@@ -197,7 +197,7 @@ def reference_completed_recruiter(company_id, reference_id: uuid.UUID) -> bool:
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
-        recruiters = _member_emails([reference.request.created_by_id])
+        recruiters = _member_emails([reference.request.created_by_id])  # type: ignore[list-item]  # typing debt: an Optional not narrowed here
         if not recruiters:
             return True  # nobody to tell (the recruiter left): nothing to try again
         context = _completed_context(company, reference)

@@ -213,7 +213,7 @@ def delete_requests(queryset: QuerySet[ReferenceRequest]) -> Deleted:
             for name in ReportFile.objects.filter(request_id__in=request_ids).values_list("file", flat=True)
             if name
         ]
-        removers = [storage.remover(name) for name in names]
+        removers = [storage.remover(name) for name in names]  # type: ignore[attr-defined]  # an attribute set at run time
         # References point at each other (replaced_by); clear that first so the
         # cascade never meets a row it has already removed.
         Reference.objects.filter(request_id__in=request_ids).update(replaced_by=None)

@@ -87,7 +87,8 @@ class Builder:
 
     def __init__(self, data: QueryDict | None, initial: dict | None = None, questions: list[dict] | None = None):
         self.errors: list[str] = []  # for the list as a whole
-        self.op, self.target = "save", None
+        self.op = "save"
+        self.target: int | None = None
         if data is None:
             self.details = DetailsForm(initial=initial)
             self.rows = rows_from_questions(questions or [])

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -20,15 +20,16 @@ from vouch.references import questionnaires as q
 from vouch.references.models import Questionnaire
 from vouch.references.questionnaire_forms import Builder
 from vouch.tenancy.lookups import company_object_or_404
+from vouch.web.requests import CompanyRequest
 
 
-def _template(request: HttpRequest, questionnaire_id: UUID) -> Questionnaire:
+def _template(request: CompanyRequest, questionnaire_id: UUID) -> Questionnaire:
     # Vouch's own snapshots of built-ins are not company templates: not reachable here.
     return company_object_or_404(request, q.company_templates(), pk=questionnaire_id)
 
 
 @company_action(Action.VIEW_QUESTIONNAIRES)
-def questionnaire_list(request: HttpRequest) -> HttpResponse:
+def questionnaire_list(request: CompanyRequest) -> HttpResponse:
     templates = list(q.company_templates().order_by("name", "id"))
     return render(
         request,
@@ -42,7 +43,7 @@ def questionnaire_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _builder_page(request: HttpRequest, builder: Builder, questionnaire: Questionnaire | None, status: int):
+def _builder_page(request: CompanyRequest, builder: Builder, questionnaire: Questionnaire | None, status: int):
     return render(
         request,
         "references/questionnaires/builder.html",
@@ -52,7 +53,7 @@ def _builder_page(request: HttpRequest, builder: Builder, questionnaire: Questio
 
 
 @company_action(Action.EDIT_QUESTIONNAIRES)
-def questionnaire_new(request: HttpRequest) -> HttpResponse:
+def questionnaire_new(request: CompanyRequest) -> HttpResponse:
     builder = Builder(request.POST if request.method == "POST" else None)
     if not builder.bound or builder.apply():
         return _builder_page(request, builder, None, 200)
@@ -73,7 +74,7 @@ def questionnaire_new(request: HttpRequest) -> HttpResponse:
 
 
 @company_action(Action.EDIT_QUESTIONNAIRES)
-def questionnaire_edit(request: HttpRequest, questionnaire_id: UUID) -> HttpResponse:
+def questionnaire_edit(request: CompanyRequest, questionnaire_id: UUID) -> HttpResponse:
     if q.builtin(questionnaire_id) is not None:
         messages.info(request, "Built-in questionnaires cannot be changed: use one as a starting point.")
         return redirect("questionnaire_detail", questionnaire_id=questionnaire_id)
@@ -102,7 +103,7 @@ def questionnaire_edit(request: HttpRequest, questionnaire_id: UUID) -> HttpResp
 
 
 @company_action(Action.VIEW_QUESTIONNAIRES)
-def questionnaire_detail(request: HttpRequest, questionnaire_id: UUID) -> HttpResponse:
+def questionnaire_detail(request: CompanyRequest, questionnaire_id: UUID) -> HttpResponse:
     can_edit = policy.can(request.membership, Action.EDIT_QUESTIONNAIRES)
     item = q.builtin(questionnaire_id)
     if item is not None:
@@ -145,14 +146,14 @@ def questionnaire_detail(request: HttpRequest, questionnaire_id: UUID) -> HttpRe
 
 @require_POST
 @company_action(Action.EDIT_QUESTIONNAIRES)
-def questionnaire_copy(request: HttpRequest, questionnaire_id: UUID) -> HttpResponse:
+def questionnaire_copy(request: CompanyRequest, questionnaire_id: UUID) -> HttpResponse:
     source = q.builtin(questionnaire_id) or _template(request, questionnaire_id)
     questionnaire = q.copy_of(source, actor=request.user)
     messages.success(request, f"{questionnaire.name} created from {source.name}: change it as you need.")
     return redirect("questionnaire_edit", questionnaire_id=questionnaire.pk)
 
 
-def _set_archived(request: HttpRequest, questionnaire_id: UUID, archived: bool) -> HttpResponse:
+def _set_archived(request: CompanyRequest, questionnaire_id: UUID, archived: bool) -> HttpResponse:
     if q.builtin(questionnaire_id) is not None:
         messages.info(request, "Built-in questionnaires are always available.")
         return redirect("questionnaire_detail", questionnaire_id=questionnaire_id)
@@ -164,11 +165,11 @@ def _set_archived(request: HttpRequest, questionnaire_id: UUID, archived: bool) 
 
 @require_POST
 @company_action(Action.EDIT_QUESTIONNAIRES)
-def questionnaire_archive(request: HttpRequest, questionnaire_id: UUID) -> HttpResponse:
+def questionnaire_archive(request: CompanyRequest, questionnaire_id: UUID) -> HttpResponse:
     return _set_archived(request, questionnaire_id, True)
 
 
 @require_POST
 @company_action(Action.EDIT_QUESTIONNAIRES)
-def questionnaire_restore(request: HttpRequest, questionnaire_id: UUID) -> HttpResponse:
+def questionnaire_restore(request: CompanyRequest, questionnaire_id: UUID) -> HttpResponse:
     return _set_archived(request, questionnaire_id, False)

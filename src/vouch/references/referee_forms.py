@@ -4,6 +4,7 @@ themselves are checked by ``answers.clean`` against the request's questionnaire.
 from __future__ import annotations
 
 import re
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -68,7 +69,7 @@ class IdentityForm(forms.Form):
         self.fields["organisation"].widget.attrs["autocomplete"] = "organization"
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = cast(dict[str, Any], super().clean())  # Form.clean() returns cleaned_data
         start, end = data.get("candidate_from"), data.get("candidate_to")
         if start and end and end < start:  # "YYYY-MM" strings sort as dates
             self.add_error("candidate_to", "This month is before the month you started working together.")

@@ -13,7 +13,7 @@ import functools
 
 from django.db import router
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +27,7 @@ from vouch.references.questionnaire_html import filled
 from vouch.references.referee_forms import DeclineForm, IdentityForm
 from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
 from vouch.tenancy.prepared import PreparedLookup
+from vouch.web.requests import LinkRequest
 
 AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
 # Multiple-choice questions on the posted form: all boxes unticked posts nothing, which
@@ -65,12 +66,12 @@ def _with_request() -> QuerySet:
 _answers_page_reference = PreparedLookup(lambda: _with_request().only(*ANSWERS_PAGE_COLUMNS))
 
 
-def _load(request: HttpRequest) -> Reference | None:
+def _load(request: LinkRequest) -> Reference | None:
     """The link's reference with everything its pages show, in one query."""
     return _with_request().filter(pk=request.link.subject_id).first()
 
 
-def _load_for_answers(request: HttpRequest) -> Reference | None:
+def _load_for_answers(request: LinkRequest) -> Reference | None:
     """The link's reference with the columns of ``ANSWERS_PAGE_COLUMNS``, in one query."""
     return _answers_page_reference.get(request.link.subject_id, using=router.db_for_read(Reference))
 
@@ -95,7 +96,7 @@ def _suffix(name: str) -> str:
     return reverse(name, kwargs=kwargs)[len(reverse("referee_link", kwargs=kwargs)) :]
 
 
-def _relative(request: HttpRequest, name: str) -> str:
+def _relative(request: LinkRequest, name: str) -> str:
     """The address of a sibling page relative to this one, so the token itself never
     appears in the page (only in the address bar it came from)."""
     marker = f"/{request.link.token}/"
@@ -107,7 +108,7 @@ def _relative(request: HttpRequest, name: str) -> str:
     return "../" * here.count("/") + target or "./"
 
 
-def _context(request: HttpRequest, reference: Reference, **extra) -> dict:
+def _context(request: LinkRequest, reference: Reference, **extra) -> dict:
     ask = reference.request
     return {
         "company_name": request.link.company.name,
@@ -133,7 +134,7 @@ def _closing_reason(reference: Reference) -> str:
 
 
 def _closed_page(
-    request: HttpRequest, reference: Reference, state: str, *, status: int = 200, message: str = ""
+    request: LinkRequest, reference: Reference, state: str, *, status: int = 200, message: str = ""
 ) -> HttpResponse:
     """The only page a finished reference shows: thank you, declined, or closed. With
     409 it answers a change that came too late (nothing was changed)."""
@@ -159,7 +160,7 @@ def _refusal_text(state: str) -> str:
     return "This reference is closed: nothing can be changed now."
 
 
-def _refused(request: HttpRequest, reference: Reference, message: str = "") -> HttpResponse:
+def _refused(request: LinkRequest, reference: Reference, message: str = "") -> HttpResponse:
     """The workflow refused a change (the reference closed under this request): 409,
     with the page of the state it is in now."""
     fresh = _load(request) or reference
@@ -171,7 +172,7 @@ def _refused(request: HttpRequest, reference: Reference, message: str = "") -> H
     return _closed_page(request, fresh, state, status=409)
 
 
-def _record(request: HttpRequest, reference: Reference, action: str) -> None:
+def _record(request: LinkRequest, reference: Reference, action: str) -> None:
     fraud.record(request, reference.request, actor="referee", action=action, reference=reference)
 
 
@@ -182,7 +183,7 @@ def _identity_initial(reference: Reference) -> dict:
     return dict(reference.identity or {})
 
 
-def _home(request: HttpRequest, reference: Reference, form: IdentityForm, *, status: int = 200) -> HttpResponse:
+def _home(request: LinkRequest, reference: Reference, form: IdentityForm, *, status: int = 200) -> HttpResponse:
     questions = reference.request.questionnaire_version.questions
     return render(
         request,
@@ -201,7 +202,7 @@ def _home(request: HttpRequest, reference: Reference, form: IdentityForm, *, sta
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "HEAD"])
-def referee_home(request: HttpRequest) -> HttpResponse:
+def referee_home(request: LinkRequest) -> HttpResponse:
     """Who is asking and why, then step 1; or the closing page of a finished reference."""
     reference = _load(request)
     if reference is None:
@@ -220,7 +221,7 @@ def referee_home(request: HttpRequest) -> HttpResponse:
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "POST"])
-def referee_confirm(request: HttpRequest) -> HttpResponse:
+def referee_confirm(request: LinkRequest) -> HttpResponse:
     """Step 1 sent: keep who the referee is, then on to the questions."""
     if request.method != "POST":
         return redirect("referee_link", token=request.link.token)
@@ -251,7 +252,7 @@ def _answered(questions: list[dict], values: dict) -> int:
 
 
 def _answers_page(
-    request: HttpRequest, reference: Reference, values: dict, errors: dict, *, status: int = 200
+    request: LinkRequest, reference: Reference, values: dict, errors: dict, *, status: int = 200
 ) -> HttpResponse:
     questions = reference.request.questionnaire_version.questions
     required_left = sum(
@@ -283,7 +284,7 @@ def _submitted(questions: list[dict], post) -> dict:
     return submitted
 
 
-def _record_saved(request: HttpRequest, reference: Reference) -> None:
+def _record_saved(request: LinkRequest, reference: Reference) -> None:
     """Record "saved" at most once per clock minute per reference: autosave fires often,
     and the fraud checks need where the answers came from, not every keystroke.
     ``saved_at`` (as loaded, before this save) says whether this minute has one."""
@@ -294,7 +295,7 @@ def _record_saved(request: HttpRequest, reference: Reference) -> None:
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "HEAD", "POST"])
-def referee_answers(request: HttpRequest) -> HttpResponse:
+def referee_answers(request: LinkRequest) -> HttpResponse:
     """The questionnaire, prefilled from saved progress. POST saves (button "save", or
     the autosave's fetch: a 204) or submits (button "submit": then the thank-you page)."""
     reference = _load_for_answers(request)
@@ -334,7 +335,7 @@ def referee_answers(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("referee_answers", kwargs={"token": request.link.token}) + "?saved=1")
 
 
-def _submit(request: HttpRequest, reference: Reference, submitted: dict) -> HttpResponse:
+def _submit(request: LinkRequest, reference: Reference, submitted: dict) -> HttpResponse:
     try:
         errors = workflow.submit_answers(reference, submitted)
         if errors:
@@ -354,7 +355,7 @@ def _submit(request: HttpRequest, reference: Reference, submitted: dict) -> Http
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "HEAD", "POST"])
-def referee_decline(request: HttpRequest) -> HttpResponse:
+def referee_decline(request: LinkRequest) -> HttpResponse:
     """Decline with a reason; the candidate is told so they can nominate someone else."""
     reference = _load(request)
     if reference is None:

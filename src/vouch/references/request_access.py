@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import HttpRequest
 
 from vouch.accounts import policy
 from vouch.references.models import Candidate
 from vouch.references.request_models import Reference, ReferenceRequest, WorkflowSettings
 from vouch.tenancy.lookups import company_object_or_404
+from vouch.web.requests import CompanyRequest
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Visibility:
         return candidates.filter(own | added_unrequested)
 
 
-def visibility(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> Visibility:
+def visibility(http_request: CompanyRequest, settings: WorkflowSettings | None = None) -> Visibility:
     membership = http_request.membership
     # The company's "recruiters see all" setting decides for recruiters only: anyone
     # else's view does not read it.
@@ -61,25 +61,27 @@ def visibility(http_request: HttpRequest, settings: WorkflowSettings | None = No
     return Visibility(everything=False, creator_id=membership.user_id)
 
 
-def visible_requests(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
+def visible_requests(
+    http_request: CompanyRequest, settings: WorkflowSettings | None = None
+) -> QuerySet[ReferenceRequest]:
     return visibility(http_request, settings).of(ReferenceRequest.objects.all())
 
 
-def visible_candidates(http_request: HttpRequest, settings: WorkflowSettings | None = None) -> QuerySet[Candidate]:
+def visible_candidates(http_request: CompanyRequest, settings: WorkflowSettings | None = None) -> QuerySet[Candidate]:
     return visibility(http_request, settings).candidates(Candidate.objects.all())
 
 
-def candidate_or_404(http_request: HttpRequest, candidate_id: UUID) -> Candidate:
+def candidate_or_404(http_request: CompanyRequest, candidate_id: UUID) -> Candidate:
     return company_object_or_404(http_request, visible_candidates(http_request), pk=candidate_id)
 
 
-def request_or_404(http_request: HttpRequest, request_id: UUID) -> ReferenceRequest:
+def request_or_404(http_request: CompanyRequest, request_id: UUID) -> ReferenceRequest:
     return company_object_or_404(
         http_request, visible_requests(http_request).select_related("candidate", "questionnaire_version"), pk=request_id
     )
 
 
-def reference_or_404(http_request: HttpRequest, request_id: UUID, reference_id: UUID) -> Reference:
+def reference_or_404(http_request: CompanyRequest, request_id: UUID, reference_id: UUID) -> Reference:
     """A reference, reachable only under its own request (which the member must see)."""
     request = request_or_404(http_request, request_id)
     return company_object_or_404(

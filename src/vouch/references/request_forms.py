@@ -9,6 +9,7 @@ import io
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import cast
 
 from django import forms
 from django.core import signing
@@ -72,7 +73,7 @@ class FilterForm(forms.Form):
 
     def __init__(self, *args, members: dict[int, str], show_recruiter: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["recruiter"].choices = [("", "Anyone"), *members.items()]
+        cast(forms.ChoiceField, self.fields["recruiter"]).choices = [("", "Anyone"), *members.items()]
         if not show_recruiter:
             del self.fields["recruiter"]
 

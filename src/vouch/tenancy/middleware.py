@@ -3,11 +3,12 @@ membership check. What a member sees is always the current company's."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 
 from vouch.tenancy.context import CompanyOffline, company_context
 from vouch.tenancy.maintenance import maintenance_response
 from vouch.tenancy.services import SESSION_COMPANY_KEY, choose_membership, current_memberships
+from vouch.web.requests import VouchRequest
 
 # Pages an offline company's members may still open.
 OFFLINE_ALLOWED = frozenset({"account_logout", "company_switch"})
@@ -26,7 +27,7 @@ class CompanyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: VouchRequest) -> HttpResponse:
         request.membership = None
         request.company = None
         request.memberships = []
@@ -57,7 +58,7 @@ class CompanyMiddleware:
         with company_context(request.company):
             return self.get_response(request)
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+    def process_exception(self, request: VouchRequest, exception: Exception) -> HttpResponse | None:
         # A private link (or any code) reaching a company that is offline for maintenance.
         if isinstance(exception, CompanyOffline):
             return maintenance_response()

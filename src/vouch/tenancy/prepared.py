@@ -27,11 +27,11 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # present in Django 5.2, missing from its stubs
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,15 @@ class _Compiled:
     converters: dict
 
 
-class PreparedLookup:
+_M = TypeVar("_M", bound=Model)
+
+
+class PreparedLookup(Generic[_M]):
     """``PreparedLookup(lambda: Model.objects.select_related(...).only(...), "pk")``;
     then ``lookup.get(value, using=alias)`` is that queryset's ``.filter(pk=value)``
     first row, or None. ``build`` must give the same query every time."""
 
-    def __init__(self, build: Callable[[], QuerySet], key: str = "pk", sentinel: Any = None) -> None:
+    def __init__(self, build: Callable[[], QuerySet[_M]], key: str = "pk", sentinel: Any = None) -> None:
         self._build = build
         self._key = key
         # A value no real key has, to find the key's place among the compiled parameters.
@@ -82,7 +85,7 @@ class PreparedLookup:
             converters=compiler.get_converters([column[0] for column in select[0 : compiler.col_count]]),
         )
 
-    def get(self, value: Any, *, using: str) -> Model | None:
+    def get(self, value: Any, *, using: str) -> _M | None:
         compiled, connection = _cached(self._compiled, self._lock, self._compile, using)
         key_field = compiled.model._meta.pk if self._key == "pk" else compiled.model._meta.get_field(self._key)
         params = list(compiled.params)
@@ -97,7 +100,7 @@ class PreparedLookup:
         instance = compiled.model.from_db(using, compiled.init_list, row[compiled.start : compiled.end])
         for populator in get_related_populators(compiled.klass_info, compiled.select, using):
             populator.populate(row, instance)
-        return instance
+        return cast(_M, instance)
 
 
 def _cached(compiled: dict, lock: threading.Lock, compile_for: Callable, using: str) -> tuple[Any, Any]:

@@ -22,10 +22,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from django.db import connections as django_connections
 from django.utils import timezone
 
+from vouch.config import DatabaseURL
 from vouch.tenancy import connections, regions, schema
 from vouch.tenancy.context import alias_for
 from vouch.tenancy.router import TEMPLATE_PREFIX
@@ -164,7 +166,7 @@ def _provision_sqlite(company_id: uuid.UUID, region: regions.Region) -> None:
 def _admin(region: regions.Region, dbname: str | None = None):
     import psycopg
 
-    server = region.server
+    server = cast(DatabaseURL, region.server)  # a PostgreSQL region (server set)
     connection = psycopg.connect(
         host=server.host or None,
         port=server.port or None,
@@ -172,7 +174,7 @@ def _admin(region: regions.Region, dbname: str | None = None):
         password=server.password or None,
         dbname=dbname or server.name,
         autocommit=True,
-        **server.options,
+        **server.options,  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter
     )
     try:
         yield connection

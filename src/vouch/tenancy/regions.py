@@ -46,7 +46,7 @@ class Region:
         """Where company files are on disk when they are not in a bucket: the files
         URL when it names a directory, else ``files`` under the region's directory."""
         if self.files_url and not self.files_in_bucket:
-            return open_store(self.files_url).root
+            return open_store(self.files_url).root  # type: ignore[union-attr]  # typing debt
         return self.root / "files"
 
     @property

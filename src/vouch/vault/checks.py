@@ -50,7 +50,7 @@ def _replaced(provider, versions: list[int]) -> list[str]:
         if row is not None:
             aad = wrap_aad(row.company_id, row.purpose, row.version)
         else:
-            row = InstallationKey.objects.filter(master_version=version).first()
+            row = InstallationKey.objects.filter(master_version=version).first()  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
             if row is None:  # re-wrapped by a rotation meanwhile
                 continue
             aad = account_secrets.wrap_aad(row.purpose, row.version)

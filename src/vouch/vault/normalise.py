@@ -64,7 +64,8 @@ def _separates(char: str) -> bool:
 def _pieces(word: str, cut: Callable[[str], bool]) -> list[str]:
     """``word`` cut where ``cut(char)`` is true, each piece without the rest of its
     punctuation; empty pieces dropped."""
-    pieces, piece = [], []
+    pieces: list[str] = []
+    piece: list[str] = []
     for char in word:
         if cut(char):
             pieces.append("".join(piece))

@@ -58,14 +58,14 @@ def key_version(sealed: bytes) -> int:
 Describe = str | Callable[[], str]
 
 
-def _decrypt(company_id: uuid.UUID, keys: keyring.CompanyKeys, sealed: bytes, bound_to: bytes, what: Describe) -> bytes:
+def _decrypt(company_id: uuid.UUID, keys: keyring.CompanyKeys, sealed: bytes, bound_to: bytes, what: Describe) -> bytes:  # type: ignore[return]  # typing debt
     if len(sealed) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES or sealed[0] != FORMAT:
         integrity_failure(company_id, what, "not a Vouch ciphertext")
     version = int.from_bytes(sealed[1:HEADER_BYTES], "big")
     holding = keys if version in keys.data else keyring.keys_holding(company_id, version, keys)
     if holding is None:
         integrity_failure(company_id, what, f"encrypted with key version {version}, which this company does not have")
-    cipher = holding.cipher(version)
+    cipher = holding.cipher(version)  # type: ignore[union-attr]  # typing debt: an Optional not narrowed here
     header = sealed[:HEADER_BYTES]
     try:
         return cipher.decrypt(

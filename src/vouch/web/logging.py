@@ -38,7 +38,7 @@ class HidePaths(logging.Filter):
 def configure_logging(level: str = "INFO") -> None:
     structlog.configure(
         processors=[
-            *_SHARED_PROCESSORS,
+            *_SHARED_PROCESSORS,  # type: ignore[list-item]  # typing debt
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -7,7 +7,7 @@ import uuid
 
 import structlog
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.utils.cache import add_never_cache_headers
 
 from vouch.objectstore import StoreUnavailable
@@ -21,6 +21,7 @@ from vouch.web.errors import (
     payload_too_large,
     service_unavailable,
 )
+from vouch.web.requests import VouchRequest
 
 # Load balancers' probes: their cookies are dropped before anything reads them, so a
 # session cookie cannot make /livez depend on Redis or the database (it touches nothing).
@@ -41,7 +42,7 @@ class RequestContextMiddleware:
         self.permissions_policy = settings.PERMISSIONS_POLICY
         self.trusted_proxies = tuple(settings.VOUCH_TRUSTED_PROXIES)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: VouchRequest) -> HttpResponse:
         if request.path in PROBE_PATHS:
             # No session, no user, no CSRF token: a probe's answer depends only on what it checks.
             request.COOKIES = {}
@@ -89,7 +90,7 @@ class RequestContextMiddleware:
         )
         return response
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+    def process_exception(self, request: VouchRequest, exception: Exception) -> HttpResponse | None:
         # A view that needed Redis while it is out (the brute-force throttle fails closed).
         if is_unavailable(exception):
             return service_unavailable(request, exception)
@@ -110,7 +111,7 @@ def _drop_body(response: HttpResponse) -> None:
     error. So the body goes here, once, for every server and protocol."""
     if response.streaming:
         # The file behind a FileResponse stays registered and is closed with the response.
-        response.streaming_content = iter(())
+        response.streaming_content = iter(())  # type: ignore[attr-defined]  # typing debt
         return
     length = response.get("Content-Length") or str(len(response.content))
     response.content = b""

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import caches
 from django.db import connections
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
@@ -18,18 +18,19 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.tenancy import regions
 from vouch.tenancy.services import active_member_count
+from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.web")
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: CompanyRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("operator_home" if request.user.is_staff else "dashboard")
     return render(request, "web/home.html")
 
 
 @company_action(Action.VIEW_DASHBOARD)
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: CompanyRequest) -> HttpResponse:
     membership = request.membership
     others = [m for m in request.memberships if m.company_id != membership.company_id]
     member_count = active_member_count(membership.company)
@@ -46,7 +47,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def operator_home(request: HttpRequest) -> HttpResponse:
+def operator_home(request: CompanyRequest) -> HttpResponse:
     # Operators see installation health, never a company's personal data (P15).
     policy.require(request.user.is_staff)
     from vouch.tenancy.models import Company
@@ -62,13 +63,13 @@ def operator_home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def alive(request: HttpRequest) -> HttpResponse:
+def alive(request: CompanyRequest) -> HttpResponse:
     """Liveness: a constant answer that touches nothing (the benchmark's baseline)."""
     return HttpResponse("ok", content_type="text/plain")
 
 
 @never_cache
-def health(request: HttpRequest) -> JsonResponse:
+def health(request: CompanyRequest) -> JsonResponse:
     """For load balancers: 200 when the control database and the cache answer and the
     storage has room (``vouch.web.diskfull``); 503 naming what failed otherwise."""
     from vouch.web import diskfull
@@ -117,7 +118,7 @@ def health(request: HttpRequest) -> JsonResponse:
     if checks["storage"] == "full":
         # Polled every few seconds: the full disk is logged once per interval, not per poll.
         diskfull.note_refused("no room left for the data", getattr(request, "request_id", None))
-        response._has_been_logged = True
+        response._has_been_logged = True  # type: ignore[attr-defined]  # an attribute set at run time
     return response
 
 
@@ -133,7 +134,7 @@ def _record_unrecorded_events() -> None:
         log.warning("audit: the events counted while the storage was full are not recorded yet", exc_info=True)
 
 
-def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+def csrf_failure(request: CompanyRequest, reason: str = "") -> HttpResponse:
     from vouch.audit.events import record_refusal
 
     record_refusal(request, reason="csrf")

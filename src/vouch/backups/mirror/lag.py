@@ -57,7 +57,7 @@ class WalCursor:
             page_size = struct.unpack(">I", header[8:12])[0]
             salts = struct.unpack(">II", header[16:24])
             if salts != self.salts:
-                self.salts, self.offset = salts, WAL_HEADER
+                self.salts, self.offset = salts, WAL_HEADER  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
             position = end = self.offset
             while True:
                 handle.seek(position)

@@ -142,7 +142,7 @@ def replica_settings(url: str, setting: str = "the mirror URL") -> dict:
         if query.get("endpoint"):
             # Self-hosted S3 (SeaweedFS, MinIO, Ceph) addresses buckets by path, as
             # vouch.objectstore does.
-            replica |= {"endpoint": query["endpoint"], "force-path-style": True}
+            replica |= {"endpoint": query["endpoint"], "force-path-style": True}  # type: ignore[dict-item]  # typing debt
         if query.get("region"):
             replica["region"] = query["region"]
         return replica

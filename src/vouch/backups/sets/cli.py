@@ -73,7 +73,7 @@ def _size(count: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
+        count /= 1024  # type: ignore[assignment]  # typing debt
     return str(count)
 
 
@@ -124,9 +124,9 @@ def cli_list(args: argparse.Namespace, out=None, err=None) -> int:
         elif label == "control database":
             waiting = waiting.filter(scope="control")
         try:
-            waiting = list(waiting.order_by("taken_at"))
+            waiting = list(waiting.order_by("taken_at"))  # type: ignore[assignment]  # typing debt
         except DatabaseError:  # no control database (being restored): the target alone
-            waiting = []
+            waiting = []  # type: ignore[assignment]  # typing debt
         for row in waiting:
             who = f"company {row.company_id}  " if row.company_id and not args.company else ""
             print(

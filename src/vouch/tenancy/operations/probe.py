@@ -16,9 +16,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
+from typing import cast
 
 from django.conf import settings
 
+from vouch.config import DatabaseURL
 from vouch.tenancy import connections, regions, schema
 
 CONNECT_TIMEOUT = 5  # seconds; a probe must not hang on one unreachable database
@@ -145,7 +147,7 @@ def _probe_sqlite(result: Probe, region: regions.Region) -> None:
 
 
 def server_key(region: regions.Region) -> tuple[str, str]:
-    server = region.server
+    server = cast(DatabaseURL, region.server)  # a PostgreSQL region (server set)
     return (server.host or "localhost", server.port or "5432")
 
 
@@ -181,7 +183,7 @@ def _probe_postgresql(result: Probe, region: regions.Region, sizes: dict[str, in
     result.size = sizes.get(name)
     if not result.exists:
         return
-    server = region.server
+    server = cast(DatabaseURL, region.server)  # a PostgreSQL region (server set)
     try:
         db = psycopg.connect(
             host=server.host or None,
@@ -191,7 +193,7 @@ def _probe_postgresql(result: Probe, region: regions.Region, sizes: dict[str, in
             dbname=name,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            **server.options,
+            **server.options,  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter
         )
     except psycopg.Error as exc:
         result.error = short_error(exc)

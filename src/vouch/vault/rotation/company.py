@@ -180,13 +180,13 @@ def _one_pass(
     found = _Pass()
     targets = encrypted_models()
     files = list(encrypted_storage.walk())
-    total = sum(model.objects.count() for model, _ in targets) + len(files)
+    total = sum(model.objects.count() for model, _ in targets) + len(files)  # type: ignore[attr-defined]  # typing debt
     done = 0
     report(progress, 0, total, stage)
     for model, fields in targets:
         last = None
         while True:
-            query = model.objects.order_by("pk").values_list("pk", *(f.attname for f in fields))
+            query = model.objects.order_by("pk").values_list("pk", *(f.attname for f in fields))  # type: ignore[attr-defined]  # typing debt
             if last is not None:
                 query = query.filter(pk__gt=last)
             batch = list(query[:batch_size])

