@@ -164,7 +164,7 @@ def _read(connection, server: Server) -> Reading:
         waiting, oldest = connection.execute(
             "SELECT count(*), min(modification) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
         ).fetchone()
-    reading.archiver = Archiver(archive_mode, *stats, waiting=waiting, oldest_waiting=oldest)  # type: ignore[misc]  # mypy matches the ** mapping against every keyword parameter
+    reading.archiver = Archiver(archive_mode, *stats, waiting=waiting, oldest_waiting=oldest)  # type: ignore[misc]  # mypy cannot count the fields unpacked from stats
     return reading
 
 

@@ -80,7 +80,7 @@ def unprepared_database_problem() -> str | None:
 
     connection = connections[DEFAULT_DB_ALIAS]
     where = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite" and not connection.is_in_memory_db() and not Path(where).exists():  # type: ignore[attr-defined]  # an attribute set at run time
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db() and not Path(where).exists():  # type: ignore[attr-defined]  # SQLite's connection has it (vendor checked first)
         return f"the control database {where} does not exist"
     try:
         executor = MigrationExecutor(connection)

@@ -114,8 +114,8 @@ class _CyclesSessionKey:
     or 2FA code, before allauth records it and replays the held-back request."""
 
     def form_valid(self, form) -> HttpResponse:
-        guard_sessions.cycle_key(self.request)  # type: ignore[attr-defined]  # an attribute set at run time
-        return super().form_valid(form)  # type: ignore[misc]  # typing debt
+        guard_sessions.cycle_key(self.request)  # type: ignore[attr-defined]  # a mixin for allauth's views, which have request
+        return super().form_valid(form)  # type: ignore[misc]  # a mixin for allauth's views, which have form_valid
 
 
 class ReauthenticateView(_CyclesSessionKey, account_views.ReauthenticateView):

@@ -271,7 +271,7 @@ def _only_ciphertext(expression) -> bool:
         return (
             expression.value is None
             or type(expression.value) is Sealed
-            or isinstance(expression._output_field_or_none, EncryptedField)  # type: ignore[attr-defined]  # an attribute set at run time
+            or isinstance(expression._output_field_or_none, EncryptedField)  # type: ignore[attr-defined]  # Django's expressions have it; its stubs do not
         )
     if isinstance(expression, Col):
         return isinstance(expression.target, EncryptedField)
@@ -305,7 +305,7 @@ class EncryptedCharField(EncryptedTextField):
     """Text with a maximum length checked by validation (the column itself is binary)."""
 
     def __init__(self, *args, max_length: int = 200, **kwargs):
-        super().__init__(*args, max_length=max_length, **kwargs)  # type: ignore[misc]  # mypy matches the ** mapping against every keyword parameter
+        super().__init__(*args, max_length=max_length, **kwargs)  # type: ignore[misc]  # mypy assumes *args may hold max_length too
         self.validators.append(validators.MaxLengthValidator(max_length))
 
 

@@ -73,7 +73,7 @@ class _LocalKeys:
     def current_version(self) -> int:
         versions = self.versions()
         if not versions:
-            raise KeyConfigurationError(f"No master key in {self.describe()}.")  # type: ignore[attr-defined]  # an attribute set at run time
+            raise KeyConfigurationError(f"No master key in {self.describe()}.")  # type: ignore[attr-defined]  # a mixin: the providers that use it define describe()
         return versions[-1]
 
     def wrap(self, key: bytes, aad: bytes) -> tuple[int, bytes]:
@@ -89,7 +89,7 @@ class _LocalKeys:
             master = self._keys().get(version)
         if master is None:
             raise KeyConfigurationError(
-                f"Master key version {version} is needed but missing from {self.describe()}; "  # type: ignore[attr-defined]  # an attribute set at run time
+                f"Master key version {version} is needed but missing from {self.describe()}; "  # type: ignore[attr-defined]  # a mixin: the providers that use it define describe()
                 "restore it from the key backup (see docs/operations/production.md, 'Keys')."
             )
         try:

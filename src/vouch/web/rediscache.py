@@ -87,7 +87,7 @@ class ResilientRedisCache(RedisCache):
         with self._state.lock:
             keys, self._state.pending = list(self._state.pending), set()
         try:
-            self._cache.delete_many(keys)  # type: ignore[attr-defined]  # an attribute set at run time
+            self._cache.delete_many(keys)  # type: ignore[attr-defined]  # Django's RedisCache has _cache; its stubs do not
         except FAILURES:
             with self._state.lock:
                 self._state.pending.update(keys)

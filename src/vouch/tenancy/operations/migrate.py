@@ -385,7 +385,7 @@ def _run_pool(companies, workers, report, progress, task) -> None:
                         suspects.append(company)
                         broken = True
                     except Exception as exc:  # noqa: BLE001 - e.g. a result that would not pickle
-                        done(CompanyResult(*company, FAILED, reason=short_error(exc)))  # type: ignore[call-arg, misc]  # mypy matches the ** mapping against every keyword parameter
+                        done(CompanyResult(*company, FAILED, reason=short_error(exc)))  # type: ignore[call-arg, misc]  # mypy cannot count the fields unpacked from company
             suspects.extend(running.values())  # only non-empty when the pool broke
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
