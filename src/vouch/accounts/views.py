@@ -16,7 +16,7 @@ from vouch.accounts.policy import Action
 from vouch.guard import sessions as guard_sessions
 from vouch.guard.company_security import company_min_password_length
 from vouch.tenancy.lookups import record_miss
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 def _member_or_404(request: CompanyRequest, membership_id: int) -> Membership:
@@ -152,14 +152,14 @@ def _end_sessions(request: CompanyRequest, target: Membership) -> HttpResponse:
     return redirect("members")
 
 
-def invitation_open(request: CompanyRequest, token: str) -> HttpResponse:
+def invitation_open(request: VouchRequest, token: str) -> HttpResponse:
     """The emailed link: park the token in the session, then drop it from the URL."""
     if invitations.park_in_session(request, token) is None:
         return render(request, "accounts/invitation_invalid.html", status=404)
     return redirect("invitation_accept")
 
 
-def invitation_accept(request: CompanyRequest) -> HttpResponse:
+def invitation_accept(request: VouchRequest) -> HttpResponse:
     invitation = invitations.pending_from_session(request)
     if invitation is None:
         return render(request, "accounts/invitation_invalid.html", status=404)
@@ -189,7 +189,7 @@ def invitation_accept(request: CompanyRequest) -> HttpResponse:
 
 
 @login_required
-def no_company(request: CompanyRequest) -> HttpResponse:
+def no_company(request: VouchRequest) -> HttpResponse:
     if request.membership is not None:
         return redirect("dashboard")
     return render(request, "accounts/no_company.html")

@@ -12,10 +12,10 @@ from vouch.accounts.policy import Action
 from vouch.activity import services
 from vouch.activity.models import Entry
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 
-def _querystring(request: CompanyRequest) -> str:
+def _querystring(request: VouchRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()

@@ -10,10 +10,10 @@ from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.audit.filters import page_of_events
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 
-def _querystring(request: CompanyRequest) -> str:
+def _querystring(request: VouchRequest) -> str:
     params = request.GET.copy()
     params.pop("page", None)
     return params.urlencode()
@@ -33,7 +33,7 @@ def company_events(request: CompanyRequest) -> HttpResponse:
 
 
 @login_required
-def operator_events(request: CompanyRequest) -> HttpResponse:
+def operator_events(request: VouchRequest) -> HttpResponse:
     # Platform events only: companies' events are theirs (P15).
     policy.require(request.user.is_staff)
     form, page = page_of_events(None, request.GET)

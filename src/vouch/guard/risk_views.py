@@ -16,12 +16,12 @@ from vouch.accounts.policy import Action
 from vouch.guard import suspension
 from vouch.guard.stages import CODE_DIGITS, STEP_UP_KEY
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 @require_http_methods(["GET", "POST"])
 @login_stage_required(stage=STEP_UP_KEY, redirect_urlname="account_login")
-def step_up(request: CompanyRequest) -> HttpResponse:
+def step_up(request: VouchRequest) -> HttpResponse:
     """Enter the code emailed at a risky sign-in. The stage was set up by StepUpStage."""
     stage = request._login_stage  # type: ignore[attr-defined]  # an attribute set at run time
     error = ""
@@ -43,7 +43,7 @@ def step_up(request: CompanyRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def not_me(request: CompanyRequest, token: str) -> HttpResponse:
+def not_me(request: VouchRequest, token: str) -> HttpResponse:
     """The "this wasn't me" link of a new-sign-in email. GET only shows what will happen:
     mail scanners open links, and must not suspend accounts by doing so."""
     if request.method == "POST":

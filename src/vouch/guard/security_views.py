@@ -27,7 +27,7 @@ from vouch.audit.models import EventAction, Outcome
 from vouch.guard import company_security, mfa
 from vouch.guard import sessions as guard_sessions
 from vouch.guard.security_forms import CompanySecurityForm
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 def _security_page(request: CompanyRequest, form: CompanySecurityForm, status: int = 200) -> HttpResponse:
@@ -60,7 +60,7 @@ def company_security_settings(request: CompanyRequest) -> HttpResponse:
 
 
 @login_required
-def session_list(request: CompanyRequest) -> HttpResponse:
+def session_list(request: VouchRequest) -> HttpResponse:
     return render(request, "guard/sessions.html", {"sessions": guard_sessions.active_sessions(request)})
 
 
@@ -70,7 +70,7 @@ def session_list(request: CompanyRequest) -> HttpResponse:
 @require_POST
 @login_required
 @vouch_reauthentication_required
-def session_end(request: CompanyRequest, session_id: int) -> HttpResponse:
+def session_end(request: VouchRequest, session_id: int) -> HttpResponse:
     if guard_sessions.end_session(request, session_id):
         messages.success(request, "That session has ended: it is signed out.")
     else:
@@ -81,7 +81,7 @@ def session_end(request: CompanyRequest, session_id: int) -> HttpResponse:
 @require_POST
 @login_required
 @vouch_reauthentication_required
-def session_end_others(request: CompanyRequest) -> HttpResponse:
+def session_end_others(request: VouchRequest) -> HttpResponse:
     count = guard_sessions.end_other_sessions(request, request.user, reason="ended_by_user")
     messages.success(request, f"Signed out of {count} other session{'s' if count != 1 else ''}.")
     return redirect("account_sessions")
@@ -89,14 +89,14 @@ def session_end_others(request: CompanyRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def operator_sessions_end(request: CompanyRequest) -> HttpResponse:
+def operator_sessions_end(request: VouchRequest) -> HttpResponse:
     """An operator signs any account out everywhere, by its email address."""
     policy.require(policy.can_end_any_sessions(request.user))
     return _operator_sessions_end(request)
 
 
 @vouch_reauthentication_required
-def _operator_sessions_end(request: CompanyRequest) -> HttpResponse:
+def _operator_sessions_end(request: VouchRequest) -> HttpResponse:
     from vouch.accounts.models import User
 
     email = request.POST.get("email", "").strip()[:254]

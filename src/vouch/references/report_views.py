@@ -61,7 +61,7 @@ def _cannot(request: CompanyRequest, message: str) -> HttpResponse:
 
 @require_safe  # reading: a POST must not render, store or log anything
 @company_action(Action.VIEW_REPORTS)
-def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse:
+def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | StreamingHttpResponse:
     request_obj = request_or_404(request, request_id)
     try:
         stored = pdfs.report_file_for(request_obj, member_id=request.user.pk)
@@ -74,14 +74,14 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse:
             handle.close()
             raise
     except pdfs.RenderRefused as refused:
-        response = render(
+        wait = render(
             request,
             "web/error.html",
             {"status": 429, "title": "Please wait a moment", "message": str(refused)},
             status=429,
         )
-        response["Retry-After"] = str(refused.retry_after)
-        return response
+        wait["Retry-After"] = str(refused.retry_after)
+        return wait
     except (OSError, VaultError, pdfs.ReportRenderingError):
         log.exception("the report PDF of request %s could not be made or read", request_obj.pk)
         return _cannot(
@@ -95,7 +95,7 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse:
         actor=request.user,
         details={"request": str(request_obj.pk)},
     )
-    response = StreamingHttpResponse(_chunks(first, handle), content_type="application/pdf")  # type: ignore[assignment]  # typing debt
+    response = StreamingHttpResponse(_chunks(first, handle), content_type="application/pdf")
     response["Content-Length"] = str(stored.size)
     # The request's short id, never the candidate's name: file names end up in
     # download folders, mail attachments and synced drives.

@@ -16,12 +16,12 @@ from vouch.accounts.policy import Action
 from vouch.tenancy import deletion
 from vouch.tenancy.forms import CompanyNameForm, DeleteCompanyForm
 from vouch.tenancy.services import rename_company, switch_company
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 @login_required
 @require_POST
-def switch(request: CompanyRequest) -> HttpResponse:
+def switch(request: VouchRequest) -> HttpResponse:
     raw = request.POST.get("company", "")
     try:
         company_id = str(uuid.UUID(raw))

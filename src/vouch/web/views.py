@@ -18,12 +18,12 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.tenancy import regions
 from vouch.tenancy.services import active_member_count
-from vouch.web.requests import CompanyRequest
+from vouch.web.requests import CompanyRequest, VouchRequest
 
 log = logging.getLogger("vouch.web")
 
 
-def home(request: CompanyRequest) -> HttpResponse:
+def home(request: VouchRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("operator_home" if request.user.is_staff else "dashboard")
     return render(request, "web/home.html")
@@ -47,7 +47,7 @@ def dashboard(request: CompanyRequest) -> HttpResponse:
 
 
 @login_required
-def operator_home(request: CompanyRequest) -> HttpResponse:
+def operator_home(request: VouchRequest) -> HttpResponse:
     # Operators see installation health, never a company's personal data (P15).
     policy.require(request.user.is_staff)
     from vouch.tenancy.models import Company
@@ -63,13 +63,13 @@ def operator_home(request: CompanyRequest) -> HttpResponse:
     )
 
 
-def alive(request: CompanyRequest) -> HttpResponse:
+def alive(request: VouchRequest) -> HttpResponse:
     """Liveness: a constant answer that touches nothing (the benchmark's baseline)."""
     return HttpResponse("ok", content_type="text/plain")
 
 
 @never_cache
-def health(request: CompanyRequest) -> JsonResponse:
+def health(request: VouchRequest) -> JsonResponse:
     """For load balancers: 200 when the control database and the cache answer and the
     storage has room (``vouch.web.diskfull``); 503 naming what failed otherwise."""
     from vouch.web import diskfull
@@ -134,7 +134,7 @@ def _record_unrecorded_events() -> None:
         log.warning("audit: the events counted while the storage was full are not recorded yet", exc_info=True)
 
 
-def csrf_failure(request: CompanyRequest, reason: str = "") -> HttpResponse:
+def csrf_failure(request: VouchRequest, reason: str = "") -> HttpResponse:
     from vouch.audit.events import record_refusal
 
     record_refusal(request, reason="csrf")
