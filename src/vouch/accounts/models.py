@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -10,17 +12,22 @@ from django.utils import timezone
 
 from vouch.accounts.policy import Role
 
+if TYPE_CHECKING:  # Django's class is generic only in its stubs
+    _UserManagerBase = BaseUserManager["User"]
+else:
+    _UserManagerBase = BaseUserManager
 
-class UserManager(BaseUserManager):
+
+class UserManager(_UserManagerBase):
     use_in_migrations = True
 
     def create_user(self, email: str, password: str | None = None, **fields) -> User:
         if not email:
             raise ValueError("An email address is required")
         user = self.model(email=self.normalize_email(email).lower(), **fields)
-        user.set_password(password)  # type: ignore[attr-defined]  # typing debt  # None gives an unusable password
+        user.set_password(password)  # None gives an unusable password
         user.save(using=self._db)
-        return user  # type: ignore[return-value]  # typing debt
+        return user
 
     def create_operator(self, email: str, full_name: str = "") -> User:
         """Operators run the installation; they are not members of any company."""
@@ -43,7 +50,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []  # type: ignore[misc]  # typing debt
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]

@@ -152,7 +152,7 @@ def encrypt(text: str) -> str:
     return Pending(text)
 
 
-def decrypt(value: str) -> str:  # type: ignore[return]  # typing debt
+def decrypt(value: str) -> str:
     if isinstance(value, Bound):
         try:
             return account_secrets.open_sealed(str(value), value.binding, what=value.what)

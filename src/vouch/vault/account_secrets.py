@@ -26,6 +26,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -143,15 +144,15 @@ def open_sealed(value: str, binding: bytes, *, what: Describe, keys: AccountKeys
         keys = keys or load()
     except (DecryptionError, KeyConfigurationError) as exc:
         integrity_failure(what, f"the account secrets key does not open: {exc}")
-    version = int.from_bytes(raw[1:HEADER_BYTES], "big")  # type: ignore[index]  # typing debt: an Optional not narrowed here
+    version = int.from_bytes(raw[1:HEADER_BYTES], "big")
     cipher = keys.ciphers.get(version) if keys is not None else None
     if cipher is None:
         integrity_failure(what, f"sealed under account secrets key version {version}, which does not exist")
-    header = raw[:HEADER_BYTES]  # type: ignore[index]  # typing debt: an Optional not narrowed here
+    header = raw[:HEADER_BYTES]
     try:
-        plaintext = cipher.decrypt(  # type: ignore[union-attr]  # typing debt: an Optional not narrowed here
-            raw[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],  # type: ignore[index]  # typing debt: an Optional not narrowed here
-            raw[HEADER_BYTES + NONCE_BYTES :],  # type: ignore[index]  # typing debt: an Optional not narrowed here
+        plaintext = cipher.decrypt(
+            raw[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
+            raw[HEADER_BYTES + NONCE_BYTES :],
             _AAD_LABEL + header + binding,
         )
     except InvalidTag:
@@ -159,7 +160,7 @@ def open_sealed(value: str, binding: bytes, *, what: Describe, keys: AccountKeys
     return plaintext.decode()
 
 
-def integrity_failure(what: Describe, reason: str):
+def integrity_failure(what: Describe, reason: str) -> NoReturn:
     """Record a security event and raise: a secret that does not authenticate is
     never used, neither as it is nor as anything else."""
     from vouch.audit.events import record

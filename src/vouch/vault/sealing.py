@@ -16,6 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
 
@@ -58,14 +59,14 @@ def key_version(sealed: bytes) -> int:
 Describe = str | Callable[[], str]
 
 
-def _decrypt(company_id: uuid.UUID, keys: keyring.CompanyKeys, sealed: bytes, bound_to: bytes, what: Describe) -> bytes:  # type: ignore[return]  # typing debt
+def _decrypt(company_id: uuid.UUID, keys: keyring.CompanyKeys, sealed: bytes, bound_to: bytes, what: Describe) -> bytes:
     if len(sealed) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES or sealed[0] != FORMAT:
         integrity_failure(company_id, what, "not a Vouch ciphertext")
     version = int.from_bytes(sealed[1:HEADER_BYTES], "big")
     holding = keys if version in keys.data else keyring.keys_holding(company_id, version, keys)
     if holding is None:
         integrity_failure(company_id, what, f"encrypted with key version {version}, which this company does not have")
-    cipher = holding.cipher(version)  # type: ignore[union-attr]  # typing debt: an Optional not narrowed here
+    cipher = holding.cipher(version)
     header = sealed[:HEADER_BYTES]
     try:
         return cipher.decrypt(
@@ -90,7 +91,7 @@ def open_value(company_id: uuid.UUID, sealed: bytes, location: bytes, row_id, *,
     return _decrypt(company_id, keys, sealed, keys.id_bytes + location + b"\x00" + row_bytes(row_id), what)
 
 
-def integrity_failure(company_id: uuid.UUID, what: Describe, reason: str):
+def integrity_failure(company_id: uuid.UUID, what: Describe, reason: str) -> NoReturn:
     """Record a security event and raise: a value that does not authenticate is never
     shown, neither as ciphertext nor as anything else."""
     from vouch.audit.events import record
