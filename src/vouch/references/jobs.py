@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db import router, transaction
 from django.utils import timezone
 from django_tasks import task
 
@@ -37,6 +36,7 @@ from vouch.references.request_models import (
     ReferenceRequest,
     WorkflowSettings,
 )
+from vouch.tenancy import company_db
 from vouch.tenancy.context import company_context
 
 log = logging.getLogger("vouch.references.jobs")
@@ -67,10 +67,6 @@ def _active_company(company_id):
     if company is None or not company.is_active or company.status == CompanyStatus.DELETED:
         return None
     return company
-
-
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
 
 
 def _already_queued(job, run_after: datetime | None, args: list) -> bool:
@@ -222,7 +218,7 @@ def send_candidate_reminder(
     )
     if isinstance(value, str):
         return value
-    with _atomic():
+    with company_db.atomic():
         claimed = ReferenceRequest.objects.filter(
             pk=request.pk, candidate_reminders_sent__lt=value, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
         ).update(candidate_reminders_sent=value)
@@ -263,7 +259,7 @@ def send_referee_reminder(
     )
     if isinstance(value, str):
         return value
-    with _atomic():
+    with company_db.atomic():
         claimed = Reference.objects.filter(
             pk=reference.pk,
             reminders_sent__lt=value,

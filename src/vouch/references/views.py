@@ -13,9 +13,8 @@ from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from vouch.accounts import policy
+from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
-from vouch.accounts.models import User
 from vouch.accounts.policy import Action
 from vouch.objectstore import StoreUnavailable
 from vouch.references import services
@@ -87,16 +86,14 @@ def candidate_edit(request: HttpRequest, candidate_id: UUID) -> HttpResponse:
 
 def _detail(request: HttpRequest, candidate: Candidate, upload_form: AttachmentForm | None, status: int = 200):
     membership = request.membership
-    added_by = None
-    if candidate.created_by_id:
-        added_by = User.objects.filter(pk=candidate.created_by_id).values_list("full_name", "email").first()
+    added_by = user_service.member_names([candidate.created_by_id]).get(candidate.created_by_id)
     return render(
         request,
         "references/detail.html",
         {
             "candidate": candidate,
             "attachments": services.attachments_of(candidate),
-            "added_by": (added_by[0] or added_by[1]) if added_by else None,
+            "added_by": added_by,
             "can_edit": policy.can(membership, Action.EDIT_CANDIDATES),
             "can_delete": policy.can(membership, Action.DELETE_CANDIDATES),
             "upload_form": upload_form,
