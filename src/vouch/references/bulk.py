@@ -34,7 +34,7 @@ def start(*, company_id, actor, rows: list[list], shared: dict, skipped: int) ->
     shared = {**shared, "deadline": shared["deadline"].isoformat()}
     with company_db.atomic():
         job = BulkImport.objects.create(
-            created_by_id=getattr(actor, "pk", None),
+            created_by_id=company_db.actor_id(actor),
             rows=rows,
             shared=shared,
             skipped_at_preview=skipped,

@@ -40,7 +40,7 @@ def save_settings(values: dict, *, actor) -> list[str]:
             return []
         for field in changes:
             setattr(settings, field, values[field])
-        settings.updated_by_id = getattr(actor, "pk", None)
+        settings.updated_by_id = company_db.actor_id(actor)
         settings.save()
         activity.log(
             Kind.WORKFLOW_SETTINGS_CHANGED,
