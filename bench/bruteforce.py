@@ -16,16 +16,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import textwrap
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
+
+import harness
+from harness import helpers, verdict
 
 DECISION_SCRIPT = textwrap.dedent(
     """
@@ -99,26 +97,14 @@ DECISION_SCRIPT = textwrap.dedent(
 
 
 def measure_decision(iterations: int = 2000, services: bool = False) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vouch-bench-bf-")
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
-        env.update({"DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_DATA_DIR": data_dir, "VOUCH_LOG_LEVEL": "ERROR"})
+    with harness.scratch_dir("vouch-bench-bf-") as data_dir:
+        env = harness.django_env(data_dir)
         if services:
             env["VOUCH_REDIS_URL"] = os.environ.get("VOUCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
             env["VOUCH_REDIS_KEY_PREFIX"] = f"vouch_bench_{uuid.uuid4().hex[:8]}"
-        result = subprocess.run(
-            [sys.executable, "-c", DECISION_SCRIPT, str(iterations)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
+        return harness.run_script(
+            DECISION_SCRIPT, [str(iterations)], env, what="brute-force decision benchmark", timeout=900, quiet=True
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"brute-force decision benchmark failed:\n{result.stderr[-3000:]}")
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 LUA = textwrap.dedent(
@@ -141,9 +127,7 @@ LUA = textwrap.dedent(
 )
 
 
-def _login_flood(server, args, run_wrk, duration: float) -> dict:
-    from tests.server import helpers
-
+def _login_flood(server, args, duration: float) -> dict:
     tag = uuid.uuid4().hex[:8]
     email = f"bench-victim-{tag}@example.com"
     helpers.create_member(server, email, f"Bench Victim {tag}")
@@ -152,27 +136,21 @@ def _login_flood(server, args, run_wrk, duration: float) -> dict:
     script = Path(server.data_dir) / "login_flood.lua"
     script.write_text(LUA.format(body=body, csrf=csrf_cookie, url=server.url))
     offset = server.log_path.stat().st_size
-    measured = run_wrk(f"{server.url}/accounts/login/", args, duration, script=str(script))
+    measured = harness.run_wrk(f"{server.url}/accounts/login/", args, duration, script=str(script))
     checks = server.log()[offset:].count("bruteforce password_failed")
     measured["password_checks"] = checks
     return measured
 
 
-def measure_login_rps(args, make_server, cleanup, run_wrk) -> dict:
+def measure_login_rps(args) -> dict:
     """Login req/s (a wrong-password flood on one account) with protections on, then off."""
     results = {}
     for name, extra in (("on", {}), ("off", {"VOUCH_BENCH_PROTECTIONS_OFF": "1"})):
         env = {"VOUCH_TRUSTED_PROXIES": "127.0.0.1", **extra}
-        server = make_server(extra_env=env, workers=args.workers)
-        try:
+        with harness.serving(harness.make_server(extra_env=env, workers=args.workers)) as server:
             server.start()
             print(f"login flood, protections {name} ({args.duration:g}s)", flush=True)
-            results[name] = _login_flood(server, args, run_wrk, args.duration)
-        except Exception:
-            print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
-            raise
-        finally:
-            cleanup(server)
+            results[name] = _login_flood(server, args, args.duration)
     return results
 
 
@@ -184,7 +162,7 @@ def describe(decision: dict, logins: dict) -> list[str]:
         f"brute-force decision per login ({decision['cache']}, {decision['iterations']} each): median "
         f"{decision['refused']['median_ms']:.3f} ms refused, {decision['allowed_unknown']['median_ms']:.3f} ms "
         f"allowed (unknown address), {decision['allowed_account']['median_ms']:.3f} ms allowed (account); "
-        f"target < 1 ms median: {'MET' if met else 'MISSED'}",
+        f"target < 1 ms median: {verdict(met)}",
         f"  then, for an allowed guess only, its accounting before the hash (gates, distinct count, database "
         f"reservation): median {decision['accounting']['median_ms']:.3f} ms",
         f"login flood (wrong passwords, one account, 400 addresses): protections on {on['requests_per_s']:.1f} req/s "

@@ -42,6 +42,8 @@ import time
 import uuid
 from pathlib import Path
 
+import harness
+from harness import cpu_seconds, helpers, load_text, say
 from vouch.backups.mirror.lag import WalCursor, ltx_reach
 
 TARGET_RECOVERY_P99_MS = 1000.0
@@ -51,12 +53,6 @@ PROBE_EVERY = 0.05
 POLL_SECONDS = 0.005
 COPY_EVERY = 0.02  # the mirror's files kept at most this often while a commit is unsure
 COPY_FOR = 5.0
-
-
-def say(text: str) -> None:
-    import sys
-
-    print(text, file=sys.stderr, flush=True)
 
 
 class MirrorWatch:
@@ -239,41 +235,32 @@ def restored_markers(replica: Path, to: Path, quiet: bool = False) -> set[int]:
         connection.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def measure(args, bench) -> dict:
+def measure(args) -> dict:
     import workflow
 
     workflow.REFEREES = REFEREES  # the same autosave, fewer referees to set up
     results: dict = {"cpus": os.cpu_count(), "load_start": os.getloadavg(), "referees": REFEREES}
     servers = {
-        "mirror_off": bench.make_server(extra_env={"VOUCH_SERVE_MIRROR": "0"}, workers=args.workers),
-        "mirror_on": bench.make_server(workers=args.workers),
+        "mirror_off": harness.make_server(extra_env={"VOUCH_SERVE_MIRROR": "0"}, workers=args.workers),
+        "mirror_on": harness.make_server(workers=args.workers),
     }
-    try:
+    with contextlib.ExitStack() as stack:
+        for name, server in servers.items():
+            stack.enter_context(harness.serving(server, f"{name} server", 3000))
         setups, databases = {}, {}
         for name, server in servers.items():
             server.start()
             tag = uuid.uuid4().hex[:8]
             email = f"bench-mirror-{tag}@example.com"
-            member = bench.helpers.create_member(server, email, f"Mirror Bench {tag}")
-            setups[name] = workflow.questionnaire_setup(bench, args, server, member["company_id"], email, tag)
+            member = helpers.create_member(server, email, f"Mirror Bench {tag}")
+            setups[name] = workflow.questionnaire_setup(args, server, member["company_id"], email, tag)
             databases[name] = Path(server.data_dir) / "regions" / "eu" / "companies" / f"{member['company_id']}.sqlite3"
         on = servers["mirror_on"]
         replica = Path(on.data_dir) / "mirror" / "regions" / "eu" / databases["mirror_on"].name
         for name, server in servers.items():
             url = f"{server.url}/r/{setups[name]['tokens'][0]}/answers/"
-            say(f"warm-up autosave {name} ({args.warmup:g}s), {workflow.load()}")
-            bench.run_wrk(url, args, args.warmup, script=setups[name]["scripts"]["POST"])
+            say(f"warm-up autosave {name} ({args.warmup:g}s), {load_text()}")
+            harness.run_wrk(url, args, args.warmup, script=setups[name]["scripts"]["POST"])
         runs: dict[str, list[dict]] = {name: [] for name in servers}
         samples: list[float] = []
         missed = restore_lost = by_restore = 0
@@ -281,7 +268,7 @@ def measure(args, bench) -> dict:
         def autosaves(name: str) -> dict:
             server = servers[name]
             url = f"{server.url}/r/{setups[name]['tokens'][0]}/answers/"
-            measured = bench.run_wrk(url, args, args.duration, script=setups[name]["scripts"]["POST"])
+            measured = harness.run_wrk(url, args, args.duration, script=setups[name]["scripts"]["POST"])
             if measured["non_2xx_3xx"] or measured["socket_errors"]:
                 raise RuntimeError(f"autosave errors under {name}: {measured}")
             return measured
@@ -306,7 +293,7 @@ def measure(args, bench) -> dict:
                 say(
                     f"round {round_number} autosave {name:<10} {measured['requests_per_s']:8.1f} req/s  "
                     f"p99 {measured['p99_ms']:7.2f} ms  serve {measured['serve_cpu_share']:.1%} of a core  "
-                    f"({workflow.load()})"
+                    f"({load_text()})"
                 )
             # The recovery point: a run of its own under the same load on the mirrored server,
             # the probe and the mirror's poller beside it.
@@ -342,11 +329,11 @@ def measure(args, bench) -> dict:
                 say(f"  marker {note[0]}: in the mirror after {note[1]} ms, with the level-0 files {note[2]}")
             say(
                 f"round {round_number} recovery point: {len(watch.samples)} commits, "
-                f"p99 so far {percentile(samples, 99):.0f} ms ({workflow.load()})"
+                f"p99 so far {harness.percentile_index(samples, 99):.0f} ms ({load_text()})"
             )
         if not samples:
             raise RuntimeError("no recovery point sample: is the mirror running?")
-        medians = {name: bench.median_of(found) for name, found in runs.items()}
+        medians = {name: harness.median_of(found) for name, found in runs.items()}
         results["autosave"] = {name: {"median": medians[name], "runs": runs[name]} for name in runs}
         results["throughput_ratio"] = medians["mirror_on"]["requests_per_s"] / medians["mirror_off"]["requests_per_s"]
         pairs = zip(runs["mirror_on"], runs["mirror_off"], strict=True)
@@ -359,20 +346,10 @@ def measure(args, bench) -> dict:
             "lost_in_restore": restore_lost,
             "found_by_restore": by_restore,
             "p50": statistics.median(samples),
-            "p90": percentile(samples, 90),
-            "p99": percentile(samples, 99),
+            "p90": harness.percentile_index(samples, 90),
+            "p99": harness.percentile_index(samples, 99),
             "max": max(samples),
         }
-    except Exception:
-        import sys
-
-        for name, server in servers.items():
-            if server.process is not None:
-                print(f"--- {name} server log (tail) ---\n{server.log()[-3000:]}", file=sys.stderr)
-        raise
-    finally:
-        for server in servers.values():
-            bench.cleanup(server)
     results["load_end"] = os.getloadavg()
     point = results["recovery_point_ms"]
     results["targets"] = {
@@ -392,10 +369,7 @@ def table_rows(results: dict) -> list[str]:
     for name in ("mirror_off", "mirror_on"):
         m = results["autosave"][name]["median"]
         ratio = m["requests_per_s"] / off["requests_per_s"]
-        rows.append(
-            f"{'autosave ' + name.replace('_', ' '):<22} {m['requests_per_s']:>10.1f} {m['p50_ms']:>9.2f} "
-            f"{m['p99_ms']:>9.2f} {ratio:>7.2f}"
-        )
+        rows.append(harness.server_row("autosave " + name.replace("_", " "), m, ratio))
     return rows
 
 

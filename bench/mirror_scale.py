@@ -33,25 +33,22 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import timing  # noqa: E402
+import harness  # noqa: E402
 
 TARGET_RSS_MB = 1024.0
 TARGET_IDLE_CPU_PCT = 5.0
 SIZES = (1000, 10_000)
 WAKE_SAMPLES = 20
 ACTIVE = 100
-TICK = os.sysconf("SC_CLK_TCK")
 LITESTREAM = Path(sys.executable).with_name("litestream")
 MONITOR_INTERVAL = SYNC_INTERVAL = "200ms"  # as vouch.backups.mirror.plan
 
@@ -60,7 +57,7 @@ _T0 = time.monotonic()
 
 
 def say(text: str) -> None:
-    print(f"[{time.monotonic() - _T0:6.1f} s] {text}", file=sys.stderr, flush=True)
+    harness.say(f"[{time.monotonic() - _T0:6.1f} s] {text}")
 
 
 # --- company databases ------------------------------------------------------------------
@@ -69,8 +66,7 @@ def say(text: str) -> None:
 def provisioned_company(scratch: Path) -> Path:
     """One company really provisioned in a fresh data directory; its database file."""
     data = scratch / "provision"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
-    env |= {"DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_DATA_DIR": str(data), "VOUCH_LOG_LEVEL": "ERROR"}
+    env = harness.django_env(data)
     script = textwrap.dedent(
         """
         import uuid, django
@@ -138,14 +134,6 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        with_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(with_fields[11]) + int(with_fields[12])
-    return ticks / TICK
-
-
 def open_files(pids: list[int]) -> int:
     return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids)
 
@@ -153,10 +141,10 @@ def open_files(pids: list[int]) -> int:
 def idle_cost(pid: int, seconds: float) -> dict:
     """Memory, open files and CPU of ``pid``'s tree over ``seconds`` with nothing written."""
     pids = tree(pid)
-    cpu0, t0 = cpu_seconds(pids), time.monotonic()
+    cpu0, t0 = harness.cpu_seconds(pids), time.monotonic()
     time.sleep(seconds)
     pids = tree(pid)
-    cpu = cpu_seconds(pids) - cpu0
+    cpu = harness.cpu_seconds(pids) - cpu0
     return {
         "rss_mb": round(rss_mb(pids), 1),
         # Which process holds it: the live set's Python process (the supervisor, in Vouch)
@@ -284,12 +272,7 @@ class Driver:
     def __init__(self, companies: Path, mirror: Path, work: Path) -> None:
         self.work = work
         (work / "summary.json").unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
-        env |= {
-            "DJANGO_SETTINGS_MODULE": "vouch.settings",
-            "VOUCH_DATA_DIR": str(work / "data"),
-            "VOUCH_LOG_LEVEL": "WARNING",
-        }
+        env = harness.django_env(work / "data", log_level="WARNING")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, "-c", DRIVER, str(companies), str(mirror), str(work), str(LITESTREAM)],
@@ -335,7 +318,7 @@ def wake_latency(databases: list[Path], mirror: Path) -> dict:
         wait_for(lambda d=database, b=before: newest_txid(mirror, d) > b, 30, f"{database.name}'s write", 0.002)
         samples.append((time.perf_counter() - committed) * 1000)
         connection.close()
-    return timing.summarise(samples, "ms")
+    return harness.summarise(samples, "ms")
 
 
 def live_set(companies: Path, mirror: Path, databases: list[Path], idle: float, work: Path) -> dict:
@@ -388,28 +371,28 @@ def measure(idle: float = 60.0, sizes: tuple[int, ...] = SIZES, directory_10k: b
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     results: dict = {
         "cpus": os.cpu_count(),
-        "load_start": timing.load(),
+        "load_start": harness.load(),
         "open_files_limit": hard,
         "inotify_max_user_watches": int(Path("/proc/sys/fs/inotify/max_user_watches").read_text()),
         "inotify_max_user_instances": int(Path("/proc/sys/fs/inotify/max_user_instances").read_text()),
         "idle_window_s": idle,
     }
-    scratch = Path(tempfile.mkdtemp(prefix="vouch-bench-mirror-scale-"))
-    try:
+    with harness.scratch_dir("vouch-bench-mirror-scale-") as scratch_name:
+        scratch = Path(scratch_name)
         template = provisioned_company(scratch)
         results["company_database_kib"] = template.stat().st_size // 1024
         one = scratch / "one"
         make_companies(template, one / "companies", 1)
-        say(f"  baseline: Litestream over 1 company database ({timing.load()})")
+        say(f"  baseline: Litestream over 1 company database ({harness.load()})")
         results["baseline"] = directory_replication(one / "companies", one / "mirror", 1, idle, one)
         results["directory"], results["live_set"] = {}, {}
         for count in sizes:
             where = scratch / str(count)
-            say(f"  {count} company databases: copying the template ({timing.load()})")
-            made, databases = timing.once(lambda w=where, c=count: make_companies(template, w / "companies", c))
+            say(f"  {count} company databases: copying the template ({harness.load()})")
+            made, databases = harness.once(lambda w=where, c=count: make_companies(template, w / "companies", c))
             results.setdefault("make_s", {})[count] = round(made, 1)
             if count <= 1000 or directory_10k:
-                say(f"  directory replication over {count} ({timing.load()})")
+                say(f"  directory replication over {count} ({harness.load()})")
                 results["directory"][count] = directory_replication(
                     where / "companies", where / "dir-mirror", count, min(idle, 30.0), where
                 )
@@ -418,11 +401,9 @@ def measure(idle: float = 60.0, sizes: tuple[int, ...] = SIZES, directory_10k: b
                 an_hour_ago = time.time() - 3600
                 for path in (where / "companies").iterdir():
                     os.utime(path, (an_hour_ago, an_hour_ago))  # as written an hour ago, as before
-            say(f"  live set over {count} ({timing.load()})")
+            say(f"  live set over {count} ({harness.load()})")
             results["live_set"][count] = live_set(where / "companies", where / "mirror", databases, idle, where)
             shutil.rmtree(where, ignore_errors=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     largest = results["live_set"][max(sizes)]["idle"]
     results["targets"] = {
         "rss_mb": TARGET_RSS_MB,
@@ -432,7 +413,7 @@ def measure(idle: float = 60.0, sizes: tuple[int, ...] = SIZES, directory_10k: b
             f"mirror_idle_cpu_{max(sizes)}": largest["idle_cpu_pct"] <= TARGET_IDLE_CPU_PCT,
         },
     }
-    results["load_end"] = timing.load()
+    results["load_end"] = harness.load()
     results["seconds"] = round(time.monotonic() - started, 1)
     return results
 

@@ -18,20 +18,16 @@ Run alone: .venv/bin/python bench/run.py --only restore   (or .venv/bin/python b
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import timing  # noqa: E402
+import harness  # noqa: E402
 
 COMPANIES = 1000
 ROUNDS = 5
@@ -42,27 +38,14 @@ TARGET_DRILL_S = 300.0
 TARGET_RESTORE_S = 10.0
 
 
-def _copy_all(paths: list[Path], into: Path) -> float:
-    into.mkdir()
-    started = time.perf_counter()
-    for i, path in enumerate(paths):
-        shutil.copyfile(path, into / str(i))
-    spent = time.perf_counter() - started
-    shutil.rmtree(into)
-    return spent
-
-
 def worker(companies: int, rounds: int) -> dict:
     import uuid
-    from concurrent.futures import ThreadPoolExecutor
 
     import django
 
     django.setup()
     from django.conf import settings
     from django.core.files.base import ContentFile
-    from django.core.management import call_command
-    from django.db import transaction
 
     from vouch.activity.services import log
     from vouch.backups import drills, restore
@@ -74,22 +57,8 @@ def worker(companies: int, rounds: int) -> dict:
     from vouch.vault import keyring
     from vouch.vault.files import encrypted_storage
 
-    call_command("migrate", verbosity=0, interactive=False)
     region = "eu"
-    ids = [uuid.uuid4() for _ in range(companies)]
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda cid: provisioning.provision(cid, region), ids))
-    with transaction.atomic():
-        Company.objects.bulk_create(
-            [Company(id=cid, name=f"Bench {i:05d}", region=region) for i, cid in enumerate(ids)]
-        )
-        keyring.create_keys_for_companies(ids)
-    payload = os.urandom(FILE_BYTES)
-    for company in Company.objects.all():
-        with company_context(company):
-            log("settings_changed", "Bench company set up")
-            encrypted_storage.save(f"attachments/{uuid.uuid4()}.pdf", ContentFile(payload))
-    connections.release_kept()
+    harness.seed_small_companies(companies, region=region, file_bytes=FILE_BYTES)
     result = schedule.run_round()
     assert result.ok, (result.pending, result.failed)
     target = Path(settings.VOUCH_BACKUP_URL)
@@ -97,7 +66,7 @@ def worker(companies: int, rounds: int) -> dict:
     stored = [p for p in target.rglob("*") if p.is_file() and "/companies/" in str(p)]
 
     # 1. Drill of every company, against a plain copy of the same stored objects.
-    drill_copy = _copy_all(stored, data_dir / "plain-drill")
+    drill_copy = harness.plain_copy(stored, data_dir / "plain-drill")
     started = time.perf_counter()
     runs = drills.run_drills(list(Company.objects.all()), control=False)
     drill_s = time.perf_counter() - started
@@ -122,7 +91,7 @@ def worker(companies: int, rounds: int) -> dict:
     big_bytes = sum(p.stat().st_size for p in big_objects)
     copy_times, to_dir_times, in_place_times = [], [], []
     for n in range(rounds):
-        copy_times.append(_copy_all(big_objects, data_dir / f"plain-big-{n}"))
+        copy_times.append(harness.plain_copy(big_objects, data_dir / f"plain-big-{n}"))
         into = data_dir / f"restored-{n}"
         started = time.perf_counter()
         restore.restore_to(big, into, set_id=str(row.pk))
@@ -141,43 +110,29 @@ def worker(companies: int, rounds: int) -> dict:
         "rto_median_s": rto[len(rto) // 2],
         "rto_max_s": rto[-1],
         "big_stored_bytes": big_bytes,
-        "big_plain_copy_s": timing.summarise(copy_times, "s"),
-        "big_restore_to_s": timing.summarise(to_dir_times, "s"),
-        "big_restore_in_place_s": timing.summarise(in_place_times, "s"),
+        "big_plain_copy_s": harness.summarise(copy_times, "s"),
+        "big_restore_to_s": harness.summarise(to_dir_times, "s"),
+        "big_restore_in_place_s": harness.summarise(in_place_times, "s"),
     }
 
 
 def measure(companies: int = COMPANIES, rounds: int = ROUNDS) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vouch-bench-restore-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_") and k != "DJANGO_SETTINGS_MODULE"}
-    env |= {
-        "DJANGO_SETTINGS_MODULE": "vouch.settings",
-        "VOUCH_DATA_DIR": data_dir,
-        "VOUCH_LOG_LEVEL": "ERROR",
-        "PYTHONPATH": str(ROOT / "src"),
-    }
-    load_start = timing.load()
-    try:
-        result = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "worker", str(companies), str(rounds)],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"restore bench failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
-        found = json.loads(result.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    load_start = harness.load()
+    found = harness.run_worker(
+        Path(__file__).resolve(),
+        [str(companies), str(rounds)],
+        prefix="vouch-bench-restore-",
+        what="restore bench",
+        timeout=3600,
+        PYTHONPATH=str(harness.ROOT / "src"),
+    )
     big = found["big_restore_in_place_s"]["median"]
     found |= {
         "drill_ratio": found["drill_s"] / found["drill_plain_copy_s"] if found["drill_plain_copy_s"] else None,
         "big_ratio": big / found["big_plain_copy_s"]["median"] if found["big_plain_copy_s"]["median"] else None,
         "cpus": os.cpu_count(),
         "load_start": load_start,
-        "load_end": timing.load(),
+        "load_end": harness.load(),
         "targets": {
             "drill_max_s": TARGET_DRILL_S,
             "restore_max_s": TARGET_RESTORE_S,
@@ -213,15 +168,10 @@ def describe(results: dict) -> list[str]:
         f"restore part per company median {results['rto_median_s'] * 1000:.0f} ms, "
         f"max {results['rto_max_s'] * 1000:.0f} ms; a {results['big_stored_bytes'] / 1e6:.1f} MB company "
         f"restored {results['rounds']} times each way; "
-        f"{results['cpus']} CPUs, load {' '.join(map(str, results['load_start']))} -> "
-        f"{' '.join(map(str, results['load_end']))}.",
+        f"{results['cpus']} CPUs, load {harness.loads(results['load_start'])} -> "
+        f"{harness.loads(results['load_end'])}.",
     ]
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        print(json.dumps(worker(int(sys.argv[2]), int(sys.argv[3]))))
-    else:
-        measured = measure(*(int(a) for a in sys.argv[1:3]))
-        print("\n".join(table_rows(measured)))
-        print("\n".join(describe(measured)))
+    harness.worker_or_report(worker, measure, table_rows, describe)

@@ -10,13 +10,10 @@ out. The location database is loaded before timing (once per process in the serv
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import textwrap
+
+import harness
 
 RISK_SCRIPT = textwrap.dedent(
     """
@@ -80,26 +77,14 @@ TARGET_MS = 1.0
 
 
 def measure_risk_scoring(iterations: int = 2000) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vouch-bench-risk-")
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
-        env.update({"DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_DATA_DIR": data_dir, "VOUCH_LOG_LEVEL": "ERROR"})
-        result = subprocess.run(
-            [sys.executable, "-c", RISK_SCRIPT, str(iterations)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
+    with harness.scratch_dir("vouch-bench-risk-") as data_dir:
+        env = harness.django_env(data_dir)
+        measured = harness.run_script(
+            RISK_SCRIPT, [str(iterations)], env, what="risk scoring benchmark", timeout=900, quiet=True
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"risk scoring benchmark failed:\n{result.stderr}")
-        measured = json.loads(result.stdout.strip().splitlines()[-1])
-        measured["target_ms"] = TARGET_MS
-        measured["met"] = measured["median_ms"] < TARGET_MS
-        return measured
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    measured["target_ms"] = TARGET_MS
+    measured["met"] = measured["median_ms"] < TARGET_MS
+    return measured
 
 
 def describe(measured: dict) -> str:
@@ -107,10 +92,9 @@ def describe(measured: dict) -> str:
         f"risk scoring per login: median {measured['median_ms']:.3f} ms over {measured['iterations']} "
         f"(p99 {measured['p99_ms']:.3f} ms; CPU {measured['cpu_median_ms']:.3f} ms; "
         f"scoring alone {measured['score_only_median_ms'] * 1000:.1f} µs); "
-        f"target < {measured['target_ms']:g} ms: {'MET' if measured['met'] else 'MISSED'}"
+        f"target < {measured['target_ms']:g} ms: {harness.verdict(measured['met'])}"
     )
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
     print(describe(measure_risk_scoring(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)))

@@ -15,28 +15,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "src"))
-
-from tests.live import cleanup, make_server  # noqa: E402
-from tests.server import helpers  # noqa: E402
+import harness
+from harness import (
+    ROOT,
+    LogCursor,
+    check_statuses,
+    git_commit,
+    make_server,
+    median_of,
+    now_iso,
+    parse_duration,
+    prepare_member,
+    run_wrk,
+    serving,
+    verdict,
+)
 
 TARGET_RPS = 1000.0
 TARGET_P99_MS = 50.0
@@ -54,14 +57,6 @@ SECTIONS = (
     "restore",
     "mirror_scale",
 )
-
-
-def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 10s, 500ms, 1m)")
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1, "m": 60}[unit]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -133,137 +128,14 @@ HASH_SCRIPT = textwrap.dedent(
 
 
 def measure_password_check(iterations: int) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vouch-bench-hash-")
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
-        env.update({"DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_DATA_DIR": data_dir, "VOUCH_LOG_LEVEL": "ERROR"})
-        result = subprocess.run(
-            [sys.executable, "-c", HASH_SCRIPT, str(iterations)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+    with harness.scratch_dir("vouch-bench-hash-") as data_dir:
+        env = harness.django_env(data_dir)
+        return harness.run_script(
+            HASH_SCRIPT, [str(iterations)], env, what="password check benchmark", timeout=600, quiet=True
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"password check benchmark failed:\n{result.stderr}")
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-# --- wrk --------------------------------------------------------------------------
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def parse_wrk(output: str) -> dict:
-    """Requests/s, latency percentiles and errors from `wrk --latency` output."""
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
-    total = re.search(r"^\s*(\d+) requests in ([\d.]+\w+)", output, re.M)
-    percentiles = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", output, re.M)}
-    if not rps or not total or 50 not in percentiles or 99 not in percentiles:
-        raise ValueError(f"could not parse wrk output:\n{output}")
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "requests_per_s": float(rps.group(1)),
-        "requests": int(total.group(1)),
-        "p50_ms": percentiles[50],
-        "p75_ms": percentiles.get(75),
-        "p90_ms": percentiles.get(90),
-        "p99_ms": percentiles[99],
-        "socket_errors": sum(int(n) for n in errors.groups()) if errors else 0,
-        "non_2xx_3xx": int(non_2xx.group(1)) if non_2xx else 0,
-    }
-
-
-def run_wrk(
-    url: str, args: argparse.Namespace, duration: float, cookie: str | None = None, script: str | None = None
-) -> dict:
-    command = [
-        "wrk",
-        f"-t{args.threads}",
-        f"-c{args.connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        "10s",
-        "--latency",
-    ]
-    if cookie:
-        command += ["-H", f"Cookie: {cookie}"]
-    if script:
-        command += ["-s", script]
-    command.append(url)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return parse_wrk(result.stdout)
-
-
-class LogCursor:
-    """Counts the statuses the server logged for a route since the last call: wrk counts a
-    redirect as success, so this is what proves every dashboard request was a 200."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
-
-    def statuses(self, route: str) -> dict[int, int]:
-        counts: dict[int, int] = {}
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        # Only whole lines: the next call continues from the last newline.
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        for line in data[:end].splitlines():
-            if not line.startswith(b"{"):
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("event") == "request" and entry.get("route") == route:
-                counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-        return counts
 
 
 # --- the run ----------------------------------------------------------------------
-
-
-def prepare_member(server) -> tuple[str, str]:
-    """A company owner signed in through the login form: (company name, Cookie header value)."""
-    tag = uuid.uuid4().hex[:8]
-    email, company = f"bench-{tag}@example.com", f"Bench Company {tag}"
-    helpers.create_member(server, email, company)
-    session = helpers.session_cookie(server, email)
-    cookie = f"__Host-vouch_session={session}"
-    page = helpers.request(server, "GET", "/dashboard/", cookies={"__Host-vouch_session": session})
-    if page.status != 200 or company not in page.text:
-        raise RuntimeError(f"the dashboard did not render for the signed-in member (status {page.status})")
-    return company, cookie
-
-
-def median_of(runs: list[dict]) -> dict:
-    keys = ("requests_per_s", "p50_ms", "p99_ms")
-    return {key: statistics.median(run[key] for run in runs) for key in keys}
-
-
-def check_statuses(name: str, statuses: dict[int, int], measured: dict) -> None:
-    bad = {status: n for status, n in statuses.items() if status != 200}
-    if bad or measured["non_2xx_3xx"] or measured["socket_errors"]:
-        raise RuntimeError(
-            f"{name}: not every request was a 200 (logged statuses {statuses}, "
-            f"wrk non-2xx/3xx {measured['non_2xx_3xx']}, socket errors {measured['socket_errors']})"
-        )
 
 
 def benchmark(args: argparse.Namespace) -> dict:
@@ -273,8 +145,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         os.environ["VOUCH_TEST_SERVICES"] = "1"
     else:
         os.environ.pop("VOUCH_TEST_SERVICES", None)
-    server = make_server(extra_env=extra_env, workers=args.workers)
-    try:
+    with serving(make_server(extra_env=extra_env, workers=args.workers)) as server:
         server.start()
         company, cookie = prepare_member(server)
         targets = {
@@ -300,21 +171,6 @@ def benchmark(args: argparse.Namespace) -> dict:
                     flush=True,
                 )
         return {"company": company, "runs": runs, "server_env": extra_env}
-    except Exception:
-        print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        cleanup(server)
-
-
-def git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    return result.stdout.strip() or None
 
 
 def report(args: argparse.Namespace, measured: dict, password: dict, extra_rows: list[str] | None = None) -> dict:
@@ -330,17 +186,9 @@ def report(args: argparse.Namespace, measured: dict, password: dict, extra_rows:
         f"Vouch bench: {args.rounds} round(s) x {args.duration:g}s, wrk -t{args.threads} -c{args.connections} "
         f"over HTTPS, {args.workers} server workers, {os.cpu_count()} CPUs (wrk shares them), medians"
     )
-    header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
-    print(header)
-    print("-" * len(header))
-    print(
-        f"{'livez (baseline)':<22} {livez['requests_per_s']:>10.1f} {livez['p50_ms']:>9.2f} "
-        f"{livez['p99_ms']:>9.2f} {1.0:>7.2f}"
-    )
-    print(
-        f"{'dashboard (signed in)':<22} {dashboard['requests_per_s']:>10.1f} {dashboard['p50_ms']:>9.2f} "
-        f"{dashboard['p99_ms']:>9.2f} {ratio:>7.2f}"
-    )
+    print("\n".join(harness.server_header()))
+    print(harness.server_row("livez (baseline)", livez, 1.0))
+    print(harness.server_row("dashboard (signed in)", dashboard, ratio))
     for row in extra_rows or []:
         print(row)
     print()
@@ -352,14 +200,14 @@ def report(args: argparse.Namespace, measured: dict, password: dict, extra_rows:
     print()
     print(
         f"target dashboard >= {TARGET_RPS:.0f} req/s at {args.connections} connections: "
-        f"{'MET' if meets['dashboard_rps'] else 'MISSED'} ({dashboard['requests_per_s']:.0f})"
+        f"{verdict(meets['dashboard_rps'])} ({dashboard['requests_per_s']:.0f})"
     )
     print(
         f"target dashboard p99 < {TARGET_P99_MS:.0f} ms: "
-        f"{'MET' if meets['dashboard_p99'] else 'MISSED'} ({dashboard['p99_ms']:.1f} ms)"
+        f"{verdict(meets['dashboard_p99'])} ({dashboard['p99_ms']:.1f} ms)"
     )
     return {
-        "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "when": now_iso(),
         "commit": git_commit(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "config": {
@@ -399,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         import tenancy
 
         print(f"\ncompany isolation (--companies {args.companies})", flush=True)
-        sectioned["tenancy"] = tenancy.measure(args, sys.modules[__name__])
+        sectioned["tenancy"] = tenancy.measure(args)
         rows += tenancy.table_rows(sectioned["tenancy"])
     # Encryption at rest: per-field cost, an encrypted list vs plaintext, file MB/s vs openssl,
     # master key rotation over 10,000 companies (bench/vault.py); its rows join the table too.
@@ -415,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         import workflow as workflow_bench
 
         print("\nreference workflow (bench/workflow.py)", flush=True)
-        sectioned["workflow"] = workflow_bench.measure(args, sys.modules[__name__])
+        sectioned["workflow"] = workflow_bench.measure(args)
         rows += workflow_bench.table_rows(sectioned["workflow"])
     # Encrypted backups: a round of 1,000 companies vs a plain copy of the same files (bench/backups.py).
     if "backups" in sections:
@@ -430,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         import mirror as mirror_bench
 
         print("\nconstant mirror (bench/mirror.py)", flush=True)
-        sectioned["mirror"] = mirror_bench.measure(args, sys.modules[__name__])
+        sectioned["mirror"] = mirror_bench.measure(args)
         rows += mirror_bench.table_rows(sectioned["mirror"])
     # Restore and drills: 1,000 companies drilled, one 10 MB company restored, each beside a
     # plain copy of the same stored bytes (bench/restore.py).
@@ -453,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = {}
         if {"tenancy", "workflow", "mirror"} & set(sectioned):  # their rows have the server table's columns
-            header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
-            print("\n" + header + "\n" + "-" * len(header))
+            print("\n" + "\n".join(harness.server_header()))
         print("\n".join(rows))
     if "tenancy" in sectioned:
         print("\n" + "\n".join(tenancy.describe(sectioned["tenancy"])))
@@ -482,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\nbrute-force decision and login flood", flush=True)
         decision = bruteforce.measure_decision(services=args.services)
-        logins = bruteforce.measure_login_rps(args, make_server, cleanup, run_wrk)
+        logins = bruteforce.measure_login_rps(args)
         print("\n".join(bruteforce.describe(decision, logins)))
         sectioned["bruteforce"] = {"decision": decision, "login_flood": logins}
     results |= sectioned
@@ -502,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output.exists():
             with contextlib.suppress(ValueError):
                 results = json.loads(args.output.read_text()) | results
-        stamp = {"when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "commit": git_commit()}
+        stamp = {"when": now_iso(), "commit": git_commit()}
         results.setdefault("sections_updated", {}).update({name: stamp for name in sections})
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")

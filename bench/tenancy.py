@@ -30,12 +30,10 @@ Run alone (quick): .venv/bin/python bench/tenancy.py --companies 200 --duration 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -43,7 +41,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
+from harness import load_text, say, verdict
 
 TARGET_RATIO = 0.10  # (a): 10k companies within 10% of 10
 TARGET_PROVISION_MS = {"sqlite": 250.0, "postgresql": 2000.0}
@@ -51,7 +50,6 @@ TARGET_MIGRATE_S = 120.0
 SMALL = 10  # companies for the first dashboard measurement
 MIGRATE_COMPANIES = 1000
 PROVISION_SAMPLES = 50
-PG_URL = os.environ.get("VOUCH_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 # Runs in a Django process against a server's data directory (its environment).
 SCRIPT = textwrap.dedent(
@@ -202,28 +200,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{n:.2f}" for n in os.getloadavg())
-
-
 def django(env: dict[str, str], *argv: str, timeout: float = 1800) -> dict:
     """Run SCRIPT with ``env`` (progress on our stderr); its last stdout line as JSON."""
     env = {**env, "DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_LOG_LEVEL": "WARNING"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"tenancy bench step {argv[0]} failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return harness.run_script(SCRIPT, argv, env, what=f"tenancy bench step {argv[0]}", timeout=timeout)
 
 
 @contextmanager
@@ -237,9 +217,9 @@ def embedded_default():
             os.environ["VOUCH_TEST_SERVICES"] = saved
 
 
-def make_sqlite_server(bench, workers: int):
+def make_sqlite_server(workers: int):
     with embedded_default():
-        server = bench.make_server(workers=workers)
+        server = harness.make_server(workers=workers)
     server.env.pop("VOUCH_TEST_SERVICES", None)
     return server
 
@@ -247,88 +227,63 @@ def make_sqlite_server(bench, workers: int):
 # --- (a) the dashboard at 10 and at N companies ------------------------------------------
 
 
-def measure_dashboard(bench, args, server, cookie: str, label: str) -> dict:
+def measure_dashboard(args, server, cookie: str, label: str) -> dict:
     url = f"{server.url}/dashboard/"
-    say(f"{label}: warm-up ({args.warmup:g}s), {load()}")
-    bench.run_wrk(url, args, args.warmup, cookie)
+    say(f"{label}: warm-up ({args.warmup:g}s), {load_text()}")
+    harness.run_wrk(url, args, args.warmup, cookie)
     runs = []
     for round_number in range(1, args.rounds + 1):
-        cursor = bench.LogCursor(server.log_path)
-        measured = bench.run_wrk(url, args, args.duration, cookie)
+        cursor = harness.LogCursor(server.log_path)
+        measured = harness.run_wrk(url, args, args.duration, cookie)
         time.sleep(0.3)  # the last log lines reach the file
-        bench.check_statuses(label, cursor.statuses("dashboard/"), measured)
+        harness.check_statuses(label, cursor.statuses("dashboard/"), measured)
         measured["round"] = round_number
         runs.append(measured)
         say(
             f"{label} round {round_number}: {measured['requests_per_s']:.1f} req/s, "
-            f"p99 {measured['p99_ms']:.2f} ms, {load()}"
+            f"p99 {measured['p99_ms']:.2f} ms, {load_text()}"
         )
-    return {"median": bench.median_of(runs), "runs": runs, "load_after": os.getloadavg()}
+    return {"median": harness.median_of(runs), "runs": runs, "load_after": os.getloadavg()}
 
 
-def dashboard_at_scale(bench, args) -> dict:
-    server = make_sqlite_server(bench, args.workers)
-    try:
+def dashboard_at_scale(args) -> dict:
+    with harness.serving(make_sqlite_server(args.workers)) as server:
         server.start()
-        company, cookie = bench.prepare_member(server)
+        company, cookie = harness.prepare_member(server)
         tag = uuid.uuid4().hex[:6]
         django(server.env, "bulk", str(SMALL), tag, "current")
-        small = measure_dashboard(bench, args, server, cookie, f"dashboard, {SMALL} companies")
-        say(f"provisioning up to {args.companies} companies ({load()})")
+        small = measure_dashboard(args, server, cookie, f"dashboard, {SMALL} companies")
+        say(f"provisioning up to {args.companies} companies ({load_text()})")
         made = django(server.env, "bulk", str(args.companies), tag, "current")
         if made["companies"] != args.companies or made["sqlite_files"] < args.companies:
             raise RuntimeError(f"expected {args.companies} companies with databases, got {made}")
-        large = measure_dashboard(bench, args, server, cookie, f"dashboard, {args.companies} companies")
+        large = measure_dashboard(args, server, cookie, f"dashboard, {args.companies} companies")
         return {"small": small, "large": large, "bulk_provisioning": made, "companies": args.companies}
-    except Exception:
-        print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        bench.cleanup(server)
 
 
 # --- (b) provisioning time --------------------------------------------------------------
-
-
-def postgres_reachable() -> str | None:
-    """None if the local PostgreSQL answers, else why not."""
-    try:
-        import psycopg
-
-        from vouch.config import parse_database_url
-
-        db = parse_database_url(PG_URL)
-        with psycopg.connect(
-            host=db.host, port=db.port or 5432, user=db.user, password=db.password, dbname=db.name, connect_timeout=3
-        ):
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", said with the reason
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def provisioning_times(count: int = PROVISION_SAMPLES) -> dict:
     results: dict[str, dict] = {}
     base = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_")}
     for backend in ("sqlite", "postgresql"):
-        data_dir = tempfile.mkdtemp(prefix="vouch-bench-tenancy-")
-        env = {**base, "VOUCH_DATA_DIR": data_dir}
         prefix = None
-        try:
+        with harness.scratch_dir("vouch-bench-tenancy-") as data_dir:
+            env = {**base, "VOUCH_DATA_DIR": data_dir}
             if backend == "postgresql":
-                why = postgres_reachable()
+                why = harness.postgres_reachable()
                 if why:
                     results[backend] = {"reachable": False, "reason": why}
                     continue
                 prefix = f"vouch_bench_{uuid.uuid4().hex[:8]}"
-                env |= {"VOUCH_COMPANY_DATABASE_URL": PG_URL, "VOUCH_COMPANY_DATABASE_PREFIX": prefix}
-            say(f"provisioning times, {backend}: {count} provision() + {count} create_company() ({load()})")
-            results[backend] = django(env, "timings", str(count)) | {"reachable": True}
-        finally:
-            if prefix:
-                from tests.live import drop_pg_databases_with_prefix
-
-                drop_pg_databases_with_prefix(prefix + "_")
-            subprocess.run(["rm", "-rf", data_dir], check=False)
+                env |= {"VOUCH_COMPANY_DATABASE_URL": harness.PG_URL, "VOUCH_COMPANY_DATABASE_PREFIX": prefix}
+            try:
+                say(f"provisioning times, {backend}: {count} provision() + {count} create_company() ({load_text()})")
+                results[backend] = django(env, "timings", str(count)) | {"reachable": True}
+            finally:
+                if prefix:
+                    harness.drop_pg_databases_with_prefix(prefix + "_")
     return results
 
 
@@ -429,17 +384,16 @@ LUA = textwrap.dedent(
 )
 
 
-def migrate_and_load(bench, args) -> dict:
+def migrate_and_load(args) -> dict:
     count = min(MIGRATE_COMPANIES, args.companies)
-    server = make_sqlite_server(bench, args.workers)
-    try:
+    with harness.serving(make_sqlite_server(args.workers)) as server:
         server.vouch("migrate")
         tag = uuid.uuid4().hex[:6]
-        say(f"provisioning {count} companies one migration behind ({load()})")
+        say(f"provisioning {count} companies one migration behind ({load_text()})")
         made = django(server.env, "bulk", str(count), tag, "behind")
         if made["companies"] != count or made.get("behind") != count:
             raise RuntimeError(f"expected {count} companies behind by {made['missing']}, got {made}")
-        say(f"vouch tenants migrate over {count} companies ({load()})")
+        say(f"vouch tenants migrate over {count} companies ({load_text()})")
         load_before = os.getloadavg()
         started = time.perf_counter()
         migrated = subprocess.run(
@@ -468,7 +422,7 @@ def migrate_and_load(bench, args) -> dict:
         if len(keys) != count:
             raise RuntimeError(f"expected {count} sessions, got {len(keys)}")
         server.start()
-        page = bench.helpers.request(server, "GET", "/activity/", cookies={"__Host-vouch_session": keys[0]})
+        page = harness.helpers.request(server, "GET", "/activity/", cookies={"__Host-vouch_session": keys[0]})
         if page.status != 200 or "Bench company set up" not in page.text:
             raise RuntimeError(f"/activity/ did not show the company's log to its owner (status {page.status})")
         script = Path(server.data_dir) / "companies.lua"
@@ -476,57 +430,51 @@ def migrate_and_load(bench, args) -> dict:
             LUA.format(keys=", ".join(f'"{k}"' for k in keys), spacing=count // max(1, args.threads), path="/activity/")
         )
         url = f"{server.url}/activity/"
-        say(f"load across {count} companies: warm-up ({args.warmup:g}s), {load()}")
-        bench.run_wrk(url, args, args.warmup, script=str(script))
+        say(f"load across {count} companies: warm-up ({args.warmup:g}s), {load_text()}")
+        harness.run_wrk(url, args, args.warmup, script=str(script))
         runs, connections = [], []
         regions_dir = Path(server.data_dir) / "regions"
         for round_number in range(1, args.rounds + 1):
-            cursor = bench.LogCursor(server.log_path)
+            cursor = harness.LogCursor(server.log_path)
             sampler = FdSampler(server.process.pid, regions_dir)
             sampler.start()
-            measured = bench.run_wrk(url, args, args.duration, script=str(script))
+            measured = harness.run_wrk(url, args, args.duration, script=str(script))
             sampled = sampler.stop()
             time.sleep(0.3)
-            bench.check_statuses("activity across companies", cursor.statuses("activity/"), measured)
+            harness.check_statuses("activity across companies", cursor.statuses("activity/"), measured)
             measured["round"], measured["connections"] = round_number, sampled
             runs.append(measured)
             connections.append(sampled)
             say(
                 f"activity across {count} companies round {round_number}: {measured['requests_per_s']:.1f} req/s, "
                 f"p99 {measured['p99_ms']:.2f} ms, open company databases peak {sampled['peak']} "
-                f"({sampled['samples']} samples, {sampled['distinct_files_seen']} distinct seen), {load()}"
+                f"({sampled['samples']} samples, {sampled['distinct_files_seen']} distinct seen), {load_text()}"
             )
         load_result = {
             "companies": count,
-            "median": bench.median_of(runs),
+            "median": harness.median_of(runs),
             "runs": runs,
             "peak_open_company_databases": max(c["peak"] for c in connections),
             "distinct_company_databases_seen": max(c["distinct_files_seen"] for c in connections),
             "server_processes_holding_any": max(c["processes_holding_any"] for c in connections),
         }
         return {"migrate": migrate_result, "load": load_result}
-    except Exception:
-        if server.process is not None:
-            print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        bench.cleanup(server)
 
 
 # --- all of it ----------------------------------------------------------------------------
 
 
-def measure(args, bench) -> dict:
-    """Every figure; ``bench`` is bench/run.py (its server, wrk and log helpers)."""
+def measure(args) -> dict:
+    """Every figure (the server, wrk and log helpers from bench/harness.py)."""
     results: dict = {"cpus": os.cpu_count(), "load_start": os.getloadavg(), "seconds": {}}
     started = time.perf_counter()
-    results["dashboard"] = dashboard_at_scale(bench, args)
+    results["dashboard"] = dashboard_at_scale(args)
     results["seconds"]["dashboard"] = time.perf_counter() - started
     started = time.perf_counter()
     results["provisioning"] = provisioning_times()
     results["seconds"]["provisioning"] = time.perf_counter() - started
     started = time.perf_counter()
-    results |= migrate_and_load(bench, args)
+    results |= migrate_and_load(args)
     results["seconds"]["migrate_and_load"] = time.perf_counter() - started
     results["load_end"] = os.getloadavg()
     small, large = results["dashboard"]["small"]["median"], results["dashboard"]["large"]["median"]
@@ -550,19 +498,11 @@ def table_rows(results: dict) -> list[str]:
     """Rows for bench/run.py's table (name, req/s, p50, p99, ratio)."""
     d = results["dashboard"]
     small, large, load_median = d["small"]["median"], d["large"]["median"], results["load"]["median"]
-    companies = d["companies"]
     return [
-        f"{f'dashboard {SMALL} cos':<22} {small['requests_per_s']:>10.1f} {small['p50_ms']:>9.2f} "
-        f"{small['p99_ms']:>9.2f} {1.0:>7.2f}",
-        f"{f'dashboard {companies} cos':<22} {large['requests_per_s']:>10.1f} {large['p50_ms']:>9.2f} "
-        f"{large['p99_ms']:>9.2f} {d['ratio']['requests_per_s']:>7.2f}",
-        f"{'activity ' + str(results['load']['companies']) + ' cos':<22} {load_median['requests_per_s']:>10.1f} "
-        f"{load_median['p50_ms']:>9.2f} {load_median['p99_ms']:>9.2f} {'':>7}",
+        harness.server_row(f"dashboard {SMALL} cos", small, 1.0),
+        harness.server_row(f"dashboard {d['companies']} cos", large, d["ratio"]["requests_per_s"]),
+        harness.server_row(f"activity {results['load']['companies']} cos", load_median),
     ]
-
-
-def _verdict(ok: bool) -> str:
-    return "MET" if ok else "MISSED"
 
 
 def describe(results: dict) -> list[str]:
@@ -570,11 +510,11 @@ def describe(results: dict) -> list[str]:
     bulk = d["bulk_provisioning"]
     lines = [
         f"company isolation ({results['cpus']} CPUs; load average at start "
-        f"{' '.join(f'{n:.2f}' for n in results['load_start'])}, at end "
-        f"{' '.join(f'{n:.2f}' for n in results['load_end'])}: other processes share this machine)",
+        f"{harness.loads(results['load_start'], '.2f')}, at end "
+        f"{harness.loads(results['load_end'], '.2f')}: other processes share this machine)",
         f"(a) dashboard {d['companies']} vs {SMALL} companies: req/s ratio {d['ratio']['requests_per_s']:.3f}, "
-        f"p99 ratio {d['ratio']['p99']:.3f}; target within 10%: req/s {_verdict(met['dashboard_rps_within_10pct'])}, "
-        f"p99 {_verdict(met['dashboard_p99_within_10pct'])}",
+        f"p99 ratio {d['ratio']['p99']:.3f}; target within 10%: req/s {verdict(met['dashboard_rps_within_10pct'])}, "
+        f"p99 {verdict(met['dashboard_p99_within_10pct'])}",
         f"    {bulk['made']} companies provisioned in {bulk['seconds']:.1f}s ({bulk['made'] / bulk['seconds']:.0f}/s, "
         f"4 threads, with owner/company/membership rows)",
     ]
@@ -587,12 +527,12 @@ def describe(results: dict) -> list[str]:
             f"(b) provisioning, {backend} ({c['count']} each): create_company median {c['median_ms']:.1f} ms "
             f"(p90 {c['p90_ms']:.1f}), provision() alone median {p['median_ms']:.1f} ms (p90 {p['p90_ms']:.1f}); "
             f"first (makes the template) {timing['first_ms']:.0f} ms; target < {TARGET_PROVISION_MS[backend]:g} ms: "
-            f"{_verdict(met[f'provision_{backend}'])}"
+            f"{verdict(met[f'provision_{backend}'])}"
         )
     m = results["migrate"]
     lines.append(
         f"(c) vouch tenants migrate, {m['companies']} SQLite companies behind by {', '.join(m['missing'])}: "
-        f"{m['seconds']:.1f}s (default workers); target < {TARGET_MIGRATE_S:g}s: {_verdict(met['migrate_under_2_min'])}"
+        f"{m['seconds']:.1f}s (default workers); target < {TARGET_MIGRATE_S:g}s: {verdict(met['migrate_under_2_min'])}"
     )
     lo = results["load"]
     lines.append(
@@ -610,13 +550,4 @@ def describe(results: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "bench"))
-    import run
-
-    arguments = run.parse_args(sys.argv[1:])
-    run.signal.signal(run.signal.SIGTERM, lambda *_: sys.exit(143))
-    measured = measure(arguments, run)
-    header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
-    print("\n" + header + "\n" + "-" * len(header))
-    print("\n".join(table_rows(measured)))
-    print("\n" + "\n".join(describe(measured)))
+    harness.run_alone(measure, table_rows, describe)

@@ -39,17 +39,15 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import timing  # noqa: E402
-from tenancy import PG_URL, postgres_reachable  # noqa: E402  (one PostgreSQL probe for the bench)
+import harness  # noqa: E402
+from harness import say, verdict_of  # noqa: E402
 
 TARGET_FIELD_US = 20.0
 TARGET_LIST_RATIO = 1.5
@@ -64,10 +62,6 @@ OPENSSL_BLOCK = 16384
 OPENSSL_SECONDS = 1
 VALUE = "Reference check completed for Alice Smith"  # 41 characters
 BACKENDS = ("sqlite", "postgresql")
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # --- in the Django process ------------------------------------------------------------------
@@ -90,8 +84,8 @@ def _fields(ctx) -> dict:
         raise RuntimeError("stored encrypted values did not come back sealed")
 
     entry = Entry(action="bench", summary=VALUE)
-    encrypt = timing.per_call(lambda _: field.pre_save(entry, True), FIELD_CALLS, warmup=1000)
-    decrypt = timing.per_call(
+    encrypt = harness.per_call(lambda _: field.pre_save(entry, True), FIELD_CALLS, warmup=1000)
+    decrypt = harness.per_call(
         lambda instance: instance.summary,
         FIELD_CALLS,
         warmup=1000,
@@ -99,7 +93,7 @@ def _fields(ctx) -> dict:
     )
     if Entry.from_db(ctx.alias, names, values).summary != VALUE:
         raise RuntimeError("the decrypted value is not the stored one")
-    from_db = timing.per_call(lambda _: Entry.from_db(ctx.alias, names, values), FIELD_CALLS // 4, warmup=200)
+    from_db = harness.per_call(lambda _: Entry.from_db(ctx.alias, names, values), FIELD_CALLS // 4, warmup=200)
 
     keys = keyring.keys_for(ctx.company_id)
     cipher = AESGCM(keys.data[keys.current_version])
@@ -107,10 +101,10 @@ def _fields(ctx) -> dict:
     plaintext = VALUE.encode()
     nonce = os.urandom(12)
     ciphertext = cipher.encrypt(nonce, plaintext, aad)
-    raw_encrypt = timing.per_call(
+    raw_encrypt = harness.per_call(
         lambda n: cipher.encrypt(n, plaintext, aad), FIELD_CALLS, warmup=1000, prepare=lambda i: os.urandom(12)
     )
-    raw_decrypt = timing.per_call(lambda _: cipher.decrypt(nonce, ciphertext, aad), FIELD_CALLS, warmup=1000)
+    raw_decrypt = harness.per_call(lambda _: cipher.decrypt(nonce, ciphertext, aad), FIELD_CALLS, warmup=1000)
     return {
         "model_field": "activity.Entry.summary",
         "value_chars": len(VALUE),
@@ -220,15 +214,15 @@ def _list(ctx) -> dict:
     for round_number in range(LIST_ROUNDS):
         order = (("plain", plain_model), ("encrypted", Candidate))
         for label, model in order if round_number % 2 == 0 else order[::-1]:
-            spent, _ = timing.once(lambda model=model: page(model), unit="ms")
+            spent, _ = harness.once(lambda model=model: page(model), unit="ms")
             samples[label].append(spent)
     fetch = {
-        label: timing.repeated(
+        label: harness.repeated(
             lambda model=model: list(model.objects.only(*LIST_COLUMNS).order_by("-created_at", "-id")[:LIST_ROWS]), 5
         )
         for label, model in (("plain", plain_model), ("encrypted", Candidate))
     }
-    plain, encrypted = timing.summarise(samples["plain"], "ms"), timing.summarise(samples["encrypted"], "ms")
+    plain, encrypted = harness.summarise(samples["plain"], "ms"), harness.summarise(samples["encrypted"], "ms")
     return {
         "rows": LIST_ROWS,
         "rounds": LIST_ROUNDS,
@@ -284,7 +278,7 @@ def _files(ctx) -> dict:
             fn()
             cpu.append(size / (time.thread_time() - cpu_started) / 1e6)
             wall.append(size / (time.perf_counter() - started) / 1e6)
-        return {"wall_mb_s": timing.summarise(wall, "MB/s"), "cpu_mb_s": timing.summarise(cpu, "MB/s")}
+        return {"wall_mb_s": harness.summarise(wall, "MB/s"), "cpu_mb_s": harness.summarise(cpu, "MB/s")}
 
     def encrypt():
         sink = CountingSink()
@@ -413,12 +407,12 @@ def worker(backend: str, parts: list[str], companies: int) -> dict:
     with company_context(company) as ctx:
         for part, fn in (("fields", _fields), ("list", _list), ("files", _files)):
             if part in parts:
-                say(f"  {backend}: {part} (load {' '.join(map(str, timing.load()))})")
+                say(f"  {backend}: {part} (load {harness.loads(harness.load())})")
                 started = time.perf_counter()
                 result[part] = fn(ctx)
                 result["seconds"][part] = time.perf_counter() - started
     if "rotation" in parts:
-        say(f"  {backend}: master rotation over {companies} companies (load {' '.join(map(str, timing.load()))})")
+        say(f"  {backend}: master rotation over {companies} companies (load {harness.loads(harness.load())})")
         started = time.perf_counter()
         result["rotation"] = _rotation(companies)
         result["seconds"]["rotation"] = time.perf_counter() - started
@@ -428,55 +422,28 @@ def worker(backend: str, parts: list[str], companies: int) -> dict:
 # --- in the bench process --------------------------------------------------------------------
 
 
-def _pg_create(name: str) -> str:
-    import psycopg
-
-    from vouch.config import parse_database_url
-
-    db = parse_database_url(PG_URL)
-    with psycopg.connect(
-        host=db.host, port=db.port or 5432, user=db.user, password=db.password, dbname=db.name, autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    auth = f"{db.user}:{db.password}@" if db.password else f"{db.user}@"
-    return f"postgres://{auth}{db.host}:{db.port or 5432}/{name}"
-
-
 def run_backend(backend: str, parts: list[str], companies: int) -> dict:
-    data_dir = tempfile.mkdtemp(prefix="vouch-bench-vault-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOUCH_") and k != "DJANGO_SETTINGS_MODULE"}
-    env |= {"DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_DATA_DIR": data_dir, "VOUCH_LOG_LEVEL": "ERROR"}
-    pg_name = None
-    try:
-        if backend == "postgresql":
-            why = postgres_reachable()
-            if why:
-                return {"reachable": False, "reason": why}
-            pg_name = f"vouch_bench_vault_{uuid.uuid4().hex[:8]}"
-            url = _pg_create(pg_name)
-            env |= {
-                "VOUCH_DATABASE_URL": url,
-                "VOUCH_COMPANY_DATABASE_URL": url,
-                "VOUCH_COMPANY_DATABASE_PREFIX": f"{pg_name}_c",
-            }
-        result = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "worker", backend, ",".join(parts), str(companies)],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"vault bench ({backend}) failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
-        return json.loads(result.stdout.strip().splitlines()[-1]) | {"reachable": True}
-    finally:
-        if pg_name:
-            sys.path.insert(0, str(ROOT))
-            from tests.live import drop_pg_databases_with_prefix
-
-            drop_pg_databases_with_prefix(pg_name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with harness.scratch_dir("vouch-bench-vault-") as data_dir:
+        env = harness.django_env(data_dir)
+        pg_name = None
+        try:
+            if backend == "postgresql":
+                why = harness.postgres_reachable()
+                if why:
+                    return {"reachable": False, "reason": why}
+                pg_name = f"vouch_bench_vault_{uuid.uuid4().hex[:8]}"
+                url = harness.create_pg_database(pg_name)
+                env |= {
+                    "VOUCH_DATABASE_URL": url,
+                    "VOUCH_COMPANY_DATABASE_URL": url,
+                    "VOUCH_COMPANY_DATABASE_PREFIX": f"{pg_name}_c",
+                }
+            command = [sys.executable, str(Path(__file__).resolve()), "worker", backend, ",".join(parts)]
+            found = harness.run_json([*command, str(companies)], env, what=f"vault bench ({backend})", timeout=900)
+            return found | {"reachable": True}
+        finally:
+            if pg_name:
+                harness.drop_pg_databases_with_prefix(pg_name)
 
 
 def openssl_speed(block: int = OPENSSL_BLOCK, seconds: int = OPENSSL_SECONDS) -> dict:
@@ -502,7 +469,7 @@ def openssl_speed(block: int = OPENSSL_BLOCK, seconds: int = OPENSSL_SECONDS) ->
 def measure(parts: list[str] | None = None, companies: int = ROTATION_COMPANIES) -> dict:
     """Every vault figure on every reachable backend."""
     parts = parts or ["fields", "list", "files", "rotation"]
-    results: dict = {"cpus": os.cpu_count(), "load_start": timing.load(), "backends": {}, "seconds": {}}
+    results: dict = {"cpus": os.cpu_count(), "load_start": harness.load(), "backends": {}, "seconds": {}}
     for backend in BACKENDS:
         # Files do not touch a database: measured once, in the SQLite process.
         wanted = [p for p in parts if backend == "sqlite" or p != "files"]
@@ -510,7 +477,7 @@ def measure(parts: list[str] | None = None, companies: int = ROTATION_COMPANIES)
         started = time.perf_counter()
         results["backends"][backend] = run_backend(backend, wanted, companies)
         results["seconds"][backend] = time.perf_counter() - started
-    results["load_end"] = timing.load()
+    results["load_end"] = harness.load()
     results["targets"] = _targets(results)
     return results
 
@@ -540,10 +507,6 @@ def _targets(results: dict) -> dict:
 SHORT = {"sqlite": "sqlite", "postgresql": "pg"}
 
 
-def _verdict(met: dict, key: str) -> str:
-    return "" if key not in met else ("MET" if met[key] else "MISSED")
-
-
 def table_rows(results: dict) -> list[str]:
     """The vault block of bench/run.py's table: its own columns under a sub-header."""
     met = results["targets"]["met"]
@@ -571,7 +534,7 @@ def table_rows(results: dict) -> list[str]:
                     s["p99"],
                     "µs",
                     "",
-                    f"< {TARGET_FIELD_US:g} µs {_verdict(met, f'field_{way}_{backend}')}",
+                    f"< {TARGET_FIELD_US:g} µs {verdict_of(met, f'field_{way}_{backend}')}",
                 )
                 row(f"  raw AES-GCM {way}", raw["median"], raw["p99"], "µs")
         lst = r.get("list", {})
@@ -583,7 +546,7 @@ def table_rows(results: dict) -> list[str]:
                 lst["encrypted"]["p99"],
                 "ms",
                 lst["ratio"],
-                f"<= {TARGET_LIST_RATIO:g}x {_verdict(met, f'list_ratio_{backend}')}",
+                f"<= {TARGET_LIST_RATIO:g}x {verdict_of(met, f'list_ratio_{backend}')}",
             )
         elif lst:
             rows.append(f"list {b}: {lst.get('skipped')}")
@@ -595,7 +558,7 @@ def table_rows(results: dict) -> list[str]:
                 "",
                 "s",
                 "",
-                f"< {TARGET_ROTATION_S:g} s {_verdict(met, f'rotation_{backend}')}",
+                f"< {TARGET_ROTATION_S:g} s {verdict_of(met, f'rotation_{backend}')}",
             )
         elif rot:
             rows.append(f"rotate master {b}: {rot.get('skipped')}")
@@ -618,7 +581,7 @@ def table_rows(results: dict) -> list[str]:
 def describe(results: dict) -> list[str]:
     lines = [
         f"encryption at rest ({results['cpus']} CPUs; load average at start "
-        f"{' '.join(map(str, results['load_start']))}, at end {' '.join(map(str, results['load_end']))}: "
+        f"{harness.loads(results['load_start'])}, at end {harness.loads(results['load_end'])}: "
         "other processes share this machine, so absolute figures are noisy; the ratios are taken side by side)"
     ]
     for backend, r in results["backends"].items():
@@ -669,7 +632,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         print(json.dumps(worker(sys.argv[2], sys.argv[3].split(","), int(sys.argv[4]))))
     else:
-        sys.path.insert(0, str(ROOT / "src"))
         measured = measure()
         print("\n".join(table_rows(measured)))
         print("\n" + "\n".join(describe(measured)))

@@ -41,8 +41,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -50,7 +48,8 @@ from html import unescape
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+import harness
+from harness import RouteLog, helpers, load_text, say, verdict_of
 
 TARGET_P99_MS = 50.0  # questionnaire page and answer submission
 TARGET_SUBMIT_RPS = 500.0
@@ -353,23 +352,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{n:.2f}" for n in os.getloadavg())
-
-
 def django(env: dict[str, str], *argv: str, timeout: float = 1800) -> dict:
     """Run SCRIPT with ``env`` (progress on our stderr); its last stdout line as JSON."""
     env = {**env, "DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_LOG_LEVEL": "WARNING"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *argv], env=env, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"workflow bench step {argv[0]} failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return harness.run_script(SCRIPT, argv, env, what=f"workflow bench step {argv[0]}", timeout=timeout)
 
 
 # --- wrk scripts ------------------------------------------------------------------------
@@ -434,89 +420,29 @@ def lua_script(tokens: list[str], *, origin: str, threads: int, method: str, coo
 # --- the parts ----------------------------------------------------------------------------
 
 
-def _statuses(bench, label: str, statuses: dict[int, int], measured: dict, expected: set[int]) -> None:
-    bad = {status: n for status, n in statuses.items() if status not in expected}
-    # Every response wrk counted must be one the server logged as a success.
-    short = sum(statuses.values()) < measured["requests"]
-    if bad or short or measured["non_2xx_3xx"] or measured["socket_errors"]:
-        raise RuntimeError(
-            f"{label}: not every request succeeded (logged statuses {statuses}, expected only {sorted(expected)}, "
-            f"{measured['requests']} counted by wrk; "
-            f"wrk non-2xx/3xx {measured['non_2xx_3xx']}, socket errors {measured['socket_errors']})"
-        )
-
-
-class RouteLog:
-    """Counts the statuses the server logged for one route and method since it was made.
-    The server logs each request as it finishes, so under load lines arrive after wrk
-    has stopped (and requests wrk gave up on at its end still finish): ``settle`` waits
-    for the log to go quiet, before a run (so nothing of the last run is counted) and
-    after it (so all of this one is)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        settle(path)
-        self.offset = path.stat().st_size
-
-    def statuses(self, route: str, method: str) -> dict[int, int]:
-        settle(self.path)
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read()
-        counts: dict[int, int] = {}
-        for line in data[: data.rfind(b"\n") + 1].splitlines():
-            if not line.startswith(b"{"):
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("event") == "request" and entry.get("route") == route and entry.get("method") == method:
-                counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-        return counts
-
-
-def settle(path: Path, quiet: float = 0.5, limit: float = 20.0) -> None:
-    """Wait until ``path`` has not grown for ``quiet`` seconds (at most ``limit``)."""
-    deadline, size, since = time.monotonic() + limit, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        now_size = path.stat().st_size
-        if now_size != size:
-            size, since = now_size, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.05)
-
-
 def _route_of(server, path_prefix: str) -> str | None:
     """The route the server logged for the newest request whose path starts so (the
     log names the URL pattern, e.g. "r/<str:token>/answers/")."""
-    for line in reversed(server.log().splitlines()):
-        if not line.startswith("{"):
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == "request" and str(entry.get("path", "")).startswith(path_prefix):
+    for entry in harness.request_entries(reversed(server.log().splitlines())):
+        if str(entry.get("path", "")).startswith(path_prefix):
             return entry.get("route")
     return None
 
 
-def questionnaire_setup(bench, args, server, company_id: str, email: str, tag: str) -> dict:
-    say(f"nominating and confirming {REFEREES} referees through the workflow ({load()})")
+def questionnaire_setup(args, server, company_id: str, email: str, tag: str) -> dict:
+    say(f"nominating and confirming {REFEREES} referees through the workflow ({load_text()})")
     seeded = django(server.env, "referees", company_id, email, str(REFEREES), "2", tag)
     tokens = seeded["tokens"]
     if len(set(tokens)) != REFEREES:
         raise RuntimeError(f"expected {REFEREES} distinct referee links, got {len(set(tokens))}")
     # One questionnaire page, as a browser loads it: the CSRF cookie and the form's token.
     path = f"/r/{tokens[0]}/answers/"
-    page = bench.helpers.request(server, "GET", path)
+    page = helpers.request(server, "GET", path)
     if page.status != 200:
         raise RuntimeError(f"GET {path} gave {page.status}: {page.text[:800]}")
     cookies = page.cookies()
     csrf_cookie = cookies.get("__Host-csrftoken")
-    match = bench.helpers._CSRF_INPUT.search(page.text)
+    match = helpers._CSRF_INPUT.search(page.text)
     if csrf_cookie is None or match is None:
         raise RuntimeError("the questionnaire page set no CSRF cookie or has no form token")
     form_token = unescape(match.group(1))
@@ -529,7 +455,7 @@ def questionnaire_setup(bench, args, server, company_id: str, email: str, tag: s
         if name != "__Host-csrftoken" and value.value:
             cookie += f"; {name}={value.value}"
     body = urlencode({"csrfmiddlewaretoken": form_token, **PARTIAL_ANSWERS})
-    saved = bench.helpers.request(
+    saved = helpers.request(
         server,
         "POST",
         path,
@@ -570,7 +496,7 @@ def questionnaire_setup(bench, args, server, company_id: str, email: str, tag: s
     }
 
 
-def measure_questionnaire(bench, args, server, setup: dict) -> dict:
+def measure_questionnaire(args, server, setup: dict) -> dict:
     url = f"{server.url}/r/{setup['tokens'][0]}/answers/"
     targets = {
         "livez": (f"{server.url}/livez", None, ("livez", "GET"), {200}),
@@ -578,73 +504,72 @@ def measure_questionnaire(bench, args, server, setup: dict) -> dict:
         "autosave": (url, setup["scripts"]["POST"], (setup["route"], "POST"), {setup["autosave_status"]}),
     }
     for name, (target, script, _, _) in targets.items():
-        say(f"warm-up {name} ({args.warmup:g}s), {load()}")
-        bench.run_wrk(target, args, args.warmup, script=script)
+        say(f"warm-up {name} ({args.warmup:g}s), {load_text()}")
+        harness.run_wrk(target, args, args.warmup, script=script)
     runs: dict[str, list[dict]] = {name: [] for name in targets}
     for round_number in range(1, args.rounds + 1):
         for name, (target, script, route, expected) in targets.items():
             cursor = RouteLog(server.log_path)
-            measured = bench.run_wrk(target, args, args.duration, script=script)
+            measured = harness.run_wrk(target, args, args.duration, script=script)
             statuses = cursor.statuses(*route)
-            _statuses(bench, name, statuses, measured, expected)
+            harness.check_statuses(name, statuses, measured, expected, complete=True)
             measured["round"], measured["statuses"] = round_number, statuses
             runs[name].append(measured)
             say(
                 f"round {round_number} {name:<13} {measured['requests_per_s']:9.1f} req/s  "
-                f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load()})"
+                f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
             )
-    return {name: {"median": bench.median_of(found), "runs": found} for name, found in runs.items()}
+    return {name: {"median": harness.median_of(found), "runs": found} for name, found in runs.items()}
 
 
-def measure_dashboard(bench, args, server, cookie: str, company_id: str, email: str) -> dict:
-    say(f"seeding {DASHBOARD_REQUESTS} requests in one company ({load()})")
+def measure_dashboard(args, server, cookie: str, company_id: str, email: str) -> dict:
+    say(f"seeding {DASHBOARD_REQUESTS} requests in one company ({load_text()})")
     seeded = django(server.env, "requests", company_id, email, str(DASHBOARD_REQUESTS))
     if seeded["requests_in_company"] < DASHBOARD_REQUESTS or not seeded["role_sealed"]:
         raise RuntimeError(f"seeding the dashboard went wrong: {seeded}")
     say(f"  {seeded['made']} requests in {seeded['seconds']:.1f}s")
-    page = bench.helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": cookie.split("=", 1)[1]})
+    page = helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": cookie.split("=", 1)[1]})
     if page.status != 200:
         raise RuntimeError(f"/requests/ gave {page.status}: {page.text[:500]}")
     if "Alice Smith" not in page.text and "Smith" not in page.text:
         raise RuntimeError("the dashboard does not show the seeded candidates")
     route = _route_of(server, "/requests/") or "requests/"
     url = f"{server.url}/requests/"
-    say(f"dashboard: warm-up ({args.warmup:g}s), {load()}")
-    bench.run_wrk(url, args, args.warmup, cookie)
+    say(f"dashboard: warm-up ({args.warmup:g}s), {load_text()}")
+    harness.run_wrk(url, args, args.warmup, cookie)
     runs = []
     for round_number in range(1, args.rounds + 1):
         cursor = RouteLog(server.log_path)
-        measured = bench.run_wrk(url, args, args.duration, cookie)
-        _statuses(bench, "dashboard 10k", cursor.statuses(route, "GET"), measured, {200})
+        measured = harness.run_wrk(url, args, args.duration, cookie)
+        harness.check_statuses("dashboard 10k", cursor.statuses(route, "GET"), measured, {200}, complete=True)
         measured["round"] = round_number
         runs.append(measured)
         say(
             f"round {round_number} /requests/ {DASHBOARD_REQUESTS} {measured['requests_per_s']:9.1f} req/s  "
-            f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load()})"
+            f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
         )
-    say(f"in-process cost of /requests/ ({COST_REQUESTS // 2} requests), {load()}")
+    say(f"in-process cost of /requests/ ({COST_REQUESTS // 2} requests), {load_text()}")
     in_process = django(server.env, "cost_dashboard", email, str(COST_REQUESTS // 2))
     return {
         "seeding": seeded,
         "page_bytes": len(page.body),
-        "median": bench.median_of(runs),
+        "median": harness.median_of(runs),
         "runs": runs,
         "in_process": in_process,
     }
 
 
-def measure(args, bench) -> dict:
-    """Every figure; ``bench`` is bench/run.py (its server, wrk and log helpers)."""
+def measure(args) -> dict:
+    """Every figure (the server, wrk and log helpers from bench/harness.py)."""
     results: dict = {"cpus": os.cpu_count(), "load_start": os.getloadavg(), "seconds": {}}
     extra_env = dict(item.split("=", 1) for item in args.env)  # --env KEY=VALUE: server settings to try
-    server = bench.make_server(extra_env=extra_env, workers=args.workers)
     results["server_env"] = extra_env
-    try:
+    with harness.serving(harness.make_server(extra_env=extra_env, workers=args.workers)) as server:
         server.start()
         tag = uuid.uuid4().hex[:8]
         email, company = f"bench-workflow-{tag}@example.com", f"Workflow Bench {tag}"
-        member = bench.helpers.create_member(server, email, company)
-        session = bench.helpers.session_cookie(server, email)
+        member = helpers.create_member(server, email, company)
+        session = helpers.session_cookie(server, email)
         cookie = f"__Host-vouch_session={session}"
         company_id = member["company_id"]
 
@@ -653,7 +578,7 @@ def measure(args, bench) -> dict:
         try:
             if "questionnaire" not in parts:
                 raise LookupError
-            setup = questionnaire_setup(bench, args, server, company_id, email, tag)
+            setup = questionnaire_setup(args, server, company_id, email, tag)
         except RuntimeError as exc:
             if "gave 404" not in str(exc):
                 raise
@@ -661,7 +586,7 @@ def measure(args, bench) -> dict:
         except LookupError:
             pass
         else:
-            results["questionnaire"] = measure_questionnaire(bench, args, server, setup)
+            results["questionnaire"] = measure_questionnaire(args, server, setup)
             results["questionnaire"] |= {
                 "referees": len(setup["tokens"]),
                 "seed_seconds": setup["seed_seconds"],
@@ -671,7 +596,7 @@ def measure(args, bench) -> dict:
             }
             tokens_file = Path(server.data_dir) / "referee-tokens.json"
             tokens_file.write_text(json.dumps(setup["tokens"]))
-            say(f"in-process cost per request ({COST_REQUESTS} each), {load()}")
+            say(f"in-process cost per request ({COST_REQUESTS} each), {load_text()}")
             results["questionnaire"]["in_process"] = django(
                 server.env, "cost", str(tokens_file), str(COST_REQUESTS), json.dumps(PARTIAL_ANSWERS)
             )
@@ -687,27 +612,21 @@ def measure(args, bench) -> dict:
         results["seconds"]["questionnaire"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        probe = bench.helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": session})
+        probe = helpers.request(server, "GET", "/requests/", cookies={"__Host-vouch_session": session})
         if probe.status == 404:
             results["dashboard"] = {"skipped": "the /requests/ page is not there yet"}
         elif "dashboard" in parts:
-            results["dashboard"] = measure_dashboard(bench, args, server, cookie, company_id, email)
+            results["dashboard"] = measure_dashboard(args, server, cookie, company_id, email)
         results["seconds"]["dashboard"] = time.perf_counter() - started
 
         started = time.perf_counter()
         if "pdf" in parts:
-            say(f"PDF of a 5-referee report, {PDF_ROUNDS} runs ({load()})")
+            say(f"PDF of a 5-referee report, {PDF_ROUNDS} runs ({load_text()})")
             results["pdf"] = django(server.env, "pdf", company_id, email, str(PDF_ROUNDS), tag)
             pdf = results["pdf"]
             if "median_ms" in pdf and not (pdf["is_pdf"] and pdf["has_text"]):
                 raise RuntimeError(f"the report PDF is not a PDF showing the candidate and the answers: {pdf}")
         results["seconds"]["pdf"] = time.perf_counter() - started
-    except Exception:
-        if server.process is not None:
-            print(f"--- server log (tail) ---\n{server.log()[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        bench.cleanup(server)
     results["load_end"] = os.getloadavg()
     results["targets"] = _targets(results)
     return results
@@ -734,10 +653,6 @@ def _targets(results: dict) -> dict:
 # --- the report -----------------------------------------------------------------------------
 
 
-def _verdict(met: dict, key: str) -> str:
-    return "" if key not in met else ("MET" if met[key] else "MISSED")
-
-
 def table_rows(results: dict) -> list[str]:
     """Rows for bench/run.py's table (name, req/s, p50, p99, ratio to livez of this run)."""
     rows = []
@@ -750,22 +665,14 @@ def table_rows(results: dict) -> list[str]:
             ("autosave", "referee autosave POST"),
         ):
             m = q[name]["median"]
-            rows.append(
-                f"{label:<22} {m['requests_per_s']:>10.1f} {m['p50_ms']:>9.2f} {m['p99_ms']:>9.2f} "
-                f"{m['requests_per_s'] / base:>7.2f}"
-            )
+            rows.append(harness.server_row(label, m, m["requests_per_s"] / base))
     elif q:
         rows.append(f"referee pages: {q.get('skipped')}")
     d = results.get("dashboard", {})
     if "median" in d:
         m = d["median"]
-        ratio = ""
-        if "livez" in q:
-            ratio = f"{m['requests_per_s'] / (q['livez']['median']['requests_per_s'] or 1.0):>7.2f}"
-        rows.append(
-            f"{f'requests/ {DASHBOARD_REQUESTS // 1000}k':<22} {m['requests_per_s']:>10.1f} {m['p50_ms']:>9.2f} "
-            f"{m['p99_ms']:>9.2f} {ratio:>7}"
-        )
+        ratio = m["requests_per_s"] / (q["livez"]["median"]["requests_per_s"] or 1.0) if "livez" in q else ""
+        rows.append(harness.server_row(f"requests/ {DASHBOARD_REQUESTS // 1000}k", m, ratio))
     elif d:
         rows.append(f"dashboard 10k: {d.get('skipped')}")
     return rows
@@ -775,8 +682,8 @@ def describe(results: dict) -> list[str]:
     met = results["targets"]["met"]
     lines = [
         f"reference workflow ({results['cpus']} CPUs; load average at start "
-        f"{' '.join(f'{n:.2f}' for n in results['load_start'])}, at end "
-        f"{' '.join(f'{n:.2f}' for n in results['load_end'])}: wrk and other processes share this machine)"
+        f"{harness.loads(results['load_start'], '.2f')}, at end "
+        f"{harness.loads(results['load_end'], '.2f')}: wrk and other processes share this machine)"
     ]
     q = results.get("questionnaire", {})
     if "questionnaire" in q:
@@ -784,10 +691,10 @@ def describe(results: dict) -> list[str]:
             f"  referee questionnaire, {q['referees']} referees' links rotated ({q['seed_seconds']:.1f}s to nominate "
             f"and confirm them through the workflow), page {q['page_bytes']} bytes: GET p99 "
             f"{q['questionnaire']['median']['p99_ms']:.1f} ms (target < {TARGET_P99_MS:g}: "
-            f"{_verdict(met, 'questionnaire_p99')}); autosave POST (status {q['autosave_status']}) "
+            f"{verdict_of(met, 'questionnaire_p99')}); autosave POST (status {q['autosave_status']}) "
             f"{q['autosave']['median']['requests_per_s']:.0f}/s (target >= {TARGET_SUBMIT_RPS:g}: "
-            f"{_verdict(met, 'autosave_rps')}), p99 {q['autosave']['median']['p99_ms']:.1f} ms "
-            f"({_verdict(met, 'autosave_p99')}); referees whose saved answers were read back: "
+            f"{verdict_of(met, 'autosave_rps')}), p99 {q['autosave']['median']['p99_ms']:.1f} ms "
+            f"({verdict_of(met, 'autosave_p99')}); referees whose saved answers were read back: "
             f"{q['saved']['with_answers']} of {q['saved']['referees']}"
         )
         cost = q.get("in_process")
@@ -807,7 +714,7 @@ def describe(results: dict) -> list[str]:
             f"  dashboard /requests/ with {s['requests_in_company']} requests in one company (seeded in "
             f"{s['seconds']:.1f}s, encrypted, one transaction): p50 {d['median']['p50_ms']:.1f} ms, p99 "
             f"{d['median']['p99_ms']:.1f} ms (target < {TARGET_DASHBOARD_P99_MS:g}: "
-            f"{_verdict(met, 'dashboard_10k_p99')}), {d['median']['requests_per_s']:.0f} req/s"
+            f"{verdict_of(met, 'dashboard_10k_p99')}), {d['median']['requests_per_s']:.0f} req/s"
         )
         if d.get("in_process"):
             lines.append(
@@ -830,13 +737,4 @@ def describe(results: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "bench"))
-    import run
-
-    arguments = run.parse_args(sys.argv[1:])
-    run.signal.signal(run.signal.SIGTERM, lambda *_: sys.exit(143))
-    measured = measure(arguments, run)
-    header = f"{'name':<22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'ratio':>7}"
-    print("\n" + header + "\n" + "-" * len(header))
-    print("\n".join(table_rows(measured)))
-    print("\n" + "\n".join(describe(measured)))
+    harness.run_alone(measure, table_rows, describe)

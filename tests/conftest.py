@@ -187,3 +187,20 @@ def s3_bucket(s3_server, request):
     name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
     s3_server.create_bucket(name)
     return name
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Chromium driven by Playwright, one for the whole test process: Playwright's sync API
+    runs an event loop while it is open, so a second one in the same process fails (a test
+    module with its own would fail whenever an end-to-end test ran before it there)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (set VOUCH_E2E_CHROMIUM)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -1,4 +1,5 @@
-"""Browser fixtures for end-to-end tests against the real server (`live_vouch`).
+"""Browser fixtures for end-to-end tests against the real server (`live_vouch`); the
+browser itself is tests/conftest.py's (one Playwright per test process).
 
 Playwright drives the system Chromium (its own browser download is not used). Every
 context records console messages; a Content Security Policy violation or a script
@@ -6,22 +7,9 @@ error fails the test."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
 
-from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS, PHONE, Contexts, Outbox
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (set VOUCH_E2E_CHROMIUM)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+from tests.e2e.support import PHONE, Contexts, Outbox
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Talk to a real `vouch serve` (see tests/live.py) the way a browser would: raw HTTPS
 requests with exact headers, Set-Cookie parsing, and a member who signs in through
-the real login form. bench/run.py uses the same helpers."""
+the real login form. The bench uses the same helpers (bench/harness.py)."""
 
 from __future__ import annotations
 

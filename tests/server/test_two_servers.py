@@ -13,14 +13,13 @@ import json
 import os
 import re
 from datetime import date, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e import flows, reference_flows
-from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS, Contexts, Mail, Outbox, unique_email
+from tests.e2e.support import Contexts, Mail, Outbox, unique_email
 from tests.live import cleanup, make_server
 
 pytestmark = [
@@ -100,18 +99,6 @@ def servers(s3_server, s3_bucket, key_bucket):
             cleanup(server)
         if not started:
             cleanup(second)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_a_request_made_on_one_server_is_answered_and_its_pdf_downloaded_on_the_other(

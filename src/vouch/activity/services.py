@@ -7,6 +7,7 @@ from django.core.paginator import Page, Paginator
 from django.db import models
 
 from vouch.activity.models import Entry
+from vouch.tenancy import company_db
 from vouch.web.filters import DateRangeForm, within_days
 
 PER_PAGE = 50
@@ -51,7 +52,7 @@ def log(action: str, summary: str, *, actor=None, details: dict | None = None) -
     return Entry.objects.create(
         action=str(action),
         summary=summary[:300],
-        actor_id=getattr(actor, "pk", None),
+        actor_id=company_db.actor_id(actor),
         actor_name=(getattr(actor, "full_name", "") or getattr(actor, "email", "") or "")[:150],
         details=details or {},
     )

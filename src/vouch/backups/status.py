@@ -11,6 +11,7 @@ import sys
 from typing import TextIO
 
 from vouch.backups import health, replication
+from vouch.text_table import print_table
 
 
 def cli_status(args: argparse.Namespace | None = None, out: TextIO | None = None) -> int:
@@ -23,7 +24,9 @@ def cli_status(args: argparse.Namespace | None = None, out: TextIO | None = None
         print(file=out)
     items = health.report()
     print("Data safety", file=out)
-    _table(["item", "state", "detail"], [[name, item["state"], item["detail"]] for name, item in items.items()], out)
+    print_table(
+        ["item", "state", "detail"], [[name, item["state"], item["detail"]] for name, item in items.items()], out, 2
+    )
     bad = health.degraded(items)
     print(file=out)
     print(f"Status: degraded ({', '.join(bad)})" if bad else "Status: ok", file=out)
@@ -52,7 +55,8 @@ def _server(reading: replication.Reading, out: TextIO) -> None:
             ]
             for s in reading.standbys
         ]
-        _table(["standby", "client", "state", "sync", "write lag", "flush lag", "replay lag", "behind"], rows, out, 4)
+        headers = ["standby", "client", "state", "sync", "write lag", "flush lag", "replay lag", "behind"]
+        print_table(headers, rows, out, 4)
     else:
         print("    standbys: none", file=out)
     if not reading.privileged:
@@ -60,7 +64,7 @@ def _server(reading: replication.Reading, out: TextIO) -> None:
     archiver = reading.archiver
     assert archiver is not None
     print(f"    archive_mode: {archiver.mode}", file=out)
-    _table(
+    print_table(
         ["archiving", "count", "last WAL", "at"],
         [
             [
@@ -84,10 +88,3 @@ def _server(reading: replication.Reading, out: TextIO) -> None:
 
 def _time(moment) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-
-
-def _table(header: list[str], rows: list[list[str]], out: TextIO, indent: int = 2) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
-        print(" " * indent + "  ".join(cells).rstrip(), file=out)

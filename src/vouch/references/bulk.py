@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import router, transaction
 from django.utils import timezone
 from django_tasks import task
 
+from vouch.accounts import user_service
 from vouch.references import workflow
 from vouch.references.request_models import BulkImport
+from vouch.tenancy import company_db
 from vouch.tenancy.context import company_context
 
 log = logging.getLogger("vouch.references.bulk")
@@ -31,23 +32,17 @@ MAX_PROBLEMS = 200
 def start(*, company_id, actor, rows: list[list], shared: dict, skipped: int) -> BulkImport:
     """Keep the rows and queue the task that creates them (once this commits)."""
     shared = {**shared, "deadline": shared["deadline"].isoformat()}
-    with transaction.atomic(using=router.db_for_write(BulkImport)):
+    with company_db.atomic():
         job = BulkImport.objects.create(
-            created_by_id=getattr(actor, "pk", None),
+            created_by_id=company_db.actor_id(actor),
             rows=rows,
             shared=shared,
             skipped_at_preview=skipped,
             total=len(rows),
         )
         company, job_id = str(company_id), str(job.pk)
-        transaction.on_commit(lambda: create_requests.enqueue(company, job_id), using=router.db_for_write(BulkImport))
+        company_db.on_commit(lambda: create_requests.enqueue(company, job_id))
     return job
-
-
-def _actor(user_id):
-    from vouch.accounts.models import User
-
-    return User.objects.filter(pk=user_id).first() if user_id else None
 
 
 def run(job: BulkImport) -> BulkImport:
@@ -56,7 +51,7 @@ def run(job: BulkImport) -> BulkImport:
 
     if job.finished_at is not None:
         return job
-    actor = _actor(job.created_by_id)
+    actor = user_service.user_or_none(job.created_by_id)
     shared = {**job.shared, "deadline": dt.date.fromisoformat(job.shared["deadline"])}
     problems = list(job.problems or [])
     for line, name, email, phone, role in job.rows[job.done :]:

@@ -10,7 +10,9 @@ in front of the candidate: the templates only ever see the fields listed in
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import UUID
 
@@ -169,22 +171,26 @@ def _closed(http_request: LinkRequest, req: ReferenceRequest, root: str) -> Http
     return _page(http_request, req, status=409, root=root)
 
 
-def _load(http_request: LinkRequest) -> ReferenceRequest | HttpResponse:
-    """The link's request, or the neutral page (gone, or cancelled: a cancelled request
-    is nobody's business any more, and its link is withdrawn anyway)."""
-    req = _reference_request(http_request)
-    if req is None:
-        return neutral_response()
-    if req.status == RequestStatus.CANCELLED:
-        return ended_response()
-    return req
+def _with_request(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The view gets the link's request after the link: ``view(request, req, ...)``. A
+    request that is gone gets the neutral page; a cancelled one the ended page (it is
+    nobody's business any more, and its link is withdrawn anyway)."""
+
+    @functools.wraps(view)
+    def wrapper(request: LinkRequest, *args, **kwargs) -> HttpResponse:
+        req = _reference_request(request)
+        if req is None:
+            return neutral_response()
+        if req.status == RequestStatus.CANCELLED:
+            return ended_response()
+        return view(request, req, *args, **kwargs)
+
+    return wrapper
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_home(request: LinkRequest) -> HttpResponse:
-    req = _load(request)
-    if isinstance(req, HttpResponse):
-        return req
+@_with_request
+def candidate_home(request: LinkRequest, req: ReferenceRequest) -> HttpResponse:
     if req.is_open:
         workflow.candidate_opened(req)
     _signal(request, req, "opened")
@@ -192,10 +198,8 @@ def candidate_home(request: LinkRequest) -> HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_details(request: LinkRequest) -> HttpResponse:
-    req = _load(request)
-    if isinstance(req, HttpResponse):
-        return req
+@_with_request
+def candidate_details(request: LinkRequest, req: ReferenceRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseRedirect(_home_url(request))
     if not req.is_open:
@@ -214,10 +218,8 @@ def candidate_details(request: LinkRequest) -> HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_nominate(request: LinkRequest) -> HttpResponse:
-    req = _load(request)
-    if isinstance(req, HttpResponse):
-        return req
+@_with_request
+def candidate_nominate(request: LinkRequest, req: ReferenceRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseRedirect(_home_url(request))
     if not req.is_open:
@@ -236,10 +238,8 @@ def candidate_nominate(request: LinkRequest) -> HttpResponse:
 
 
 @link_required(Purpose.CANDIDATE)
-def candidate_replace(request: LinkRequest, reference_id: UUID) -> HttpResponse:
-    req = _load(request)
-    if isinstance(req, HttpResponse):
-        return req
+@_with_request
+def candidate_replace(request: LinkRequest, req: ReferenceRequest, reference_id: UUID) -> HttpResponse:
     # One lookup naming both: only a referee of this very request can be replaced here.
     reference = Reference.objects.filter(pk=reference_id, request=req).first()
     if reference is None:

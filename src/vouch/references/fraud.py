@@ -29,12 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from ua_parser import parse
 
+from vouch.accounts import user_service
 from vouch.guard.risk import client_ip
 from vouch.references import freemail
 from vouch.references.request_models import (
@@ -45,6 +46,7 @@ from vouch.references.request_models import (
     Severity,
     Touch,
 )
+from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
 
 log = logging.getLogger("vouch.references")
@@ -99,10 +101,6 @@ def network_of(ip: str) -> str:
         address = address.ipv4_mapped
     prefix = 24 if address.version == 4 else 64
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
-
-
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(Touch))
 
 
 def record(
@@ -461,7 +459,7 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
             continue
         existing.add(finding.key)
         try:
-            with _atomic():
+            with company_db.atomic():
                 flag = Flag.objects.create(
                     request=request,
                     reference=finding.reference,
@@ -515,18 +513,6 @@ def _recount(request: ReferenceRequest) -> None:
 # --- showing -------------------------------------------------------------------------
 
 
-def member_names(user_ids) -> dict[int, str]:
-    """Members' names (or emails) by user id, in one control-database lookup."""
-    from vouch.accounts.models import User
-
-    ids = {user_id for user_id in user_ids if user_id}
-    if not ids:
-        return {}
-    return {
-        pk: name or email for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
-    }
-
-
 def flags_of(request: ReferenceRequest) -> list[Flag]:
     """The request's flags for its page and report: open ones first, most severe first,
     each with its reference and ``reviewer_name`` (two queries in all)."""
@@ -535,7 +521,7 @@ def flags_of(request: ReferenceRequest) -> list[Flag]:
         .select_related("reference")
         .order_by(F("reviewed_at").asc(nulls_first=True), "-severity", "raised_at", "id")
     )
-    names = member_names(flag.reviewed_by_id for flag in flags)
+    names = user_service.member_names(flag.reviewed_by_id for flag in flags)
     for flag in flags:
         flag.reviewer_name = names.get(flag.reviewed_by_id, "")  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
     return flags

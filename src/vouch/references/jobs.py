@@ -19,11 +19,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db import router, transaction
 from django.utils import timezone
 from django_tasks import task
 
@@ -37,6 +36,7 @@ from vouch.references.request_models import (
     ReferenceRequest,
     WorkflowSettings,
 )
+from vouch.tenancy import company_db
 from vouch.tenancy.context import company_context
 
 log = logging.getLogger("vouch.references.jobs")
@@ -67,10 +67,6 @@ def _active_company(company_id):
     if company is None or not company.is_active or company.status == CompanyStatus.DELETED:
         return None
     return company
-
-
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
 
 
 def _already_queued(job, run_after: datetime | None, args: list) -> bool:
@@ -193,6 +189,40 @@ def _due_reminder(base: datetime, sent: int, number: int, now: datetime, days, *
     return value
 
 
+def _send_reminder(
+    company,
+    request: ReferenceRequest,
+    *,
+    base: datetime,
+    sent: int,
+    number: int,
+    now: datetime,
+    days: Sequence[int] | None,
+    requeue: Callable[[datetime], object] | None,
+    claim: Callable[[int], int],
+    purpose: str,
+    subject_id,
+    event: str,
+    summary: Callable[[int], str],
+    mail: str,
+    reference: Reference | None = None,
+) -> str:
+    """What both reminders do once their own checks passed: find the reminder due now
+    (:func:`_due_reminder`), then in one transaction ``claim`` it (an UPDATE that counts
+    it sent, 0 rows when another worker already did), issue a fresh link to
+    ``subject_id``, note it on the timeline and record the ``mail`` to send on commit."""
+    value = _due_reminder(base, sent, number, now, days, requeue=requeue)
+    if isinstance(value, str):
+        return value
+    with company_db.atomic():
+        if not claim(value):
+            return "already sent"
+        token = links.issue(company, purpose, subject_id, request.deadline)
+        workflow.note(request, event, summary(value), reference=reference)
+        outgoing.record(mail, subject_id, token=token, number=value)
+    return f"reminder {value} sent"
+
+
 def send_candidate_reminder(
     company,
     request: ReferenceRequest,
@@ -212,26 +242,28 @@ def send_candidate_reminder(
         return "deadline passed"
     if workflow.open_slots(request) == 0:
         return "all nominated"
-    value = _due_reminder(
-        request.created_at,
-        request.candidate_reminders_sent,
-        number,
-        now,
-        days,
-        requeue=(lambda when: _enqueue(remind_candidate, when, company.pk, request.pk, number)) if replan else None,
-    )
-    if isinstance(value, str):
-        return value
-    with _atomic():
-        claimed = ReferenceRequest.objects.filter(
+
+    def claim(value: int) -> int:
+        return ReferenceRequest.objects.filter(
             pk=request.pk, candidate_reminders_sent__lt=value, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
         ).update(candidate_reminders_sent=value)
-        if not claimed:
-            return "already sent"
-        token = links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
-        workflow.note(request, "candidate_reminded", f"Reminder {value} sent to the candidate.")
-        outgoing.record("candidate_reminder", request.pk, token=token, number=value)
-    return f"reminder {value} sent"
+
+    return _send_reminder(
+        company,
+        request,
+        base=request.created_at,
+        sent=request.candidate_reminders_sent,
+        number=number,
+        now=now,
+        days=days,
+        requeue=(lambda when: _enqueue(remind_candidate, when, company.pk, request.pk, number)) if replan else None,
+        claim=claim,
+        purpose=Purpose.CANDIDATE,
+        subject_id=request.pk,
+        event="candidate_reminded",
+        summary=lambda value: f"Reminder {value} sent to the candidate.",
+        mail="candidate_reminder",
+    )
 
 
 def send_referee_reminder(
@@ -253,18 +285,9 @@ def send_referee_reminder(
         return "closed"
     if request.deadline <= now:
         return "deadline passed"
-    value = _due_reminder(
-        reference.nominated_at,
-        reference.reminders_sent,
-        number,
-        now,
-        days,
-        requeue=(lambda when: _enqueue(remind_referee, when, company.pk, reference.pk, number)) if replan else None,
-    )
-    if isinstance(value, str):
-        return value
-    with _atomic():
-        claimed = Reference.objects.filter(
+
+    def claim(value: int) -> int:
+        return Reference.objects.filter(
             pk=reference.pk,
             reminders_sent__lt=value,
             status__in=OPEN_REFERENCE_STATUSES,
@@ -276,12 +299,24 @@ def send_referee_reminder(
                 pk=reference.request_id, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
             ),
         ).update(reminders_sent=value)
-        if not claimed:
-            return "already sent"
-        token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
-        workflow.note(request, "referee_reminded", f"Reminder {value} sent to {reference.name}.", reference=reference)
-        outgoing.record("referee_reminder", reference.pk, token=token, number=value)
-    return f"reminder {value} sent"
+
+    return _send_reminder(
+        company,
+        request,
+        base=reference.nominated_at,
+        sent=reference.reminders_sent,
+        number=number,
+        now=now,
+        days=days,
+        requeue=(lambda when: _enqueue(remind_referee, when, company.pk, reference.pk, number)) if replan else None,
+        claim=claim,
+        purpose=Purpose.REFEREE,
+        subject_id=reference.pk,
+        event="referee_reminded",
+        summary=lambda value: f"Reminder {value} sent to {reference.name}.",
+        mail="referee_reminder",
+        reference=reference,
+    )
 
 
 # --- tasks ---------------------------------------------------------------------------

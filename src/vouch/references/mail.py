@@ -30,6 +30,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from vouch.accounts import user_service
 from vouch.outbox.backends import ONCE_HEADER, company_headers
 from vouch.tenancy.context import company_context
 from vouch.web.text import one_line
@@ -171,14 +172,6 @@ def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, remin
         return sent
 
 
-def _member_emails(user_ids: list[int]) -> list[str]:
-    from vouch.accounts.models import User
-
-    return list(
-        User.objects.filter(pk__in=[pk for pk in user_ids if pk], is_active=True).values_list("email", flat=True)
-    )
-
-
 def _completed_context(company, reference) -> dict:
     request = reference.request
     return {
@@ -197,7 +190,7 @@ def reference_completed_recruiter(company_id, reference_id: uuid.UUID) -> bool:
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
-        recruiters = _member_emails([reference.request.created_by_id])  # type: ignore[list-item]  # typing debt: an Optional not narrowed here
+        recruiters = user_service.active_emails([reference.request.created_by_id])
         if not recruiters:
             return True  # nobody to tell (the recruiter left): nothing to try again
         context = _completed_context(company, reference)

@@ -32,15 +32,12 @@ from vouch.references.request_models import (
     TimelineEvent,
     Touch,
 )
+from vouch.tenancy import company_db
 from vouch.tenancy.context import current
 
 log = logging.getLogger("vouch.references")
 
 EXPORT_FORMAT = "vouch-candidate-export/1"
-
-
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
 
 
 def _when(value: datetime | None) -> str | None:
@@ -207,7 +204,7 @@ def delete_requests(queryset: QuerySet[ReferenceRequest]) -> Deleted:
     for subject in subjects:
         links.revoke_for_subject(company, subject)
     storage = ReportFile._meta.get_field("file").storage
-    with _atomic():
+    with company_db.atomic():
         names = [
             name
             for name in ReportFile.objects.filter(request_id__in=request_ids).values_list("file", flat=True)
@@ -259,7 +256,7 @@ def erase_candidate(candidate: Candidate, actor=None) -> Deleted:
     search terms. Logged with counts only."""
     candidate_id = str(candidate.pk)
     deleted = delete_requests(ReferenceRequest.objects.filter(candidate=candidate))
-    with _atomic():
+    with company_db.atomic():
         # Requests made since the first pass (none normally) go too, inside the lock.
         Candidate.objects.select_for_update().filter(pk=candidate.pk).first()
         late = ReferenceRequest.objects.filter(candidate_id=candidate.pk)

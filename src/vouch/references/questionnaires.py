@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from vouch.activity import services as activity
 from vouch.activity.services import Kind
 from vouch.references.builtin_questionnaires import BUILTINS
 from vouch.references.models import Questionnaire, QuestionnaireVersion
+from vouch.tenancy import company_db
 
 TYPES = {
     "text": "Free text",
@@ -200,14 +201,6 @@ def builtin(key_or_id: str | uuid.UUID) -> Builtin | None:
 # --- Company templates ----------------------------------------------------------------
 
 
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(Questionnaire))
-
-
-def _user_id(user) -> int | None:
-    return getattr(user, "pk", None)
-
-
 def _check(questions: list[dict]) -> None:
     errors = validate(questions)
     if errors:
@@ -227,12 +220,15 @@ def create_questionnaire(
     """A new company template with its version 1; ``ValidationError`` for bad input."""
     name = _clean_name(name)
     _check(questions)
-    with _atomic():
+    with company_db.atomic():
         questionnaire = Questionnaire.objects.create(
-            name=name, description=description.strip(), created_by_id=_user_id(actor), copied_from=copied_from
+            name=name,
+            description=description.strip(),
+            created_by_id=company_db.actor_id(actor),
+            copied_from=copied_from,
         )
         QuestionnaireVersion.objects.create(
-            questionnaire=questionnaire, number=1, questions=questions, created_by_id=_user_id(actor)
+            questionnaire=questionnaire, number=1, questions=questions, created_by_id=company_db.actor_id(actor)
         )
         activity.log(
             Kind.QUESTIONNAIRE_CREATED,
@@ -270,7 +266,7 @@ def update_questionnaire(
     name = _clean_name(name)
     _check(questions)
     description = description.strip()
-    with _atomic():
+    with company_db.atomic():
         # Locked, so two editors saving at once get versions n+1 and n+2, not a clash.
         locked = Questionnaire.objects.select_for_update().get(pk=questionnaire.pk)
         latest = current_version(locked)
@@ -280,7 +276,7 @@ def update_questionnaire(
                 questionnaire=locked,
                 number=(latest.number if latest else 0) + 1,
                 questions=questions,
-                created_by_id=_user_id(actor),
+                created_by_id=company_db.actor_id(actor),
             )
             activity.log(
                 Kind.QUESTIONNAIRE_VERSION_ADDED,
@@ -307,7 +303,7 @@ def set_archived(questionnaire: Questionnaire, archived: bool, *, actor=None) ->
     Returns whether anything changed."""
     if questionnaire.is_archived == archived:
         return False
-    with _atomic():
+    with company_db.atomic():
         questionnaire.archived_at = timezone.now() if archived else None
         questionnaire.save(update_fields=["archived_at", "updated_at"])
         activity.log(
@@ -356,7 +352,7 @@ def builtin_version(key: str, *, actor=None) -> QuestionnaireVersion:
 
 
 def _builtin_version(item: Builtin, actor) -> QuestionnaireVersion:
-    with _atomic():
+    with company_db.atomic():
         snapshot = Questionnaire.objects.select_for_update().filter(builtin_key=item.key).first()
         if snapshot is None:
             snapshot = Questionnaire.objects.create(
@@ -369,7 +365,7 @@ def _builtin_version(item: Builtin, actor) -> QuestionnaireVersion:
             questionnaire=snapshot,
             number=(latest.number if latest else 0) + 1,
             questions=item.questions,
-            created_by_id=_user_id(actor),
+            created_by_id=company_db.actor_id(actor),
         )
 
 

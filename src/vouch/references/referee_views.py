@@ -10,6 +10,7 @@ are on the hot path (benchmarked), so they make no query per question."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from django.db import router
 from django.db.models import QuerySet
@@ -172,6 +173,38 @@ def _refused(request: LinkRequest, reference: Reference, message: str = "") -> H
     return _closed_page(request, fresh, state, status=409)
 
 
+def _open_reference(
+    *, load: Callable[[LinkRequest], Reference | None] = _load, closed_shows_page: bool = False
+) -> Callable:
+    """The guard of every referee page, after the link: the view gets the link's
+    reference (read by ``load``) only while it is open, as ``view(request, reference)``.
+    A reference that is gone gets the neutral page, a replaced one the ended page. A
+    finished or closed one gets its closing page when ``closed_shows_page``; otherwise
+    a POST is refused with that page and 409 (nothing changed), and any other method is
+    sent back to the link's first page."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: LinkRequest, *args, **kwargs) -> HttpResponse:
+            reference = load(request)
+            if reference is None:
+                return neutral_response()
+            state = _state(reference)
+            if state == GONE:
+                return ended_response()
+            if state != OPEN:
+                if closed_shows_page:
+                    return _closed_page(request, reference, state)
+                if request.method == "POST":
+                    return _closed_page(request, reference, state, status=409)
+                return redirect("referee_link", token=request.link.token)
+            return view(request, reference, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 def _record(request: LinkRequest, reference: Reference, action: str) -> None:
     fraud.record(request, reference.request, actor="referee", action=action, reference=reference)
 
@@ -202,16 +235,9 @@ def _home(request: LinkRequest, reference: Reference, form: IdentityForm, *, sta
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "HEAD"])
-def referee_home(request: LinkRequest) -> HttpResponse:
+@_open_reference(closed_shows_page=True)
+def referee_home(request: LinkRequest, reference: Reference) -> HttpResponse:
     """Who is asking and why, then step 1; or the closing page of a finished reference."""
-    reference = _load(request)
-    if reference is None:
-        return neutral_response()
-    state = _state(reference)
-    if state == GONE:
-        return ended_response()
-    if state != OPEN:
-        return _closed_page(request, reference, state)
     workflow.referee_opened(reference)
     _record(request, reference, "opened")  # runs the fraud checks when the touch is new
     candidate_name = reference.request.candidate.name
@@ -225,14 +251,11 @@ def referee_confirm(request: LinkRequest) -> HttpResponse:
     """Step 1 sent: keep who the referee is, then on to the questions."""
     if request.method != "POST":
         return redirect("referee_link", token=request.link.token)
-    reference = _load(request)
-    if reference is None:
-        return neutral_response()
-    state = _state(reference)
-    if state == GONE:
-        return ended_response()
-    if state != OPEN:
-        return _closed_page(request, reference, state, status=409)
+    return _confirm(request)
+
+
+@_open_reference()
+def _confirm(request: LinkRequest, reference: Reference) -> HttpResponse:
     form = IdentityForm(request.POST, candidate_name=reference.request.candidate.name)
     if not form.is_valid():
         return _home(request, reference, form, status=400)
@@ -295,20 +318,11 @@ def _record_saved(request: LinkRequest, reference: Reference) -> None:
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "HEAD", "POST"])
-def referee_answers(request: LinkRequest) -> HttpResponse:
+@_open_reference(load=_load_for_answers)
+def referee_answers(request: LinkRequest, reference: Reference) -> HttpResponse:
     """The questionnaire, prefilled from saved progress. POST saves (button "save", or
     the autosave's fetch: a 204) or submits (button "submit": then the thank-you page)."""
-    reference = _load_for_answers(request)
-    if reference is None:
-        return neutral_response()
-    state = _state(reference)
     autosave = request.META.get(AUTOSAVE_HEADER) == "1"
-    if state == GONE:
-        return ended_response()
-    if state != OPEN:
-        if request.method == "POST":
-            return _closed_page(request, reference, state, status=409)
-        return redirect("referee_link", token=request.link.token)
     if reference.confirmed_at is None:
         if autosave:
             return JsonResponse({"error": "Confirm your details first."}, status=409)
@@ -355,18 +369,9 @@ def _submit(request: LinkRequest, reference: Reference, submitted: dict) -> Http
 
 @link_required(Purpose.REFEREE)
 @require_http_methods(["GET", "HEAD", "POST"])
-def referee_decline(request: LinkRequest) -> HttpResponse:
+@_open_reference()
+def referee_decline(request: LinkRequest, reference: Reference) -> HttpResponse:
     """Decline with a reason; the candidate is told so they can nominate someone else."""
-    reference = _load(request)
-    if reference is None:
-        return neutral_response()
-    state = _state(reference)
-    if state == GONE:
-        return ended_response()
-    if state != OPEN:
-        if request.method == "POST":
-            return _closed_page(request, reference, state, status=409)
-        return redirect("referee_link", token=request.link.token)
     form = DeclineForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:

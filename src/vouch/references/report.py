@@ -15,6 +15,7 @@ import re
 import statistics
 from datetime import date, datetime
 
+from vouch.accounts import user_service
 from vouch.references.request_models import (
     Flag,
     Reference,
@@ -68,18 +69,6 @@ SUMMARISED = ("rating", "yes_no", "single", "multiple")
 def short_id(request: ReferenceRequest) -> str:
     """The first 8 hex digits of the request id: names a file without naming a person."""
     return request.pk.hex[:8]
-
-
-def _member_names(ids: set[int]) -> dict[int, str]:
-    from vouch.accounts.models import User
-
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return {
-        pk: (name or email)
-        for pk, name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
-    }
 
 
 # --- identity checks -------------------------------------------------------------------
@@ -267,8 +256,8 @@ def build_report(request: ReferenceRequest) -> dict:
     reference_names = {reference.pk: reference.name for reference in references}
     flags = list(Flag.objects.filter(request=request))
     timeline = list(TimelineEvent.objects.filter(request=request))
-    members = _member_names(
-        {request.created_by_id} | {f.reviewed_by_id for f in flags} | {e.actor_id for e in timeline}  # type: ignore[arg-type, misc]  # typing debt: an Optional not narrowed here
+    members = user_service.member_names(
+        {request.created_by_id} | {f.reviewed_by_id for f in flags} | {e.actor_id for e in timeline}
     )
     flags_by_reference: dict = {}
     flag_rows = []

@@ -20,6 +20,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from vouch.references import report as report_data
 from vouch.references.request_models import ReferenceRequest, ReportFile, report_file_name
+from vouch.tenancy import company_db
 from vouch.tenancy.context import current
 
 log = logging.getLogger("vouch.references")
@@ -88,10 +89,6 @@ def generate_pdf(request_obj: ReferenceRequest) -> bytes:
     return render_pdf(report_data.build_report(request_obj))
 
 
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(ReportFile))
-
-
 def _stored(report_file: ReportFile | None, fingerprint: str) -> bool:
     return (
         report_file is not None
@@ -146,7 +143,7 @@ def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = No
     storage = ReportFile._meta.get_field("file").storage
     name = storage.save(report_file_name(None, ""), ContentFile(pdf))  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
     try:
-        with _atomic():
+        with company_db.atomic():
             current = ReportFile.objects.select_for_update().filter(request=request_obj).first()
             if current is None:
                 current = ReportFile.objects.create(

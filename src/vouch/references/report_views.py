@@ -5,12 +5,10 @@ see, build the report data (``report``), render it or hand back the stored PDF
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from uuid import UUID
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_safe
 
 from vouch.accounts.decorators import company_action
@@ -21,7 +19,7 @@ from vouch.references import report as report_data
 from vouch.references import report_pdf as pdfs
 from vouch.references.request_access import request_or_404
 from vouch.vault.errors import VaultError
-from vouch.vault.files import CHUNK_BYTES
+from vouch.web import downloads
 from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.references")
@@ -40,16 +38,6 @@ def report(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     return response
 
 
-def _chunks(first: bytes, handle) -> Iterator[bytes]:
-    try:
-        if first:
-            yield first
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-    finally:
-        handle.close()
-
-
 def _cannot(request: CompanyRequest, message: str) -> HttpResponse:
     return render(
         request,
@@ -65,14 +53,9 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | Stre
     request_obj = request_or_404(request, request_id)
     try:
         stored = pdfs.report_file_for(request_obj, member_id=request.user.pk)
-        handle = stored.file.storage.open(stored.file.name)
         # Decrypted and checked before any header goes out, so a damaged file is a
         # clear page rather than a download cut short (as attachments are served).
-        try:
-            first = handle.read(CHUNK_BYTES)
-        except BaseException:
-            handle.close()
-            raise
+        first, handle = downloads.open_checked(stored.file.storage, stored.file.name)
     except pdfs.RenderRefused as refused:
         wait = render(
             request,
@@ -95,12 +78,7 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | Stre
         actor=request.user,
         details={"request": str(request_obj.pk)},
     )
-    response = StreamingHttpResponse(_chunks(first, handle), content_type="application/pdf")
-    response["Content-Length"] = str(stored.size)
     # The request's short id, never the candidate's name: file names end up in
     # download folders, mail attachments and synced drives.
     filename = f"reference-report-{report_data.short_id(request_obj)}.pdf"
-    response["Content-Disposition"] = content_disposition_header(True, filename)  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.download(first, handle, content_type="application/pdf", size=stored.size, filename=filename)

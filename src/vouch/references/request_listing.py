@@ -24,6 +24,7 @@ from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from vouch.accounts import user_service
 from vouch.references.models import Candidate
 from vouch.references.request_access import Visibility
 from vouch.references.request_models import ReferenceRequest, RequestStatus, SearchTerm
@@ -189,7 +190,7 @@ def dashboard_page(seen: Visibility, filters: Filters, number: str, members: dic
     creators = {row[_CREATED_BY] for row in rows}
     missing = {creator for creator in creators if creator and creator not in names}
     if missing:
-        names.update(member_names(missing))
+        names.update(user_service.member_names(missing))
     return DashboardPage(
         page=page,
         filters=filters,
@@ -337,39 +338,3 @@ def options_html(choices: Iterable[tuple[object, str]], selected: str) -> SafeSt
         mark = " selected" if str(value) == selected else ""
         html.append(f'<option value="{text}"{mark}>{escape(str(label))}</option>')
     return mark_safe("".join(html))  # noqa: S308 (values and labels are escaped)
-
-
-def member_names(user_ids) -> dict[int, str]:
-    """Display names of members (control database users), in one query."""
-    from vouch.accounts.models import User
-
-    ids = {user_id for user_id in user_ids if user_id}
-    if not ids:
-        return {}
-    return {
-        pk: full_name or email
-        for pk, full_name, email in User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
-    }
-
-
-def _members_query(company):
-    from vouch.accounts.models import Membership
-
-    return (
-        Membership.objects.filter(company_id=company)
-        .order_by("user__full_name", "user__email")
-        .values_list("user_id", "user__full_name", "user__email")
-    )
-
-
-# Prepared: every dashboard view reads it (see _PAGE).
-_MEMBERS = PreparedRows(_members_query, company=uuid.UUID(int=0x5E171E1))
-
-
-def company_members(company) -> dict[int, str]:
-    """The company's members (active or not) by user id, for the recruiter filter and
-    the names on the page: one query."""
-    from vouch.accounts.models import Membership
-
-    rows = _MEMBERS.fetch(using=router.db_for_read(Membership), company=company.pk)
-    return {user_id: full_name or email for user_id, full_name, email in rows}

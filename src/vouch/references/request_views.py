@@ -12,13 +12,12 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
-from django.db import router, transaction
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import dateformat
 from django.views.decorators.http import require_POST
 
-from vouch.accounts import policy
+from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.references import bulk, fraud, request_listing, workflow
@@ -42,14 +41,11 @@ from vouch.references.request_forms import (
 )
 from vouch.references.request_models import BulkImport, ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.workflow import WorkflowError
+from vouch.tenancy import company_db
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.web.requests import CompanyRequest
 
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
-
-
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
 
 
 # --- the dashboard ---------------------------------------------------------------------
@@ -73,7 +69,7 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
 def request_list(request: CompanyRequest) -> HttpResponse:
     membership = request.membership
     seen = visibility(request)
-    members = request_listing.company_members(request.company)
+    members = user_service.company_members(request.company)
     context = {
         "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
@@ -249,7 +245,7 @@ def _detail(
         reference.replacement = by_id.get(reference.replaced_by_id)  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
     timeline = list(request_obj.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
     flags = fraud.flags_of(request_obj)  # with their referees and reviewers' names
-    names = request_listing.member_names({request_obj.created_by_id} | {event.actor_id for event in timeline})
+    names = user_service.member_names({request_obj.created_by_id} | {event.actor_id for event in timeline})
     for event in timeline:
         event.actor_name = names.get(event.actor_id, "")  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
     can_change = policy.can(membership, Action.CHANGE_REQUESTS)
@@ -293,7 +289,7 @@ def _refused(request: CompanyRequest, request_obj: ReferenceRequest, exc: Workfl
 def request_resend(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     request_obj = request_or_404(request, request_id)
     try:
-        with _atomic():
+        with company_db.atomic():
             workflow.send_candidate_link(request_obj, actor=request.user)
     except WorkflowError as exc:
         return _refused(request, request_obj, exc)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Page, Paginator
-from django.db import router, transaction
 from django.db.models import Count, QuerySet
 
 from vouch.activity import services as activity
@@ -19,6 +18,7 @@ from vouch.activity.services import Kind
 from vouch.references import uploads
 from vouch.references.models import Attachment, Candidate
 from vouch.references.workflow import index_name
+from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
 
 PER_PAGE = 50
@@ -32,21 +32,17 @@ MIN_PHONE_DIGITS = 6
 # candidate, and their name or a file's name must not survive them there.
 
 
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(Candidate))
-
-
-def _user_id(user) -> int | None:
-    return getattr(user, "pk", None)
-
-
 def create_candidate(name: str, email: str, phone: str = "", notes: str = "", created_by=None) -> Candidate:
     """Add a candidate; ``ValidationError`` for values a form would refuse."""
     candidate = Candidate(
-        name=name.strip(), email=email.strip(), phone=phone.strip(), notes=notes, created_by_id=_user_id(created_by)
+        name=name.strip(),
+        email=email.strip(),
+        phone=phone.strip(),
+        notes=notes,
+        created_by_id=company_db.actor_id(created_by),
     )
     candidate.full_clean(validate_unique=False, validate_constraints=False)
-    with _atomic():
+    with company_db.atomic():
         candidate.save(force_insert=True)
         index_name(candidate)
         activity.log(
@@ -68,7 +64,7 @@ def update_candidate(candidate: Candidate, *, actor=None, **values: str) -> list
     for field in changed:
         setattr(candidate, field, cleaned[field])
     candidate.full_clean(validate_unique=False, validate_constraints=False)
-    with _atomic():
+    with company_db.atomic():
         candidate.save()
         if "name" in changed:
             index_name(candidate)
@@ -91,7 +87,7 @@ def delete_candidate(candidate: Candidate, *, actor=None) -> int:
     the deletion commits. Returns the number of files removed."""
     if candidate.requests.exists():
         raise CandidateHasRequests(candidate.pk)
-    with _atomic():
+    with company_db.atomic():
         files = candidate.attachments.count()
         candidate_id = str(candidate.pk)
         candidate.delete()
@@ -114,13 +110,13 @@ def add_attachment(candidate: Candidate, uploaded_file: UploadedFile, *, uploade
         original_name=name,
         content_type=kind.content_type,
         size=uploaded_file.size,
-        uploaded_by_id=_user_id(uploaded_by),
+        uploaded_by_id=company_db.actor_id(uploaded_by),
     )
     # Encrypted and written before the transaction, so the database is not held while
     # the file is; removed again if the row cannot be written.
     attachment.file.save(name, uploaded_file, save=False)
     try:
-        with _atomic():
+        with company_db.atomic():
             attachment.save(force_insert=True)
             activity.log(
                 Kind.ATTACHMENT_ADDED,
@@ -136,7 +132,7 @@ def add_attachment(candidate: Candidate, uploaded_file: UploadedFile, *, uploade
 
 def delete_attachment(attachment: Attachment, *, actor=None) -> None:
     """Delete an attachment; its stored file is removed once the deletion commits."""
-    with _atomic():
+    with company_db.atomic():
         details = {"candidate": str(attachment.candidate_id), "attachment": str(attachment.pk)}
         attachment.delete()
         activity.log(Kind.ATTACHMENT_DELETED, "A file was removed from a candidate.", actor=actor, details=details)

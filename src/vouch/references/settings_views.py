@@ -4,7 +4,6 @@ which requests, and the defaults of a new request. Admins and owners only."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import router, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -15,6 +14,7 @@ from vouch.activity.services import Kind
 from vouch.references import retention
 from vouch.references.request_models import WorkflowSettings
 from vouch.references.settings_forms import WorkflowSettingsForm
+from vouch.tenancy import company_db
 
 FIELDS = (
     "reminder_days",
@@ -29,7 +29,7 @@ FIELDS = (
 def save_settings(values: dict, *, actor) -> list[str]:
     """Save the cleaned values; returns the names of the settings that changed (and
     logs them, with old and new values: none is personal data)."""
-    with transaction.atomic(using=router.db_for_write(WorkflowSettings)):
+    with company_db.atomic():
         settings = WorkflowSettings.objects.select_for_update().filter(pk=1).first() or WorkflowSettings.current()
         changes = {
             field: {"from": getattr(settings, field), "to": values[field]}
@@ -40,7 +40,7 @@ def save_settings(values: dict, *, actor) -> list[str]:
             return []
         for field in changes:
             setattr(settings, field, values[field])
-        settings.updated_by_id = getattr(actor, "pk", None)
+        settings.updated_by_id = company_db.actor_id(actor)
         settings.save()
         activity.log(
             Kind.WORKFLOW_SETTINGS_CHANGED,

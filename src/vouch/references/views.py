@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from vouch.accounts import policy
+from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
-from vouch.accounts.models import User
 from vouch.accounts.policy import Action
 from vouch.objectstore import StoreUnavailable
 from vouch.references import services
@@ -25,7 +22,7 @@ from vouch.references.request_access import candidate_or_404, visibility, visibl
 from vouch.references.uploads import AttachmentRefused
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.vault.errors import VaultError
-from vouch.vault.files import CHUNK_BYTES
+from vouch.web import downloads
 from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.references")
@@ -88,16 +85,15 @@ def candidate_edit(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
 
 def _detail(request: CompanyRequest, candidate: Candidate, upload_form: AttachmentForm | None, status: int = 200):
     membership = request.membership
-    added_by = None
-    if candidate.created_by_id:
-        added_by = User.objects.filter(pk=candidate.created_by_id).values_list("full_name", "email").first()
+    creator = candidate.created_by_id
+    added_by = user_service.member_names([creator]).get(creator) if creator else None
     return render(
         request,
         "references/detail.html",
         {
             "candidate": candidate,
             "attachments": services.attachments_of(candidate),
-            "added_by": (added_by[0] or added_by[1]) if added_by else None,
+            "added_by": added_by,
             "can_edit": policy.can(membership, Action.EDIT_CANDIDATES),
             "can_delete": policy.can(membership, Action.DELETE_CANDIDATES),
             "upload_form": upload_form,
@@ -162,33 +158,13 @@ def attachment_upload(request: CompanyRequest, candidate_id: UUID) -> HttpRespon
     return _detail(request, candidate, form, status=400)
 
 
-def _rest(first: bytes, handle) -> Iterator[bytes]:
-    try:
-        if first:
-            yield first
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-    finally:
-        handle.close()
-
-
 @company_action(Action.VIEW_CANDIDATES)
 def attachment_download(
     request: CompanyRequest, candidate_id: UUID, attachment_id: UUID
 ) -> HttpResponse | StreamingHttpResponse:
     attachment = _attachment(request, candidate_id, attachment_id)
-    storage = attachment.file.storage
     try:
-        handle = storage.open(attachment.file.name)
-        # The first chunk is decrypted (and authenticated, with the header) before any
-        # header is sent, so a damaged or missing file is a clear error page, not a
-        # download cut short. Later chunks are checked as they stream; a failure there
-        # ends the response early, which the Content-Length lets the browser notice.
-        try:
-            first = handle.read(CHUNK_BYTES)
-        except BaseException:
-            handle.close()
-            raise
+        first, handle = downloads.open_checked(attachment.file.storage, attachment.file.name)
     except (OSError, VaultError):
         log.exception("attachment %s could not be read", attachment.pk)
         return render(
@@ -201,12 +177,13 @@ def attachment_download(
             },
             status=500,
         )
-    response = StreamingHttpResponse(_rest(first, handle), content_type=attachment.content_type)
-    response["Content-Length"] = str(attachment.size)
-    response["Content-Disposition"] = content_disposition_header(True, attachment.original_name or "attachment")  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.download(
+        first,
+        handle,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        filename=attachment.original_name or "attachment",
+    )
 
 
 @require_POST

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db import router, transaction
 from django.utils import dateformat, timezone
 
 from vouch.activity import services as activity
@@ -36,6 +35,7 @@ from vouch.references.request_models import (
     TimelineEvent,
     WorkflowSettings,
 )
+from vouch.tenancy import company_db
 from vouch.tenancy.context import current
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import name_words
@@ -47,18 +47,6 @@ MAX_DEADLINE_DAYS = 365
 
 class WorkflowError(ValueError):
     """A move the workflow does not allow; the message is safe to show the person."""
-
-
-def _atomic():
-    return transaction.atomic(using=router.db_for_write(ReferenceRequest))
-
-
-def _after_commit(function) -> None:
-    transaction.on_commit(function, using=router.db_for_write(ReferenceRequest))
-
-
-def _user_id(user) -> int | None:
-    return getattr(user, "pk", None)
 
 
 def _company():
@@ -74,7 +62,7 @@ def company_settings() -> WorkflowSettings:
 def note(request: ReferenceRequest, kind: str, summary: str, *, reference: Reference | None = None, actor=None):
     """Add a line to the request's timeline."""
     return TimelineEvent.objects.create(
-        request=request, reference=reference, kind=kind, summary=summary, actor_id=_user_id(actor)
+        request=request, reference=reference, kind=kind, summary=summary, actor_id=company_db.actor_id(actor)
     )
 
 
@@ -110,7 +98,7 @@ def _candidate_for(name: str, email: str, phone: str, actor) -> Candidate:
     existing = Candidate.objects.filter(email_index=blind_index("email", email)).first()
     if existing is not None:
         return existing
-    candidate = Candidate.objects.create(name=name, email=email, phone=phone, created_by_id=_user_id(actor))
+    candidate = Candidate.objects.create(name=name, email=email, phone=phone, created_by_id=company_db.actor_id(actor))
     index_name(candidate)
     return candidate
 
@@ -138,14 +126,14 @@ def create_request(
     if not name or not email or not role:
         raise WorkflowError("A request needs the candidate's name, their email and the role.")
     moment = deadline_from(deadline)
-    with _atomic():
+    with company_db.atomic():
         try:
             version = questionnaires.version_for_request(questionnaire, actor=actor)
         except LookupError:
             raise WorkflowError("Choose a questionnaire from the list.") from None
         candidate = _candidate_for(name, email, phone.strip(), actor)
         request = ReferenceRequest.objects.create(
-            created_by_id=_user_id(actor),
+            created_by_id=company_db.actor_id(actor),
             candidate=candidate,
             role=role,
             questionnaire_version=version,
@@ -178,7 +166,7 @@ def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = 
     outgoing.record("candidate_invitation", request_id, token=token)
     from vouch.references import jobs
 
-    _after_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+    company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
 def can_delete(request: ReferenceRequest) -> bool:
@@ -188,7 +176,7 @@ def can_delete(request: ReferenceRequest) -> bool:
 def delete_request(request: ReferenceRequest, *, actor) -> None:
     """Remove a request the candidate has not acted on (confirmed or nominated) yet;
     after that it can only be cancelled, so what referees said is not lost silently."""
-    with _atomic():
+    with company_db.atomic():
         request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
         if not can_delete(request):
             raise WorkflowError("The candidate has already acted on this request: cancel it instead.")
@@ -209,7 +197,7 @@ def _close_references(request: ReferenceRequest, status: str, now: datetime) -> 
 
 
 def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> None:
-    with _atomic():
+    with company_db.atomic():
         request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
         if not request.is_open:
             raise WorkflowError("This request is already closed.")
@@ -227,7 +215,7 @@ def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> Non
 def expire_request(request: ReferenceRequest, *, now: datetime | None = None) -> bool:
     """At the deadline, an open request and its open references expire. True if it did."""
     now = now or timezone.now()
-    with _atomic():
+    with company_db.atomic():
         request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
         if not request.is_open or request.deadline > now:
             return False
@@ -241,7 +229,7 @@ def expire_request(request: ReferenceRequest, *, now: datetime | None = None) ->
 
 def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
     moment = deadline_from(deadline)
-    with _atomic():
+    with company_db.atomic():
         request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
         if not request.is_open:
             raise WorkflowError("This request is closed.")
@@ -255,7 +243,7 @@ def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, act
         from vouch.references import jobs
 
         company_id, request_id = company.pk, request.pk
-        _after_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+        company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
 def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) -> str:
@@ -316,7 +304,7 @@ def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone
     name, email, phone = name.strip(), email.strip(), phone.strip()
     if not name or not email:
         raise WorkflowError("Enter your name and email.")
-    with _atomic():
+    with company_db.atomic():
         request = _locked_open_request(request)
         candidate = request.candidate
         changed = [
@@ -368,7 +356,7 @@ def nominate(
 ) -> Reference:
     """The candidate names a referee, who is emailed their own link. With ``replacing``,
     the new referee takes the place of one who declined or is overdue."""
-    with _atomic():
+    with company_db.atomic():
         request = _locked_open_request(request)
         if replacing is not None:
             replacing = Reference.objects.select_for_update().get(pk=replacing.pk, request=request)
@@ -415,7 +403,7 @@ def nominate(
         outgoing.record("referee_invitation", reference_id, token=token)
         from vouch.references import jobs
 
-        _after_commit(lambda: jobs.schedule_for_reference(company_id, reference_id))
+        company_db.on_commit(lambda: jobs.schedule_for_reference(company_id, reference_id))
     return reference
 
 
@@ -449,7 +437,7 @@ def _locked_open_reference(reference: Reference) -> Reference:
 
 def referee_opened(reference: Reference) -> None:
     if reference.opened_at is None:
-        with _atomic():
+        with company_db.atomic():
             updated = Reference.objects.filter(
                 pk=reference.pk, opened_at__isnull=True, status=ReferenceStatus.INVITED
             ).update(opened_at=timezone.now(), status=ReferenceStatus.OPENED)
@@ -466,7 +454,7 @@ def confirm_referee(reference: Reference, **identity: str) -> None:
     values = {field: str(identity.get(field, "")).strip() for field in IDENTITY_FIELDS}
     if not values["job_title"] or not values["organisation"] or not values["candidate_from"]:
         raise WorkflowError("Enter your job title, your organisation and when you started working together.")
-    with _atomic():
+    with company_db.atomic():
         reference = _locked_open_reference(reference)
         reference.identity = values
         reference.confirmed_at = timezone.now()
@@ -509,7 +497,7 @@ def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         errors = _save_progress_unlocked(reference, submitted)
         if errors is not None:
             return errors
-    with _atomic():
+    with company_db.atomic():
         reference = _locked_open_reference(reference)
         cleaned, errors = answer_rules.clean(questions_of(reference), submitted, final=False)
         now = timezone.now()
@@ -528,7 +516,7 @@ def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:
 def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
     """Final answers. Returns errors (nothing saved as final) or {} once submitted; a
     submitted reference cannot be changed."""
-    with _atomic():
+    with company_db.atomic():
         reference = _locked_open_reference(reference)
         if reference.confirmed_at is None:
             return {"__all__": "Confirm your details first."}
@@ -557,7 +545,7 @@ def decline(reference: Reference, reason: str) -> None:
     reason = reason.strip()
     if not reason:
         raise WorkflowError("Tell the candidate briefly why you are declining.")
-    with _atomic():
+    with company_db.atomic():
         reference = _locked_open_reference(reference)
         now = timezone.now()
         reference.status = ReferenceStatus.DECLINED
@@ -581,12 +569,12 @@ def review_flag(flag: Flag, *, actor, comment: str) -> None:
     comment = comment.strip()
     if not comment:
         raise WorkflowError("Add a comment saying what you checked.")
-    with _atomic():
+    with company_db.atomic():
         flag = Flag.objects.select_for_update().get(pk=flag.pk)
         if flag.reviewed_at is not None:
             raise WorkflowError("This flag has already been reviewed.")
         flag.reviewed_at = timezone.now()
-        flag.reviewed_by_id = _user_id(actor)
+        flag.reviewed_by_id = company_db.actor_id(actor)
         flag.review_comment = comment[:2000]
         flag.save(update_fields=["reviewed_at", "reviewed_by_id", "review_comment"])
         request = flag.request

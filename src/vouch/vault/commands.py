@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+
+from vouch.text_table import print_table
 
 # Django is set up after the parser is built: the work modules are imported when run.
 INTERRUPTED = "Interrupted: run the same command again to finish; the work already done is kept."
@@ -63,13 +64,6 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     if command == "generate":
         return generate(out, err)
     return 2
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], out) -> None:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), file=out)
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
 def _bar(args: argparse.Namespace, err, unit: str):
@@ -305,7 +299,7 @@ def status(args: argparse.Namespace, out, err) -> int:
         selected = company_keys() if args.all else None  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
 
     print(f"Master keys ({provider}):", file=out)
-    _table(
+    print_table(
         ["version", "state", "wraps", "oldest wrap", "newest wrap"],
         [
             [
@@ -353,7 +347,7 @@ def status(args: argparse.Namespace, out, err) -> int:
                 "is purged would bring its keys back."
             )
         if summary["versions"]:
-            _table(["data key version", "companies"], list(summary["versions"].items()), out)
+            print_table(["data key version", "companies"], list(summary["versions"].items()), out)
         print(f"Rotation under way: {summary['rotating']} companies", file=out)
         if summary["oldest"]:
             oldest = summary["oldest"]
@@ -363,7 +357,7 @@ def status(args: argparse.Namespace, out, err) -> int:
             )
     else:
         print(file=out)
-        _table(
+        print_table(
             ["company", "name", "data key", "key age", "retiring", "master", "KEK"],
             [
                 [

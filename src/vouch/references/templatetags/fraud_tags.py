@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 
+from vouch.accounts import user_service
 from vouch.references import fraud
 
 register = template.Library()
@@ -24,4 +25,4 @@ def flag_reviewer(flag) -> str:
     known = getattr(flag, "reviewer_name", None)
     if known is not None:
         return known
-    return fraud.member_names([flag.reviewed_by_id]).get(flag.reviewed_by_id, "")
+    return user_service.member_names([flag.reviewed_by_id]).get(flag.reviewed_by_id, "")

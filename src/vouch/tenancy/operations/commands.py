@@ -5,17 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+
+from vouch.text_table import print_table
 
 # Django is set up after the parser is built: the work modules are imported when run.
 ORPHAN_MIN_AGE_MINUTES = 10
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], out) -> None:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), file=out)
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
 def add_parser(sub) -> None:
@@ -110,7 +104,7 @@ def migrate(args: argparse.Namespace, out, err) -> int:
     )
     if result.failures:
         print("\nFailed:", file=out)
-        _table(
+        print_table(
             ["id", "name", "region", "reason"],
             [[r.company_id, r.name, r.region, r.reason] for r in result.failures],
             out,
@@ -131,7 +125,7 @@ def list_(args: argparse.Namespace, out) -> int:
     if not rows:
         print("No companies yet.", file=out)
         return 0
-    _table(
+    print_table(
         ["id", "name", "region", "status", "schema", "size"],
         [[r.id, r.name, r.region, r.status, r.schema, report.human_size(r.size)] for r in rows],
         out,
@@ -186,10 +180,10 @@ def check(args: argparse.Namespace, out) -> int:
     result = report.check_all()
     if result.problems:
         print(f"Problems ({len(result.problems)}):", file=out)
-        _table(["id", "name", "region", "problem"], result.problems, out)
+        print_table(["id", "name", "region", "problem"], result.problems, out)
     if result.orphans:
         print(f"\nOrphans: company data with no company ({len(result.orphans)}):", file=out)
-        _table(
+        print_table(
             ["kind", "region", "company id", "location", "note"],
             [
                 [o.kind, o.region, o.company_id, o.location, o.note or _age_note(o, args.orphan_min_age * 60)]
