@@ -182,6 +182,13 @@ def test_live_config_gives_directories_to_the_live_set_and_keeps_the_rest(tmp_pa
     assert not watched[0].matches("a.sqlite3-wal") and not watched[0].matches("a.sqlite3.tmp")
 
 
+def settled(mirror: Mirror, prefix: str) -> bool:
+    """Nothing registered, no database file starting with ``prefix`` open in Litestream."""
+    if mirror.registered():
+        return False
+    return not any(name.startswith(prefix) for name in open_files(mirror.process.pid, mirror.companies))
+
+
 def test_a_write_brings_a_database_in_and_idleness_lets_it_go(mirror_factory, tmp_path):
     mirror = mirror_factory()
     databases = [mirror.companies / f"c{i}.sqlite3" for i in range(3)]
@@ -191,8 +198,10 @@ def test_a_write_brings_a_database_in_and_idleness_lets_it_go(mirror_factory, tm
     # Each is copied once at start (never copied before), then let go: nothing written since.
     for database in databases:
         wait_for(lambda d=database: restored(mirror.item, d, tmp_path) == [], 20, f"{database.name} in the mirror")
-    wait_for(lambda: mirror.registered() == set(), 20, "every company database let go")
-    assert not any(name.startswith("c") for name in open_files(mirror.process.pid, mirror.companies))
+    # Let go, and no file of theirs open in Litestream: an idle company costs nothing there.
+    # (Both at once: a database just let go may be taken up again for a moment, e.g. to
+    # copy a write Litestream itself made while letting it go.)
+    wait_for(lambda: settled(mirror, "c"), 20, "every company database let go, none of its files open")
 
     write(databases[1], 1)
     # In Litestream, and the write in the mirror, long before Litestream's own 1 s look.
@@ -201,8 +210,7 @@ def test_a_write_brings_a_database_in_and_idleness_lets_it_go(mirror_factory, tm
     assert mirror.registered() <= {"c1.sqlite3"}
     assert restored(mirror.item, databases[0], tmp_path) == []
 
-    wait_for(lambda: mirror.registered() == set(), 20, "c1 let go after idle_after")
-    assert not any(name.startswith("c1") for name in open_files(mirror.process.pid, mirror.companies))
+    wait_for(lambda: settled(mirror, "c1"), 20, "c1 let go after idle_after, none of its files open")
     # A write while not live, even one the application checkpoints away at once.
     write(databases[1], 2)
     connection = sqlite3.connect(databases[1])
@@ -231,9 +239,9 @@ def test_every_write_to_a_live_database_is_synced_without_waiting_for_litestream
         # often over 0.75 s); the live set asks for the sync as the WAL is written.
         wait_for(lambda b=before: newest_ltx(replicas, database) > b, 0.75, f"write {n} in the mirror", 0.01)
     assert restored(mirror.item, database, tmp_path) == [1, 2, 3, 4, 5]
-    # Each write asked for its sync (counted once its answer is back: the file may be in
-    # the mirror a moment before).
-    wait_for(lambda: mirror.live.counters.syncs >= syncs + 5, 5, "a sync for each write")
+    # The live set asked for the syncs (writes close together share one: at most one
+    # sync per SYNC_EVERY; counted once its answer is back).
+    wait_for(lambda: mirror.live.counters.syncs > syncs, 5, "the live set's syncs")
 
 
 def burst(database: Path, seconds: float) -> tuple[int, float]:
