@@ -646,8 +646,12 @@ class LiveSet:
                 self._want[path] = None
                 continue
             if action in ("register", "heal"):
-                if len(self.live) - self._leaving - len(self._evicting) + self._joining >= self.max_live:
+                # A database being let go still holds its place in Litestream until the
+                # let-go is done: counted, so Litestream never holds more than max_live.
+                if len(self.live) + self._joining >= self.max_live:
                     later.append((line, path))
+                    if self._leaving or self._evicting:
+                        continue  # a place is being freed already
                     if not self._evict():
                         break  # every live one is busy: wait for one to finish
                     continue
