@@ -169,9 +169,13 @@ def _list(ctx) -> dict:
     if not apps.is_installed("vouch.references"):
         return {"skipped": "references.Candidate is not installed yet"}
     from vouch.references.models import Candidate
+    from vouch.tenancy.connections import ensure_alias
 
     plain_model = _plain_twin(Candidate)
-    with connections[ctx.alias].schema_editor() as editor:
+    # The company's own role may not change the schema (on PostgreSQL): the twin table is
+    # made, and both lists read, as the configured account, the way migrations run.
+    alias = ensure_alias(ctx, admin=True)
+    with connections[alias].schema_editor() as editor:
         editor.create_model(plain_model)
     candidates = []
     for i in range(LIST_ROWS):
