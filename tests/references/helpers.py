@@ -10,7 +10,7 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
-from vouch.references import services
+from vouch.references.candidates import services
 from vouch.tenancy.context import company_context
 
 PDF_HEAD = b"%PDF-"

@@ -19,7 +19,7 @@ from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.links import services as links
 from vouch.references.models import Candidate, ReferenceRequest
-from vouch.references.request_forms import BATCH_SALT, CSV_MAX_ROWS, BatchRefused, open_batch, parse_csv
+from vouch.references.requests.forms import BATCH_SALT, CSV_MAX_ROWS, BatchRefused, open_batch, parse_csv
 from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from tests.accounts.helpers import fast_company
 from tests.references.name_search_helpers import applied, found, requests_named, stored_terms
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
-from vouch.references import services
+from vouch.references.candidates import services
 from vouch.references.models import Candidate
 from vouch.references.request_models import SearchTerm
 from vouch.tenancy import connections, schema

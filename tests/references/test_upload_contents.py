@@ -19,7 +19,7 @@ from pypdf import PdfWriter
 
 from tests.references.helpers import add_candidate, image_bytes, pdf_bytes
 from vouch.accounts.policy import Role
-from vouch.references import file_contents
+from vouch.references.candidates import file_contents
 from vouch.references.models import Attachment
 from vouch.tenancy import provisioning
 from vouch.tenancy.context import company_context

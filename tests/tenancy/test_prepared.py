@@ -17,8 +17,8 @@ from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.links.models import Link
 from vouch.links.services import RESOLVE_COLUMNS, hash_token
-from vouch.references import workflow
-from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
+from vouch.references.referees import flows as referee_flows
+from vouch.references.referees.views import ANSWERS_PAGE_COLUMNS
 from vouch.references.request_models import Reference, ReferenceRequest
 from vouch.tenancy.context import company_context
 from vouch.tenancy.prepared import PreparedLookup, PreparedRows
@@ -36,8 +36,8 @@ def answered(company, members):
     request, _ = make_request(company, members[Role.RECRUITER].user)
     reference, token = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.confirm_referee(Reference.objects.get(pk=reference.pk), **IDENTITY)
-        workflow.save_answers(Reference.objects.get(pk=reference.pk), {"quality": "5", "dates": "Since 2021"})
+        referee_flows.confirm_referee(Reference.objects.get(pk=reference.pk), **IDENTITY)
+        referee_flows.save_answers(Reference.objects.get(pk=reference.pk), {"quality": "5", "dates": "Since 2021"})
     return reference, token
 
 
