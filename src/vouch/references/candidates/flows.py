@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references.flows import WorkflowError, company_settings, current_company, note
+from vouch.references import flows
+from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.request_models import (
     ACTIVE_REFERENCE_STATUSES,
@@ -18,7 +19,7 @@ from vouch.references.request_models import (
     ReferenceRequest,
     ReferenceStatus,
 )
-from vouch.references.requests.flows import index_name, refresh_status
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
 
@@ -37,7 +38,7 @@ def candidate_opened(request: ReferenceRequest) -> None:
             candidate_opened_at=timezone.now()
         )
         if updated:
-            note(request, "candidate_opened", "The candidate opened their link.")
+            flows.note(request, "candidate_opened", "The candidate opened their link.")
 
 
 def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone: str = "") -> None:
@@ -57,10 +58,10 @@ def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone
             setattr(candidate, field, value)
         candidate.save()
         if "name" in changed:
-            index_name(candidate)
+            request_flows.index_name(candidate)
         request.candidate_confirmed_at = timezone.now()
         request.save(update_fields=["candidate_confirmed_at"])
-        note(
+        flows.note(
             request,
             "candidate_confirmed",
             "The candidate confirmed their details" + (f" (changed: {', '.join(changed)})." if changed else "."),
@@ -116,7 +117,7 @@ def nominate(
             worked_from=worked_from,
             worked_to=worked_to,
         )
-        company = current_company()
+        company = flows.current_company()
         if replacing is not None:
             links.revoke_for_subject(company, replacing.pk)
             was = replacing.get_status_display().lower()
@@ -125,21 +126,21 @@ def nominate(
             replacing.status = ReferenceStatus.REPLACED
             replacing.replaced_by = reference
             replacing.save(update_fields=["status", "replaced_by", "closed_at"])
-            note(
+            flows.note(
                 request,
                 "referee_replaced",
                 f"{replacing.name} ({was}) replaced by {reference.name}.",
                 reference=replacing,
             )
-        note(
+        flows.note(
             request,
             "referee_nominated",
             f"The candidate nominated {reference.name} ({reference.get_relationship_display().lower()}).",
             reference=reference,
         )
         token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
-        note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
-        refresh_status(request)
+        flows.note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
+        request_flows.refresh_status(request)
         company_id, reference_id = company.pk, reference.pk
         outgoing.record("referee_invitation", reference_id, token=token)
         from vouch.references import jobs
@@ -158,4 +159,4 @@ def can_replace(reference: Reference, *, now: datetime | None = None) -> bool:
     if reference.status not in OPEN_REFERENCE_STATUSES:
         return False
     now = now or timezone.now()
-    return reference.nominated_at + timedelta(days=company_settings().replace_after_days) <= now
+    return reference.nominated_at + timedelta(days=flows.company_settings().replace_after_days) <= now

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.utils import timezone
 
 from vouch.activity import services as activity
-from vouch.references.flows import WorkflowError, note
+from vouch.references import flows
+from vouch.references.flows import WorkflowError
 from vouch.references.request_models import Flag
 from vouch.tenancy import company_db
 
@@ -25,7 +26,7 @@ def review_flag(flag: Flag, *, actor, comment: str) -> None:
         request = flag.request
         request.open_flags = Flag.objects.filter(request=request, reviewed_at__isnull=True).count()
         request.save(update_fields=["open_flags"])
-        note(request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor)
+        flows.note(request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor)
         activity.log(
             "flag_reviewed",
             "Fraud flag reviewed.",

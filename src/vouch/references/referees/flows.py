@@ -7,12 +7,13 @@ from django.utils import timezone
 
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references.flows import WorkflowError, current_company, note
+from vouch.references import flows
+from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.referees import answers as answer_rules
 from vouch.references.referees import progress
 from vouch.references.request_models import Reference, ReferenceRequest, ReferenceStatus
-from vouch.references.requests.flows import refresh_status
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
 
 
@@ -35,8 +36,10 @@ def referee_opened(reference: Reference) -> None:
                 pk=reference.pk, opened_at__isnull=True, status=ReferenceStatus.INVITED
             ).update(opened_at=timezone.now(), status=ReferenceStatus.OPENED)
             if updated:
-                note(reference.request, "referee_opened", f"{reference.name} opened their link.", reference=reference)
-                refresh_status(ReferenceRequest.objects.get(pk=reference.request_id))
+                flows.note(
+                    reference.request, "referee_opened", f"{reference.name} opened their link.", reference=reference
+                )
+                request_flows.refresh_status(ReferenceRequest.objects.get(pk=reference.request_id))
 
 
 IDENTITY_FIELDS = ("job_title", "organisation", "candidate_title", "candidate_from", "candidate_to")
@@ -52,7 +55,9 @@ def confirm_referee(reference: Reference, **identity: str) -> None:
         reference.identity = values
         reference.confirmed_at = timezone.now()
         reference.save(update_fields=["identity", "confirmed_at"])
-        note(reference.request, "referee_confirmed", f"{reference.name} confirmed their details.", reference=reference)
+        flows.note(
+            reference.request, "referee_confirmed", f"{reference.name} confirmed their details.", reference=reference
+        )
 
 
 def questions_of(reference: Reference) -> list[dict]:
@@ -101,8 +106,10 @@ def save_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         reference.status = ReferenceStatus.IN_PROGRESS
         reference.save(update_fields=["answers", "started_at", "saved_at", "status"])
         if first:
-            note(reference.request, "referee_started", f"{reference.name} started answering.", reference=reference)
-            refresh_status(reference.request)
+            flows.note(
+                reference.request, "referee_started", f"{reference.name} started answering.", reference=reference
+            )
+            request_flows.refresh_status(reference.request)
     return errors
 
 
@@ -127,8 +134,8 @@ def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         # The link stays valid until the deadline: it shows the thank-you page, and the
         # workflow refuses any change to a closed reference.
         request = reference.request
-        note(request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference)
-        refresh_status(request)
+        flows.note(request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference)
+        request_flows.refresh_status(request)
         outgoing.record("reference_completed_recruiter", reference.pk)
         outgoing.record("reference_completed_candidate", reference.pk)
     return {}
@@ -146,10 +153,10 @@ def decline(reference: Reference, reason: str) -> None:
         reference.declined_at = now
         reference.closed_at = now
         reference.save(update_fields=["status", "decline_reason", "declined_at", "closed_at"])
-        note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
-        refresh_status(reference.request)
+        flows.note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
+        request_flows.refresh_status(reference.request)
         request = reference.request
         if request.is_open:
             # The candidate's link to nominate someone else, sent with the mail below.
-            token = links.issue(current_company(), Purpose.CANDIDATE, request.pk, request.deadline)
+            token = links.issue(flows.current_company(), Purpose.CANDIDATE, request.pk, request.deadline)
             outgoing.record("reference_declined", reference.pk, token=token)

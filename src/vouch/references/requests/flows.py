@@ -11,7 +11,8 @@ from django.utils import dateformat, timezone
 from vouch.activity import services as activity
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references.flows import WorkflowError, current_company, note
+from vouch.references import flows
+from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.models import Candidate
 from vouch.references.questionnaires import services as questionnaires
@@ -107,7 +108,7 @@ def create_request(
             deadline=moment,
             last_activity_at=timezone.now(),
         )
-        note(request, "request_created", f"Request created for the role {role}.", actor=actor)
+        flows.note(request, "request_created", f"Request created for the role {role}.", actor=actor)
         activity.log("request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)})
         send_candidate_link(request, actor=actor, first=True)
     return request
@@ -118,9 +119,9 @@ def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = 
     link replaces the earlier one."""
     if not request.is_open:
         raise WorkflowError("This request is closed.")
-    company = current_company()
+    company = flows.current_company()
     token = links.reissue(company, Purpose.CANDIDATE, request.pk, request.deadline)
-    note(
+    flows.note(
         request,
         "candidate_emailed",
         "Link sent to the candidate." if first else "Link sent again to the candidate.",
@@ -144,14 +145,14 @@ def delete_request(request: ReferenceRequest, *, actor) -> None:
         request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
         if not can_delete(request):
             raise WorkflowError("The candidate has already acted on this request: cancel it instead.")
-        links.revoke_for_subject(current_company(), request.pk)
+        links.revoke_for_subject(flows.current_company(), request.pk)
         request_id = str(request.pk)
         request.delete()
         activity.log("request_deleted", "Reference request deleted.", actor=actor, details={"request": request_id})
 
 
 def _close_references(request: ReferenceRequest, status: str, now: datetime) -> None:
-    company = current_company()
+    company = flows.current_company()
     for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
         links.revoke_for_subject(company, reference.pk)
         reference.status = status
@@ -170,7 +171,7 @@ def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> Non
         request.status = RequestStatus.CANCELLED
         request.closed_at = now
         request.save(update_fields=["status", "closed_at"])
-        note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
+        flows.note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
         activity.log(
             "request_cancelled", "Reference request cancelled.", actor=actor, details={"request": str(request.pk)}
         )
@@ -187,7 +188,7 @@ def expire_request(request: ReferenceRequest, *, now: datetime | None = None) ->
         request.status = RequestStatus.EXPIRED
         request.closed_at = now
         request.save(update_fields=["status", "closed_at"])
-        note(request, "request_expired", "The deadline passed: open items expired.")
+        flows.note(request, "request_expired", "The deadline passed: open items expired.")
     return True
 
 
@@ -199,11 +200,11 @@ def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, act
             raise WorkflowError("This request is closed.")
         request.deadline = moment
         request.save(update_fields=["deadline"])
-        company = current_company()
+        company = flows.current_company()
         links.extend(company, request.pk, moment)
         for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
             links.extend(company, reference_id, moment)
-        note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
+        flows.note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
         from vouch.references import jobs
 
         company_id, request_id = company.pk, request.pk
@@ -230,7 +231,7 @@ def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) ->
         request.closed_at = now
         # Links stay until the deadline: the candidate still sees the statuses, and the
         # referees their thank-you page; every change is refused once closed.
-        note(request, "request_completed", "All references are in: the request is complete.")
+        flows.note(request, "request_completed", "All references are in: the request is complete.")
     elif active < request.referees_required:
         request.status = RequestStatus.AWAITING_CANDIDATE
     elif completed or started:
