@@ -5,9 +5,9 @@ unless --services), a company owner signed in through the login form (as
 bench/run.py's dashboard row), then:
 
 1. The referee's questionnaire. REFEREES referees are nominated through the workflow
-   itself (``workflow.create_request`` and ``workflow.nominate``, in a Django process
+   itself (``request_flows.create_request`` and ``candidate_flows.nominate``, in a Django process
    against the server's data; the private links are read from the emails Vouch
-   sent), and each confirms their details (``workflow.confirm_referee``) so their
+   sent), and each confirms their details (``referee_flows.confirm_referee``) so their
    link opens on the questions, and has saved a first answer (the first save of a
    reference also writes its timeline line and the request's status, once; what is
    measured is the saving that goes on while a referee types). A CSRF cookie and form token are taken from one
@@ -83,7 +83,10 @@ SCRIPT = textwrap.dedent(
     from django.db import connections, router, transaction
     from django.utils import timezone
     from vouch.accounts.models import User
-    from vouch.references import questionnaires, workflow
+    from vouch.references.questionnaires import services as questionnaires
+    from vouch.references.candidates import flows as candidate_flows
+    from vouch.references.referees import flows as referee_flows
+    from vouch.references.requests import flows as request_flows
     from vouch.references.models import Candidate
     from vouch.references.request_models import (
         Reference, ReferenceRequest, RequestStatus, SearchTerm,
@@ -127,7 +130,7 @@ SCRIPT = textwrap.dedent(
         }
 
     def confirm(reference):
-        workflow.confirm_referee(
+        referee_flows.confirm_referee(
             reference, job_title="Finance Director", organisation="Acme Widgets",
             candidate_title="Senior Analyst", candidate_from="2021-01", candidate_to="2024-06",
         )
@@ -140,18 +143,18 @@ SCRIPT = textwrap.dedent(
         with company_context(company):
             for r in range(0, count, per_request):
                 first, last = person(r)
-                request = workflow.create_request(
+                request = request_flows.create_request(
                     actor=owner, name=f"{first} {last} {r}", email=f"candidate-{tag}-{r}@example.org",
                     role=ROLES[r % len(ROLES)], questionnaire=QUESTIONNAIRE,
                     deadline=timezone.now() + timedelta(days=30), referees_required=per_request,
                 )
                 for i in range(r, min(count, r + per_request)):
                     values = referee_values(i, tag)
-                    reference = workflow.nominate(request, **values)
+                    reference = candidate_flows.nominate(request, **values)
                     confirm(reference)
                     # The referee has started: the measured autosaves are the saves that follow
                     # (the first one also writes the timeline and the request's status).
-                    workflow.save_answers(reference, {"relationship": "I managed them"})
+                    referee_flows.save_answers(reference, {"relationship": "I managed them"})
                     tokens.append(token_for(values["email"], "r"))
                 if len(tokens) % 100 == 0:
                     say(f"  {len(tokens)}/{count} referees nominated and confirmed")
@@ -237,20 +240,20 @@ SCRIPT = textwrap.dedent(
     def pdf(company_id, email, rounds, tag):
         # A request completed by five referees, then its PDF generated ``rounds`` times.
         try:
-            from vouch.references import report_pdf
+            from vouch.references.reports import pdf as report_pdf
         except ImportError:
-            print(json.dumps({"skipped": "vouch.references.report_pdf is not there yet"}))
+            print(json.dumps({"skipped": "vouch.references.reports.pdf is not there yet"}))
             return
         company, owner = Company.objects.get(pk=company_id), User.objects.get(email=email)
         with company_context(company):
-            request = workflow.create_request(
+            request = request_flows.create_request(
                 actor=owner, name="Casey Candidate", email=f"casey-{tag}@example.org", role="Head of Finance",
                 questionnaire=QUESTIONNAIRE, deadline=timezone.now() + timedelta(days=30), referees_required=5,
             )
             for i in range(5):
-                reference = workflow.nominate(request, **referee_values(10_000 + i, tag))
+                reference = candidate_flows.nominate(request, **referee_values(10_000 + i, tag))
                 confirm(reference)
-                errors = workflow.submit_answers(reference, {
+                errors = referee_flows.submit_answers(reference, {
                     "relationship": "I managed them" if i % 2 else "Peer or colleague",
                     "dates": f"From 2019 to 2024, referee {i + 1} worked with Casey in the finance team.",
                     "reliability": 3 + i % 3, "quality": 5 - i % 2,

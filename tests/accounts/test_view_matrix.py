@@ -26,8 +26,8 @@ from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import company_context
 from vouch.links.models import Link, Purpose
-from vouch.references import questionnaires
 from vouch.references.models import Attachment, Candidate, Questionnaire, QuestionnaireVersion
+from vouch.references.questionnaires import services as questionnaires
 from vouch.references.request_models import (
     BulkImport,
     Flag,

@@ -14,11 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.references.workflow import REFEREES, make_request, nominate
-from vouch.core.context import company_context
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link
-from vouch.references import workflow
+from vouch.references.referees import flows as referee_flows
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def _replaced_referee(company):
     request, candidate = make_request(company, _owner(company), email="cara@example.org")
     reference, declined_token = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.decline(reference, "I no longer work with them")
+        referee_flows.decline(reference, "I no longer work with them")
     _, replacement_token = nominate(company, request, REFEREES[1], replacing=reference)
     return request, candidate, declined_token, replacement_token
 
@@ -74,7 +75,7 @@ def test_completed_cancelled_and_expired_links_have_the_same_page(client, compan
     request, candidate = make_request(company, _owner(company), email="cara@example.org")
     _, referee = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.cancel_request(request, actor=_owner(company))
+        request_flows.cancel_request(request, actor=_owner(company))
     expired_request, expired_candidate = make_request(company, _owner(company), email="eve@example.org")
     Link.objects.filter(token_hash=services.hash_token(expired_candidate)).update(
         expires_at=timezone.now() - timedelta(minutes=1)

@@ -25,9 +25,9 @@ from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.guard import notifications, unlock
-from vouch.references import mail as reference_mail
-from vouch.references import workflow
+from vouch.references.mailing import mail as reference_mail
 from vouch.references.models import Reference
+from vouch.references.referees import flows as referee_flows
 from vouch.tenancy import deletion
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +91,7 @@ def test_reference_workflow_emails(people, mailoutbox):
     reference_mail.referee_reminder(company.pk, reference.pk, "t" * 43, 1)
     reference_mail.reference_completed(company.pk, reference.pk)
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.decline(Reference.objects.get(pk=second.pk), "No & <never>")
+        referee_flows.decline(Reference.objects.get(pk=second.pk), "No & <never>")
     sent = {message.subject: message for message in mailoutbox}
     expected = {
         f"[Vouch] {COMPANY} asks you to nominate referees": (CANDIDATE, COMPANY, ROLE, "Tom & Jerry <both>"),

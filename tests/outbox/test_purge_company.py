@@ -19,7 +19,8 @@ from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.outbox import sealing, store
 from vouch.outbox.backends import COMPANY_HEADER, company_headers
-from vouch.references import workflow
+from vouch.references.candidates import flows as candidate_flows
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import deletion
 
 pytestmark = pytest.mark.django_db
@@ -42,9 +43,9 @@ def activity(company, recruiter, candidate: dict, referee: dict) -> None:
     and private links of ``company``'s people."""
     deadline = timezone.now() + timedelta(days=14)
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = workflow.create_request(actor=recruiter, **{**REQUEST, **candidate, "deadline": deadline})
+        request = request_flows.create_request(actor=recruiter, **{**REQUEST, **candidate, "deadline": deadline})
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.nominate(request, **referee)
+        candidate_flows.nominate(request, **referee)
 
 
 def test_purge_removes_the_companys_messages_and_only_them(outbox_dir):

@@ -89,8 +89,8 @@ def test_the_outbox_key_is_stored_only_wrapped(outbox_dir, master_keys):
 @pytest.mark.django_db
 def test_a_real_invitation_link_is_sealed_and_still_works_from_the_outbox(client, company, members, outbox_dir):
     from vouch.accounts.policy import Role
+    from vouch.references.requests import flows as request_flows
     from vouch.core.context import company_context
-    from vouch.references import workflow
 
     values = {
         "name": "Casey Candidate",
@@ -103,7 +103,7 @@ def test_a_real_invitation_link_is_sealed_and_still_works_from_the_outbox(client
         "deadline": timezone.now() + timedelta(days=14),
     }
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.create_request(actor=members[Role.RECRUITER].user, **values)
+        request_flows.create_request(actor=members[Role.RECRUITER].user, **values)
     (message,) = store.list_messages()
     match = re.search(r"https?://[^\s\"<>]+(/c/([A-Za-z0-9_-]{20,128})/)", message.body)
     assert match, message.body

@@ -13,12 +13,13 @@ from django.utils import timezone
 
 from tests.references.workflow import REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import Role
-from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import workflow
 from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import ReferenceStatus, RequestStatus, WorkflowSettings
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -86,8 +87,8 @@ def answers_with(request, text: str) -> dict:
 def complete(company, reference: Reference, text: str = "Reliable.") -> None:
     with company_context(company):
         reference = Reference.objects.select_related("request__questionnaire_version").get(pk=reference.pk)
-        workflow.referee_opened(reference)
-        workflow.confirm_referee(
+        referee_flows.referee_opened(reference)
+        referee_flows.confirm_referee(
             reference,
             job_title=SECRET_TITLE,
             organisation="Acme Widgets",
@@ -95,12 +96,12 @@ def complete(company, reference: Reference, text: str = "Reliable.") -> None:
             candidate_to="2024-06",
             candidate_title="Finance Manager",
         )
-        assert workflow.submit_answers(reference, answers_with(reference.request, text)) == {}
+        assert referee_flows.submit_answers(reference, answers_with(reference.request, text)) == {}
 
 
 def decline(company, reference: Reference, reason: str = "I did not work with them.") -> None:
     with company_context(company):
-        workflow.decline(Reference.objects.get(pk=reference.pk), reason)
+        referee_flows.decline(Reference.objects.get(pk=reference.pk), reason)
 
 
 def make_overdue(company, reference: Reference) -> None:
@@ -396,8 +397,8 @@ def test_candidate_pages_never_show_answers_decline_reasons_or_identity(client, 
         nominate_through_page(client, token, referee)
     answered, declined = references_of(company, request)
     with company_context(company):
-        workflow.referee_opened(answered)
-        workflow.save_answers(answered, answers_with(request, SECRET_ANSWER))  # progress, not yet submitted
+        referee_flows.referee_opened(answered)
+        referee_flows.save_answers(answered, answers_with(request, SECRET_ANSWER))  # progress, not yet submitted
     decline(company, declined, f"{SECRET_REASON}: we never overlapped.")
     with company_context(company):  # control: the secrets are there to be leaked
         assert SECRET_ANSWER in str(Reference.objects.get(pk=answered.pk).answers)
@@ -473,7 +474,7 @@ def test_an_expired_request_shows_the_closed_page(client, company, opened):
     # Once expired by the workflow, the link is withdrawn: no longer in use.
     with company_context(company):
         ReferenceRequest.objects.filter(pk=request.pk).update(status=RequestStatus.AWAITING_CANDIDATE, closed_at=None)
-        assert workflow.expire_request(reload(company, request), now=request.deadline + timedelta(seconds=1))
+        assert request_flows.expire_request(reload(company, request), now=request.deadline + timedelta(seconds=1))
     withdrawn = client.get(home(token))
     assert withdrawn.status_code == 410 and "This link is no longer in use" in withdrawn.content.decode()
 
@@ -483,7 +484,7 @@ def test_a_cancelled_requests_link_is_no_longer_in_use(client, company, recruite
     nominate_through_page(client, token, REFEREES[0])
     (reference,) = references_of(company, request)
     with company_context(company):
-        workflow.cancel_request(reload(company, request), actor=recruiter, reason="Role filled.")
+        request_flows.cancel_request(reload(company, request), actor=recruiter, reason="Role filled.")
     for response in (
         client.get(home(token)),
         client.post(home(token) + "details/", {"name": "A", "email": "a@example.org"}),

@@ -23,7 +23,10 @@ from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.links.decorators import DEVICE_COOKIE
-from vouch.references import fraud, freemail, workflow
+from vouch.references.candidates import flows as candidate_flows
+from vouch.references.fraud import checks as fraud
+from vouch.references.fraud import freemail
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import Flag, ReferenceRequest, Severity, TimelineEvent, Touch
 from vouch.vault.fields import blind_index
 
@@ -263,7 +266,7 @@ def test_referee_with_the_candidates_phone_or_email(company, recruiter):
     assert "email_candidate" not in flags
     # The candidate later gives the honest referee's address as their own.
     with company_context(company):
-        workflow.confirm_candidate(request, name="Casey Candidate", email=REFEREES[1]["email"].upper())
+        candidate_flows.confirm_candidate(request, name="Casey Candidate", email=REFEREES[1]["email"].upper())
         fraud.evaluate(request)
     [email] = flags_by_kind(company, request)["email_candidate"]
     assert email.reference_id == honest.pk and email.severity == Severity.HIGH
@@ -343,9 +346,9 @@ def test_the_free_mail_list():
 
 def _answer(company, request, reference):
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.referee_opened(reference)
-        workflow.confirm_referee(reference, **IDENTITY)
-        assert workflow.submit_answers(reference, answers_for(request)) == {}
+        referee_flows.referee_opened(reference)
+        referee_flows.confirm_referee(reference, **IDENTITY)
+        assert referee_flows.submit_answers(reference, answers_for(request)) == {}
 
 
 def test_answers_submitted_implausibly_fast(company, recruiter):

@@ -30,9 +30,11 @@ from tests.references.workflow import REFEREES, REQUEST, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.links import services as links
-from vouch.references import jobs, workflow
+from vouch.references import jobs
 from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import ReferenceStatus, RequestStatus, TimelineEvent, WorkflowSettings
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import connections as tenancy_connections
 
 pytestmark = pytest.mark.django_db
@@ -136,9 +138,9 @@ def test_referee_reminders_stop_on_completion_decline_and_replacement(company, m
     assert links.resolve(fresh, "referee").subject_id == rita.pk
 
     with at(day(start, 3)), company_context(company):
-        workflow.confirm_referee(rita, **IDENTITY)
-        assert workflow.submit_answers(rita, answers_for(request)) == {}
-        workflow.decline(pat, "I never worked with them.")
+        referee_flows.confirm_referee(rita, **IDENTITY)
+        assert referee_flows.submit_answers(rita, answers_for(request)) == {}
+        referee_flows.decline(pat, "I never worked with them.")
     morgan, _ = _nominate_at(company, request, day(start, 3, minutes=10), REFEREES[2], replacing=pat)
     mail.outbox.clear()
     run_due(day(start, 4))
@@ -170,7 +172,7 @@ def test_cancelling_stops_every_reminder(company, members):
     request, start, _ = _start(company, members)
     _nominate_at(company, request, start, REFEREES[0])
     with at(day(start, 1)), company_context(company):
-        workflow.cancel_request(request, actor=members[Role.RECRUITER].user)
+        request_flows.cancel_request(request, actor=members[Role.RECRUITER].user)
     mail.outbox.clear()
     ran = run_due(day(start, 15))
     assert mail.outbox == []
@@ -202,7 +204,7 @@ def test_at_the_deadline_the_request_expires_and_reminders_stop(company, members
 def test_a_deadline_moved_later_keeps_the_request_open_and_reminders_going(company, members):
     request, start, _ = _start(company, members, deadline=timezone.now() + timedelta(days=3))
     with at(day(start, 1)), company_context(company):
-        workflow.change_deadline(request, start + timedelta(days=10), actor=members[Role.RECRUITER].user)
+        request_flows.change_deadline(request, start + timedelta(days=10), actor=members[Role.RECRUITER].user)
     # The moved deadline plans the reminders that now fall before it.
     assert len(queued("remind_candidate")) == 3
     # The task planned for the first deadline finds it moved and leaves the request open.
@@ -219,7 +221,7 @@ def test_a_deadline_moved_later_keeps_the_request_open_and_reminders_going(compa
 def test_a_deadline_moved_earlier_stops_the_reminders_after_it(company, members):
     request, start, _ = _start(company, members)
     with at(day(start, 1)), company_context(company):
-        workflow.change_deadline(request, start + timedelta(days=3), actor=members[Role.RECRUITER].user)
+        request_flows.change_deadline(request, start + timedelta(days=3), actor=members[Role.RECRUITER].user)
     mail.outbox.clear()
     run_due(day(start, 2))
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
@@ -231,7 +233,7 @@ def test_a_deadline_moved_earlier_stops_the_reminders_after_it(company, members)
 def test_a_deleted_request_leaves_its_tasks_with_nothing_to_do(company, members):
     request, start, _ = _start(company, members)
     with company_context(company):
-        workflow.delete_request(request, actor=members[Role.RECRUITER].user)
+        request_flows.delete_request(request, actor=members[Role.RECRUITER].user)
     mail.outbox.clear()
     ran = run_due(day(start, 20))
     assert mail.outbox == []
@@ -258,8 +260,8 @@ def test_the_task_queue_holds_ids_and_numbers_only(company, members):
     _nominate_at(company, request, start, REFEREES[1])
     run_due(day(start, 2))
     with company_context(company):
-        workflow.confirm_referee(rita, **IDENTITY)
-        workflow.submit_answers(rita, answers_for(request))
+        referee_flows.confirm_referee(rita, **IDENTITY)
+        referee_flows.submit_answers(rita, answers_for(request))
     run_due(day(start, 7))
     tasks = list(DBTaskResult.objects.all())
     assert len(tasks) >= 8
@@ -609,8 +611,8 @@ def test_reminders_say_where_things_stand(company, members):
     request, start, _ = _start(company, members)
     rita, _ = _nominate_at(company, request, start, REFEREES[0])
     with company_context(company):
-        workflow.confirm_referee(rita, **IDENTITY)
-        workflow.save_answers(rita, {})
+        referee_flows.confirm_referee(rita, **IDENTITY)
+        referee_flows.save_answers(rita, {})
     mail.outbox.clear()
     run_due(day(start, 2))
     [to_candidate] = mails_to(CANDIDATE, "Reminder")

@@ -30,7 +30,8 @@ from datetime import timedelta
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from vouch.accounts.models import User
-from vouch.references import jobs, workflow
+from vouch.references import jobs
+from vouch.references.requests import flows as request_flows
 from vouch.references.models import ReferenceRequest
 from vouch.core.context import company_context
 from vouch.tenancy.models import Company
@@ -43,7 +44,7 @@ owner = User.objects.get(email="owner@example.com")
 ids = []
 with company_context(company):
     for n in range({count}):
-        request = workflow.create_request(
+        request = request_flows.create_request(
             actor=owner, name=f"Candidate {{n}}", email=f"{prefix}{{n}}@example.org", role="Analyst",
             questionnaire="builtin:general-professional", deadline=timezone.now() + timedelta(days=14),
         )

@@ -16,9 +16,11 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.references.workflow import REQUEST, make_request
 from vouch.accounts.policy import Role
-from vouch.core.context import company_context
-from vouch.references import jobs, outgoing, workflow
+from vouch.references import jobs
+from vouch.references.mailing import outgoing
 from vouch.references.request_models import OutgoingMail, ReferenceRequest, TimelineEvent
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 CANDIDATE = REQUEST["email"]
@@ -44,7 +46,7 @@ def _create(company, actor):
     """A request whose candidate's invitation may not go out (make_request insists)."""
     values = {**REQUEST, "deadline": timezone.now() + timedelta(days=14)}
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = workflow.create_request(actor=actor, **values)
+        request = request_flows.create_request(actor=actor, **values)
     return request, None
 
 
@@ -64,7 +66,7 @@ def test_a_change_rolled_back_has_no_mail_and_one_committed_has_its_mail_sent(co
     # The atomic block finds the company's database through the context: nested.
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):  # noqa: SIM117
         with pytest.raises(RuntimeError), transaction.atomic(using=router.db_for_write(ReferenceRequest)):
-            workflow.send_candidate_link(ReferenceRequest.objects.get(pk=request.pk))
+            request_flows.send_candidate_link(ReferenceRequest.objects.get(pk=request.pk))
             assert OutgoingMail.objects.filter(sent_at__isnull=True).count() == 1
             raise RuntimeError("the change fails after the mail was recorded")
     assert len(_rows(company)) == 1 and mail.outbox == []

@@ -17,8 +17,8 @@ from vouch.activity.models import Entry
 from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Link
-from vouch.references import privacy
 from vouch.references.models import Attachment, Candidate
+from vouch.references.privacy import candidate_data as privacy
 from vouch.references.request_models import (
     Flag,
     Reference,
@@ -57,7 +57,7 @@ def with_everything(company, members):
             ip="203.0.113.9",
             device_family="Firefox",
         )
-        from vouch.references import report_pdf
+        from vouch.references.reports import pdf as report_pdf
 
         report_pdf.report_file_for(request)
         candidate = Candidate.objects.get(pk=request.candidate_id)
@@ -157,9 +157,9 @@ def test_export_of_a_declined_reference_includes_the_reason(company, members):
     request, _ = make_request(company, members[Role.RECRUITER].user)
     reference, _ = nominate(company, request, REFEREES[0])
     with company_context(company):
-        from vouch.references import workflow
+        from vouch.references.referees import flows as referee_flows
 
-        workflow.decline(reference, "Conflict of interest.")
+        referee_flows.decline(reference, "Conflict of interest.")
         data = privacy.export_candidate(Candidate.objects.get(pk=request.candidate_id))
     assert data["requests"][0]["references"][0]["decline_reason"] == "Conflict of interest."
 

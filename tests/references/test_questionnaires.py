@@ -15,9 +15,9 @@ from tests.accounts.helpers import fast_company
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
-from vouch.core.context import company_context
-from vouch.references import questionnaires as q
 from vouch.references.models import Questionnaire, QuestionnaireVersion
+from vouch.references.questionnaires import services as q
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -390,7 +390,7 @@ def test_a_request_pins_a_stored_snapshot_of_a_built_in(company):
 def test_one_snapshot_per_built_in_and_a_changed_built_in_gets_a_new_version(company, monkeypatch):
     from django.db import IntegrityError, transaction
 
-    from vouch.references import builtin_questionnaires
+    from vouch.references.questionnaires import builtin as builtin_questionnaires
 
     with company_context(company):
         first = q.version_for_request("builtin:graduate")

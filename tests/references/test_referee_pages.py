@@ -16,8 +16,6 @@ from django.utils import timezone
 
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
-from vouch.core.context import company_context
-from vouch.references import workflow
 from vouch.references.request_models import (
     Reference,
     ReferenceRequest,
@@ -26,6 +24,8 @@ from vouch.references.request_models import (
     TimelineEvent,
     Touch,
 )
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -258,7 +258,7 @@ def test_declining_with_a_reason(client, company, setup):
 def test_a_closed_request_shows_a_closed_page_and_refuses_changes(client, company, members, setup):
     request, reference, token = setup
     with company_context(company):
-        workflow.cancel_request(request, actor=members[Role.RECRUITER].user)
+        request_flows.cancel_request(request, actor=members[Role.RECRUITER].user)
     # Cancelling revokes the link: the page of a link no longer in use.
     response = client.get(url(token))
     assert response.status_code == 410 and "This link is no longer in use" in response.content.decode()

@@ -15,10 +15,13 @@ from tests.accounts.helpers import fast_company, fast_member
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
-from vouch.core.context import company_context
-from vouch.references import report as report_data
-from vouch.references import report_pdf, workflow
+from vouch.references.fraud import flows as fraud_flows
+from vouch.references.referees import flows as referee_flows
+from vouch.references.reports import data as report_data
+from vouch.references.reports import pdf as report_pdf
 from vouch.references.request_models import Flag, ReferenceRequest, ReportFile, Severity
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -57,9 +60,9 @@ PAT_ANSWERS = {
 
 def answered(company, reference, identity, answers):
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.referee_opened(reference)
-        workflow.confirm_referee(reference, **identity)
-        assert workflow.submit_answers(reference, answers) == {}
+        referee_flows.referee_opened(reference)
+        referee_flows.confirm_referee(reference, **identity)
+        assert referee_flows.submit_answers(reference, answers) == {}
 
 
 def full_request(company, actor):
@@ -86,7 +89,7 @@ def full_request(company, actor):
             severity=Severity.LOW,
             explanation="Rita Referee answered in under two minutes.",
         )
-        workflow.review_flag(reviewed, actor=actor, comment="Called Rita: she had drafted answers beforehand.")
+        fraud_flows.review_flag(reviewed, actor=actor, comment="Called Rita: she had drafted answers beforehand.")
         request = ReferenceRequest.objects.get(pk=request.pk)
     return request, rita, pat
 
@@ -181,7 +184,7 @@ def test_declined_and_replaced_referees_are_shown_with_the_reason(client, compan
     request, _ = make_request(company, members[Role.RECRUITER].user)
     first, _ = nominate(company, request, REFEREES[0])
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.decline(first, "I only met them twice.")
+        referee_flows.decline(first, "I only met them twice.")
     replacement, _ = nominate(company, request, REFEREES[2], replacing=first)
     answered(company, replacement, {**RITA_IDENTITY, "organisation": "Initech"}, RITA_ANSWERS)
     client.force_login(members[Role.VIEWER].user)
@@ -282,7 +285,7 @@ def test_an_unchanged_report_is_not_rendered_again_and_a_change_is(client, compa
         again = ReportFile.objects.get(request=request)
         assert (again.pk, again.file.name, again.generated_at) == (stored.pk, first_name, first_time)
         # A flag reviewed changes what the report shows.
-        workflow.review_flag(
+        fraud_flows.review_flag(
             Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Same office."
         )
     third_response, third = download(client, request)
@@ -339,7 +342,7 @@ def test_deleting_a_request_removes_its_stored_pdf(company, members):
         stored = report_pdf.report_file_for(request)
         path = stored.file.storage.stored_path(stored.file.name)
         assert path.exists()
-        workflow.delete_request(request, actor=recruiter)
+        request_flows.delete_request(request, actor=recruiter)
         assert not ReportFile.objects.exists()
     assert not path.exists()
 
@@ -362,7 +365,7 @@ def test_renders_are_refused_cheaply_when_one_is_under_way_or_the_budget_is_spen
     # Unchanged: served from the stored file, whatever the budget.
     assert download(client, request)[0].status_code == 200
     with company_context(company):
-        workflow.review_flag(Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Checked.")
+        fraud_flows.review_flag(Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Checked.")
     response, _ = download(client, request)
     assert response.status_code == 429 and b"try again in a few minutes" in response.content
     with company_context(company):

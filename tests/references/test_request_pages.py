@@ -17,8 +17,10 @@ from tests.references.workflow import REFEREES, last_token, make_request, nomina
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.links import services as links
-from vouch.references import workflow
+from vouch.references import flows
+from vouch.references.candidates import flows as candidate_flows
 from vouch.references.models import ReferenceRequest
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import RequestStatus, TimelineEvent, WorkflowSettings
 
 pytestmark = pytest.mark.django_db
@@ -365,11 +367,11 @@ def test_a_request_page_shows_details_referees_and_timeline_but_no_answers(clien
     request, _ = make_request(company, recruiter)
     first, _ = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.decline(first, "I barely know them.")
+        referee_flows.decline(first, "I barely know them.")
     second, _ = nominate(company, request, REFEREES[1], replacing=first)
     with company_context(company):
-        workflow.save_answers(second, {})
-        workflow.note(request, "note", "Phoned the candidate.", actor=recruiter)
+        referee_flows.save_answers(second, {})
+        flows.note(request, "note", "Phoned the candidate.", actor=recruiter)
     client.force_login(members[Role.VIEWER].user)
     response = client.get(reverse("request_detail", args=[request.pk]))
     assert response.status_code == 200
@@ -548,7 +550,7 @@ def test_delete_only_before_the_candidate_acts(client, members, company):
     request, _ = make_request(company, members[Role.RECRUITER].user)
     acted, _ = make_request(company, members[Role.RECRUITER].user, email="acted@example.org")
     with company_context(company):
-        workflow.confirm_candidate(acted, name="Casey Candidate", email="acted@example.org")
+        candidate_flows.confirm_candidate(acted, name="Casey Candidate", email="acted@example.org")
     client.force_login(members[Role.RECRUITER].user)
     page = client.get(reverse("request_detail", args=[acted.pk])).content.decode()
     assert reverse("request_delete", args=[acted.pk]) not in page

@@ -18,10 +18,11 @@ from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import Kind
-from vouch.core.context import company_context
 from vouch.links.models import Link
-from vouch.references import jobs, retention, workflow
+from vouch.references import jobs
 from vouch.references.models import Attachment, Candidate, Reference, ReferenceRequest
+from vouch.references.privacy import retention
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import (
     Flag,
     ReportFile,
@@ -31,6 +32,8 @@ from vouch.references.request_models import (
     Touch,
     WorkflowSettings,
 )
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +49,8 @@ def _with_everything(company, request):
     """A referee who answered, a touch, a flag and a stored report: all that must go."""
     reference, _ = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.confirm_referee(reference, **IDENTITY)
-        workflow.submit_answers(reference, answers_for(request))
+        referee_flows.confirm_referee(reference, **IDENTITY)
+        referee_flows.submit_answers(reference, answers_for(request))
         Touch.objects.create(request=request, reference=reference, actor="referee", action="open", ip="192.0.2.7")
         Flag.objects.create(
             request=request, reference=reference, kind="same_ip", key="same_ip:x", severity=Severity.HIGH,
@@ -61,7 +64,7 @@ def _with_everything(company, request):
 
 def _close(company, request, *, months_ago: float, actor):
     with company_context(company):
-        workflow.cancel_request(request, actor=actor)
+        request_flows.cancel_request(request, actor=actor)
         ReferenceRequest.objects.filter(pk=request.pk).update(closed_at=NOW - timedelta(days=30.5 * months_ago))
 
 
@@ -154,7 +157,7 @@ def test_completed_and_expired_requests_are_counted_from_when_they_closed(compan
     expired = _request(company, actor, "expired@example.org")
     with company_context(company):
         ReferenceRequest.objects.filter(pk=expired.pk).update(deadline=NOW - timedelta(days=1))
-        assert workflow.expire_request(ReferenceRequest.objects.get(pk=expired.pk))
+        assert request_flows.expire_request(ReferenceRequest.objects.get(pk=expired.pk))
     # Closed just now: kept, even though created long before the period.
     with company_context(company):
         ReferenceRequest.objects.filter(pk=expired.pk).update(created_at=NOW - timedelta(days=900))

@@ -19,9 +19,9 @@ from tests.references.concurrency import wait_until_blocked
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from tests.vault.attack import read_raw, scan, unique
 from vouch.accounts.policy import Role
-from vouch.core.context import company_context
-from vouch.references import workflow
-from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
+from vouch.references import flows
+from vouch.references.referees import flows as referee_flows
+from vouch.references.referees.views import ANSWERS_PAGE_COLUMNS
 from vouch.references.request_models import (
     Reference,
     ReferenceRequest,
@@ -29,7 +29,9 @@ from vouch.references.request_models import (
     RequestStatus,
     TimelineEvent,
 )
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import connections as tenancy_connections
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +83,8 @@ def reference(company, request_):
     that starts the reference)."""
     reference, _ = nominate(company, request_, REFEREES[0])
     with company_context(company):
-        workflow.confirm_referee(reference, **IDENTITY)
-        assert workflow.save_answers(as_the_page_loads_it(reference), FIRST) == {}
+        referee_flows.confirm_referee(reference, **IDENTITY)
+        assert referee_flows.save_answers(as_the_page_loads_it(reference), FIRST) == {}
     fresh = stored(company, reference)
     assert fresh.status == ReferenceStatus.IN_PROGRESS and fresh.saved_at is not None
     return reference
@@ -102,7 +104,7 @@ def test_saves_after_the_first_are_one_update_each_and_stored(company, reference
             loaded = as_the_page_loads_it(reference)
             loaded_answers = dict(loaded.answers)
             with company_queries(context) as queries:
-                assert workflow.save_answers(loaded, submitted) == {}
+                assert referee_flows.save_answers(loaded, submitted) == {}
         # One statement on the company database, the compare-and-set UPDATE.
         assert len(queries) == 1, [q["sql"] for q in queries]
         assert is_update(queries[0]), queries[0]["sql"]
@@ -122,10 +124,10 @@ def test_saves_after_the_first_are_one_update_each_and_stored(company, reference
 
 def test_a_quick_save_returns_errors_keeps_valid_answers_and_clears_emptied_ones(company, reference):
     with company_context(company) as context:
-        assert workflow.save_answers(as_the_page_loads_it(reference), {"quality": "4", "strengths": "Tidy"}) == {}
+        assert referee_flows.save_answers(as_the_page_loads_it(reference), {"quality": "4", "strengths": "Tidy"}) == {}
         loaded = as_the_page_loads_it(reference)
         with company_queries(context) as queries:
-            errors = workflow.save_answers(loaded, {"quality": "9", "strengths": "", "develop": "Delegation"})
+            errors = referee_flows.save_answers(loaded, {"quality": "9", "strengths": "", "develop": "Delegation"})
     assert len(queries) == 1 and is_update(queries[0])
     assert errors == {"quality": "Choose a rating from 1 to 5."}
     # The invalid rating keeps its saved value, the emptied answer is gone, the valid one is in.
@@ -138,9 +140,12 @@ def test_a_save_from_a_stale_page_keeps_what_another_save_stored(company, refere
     with company_context(company) as context:
         r1 = as_the_page_loads_it(reference)
         r2 = as_the_page_loads_it(reference)
-        assert workflow.save_answers(r2, {"dates": "2020 to 2024, Controller", "strengths": "From the other tab"}) == {}
+        assert (
+            referee_flows.save_answers(r2, {"dates": "2020 to 2024, Controller", "strengths": "From the other tab"})
+            == {}
+        )
         with company_queries(context) as queries:
-            assert workflow.save_answers(r1, {"quality": "3"}) == {}
+            assert referee_flows.save_answers(r1, {"quality": "3"}) == {}
     # Its compare-and-set found the row changed, so it went the locked way.
     assert len(queries) > 1 and is_update(queries[0])
     now = stored(company, reference)
@@ -166,7 +171,7 @@ def test_a_save_waiting_for_another_saves_lock_does_not_write_over_it(company, r
                 db.ensure_connection()
                 if db.vendor == "sqlite":
                     db.connection.set_trace_callback(lambda sql: sql.startswith("UPDATE") and tried.set())
-                outcome["errors"] = workflow.save_answers(stale, {"quality": "3"})
+                outcome["errors"] = referee_flows.save_answers(stale, {"quality": "3"})
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             outcome["error"] = exc
         finally:
@@ -176,7 +181,7 @@ def test_a_save_waiting_for_another_saves_lock_does_not_write_over_it(company, r
         stale = as_the_page_loads_it(reference)
         first = as_the_page_loads_it(reference)
         with transaction.atomic(using=context.alias):
-            assert workflow.save_answers(first, {"strengths": "Saved first"}) == {}
+            assert referee_flows.save_answers(first, {"strengths": "Saved first"}) == {}
             waiting = threading.Thread(target=save_later, args=(stale,), daemon=True)
             waiting.start()
             wait_until_blocked(context, tried, waiting)
@@ -205,7 +210,7 @@ def test_concurrent_saves_from_pages_loaded_together_lose_nothing(company, refer
             with company_context(company):
                 mine = as_the_page_loads_it(reference)
                 barrier.wait()  # every page is loaded before any save
-                outcomes[question] = workflow.save_answers(mine, {question: value})
+                outcomes[question] = referee_flows.save_answers(mine, {question: value})
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             outcomes[question] = exc
         finally:
@@ -225,17 +230,17 @@ def test_concurrent_saves_from_pages_loaded_together_lose_nothing(company, refer
 def test_a_save_from_a_page_loaded_before_the_request_was_cancelled_is_refused(company, members, reference):
     with company_context(company):
         loaded = as_the_page_loads_it(reference)
-        assert workflow.save_answers(as_the_page_loads_it(reference), {"quality": "4"}) == {}
+        assert referee_flows.save_answers(as_the_page_loads_it(reference), {"quality": "4"}) == {}
         before = stored(company, reference)
         raw_before = raw_answers(company, reference)
-        workflow.cancel_request(
+        request_flows.cancel_request(
             ReferenceRequest.objects.get(pk=reference.request_id), actor=members[Role.RECRUITER].user
         )
-        with pytest.raises(workflow.WorkflowError):
-            workflow.save_answers(loaded, {"strengths": "Too late"})
+        with pytest.raises(flows.WorkflowError):
+            referee_flows.save_answers(loaded, {"strengths": "Too late"})
         # Loaded after the cancellation too: refused, whichever path the save takes.
-        with pytest.raises(workflow.WorkflowError):
-            workflow.save_answers(as_the_page_loads_it(reference), {"strengths": "Too late"})
+        with pytest.raises(flows.WorkflowError):
+            referee_flows.save_answers(as_the_page_loads_it(reference), {"strengths": "Too late"})
     after = stored(company, reference)
     assert after.status == ReferenceStatus.CANCELLED
     assert after.answers == before.answers == {**FIRST, "quality": 4}
@@ -246,11 +251,11 @@ def test_a_save_from_a_page_loaded_before_the_request_was_cancelled_is_refused(c
 def test_a_save_from_a_page_loaded_before_the_reference_was_submitted_is_refused(company, reference):
     with company_context(company):
         loaded = as_the_page_loads_it(reference)
-        assert workflow.submit_answers(as_the_page_loads_it(reference), ANSWERS) == {}
+        assert referee_flows.submit_answers(as_the_page_loads_it(reference), ANSWERS) == {}
         submitted = stored(company, reference)
         raw_before = raw_answers(company, reference)
-        with pytest.raises(workflow.WorkflowError):
-            workflow.save_answers(loaded, {"strengths": "Changed my mind"})
+        with pytest.raises(flows.WorkflowError):
+            referee_flows.save_answers(loaded, {"strengths": "Changed my mind"})
     after = stored(company, reference)
     assert after.status == ReferenceStatus.COMPLETED
     assert after.answers == submitted.answers == {**ANSWERS, "reliability": 5, "quality": 4}
@@ -266,8 +271,8 @@ def test_a_quick_save_checks_the_request_is_open_too(company, reference):
         loaded = as_the_page_loads_it(reference)
         before = stored(company, reference)
         ReferenceRequest.objects.filter(pk=reference.request_id).update(status=RequestStatus.COMPLETED)
-        with pytest.raises(workflow.WorkflowError):
-            workflow.save_answers(loaded, {"strengths": "After the close"})
+        with pytest.raises(flows.WorkflowError):
+            referee_flows.save_answers(loaded, {"strengths": "After the close"})
     after = stored(company, reference)
     assert after.answers == before.answers and after.saved_at == before.saved_at
 
@@ -277,7 +282,7 @@ def test_a_quick_save_writes_ciphertext(company, reference):
     with company_context(company) as context:
         loaded = as_the_page_loads_it(reference)
         with company_queries(context) as queries:
-            assert workflow.save_answers(loaded, {"strengths": secret}) == {}
+            assert referee_flows.save_answers(loaded, {"strengths": secret}) == {}
     assert len(queries) == 1 and is_update(queries[0])
     # Neither the statement sent nor what is stored holds the answer in the clear.
     assert scan({"statement": queries[0]["sql"].encode()}, [secret]) == []

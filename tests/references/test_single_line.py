@@ -22,11 +22,11 @@ import vouch
 from tests.conftest import HTTPSClient
 from tests.references.workflow import IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.references.candidates.forms import validate_phone
+from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.referees import flows as referee_flows
 from vouch.core.context import company_context
 from vouch.core.text import MESSAGE, SingleLineField, one_line, validate_single_line
-from vouch.references import workflow
-from vouch.references.forms import validate_phone
-from vouch.references.models import Reference, ReferenceRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_a_replacement_referee_with_a_line_break_is_refused_not_dropped(client, 
         assert client.post(home(token) + "nominate/", referee).status_code == 302
     with company_context(company):
         second = Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id")[1]
-        workflow.decline(second, "I did not work with them.")
+        referee_flows.decline(second, "I did not work with them.")
     replace = home(token) + f"replace/{second.pk}/"
     page_says_it(client.post(replace, {**REFEREES[2], "name": f"Morgan{bad}Manager"}))
     assert client.post(replace, REFEREES[2]).status_code == 302

@@ -35,14 +35,14 @@ from tests.references.helpers import add_candidate, add_file, pdf_bytes
 from tests.references.workflow import FULL, IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
-from vouch.core.context import company_context
 from vouch.guard import throttle
 from vouch.links import services as links
 from vouch.links.decorators import ENDED_REASONS, ended_response, neutral_response
 from vouch.links.models import Link
-from vouch.references import questionnaires, workflow
 from vouch.references import urls as member_urls
 from vouch.references.models import Candidate
+from vouch.references.questionnaires import services as questionnaires
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import (
     BulkImport,
     Flag,
@@ -53,6 +53,8 @@ from vouch.references.request_models import (
     Severity,
     WorkflowSettings,
 )
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 from vouch.tenancy.router import is_company_app
 from vouch.vault.fields import blind_index
 
@@ -174,13 +176,13 @@ def refused_tokens(alpha, bravo):
     first, first_token = nominate(alpha, request, REFEREES[0])
     declined, declined_token = nominate(alpha, request, REFEREES[1])
     with company_context(alpha):
-        workflow.decline(declined, "Not able to help.")
+        referee_flows.decline(declined, "Not able to help.")
     nominate(alpha, request, REFEREES[2], replacing=declined)  # declined_token is now revoked
 
     cancelled, cancelled_candidate = new_request(alpha)
     _ref, cancelled_referee = nominate(alpha, cancelled, REFEREES[0])
     with company_context(alpha):
-        workflow.cancel_request(cancelled, actor=owner_of(alpha))
+        request_flows.cancel_request(cancelled, actor=owner_of(alpha))
 
     stale, stale_candidate = new_request(alpha)
     _ref, stale_referee = nominate(alpha, stale, REFEREES[0])
@@ -192,7 +194,7 @@ def refused_tokens(alpha, bravo):
 
     deleted, deleted_candidate = new_request(alpha)
     with company_context(alpha):
-        workflow.delete_request(deleted, actor=owner_of(alpha))
+        request_flows.delete_request(deleted, actor=owner_of(alpha))
 
     _theirs, bravo_candidate = new_request(bravo)
     _ref, bravo_referee = nominate(bravo, _theirs, REFEREES[0])
@@ -260,11 +262,11 @@ def test_the_candidates_replace_page_takes_only_its_own_requests_referees(client
     other, _ = new_request(alpha)
     theirs, _ = nominate(alpha, other, REFEREES[0])
     with company_context(alpha):
-        workflow.decline(theirs, "Cannot help.")
+        referee_flows.decline(theirs, "Cannot help.")
     bravo_request, _ = new_request(bravo)
     bravo_ref, _ = nominate(bravo, bravo_request, REFEREES[0])
     with company_context(bravo):
-        workflow.decline(bravo_ref, "Cannot help.")
+        referee_flows.decline(bravo_ref, "Cannot help.")
     before_a, before_b = company_snapshot(alpha), company_snapshot(bravo)
     for reference_id in (theirs.pk, bravo_ref.pk, uuid.uuid4()):
         url = page("candidate_replace", token, reference_id=reference_id)
@@ -364,9 +366,9 @@ def test_the_candidate_of_an_expired_or_cancelled_request_cannot_nominate(client
     request, token = new_request(alpha)
     with company_context(alpha):
         if ending == "expired":
-            assert workflow.expire_request(request, now=request.deadline + timedelta(seconds=1))
+            assert request_flows.expire_request(request, now=request.deadline + timedelta(seconds=1))
         else:
-            workflow.cancel_request(request, actor=owner_of(alpha))
+            request_flows.cancel_request(request, actor=owner_of(alpha))
     before = company_snapshot(alpha)
     for name in CANDIDATE_PAGES:
         response = client.post(page(name, token), {**NEW_REFEREE, "name": "Casey Candidate"}, **fresh_address())

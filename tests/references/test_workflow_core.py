@@ -8,8 +8,10 @@ from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.links import services as links
-from vouch.references import workflow
+from vouch.references import flows
+from vouch.references.candidates import flows as candidate_flows
 from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import ReferenceStatus, RequestStatus
 
 pytestmark = pytest.mark.django_db
@@ -35,28 +37,28 @@ def test_a_request_runs_from_creation_to_completion(company, members):
     assert links.resolve(candidate_token, "candidate").subject_id == request.pk
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
-        workflow.confirm_candidate(request, name="Casey Candidate", email="casey@example.org")
+        candidate_flows.confirm_candidate(request, name="Casey Candidate", email="casey@example.org")
     first, first_token = nominate(company, request, REFEREES[0])
     second, second_token = nominate(company, request, REFEREES[1])
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_REFEREES
-        with pytest.raises(workflow.WorkflowError):
-            workflow.nominate(request, **REFEREES[2])
-        workflow.referee_opened(first)
-        workflow.confirm_referee(first, **IDENTITY)
-        assert workflow.save_answers(first, {}) == {}
-        assert workflow.submit_answers(first, answers_for(request)) == {}
+        with pytest.raises(flows.WorkflowError):
+            candidate_flows.nominate(request, **REFEREES[2])
+        referee_flows.referee_opened(first)
+        referee_flows.confirm_referee(first, **IDENTITY)
+        assert referee_flows.save_answers(first, {}) == {}
+        assert referee_flows.submit_answers(first, answers_for(request)) == {}
         assert Reference.objects.get(pk=first.pk).status == ReferenceStatus.COMPLETED
         assert ReferenceRequest.objects.get().status == RequestStatus.IN_PROGRESS
-        workflow.decline(second, "I never worked with them.")
+        referee_flows.decline(second, "I never worked with them.")
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
     # Answered and declined links still open (on a thank-you page); the replaced one does not.
     assert links.resolve(first_token, "referee") is not None
     third, _ = nominate(company, request, REFEREES[2], replacing=second)
     with company_context(company):
         assert Reference.objects.get(pk=second.pk).status == ReferenceStatus.REPLACED
-        workflow.confirm_referee(third, **IDENTITY)
-        assert workflow.submit_answers(third, answers_for(request)) == {}
+        referee_flows.confirm_referee(third, **IDENTITY)
+        assert referee_flows.submit_answers(third, answers_for(request)) == {}
         done = ReferenceRequest.objects.get()
         assert (done.status, done.references_completed) == (RequestStatus.COMPLETED, 2)
         assert done.closed_at is not None
@@ -71,9 +73,9 @@ def test_submitted_answers_cannot_be_changed(company, members):
     request, _ = make_request(company, members[Role.RECRUITER].user)
     reference, _ = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.confirm_referee(reference, **IDENTITY)
-        assert workflow.submit_answers(reference, answers_for(request)) == {}
-        with pytest.raises(workflow.WorkflowError):
-            workflow.save_answers(reference, {})
-        with pytest.raises(workflow.WorkflowError):
-            workflow.decline(reference, "changed my mind")
+        referee_flows.confirm_referee(reference, **IDENTITY)
+        assert referee_flows.submit_answers(reference, answers_for(request)) == {}
+        with pytest.raises(flows.WorkflowError):
+            referee_flows.save_answers(reference, {})
+        with pytest.raises(flows.WorkflowError):
+            referee_flows.decline(reference, "changed my mind")

@@ -9,9 +9,9 @@ from django.urls import reverse
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import Kind
-from vouch.core.context import company_context
+from vouch.references.company_settings.forms import parse_reminder_days
 from vouch.references.request_models import WorkflowSettings
-from vouch.references.settings_forms import parse_reminder_days
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 
@@ -132,14 +132,14 @@ def test_shortening_retention_says_how_many_closed_requests_will_go(client, comp
     from django.utils import timezone
 
     from tests.references.workflow import make_request
-    from vouch.references import workflow
     from vouch.references.models import ReferenceRequest
+    from vouch.references.requests import flows as request_flows
 
     actor = members[Role.RECRUITER].user
     for email in ("a@example.org", "b@example.org"):
         request, _ = make_request(company, actor, email=email)
         with company_context(company):
-            workflow.cancel_request(request, actor=actor)
+            request_flows.cancel_request(request, actor=actor)
             ReferenceRequest.objects.filter(pk=request.pk).update(closed_at=timezone.now() - timedelta(days=100))
     client.force_login(members[Role.ADMIN].user)
     page = client.post(URL, {**GOOD, "retention_months": "3"}, follow=True).content.decode()

@@ -10,8 +10,9 @@ from django.core import mail
 from django.test import TestCase
 from django.utils import timezone
 
+from vouch.references.candidates import flows as candidate_flows
+from vouch.references.requests import flows as request_flows
 from vouch.core.context import company_context
-from vouch.references import workflow
 
 LINK = re.compile(r"https?://[^\s\"<>]+/(c|r)/([A-Za-z0-9_-]{20,128})/")
 
@@ -75,14 +76,14 @@ def make_request(company, actor, **overrides):
     """Create a request as ``actor``; returns (request, candidate token)."""
     values = {**REQUEST, "deadline": timezone.now() + timedelta(days=14), **overrides}
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = workflow.create_request(actor=actor, **values)
+        request = request_flows.create_request(actor=actor, **values)
     return request, last_token(values["email"], "c")
 
 
 def nominate(company, request, referee: dict, replacing=None):
     """Nominate a referee as the candidate; returns (reference, referee token)."""
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        reference = workflow.nominate(request, replacing=replacing, **referee)
+        reference = candidate_flows.nominate(request, replacing=replacing, **referee)
     return reference, last_token(referee["email"], "r")
 
 

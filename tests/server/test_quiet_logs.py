@@ -28,11 +28,11 @@ def test_start_sign_in_and_a_report_pdf_write_no_noise(live_vouch, live_member):
         from datetime import timedelta
         from django.utils import timezone
         from vouch.accounts.models import Membership
-        from vouch.references import workflow
+        from vouch.references.requests import flows as request_flows
         from vouch.core.context import company_context
         member = Membership.objects.get(user_id={live_member["user_id"]})
         with company_context(member.company):
-            request = workflow.create_request(
+            request = request_flows.create_request(
                 actor=member, name="Casey 陈 Ωμέγα Работает", email="casey@example.org", role="Head of Finance",
                 questionnaire="builtin:general-professional", deadline=timezone.now() + timedelta(days=14),
             )

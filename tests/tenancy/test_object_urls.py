@@ -46,12 +46,12 @@ from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
-from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Link, Purpose
-from vouch.references import questionnaires, workflow
-from vouch.references import services as references
+from vouch.references.candidates import services as references
 from vouch.references.models import Attachment, Candidate, Questionnaire
+from vouch.references.questionnaires import services as questionnaires
+from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import (
     BulkImport,
     Flag,
@@ -61,6 +61,8 @@ from vouch.references.request_models import (
     TimelineEvent,
     WorkflowSettings,
 )
+from vouch.references.requests import flows as request_flows
+from vouch.core.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
 
@@ -294,7 +296,7 @@ def raise_flag(company, request: ReferenceRequest, reference: Reference | None) 
             severity=Severity.HIGH,
             explanation="The referee answered from the candidate's network.",
         )
-        workflow.refresh_status(ReferenceRequest.objects.get(pk=request.pk))
+        request_flows.refresh_status(ReferenceRequest.objects.get(pk=request.pk))
     return flag
 
 
@@ -435,7 +437,7 @@ def candidate_replace_link(company) -> dict:
     request, token = make_request(company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org")
     reference, _ = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.decline(Reference.objects.get(pk=reference.pk), "I have not worked with them.")
+        referee_flows.decline(Reference.objects.get(pk=reference.pk), "I have not worked with them.")
     return {"token": token, "reference_id": reference.pk}
 
 

@@ -18,8 +18,8 @@ from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.links.models import Link
 from vouch.links.services import RESOLVE_COLUMNS, hash_token
-from vouch.references import workflow
-from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
+from vouch.references.referees import flows as referee_flows
+from vouch.references.referees.views import ANSWERS_PAGE_COLUMNS
 from vouch.references.request_models import Reference, ReferenceRequest
 from vouch.tenancy.prepared import PreparedLookup, PreparedRows
 from vouch.vault.fields import Sealed
@@ -36,8 +36,8 @@ def answered(company, members):
     request, _ = make_request(company, members[Role.RECRUITER].user)
     reference, token = nominate(company, request, REFEREES[0])
     with company_context(company):
-        workflow.confirm_referee(Reference.objects.get(pk=reference.pk), **IDENTITY)
-        workflow.save_answers(Reference.objects.get(pk=reference.pk), {"quality": "5", "dates": "Since 2021"})
+        referee_flows.confirm_referee(Reference.objects.get(pk=reference.pk), **IDENTITY)
+        referee_flows.save_answers(Reference.objects.get(pk=reference.pk), {"quality": "5", "dates": "Since 2021"})
     return reference, token
 
 

@@ -299,7 +299,7 @@ def test_a_bad_key_store_url_stops_the_system_checks(settings, keys_dir):
 
 
 def test_a_page_needing_keys_while_the_key_store_is_out_is_a_503_not_a_500(bucket_keys, settings, company, owner):
-    from vouch.references import services as references
+    from vouch.references.candidates import services as references
 
     with company_context(company):
         references.create_candidate("Siobhán O'Brien", "siobhan@example.com", "07700 900123")

@@ -466,7 +466,7 @@ def test_candidates_and_their_attachments_are_rotated_too(company):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from tests.references.helpers import pdf_with
-    from vouch.references.services import add_attachment, create_candidate, find_candidates
+    from vouch.references.candidates.services import add_attachment, create_candidate, find_candidates
 
     with company_context(company):
         candidate = create_candidate("Fenella Example", "fenella@example.com", "07700 900123", "Good notes")

@@ -52,7 +52,7 @@ def seeded(server) -> dict:
         f"""
         import base64, json
         from django.core.files.uploadedfile import SimpleUploadedFile
-        from vouch.references.services import add_attachment, create_candidate
+        from vouch.references.candidates.services import add_attachment, create_candidate
         from vouch.core.context import company_context
         from vouch.tenancy.models import Company
 

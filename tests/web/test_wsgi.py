@@ -20,7 +20,7 @@ def test_importing_the_application_freezes_the_start_up_objects(tmp_path):
         gc.collect()
         print(json.dumps({
             "frozen": frozen,
-            "views_imported": "vouch.references.request_views" in __import__("sys").modules,
+            "views_imported": "vouch.references.requests.views" in __import__("sys").modules,
             "tracked": len(gc.get_objects()),
             "callable": callable(vouch.wsgi.application),
         }))

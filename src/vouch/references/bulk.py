@@ -16,10 +16,11 @@ from django.utils import timezone
 from django_tasks import task
 
 from vouch.accounts import user_service
-from vouch.core.context import company_context
-from vouch.references import workflow
+from vouch.references import flows
 from vouch.references.request_models import BulkImport
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
+from vouch.core.context import company_context
 
 log = logging.getLogger("vouch.references.bulk")
 
@@ -56,8 +57,8 @@ def run(job: BulkImport) -> BulkImport:
     problems = list(job.problems or [])
     for line, name, email, phone, role in job.rows[job.done :]:
         try:
-            workflow.create_request(actor=actor, name=name, email=email, phone=phone, role=role, **shared)
-        except workflow.WorkflowError as exc:
+            request_flows.create_request(actor=actor, name=name, email=email, phone=phone, role=role, **shared)
+        except flows.WorkflowError as exc:
             if len(problems) < MAX_PROBLEMS:
                 problems.append(f"Row {line}: {exc}")
         else:

@@ -29,7 +29,10 @@ from django_tasks import task
 from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import outgoing, retention, workflow
+from vouch.references import flows
+from vouch.references.candidates import flows as candidate_flows
+from vouch.references.mailing import outgoing
+from vouch.references.privacy import retention
 from vouch.references.request_models import (
     OPEN_REFERENCE_STATUSES,
     OPEN_REQUEST_STATUSES,
@@ -37,6 +40,7 @@ from vouch.references.request_models import (
     ReferenceRequest,
     WorkflowSettings,
 )
+from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
 
 log = logging.getLogger("vouch.references.jobs")
@@ -218,7 +222,7 @@ def _send_reminder(
         if not claim(value):
             return "already sent"
         token = links.issue(company, purpose, subject_id, request.deadline)
-        workflow.note(request, event, summary(value), reference=reference)
+        flows.note(request, event, summary(value), reference=reference)
         outgoing.record(mail, subject_id, token=token, number=value)
     return f"reminder {value} sent"
 
@@ -240,7 +244,7 @@ def send_candidate_reminder(
         return "closed"
     if request.deadline <= now:
         return "deadline passed"
-    if workflow.open_slots(request) == 0:
+    if candidate_flows.open_slots(request) == 0:
         return "all nominated"
 
     def claim(value: int) -> int:
@@ -362,7 +366,7 @@ def expire_at_deadline(company_id: str, request_id: str) -> str:
         if request.deadline > timezone.now():
             _enqueue(expire_at_deadline, request.deadline, company.pk, request.pk)
             return "deadline moved"
-        return "expired" if workflow.expire_request(request) else "not expired"
+        return "expired" if request_flows.expire_request(request) else "not expired"
 
 
 @task()
@@ -412,7 +416,7 @@ def maintain_company(company, *, now: datetime | None = None) -> dict:
     with company_context(company):
         overdue = ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__lte=now)
         for request in overdue.only("pk"):
-            counts["expired"] += workflow.expire_request(request, now=now)
+            counts["expired"] += request_flows.expire_request(request, now=now)
         days = WorkflowSettings.current().reminder_days
         for request in ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__gt=now):
             if send_candidate_reminder(company, request, now=now, replan=False, days=days).endswith("sent"):

@@ -4,7 +4,8 @@ matrices in tests/ check it)."""
 
 from django.urls import path
 
-from vouch.references import candidate_views, referee_views
+from vouch.references.candidates import link_views as candidate_views
+from vouch.references.referees import views as referee_views
 
 candidate_patterns = [
     path("", candidate_views.candidate_home, name="candidate_link"),

@@ -91,7 +91,7 @@ class ReferenceRequest(models.Model):
     candidate_confirmed_at = models.DateTimeField(null=True, blank=True)
     # When it reached completed, expired or cancelled: retention counts from here.
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # Kept in step by workflow.refresh_status so the dashboard lists without joins.
+    # Kept in step by requests.flows.refresh_status so the dashboard lists without joins.
     references_completed = models.PositiveSmallIntegerField(default=0)
     open_flags = models.PositiveSmallIntegerField(default=0, db_index=True)
     flag_count = models.PositiveSmallIntegerField(default=0)

@@ -1,14 +1,12 @@
 from django.urls import path
 
-from vouch.references import (
-    flag_views,
-    privacy_views,
-    questionnaire_views,
-    report_views,
-    request_views,
-    settings_views,
-    views,
-)
+from vouch.references.candidates import views
+from vouch.references.company_settings import views as settings_views
+from vouch.references.fraud import views as flag_views
+from vouch.references.privacy import views as privacy_views
+from vouch.references.questionnaires import views as questionnaire_views
+from vouch.references.reports import views as report_views
+from vouch.references.requests import views as request_views
 
 urlpatterns = [
     path("candidates/", views.candidate_list, name="candidates"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from vouch.accounts import user_service
-from vouch.references import fraud
+from vouch.references.fraud import checks as fraud
 
 register = template.Library()
 

@@ -1,0 +1,297 @@
+"""The workflow's emails: invitations with private links, reminders, and the notices
+sent when a reference is completed or declined.
+
+Each function takes ids, not objects, because it runs after the transaction commits
+or in a background task: it enters the company's context itself and reads the current
+state, so an email never describes something that was rolled back. A failure to send
+is logged and reported as False, never raised: the change it announces has happened.
+A mail that carries a private link and cannot be sent is also put on the request's
+timeline, where the recruiter sees it (``_record_failure``): otherwise a candidate or
+referee would simply never hear, and nobody would know.
+
+A link's raw token exists only in the email it is sent in, so a reminder carries a
+fresh link of its own (issued by ``jobs``); the earlier links keep working.
+
+The workflow does not call these functions itself: it records the mail in its own
+transaction (``references.outgoing``), whose sender calls them once the change has
+committed, and again later if sending failed. The sender sets the message's identity
+(``delivery``): the same mail sent twice carries the same Message-ID, and the local
+outbox keeps it once."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from vouch.accounts import user_service
+from vouch.core.context import company_context
+from vouch.core.text import one_line
+from vouch.outbox.backends import ONCE_HEADER, company_headers
+
+log = logging.getLogger("vouch.references")
+
+
+def _company(company_id):
+    from vouch.tenancy.models import Company
+
+    return Company.objects.get(pk=company_id)
+
+
+def link_url(purpose: str, token: str) -> str:
+    name = "candidate_link" if purpose == "candidate" else "referee_link"
+    return f"{settings.PUBLIC_URL}{reverse(name, kwargs={'token': token})}"
+
+
+# Context values that can reach the subject line. The forms refuse line breaks in
+# them; text saved before that rule held is made one line here, so the subject stays
+# whole and the header valid.
+_ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role")
+
+
+# (Message-ID, outbox name) of the mail being sent by ``references.outgoing``, and
+# whether a failure goes on the timeline (the first attempt's only).
+_delivery: contextvars.ContextVar[tuple[str, str, bool] | None] = contextvars.ContextVar("delivery", default=None)
+
+
+@contextlib.contextmanager
+def delivery(message_id: str, once: str, *, report_failure: bool):
+    """Send the mail inside with this Message-ID and outbox name (the same on every
+    attempt), putting a failure on the request's timeline only if ``report_failure``."""
+    reset = _delivery.set((message_id, once, report_failure))
+    try:
+        yield
+    finally:
+        _delivery.reset(reset)
+
+
+def _report_failures() -> bool:
+    current = _delivery.get()
+    return current is None or current[2]
+
+
+def send(template: str, to: list[str], context: dict, *, company_id=None) -> bool:
+    """Render ``references/email/<template>.txt`` and ``.html`` (the first line of the
+    text is the subject) and send it. ``company_id`` marks it as that company's mail
+    (the local outbox removes it when the company is purged)."""
+    recipients = [address for address in to if address]
+    if not recipients:
+        return False
+    context = {**context, **{key: one_line(str(context[key])) for key in _ONE_LINE_KEYS if key in context}}
+    try:
+        text = render_to_string(f"references/email/{template}.txt", context)
+        html = render_to_string(f"references/email/{template}.html", context)
+        subject, _, body = text.partition("\n")
+        headers = company_headers(company_id)
+        identity = _delivery.get()
+        if identity is not None:
+            headers.update({"Message-ID": identity[0], ONCE_HEADER: identity[1]})
+        message = EmailMultiAlternatives(
+            f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject.strip()}",
+            body.lstrip("\n"),
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+            headers=headers,
+        )
+        message.attach_alternative(html, "text/html")
+        message.send()
+    except Exception:  # noqa: BLE001 - see the module docstring
+        log.exception("references: could not send the %s email", template)
+        return False
+    return True
+
+
+def _record_failure(request, what: str, *, reference=None) -> None:
+    """Put an email that could not be sent on the request's timeline (the recruiter
+    sees it there). Called inside the company's context."""
+    from vouch.references.flows import note
+
+    if not _report_failures():
+        return
+    try:
+        note(request, "email_failed", f"{what} could not be sent; check the address.", reference=reference)
+    except Exception:  # noqa: BLE001 - the log already has the failure
+        log.exception("references: could not record a failed email on request %s", request.pk)
+
+
+def _request_context(company, request) -> dict:
+    return {
+        "company_name": company.name,
+        "candidate_name": request.candidate.name,
+        "role": request.role,
+        "deadline": request.deadline,
+        "guidance": request.guidance,
+    }
+
+
+def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
+    from vouch.references.models import ReferenceRequest
+
+    company = _company(company_id)
+    with company_context(company):
+        request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        context = {
+            **_request_context(company, request),
+            "url": link_url("candidate", token),
+            "reminder": reminder,
+            "referees_required": request.referees_required,
+        }
+        sent = send("candidate_invitation", [request.candidate.email], context, company_id=company.pk)
+        if not sent and request.candidate.email:
+            what = "The reminder to the candidate" if reminder else "The email with the candidate's link"
+            _record_failure(request, f"{what} (to {request.candidate.email})")
+        return sent
+
+
+def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        context = {
+            **_request_context(company, reference.request),
+            "referee_name": reference.name,
+            "url": link_url("referee", token),
+            "reminder": reminder,
+        }
+        sent = send("referee_invitation", [reference.email], context, company_id=company.pk)
+        if not sent and reference.email:
+            what = "The reminder with a link" if reminder else "The email with the private link"
+            _record_failure(
+                reference.request,
+                f"{what} for the referee {one_line(reference.name)} (to {reference.email})",
+                reference=reference,
+            )
+        return sent
+
+
+def _completed_context(company, reference) -> dict:
+    request = reference.request
+    return {
+        **_request_context(company, request),
+        "referee_name": reference.name,
+        "completed": request.references_completed,
+        "referees_required": request.referees_required,
+        "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': request.pk})}",
+    }
+
+
+def reference_completed_recruiter(company_id, reference_id: uuid.UUID) -> bool:
+    """The request's recruiter hears that a reference is in."""
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        recruiters = user_service.active_emails([reference.request.created_by_id])
+        if not recruiters:
+            return True  # nobody to tell (the recruiter left): nothing to try again
+        context = _completed_context(company, reference)
+        return send("reference_completed_recruiter", recruiters, context, company_id=company.pk)
+
+
+def reference_completed_candidate(company_id, reference_id: uuid.UUID) -> bool:
+    """The candidate hears that a reference is in (not what it says)."""
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        context = _completed_context(company, reference)
+        return send(
+            "reference_completed_candidate", [reference.request.candidate.email], context, company_id=company.pk
+        )
+
+
+def reference_completed(company_id, reference_id: uuid.UUID) -> bool:
+    """Both notices of a completed reference (the workflow records them as two mails,
+    so a failure of one never sends the other twice)."""
+    to_recruiter = reference_completed_recruiter(company_id, reference_id)
+    return reference_completed_candidate(company_id, reference_id) and to_recruiter
+
+
+def reference_declined(company_id, reference_id: uuid.UUID, token: str = "") -> bool:
+    """The candidate is told a referee declined, with a link to nominate someone else.
+    The link is an additional one: the candidate's earlier link keeps working (the
+    workflow issues it with the decline; one is issued here when none is given)."""
+    from vouch.links import services as links
+    from vouch.links.models import Purpose
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        request = reference.request
+        if not request.is_open:
+            return True  # nothing to ask any more: not a failure to try again
+        token = token or links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+        context = {
+            **_request_context(company, request),
+            "referee_name": reference.name,
+            "url": link_url("candidate", token),
+        }
+        sent = send("reference_declined_candidate", [request.candidate.email], context, company_id=company.pk)
+        if not sent and request.candidate.email:
+            _record_failure(
+                request,
+                f"The email asking the candidate (to {request.candidate.email}) to replace "
+                f"{one_line(reference.name)}, with a new link,",
+                reference=reference,
+            )
+        return sent
+
+
+def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: int) -> bool:
+    """The candidate has not nominated every referee yet: say how many are still
+    missing, with a fresh link."""
+    from vouch.references.models import ReferenceRequest
+    from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES
+
+    company = _company(company_id)
+    with company_context(company):
+        request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        nominated = request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
+        context = {
+            **_request_context(company, request),
+            "url": link_url("candidate", token),
+            "reminder": number,
+            "referees_required": request.referees_required,
+            "nominated": nominated,
+            "missing": max(0, request.referees_required - nominated),
+        }
+        sent = send("candidate_reminder", [request.candidate.email], context, company_id=company.pk)
+        if not sent and request.candidate.email:
+            _record_failure(request, f"Reminder {number} to the candidate (to {request.candidate.email})")
+        return sent
+
+
+def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: int) -> bool:
+    """The referee has not answered yet: a reminder with a fresh link; anything they
+    already saved is still there."""
+    from vouch.references.models import Reference
+
+    company = _company(company_id)
+    with company_context(company):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        context = {
+            **_request_context(company, reference.request),
+            "referee_name": reference.name,
+            "url": link_url("referee", token),
+            "reminder": number,
+            "started": reference.started_at is not None,
+        }
+        sent = send("referee_reminder", [reference.email], context, company_id=company.pk)
+        if not sent and reference.email:
+            _record_failure(
+                reference.request,
+                f"Reminder {number} to the referee {one_line(reference.name)} (to {reference.email})",
+                reference=reference,
+            )
+        return sent

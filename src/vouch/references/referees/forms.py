@@ -1,0 +1,86 @@
+"""Forms of the referee's pages: who they are, and why they decline. The answers
+themselves are checked by ``answers.clean`` against the request's questionnaire."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from django import forms
+from django.utils import timezone
+
+from vouch.core.text import SingleLineField
+
+MONTH = re.compile(r"(\d{4})-(\d{2})")
+EARLIEST_YEAR = 1950
+MAX_REASON = 2000
+
+
+def parse_month(value: str) -> tuple[int, int] | None:
+    """(year, month) of a "YYYY-MM" value (what ``<input type=month>`` sends), or None."""
+    match = MONTH.fullmatch(value.strip())
+    if not match:
+        return None
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12:
+        return None
+    return year, month
+
+
+class MonthField(forms.CharField):
+    """A month as "YYYY-MM", from 1950 up to this month."""
+
+    widget = forms.TextInput(
+        attrs={"type": "month", "placeholder": "YYYY-MM", "inputmode": "numeric", "pattern": r"\d{4}-\d{2}"}
+    )
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 7)
+        super().__init__(**kwargs)
+
+    def clean(self, value) -> str:
+        value = super().clean(value)
+        if not value:
+            return ""
+        parsed = parse_month(value)
+        if parsed is None:
+            raise forms.ValidationError("Enter a month as year and month, for example 2021-06.", code="month")
+        today = timezone.now().date()
+        if parsed[0] < EARLIEST_YEAR or parsed > (today.year, today.month):
+            raise forms.ValidationError("Enter a month between 1950 and this month.", code="month_range")
+        return f"{parsed[0]:04d}-{parsed[1]:02d}"
+
+
+class IdentityForm(forms.Form):
+    """Step 1: the referee says who they are and when they worked with the candidate,
+    so the company can weigh the answers (``referees.flows.confirm_referee`` keeps them)."""
+
+    job_title = SingleLineField(max_length=200, label="Your job title")
+    organisation = SingleLineField(max_length=200, label="Your organisation")
+    candidate_title = SingleLineField(max_length=200, label="The candidate's job title when you worked together")
+    candidate_from = MonthField(label="You worked together from")
+    candidate_to = MonthField(label="Until", required=False, help_text="Leave empty if you still work together.")
+
+    def __init__(self, *args, candidate_name: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if candidate_name:
+            self.fields["candidate_title"].label = f"{candidate_name}'s job title when you worked together"
+        self.fields["job_title"].widget.attrs["autocomplete"] = "organization-title"
+        self.fields["organisation"].widget.attrs["autocomplete"] = "organization"
+
+    def clean(self) -> dict:
+        data = cast(dict[str, Any], super().clean())  # Form.clean() returns cleaned_data
+        start, end = data.get("candidate_from"), data.get("candidate_to")
+        if start and end and end < start:  # "YYYY-MM" strings sort as dates
+            self.add_error("candidate_to", "This month is before the month you started working together.")
+        return data
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_REASON,
+        label="Why are you declining?",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="For example: you do not know them well enough, or you are not allowed to give references.",
+        error_messages={"required": "Say briefly why you are declining."},
+    )

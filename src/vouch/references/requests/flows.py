@@ -1,0 +1,244 @@
+"""The workflow of a request (see ``vouch.references.flows``): creating it, its
+candidate's link, cancelling, deleting, expiring, moving its deadline, and working out
+its status from its references."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.utils import dateformat, timezone
+
+from vouch.activity import services as activity
+from vouch.links import services as links
+from vouch.links.models import Purpose
+from vouch.references import flows
+from vouch.references.flows import WorkflowError
+from vouch.references.mailing import outgoing
+from vouch.references.models import Candidate
+from vouch.references.questionnaires import services as questionnaires
+from vouch.references.request_models import (
+    ACTIVE_REFERENCE_STATUSES,
+    CLOSED_REQUEST_STATUSES,
+    MAX_REFEREES,
+    OPEN_REFERENCE_STATUSES,
+    Flag,
+    ReferenceRequest,
+    ReferenceStatus,
+    RequestStatus,
+    SearchTerm,
+)
+from vouch.tenancy import company_db
+from vouch.vault.fields import blind_index
+from vouch.vault.normalise import name_words
+
+MAX_DEADLINE_DAYS = 365
+
+
+def deadline_from(value: date | datetime) -> datetime:
+    """A deadline given as a day means the end of that day (UTC)."""
+    if isinstance(value, datetime):
+        moment = value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+    else:
+        moment = datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
+    now = timezone.now()
+    if moment <= now:
+        raise WorkflowError("The deadline must be in the future.")
+    if moment > now + timedelta(days=MAX_DEADLINE_DAYS):
+        raise WorkflowError(f"The deadline must be within {MAX_DEADLINE_DAYS} days.")
+    return moment
+
+
+def index_name(candidate: Candidate) -> None:
+    """Keep the blind indexes of the candidate's name words in step with the name
+    (``name_words``: each word, and the parts of a hyphenated or apostrophe word)."""
+    words = name_words(candidate.name)
+    SearchTerm.objects.filter(candidate=candidate).delete()
+    SearchTerm.objects.bulk_create(
+        [SearchTerm(candidate=candidate, term=blind_index("name", word)) for word in sorted(words)]  # type: ignore[misc]  # typing debt: an Optional not narrowed here
+    )
+
+
+def _candidate_for(name: str, email: str, phone: str, actor) -> Candidate:
+    """The company's candidate with this email, or a new one."""
+    existing = Candidate.objects.filter(email_index=blind_index("email", email)).first()
+    if existing is not None:
+        return existing
+    candidate = Candidate.objects.create(name=name, email=email, phone=phone, created_by_id=company_db.actor_id(actor))
+    index_name(candidate)
+    return candidate
+
+
+def create_request(
+    *,
+    actor,
+    name: str,
+    email: str,
+    role: str,
+    questionnaire: str,
+    deadline: date | datetime,
+    phone: str = "",
+    referees_required: int = 2,
+    guidance: str = "",
+    work_email_required: bool = False,
+) -> ReferenceRequest:
+    """Create a request, issue the candidate's link and email it to them.
+
+    ``questionnaire`` is a ``questionnaires.choices()`` value; the version it names now
+    is pinned to the request for good."""
+    if not 1 <= int(referees_required) <= MAX_REFEREES:
+        raise WorkflowError(f"Ask for between 1 and {MAX_REFEREES} referees.")
+    name, email, role = name.strip(), email.strip(), role.strip()
+    if not name or not email or not role:
+        raise WorkflowError("A request needs the candidate's name, their email and the role.")
+    moment = deadline_from(deadline)
+    with company_db.atomic():
+        try:
+            version = questionnaires.version_for_request(questionnaire, actor=actor)
+        except LookupError:
+            raise WorkflowError("Choose a questionnaire from the list.") from None
+        candidate = _candidate_for(name, email, phone.strip(), actor)
+        request = ReferenceRequest.objects.create(
+            created_by_id=company_db.actor_id(actor),
+            candidate=candidate,
+            role=role,
+            questionnaire_version=version,
+            referees_required=int(referees_required),
+            guidance=guidance.strip(),
+            work_email_required=work_email_required,
+            deadline=moment,
+            last_activity_at=timezone.now(),
+        )
+        flows.note(request, "request_created", f"Request created for the role {role}.", actor=actor)
+        activity.log("request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)})
+        send_candidate_link(request, actor=actor, first=True)
+    return request
+
+
+def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
+    """(Re)issue the candidate's link and email it once the change commits. A resent
+    link replaces the earlier one."""
+    if not request.is_open:
+        raise WorkflowError("This request is closed.")
+    company = flows.current_company()
+    token = links.reissue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+    flows.note(
+        request,
+        "candidate_emailed",
+        "Link sent to the candidate." if first else "Link sent again to the candidate.",
+        actor=actor,
+    )
+    request_id, company_id = request.pk, company.pk
+    outgoing.record("candidate_invitation", request_id, token=token)
+    from vouch.references import jobs
+
+    company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+
+
+def can_delete(request: ReferenceRequest) -> bool:
+    return not request.candidate_has_acted
+
+
+def delete_request(request: ReferenceRequest, *, actor) -> None:
+    """Remove a request the candidate has not acted on (confirmed or nominated) yet;
+    after that it can only be cancelled, so what referees said is not lost silently."""
+    with company_db.atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not can_delete(request):
+            raise WorkflowError("The candidate has already acted on this request: cancel it instead.")
+        links.revoke_for_subject(flows.current_company(), request.pk)
+        request_id = str(request.pk)
+        request.delete()
+        activity.log("request_deleted", "Reference request deleted.", actor=actor, details={"request": request_id})
+
+
+def _close_references(request: ReferenceRequest, status: str, now: datetime) -> None:
+    company = flows.current_company()
+    for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
+        links.revoke_for_subject(company, reference.pk)
+        reference.status = status
+        reference.closed_at = now
+        reference.save(update_fields=["status", "closed_at"])
+    links.revoke_for_subject(company, request.pk)
+
+
+def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> None:
+    with company_db.atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open:
+            raise WorkflowError("This request is already closed.")
+        now = timezone.now()
+        _close_references(request, ReferenceStatus.CANCELLED, now)
+        request.status = RequestStatus.CANCELLED
+        request.closed_at = now
+        request.save(update_fields=["status", "closed_at"])
+        flows.note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
+        activity.log(
+            "request_cancelled", "Reference request cancelled.", actor=actor, details={"request": str(request.pk)}
+        )
+
+
+def expire_request(request: ReferenceRequest, *, now: datetime | None = None) -> bool:
+    """At the deadline, an open request and its open references expire. True if it did."""
+    now = now or timezone.now()
+    with company_db.atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open or request.deadline > now:
+            return False
+        _close_references(request, ReferenceStatus.EXPIRED, now)
+        request.status = RequestStatus.EXPIRED
+        request.closed_at = now
+        request.save(update_fields=["status", "closed_at"])
+        flows.note(request, "request_expired", "The deadline passed: open items expired.")
+    return True
+
+
+def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
+    moment = deadline_from(deadline)
+    with company_db.atomic():
+        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
+        if not request.is_open:
+            raise WorkflowError("This request is closed.")
+        request.deadline = moment
+        request.save(update_fields=["deadline"])
+        company = flows.current_company()
+        links.extend(company, request.pk, moment)
+        for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
+            links.extend(company, reference_id, moment)
+        flows.note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
+        from vouch.references import jobs
+
+        company_id, request_id = company.pk, request.pk
+        company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+
+
+def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) -> str:
+    """Work out the request's status from its references, and keep its counters in
+    step. Call inside the transaction that changed a reference."""
+    if request.status in CLOSED_REQUEST_STATUSES:
+        return request.status
+    now = now or timezone.now()
+    statuses = list(request.references.values_list("status", flat=True))
+    completed = statuses.count(ReferenceStatus.COMPLETED)
+    active = sum(1 for status in statuses if status in ACTIVE_REFERENCE_STATUSES)
+    started = any(status in (ReferenceStatus.OPENED, ReferenceStatus.IN_PROGRESS) for status in statuses)
+    flags = Flag.objects.filter(request=request)
+    request.references_completed = completed
+    request.flag_count = flags.count()
+    request.open_flags = flags.filter(reviewed_at__isnull=True).count()
+    request.last_activity_at = now
+    if completed >= request.referees_required:
+        request.status = RequestStatus.COMPLETED
+        request.closed_at = now
+        # Links stay until the deadline: the candidate still sees the statuses, and the
+        # referees their thank-you page; every change is refused once closed.
+        flows.note(request, "request_completed", "All references are in: the request is complete.")
+    elif active < request.referees_required:
+        request.status = RequestStatus.AWAITING_CANDIDATE
+    elif completed or started:
+        request.status = RequestStatus.IN_PROGRESS
+    else:
+        request.status = RequestStatus.AWAITING_REFEREES
+    request.save(
+        update_fields=["status", "closed_at", "references_completed", "flag_count", "open_flags", "last_activity_at"]
+    )
+    return request.status

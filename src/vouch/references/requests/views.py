@@ -1,0 +1,367 @@
+"""Reference request pages: the dashboard list, new requests (one, or many from a paste or
+CSV), a request's page with its timeline, and its changes (cancel, delete, resend,
+deadline). Thin: parse, ask the policy, call the workflow, render.
+
+Requests are only ever fetched through ``request_access`` (a recruiter may be limited
+to their own). Every change is a POST answered with a redirect; a move the workflow
+refuses is a 400 carrying its message."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+from uuid import UUID
+
+from django.contrib import messages
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.utils import dateformat
+from django.views.decorators.http import require_POST
+
+from vouch.accounts import policy, user_service
+from vouch.accounts.decorators import company_action
+from vouch.accounts.policy import Action
+from vouch.references import bulk, request_listing
+from vouch.references.flows import WorkflowError
+from vouch.references.fraud import checks as fraud
+from vouch.references.request_access import request_or_404, visibility
+from vouch.references.request_models import BulkImport, ReferenceRequest, RequestStatus, WorkflowSettings
+from vouch.references.requests import flows as request_flows
+from vouch.references.requests.forms import (
+    CSV_COLUMNS,
+    CSV_EXAMPLE,
+    CSV_MAX_BYTES,
+    CSV_MAX_ROWS,
+    BatchRefused,
+    BulkForm,
+    CancelForm,
+    ConfirmBulkForm,
+    DeadlineForm,
+    DeleteForm,
+    FilterForm,
+    RequestForm,
+    claim_batch,
+    open_batch,
+    sign_batch,
+)
+from vouch.tenancy import company_db
+from vouch.tenancy.lookups import company_object_or_404
+from vouch.core.requests import CompanyRequest
+
+SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
+
+
+# --- the dashboard ---------------------------------------------------------------------
+
+
+def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
+    """The filter controls' options and current values, as plain strings: the form is
+    drawn by hand in the template (a widget template per option would cost more than
+    the rows themselves on a company with many members)."""
+    return {
+        "q": raw.get("q", ""),
+        "statuses": request_listing.options_html(RequestStatus.choices, raw.get("status", "")),
+        "recruiters": request_listing.options_html(members.items(), raw.get("recruiter", "")),
+        "flagged": bool(raw.get("flagged")),
+        "created_from": raw.get("created_from", ""),
+        "created_to": raw.get("created_to", ""),
+    }
+
+
+@company_action(Action.VIEW_REQUESTS)
+def request_list(request: CompanyRequest) -> HttpResponse:
+    membership = request.membership
+    seen = visibility(request)
+    members = user_service.company_members(request.company)
+    context = {
+        "options": _filter_options(request.GET, members),
+        "can_create": policy.can(membership, Action.CREATE_REQUEST),
+        "sees_all": seen.everything,
+    }
+    kept: dict[str, str] = {}
+    if request.GET.keys().isdisjoint(FilterForm.base_fields):
+        # No filter asked for (the page as first opened, or another page of it): nothing
+        # to validate, and building the form's fields was about 3% of the page's work.
+        form, filters = None, request_listing.Filters()
+    else:
+        form = FilterForm(request.GET, members=members, show_recruiter=seen.everything)
+        if not form.is_valid():
+            context = {**context, "form": form, "result": None}
+            return render(request, "references/requests/list.html", context, status=400)
+        data = form.cleaned_data
+        filters = request_listing.Filters(
+            status=data["status"],
+            recruiter=data.get("recruiter"),
+            flagged=data["flagged"],
+            created_from=data["created_from"],
+            created_to=data["created_to"],
+            query=data["q"].strip(),
+        )
+        kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}  # type: ignore[misc]  # typing debt
+    result = request_listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
+    # With nothing to show and no filter, say whether there is anything at all.
+    has_any = result.page.paginator.count > 0 or (filters.active and seen.of(ReferenceRequest.objects.all()).exists())
+    querystring = urlencode(kept)
+    context |= {"form": form, "result": result, "has_any": has_any, "querystring": querystring}
+    if result.page.object_list:
+        context["pagination"] = request_listing.pagination_html(result.page, querystring, result.summary)
+    return render(request, "references/requests/list.html", context)
+
+
+# --- new requests ----------------------------------------------------------------------
+
+
+@company_action(Action.CREATE_REQUEST)
+def request_new(request: CompanyRequest) -> HttpResponse:
+    form = RequestForm(request.POST or None, settings=WorkflowSettings.current())
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = request_flows.create_request(actor=request.user, **form.cleaned_data)
+        except WorkflowError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Request sent: {created.candidate.name} has been emailed their link.")
+            return redirect("request_detail", request_id=created.pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "references/requests/new.html", {"form": form}, status=status)
+
+
+def _bulk_page(request: CompanyRequest, form: BulkForm, status: int = 200, **extra) -> HttpResponse:
+    context = {
+        "form": form,
+        "example": CSV_EXAMPLE,
+        "columns": ",".join(CSV_COLUMNS),
+        "max_rows": CSV_MAX_ROWS,
+        "max_mb": CSV_MAX_BYTES // 1_000_000,
+        **extra,
+    }
+    return render(request, "references/requests/bulk.html", context, status=status)
+
+
+@company_action(Action.CREATE_REQUEST)
+def request_bulk(request: CompanyRequest) -> HttpResponse:
+    if request.method == "GET" and request.GET.get("example") == "1":
+        response = HttpResponse(CSV_EXAMPLE, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="vouch-requests-example.csv"'
+        return response
+    if request.method == "POST" and request.POST.get("step") == "confirm":
+        return _bulk_confirm(request)
+    form = BulkForm(request.POST or None, request.FILES or None, settings=WorkflowSettings.current())
+    if request.method != "POST":
+        return _bulk_page(request, form)
+    if not form.is_valid():
+        return _bulk_page(request, form, status=400)
+    batch = form.cleaned_data["batch"]
+    shared = {name: form.cleaned_data[name] for name in SHARED}
+    confirm = ConfirmBulkForm(
+        initial={
+            "payload": sign_batch(batch, shared, user_id=request.user.pk, company_id=request.company.pk),  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
+        }
+    )
+    return _bulk_page(request, form, batch=batch, confirm=confirm, shared=shared)
+
+
+def _bulk_confirm(request: CompanyRequest) -> HttpResponse:
+    confirm = ConfirmBulkForm(request.POST)
+    form = BulkForm(settings=WorkflowSettings.current())
+    if not confirm.is_valid():
+        return _bulk_page(request, form, status=400, refused="This confirmation is not valid: check the CSV again.")
+    try:
+        batch = open_batch(confirm.cleaned_data["payload"], user_id=request.user.pk, company_id=request.company.pk)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
+        claim_batch(batch)
+    except BatchRefused as exc:
+        return _bulk_page(request, form, status=400, refused=str(exc))
+    if len(batch.rows) > bulk.SYNC_LIMIT:
+        job = bulk.start(
+            company_id=request.company.pk,
+            actor=request.user,
+            rows=[[row.line, *row.values().values()] for row in batch.rows],
+            shared=batch.shared,
+            skipped=batch.skipped,
+        )
+        return redirect("request_bulk_progress", import_id=job.pk)
+    created, failures = 0, []
+    for row in batch.rows:
+        try:
+            request_flows.create_request(actor=request.user, **row.values(), **batch.shared)  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter
+        except WorkflowError as exc:
+            failures.append(f"Row {row.line}: {exc}")
+        else:
+            created += 1
+    skipped = batch.skipped + len(failures)
+    summary = f"Created {created} request{'s' if created != 1 else ''}"
+    if skipped:
+        summary += f"; {skipped} row{'s' if skipped != 1 else ''} skipped"
+    if created:
+        messages.success(request, summary + ".")
+    else:
+        messages.error(request, summary + ".")
+    for failure in failures[:20]:
+        messages.warning(request, failure)
+    return redirect("requests")
+
+
+@company_action(Action.CREATE_REQUEST)
+def request_bulk_progress(request: CompanyRequest, import_id: UUID) -> HttpResponse:
+    """How far a background import has got; htmx asks again every second until done.
+    Only the member who started it sees it (others get the same 404 as a wrong id)."""
+    job = company_object_or_404(request, BulkImport, pk=import_id, created_by_id=request.user.pk)
+    context = {"job": job, "skipped": job.skipped_at_preview + (job.done - job.created)}
+    if request.headers.get("HX-Request") == "true":
+        return render(request, "references/requests/_bulk_progress.html", context)
+    return render(request, "references/requests/bulk_progress.html", context)
+
+
+# --- one request -----------------------------------------------------------------------
+
+
+def _detail(
+    request: CompanyRequest,
+    request_obj: ReferenceRequest,
+    *,
+    status: int = 200,
+    error: str = "",
+    deadline_form: DeadlineForm | None = None,
+) -> HttpResponse:
+    membership = request.membership
+    references = list(
+        request_obj.references.only(
+            "id",
+            "request_id",
+            "status",
+            "name",
+            "relationship",
+            "organisation",
+            "worked_from",
+            "worked_to",
+            "nominated_at",
+            "opened_at",
+            "submitted_at",
+            "declined_at",
+            "closed_at",
+            "replaced_by_id",
+            "reminders_sent",
+        )
+    )
+    by_id = {reference.pk: reference for reference in references}
+    for reference in references:
+        reference.replacement = by_id.get(reference.replaced_by_id)  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
+    timeline = list(request_obj.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
+    flags = fraud.flags_of(request_obj)  # with their referees and reviewers' names
+    names = user_service.member_names({request_obj.created_by_id} | {event.actor_id for event in timeline})
+    for event in timeline:
+        event.actor_name = names.get(event.actor_id, "")  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
+    can_change = policy.can(membership, Action.CHANGE_REQUESTS)
+    version = request_obj.questionnaire_version
+    return render(
+        request,
+        "references/requests/detail.html",
+        {
+            "request_obj": request_obj,
+            "candidate": request_obj.candidate,
+            "questionnaire_name": version.questionnaire.name,
+            "questionnaire_version": version.number,
+            "references": references,
+            "timeline": timeline,
+            "flags": flags,
+            "member_names": names,
+            "requested_by": names.get(request_obj.created_by_id, ""),  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
+            "can_change": can_change and request_obj.is_open,
+            "can_delete": can_change and request_flows.can_delete(request_obj),
+            "can_review": policy.can(membership, Action.REVIEW_FLAGS),
+            "can_view_reports": policy.can(membership, Action.VIEW_REPORTS),
+            "deadline_form": deadline_form or DeadlineForm(initial={"deadline": request_obj.deadline.date()}),
+            "cancel_form": CancelForm(),
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@company_action(Action.VIEW_REQUESTS)
+def request_detail(request: CompanyRequest, request_id: UUID) -> HttpResponse:
+    return _detail(request, request_or_404(request, request_id))
+
+
+def _refused(request: CompanyRequest, request_obj: ReferenceRequest, exc: WorkflowError) -> HttpResponse:
+    return _detail(request, request_or_404(request, request_obj.pk), status=400, error=str(exc))
+
+
+@require_POST
+@company_action(Action.CHANGE_REQUESTS)
+def request_resend(request: CompanyRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    try:
+        with company_db.atomic():
+            request_flows.send_candidate_link(request_obj, actor=request.user)
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(
+        request, f"A new link has been emailed to {request_obj.candidate.name}; the earlier one no longer works."
+    )
+    return redirect("request_detail", request_id=request_obj.pk)
+
+
+@require_POST
+@company_action(Action.CHANGE_REQUESTS)
+def request_deadline(request: CompanyRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    form = DeadlineForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, request_obj, status=400, deadline_form=form, error="Choose a valid new deadline.")
+    try:
+        request_flows.change_deadline(request_obj, form.cleaned_data["deadline"], actor=request.user)
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(request, f"Deadline moved to {dateformat.format(form.cleaned_data['deadline'], 'd F Y')}.")
+    return redirect("request_detail", request_id=request_obj.pk)
+
+
+def _confirm_page(request: CompanyRequest, request_obj: ReferenceRequest, action: str, form) -> HttpResponse:
+    return render(
+        request,
+        "references/requests/confirm.html",
+        {"request_obj": request_obj, "candidate": request_obj.candidate, "action": action, "form": form},
+    )
+
+
+@require_POST
+@company_action(Action.CHANGE_REQUESTS)
+def request_cancel(request: CompanyRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _detail(
+            request, request_obj, status=400, error="The reason must be plain text on one line, up to 500 characters."
+        )
+    if not request_obj.is_open:
+        return _refused(request, request_obj, WorkflowError("This request is already closed."))
+    if not form.cleaned_data["confirm"]:
+        return _confirm_page(request, request_obj, "cancel", CancelForm(initial={**form.cleaned_data, "confirm": True}))
+    try:
+        request_flows.cancel_request(request_obj, actor=request.user, reason=form.cleaned_data["reason"])
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(request, "Request cancelled: the candidate's and referees' links no longer work.")
+    return redirect("request_detail", request_id=request_obj.pk)
+
+
+@require_POST
+@company_action(Action.CHANGE_REQUESTS)
+def request_delete(request: CompanyRequest, request_id: UUID) -> HttpResponse:
+    request_obj = request_or_404(request, request_id)
+    form = DeleteForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, request_obj, status=400, error="Confirm the deletion.")
+    if not request_flows.can_delete(request_obj):
+        return _refused(
+            request, request_obj, WorkflowError("The candidate has already acted on this request: cancel it instead.")
+        )
+    if not form.cleaned_data["confirm"]:
+        return _confirm_page(request, request_obj, "delete", DeleteForm(initial={"confirm": True}))
+    name = request_obj.candidate.name
+    try:
+        request_flows.delete_request(request_obj, actor=request.user)
+    except WorkflowError as exc:
+        return _refused(request, request_obj, exc)
+    messages.success(request, f"The request for {name} was deleted.")
+    return redirect("requests")
