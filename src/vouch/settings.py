@@ -128,7 +128,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After MessageMiddleware: ending a session adds a "please sign in again" message.
-    "vouch.accounts.middleware.SessionLifetimeMiddleware",
+    "vouch.guard.session_lifetime.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -287,11 +287,11 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
 
 # django-allauth: every account flow (signup, login, verification, reset, email change).
-ACCOUNT_ADAPTER = "vouch.accounts.adapter.AccountAdapter"
+ACCOUNT_ADAPTER = "vouch.access.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_SIGNUP_FORM_CLASS = "vouch.accounts.forms.CompanySignupForm"
+ACCOUNT_SIGNUP_FORM_CLASS = "vouch.access.forms.CompanySignupForm"
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
@@ -347,7 +347,7 @@ MFA_FORMS = {"authenticate": "vouch.guard.mfa.AuthenticateForm", "reauthenticate
 USERSESSIONS_TRACK_ACTIVITY = False
 
 # Sessions: server-side, rotated at login (Django), flushed at logout; idle and
-# absolute limits enforced by vouch.accounts.middleware.SessionLifetimeMiddleware.
+# absolute limits enforced by vouch.guard.session_lifetime.SessionLifetimeMiddleware.
 SESSION_IDLE_SECONDS = env_int("VOUCH_SESSION_IDLE_MINUTES", 60) * 60
 SESSION_MAX_SECONDS = env_int("VOUCH_SESSION_MAX_HOURS", 12) * 3600
 SESSION_COOKIE_AGE = SESSION_MAX_SECONDS

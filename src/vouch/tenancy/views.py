@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
@@ -35,10 +36,14 @@ def switch(request: VouchRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
-def company_backups(company_id) -> dict:
-    from vouch.backups.views import company_summary
+# The owners' settings page shows the company's last backup and restore drill. vouch.backups
+# is a layer above tenancy, so it sets this to its summary (vouch.backups.views.company_summary)
+# in its AppConfig.ready() rather than tenancy importing it.
+backup_summary: Callable[[uuid.UUID], dict] | None = None
 
-    return company_summary(company_id)
+
+def company_backups(company_id) -> dict | None:
+    return backup_summary(company_id) if backup_summary is not None else None
 
 
 def _settings_page(request: CompanyRequest, *, name_form=None, delete_form=None, status: int = 200) -> HttpResponse:
