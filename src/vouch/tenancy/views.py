@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
@@ -15,7 +14,7 @@ from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest, VouchRequest
-from vouch.tenancy import deletion
+from vouch.tenancy import deletion, signals
 from vouch.tenancy.forms import CompanyNameForm, DeleteCompanyForm
 from vouch.tenancy.services import rename_company, switch_company
 
@@ -36,14 +35,9 @@ def switch(request: VouchRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
-# The owners' settings page shows the company's last backup and restore drill. vouch.backups
-# is a layer above tenancy, so it sets this to its summary (vouch.backups.views.company_summary)
-# in its AppConfig.ready() rather than tenancy importing it.
-backup_summary: Callable[[uuid.UUID], dict] | None = None
-
-
 def company_backups(company_id) -> dict | None:
-    return backup_summary(company_id) if backup_summary is not None else None
+    summary = signals.backup_summary
+    return summary(company_id) if summary is not None else None
 
 
 def _settings_page(request: CompanyRequest, *, name_form=None, delete_form=None, status: int = 200) -> HttpResponse:
