@@ -141,7 +141,7 @@ SCRIPT = textwrap.dedent(
         # session clocks and limits, current company), and one activity entry each.
         from importlib import import_module
         from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-        from vouch.accounts.middleware import AUTH_AT, LIMITS, SEEN_AT, _limits_for
+        from vouch.guard.session_lifetime import AUTH_AT, LIMITS, SEEN_AT, _limits_for
         from vouch.activity.services import log
         from vouch.core.context import company_context
         from vouch.tenancy.services import SESSION_COMPANY_KEY

@@ -232,6 +232,37 @@ def parse_database_url(url: str) -> DatabaseURL:
     )
 
 
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
+
+
+def sqlite_database(path) -> dict:
+    """Django DATABASES entry for the SQLite database at ``path`` (the control database,
+    and each company's in a region without a database server)."""
+    return {
+        "ENGINE": "vouch.tenancy.sqlite",
+        "NAME": str(path),
+        # WAL lets readers run beside the one writer; IMMEDIATE avoids the
+        # "database is locked" upgrade deadlock between two writing workers.
+        "OPTIONS": {
+            # secure_delete: deleted rows (a purged candidate, the plaintext left behind by
+            # a migration that encrypts a column) are overwritten, not left in free pages;
+            # some SQLite builds have it on by default, others do not.
+            # wal_autocheckpoint: the mirror (Litestream) checkpoints each database it copies,
+            # after reading the WAL. The application's own checkpoint at SQLite's default of
+            # 1,000 pages races it: under a burst of commits the mirror then misses frames and
+            # a restore lacks rows (tests/backups/test_mirror_scale.py reproduced it in 6 of 6
+            # runs). 10,000 pages (40 MB) is only a safety valve for when no mirror runs.
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"
+                f" PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES};"
+            ),
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+        "CONN_MAX_AGE": None,
+    }
+
+
 # The default regions' full names, with the place their servers are meant to be; an
 # installation that keeps a region elsewhere says so with VOUCH_REGION_<NAME>_LABEL.
 REGION_LABELS = {

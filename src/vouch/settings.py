@@ -128,7 +128,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After MessageMiddleware: ending a session adds a "please sign in again" message.
-    "vouch.accounts.middleware.SessionLifetimeMiddleware",
+    "vouch.guard.session_lifetime.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -163,10 +163,10 @@ TEMPLATES = [
 def _database(url: str | None) -> dict:
     if not url:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        return _sqlite(DATA_DIR / "control.sqlite3")
+        return config.sqlite_database(DATA_DIR / "control.sqlite3")
     parsed = config.parse_database_url(url)
     if parsed.engine == "sqlite":
-        return _sqlite(parsed.name)
+        return config.sqlite_database(parsed.name)
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": parsed.name,
@@ -177,35 +177,6 @@ def _database(url: str | None) -> dict:
         "OPTIONS": parsed.options,
         "CONN_MAX_AGE": 300,
         "CONN_HEALTH_CHECKS": True,
-    }
-
-
-SQLITE_AUTOCHECKPOINT_PAGES = 10_000
-
-
-def _sqlite(path) -> dict:
-    return {
-        "ENGINE": "vouch.tenancy.sqlite",
-        "NAME": str(path),
-        # WAL lets readers run beside the one writer; IMMEDIATE avoids the
-        # "database is locked" upgrade deadlock between two writing workers.
-        "OPTIONS": {
-            # secure_delete: deleted rows (a purged candidate, the plaintext left behind by
-            # a migration that encrypts a column) are overwritten, not left in free pages;
-            # some SQLite builds have it on by default, others do not.
-            # wal_autocheckpoint: the mirror (Litestream) checkpoints each database it copies,
-            # after reading the WAL. The application's own checkpoint at SQLite's default of
-            # 1,000 pages races it: under a burst of commits the mirror then misses frames and
-            # a restore lacks rows (tests/backups/test_mirror_scale.py reproduced it in 6 of 6
-            # runs). 10,000 pages (40 MB) is only a safety valve for when no mirror runs.
-            "init_command": (
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"
-                f" PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES};"
-            ),
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        },
-        "CONN_MAX_AGE": None,
     }
 
 
@@ -316,11 +287,11 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "dashboard"
 
 # django-allauth: every account flow (signup, login, verification, reset, email change).
-ACCOUNT_ADAPTER = "vouch.accounts.adapter.AccountAdapter"
+ACCOUNT_ADAPTER = "vouch.access.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_SIGNUP_FORM_CLASS = "vouch.accounts.forms.CompanySignupForm"
+ACCOUNT_SIGNUP_FORM_CLASS = "vouch.access.forms.CompanySignupForm"
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
@@ -376,7 +347,7 @@ MFA_FORMS = {"authenticate": "vouch.guard.mfa.AuthenticateForm", "reauthenticate
 USERSESSIONS_TRACK_ACTIVITY = False
 
 # Sessions: server-side, rotated at login (Django), flushed at logout; idle and
-# absolute limits enforced by vouch.accounts.middleware.SessionLifetimeMiddleware.
+# absolute limits enforced by vouch.guard.session_lifetime.SessionLifetimeMiddleware.
 SESSION_IDLE_SECONDS = env_int("VOUCH_SESSION_IDLE_MINUTES", 60) * 60
 SESSION_MAX_SECONDS = env_int("VOUCH_SESSION_MAX_HOURS", 12) * 3600
 SESSION_COOKIE_AGE = SESSION_MAX_SECONDS

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from vouch.accounts.signup import signup
+from vouch.access.signup import signup
 from vouch.guard import login as guard_login
 from vouch.references import link_urls
 from vouch.tenancy import views as tenancy_views
@@ -40,7 +40,7 @@ urlpatterns = [
     # Verification links throttled per address before allauth's view (vouch.guard.verification).
     path("accounts/confirm-email/<str:key>/", include("vouch.guard.verification_urls")),
     path("accounts/", include("allauth.urls")),
-    path("", include("vouch.accounts.urls")),
+    path("", include("vouch.access.urls")),
     path("outbox/", include("vouch.outbox.urls")),
     path("", include("vouch.audit.urls")),
     path("", include("vouch.backups.urls")),

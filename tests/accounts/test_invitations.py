@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_user
 from tests.conftest import PASSWORD, HTTPSClient, make_user
-from vouch.accounts import invitations
+from vouch.access import invitations
 from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from tests.accounts.helpers import fast_company, fast_member
 from tests.conftest import HTTPSClient
-from vouch.accounts import invitations
+from vouch.access import invitations
 from vouch.accounts import members as member_service
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Role

@@ -80,7 +80,7 @@ def test_unknown_region_is_a_form_error(client, mailoutbox, region):
 @pytest.mark.parametrize("region", ["au", "eu", "us", "ca"])
 def test_each_configured_region_can_be_chosen(client, mailoutbox, region):
     # Fast path: skip the hash cost by checking the form only, then one full signup above.
-    from vouch.accounts.forms import CompanySignupForm
+    from vouch.access.forms import CompanySignupForm
 
     form = CompanySignupForm(data={"full_name": "X", "company_name": "Y", "region": region})
     assert form.is_valid(), form.errors

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member, fast_user
-from vouch.accounts import invitations
+from vouch.access import invitations
 from vouch.accounts.models import Invitation
 from vouch.accounts.policy import Role
 from vouch.activity import services as activity

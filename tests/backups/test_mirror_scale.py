@@ -18,7 +18,7 @@ import pytest
 from tests.backups.mirroring import wait_for
 from vouch.backups import mirror_scale
 from vouch.backups.mirror import plan
-from vouch.settings import SQLITE_AUTOCHECKPOINT_PAGES
+from vouch.config import SQLITE_AUTOCHECKPOINT_PAGES
 
 LITESTREAM = str(plan.litestream_binary())
 

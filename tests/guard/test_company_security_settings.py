@@ -12,11 +12,11 @@ from django.urls import reverse
 
 from tests.conftest import PASSWORD, HTTPSClient, add_member, make_company, make_user
 from tests.guard.b_helpers import PROXY, reauthenticate, security_form, sign_in
-from vouch.accounts.middleware import SEEN_AT
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.guard import company_security
 from vouch.guard.models import CompanySecuritySettings
+from vouch.guard.session_lifetime import SEEN_AT
 
 pytestmark = pytest.mark.django_db
 URL = "/company/security/"

@@ -10,8 +10,8 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
-from vouch.references.candidates import services
 from vouch.core.context import company_context
+from vouch.references.candidates import services
 
 PDF_HEAD = b"%PDF-"
 

@@ -13,13 +13,13 @@ from django.utils import timezone
 
 from tests.references.workflow import REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import ReferenceStatus, RequestStatus, WorkflowSettings
 from vouch.references.requests import flows as request_flows
-from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 

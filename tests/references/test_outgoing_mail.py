@@ -16,11 +16,11 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.references.workflow import REQUEST, make_request
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import jobs
 from vouch.references.mailing import outgoing
 from vouch.references.request_models import OutgoingMail, ReferenceRequest, TimelineEvent
 from vouch.references.requests import flows as request_flows
-from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 CANDIDATE = REQUEST["email"]

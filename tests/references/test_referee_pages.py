@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references.request_models import (
     Reference,
     ReferenceRequest,
@@ -25,7 +26,6 @@ from vouch.references.request_models import (
     Touch,
 )
 from vouch.references.requests import flows as request_flows
-from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 

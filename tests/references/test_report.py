@@ -15,13 +15,13 @@ from tests.accounts.helpers import fast_company, fast_member
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.references.fraud import flows as fraud_flows
 from vouch.references.referees import flows as referee_flows
 from vouch.references.reports import data as report_data
 from vouch.references.reports import pdf as report_pdf
 from vouch.references.request_models import Flag, ReferenceRequest, ReportFile, Severity
 from vouch.references.requests import flows as request_flows
-from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 

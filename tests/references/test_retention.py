@@ -18,6 +18,7 @@ from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import Kind
+from vouch.core.context import company_context
 from vouch.links.models import Link
 from vouch.references import jobs
 from vouch.references.models import Attachment, Candidate, Reference, ReferenceRequest
@@ -33,7 +34,6 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
-from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -19,6 +19,7 @@ from tests.references.concurrency import wait_until_blocked
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from tests.vault.attack import read_raw, scan, unique
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import flows
 from vouch.references.referees import flows as referee_flows
 from vouch.references.referees.views import ANSWERS_PAGE_COLUMNS
@@ -31,7 +32,6 @@ from vouch.references.request_models import (
 )
 from vouch.references.requests import flows as request_flows
 from vouch.tenancy import connections as tenancy_connections
-from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 

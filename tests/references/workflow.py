@@ -10,9 +10,9 @@ from django.core import mail
 from django.test import TestCase
 from django.utils import timezone
 
+from vouch.core.context import company_context
 from vouch.references.candidates import flows as candidate_flows
 from vouch.references.requests import flows as request_flows
-from vouch.core.context import company_context
 
 LINK = re.compile(r"https?://[^\s\"<>]+/(c|r)/([A-Za-z0-9_-]{20,128})/")
 

@@ -125,7 +125,7 @@ def _age_session(server, key: str) -> None:
         import time
         from importlib import import_module
         from django.conf import settings
-        from vouch.accounts.middleware import SEEN_AT, SEEN_RESOLUTION
+        from vouch.guard.session_lifetime import SEEN_AT, SEEN_RESOLUTION
         store = import_module(settings.SESSION_ENGINE).SessionStore(session_key={key!r})
         store[SEEN_AT] = int(time.time()) - 2 * SEEN_RESOLUTION
         store.save()

@@ -415,7 +415,7 @@ def test_renaming_is_for_admins_and_owners_only(client):
 
 
 def test_signup_region_must_be_offered_one():
-    from vouch.accounts.forms import CompanySignupForm
+    from vouch.access.forms import CompanySignupForm
 
     form = CompanySignupForm(data={"full_name": "A", "company_name": "B", "region": "mars"})
     assert not form.is_valid()

@@ -25,8 +25,8 @@ from django.db import connection as control_connection
 from django.db import connections as django_connections
 from django.db.utils import OperationalError, load_backend
 
+from vouch.config import sqlite_database
 from vouch.core.context import company_context
-from vouch.settings import _sqlite
 
 pytestmark = pytest.mark.skipif(
     control_connection.vendor != "sqlite", reason="the embedded SQLite backend only (this run uses PostgreSQL)"
@@ -45,7 +45,7 @@ PROMPT = 0.05
 def sqlite_wrapper(path, alias: str, **options):
     """A Django connection (not yet opened) to ``path`` with the settings Vouch gives
     every embedded database, and ``options`` on top."""
-    entry = _sqlite(path)
+    entry = sqlite_database(path)
     entry["OPTIONS"].update(options)
     configured = django_connections.configure_settings({DEFAULT_DB_ALIAS: {}, alias: entry})[alias]
     return load_backend(configured["ENGINE"]).DatabaseWrapper(configured, alias)

@@ -8,7 +8,7 @@ from django.dispatch import Signal
 from vouch.accounts import policy
 from vouch.accounts.models import Membership
 from vouch.accounts.policy import Action, Role
-from vouch.activity import services as activity
+from vouch.accounts.signals import member_activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
 
@@ -69,10 +69,11 @@ def change_role(actor: Membership, target: Membership, role: int, *, request=Non
     role_changed.send(
         sender=Membership, membership=target, before=before, after=Role(role), actor=actor.user, request=request
     )
-    activity.log_after_commit(
-        target.company,
-        activity.Kind.ROLE_CHANGED,
-        f"{target.user} is now {Role(role).label} (was {before.label}).",
+    member_activity.send(
+        sender=Membership,
+        company=target.company,
+        action="role_changed",
+        summary=f"{target.user} is now {Role(role).label} (was {before.label}).",
         actor=actor.user,
         details={"member": str(target.user), "from": before.label, "to": Role(role).label},
     )
@@ -97,10 +98,11 @@ def set_active(actor: Membership, target: Membership, active: bool, *, request=N
             target=f"membership:{target.pk}",
             details={"user": f"user:{target.user_id}", "role": Role(target.role).name.lower()},
         )
-        activity.log_after_commit(
-            target.company,
-            activity.Kind.MEMBER_REACTIVATED if active else activity.Kind.MEMBER_DEACTIVATED,
-            f"{target.user} was {'reactivated' if active else 'deactivated'}.",
+        member_activity.send(
+            sender=Membership,
+            company=target.company,
+            action="member_reactivated" if active else "member_deactivated",
+            summary=f"{target.user} was {'reactivated' if active else 'deactivated'}.",
             actor=actor.user,
             details={"member": str(target.user), "role": Role(target.role).label},
         )

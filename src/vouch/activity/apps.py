@@ -5,3 +5,9 @@ class ActivityConfig(AppConfig):
     name = "vouch.activity"
     label = "activity"
     verbose_name = "Company activity log"
+
+    def ready(self) -> None:
+        # In ready(): the receivers import models, which are loaded only now.
+        from vouch.activity import receivers
+
+        receivers.connect()

@@ -6,3 +6,9 @@ class BackupsConfig(AppConfig):
     label = "backups"
     verbose_name = "Mirroring, backups, restores and drills"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # In ready(): the receivers import models, which are loaded only now.
+        from vouch.backups import receivers
+
+        receivers.connect()

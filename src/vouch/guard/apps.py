@@ -8,11 +8,14 @@ class GuardConfig(AppConfig):
 
     def ready(self) -> None:
         from allauth.account import signals as account_signals
+        from django.contrib.auth.signals import user_logged_in
         from django.db.models.signals import post_delete, post_save
 
-        from vouch.guard import company_security, sessions, throttle
+        from vouch.guard import company_security, session_lifetime, sessions, throttle
         from vouch.guard.models import CompanySecuritySettings
 
+        # Sign-in starts the session's idle and absolute clocks (vouch.guard.session_lifetime).
+        user_logged_in.connect(session_lifetime.start_session_clock, dispatch_uid="vouch.session_clock")
         # A changed or reset password ends the account's other sessions (server-side).
         account_signals.password_changed.connect(sessions.on_password_changed, dispatch_uid="guard_sessions_pw_changed")
         account_signals.password_set.connect(sessions.on_password_changed, dispatch_uid="guard_sessions_pw_set")

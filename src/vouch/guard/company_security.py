@@ -5,7 +5,7 @@ absolute session timeouts (only ever shorter than the installation's), the netwo
 members may use, and a minimum password length above the installation's.
 
 Enforcement lives where the request is: session limits in
-``vouch.accounts.middleware.SessionLifetimeMiddleware`` (through ``session_limits``),
+``vouch.guard.session_lifetime.SessionLifetimeMiddleware`` (through ``session_limits``),
 networks and the 2FA deadline in ``vouch.guard.enforcement``, password length in
 ``vouch.guard.validators``. Everything here is plain functions the tests call directly.
 """

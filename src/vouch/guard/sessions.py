@@ -5,7 +5,7 @@ at the server-side session. Ending a session deletes the session itself from the
 session store (database, or cache + database), so its cookie stops working at once,
 not merely the row that lists it.
 
-"Last seen" is refreshed by ``vouch.accounts.middleware.SessionLifetimeMiddleware`` at
+"Last seen" is refreshed by ``vouch.guard.session_lifetime.SessionLifetimeMiddleware`` at
 the same once-a-minute resolution as the idle clock (``touch``), instead of allauth's
 write on every request."""
 
@@ -20,6 +20,7 @@ from allauth.usersessions.models import UserSession
 from django.http import HttpRequest
 from django.utils import timezone
 
+from vouch.accounts import policy
 from vouch.audit import record
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction
@@ -167,8 +168,6 @@ def end_member_sessions(actor, target, *, request: HttpRequest | None = None) ->
 
     Every session of the person ends, whichever company it was last used for: a
     session is the person's, not one company's."""
-    from vouch.accounts import policy
-
     policy.require(policy.can_end_sessions(actor, target))
     sessions = list(UserSession.objects.filter(user_id=target.user_id))
     _close(sessions)
@@ -198,8 +197,6 @@ def end_account_sessions(operator, user, *, request: HttpRequest | None = None) 
     """An operator ends every session of any account (``policy.can_end_any_sessions``);
     recorded as a platform event, and the account's owner is told by email. An
     operator naming their own account keeps the session they are using."""
-    from vouch.accounts import policy
-
     policy.require(policy.can_end_any_sessions(operator))
     keep = request.session.session_key if request is not None and operator.pk == user.pk else None
     sessions = list(UserSession.objects.filter(user_id=user.pk).exclude(session_key=keep or ""))

@@ -181,7 +181,7 @@ class ContextWordsValidator:
     """Refuses passwords built on "Vouch", the person's companies, name or email address.
 
     On sign-up allauth passes a stand-in user holding only the email; the sign-up forms
-    (vouch.accounts.forms) check again with the name and company they hold."""
+    (vouch.access.forms) check again with the name and company they hold."""
 
     def validate(self, password: str, user=None) -> None:
         check_context(password, context_words(user))

@@ -16,11 +16,11 @@ from django.utils import timezone
 from django_tasks import task
 
 from vouch.accounts import user_service
+from vouch.core.context import company_context
 from vouch.references import flows
 from vouch.references.request_models import BulkImport
 from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
-from vouch.core.context import company_context
 
 log = logging.getLogger("vouch.references.bulk")
 

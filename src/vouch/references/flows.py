@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 
+from vouch.core.context import current
 from vouch.references.request_models import Reference, ReferenceRequest, TimelineEvent, WorkflowSettings
 from vouch.tenancy import company_db
-from vouch.core.context import current
 
 log = logging.getLogger("vouch.references")
 

@@ -25,6 +25,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
 from django.db.utils import ConnectionDoesNotExist, load_backend  # type: ignore[attr-defined]  # present in Django 5.2, missing from its stubs
 
+from vouch.config import sqlite_database
 from vouch.core.context import CompanyContext, WrongCompanyDatabase, is_company_alias
 from vouch.tenancy import regions
 
@@ -67,9 +68,7 @@ def database_settings(company_id: uuid.UUID, region_name: str, *, admin: bool = 
     configured account instead, for migrations, which change the schema."""
     region = regions.get(region_name)
     if region.server is None:
-        from vouch.settings import _sqlite
-
-        entry = _sqlite(sqlite_path(company_id, region))
+        entry = sqlite_database(sqlite_path(company_id, region))
         # Open the file read-write but never create it: connecting to a company whose
         # database is missing (purged, moved, or looked for in the wrong region) must
         # fail, not leave an empty database at that name (which would then "exist").

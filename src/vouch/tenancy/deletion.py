@@ -30,11 +30,11 @@ from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action, Role
 from vouch.audit import record
 from vouch.audit.models import EventAction
-from vouch.links.models import Link
 from vouch.outbox import store as outbox_store
 from vouch.outbox.backends import company_headers
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
+from vouch.tenancy.signals import company_database_discarded, company_purging
 from vouch.vault import keyring, keystore
 
 log = logging.getLogger("vouch.tenancy.deletion")
@@ -192,7 +192,8 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
             company.name = TOMBSTONE_NAME
             company.save(update_fields=["status", "is_active", "name"])
         Invitation.objects.filter(company=company).delete()
-        Link.objects.filter(company=company).delete()
+        # Its private links (vouch.links, a layer above: tenancy.signals).
+        company_purging.send(sender=Company, company=company)
         Membership.objects.filter(company=company).delete()
         # Crypto-shredding, before anything else is removed: with its keys gone, any copy
         # of the company's database or files (a backup, a disk) can no longer be read.
@@ -214,10 +215,9 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     # other session, and the tombstone stops new ones being made.
     provisioning.discard(company.pk, company.region)
     # Its copy in the region's mirror (embedded default) goes too; a mirror target that
-    # cannot be reached fails the purge, which the next run finishes.
-    from vouch.backups.mirror import remove_company_mirror
-
-    remove_company_mirror(company.pk, company.region)
+    # cannot be reached fails the purge, which the next run finishes (vouch.backups, a
+    # layer above: tenancy.signals).
+    company_database_discarded.send(sender=Company, company_id=company.pk, region=company.region)
     # Its mail in the local outbox (names, addresses, private links) goes too, not a
     # week later: the outbox key is the installation's, which the shredding leaves.
     removed = outbox_store.remove_company_messages(company.pk)

@@ -27,7 +27,7 @@ from typing import cast
 from django.db import connections as django_connections
 from django.utils import timezone
 
-from vouch.config import DatabaseURL
+from vouch.config import DatabaseURL, sqlite_database
 from vouch.core.context import alias_for
 from vouch.tenancy import connections, regions, schema
 from vouch.tenancy.router import TEMPLATE_PREFIX
@@ -122,10 +122,8 @@ def _sqlite_template(region: regions.Region) -> Path:
     if key in _current_templates and path.exists():
         return path
     with _file_lock(region.root / ".template.lock"):
-        from vouch.settings import _sqlite
-
         alias = TEMPLATE_PREFIX + region.name
-        connections.add_alias(alias, _sqlite(path))
+        connections.add_alias(alias, sqlite_database(path))
         try:
             with django_connections[alias].cursor() as cursor:
                 cursor.execute(IDENTITY_DDL)

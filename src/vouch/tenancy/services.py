@@ -8,11 +8,13 @@ import uuid
 from django.conf import settings
 from django.db import connections, router, transaction
 
+from vouch.accounts import policy
 from vouch.accounts.models import Membership, User
-from vouch.accounts.policy import Role
+from vouch.accounts.policy import Action, Role
 from vouch.tenancy import provisioning
 from vouch.tenancy.models import Company
 from vouch.tenancy.prepared import PreparedRows
+from vouch.tenancy.signals import company_renamed
 from vouch.vault import keyring
 
 SESSION_COMPANY_KEY = "vouch_company"
@@ -132,11 +134,6 @@ def switch_company(session, user: User, company_id: str) -> Membership | None:
 
 def rename_company(company: Company, by: Membership, name: str) -> Company:
     """Change the company's name. Only the name: the region is never changed by a member."""
-    from vouch.accounts import policy
-    from vouch.accounts.policy import Action
-    from vouch.activity.services import log
-    from vouch.core.context import company_context
-
     policy.require(policy.can(by, Action.MANAGE_SETTINGS) and by.company_id == company.pk)
     name = name.strip()
     if not name:
@@ -146,6 +143,6 @@ def rename_company(company: Company, by: Membership, name: str) -> Company:
         return company
     Company.objects.filter(pk=company.pk, is_active=True).update(name=name)
     company.name = name
-    with company_context(company):
-        log("settings_changed", f"Company renamed from {before} to {name}", actor=by.user)
+    # Into the company's activity log (vouch.activity, a layer above: tenancy.signals).
+    company_renamed.send(sender=Company, company=company, before=before, after=name, actor=by.user)
     return company

@@ -14,7 +14,7 @@ from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest, VouchRequest
-from vouch.tenancy import deletion
+from vouch.tenancy import deletion, signals
 from vouch.tenancy.forms import CompanyNameForm, DeleteCompanyForm
 from vouch.tenancy.services import rename_company, switch_company
 
@@ -35,10 +35,9 @@ def switch(request: VouchRequest) -> HttpResponse:
     return redirect("dashboard")
 
 
-def company_backups(company_id) -> dict:
-    from vouch.backups.views import company_summary
-
-    return company_summary(company_id)
+def company_backups(company_id) -> dict | None:
+    summary = signals.backup_summary
+    return summary(company_id) if summary is not None else None
 
 
 def _settings_page(request: CompanyRequest, *, name_form=None, delete_form=None, status: int = 200) -> HttpResponse:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
+from vouch.core.text import SingleLineField
 from vouch.references.candidates import uploads
 from vouch.references.candidates.services import MIN_PHONE_DIGITS, PHONE_QUERY
-from vouch.core.text import SingleLineField
 
 
 def validate_phone(value: str) -> None:

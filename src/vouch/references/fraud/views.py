@@ -19,13 +19,13 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest
 from vouch.references import flows
 from vouch.references.fraud import checks as fraud
 from vouch.references.fraud import flows as fraud_flows
 from vouch.references.request_access import request_or_404
 from vouch.references.request_models import Flag
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.core.requests import CompanyRequest
 
 MAX_COMMENT = 2000
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from django import forms
 from django.http import QueryDict
 
-from vouch.references.questionnaires import services as q
 from vouch.core.text import SingleLineField
+from vouch.references.questionnaires import services as q
 
 MAX_ROWS = q.MAX_QUESTIONS
 OPS = ("save", "add", "remove", "up", "down")

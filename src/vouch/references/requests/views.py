@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest
 from vouch.references import bulk, request_listing
 from vouch.references.flows import WorkflowError
 from vouch.references.fraud import checks as fraud
@@ -45,7 +46,6 @@ from vouch.references.requests.forms import (
 )
 from vouch.tenancy import company_db
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.core.requests import CompanyRequest
 
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
 

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 
 from django.conf import settings
 
+from vouch.config import sqlite_database
 from vouch.tenancy import provisioning, regions, schema
 from vouch.tenancy.operations.probe import probe_many, short_error
 
@@ -151,9 +152,7 @@ def template_connection(region: regions.Region) -> Iterator[str | None]:
         if not path.exists():
             yield None
             return
-        from vouch.settings import _sqlite
-
-        entry = _sqlite(path)
+        entry = sqlite_database(path)
     entry.pop("VOUCH_COMPANY_ID", None)
     alias = provisioning.TEMPLATE_PREFIX + region.name
     connections.add_alias(alias, entry)

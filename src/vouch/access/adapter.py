@@ -11,6 +11,7 @@ from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
 
 from vouch.core.public import public_site, rebase
+from vouch.guard import devices, throttle
 from vouch.outbox.backends import company_headers
 
 
@@ -63,14 +64,10 @@ class AccountAdapter(DefaultAccountAdapter):
         # Replaces allauth's own "login_failed" check for passwords: Vouch's throttle
         # decides before any hash (real or dummy) is computed, and lets a known device
         # through. Raises the form error when the attempt is refused.
-        from vouch.guard import throttle
-
         login = credentials.get("email") or credentials.get("username") or ""
         self._vouch_attempt = throttle.before_password_check(request, str(login))
 
     def authenticate(self, request: HttpRequest, **credentials):
-        from vouch.guard import throttle
-
         self._vouch_attempt = None  # type: ignore[assignment]  # typing debt: an Optional not narrowed here
         try:
             user = super().authenticate(request, **credentials)
@@ -82,16 +79,12 @@ class AccountAdapter(DefaultAccountAdapter):
                 throttle.after_password_check(self._vouch_attempt)
 
     def authentication_failed(self, request: HttpRequest, **credentials) -> None:
-        from vouch.guard import throttle
-
         if getattr(self, "_vouch_attempt", None) is not None:
             throttle.password_failed(request, self._vouch_attempt)
 
     def post_login(self, request: HttpRequest, user, **kwargs):
         # After allauth's user_logged_in signal, so its receivers (the risk engine) still
         # see whether this browser was new; remembered only after a complete sign-in.
-        from vouch.guard import devices
-
         response = super().post_login(request, user, **kwargs)
         devices.remember_device(request, response, user)
         return response

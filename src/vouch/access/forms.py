@@ -8,7 +8,10 @@ from django import forms
 
 from vouch.accounts.policy import Role
 from vouch.core.text import SingleLineField
+from vouch.guard import validators
+from vouch.guard.company_security import installation_min_password_length
 from vouch.tenancy import regions
+from vouch.tenancy.services import create_company
 
 
 class CompanySignupForm(forms.Form):
@@ -64,9 +67,6 @@ class CompanySignupForm(forms.Form):
         return tuple(n for n in [self.cleaned_data.get("company_name")] if n)
 
     def _check_context_words(self, password: str, name: str, email: str) -> None:
-        from vouch.guard import validators
-        from vouch.guard.company_security import installation_min_password_length
-
         minimum = installation_min_password_length()
         words = validators.context_words(name=name, email=email, companies=self.signup_company_names())
         hit = validators.built_on_context(password, words, minimum)
@@ -76,8 +76,6 @@ class CompanySignupForm(forms.Form):
             self.add_error("password1", validators.context_error(*hit, minimum))
 
     def signup(self, request, user) -> None:
-        from vouch.tenancy.services import create_company
-
         create_company(self.cleaned_data["company_name"], self.cleaned_data["region"], user)
 
 

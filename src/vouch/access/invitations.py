@@ -20,10 +20,11 @@ from django.utils import timezone
 from vouch.accounts import policy
 from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Action, Role
-from vouch.activity import services as activity
+from vouch.accounts.signals import member_activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
 from vouch.core.public import public_url
+from vouch.tenancy.services import SESSION_COMPANY_KEY
 
 INVITATION_LIFETIME = timedelta(days=7)
 SESSION_KEY = "vouch_invitation"
@@ -67,10 +68,11 @@ def invite(request: HttpRequest, actor: Membership, email: str, role: int) -> In
             target=f"invitation:{invitation.pk}",
             details={"role": Role(role).name.lower()},
         )
-        activity.log_after_commit(
-            company,
-            activity.Kind.MEMBER_INVITED,
-            f"{email} was invited as {Role(role).label}.",
+        member_activity.send(
+            sender=Invitation,
+            company=company,
+            action="member_invited",
+            summary=f"{email} was invited as {Role(role).label}.",
             actor=actor.user,
             details={"invitation": invitation.pk, "email": email, "role": Role(role).label},
         )
@@ -154,10 +156,11 @@ def accept(invitation: Invitation, user: User, *, request: HttpRequest | None = 
             target=f"invitation:{invitation.pk}",
             details={"membership": f"membership:{membership.pk}", "role": Role(invitation.role).name.lower()},
         )
-        activity.log_after_commit(
-            invitation.company,
-            activity.Kind.INVITATION_ACCEPTED,
-            f"{user} joined as {Role(invitation.role).label}.",
+        member_activity.send(
+            sender=Invitation,
+            company=invitation.company,
+            action="invitation_accepted",
+            summary=f"{user} joined as {Role(invitation.role).label}.",
             actor=user,
             details={"invitation": invitation.pk, "role": Role(invitation.role).label},
         )
@@ -165,8 +168,6 @@ def accept(invitation: Invitation, user: User, *, request: HttpRequest | None = 
 
 
 def accept_pending_from_session(request: HttpRequest, user: User) -> Membership | None:
-    from vouch.tenancy.services import SESSION_COMPANY_KEY
-
     invitation = pending_from_session(request)
     request.session.pop(SESSION_KEY, None)
     if invitation is None:
@@ -190,10 +191,11 @@ def revoke(actor: Membership, invitation_id: int, *, request: HttpRequest | None
                 company=actor.company_id,
                 target=f"invitation:{invitation.pk}",
             )
-            activity.log_after_commit(
-                actor.company,
-                activity.Kind.INVITATION_REVOKED,
-                f"The invitation to {invitation.email} was withdrawn.",
+            member_activity.send(
+                sender=Invitation,
+                company=actor.company,
+                action="invitation_revoked",
+                summary=f"The invitation to {invitation.email} was withdrawn.",
                 actor=actor.user,
                 details={"invitation": invitation.pk, "email": invitation.email},
             )

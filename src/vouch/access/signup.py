@@ -10,7 +10,7 @@ from allauth.account.views import SignupView
 from django import forms
 from django.contrib.auth.hashers import make_password
 
-from vouch.accounts import invitations
+from vouch.access import invitations
 from vouch.guard.company_security import company_min_password_length
 
 

@@ -16,6 +16,10 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
+from vouch.core.diskfull import StorageFull
+from vouch.guard.company_security import session_limits
+from vouch.guard.sessions import touch
+
 AUTH_AT = "vouch_auth_at"
 SEEN_AT = "vouch_seen_at"
 # [idle seconds, absolute seconds] for this session's user, from their companies.
@@ -26,8 +30,6 @@ SEEN_RESOLUTION = 60
 
 
 def _limits_for(user) -> list[int]:
-    from vouch.guard.company_security import session_limits
-
     return list(session_limits(user))
 
 
@@ -58,9 +60,6 @@ class SessionLifetimeMiddleware:
                 logout(request)  # flushes the session row: the old cookie is dead
                 messages.info(request, "Your session ended. Please sign in again.")
             elif now - seen_at >= SEEN_RESOLUTION:  # type: ignore[operator]  # typing debt: an Optional not narrowed here
-                from vouch.core.diskfull import StorageFull
-                from vouch.guard.sessions import touch
-
                 try:
                     touch(request)
                 except StorageFull:

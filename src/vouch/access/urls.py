@@ -1,6 +1,6 @@
 from django.urls import path
 
-from vouch.accounts import views
+from vouch.access import views
 
 urlpatterns = [
     path("members/", views.member_list, name="members"),

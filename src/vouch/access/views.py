@@ -8,9 +8,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from vouch.accounts import invitations, members, policy
+from vouch.access import invitations
+from vouch.access.forms import InviteForm, RoleForm
+from vouch.accounts import members, policy
 from vouch.accounts.decorators import company_action, reauthentication_required
-from vouch.accounts.forms import InviteForm, RoleForm
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest, VouchRequest
