@@ -106,7 +106,7 @@ def rotate_company(
                 report(progress, 0, 0, f"waiting {wait:.0f} s")
                 time.sleep(wait)
                 waited += wait
-    from vouch.references.faults import pause
+    from vouch.core.faults import pause
 
     pause("rotation_before_destroy")  # fault tests kill it here: every value re-encrypted, old keys kept
     destroyed = sorted(retiring) if keyring.destroy_data_key_versions(company_id, retiring) else []
