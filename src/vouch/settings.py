@@ -466,8 +466,8 @@ USE_I18N = True
 USE_TZ = True
 
 LOG_LEVEL = env("VOUCH_LOG_LEVEL", "INFO").upper()
-LOGGING_CONFIG = None  # vouch.web.logging configures structlog and stdlib logging.
-from vouch.web.logging import configure_logging  # noqa: E402
+LOGGING_CONFIG = None  # vouch.core.logging configures structlog and stdlib logging.
+from vouch.core.logging import configure_logging  # noqa: E402
 
 configure_logging(LOG_LEVEL)
 
