@@ -19,6 +19,8 @@ from collections.abc import Callable
 from django.db import connection, transaction
 from django.utils import timezone
 
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.vault import keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
 from vouch.vault.models import DataKey, InstallationKey
@@ -118,8 +120,6 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         "provider": provider.describe(),
         "seconds": round(time.monotonic() - started, 3),
     }
-    from vouch.audit import record
-    from vouch.audit.models import EventAction
 
     record(
         EventAction.KEYS_MASTER_ROTATED,
@@ -234,9 +234,6 @@ def _rewrap_outbox_key(provider: providers.MasterKeyProvider, target: int) -> st
 
 
 def _record_broken(company_id, purpose: str, version: int, exc: Exception, *, kind: str = "datakey") -> None:
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
-
     record(
         EventAction.DATA_INTEGRITY_FAIL,
         company=company_id,
