@@ -22,6 +22,7 @@ setup: $(VENV)/.base
 test: $(VENV)/.dev chromium pdf-libs pgbackrest
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 	$(MYPY)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -31,6 +32,7 @@ bench: $(VENV)/.dev wrk pdf-libs
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 	$(MYPY)
 
 # Pages generated from the code: the `vouch` command's reference (tests/web/test_cli_reference.py

@@ -237,7 +237,7 @@ else:
 # (the embedded default). "redis": RQ on VOUCH_REDIS_URL; the default in production
 # when Redis is configured. Task arguments are ids only, never personal data.
 # A task or outgoing mail a worker took and did not finish in this time is taken over
-# by another (its worker died); test-only pause points (vouch.references.faults).
+# by another (its worker died); test-only pause points (vouch.core.faults).
 VOUCH_WORK_LEASE_SECONDS = env_int("VOUCH_WORK_LEASE_SECONDS", 600)
 VOUCH_TEST_PAUSE_AT = env("VOUCH_TEST_PAUSE_AT")
 VOUCH_TEST_PAUSE_FILE = env("VOUCH_TEST_PAUSE_FILE")
@@ -437,8 +437,8 @@ USE_I18N = True
 USE_TZ = True
 
 LOG_LEVEL = env("VOUCH_LOG_LEVEL", "INFO").upper()
-LOGGING_CONFIG = None  # vouch.web.logging configures structlog and stdlib logging.
-from vouch.web.logging import configure_logging  # noqa: E402
+LOGGING_CONFIG = None  # vouch.core.logging configures structlog and stdlib logging.
+from vouch.core.logging import configure_logging  # noqa: E402
 
 configure_logging(LOG_LEVEL)
 

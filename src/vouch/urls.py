@@ -42,7 +42,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("vouch.access.urls")),
     path("outbox/", include("vouch.outbox.urls")),
-    path("", include("vouch.audit.urls")),
+    path("", include("vouch.web.event_urls")),
     path("", include("vouch.backups.urls")),
     path("", include("vouch.activity.urls")),
 ]

@@ -22,7 +22,8 @@ FLOODER = "192.0.2.66"
 @pytest.fixture
 def clock(monkeypatch):
     # At the start of a minute, so a test's requests all fall in one.
-    moment = [(int(throttle.now() // sampling.INTERVAL) + 1) * sampling.INTERVAL + 1.0]
+    moment = [(int(sampling.now() // sampling.INTERVAL) + 1) * sampling.INTERVAL + 1.0]
+    monkeypatch.setattr(sampling, "now", lambda: moment[0])
     monkeypatch.setattr(throttle, "now", lambda: moment[0])
     return moment
 

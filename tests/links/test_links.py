@@ -18,6 +18,7 @@ from django.utils import timezone
 from tests.accounts.helpers import fast_company
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import current_or_none
+from vouch.core.network import client_network
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link, Purpose
@@ -337,7 +338,7 @@ def test_guessing_from_many_addresses_of_one_network_is_throttled(client, compan
 
 def test_client_networks(rf):
     def network(address: str) -> str | None:
-        return throttle.client_network(rf.get("/", REMOTE_ADDR=address))
+        return client_network(rf.get("/", REMOTE_ADDR=address))
 
     assert network("203.0.113.77") == "203.0.113.0/24"
     assert network("::ffff:203.0.113.77") == "203.0.113.0/24"  # an IPv4 client seen through IPv6

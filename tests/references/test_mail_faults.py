@@ -3,7 +3,7 @@ between a reminder's commit and its sending, between the sending and its marking
 at random moments. Every reminder reaches the local outbox exactly once.
 
 The kill lands exactly where wanted through a test-only pause point
-(``VOUCH_TEST_PAUSE_AT``, see ``vouch.references.faults``): the worker waits there
+(``VOUCH_TEST_PAUSE_AT``, see ``vouch.core.faults``): the worker waits there
 while a file exists and says so with another; the test kills it then."""
 
 from __future__ import annotations

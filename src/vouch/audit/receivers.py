@@ -1,5 +1,6 @@
 """Signal receivers that turn account events (django-allauth, django.contrib.auth) into
-security events. Connected once, in ``AuditConfig.ready``.
+security events. Connected once, in ``AuditConfig.ready``. A failed sign-in's event is
+recorded by vouch.guard.receivers, with the brute-force defence's own sampling.
 
 Account events belong to the person, not to the company that happens to be current, so
 they are recorded as platform events (``company=PLATFORM``)."""
@@ -12,7 +13,7 @@ from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
 from django.contrib.auth import signals as auth_signals
 
-from vouch.audit.events import PLATFORM, count_unrecorded, email_hash, record
+from vouch.audit.events import PLATFORM, record
 from vouch.audit.models import EventAction, Outcome
 
 log = logging.getLogger("vouch.audit")
@@ -24,50 +25,6 @@ def _user_target(user) -> str:
 
 def on_logged_in(sender, request, user, **kwargs) -> None:
     record(EventAction.AUTHN_LOGIN_SUCCESS, request=request, actor=user, company=PLATFORM, target=_user_target(user))
-
-
-def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
-    try:
-        _on_login_failed(credentials, request)
-    except Exception as error:
-        # The sampling's own bookkeeping may be what the full disk refused: still counted.
-        count_unrecorded(error, EventAction.AUTHN_LOGIN_FAIL, Outcome.FAILURE)
-        raise
-
-
-def _on_login_failed(credentials, request) -> None:
-    # Never the address itself (nor, of course, the password): a short keyed hash lets
-    # repeated attempts on one address be correlated without storing it.
-    from vouch.accounts.models import User
-
-    email = str(credentials.get("email") or credentials.get("username") or "")
-    # Sampled, so a flood of guesses cannot make the chained log a bottleneck: the first
-    # failure per account per minute, with the count of those skipped since
-    # (vouch.guard.throttle.sample_failure_event says why), and of those at most one per
-    # network per minute (vouch.audit.sampling): guesses at many accounts from the
-    # addresses of one network are one source.
-    from vouch.audit.sampling import record_sampled
-    from vouch.guard.throttle import return_skipped, sample_failure_event
-
-    skipped = sample_failure_event(email)
-    if skipped is None:
-        return
-    user = User.objects.filter(email__iexact=email).only("pk").first() if email else None
-    details = {"email_hash": email_hash(email)} if email else {}
-    if skipped:
-        details["failures_not_recorded"] = skipped  # type: ignore[assignment]  # typing debt
-    event = record_sampled(
-        EventAction.AUTHN_LOGIN_FAIL,
-        request=request,
-        kind="authn_login_fail",
-        actor=None,
-        company=PLATFORM,
-        target=_user_target(user),
-        outcome=Outcome.FAILURE,
-        details=details,
-    )
-    if event is None and skipped:
-        return_skipped(email, skipped)  # the account's count waits for its next recorded event
 
 
 def on_logged_out(sender, request, user, **kwargs) -> None:
@@ -132,7 +89,6 @@ on_mfa_failed = _mfa_event(EventAction.AUTHN_MFA_FAIL, Outcome.FAILURE)
 
 CONNECTIONS = [
     (account_signals.user_logged_in, on_logged_in),
-    (auth_signals.user_login_failed, on_login_failed),
     (auth_signals.user_logged_out, on_logged_out),
     (account_signals.user_signed_up, on_user_signed_up),
     (account_signals.password_changed, on_password_changed),

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django_tasks import task
 
 from vouch.audit.events import PLATFORM, count_unrecorded, record
-from vouch.audit.models import Outcome, SecurityEvent
+from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.core.diskfull import is_storage_full
+from vouch.core.network import client_network
 
 log = logging.getLogger("vouch.audit")
 
@@ -42,15 +45,18 @@ FLUSH_GRACE = 5  # seconds after that before the task looks, so the next event g
 KEEP = 3600  # seconds the counters are kept: a worker may be late (or restarting)
 
 
-def _now() -> float:
-    from vouch.guard import throttle
+def now() -> float:
+    """The sampling's clock (tests replace it)."""
+    return time.time()
 
-    return throttle.now()  # the throttle's clock, which tests replace
+
+def enabled() -> bool:
+    # The benchmark switch (VOUCH_BENCH_PROTECTIONS_OFF) that turns the throttles off too
+    # (vouch.guard.throttle.enabled); never honoured in production.
+    return not getattr(settings, "VOUCH_PROTECTIONS_OFF", False)
 
 
 def source_of(request) -> str:
-    from vouch.guard.throttle import client_network
-
     return client_network(request) or "unknown"
 
 
@@ -90,14 +96,12 @@ def record_sampled(
     """``record(action, request=request, ...)``, sampled by ``kind`` and the request's
     source (see the module). Returns the event, or None when it was only counted. Never
     raises: the caller's refusal must still be answered."""
-    from vouch.guard.throttle import enabled
-
     try:
         if not enabled():  # the benchmark switch: every event, as before
             return record(action, request=request, details=details, **fields)
         source = source_of(request)
         base = _base(action, kind, source)
-        window = int(_now() // INTERVAL)
+        window = int(now() // INTERVAL)
         if not _first_in(base, window):
             _count(f"{base}:n:{window}")
             return None
@@ -136,13 +140,11 @@ def flush(action: str, kind: str, source: str, window: int) -> SecurityEvent | N
     of its kind and source already carried it. The event stands for those refusals: its
     ``network`` is where they came from."""
     base = _base(action, kind, source)
-    if window + SETTLE_WINDOWS > int(_now() // INTERVAL):
+    if window + SETTLE_WINDOWS > int(now() // INTERVAL):
         return None  # not settled yet (a worker ahead of time): the task is queued again
     carried = _claim(base, window)
     if not carried:
         return None
-    from vouch.audit.models import EventAction
-
     return record(
         action,
         company=PLATFORM,
@@ -155,7 +157,7 @@ def flush(action: str, kind: str, source: str, window: int) -> SecurityEvent | N
 @task()
 def flush_sampled(action: str, kind: str, source: str, window: int) -> int:
     """The task queued with a sampled event (see :func:`flush`). Returns the count recorded."""
-    if window + SETTLE_WINDOWS > int(_now() // INTERVAL):
+    if window + SETTLE_WINDOWS > int(now() // INTERVAL):
         _queue_flush(action, kind, source, window)
         return 0
     event = flush(action, kind, source, window)

@@ -164,7 +164,7 @@ def _sqlite_swap(live: Path, restored: Path, keep: Path | None) -> None:
     into ``keep`` (when given) under the same lock: no write can land between the copy
     kept aside and the swap, and none is lost (a writer still holding the company open
     waits, then writes on top of the restored state: see docs/backups.md)."""
-    from vouch.references.faults import pause
+    from vouch.core.faults import pause
 
     pause("restore_before_swap")  # tests only: a write here must end up in the kept copy
     connection = sqlite3.connect(live, timeout=60, isolation_level=None)

@@ -31,12 +31,11 @@ import sys
 from pathlib import Path
 
 from vouch.backups import commands as backup_commands
-from vouch.cli import audit, manage, operator, outbox, serve, setup
+from vouch.cli import audit, keys, manage, operator, outbox, serve, setup
 from vouch.cli.groups import Group
 from vouch.cli.setup import adopt_company_keks
 from vouch.references import commands as references_commands
 from vouch.tenancy.operations import commands as tenants_commands
-from vouch.vault import commands as keys_commands
 
 __all__ = ["GROUPS", "adopt_company_keks", "build_parser", "main", "unprepared_database_problem"]
 
@@ -55,7 +54,7 @@ GROUPS: list[Group] = [
     setup.CHECK,
     audit.GROUP,
     Group(("tenants",), tenants_commands.add_parser, tenants_commands.run),
-    Group(("keys",), keys_commands.add_parser, keys_commands.run, needs_database=_keys_need_database),
+    Group(("keys",), keys.add_parser, keys.run, needs_database=_keys_need_database),
     Group(("worker", "references"), references_commands.add_parser, references_commands.run),
     Group(("mirror", "backup"), backup_commands.add_parser, backup_commands.run),
     manage.GROUP,

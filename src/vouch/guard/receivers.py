@@ -1,15 +1,19 @@
-"""Signal receivers for suspicious-login detection and account-change emails.
-Connected once, from ``GuardConfig.ready``."""
+"""Signal receivers for suspicious-login detection, account-change emails and the failed
+sign-in's security event. Connected once, from ``GuardConfig.ready``."""
 
 from __future__ import annotations
 
 from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.models import Authenticator
+from django.contrib.auth import get_user_model
 from django.contrib.auth import signals as auth_signals
 from django.db import transaction
 
-from vouch.guard import failures, notifications, suspension
+from vouch.audit.events import PLATFORM, count_unrecorded, email_hash
+from vouch.audit.models import EventAction, Outcome
+from vouch.audit.sampling import record_sampled
+from vouch.guard import failures, notifications, suspension, throttle
 
 
 def on_password_changed(sender, request, user, **kwargs) -> None:
@@ -79,6 +83,47 @@ def on_role_changed(sender, membership, before, after, actor=None, request=None,
     transaction.on_commit(send)
 
 
+def record_login_failure(sender, credentials, request=None, **kwargs) -> None:
+    """The authn_login_fail security event (moved here from vouch.audit.receivers: the
+    sampling per account is the brute-force defence's, vouch.guard.throttle)."""
+    try:
+        _record_login_failure(credentials, request)
+    except Exception as error:
+        # The sampling's own bookkeeping may be what the full disk refused: still counted.
+        count_unrecorded(error, EventAction.AUTHN_LOGIN_FAIL, Outcome.FAILURE)
+        raise
+
+
+def _record_login_failure(credentials, request) -> None:
+    # Never the address itself (nor, of course, the password): a short keyed hash lets
+    # repeated attempts on one address be correlated without storing it.
+    email = str(credentials.get("email") or credentials.get("username") or "")
+    # Sampled, so a flood of guesses cannot make the chained log a bottleneck: the first
+    # failure per account per minute, with the count of those skipped since
+    # (vouch.guard.throttle.sample_failure_event says why), and of those at most one per
+    # network per minute (vouch.audit.sampling): guesses at many accounts from the
+    # addresses of one network are one source.
+    skipped = throttle.sample_failure_event(email)
+    if skipped is None:
+        return
+    user = get_user_model().objects.filter(email__iexact=email).only("pk").first() if email else None
+    details = {"email_hash": email_hash(email)} if email else {}
+    if skipped:
+        details["failures_not_recorded"] = skipped  # type: ignore[assignment]  # typing debt
+    event = record_sampled(
+        EventAction.AUTHN_LOGIN_FAIL,
+        request=request,
+        kind="authn_login_fail",
+        actor=None,
+        company=PLATFORM,
+        target=f"user:{user.pk}" if user is not None and user.pk is not None else "",
+        outcome=Outcome.FAILURE,
+        details=details,
+    )
+    if event is None and skipped:
+        throttle.return_skipped(email, skipped)  # the account's count waits for its next recorded event
+
+
 def connect() -> None:
     from vouch.accounts import members
 
@@ -90,6 +135,8 @@ def connect() -> None:
         (mfa_signals.authenticator_added, on_authenticator_added),
         (mfa_signals.authenticator_removed, on_authenticator_removed),
         (mfa_signals.authenticator_reset, on_authenticator_reset),
+        # Recorded first, as when vouch.audit (before vouch.guard in INSTALLED_APPS) connected it.
+        (auth_signals.user_login_failed, record_login_failure),
         (auth_signals.user_login_failed, failures.on_login_failed),
     ]
     role_changed = getattr(members, "role_changed", None)

@@ -53,6 +53,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.connection import ConnectionProxy
 
+from vouch.core.network import client_ip as _client_ip
+from vouch.core.network import network_of as _network_of
 from vouch.guard import devices
 
 log = logging.getLogger("vouch.guard.throttle")
@@ -128,15 +130,6 @@ def email_key(email: str) -> str:
     """A keyed hash of the typed address: counters never hold the address itself."""
     normalised = (email or "").strip().lower()
     return hmac.new(settings.SECRET_KEY.encode(), b"bf:" + normalised.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _client_ip(request: HttpRequest) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    # REMOTE_ADDR is the client: vouch.core.proxies applied X-Forwarded-For from trusted
-    # proxies only, before any view ran.
-    try:
-        return ipaddress.ip_address((request.META.get("REMOTE_ADDR") or "").strip())
-    except ValueError:
-        return None
 
 
 def client_address(request: HttpRequest) -> str:
@@ -551,23 +544,6 @@ CODE_NETWORK = Scope("code_network", free=50)
 DEFERRABLE = ("code_address", "code_network")
 HELD_GUESS_CAP = 60
 HELD_WINDOW = 60
-NETWORK_PREFIX = {4: 24, 6: 64}
-
-
-def client_network(request: HttpRequest) -> str | None:
-    """The client's network (IPv4 /24, IPv6 /64) as ``address/prefix``; None when the
-    address is unknown. An IPv4 address seen through an IPv6 socket (``::ffff:a.b.c.d``)
-    counts as IPv4: as one /64, every such client would share one network."""
-    return _network_of(_client_ip(request))
-
-
-def _network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:
-    if address is None:
-        return None
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    network = ipaddress.ip_network(f"{address}/{NETWORK_PREFIX[address.version]}", strict=False)
-    return str(network)
 
 
 def _code_keys(request: HttpRequest, purpose: str, subject: str) -> list[tuple[Scope, str]]:

@@ -22,8 +22,8 @@ from vouch.references.candidates.uploads import AttachmentRefused
 from vouch.references.models import Attachment, Candidate
 from vouch.references.request_access import candidate_or_404, visibility, visible_candidates
 from vouch.tenancy.lookups import company_object_or_404
+from vouch.vault import downloads
 from vouch.vault.errors import VaultError
-from vouch.web import downloads
 
 log = logging.getLogger("vouch.references")
 

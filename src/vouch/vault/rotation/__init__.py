@@ -1,4 +1,4 @@
-"""Key rotation, online and resumable (``vouch keys ...``, see ``vault.commands``).
+"""Key rotation, online and resumable (``vouch keys ...``, see ``vouch.cli.keys``).
 
 - :func:`rotate_master`: a new master key version re-wraps every company's keys
   (``DataKey`` rows, control database); old versions retire once no row needs them.

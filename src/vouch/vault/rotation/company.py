@@ -27,7 +27,10 @@ from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
 
+from vouch.audit import record
+from vouch.audit.models import EventAction
 from vouch.core.context import CompanyContext, company_context
+from vouch.core.faults import pause
 from vouch.vault import keyring, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
 from vouch.vault.fields import EncryptedField
@@ -106,7 +109,6 @@ def rotate_company(
                 report(progress, 0, 0, f"waiting {wait:.0f} s")
                 time.sleep(wait)
                 waited += wait
-    from vouch.references.faults import pause
 
     pause("rotation_before_destroy")  # fault tests kill it here: every value re-encrypted, old keys kept
     destroyed = sorted(retiring) if keyring.destroy_data_key_versions(company_id, retiring) else []
@@ -124,8 +126,6 @@ def rotate_company(
         "waited": round(waited, 3),
         "seconds": round(time.monotonic() - started, 3),
     }
-    from vouch.audit import record
-    from vouch.audit.models import EventAction
 
     record(
         EventAction.KEYS_COMPANY_ROTATED,

@@ -14,10 +14,13 @@ another one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.vault import keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
 from vouch.vault.models import DataKey, InstallationKey
@@ -117,8 +120,6 @@ def rotate_master(*, batch_size: int = 500, progress: Progress | None = None) ->
         "provider": provider.describe(),
         "seconds": round(time.monotonic() - started, 3),
     }
-    from vouch.audit import record
-    from vouch.audit.models import EventAction
 
     record(
         EventAction.KEYS_MASTER_ROTATED,
@@ -214,19 +215,25 @@ def _rewrap_batch(
     return len(rows), len(params)
 
 
+# Keys kept outside vault and wrapped by the master key, each re-wrapped by its owner:
+# name -> rewrap(provider, target version), returning "absent", "current", "rewrapped" or
+# "unreadable". Filled in the owning app's AppConfig.ready() (the local mail outbox's key:
+# vouch.outbox.apps), because vault sits below those apps in the layers and must not
+# import them (docs/development/architecture.md, Layers).
+external_keys: dict[str, Callable[[providers.MasterKeyProvider, int], str]] = {}
+
+
+def register_external_key(name: str, rewrap: Callable[[providers.MasterKeyProvider, int], str]) -> None:
+    external_keys[name] = rewrap
+
+
 def _rewrap_outbox_key(provider: providers.MasterKeyProvider, target: int) -> str:
     """Re-wrap the embedded default's outbox key, if there is one (see vouch.outbox.sealing)."""
-    from django.conf import settings
-
-    from vouch.outbox import sealing
-
-    return sealing.rewrap(settings.OUTBOX_DIR, provider, target)
+    rewrap = external_keys.get("outbox")
+    return rewrap(provider, target) if rewrap is not None else "absent"
 
 
 def _record_broken(company_id, purpose: str, version: int, exc: Exception, *, kind: str = "datakey") -> None:
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
-
     record(
         EventAction.DATA_INTEGRITY_FAIL,
         company=company_id,

@@ -1,4 +1,4 @@
-"""vouch.web.downloads: the first chunk read before any header, the handle closed on
+"""vouch.vault.downloads: the first chunk read before any header, the handle closed on
 every path, and the headers of every download."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import io
 
 import pytest
 
+from vouch.vault import downloads
 from vouch.vault.files import CHUNK_BYTES
-from vouch.web import downloads
 
 
 class Handle(io.BytesIO):
