@@ -43,8 +43,9 @@ def worker(companies: int, rounds: int) -> dict:
     django.setup()
     from django.conf import settings
 
+    from vouch import regions
     from vouch.backups.sets import schedule
-    from vouch.tenancy import connections, provisioning, regions
+    from vouch.tenancy import connections
 
     region = "eu"
     ids = harness.seed_small_companies(companies, region=region, file_bytes=FILE_BYTES, owners="bench-backup")
@@ -52,7 +53,7 @@ def worker(companies: int, rounds: int) -> dict:
     data_dir = Path(settings.DATA_DIR)
     control = Path(settings.DATABASES["default"]["NAME"])
     sources = [connections.sqlite_path(cid, regions.get(region)) for cid in ids]
-    sources += [p for cid in ids for p in provisioning.files_dir(cid, region).rglob("*") if p.is_file()]
+    sources += [p for cid in ids for p in regions.files_dir(cid, region).rglob("*") if p.is_file()]
     sources.append(control)
     source_bytes = sum(p.stat().st_size for p in sources)
 

@@ -71,7 +71,8 @@ def provisioned_company(scratch: Path) -> Path:
         """
         import uuid, django
         django.setup()
-        from vouch.tenancy import connections, provisioning, regions
+        from vouch.tenancy import connections, provisioning
+        from vouch import regions
         region = regions.all_regions()[0]
         company = uuid.uuid4()
         provisioning.provision(company, region.name)

@@ -64,7 +64,8 @@ SCRIPT = textwrap.dedent(
     from allauth.account.models import EmailAddress
     from vouch.accounts.models import Membership, User
     from vouch.accounts.policy import Role
-    from vouch.tenancy import provisioning, regions, schema
+    from vouch.tenancy import provisioning, schema
+    from vouch import regions
     from vouch.tenancy.models import Company
     from vouch.vault import keyring
 

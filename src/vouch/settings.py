@@ -43,7 +43,7 @@ VOUCH_PG_ARCHIVING = env("VOUCH_PG_ARCHIVING", "required" if PRODUCTION else "op
 if VOUCH_PG_ARCHIVING not in {"required", "optional"}:
     raise ValueError(f"VOUCH_PG_ARCHIVING must be required or optional, not {VOUCH_PG_ARCHIVING!r}")
 VOUCH_PG_MAX_LAG_SECONDS = env_int("VOUCH_PG_MAX_LAG_SECONDS", 60)
-# Where each region keeps its company databases and files (see vouch.tenancy.regions).
+# Where each region keeps its company databases and files (see vouch.regions).
 VOUCH_REGION_CONFIG = {
     name: {
         "database_url": env(f"VOUCH_REGION_{name.upper()}_DATABASE_URL", env("VOUCH_COMPANY_DATABASE_URL")),

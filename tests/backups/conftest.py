@@ -58,7 +58,8 @@ def admin_sql(company, sql: str, params=()) -> None:
     company's role may not change every table, e.g. the identity row); SQLite: the file."""
     import sqlite3
 
-    from vouch.tenancy import connections, provisioning, regions
+    from vouch import regions
+    from vouch.tenancy import connections, provisioning
 
     region = regions.get(company.region)
     if region.uses_postgresql:
@@ -71,8 +72,9 @@ def admin_sql(company, sql: str, params=()) -> None:
 
 def lose_database(company) -> None:
     """The company's database is gone (a lost disk, a mistaken drop)."""
+    from vouch import regions
     from vouch.core.context import alias_for
-    from vouch.tenancy import connections, provisioning, regions
+    from vouch.tenancy import connections, provisioning
 
     region = regions.get(company.region)
     connections.release(alias_for(company.pk))
@@ -97,7 +99,8 @@ def kept_rows(company, rollback, table: str) -> int:
     """Rows of ``table`` in the state an in-place restore kept aside in ``rollback``."""
     import json
 
-    from vouch.tenancy import provisioning, regions
+    from vouch import regions
+    from vouch.tenancy import provisioning
 
     region = regions.get(company.region)
     if not region.uses_postgresql:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from tests.accounts.helpers import fast_company
 from tests.backups.conftest import add_files, admin_sql, count_rows, kept_rows
 from tests.references.helpers import add_candidate
+from vouch import regions
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.backups import checks, restore
@@ -22,7 +23,7 @@ from vouch.cli import main
 from vouch.core.context import alias_for, company_context
 from vouch.objectstore import open_store
 from vouch.references.models import Candidate
-from vouch.tenancy import connections, provisioning, regions
+from vouch.tenancy import connections
 from vouch.tenancy.models import Company
 from vouch.vault import keyring
 
@@ -81,14 +82,14 @@ def test_in_place_restore_replaces_only_that_company_keeps_the_old_state_and_rec
     other = fast_company("Untouched Co")
     add_candidate(other, "Other Person")
     add_candidate(company, "After Backup")
-    provisioning.files_dir(company.pk, company.region).joinpath("attachments", "late.pdf").write_bytes(b"late")
+    regions.files_dir(company.pk, company.region).joinpath("attachments", "late.pdf").write_bytes(b"late")
 
     code, out, err = run(capsys, "--company", str(company.pk), "--set", str(row.pk), "--in-place")
 
     assert code == 0, err
     assert candidates(company) == ["Before Backup"]
     assert candidates(other) == ["Other Person"]
-    files = provisioning.files_dir(company.pk, company.region)
+    files = regions.files_dir(company.pk, company.region)
     assert sorted(p.name for p in files.rglob("*") if p.is_file()) == ["cv.pdf"]
     assert not Company.objects.get(pk=company.pk).is_offline
     # The replaced state is kept aside, and the path printed.

@@ -8,11 +8,11 @@ import pytest
 
 from tests.accounts.helpers import fast_company
 from tests.backups.conftest import add_files
+from vouch import regions
 from vouch.backups.models import BackupStatus
 from vouch.backups.sets import write_company_set
 from vouch.cli import main
 from vouch.core.context import company_context
-from vouch.tenancy import regions
 from vouch.vault import files
 from vouch.vault.files import encrypted_storage
 

@@ -14,9 +14,10 @@ import pytest
 
 from tests.accounts.helpers import fast_company
 from tests.references.helpers import add_candidate
+from vouch import regions
 from vouch.backups import restore
 from vouch.backups.sets import write_company_set
-from vouch.tenancy import connections, regions
+from vouch.tenancy import connections
 
 pytestmark = pytest.mark.django_db
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from tests.accounts.helpers import fast_company
 from tests.audit.conftest import committed_chain  # noqa: F401
 from tests.backups.conftest import lose_database
+from vouch import regions
 from vouch.audit import record
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.backups.sets import write_company_set, write_control_set
@@ -92,7 +93,6 @@ def test_the_region_runbook_brings_back_a_company_whose_database_and_files_are_l
     from tests.references.helpers import add_candidate
     from vouch.core.context import company_context
     from vouch.references.models import Candidate
-    from vouch.tenancy import provisioning
     from vouch.tenancy.models import Company
 
     company = fast_company("Lost Disk Ltd")
@@ -100,9 +100,9 @@ def test_the_region_runbook_brings_back_a_company_whose_database_and_files_are_l
     assert write_company_set(company).status == "complete"
     # The region's disk is lost: the database and the files are gone.
     lose_database(company)
-    shutil.rmtree(provisioning.files_dir(company.pk, company.region))
+    shutil.rmtree(regions.files_dir(company.pk, company.region))
 
     assert main(["backup", "restore", "--company", str(company.pk), "--in-place"]) == 0, capsys.readouterr().err
     with company_context(Company.objects.get(pk=company.pk)):
         assert [c.name for c in Candidate.objects.all()] == ["Kept Person"]
-    assert provisioning.files_dir(company.pk, company.region).is_dir()
+    assert regions.files_dir(company.pk, company.region).is_dir()

@@ -9,6 +9,7 @@ import pytest
 
 from tests.accounts.helpers import fast_company
 from tests.backups.conftest import add_files
+from vouch import regions
 from vouch.backups.models import BackupStatus
 from vouch.backups.sets import (
     company_prefix,
@@ -20,7 +21,7 @@ from vouch.backups.sets import (
     write_company_set,
 )
 from vouch.objectstore import open_store
-from vouch.tenancy import connections, provisioning, regions
+from vouch.tenancy import connections, provisioning
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,7 @@ def test_a_company_set_holds_its_database_and_files_and_comes_back_verified(back
     extracted = opened.extract(tmp_path / "restored")
 
     # The files come back as stored: still encrypted with the company's data key.
-    root = provisioning.files_dir(company.pk, company.region)
+    root = regions.files_dir(company.pk, company.region)
     for name in files:
         assert (extracted.files_dir / name).read_bytes() == (root / name).read_bytes()
         assert files[name] not in (extracted.files_dir / name).read_bytes()
@@ -149,7 +150,7 @@ def test_sets_on_a_real_s3_server(settings, tmp_path, s3_server, s3_bucket):
     eu_store = open_store(company_target("eu"))
     [info] = list_sets(eu_store, company_prefix(eu.pk))
     extracted = open_set(eu_store, info.location, region="eu").extract(tmp_path / "out")
-    stored = provisioning.files_dir(eu.pk, "eu") / "attachments" / "big.bin"
+    stored = regions.files_dir(eu.pk, "eu") / "attachments" / "big.bin"
     assert (extracted.files_dir / "attachments" / "big.bin").read_bytes() == stored.read_bytes()
     # Everything written to the bucket is under the backups prefix, in the two regions' places.
     keys = [info.key for info in open_store(s3_server.url(s3_bucket)).list("")]

@@ -6,10 +6,10 @@ import pytest
 
 from tests.accounts.helpers import fast_company
 from tests.backups.conftest import add_files
+from vouch import regions
 from vouch.backups.models import BackupStatus
 from vouch.backups.sets import company_prefix, company_target, list_sets, open_set, write_company_set
 from vouch.objectstore import open_store
-from vouch.tenancy import regions
 from vouch.vault import files
 
 pytestmark = pytest.mark.django_db

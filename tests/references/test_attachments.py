@@ -13,13 +13,13 @@ from django.db import connections
 from django.urls import reverse
 
 from tests.references.helpers import add_candidate, add_file, image_bytes, pdf_bytes, pdf_with
+from vouch import regions
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import company_context
 from vouch.references.candidates import services, uploads
 from vouch.references.models import Attachment
-from vouch.tenancy import provisioning
 from vouch.vault.files import CHUNK_BYTES
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ STORED_NAME = re.compile(r"attachments/[0-9a-f]{32}")
 
 
 def stored_files(company) -> list:
-    root = provisioning.files_dir(company.pk, company.region)
+    root = regions.files_dir(company.pk, company.region)
     return [p for p in root.rglob("*") if p.is_file()]
 
 

@@ -12,6 +12,7 @@ from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticat
 from tests.references.helpers import add_file
 from tests.references.test_report import PAT_IDENTITY, full_request
 from tests.references.workflow import REFEREES, make_request, nominate
+from vouch import regions
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.core.context import company_context
@@ -28,13 +29,12 @@ from vouch.references.request_models import (
     TimelineEvent,
     Touch,
 )
-from vouch.tenancy import provisioning
 
 pytestmark = pytest.mark.django_db
 
 
 def stored_files(company) -> set:
-    root = provisioning.files_dir(company.pk, company.region)
+    root = regions.files_dir(company.pk, company.region)
     return {p for p in root.rglob("*") if p.is_file()}
 
 

@@ -18,11 +18,11 @@ from PIL import Image
 from pypdf import PdfWriter
 
 from tests.references.helpers import add_candidate, image_bytes, pdf_bytes
+from vouch import regions
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
 from vouch.references.candidates import file_contents
 from vouch.references.models import Attachment
-from vouch.tenancy import provisioning
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +130,7 @@ def test_polyglots_broken_files_and_bombs_are_refused_with_a_clear_message(
     assert message in response.content.decode()
     with company_context(company):
         assert not Attachment.objects.exists()
-    files = provisioning.files_dir(company.pk, company.region)
+    files = regions.files_dir(company.pk, company.region)
     assert not [path for path in files.rglob("*") if path.is_file()]
 
 

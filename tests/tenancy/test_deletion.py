@@ -14,11 +14,12 @@ from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member
 from tests.conftest import PASSWORD, make_user
+from vouch import regions
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import NoCompanyContext, company_context
-from vouch.tenancy import deletion, provisioning, regions
+from vouch.tenancy import deletion, provisioning
 from vouch.tenancy.connections import postgres_name, sqlite_path
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
 from vouch.tenancy.services import SESSION_COMPANY_KEY, active_memberships
@@ -234,7 +235,7 @@ def test_purge_before_due_does_nothing():
     company.refresh_from_db()
     assert company.status == CompanyStatus.DELETION_SCHEDULED
     assert database_exists(company)
-    assert provisioning.files_dir(company.pk, company.region).is_dir()
+    assert regions.files_dir(company.pk, company.region).is_dir()
     assert Membership.objects.filter(company=company).count() == 2
     # It still works as before: members can use its data.
     with company_context(company):
@@ -257,7 +258,7 @@ def test_purge_after_due_removes_database_and_files_and_keeps_a_tombstone():
         invited_by=owner.user,
         expires_at=now + timedelta(days=7),
     )
-    files = provisioning.files_dir(company.pk, company.region)
+    files = regions.files_dir(company.pk, company.region)
     (files / "report.pdf").write_bytes(b"%PDF personal data")
     earlier_events = set(SecurityEvent.objects.filter(company_id=company.pk).values_list("seq", flat=True))
     assert earlier_events and database_exists(company)

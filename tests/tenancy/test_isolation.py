@@ -29,6 +29,7 @@ from django.db.backends.signals import connection_created
 from django.urls import reverse
 
 from tests.accounts.helpers import fast_company, fast_user
+from vouch import regions
 from vouch.accounts.models import Membership
 from vouch.accounts.policy import Role
 from vouch.activity import services as activity
@@ -42,7 +43,7 @@ from vouch.core.context import (
     current,
     current_or_none,
 )
-from vouch.tenancy import connections, provisioning, regions
+from vouch.tenancy import connections, provisioning
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import create_company
 from vouch.vault import keyring

@@ -19,8 +19,9 @@ import pytest
 from django.core.management import call_command
 
 from tests.conftest import make_company, make_user
+from vouch import regions
 from vouch.core.context import company_context
-from vouch.tenancy import connections, provisioning, regions, schema
+from vouch.tenancy import connections, provisioning, schema
 from vouch.tenancy.models import Company
 from vouch.tenancy.operations import commands, migrate, probe, report
 from vouch.vault import keyring
@@ -334,7 +335,7 @@ def test_show_by_id_or_exact_name(own_regions):
     from vouch.accounts.policy import Role
 
     add_member(company, Role.VIEWER)
-    (provisioning.files_dir(company.id, "eu") / "cv.pdf").write_bytes(b"x" * 3000)
+    (regions.files_dir(company.id, "eu") / "cv.pdf").write_bytes(b"x" * 3000)
     for key in (str(company.id), "Show Me Ltd"):
         code, out, _ = _run("show", key, "--json")
         details = json.loads(out)
@@ -386,7 +387,7 @@ def test_check_passes_on_healthy_companies_and_names_each_problem(own_regions):
     _roll_back(behind)
     provisioning.discard(missing.id, "eu")
     _corrupt(garbage)
-    os.chmod(provisioning.files_dir(open_files.id, "eu"), 0o755)  # noqa: S103 - the misconfiguration tested
+    os.chmod(regions.files_dir(open_files.id, "eu"), 0o755)  # noqa: S103 - the misconfiguration tested
     result = report.check_all()
     problems: dict[str, list[str]] = {}
     for cid, _, _, problem in result.problems:
@@ -414,8 +415,8 @@ def test_remove_orphans_removes_only_data_no_company_owns(own_regions):
     # Attacks on the clean-up: a stray entry that points at a live company's files,
     # and a copy of a live company's database under an unowned id.
     decoy = regions.get("eu").files_dir / str(uuid.uuid4())
-    decoy.symlink_to(provisioning.files_dir(keep.id, "eu"))
-    (provisioning.files_dir(keep.id, "eu") / "precious.txt").write_text("keep me")
+    decoy.symlink_to(regions.files_dir(keep.id, "eu"))
+    (regions.files_dir(keep.id, "eu") / "precious.txt").write_text("keep me")
     copy_id = uuid.uuid4()
     eu = regions.get("eu")
     if eu.uses_postgresql:
@@ -446,10 +447,10 @@ def test_remove_orphans_removes_only_data_no_company_owns(own_regions):
     removed = report.remove_orphans(result.orphans, min_age=0)
     assert {(o.kind, o.company_id) for o in removed} == found
     assert not provisioning.exists(gone.id, "eu") and not provisioning.exists(copy_id, "eu")
-    assert not provisioning.files_dir(gone.id, "eu").exists() and not stray_files.exists()
+    assert not regions.files_dir(gone.id, "eu").exists() and not stray_files.exists()
     assert not decoy.exists() and not decoy.is_symlink()
     # Nothing of a live company was touched.
-    assert (provisioning.files_dir(keep.id, "eu") / "precious.txt").read_text() == "keep me"
+    assert (regions.files_dir(keep.id, "eu") / "precious.txt").read_text() == "keep me"
     for company in (keep, other):
         assert probe.probe(company.id, company.region).healthy
     code, out, _ = _run("check")
@@ -484,7 +485,7 @@ def test_regions_sharing_a_server_do_not_make_orphans_of_each_other(own_regions)
 SEED = """
 from django.core.management import call_command
 from vouch.accounts.models import User
-from vouch.tenancy import regions
+from vouch import regions
 from vouch.tenancy.operations import migrate
 from vouch.tenancy.services import create_company
 migrate.migrate_templates(["eu"])

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection as control_connection
 from django.db import connections
 
+from vouch import regions
 from vouch.audit.models import EventAction, SecurityEvent
-from vouch.tenancy import regions
 from vouch.tenancy.connections import postgres_name, sqlite_path
 
 # --- Raw ciphertext ------------------------------------------------------------
@@ -137,7 +137,7 @@ def control_database_bytes() -> dict[str, bytes]:
 def files_bytes(company) -> dict[str, bytes]:
     """Every file under the company's files directory, and the names themselves
     (a file name can hold personal data too)."""
-    from vouch.tenancy.provisioning import files_dir
+    from vouch.regions import files_dir
 
     root = files_dir(company.pk, company.region)
     found = {}

@@ -198,7 +198,7 @@ def test_the_scan_would_catch_plaintext_in_an_encrypted_column_or_file():
     with company_context(company) as ctx:
         entry = log("canary", "to be overwritten")
         write_raw(ctx.alias, Entry, "summary", entry.pk, leaked.encode())
-        from vouch.tenancy.provisioning import files_dir
+        from vouch.regions import files_dir
 
         folder = files_dir(company.pk, company.region)
         (folder / "plain.txt").write_bytes(leaked_file.upper().encode())

@@ -19,12 +19,13 @@ from django.utils import timezone
 from tests.conftest import make_company
 from tests.references.helpers import add_candidate, add_file, pdf_with
 from tests.references.test_attachments import download, upload
+from vouch import regions
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import company_context
 from vouch.objectstore import PreconditionFailed, open_store
 from vouch.references.models import Attachment
-from vouch.tenancy import deletion, provisioning, regions
+from vouch.tenancy import deletion
 from vouch.vault import keyring
 from vouch.vault.errors import DecryptionError
 from vouch.vault.files import CHUNK_BYTES, HEADER_BYTES, encrypted_storage, version_of
@@ -69,7 +70,7 @@ def test_an_attachment_goes_to_the_bucket_as_ciphertext_and_comes_back_through_t
     assert MARKER not in raw and b"%PDF" not in raw and b"ALICE" not in raw
     assert len(raw) > len(payload)  # the header and a tag per chunk
     # Nothing on the region's disk: the bucket is the only place.
-    files_dir = provisioning.files_dir(company.pk, company.region)
+    files_dir = regions.files_dir(company.pk, company.region)
     assert not files_dir.exists() or not any(files_dir.rglob("*"))
 
     got = download(client, attachment)

@@ -11,10 +11,10 @@ from django.core.files.base import ContentFile
 
 from tests.conftest import make_company
 from tests.vault.helpers import bulk_companies, bystander
+from vouch import regions
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import company_context
-from vouch.tenancy import provisioning
 from vouch.vault import keyring, providers, sealing
 from vouch.vault.files import CHUNK_BYTES, encrypted_storage, header_version
 from vouch.vault.models import DataKey, KeyPurpose, KeyState
@@ -224,7 +224,7 @@ def _versions_in_use(context) -> set[int]:
     for model, fields in encrypted_models():
         for row in model.objects.values_list(*(f.attname for f in fields)):
             versions |= {sealing.key_version(v.data) for v in row if v is not None}
-    root = provisioning.files_dir(context.company_id, context.region)
+    root = regions.files_dir(context.company_id, context.region)
     for name in encrypted_storage.walk():
         with open(root / name, "rb") as handle:
             versions.add(header_version(handle))

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from tests.conftest import make_company
 from tests.vault.attack import read_raw
+from vouch import regions
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import log
@@ -37,7 +38,7 @@ from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core.context import alias_for, company_context
 from vouch.references.candidates.services import create_candidate
 from vouch.references.models import Candidate
-from vouch.tenancy import deletion, provisioning, regions
+from vouch.tenancy import deletion, provisioning
 from vouch.tenancy.connections import postgres_name, release, sqlite_path
 from vouch.vault import backup_keys, keyring, keystore, providers, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
@@ -165,7 +166,7 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
         kept_file = encrypted_storage.save(f"reports/{uuid.uuid4()}.txt", ContentFile(b"Wanda's reference"))
 
     values = copy_database(doomed, tmp_path)
-    files_copy = shutil.copytree(provisioning.files_dir(doomed.pk, doomed.region), tmp_path / "files")
+    files_copy = shutil.copytree(regions.files_dir(doomed.pk, doomed.region), tmp_path / "files")
     file_copy = (files_copy / file_name).read_bytes()
     assert {model for model, _, _ in values} == {Entry, Candidate}
     # The attack routine works: with the key that exists now, the copy opens.
@@ -184,7 +185,7 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
     shredded = SecurityEvent.objects.filter(company_id=doomed.pk, action=EventAction.KEYS_SHREDDED)
     assert shredded.count() == 1
     assert not provisioning.exists(doomed.pk, doomed.region)
-    assert not provisioning.files_dir(doomed.pk, doomed.region).exists()
+    assert not regions.files_dir(doomed.pk, doomed.region).exists()
 
     # Vouch itself: no keys, in this process at once and after every cache is dropped.
     with pytest.raises(KeyUnavailable):
@@ -211,7 +212,7 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
         location = model._meta.get_field(column).location
         with pytest.raises((DecryptionError, KeyUnavailable)):
             sealing.open_sealed(doomed.pk, sealed, sealing.binding(doomed.pk, location, row), what=f"copy:{row}")
-    restored = provisioning.files_dir(doomed.pk, doomed.region)
+    restored = regions.files_dir(doomed.pk, doomed.region)
     try:
         shutil.copytree(files_copy, restored)  # the backup of the files put back
         with (restored / file_name).open("rb") as source, pytest.raises((DecryptionError, KeyUnavailable)):
@@ -223,7 +224,7 @@ def test_a_deleted_companys_earlier_copies_cannot_be_decrypted_with_any_key_left
     # the failures above are the shredding, not a broken attack.
     with company_context(survivor) as ctx:
         sealed_kept = read_raw(ctx.alias, Entry, "summary", kept.pk)
-        kept_data = (provisioning.files_dir(survivor.pk, survivor.region) / kept_file).read_bytes()
+        kept_data = (regions.files_dir(survivor.pk, survivor.region) / kept_file).read_bytes()
     survivor_key = keyring.keys_for(survivor.pk).data[1]
     assert try_value(survivor_key, sealed_kept, survivor.pk, Entry, "summary", kept.pk) == b"Wanda Wolstenholme"
     assert try_file(survivor_key, kept_data, survivor.pk, kept_file) == b"Wanda's reference"

@@ -17,7 +17,7 @@ from tests.conftest import make_company
 from tests.vault.attack import flip, integrity_failures, read_raw, write_raw
 from vouch.activity.models import Entry
 from vouch.core.context import company_context
-from vouch.tenancy.provisioning import files_dir
+from vouch.regions import files_dir
 from vouch.vault import keyring, sealing
 from vouch.vault.errors import DecryptionError
 from vouch.vault.files import BLOCK_BYTES, CHUNK_BYTES, HEADER_BYTES, decrypt_stream, encrypted_storage

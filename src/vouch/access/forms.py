@@ -6,11 +6,11 @@ from typing import Any, cast
 
 from django import forms
 
+from vouch import regions
 from vouch.accounts.policy import Role
 from vouch.core.text import SingleLineField
 from vouch.guard import validators
 from vouch.guard.company_security import installation_min_password_length
-from vouch.tenancy import regions
 from vouch.tenancy.services import create_company
 
 

@@ -214,8 +214,8 @@ def control_server():
     :func:`opened` (its connection settings, whichever database they name)."""
     from django.db import connection
 
+    from vouch import regions
     from vouch.config import DatabaseURL
-    from vouch.tenancy import regions
 
     entry = connection.settings_dict
     server = DatabaseURL(

@@ -102,7 +102,7 @@ def _drill(scope: str, company, fetch, check, *, scheduled: bool = False) -> Dri
 
 
 def drill_company(company, *, scheduled: bool = False) -> DrillRun:
-    from vouch.tenancy import regions
+    from vouch import regions
 
     region = regions.get(company.region)
     return _drill(

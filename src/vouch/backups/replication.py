@@ -97,7 +97,7 @@ class Reading:
 def servers() -> list[Server]:
     """The PostgreSQL servers Vouch writes to: the control database's and each region's,
     each once (by default every region shares VOUCH_COMPANY_DATABASE_URL's server)."""
-    from vouch.tenancy import regions
+    from vouch import regions
 
     found: dict[tuple[str, str], Server] = {}
 

@@ -34,11 +34,12 @@ from typing import cast
 import structlog
 from django.utils import timezone
 
+from vouch import regions
 from vouch.backups import restore_files
 from vouch.backups.sources import BadRequest, Fetched, RestoreError, check_identity, fetch_company, fetch_control
 from vouch.config import DatabaseURL
 from vouch.core.context import alias_for
-from vouch.tenancy import connections, maintenance, provisioning, regions
+from vouch.tenancy import connections, maintenance, provisioning
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from vouch.tenancy import provisioning
+from vouch import regions
 from vouch.vault import files
 
 
@@ -25,7 +25,7 @@ def copy_live(company, to: Path) -> None:
     where = files.backend(company.pk, company.region)
     to.mkdir(parents=True, exist_ok=True, mode=0o700)
     if isinstance(where, files._Disk):
-        live = provisioning.files_dir(company.pk, company.region)
+        live = regions.files_dir(company.pk, company.region)
         if live.exists():
             shutil.copytree(live, to, dirs_exist_ok=True)
         return
@@ -40,7 +40,7 @@ def keep_aside(company, to: Path) -> None:
     """The live files into ``to`` (a new directory in the rollback directory): moved on
     disk (the same file system), copied out of a bucket (replaced by :func:`put` after)."""
     where = files.backend(company.pk, company.region)
-    live = provisioning.files_dir(company.pk, company.region)
+    live = regions.files_dir(company.pk, company.region)
     if isinstance(where, files._Disk) and live.exists():
         os.replace(live, to)
     else:
@@ -52,7 +52,7 @@ def put(source: Path | None, company) -> None:
     where = files.backend(company.pk, company.region)
     wanted = _walk(source) if source is not None and source.exists() else []
     if isinstance(where, files._Disk):
-        live = provisioning.files_dir(company.pk, company.region)
+        live = regions.files_dir(company.pk, company.region)
         shutil.rmtree(live, ignore_errors=True)
         live.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if wanted:

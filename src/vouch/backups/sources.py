@@ -21,8 +21,9 @@ from pathlib import Path
 
 import structlog
 
+from vouch import regions
 from vouch.objectstore import StoreError, open_store
-from vouch.tenancy import connections, regions
+from vouch.tenancy import connections
 
 log = structlog.get_logger(__name__)
 

@@ -15,10 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from vouch import regions
 from vouch.accounts import policy
 from vouch.backups import alerts, health
 from vouch.backups.models import BackupSet, BackupStatus, DrillRun, Scope
-from vouch.tenancy import regions
 
 
 @dataclass

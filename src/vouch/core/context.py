@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class NoCompanyContext(RuntimeError):
@@ -67,6 +68,24 @@ def current_or_none() -> CompanyContext | None:
     return _current.get()
 
 
+class ConnectionPool(Protocol):
+    """How a context gets and hands back its company's database connection
+    (vouch.tenancy.connections, which registers itself in its AppConfig.ready(): the
+    connections are tenancy's, one layer above, while every layer enters contexts)."""
+
+    def reuse(self, alias: str) -> None: ...
+    def ensure_alias(self, context: CompanyContext) -> str: ...
+    def keep(self, alias: str) -> None: ...
+
+
+_pool: ConnectionPool | None = None
+
+
+def use_connection_pool(pool: ConnectionPool) -> None:
+    global _pool
+    _pool = pool
+
+
 @contextmanager
 def company_context(company, *, offline_ok: bool = False) -> Iterator[CompanyContext]:
     """Make ``company`` (a tenancy Company) current. On leaving, the company's database
@@ -76,8 +95,11 @@ def company_context(company, *, offline_ok: bool = False) -> Iterator[CompanyCon
 
     A company offline for maintenance raises ``CompanyOffline`` (fail closed), except for
     the restore itself (``offline_ok``)."""
-    from vouch.tenancy import connections
-
+    connections = _pool
+    if connections is None:
+        raise RuntimeError(
+            "company databases are not set up: the tenancy app registers their connections when Django starts"
+        )
     if getattr(company, "status", "active") == "deleted":
         raise NoCompanyContext(f"company {company.pk} has been deleted")
     if not offline_ok and getattr(company, "offline_since", None) is not None:

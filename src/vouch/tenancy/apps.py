@@ -5,3 +5,9 @@ class TenancyConfig(AppConfig):
     name = "vouch.tenancy"
     label = "tenancy"
     verbose_name = "Companies and regions"
+
+    def ready(self) -> None:
+        from vouch.core import context
+        from vouch.tenancy import connections
+
+        context.use_connection_pool(connections)

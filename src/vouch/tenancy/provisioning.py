@@ -27,9 +27,10 @@ from typing import cast
 from django.db import connections as django_connections
 from django.utils import timezone
 
+from vouch import regions
 from vouch.config import DatabaseURL, sqlite_database
 from vouch.core.context import alias_for
-from vouch.tenancy import connections, regions, schema
+from vouch.tenancy import connections, schema
 from vouch.tenancy.router import TEMPLATE_PREFIX
 
 IDENTITY_DDL = (
@@ -43,10 +44,6 @@ class ProvisioningError(RuntimeError):
     pass
 
 
-def files_dir(company_id: uuid.UUID, region_name: str) -> Path:
-    return regions.get(region_name).files_dir / str(uuid.UUID(str(company_id)))
-
-
 def provision(company_id: uuid.UUID, region_name: str) -> None:
     """Make company ``company_id``'s database and file area in its region."""
     region = regions.get(region_name)
@@ -58,7 +55,7 @@ def provision(company_id: uuid.UUID, region_name: str) -> None:
         else:
             _provision_sqlite(company_id, region)
         if not region.files_in_bucket:  # a bucket needs nothing made: objects carry their prefix
-            files_dir(company_id, region_name).mkdir(parents=True, mode=0o700)
+            regions.files_dir(company_id, region_name).mkdir(parents=True, mode=0o700)
     except BaseException:
         discard(company_id, region_name, bucket=False)  # nothing was written there yet
         raise
@@ -80,7 +77,7 @@ def discard(company_id: uuid.UUID, region_name: str, *, bucket: bool = True) -> 
         path = connections.sqlite_path(company_id, region)
         for suffix in ("", "-wal", "-shm", ".tmp", ".tmp-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(files_dir(company_id, region_name), ignore_errors=True)
+    shutil.rmtree(regions.files_dir(company_id, region_name), ignore_errors=True)
     if bucket and region.files_in_bucket:
         # Every object under the company's prefix. A bucket that cannot be reached raises
         # StoreUnavailable: the purge stops there and the next one finishes it.

@@ -33,9 +33,8 @@ from django.core.files import File
 from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
-from vouch import objectstore
+from vouch import objectstore, regions
 from vouch.core.context import current
-from vouch.tenancy import provisioning, regions
 from vouch.vault import keyring
 from vouch.vault.errors import KeyUnavailable
 from vouch.vault.sealing import integrity_failure
@@ -390,7 +389,7 @@ def backend(company_id: uuid.UUID, region_name: str) -> _Disk | _Bucket:
     region = regions.get(region_name)
     if region.files_in_bucket:
         return _Bucket(bucket_store(region.files_url), uuid.UUID(str(company_id)))
-    return _Disk(provisioning.files_dir(company_id, region_name))
+    return _Disk(regions.files_dir(company_id, region_name))
 
 
 def purge(company_id: uuid.UUID, region_name: str) -> None:

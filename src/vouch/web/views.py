@@ -13,11 +13,11 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
+from vouch import regions
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest, VouchRequest
-from vouch.tenancy import regions
 from vouch.tenancy.services import active_member_count
 
 log = logging.getLogger("vouch.web")

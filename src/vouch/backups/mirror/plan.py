@@ -96,7 +96,7 @@ def control_database() -> Path | None:
 
 def mirrored() -> list[Mirrored]:
     """Everything the embedded default mirrors; empty when every database is PostgreSQL."""
-    from vouch.tenancy import regions
+    from vouch import regions
 
     items: list[Mirrored] = []
     control = control_database()

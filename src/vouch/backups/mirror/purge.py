@@ -49,7 +49,7 @@ def remove_company_mirror(company_id: uuid.UUID | str, region_name: str, settle:
     """Remove company ``company_id``'s mirror copy and Litestream's state for it; how
     many things were removed. A target that cannot be reached raises (the purge is then
     finished on its next run)."""
-    from vouch.tenancy import regions
+    from vouch import regions
 
     region = regions.get(region_name)
     if region.uses_postgresql:

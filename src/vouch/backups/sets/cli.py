@@ -79,11 +79,11 @@ def _size(count: int) -> str:
 
 def cli_list(args: argparse.Namespace, out=None, err=None) -> int:
     """The sets in the targets (the truth), with the installation's pending ones."""
+    from vouch import regions
     from vouch.backups.sets import writer
     from vouch.backups.sets.format import company_prefix, control_prefix
     from vouch.backups.sets.reader import list_sets
     from vouch.objectstore import StoreUnavailable, open_store
-    from vouch.tenancy import regions
 
     out, err = out or sys.stdout, err or sys.stderr
     places: list[tuple[str, str, str]] = []  # (label, target, prefix)

@@ -237,7 +237,8 @@ def pg_snapshot(server: PgServer, *, control: bool = False):
 
 def company_snapshot(company_id: uuid.UUID, region_name: str, spool: Path):
     """The context manager that snapshots this company's database."""
-    from vouch.tenancy import connections, regions
+    from vouch import regions
+    from vouch.tenancy import connections
 
     region = regions.get(region_name)
     if region.uses_postgresql:

@@ -59,7 +59,7 @@ def spool_dir(set_id) -> Path:
 
 def company_target(region_name: str) -> str:
     """A company's backups go to its own region's target, and nowhere else."""
-    from vouch.tenancy import regions
+    from vouch import regions
 
     url = regions.get(region_name).backup_url
     if not url:

@@ -134,7 +134,7 @@ def list_(args: argparse.Namespace, out) -> int:
 
 
 def show(args: argparse.Namespace, out, err) -> int:
-    from vouch.tenancy import regions
+    from vouch import regions
     from vouch.tenancy.operations import report
 
     try:

@@ -29,8 +29,9 @@ from types import SimpleNamespace
 
 from django.conf import settings
 
+from vouch import regions
 from vouch.config import sqlite_database
-from vouch.tenancy import provisioning, regions, schema
+from vouch.tenancy import provisioning, schema
 from vouch.tenancy.operations.probe import probe_many, short_error
 
 CURRENT = "current"

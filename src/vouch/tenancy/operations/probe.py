@@ -20,8 +20,9 @@ from typing import cast
 
 from django.conf import settings
 
+from vouch import regions
 from vouch.config import DatabaseURL
-from vouch.tenancy import connections, regions, schema
+from vouch.tenancy import connections, schema
 
 CONNECT_TIMEOUT = 5  # seconds; a probe must not hang on one unreachable database
 

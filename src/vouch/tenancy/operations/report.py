@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from vouch.tenancy import connections, provisioning, regions
+from vouch import regions
+from vouch.tenancy import connections, provisioning
 from vouch.tenancy.operations.probe import (
     Probe,
     postgres_location,
@@ -143,7 +144,7 @@ class FilesState:
 
 def files_state(company_id: str, region_name: str, *, with_size: bool = False) -> FilesState:
     try:
-        path = provisioning.files_dir(uuid.UUID(company_id), region_name)
+        path = regions.files_dir(uuid.UUID(company_id), region_name)
         region = regions.get(region_name)
     except regions.UnknownRegion as exc:
         return FilesState(path="", problem=str(exc))

@@ -26,9 +26,9 @@ from django.template.loader_tags import BlockNode
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from vouch import regions
 from vouch.accounts import policy
 from vouch.accounts.policy import Action, Role
-from vouch.tenancy import regions
 from vouch.web.context_processors import layout_urls
 
 register = template.Library()

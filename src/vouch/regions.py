@@ -8,6 +8,7 @@ holding one SQLite file per company, and for the companies' files a directory or
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +87,8 @@ def get(name: str) -> Region:
 
 def all_regions() -> list[Region]:
     return [get(name) for name in settings.VOUCH_REGIONS]
+
+
+def files_dir(company_id: uuid.UUID | str, region_name: str) -> Path:
+    """The directory of one company's files on disk, in its region."""
+    return get(region_name).files_dir / str(uuid.UUID(str(company_id)))
