@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from vouch.core.db import PreparedLookup
 from vouch.links.decorators import ended_response, link_required, neutral_response
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
@@ -27,7 +28,6 @@ from vouch.references import fraud, questionnaire_html, workflow
 from vouch.references.questionnaire_html import filled
 from vouch.references.referee_forms import DeclineForm, IdentityForm
 from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
-from vouch.tenancy.prepared import PreparedLookup
 from vouch.web.requests import LinkRequest
 
 AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
@@ -63,7 +63,7 @@ def _with_request() -> QuerySet:
     return Reference.objects.select_related("request__candidate", "request__questionnaire_version")
 
 
-# The answers page's read, compiled once (vouch.tenancy.prepared).
+# The answers page's read, compiled once (vouch.core.db).
 _answers_page_reference = PreparedLookup(lambda: _with_request().only(*ANSWERS_PAGE_COLUMNS))
 
 
