@@ -530,8 +530,8 @@ def seed_small_companies(
     from django.db import transaction
 
     from vouch.activity.services import log
+    from vouch.core.context import company_context
     from vouch.tenancy import connections, provisioning
-    from vouch.tenancy.context import company_context
     from vouch.tenancy.models import Company
     from vouch.vault import keyring
     from vouch.vault.files import encrypted_storage

@@ -51,8 +51,8 @@ def worker(companies: int, rounds: int) -> dict:
     from vouch.backups import drills, restore
     from vouch.backups.models import DrillOutcome
     from vouch.backups.sets import schedule, write_company_set
+    from vouch.core.context import company_context
     from vouch.tenancy import connections, provisioning
-    from vouch.tenancy.context import company_context
     from vouch.tenancy.models import Company
     from vouch.vault import keyring
     from vouch.vault.files import encrypted_storage

@@ -143,7 +143,7 @@ SCRIPT = textwrap.dedent(
         from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
         from vouch.accounts.middleware import AUTH_AT, LIMITS, SEEN_AT, _limits_for
         from vouch.activity.services import log
-        from vouch.tenancy.context import company_context
+        from vouch.core.context import company_context
         from vouch.tenancy.services import SESSION_COMPANY_KEY
         store_class = import_module(settings.SESSION_ENGINE).SessionStore
         keys = []

@@ -396,7 +396,7 @@ def worker(backend: str, parts: list[str], companies: int) -> dict:
     from django.core.management import call_command
 
     from vouch.accounts.models import User
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
     from vouch.tenancy.services import create_company
 
     started = time.perf_counter()

@@ -88,7 +88,7 @@ SCRIPT = textwrap.dedent(
     from vouch.references.request_models import (
         Reference, ReferenceRequest, RequestStatus, SearchTerm,
     )
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
     from vouch.tenancy.models import Company
     from vouch.vault.fields import blind_index
     from vouch.vault.normalise import name_words

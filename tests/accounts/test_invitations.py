@@ -18,7 +18,7 @@ from tests.conftest import PASSWORD, HTTPSClient, make_user
 from vouch.accounts import invitations
 from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Role
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
 

@@ -24,6 +24,7 @@ from tests.tenancy.test_object_urls import TOKEN_URLS, new_request, raise_flag
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import company_context
 from vouch.links.models import Link, Purpose
 from vouch.references import questionnaires
 from vouch.references.models import Attachment, Candidate, Questionnaire, QuestionnaireVersion
@@ -35,7 +36,6 @@ from vouch.references.request_models import (
     TimelineEvent,
     WorkflowSettings,
 )
-from vouch.tenancy.context import company_context
 
 KNOWN_PROTECTED = {"dashboard", "members", "member_invite", "member_role", "member_active", "invitation_revoke"}
 CANDIDATE_VIEWS = {

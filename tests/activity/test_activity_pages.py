@@ -15,7 +15,7 @@ from vouch.accounts.models import Invitation
 from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -26,8 +26,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from tests.accounts.helpers import fast_company
 from vouch.activity.models import Entry
+from vouch.core.context import alias_for, company_context, current_or_none
 from vouch.tenancy import connections, regions, schema
-from vouch.tenancy.context import alias_for, company_context, current_or_none
 from vouch.tenancy.operations import migrate
 
 pytestmark = pytest.mark.django_db
@@ -242,7 +242,7 @@ SEED = textwrap.dedent(
     from django.db.migrations.executor import MigrationExecutor
     from vouch.accounts.models import User
     from vouch.tenancy import connections, regions, schema
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
     from vouch.tenancy.services import create_company
     from tests.activity.test_encrypted_migration import BEFORE, insert_legacy, legacy_rows
 
@@ -264,7 +264,7 @@ READ = textwrap.dedent(
     import json
     from vouch.activity.models import Entry
     from vouch.tenancy import connections, regions, schema
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
     from vouch.tenancy.models import Company
     from tests.activity.test_encrypted_migration import entry_dict, raw_columns
 

@@ -29,7 +29,7 @@ def backup_dir(settings, tmp_path):
 
 def add_files(company, contents: dict[str, bytes]) -> None:
     """Save files into the company's encrypted storage, as uploads are saved."""
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
     from vouch.vault.files import encrypted_storage
 
     with company_context(company):
@@ -42,7 +42,7 @@ def company_sql(company, sql: str, params=()) -> list:
     as the table's owner would: for tests that tamper with a database directly."""
     from django.db import connections as django_connections
 
-    from vouch.tenancy.context import alias_for, company_context
+    from vouch.core.context import alias_for, company_context
     from vouch.tenancy.models import Company
 
     with (
@@ -71,8 +71,8 @@ def admin_sql(company, sql: str, params=()) -> None:
 
 def lose_database(company) -> None:
     """The company's database is gone (a lost disk, a mistaken drop)."""
+    from vouch.core.context import alias_for
     from vouch.tenancy import connections, provisioning, regions
-    from vouch.tenancy.context import alias_for
 
     region = regions.get(company.region)
     connections.release(alias_for(company.pk))

@@ -9,8 +9,8 @@ import pytest
 from tests.accounts.helpers import fast_company
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
+from vouch.core.context import CompanyOffline, company_context
 from vouch.tenancy import maintenance
-from vouch.tenancy.context import CompanyOffline, company_context
 from vouch.tenancy.models import Company
 
 pytestmark = pytest.mark.django_db

@@ -19,10 +19,10 @@ from vouch.audit.models import EventAction, SecurityEvent
 from vouch.backups import checks, restore
 from vouch.backups.sets import company_target, write_company_set
 from vouch.cli import main
+from vouch.core.context import alias_for, company_context
 from vouch.objectstore import open_store
 from vouch.references.models import Candidate
 from vouch.tenancy import connections, provisioning, regions
-from vouch.tenancy.context import alias_for, company_context
 from vouch.tenancy.models import Company
 from vouch.vault import keyring
 

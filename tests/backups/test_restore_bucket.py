@@ -11,8 +11,8 @@ from tests.backups.conftest import add_files
 from vouch.backups.models import BackupStatus
 from vouch.backups.sets import write_company_set
 from vouch.cli import main
+from vouch.core.context import company_context
 from vouch.tenancy import regions
-from vouch.tenancy.context import company_context
 from vouch.vault import files
 from vouch.vault.files import encrypted_storage
 

@@ -90,9 +90,9 @@ def restored_control(restored, data):
 @pytest.mark.django_db
 def test_the_region_runbook_brings_back_a_company_whose_database_and_files_are_lost(backup_dir, capsys):
     from tests.references.helpers import add_candidate
+    from vouch.core.context import company_context
     from vouch.references.models import Candidate
     from vouch.tenancy import provisioning
-    from vouch.tenancy.context import company_context
     from vouch.tenancy.models import Company
 
     company = fast_company("Lost Disk Ltd")

@@ -18,6 +18,7 @@ from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts import sessions
 from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.core.db import ComposedSQL, Names
 from vouch.guard import company_security, risk, throttle
 from vouch.guard.models import AccountState, CompanySecuritySettings, SignIn
@@ -30,7 +31,6 @@ from vouch.references.request_models import (
     RequestStatus,
 )
 from vouch.tenancy import services
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

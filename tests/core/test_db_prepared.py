@@ -15,13 +15,13 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.core.db import PreparedLookup, PreparedRows
 from vouch.links.models import Link
 from vouch.links.services import RESOLVE_COLUMNS, hash_token
 from vouch.references import workflow
 from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
 from vouch.references.request_models import Reference, ReferenceRequest
-from vouch.tenancy.context import company_context
 from vouch.vault.fields import Sealed
 
 pytestmark = pytest.mark.django_db

@@ -14,11 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.references.workflow import REFEREES, make_request, nominate
+from vouch.core.context import company_context
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link
 from vouch.references import workflow
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

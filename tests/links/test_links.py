@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from tests.accounts.helpers import fast_company
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import current_or_none
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link, Purpose
 from vouch.tenancy import deletion
-from vouch.tenancy.context import current_or_none
 from vouch.tenancy.models import Company
 
 pytestmark = pytest.mark.django_db

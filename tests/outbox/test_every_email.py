@@ -23,12 +23,12 @@ from django.utils.html import escape
 from tests.conftest import HTTPSClient, add_member, make_company, make_user
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.guard import notifications, unlock
 from vouch.references import mail as reference_mail
 from vouch.references import workflow
 from vouch.references.models import Reference
 from vouch.tenancy import deletion
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

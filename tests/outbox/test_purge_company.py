@@ -16,11 +16,11 @@ from django.utils import timezone
 from tests.conftest import HTTPSClient, add_member, make_company, make_user
 from tests.references.workflow import REFEREES, REQUEST
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.outbox import sealing, store
 from vouch.outbox.backends import COMPANY_HEADER, company_headers
 from vouch.references import workflow
 from vouch.tenancy import deletion
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

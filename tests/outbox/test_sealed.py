@@ -89,8 +89,8 @@ def test_the_outbox_key_is_stored_only_wrapped(outbox_dir, master_keys):
 @pytest.mark.django_db
 def test_a_real_invitation_link_is_sealed_and_still_works_from_the_outbox(client, company, members, outbox_dir):
     from vouch.accounts.policy import Role
+    from vouch.core.context import company_context
     from vouch.references import workflow
-    from vouch.tenancy.context import company_context
 
     values = {
         "name": "Casey Candidate",

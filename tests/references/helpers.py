@@ -10,8 +10,8 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
+from vouch.core.context import company_context
 from vouch.references import services
-from vouch.tenancy.context import company_context
 
 PDF_HEAD = b"%PDF-"
 

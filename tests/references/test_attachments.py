@@ -16,10 +16,10 @@ from tests.references.helpers import add_candidate, add_file, image_bytes, pdf_b
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import company_context
 from vouch.references import services, uploads
 from vouch.references.models import Attachment
 from vouch.tenancy import provisioning
-from vouch.tenancy.context import company_context
 from vouch.vault.files import CHUNK_BYTES
 
 pytestmark = pytest.mark.django_db

@@ -16,11 +16,11 @@ from tests.references.jobs_helpers import run_due
 from tests.references.test_bulk_requests import confirm, payload_of, preview
 from tests.references.workflow import last_token
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.references import bulk
 from vouch.references.models import ReferenceRequest
 from vouch.references.request_models import BulkImport
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

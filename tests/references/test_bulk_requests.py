@@ -17,10 +17,10 @@ from tests.accounts.helpers import fast_company
 from tests.references.workflow import last_token
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.references.models import Candidate, ReferenceRequest
 from vouch.references.request_forms import BATCH_SALT, CSV_MAX_ROWS, BatchRefused, open_batch, parse_csv
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from tests.references.workflow import REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import workflow
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.request_models import ReferenceStatus, RequestStatus, WorkflowSettings
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

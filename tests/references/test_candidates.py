@@ -17,9 +17,9 @@ from tests.references.helpers import add_candidate, add_file, pdf_bytes
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.core.context import company_context
 from vouch.references import services
 from vouch.references.models import Attachment, Candidate
-from vouch.tenancy.context import company_context
 from vouch.vault.fields import Sealed
 
 pytestmark = pytest.mark.django_db

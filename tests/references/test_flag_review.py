@@ -14,8 +14,8 @@ from tests.references.test_fraud import CANDIDATE_IP, act, browser
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.references.request_models import Flag, ReferenceRequest, TimelineEvent, WorkflowSettings
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -21,10 +21,10 @@ from tests.conftest import HTTPSClient, make_company
 from tests.references.test_workflow_core import IDENTITY, answers_for
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links.decorators import DEVICE_COOKIE
 from vouch.references import fraud, freemail, workflow
 from vouch.references.request_models import Flag, ReferenceRequest, Severity, TimelineEvent, Touch
-from vouch.tenancy.context import company_context
 from vouch.vault.fields import blind_index
 
 pytestmark = pytest.mark.django_db

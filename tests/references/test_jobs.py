@@ -28,12 +28,12 @@ from tests.references.jobs_helpers import at, day, mails_to, queued, run_due, to
 from tests.references.test_workflow_core import IDENTITY, answers_for
 from tests.references.workflow import REFEREES, REQUEST, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.references import jobs, workflow
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.request_models import ReferenceStatus, RequestStatus, TimelineEvent, WorkflowSettings
 from vouch.tenancy import connections as tenancy_connections
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references.models import Candidate
 from vouch.references.request_access import Visibility
 from vouch.references.request_models import ReferenceRequest, RequestStatus
 from vouch.references.requests import listing, listing_html
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -32,7 +32,7 @@ from django_tasks_db.models import DBTaskResult
 from vouch.accounts.models import User
 from vouch.references import jobs, workflow
 from vouch.references.models import ReferenceRequest
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import create_company
 
@@ -59,7 +59,7 @@ STATE = """
 from django_tasks_db.models import DBTaskResult
 from vouch.outbox import store
 from vouch.references.models import OutgoingMail
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.tenancy.models import Company
 
 reminders = {{}}

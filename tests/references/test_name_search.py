@@ -21,11 +21,11 @@ from tests.accounts.helpers import fast_company
 from tests.references.name_search_helpers import applied, found, requests_named, stored_terms
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
+from vouch.core.context import alias_for, company_context, current_or_none
 from vouch.references import services
 from vouch.references.models import Candidate
 from vouch.references.request_models import SearchTerm
 from vouch.tenancy import connections, schema
-from vouch.tenancy.context import alias_for, company_context, current_or_none
 from vouch.tenancy.operations import migrate
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import MAX_NAME_TERMS, name_words

@@ -16,9 +16,9 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.references.workflow import REQUEST, make_request
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import jobs, outgoing, workflow
 from vouch.references.request_models import OutgoingMail, ReferenceRequest, TimelineEvent
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 CANDIDATE = REQUEST["email"]

@@ -14,6 +14,7 @@ from tests.references.test_report import PAT_IDENTITY, full_request
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Link
 from vouch.references import privacy
@@ -28,7 +29,6 @@ from vouch.references.request_models import (
     Touch,
 )
 from vouch.tenancy import provisioning
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

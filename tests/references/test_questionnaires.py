@@ -15,9 +15,9 @@ from tests.accounts.helpers import fast_company
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import company_context
 from vouch.references import questionnaires as q
 from vouch.references.models import Questionnaire, QuestionnaireVersion
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import workflow
 from vouch.references.request_models import (
     Reference,
@@ -25,7 +26,6 @@ from vouch.references.request_models import (
     TimelineEvent,
     Touch,
 )
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -15,10 +15,10 @@ from tests.accounts.helpers import fast_company, fast_member
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.references import report as report_data
 from vouch.references import report_pdf, workflow
 from vouch.references.request_models import Flag, ReferenceRequest, ReportFile, Severity
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

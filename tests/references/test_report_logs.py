@@ -9,9 +9,9 @@ import json
 from tests.references.test_report import RITA_ANSWERS, RITA_IDENTITY, answered
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import report_pdf
 from vouch.references.request_models import ReferenceRequest
-from vouch.tenancy.context import company_context
 
 QUIET = ("weasyprint", "fontTools", "fontTools.subset", "fontTools.ttLib")
 

@@ -11,9 +11,9 @@ from django.db.migrations.executor import MigrationExecutor
 
 from tests.accounts.helpers import fast_company
 from tests.references.workflow import make_request
+from vouch.core.context import company_context
 from vouch.references.request_models import ReferenceRequest
 from vouch.tenancy import connections
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

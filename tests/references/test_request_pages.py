@@ -15,11 +15,11 @@ from django.utils import timezone
 from tests.accounts.helpers import fast_company, fast_member, fast_user
 from tests.references.workflow import REFEREES, last_token, make_request, nominate, tokens_sent_to
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.references import workflow
 from vouch.references.models import ReferenceRequest
 from vouch.references.request_models import RequestStatus, TimelineEvent, WorkflowSettings
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -18,6 +18,7 @@ from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import Kind
+from vouch.core.context import company_context
 from vouch.links.models import Link
 from vouch.references import jobs, retention, workflow
 from vouch.references.models import Attachment, Candidate, Reference, ReferenceRequest
@@ -30,7 +31,6 @@ from vouch.references.request_models import (
     Touch,
     WorkflowSettings,
 )
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

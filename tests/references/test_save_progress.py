@@ -19,6 +19,7 @@ from tests.references.concurrency import wait_until_blocked
 from tests.references.workflow import FULL, IDENTITY, REFEREES, make_request, nominate
 from tests.vault.attack import read_raw, scan, unique
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import workflow
 from vouch.references.referee_views import ANSWERS_PAGE_COLUMNS
 from vouch.references.request_models import (
@@ -29,7 +30,6 @@ from vouch.references.request_models import (
     TimelineEvent,
 )
 from vouch.tenancy import connections as tenancy_connections
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

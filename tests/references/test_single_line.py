@@ -22,11 +22,11 @@ import vouch
 from tests.conftest import HTTPSClient
 from tests.references.workflow import IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
+from vouch.core.text import MESSAGE, SingleLineField, one_line, validate_single_line
 from vouch.references import workflow
 from vouch.references.forms import validate_phone
 from vouch.references.models import Reference, ReferenceRequest
-from vouch.tenancy.context import company_context
-from vouch.web.text import MESSAGE, SingleLineField, one_line, validate_single_line
 
 pytestmark = pytest.mark.django_db
 

@@ -19,10 +19,10 @@ from pypdf import PdfWriter
 
 from tests.references.helpers import add_candidate, image_bytes, pdf_bytes
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.references import file_contents
 from vouch.references.models import Attachment
 from vouch.tenancy import provisioning
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -35,6 +35,7 @@ from tests.references.helpers import add_candidate, add_file, pdf_bytes
 from tests.references.workflow import FULL, IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.core.context import company_context
 from vouch.guard import throttle
 from vouch.links import services as links
 from vouch.links.decorators import ENDED_REASONS, ended_response, neutral_response
@@ -52,7 +53,6 @@ from vouch.references.request_models import (
     Severity,
     WorkflowSettings,
 )
-from vouch.tenancy.context import company_context
 from vouch.tenancy.router import is_company_app
 from vouch.vault.fields import blind_index
 

@@ -6,11 +6,11 @@ import pytest
 
 from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.references import workflow
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.request_models import ReferenceStatus, RequestStatus
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from django.urls import reverse
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import Kind
+from vouch.core.context import company_context
 from vouch.references.request_models import WorkflowSettings
 from vouch.references.settings_forms import parse_reminder_days
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.django_db
 

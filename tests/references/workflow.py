@@ -10,8 +10,8 @@ from django.core import mail
 from django.test import TestCase
 from django.utils import timezone
 
+from vouch.core.context import company_context
 from vouch.references import workflow
-from vouch.tenancy.context import company_context
 
 LINK = re.compile(r"https?://[^\s\"<>]+/(c|r)/([A-Za-z0-9_-]{20,128})/")
 

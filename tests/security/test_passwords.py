@@ -250,7 +250,7 @@ def test_password_is_stored_nowhere_in_plain_text(client):
     assert client.post("/accounts/login/", {"login": "nowhere@example.com", "password": password}).status_code == 302
     needles = {password, base64.b64encode(password.encode()).decode()}
     scanned = 0
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
     from vouch.tenancy.models import Company
 
     company = Company.objects.get(memberships__user__email="nowhere@example.com")

@@ -17,7 +17,7 @@ from django.db.utils import load_backend
 
 from tests.live import free_port
 from tests.server.test_disk_full import _fill, _mount_tmpfs
-from vouch.web import diskfull
+from vouch.core import diskfull
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 

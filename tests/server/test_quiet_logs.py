@@ -29,7 +29,7 @@ def test_start_sign_in_and_a_report_pdf_write_no_noise(live_vouch, live_member):
         from django.utils import timezone
         from vouch.accounts.models import Membership
         from vouch.references import workflow
-        from vouch.tenancy.context import company_context
+        from vouch.core.context import company_context
         member = Membership.objects.get(user_id={live_member["user_id"]})
         with company_context(member.company):
             request = workflow.create_request(

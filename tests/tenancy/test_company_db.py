@@ -9,10 +9,10 @@ from django.db import connections, router
 
 from tests.accounts.helpers import fast_company, fast_user
 from tests.references.helpers import add_candidate
+from vouch.core.context import NoCompanyContext, company_context
 from vouch.references.models import Candidate
 from vouch.references.request_models import ReferenceRequest
 from vouch.tenancy import company_db
-from vouch.tenancy.context import NoCompanyContext, company_context
 
 pytestmark = pytest.mark.django_db
 

@@ -30,8 +30,8 @@ from tests.vault.attack import read_raw
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import log
+from vouch.core.context import company_context
 from vouch.tenancy import deletion
-from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company, CompanyStatus
 from vouch.vault import backup_keys, keyring, keystore, providers, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable

@@ -17,9 +17,9 @@ from tests.conftest import PASSWORD, make_user
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import NoCompanyContext, company_context
 from vouch.tenancy import deletion, provisioning, regions
 from vouch.tenancy.connections import postgres_name, sqlite_path
-from vouch.tenancy.context import NoCompanyContext, company_context
 from vouch.tenancy.models import TOMBSTONE_NAME, Company, CompanyStatus
 from vouch.tenancy.services import SESSION_COMPANY_KEY, active_memberships
 

@@ -34,8 +34,7 @@ from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
-from vouch.tenancy import connections, provisioning, regions
-from vouch.tenancy.context import (
+from vouch.core.context import (
     NoCompanyContext,
     WrongCompanyDatabase,
     alias_for,
@@ -43,6 +42,7 @@ from vouch.tenancy.context import (
     current,
     current_or_none,
 )
+from vouch.tenancy import connections, provisioning, regions
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import create_company
 from vouch.vault import keyring

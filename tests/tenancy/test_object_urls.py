@@ -46,6 +46,7 @@ from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Link, Purpose
 from vouch.references import questionnaires, workflow
@@ -60,7 +61,6 @@ from vouch.references.request_models import (
     TimelineEvent,
     WorkflowSettings,
 )
-from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
 

@@ -19,8 +19,8 @@ import pytest
 from django.core.management import call_command
 
 from tests.conftest import make_company, make_user
+from vouch.core.context import company_context
 from vouch.tenancy import connections, provisioning, regions, schema
-from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company
 from vouch.tenancy.operations import commands, migrate, probe, report
 from vouch.vault import keyring

@@ -20,8 +20,8 @@ from tests.accounts.helpers import fast_company
 from tests.tenancy.test_operations import _run
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.tenancy import connections, provisioning, regions
-from vouch.tenancy.context import company_context
 from vouch.vault import keyring
 
 SERVICES = os.environ.get("VOUCH_TEST_SERVICES") == "1"

@@ -25,8 +25,8 @@ from django.db import connection as control_connection
 from django.db import connections as django_connections
 from django.db.utils import OperationalError, load_backend
 
+from vouch.core.context import company_context
 from vouch.settings import _sqlite
-from vouch.tenancy.context import company_context
 
 pytestmark = pytest.mark.skipif(
     control_connection.vendor != "sqlite", reason="the embedded SQLite backend only (this run uses PostgreSQL)"

@@ -37,9 +37,9 @@ from tests.vault.attack import (
 )
 from vouch.activity.models import Entry
 from vouch.activity.services import log
+from vouch.core.context import company_context
 from vouch.references.models import Attachment, Candidate
 from vouch.references.services import add_attachment, create_candidate, find_candidates
-from vouch.tenancy.context import company_context
 from vouch.vault.files import CHUNK_BYTES, encrypted_storage
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from tests.vault.helpers import bulk_companies
 from vouch import cli
 from vouch.activity.models import Entry
 from vouch.activity.services import log
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.vault import backup_keys, kek_adoption, keyblobs, keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError, KeyUnavailable
 from vouch.vault.models import DataKey, InstallationKey, KeyPurpose, KeyScheme

@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.db import connections
 
 from vouch.activity.models import Entry
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.vault.errors import DecryptionError
 from vouch.vault.fields import Sealed, blind_index
 from vouch.vault.files import CHUNK_BYTES, encrypted_storage

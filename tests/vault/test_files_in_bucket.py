@@ -21,10 +21,10 @@ from tests.references.helpers import add_candidate, add_file, pdf_with
 from tests.references.test_attachments import download, upload
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import company_context
 from vouch.objectstore import PreconditionFailed, open_store
 from vouch.references.models import Attachment
 from vouch.tenancy import deletion, provisioning, regions
-from vouch.tenancy.context import company_context
 from vouch.vault import keyring
 from vouch.vault.errors import DecryptionError
 from vouch.vault.files import CHUNK_BYTES, HEADER_BYTES, encrypted_storage, version_of

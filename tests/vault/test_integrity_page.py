@@ -12,7 +12,7 @@ from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.vault.fields import Sealed
 
 pytestmark = pytest.mark.django_db

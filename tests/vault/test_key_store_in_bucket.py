@@ -17,7 +17,7 @@ from tests.vault.helpers import bulk_companies
 from tests.vault.test_company_keks import fresh, outer_layer, read_summary, to_old_scheme
 from vouch import cli
 from vouch.activity.services import log
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.vault import backup_keys, kek_adoption, keyblobs, keyring, keystore
 from vouch.vault.errors import DecryptionError, KeyConfigurationError, KeyUnavailable
 from vouch.vault.models import DataKey, KeyScheme

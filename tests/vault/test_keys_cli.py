@@ -15,8 +15,8 @@ from django.core.mail import send_mail
 from tests.vault.helpers import bulk_companies
 from vouch.activity.models import Entry
 from vouch.cli import main
+from vouch.core.context import company_context
 from vouch.outbox import sealing
-from vouch.tenancy.context import company_context
 from vouch.tenancy.models import Company, CompanyStatus
 from vouch.vault import keyring, providers
 from vouch.vault.models import DataKey, KeyPurpose

@@ -13,8 +13,8 @@ from tests.conftest import make_company
 from tests.vault.helpers import bulk_companies, bystander
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import company_context
 from vouch.tenancy import provisioning
-from vouch.tenancy.context import company_context
 from vouch.vault import keyring, providers, sealing
 from vouch.vault.files import CHUNK_BYTES, encrypted_storage, header_version
 from vouch.vault.models import DataKey, KeyPurpose, KeyState

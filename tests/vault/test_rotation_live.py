@@ -53,7 +53,7 @@ def seeded(server) -> dict:
         import base64, json
         from django.core.files.uploadedfile import SimpleUploadedFile
         from vouch.references.services import add_attachment, create_candidate
-        from vouch.tenancy.context import company_context
+        from vouch.core.context import company_context
         from vouch.tenancy.models import Company
 
         with company_context(Company.objects.get(pk="{ids["company_id"]}")):

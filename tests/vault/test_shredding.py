@@ -34,11 +34,11 @@ from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import log
 from vouch.audit.models import EventAction, SecurityEvent
+from vouch.core.context import alias_for, company_context
 from vouch.references.models import Candidate
 from vouch.references.services import create_candidate
 from vouch.tenancy import deletion, provisioning, regions
 from vouch.tenancy.connections import postgres_name, release, sqlite_path
-from vouch.tenancy.context import alias_for, company_context
 from vouch.vault import backup_keys, keyring, keystore, providers, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
 from vouch.vault.fields import EncryptedField

@@ -20,9 +20,9 @@ from tests.conftest import make_company
 from tests.vault.attack import integrity_failures, read_raw, write_raw
 from vouch.activity.models import Entry
 from vouch.audit.models import EventAction, Outcome
+from vouch.core.context import company_context
 from vouch.references.models import Attachment, Candidate
 from vouch.references.services import create_candidate, find_candidates
-from vouch.tenancy.context import company_context
 from vouch.vault.errors import DecryptionError, VaultError
 from vouch.vault.fields import Sealed
 

@@ -16,7 +16,7 @@ from django.core.files.base import ContentFile
 from tests.conftest import make_company
 from tests.vault.attack import flip, integrity_failures, read_raw, write_raw
 from vouch.activity.models import Entry
-from vouch.tenancy.context import company_context
+from vouch.core.context import company_context
 from vouch.tenancy.provisioning import files_dir
 from vouch.vault import keyring, sealing
 from vouch.vault.errors import DecryptionError

@@ -38,6 +38,7 @@ from tests.vault.attack import (
 from vouch.accounts.policy import Role
 from vouch.activity.models import Entry
 from vouch.activity.services import log
+from vouch.core.context import company_context
 from vouch.references.request_models import (
     BulkImport,
     Flag,
@@ -47,7 +48,6 @@ from vouch.references.request_models import (
     RequestStatus,
     Touch,
 )
-from vouch.tenancy.context import company_context
 from vouch.vault.files import encrypted_storage
 
 pytestmark = pytest.mark.django_db

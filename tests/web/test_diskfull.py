@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError
 from django.db.utils import load_backend
 
-from vouch.web import diskfull
+from vouch.core import diskfull
 
 
 def test_enospc_from_a_file_write_is_storage_full():

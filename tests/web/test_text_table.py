@@ -1,4 +1,4 @@
-"""The commands' plain-text tables (vouch.text_table): columns padded to their widest
+"""The commands' plain-text tables (vouch.core.text_table): columns padded to their widest
 cell, two spaces apart, no trailing spaces, an optional indent."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import io
 import subprocess
 import sys
 
-from vouch.text_table import print_table
+from vouch.core.text_table import print_table
 
 
 def table(headers, rows, indent: int = 0) -> list[str]:

@@ -10,8 +10,8 @@ from allauth.core import context as allauth_context
 from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest
 
+from vouch.core.public import public_site, rebase
 from vouch.outbox.backends import company_headers
-from vouch.web.public import public_site, rebase
 
 
 def _built_from_request(value, request: HttpRequest | None) -> bool:

@@ -7,8 +7,8 @@ from typing import Any, cast
 from django import forms
 
 from vouch.accounts.policy import Role
+from vouch.core.text import SingleLineField
 from vouch.tenancy import regions
-from vouch.web.text import SingleLineField
 
 
 class CompanySignupForm(forms.Form):

@@ -23,7 +23,7 @@ from vouch.accounts.policy import Action, Role
 from vouch.activity import services as activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
-from vouch.web.public import public_url
+from vouch.core.public import public_url
 
 INVITATION_LIFETIME = timedelta(days=7)
 SESSION_KEY = "vouch_invitation"

@@ -58,8 +58,8 @@ class SessionLifetimeMiddleware:
                 logout(request)  # flushes the session row: the old cookie is dead
                 messages.info(request, "Your session ended. Please sign in again.")
             elif now - seen_at >= SEEN_RESOLUTION:  # type: ignore[operator]  # typing debt: an Optional not narrowed here
+                from vouch.core.diskfull import StorageFull
                 from vouch.guard.sessions import touch
-                from vouch.web.diskfull import StorageFull
 
                 try:
                     touch(request)

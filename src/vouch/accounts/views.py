@@ -13,10 +13,10 @@ from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.forms import InviteForm, RoleForm
 from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.guard import sessions as guard_sessions
 from vouch.guard.company_security import company_min_password_length
 from vouch.tenancy.lookups import record_miss
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 def _member_or_404(request: CompanyRequest, membership_id: int) -> Membership:

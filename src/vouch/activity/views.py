@@ -11,8 +11,8 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.activity import services
 from vouch.activity.models import Entry
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 def _querystring(request: VouchRequest) -> str:

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from vouch.audit import chain, spool
 from vouch.audit.models import ChainHead, EventAction, Outcome, SecurityEvent
-from vouch.web.diskfull import is_storage_full
+from vouch.core.diskfull import is_storage_full
 
 log = logging.getLogger("vouch.audit")
 
@@ -69,7 +69,7 @@ def _clean_details(details: dict[str, Any] | None) -> dict[str, Any]:
 
 def _ip(request) -> str | None:
     # REMOTE_ADDR is already the client's address: RequestContextMiddleware applies
-    # X-Forwarded-For from trusted proxies only (vouch.web.proxies).
+    # X-Forwarded-For from trusted proxies only (vouch.core.proxies).
     raw = request.META.get("REMOTE_ADDR", "") if request is not None else ""
     try:
         return str(ipaddress.ip_address(raw.strip()))

@@ -9,8 +9,8 @@ from django import forms
 from django.core.paginator import Page, Paginator
 
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
-from vouch.web.filters import DateRangeForm, within_days
-from vouch.web.text import SingleLineField
+from vouch.core.filters import DateRangeForm, within_days
+from vouch.core.text import SingleLineField
 
 PER_PAGE = 50
 MAX_PAGE = 100_000

@@ -31,7 +31,7 @@ from django_tasks import task
 
 from vouch.audit.events import PLATFORM, count_unrecorded, record
 from vouch.audit.models import Outcome, SecurityEvent
-from vouch.web.diskfull import is_storage_full
+from vouch.core.diskfull import is_storage_full
 
 log = logging.getLogger("vouch.audit")
 

@@ -10,7 +10,7 @@ from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.audit.filters import page_of_events
-from vouch.web.requests import CompanyRequest, VouchRequest
+from vouch.core.requests import CompanyRequest, VouchRequest
 
 
 def _querystring(request: VouchRequest) -> str:

@@ -37,8 +37,8 @@ from django.utils import timezone
 from vouch.backups import restore_files
 from vouch.backups.sources import BadRequest, Fetched, RestoreError, check_identity, fetch_company, fetch_control
 from vouch.config import DatabaseURL
+from vouch.core.context import alias_for
 from vouch.tenancy import connections, maintenance, provisioning, regions
-from vouch.tenancy.context import alias_for
 
 log = structlog.get_logger(__name__)
 
@@ -357,7 +357,7 @@ def _record(company, phase: str, fetched: Fetched | None, rollback: Path) -> Non
     from vouch.activity import services as activity
     from vouch.audit import record
     from vouch.audit.models import EventAction
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
 
     action = {
         "started": EventAction.DATA_RESTORE_STARTED,

@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from vouch.backups import health, replication
-from vouch.text_table import print_table
+from vouch.core.text_table import print_table
 
 
 def cli_status(args: argparse.Namespace | None = None, out: TextIO | None = None) -> int:

@@ -151,7 +151,7 @@ def parse_networks_cached(text: str) -> tuple[Network, ...]:
 
 
 def address_allowed(address: str, networks: tuple[Network, ...] | list[Network]) -> bool:
-    """Whether ``address`` (the client address as ``vouch.web.proxies`` resolved it) is
+    """Whether ``address`` (the client address as ``vouch.core.proxies`` resolved it) is
     inside one of ``networks``. No networks: allowed. An unparsable address: refused."""
     if not networks:
         return True

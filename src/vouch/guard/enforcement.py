@@ -6,7 +6,7 @@ membership are known. One query per company request reads what is needed
 
 - allowed networks: a member whose address is outside them is refused with a 403 page
   saying why, and a security event is recorded. The address is REMOTE_ADDR as
-  ``vouch.web.proxies`` left it: X-Forwarded-For counts only from a trusted proxy.
+  ``vouch.core.proxies`` left it: X-Forwarded-For counts only from a trusted proxy.
 - two-factor required: a member without 2FA sees a banner with their deadline
   (``request.two_factor_deadline``); after it, company pages redirect to 2FA setup.
 
@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from vouch.audit import record
 from vouch.audit.models import EventAction, Outcome
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.guard import company_security, mfa
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 # Paths a member can always reach: their own account (to set up 2FA, sign out, end
 # sessions) and switching to another company. Static files never reach Django's

@@ -236,7 +236,7 @@ def is_anonymising(ip: str | None) -> bool:
 
 def client_ip(request) -> str | None:
     # REMOTE_ADDR is the client: RequestContextMiddleware applied X-Forwarded-For from
-    # trusted proxies only (vouch.web.proxies).
+    # trusted proxies only (vouch.core.proxies).
     raw = request.META.get("REMOTE_ADDR", "") if request is not None else ""
     try:
         return str(ipaddress.ip_address(raw.strip()))

@@ -13,10 +13,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from vouch.accounts import members, policy
 from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.guard import suspension
 from vouch.guard.stages import CODE_DIGITS, STEP_UP_KEY
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 @require_http_methods(["GET", "POST"])

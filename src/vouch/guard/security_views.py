@@ -24,10 +24,10 @@ from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction, Outcome
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.guard import company_security, mfa
 from vouch.guard import sessions as guard_sessions
 from vouch.guard.security_forms import CompanySecurityForm
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 def _security_page(request: CompanyRequest, form: CompanySecurityForm, status: int = 200) -> HttpResponse:

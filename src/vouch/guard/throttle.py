@@ -132,7 +132,7 @@ def email_key(email: str) -> str:
 
 
 def _client_ip(request: HttpRequest) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    # REMOTE_ADDR is the client: vouch.web.proxies applied X-Forwarded-For from trusted
+    # REMOTE_ADDR is the client: vouch.core.proxies applied X-Forwarded-For from trusted
     # proxies only, before any view ran.
     try:
         return ipaddress.ip_address((request.META.get("REMOTE_ADDR") or "").strip())

@@ -52,11 +52,11 @@ from django.utils.cache import add_never_cache_headers
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction, Outcome
 from vouch.audit.sampling import record_sampled
+from vouch.core.context import company_context
+from vouch.core.requests import LinkRequest
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link, Purpose
-from vouch.tenancy.context import company_context
-from vouch.web.requests import LinkRequest
 
 log = logging.getLogger("vouch.links")
 

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from vouch.core import proxies
 from vouch.outbox import status, store
-from vouch.web import proxies
 
 
 def _local_only(request: HttpRequest) -> None:

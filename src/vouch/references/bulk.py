@@ -16,10 +16,10 @@ from django.utils import timezone
 from django_tasks import task
 
 from vouch.accounts import user_service
+from vouch.core.context import company_context
 from vouch.references import workflow
 from vouch.references.request_models import BulkImport
 from vouch.tenancy import company_db
-from vouch.tenancy.context import company_context
 
 log = logging.getLogger("vouch.references.bulk")
 

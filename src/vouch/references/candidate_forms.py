@@ -12,9 +12,9 @@ from typing import Any, cast
 from django import forms
 from django.utils import dateformat, timezone
 
+from vouch.core.text import SingleLineField
 from vouch.references.forms import validate_phone
 from vouch.references.request_models import Relationship
-from vouch.web.text import SingleLineField
 
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only: \d would take any script's
 EARLIEST_YEAR = 1950

@@ -20,6 +20,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 
+from vouch.core.requests import LinkRequest
 from vouch.links.decorators import ended_response, link_required, neutral_response
 from vouch.links.models import Purpose
 from vouch.references import fraud, workflow
@@ -31,7 +32,6 @@ from vouch.references.request_models import (
     ReferenceStatus,
     RequestStatus,
 )
-from vouch.web.requests import LinkRequest
 
 log = logging.getLogger("vouch.references")
 

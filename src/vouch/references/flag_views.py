@@ -19,11 +19,11 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest
 from vouch.references import fraud, workflow
 from vouch.references.request_access import request_or_404
 from vouch.references.request_models import Flag
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest
 
 MAX_COMMENT = 2000
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
+from vouch.core.text import SingleLineField
 from vouch.references import uploads
 from vouch.references.services import MIN_PHONE_DIGITS, PHONE_QUERY
-from vouch.web.text import SingleLineField
 
 
 def validate_phone(value: str) -> None:

@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django_tasks import task
 
+from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import outgoing, retention, workflow
@@ -37,7 +38,6 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.tenancy import company_db
-from vouch.tenancy.context import company_context
 
 log = logging.getLogger("vouch.references.jobs")
 

@@ -31,9 +31,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from vouch.accounts import user_service
+from vouch.core.context import company_context
+from vouch.core.text import one_line
 from vouch.outbox.backends import ONCE_HEADER, company_headers
-from vouch.tenancy.context import company_context
-from vouch.web.text import one_line
 
 log = logging.getLogger("vouch.references")
 

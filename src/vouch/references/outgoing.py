@@ -32,9 +32,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import router, transaction
 from django.utils import timezone
 
+from vouch.core.context import company_context, current
 from vouch.references import faults, mail
 from vouch.references.request_models import OutgoingMail
-from vouch.tenancy.context import company_context, current
 
 log = logging.getLogger("vouch.references.outgoing")
 

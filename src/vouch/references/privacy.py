@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
+from vouch.core.context import current
 from vouch.links import services as links
 from vouch.links.models import Link
 from vouch.references.models import Attachment, Candidate
@@ -33,7 +34,6 @@ from vouch.references.request_models import (
     Touch,
 )
 from vouch.tenancy import company_db
-from vouch.tenancy.context import current
 
 log = logging.getLogger("vouch.references")
 

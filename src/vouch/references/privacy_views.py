@@ -18,10 +18,10 @@ from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.core.requests import CompanyRequest
 from vouch.references import privacy
 from vouch.references.models import Candidate
 from vouch.references.request_access import candidate_or_404
-from vouch.web.requests import CompanyRequest
 
 
 def _candidate(request: CompanyRequest, candidate_id: UUID) -> Candidate:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from django import forms
 from django.http import QueryDict
 
+from vouch.core.text import SingleLineField
 from vouch.references import questionnaires as q
-from vouch.web.text import SingleLineField
 
 MAX_ROWS = q.MAX_QUESTIONS
 OPS = ("save", "add", "remove", "up", "down")

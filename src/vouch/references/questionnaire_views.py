@@ -16,11 +16,11 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest
 from vouch.references import questionnaires as q
 from vouch.references.models import Questionnaire
 from vouch.references.questionnaire_forms import Builder
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest
 
 
 def _template(request: CompanyRequest, questionnaire_id: UUID) -> Questionnaire:

@@ -9,7 +9,7 @@ from typing import Any, cast
 from django import forms
 from django.utils import timezone
 
-from vouch.web.text import SingleLineField
+from vouch.core.text import SingleLineField
 
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 EARLIEST_YEAR = 1950

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from vouch.core.db import PreparedLookup
+from vouch.core.requests import LinkRequest
 from vouch.links.decorators import ended_response, link_required, neutral_response
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
@@ -28,7 +29,6 @@ from vouch.references import fraud, questionnaire_html, workflow
 from vouch.references.questionnaire_html import filled
 from vouch.references.referee_forms import DeclineForm, IdentityForm
 from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
-from vouch.web.requests import LinkRequest
 
 AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
 # Multiple-choice questions on the posted form: all boxes unticked posts nothing, which

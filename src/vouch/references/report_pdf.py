@@ -18,10 +18,10 @@ from django.template.loader import render_to_string
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from vouch.core.context import current
 from vouch.references import report as report_data
 from vouch.references.request_models import ReferenceRequest, ReportFile, report_file_name
 from vouch.tenancy import company_db
-from vouch.tenancy.context import current
 
 log = logging.getLogger("vouch.references")
 

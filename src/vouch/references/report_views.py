@@ -15,12 +15,12 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
+from vouch.core.requests import CompanyRequest
 from vouch.references import report as report_data
 from vouch.references import report_pdf as pdfs
 from vouch.references.request_access import request_or_404
 from vouch.vault.errors import VaultError
 from vouch.web import downloads
-from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.references")
 

@@ -11,10 +11,10 @@ from uuid import UUID
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from vouch.accounts import policy
+from vouch.core.requests import CompanyRequest
 from vouch.references.models import Candidate
 from vouch.references.request_models import Reference, ReferenceRequest, WorkflowSettings
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest
 
 
 @dataclass(frozen=True)

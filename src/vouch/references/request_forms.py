@@ -18,13 +18,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, validate_email
 from django.utils import timezone
 
+from vouch.core import text
+from vouch.core.text import SingleLineField, is_refused
 from vouch.references import questionnaires
 from vouch.references.forms import validate_phone
 from vouch.references.request_models import MAX_REFEREES, RequestStatus
 from vouch.references.workflow import MAX_DEADLINE_DAYS
 from vouch.vault.normalise import NORMALISERS
-from vouch.web import text
-from vouch.web.text import SingleLineField, is_refused
 
 NAME_MAX, EMAIL_MAX, PHONE_MAX, ROLE_MAX, GUIDANCE_MAX = 200, 254, 40, 200, 2000
 CSV_MAX_BYTES = 1_000_000

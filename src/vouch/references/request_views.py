@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest
 from vouch.references import bulk, fraud, workflow
 from vouch.references.request_access import request_or_404, visibility
 from vouch.references.request_forms import (
@@ -44,7 +45,6 @@ from vouch.references.requests import listing, listing_html
 from vouch.references.workflow import WorkflowError
 from vouch.tenancy import company_db
 from vouch.tenancy.lookups import company_object_or_404
-from vouch.web.requests import CompanyRequest
 
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
 

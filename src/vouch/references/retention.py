@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
+from vouch.core.context import company_context
 from vouch.links.models import Link
 from vouch.references.models import Candidate
 from vouch.references.request_models import (
@@ -34,7 +35,6 @@ from vouch.references.request_models import (
     ReportFile,
     WorkflowSettings,
 )
-from vouch.tenancy.context import company_context
 
 log = logging.getLogger("vouch.references.retention")
 

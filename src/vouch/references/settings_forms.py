@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from vouch.core.text import SingleLineField
 from vouch.references.request_models import MAX_REFEREES
-from vouch.web.text import SingleLineField
 
 MAX_REMINDERS = 5
 MAX_REMINDER_DAY = 60

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest
 from vouch.objectstore import StoreUnavailable
 from vouch.references import services
 from vouch.references.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
@@ -23,7 +24,6 @@ from vouch.references.uploads import AttachmentRefused
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.vault.errors import VaultError
 from vouch.web import downloads
-from vouch.web.requests import CompanyRequest
 
 log = logging.getLogger("vouch.references")
 

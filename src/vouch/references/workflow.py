@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.utils import dateformat, timezone
 
 from vouch.activity import services as activity
+from vouch.core.context import current
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import answers as answer_rules
@@ -36,7 +37,6 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.tenancy import company_db
-from vouch.tenancy.context import current
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import name_words
 

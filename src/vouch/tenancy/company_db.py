@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from django.db import transaction
 
+from vouch.core.context import current
 from vouch.tenancy import connections
-from vouch.tenancy.context import current
 
 
 def alias() -> str:

@@ -25,8 +25,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.signals import connection_created
 from django.db.utils import ConnectionDoesNotExist, load_backend  # type: ignore[attr-defined]  # present in Django 5.2, missing from its stubs
 
+from vouch.core.context import CompanyContext, WrongCompanyDatabase, is_company_alias
 from vouch.tenancy import regions
-from vouch.tenancy.context import CompanyContext, WrongCompanyDatabase, is_company_alias
 
 IDENTITY_TABLE = "vouch_company_identity"
 # A kept connection unused for longer is closed instead of reused.

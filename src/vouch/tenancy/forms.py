@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django import forms
 
+from vouch.core.text import SingleLineField
 from vouch.tenancy.models import Company
-from vouch.web.text import SingleLineField
 
 
 class CompanyNameForm(forms.Form):

@@ -21,8 +21,8 @@ from django.db import models
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from vouch.core.requests import VouchRequest
 from vouch.tenancy.router import is_company_app
-from vouch.web.requests import VouchRequest
 
 log = logging.getLogger("vouch.tenancy")
 

@@ -14,8 +14,8 @@ from django.http import HttpResponse
 from django.template import loader
 from django.utils import timezone
 
+from vouch.core.context import alias_for
 from vouch.tenancy import connections
-from vouch.tenancy.context import alias_for
 from vouch.tenancy.models import Company
 
 RETRY_AFTER_SECONDS = 300

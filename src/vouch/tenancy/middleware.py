@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 
-from vouch.tenancy.context import CompanyOffline, company_context
+from vouch.core.context import CompanyOffline, company_context
+from vouch.core.requests import VouchRequest
 from vouch.tenancy.maintenance import maintenance_response
 from vouch.tenancy.services import SESSION_COMPANY_KEY, choose_membership, current_memberships
-from vouch.web.requests import VouchRequest
 
 # Pages an offline company's members may still open.
 OFFLINE_ALLOWED = frozenset({"account_logout", "company_switch"})

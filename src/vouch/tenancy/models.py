@@ -43,7 +43,7 @@ class Company(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Set while the company is offline for maintenance (an in-place restore): its members
     # and its links get a maintenance page, and no code opens its database
-    # (tenancy.context.company_context refuses). Kept in the database so it survives a
+    # (core.context.company_context refuses). Kept in the database so it survives a
     # crash mid-restore: the company stays offline until the restore is finished or
     # rolled back, and ``offline_reason`` says how.
     offline_since = models.DateTimeField(null=True, blank=True)

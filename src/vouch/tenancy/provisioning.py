@@ -28,8 +28,8 @@ from django.db import connections as django_connections
 from django.utils import timezone
 
 from vouch.config import DatabaseURL
+from vouch.core.context import alias_for
 from vouch.tenancy import connections, regions, schema
-from vouch.tenancy.context import alias_for
 from vouch.tenancy.router import TEMPLATE_PREFIX
 
 IDENTITY_DDL = (

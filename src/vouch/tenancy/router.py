@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
+from vouch.core.context import WrongCompanyDatabase, current, is_company_alias
 from vouch.tenancy import connections
-from vouch.tenancy.context import WrongCompanyDatabase, current, is_company_alias
 
 TEMPLATE_PREFIX = "companytemplate_"
 

@@ -130,7 +130,7 @@ def rename_company(company: Company, by: Membership, name: str) -> Company:
     from vouch.accounts import policy
     from vouch.accounts.policy import Action
     from vouch.activity.services import log
-    from vouch.tenancy.context import company_context
+    from vouch.core.context import company_context
 
     policy.require(policy.can(by, Action.MANAGE_SETTINGS) and by.company_id == company.pk)
     name = name.strip()

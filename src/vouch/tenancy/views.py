@@ -13,10 +13,10 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.tenancy import deletion
 from vouch.tenancy.forms import CompanyNameForm, DeleteCompanyForm
 from vouch.tenancy.services import rename_company, switch_company
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 
 @login_required

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vouch.text_table import print_table
+from vouch.core.text_table import print_table
 
 # Django is set up after the parser is built: the work modules are imported when run.
 INTERRUPTED = "Interrupted: run the same command again to finish; the work already done is kept."
@@ -212,7 +212,7 @@ def rotate_company(args: argparse.Namespace, out, err) -> int:
     from django.conf import settings
     from django.db import DatabaseError
 
-    from vouch.tenancy.context import WrongCompanyDatabase
+    from vouch.core.context import WrongCompanyDatabase
     from vouch.vault.errors import KeyConfigurationError, KeyUnavailable, VaultError
     from vouch.vault.rotation import rotate_company as rotate
 

@@ -33,7 +33,7 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import Lookup
 from django.db.models.query_utils import DeferredAttribute
 
-from vouch.tenancy.context import current
+from vouch.core.context import current
 from vouch.vault import keyring, normalise, sealing
 from vouch.vault.errors import VaultError
 

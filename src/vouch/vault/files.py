@@ -34,8 +34,8 @@ from django.core.files.storage import Storage
 from django.utils.deconstruct import deconstructible
 
 from vouch import objectstore
+from vouch.core.context import current
 from vouch.tenancy import provisioning, regions
-from vouch.tenancy.context import current
 from vouch.vault import keyring
 from vouch.vault.errors import KeyUnavailable
 from vouch.vault.sealing import integrity_failure

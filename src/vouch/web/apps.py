@@ -7,9 +7,7 @@ class WebConfig(AppConfig):
     verbose_name = "Web layer"
 
     def ready(self) -> None:
-        from vouch.web import (
-            checks,  # noqa: F401  (registers the production checks)
-            diskfull,
-        )
+        from vouch.core import diskfull
+        from vouch.web import checks  # noqa: F401  (registers the production checks)
 
         diskfull.install()

@@ -109,7 +109,7 @@ def transport_errors() -> list[Error]:
 @register()
 def configuration(app_configs, **kwargs) -> list[Error]:
     """Checked at every start, in every mode: values that would fail at request time."""
-    from vouch.web.proxies import parse_networks
+    from vouch.core.proxies import parse_networks
 
     errors: list[Error] = []
     try:

@@ -118,8 +118,8 @@ STORAGE_FULL_MESSAGE = (
 
 def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse:
     """A write that could not be stored for lack of space: a 503 that says so, and one
-    log line per interval (``vouch.web.diskfull``) instead of a traceback per request."""
-    from vouch.web import diskfull
+    log line per interval (``vouch.core.diskfull``) instead of a traceback per request."""
+    from vouch.core import diskfull
 
     diskfull.note_refused(exception, getattr(request, "request_id", None))
     response = _render(request, 503, "Cannot save right now", STORAGE_FULL_MESSAGE)
@@ -130,10 +130,10 @@ def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    from vouch.core.diskfull import is_storage_full
     from vouch.objectstore import StoreUnavailable
     from vouch.vault.errors import DecryptionError, KeyUnavailable
     from vouch.vault.keyblobs import KeyStoreUnavailable
-    from vouch.web.diskfull import is_storage_full
 
     # Django calls this while handling the exception, so it is still at hand.
     exception = sys.exc_info()[1]

@@ -10,9 +10,10 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils.cache import add_never_cache_headers
 
+from vouch.core import proxies
+from vouch.core.requests import VouchRequest
 from vouch.objectstore import StoreUnavailable
 from vouch.vault.keyblobs import KeyStoreUnavailable
-from vouch.web import proxies
 from vouch.web.errors import (
     ALLOWED_METHODS,
     files_unavailable,
@@ -21,7 +22,6 @@ from vouch.web.errors import (
     payload_too_large,
     service_unavailable,
 )
-from vouch.web.requests import VouchRequest
 
 # Load balancers' probes: their cookies are dropped before anything reads them, so a
 # session cookie cannot make /livez depend on Redis or the database (it touches nothing).

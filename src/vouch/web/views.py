@@ -16,9 +16,9 @@ from django.views.decorators.cache import never_cache
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.tenancy import regions
 from vouch.tenancy.services import active_member_count
-from vouch.web.requests import CompanyRequest, VouchRequest
 
 log = logging.getLogger("vouch.web")
 
@@ -71,8 +71,8 @@ def alive(request: VouchRequest) -> HttpResponse:
 @never_cache
 def health(request: VouchRequest) -> JsonResponse:
     """For load balancers: 200 when the control database and the cache answer and the
-    storage has room (``vouch.web.diskfull``); 503 naming what failed otherwise."""
-    from vouch.web import diskfull
+    storage has room (``vouch.core.diskfull``); 503 naming what failed otherwise."""
+    from vouch.core import diskfull
 
     checks: dict[str, str] = {"storage": diskfull.storage_state(settings.DATA_DIR)}
     try:

@@ -18,7 +18,7 @@ def encrypt_existing(apps, schema_editor):
     rows = legacy.objects.using(alias).order_by("id")
     if not rows.exists():
         return
-    from vouch.tenancy.context import current_or_none
+    from vouch.core.context import current_or_none
 
     if current_or_none() is None:
         raise RuntimeError(

@@ -37,7 +37,7 @@ def _reindex(apps, schema_editor, words) -> None:
     candidates = candidate_model.objects.using(alias).order_by("pk").only("pk", "name")
     if not candidates.exists():
         return
-    from vouch.tenancy.context import current_or_none
+    from vouch.core.context import current_or_none
     from vouch.vault.fields import blind_index
 
     if current_or_none() is None:

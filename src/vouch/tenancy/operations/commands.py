@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from vouch.text_table import print_table
+from vouch.core.text_table import print_table
 
 # Django is set up after the parser is built: the work modules are imported when run.
 ORPHAN_MIN_AGE_MINUTES = 10

@@ -180,8 +180,8 @@ def _init_worker(settings_module: str, forwarded: dict) -> None:
 
 def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
     """Bring one company's database to the current schema (runs in a worker process)."""
+    from vouch.core.context import company_context
     from vouch.tenancy.connections import ensure_alias
-    from vouch.tenancy.context import company_context
     from vouch.tenancy.operations.probe import probe
 
     result = CompanyResult(company_id, name, region, FAILED)
@@ -217,8 +217,8 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
         # Closed, not kept: a run visits each company once, and on SQLite the last close
         # checkpoints and removes the write-ahead log, with any page a migration
         # rewrote (the plaintext the log encryption replaced, say).
+        from vouch.core.context import alias_for
         from vouch.tenancy.connections import release
-        from vouch.tenancy.context import alias_for
 
         release(alias_for(company_id))
     return result

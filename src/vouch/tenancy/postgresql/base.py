@@ -36,7 +36,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except psycopg.OperationalError as exc:
             if NO_CONNECT_PRIVILEGE not in str(exc) or not self.settings_dict.get("VOUCH_COMPANY_ID"):
                 raise
-            from vouch.tenancy.context import WrongCompanyDatabase
+            from vouch.core.context import WrongCompanyDatabase
             from vouch.tenancy.events import record_wrong_database
 
             expected = self.settings_dict["VOUCH_COMPANY_ID"]

@@ -17,7 +17,7 @@ from its start, so a busy answer there is a real conflict and is raised.
 Opening the connection (its PRAGMAs) still uses SQLite's own handler and timeout.
 
 "database or disk is full" (SQLITE_FULL), from a statement, a commit or opening a
-connection, is raised as ``vouch.web.diskfull.StorageFull``, not as a DatabaseError:
+connection, is raised as ``vouch.core.diskfull.StorageFull``, not as a DatabaseError:
 Django's database cache swallows a DatabaseError on a write (a lost race to it), so a
 full disk read as "the lock is taken" and sign-up answered 429."""
 
@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 from django.db.backends.sqlite3 import base
 
-from vouch.web.diskfull import StorageFull, is_sqlite_full
+from vouch.core.diskfull import StorageFull, is_sqlite_full
 
 MIN_PAUSE = 0.0002  # seconds
 MAX_PAUSE = 0.002

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from vouch.tenancy.context import CompanyContext, company_context
+from vouch.core.context import CompanyContext, company_context
 from vouch.vault import keyring, sealing
 from vouch.vault.errors import DecryptionError, KeyUnavailable
 from vouch.vault.fields import EncryptedField

@@ -82,7 +82,7 @@ def install() -> None:
     """Wrap every new PostgreSQL connection (SQLite's: ``vouch.tenancy.sqlite``)."""
     from django.db.backends.signals import connection_created
 
-    connection_created.connect(_on_connection_created, dispatch_uid="vouch.web.diskfull")
+    connection_created.connect(_on_connection_created, dispatch_uid="vouch.core.diskfull")
 
 
 def is_sqlite_full(error: sqlite3.Error) -> bool:
