@@ -263,9 +263,9 @@ def test_the_dashboard_asks_the_same_few_queries_however_many_requests(client, m
     # The count and one page of rows with their candidates; a recruiter's page also
     # reads whether the company lets recruiters see every request.
     assert many[1] == (2 if role == Role.OWNER else 3)
-    from vouch.references import request_listing
+    from vouch.references.requests import listing
 
-    monkeypatch.setattr(request_listing, "DEEP_OFFSET", 1)
+    monkeypatch.setattr(listing, "DEEP_OFFSET", 1)
     # Deep pages read their ids from the index first, then those rows: one query more,
     # however deep; filtered, the ids are a subquery of the same statement.
     assert _dashboard_queries(client, company, {"page": "2"})[1:] == (many[1] + 1, many[2])
@@ -274,7 +274,7 @@ def test_the_dashboard_asks_the_same_few_queries_however_many_requests(client, m
 
 
 def test_deep_pages_show_the_same_rows_and_only_what_the_member_may_see(client, members, company, monkeypatch):
-    from vouch.references import request_listing
+    from vouch.references.requests import listing
 
     recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
     request, _ = make_request(company, recruiter)
@@ -291,7 +291,7 @@ def test_deep_pages_show_the_same_rows_and_only_what_the_member_may_see(client, 
         return [listed(client.get(reverse("requests"), {"page": str(n), **filters})) for n in (1, 2, 3)]
 
     shallow = {user.pk: pages(user) for user in (recruiter, admin)}
-    monkeypatch.setattr(request_listing, "DEEP_OFFSET", 1)  # every page after the first
+    monkeypatch.setattr(listing, "DEEP_OFFSET", 1)  # every page after the first
     deep = {user.pk: pages(user) for user in (recruiter, admin)}
     assert deep == shallow
     # Filtered (through the ORM rather than prepared SQL), the same rows in the same order.

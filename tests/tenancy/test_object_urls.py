@@ -390,7 +390,7 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "questionnaire_archive": ObjectURL(Questionnaire, make_questionnaire),
     "questionnaire_restore": ObjectURL(Questionnaire, make_questionnaire),
     # The reference-check workflow: a request is reached only through
-    # request_access.request_or_404 (which also applies "recruiters see their own").
+    # requests.access.request_or_404 (which also applies "recruiters see their own").
     "request_detail": ObjectURL(ReferenceRequest, make_request_object),
     "request_cancel": ObjectURL(ReferenceRequest, make_request_object),
     "request_delete": ObjectURL(ReferenceRequest, make_untouched_request),

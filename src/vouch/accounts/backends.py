@@ -5,7 +5,7 @@ Every signed-in request reads its user (``django.contrib.auth.get_user`` calls t
 backend's ``get_user``). ModelBackend does it with ``.get(pk=...)``, building and
 compiling the same query again on every request: about 8% of the requests
 dashboard. Here the query is compiled once per database engine
-(:class:`vouch.tenancy.prepared.PreparedLookup`); the answer is ModelBackend's: the
+(:class:`vouch.core.db.PreparedLookup`); the answer is ModelBackend's: the
 user, or None when there is no such user or ``user_can_authenticate`` refuses it
 (an inactive account). Signing in (``authenticate``) is allauth's, unchanged."""
 
@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import router
 
-from vouch.tenancy.prepared import PreparedLookup
+from vouch.core.db import PreparedLookup
 
 # The user as ModelBackend reads it (all columns, through the default manager);
 # -1 stands for the key while compiling: no user has it, and it is the query's

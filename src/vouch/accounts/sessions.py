@@ -10,20 +10,23 @@ five times the query itself, and every signed-in page pays it.
 
 from __future__ import annotations
 
-import functools
-
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 
+from vouch.core.db import ComposedSQL, Names
 
-@functools.cache
-def _select_sql(db_alias: str, model) -> str:
-    quote = connections[db_alias].ops.quote_name
-    meta = model._meta
-    data, key, expires = (quote(meta.get_field(name).column) for name in ("session_data", "session_key", "expire_date"))
-    # Identifiers from the model's metadata, quoted by the backend; values bound.
-    return f"SELECT {data} FROM {quote(meta.db_table)} WHERE {key} = %s AND {expires} > %s"  # noqa: S608
+
+def _compose_select(n: Names) -> str:
+    model = SessionStore.get_model_class()
+    return (
+        f"SELECT {n.column(model, 'session_data')} FROM {n.table(model)} "  # noqa: S608 (names from the model)
+        f"WHERE {n.column(model, 'session_key')} = %s AND {n.column(model, 'expire_date')} > %s"
+    )
+
+
+# A live session's data by its key (vouch.core.db.ComposedSQL).
+SELECT = ComposedSQL(_compose_select)
 
 
 class SessionStore(db.SessionStore):
@@ -32,11 +35,8 @@ class SessionStore(db.SessionStore):
             return None
         model = self.model
         db_alias = router.db_for_read(model)
-        connection = connections[db_alias]
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(_select_sql(db_alias, model), [self.session_key, now])
-            row = cursor.fetchone()
+        now = connections[db_alias].ops.adapt_datetimefield_value(timezone.now())
+        row = SELECT.fetchone([self.session_key, now], using=db_alias)
         if row is None:  # unknown or expired: as Django, forget the key (a new one is issued on save)
             self._session_key = None
             return None

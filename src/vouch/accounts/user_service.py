@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.db import router
 
-from vouch.tenancy.prepared import PreparedRows
+from vouch.core.db import PreparedRows
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet

@@ -27,6 +27,7 @@ from vouch.accounts.models import Membership
 from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.core.db import ComposedSQL
 from vouch.guard.models import CompanySecuritySettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,17 +61,14 @@ def for_company(company) -> CompanySecuritySettings:
     return row
 
 
-@functools.cache
-def _snapshot_sql(db: str) -> str:
-    quote = connections[db].ops.quote_name
-    meta = CompanySecuritySettings._meta
-    columns = ", ".join(
-        quote(meta.get_field(name).column)  # type: ignore[arg-type, union-attr]  # typing debt: an Optional not narrowed here
-        for name in ("require_2fa", "require_2fa_since", "require_2fa_grace_days", "allowed_networks")
+# A company's settings for the per-request checks (vouch.core.db.ComposedSQL).
+_SNAPSHOT_FIELDS = ("require_2fa", "require_2fa_since", "require_2fa_grace_days", "allowed_networks")
+SNAPSHOT = ComposedSQL(
+    lambda n: (
+        f"SELECT {n.columns(CompanySecuritySettings, *_SNAPSHOT_FIELDS)} FROM {n.table(CompanySecuritySettings)} "  # noqa: S608 (names from the model)
+        f"WHERE {n.column(CompanySecuritySettings, 'company')} = %s"
     )
-    company = quote(meta.get_field("company").column)
-    # Identifiers from the model's metadata, quoted by the backend; the value is bound.
-    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {company} = %s"  # noqa: S608
+)
 
 
 # Per-process cache of snapshots: every company page needs one, and the dashboard's
@@ -107,9 +105,7 @@ def _read_snapshot(company_id) -> Snapshot:
     db = router.db_for_read(CompanySecuritySettings)
     connection = connections[db]
     key = company_id.hex if connection.vendor == "sqlite" else company_id
-    with connection.cursor() as cursor:
-        cursor.execute(_snapshot_sql(db), [key])
-        row = cursor.fetchone()
+    row = SNAPSHOT.fetchone([key], using=db)
     if row is None:
         return Snapshot()
     require, since, grace, networks = row

@@ -16,7 +16,6 @@ sign-in look like impossible travel."""
 from __future__ import annotations
 
 import bisect
-import functools
 import ipaddress
 import logging
 import threading
@@ -29,6 +28,7 @@ from django.db import connections, router
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from vouch.core.db import ComposedSQL
 from vouch.guard import failures, geo
 from vouch.guard.geo import Location
 from vouch.guard.models import SignIn
@@ -269,20 +269,15 @@ def _device(request, user) -> tuple[str, bool]:
     return digest, known
 
 
-@functools.cache
-def _history_sql(alias: str) -> str:
-    quote = connections[alias].ops.quote_name
-    meta = SignIn._meta
-    columns = ", ".join(
-        quote(meta.get_field(name).column)  # type: ignore[arg-type, union-attr]  # typing debt: an Optional not narrowed here
-        for name in ("occurred_at", "country", "asn", "latitude", "longitude", "device_hash")
+# The account's recent completed sign-ins, newest first (vouch.core.db.ComposedSQL).
+HISTORY = ComposedSQL(
+    lambda n: (
+        f"SELECT {n.columns(SignIn, 'occurred_at', 'country', 'asn', 'latitude', 'longitude', 'device_hash')} "  # noqa: S608 (names from the model)
+        f"FROM {n.table(SignIn)} WHERE {n.column(SignIn, 'user')} = %s "
+        f"AND {n.column(SignIn, 'completed_at')} IS NOT NULL AND {n.column(SignIn, 'occurred_at')} >= %s "
+        f"ORDER BY {n.column(SignIn, 'occurred_at')} DESC LIMIT {HISTORY_ROWS}"
     )
-    user, completed, occurred = (quote(meta.get_field(n).column) for n in ("user", "completed_at", "occurred_at"))  # type: ignore[arg-type, union-attr]  # typing debt: an Optional not narrowed here
-    # Identifiers from the model's metadata, quoted by the backend; values bound.
-    return (
-        f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {user} = %s AND {completed} IS NOT NULL "  # noqa: S608
-        f"AND {occurred} >= %s ORDER BY {occurred} DESC LIMIT {HISTORY_ROWS}"
-    )
+)
 
 
 def _history(user_id: int, since: datetime) -> list[tuple]:
@@ -290,10 +285,7 @@ def _history(user_id: int, since: datetime) -> list[tuple]:
     asn, latitude, longitude, device_hash). Plain SQL: this runs on every sign-in, and
     building the ORM query cost more than the query itself (as in vouch.accounts.sessions)."""
     alias = router.db_for_read(SignIn)
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(_history_sql(alias), [user_id, connection.ops.adapt_datetimefield_value(since)])
-        rows = cursor.fetchall()
+    rows = HISTORY.fetchall([user_id, connections[alias].ops.adapt_datetimefield_value(since)], using=alias)
     if rows:
         # SQLite hands back naive UTC (or text); only the newest row's time is used.
         first = rows[0][0] if isinstance(rows[0][0], datetime) else parse_datetime(str(rows[0][0]))

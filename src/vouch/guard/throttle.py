@@ -53,6 +53,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.connection import ConnectionProxy
 
+from vouch.core.db import ComposedSQL, Names
 from vouch.core.network import client_ip as _client_ip
 from vouch.core.network import network_of as _network_of
 from vouch.guard import devices
@@ -167,11 +168,21 @@ class Attempt:
     active: bool = True
 
 
-# accounts.User and guard.AccountState (tests/guard/test_throttle_login.py checks the names).
-_LOOKUP_SQL = (
-    'SELECT u."id", s."consecutive_failures", s."password_disabled_at", s."held_until" FROM "accounts_user" u '
-    'LEFT JOIN "guard_accountstate" s ON s."user_id" = u."id" WHERE LOWER(u."email") = %s LIMIT 1'
-)
+def _compose_lookup(n: Names) -> str:
+    from vouch.accounts.models import User
+    from vouch.guard.models import AccountState
+
+    failures = n.columns(AccountState, "consecutive_failures", "password_disabled_at", "held_until", prefix="s.")
+    user_id = n.column(User, "id", prefix="u.")
+    return (
+        f"SELECT {user_id}, {failures} FROM {n.table(User)} u "  # noqa: S608 (names from the models)
+        f"LEFT JOIN {n.table(AccountState)} s ON {n.column(AccountState, 'user', prefix='s.')} = {user_id} "
+        f"WHERE LOWER({n.column(User, 'email', prefix='u.')}) = %s LIMIT 1"
+    )
+
+
+# The sign-in's account and its failure state (vouch.core.db.ComposedSQL).
+LOOKUP = ComposedSQL(_compose_lookup)
 
 
 def _lookup(email: str) -> tuple[int | None, int, bool, float]:
@@ -180,11 +191,7 @@ def _lookup(email: str) -> tuple[int | None, int, bool, float]:
     on the unique LOWER(email) index, done for unknown addresses alike. Plain SQL: it runs
     on every sign-in attempt, refused ones included, and the ORM's query building cost
     more than the query itself."""
-    from django.db import connections
-
-    with connections["default"].cursor() as cursor:
-        cursor.execute(_LOOKUP_SQL, [(email or "").strip().lower()])
-        row = cursor.fetchone()
+    row = LOOKUP.fetchone([(email or "").strip().lower()], using="default")
     if row is None:
         return None, 0, False, 0.0
     return row[0], row[1] or 0, row[2] is not None, row[3] or 0.0

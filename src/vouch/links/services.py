@@ -20,9 +20,9 @@ from django.db import router
 from django.db.models import F, Q
 from django.utils import timezone
 
+from vouch.core.db import PreparedLookup
 from vouch.links.models import Link, Purpose
 from vouch.tenancy.models import Company, CompanyStatus
-from vouch.tenancy.prepared import PreparedLookup
 
 TOKEN_BYTES = 32  # 256 bits; issue #5 asks for at least 128
 # What issue() makes is 43 characters of base64url; a little slack either side, and
@@ -115,7 +115,7 @@ RESOLVE_COLUMNS = (
     "company__offline_since",
 )
 
-# Compiled once (vouch.tenancy.prepared): every link page starts with this read.
+# Compiled once (vouch.core.db): every link page starts with this read.
 _link_by_hash = PreparedLookup(
     lambda: Link.objects.select_related("company").only(*RESOLVE_COLUMNS),
     key="token_hash",

@@ -187,7 +187,7 @@ def page_of_candidates(
     within: Callable[[QuerySet[Candidate]], QuerySet[Candidate]] | None = None,
 ) -> CandidatePage:
     """One page of the list, or of a search; ``within`` narrows it to the candidates the
-    member reaches (``request_access.Visibility.candidates``)."""
+    member reaches (``requests.access.Visibility.candidates``)."""
     query = query.strip()
     kind = query_kind(query) if query else None
     queryset = find_candidates(query) if query else listing()

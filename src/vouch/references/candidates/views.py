@@ -20,7 +20,7 @@ from vouch.references.candidates import services
 from vouch.references.candidates.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
 from vouch.references.candidates.uploads import AttachmentRefused
 from vouch.references.models import Attachment, Candidate
-from vouch.references.request_access import candidate_or_404, visibility, visible_candidates
+from vouch.references.requests.access import candidate_or_404, visibility, visible_candidates
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.vault import downloads
 from vouch.vault.errors import VaultError

@@ -23,8 +23,8 @@ from vouch.core.requests import CompanyRequest
 from vouch.references import flows
 from vouch.references.fraud import checks as fraud
 from vouch.references.fraud import flows as fraud_flows
-from vouch.references.request_access import request_or_404
 from vouch.references.request_models import Flag
+from vouch.references.requests.access import request_or_404
 from vouch.tenancy.lookups import company_object_or_404
 
 MAX_COMMENT = 2000

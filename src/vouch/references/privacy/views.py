@@ -21,7 +21,7 @@ from vouch.audit.models import EventAction
 from vouch.core.requests import CompanyRequest
 from vouch.references.models import Candidate
 from vouch.references.privacy import candidate_data as privacy
-from vouch.references.request_access import candidate_or_404
+from vouch.references.requests.access import candidate_or_404
 
 
 def _candidate(request: CompanyRequest, candidate_id: UUID) -> Candidate:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.db import connections, router
 
+from vouch.core.db import ComposedSQL, Names
 from vouch.references.request_models import (
     OPEN_REQUEST_STATUSES,
     Reference,
@@ -22,27 +23,19 @@ from vouch.references.request_models import (
 )
 from vouch.vault.fields import Sealed
 
-_statements: dict[str, str] = {}
+
+def _compose(n: Names) -> str:
+    ref, req = Reference, ReferenceRequest
+    statuses = ", ".join(["%s"] * len(OPEN_REQUEST_STATUSES))
+    return (
+        f"UPDATE {n.table(ref)} SET {n.column(ref, 'answers')} = %s, {n.column(ref, 'saved_at')} = %s "  # noqa: S608 (names from the models)
+        f"WHERE {n.column(ref, 'id')} = %s AND {n.column(ref, 'status')} = %s AND {n.column(ref, 'saved_at')} = %s "
+        f"AND {n.column(ref, 'request')} IN (SELECT {n.column(req, 'id')} FROM {n.table(req)} "
+        f"WHERE {n.column(req, 'id')} = %s AND {n.column(req, 'status')} IN ({statuses}))"
+    )
 
 
-def _statement(connection) -> str:
-    found = _statements.get(connection.vendor)
-    if found is None:
-        name = connection.ops.quote_name
-        ref, req = Reference._meta, ReferenceRequest._meta
-
-        def column(meta, field: str) -> str:
-            return name(meta.get_field(field).column)
-
-        statuses = ", ".join(["%s"] * len(OPEN_REQUEST_STATUSES))
-        # Names from the models, quoted by the backend; every value is a parameter.
-        found = _statements[connection.vendor] = (
-            f"UPDATE {name(ref.db_table)} SET {column(ref, 'answers')} = %s, {column(ref, 'saved_at')} = %s "  # noqa: S608
-            f"WHERE {column(ref, 'id')} = %s AND {column(ref, 'status')} = %s AND {column(ref, 'saved_at')} = %s "
-            f"AND {column(ref, 'request')} IN (SELECT {column(req, 'id')} FROM {name(req.db_table)} "
-            f"WHERE {column(req, 'id')} = %s AND {column(req, 'status')} IN ({statuses}))"
-        )
-    return found
+SAVE_IF_UNCHANGED = ComposedSQL(_compose)
 
 
 def save_if_unchanged(reference: Reference, answers: Sealed, now: datetime) -> bool:
@@ -62,6 +55,4 @@ def save_if_unchanged(reference: Reference, answers: Sealed, now: datetime) -> b
         ReferenceRequest._meta.pk.get_db_prep_value(reference.request_id, connection),
         *(status.value for status in OPEN_REQUEST_STATUSES),
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_statement(connection), params)
-        return cursor.rowcount == 1
+    return SAVE_IF_UNCHANGED.execute(params, using=alias) == 1

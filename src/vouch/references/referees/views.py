@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from vouch.core.db import PreparedLookup
 from vouch.core.requests import LinkRequest
 from vouch.links.decorators import ended_response, link_required, neutral_response
 from vouch.links.models import Purpose
@@ -31,7 +32,6 @@ from vouch.references.referees import answers as answer_rules
 from vouch.references.referees import flows as referee_flows
 from vouch.references.referees.forms import DeclineForm, IdentityForm
 from vouch.references.request_models import Reference, ReferenceStatus, RequestStatus
-from vouch.tenancy.prepared import PreparedLookup
 
 AUTOSAVE_HEADER = "HTTP_X_VOUCH_AUTOSAVE"
 # Multiple-choice questions on the posted form: all boxes unticked posts nothing, which
@@ -66,7 +66,7 @@ def _with_request() -> QuerySet:
     return Reference.objects.select_related("request__candidate", "request__questionnaire_version")
 
 
-# The answers page's read, compiled once (vouch.tenancy.prepared).
+# The answers page's read, compiled once (vouch.core.db).
 _answers_page_reference = PreparedLookup(lambda: _with_request().only(*ANSWERS_PAGE_COLUMNS))
 
 

@@ -4,7 +4,7 @@ template, so the two cannot drift apart. :func:`fingerprint` digests the same da
 so a stored PDF is regenerated exactly when something it shows has changed.
 
 Needs a company context. The caller checks the member may see the request
-(``request_access.request_or_404``)."""
+(``requests.access.request_or_404``)."""
 
 from __future__ import annotations
 

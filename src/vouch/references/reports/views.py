@@ -18,7 +18,7 @@ from vouch.activity.services import Kind
 from vouch.core.requests import CompanyRequest
 from vouch.references.reports import data as report_data
 from vouch.references.reports import pdf as pdfs
-from vouch.references.request_access import request_or_404
+from vouch.references.requests.access import request_or_404
 from vouch.vault import downloads
 from vouch.vault.errors import VaultError
 

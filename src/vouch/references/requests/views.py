@@ -2,7 +2,7 @@
 CSV), a request's page with its timeline, and its changes (cancel, delete, resend,
 deadline). Thin: parse, ask the policy, call the workflow, render.
 
-Requests are only ever fetched through ``request_access`` (a recruiter may be limited
+Requests are only ever fetched through ``requests.access`` (a recruiter may be limited
 to their own). Every change is a POST answered with a redirect; a move the workflow
 refuses is a 400 carrying its message."""
 
@@ -21,12 +21,13 @@ from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest
-from vouch.references import bulk, request_listing
+from vouch.references import bulk
 from vouch.references.flows import WorkflowError
 from vouch.references.fraud import checks as fraud
-from vouch.references.request_access import request_or_404, visibility
 from vouch.references.request_models import BulkImport, ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.requests import flows as request_flows
+from vouch.references.requests import listing, listing_html
+from vouch.references.requests.access import request_or_404, visibility
 from vouch.references.requests.forms import (
     CSV_COLUMNS,
     CSV_EXAMPLE,
@@ -59,8 +60,8 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
     the rows themselves on a company with many members)."""
     return {
         "q": raw.get("q", ""),
-        "statuses": request_listing.options_html(RequestStatus.choices, raw.get("status", "")),
-        "recruiters": request_listing.options_html(members.items(), raw.get("recruiter", "")),
+        "statuses": listing_html.options_html(RequestStatus.choices, raw.get("status", "")),
+        "recruiters": listing_html.options_html(members.items(), raw.get("recruiter", "")),
         "flagged": bool(raw.get("flagged")),
         "created_from": raw.get("created_from", ""),
         "created_to": raw.get("created_to", ""),
@@ -81,14 +82,14 @@ def request_list(request: CompanyRequest) -> HttpResponse:
     if request.GET.keys().isdisjoint(FilterForm.base_fields):
         # No filter asked for (the page as first opened, or another page of it): nothing
         # to validate, and building the form's fields was about 3% of the page's work.
-        form, filters = None, request_listing.Filters()
+        form, filters = None, listing.Filters()
     else:
         form = FilterForm(request.GET, members=members, show_recruiter=seen.everything)
         if not form.is_valid():
             context = {**context, "form": form, "result": None}
             return render(request, "references/requests/list.html", context, status=400)
         data = form.cleaned_data
-        filters = request_listing.Filters(
+        filters = listing.Filters(
             status=data["status"],
             recruiter=data.get("recruiter"),
             flagged=data["flagged"],
@@ -97,13 +98,14 @@ def request_list(request: CompanyRequest) -> HttpResponse:
             query=data["q"].strip(),
         )
         kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}  # type: ignore[misc]  # typing debt
-    result = request_listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
+    result = listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
     # With nothing to show and no filter, say whether there is anything at all.
     has_any = result.page.paginator.count > 0 or (filters.active and seen.of(ReferenceRequest.objects.all()).exists())
     querystring = urlencode(kept)
     context |= {"form": form, "result": result, "has_any": has_any, "querystring": querystring}
     if result.page.object_list:
-        context["pagination"] = request_listing.pagination_html(result.page, querystring, result.summary)
+        context["rows"] = listing_html.rows_html(result.page.object_list, result.names)
+        context["pagination"] = listing_html.pagination_html(result.page, querystring, result.summary)
     return render(request, "references/requests/list.html", context)
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from vouch.audit import record
 from vouch.audit.models import EventAction, Outcome
+from vouch.core.db import ComposedSQL
 from vouch.vault import keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
 from vouch.vault.models import DataKey, InstallationKey
@@ -210,8 +211,7 @@ def _rewrap_batch(
         # One statement run for each row: Django's bulk_update builds a CASE expression
         # per row and field in Python, which took most of a rotation's time.
         if params:
-            with connection.cursor() as cursor:
-                cursor.executemany(_update_sql(), params)
+            REWRAP.executemany(params, using=connection.alias)
     return len(rows), len(params)
 
 
@@ -243,12 +243,14 @@ def _record_broken(company_id, purpose: str, version: int, exc: Exception, *, ki
     )
 
 
-def _update_sql() -> str:
-    quote = connection.ops.quote_name
-    fields = DataKey._meta
-    columns = [fields.get_field(name).column for name in _FIELDS]  # type: ignore[union-attr]  # typing debt
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
-    return f"UPDATE {quote(fields.db_table)} SET {assignments} WHERE {quote(fields.pk.column)} = %s"  # noqa: S608
+# A re-wrapped key's new master version, wrapped key and time, by its id: run once per
+# row in one executemany (vouch.core.db.ComposedSQL).
+REWRAP = ComposedSQL(
+    lambda n: (
+        f"UPDATE {n.table(DataKey)} SET {', '.join(f'{n.column(DataKey, name)} = %s' for name in _FIELDS)} "  # noqa: S608 (names from the model)
+        f"WHERE {n.column(DataKey, DataKey._meta.pk.name)} = %s"
+    )
+)
 
 
 def _lock_key_table() -> None:

@@ -1,4 +1,25 @@
-"""One row, with its ``select_related`` rows, read by a key through SQL compiled once.
+"""The query tricks that are faster than the ORM, in one place and one style.
+
+Django builds and compiles a queryset's SQL again on every evaluation; for the few
+reads and writes every request makes, that was most of their cost. Two mechanisms
+avoid it, and every hand-written query that is there for speed goes through one of
+them (the SQL text of each stays with its app, which knows its models; this module
+imports no Vouch app). docs/performance.md, "The tricks", lists their users.
+
+- :class:`PreparedLookup` and :class:`PreparedRows`: a queryset compiled once per
+  database engine, then run with new parameters (below).
+- :class:`ComposedSQL`: a statement written by hand once per database engine, from
+  the models' own table and column names quoted by the backend, every value a bound
+  parameter (a compare-and-set UPDATE, a join the ORM cannot say as cheaply, a read
+  that must not build a queryset).
+
+DDL, PRAGMAs, provisioning, backups, advisory locks and health checks also send SQL by
+hand, but not for speed; they stay where they are.
+
+Prepared queries
+----------------
+
+One row, with its ``select_related`` rows, read by a key through SQL compiled once.
 
 Django builds and compiles a queryset's SQL again on every evaluation. For the reads
 every private-link page starts with, that was most of their cost: reading a referee's
@@ -14,12 +35,21 @@ they have the same tables.
 Written here because no maintained library does it for current Django (the one that
 did, django-prepared-queries, stopped at Django 1.x). It leans on Django's compiler
 (``select``, ``klass_info``, ``get_related_populators``), which Django keeps stable
-but does not document: tests/tenancy/test_prepared.py compares its results with the
+but does not document: tests/core/test_db_prepared.py compares its results with the
 ORM's, field by field, so a Django upgrade that changes them fails there first.
 
 :class:`PreparedRows` does the same for a ``values_list`` queryset with several rows
 (and, if asked, a page of them: ``LIMIT``/``OFFSET`` bound as parameters), for lists
-every signed-in page shows."""
+every signed-in page shows.
+
+Composed statements
+-------------------
+
+:class:`ComposedSQL` is for what a queryset cannot say as cheaply. It leans on no
+private API: only ``connection.ops.quote_name`` and ``Model._meta``; the parameters are
+prepared by the caller as the ORM would (``get_db_prep_value``/``get_db_prep_save``).
+tests/core/test_db_composed.py compares each statement's result with its ORM
+equivalent."""
 
 from __future__ import annotations
 
@@ -209,3 +239,73 @@ def _converted(row, converters: dict, connection) -> list:
             cell = converter(cell, expression, connection)
         row[position] = cell
     return row
+
+
+# --- Composed statements ------------------------------------------------------------
+
+
+class Names:
+    """Table and column names from models' metadata, quoted by one backend: what a
+    :class:`ComposedSQL` writes its statement with."""
+
+    def __init__(self, connection) -> None:
+        self.quote = connection.ops.quote_name
+
+    def table(self, model: type[Model]) -> str:
+        return self.quote(model._meta.db_table)
+
+    def column(self, model: type[Model], field: str, *, prefix: str = "") -> str:
+        """``field``'s column (``prefix``: a table alias, as in ``"m."``)."""
+        return prefix + self.quote(model._meta.get_field(field).column)  # type: ignore[union-attr]  # a concrete field has a column
+
+    def columns(self, model: type[Model], *fields: str, prefix: str = "") -> str:
+        """The columns of ``fields``, comma-separated, in that order."""
+        return ", ".join(self.column(model, field, prefix=prefix) for field in fields)
+
+
+class ComposedSQL:
+    """``ComposedSQL(lambda n: f"SELECT {n.columns(M, 'a', 'b')} FROM {n.table(M)} WHERE
+    {n.column(M, 'id')} = %s")``; then ``statement.fetchone([value], using=alias)``.
+
+    ``compose`` is called once per database engine (the quoting differs, the tables do
+    not), with a :class:`Names` of that engine, and must put every value in a ``%s``
+    parameter: identifiers only come from the models, quoted by the backend (the
+    apps' ``S608`` waivers say so). The parameters are given ready for the driver."""
+
+    def __init__(self, compose: Callable[[Names], str]) -> None:
+        self._compose = compose
+        self._sql: dict[str, str] = {}
+
+    def sql(self, connection) -> str:
+        """The statement for ``connection``'s engine (composed on first use)."""
+        found = self._sql.get(connection.vendor)
+        if found is None:
+            # Two threads composing at once write the same text: no lock needed.
+            found = self._sql[connection.vendor] = self._compose(Names(connection))
+        return found
+
+    def fetchone(self, params: list | tuple, *, using: str) -> tuple | None:
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql(connection), params)
+            return cursor.fetchone()
+
+    def fetchall(self, params: list | tuple, *, using: str) -> list[tuple]:
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql(connection), params)
+            return cursor.fetchall()
+
+    def execute(self, params: list | tuple, *, using: str) -> int:
+        """Run a write; the number of rows it changed."""
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql(connection), params)
+            return cursor.rowcount
+
+    def executemany(self, param_list: list, *, using: str) -> None:
+        """Run a write once for each set of parameters, in one driver call (a batch of
+        row updates without ``bulk_update``'s ``CASE`` per row and field)."""
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.executemany(self.sql(connection), param_list)

@@ -6,29 +6,25 @@ box looks a candidate up through blind indexes only: a whole email address throu
 (a candidate matches when all the typed words are words of their name). Nothing is
 decrypted to filter; only the 25 rows shown are opened.
 
-Callers say which requests the member may see (``request_access.visibility``)."""
+Callers say which requests the member may see (``requests.access.visibility``). The
+page's rows are drawn as HTML by ``listing_html``, not here."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from html import escape
-from uuid import UUID
 
 from django.core.paginator import Page, Paginator
 from django.db import router
 from django.db.models import Count, DateField, Func, IntegerField, QuerySet
 from django.db.models.functions import Cast
-from django.urls import reverse
-from django.utils.safestring import SafeString, mark_safe
 
 from vouch.accounts import user_service
+from vouch.core.db import PreparedRows
 from vouch.references.models import Candidate
-from vouch.references.request_access import Visibility
-from vouch.references.request_models import ReferenceRequest, RequestStatus, SearchTerm
-from vouch.tenancy.prepared import PreparedRows
+from vouch.references.request_models import ReferenceRequest, SearchTerm
+from vouch.references.requests.access import Visibility
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import name_words
 
@@ -46,7 +42,7 @@ MAX_SEARCH_WORDS = 8
 
 # What the dashboard shows of a request and its candidate, as value rows (no model
 # instances: building 50 of them per page cost more than reading the rows); nothing
-# else is read. The two encrypted values are opened by their fields (``rows_html``).
+# else is read. The two encrypted values are opened by their fields (``listing_html.rows_html``).
 # The two moments are shown as days, so they are read as dates: the database's own
 # date() of the stored UTC value (Django's connections use UTC), where turning 50
 # timestamps a page into aware datetimes cost 7% of the page.
@@ -88,7 +84,6 @@ class DashboardPage:
     filters: Filters
     search_kind: str | None  # "email", "name", or None when there is no search
     names: dict[int, str] = field(default_factory=dict)  # member user id -> display name
-    rows_html: SafeString = field(default_factory=SafeString)  # the table's rows (``rows_html``)
 
     @property
     def summary(self) -> str:
@@ -97,14 +92,6 @@ class DashboardPage:
         if not count:
             return "0 requests"
         return f"{self.page.start_index():,}–{self.page.end_index():,} of {count:,}"
-
-
-_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def _day(day: date) -> str:
-    """ "5 Mar 2027"; two per row, so without strftime."""
-    return f"{day.day} {_MONTHS[day.month]} {day.year}"
 
 
 def _start_of(day: date) -> datetime:
@@ -196,7 +183,6 @@ def dashboard_page(seen: Visibility, filters: Filters, number: str, members: dic
         filters=filters,
         search_kind=search_kind(filters.query),
         names=names,
-        rows_html=rows_html(rows, names),
     )
 
 
@@ -221,7 +207,7 @@ class _FilteredRows:
 
 
 # The dashboard as first opened and paged through (no filter), for everyone or for one
-# creator: its SQL compiled once per engine (vouch.tenancy.prepared). Compiling the
+# creator: its SQL compiled once per engine (vouch.core.db). Compiling the
 # page's and the count's querysets was a quarter of the page's time.
 _CREATOR = -0x5E171E1  # a sentinel: no user has this id
 _DEEP_IDS = tuple(uuid.UUID(int=0x5E171E1 + i) for i in range(PER_PAGE))
@@ -276,65 +262,3 @@ class _PreparedRows:
             return []
         padded = ids + [ids[-1]] * (len(_DEEP_IDS) - len(ids))  # a repeated id matches its row once
         return _ROWS_BY_IDS.fetch(using=self._using, **{f"id{i}": value for i, value in enumerate(padded)})
-
-
-def rows_html(rows: Iterable[tuple], names: dict[int, str]) -> SafeString:
-    """The dashboard table's rows (value rows in ``ROW_COLUMNS`` order), as one string.
-
-    Drawn here rather than in the template: 25 rows through Django's template engine (a
-    lookup, localisation and escaping per value) cost more than everything else the
-    page does, and an f-string costs a tenth of ``str.format`` with a dozen names. Every
-    value from the database or a member goes through ``escape`` (the same escaping as
-    ``{{ value }}``); the rest are numbers and dates built here."""
-    labels = dict(RequestStatus.choices)
-    role_field, name_field = ReferenceRequest._meta.get_field("role"), Candidate._meta.get_field("name")
-    # One reverse for the page: a request's URL differs only by its id.
-    placeholder = str(UUID(int=0))
-    url_start, _, url_end = escape(reverse("request_detail", args=[placeholder])).partition(placeholder)
-    html = []
-    for pk, created_at, created_by_id, role, status, completed, required, flags, deadline, candidate_id, name in rows:
-        # Each value is bound to its own row: the role to the request, the name to the candidate.
-        role, candidate = escape(str(role_field.open(role, pk))), escape(str(name_field.open(name, candidate_id)))
-        pk, status = str(pk), str(status)
-        requested_by = names.get(created_by_id)
-        flags_html = f'<span class="badge flag">{flags}</span>' if flags else "0"
-        html.append(
-            f'<tr id="request-{pk}">\n'
-            f'  <td data-label="Candidate"><a href="{url_start}{pk}{url_end}">{candidate}</a></td>\n'
-            f'  <td data-label="Role">{role}</td>\n'
-            f'  <td data-label="Status"><span class="badge status-{escape(status)}">'
-            f"{escape(str(labels.get(status, status)))}</span></td>\n"
-            f'  <td data-label="Requested by">{escape(requested_by) if requested_by else "—"}</td>\n'
-            f'  <td data-label="Progress"><progress max="{required}" value="{completed}" '
-            f'aria-label="References completed"></progress>\n    {completed}/{required}</td>\n'
-            f'  <td data-label="Open flags">{flags_html}</td>\n'
-            f'  <td data-label="Deadline">{_day(deadline)}</td>\n'
-            f'  <td data-label="Created">{_day(created_at)}</td>\n'
-            "</tr>\n"
-        )
-    return mark_safe("".join(html))  # noqa: S308 (every value above is escaped or built here)
-
-
-def pagination_html(page: Page, querystring: str, summary: str) -> SafeString:
-    """The "Newer / Page n of m / Older" navigation under the table (``querystring``:
-    the filters to keep, already URL-encoded; escaped here for the attribute)."""
-    keep = f"{escape(querystring)}&amp;" if querystring else ""
-    newer = f'<a href="?{keep}page={page.previous_page_number()}" rel="prev">Newer</a>' if page.has_previous() else ""
-    older = f'<a href="?{keep}page={page.next_page_number()}" rel="next">Older</a>' if page.has_next() else ""
-    return mark_safe(  # noqa: S308 (the querystring and summary are escaped, the rest are numbers)
-        f'<nav class="pagination" aria-label="Pages">\n    {newer}\n'
-        f"    <span>Page {page.number} of {page.paginator.num_pages} · {escape(summary)}</span>\n"
-        f"    {older}\n  </nav>"
-    )
-
-
-def options_html(choices: Iterable[tuple[object, str]], selected: str) -> SafeString:
-    """``<option>`` elements for ``choices`` (value, label), ``selected`` marked, escaped:
-    a select's options in one string rather than a template loop (a company may have
-    many members)."""
-    html = []
-    for value, label in choices:
-        text = escape(str(value))
-        mark = " selected" if str(value) == selected else ""
-        html.append(f'<option value="{text}"{mark}>{escape(str(label))}</option>')
-    return mark_safe("".join(html))  # noqa: S308 (values and labels are escaped)

@@ -1,4 +1,4 @@
-"""vouch.tenancy.prepared: a row with its select_related rows, read through SQL compiled
+"""vouch.core.db: a row with its select_related rows, read through SQL compiled
 once, must be the very row Django's ORM gives (same values, same related objects,
 deferred columns still loaded on use, bound to the database it came from), in one
 query, and nothing for a key that is not there. Run on both paths (SQLite and
@@ -16,12 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
+from vouch.core.db import PreparedLookup, PreparedRows
 from vouch.links.models import Link
 from vouch.links.services import RESOLVE_COLUMNS, hash_token
 from vouch.references.referees import flows as referee_flows
 from vouch.references.referees.views import ANSWERS_PAGE_COLUMNS
 from vouch.references.request_models import Reference, ReferenceRequest
-from vouch.tenancy.prepared import PreparedLookup, PreparedRows
 from vouch.vault.fields import Sealed
 
 pytestmark = pytest.mark.django_db
