@@ -42,9 +42,9 @@ def activity(company, recruiter, candidate: dict, referee: dict) -> None:
     and private links of ``company``'s people."""
     deadline = timezone.now() + timedelta(days=14)
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = workflow.create_request(actor=recruiter, **{**REQUEST, **candidate, "deadline": deadline})
+        reference_request = workflow.create_request(actor=recruiter, **{**REQUEST, **candidate, "deadline": deadline})
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        workflow.nominate(request, **referee)
+        workflow.nominate(reference_request, **referee)
 
 
 def test_purge_removes_the_companys_messages_and_only_them(outbox_dir):

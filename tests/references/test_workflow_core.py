@@ -15,9 +15,9 @@ from vouch.references.request_models import ReferenceStatus, RequestStatus
 pytestmark = pytest.mark.django_db
 
 
-def answers_for(request):
+def answers_for(reference_request):
     result = {}
-    for question in request.questionnaire_version.questions:
+    for question in reference_request.questionnaire_version.questions:
         kind = question["type"]
         result[question["id"]] = {
             "text": "Reliable and careful.",
@@ -31,32 +31,32 @@ def answers_for(request):
 
 def test_a_request_runs_from_creation_to_completion(company, members):
     recruiter = members[Role.RECRUITER].user
-    request, candidate_token = make_request(company, recruiter)
-    assert links.resolve(candidate_token, "candidate").subject_id == request.pk
+    reference_request, candidate_token = make_request(company, recruiter)
+    assert links.resolve(candidate_token, "candidate").subject_id == reference_request.pk
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
-        workflow.confirm_candidate(request, name="Casey Candidate", email="casey@example.org")
-    first, first_token = nominate(company, request, REFEREES[0])
-    second, second_token = nominate(company, request, REFEREES[1])
+        workflow.confirm_candidate(reference_request, name="Casey Candidate", email="casey@example.org")
+    first, first_token = nominate(company, reference_request, REFEREES[0])
+    second, second_token = nominate(company, reference_request, REFEREES[1])
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_REFEREES
         with pytest.raises(workflow.WorkflowError):
-            workflow.nominate(request, **REFEREES[2])
+            workflow.nominate(reference_request, **REFEREES[2])
         workflow.referee_opened(first)
         workflow.confirm_referee(first, **IDENTITY)
         assert workflow.save_answers(first, {}) == {}
-        assert workflow.submit_answers(first, answers_for(request)) == {}
+        assert workflow.submit_answers(first, answers_for(reference_request)) == {}
         assert Reference.objects.get(pk=first.pk).status == ReferenceStatus.COMPLETED
         assert ReferenceRequest.objects.get().status == RequestStatus.IN_PROGRESS
         workflow.decline(second, "I never worked with them.")
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
     # Answered and declined links still open (on a thank-you page); the replaced one does not.
     assert links.resolve(first_token, "referee") is not None
-    third, _ = nominate(company, request, REFEREES[2], replacing=second)
+    third, _ = nominate(company, reference_request, REFEREES[2], replacing=second)
     with company_context(company):
         assert Reference.objects.get(pk=second.pk).status == ReferenceStatus.REPLACED
         workflow.confirm_referee(third, **IDENTITY)
-        assert workflow.submit_answers(third, answers_for(request)) == {}
+        assert workflow.submit_answers(third, answers_for(reference_request)) == {}
         done = ReferenceRequest.objects.get()
         assert (done.status, done.references_completed) == (RequestStatus.COMPLETED, 2)
         assert done.closed_at is not None
@@ -68,11 +68,11 @@ def test_a_request_runs_from_creation_to_completion(company, members):
 
 
 def test_submitted_answers_cannot_be_changed(company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         workflow.confirm_referee(reference, **IDENTITY)
-        assert workflow.submit_answers(reference, answers_for(request)) == {}
+        assert workflow.submit_answers(reference, answers_for(reference_request)) == {}
         with pytest.raises(workflow.WorkflowError):
             workflow.save_answers(reference, {})
         with pytest.raises(workflow.WorkflowError):

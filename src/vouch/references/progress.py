@@ -29,7 +29,8 @@ def _statement(connection) -> str:
     found = _statements.get(connection.vendor)
     if found is None:
         name = connection.ops.quote_name
-        ref, req = Reference._meta, ReferenceRequest._meta
+        # The models' tables (their _meta): a reference, and the reference request it belongs to.
+        references, reference_requests = Reference._meta, ReferenceRequest._meta
 
         def column(meta, field: str) -> str:
             return name(meta.get_field(field).column)
@@ -37,10 +38,13 @@ def _statement(connection) -> str:
         statuses = ", ".join(["%s"] * len(OPEN_REQUEST_STATUSES))
         # Names from the models, quoted by the backend; every value is a parameter.
         found = _statements[connection.vendor] = (
-            f"UPDATE {name(ref.db_table)} SET {column(ref, 'answers')} = %s, {column(ref, 'saved_at')} = %s "  # noqa: S608
-            f"WHERE {column(ref, 'id')} = %s AND {column(ref, 'status')} = %s AND {column(ref, 'saved_at')} = %s "
-            f"AND {column(ref, 'request')} IN (SELECT {column(req, 'id')} FROM {name(req.db_table)} "
-            f"WHERE {column(req, 'id')} = %s AND {column(req, 'status')} IN ({statuses}))"
+            f"UPDATE {name(references.db_table)} "  # noqa: S608
+            f"SET {column(references, 'answers')} = %s, {column(references, 'saved_at')} = %s "
+            f"WHERE {column(references, 'id')} = %s AND {column(references, 'status')} = %s "
+            f"AND {column(references, 'saved_at')} = %s "
+            f"AND {column(references, 'request')} IN "
+            f"(SELECT {column(reference_requests, 'id')} FROM {name(reference_requests.db_table)} "
+            f"WHERE {column(reference_requests, 'id')} = %s AND {column(reference_requests, 'status')} IN ({statuses}))"
         )
     return found
 

@@ -59,10 +59,12 @@ def company_settings() -> WorkflowSettings:
     return WorkflowSettings.current()
 
 
-def note(request: ReferenceRequest, kind: str, summary: str, *, reference: Reference | None = None, actor=None):
+def note(
+    reference_request: ReferenceRequest, kind: str, summary: str, *, reference: Reference | None = None, actor=None
+):
     """Add a line to the request's timeline."""
     return TimelineEvent.objects.create(
-        request=request, reference=reference, kind=kind, summary=summary, actor_id=company_db.actor_id(actor)
+        request=reference_request, reference=reference, kind=kind, summary=summary, actor_id=company_db.actor_id(actor)
     )
 
 
@@ -132,7 +134,7 @@ def create_request(
         except LookupError:
             raise WorkflowError("Choose a questionnaire from the list.") from None
         candidate = _candidate_for(name, email, phone.strip(), actor)
-        request = ReferenceRequest.objects.create(
+        reference_request = ReferenceRequest.objects.create(
             created_by_id=company_db.actor_id(actor),
             candidate=candidate,
             role=role,
@@ -143,170 +145,182 @@ def create_request(
             deadline=moment,
             last_activity_at=timezone.now(),
         )
-        note(request, "request_created", f"Request created for the role {role}.", actor=actor)
-        activity.log("request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)})
-        send_candidate_link(request, actor=actor, first=True)
-    return request
+        note(reference_request, "request_created", f"Request created for the role {role}.", actor=actor)
+        activity.log(
+            "request_created", "Reference request created.", actor=actor, details={"request": str(reference_request.pk)}
+        )
+        send_candidate_link(reference_request, actor=actor, first=True)
+    return reference_request
 
 
-def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
+def send_candidate_link(reference_request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
     """(Re)issue the candidate's link and email it once the change commits. A resent
     link replaces the earlier one."""
-    if not request.is_open:
+    if not reference_request.is_open:
         raise WorkflowError("This request is closed.")
     company = _company()
-    token = links.reissue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+    token = links.reissue(company, Purpose.CANDIDATE, reference_request.pk, reference_request.deadline)
     note(
-        request,
+        reference_request,
         "candidate_emailed",
         "Link sent to the candidate." if first else "Link sent again to the candidate.",
         actor=actor,
     )
-    request_id, company_id = request.pk, company.pk
+    request_id, company_id = reference_request.pk, company.pk
     outgoing.record("candidate_invitation", request_id, token=token)
     from vouch.references import jobs
 
     company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
-def can_delete(request: ReferenceRequest) -> bool:
-    return not request.candidate_has_acted
+def can_delete(reference_request: ReferenceRequest) -> bool:
+    return not reference_request.candidate_has_acted
 
 
-def delete_request(request: ReferenceRequest, *, actor) -> None:
+def delete_request(reference_request: ReferenceRequest, *, actor) -> None:
     """Remove a request the candidate has not acted on (confirmed or nominated) yet;
     after that it can only be cancelled, so what referees said is not lost silently."""
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not can_delete(request):
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not can_delete(reference_request):
             raise WorkflowError("The candidate has already acted on this request: cancel it instead.")
-        links.revoke_for_subject(_company(), request.pk)
-        request_id = str(request.pk)
-        request.delete()
+        links.revoke_for_subject(_company(), reference_request.pk)
+        request_id = str(reference_request.pk)
+        reference_request.delete()
         activity.log("request_deleted", "Reference request deleted.", actor=actor, details={"request": request_id})
 
 
-def _close_references(request: ReferenceRequest, status: str, now: datetime) -> None:
+def _close_references(reference_request: ReferenceRequest, status: str, now: datetime) -> None:
     company = _company()
-    for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
+    for reference in reference_request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
         links.revoke_for_subject(company, reference.pk)
         reference.status = status
         reference.closed_at = now
         reference.save(update_fields=["status", "closed_at"])
-    links.revoke_for_subject(company, request.pk)
+    links.revoke_for_subject(company, reference_request.pk)
 
 
-def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> None:
+def cancel_request(reference_request: ReferenceRequest, *, actor, reason: str = "") -> None:
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not request.is_open:
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not reference_request.is_open:
             raise WorkflowError("This request is already closed.")
         now = timezone.now()
-        _close_references(request, ReferenceStatus.CANCELLED, now)
-        request.status = RequestStatus.CANCELLED
-        request.closed_at = now
-        request.save(update_fields=["status", "closed_at"])
-        note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
+        _close_references(reference_request, ReferenceStatus.CANCELLED, now)
+        reference_request.status = RequestStatus.CANCELLED
+        reference_request.closed_at = now
+        reference_request.save(update_fields=["status", "closed_at"])
+        note(reference_request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
         activity.log(
-            "request_cancelled", "Reference request cancelled.", actor=actor, details={"request": str(request.pk)}
+            "request_cancelled",
+            "Reference request cancelled.",
+            actor=actor,
+            details={"request": str(reference_request.pk)},
         )
 
 
-def expire_request(request: ReferenceRequest, *, now: datetime | None = None) -> bool:
+def expire_request(reference_request: ReferenceRequest, *, now: datetime | None = None) -> bool:
     """At the deadline, an open request and its open references expire. True if it did."""
     now = now or timezone.now()
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not request.is_open or request.deadline > now:
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not reference_request.is_open or reference_request.deadline > now:
             return False
-        _close_references(request, ReferenceStatus.EXPIRED, now)
-        request.status = RequestStatus.EXPIRED
-        request.closed_at = now
-        request.save(update_fields=["status", "closed_at"])
-        note(request, "request_expired", "The deadline passed: open items expired.")
+        _close_references(reference_request, ReferenceStatus.EXPIRED, now)
+        reference_request.status = RequestStatus.EXPIRED
+        reference_request.closed_at = now
+        reference_request.save(update_fields=["status", "closed_at"])
+        note(reference_request, "request_expired", "The deadline passed: open items expired.")
     return True
 
 
-def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
+def change_deadline(reference_request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
     moment = deadline_from(deadline)
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not request.is_open:
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not reference_request.is_open:
             raise WorkflowError("This request is closed.")
-        request.deadline = moment
-        request.save(update_fields=["deadline"])
+        reference_request.deadline = moment
+        reference_request.save(update_fields=["deadline"])
         company = _company()
-        links.extend(company, request.pk, moment)
-        for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
+        links.extend(company, reference_request.pk, moment)
+        for reference_id in reference_request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list(
+            "pk", flat=True
+        ):
             links.extend(company, reference_id, moment)
-        note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
+        note(
+            reference_request,
+            "deadline_changed",
+            f"Deadline moved to {dateformat.format(moment, 'd F Y')}.",
+            actor=actor,
+        )
         from vouch.references import jobs
 
-        company_id, request_id = company.pk, request.pk
+        company_id, request_id = company.pk, reference_request.pk
         company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
-def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) -> str:
+def refresh_status(reference_request: ReferenceRequest, *, now: datetime | None = None) -> str:
     """Work out the request's status from its references, and keep its counters in
     step. Call inside the transaction that changed a reference."""
-    if request.status in CLOSED_REQUEST_STATUSES:
-        return request.status
+    if reference_request.status in CLOSED_REQUEST_STATUSES:
+        return reference_request.status
     now = now or timezone.now()
-    statuses = list(request.references.values_list("status", flat=True))
+    statuses = list(reference_request.references.values_list("status", flat=True))
     completed = statuses.count(ReferenceStatus.COMPLETED)
     active = sum(1 for status in statuses if status in ACTIVE_REFERENCE_STATUSES)
     started = any(status in (ReferenceStatus.OPENED, ReferenceStatus.IN_PROGRESS) for status in statuses)
-    flags = Flag.objects.filter(request=request)
-    request.references_completed = completed
-    request.flag_count = flags.count()
-    request.open_flags = flags.filter(reviewed_at__isnull=True).count()
-    request.last_activity_at = now
-    if completed >= request.referees_required:
-        request.status = RequestStatus.COMPLETED
-        request.closed_at = now
+    flags = Flag.objects.filter(request=reference_request)
+    reference_request.references_completed = completed
+    reference_request.flag_count = flags.count()
+    reference_request.open_flags = flags.filter(reviewed_at__isnull=True).count()
+    reference_request.last_activity_at = now
+    if completed >= reference_request.referees_required:
+        reference_request.status = RequestStatus.COMPLETED
+        reference_request.closed_at = now
         # Links stay until the deadline: the candidate still sees the statuses, and the
         # referees their thank-you page; every change is refused once closed.
-        note(request, "request_completed", "All references are in: the request is complete.")
-    elif active < request.referees_required:
-        request.status = RequestStatus.AWAITING_CANDIDATE
+        note(reference_request, "request_completed", "All references are in: the request is complete.")
+    elif active < reference_request.referees_required:
+        reference_request.status = RequestStatus.AWAITING_CANDIDATE
     elif completed or started:
-        request.status = RequestStatus.IN_PROGRESS
+        reference_request.status = RequestStatus.IN_PROGRESS
     else:
-        request.status = RequestStatus.AWAITING_REFEREES
-    request.save(
+        reference_request.status = RequestStatus.AWAITING_REFEREES
+    reference_request.save(
         update_fields=["status", "closed_at", "references_completed", "flag_count", "open_flags", "last_activity_at"]
     )
-    return request.status
+    return reference_request.status
 
 
 # --- the candidate -------------------------------------------------------------------
 
 
-def _locked_open_request(request: ReferenceRequest) -> ReferenceRequest:
-    request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-    if not request.is_open:
+def _locked_open_request(reference_request: ReferenceRequest) -> ReferenceRequest:
+    reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+    if not reference_request.is_open:
         raise WorkflowError("This request is closed.")
-    return request
+    return reference_request
 
 
-def candidate_opened(request: ReferenceRequest) -> None:
+def candidate_opened(reference_request: ReferenceRequest) -> None:
     """The first time the candidate opens their link."""
-    if request.candidate_opened_at is None:
-        updated = ReferenceRequest.objects.filter(pk=request.pk, candidate_opened_at__isnull=True).update(
+    if reference_request.candidate_opened_at is None:
+        updated = ReferenceRequest.objects.filter(pk=reference_request.pk, candidate_opened_at__isnull=True).update(
             candidate_opened_at=timezone.now()
         )
         if updated:
-            note(request, "candidate_opened", "The candidate opened their link.")
+            note(reference_request, "candidate_opened", "The candidate opened their link.")
 
 
-def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone: str = "") -> None:
+def confirm_candidate(reference_request: ReferenceRequest, *, name: str, email: str, phone: str = "") -> None:
     """The candidate confirms (or corrects) their details."""
     name, email, phone = name.strip(), email.strip(), phone.strip()
     if not name or not email:
         raise WorkflowError("Enter your name and email.")
     with company_db.atomic():
-        request = _locked_open_request(request)
-        candidate = request.candidate
+        reference_request = _locked_open_request(reference_request)
+        candidate = reference_request.candidate
         changed = [
             field
             for field, value in (("name", name), ("email", email), ("phone", phone))
@@ -317,33 +331,33 @@ def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone
         candidate.save()
         if "name" in changed:
             index_name(candidate)
-        request.candidate_confirmed_at = timezone.now()
-        request.save(update_fields=["candidate_confirmed_at"])
+        reference_request.candidate_confirmed_at = timezone.now()
+        reference_request.save(update_fields=["candidate_confirmed_at"])
         note(
-            request,
+            reference_request,
             "candidate_confirmed",
             "The candidate confirmed their details" + (f" (changed: {', '.join(changed)})." if changed else "."),
         )
 
 
-def open_slots(request: ReferenceRequest) -> int:
+def open_slots(reference_request: ReferenceRequest) -> int:
     """How many more referees the candidate may nominate now."""
-    active = request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
-    return max(0, request.referees_required - active)
+    active = reference_request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
+    return max(0, reference_request.referees_required - active)
 
 
-def _check_referee(request: ReferenceRequest, email: str, phone: str) -> None:
-    candidate = request.candidate
+def _check_referee(reference_request: ReferenceRequest, email: str, phone: str) -> None:
+    candidate = reference_request.candidate
     if blind_index("email", email) == candidate.email_index:
         raise WorkflowError("A referee cannot be you: use someone else's email address.")
-    if request.references.filter(
+    if reference_request.references.filter(
         status__in=ACTIVE_REFERENCE_STATUSES, email_index=blind_index("email", email)
     ).exists():
         raise WorkflowError("You have already nominated someone with this email address.")
 
 
 def nominate(
-    request: ReferenceRequest,
+    reference_request: ReferenceRequest,
     *,
     name: str,
     email: str,
@@ -357,16 +371,16 @@ def nominate(
     """The candidate names a referee, who is emailed their own link. With ``replacing``,
     the new referee takes the place of one who declined or is overdue."""
     with company_db.atomic():
-        request = _locked_open_request(request)
+        reference_request = _locked_open_request(reference_request)
         if replacing is not None:
-            replacing = Reference.objects.select_for_update().get(pk=replacing.pk, request=request)
+            replacing = Reference.objects.select_for_update().get(pk=replacing.pk, request=reference_request)
             if not can_replace(replacing):
                 raise WorkflowError("This referee cannot be replaced.")
-        elif open_slots(request) < 1:
+        elif open_slots(reference_request) < 1:
             raise WorkflowError("You have nominated all the referees this request asks for.")
-        _check_referee(request, email.strip(), phone.strip())
+        _check_referee(reference_request, email.strip(), phone.strip())
         reference = Reference.objects.create(
-            request=request,
+            request=reference_request,
             name=name.strip(),
             email=email.strip(),
             phone=phone.strip(),
@@ -385,20 +399,20 @@ def nominate(
             replacing.replaced_by = reference
             replacing.save(update_fields=["status", "replaced_by", "closed_at"])
             note(
-                request,
+                reference_request,
                 "referee_replaced",
                 f"{replacing.name} ({was}) replaced by {reference.name}.",
                 reference=replacing,
             )
         note(
-            request,
+            reference_request,
             "referee_nominated",
             f"The candidate nominated {reference.name} ({reference.get_relationship_display().lower()}).",
             reference=reference,
         )
-        token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
-        note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
-        refresh_status(request)
+        token = links.issue(company, Purpose.REFEREE, reference.pk, reference_request.deadline)
+        note(reference_request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
+        refresh_status(reference_request)
         company_id, reference_id = company.pk, reference.pk
         outgoing.record("referee_invitation", reference_id, token=token)
         from vouch.references import jobs
@@ -533,9 +547,11 @@ def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         reference.save(update_fields=["answers", "started_at", "submitted_at", "closed_at", "status"])
         # The link stays valid until the deadline: it shows the thank-you page, and the
         # workflow refuses any change to a closed reference.
-        request = reference.request
-        note(request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference)
-        refresh_status(request)
+        reference_request = reference.request
+        note(
+            reference_request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference
+        )
+        refresh_status(reference_request)
         outgoing.record("reference_completed_recruiter", reference.pk)
         outgoing.record("reference_completed_candidate", reference.pk)
     return {}
@@ -555,10 +571,10 @@ def decline(reference: Reference, reason: str) -> None:
         reference.save(update_fields=["status", "decline_reason", "declined_at", "closed_at"])
         note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
         refresh_status(reference.request)
-        request = reference.request
-        if request.is_open:
+        reference_request = reference.request
+        if reference_request.is_open:
             # The candidate's link to nominate someone else, sent with the mail below.
-            token = links.issue(_company(), Purpose.CANDIDATE, request.pk, request.deadline)
+            token = links.issue(_company(), Purpose.CANDIDATE, reference_request.pk, reference_request.deadline)
             outgoing.record("reference_declined", reference.pk, token=token)
 
 
@@ -577,13 +593,15 @@ def review_flag(flag: Flag, *, actor, comment: str) -> None:
         flag.reviewed_by_id = company_db.actor_id(actor)
         flag.review_comment = comment[:2000]
         flag.save(update_fields=["reviewed_at", "reviewed_by_id", "review_comment"])
-        request = flag.request
-        request.open_flags = Flag.objects.filter(request=request, reviewed_at__isnull=True).count()
-        request.save(update_fields=["open_flags"])
-        note(request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor)
+        reference_request = flag.request
+        reference_request.open_flags = Flag.objects.filter(request=reference_request, reviewed_at__isnull=True).count()
+        reference_request.save(update_fields=["open_flags"])
+        note(
+            reference_request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor
+        )
         activity.log(
             "flag_reviewed",
             "Fraud flag reviewed.",
             actor=actor,
-            details={"request": str(request.pk), "flag": str(flag.pk)},
+            details={"request": str(reference_request.pk), "flag": str(flag.pk)},
         )
