@@ -161,14 +161,14 @@ def world(members, company):
         questionnaire = questionnaires.create_questionnaire(
             "Matrix template", [{"id": "q1", "type": "text", "prompt": "Why?", "required": True}]
         )
-    request, (reference,) = new_request(company)
-    flag = raise_flag(company, request, reference)
+    reference_request, (reference,) = new_request(company)
+    flag = raise_flag(company, reference_request, reference)
     with company_context(company):
         # Started by the owner: the page shows it to them only (others get a 404).
         job = BulkImport.objects.create(created_by_id=members[Role.OWNER].user_id, rows=[], shared={}, total=0)
     return {
         "import_id": job.pk,
-        "request_id": request.pk,
+        "request_id": reference_request.pk,
         "flag_id": flag.pk,
         "questionnaire_id": questionnaire.pk,
         "membership_id": target.pk,

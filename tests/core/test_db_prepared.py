@@ -128,24 +128,24 @@ def test_prepared_rows_are_the_orm_rows_page_by_page(company, members, five_requ
     creator = members[Role.RECRUITER].user.pk
     left_out = five_requests[2].pk
     rows = PreparedRows(
-        lambda creator, request: _requests_by(creator, request),
+        lambda creator, reference_request: _requests_by(creator, reference_request),
         paged=True,
         creator=_OWNER_SENTINEL,
-        request=uuid.UUID(int=0x5E171E1),
+        reference_request=uuid.UUID(int=0x5E171E1),
     )
     with company_context(company) as context:
         theirs = list(_requests_by(creator, left_out))
         assert len(theirs) == 4
         for offset in range(5):
-            mine = rows.fetch(using=context.alias, limit=2, offset=offset, creator=creator, request=left_out)
+            mine = rows.fetch(using=context.alias, limit=2, offset=offset, creator=creator, reference_request=left_out)
             assert mine == theirs[offset : offset + 2]
         # Encrypted values come back Sealed, as values_list gives them, and open with their row's key.
         role_field = ReferenceRequest._meta.get_field("role")
-        first = rows.fetch(using=context.alias, limit=1, offset=0, creator=creator, request=left_out)[0]
+        first = rows.fetch(using=context.alias, limit=1, offset=0, creator=creator, reference_request=left_out)[0]
         assert type(first[4]) is Sealed and role_field.open(first[4], first[0]) in {f"Role {n}" for n in range(5)}
         # Another key in the same compiled SQL: another member's rows.
         other = rows.fetch(
-            using=context.alias, limit=10, offset=0, creator=members[Role.ADMIN].user.pk, request=left_out
+            using=context.alias, limit=10, offset=0, creator=members[Role.ADMIN].user.pk, reference_request=left_out
         )
         assert len(other) == 1
 
@@ -166,7 +166,7 @@ def test_prepared_rows_are_one_query_each(company, members, five_requests):
         with CaptureQueriesContext(connections[context.alias]) as queries:
             found = rows.fetch(using=context.alias, creator=creator)
             none = rows.fetch(using=context.alias, creator=-1)
-        assert {pk for (pk,) in found} == {request.pk for request in five_requests} and none == []
+        assert {pk for (pk,) in found} == {reference_request.pk for reference_request in five_requests} and none == []
         assert len(queries) == 2
 
 

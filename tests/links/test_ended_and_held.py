@@ -34,12 +34,12 @@ def _owner(company):
 def _replaced_referee(company):
     """A request whose first referee declined and was replaced: (request, candidate token,
     the declined referee's token, the replacement's token)."""
-    request, candidate = make_request(company, _owner(company), email="cara@example.org")
-    reference, declined_token = nominate(company, request, REFEREES[0])
+    reference_request, candidate = make_request(company, _owner(company), email="cara@example.org")
+    reference, declined_token = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         referee_flows.decline(reference, "I no longer work with them")
-    _, replacement_token = nominate(company, request, REFEREES[1], replacing=reference)
-    return request, candidate, declined_token, replacement_token
+    _, replacement_token = nominate(company, reference_request, REFEREES[1], replacing=reference)
+    return reference_request, candidate, declined_token, replacement_token
 
 
 def _guess(client, address: str):
@@ -72,10 +72,10 @@ def test_a_replaced_referees_link_has_its_own_page_and_never_counts_as_a_guess(c
 
 
 def test_completed_cancelled_and_expired_links_have_the_same_page(client, company):
-    request, candidate = make_request(company, _owner(company), email="cara@example.org")
-    _, referee = nominate(company, request, REFEREES[0])
+    reference_request, candidate = make_request(company, _owner(company), email="cara@example.org")
+    _, referee = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
-        request_flows.cancel_request(request, actor=_owner(company))
+        request_flows.cancel_request(reference_request, actor=_owner(company))
     expired_request, expired_candidate = make_request(company, _owner(company), email="eve@example.org")
     Link.objects.filter(token_hash=services.hash_token(expired_candidate)).update(
         expires_at=timezone.now() - timedelta(minutes=1)

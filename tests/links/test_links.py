@@ -58,10 +58,10 @@ def real_subject(company, purpose: str) -> uuid.UUID:
     from tests.references.workflow import REFEREES, make_request, nominate
 
     owner = company.memberships.order_by("pk").first().user
-    request, _ = make_request(company, owner, email=f"{uuid.uuid4().hex[:8]}@example.org")
+    reference_request, _ = make_request(company, owner, email=f"{uuid.uuid4().hex[:8]}@example.org")
     if purpose == Purpose.CANDIDATE:
-        return request.pk
-    reference, _ = nominate(company, request, REFEREES[0])
+        return reference_request.pk
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     return reference.pk
 
 

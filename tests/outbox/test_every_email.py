@@ -84,10 +84,12 @@ def people(db):
 
 def test_reference_workflow_emails(people, mailoutbox):
     company, _, recruiter = people
-    request, _ = make_request(company, recruiter.user, name=CANDIDATE, role=ROLE, guidance="Tom & Jerry <both>")
-    reference, _ = nominate(company, request, {**REFEREES[0], "name": REFEREE})
-    second, _ = nominate(company, request, {**REFEREES[1], "name": REFEREE})
-    reference_mail.candidate_reminder(company.pk, request.pk, "t" * 43, 1)
+    reference_request, _ = make_request(
+        company, recruiter.user, name=CANDIDATE, role=ROLE, guidance="Tom & Jerry <both>"
+    )
+    reference, _ = nominate(company, reference_request, {**REFEREES[0], "name": REFEREE})
+    second, _ = nominate(company, reference_request, {**REFEREES[1], "name": REFEREE})
+    reference_mail.candidate_reminder(company.pk, reference_request.pk, "t" * 43, 1)
     reference_mail.referee_reminder(company.pk, reference.pk, "t" * 43, 1)
     reference_mail.reference_completed(company.pk, reference.pk)
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):

@@ -43,9 +43,11 @@ def activity(company, recruiter, candidate: dict, referee: dict) -> None:
     and private links of ``company``'s people."""
     deadline = timezone.now() + timedelta(days=14)
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = request_flows.create_request(actor=recruiter, **{**REQUEST, **candidate, "deadline": deadline})
+        reference_request = request_flows.create_request(
+            actor=recruiter, **{**REQUEST, **candidate, "deadline": deadline}
+        )
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        candidate_flows.nominate(request, **referee)
+        candidate_flows.nominate(reference_request, **referee)
 
 
 def test_purge_removes_the_companys_messages_and_only_them(outbox_dir):

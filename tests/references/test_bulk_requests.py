@@ -123,8 +123,10 @@ def test_confirm_creates_exactly_the_valid_rows(client, recruiter, company):
     done = confirm(client, payload)
     assert done.status_code == 302 and done["Location"] == reverse("requests")
     with company_context(company):
-        requests = ReferenceRequest.objects.select_related("candidate", "questionnaire_version__questionnaire")
-        made = {r.candidate.email: r for r in requests}
+        reference_requests = ReferenceRequest.objects.select_related(
+            "candidate", "questionnaire_version__questionnaire"
+        )
+        made = {r.candidate.email: r for r in reference_requests}
         assert set(made) == {"ada@example.com", "alan@example.com"}
         ada = made["ada@example.com"]
         assert (ada.candidate.name, ada.candidate.phone, ada.role) == ("Ada Lovelace", "07700 900001", "Analyst")
@@ -133,8 +135,8 @@ def test_confirm_creates_exactly_the_valid_rows(client, recruiter, company):
         assert ada.created_by_id == recruiter.pk
         assert Entry.objects.filter(action="request_created").count() == 2
     for address in ("ada@example.com", "alan@example.com"):
-        request = made[address]
-        assert links.resolve(last_token(address, "c"), "candidate").subject_id == request.pk
+        reference_request = made[address]
+        assert links.resolve(last_token(address, "c"), "candidate").subject_id == reference_request.pk
     listing = client.get(reverse("requests")).content.decode()
     assert "Created 2 requests; 2 rows skipped." in listing
     # A double click or a resubmitted page sends nobody a second request.

@@ -49,18 +49,18 @@ def opened(company, recruiter):
     return make_request(company, recruiter)
 
 
-def references_of(company, request) -> list[Reference]:
+def references_of(company, reference_request) -> list[Reference]:
     """The request's referees, opened (decrypted) while the company's keys are at hand."""
     with company_context(company):
-        found = list(Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id"))
+        found = list(Reference.objects.filter(request_id=reference_request.pk).order_by("nominated_at", "id"))
         for reference in found:
             reference.name  # noqa: B018 - reading one value opens the row
         return found
 
 
-def reload(company, request) -> ReferenceRequest:
+def reload(company, reference_request) -> ReferenceRequest:
     with company_context(company):
-        found = ReferenceRequest.objects.select_related("candidate").get(pk=request.pk)
+        found = ReferenceRequest.objects.select_related("candidate").get(pk=reference_request.pk)
         found.role, found.candidate.name  # noqa: B018 - opens both rows
         return found
 
@@ -69,10 +69,10 @@ def nominate_through_page(client, token: str, referee: dict):
     return client.post(home(token) + "nominate/", form_of(referee))
 
 
-def answers_with(request, text: str) -> dict:
+def answers_with(reference_request, text: str) -> dict:
     """Answers to every question of the request's questionnaire; free text says ``text``."""
     result = {}
-    for question in request.questionnaire_version.questions:
+    for question in reference_request.questionnaire_version.questions:
         kind = question["type"]
         result[question["id"]] = {
             "text": text,
@@ -114,7 +114,7 @@ def make_overdue(company, reference: Reference) -> None:
 
 
 def test_home_shows_the_request_and_confirming_details_saves_them(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     response = client.get(home(token))
     assert response.status_code == 200
     text = response.content.decode()
@@ -122,7 +122,7 @@ def test_home_shows_the_request_and_confirming_details_saves_them(client, compan
         "Acme Hiring",
         "Head of Finance",
         "A manager from the last two years",
-        request.deadline.strftime("%-d %B %Y"),
+        reference_request.deadline.strftime("%-d %B %Y"),
         "Confirm your details",
         'value="Casey Candidate"',
         'value="casey@example.org"',
@@ -133,7 +133,7 @@ def test_home_shows_the_request_and_confirming_details_saves_them(client, compan
         assert expected in text, expected
     assert token not in text  # links on the page are relative: the token stays in the address
     assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
-    done = reload(company, request)
+    done = reload(company, reference_request)
     assert done.candidate_opened_at is not None and done.candidate_confirmed_at is None
     with company_context(company):
         assert done.timeline.filter(kind="candidate_opened").count() == 1
@@ -146,13 +146,13 @@ def test_home_shows_the_request_and_confirming_details_saves_them(client, compan
     page = client.get(response["Location"]).content.decode()
     assert "Thank you: your details are confirmed." in page
     assert "Your details are confirmed." in page and "Change your details" in page
-    done = reload(company, request)
+    done = reload(company, reference_request)
     assert done.candidate_confirmed_at is not None
     assert (done.candidate.name, done.candidate.phone) == ("Casey Q. Candidate", "07700 900999")
 
 
 def test_bad_details_are_400_with_a_message_and_nothing_saved(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     response = client.post(home(token) + "details/", {"name": "Casey Typed", "email": "not-an-email", "phone": ""})
     assert response.status_code == 400
     text = response.content.decode()
@@ -161,7 +161,7 @@ def test_bad_details_are_400_with_a_message_and_nothing_saved(client, company, o
     response = client.post(home(token) + "details/", {"name": "  ", "email": "casey@example.org", "phone": "call me"})
     assert response.status_code == 400
     assert "Enter a phone number" in response.content.decode()
-    done = reload(company, request)
+    done = reload(company, reference_request)
     assert done.candidate_confirmed_at is None and done.candidate.name == "Casey Candidate"
 
 
@@ -183,12 +183,12 @@ def test_the_done_flag_shows_only_known_sentences(client, opened):
 
 
 def test_nominating_two_referees_sends_their_links_and_a_third_is_refused(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         response = nominate_through_page(client, token, referee)
         assert response.status_code == 302, response.content.decode()
         assert response["Location"] == home(token) + "?done=nominated#done"
-    first, second = references_of(company, request)
+    first, second = references_of(company, reference_request)
     # Each referee was emailed their own link, which opens their own reference.
     assert links.resolve(last_token(REFEREES[0]["email"], "r"), Purpose.REFEREE).subject_id == first.pk
     assert links.resolve(last_token(REFEREES[1]["email"], "r"), Purpose.REFEREE).subject_id == second.pk
@@ -198,7 +198,7 @@ def test_nominating_two_referees_sends_their_links_and_a_third_is_refused(client
         "2021-01",
         "2024-06",
     )
-    assert reload(company, request).status == RequestStatus.AWAITING_REFEREES
+    assert reload(company, reference_request).status == RequestStatus.AWAITING_REFEREES
 
     page = client.get(home(token) + "?done=nominated").content.decode()
     assert "Referee added: we have emailed them their private link." in page
@@ -222,14 +222,14 @@ def test_nominating_two_referees_sends_their_links_and_a_third_is_refused(client
     text = response.content.decode()
     assert "You have nominated all the referees this request asks for." in text
     assert 'value="Morgan Manager"' in text
-    assert len(references_of(company, request)) == 2 and len(mail.outbox) == sent
+    assert len(references_of(company, reference_request)) == 2 and len(mail.outbox) == sent
 
 
 def test_a_still_current_referee_is_nominated_with_an_open_end(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     response = nominate_through_page(client, token, {**REFEREES[0], "worked_to": "", "phone": ""})
     assert response.status_code == 302
-    (reference,) = references_of(company, request)
+    (reference,) = references_of(company, reference_request)
     assert (reference.worked_to, reference.phone) == ("", "")
     page = client.get(home(token)).content.decode()
     assert "January 2021 – now" in page and "You can nominate 1 more referee." in page
@@ -260,32 +260,32 @@ NEXT_YEAR = str(timezone.now().year + 1)
     ids=lambda value: str(value)[:30],
 )
 def test_invalid_nominations_are_400_with_a_message_and_keep_what_was_typed(client, company, opened, changes, message):
-    request, token = opened
+    reference_request, token = opened
     response = nominate_through_page(client, token, {**REFEREES[0], **changes})
     assert response.status_code == 400
     text = response.content.decode()
     assert message in text, text
     assert 'value="Acme Widgets"' in text or "organisation" in changes
-    assert not references_of(company, request)
+    assert not references_of(company, reference_request)
 
 
 def test_the_same_referee_cannot_be_nominated_twice(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     assert nominate_through_page(client, token, REFEREES[0]).status_code == 302
     response = nominate_through_page(client, token, {**REFEREES[1], "email": REFEREES[0]["email"].upper()})
     assert response.status_code == 400
     assert "You have already nominated someone with this email address." in response.content.decode()
-    assert len(references_of(company, request)) == 1
+    assert len(references_of(company, reference_request)) == 1
 
 
 # --- Replacing -----------------------------------------------------------------------
 
 
 def test_a_declined_referee_is_replaced(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         nominate_through_page(client, token, referee)
-    first, second = references_of(company, request)
+    first, second = references_of(company, reference_request)
     decline(company, second)
     page = client.get(home(token)).content.decode()
     assert ">Declined</span>" in page
@@ -306,7 +306,7 @@ def test_a_declined_referee_is_replaced(client, company, opened):
             ReferenceStatus.INVITED,
             "Morgan Manager",
         )
-        kinds = list(request.timeline.values_list("kind", flat=True))
+        kinds = list(reference_request.timeline.values_list("kind", flat=True))
     assert "referee_replaced" in kinds
     assert links.resolve(last_token(REFEREES[2]["email"], "r"), Purpose.REFEREE).subject_id == new.pk
     page = client.get(response["Location"]).content.decode()
@@ -314,16 +314,16 @@ def test_a_declined_referee_is_replaced(client, company, opened):
     assert ">Replaced</span>" in page and "In their place: Morgan Manager." in page
     # Once replaced, the same referee cannot be replaced again.
     assert client.post(replace_url, form_of({**REFEREES[2], "email": "other@initech.example"})).status_code == 409
-    assert len(references_of(company, request)) == 3
+    assert len(references_of(company, reference_request)) == 3
 
 
 def test_a_declined_referee_whose_place_was_filled_cannot_also_be_replaced(client, company, opened):
     """Nominating afresh fills the declined referee's place; replacing them as well
     would ask more referees than the request wants."""
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         nominate_through_page(client, token, referee)
-    _first, second = references_of(company, request)
+    _first, second = references_of(company, reference_request)
     decline(company, second)
     page = client.get(home(token)).content.decode()
     assert "choose <strong>Replace</strong> beside their name" in page
@@ -332,15 +332,15 @@ def test_a_declined_referee_whose_place_was_filled_cannot_also_be_replaced(clien
     assert "replace/" not in page
     refused = client.post(home(token) + f"replace/{second.pk}/", form_of({**REFEREES[2], "email": "x@initech.example"}))
     assert refused.status_code == 409
-    active = [r for r in references_of(company, request) if r.status == ReferenceStatus.INVITED]
+    active = [r for r in references_of(company, reference_request) if r.status == ReferenceStatus.INVITED]
     assert len(active) == 2
 
 
 def test_an_overdue_referee_is_replaced_and_their_link_withdrawn(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         nominate_through_page(client, token, referee)
-    first, second = references_of(company, request)
+    first, second = references_of(company, reference_request)
     first_link = last_token(REFEREES[0]["email"], "r")
     make_overdue(company, first)
     page = client.get(home(token)).content.decode()
@@ -350,14 +350,14 @@ def test_an_overdue_referee_is_replaced_and_their_link_withdrawn(client, company
     with company_context(company):
         assert Reference.objects.get(pk=first.pk).status == ReferenceStatus.REPLACED
     assert links.resolve(first_link, Purpose.REFEREE) is None
-    assert reload(company, request).status == RequestStatus.AWAITING_REFEREES
+    assert reload(company, reference_request).status == RequestStatus.AWAITING_REFEREES
 
 
 def test_a_completed_or_on_time_referee_cannot_be_replaced(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         nominate_through_page(client, token, referee)
-    done, on_time = references_of(company, request)
+    done, on_time = references_of(company, reference_request)
     complete(company, done)
     page = client.get(home(token)).content.decode()
     assert "replace/" not in page and ">Completed</span>" in page and "1 of 2</strong>" in page
@@ -367,12 +367,12 @@ def test_a_completed_or_on_time_referee_cannot_be_replaced(client, company, open
         assert refused.status_code == 409
         assert "cannot be replaced" in refused.content.decode() and "<form" not in refused.content.decode()
         assert client.post(url, form_of(REFEREES[2])).status_code == 409
-    statuses = [reference.status for reference in references_of(company, request)]
+    statuses = [reference.status for reference in references_of(company, reference_request)]
     assert statuses == [ReferenceStatus.COMPLETED, ReferenceStatus.INVITED]
 
 
 def test_another_requests_referee_cannot_be_replaced_through_this_link(client, company, recruiter, opened):
-    request, token = opened
+    reference_request, token = opened
     other, other_token = make_request(company, recruiter, name="Olive Other", email="olive@example.org")
     theirs, _ = nominate(company, other, REFEREES[0])
     decline(company, theirs)
@@ -392,13 +392,15 @@ def test_another_requests_referee_cannot_be_replaced_through_this_link(client, c
 
 
 def test_candidate_pages_never_show_answers_decline_reasons_or_identity(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         nominate_through_page(client, token, referee)
-    answered, declined = references_of(company, request)
+    answered, declined = references_of(company, reference_request)
     with company_context(company):
         referee_flows.referee_opened(answered)
-        referee_flows.save_answers(answered, answers_with(request, SECRET_ANSWER))  # progress, not yet submitted
+        referee_flows.save_answers(
+            answered, answers_with(reference_request, SECRET_ANSWER)
+        )  # progress, not yet submitted
     decline(company, declined, f"{SECRET_REASON}: we never overlapped.")
     with company_context(company):  # control: the secrets are there to be leaked
         assert SECRET_ANSWER in str(Reference.objects.get(pk=answered.pk).answers)
@@ -418,9 +420,9 @@ def test_candidate_pages_never_show_answers_decline_reasons_or_identity(client, 
     assert [response.status_code for response in seen] == [200, 200, 409, 400, 400, 400]
     complete(company, answered, SECRET_ANSWER)
     client.post(home(token) + f"replace/{declined.pk}/", form_of(REFEREES[2]))
-    (replacement,) = [r for r in references_of(company, request) if r.name == "Morgan Manager"]
+    (replacement,) = [r for r in references_of(company, reference_request) if r.name == "Morgan Manager"]
     complete(company, replacement, SECRET_ANSWER)
-    assert reload(company, request).status == RequestStatus.COMPLETED
+    assert reload(company, reference_request).status == RequestStatus.COMPLETED
     seen += [client.get(home(token)), client.post(home(token) + "nominate/", form_of(REFEREES[2]))]
     for response in seen:
         text = response.content.decode()
@@ -435,22 +437,22 @@ def test_candidate_pages_never_show_answers_decline_reasons_or_identity(client, 
 
 
 def test_a_completed_request_shows_the_closed_page_and_refuses_changes(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         nominate_through_page(client, token, referee)
-    first, second = references_of(company, request)
+    first, second = references_of(company, reference_request)
     complete(company, first)
     decline(company, second)
     client.post(home(token) + f"replace/{second.pk}/", form_of(REFEREES[2]))
-    complete(company, references_of(company, request)[-1])
-    assert reload(company, request).status == RequestStatus.COMPLETED
+    complete(company, references_of(company, reference_request)[-1])
+    assert reload(company, reference_request).status == RequestStatus.COMPLETED
 
     page = client.get(home(token))
     text = page.content.decode()
     assert page.status_code == 200
     assert "All your references are in" in text and "2 of 2</strong>" in text
     assert "<form" not in text and "replace/" not in text and "Nominate referee" not in text
-    before = [(r.pk, r.status) for r in references_of(company, request)]
+    before = [(r.pk, r.status) for r in references_of(company, reference_request)]
     for url, data in (
         ("details/", {"name": "Changed Name", "email": "casey@example.org", "phone": ""}),
         ("nominate/", form_of({**REFEREES[0], "email": "new@acme-widgets.example"})),
@@ -459,32 +461,38 @@ def test_a_completed_request_shows_the_closed_page_and_refuses_changes(client, c
         refused = client.post(home(token) + url, data)
         assert refused.status_code == 409, url
         assert "All your references are in" in refused.content.decode() and "<form" not in refused.content.decode()
-    assert [(r.pk, r.status) for r in references_of(company, request)] == before
-    assert reload(company, request).candidate.name == "Casey Candidate"
+    assert [(r.pk, r.status) for r in references_of(company, reference_request)] == before
+    assert reload(company, reference_request).candidate.name == "Casey Candidate"
 
 
 def test_an_expired_request_shows_the_closed_page(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     with company_context(company):  # the deadline passed; the expiry task has not run yet
-        ReferenceRequest.objects.filter(pk=request.pk).update(status=RequestStatus.EXPIRED, closed_at=timezone.now())
+        ReferenceRequest.objects.filter(pk=reference_request.pk).update(
+            status=RequestStatus.EXPIRED, closed_at=timezone.now()
+        )
     text = client.get(home(token)).content.decode()
     assert "This reference check has closed" in text and "<form" not in text
     assert client.post(home(token) + "nominate/", form_of(REFEREES[0])).status_code == 409
-    assert not references_of(company, request)
+    assert not references_of(company, reference_request)
     # Once expired by the workflow, the link is withdrawn: no longer in use.
     with company_context(company):
-        ReferenceRequest.objects.filter(pk=request.pk).update(status=RequestStatus.AWAITING_CANDIDATE, closed_at=None)
-        assert request_flows.expire_request(reload(company, request), now=request.deadline + timedelta(seconds=1))
+        ReferenceRequest.objects.filter(pk=reference_request.pk).update(
+            status=RequestStatus.AWAITING_CANDIDATE, closed_at=None
+        )
+        assert request_flows.expire_request(
+            reload(company, reference_request), now=reference_request.deadline + timedelta(seconds=1)
+        )
     withdrawn = client.get(home(token))
     assert withdrawn.status_code == 410 and "This link is no longer in use" in withdrawn.content.decode()
 
 
 def test_a_cancelled_requests_link_is_no_longer_in_use(client, company, recruiter, opened):
-    request, token = opened
+    reference_request, token = opened
     nominate_through_page(client, token, REFEREES[0])
-    (reference,) = references_of(company, request)
+    (reference,) = references_of(company, reference_request)
     with company_context(company):
-        request_flows.cancel_request(reload(company, request), actor=recruiter, reason="Role filled.")
+        request_flows.cancel_request(reload(company, reference_request), actor=recruiter, reason="Role filled.")
     for response in (
         client.get(home(token)),
         client.post(home(token) + "details/", {"name": "A", "email": "a@example.org"}),
@@ -493,16 +501,16 @@ def test_a_cancelled_requests_link_is_no_longer_in_use(client, company, recruite
     ):
         assert response.status_code == 410 and "This link is no longer in use" in response.content.decode()
         assert "Head of Finance" not in response.content.decode()
-    assert len(references_of(company, request)) == 1
+    assert len(references_of(company, reference_request)) == 1
 
 
 # --- On a phone, under the CSP -------------------------------------------------------
 
 
 def test_pages_are_made_for_a_phone_and_keep_to_the_csp(client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     nominate_through_page(client, token, REFEREES[0])
-    (reference,) = references_of(company, request)
+    (reference,) = references_of(company, reference_request)
     decline(company, reference)
     pages = [
         client.get(home(token)),
@@ -529,10 +537,10 @@ def test_pages_are_made_for_a_phone_and_keep_to_the_csp(client, company, opened)
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(csrf_client, company, opened):
-    request, token = opened
+    reference_request, token = opened
     response = csrf_client.post(home(token) + "nominate/", form_of(REFEREES[0]))
     assert response.status_code == 403
-    assert not references_of(company, request)
+    assert not references_of(company, reference_request)
 
 
 # --- Fraud signals -------------------------------------------------------------------
@@ -541,18 +549,18 @@ def test_a_form_posted_without_its_csrf_token_is_refused(csrf_client, company, o
 def test_every_candidate_action_is_recorded_and_nominations_are_checked(client, company, opened):
     from vouch.references.request_models import Flag, Touch
 
-    request, token = opened
+    reference_request, token = opened
     client.get(home(token))
     details = {"name": "Casey Candidate", "email": "casey@example.org", "phone": "07700 900456"}
     client.post(home(token) + "details/", details)
     # A referee with the candidate's own mobile number: the checks run after nominating.
     nominate_through_page(client, token, {**REFEREES[0], "phone": "07700 900456"})
-    (first,) = references_of(company, request)
+    (first,) = references_of(company, reference_request)
     decline(company, first)
     client.post(home(token) + f"replace/{first.pk}/", form_of(REFEREES[1]))
     with company_context(company):
-        touches = list(Touch.objects.filter(request_id=request.pk, actor="candidate").order_by("at", "id"))
-        kinds = set(Flag.objects.filter(request_id=request.pk).values_list("kind", flat=True))
+        touches = list(Touch.objects.filter(request_id=reference_request.pk, actor="candidate").order_by("at", "id"))
+        kinds = set(Flag.objects.filter(request_id=reference_request.pk).values_list("kind", flat=True))
         replacement = Reference.objects.get(pk=Reference.objects.get(pk=first.pk).replaced_by_id)
     assert [touch.action for touch in touches] == ["opened", "confirmed", "nominated", "replaced"]
     assert touches[2].reference_id == first.pk and touches[3].reference_id == replacement.pk
@@ -565,11 +573,13 @@ def test_every_candidate_action_is_recorded_and_nominations_are_checked(client, 
 def test_a_candidate_who_takes_a_referees_phone_number_is_flagged(client, company, opened):
     from vouch.references.request_models import Flag
 
-    request, token = opened
+    reference_request, token = opened
     nominate_through_page(client, token, REFEREES[0])
     with company_context(company):
-        assert not Flag.objects.filter(request_id=request.pk).exists()
+        assert not Flag.objects.filter(request_id=reference_request.pk).exists()
     details = {"name": "Casey Candidate", "email": "casey@example.org", "phone": REFEREES[0]["phone"]}
     assert client.post(home(token) + "details/", details).status_code == 302
     with company_context(company):
-        assert "phone_candidate" in set(Flag.objects.filter(request_id=request.pk).values_list("kind", flat=True))
+        assert "phone_candidate" in set(
+            Flag.objects.filter(request_id=reference_request.pk).values_list("kind", flat=True)
+        )

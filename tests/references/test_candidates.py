@@ -342,11 +342,11 @@ def test_deleting_a_candidate_with_requests_points_to_erasure_and_keeps_everythi
     from tests.references.workflow import make_request
     from vouch.references.models import ReferenceRequest
 
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.ADMIN].user)
-    response = client.post(reverse("candidate_delete", args=[request.candidate_id]), {"confirm": "on"})
+    response = client.post(reverse("candidate_delete", args=[reference_request.candidate_id]), {"confirm": "on"})
     assert response.status_code == 302
-    assert response["Location"] == reverse("candidate_erase", args=[request.candidate_id])
+    assert response["Location"] == reverse("candidate_erase", args=[reference_request.candidate_id])
     with company_context(company):
-        assert Candidate.objects.filter(pk=request.candidate_id).exists()
-        assert ReferenceRequest.objects.filter(pk=request.pk).exists()
+        assert Candidate.objects.filter(pk=reference_request.candidate_id).exists()
+        assert ReferenceRequest.objects.filter(pk=reference_request.pk).exists()

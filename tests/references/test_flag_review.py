@@ -25,19 +25,19 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def flagged_request(company, actor):
     """A request whose first referee opened their link in the candidate's browser, just
     after being nominated: three flags (device, address, network); returns the first two."""
-    request, _ = make_request(company, actor)
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, actor)
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     device = secrets.token_urlsafe(16)
-    act(company, request, browser(CANDIDATE_IP, device=device), "opened")
-    act(company, request, browser(CANDIDATE_IP, device=device), "opened", reference)
+    act(company, reference_request, browser(CANDIDATE_IP, device=device), "opened")
+    act(company, reference_request, browser(CANDIDATE_IP, device=device), "opened", reference)
     with company_context(company):
-        flags = {flag.kind: flag for flag in Flag.objects.filter(request=request)}
+        flags = {flag.kind: flag for flag in Flag.objects.filter(request=reference_request)}
     assert set(flags) == {"device_candidate", "ip_candidate", "quick_open_network"}
-    return request, (flags["device_candidate"], flags["ip_candidate"])
+    return reference_request, (flags["device_candidate"], flags["ip_candidate"])
 
 
-def review_url(request, flag) -> str:
-    return reverse("flag_review", kwargs={"request_id": request.pk, "flag_id": flag.pk})
+def review_url(reference_request, flag) -> str:
+    return reverse("flag_review", kwargs={"request_id": reference_request.pk, "flag_id": flag.pk})
 
 
 def stored(company, flag) -> Flag:
@@ -47,26 +47,28 @@ def stored(company, flag) -> Flag:
         return flag
 
 
-def open_flags(company, request) -> int:
+def open_flags(company, reference_request) -> int:
     with company_context(company):
-        return ReferenceRequest.objects.get(pk=request.pk).open_flags
+        return ReferenceRequest.objects.get(pk=reference_request.pk).open_flags
 
 
 def test_recruiter_reviews_a_flag_with_a_comment(client, company, members):
     recruiter = members[Role.RECRUITER].user
-    request, (device, address) = flagged_request(company, recruiter)
-    assert open_flags(company, request) == 3
+    reference_request, (device, address) = flagged_request(company, recruiter)
+    assert open_flags(company, reference_request) == 3
     client.force_login(recruiter)
-    response = client.post(review_url(request, device), {"comment": "Called Rita on the switchboard: she answered."})
+    response = client.post(
+        review_url(reference_request, device), {"comment": "Called Rita on the switchboard: she answered."}
+    )
     assert response.status_code == 302
-    assert response["Location"] == reverse("request_detail", kwargs={"request_id": request.pk}) + "#flags"
+    assert response["Location"] == reverse("request_detail", kwargs={"request_id": reference_request.pk}) + "#flags"
     flag = stored(company, device)
     assert flag.reviewed_at is not None and flag.reviewed_by_id == recruiter.pk
     assert flag.review_comment == "Called Rita on the switchboard: she answered."
     assert stored(company, address).reviewed_at is None
-    assert open_flags(company, request) == 2
+    assert open_flags(company, reference_request) == 2
     with company_context(company):
-        line = TimelineEvent.objects.get(request=request, kind="flag_reviewed")
+        line = TimelineEvent.objects.get(request=reference_request, kind="flag_reviewed")
         assert line.actor_id == recruiter.pk and "switchboard" in str(line.summary)
         entry = Entry.objects.get(action="flag_reviewed")
         assert entry.actor_id == recruiter.pk and entry.details["flag"] == str(device.pk)
@@ -74,14 +76,14 @@ def test_recruiter_reviews_a_flag_with_a_comment(client, company, members):
     assert "Flag marked as reviewed: Same device as the candidate." in page
     assert "Called Rita on the switchboard: she answered." in page
     # The open one still has its form; the reviewed one has none.
-    assert review_url(request, address) in page and review_url(request, device) not in page
+    assert review_url(reference_request, address) in page and review_url(reference_request, device) not in page
 
 
 def test_review_with_htmx_returns_the_flags_in_place(client, company, members):
     admin = members[Role.ADMIN].user
-    request, (device, _) = flagged_request(company, admin)
+    reference_request, (device, _) = flagged_request(company, admin)
     client.force_login(admin)
-    response = client.post(review_url(request, device), {"comment": "Same office, checked."}, **HTMX)
+    response = client.post(review_url(reference_request, device), {"comment": "Same office, checked."}, **HTMX)
     assert response.status_code == 200
     html = response.content.decode()
     assert "<html" not in html and 'id="flags"' in html
@@ -91,55 +93,55 @@ def test_review_with_htmx_returns_the_flags_in_place(client, company, members):
 
 
 def test_viewer_sees_flags_but_cannot_review(client, company, members):
-    request, (device, _) = flagged_request(company, members[Role.RECRUITER].user)
+    reference_request, (device, _) = flagged_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
-    page = client.get(reverse("request_detail", kwargs={"request_id": request.pk})).content.decode()
+    page = client.get(reverse("request_detail", kwargs={"request_id": reference_request.pk})).content.decode()
     assert "same device as the candidate" in page and "Not reviewed yet." in page
-    assert "Mark as reviewed" not in page and review_url(request, device) not in page
-    response = client.post(review_url(request, device), {"comment": "I approve."})
+    assert "Mark as reviewed" not in page and review_url(reference_request, device) not in page
+    response = client.post(review_url(reference_request, device), {"comment": "I approve."})
     assert response.status_code == 403
-    assert stored(company, device).reviewed_at is None and open_flags(company, request) == 3
+    assert stored(company, device).reviewed_at is None and open_flags(company, reference_request) == 3
 
 
 def test_a_flag_of_another_request_is_not_found(client, company, members):
     recruiter = members[Role.RECRUITER].user
-    request, _ = flagged_request(company, recruiter)
+    reference_request, _ = flagged_request(company, recruiter)
     other, (theirs, _) = flagged_request(company, recruiter)
     client.force_login(recruiter)
-    response = client.post(review_url(request, theirs), {"comment": "Through the wrong door."})
+    response = client.post(review_url(reference_request, theirs), {"comment": "Through the wrong door."})
     assert response.status_code == 404
     assert stored(company, theirs).reviewed_at is None and open_flags(company, other) == 3
 
 
 def test_a_request_out_of_the_recruiters_sight_is_not_found(client, company, members):
-    request, (device, _) = flagged_request(company, members[Role.RECRUITER].user)
+    reference_request, (device, _) = flagged_request(company, members[Role.RECRUITER].user)
     with company_context(company):
         WorkflowSettings.objects.update_or_create(pk=1, defaults={"recruiters_see_all": False})
     other_recruiter = add_member(company, Role.RECRUITER).user
     client.force_login(other_recruiter)
-    assert client.post(review_url(request, device), {"comment": "Not mine."}).status_code == 404
+    assert client.post(review_url(reference_request, device), {"comment": "Not mine."}).status_code == 404
     assert stored(company, device).reviewed_at is None
 
 
 @pytest.mark.parametrize("headers", [{}, HTMX], ids=["form", "htmx"])
 def test_an_empty_comment_is_refused(client, company, members, headers):
     recruiter = members[Role.RECRUITER].user
-    request, (device, _) = flagged_request(company, recruiter)
+    reference_request, (device, _) = flagged_request(company, recruiter)
     client.force_login(recruiter)
-    response = client.post(review_url(request, device), {"comment": "   "}, **headers)
+    response = client.post(review_url(reference_request, device), {"comment": "   "}, **headers)
     assert response.status_code == 400
     html = response.content.decode()
     assert "Add a comment saying what you checked." in html and 'aria-invalid="true"' in html
     assert ("<html" in html) is (not headers)
-    assert stored(company, device).reviewed_at is None and open_flags(company, request) == 3
+    assert stored(company, device).reviewed_at is None and open_flags(company, reference_request) == 3
 
 
 def test_a_too_long_comment_is_refused_and_kept_for_editing(client, company, members):
     recruiter = members[Role.RECRUITER].user
-    request, (device, _) = flagged_request(company, recruiter)
+    reference_request, (device, _) = flagged_request(company, recruiter)
     client.force_login(recruiter)
     long = "Checked with the referee's employer. " * 60
-    response = client.post(review_url(request, device), {"comment": long}, **HTMX)
+    response = client.post(review_url(reference_request, device), {"comment": long}, **HTMX)
     assert response.status_code == 400
     html = response.content.decode()
     assert "Keep the comment under 2,000 characters." in html
@@ -149,30 +151,30 @@ def test_a_too_long_comment_is_refused_and_kept_for_editing(client, company, mem
 
 def test_a_second_review_is_refused(client, company, members):
     recruiter = members[Role.RECRUITER].user
-    request, (device, _) = flagged_request(company, recruiter)
+    reference_request, (device, _) = flagged_request(company, recruiter)
     client.force_login(recruiter)
-    assert client.post(review_url(request, device), {"comment": "First look."}).status_code == 302
-    response = client.post(review_url(request, device), {"comment": "Second look."}, **HTMX)
+    assert client.post(review_url(reference_request, device), {"comment": "First look."}).status_code == 302
+    response = client.post(review_url(reference_request, device), {"comment": "Second look."}, **HTMX)
     assert response.status_code == 400
     assert "This flag has already been reviewed." in response.content.decode()
     assert stored(company, device).review_comment == "First look."
     with company_context(company):
-        assert TimelineEvent.objects.filter(request=request, kind="flag_reviewed").count() == 1
+        assert TimelineEvent.objects.filter(request=reference_request, kind="flag_reviewed").count() == 1
 
 
 def test_review_needs_a_post_and_the_csrf_token(client, csrf_client, company, members):
     recruiter = members[Role.RECRUITER].user
-    request, (device, _) = flagged_request(company, recruiter)
+    reference_request, (device, _) = flagged_request(company, recruiter)
     client.force_login(recruiter)
-    assert client.get(review_url(request, device)).status_code == 405
+    assert client.get(review_url(reference_request, device)).status_code == 405
     csrf_client.force_login(recruiter)
-    assert csrf_client.post(review_url(request, device), {"comment": "Forged."}).status_code == 403
+    assert csrf_client.post(review_url(reference_request, device), {"comment": "Forged."}).status_code == 403
     assert stored(company, device).reviewed_at is None
 
 
 def test_a_request_without_flags_says_so(client, company, members):
     recruiter = members[Role.RECRUITER].user
-    request, _ = make_request(company, recruiter)
+    reference_request, _ = make_request(company, recruiter)
     client.force_login(recruiter)
-    page = client.get(reverse("request_detail", kwargs={"request_id": request.pk})).content.decode()
+    page = client.get(reverse("request_detail", kwargs={"request_id": reference_request.pk})).content.decode()
     assert 'id="no-flags"' in page and "Vouch checks again each time" in page

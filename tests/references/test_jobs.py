@@ -45,13 +45,13 @@ RITA, PAT, MORGAN = (referee["email"] for referee in REFEREES)
 
 def _start(company, members, **overrides):
     """A request made now (day 0); returns (request, its creation time, candidate token)."""
-    request, token = make_request(company, members[Role.RECRUITER].user, **overrides)
-    return request, request.created_at, token
+    reference_request, token = make_request(company, members[Role.RECRUITER].user, **overrides)
+    return reference_request, reference_request.created_at, token
 
 
-def _nominate_at(company, request, moment, referee, replacing=None):
+def _nominate_at(company, reference_request, moment, referee, replacing=None):
     with at(moment):
-        return nominate(company, request, referee, replacing=replacing)
+        return nominate(company, reference_request, referee, replacing=replacing)
 
 
 def _reload(company, model, pk):
@@ -59,20 +59,20 @@ def _reload(company, model, pk):
         return model.objects.get(pk=pk)
 
 
-def _timeline(company, request, kind):
+def _timeline(company, reference_request, kind):
     with company_context(company):
-        return [event.summary for event in TimelineEvent.objects.filter(request_id=request.pk, kind=kind)]
+        return [event.summary for event in TimelineEvent.objects.filter(request_id=reference_request.pk, kind=kind)]
 
 
 def test_a_request_plans_its_expiry_and_the_candidates_reminders(company, members):
-    request, start, _ = _start(company, members)
-    assert [task.run_after for task in queued("expire_at_deadline")] == [request.deadline]
+    reference_request, start, _ = _start(company, members)
+    assert [task.run_after for task in queued("expire_at_deadline")] == [reference_request.deadline]
     assert [task.run_after for task in queued("remind_candidate")] == [start + timedelta(days=d) for d in (2, 4, 6)]
     assert [task.args_kwargs["args"][2] for task in queued("remind_candidate")] == [1, 2, 3]
 
 
 def test_candidate_reminders_go_out_on_their_days_once_each_with_a_fresh_link(company, members):
-    request, start, first_token = _start(company, members)
+    reference_request, start, first_token = _start(company, members)
     mail.outbox.clear()
     run_due(day(start, 1))
     assert mails_to(CANDIDATE) == []
@@ -83,10 +83,10 @@ def test_candidate_reminders_go_out_on_their_days_once_each_with_a_fresh_link(co
     fresh = token_in(reminder)
     assert fresh != first_token
     # An additional link: the earlier one keeps working.
-    assert links.resolve(fresh, "candidate").subject_id == request.pk
-    assert links.resolve(first_token, "candidate").subject_id == request.pk
-    assert _reload(company, ReferenceRequest, request.pk).candidate_reminders_sent == 1
-    assert _timeline(company, request, "candidate_reminded") == ["Reminder 1 sent to the candidate."]
+    assert links.resolve(fresh, "candidate").subject_id == reference_request.pk
+    assert links.resolve(first_token, "candidate").subject_id == reference_request.pk
+    assert _reload(company, ReferenceRequest, reference_request.pk).candidate_reminders_sent == 1
+    assert _timeline(company, reference_request, "candidate_reminded") == ["Reminder 1 sent to the candidate."]
 
     # Running again the same day, or the daily safety net, sends nothing more.
     run_due(day(start, 2, minutes=30))
@@ -96,16 +96,16 @@ def test_candidate_reminders_go_out_on_their_days_once_each_with_a_fresh_link(co
     run_due(day(start, 4))
     run_due(day(start, 6))
     assert len(mails_to(CANDIDATE)) == 3
-    assert _timeline(company, request, "candidate_reminded")[-1] == "Reminder 3 sent to the candidate."
+    assert _timeline(company, reference_request, "candidate_reminded")[-1] == "Reminder 3 sent to the candidate."
     run_due(day(start, 9))
     assert len(mails_to(CANDIDATE)) == 3
 
 
 def test_candidate_reminders_stop_once_every_referee_is_nominated(company, members):
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     run_due(day(start, 2))
-    _nominate_at(company, request, day(start, 3), REFEREES[0])
-    _nominate_at(company, request, day(start, 3, minutes=5), REFEREES[1])
+    _nominate_at(company, reference_request, day(start, 3), REFEREES[0])
+    _nominate_at(company, reference_request, day(start, 3, minutes=5), REFEREES[1])
     mail.outbox.clear()
     ran = run_due(day(start, 6))
     assert mails_to(CANDIDATE) == []
@@ -115,22 +115,22 @@ def test_candidate_reminders_stop_once_every_referee_is_nominated(company, membe
 
 def test_a_late_worker_sends_only_the_latest_reminder_due(company, members):
     """A worker that was down for days catches up with one reminder, not a burst."""
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     mail.outbox.clear()
     run_due(day(start, 5))
     [reminder] = mails_to(CANDIDATE)
-    assert _reload(company, ReferenceRequest, request.pk).candidate_reminders_sent == 2
-    assert _timeline(company, request, "candidate_reminded") == ["Reminder 2 sent to the candidate."]
+    assert _reload(company, ReferenceRequest, reference_request.pk).candidate_reminders_sent == 2
+    assert _timeline(company, reference_request, "candidate_reminded") == ["Reminder 2 sent to the candidate."]
 
 
 def test_referee_reminders_stop_on_completion_decline_and_replacement(company, members):
-    request, start, _ = _start(company, members)
-    rita, _ = _nominate_at(company, request, start, REFEREES[0])
-    pat, _ = _nominate_at(company, request, start, REFEREES[1])
+    reference_request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, reference_request, start, REFEREES[0])
+    pat, _ = _nominate_at(company, reference_request, start, REFEREES[1])
     mail.outbox.clear()
     run_due(day(start, 2))
     assert len(mails_to(RITA, "Reminder")) == len(mails_to(PAT, "Reminder")) == 1
-    assert sorted(_timeline(company, request, "referee_reminded")) == [
+    assert sorted(_timeline(company, reference_request, "referee_reminded")) == [
         "Reminder 1 sent to Pat Peer.",
         "Reminder 1 sent to Rita Referee.",
     ]
@@ -139,9 +139,9 @@ def test_referee_reminders_stop_on_completion_decline_and_replacement(company, m
 
     with at(day(start, 3)), company_context(company):
         referee_flows.confirm_referee(rita, **IDENTITY)
-        assert referee_flows.submit_answers(rita, answers_for(request)) == {}
+        assert referee_flows.submit_answers(rita, answers_for(reference_request)) == {}
         referee_flows.decline(pat, "I never worked with them.")
-    morgan, _ = _nominate_at(company, request, day(start, 3, minutes=10), REFEREES[2], replacing=pat)
+    morgan, _ = _nominate_at(company, reference_request, day(start, 3, minutes=10), REFEREES[2], replacing=pat)
     mail.outbox.clear()
     run_due(day(start, 4))
     # Rita answered and Pat declined (then was replaced): no more reminders for them.
@@ -155,12 +155,12 @@ def test_referee_reminders_stop_on_completion_decline_and_replacement(company, m
 
 
 def test_a_replaced_overdue_referee_is_not_reminded(company, members):
-    request, start, _ = _start(company, members)
-    rita, _ = _nominate_at(company, request, start, REFEREES[0])
-    _nominate_at(company, request, start, REFEREES[1])
+    reference_request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, reference_request, start, REFEREES[0])
+    _nominate_at(company, reference_request, start, REFEREES[1])
     with company_context(company):
         WorkflowSettings.objects.filter(pk=1).update(replace_after_days=1)
-    _nominate_at(company, request, day(start, 1), REFEREES[2], replacing=rita)
+    _nominate_at(company, reference_request, day(start, 1), REFEREES[2], replacing=rita)
     assert _reload(company, Reference, rita.pk).status == ReferenceStatus.REPLACED
     mail.outbox.clear()
     ran = run_due(day(start, 2))
@@ -169,10 +169,10 @@ def test_a_replaced_overdue_referee_is_not_reminded(company, members):
 
 
 def test_cancelling_stops_every_reminder(company, members):
-    request, start, _ = _start(company, members)
-    _nominate_at(company, request, start, REFEREES[0])
+    reference_request, start, _ = _start(company, members)
+    _nominate_at(company, reference_request, start, REFEREES[0])
     with at(day(start, 1)), company_context(company):
-        request_flows.cancel_request(request, actor=members[Role.RECRUITER].user)
+        request_flows.cancel_request(reference_request, actor=members[Role.RECRUITER].user)
     mail.outbox.clear()
     ran = run_due(day(start, 15))
     assert mail.outbox == []
@@ -181,17 +181,17 @@ def test_cancelling_stops_every_reminder(company, members):
 
 
 def test_at_the_deadline_the_request_expires_and_reminders_stop(company, members):
-    request, start, candidate_token = _start(company, members, deadline=timezone.now() + timedelta(days=3))
+    reference_request, start, candidate_token = _start(company, members, deadline=timezone.now() + timedelta(days=3))
     # Reminders on days 4 and 6 would come after the deadline: they are not even queued.
     assert len(queued("remind_candidate")) == 1
-    rita, rita_token = _nominate_at(company, request, start, REFEREES[0])
+    rita, rita_token = _nominate_at(company, reference_request, start, REFEREES[0])
     mail.outbox.clear()
     run_due(day(start, 2))
     assert len(mails_to(CANDIDATE, "Reminder")) == len(mails_to(RITA, "Reminder")) == 1
 
-    ran = run_due(request.deadline + timedelta(seconds=1))
+    ran = run_due(reference_request.deadline + timedelta(seconds=1))
     assert [task.return_value for task in ran if task.task_path.endswith("expire_at_deadline")] == ["expired"]
-    expired = _reload(company, ReferenceRequest, request.pk)
+    expired = _reload(company, ReferenceRequest, reference_request.pk)
     assert expired.status == RequestStatus.EXPIRED and expired.closed_at is not None
     assert _reload(company, Reference, rita.pk).status == ReferenceStatus.EXPIRED
     assert links.resolve(candidate_token, "candidate") is None
@@ -202,38 +202,38 @@ def test_at_the_deadline_the_request_expires_and_reminders_stop(company, members
 
 
 def test_a_deadline_moved_later_keeps_the_request_open_and_reminders_going(company, members):
-    request, start, _ = _start(company, members, deadline=timezone.now() + timedelta(days=3))
+    reference_request, start, _ = _start(company, members, deadline=timezone.now() + timedelta(days=3))
     with at(day(start, 1)), company_context(company):
-        request_flows.change_deadline(request, start + timedelta(days=10), actor=members[Role.RECRUITER].user)
+        request_flows.change_deadline(reference_request, start + timedelta(days=10), actor=members[Role.RECRUITER].user)
     # The moved deadline plans the reminders that now fall before it.
     assert len(queued("remind_candidate")) == 3
     # The task planned for the first deadline finds it moved and leaves the request open.
     ran = run_due(day(start, 3))
     assert "deadline moved" in {task.return_value for task in ran}
-    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.AWAITING_CANDIDATE
+    assert _reload(company, ReferenceRequest, reference_request.pk).status == RequestStatus.AWAITING_CANDIDATE
     mail.outbox.clear()
     run_due(day(start, 4))
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
     run_due(start + timedelta(days=10, seconds=1))
-    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.EXPIRED
+    assert _reload(company, ReferenceRequest, reference_request.pk).status == RequestStatus.EXPIRED
 
 
 def test_a_deadline_moved_earlier_stops_the_reminders_after_it(company, members):
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     with at(day(start, 1)), company_context(company):
-        request_flows.change_deadline(request, start + timedelta(days=3), actor=members[Role.RECRUITER].user)
+        request_flows.change_deadline(reference_request, start + timedelta(days=3), actor=members[Role.RECRUITER].user)
     mail.outbox.clear()
     run_due(day(start, 2))
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
     run_due(day(start, 7))
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
-    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.EXPIRED
+    assert _reload(company, ReferenceRequest, reference_request.pk).status == RequestStatus.EXPIRED
 
 
 def test_a_deleted_request_leaves_its_tasks_with_nothing_to_do(company, members):
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     with company_context(company):
-        request_flows.delete_request(request, actor=members[Role.RECRUITER].user)
+        request_flows.delete_request(reference_request, actor=members[Role.RECRUITER].user)
     mail.outbox.clear()
     ran = run_due(day(start, 20))
     assert mail.outbox == []
@@ -246,7 +246,7 @@ def test_the_company_schedule_is_used(company, members):
         settings = WorkflowSettings.current()
         settings.reminder_days = [1, 3]
         settings.save()
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     assert [task.run_after for task in queued("remind_candidate")] == [start + timedelta(days=d) for d in (1, 3)]
     mail.outbox.clear()
     run_due(day(start, 1))
@@ -255,13 +255,13 @@ def test_the_company_schedule_is_used(company, members):
 
 def test_the_task_queue_holds_ids_and_numbers_only(company, members):
     """The queue is not encrypted: no name, address, role or answer may reach it."""
-    request, start, _ = _start(company, members)
-    rita, _ = _nominate_at(company, request, start, REFEREES[0])
-    _nominate_at(company, request, start, REFEREES[1])
+    reference_request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, reference_request, start, REFEREES[0])
+    _nominate_at(company, reference_request, start, REFEREES[1])
     run_due(day(start, 2))
     with company_context(company):
         referee_flows.confirm_referee(rita, **IDENTITY)
-        referee_flows.submit_answers(rita, answers_for(request))
+        referee_flows.submit_answers(rita, answers_for(reference_request))
     run_due(day(start, 7))
     tasks = list(DBTaskResult.objects.all())
     assert len(tasks) >= 8
@@ -281,10 +281,10 @@ def test_the_task_queue_holds_ids_and_numbers_only(company, members):
 def test_tasks_of_another_company_stay_in_theirs(company, members):
     other = make_company("Other Hiring")
     other_request, start, _ = _start(other, {Role.RECRUITER: other.memberships.get()})
-    request, _, _ = _start(company, members)
+    reference_request, _, _ = _start(company, members)
     mail.outbox.clear()
     run_due(day(start, 2))
-    assert _reload(company, ReferenceRequest, request.pk).candidate_reminders_sent == 1
+    assert _reload(company, ReferenceRequest, reference_request.pk).candidate_reminders_sent == 1
     assert _reload(other, ReferenceRequest, other_request.pk).candidate_reminders_sent == 1
     with company_context(company):
         assert not ReferenceRequest.objects.filter(pk=other_request.pk).exists()
@@ -361,15 +361,15 @@ def _umask():
 def test_two_workers_holding_the_same_request_send_one_reminder(company, members):
     """A task queued twice, or two workers picking up copies: both saw "not sent yet",
     the counter's compare-and-set lets only one send."""
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     mail.outbox.clear()
     with at(day(start, 2)), company_context(company):
-        first_view = ReferenceRequest.objects.get(pk=request.pk)
-        second_view = ReferenceRequest.objects.get(pk=request.pk)
+        first_view = ReferenceRequest.objects.get(pk=reference_request.pk)
+        second_view = ReferenceRequest.objects.get(pk=reference_request.pk)
         assert jobs.send_candidate_reminder(company, first_view) == "reminder 1 sent"
         assert jobs.send_candidate_reminder(company, second_view) == "already sent"
     assert len(mails_to(CANDIDATE, "Reminder")) == 1
-    assert len(_timeline(company, request, "candidate_reminded")) == 1
+    assert len(_timeline(company, reference_request, "candidate_reminded")) == 1
 
 
 def test_a_referee_reminder_claim_waiting_on_another_sends_nothing(company, members):
@@ -378,8 +378,8 @@ def test_a_referee_reminder_claim_waiting_on_another_sends_nothing(company, memb
     the first commits, the waiting claim must see the counter it set and send nothing.
     (On PostgreSQL, READ COMMITTED re-checks a waiting UPDATE's conditions on its own
     table only; a condition moved into a subquery would let the second through.)"""
-    request, start, _ = _start(company, members)
-    rita, _ = _nominate_at(company, request, start, REFEREES[0])
+    reference_request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, reference_request, start, REFEREES[0])
     due = day(start, 2)
     tried = threading.Event()
     outcome: dict[str, object] = {}
@@ -411,7 +411,7 @@ def test_a_referee_reminder_claim_waiting_on_another_sends_nothing(company, memb
     assert not waiting.is_alive()
     assert outcome == {"second": "already sent"}, outcome
     assert len(mails_to(RITA, "Reminder")) == 1
-    assert _timeline(company, request, "referee_reminded") == ["Reminder 1 sent to Rita Referee."]
+    assert _timeline(company, reference_request, "referee_reminded") == ["Reminder 1 sent to Rita Referee."]
     assert _reload(company, Reference, rita.pk).reminders_sent == 1
 
 
@@ -598,8 +598,8 @@ def test_an_unreachable_queue_never_undoes_or_breaks_the_change(company, members
     }
     mail.outbox.clear()
     with override_settings(**unreachable):
-        request, start, _ = _start(company, members)
-    assert _reload(company, ReferenceRequest, request.pk).status == RequestStatus.AWAITING_CANDIDATE
+        reference_request, start, _ = _start(company, members)
+    assert _reload(company, ReferenceRequest, reference_request.pk).status == RequestStatus.AWAITING_CANDIDATE
     assert len(mails_to(CANDIDATE)) == 1
     assert queued("remind_candidate") == []
     assert "could not plan the tasks of request" in logs.getvalue()
@@ -608,8 +608,8 @@ def test_an_unreachable_queue_never_undoes_or_breaks_the_change(company, members
 
 
 def test_reminders_say_where_things_stand(company, members):
-    request, start, _ = _start(company, members)
-    rita, _ = _nominate_at(company, request, start, REFEREES[0])
+    reference_request, start, _ = _start(company, members)
+    rita, _ = _nominate_at(company, reference_request, start, REFEREES[0])
     with company_context(company):
         referee_flows.confirm_referee(rita, **IDENTITY)
         referee_flows.save_answers(rita, {})
@@ -624,7 +624,7 @@ def test_reminders_say_where_things_stand(company, members):
 
 
 def test_finished_task_results_are_pruned_after_30_days(company, members):
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     run_due(day(start, 2))
     finished = DBTaskResult.objects.exclude(status="READY").count()
     assert finished >= 1
@@ -635,7 +635,7 @@ def test_finished_task_results_are_pruned_after_30_days(company, members):
 
 
 def test_a_schedule_changed_later_moves_the_planned_reminders(company, members):
-    request, start, _ = _start(company, members)
+    reference_request, start, _ = _start(company, members)
     with company_context(company):
         settings = WorkflowSettings.current()
         settings.reminder_days = [3]

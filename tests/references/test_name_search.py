@@ -130,15 +130,17 @@ def test_the_search_sends_no_word_of_the_query_to_the_database(client, members, 
 
 
 def test_a_candidate_renamed_through_their_link_is_indexed_again(client, members, company):
-    request, token = make_request(company, members[Role.RECRUITER].user, name="Casey Candidate")
+    reference_request, token = make_request(company, members[Role.RECRUITER].user, name="Casey Candidate")
     response = client.post(f"/c/{token}/details/", {"name": "Casey Smith-Jones", "email": "casey@example.org"})
     assert response.status_code == 302
     client.force_login(members[Role.VIEWER].user)
-    assert found(client, "Jones") == {str(request.pk)}
-    assert found(client, "smith-jones casey") == {str(request.pk)}
+    assert found(client, "Jones") == {str(reference_request.pk)}
+    assert found(client, "smith-jones casey") == {str(reference_request.pk)}
     assert found(client, "Candidate") == set()  # the old name's word is gone
     with company_context(company):
-        assert SearchTerm.objects.filter(candidate=request.candidate).count() == len(name_words("Casey Smith-Jones"))
+        assert SearchTerm.objects.filter(candidate=reference_request.candidate).count() == len(
+            name_words("Casey Smith-Jones")
+        )
 
 
 def test_a_candidate_added_and_renamed_on_the_candidates_pages_is_found(client, members, company):
@@ -147,20 +149,21 @@ def test_a_candidate_added_and_renamed_on_the_candidates_pages_is_found(client, 
     client.force_login(members[Role.RECRUITER].user)
     added = client.post(reverse("candidate_new"), {"name": "Siobhán Ní-Bhriain", "email": "sb@example.org"})
     assert added.status_code == 302
-    request, _ = make_request(company, members[Role.RECRUITER].user, name="Ignored", email="sb@example.org")
-    assert found(client, "Bhriain") == {str(request.pk)}
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, name="Ignored", email="sb@example.org")
+    assert found(client, "Bhriain") == {str(reference_request.pk)}
     assert found(client, "Ignored") == set()
 
     edited = client.post(
-        reverse("candidate_edit", args=[request.candidate_id]), {"name": "Siobhán D'Arcy", "email": "sb@example.org"}
+        reverse("candidate_edit", args=[reference_request.candidate_id]),
+        {"name": "Siobhán D'Arcy", "email": "sb@example.org"},
     )
     assert edited.status_code == 302
-    assert found(client, "Darcy siobhán") == {str(request.pk)}
+    assert found(client, "Darcy siobhán") == {str(reference_request.pk)}
     assert found(client, "Bhriain") == set()
     # Changing something else leaves the terms as they are.
     with company_context(company):
         before = set(SearchTerm.objects.values_list("id", "term"))
-        services.update_candidate(Candidate.objects.get(pk=request.candidate_id), phone="07700 900555")
+        services.update_candidate(Candidate.objects.get(pk=reference_request.candidate_id), phone="07700 900555")
         assert set(SearchTerm.objects.values_list("id", "term")) == before
 
 

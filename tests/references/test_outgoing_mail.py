@@ -46,8 +46,8 @@ def _create(company, actor):
     """A request whose candidate's invitation may not go out (make_request insists)."""
     values = {**REQUEST, "deadline": timezone.now() + timedelta(days=14)}
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = request_flows.create_request(actor=actor, **values)
-    return request, None
+        reference_request = request_flows.create_request(actor=actor, **values)
+    return reference_request, None
 
 
 def _rows(company, **filters):
@@ -59,14 +59,14 @@ def _rows(company, **filters):
 
 
 def test_a_change_rolled_back_has_no_mail_and_one_committed_has_its_mail_sent(company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     (invitation,) = _rows(company, kind="candidate_invitation")
     assert invitation.sent_at is not None and invitation.token is None  # the raw token is not kept
     mail.outbox.clear()
     # The atomic block finds the company's database through the context: nested.
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):  # noqa: SIM117
         with pytest.raises(RuntimeError), transaction.atomic(using=router.db_for_write(ReferenceRequest)):
-            request_flows.send_candidate_link(ReferenceRequest.objects.get(pk=request.pk))
+            request_flows.send_candidate_link(ReferenceRequest.objects.get(pk=reference_request.pk))
             assert OutgoingMail.objects.filter(sent_at__isnull=True).count() == 1
             raise RuntimeError("the change fails after the mail was recorded")
     assert len(_rows(company)) == 1 and mail.outbox == []
@@ -74,7 +74,7 @@ def test_a_change_rolled_back_has_no_mail_and_one_committed_has_its_mail_sent(co
 
 def test_a_mail_that_cannot_be_sent_is_tried_again_later_and_sent_once(company, members):
     with _relay_down():
-        request, _ = _create(company, members[Role.RECRUITER].user)
+        reference_request, _ = _create(company, members[Role.RECRUITER].user)
         (row,) = _rows(company, kind="candidate_invitation")
         assert row.sent_at is None and row.attempts == 1 and row.token
         assert row.next_attempt_at > timezone.now()
@@ -85,7 +85,7 @@ def test_a_mail_that_cannot_be_sent_is_tried_again_later_and_sent_once(company, 
     (row,) = _rows(company, kind="candidate_invitation")
     assert row.attempts == 2 and row.next_attempt_at >= later + timedelta(minutes=2)
     with company_context(company):  # the recruiter sees the first failure, once
-        assert TimelineEvent.objects.filter(request_id=request.pk, kind="email_failed").count() == 1
+        assert TimelineEvent.objects.filter(request_id=reference_request.pk, kind="email_failed").count() == 1
     # The relay is back: the next round sends it, and only it.
     assert outgoing.drain_company(company, now=row.next_attempt_at) == 1
     assert outgoing.drain_company(company, now=row.next_attempt_at + timedelta(days=1)) == 0
@@ -139,9 +139,9 @@ def test_tasks_left_running_by_a_dead_worker_are_queued_again(company, members):
 
 def test_a_mail_about_a_request_deleted_meanwhile_is_dropped_not_retried(company, members):
     with _relay_down():
-        request, _ = _create(company, members[Role.RECRUITER].user)
+        reference_request, _ = _create(company, members[Role.RECRUITER].user)
     with company_context(company):
-        ReferenceRequest.objects.filter(pk=request.pk).delete()
+        ReferenceRequest.objects.filter(pk=reference_request.pk).delete()
     (row,) = _rows(company, kind="candidate_invitation")
     assert outgoing.drain_company(company, now=row.next_attempt_at) == 0
     (row,) = _rows(company, kind="candidate_invitation")

@@ -47,10 +47,10 @@ def signed_in(client, membership):
 def with_everything(company, members):
     """A completed request with a stored PDF, a touch, a flag, an attachment, and a
     second open request with a referee link."""
-    request, rita, pat = full_request(company, members[Role.RECRUITER].user)
+    reference_request, rita, pat = full_request(company, members[Role.RECRUITER].user)
     with company_context(company):
         Touch.objects.create(
-            request=request,
+            request=reference_request,
             reference=pat,
             actor="referee",
             action="submitted",
@@ -59,12 +59,12 @@ def with_everything(company, members):
         )
         from vouch.references.reports import pdf as report_pdf
 
-        report_pdf.report_file_for(request)
-        candidate = Candidate.objects.get(pk=request.candidate_id)
+        report_pdf.report_file_for(reference_request)
+        candidate = Candidate.objects.get(pk=reference_request.candidate_id)
     add_file(company, candidate, "Casey CV.pdf")
     second, candidate_token = make_request(company, members[Role.RECRUITER].user, role="Finance Director")
     _, referee_token = nominate(company, second, REFEREES[2])
-    return candidate, request, second, candidate_token, referee_token
+    return candidate, reference_request, second, candidate_token, referee_token
 
 
 # --- who may -----------------------------------------------------------------------------
@@ -72,9 +72,9 @@ def with_everything(company, members):
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.RECRUITER])
 def test_viewers_and_recruiters_cannot_export_or_erase(client, company, members, role):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     signed_in(client, members[role])
-    candidate_id = request.candidate_id
+    candidate_id = reference_request.candidate_id
     for name in ("candidate_export", "candidate_erase"):
         url = reverse(name, args=[candidate_id])
         assert client.get(url).status_code == 403
@@ -85,47 +85,47 @@ def test_viewers_and_recruiters_cannot_export_or_erase(client, company, members,
 
 
 def test_another_companys_candidate_is_a_404(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     other = fast_company("Other Hiring")
     signed_in(client, fast_member(other, Role.OWNER))
     for name in ("candidate_export", "candidate_erase"):
-        url = reverse(name, args=[request.candidate_id])
+        url = reverse(name, args=[reference_request.candidate_id])
         assert client.get(url).status_code == 404
         assert client.post(url, {"confirm_name": "Casey Candidate"}).status_code == 404
     with company_context(company):
-        assert ReferenceRequest.objects.filter(pk=request.pk).exists()
+        assert ReferenceRequest.objects.filter(pk=reference_request.pk).exists()
 
 
 def test_export_and_erase_ask_for_the_password_again(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.ADMIN].user)
     for name in ("candidate_export", "candidate_erase"):
-        url = reverse(name, args=[request.candidate_id])
+        url = reverse(name, args=[reference_request.candidate_id])
         assert client.get(url).status_code == 200  # the explanation page needs no password
         response = client.post(url, {"confirm_name": "Casey Candidate"})
         assert response.status_code == 302 and "reauthenticate" in response["Location"]
     with company_context(company):
-        assert Candidate.objects.filter(pk=request.candidate_id).exists()
+        assert Candidate.objects.filter(pk=reference_request.candidate_id).exists()
         assert not Entry.objects.filter(action__in=["candidate_exported", "candidate_erased"]).exists()
 
 
 def test_the_candidate_page_offers_export_and_erase_to_admins_only(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    url = reverse("candidate_detail", args=[request.candidate_id])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    url = reverse("candidate_detail", args=[reference_request.candidate_id])
     client.force_login(members[Role.ADMIN].user)
     page = client.get(url).content.decode()
-    assert reverse("candidate_export", args=[request.candidate_id]) in page
-    assert reverse("candidate_erase", args=[request.candidate_id]) in page
+    assert reverse("candidate_export", args=[reference_request.candidate_id]) in page
+    assert reverse("candidate_erase", args=[reference_request.candidate_id]) in page
     client.force_login(members[Role.RECRUITER].user)
     page = client.get(url).content.decode()
-    assert reverse("candidate_erase", args=[request.candidate_id]) not in page
+    assert reverse("candidate_erase", args=[reference_request.candidate_id]) not in page
 
 
 # --- export -----------------------------------------------------------------------------
 
 
 def test_export_holds_everything_about_the_candidate(client, company, members):
-    candidate, request, second, _, _ = with_everything(company, members)
+    candidate, reference_request, second, _, _ = with_everything(company, members)
     signed_in(client, members[Role.ADMIN])
     response = client.post(reverse("candidate_export", args=[candidate.pk]))
     assert response.status_code == 200
@@ -136,8 +136,8 @@ def test_export_holds_everything_about_the_candidate(client, company, members):
     assert data["candidate"]["name"] == "Casey Candidate" and data["candidate"]["email"] == "casey@example.org"
     assert [a["name"] for a in data["attachments"]] == ["Casey CV.pdf"]
     by_id = {r["id"]: r for r in data["requests"]}
-    assert set(by_id) == {str(request.pk), str(second.pk)}
-    done = by_id[str(request.pk)]
+    assert set(by_id) == {str(reference_request.pk), str(second.pk)}
+    done = by_id[str(reference_request.pk)]
     assert done["role"] == "Head of Finance" and done["status"] == "completed"
     pat = next(r for r in done["references"] if r["nomination"]["name"] == "Pat Peer")
     assert pat["nomination"]["organisation"] == "Globex" and pat["identity"] == PAT_IDENTITY
@@ -154,13 +154,13 @@ def test_export_holds_everything_about_the_candidate(client, company, members):
 
 
 def test_export_of_a_declined_reference_includes_the_reason(company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         from vouch.references.referees import flows as referee_flows
 
         referee_flows.decline(reference, "Conflict of interest.")
-        data = privacy.export_candidate(Candidate.objects.get(pk=request.candidate_id))
+        data = privacy.export_candidate(Candidate.objects.get(pk=reference_request.candidate_id))
     assert data["requests"][0]["references"][0]["decline_reason"] == "Conflict of interest."
 
 
@@ -168,24 +168,24 @@ def test_export_of_a_declined_reference_includes_the_reason(company, members):
 
 
 def test_a_wrong_name_erases_nothing(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     signed_in(client, members[Role.ADMIN])
-    response = client.post(reverse("candidate_erase", args=[request.candidate_id]), {"confirm_name": "Casey"})
+    response = client.post(reverse("candidate_erase", args=[reference_request.candidate_id]), {"confirm_name": "Casey"})
     assert response.status_code == 400
     assert b"Nothing was erased" in response.content
     with company_context(company):
-        assert ReferenceRequest.objects.filter(pk=request.pk).exists()
+        assert ReferenceRequest.objects.filter(pk=reference_request.pk).exists()
 
 
 def test_erasure_removes_rows_files_and_links(client, company, members):
-    candidate, request, second, candidate_token, referee_token = with_everything(company, members)
+    candidate, reference_request, second, candidate_token, referee_token = with_everything(company, members)
     with company_context(company):
-        report_path = ReportFile.objects.get(request=request).file.storage.stored_path(
-            ReportFile.objects.get(request=request).file.name
+        report_path = ReportFile.objects.get(request=reference_request).file.storage.stored_path(
+            ReportFile.objects.get(request=reference_request).file.name
         )
         attachment = Attachment.objects.get(candidate=candidate)
         attachment_path = attachment.file.storage.stored_path(attachment.file.name)
-        request_ids = [request.pk, second.pk]
+        request_ids = [reference_request.pk, second.pk]
         reference_ids = list(Reference.objects.values_list("pk", flat=True))
     # Another candidate's data stays.
     kept, kept_token = make_request(company, members[Role.RECRUITER].user, name="Kim Kept", email="kim@example.org")
@@ -243,17 +243,17 @@ def test_the_password_page_replays_the_held_back_erasure(client, company, member
     from tests.conftest import add_member as add
 
     admin = add(company, Role.ADMIN, user=make_user())
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     assert client.post("/accounts/login/", {"login": admin.user.email, "password": PASSWORD}).status_code == 302
-    url = reverse("candidate_erase", args=[request.candidate_id])
+    url = reverse("candidate_erase", args=[reference_request.candidate_id])
     held = client.post(url, {"confirm_name": "Casey Candidate"})
     assert held.status_code == 302 and "reauthenticate" in held["Location"]
     with company_context(company):
-        assert Candidate.objects.filter(pk=request.candidate_id).exists()
+        assert Candidate.objects.filter(pk=reference_request.candidate_id).exists()
     response = client.post(held["Location"], {"password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == reverse("candidates")
     with company_context(company):
-        assert not Candidate.objects.filter(pk=request.candidate_id).exists()
+        assert not Candidate.objects.filter(pk=reference_request.candidate_id).exists()
         assert Entry.objects.filter(action="candidate_erased").count() == 1
 
 

@@ -37,9 +37,9 @@ def url(token: str, page: str = "") -> str:
 @pytest.fixture
 def setup(company, members):
     """A request with one nominated referee: (request, reference, referee token)."""
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    reference, token = nominate(company, request, REFEREES[0])
-    return request, reference, token
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, token = nominate(company, reference_request, REFEREES[0])
+    return reference_request, reference, token
 
 
 def load(company, reference) -> Reference:
@@ -59,7 +59,7 @@ def confirmed(client, token: str) -> None:
 
 
 def test_home_says_who_is_asking_and_marks_the_link_opened(client, company, setup):
-    request, reference, token = setup
+    reference_request, reference, token = setup
     response = client.get(url(token))
     assert response.status_code == 200
     page = response.content.decode()
@@ -112,11 +112,11 @@ def test_a_confirm_page_fetched_directly_goes_home(client, setup):
 
 
 def test_the_questionnaire_renders_every_question_type(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user, questionnaire="builtin:people-manager")
-    _, token = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, questionnaire="builtin:people-manager")
+    _, token = nominate(company, reference_request, REFEREES[0])
     confirmed(client, token)
     page = client.get(url(token, "answers/")).content.decode()
-    questions = request.questionnaire_version.questions
+    questions = reference_request.questionnaire_version.questions
     assert {q["type"] for q in questions} >= {"text", "rating", "yes_no", "single", "multiple"}
     for question in questions:
         assert f'id="question-{question["id"]}"' in page
@@ -176,10 +176,10 @@ def test_an_overlong_answer_is_shown_back_not_lost(client, company, setup):
 
 
 def test_unticking_every_box_clears_a_multiple_choice_answer(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user, questionnaire="builtin:people-manager")
-    reference, token = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, questionnaire="builtin:people-manager")
+    reference, token = nominate(company, reference_request, REFEREES[0])
     confirmed(client, token)
-    question = next(q for q in request.questionnaire_version.questions if q["type"] == "multiple")
+    question = next(q for q in reference_request.questionnaire_version.questions if q["type"] == "multiple")
     name = f"q-{question['id']}"
     client.post(url(token, "answers/"), {name: question["choices"][:2], "shown-multiple": question["id"]})
     assert load(company, reference).answers == {question["id"]: question["choices"][:2]}
@@ -203,7 +203,7 @@ def test_submitting_with_a_required_answer_missing_is_refused(client, company, s
 
 
 def test_after_submitting_the_link_shows_only_thanks_and_changes_nothing(client, company, setup):
-    request, reference, token = setup
+    reference_request, reference, token = setup
     confirmed(client, token)
     done = client.post(url(token, "answers/"), {**FULL, "q-anything_else": "Zanzibar-7 marker", "action": "submit"})
     assert done.status_code == 302 and done["Location"] == url(token)
@@ -256,9 +256,9 @@ def test_declining_with_a_reason(client, company, setup):
 
 
 def test_a_closed_request_shows_a_closed_page_and_refuses_changes(client, company, members, setup):
-    request, reference, token = setup
+    reference_request, reference, token = setup
     with company_context(company):
-        request_flows.cancel_request(request, actor=members[Role.RECRUITER].user)
+        request_flows.cancel_request(reference_request, actor=members[Role.RECRUITER].user)
     # Cancelling revokes the link: the page of a link no longer in use.
     response = client.get(url(token))
     assert response.status_code == 410 and "This link is no longer in use" in response.content.decode()
@@ -267,10 +267,10 @@ def test_a_closed_request_shows_a_closed_page_and_refuses_changes(client, compan
 def test_a_reference_whose_request_closed_shows_why_and_refuses_changes(client, company, setup):
     """Closing a request revokes its open links; should one still be reached (its
     request closed under it), the page says why and every change is refused."""
-    request, reference, token = setup
+    reference_request, reference, token = setup
     confirmed(client, token)
     with company_context(company):
-        ReferenceRequest.objects.filter(pk=request.pk).update(status=RequestStatus.COMPLETED)
+        ReferenceRequest.objects.filter(pk=reference_request.pk).update(status=RequestStatus.COMPLETED)
     page = client.get(url(token))
     assert page.status_code == 200
     assert "This reference is closed" in page.content.decode() and "no longer needed" in page.content.decode()
@@ -284,8 +284,8 @@ def test_a_reference_whose_request_closed_shows_why_and_refuses_changes(client, 
 
 
 def test_a_referee_never_sees_another_referees_answers(client, company, setup):
-    request, first, first_token = setup
-    second, second_token = nominate(company, request, REFEREES[1])
+    reference_request, first, first_token = setup
+    second, second_token = nominate(company, reference_request, REFEREES[1])
     confirmed(client, first_token)
     confirmed(client, second_token)
     client.post(url(first_token, "answers/"), {"q-strengths": "Marmalade-Alpha", "action": "save"})
@@ -307,9 +307,9 @@ def test_a_referee_never_sees_another_referees_answers(client, company, setup):
 
 
 def test_a_replaced_referees_link_is_no_longer_in_use(client, company, setup):
-    request, reference, token = setup
+    reference_request, reference, token = setup
     client.post(url(token, "decline/"), {"reason": "Not the right person."})
-    nominate(company, request, REFEREES[2], replacing=load(company, reference))
+    nominate(company, reference_request, REFEREES[2], replacing=load(company, reference))
     ended = "This link is no longer in use"
     for page in ("", "answers/", "decline/"):
         response = client.get(url(token, page))

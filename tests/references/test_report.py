@@ -67,14 +67,14 @@ def answered(company, reference, identity, answers):
 
 def full_request(company, actor):
     """A completed request: two references in, one flag reviewed, one open."""
-    request, _ = make_request(company, actor)
-    rita, _ = nominate(company, request, REFEREES[0])
-    pat, _ = nominate(company, request, REFEREES[1])
+    reference_request, _ = make_request(company, actor)
+    rita, _ = nominate(company, reference_request, REFEREES[0])
+    pat, _ = nominate(company, reference_request, REFEREES[1])
     answered(company, rita, RITA_IDENTITY, RITA_ANSWERS)
     answered(company, pat, PAT_IDENTITY, PAT_ANSWERS)
     with company_context(company):
         Flag.objects.create(
-            request=request,
+            request=reference_request,
             reference=pat,
             kind="shared_network",
             key=f"shared_network:{pat.pk}",
@@ -82,7 +82,7 @@ def full_request(company, actor):
             explanation="Pat Peer answered from the candidate's network.",
         )
         reviewed = Flag.objects.create(
-            request=request,
+            request=reference_request,
             reference=rita,
             kind="fast_answers",
             key=f"fast_answers:{rita.pk}",
@@ -90,16 +90,16 @@ def full_request(company, actor):
             explanation="Rita Referee answered in under two minutes.",
         )
         fraud_flows.review_flag(reviewed, actor=actor, comment="Called Rita: she had drafted answers beforehand.")
-        request = ReferenceRequest.objects.get(pk=request.pk)
-    return request, rita, pat
+        reference_request = ReferenceRequest.objects.get(pk=reference_request.pk)
+    return reference_request, rita, pat
 
 
 def pdf_text(content: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
 
 
-def download(client, request):
-    response = client.get(reverse("request_report_pdf", args=[request.pk]))
+def download(client, reference_request):
+    response = client.get(reverse("request_report_pdf", args=[reference_request.pk]))
     return response, b"".join(response.streaming_content) if response.status_code == 200 else b""
 
 
@@ -107,9 +107,9 @@ def download(client, request):
 
 
 def test_summaries_give_each_score_and_the_mean_lowest_and_highest(company, members):
-    request, _, _ = full_request(company, members[Role.RECRUITER].user)
+    reference_request, _, _ = full_request(company, members[Role.RECRUITER].user)
     with company_context(company):
-        summaries = {item["id"]: item for item in report_data.build_report(request)["summaries"]}
+        summaries = {item["id"]: item for item in report_data.build_report(reference_request)["summaries"]}
     reliability = summaries["reliability"]
     assert [(s["referee"], s["score"]) for s in reliability["scores"]] == [("Rita Referee", 5), ("Pat Peer", 3)]
     assert (reliability["mean"], reliability["min"], reliability["max"], reliability["count"]) == (4, 3, 5, 2)
@@ -147,9 +147,9 @@ def test_organisations_are_compared_without_case_punctuation_or_legal_form():
 
 
 def test_the_report_page_shows_answers_summaries_checks_flags_and_timeline(client, company, members):
-    request, rita, pat = full_request(company, members[Role.RECRUITER].user)
+    reference_request, rita, pat = full_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
-    response = client.get(reverse("request_report", args=[request.pk]))
+    response = client.get(reverse("request_report", args=[reference_request.pk]))
     assert response.status_code == 200
     assert response["Cache-Control"] == "private, no-store"
     page = response.content.decode()
@@ -181,14 +181,14 @@ def test_the_report_page_shows_answers_summaries_checks_flags_and_timeline(clien
 
 
 def test_declined_and_replaced_referees_are_shown_with_the_reason(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    first, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    first, _ = nominate(company, reference_request, REFEREES[0])
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
         referee_flows.decline(first, "I only met them twice.")
-    replacement, _ = nominate(company, request, REFEREES[2], replacing=first)
+    replacement, _ = nominate(company, reference_request, REFEREES[2], replacing=first)
     answered(company, replacement, {**RITA_IDENTITY, "organisation": "Initech"}, RITA_ANSWERS)
     client.force_login(members[Role.VIEWER].user)
-    page = client.get(reverse("request_report", args=[request.pk])).content.decode()
+    page = client.get(reverse("request_report", args=[reference_request.pk])).content.decode()
     # Completed first, the replaced one after, with why.
     assert page.index(f'id="referee-{replacement.pk}"') < page.index(f'id="referee-{first.pk}"')
     first_card = page.split(f'id="referee-{first.pk}"')[1].split("</article>")[0]
@@ -197,31 +197,31 @@ def test_declined_and_replaced_referees_are_shown_with_the_reason(client, compan
 
 
 def test_a_request_with_no_references_yet_has_empty_states(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
-    response = client.get(reverse("request_report", args=[request.pk]))
+    response = client.get(reverse("request_report", args=[reference_request.pk]))
     page = response.content.decode()
     assert response.status_code == 200
     assert "The candidate has not nominated any referees yet." in page
     assert "No referee has submitted yet" in page
     assert "No fraud signals were raised." in page
-    status, content = download(client, request)
+    status, content = download(client, reference_request)
     assert status.status_code == 200
     assert "has not nominated any referees yet" in pdf_text(content)
 
 
 def test_another_companys_request_is_a_404(client, company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     other = fast_company("Other Hiring")
     outsider = fast_member(other, Role.OWNER)
     client.force_login(outsider.user)
-    assert client.get(reverse("request_report", args=[request.pk])).status_code == 404
-    assert client.get(reverse("request_report_pdf", args=[request.pk])).status_code == 404
+    assert client.get(reverse("request_report", args=[reference_request.pk])).status_code == 404
+    assert client.get(reverse("request_report_pdf", args=[reference_request.pk])).status_code == 404
     assert client.get(reverse("request_report", args=[uuid.uuid4()])).status_code == 404
 
 
 def test_a_recruiter_limited_to_their_own_requests_cannot_open_anothers_report(client, company, members):
-    request, _ = make_request(company, members[Role.ADMIN].user)
+    reference_request, _ = make_request(company, members[Role.ADMIN].user)
     with company_context(company):
         from vouch.references.request_models import WorkflowSettings
 
@@ -229,21 +229,23 @@ def test_a_recruiter_limited_to_their_own_requests_cannot_open_anothers_report(c
         settings.recruiters_see_all = False
         settings.save()
     client.force_login(members[Role.RECRUITER].user)
-    assert client.get(reverse("request_report", args=[request.pk])).status_code == 404
-    assert client.get(reverse("request_report_pdf", args=[request.pk])).status_code == 404
+    assert client.get(reverse("request_report", args=[reference_request.pk])).status_code == 404
+    assert client.get(reverse("request_report_pdf", args=[reference_request.pk])).status_code == 404
 
 
 # --- the PDF ----------------------------------------------------------------------------
 
 
 def test_the_pdf_matches_the_page_and_is_stored_encrypted(client, company, members):
-    request, _, _ = full_request(company, members[Role.RECRUITER].user)
+    reference_request, _, _ = full_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
-    response, content = download(client, request)
+    response, content = download(client, reference_request)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert response["Cache-Control"] == "private, no-store"
-    assert response["Content-Disposition"] == f'attachment; filename="reference-report-{request.pk.hex[:8]}.pdf"'
+    assert (
+        response["Content-Disposition"] == f'attachment; filename="reference-report-{reference_request.pk.hex[:8]}.pdf"'
+    )
     assert content.startswith(b"%PDF")
     text = pdf_text(content)
     for expected in (
@@ -257,42 +259,42 @@ def test_the_pdf_matches_the_page_and_is_stored_encrypted(client, company, membe
     ):
         assert expected in text, expected
     with company_context(company):
-        stored = ReportFile.objects.get(request=request)
+        stored = ReportFile.objects.get(request=reference_request)
         assert stored.size == len(content)
         path = stored.file.storage.stored_path(stored.file.name)
         raw = path.read_bytes()
         entry = Entry.objects.get(action="report_downloaded")
-        assert entry.details == {"request": str(request.pk)} and "Casey" not in entry.summary
+        assert entry.details == {"request": str(reference_request.pk)} and "Casey" not in entry.summary
     assert not raw.startswith(b"%PDF")
     assert b"Casey" not in raw and b"Meticulous" not in raw
 
 
 def test_an_unchanged_report_is_not_rendered_again_and_a_change_is(client, company, members, monkeypatch):
-    request, _, pat = full_request(company, members[Role.RECRUITER].user)
+    reference_request, _, pat = full_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.RECRUITER].user)
     renders = []
     original = report_pdf.render_pdf
     monkeypatch.setattr(report_pdf, "render_pdf", lambda data: renders.append(1) or original(data))
-    first_response, first = download(client, request)
+    first_response, first = download(client, reference_request)
     with company_context(company):
-        stored = ReportFile.objects.get(request=request)
+        stored = ReportFile.objects.get(request=reference_request)
         first_name, first_fingerprint, first_time = stored.file.name, stored.fingerprint, stored.generated_at
         first_path = stored.file.storage.stored_path(first_name)
-    second_response, second = download(client, request)
+    second_response, second = download(client, reference_request)
     assert first_response.status_code == second_response.status_code == 200
     assert first == second and len(renders) == 1
     with company_context(company):
-        again = ReportFile.objects.get(request=request)
+        again = ReportFile.objects.get(request=reference_request)
         assert (again.pk, again.file.name, again.generated_at) == (stored.pk, first_name, first_time)
         # A flag reviewed changes what the report shows.
         fraud_flows.review_flag(
             Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Same office."
         )
-    third_response, third = download(client, request)
+    third_response, third = download(client, reference_request)
     assert third_response.status_code == 200 and len(renders) == 2
     assert "Same office." in pdf_text(third)
     with company_context(company):
-        changed = ReportFile.objects.get(request=request)
+        changed = ReportFile.objects.get(request=reference_request)
         assert changed.pk == stored.pk
         assert changed.file.name != first_name and changed.fingerprint != first_fingerprint
         assert changed.file.storage.exists(changed.file.name)
@@ -309,40 +311,40 @@ def test_the_pdf_renderer_fetches_nothing_but_its_stylesheet():
 
 def test_text_that_looks_like_html_is_printed_not_followed(company, members):
     """A referee's answer holding markup shows as text and makes no request."""
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     answers = {
         **RITA_ANSWERS,
         "strengths": '<img src="http://169.254.169.254/latest"> <link href="file:///etc/passwd">',
     }
     answered(company, reference, RITA_IDENTITY, answers)
     with company_context(company):
-        text = pdf_text(report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=request.pk)))
+        text = pdf_text(report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=reference_request.pk)))
     assert '<img src="http://169.254.169.254/latest">' in text.replace("\n", " ")
 
 
 def test_five_referee_report_renders(company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user, referees_required=5)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, referees_required=5)
     people = [
         {**REFEREES[0], "name": f"Referee {n}", "email": f"referee{n}@firm{n}.example", "phone": ""} for n in range(5)
     ]
     for person in people:
-        reference, _ = nominate(company, request, person)
+        reference, _ = nominate(company, reference_request, person)
         answered(company, reference, RITA_IDENTITY, RITA_ANSWERS)
     with company_context(company):
-        content = report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=request.pk))
+        content = report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=reference_request.pk))
     text = pdf_text(content)
     assert all(f"Referee {n}" in text for n in range(5))
 
 
 def test_deleting_a_request_removes_its_stored_pdf(company, members):
     recruiter = members[Role.RECRUITER].user
-    request, _ = make_request(company, recruiter)
+    reference_request, _ = make_request(company, recruiter)
     with company_context(company):
-        stored = report_pdf.report_file_for(request)
+        stored = report_pdf.report_file_for(reference_request)
         path = stored.file.storage.stored_path(stored.file.name)
         assert path.exists()
-        request_flows.delete_request(request, actor=recruiter)
+        request_flows.delete_request(reference_request, actor=recruiter)
         assert not ReportFile.objects.exists()
     assert not path.exists()
 
@@ -352,21 +354,21 @@ def test_renders_are_refused_cheaply_when_one_is_under_way_or_the_budget_is_spen
 ):
     from django.core.cache import cache
 
-    request, _, pat = full_request(company, members[Role.RECRUITER].user)
+    reference_request, _, pat = full_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
-    lock = f"vouch:report-render:{company.pk}:{request.pk}"
+    lock = f"vouch:report-render:{company.pk}:{reference_request.pk}"
     cache.add(lock, 1, 60)
-    response, _ = download(client, request)
+    response, _ = download(client, reference_request)
     assert response.status_code == 429 and response["Retry-After"] == "5"
     assert b"being prepared" in response.content
     cache.delete(lock)
     monkeypatch.setattr(report_pdf, "RENDERS_PER_WINDOW", 1)
-    assert download(client, request)[0].status_code == 200
+    assert download(client, reference_request)[0].status_code == 200
     # Unchanged: served from the stored file, whatever the budget.
-    assert download(client, request)[0].status_code == 200
+    assert download(client, reference_request)[0].status_code == 200
     with company_context(company):
         fraud_flows.review_flag(Flag.objects.get(reference=pat), actor=members[Role.RECRUITER].user, comment="Checked.")
-    response, _ = download(client, request)
+    response, _ = download(client, reference_request)
     assert response.status_code == 429 and b"try again in a few minutes" in response.content
     with company_context(company):
         assert Entry.objects.filter(action="report_downloaded").count() == 2

@@ -21,13 +21,13 @@ def lines(stream) -> list[dict]:
 
 
 def test_rendering_a_report_pdf_writes_no_weasyprint_or_font_lines(company, members, logs):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     # Names in scripts the bundled fonts may lack: WeasyPrint warns of each missing glyph.
-    reference, _ = nominate(company, request, {**REFEREES[0], "name": "Rita 陈 Ωμέγα"})
+    reference, _ = nominate(company, reference_request, {**REFEREES[0], "name": "Rita 陈 Ωμέγα"})
     answered(company, reference, RITA_IDENTITY, {**RITA_ANSWERS, "strengths": "Работает быстро. 非常可靠。 ✓"})
     with company_context(company):
-        content = report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=request.pk))
-        content += report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=request.pk))
+        content = report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=reference_request.pk))
+        content += report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=reference_request.pk))
     assert content.startswith(b"%PDF")
     noisy = [
         line

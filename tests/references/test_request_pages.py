@@ -184,9 +184,9 @@ def test_search_reads_no_name_and_the_query_leaves_no_plaintext_in_sql(client, m
 
 
 def test_pages_of_25_with_counts(client, members, company):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     with company_context(company):
-        template = ReferenceRequest.objects.get(pk=request.pk)
+        template = ReferenceRequest.objects.get(pk=reference_request.pk)
         copies = []
         for n in range(29):
             copies.append(
@@ -250,12 +250,12 @@ def _dashboard_queries(client, company, params=None) -> tuple[int, int, int]:
 
 @pytest.mark.parametrize("role", [Role.OWNER, Role.RECRUITER], ids=["owner", "recruiter"])
 def test_the_dashboard_asks_the_same_few_queries_however_many_requests(client, members, company, role, monkeypatch):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[role].user)
     client.get(reverse("requests"))  # warm the session
     one = _dashboard_queries(client, company)
     with company_context(company):
-        template = ReferenceRequest.objects.get(pk=request.pk)
+        template = ReferenceRequest.objects.get(pk=reference_request.pk)
         _copies(template, 40)
     many = _dashboard_queries(client, company)
     assert one[0] == 1 and many[0] == 25
@@ -277,9 +277,9 @@ def test_deep_pages_show_the_same_rows_and_only_what_the_member_may_see(client, 
     from vouch.references.requests import listing
 
     recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
-    request, _ = make_request(company, recruiter)
+    reference_request, _ = make_request(company, recruiter)
     with company_context(company):
-        template = ReferenceRequest.objects.get(pk=request.pk)
+        template = ReferenceRequest.objects.get(pk=reference_request.pk)
         _copies(template, 30)
         _copies(template, 30, created_by_id=admin.pk)
         settings = WorkflowSettings.current()
@@ -310,9 +310,9 @@ def test_the_dashboard_escapes_names_roles_and_member_names(client, members, com
     recruiter = members[Role.RECRUITER].user
     recruiter.full_name = 'Rae <i>"Recruiter"</i>'
     recruiter.save()
-    request, _ = make_request(company, recruiter)
+    reference_request, _ = make_request(company, recruiter)
     with company_context(company):
-        row = ReferenceRequest.objects.select_related("candidate").get(pk=request.pk)
+        row = ReferenceRequest.objects.select_related("candidate").get(pk=reference_request.pk)
         row.role = "Chef & <b>Cook</b>"
         row.save()
         row.candidate.name = "<script>alert(1)</script> O'Neil"
@@ -364,16 +364,16 @@ def test_a_request_page_shows_details_referees_and_timeline_but_no_answers(clien
     recruiter = members[Role.RECRUITER].user
     recruiter.full_name = "Rae Recruiter"
     recruiter.save()
-    request, _ = make_request(company, recruiter)
-    first, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, recruiter)
+    first, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         referee_flows.decline(first, "I barely know them.")
-    second, _ = nominate(company, request, REFEREES[1], replacing=first)
+    second, _ = nominate(company, reference_request, REFEREES[1], replacing=first)
     with company_context(company):
         referee_flows.save_answers(second, {})
-        flows.note(request, "note", "Phoned the candidate.", actor=recruiter)
+        flows.note(reference_request, "note", "Phoned the candidate.", actor=recruiter)
     client.force_login(members[Role.VIEWER].user)
-    response = client.get(reverse("request_detail", args=[request.pk]))
+    response = client.get(reverse("request_detail", args=[reference_request.pk]))
     assert response.status_code == 200
     page = response.content.decode()
     for text in ("Casey Candidate", "casey@example.org", "07700 900456", "Head of Finance", "General professional"):
@@ -382,24 +382,24 @@ def test_a_request_page_shows_details_referees_and_timeline_but_no_answers(clien
     assert "Rita Referee" in page and "replaced by Pat Peer" in page and "Acme Widgets" in page
     assert "I barely know them." not in page
     with company_context(company):
-        events = list(TimelineEvent.objects.filter(request=request))
+        events = list(TimelineEvent.objects.filter(request=reference_request))
     assert len(events) >= 6
     for event in events:
         assert f'id="event-{event.pk}"' in page
     assert "Phoned the candidate." in page and "— Rae Recruiter" in page
-    assert reverse("request_report", args=[request.pk]) in page
-    assert reverse("request_report_pdf", args=[request.pk]) in page
+    assert reverse("request_report", args=[reference_request.pk]) in page
+    assert reverse("request_report_pdf", args=[reference_request.pk]) in page
 
 
 def test_viewer_sees_no_actions_and_every_change_is_refused(client, members, company):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
-    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     assert 'id="request-actions"' not in page
     for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
-        assert reverse(name, args=[request.pk]) not in page
+        assert reverse(name, args=[reference_request.pk]) not in page
         response = client.post(
-            reverse(name, args=[request.pk]), {"confirm": "True", "deadline": "2099-01-01", "reason": "x"}
+            reverse(name, args=[reference_request.pk]), {"confirm": "True", "deadline": "2099-01-01", "reason": "x"}
         )
         assert response.status_code == 403, name
     sent = len(mail.outbox)
@@ -409,15 +409,15 @@ def test_viewer_sees_no_actions_and_every_change_is_refused(client, members, com
     assert len(mail.outbox) == sent
     with company_context(company):
         kept = ReferenceRequest.objects.get()
-        assert kept.status == RequestStatus.AWAITING_CANDIDATE and kept.deadline == request.deadline
+        assert kept.status == RequestStatus.AWAITING_CANDIDATE and kept.deadline == reference_request.deadline
 
 
 def test_a_recruiter_sees_the_actions(client, members, company):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.RECRUITER].user)
-    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
-        assert reverse(name, args=[request.pk]) in page
+        assert reverse(name, args=[reference_request.pk]) in page
 
 
 def test_another_companys_request_is_404_everywhere(client, members, company):
@@ -442,18 +442,18 @@ def test_creating_a_request_emails_the_candidate_a_link(client, members, company
     response = client.post(reverse("request_new"), new_values(work_email_required="on"))
     assert response.status_code == 302
     with company_context(company):
-        request = ReferenceRequest.objects.select_related("candidate").get()
-        assert response["Location"] == reverse("request_detail", args=[request.pk])
-        assert (request.candidate.name, request.candidate.email, request.role) == (
+        reference_request = ReferenceRequest.objects.select_related("candidate").get()
+        assert response["Location"] == reverse("request_detail", args=[reference_request.pk])
+        assert (reference_request.candidate.name, reference_request.candidate.email, reference_request.role) == (
             "Dana Doe",
             "dana@example.com",
             "Head Chef",
         )
-        assert request.referees_required == 3 and request.work_email_required
-        assert request.guidance == "Two managers please"
-        assert request.created_by_id == members[Role.RECRUITER].user_id
+        assert reference_request.referees_required == 3 and reference_request.work_email_required
+        assert reference_request.guidance == "Two managers please"
+        assert reference_request.created_by_id == members[Role.RECRUITER].user_id
     token = last_token("dana@example.com", "c")
-    assert links.resolve(token, "candidate").subject_id == request.pk
+    assert links.resolve(token, "candidate").subject_id == reference_request.pk
     followed = client.get(response["Location"])
     assert b"Dana Doe has been emailed their link" in followed.content
 
@@ -488,22 +488,24 @@ def test_invalid_new_requests_are_a_400_and_send_nothing(client, members, compan
 
 
 def test_resend_issues_a_new_link_and_the_old_one_stops(client, members, company):
-    request, old = make_request(company, members[Role.RECRUITER].user)
+    reference_request, old = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.RECRUITER].user)
-    response = client.post(reverse("request_resend", args=[request.pk]))
-    assert response.status_code == 302 and response["Location"] == reverse("request_detail", args=[request.pk])
+    response = client.post(reverse("request_resend", args=[reference_request.pk]))
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "request_detail", args=[reference_request.pk]
+    )
     tokens = tokens_sent_to("casey@example.org", "c")
     assert len(tokens) == 2 and tokens[-1] != old
     assert links.resolve(old, "candidate") is None
-    assert links.resolve(tokens[-1], "candidate").subject_id == request.pk
-    assert client.get(reverse("request_resend", args=[request.pk])).status_code == 405
+    assert links.resolve(tokens[-1], "candidate").subject_id == reference_request.pk
+    assert client.get(reverse("request_resend", args=[reference_request.pk])).status_code == 405
 
 
 def test_changing_the_deadline(client, members, company):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.RECRUITER].user)
     day = (timezone.now() + timedelta(days=30)).date()
-    response = client.post(reverse("request_deadline", args=[request.pk]), {"deadline": day.isoformat()})
+    response = client.post(reverse("request_deadline", args=[reference_request.pk]), {"deadline": day.isoformat()})
     assert response.status_code == 302
     months = ["January", "February", "March", "April", "May", "June", "July", "August", "September"]
     months += ["October", "November", "December"]
@@ -515,16 +517,16 @@ def test_changing_the_deadline(client, members, company):
         [note] = moved.timeline.filter(kind="deadline_changed", actor_id=members[Role.RECRUITER].user_id)
         assert note.summary == f"Deadline moved to {day.day:02d} {months[day.month - 1]} {day.year}."
     for bad in ("2020-01-01", "not a date", "", "2999-12-31"):
-        refused = client.post(reverse("request_deadline", args=[request.pk]), {"deadline": bad})
+        refused = client.post(reverse("request_deadline", args=[reference_request.pk]), {"deadline": bad})
         assert refused.status_code == 400, bad
     with company_context(company):
         assert ReferenceRequest.objects.get().deadline.date() == day
 
 
 def test_cancel_asks_for_confirmation_then_closes_the_request(client, members, company):
-    request, token = make_request(company, members[Role.RECRUITER].user)
+    reference_request, token = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.RECRUITER].user)
-    url = reverse("request_cancel", args=[request.pk])
+    url = reverse("request_cancel", args=[reference_request.pk])
     step = client.post(url, {"reason": "Role filled"})
     assert step.status_code == 200 and b'id="confirm-cancel"' in step.content
     assert b'value="Role filled"' in step.content
@@ -537,17 +539,17 @@ def test_cancel_asks_for_confirmation_then_closes_the_request(client, members, c
         assert cancelled.status == RequestStatus.CANCELLED
         assert cancelled.timeline.filter(kind="request_cancelled", summary__isnull=False).exists()
     assert links.resolve(token, "candidate") is None
-    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     assert "Request cancelled. Role filled" in page
-    assert reverse("request_resend", args=[request.pk]) not in page  # a closed request offers no changes
+    assert reverse("request_resend", args=[reference_request.pk]) not in page  # a closed request offers no changes
     again = client.post(url, {"confirm": "True"})
     assert again.status_code == 400 and b"already closed" in again.content
     for name, data in (("request_resend", {}), ("request_deadline", {"deadline": "2099-01-01"})):
-        assert client.post(reverse(name, args=[request.pk]), data).status_code == 400
+        assert client.post(reverse(name, args=[reference_request.pk]), data).status_code == 400
 
 
 def test_delete_only_before_the_candidate_acts(client, members, company):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     acted, _ = make_request(company, members[Role.RECRUITER].user, email="acted@example.org")
     with company_context(company):
         candidate_flows.confirm_candidate(acted, name="Casey Candidate", email="acted@example.org")
@@ -556,7 +558,7 @@ def test_delete_only_before_the_candidate_acts(client, members, company):
     assert reverse("request_delete", args=[acted.pk]) not in page
     refused = client.post(reverse("request_delete", args=[acted.pk]), {"confirm": "True"})
     assert refused.status_code == 400 and b"cancel it instead" in refused.content
-    url = reverse("request_delete", args=[request.pk])
+    url = reverse("request_delete", args=[reference_request.pk])
     step = client.post(url)
     assert step.status_code == 200 and b'id="confirm-delete"' in step.content
     done = client.post(url, {"confirm": "True"})
@@ -564,14 +566,14 @@ def test_delete_only_before_the_candidate_acts(client, members, company):
     with company_context(company):
         assert list(ReferenceRequest.objects.values_list("pk", flat=True)) == [acted.pk]
     assert b"was deleted" in client.get(reverse("requests")).content
-    assert client.get(reverse("request_detail", args=[request.pk])).status_code == 404
+    assert client.get(reverse("request_detail", args=[reference_request.pk])).status_code == 404
 
 
 def test_changes_need_a_post(client, members, company):
-    request, _ = make_request(company, members[Role.OWNER].user)
+    reference_request, _ = make_request(company, members[Role.OWNER].user)
     client.force_login(members[Role.OWNER].user)
     for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
-        assert client.get(reverse(name, args=[request.pk])).status_code == 405
+        assert client.get(reverse(name, args=[reference_request.pk])).status_code == 405
 
 
 def test_a_member_of_no_company_is_not_shown_requests(client, company):
@@ -584,35 +586,37 @@ def test_a_member_of_no_company_is_not_shown_requests(client, company):
 def test_the_request_page_shows_its_flags_and_only_reviewers_get_the_form(client, members, company):
     from vouch.references.request_models import Flag, Severity
 
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         flag = Flag.objects.create(
-            request=request,
+            request=reference_request,
             reference=reference,
             kind="shared_device",
             key="shared_device:test",
             severity=Severity.HIGH,
             explanation="The referee used the candidate's device.",
         )
-        ReferenceRequest.objects.filter(pk=request.pk).update(open_flags=1, flag_count=1)
-    review = reverse("flag_review", args=[request.pk, flag.pk])
+        ReferenceRequest.objects.filter(pk=reference_request.pk).update(open_flags=1, flag_count=1)
+    review = reverse("flag_review", args=[reference_request.pk, flag.pk])
     client.force_login(members[Role.RECRUITER].user)
-    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     assert f'id="flag-{flag.pk}"' in page and "used the candidate&#x27;s device" in page
     assert review in page
     flagged = client.get(reverse("requests"), {"flagged": "on"})
-    assert listed(flagged) == [str(request.pk)] and 'class="badge flag">1<' in flagged.content.decode()
+    assert listed(flagged) == [str(reference_request.pk)] and 'class="badge flag">1<' in flagged.content.decode()
     client.force_login(members[Role.VIEWER].user)
-    page = client.get(reverse("request_detail", args=[request.pk])).content.decode()
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     assert f'id="flag-{flag.pk}"' in page and review not in page
 
 
 @pytest.mark.parametrize("reason", ["x" * 501, "line one\nline two", "nul\x00"])
 def test_an_invalid_cancel_reason_is_a_400_and_cancels_nothing(client, members, company, reason):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.RECRUITER].user)
-    response = client.post(reverse("request_cancel", args=[request.pk]), {"reason": reason, "confirm": "True"})
+    response = client.post(
+        reverse("request_cancel", args=[reference_request.pk]), {"reason": reason, "confirm": "True"}
+    )
     assert response.status_code == 400 and b'id="action-error"' in response.content
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE

@@ -41,31 +41,35 @@ NOW = timezone.now()
 
 
 def _request(company, actor, email, name="Casey Candidate"):
-    request, _ = make_request(company, actor, email=email, name=name)
-    return request
+    reference_request, _ = make_request(company, actor, email=email, name=name)
+    return reference_request
 
 
-def _with_everything(company, request):
+def _with_everything(company, reference_request):
     """A referee who answered, a touch, a flag and a stored report: all that must go."""
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         referee_flows.confirm_referee(reference, **IDENTITY)
-        referee_flows.submit_answers(reference, answers_for(request))
-        Touch.objects.create(request=request, reference=reference, actor="referee", action="open", ip="192.0.2.7")
+        referee_flows.submit_answers(reference, answers_for(reference_request))
+        Touch.objects.create(
+            request=reference_request, reference=reference, actor="referee", action="open", ip="192.0.2.7"
+        )
         Flag.objects.create(
-            request=request, reference=reference, kind="same_ip", key="same_ip:x", severity=Severity.HIGH,
+            request=reference_request, reference=reference, kind="same_ip", key="same_ip:x", severity=Severity.HIGH,
             explanation="Same address as the candidate.",
         )  # fmt: skip
-        report = ReportFile(request=request, fingerprint="f" * 64, size=2000)
+        report = ReportFile(request=reference_request, fingerprint="f" * 64, size=2000)
         report.file.save("report.pdf", ContentFile(pdf_bytes(2000)), save=False)
         report.save()
         return reference, report.file.storage.stored_path(report.file.name)
 
 
-def _close(company, request, *, months_ago: float, actor):
+def _close(company, reference_request, *, months_ago: float, actor):
     with company_context(company):
-        request_flows.cancel_request(request, actor=actor)
-        ReferenceRequest.objects.filter(pk=request.pk).update(closed_at=NOW - timedelta(days=30.5 * months_ago))
+        request_flows.cancel_request(reference_request, actor=actor)
+        ReferenceRequest.objects.filter(pk=reference_request.pk).update(
+            closed_at=NOW - timedelta(days=30.5 * months_ago)
+        )
 
 
 def test_requests_closed_longer_ago_than_the_period_go_with_everything_under_them(company, members):

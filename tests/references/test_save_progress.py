@@ -73,8 +73,8 @@ def is_update(query: dict) -> bool:
 
 @pytest.fixture
 def request_(company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    return request
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    return reference_request
 
 
 @pytest.fixture

@@ -55,25 +55,25 @@ def page_says_it(response) -> None:
 
 @pytest.mark.parametrize("bad", BAD)
 def test_candidate_link_refuses_control_characters_in_names(client, company, opened, bad):
-    request, token = opened
+    reference_request, token = opened
     sent = len(mail.outbox)
     typed = f"Casey{bad}Bcc: victim@example.net"
     page_says_it(client.post(home(token) + "details/", {"name": typed, "email": "casey@example.org", "phone": ""}))
     page_says_it(client.post(home(token) + "nominate/", {**REFEREES[0], "name": f"Rita{bad}Referee"}))
     page_says_it(client.post(home(token) + "nominate/", {**REFEREES[0], "organisation": f"Acme{bad}Widgets"}))
     with company_context(company):
-        assert ReferenceRequest.objects.get(pk=request.pk).candidate.name == "Casey Candidate"
-        assert not Reference.objects.filter(request_id=request.pk).exists()
+        assert ReferenceRequest.objects.get(pk=reference_request.pk).candidate.name == "Casey Candidate"
+        assert not Reference.objects.filter(request_id=reference_request.pk).exists()
     assert len(mail.outbox) == sent
 
 
 @pytest.mark.parametrize("bad", ["\r", "\n"])
 def test_a_replacement_referee_with_a_line_break_is_refused_not_dropped(client, company, opened, bad):
-    request, token = opened
+    reference_request, token = opened
     for referee in REFEREES[:2]:
         assert client.post(home(token) + "nominate/", referee).status_code == 302
     with company_context(company):
-        second = Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id")[1]
+        second = Reference.objects.filter(request_id=reference_request.pk).order_by("nominated_at", "id")[1]
         referee_flows.decline(second, "I did not work with them.")
     replace = home(token) + f"replace/{second.pk}/"
     page_says_it(client.post(replace, {**REFEREES[2], "name": f"Morgan{bad}Manager"}))
@@ -82,8 +82,8 @@ def test_a_replacement_referee_with_a_line_break_is_refused_not_dropped(client, 
 
 
 def test_referee_link_refuses_control_characters(client, company, opened):
-    request, _ = opened
-    _, token = nominate(company, request, REFEREES[0])
+    reference_request, _ = opened
+    _, token = nominate(company, reference_request, REFEREES[0])
     page_says_it(client.post(f"/r/{token}/confirm/", {**IDENTITY, "job_title": "Director\rof things"}))
 
 
@@ -142,8 +142,8 @@ def test_one_line_keeps_letters_of_every_script():
 def test_a_name_saved_before_the_rule_still_gets_its_mail_with_a_whole_subject(company, recruiter):
     """Text stored before the forms refused control characters reaches the subject as
     one line: the mail goes out instead of being refused by Django."""
-    request, _ = make_request(company, recruiter, name="Casey\rBcc: victim@example.net")
-    nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, recruiter, name="Casey\rBcc: victim@example.net")
+    nominate(company, reference_request, REFEREES[0])
     (message,) = [m for m in mail.outbox if REFEREES[0]["email"] in m.to]
     assert message.subject == "[Vouch] Casey Bcc: victim@example.net has named you as a referee"
     assert message.message()["Bcc"] is None
@@ -156,16 +156,19 @@ def _closed_port() -> int:
 
 
 def test_a_mail_that_cannot_be_sent_is_shown_to_the_recruiter(client, company, opened, recruiter):
-    request, token = opened
+    reference_request, token = opened
     smtp = {"EMAIL_BACKEND": "vouch.outbox.backends.SMTPBackend", "EMAIL_HOST": "127.0.0.1"}
     with override_settings(**smtp, EMAIL_PORT=_closed_port(), EMAIL_USE_TLS=False, EMAIL_TIMEOUT=5):
         assert client.post(home(token) + "nominate/", REFEREES[0]).status_code == 302
     with company_context(company):
-        failed = [e.summary for e in ReferenceRequest.objects.get(pk=request.pk).timeline.filter(kind="email_failed")]
+        failed = [
+            e.summary
+            for e in ReferenceRequest.objects.get(pk=reference_request.pk).timeline.filter(kind="email_failed")
+        ]
     assert len(failed) == 1
     assert REFEREES[0]["email"] in failed[0] and "could not be sent" in failed[0]
     member = HTTPSClient()
     member.force_login(recruiter)
-    page = member.get(reverse("request_detail", kwargs={"request_id": request.pk})).content.decode()
+    page = member.get(reverse("request_detail", kwargs={"request_id": reference_request.pk})).content.decode()
     expected = f"The email with the private link for the referee Rita Referee (to {REFEREES[0]['email']})"
     assert f'<strong class="email-failed">{expected} could not be sent; check the address.</strong>' in page

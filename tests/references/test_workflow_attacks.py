@@ -172,12 +172,12 @@ def submit_as_referee(client, token: str, extra: dict | None = None, **addr) -> 
 def refused_tokens(alpha, bravo):
     """Every kind of link that must be refused, by the pages it is tried on:
     (label, pages, token, reason recorded)."""
-    request, candidate_token = new_request(alpha)
-    first, first_token = nominate(alpha, request, REFEREES[0])
-    declined, declined_token = nominate(alpha, request, REFEREES[1])
+    reference_request, candidate_token = new_request(alpha)
+    first, first_token = nominate(alpha, reference_request, REFEREES[0])
+    declined, declined_token = nominate(alpha, reference_request, REFEREES[1])
     with company_context(alpha):
         referee_flows.decline(declined, "Not able to help.")
-    nominate(alpha, request, REFEREES[2], replacing=declined)  # declined_token is now revoked
+    nominate(alpha, reference_request, REFEREES[2], replacing=declined)  # declined_token is now revoked
 
     cancelled, cancelled_candidate = new_request(alpha)
     _ref, cancelled_referee = nominate(alpha, cancelled, REFEREES[0])
@@ -258,7 +258,7 @@ def test_every_refused_link_is_the_same_neutral_page_recorded_without_the_token(
 def test_the_candidates_replace_page_takes_only_its_own_requests_referees(client, alpha, bravo):
     """The one link page with an object id: a referee of another request (same
     company or not) is the neutral page, and nobody is replaced."""
-    request, token = new_request(alpha)
+    reference_request, token = new_request(alpha)
     other, _ = new_request(alpha)
     theirs, _ = nominate(alpha, other, REFEREES[0])
     with company_context(alpha):
@@ -318,8 +318,8 @@ def fetch_state(reference: Reference) -> list:
 
 
 def test_a_submitted_referee_can_change_nothing(client, alpha):
-    request, _ = new_request(alpha)
-    reference, token = nominate(alpha, request, REFEREES[0])
+    reference_request, _ = new_request(alpha)
+    reference, token = nominate(alpha, reference_request, REFEREES[0])
     addr = fresh_address()
     submit_as_referee(client, token, **addr)
     assert fetch(alpha, Reference, reference.pk).status == ReferenceStatus.COMPLETED
@@ -344,10 +344,10 @@ def test_a_submitted_referee_can_change_nothing(client, alpha):
 
 
 def test_the_candidate_of_a_completed_request_cannot_nominate(client, alpha):
-    request, token = new_request(alpha, referees_required=1)
-    reference, referee_token = nominate(alpha, request, REFEREES[0])
+    reference_request, token = new_request(alpha, referees_required=1)
+    reference, referee_token = nominate(alpha, reference_request, REFEREES[0])
     submit_as_referee(client, referee_token, **fresh_address())
-    assert fetch(alpha, ReferenceRequest, request.pk).status == RequestStatus.COMPLETED
+    assert fetch(alpha, ReferenceRequest, reference_request.pk).status == RequestStatus.COMPLETED
     before = company_snapshot(alpha)
     addr = fresh_address()
     response = client.post(page("candidate_nominate", token), NEW_REFEREE, **addr)
@@ -363,12 +363,14 @@ def test_the_candidate_of_a_completed_request_cannot_nominate(client, alpha):
 
 @pytest.mark.parametrize("ending", ["expired", "cancelled"])
 def test_the_candidate_of_an_expired_or_cancelled_request_cannot_nominate(client, alpha, ending):
-    request, token = new_request(alpha)
+    reference_request, token = new_request(alpha)
     with company_context(alpha):
         if ending == "expired":
-            assert request_flows.expire_request(request, now=request.deadline + timedelta(seconds=1))
+            assert request_flows.expire_request(
+                reference_request, now=reference_request.deadline + timedelta(seconds=1)
+            )
         else:
-            request_flows.cancel_request(request, actor=owner_of(alpha))
+            request_flows.cancel_request(reference_request, actor=owner_of(alpha))
     before = company_snapshot(alpha)
     for name in CANDIDATE_PAGES:
         response = client.post(page(name, token), {**NEW_REFEREE, "name": "Casey Candidate"}, **fresh_address())
@@ -377,12 +379,12 @@ def test_the_candidate_of_an_expired_or_cancelled_request_cannot_nominate(client
 
 
 def test_a_replaced_referees_link_is_dead(client, alpha):
-    request, _ = new_request(alpha)
-    declined, token = nominate(alpha, request, REFEREES[0])
+    reference_request, _ = new_request(alpha)
+    declined, token = nominate(alpha, reference_request, REFEREES[0])
     addr = fresh_address()
     response = client.post(page("referee_decline", token), {"reason": "On leave for a year"}, **addr)
     assert response.status_code == 302
-    nominate(alpha, request, REFEREES[1], replacing=fetch(alpha, Reference, declined.pk))
+    nominate(alpha, reference_request, REFEREES[1], replacing=fetch(alpha, Reference, declined.pk))
     before = company_snapshot(alpha)
     for name in REFEREE_PAGES:
         for data in (None, {**IDENTITY, **FULL, "action": "submit", "reason": "Back again"}):
@@ -394,10 +396,10 @@ def test_a_replaced_referees_link_is_dead(client, alpha):
 def test_erasing_a_candidate_kills_every_link_of_theirs(client, alpha):
     """An admin erases a candidate on request: their link and their referees' links
     open nothing any more (the neutral page), whatever state each was in."""
-    request, c_token = new_request(alpha, referees_required=3)
+    reference_request, c_token = new_request(alpha, referees_required=3)
     tokens = [c_token]
     for i in range(3):
-        tokens.append(nominate(alpha, request, REFEREES[i])[1])
+        tokens.append(nominate(alpha, reference_request, REFEREES[i])[1])
     submit_as_referee(client, tokens[1], **fresh_address())
     assert client.post(page("referee_decline", tokens[2]), {"reason": "No"}, **fresh_address()).status_code == 302
     for token, name in zip(tokens, ("candidate_link", *["referee_link"] * 3), strict=True):
@@ -406,8 +408,8 @@ def test_erasing_a_candidate_kills_every_link_of_theirs(client, alpha):
     client.force_login(admin.user)
     mark_reauthenticated(client)
     with company_context(alpha):
-        name = Candidate.objects.get(pk=request.candidate_id).name
-    url = reverse("candidate_erase", kwargs={"candidate_id": request.candidate_id})
+        name = Candidate.objects.get(pk=reference_request.candidate_id).name
+    url = reverse("candidate_erase", kwargs={"candidate_id": reference_request.candidate_id})
     response = client.post(url, {"confirm_name": name})
     assert response.status_code == 302
     client.logout()
@@ -429,8 +431,8 @@ SECRET_REASON = "I caught them fiddling the Wexcombe expenses"
 def three_referees(client, alpha):
     """A request with referee A (open), B (submitted, distinctive answers and title) and
     C (declined, distinctive reason): (request, tokens by letter, references, candidate token)."""
-    request, candidate_token = new_request(alpha, referees_required=3)
-    (a, a_token), (b, b_token), (c, c_token) = (nominate(alpha, request, REFEREES[i]) for i in range(3))
+    reference_request, candidate_token = new_request(alpha, referees_required=3)
+    (a, a_token), (b, b_token), (c, c_token) = (nominate(alpha, reference_request, REFEREES[i]) for i in range(3))
     addr = fresh_address()
     response = client.post(page("referee_confirm", b_token), {**IDENTITY, "job_title": SECRET_TITLE}, **addr)
     assert response.status_code == 302
@@ -442,7 +444,7 @@ def three_referees(client, alpha):
     stored = fetch(alpha, Reference, b.pk)
     assert stored.answers["anything_else"] == SECRET_ANSWER and stored.identity["job_title"] == SECRET_TITLE
     assert fetch(alpha, Reference, c.pk).decline_reason == SECRET_REASON
-    return request, {"a": a_token, "b": b_token, "c": c_token}, {"a": a, "b": b, "c": c}, candidate_token
+    return reference_request, {"a": a_token, "b": b_token, "c": c_token}, {"a": a, "b": b, "c": c}, candidate_token
 
 
 SECRETS = (SECRET_ANSWER, SECRET_TITLE, SECRET_REASON)
@@ -455,7 +457,7 @@ def shows_no_secret(response, where) -> None:
 
 
 def test_a_referee_sees_nothing_of_another_referees_answers(client, alpha, three_referees):
-    request, tokens, refs, _candidate = three_referees
+    reference_request, tokens, refs, _candidate = three_referees
     addr = fresh_address()
     token = tokens["a"]
     for name in REFEREE_PAGES:
@@ -473,12 +475,12 @@ def test_a_referee_sees_nothing_of_another_referees_answers(client, alpha, three
 
 
 def test_a_referee_sees_no_other_referee_nor_the_candidates_contact_details(client, alpha, three_referees):
-    request, tokens, _refs, _candidate = three_referees
+    reference_request, tokens, _refs, _candidate = three_referees
     addr = fresh_address()
     token = tokens["a"]
     assert client.post(page("referee_confirm", token), IDENTITY, **addr).status_code == 302
     with company_context(alpha):
-        candidate = Candidate.objects.get(pk=request.candidate_id)
+        candidate = Candidate.objects.get(pk=reference_request.candidate_id)
         contact = [candidate.email, candidate.phone]
     others = [REFEREES[i][key] for i in (1, 2) for key in ("name", "email", "phone", "organisation")]
     pages = [client.get(page(name, token), follow=True, **addr) for name in REFEREE_PAGES]
@@ -492,15 +494,15 @@ def test_a_referee_sees_no_other_referee_nor_the_candidates_contact_details(clie
 def test_a_referees_link_opens_no_member_page(client, alpha, three_referees):
     """Holding a link (and its device cookie) is no sign-in: the report, the request and
     every member page send the visitor to log in."""
-    request, tokens, _refs, _candidate = three_referees
+    reference_request, tokens, _refs, _candidate = three_referees
     addr = fresh_address()
     assert client.get(page("referee_link", tokens["a"]), **addr).status_code == 200
     for name, kwargs in (
-        ("request_report", {"request_id": request.pk}),
-        ("request_report_pdf", {"request_id": request.pk}),
-        ("request_detail", {"request_id": request.pk}),
+        ("request_report", {"request_id": reference_request.pk}),
+        ("request_report_pdf", {"request_id": reference_request.pk}),
+        ("request_detail", {"request_id": reference_request.pk}),
         ("requests", {}),
-        ("candidate_export", {"candidate_id": request.candidate_id}),
+        ("candidate_export", {"candidate_id": reference_request.candidate_id}),
     ):
         response = client.get(reverse(name, kwargs=kwargs), **addr)
         assert response.status_code == 302, name
@@ -511,7 +513,7 @@ def test_a_referees_link_opens_no_member_page(client, alpha, three_referees):
 
 
 def test_the_candidate_never_sees_answers_identity_or_decline_reasons(client, alpha, three_referees):
-    request, _tokens, refs, candidate_token = three_referees
+    reference_request, _tokens, refs, candidate_token = three_referees
     addr = fresh_address()
     home = client.get(page("candidate_link", candidate_token), **addr)
     assert home.status_code == 200
@@ -548,12 +550,12 @@ def member_world(alpha):
             "Old template", [{"id": "q1", "type": "text", "prompt": "Why?", "required": True}]
         )
         questionnaires.set_archived(archived, True)
-    request, _ = new_request(alpha, owner)
-    reference, _ = nominate(alpha, request, REFEREES[0])
+    reference_request, _ = new_request(alpha, owner)
+    reference, _ = nominate(alpha, reference_request, REFEREES[0])
     untouched, _ = new_request(alpha, owner)
     with company_context(alpha):
         flag = Flag.objects.create(
-            request=request,
+            request=reference_request,
             reference=reference,
             kind="shared_network",
             key="shared_network:test",
@@ -568,7 +570,7 @@ def member_world(alpha):
         "attachment": attachment,
         "questionnaire": questionnaire,
         "archived": archived,
-        "request": request,
+        "reference_request": reference_request,
         "untouched": untouched,
         "flag": flag,
     }
@@ -587,7 +589,7 @@ QUESTIONNAIRE_FORM = {
 def post_for(name: str, world: dict) -> tuple[dict, dict]:
     """(URL arguments, a POST body the page would accept) for every member page of the
     workflow app: what an owner sending it would change."""
-    candidate, request = world["candidate"], world["request"]
+    candidate, reference_request = world["candidate"], world["reference_request"]
     new = {
         "name": "Vera Viewer-Made",
         "email": "vera@example.org",
@@ -629,14 +631,17 @@ def post_for(name: str, world: dict) -> tuple[dict, dict]:
             },
         ),
         "request_bulk_progress": ({"import_id": world["import"].pk}, {}),
-        "request_detail": ({"request_id": request.pk}, {}),
-        "request_cancel": ({"request_id": request.pk}, {"reason": "Filled", "confirm": "True"}),
+        "request_detail": ({"request_id": reference_request.pk}, {}),
+        "request_cancel": ({"request_id": reference_request.pk}, {"reason": "Filled", "confirm": "True"}),
         "request_delete": ({"request_id": world["untouched"].pk}, {"confirm": "True"}),
         "request_resend": ({"request_id": world["untouched"].pk}, {}),
-        "request_deadline": ({"request_id": request.pk}, {"deadline": _deadline(40)}),
-        "flag_review": ({"request_id": request.pk, "flag_id": world["flag"].pk}, {"comment": "Checked by phone"}),
-        "request_report": ({"request_id": request.pk}, {}),
-        "request_report_pdf": ({"request_id": request.pk}, {}),
+        "request_deadline": ({"request_id": reference_request.pk}, {"deadline": _deadline(40)}),
+        "flag_review": (
+            {"request_id": reference_request.pk, "flag_id": world["flag"].pk},
+            {"comment": "Checked by phone"},
+        ),
+        "request_report": ({"request_id": reference_request.pk}, {}),
+        "request_report_pdf": ({"request_id": reference_request.pk}, {}),
         "candidate_export": ({"candidate_id": candidate.pk}, {}),
         "candidate_erase": ({"candidate_id": candidate.pk}, {"confirm_name": "Olive Oakley"}),
         "workflow_settings": (
@@ -780,21 +785,21 @@ def test_control_the_same_post_by_an_owner_changes_something(client, alpha, memb
 
 
 def test_a_member_of_another_company_gets_404_and_a_recorded_miss(client, alpha, bravo):
-    request, _ = new_request(alpha)
-    reference, _ = nominate(alpha, request, REFEREES[0])
+    reference_request, _ = new_request(alpha)
+    reference, _ = nominate(alpha, reference_request, REFEREES[0])
     with company_context(alpha):
         flag = Flag.objects.create(
-            request=request, reference=reference, kind="k", key="k", severity=Severity.LOW, explanation="e"
+            request=reference_request, reference=reference, kind="k", key="k", severity=Severity.LOW, explanation="e"
         )
     before = company_snapshot(alpha)
     for role in (Role.VIEWER, Role.RECRUITER, Role.ADMIN):
         client.force_login(fast_member(bravo, role).user)
         for name, kwargs, method, data in (
-            ("request_detail", {"request_id": request.pk}, "get", {}),
-            ("request_report", {"request_id": request.pk}, "get", {}),
-            ("request_report_pdf", {"request_id": request.pk}, "get", {}),
-            ("request_cancel", {"request_id": request.pk}, "post", {"confirm": "True"}),
-            ("flag_review", {"request_id": request.pk, "flag_id": flag.pk}, "post", {"comment": "Seen"}),
+            ("request_detail", {"request_id": reference_request.pk}, "get", {}),
+            ("request_report", {"request_id": reference_request.pk}, "get", {}),
+            ("request_report_pdf", {"request_id": reference_request.pk}, "get", {}),
+            ("request_cancel", {"request_id": reference_request.pk}, "post", {"confirm": "True"}),
+            ("flag_review", {"request_id": reference_request.pk, "flag_id": flag.pk}, "post", {"comment": "Seen"}),
         ):
             if method == "post" and role < MINIMUM_ROLE[ACTIONS[name]]:
                 continue
@@ -912,15 +917,15 @@ def test_the_workflow_pages_log_no_token_and_no_personal_data(client, alpha, log
     """Every link page, in every outcome (shown, saved, submitted, declined, refused as
     too late, refused as invalid, held by the throttle), logs its route, never the
     token, the path holding it, or what the candidate and referees typed."""
-    request, c_token = new_request(alpha, referees_required=2, name="Lavinia Logless")
+    reference_request, c_token = new_request(alpha, referees_required=2, name="Lavinia Logless")
     addr = fresh_address()
     assert client.get(page("candidate_link", c_token), **addr).status_code == 200
-    details = {"name": "Lavinia Logless", "email": request.candidate.email, "phone": "07700 900765"}
+    details = {"name": "Lavinia Logless", "email": reference_request.candidate.email, "phone": "07700 900765"}
     assert client.post(page("candidate_details", c_token), details, **addr).status_code == 302
     secret_referee = {**NEW_REFEREE, "name": "Ignatius Unlogged", "email": "ignatius@unlogged.example"}
     assert client.post(page("candidate_nominate", c_token), secret_referee, **addr).status_code == 302
     assert client.post(page("candidate_nominate", c_token), {"name": ""}, **addr).status_code == 400
-    _answerer, a_token = nominate(alpha, request, REFEREES[1])
+    _answerer, a_token = nominate(alpha, reference_request, REFEREES[1])
     with company_context(alpha):
         decliner = Reference.objects.get(email_index=blind_index("email", "ignatius@unlogged.example"))
     d_token = last_token("ignatius@unlogged.example", "r")
@@ -954,7 +959,7 @@ def test_the_workflow_pages_log_no_token_and_no_personal_data(client, alpha, log
         "Ignatius",
         "Unlogged",
         "ignatius@unlogged.example",
-        request.candidate.email,
+        reference_request.candidate.email,
         secret_answer,
         "Quendlingham",
         secret_reason,

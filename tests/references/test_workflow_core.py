@@ -17,9 +17,9 @@ from vouch.references.request_models import ReferenceStatus, RequestStatus
 pytestmark = pytest.mark.django_db
 
 
-def answers_for(request):
+def answers_for(reference_request):
     result = {}
-    for question in request.questionnaire_version.questions:
+    for question in reference_request.questionnaire_version.questions:
         kind = question["type"]
         result[question["id"]] = {
             "text": "Reliable and careful.",
@@ -33,32 +33,32 @@ def answers_for(request):
 
 def test_a_request_runs_from_creation_to_completion(company, members):
     recruiter = members[Role.RECRUITER].user
-    request, candidate_token = make_request(company, recruiter)
-    assert links.resolve(candidate_token, "candidate").subject_id == request.pk
+    reference_request, candidate_token = make_request(company, recruiter)
+    assert links.resolve(candidate_token, "candidate").subject_id == reference_request.pk
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
-        candidate_flows.confirm_candidate(request, name="Casey Candidate", email="casey@example.org")
-    first, first_token = nominate(company, request, REFEREES[0])
-    second, second_token = nominate(company, request, REFEREES[1])
+        candidate_flows.confirm_candidate(reference_request, name="Casey Candidate", email="casey@example.org")
+    first, first_token = nominate(company, reference_request, REFEREES[0])
+    second, second_token = nominate(company, reference_request, REFEREES[1])
     with company_context(company):
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_REFEREES
         with pytest.raises(flows.WorkflowError):
-            candidate_flows.nominate(request, **REFEREES[2])
+            candidate_flows.nominate(reference_request, **REFEREES[2])
         referee_flows.referee_opened(first)
         referee_flows.confirm_referee(first, **IDENTITY)
         assert referee_flows.save_answers(first, {}) == {}
-        assert referee_flows.submit_answers(first, answers_for(request)) == {}
+        assert referee_flows.submit_answers(first, answers_for(reference_request)) == {}
         assert Reference.objects.get(pk=first.pk).status == ReferenceStatus.COMPLETED
         assert ReferenceRequest.objects.get().status == RequestStatus.IN_PROGRESS
         referee_flows.decline(second, "I never worked with them.")
         assert ReferenceRequest.objects.get().status == RequestStatus.AWAITING_CANDIDATE
     # Answered and declined links still open (on a thank-you page); the replaced one does not.
     assert links.resolve(first_token, "referee") is not None
-    third, _ = nominate(company, request, REFEREES[2], replacing=second)
+    third, _ = nominate(company, reference_request, REFEREES[2], replacing=second)
     with company_context(company):
         assert Reference.objects.get(pk=second.pk).status == ReferenceStatus.REPLACED
         referee_flows.confirm_referee(third, **IDENTITY)
-        assert referee_flows.submit_answers(third, answers_for(request)) == {}
+        assert referee_flows.submit_answers(third, answers_for(reference_request)) == {}
         done = ReferenceRequest.objects.get()
         assert (done.status, done.references_completed) == (RequestStatus.COMPLETED, 2)
         assert done.closed_at is not None
@@ -70,11 +70,11 @@ def test_a_request_runs_from_creation_to_completion(company, members):
 
 
 def test_submitted_answers_cannot_be_changed(company, members):
-    request, _ = make_request(company, members[Role.RECRUITER].user)
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         referee_flows.confirm_referee(reference, **IDENTITY)
-        assert referee_flows.submit_answers(reference, answers_for(request)) == {}
+        assert referee_flows.submit_answers(reference, answers_for(reference_request)) == {}
         with pytest.raises(flows.WorkflowError):
             referee_flows.save_answers(reference, {})
         with pytest.raises(flows.WorkflowError):

@@ -137,10 +137,12 @@ def test_shortening_retention_says_how_many_closed_requests_will_go(client, comp
 
     actor = members[Role.RECRUITER].user
     for email in ("a@example.org", "b@example.org"):
-        request, _ = make_request(company, actor, email=email)
+        reference_request, _ = make_request(company, actor, email=email)
         with company_context(company):
-            request_flows.cancel_request(request, actor=actor)
-            ReferenceRequest.objects.filter(pk=request.pk).update(closed_at=timezone.now() - timedelta(days=100))
+            request_flows.cancel_request(reference_request, actor=actor)
+            ReferenceRequest.objects.filter(pk=reference_request.pk).update(
+                closed_at=timezone.now() - timedelta(days=100)
+            )
     client.force_login(members[Role.ADMIN].user)
     page = client.post(URL, {**GOOD, "retention_months": "3"}, follow=True).content.decode()
     assert "2 closed requests are now past the retention period" in page

@@ -76,14 +76,14 @@ def make_request(company, actor, **overrides):
     """Create a request as ``actor``; returns (request, candidate token)."""
     values = {**REQUEST, "deadline": timezone.now() + timedelta(days=14), **overrides}
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        request = request_flows.create_request(actor=actor, **values)
-    return request, last_token(values["email"], "c")
+        reference_request = request_flows.create_request(actor=actor, **values)
+    return reference_request, last_token(values["email"], "c")
 
 
-def nominate(company, request, referee: dict, replacing=None):
+def nominate(company, reference_request, referee: dict, replacing=None):
     """Nominate a referee as the candidate; returns (reference, referee token)."""
     with TestCase.captureOnCommitCallbacks(execute=True), company_context(company):
-        reference = candidate_flows.nominate(request, replacing=replacing, **referee)
+        reference = candidate_flows.nominate(reference_request, replacing=replacing, **referee)
     return reference, last_token(referee["email"], "r")
 
 

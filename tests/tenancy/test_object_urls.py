@@ -257,8 +257,10 @@ def _request_state(company, request_id) -> list:
     """A request's stored values, its candidate, referees, flags, timeline and links
     (ciphertext compares exactly: any rewrite shows)."""
     with company_context(company):
-        request = ReferenceRequest.objects.filter(pk=request_id)
-        state = list(request.values_list("status", "deadline", "closed_at", "role", "guidance", "candidate_id"))
+        reference_request = ReferenceRequest.objects.filter(pk=request_id)
+        state = list(
+            reference_request.values_list("status", "deadline", "closed_at", "role", "guidance", "candidate_id")
+        )
         state += list(
             Candidate.objects.filter(requests__pk=request_id).values_list("pk", "name", "email", "phone", "notes")
         )
@@ -280,30 +282,32 @@ def _request_state(company, request_id) -> list:
 def new_request(company, *, referees: int = 1) -> tuple[ReferenceRequest, list[Reference]]:
     """A request in ``company`` made through the workflow (its owner asking), with
     ``referees`` nominated by the candidate."""
-    request, _token = make_request(company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org")
-    made = [nominate(company, request, REFEREES[i])[0] for i in range(referees)]
-    return request, made
+    reference_request, _token = make_request(
+        company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org"
+    )
+    made = [nominate(company, reference_request, REFEREES[i])[0] for i in range(referees)]
+    return reference_request, made
 
 
-def raise_flag(company, request: ReferenceRequest, reference: Reference | None) -> Flag:
+def raise_flag(company, reference_request: ReferenceRequest, reference: Reference | None) -> Flag:
     """A fraud flag on the request, as the checks would raise one."""
     with company_context(company):
         flag = Flag.objects.create(
-            request=request,
+            request=reference_request,
             reference=reference,
             kind="shared_network",
             key=f"shared_network:{secrets.token_hex(4)}",
             severity=Severity.HIGH,
             explanation="The referee answered from the candidate's network.",
         )
-        request_flows.refresh_status(ReferenceRequest.objects.get(pk=request.pk))
+        request_flows.refresh_status(ReferenceRequest.objects.get(pk=reference_request.pk))
     return flag
 
 
 def make_request_object(company, referees: int = 1) -> Made:
-    request, _ = new_request(company, referees=referees)
+    reference_request, _ = new_request(company, referees=referees)
     form = {"reason": "Overwritten", "deadline": (timezone.now() + timedelta(days=30)).date().isoformat()}
-    return Made({"request_id": request.pk}, form, lambda: _request_state(company, request.pk))
+    return Made({"request_id": reference_request.pk}, form, lambda: _request_state(company, reference_request.pk))
 
 
 def make_untouched_request(company) -> Made:
@@ -312,23 +316,23 @@ def make_untouched_request(company) -> Made:
 
 
 def make_flag(company) -> Made:
-    request, (reference,) = new_request(company)
-    flag = raise_flag(company, request, reference)
+    reference_request, (reference,) = new_request(company)
+    flag = raise_flag(company, reference_request, reference)
     return Made(
-        {"request_id": request.pk, "flag_id": flag.pk},
+        {"request_id": reference_request.pk, "flag_id": flag.pk},
         {"comment": "Overwritten"},
-        lambda: _request_state(company, request.pk),
+        lambda: _request_state(company, reference_request.pk),
     )
 
 
 def make_requested_candidate(company) -> Made:
     """A candidate with a request and a referee: what export and erase act on."""
-    request, _ = new_request(company)
+    reference_request, _ = new_request(company)
 
     def snapshot():
-        return _candidate_state(company, request.candidate_id) + _request_state(company, request.pk)
+        return _candidate_state(company, reference_request.candidate_id) + _request_state(company, reference_request.pk)
 
-    return Made({"candidate_id": request.candidate_id}, dict(CANDIDATE_FORM), snapshot)
+    return Made({"candidate_id": reference_request.candidate_id}, dict(CANDIDATE_FORM), snapshot)
 
 
 def make_bulk_import(company) -> Made:
@@ -422,20 +426,24 @@ EXEMPT: dict[str, str] = {
 
 def candidate_link(company) -> dict:
     """A real request's candidate link (the pages show the request a link names)."""
-    request, token = make_request(company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org")
+    reference_request, token = make_request(
+        company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org"
+    )
     return {"token": token}
 
 
 def referee_link(company) -> dict:
-    request, _ = new_request(company, referees=0)
-    _reference, token = nominate(company, request, REFEREES[0])
+    reference_request, _ = new_request(company, referees=0)
+    _reference, token = nominate(company, reference_request, REFEREES[0])
     return {"token": token}
 
 
 def candidate_replace_link(company) -> dict:
     """The candidate's link and a referee of theirs who declined (so may be replaced)."""
-    request, token = make_request(company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org")
-    reference, _ = nominate(company, request, REFEREES[0])
+    reference_request, token = make_request(
+        company, _owner_of(company), email=f"cand-{secrets.token_hex(4)}@example.org"
+    )
+    reference, _ = nominate(company, reference_request, REFEREES[0])
     with company_context(company):
         referee_flows.decline(Reference.objects.get(pk=reference.pk), "I have not worked with them.")
     return {"token": token, "reference_id": reference.pk}
@@ -710,7 +718,9 @@ def b_state(b) -> tuple:
         candidates = sorted(Candidate.objects.values_list("pk", "name", "email", "phone", "notes"))
         attachments = sorted(Attachment.objects.values_list("pk", "candidate_id", "original_name", "file"))
         templates = sorted(Questionnaire.objects.values_list("pk", "name", "archived_at"))
-        requests = sorted(ReferenceRequest.objects.values_list("pk", "status", "deadline", "role", "closed_at"))
+        reference_requests = sorted(
+            ReferenceRequest.objects.values_list("pk", "status", "deadline", "role", "closed_at")
+        )
         references = sorted(Reference.objects.values_list("pk", "status", "name", "answers", "decline_reason"))
         flags = sorted(Flag.objects.values_list("pk", "reviewed_at", "review_comment"))
         imports = sorted(BulkImport.objects.values_list("pk", "rows", "done", "finished_at"))
@@ -725,7 +735,7 @@ def b_state(b) -> tuple:
         candidates,
         attachments,
         templates,
-        requests,
+        reference_requests,
         references,
         flags,
         imports,

@@ -202,18 +202,18 @@ def run_reference_check(company, p: dict) -> ReferenceRequest:
         assert three.post(f"/r/{r3}/answers/", submit, **as_other).status_code == 302
 
     with company_context(company):
-        request = ReferenceRequest.objects.get()
-        flags = list(Flag.objects.filter(request=request))
-    assert request.status == RequestStatus.COMPLETED
+        reference_request = ReferenceRequest.objects.get()
+        flags = list(Flag.objects.filter(request=reference_request))
+    assert reference_request.status == RequestStatus.COMPLETED
     assert flags, "answering from the candidate's address raised no flag"
     for flag in flags:
-        url = reverse("flag_review", kwargs={"request_id": request.pk, "flag_id": flag.pk})
+        url = reverse("flag_review", kwargs={"request_id": reference_request.pk, "flag_id": flag.pk})
         assert recruiter.post(url, {"comment": p["review"]}).status_code in (200, 302)
-    pdf = recruiter.get(reverse("request_report_pdf", kwargs={"request_id": request.pk}))
+    pdf = recruiter.get(reverse("request_report_pdf", kwargs={"request_id": reference_request.pk}))
     assert pdf.status_code == 200, pdf.content[:500]
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(b"".join(pdf.streaming_content))).pages)
     assert p["answers"]["strengths"] in " ".join(text.split())  # the report holds personal data
-    return request
+    return reference_request
 
 
 def test_a_whole_reference_check_leaves_no_personal_data_in_the_clear():
@@ -222,19 +222,19 @@ def test_a_whole_reference_check_leaves_no_personal_data_in_the_clear():
     canaries = {}
     for company in companies:
         p = everyone[company.pk]
-        request = run_reference_check(company, p)
+        reference_request = run_reference_check(company, p)
         with company_context(company):
             # Read back through Vouch: the data is really stored.
-            references = {ref.name: ref for ref in Reference.objects.filter(request=request)}
+            references = {ref.name: ref for ref in Reference.objects.filter(request=reference_request)}
             first = references[p["referees"][0]["name"]]
             assert first.answers["strengths"] == p["answers"]["strengths"]
             assert first.identity["job_title"] == p["titles"][0]
             assert references[p["referees"][1]["name"]].decline_reason == p["decline"]
-            assert request.candidate.name == p["corrected_name"]
-            assert request.role == p["role"]
-            assert {touch.ip for touch in Touch.objects.filter(request=request)} == set(p["ips"])
-            assert {flag.review_comment for flag in Flag.objects.filter(request=request)} == {p["review"]}
-            report = ReportFile.objects.get(request=request)
+            assert reference_request.candidate.name == p["corrected_name"]
+            assert reference_request.role == p["role"]
+            assert {touch.ip for touch in Touch.objects.filter(request=reference_request)} == set(p["ips"])
+            assert {flag.review_comment for flag in Flag.objects.filter(request=reference_request)} == {p["review"]}
+            report = ReportFile.objects.get(request=reference_request)
             with encrypted_storage.open(report.file.name) as handle:
                 assert handle.read(5) == b"%PDF-"
             # A CSV import waiting for the background task keeps its rows (and problems).

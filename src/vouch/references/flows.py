@@ -37,8 +37,10 @@ def company_settings() -> WorkflowSettings:
     return WorkflowSettings.current()
 
 
-def note(request: ReferenceRequest, kind: str, summary: str, *, reference: Reference | None = None, actor=None):
+def note(
+    reference_request: ReferenceRequest, kind: str, summary: str, *, reference: Reference | None = None, actor=None
+):
     """Add a line to the request's timeline."""
     return TimelineEvent.objects.create(
-        request=request, reference=reference, kind=kind, summary=summary, actor_id=company_db.actor_id(actor)
+        request=reference_request, reference=reference, kind=kind, summary=summary, actor_id=company_db.actor_id(actor)
     )

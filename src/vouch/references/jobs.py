@@ -150,15 +150,19 @@ def _plan_request(company_id, request_id) -> None:
     if company is None:
         return
     with company_context(company):
-        request = ReferenceRequest.objects.filter(pk=request_id).first()
-        if request is None or not request.is_open:
+        reference_request = ReferenceRequest.objects.filter(pk=request_id).first()
+        if reference_request is None or not reference_request.is_open:
             return
         days = WorkflowSettings.current().reminder_days
-        _enqueue(expire_at_deadline, request.deadline, company.pk, request.pk)
-        for number, when in _schedule(days, request.created_at, request.candidate_reminders_sent, request.deadline):
-            _enqueue(remind_candidate, when, company.pk, request.pk, number)
-        for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
-            for number, when in _schedule(days, reference.nominated_at, reference.reminders_sent, request.deadline):
+        _enqueue(expire_at_deadline, reference_request.deadline, company.pk, reference_request.pk)
+        for number, when in _schedule(
+            days, reference_request.created_at, reference_request.candidate_reminders_sent, reference_request.deadline
+        ):
+            _enqueue(remind_candidate, when, company.pk, reference_request.pk, number)
+        for reference in reference_request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
+            for number, when in _schedule(
+                days, reference.nominated_at, reference.reminders_sent, reference_request.deadline
+            ):
                 _enqueue(remind_referee, when, company.pk, reference.pk, number)
 
 
@@ -195,7 +199,7 @@ def _due_reminder(base: datetime, sent: int, number: int, now: datetime, days, *
 
 def _send_reminder(
     company,
-    request: ReferenceRequest,
+    reference_request: ReferenceRequest,
     *,
     base: datetime,
     sent: int,
@@ -221,15 +225,15 @@ def _send_reminder(
     with company_db.atomic():
         if not claim(value):
             return "already sent"
-        token = links.issue(company, purpose, subject_id, request.deadline)
-        flows.note(request, event, summary(value), reference=reference)
+        token = links.issue(company, purpose, subject_id, reference_request.deadline)
+        flows.note(reference_request, event, summary(value), reference=reference)
         outgoing.record(mail, subject_id, token=token, number=value)
     return f"reminder {value} sent"
 
 
 def send_candidate_reminder(
     company,
-    request: ReferenceRequest,
+    reference_request: ReferenceRequest,
     *,
     number: int = 1,
     now: datetime | None = None,
@@ -240,30 +244,35 @@ def send_candidate_reminder(
     nominate. Reminder ``number`` not due yet (the schedule moved later) is queued
     again for its new day when ``replan``. Returns what happened, for the task result."""
     now = now or timezone.now()
-    if not request.is_open:
+    if not reference_request.is_open:
         return "closed"
-    if request.deadline <= now:
+    if reference_request.deadline <= now:
         return "deadline passed"
-    if candidate_flows.open_slots(request) == 0:
+    if candidate_flows.open_slots(reference_request) == 0:
         return "all nominated"
 
     def claim(value: int) -> int:
         return ReferenceRequest.objects.filter(
-            pk=request.pk, candidate_reminders_sent__lt=value, status__in=OPEN_REQUEST_STATUSES, deadline__gt=now
+            pk=reference_request.pk,
+            candidate_reminders_sent__lt=value,
+            status__in=OPEN_REQUEST_STATUSES,
+            deadline__gt=now,
         ).update(candidate_reminders_sent=value)
 
     return _send_reminder(
         company,
-        request,
-        base=request.created_at,
-        sent=request.candidate_reminders_sent,
+        reference_request,
+        base=reference_request.created_at,
+        sent=reference_request.candidate_reminders_sent,
         number=number,
         now=now,
         days=days,
-        requeue=(lambda when: _enqueue(remind_candidate, when, company.pk, request.pk, number)) if replan else None,
+        requeue=(lambda when: _enqueue(remind_candidate, when, company.pk, reference_request.pk, number))
+        if replan
+        else None,
         claim=claim,
         purpose=Purpose.CANDIDATE,
-        subject_id=request.pk,
+        subject_id=reference_request.pk,
         event="candidate_reminded",
         summary=lambda value: f"Reminder {value} sent to the candidate.",
         mail="candidate_reminder",
@@ -282,12 +291,12 @@ def send_referee_reminder(
     """Remind a referee who has not answered, declined or been replaced, if a
     reminder is due now."""
     now = now or timezone.now()
-    request = reference.request
+    reference_request = reference.request
     if not reference.is_open:
         return f"reference {reference.status}"
-    if not request.is_open:
+    if not reference_request.is_open:
         return "closed"
-    if request.deadline <= now:
+    if reference_request.deadline <= now:
         return "deadline passed"
 
     def claim(value: int) -> int:
@@ -306,7 +315,7 @@ def send_referee_reminder(
 
     return _send_reminder(
         company,
-        request,
+        reference_request,
         base=reference.nominated_at,
         sent=reference.reminders_sent,
         number=number,
@@ -332,10 +341,10 @@ def remind_candidate(company_id: str, request_id: str, number: int) -> str:
     if company is None:
         return "company inactive"
     with company_context(company):
-        request = ReferenceRequest.objects.filter(pk=request_id).first()
-        if request is None:
+        reference_request = ReferenceRequest.objects.filter(pk=request_id).first()
+        if reference_request is None:
             return "request deleted"
-        return send_candidate_reminder(company, request, number=number)
+        return send_candidate_reminder(company, reference_request, number=number)
 
 
 @task()
@@ -358,15 +367,15 @@ def expire_at_deadline(company_id: str, request_id: str) -> str:
     if company is None:
         return "company inactive"
     with company_context(company):
-        request = ReferenceRequest.objects.filter(pk=request_id).first()
-        if request is None:
+        reference_request = ReferenceRequest.objects.filter(pk=request_id).first()
+        if reference_request is None:
             return "request deleted"
-        if not request.is_open:
+        if not reference_request.is_open:
             return "closed"
-        if request.deadline > timezone.now():
-            _enqueue(expire_at_deadline, request.deadline, company.pk, request.pk)
+        if reference_request.deadline > timezone.now():
+            _enqueue(expire_at_deadline, reference_request.deadline, company.pk, reference_request.pk)
             return "deadline moved"
-        return "expired" if request_flows.expire_request(request) else "not expired"
+        return "expired" if request_flows.expire_request(reference_request) else "not expired"
 
 
 @task()
@@ -415,11 +424,11 @@ def maintain_company(company, *, now: datetime | None = None) -> dict:
     counts = {"expired": 0, "reminders": 0}
     with company_context(company):
         overdue = ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__lte=now)
-        for request in overdue.only("pk"):
-            counts["expired"] += request_flows.expire_request(request, now=now)
+        for reference_request in overdue.only("pk"):
+            counts["expired"] += request_flows.expire_request(reference_request, now=now)
         days = WorkflowSettings.current().reminder_days
-        for request in ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__gt=now):
-            if send_candidate_reminder(company, request, now=now, replan=False, days=days).endswith("sent"):
+        for reference_request in ReferenceRequest.objects.filter(status__in=OPEN_REQUEST_STATUSES, deadline__gt=now):
+            if send_candidate_reminder(company, reference_request, now=now, replan=False, days=days).endswith("sent"):
                 counts["reminders"] += 1
         open_references = Reference.objects.select_related("request").filter(
             status__in=OPEN_REFERENCE_STATUSES, request__status__in=OPEN_REQUEST_STATUSES, request__deadline__gt=now

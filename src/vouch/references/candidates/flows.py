@@ -24,31 +24,31 @@ from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
 
 
-def _locked_open_request(request: ReferenceRequest) -> ReferenceRequest:
-    request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-    if not request.is_open:
+def _locked_open_request(reference_request: ReferenceRequest) -> ReferenceRequest:
+    reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+    if not reference_request.is_open:
         raise WorkflowError("This request is closed.")
-    return request
+    return reference_request
 
 
-def candidate_opened(request: ReferenceRequest) -> None:
+def candidate_opened(reference_request: ReferenceRequest) -> None:
     """The first time the candidate opens their link."""
-    if request.candidate_opened_at is None:
-        updated = ReferenceRequest.objects.filter(pk=request.pk, candidate_opened_at__isnull=True).update(
+    if reference_request.candidate_opened_at is None:
+        updated = ReferenceRequest.objects.filter(pk=reference_request.pk, candidate_opened_at__isnull=True).update(
             candidate_opened_at=timezone.now()
         )
         if updated:
-            flows.note(request, "candidate_opened", "The candidate opened their link.")
+            flows.note(reference_request, "candidate_opened", "The candidate opened their link.")
 
 
-def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone: str = "") -> None:
+def confirm_candidate(reference_request: ReferenceRequest, *, name: str, email: str, phone: str = "") -> None:
     """The candidate confirms (or corrects) their details."""
     name, email, phone = name.strip(), email.strip(), phone.strip()
     if not name or not email:
         raise WorkflowError("Enter your name and email.")
     with company_db.atomic():
-        request = _locked_open_request(request)
-        candidate = request.candidate
+        reference_request = _locked_open_request(reference_request)
+        candidate = reference_request.candidate
         changed = [
             field
             for field, value in (("name", name), ("email", email), ("phone", phone))
@@ -59,33 +59,33 @@ def confirm_candidate(request: ReferenceRequest, *, name: str, email: str, phone
         candidate.save()
         if "name" in changed:
             request_flows.index_name(candidate)
-        request.candidate_confirmed_at = timezone.now()
-        request.save(update_fields=["candidate_confirmed_at"])
+        reference_request.candidate_confirmed_at = timezone.now()
+        reference_request.save(update_fields=["candidate_confirmed_at"])
         flows.note(
-            request,
+            reference_request,
             "candidate_confirmed",
             "The candidate confirmed their details" + (f" (changed: {', '.join(changed)})." if changed else "."),
         )
 
 
-def open_slots(request: ReferenceRequest) -> int:
+def open_slots(reference_request: ReferenceRequest) -> int:
     """How many more referees the candidate may nominate now."""
-    active = request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
-    return max(0, request.referees_required - active)
+    active = reference_request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
+    return max(0, reference_request.referees_required - active)
 
 
-def _check_referee(request: ReferenceRequest, email: str, phone: str) -> None:
-    candidate = request.candidate
+def _check_referee(reference_request: ReferenceRequest, email: str, phone: str) -> None:
+    candidate = reference_request.candidate
     if blind_index("email", email) == candidate.email_index:
         raise WorkflowError("A referee cannot be you: use someone else's email address.")
-    if request.references.filter(
+    if reference_request.references.filter(
         status__in=ACTIVE_REFERENCE_STATUSES, email_index=blind_index("email", email)
     ).exists():
         raise WorkflowError("You have already nominated someone with this email address.")
 
 
 def nominate(
-    request: ReferenceRequest,
+    reference_request: ReferenceRequest,
     *,
     name: str,
     email: str,
@@ -99,16 +99,16 @@ def nominate(
     """The candidate names a referee, who is emailed their own link. With ``replacing``,
     the new referee takes the place of one who declined or is overdue."""
     with company_db.atomic():
-        request = _locked_open_request(request)
+        reference_request = _locked_open_request(reference_request)
         if replacing is not None:
-            replacing = Reference.objects.select_for_update().get(pk=replacing.pk, request=request)
+            replacing = Reference.objects.select_for_update().get(pk=replacing.pk, request=reference_request)
             if not can_replace(replacing):
                 raise WorkflowError("This referee cannot be replaced.")
-        elif open_slots(request) < 1:
+        elif open_slots(reference_request) < 1:
             raise WorkflowError("You have nominated all the referees this request asks for.")
-        _check_referee(request, email.strip(), phone.strip())
+        _check_referee(reference_request, email.strip(), phone.strip())
         reference = Reference.objects.create(
-            request=request,
+            request=reference_request,
             name=name.strip(),
             email=email.strip(),
             phone=phone.strip(),
@@ -127,20 +127,20 @@ def nominate(
             replacing.replaced_by = reference
             replacing.save(update_fields=["status", "replaced_by", "closed_at"])
             flows.note(
-                request,
+                reference_request,
                 "referee_replaced",
                 f"{replacing.name} ({was}) replaced by {reference.name}.",
                 reference=replacing,
             )
         flows.note(
-            request,
+            reference_request,
             "referee_nominated",
             f"The candidate nominated {reference.name} ({reference.get_relationship_display().lower()}).",
             reference=reference,
         )
-        token = links.issue(company, Purpose.REFEREE, reference.pk, request.deadline)
-        flows.note(request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
-        request_flows.refresh_status(request)
+        token = links.issue(company, Purpose.REFEREE, reference.pk, reference_request.deadline)
+        flows.note(reference_request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
+        request_flows.refresh_status(reference_request)
         company_id, reference_id = company.pk, reference.pk
         outgoing.record("referee_invitation", reference_id, token=token)
         from vouch.references import jobs

@@ -58,29 +58,31 @@ STATUS_HINTS = {
 }
 
 
-def _reference_request(http_request: LinkRequest) -> ReferenceRequest | None:
+def _reference_request(request: LinkRequest) -> ReferenceRequest | None:
     return (
         ReferenceRequest.objects.select_related("candidate", "questionnaire_version")
-        .filter(pk=http_request.link.subject_id)
+        .filter(pk=request.link.subject_id)
         .first()
     )
 
 
-def _home_url(http_request: LinkRequest, done: str = "") -> str:
-    url = reverse("candidate_link", kwargs={"token": http_request.link.token})
+def _home_url(request: LinkRequest, done: str = "") -> str:
+    url = reverse("candidate_link", kwargs={"token": request.link.token})
     # "#done": on a phone the browser shows the confirmation, wherever the form was.
     return f"{url}?done={done}#done" if done else url
 
 
-def _signal(http_request: LinkRequest, req: ReferenceRequest, action: str, reference: Reference | None = None) -> None:
+def _signal(
+    request: LinkRequest, reference_request: ReferenceRequest, action: str, reference: Reference | None = None
+) -> None:
     """Record the action for the fraud checks (and, after a nomination, run them). The
     candidate's change has already been made: a failure here is logged, not shown."""
     try:
-        fraud.record(http_request, req, actor="candidate", action=action, reference=reference)
+        fraud.record(request, reference_request, actor="candidate", action=action, reference=reference)
         # record() runs the checks after a new touch too; after a nomination they
         # run whatever record() kept, so a new referee is always checked at once.
         if action in ("nominated", "replaced"):
-            fraud.evaluate(req)
+            fraud.evaluate(reference_request)
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("references: could not record the candidate's %s action", action)
 
@@ -106,8 +108,8 @@ def _row(reference: Reference, *, may_replace: bool, replace_after: int, names: 
     }
 
 
-def _referee_rows(req: ReferenceRequest, *, may_replace: bool) -> list[dict]:
-    references = list(req.references.all())
+def _referee_rows(reference_request: ReferenceRequest, *, may_replace: bool) -> list[dict]:
+    references = list(reference_request.references.all())
     names = {reference.pk: reference.name for reference in references}
     replace_after = flows.company_settings().replace_after_days
     return [
@@ -122,8 +124,8 @@ def _worked(start: str, end: str) -> str:
 
 
 def _page(
-    http_request: LinkRequest,
-    req: ReferenceRequest,
+    request: LinkRequest,
+    reference_request: ReferenceRequest,
     *,
     details_form: CandidateDetailsForm | None = None,
     nomination_form: NominationForm | None = None,
@@ -134,26 +136,26 @@ def _page(
     the request is open and a place is free, the nomination form. ``root`` is the way
     back to the link's own address, relative to the page's (the token stays out of
     the page itself)."""
-    is_open = req.is_open
-    rows = _referee_rows(req, may_replace=is_open)
+    is_open = reference_request.is_open
+    rows = _referee_rows(reference_request, may_replace=is_open)
     completed = sum(1 for row in rows if row["status"] == ReferenceStatus.COMPLETED)
     # A place freed by a referee who declined is filled through "Replace" beside them,
     # so the timeline says who took whose place; the form is for the other places.
     awaiting_replacement = sum(1 for row in rows if row["replaceable"] and row["status"] == ReferenceStatus.DECLINED)
-    slots = max(0, candidate_flows.open_slots(req) - awaiting_replacement) if is_open else 0
+    slots = max(0, candidate_flows.open_slots(reference_request) - awaiting_replacement) if is_open else 0
     if is_open and details_form is None:
-        candidate = req.candidate
+        candidate = reference_request.candidate
         details_form = CandidateDetailsForm(
             initial={"name": candidate.name, "email": candidate.email, "phone": candidate.phone}
         )
     if is_open and slots and nomination_form is None:
-        nomination_form = NominationForm(work_email_required=req.work_email_required)
-    done = http_request.GET.get("done", "")
+        nomination_form = NominationForm(work_email_required=reference_request.work_email_required)
+    done = request.GET.get("done", "")
     context = {
-        "company_name": http_request.link.company.name,
-        "req": req,
+        "company_name": request.link.company.name,
+        "reference_request": reference_request,
         "is_open": is_open,
-        "confirmed": req.candidate_confirmed_at is not None,
+        "confirmed": reference_request.candidate_confirmed_at is not None,
         "details_form": details_form if is_open else None,
         # A refused nomination keeps its form (and what was typed) even once no place
         # is left, so the reason shows next to it.
@@ -165,107 +167,108 @@ def _page(
         "done": DONE.get(done, "") if status == 200 else "",
         "root": root,
     }
-    return render(http_request, "references/candidate/home.html", context, status=status)
+    return render(request, "references/candidate/home.html", context, status=status)
 
 
-def _closed(http_request: LinkRequest, req: ReferenceRequest, root: str) -> HttpResponse:
+def _closed(request: LinkRequest, reference_request: ReferenceRequest, root: str) -> HttpResponse:
     """A change asked of a request that is no longer open: the closed page, refused."""
-    return _page(http_request, req, status=409, root=root)
+    return _page(request, reference_request, status=409, root=root)
 
 
-def _with_request(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The view gets the link's request after the link: ``view(request, req, ...)``. A
-    request that is gone gets the neutral page; a cancelled one the ended page (it is
-    nobody's business any more, and its link is withdrawn anyway)."""
+def _with_reference_request(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The view gets the link's reference request after the HTTP request:
+    ``view(request, reference_request, ...)``. A reference request that is gone gets the
+    neutral page; a cancelled one the ended page (it is nobody's business any more, and
+    its link is withdrawn anyway)."""
 
     @functools.wraps(view)
     def wrapper(request: LinkRequest, *args, **kwargs) -> HttpResponse:
-        req = _reference_request(request)
-        if req is None:
+        reference_request = _reference_request(request)
+        if reference_request is None:
             return neutral_response()
-        if req.status == RequestStatus.CANCELLED:
+        if reference_request.status == RequestStatus.CANCELLED:
             return ended_response()
-        return view(request, req, *args, **kwargs)
+        return view(request, reference_request, *args, **kwargs)
 
     return wrapper
 
 
 @link_required(Purpose.CANDIDATE)
-@_with_request
-def candidate_home(request: LinkRequest, req: ReferenceRequest) -> HttpResponse:
-    if req.is_open:
-        candidate_flows.candidate_opened(req)
-    _signal(request, req, "opened")
-    return _page(request, req)
+@_with_reference_request
+def candidate_home(request: LinkRequest, reference_request: ReferenceRequest) -> HttpResponse:
+    if reference_request.is_open:
+        candidate_flows.candidate_opened(reference_request)
+    _signal(request, reference_request, "opened")
+    return _page(request, reference_request)
 
 
 @link_required(Purpose.CANDIDATE)
-@_with_request
-def candidate_details(request: LinkRequest, req: ReferenceRequest) -> HttpResponse:
+@_with_reference_request
+def candidate_details(request: LinkRequest, reference_request: ReferenceRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseRedirect(_home_url(request))
-    if not req.is_open:
-        return _closed(request, req, "../")
+    if not reference_request.is_open:
+        return _closed(request, reference_request, "../")
     form = CandidateDetailsForm(request.POST)
     if form.is_valid():
         try:
-            candidate_flows.confirm_candidate(req, **form.cleaned_data)
+            candidate_flows.confirm_candidate(reference_request, **form.cleaned_data)
         except flows.WorkflowError as refused:
             form.add_error(None, str(refused))
         else:
-            _signal(request, req, "confirmed")
+            _signal(request, reference_request, "confirmed")
             return HttpResponseRedirect(_home_url(request, "confirmed"))
-    req.refresh_from_db()
-    return _page(request, req, details_form=form, status=400, root="../")
+    reference_request.refresh_from_db()
+    return _page(request, reference_request, details_form=form, status=400, root="../")
 
 
 @link_required(Purpose.CANDIDATE)
-@_with_request
-def candidate_nominate(request: LinkRequest, req: ReferenceRequest) -> HttpResponse:
+@_with_reference_request
+def candidate_nominate(request: LinkRequest, reference_request: ReferenceRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseRedirect(_home_url(request))
-    if not req.is_open:
-        return _closed(request, req, "../")
-    form = NominationForm(request.POST, work_email_required=req.work_email_required)
+    if not reference_request.is_open:
+        return _closed(request, reference_request, "../")
+    form = NominationForm(request.POST, work_email_required=reference_request.work_email_required)
     if form.is_valid():
         try:
-            reference = candidate_flows.nominate(req, **form.workflow_arguments())
+            reference = candidate_flows.nominate(reference_request, **form.workflow_arguments())
         except flows.WorkflowError as refused:
             form.add_error(None, str(refused))
         else:
-            _signal(request, req, "nominated", reference)
+            _signal(request, reference_request, "nominated", reference)
             return HttpResponseRedirect(_home_url(request, "nominated"))
-    req.refresh_from_db()
-    return _page(request, req, nomination_form=form, status=400, root="../")
+    reference_request.refresh_from_db()
+    return _page(request, reference_request, nomination_form=form, status=400, root="../")
 
 
 @link_required(Purpose.CANDIDATE)
-@_with_request
-def candidate_replace(request: LinkRequest, req: ReferenceRequest, reference_id: UUID) -> HttpResponse:
+@_with_reference_request
+def candidate_replace(request: LinkRequest, reference_request: ReferenceRequest, reference_id: UUID) -> HttpResponse:
     # One lookup naming both: only a referee of this very request can be replaced here.
-    reference = Reference.objects.filter(pk=reference_id, request=req).first()
+    reference = Reference.objects.filter(pk=reference_id, request=reference_request).first()
     if reference is None:
         return neutral_response()
-    if not req.is_open:
-        return _closed(request, req, "../../")
+    if not reference_request.is_open:
+        return _closed(request, reference_request, "../../")
     context = {
         "company_name": request.link.company.name,
-        "req": req,
+        "reference_request": reference_request,
         "old": _row(reference, may_replace=False, replace_after=0, names={}),
         "root": "../../",
     }
     if not candidate_flows.can_replace(reference):
         return render(request, "references/candidate/replace.html", {**context, "form": None}, status=409)
     if request.method != "POST":
-        form = NominationForm(work_email_required=req.work_email_required)
+        form = NominationForm(work_email_required=reference_request.work_email_required)
         return render(request, "references/candidate/replace.html", {**context, "form": form})
-    form = NominationForm(request.POST, work_email_required=req.work_email_required)
+    form = NominationForm(request.POST, work_email_required=reference_request.work_email_required)
     if form.is_valid():
         try:
-            new = candidate_flows.nominate(req, replacing=reference, **form.workflow_arguments())
+            new = candidate_flows.nominate(reference_request, replacing=reference, **form.workflow_arguments())
         except flows.WorkflowError as refused:
             form.add_error(None, str(refused))
         else:
-            _signal(request, req, "replaced", new)
+            _signal(request, reference_request, "replaced", new)
             return HttpResponseRedirect(_home_url(request, "replaced"))
     return render(request, "references/candidate/replace.html", {**context, "form": form}, status=400)

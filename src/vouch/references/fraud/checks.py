@@ -104,8 +104,8 @@ def network_of(ip: str) -> str:
 
 
 def record(
-    http_request: HttpRequest,
-    request: ReferenceRequest,
+    request: HttpRequest,
+    reference_request: ReferenceRequest,
     *,
     actor: str,
     action: str,
@@ -122,7 +122,7 @@ def record(
         # No transaction around the check and the insert: on SQLite it would hold the
         # company's write lock from the check on. Two identical touches at the same moment
         # may both be kept, which changes no check's outcome.
-        touch = _store(http_request, request, actor=actor, action=action, reference=reference)
+        touch = _store(request, reference_request, actor=actor, action=action, reference=reference)
     except Exception:
         log.exception("fraud: could not record a %s %s", actor, action)
         return None
@@ -131,22 +131,22 @@ def record(
         # (transactions start IMMEDIATE on SQLite) while the checks run, and every save of
         # the company would wait. Each flag is written in its own, and raised once by key.
         try:
-            evaluate(request)
+            evaluate(reference_request)
         except Exception:
-            log.exception("fraud: checks failed for request %s", request.pk)
+            log.exception("fraud: checks failed for request %s", reference_request.pk)
     return touch
 
 
-def _store(http_request, request, *, actor, action, reference) -> Touch | None:
-    ip = client_ip(http_request) or ""
-    family = device_family(http_request.META.get("HTTP_USER_AGENT", ""))
-    cookie = getattr(http_request, "vouch_link_device", "") or ""
+def _store(request, reference_request, *, actor, action, reference) -> Touch | None:
+    ip = client_ip(request) or ""
+    family = device_family(request.META.get("HTTP_USER_AGENT", ""))
+    cookie = getattr(request, "vouch_link_device", "") or ""
     ip_index = blind_index("text", ip) if ip else None
     device_index = blind_index("text", f"{cookie}|{family}") if cookie else None
     if (
         action in REPEATABLE_ACTIONS
         and Touch.objects.filter(
-            request=request,
+            request=reference_request,
             reference=reference,
             actor=actor,
             action=action,
@@ -156,7 +156,7 @@ def _store(http_request, request, *, actor, action, reference) -> Touch | None:
     ):
         return None
     return Touch.objects.create(  # type: ignore[misc]  # typing debt: an Optional not narrowed here
-        request=request,
+        request=reference_request,
         reference=reference,
         actor=actor,
         action=action[:32],
@@ -195,9 +195,9 @@ def _seconds(value: float) -> str:
 class _Checks:
     """Every check of one request, over rows read once."""
 
-    def __init__(self, request: ReferenceRequest, references: list[Reference], touches: list[dict]):
-        self.request = request
-        self.candidate = request.candidate
+    def __init__(self, reference_request: ReferenceRequest, references: list[Reference], touches: list[dict]):
+        self.reference_request = reference_request
+        self.candidate = reference_request.candidate
         self.references = references
         self.by_reference: dict = defaultdict(list)
         self.candidate_touches: list[dict] = []
@@ -307,7 +307,7 @@ class _Checks:
             return
         others = (
             Reference.objects.filter(Q(email_index__in=emails) | Q(phone_index__in=phones))
-            .exclude(request__candidate_id=self.request.candidate_id)
+            .exclude(request__candidate_id=self.reference_request.candidate_id)
             .values_list("email_index", "phone_index", "request_id")
         )
         by_email, by_phone = defaultdict(set), defaultdict(set)
@@ -338,7 +338,7 @@ class _Checks:
                     )
 
     def free_mail(self) -> None:
-        if not self.request.work_email_required:
+        if not self.reference_request.work_email_required:
             return
         for reference in self.references:
             if freemail.is_free_mail(reference.email):
@@ -359,7 +359,7 @@ class _Checks:
         submitted = [reference for reference in self.references if reference.submitted_at]
         if not submitted:
             return
-        questions = len(self.request.questionnaire_version.questions or [])
+        questions = len(self.reference_request.questionnaire_version.questions or [])
         least = max(MIN_ANSWER_SECONDS, SECONDS_PER_QUESTION * questions)
         for reference in submitted:
             starts = [t["at"] for t in self.by_reference[reference.pk] if t["action"] in ("opened", "confirmed")]
@@ -422,37 +422,39 @@ REUSE_KINDS = frozenset({"email_reused", "phone_reused"})
 MAX_REUSE_SPREAD = 20
 
 
-def evaluate(request: ReferenceRequest) -> list[Flag]:
+def evaluate(reference_request: ReferenceRequest) -> list[Flag]:
     """Run every check on the request; return the flags newly raised. Safe to run again
     and concurrently: a flag already raised (by key) is never raised twice.
 
     A referee's contact found reused on other candidates' requests is flagged there too
     (their checks run once now, up to ``MAX_REUSE_SPREAD`` of them): an older request,
     maybe closed, would otherwise never learn of it."""
-    raised, reused_in = _evaluate(request)
+    raised, reused_in = _evaluate(reference_request)
     if reused_in and any(flag.kind in REUSE_KINDS for flag in raised):
         for other_id in sorted(reused_in, key=str)[:MAX_REUSE_SPREAD]:
             _evaluate(ReferenceRequest(pk=other_id))
     return raised
 
 
-def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
+def _evaluate(reference_request: ReferenceRequest) -> tuple[list[Flag], set]:
     from vouch.references.flows import note
 
-    given = request
-    references = list(Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id"))
+    given = reference_request
+    references = list(Reference.objects.filter(request_id=reference_request.pk).order_by("nominated_at", "id"))
     if not references:
         return [], set()
-    request = ReferenceRequest.objects.select_related("candidate", "questionnaire_version").get(pk=request.pk)
+    reference_request = ReferenceRequest.objects.select_related("candidate", "questionnaire_version").get(
+        pk=reference_request.pk
+    )
     touches = list(
-        Touch.objects.filter(request_id=request.pk)
+        Touch.objects.filter(request_id=reference_request.pk)
         .order_by("at", "id")
         .values("id", "reference_id", "actor", "action", "at", "ip_index", "network_index", "device_index")
     )
-    checks = _Checks(request, references, touches)  # type: ignore[arg-type]  # typing debt
+    checks = _Checks(reference_request, references, touches)  # type: ignore[arg-type]  # typing debt
     findings = checks.run()
-    existing = set(Flag.objects.filter(request_id=request.pk).values_list("key", flat=True))
-    _refresh_reuse_counts(request, [finding for finding in findings if finding.key in existing])
+    existing = set(Flag.objects.filter(request_id=reference_request.pk).values_list("key", flat=True))
+    _refresh_reuse_counts(reference_request, [finding for finding in findings if finding.key in existing])
     raised = []
     for finding in findings:
         if finding.key in existing:
@@ -461,7 +463,7 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
         try:
             with company_db.atomic():
                 flag = Flag.objects.create(
-                    request=request,
+                    request=reference_request,
                     reference=finding.reference,
                     kind=finding.kind,
                     key=finding.key,
@@ -469,7 +471,7 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
                     explanation=finding.explain(),
                 )
                 note(
-                    request,
+                    reference_request,
                     "flag_raised",
                     f"Flag raised on {finding.reference.name} "
                     f"({Severity(finding.severity).label.lower()}): {title_of(finding.kind)}.",
@@ -483,41 +485,41 @@ def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
     return raised, checks.reused_in
 
 
-def _refresh_reuse_counts(request: ReferenceRequest, standing: list) -> None:
+def _refresh_reuse_counts(reference_request: ReferenceRequest, standing: list) -> None:
     """A reuse flag says on how many other requests the contact was given; more may have
     come since it was raised (their checks re-run this one). Its explanation is brought
     up to date, with no new flag or timeline entry, and a review already made stands."""
     current = {finding.key: finding for finding in standing if finding.kind in REUSE_KINDS}
     if not current:
         return
-    for flag in Flag.objects.filter(request_id=request.pk, key__in=current):
+    for flag in Flag.objects.filter(request_id=reference_request.pk, key__in=current):
         explanation = current[flag.key].explain()
         if flag.explanation != explanation:
             flag.explanation = explanation
             flag.save(update_fields=["explanation"])
 
 
-def _recount(request: ReferenceRequest) -> None:
+def _recount(reference_request: ReferenceRequest) -> None:
     """The request's flag counters, counted by the database as it writes them, so two
     checks finishing together cannot leave the older count."""
     flags = Flag.objects.filter(request_id=OuterRef("pk")).order_by().values("request_id")
-    ReferenceRequest.objects.filter(pk=request.pk).update(
+    ReferenceRequest.objects.filter(pk=reference_request.pk).update(
         flag_count=Coalesce(Subquery(flags.annotate(n=Count("id")).values("n")), 0),
         open_flags=Coalesce(Subquery(flags.filter(reviewed_at__isnull=True).annotate(n=Count("id")).values("n")), 0),
     )
-    request.flag_count, request.open_flags = (
-        ReferenceRequest.objects.filter(pk=request.pk).values_list("flag_count", "open_flags").get()
+    reference_request.flag_count, reference_request.open_flags = (
+        ReferenceRequest.objects.filter(pk=reference_request.pk).values_list("flag_count", "open_flags").get()
     )
 
 
 # --- showing -------------------------------------------------------------------------
 
 
-def flags_of(request: ReferenceRequest) -> list[Flag]:
+def flags_of(reference_request: ReferenceRequest) -> list[Flag]:
     """The request's flags for its page and report: open ones first, most severe first,
     each with its reference and ``reviewer_name`` (two queries in all)."""
     flags = list(
-        Flag.objects.filter(request_id=request.pk)
+        Flag.objects.filter(request_id=reference_request.pk)
         .select_related("reference")
         .order_by(F("reviewed_at").asc(nulls_first=True), "-severity", "raised_at", "id")
     )

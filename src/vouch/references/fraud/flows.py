@@ -23,13 +23,15 @@ def review_flag(flag: Flag, *, actor, comment: str) -> None:
         flag.reviewed_by_id = company_db.actor_id(actor)
         flag.review_comment = comment[:2000]
         flag.save(update_fields=["reviewed_at", "reviewed_by_id", "review_comment"])
-        request = flag.request
-        request.open_flags = Flag.objects.filter(request=request, reviewed_at__isnull=True).count()
-        request.save(update_fields=["open_flags"])
-        flows.note(request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor)
+        reference_request = flag.request
+        reference_request.open_flags = Flag.objects.filter(request=reference_request, reviewed_at__isnull=True).count()
+        reference_request.save(update_fields=["open_flags"])
+        flows.note(
+            reference_request, "flag_reviewed", f"Flag reviewed: {comment[:200]}", reference=flag.reference, actor=actor
+        )
         activity.log(
             "flag_reviewed",
             "Fraud flag reviewed.",
             actor=actor,
-            details={"request": str(request.pk), "flag": str(flag.pk)},
+            details={"request": str(reference_request.pk), "flag": str(flag.pk)},
         )

@@ -31,14 +31,21 @@ MAX_COMMENT = 2000
 
 
 def _flags(
-    request: CompanyRequest, request_obj, *, status: int = 200, partial: bool, error: str = "", flag_id=None, comment=""
+    request: CompanyRequest,
+    reference_request,
+    *,
+    status: int = 200,
+    partial: bool,
+    error: str = "",
+    flag_id=None,
+    comment="",
 ) -> HttpResponse:
-    request_obj.refresh_from_db(fields=["open_flags", "flag_count"])
-    flags = fraud.flags_of(request_obj)
+    reference_request.refresh_from_db(fields=["open_flags", "flag_count"])
+    flags = fraud.flags_of(reference_request)
     # An error about a flag whose form is gone (reviewed meanwhile) shows above the list.
     still_open = any(flag.pk == flag_id and flag.reviewed_at is None for flag in flags)
     context = {
-        "request_obj": request_obj,
+        "reference_request": reference_request,
         "flags": flags,
         "can_review": policy.can(request.membership, Action.REVIEW_FLAGS),
         "review_flag_id": flag_id,
@@ -53,21 +60,25 @@ def _flags(
 @require_POST
 @company_action(Action.REVIEW_FLAGS)
 def flag_review(request: CompanyRequest, request_id: UUID, flag_id: UUID) -> HttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     # One lookup naming both: a flag is only reachable under its own request.
-    flag = company_object_or_404(request, Flag.objects.select_related("reference"), pk=flag_id, request=request_obj)
+    flag = company_object_or_404(
+        request, Flag.objects.select_related("reference"), pk=flag_id, request=reference_request
+    )
     partial = request.headers.get("HX-Request") == "true"
     comment = request.POST.get("comment", "")
     if len(comment) > MAX_COMMENT:
         error = f"Keep the comment under {MAX_COMMENT:,} characters."
-        return _flags(request, request_obj, status=400, partial=partial, error=error, flag_id=flag.pk, comment=comment)
+        return _flags(
+            request, reference_request, status=400, partial=partial, error=error, flag_id=flag.pk, comment=comment
+        )
     try:
         fraud_flows.review_flag(flag, actor=request.user, comment=comment)
     except flows.WorkflowError as exc:
         return _flags(
-            request, request_obj, status=400, partial=partial, error=str(exc), flag_id=flag.pk, comment=comment
+            request, reference_request, status=400, partial=partial, error=str(exc), flag_id=flag.pk, comment=comment
         )
     if partial:
-        return _flags(request, request_obj, partial=True)
+        return _flags(request, reference_request, partial=True)
     messages.success(request, f"Flag marked as reviewed: {fraud.title_of(flag.kind)}.")
-    return redirect(reverse("request_detail", kwargs={"request_id": request_obj.pk}) + "#flags")
+    return redirect(reverse("request_detail", kwargs={"request_id": reference_request.pk}) + "#flags")

@@ -107,7 +107,7 @@ def send(template: str, to: list[str], context: dict, *, company_id=None) -> boo
     return True
 
 
-def _record_failure(request, what: str, *, reference=None) -> None:
+def _record_failure(reference_request, what: str, *, reference=None) -> None:
     """Put an email that could not be sent on the request's timeline (the recruiter
     sees it there). Called inside the company's context."""
     from vouch.references.flows import note
@@ -115,18 +115,18 @@ def _record_failure(request, what: str, *, reference=None) -> None:
     if not _report_failures():
         return
     try:
-        note(request, "email_failed", f"{what} could not be sent; check the address.", reference=reference)
+        note(reference_request, "email_failed", f"{what} could not be sent; check the address.", reference=reference)
     except Exception:  # noqa: BLE001 - the log already has the failure
-        log.exception("references: could not record a failed email on request %s", request.pk)
+        log.exception("references: could not record a failed email on request %s", reference_request.pk)
 
 
-def _request_context(company, request) -> dict:
+def _request_context(company, reference_request) -> dict:
     return {
         "company_name": company.name,
-        "candidate_name": request.candidate.name,
-        "role": request.role,
-        "deadline": request.deadline,
-        "guidance": request.guidance,
+        "candidate_name": reference_request.candidate.name,
+        "role": reference_request.role,
+        "deadline": reference_request.deadline,
+        "guidance": reference_request.guidance,
     }
 
 
@@ -135,17 +135,17 @@ def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, remin
 
     company = _company(company_id)
     with company_context(company):
-        request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        reference_request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
         context = {
-            **_request_context(company, request),
+            **_request_context(company, reference_request),
             "url": link_url("candidate", token),
             "reminder": reminder,
-            "referees_required": request.referees_required,
+            "referees_required": reference_request.referees_required,
         }
-        sent = send("candidate_invitation", [request.candidate.email], context, company_id=company.pk)
-        if not sent and request.candidate.email:
+        sent = send("candidate_invitation", [reference_request.candidate.email], context, company_id=company.pk)
+        if not sent and reference_request.candidate.email:
             what = "The reminder to the candidate" if reminder else "The email with the candidate's link"
-            _record_failure(request, f"{what} (to {request.candidate.email})")
+            _record_failure(reference_request, f"{what} (to {reference_request.candidate.email})")
         return sent
 
 
@@ -173,13 +173,13 @@ def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, remin
 
 
 def _completed_context(company, reference) -> dict:
-    request = reference.request
+    reference_request = reference.request
     return {
-        **_request_context(company, request),
+        **_request_context(company, reference_request),
         "referee_name": reference.name,
-        "completed": request.references_completed,
-        "referees_required": request.referees_required,
-        "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': request.pk})}",
+        "completed": reference_request.references_completed,
+        "referees_required": reference_request.referees_required,
+        "request_url": f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': reference_request.pk})}",
     }
 
 
@@ -228,20 +228,20 @@ def reference_declined(company_id, reference_id: uuid.UUID, token: str = "") -> 
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
-        request = reference.request
-        if not request.is_open:
+        reference_request = reference.request
+        if not reference_request.is_open:
             return True  # nothing to ask any more: not a failure to try again
-        token = token or links.issue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+        token = token or links.issue(company, Purpose.CANDIDATE, reference_request.pk, reference_request.deadline)
         context = {
-            **_request_context(company, request),
+            **_request_context(company, reference_request),
             "referee_name": reference.name,
             "url": link_url("candidate", token),
         }
-        sent = send("reference_declined_candidate", [request.candidate.email], context, company_id=company.pk)
-        if not sent and request.candidate.email:
+        sent = send("reference_declined_candidate", [reference_request.candidate.email], context, company_id=company.pk)
+        if not sent and reference_request.candidate.email:
             _record_failure(
-                request,
-                f"The email asking the candidate (to {request.candidate.email}) to replace "
+                reference_request,
+                f"The email asking the candidate (to {reference_request.candidate.email}) to replace "
                 f"{one_line(reference.name)}, with a new link,",
                 reference=reference,
             )
@@ -256,19 +256,21 @@ def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: in
 
     company = _company(company_id)
     with company_context(company):
-        request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
-        nominated = request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
+        reference_request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        nominated = reference_request.references.filter(status__in=ACTIVE_REFERENCE_STATUSES).count()
         context = {
-            **_request_context(company, request),
+            **_request_context(company, reference_request),
             "url": link_url("candidate", token),
             "reminder": number,
-            "referees_required": request.referees_required,
+            "referees_required": reference_request.referees_required,
             "nominated": nominated,
-            "missing": max(0, request.referees_required - nominated),
+            "missing": max(0, reference_request.referees_required - nominated),
         }
-        sent = send("candidate_reminder", [request.candidate.email], context, company_id=company.pk)
-        if not sent and request.candidate.email:
-            _record_failure(request, f"Reminder {number} to the candidate (to {request.candidate.email})")
+        sent = send("candidate_reminder", [reference_request.candidate.email], context, company_id=company.pk)
+        if not sent and reference_request.candidate.email:
+            _record_failure(
+                reference_request, f"Reminder {number} to the candidate (to {reference_request.candidate.email})"
+            )
         return sent
 
 

@@ -84,23 +84,25 @@ def _reference(reference: Reference, questions: list[dict]) -> dict:
     }
 
 
-def _request(request: ReferenceRequest) -> dict:
-    version = request.questionnaire_version
+def _request(reference_request: ReferenceRequest) -> dict:
+    version = reference_request.questionnaire_version
     questions = version.questions or []
     return {
-        "id": str(request.pk),
-        "role": request.role,
-        "status": request.status,
-        "created_at": _when(request.created_at),
-        "deadline": _when(request.deadline),
-        "closed_at": _when(request.closed_at),
-        "referees_required": request.referees_required,
-        "guidance": request.guidance,
-        "work_email_required": request.work_email_required,
-        "candidate_opened_at": _when(request.candidate_opened_at),
-        "candidate_confirmed_at": _when(request.candidate_confirmed_at),
+        "id": str(reference_request.pk),
+        "role": reference_request.role,
+        "status": reference_request.status,
+        "created_at": _when(reference_request.created_at),
+        "deadline": _when(reference_request.deadline),
+        "closed_at": _when(reference_request.closed_at),
+        "referees_required": reference_request.referees_required,
+        "guidance": reference_request.guidance,
+        "work_email_required": reference_request.work_email_required,
+        "candidate_opened_at": _when(reference_request.candidate_opened_at),
+        "candidate_confirmed_at": _when(reference_request.candidate_confirmed_at),
         "questionnaire": {"name": version.questionnaire.name, "version": version.number, "questions": questions},
-        "references": [_reference(reference, questions) for reference in Reference.objects.filter(request=request)],
+        "references": [
+            _reference(reference, questions) for reference in Reference.objects.filter(request=reference_request)
+        ],
         "touches": [
             {
                 "at": _when(touch.at),
@@ -110,7 +112,7 @@ def _request(request: ReferenceRequest) -> dict:
                 "ip": touch.ip,
                 "device_family": touch.device_family,
             }
-            for touch in Touch.objects.filter(request=request)
+            for touch in Touch.objects.filter(request=reference_request)
         ],
         "flags": [
             {
@@ -122,11 +124,11 @@ def _request(request: ReferenceRequest) -> dict:
                 "reviewed_at": _when(flag.reviewed_at),
                 "review_comment": flag.review_comment,
             }
-            for flag in Flag.objects.filter(request=request)
+            for flag in Flag.objects.filter(request=reference_request)
         ],
         "timeline": [
             {"at": _when(event.at), "kind": event.kind, "summary": event.summary}
-            for event in TimelineEvent.objects.filter(request=request)
+            for event in TimelineEvent.objects.filter(request=reference_request)
         ],
     }
 
@@ -134,7 +136,7 @@ def _request(request: ReferenceRequest) -> dict:
 def export_candidate(candidate: Candidate, actor=None) -> dict:
     """Everything held about the candidate in this company, as JSON-ready data; the
     export is logged (by id, with counts)."""
-    requests = list(
+    reference_requests = list(
         ReferenceRequest.objects.filter(candidate=candidate).select_related("questionnaire_version__questionnaire")
     )
     data = {
@@ -159,13 +161,17 @@ def export_candidate(candidate: Candidate, actor=None) -> dict:
             }
             for attachment in Attachment.objects.filter(candidate=candidate)
         ],
-        "requests": [_request(request) for request in requests],
+        "requests": [_request(reference_request) for reference_request in reference_requests],
     }
     activity.log(
         Kind.CANDIDATE_EXPORTED,
         "A candidate's data was exported.",
         actor=actor,
-        details={"candidate": str(candidate.pk), "requests": len(requests), "files": len(data["attachments"])},
+        details={
+            "candidate": str(candidate.pk),
+            "requests": len(reference_requests),
+            "files": len(data["attachments"]),
+        },
     )
     return data
 
@@ -241,11 +247,11 @@ def name_confirms(candidate: Candidate, typed: str) -> bool:
 
 def erasure_counts(candidate: Candidate) -> Deleted:
     """What :func:`erase_candidate` would remove, for the confirmation page."""
-    requests = ReferenceRequest.objects.filter(candidate=candidate)
+    reference_requests = ReferenceRequest.objects.filter(candidate=candidate)
     return Deleted(
-        requests=requests.count(),
-        references=Reference.objects.filter(request__in=requests).count(),
-        report_files=ReportFile.objects.filter(request__in=requests).count(),
+        requests=reference_requests.count(),
+        references=Reference.objects.filter(request__in=reference_requests).count(),
+        report_files=ReportFile.objects.filter(request__in=reference_requests).count(),
         attachments=Attachment.objects.filter(candidate=candidate).count(),
     )
 

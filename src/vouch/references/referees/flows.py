@@ -133,9 +133,11 @@ def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         reference.save(update_fields=["answers", "started_at", "submitted_at", "closed_at", "status"])
         # The link stays valid until the deadline: it shows the thank-you page, and the
         # workflow refuses any change to a closed reference.
-        request = reference.request
-        flows.note(request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference)
-        request_flows.refresh_status(request)
+        reference_request = reference.request
+        flows.note(
+            reference_request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference
+        )
+        request_flows.refresh_status(reference_request)
         outgoing.record("reference_completed_recruiter", reference.pk)
         outgoing.record("reference_completed_candidate", reference.pk)
     return {}
@@ -155,8 +157,10 @@ def decline(reference: Reference, reason: str) -> None:
         reference.save(update_fields=["status", "decline_reason", "declined_at", "closed_at"])
         flows.note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
         request_flows.refresh_status(reference.request)
-        request = reference.request
-        if request.is_open:
+        reference_request = reference.request
+        if reference_request.is_open:
             # The candidate's link to nominate someone else, sent with the mail below.
-            token = links.issue(flows.current_company(), Purpose.CANDIDATE, request.pk, request.deadline)
+            token = links.issue(
+                flows.current_company(), Purpose.CANDIDATE, reference_request.pk, reference_request.deadline
+            )
             outgoing.record("reference_declined", reference.pk, token=token)

@@ -25,13 +25,15 @@ from vouch.vault.fields import Sealed
 
 
 def _compose(n: Names) -> str:
-    ref, req = Reference, ReferenceRequest
     statuses = ", ".join(["%s"] * len(OPEN_REQUEST_STATUSES))
     return (
-        f"UPDATE {n.table(ref)} SET {n.column(ref, 'answers')} = %s, {n.column(ref, 'saved_at')} = %s "  # noqa: S608 (names from the models)
-        f"WHERE {n.column(ref, 'id')} = %s AND {n.column(ref, 'status')} = %s AND {n.column(ref, 'saved_at')} = %s "
-        f"AND {n.column(ref, 'request')} IN (SELECT {n.column(req, 'id')} FROM {n.table(req)} "
-        f"WHERE {n.column(req, 'id')} = %s AND {n.column(req, 'status')} IN ({statuses}))"
+        f"UPDATE {n.table(Reference)} "  # noqa: S608 (names from the models)
+        f"SET {n.column(Reference, 'answers')} = %s, {n.column(Reference, 'saved_at')} = %s "
+        f"WHERE {n.column(Reference, 'id')} = %s AND {n.column(Reference, 'status')} = %s "
+        f"AND {n.column(Reference, 'saved_at')} = %s "
+        f"AND {n.column(Reference, 'request')} IN "
+        f"(SELECT {n.column(ReferenceRequest, 'id')} FROM {n.table(ReferenceRequest)} "
+        f"WHERE {n.column(ReferenceRequest, 'id')} = %s AND {n.column(ReferenceRequest, 'status')} IN ({statuses}))"
     )
 
 

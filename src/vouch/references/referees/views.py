@@ -113,12 +113,12 @@ def _relative(request: LinkRequest, name: str) -> str:
 
 
 def _context(request: LinkRequest, reference: Reference, **extra) -> dict:
-    ask = reference.request
+    reference_request = reference.request
     return {
         "company_name": request.link.company.name,
-        "candidate_name": ask.candidate.name,
-        "role": ask.role,
-        "deadline": ask.deadline,
+        "candidate_name": reference_request.candidate.name,
+        "role": reference_request.role,
+        "deadline": reference_request.deadline,
         "home_url": _relative(request, "referee_link"),
         "confirm_url": _relative(request, "referee_confirm"),
         "answers_url": _relative(request, "referee_answers"),
@@ -129,10 +129,10 @@ def _context(request: LinkRequest, reference: Reference, **extra) -> dict:
 
 def _closing_reason(reference: Reference) -> str:
     """Why a closed reference takes no more answers, in the referee's terms."""
-    ask = reference.request
-    if ask.status == RequestStatus.COMPLETED:
+    reference_request = reference.request
+    if reference_request.status == RequestStatus.COMPLETED:
         return "received all the references it needs, so yours is no longer needed"
-    if reference.status == ReferenceStatus.EXPIRED or ask.status == RequestStatus.EXPIRED:
+    if reference.status == ReferenceStatus.EXPIRED or reference_request.status == RequestStatus.EXPIRED:
         return "closed this request: its deadline has passed"
     return "withdrawn this reference request"
 

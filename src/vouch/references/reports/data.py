@@ -66,9 +66,9 @@ _MONTH_NAMES = calendar.month_name[1:]
 SUMMARISED = ("rating", "yes_no", "single", "multiple")
 
 
-def short_id(request: ReferenceRequest) -> str:
+def short_id(reference_request: ReferenceRequest) -> str:
     """The first 8 hex digits of the request id: names a file without naming a person."""
-    return request.pk.hex[:8]
+    return reference_request.pk.hex[:8]
 
 
 # --- identity checks -------------------------------------------------------------------
@@ -244,20 +244,20 @@ def _flag_label(kind: str) -> str:
     return title_of(kind) or "Flag"
 
 
-def build_report(request: ReferenceRequest) -> dict:
+def build_report(reference_request: ReferenceRequest) -> dict:
     """Everything the report shows, for one request."""
-    candidate = request.candidate
-    version = request.questionnaire_version
+    candidate = reference_request.candidate
+    version = reference_request.questionnaire_version
     questions = version.questions or []
     references = sorted(
-        Reference.objects.filter(request=request),
+        Reference.objects.filter(request=reference_request),
         key=lambda r: (_STATUS_ORDER.get(r.status, 9), r.nominated_at, str(r.pk)),  # type: ignore[call-overload]  # typing debt
     )
     reference_names = {reference.pk: reference.name for reference in references}
-    flags = list(Flag.objects.filter(request=request))
-    timeline = list(TimelineEvent.objects.filter(request=request))
+    flags = list(Flag.objects.filter(request=reference_request))
+    timeline = list(TimelineEvent.objects.filter(request=reference_request))
     members = user_service.member_names(
-        {request.created_by_id} | {f.reviewed_by_id for f in flags} | {e.actor_id for e in timeline}
+        {reference_request.created_by_id} | {f.reviewed_by_id for f in flags} | {e.actor_id for e in timeline}
     )
     flags_by_reference: dict = {}
     flag_rows = []
@@ -314,19 +314,19 @@ def build_report(request: ReferenceRequest) -> dict:
         referee_rows[-1]["mismatches"] = sum(1 for row in referee_rows[-1]["checks"] if row["mismatch"])
     return {
         "request": {
-            "id": str(request.pk),
-            "short_id": short_id(request),
-            "role": request.role,
-            "status": request.status,
-            "status_label": request.get_status_display(),
-            "created_at": request.created_at,
-            "created_by": members.get(request.created_by_id, "") if request.created_by_id else "",
-            "deadline": request.deadline,
-            "closed_at": request.closed_at,
-            "referees_required": request.referees_required,
+            "id": str(reference_request.pk),
+            "short_id": short_id(reference_request),
+            "role": reference_request.role,
+            "status": reference_request.status,
+            "status_label": reference_request.get_status_display(),
+            "created_at": reference_request.created_at,
+            "created_by": members.get(reference_request.created_by_id, "") if reference_request.created_by_id else "",
+            "deadline": reference_request.deadline,
+            "closed_at": reference_request.closed_at,
+            "referees_required": reference_request.referees_required,
             "references_completed": len(completed),
             "questionnaire": f"{version.questionnaire.name} (version {version.number})",
-            "guidance": request.guidance,
+            "guidance": reference_request.guidance,
         },
         "candidate": {"name": candidate.name, "email": candidate.email, "phone": candidate.phone},
         "referees": referee_rows,

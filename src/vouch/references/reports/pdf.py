@@ -84,9 +84,9 @@ def render_pdf(report: dict) -> bytes:
     return HTML(string=html, base_url=STYLESHEET_URL, url_fetcher=BundledOnlyFetcher()).write_pdf()
 
 
-def generate_pdf(request_obj: ReferenceRequest) -> bytes:
+def generate_pdf(reference_request: ReferenceRequest) -> bytes:
     """The report of one request as PDF bytes, freshly rendered (nothing stored)."""
-    return render_pdf(report_data.build_report(request_obj))
+    return render_pdf(report_data.build_report(reference_request))
 
 
 def _stored(report_file: ReportFile | None, fingerprint: str) -> bool:
@@ -101,10 +101,10 @@ def _remove_after_commit(storage, name: str) -> None:
     transaction.on_commit(storage.remover(name), using=router.db_for_write(ReportFile), robust=True)
 
 
-def _reserve(request_obj: ReferenceRequest, member_id: int | None) -> str:
+def _reserve(reference_request: ReferenceRequest, member_id: int | None) -> str:
     """Take the report's render lock (its cache key is returned, to release) and count
     the render against the member's budget; ``RenderRefused`` otherwise."""
-    lock = f"vouch:report-render:{current().company_id}:{request_obj.pk}"
+    lock = f"vouch:report-render:{current().company_id}:{reference_request.pk}"
     if not cache.add(lock, 1, RENDER_LOCK_SECONDS):
         raise RenderRefused("This report's PDF is being prepared: try again in a few seconds.", 5)
     if member_id is not None:
@@ -121,7 +121,7 @@ def _reserve(request_obj: ReferenceRequest, member_id: int | None) -> str:
     return lock
 
 
-def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = None) -> ReportFile:
+def report_file_for(reference_request: ReferenceRequest, *, member_id: int | None = None) -> ReportFile:
     """The stored PDF of the request's current report: the one kept if the report has
     not changed since, else a new rendering that replaces it.
 
@@ -130,12 +130,12 @@ def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = No
     counted against ``member_id``'s budget, and only one render of a report runs at a
     time (``RenderRefused`` otherwise); should two still race, one file wins and the
     other is removed."""
-    report = report_data.build_report(request_obj)
+    report = report_data.build_report(reference_request)
     fingerprint = report_data.fingerprint(report)
-    existing = ReportFile.objects.filter(request=request_obj).first()
+    existing = ReportFile.objects.filter(request=reference_request).first()
     if _stored(existing, fingerprint):
         return existing  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
-    lock = _reserve(request_obj, member_id)
+    lock = _reserve(reference_request, member_id)
     try:
         pdf = render_pdf(report)
     finally:
@@ -144,10 +144,10 @@ def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = No
     name = storage.save(report_file_name(None, ""), ContentFile(pdf))  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
     try:
         with company_db.atomic():
-            current = ReportFile.objects.select_for_update().filter(request=request_obj).first()
+            current = ReportFile.objects.select_for_update().filter(request=reference_request).first()
             if current is None:
                 current = ReportFile.objects.create(
-                    request=request_obj, file=name, fingerprint=fingerprint, size=len(pdf)
+                    request=reference_request, file=name, fingerprint=fingerprint, size=len(pdf)
                 )
             elif _stored(current, fingerprint):
                 # Someone else stored this very report meanwhile: keep theirs.
@@ -162,7 +162,7 @@ def report_file_for(request_obj: ReferenceRequest, *, member_id: int | None = No
     except IntegrityError:
         # Another download created the row first: use it, drop ours.
         storage.delete(name)
-        return ReportFile.objects.get(request=request_obj)
+        return ReportFile.objects.get(request=reference_request)
     except BaseException:
         storage.delete(name)
         raise

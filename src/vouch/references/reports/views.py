@@ -28,11 +28,11 @@ log = logging.getLogger("vouch.references")
 @require_safe
 @company_action(Action.VIEW_REPORTS)
 def report(request: CompanyRequest, request_id: UUID) -> HttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     response = render(
         request,
         "references/report/page.html",
-        {"report": report_data.build_report(request_obj), "request_obj": request_obj},
+        {"report": report_data.build_report(reference_request), "reference_request": reference_request},
     )
     response["Cache-Control"] = "private, no-store"
     return response
@@ -50,9 +50,9 @@ def _cannot(request: CompanyRequest, message: str) -> HttpResponse:
 @require_safe  # reading: a POST must not render, store or log anything
 @company_action(Action.VIEW_REPORTS)
 def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | StreamingHttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     try:
-        stored = pdfs.report_file_for(request_obj, member_id=request.user.pk)
+        stored = pdfs.report_file_for(reference_request, member_id=request.user.pk)
         # Decrypted and checked before any header goes out, so a damaged file is a
         # clear page rather than a download cut short (as attachments are served).
         first, handle = downloads.open_checked(stored.file.storage, stored.file.name)
@@ -66,7 +66,7 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | Stre
         wait["Retry-After"] = str(refused.retry_after)
         return wait
     except (OSError, VaultError, pdfs.ReportRenderingError):
-        log.exception("the report PDF of request %s could not be made or read", request_obj.pk)
+        log.exception("the report PDF of request %s could not be made or read", reference_request.pk)
         return _cannot(
             request,
             "The report could not be rendered or its stored copy failed its integrity check. "
@@ -76,9 +76,9 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | Stre
         Kind.REPORT_DOWNLOADED,
         "A reference report was downloaded as PDF.",
         actor=request.user,
-        details={"request": str(request_obj.pk)},
+        details={"request": str(reference_request.pk)},
     )
     # The request's short id, never the candidate's name: file names end up in
     # download folders, mail attachments and synced drives.
-    filename = f"reference-report-{report_data.short_id(request_obj)}.pdf"
+    filename = f"reference-report-{report_data.short_id(reference_request)}.pdf"
     return downloads.download(first, handle, content_type="application/pdf", size=stored.size, filename=filename)

@@ -25,12 +25,12 @@ class Visibility:
     everything: bool
     creator_id: int | None = None
 
-    def of(self, requests: QuerySet[ReferenceRequest]) -> QuerySet[ReferenceRequest]:
+    def of(self, reference_requests: QuerySet[ReferenceRequest]) -> QuerySet[ReferenceRequest]:
         if self.everything:
-            return requests
+            return reference_requests
         if self.creator_id is None:
-            return requests.none()
-        return requests.filter(created_by_id=self.creator_id)
+            return reference_requests.none()
+        return reference_requests.filter(created_by_id=self.creator_id)
 
     def candidates(self, candidates: QuerySet[Candidate]) -> QuerySet[Candidate]:
         """The candidates a member limited to their own requests reaches: those with at
@@ -41,14 +41,14 @@ class Visibility:
             return candidates
         if self.creator_id is None:
             return candidates.none()
-        requests = ReferenceRequest.objects.filter(candidate=OuterRef("pk"))
-        own = Exists(requests.filter(created_by_id=self.creator_id))
-        added_unrequested = Q(created_by_id=self.creator_id) & ~Exists(requests)
+        reference_requests = ReferenceRequest.objects.filter(candidate=OuterRef("pk"))
+        own = Exists(reference_requests.filter(created_by_id=self.creator_id))
+        added_unrequested = Q(created_by_id=self.creator_id) & ~Exists(reference_requests)
         return candidates.filter(own | added_unrequested)
 
 
-def visibility(http_request: CompanyRequest, settings: WorkflowSettings | None = None) -> Visibility:
-    membership = http_request.membership
+def visibility(request: CompanyRequest, settings: WorkflowSettings | None = None) -> Visibility:
+    membership = request.membership
     # The company's "recruiters see all" setting decides for recruiters only: anyone
     # else's view does not read it.
     if policy.sees_all_requests(membership, recruiters_see_all=False):
@@ -61,29 +61,27 @@ def visibility(http_request: CompanyRequest, settings: WorkflowSettings | None =
     return Visibility(everything=False, creator_id=membership.user_id)
 
 
-def visible_requests(
-    http_request: CompanyRequest, settings: WorkflowSettings | None = None
-) -> QuerySet[ReferenceRequest]:
-    return visibility(http_request, settings).of(ReferenceRequest.objects.all())
+def visible_requests(request: CompanyRequest, settings: WorkflowSettings | None = None) -> QuerySet[ReferenceRequest]:
+    return visibility(request, settings).of(ReferenceRequest.objects.all())
 
 
-def visible_candidates(http_request: CompanyRequest, settings: WorkflowSettings | None = None) -> QuerySet[Candidate]:
-    return visibility(http_request, settings).candidates(Candidate.objects.all())
+def visible_candidates(request: CompanyRequest, settings: WorkflowSettings | None = None) -> QuerySet[Candidate]:
+    return visibility(request, settings).candidates(Candidate.objects.all())
 
 
-def candidate_or_404(http_request: CompanyRequest, candidate_id: UUID) -> Candidate:
-    return company_object_or_404(http_request, visible_candidates(http_request), pk=candidate_id)
+def candidate_or_404(request: CompanyRequest, candidate_id: UUID) -> Candidate:
+    return company_object_or_404(request, visible_candidates(request), pk=candidate_id)
 
 
-def request_or_404(http_request: CompanyRequest, request_id: UUID) -> ReferenceRequest:
+def request_or_404(request: CompanyRequest, request_id: UUID) -> ReferenceRequest:
     return company_object_or_404(
-        http_request, visible_requests(http_request).select_related("candidate", "questionnaire_version"), pk=request_id
+        request, visible_requests(request).select_related("candidate", "questionnaire_version"), pk=request_id
     )
 
 
-def reference_or_404(http_request: CompanyRequest, request_id: UUID, reference_id: UUID) -> Reference:
+def reference_or_404(request: CompanyRequest, request_id: UUID, reference_id: UUID) -> Reference:
     """A reference, reachable only under its own request (which the member must see)."""
-    request = request_or_404(http_request, request_id)
+    reference_request = request_or_404(request, request_id)
     return company_object_or_404(
-        http_request, Reference.objects.select_related("request"), pk=reference_id, request=request
+        request, Reference.objects.select_related("request"), pk=reference_id, request=reference_request
     )

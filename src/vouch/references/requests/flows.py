@@ -97,7 +97,7 @@ def create_request(
         except LookupError:
             raise WorkflowError("Choose a questionnaire from the list.") from None
         candidate = _candidate_for(name, email, phone.strip(), actor)
-        request = ReferenceRequest.objects.create(
+        reference_request = ReferenceRequest.objects.create(
             created_by_id=company_db.actor_id(actor),
             candidate=candidate,
             role=role,
@@ -108,137 +108,149 @@ def create_request(
             deadline=moment,
             last_activity_at=timezone.now(),
         )
-        flows.note(request, "request_created", f"Request created for the role {role}.", actor=actor)
-        activity.log("request_created", "Reference request created.", actor=actor, details={"request": str(request.pk)})
-        send_candidate_link(request, actor=actor, first=True)
-    return request
+        flows.note(reference_request, "request_created", f"Request created for the role {role}.", actor=actor)
+        activity.log(
+            "request_created", "Reference request created.", actor=actor, details={"request": str(reference_request.pk)}
+        )
+        send_candidate_link(reference_request, actor=actor, first=True)
+    return reference_request
 
 
-def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
+def send_candidate_link(reference_request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
     """(Re)issue the candidate's link and email it once the change commits. A resent
     link replaces the earlier one."""
-    if not request.is_open:
+    if not reference_request.is_open:
         raise WorkflowError("This request is closed.")
     company = flows.current_company()
-    token = links.reissue(company, Purpose.CANDIDATE, request.pk, request.deadline)
+    token = links.reissue(company, Purpose.CANDIDATE, reference_request.pk, reference_request.deadline)
     flows.note(
-        request,
+        reference_request,
         "candidate_emailed",
         "Link sent to the candidate." if first else "Link sent again to the candidate.",
         actor=actor,
     )
-    request_id, company_id = request.pk, company.pk
+    request_id, company_id = reference_request.pk, company.pk
     outgoing.record("candidate_invitation", request_id, token=token)
     from vouch.references import jobs
 
     company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
-def can_delete(request: ReferenceRequest) -> bool:
-    return not request.candidate_has_acted
+def can_delete(reference_request: ReferenceRequest) -> bool:
+    return not reference_request.candidate_has_acted
 
 
-def delete_request(request: ReferenceRequest, *, actor) -> None:
+def delete_request(reference_request: ReferenceRequest, *, actor) -> None:
     """Remove a request the candidate has not acted on (confirmed or nominated) yet;
     after that it can only be cancelled, so what referees said is not lost silently."""
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not can_delete(request):
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not can_delete(reference_request):
             raise WorkflowError("The candidate has already acted on this request: cancel it instead.")
-        links.revoke_for_subject(flows.current_company(), request.pk)
-        request_id = str(request.pk)
-        request.delete()
+        links.revoke_for_subject(flows.current_company(), reference_request.pk)
+        request_id = str(reference_request.pk)
+        reference_request.delete()
         activity.log("request_deleted", "Reference request deleted.", actor=actor, details={"request": request_id})
 
 
-def _close_references(request: ReferenceRequest, status: str, now: datetime) -> None:
+def _close_references(reference_request: ReferenceRequest, status: str, now: datetime) -> None:
     company = flows.current_company()
-    for reference in request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
+    for reference in reference_request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
         links.revoke_for_subject(company, reference.pk)
         reference.status = status
         reference.closed_at = now
         reference.save(update_fields=["status", "closed_at"])
-    links.revoke_for_subject(company, request.pk)
+    links.revoke_for_subject(company, reference_request.pk)
 
 
-def cancel_request(request: ReferenceRequest, *, actor, reason: str = "") -> None:
+def cancel_request(reference_request: ReferenceRequest, *, actor, reason: str = "") -> None:
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not request.is_open:
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not reference_request.is_open:
             raise WorkflowError("This request is already closed.")
         now = timezone.now()
-        _close_references(request, ReferenceStatus.CANCELLED, now)
-        request.status = RequestStatus.CANCELLED
-        request.closed_at = now
-        request.save(update_fields=["status", "closed_at"])
-        flows.note(request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
+        _close_references(reference_request, ReferenceStatus.CANCELLED, now)
+        reference_request.status = RequestStatus.CANCELLED
+        reference_request.closed_at = now
+        reference_request.save(update_fields=["status", "closed_at"])
+        flows.note(reference_request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
         activity.log(
-            "request_cancelled", "Reference request cancelled.", actor=actor, details={"request": str(request.pk)}
+            "request_cancelled",
+            "Reference request cancelled.",
+            actor=actor,
+            details={"request": str(reference_request.pk)},
         )
 
 
-def expire_request(request: ReferenceRequest, *, now: datetime | None = None) -> bool:
+def expire_request(reference_request: ReferenceRequest, *, now: datetime | None = None) -> bool:
     """At the deadline, an open request and its open references expire. True if it did."""
     now = now or timezone.now()
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not request.is_open or request.deadline > now:
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not reference_request.is_open or reference_request.deadline > now:
             return False
-        _close_references(request, ReferenceStatus.EXPIRED, now)
-        request.status = RequestStatus.EXPIRED
-        request.closed_at = now
-        request.save(update_fields=["status", "closed_at"])
-        flows.note(request, "request_expired", "The deadline passed: open items expired.")
+        _close_references(reference_request, ReferenceStatus.EXPIRED, now)
+        reference_request.status = RequestStatus.EXPIRED
+        reference_request.closed_at = now
+        reference_request.save(update_fields=["status", "closed_at"])
+        flows.note(reference_request, "request_expired", "The deadline passed: open items expired.")
     return True
 
 
-def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
+def change_deadline(reference_request: ReferenceRequest, deadline: date | datetime, *, actor) -> None:
     moment = deadline_from(deadline)
     with company_db.atomic():
-        request = ReferenceRequest.objects.select_for_update().get(pk=request.pk)
-        if not request.is_open:
+        reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
+        if not reference_request.is_open:
             raise WorkflowError("This request is closed.")
-        request.deadline = moment
-        request.save(update_fields=["deadline"])
+        reference_request.deadline = moment
+        reference_request.save(update_fields=["deadline"])
         company = flows.current_company()
-        links.extend(company, request.pk, moment)
-        for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
+        links.extend(company, reference_request.pk, moment)
+        for reference_id in reference_request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list(
+            "pk", flat=True
+        ):
             links.extend(company, reference_id, moment)
-        flows.note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
+        flows.note(
+            reference_request,
+            "deadline_changed",
+            f"Deadline moved to {dateformat.format(moment, 'd F Y')}.",
+            actor=actor,
+        )
         from vouch.references import jobs
 
-        company_id, request_id = company.pk, request.pk
+        company_id, request_id = company.pk, reference_request.pk
         company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
-def refresh_status(request: ReferenceRequest, *, now: datetime | None = None) -> str:
+def refresh_status(reference_request: ReferenceRequest, *, now: datetime | None = None) -> str:
     """Work out the request's status from its references, and keep its counters in
     step. Call inside the transaction that changed a reference."""
-    if request.status in CLOSED_REQUEST_STATUSES:
-        return request.status
+    if reference_request.status in CLOSED_REQUEST_STATUSES:
+        return reference_request.status
     now = now or timezone.now()
-    statuses = list(request.references.values_list("status", flat=True))
+    statuses = list(reference_request.references.values_list("status", flat=True))
     completed = statuses.count(ReferenceStatus.COMPLETED)
     active = sum(1 for status in statuses if status in ACTIVE_REFERENCE_STATUSES)
     started = any(status in (ReferenceStatus.OPENED, ReferenceStatus.IN_PROGRESS) for status in statuses)
-    flags = Flag.objects.filter(request=request)
-    request.references_completed = completed
-    request.flag_count = flags.count()
-    request.open_flags = flags.filter(reviewed_at__isnull=True).count()
-    request.last_activity_at = now
-    if completed >= request.referees_required:
-        request.status = RequestStatus.COMPLETED
-        request.closed_at = now
+    flags = Flag.objects.filter(request=reference_request)
+    reference_request.references_completed = completed
+    reference_request.flag_count = flags.count()
+    reference_request.open_flags = flags.filter(reviewed_at__isnull=True).count()
+    reference_request.last_activity_at = now
+    if completed >= reference_request.referees_required:
+        reference_request.status = RequestStatus.COMPLETED
+        reference_request.closed_at = now
         # Links stay until the deadline: the candidate still sees the statuses, and the
         # referees their thank-you page; every change is refused once closed.
-        flows.note(request, "request_completed", "All references are in: the request is complete.")
-    elif active < request.referees_required:
-        request.status = RequestStatus.AWAITING_CANDIDATE
+        flows.note(reference_request, "request_completed", "All references are in: the request is complete.")
+    elif active < reference_request.referees_required:
+        reference_request.status = RequestStatus.AWAITING_CANDIDATE
     elif completed or started:
-        request.status = RequestStatus.IN_PROGRESS
+        reference_request.status = RequestStatus.IN_PROGRESS
     else:
-        request.status = RequestStatus.AWAITING_REFEREES
-    request.save(
+        reference_request.status = RequestStatus.AWAITING_REFEREES
+    reference_request.save(
         update_fields=["status", "closed_at", "references_completed", "flag_count", "open_flags", "last_activity_at"]
     )
-    return request.status
+    return reference_request.status

@@ -134,25 +134,25 @@ def matching_candidates(query: str) -> QuerySet[Candidate] | QuerySet[SearchTerm
     return None
 
 
-def filtered(requests: QuerySet[ReferenceRequest], filters: Filters) -> QuerySet[ReferenceRequest]:
+def filtered(reference_requests: QuerySet[ReferenceRequest], filters: Filters) -> QuerySet[ReferenceRequest]:
     """``requests`` narrowed by the filters, newest first; no joins (so counting is
     one table), the candidate search as an ``IN`` subquery on indexed columns."""
     if filters.status:
-        requests = requests.filter(status=filters.status)
+        reference_requests = reference_requests.filter(status=filters.status)
     if filters.recruiter:
-        requests = requests.filter(created_by_id=filters.recruiter)
+        reference_requests = reference_requests.filter(created_by_id=filters.recruiter)
     if filters.flagged:
-        requests = requests.filter(open_flags__gt=0)
+        reference_requests = reference_requests.filter(open_flags__gt=0)
     if filters.created_from:
-        requests = requests.filter(created_at__gte=_start_of(filters.created_from))
+        reference_requests = reference_requests.filter(created_at__gte=_start_of(filters.created_from))
     if filters.created_to:
-        requests = requests.filter(created_at__lt=_start_of(filters.created_to + timedelta(days=1)))
+        reference_requests = reference_requests.filter(created_at__lt=_start_of(filters.created_to + timedelta(days=1)))
     if filters.query:
         candidates = matching_candidates(filters.query)
         if candidates is None:
-            return requests.none()
-        requests = requests.filter(candidate_id__in=candidates)
-    return requests.order_by(*ORDER)
+            return reference_requests.none()
+        reference_requests = reference_requests.filter(candidate_id__in=candidates)
+    return reference_requests.order_by(*ORDER)
 
 
 def page_number(raw: str) -> int:
@@ -190,9 +190,9 @@ class _FilteredRows:
     """The rows a filtered dashboard shows, through the ORM (the filters make too many
     different queries to prepare each); a ``Paginator``'s object list."""
 
-    def __init__(self, requests: QuerySet[ReferenceRequest], filters: Filters) -> None:
-        self._requests = requests
-        self._matching = filtered(requests, filters)
+    def __init__(self, reference_requests: QuerySet[ReferenceRequest], filters: Filters) -> None:
+        self._requests = reference_requests
+        self._matching = filtered(reference_requests, filters)
 
     def count(self) -> int:
         return self._matching.count()
@@ -225,13 +225,15 @@ def _prepared(query, *, paged: bool) -> dict[bool, PreparedRows]:
     }
 
 
-_PAGE = _prepared(lambda requests: requests.order_by(*ORDER).values_list(*ROW_COLUMNS), paged=True)
-_IDS = _prepared(lambda requests: requests.order_by(*ORDER).values_list("pk"), paged=True)
+_PAGE = _prepared(lambda reference_requests: reference_requests.order_by(*ORDER).values_list(*ROW_COLUMNS), paged=True)
+_IDS = _prepared(lambda reference_requests: reference_requests.order_by(*ORDER).values_list("pk"), paged=True)
 # COUNT(*) as a plain expression, not an aggregate (with an aggregate Django adds a GROUP
 # BY), and of rows, not of a column: SQLite counts a whole table from its b-tree at once
 # (0.01 ms for 10,000 requests), but COUNT(id) reads every row (1 ms).
 _COUNT = _prepared(
-    lambda requests: requests.order_by().values_list(Func(template="COUNT(*)", output_field=IntegerField())),
+    lambda reference_requests: reference_requests.order_by().values_list(
+        Func(template="COUNT(*)", output_field=IntegerField())
+    ),
     paged=False,
 )
 _ROWS_BY_IDS = PreparedRows(

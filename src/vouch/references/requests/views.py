@@ -218,7 +218,7 @@ def request_bulk_progress(request: CompanyRequest, import_id: UUID) -> HttpRespo
 
 def _detail(
     request: CompanyRequest,
-    request_obj: ReferenceRequest,
+    reference_request: ReferenceRequest,
     *,
     status: int = 200,
     error: str = "",
@@ -226,7 +226,7 @@ def _detail(
 ) -> HttpResponse:
     membership = request.membership
     references = list(
-        request_obj.references.only(
+        reference_request.references.only(
             "id",
             "request_id",
             "status",
@@ -247,31 +247,31 @@ def _detail(
     by_id = {reference.pk: reference for reference in references}
     for reference in references:
         reference.replacement = by_id.get(reference.replaced_by_id)  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
-    timeline = list(request_obj.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
-    flags = fraud.flags_of(request_obj)  # with their referees and reviewers' names
-    names = user_service.member_names({request_obj.created_by_id} | {event.actor_id for event in timeline})
+    timeline = list(reference_request.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
+    flags = fraud.flags_of(reference_request)  # with their referees and reviewers' names
+    names = user_service.member_names({reference_request.created_by_id} | {event.actor_id for event in timeline})
     for event in timeline:
         event.actor_name = names.get(event.actor_id, "")  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
     can_change = policy.can(membership, Action.CHANGE_REQUESTS)
-    version = request_obj.questionnaire_version
+    version = reference_request.questionnaire_version
     return render(
         request,
         "references/requests/detail.html",
         {
-            "request_obj": request_obj,
-            "candidate": request_obj.candidate,
+            "reference_request": reference_request,
+            "candidate": reference_request.candidate,
             "questionnaire_name": version.questionnaire.name,
             "questionnaire_version": version.number,
             "references": references,
             "timeline": timeline,
             "flags": flags,
             "member_names": names,
-            "requested_by": names.get(request_obj.created_by_id, ""),  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
-            "can_change": can_change and request_obj.is_open,
-            "can_delete": can_change and request_flows.can_delete(request_obj),
+            "requested_by": names.get(reference_request.created_by_id, ""),  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
+            "can_change": can_change and reference_request.is_open,
+            "can_delete": can_change and request_flows.can_delete(reference_request),
             "can_review": policy.can(membership, Action.REVIEW_FLAGS),
             "can_view_reports": policy.can(membership, Action.VIEW_REPORTS),
-            "deadline_form": deadline_form or DeadlineForm(initial={"deadline": request_obj.deadline.date()}),
+            "deadline_form": deadline_form or DeadlineForm(initial={"deadline": reference_request.deadline.date()}),
             "cancel_form": CancelForm(),
             "error": error,
         },
@@ -284,86 +284,98 @@ def request_detail(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     return _detail(request, request_or_404(request, request_id))
 
 
-def _refused(request: CompanyRequest, request_obj: ReferenceRequest, exc: WorkflowError) -> HttpResponse:
-    return _detail(request, request_or_404(request, request_obj.pk), status=400, error=str(exc))
+def _refused(request: CompanyRequest, reference_request: ReferenceRequest, exc: WorkflowError) -> HttpResponse:
+    return _detail(request, request_or_404(request, reference_request.pk), status=400, error=str(exc))
 
 
 @require_POST
 @company_action(Action.CHANGE_REQUESTS)
 def request_resend(request: CompanyRequest, request_id: UUID) -> HttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     try:
         with company_db.atomic():
-            request_flows.send_candidate_link(request_obj, actor=request.user)
+            request_flows.send_candidate_link(reference_request, actor=request.user)
     except WorkflowError as exc:
-        return _refused(request, request_obj, exc)
+        return _refused(request, reference_request, exc)
     messages.success(
-        request, f"A new link has been emailed to {request_obj.candidate.name}; the earlier one no longer works."
+        request, f"A new link has been emailed to {reference_request.candidate.name}; the earlier one no longer works."
     )
-    return redirect("request_detail", request_id=request_obj.pk)
+    return redirect("request_detail", request_id=reference_request.pk)
 
 
 @require_POST
 @company_action(Action.CHANGE_REQUESTS)
 def request_deadline(request: CompanyRequest, request_id: UUID) -> HttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     form = DeadlineForm(request.POST)
     if not form.is_valid():
-        return _detail(request, request_obj, status=400, deadline_form=form, error="Choose a valid new deadline.")
+        return _detail(request, reference_request, status=400, deadline_form=form, error="Choose a valid new deadline.")
     try:
-        request_flows.change_deadline(request_obj, form.cleaned_data["deadline"], actor=request.user)
+        request_flows.change_deadline(reference_request, form.cleaned_data["deadline"], actor=request.user)
     except WorkflowError as exc:
-        return _refused(request, request_obj, exc)
+        return _refused(request, reference_request, exc)
     messages.success(request, f"Deadline moved to {dateformat.format(form.cleaned_data['deadline'], 'd F Y')}.")
-    return redirect("request_detail", request_id=request_obj.pk)
+    return redirect("request_detail", request_id=reference_request.pk)
 
 
-def _confirm_page(request: CompanyRequest, request_obj: ReferenceRequest, action: str, form) -> HttpResponse:
+def _confirm_page(request: CompanyRequest, reference_request: ReferenceRequest, action: str, form) -> HttpResponse:
     return render(
         request,
         "references/requests/confirm.html",
-        {"request_obj": request_obj, "candidate": request_obj.candidate, "action": action, "form": form},
+        {
+            "reference_request": reference_request,
+            "candidate": reference_request.candidate,
+            "action": action,
+            "form": form,
+        },
     )
 
 
 @require_POST
 @company_action(Action.CHANGE_REQUESTS)
 def request_cancel(request: CompanyRequest, request_id: UUID) -> HttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     form = CancelForm(request.POST)
     if not form.is_valid():
         return _detail(
-            request, request_obj, status=400, error="The reason must be plain text on one line, up to 500 characters."
+            request,
+            reference_request,
+            status=400,
+            error="The reason must be plain text on one line, up to 500 characters.",
         )
-    if not request_obj.is_open:
-        return _refused(request, request_obj, WorkflowError("This request is already closed."))
+    if not reference_request.is_open:
+        return _refused(request, reference_request, WorkflowError("This request is already closed."))
     if not form.cleaned_data["confirm"]:
-        return _confirm_page(request, request_obj, "cancel", CancelForm(initial={**form.cleaned_data, "confirm": True}))
+        return _confirm_page(
+            request, reference_request, "cancel", CancelForm(initial={**form.cleaned_data, "confirm": True})
+        )
     try:
-        request_flows.cancel_request(request_obj, actor=request.user, reason=form.cleaned_data["reason"])
+        request_flows.cancel_request(reference_request, actor=request.user, reason=form.cleaned_data["reason"])
     except WorkflowError as exc:
-        return _refused(request, request_obj, exc)
+        return _refused(request, reference_request, exc)
     messages.success(request, "Request cancelled: the candidate's and referees' links no longer work.")
-    return redirect("request_detail", request_id=request_obj.pk)
+    return redirect("request_detail", request_id=reference_request.pk)
 
 
 @require_POST
 @company_action(Action.CHANGE_REQUESTS)
 def request_delete(request: CompanyRequest, request_id: UUID) -> HttpResponse:
-    request_obj = request_or_404(request, request_id)
+    reference_request = request_or_404(request, request_id)
     form = DeleteForm(request.POST)
     if not form.is_valid():
-        return _detail(request, request_obj, status=400, error="Confirm the deletion.")
-    if not request_flows.can_delete(request_obj):
+        return _detail(request, reference_request, status=400, error="Confirm the deletion.")
+    if not request_flows.can_delete(reference_request):
         return _refused(
-            request, request_obj, WorkflowError("The candidate has already acted on this request: cancel it instead.")
+            request,
+            reference_request,
+            WorkflowError("The candidate has already acted on this request: cancel it instead."),
         )
     if not form.cleaned_data["confirm"]:
-        return _confirm_page(request, request_obj, "delete", DeleteForm(initial={"confirm": True}))
-    name = request_obj.candidate.name
+        return _confirm_page(request, reference_request, "delete", DeleteForm(initial={"confirm": True}))
+    name = reference_request.candidate.name
     try:
-        request_flows.delete_request(request_obj, actor=request.user)
+        request_flows.delete_request(reference_request, actor=request.user)
     except WorkflowError as exc:
-        return _refused(request, request_obj, exc)
+        return _refused(request, reference_request, exc)
     messages.success(request, f"The request for {name} was deleted.")
     return redirect("requests")
