@@ -40,7 +40,7 @@ DECISION_SCRIPT = textwrap.dedent(
     iterations = int(sys.argv[1])
     factory = RequestFactory()
     def request(n):
-        return factory.post("/accounts/login/", REMOTE_ADDR=f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}")
+        return factory.post("/accounts/login/", HTTP_HOST="localhost", REMOTE_ADDR=f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}")
 
     def timed(fn):
         started = time.perf_counter()
@@ -54,6 +54,11 @@ DECISION_SCRIPT = textwrap.dedent(
         attempt = throttle.before_password_check(request(n), user.email)
         throttle.password_failed(request(n), attempt)
         throttle.after_password_check(attempt)
+
+    # The hold lasts 15 s; on a loaded machine the timed loops can outlast it. The clock
+    # stands still from here (the decision reads it, the measured code is the same).
+    frozen = throttle.now()
+    throttle.now = lambda: frozen
 
     def refused(n):
         try:
