@@ -37,6 +37,7 @@ from ua_parser import parse
 
 from vouch.accounts import user_service
 from vouch.guard.risk import client_ip
+from vouch.references.flows import note
 from vouch.references.fraud import freemail
 from vouch.references.request_models import (
     Actor,
@@ -437,8 +438,6 @@ def evaluate(request: ReferenceRequest) -> list[Flag]:
 
 
 def _evaluate(request: ReferenceRequest) -> tuple[list[Flag], set]:
-    from vouch.references.flows import note
-
     given = request
     references = list(Reference.objects.filter(request_id=request.pk).order_by("nominated_at", "id"))
     if not references:

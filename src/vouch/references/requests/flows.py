@@ -11,7 +11,7 @@ from django.utils import dateformat, timezone
 from vouch.activity import services as activity
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import flows
+from vouch.references import flows, jobs
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.models import Candidate
@@ -129,8 +129,6 @@ def send_candidate_link(request: ReferenceRequest, *, actor=None, first: bool = 
     )
     request_id, company_id = request.pk, company.pk
     outgoing.record("candidate_invitation", request_id, token=token)
-    from vouch.references import jobs
-
     company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
@@ -205,8 +203,6 @@ def change_deadline(request: ReferenceRequest, deadline: date | datetime, *, act
         for reference_id in request.references.filter(status__in=OPEN_REFERENCE_STATUSES).values_list("pk", flat=True):
             links.extend(company, reference_id, moment)
         flows.note(request, "deadline_changed", f"Deadline moved to {dateformat.format(moment, 'd F Y')}.", actor=actor)
-        from vouch.references import jobs
-
         company_id, request_id = company.pk, request.pk
         company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
