@@ -40,7 +40,8 @@ DECISION_SCRIPT = textwrap.dedent(
     iterations = int(sys.argv[1])
     factory = RequestFactory()
     def request(n):
-        return factory.post("/accounts/login/", HTTP_HOST="localhost", REMOTE_ADDR=f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}")
+        address = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        return factory.post("/accounts/login/", HTTP_HOST="localhost", REMOTE_ADDR=address)
 
     def timed(fn):
         started = time.perf_counter()

@@ -388,7 +388,7 @@ FAILURES = {
     "template": lambda mp: mp.setattr(
         provisioning, "_prepare_postgresql_template" if on_postgresql() else "_sqlite_template", _fail
     ),
-    "files_dir": lambda mp: mp.setattr(provisioning, "files_dir", lambda *a: Path("/proc/version/not-a-directory")),
+    "files_dir": lambda mp: mp.setattr(regions, "files_dir", lambda *a: Path("/proc/version/not-a-directory")),
     "membership_row": lambda mp: mp.setattr(Membership.objects, "create", _fail),
 }
 

@@ -19,7 +19,9 @@ from django.core.mail import send_mail
 from django.db.models import Max
 from django.utils import timezone
 
+from vouch.accounts.models import User
 from vouch.backups.models import BackupSet, BackupStatus, DrillOutcome, DrillRun, Scope
+from vouch.tenancy.models import Company, CompanyStatus
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +35,6 @@ def stale_after() -> timedelta:
 
 def problems(now=None) -> list[tuple[str, str]]:
     """(problem key, line for the email) for every current problem."""
-    from vouch.tenancy.models import Company, CompanyStatus
-
     now = now or timezone.now()
     found: list[tuple[str, str]] = []
     for run in DrillRun.objects.filter(outcome=DrillOutcome.FAILED, started_at__gte=now - LOOKBACK).order_by(
@@ -75,8 +75,6 @@ def _cache_key(problem: str) -> str:
 
 def check_and_alert(now=None) -> int:
     """Mail the operators about problems not mailed before; returns how many were new."""
-    from vouch.accounts.models import User
-
     new = [(key, line) for key, line in problems(now) if not cache.get(_cache_key(key))]
     if not new:
         return 0

@@ -8,7 +8,7 @@ class BackupsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # In ready(): the receivers import models, which are loaded only now.
+        # imported here: runs in AppConfig.ready() (the receivers import models, loaded only now)
         from vouch.backups import receivers
 
         receivers.connect()

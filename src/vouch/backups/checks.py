@@ -19,7 +19,13 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from vouch.tenancy import connections
+from vouch import regions
+from vouch.config import DatabaseURL
+from vouch.tenancy import connections, provisioning
+from vouch.vault import sealing
+from vouch.vault.errors import VaultError
+from vouch.vault.fields import EncryptedField
+from vouch.vault.files import decrypt_stream
 
 SAMPLE_ROWS = 5  # rows per table whose encrypted values are opened
 
@@ -45,8 +51,8 @@ def opened(database: Path, region=None):
         finally:
             connection.close()
         return
+    # imported here: vouch.backups.restore imports this one (cycle inside the app)
     from vouch.backups.restore import pg_restore_into
-    from vouch.tenancy import provisioning
 
     scratch = f"{connections.postgres_name(uuid.uuid4())}_drill"
     try:
@@ -121,10 +127,6 @@ def encrypted_sample(cursor, vendor: str, company_id, rows_per_table: int = SAMP
     from django.apps import apps
     from django.conf import settings
 
-    from vouch.vault import sealing
-    from vouch.vault.errors import VaultError
-    from vouch.vault.fields import EncryptedField
-
     company = uuid.UUID(str(company_id))
     tables = set(_tables(cursor, vendor))
     opened_values = 0
@@ -154,9 +156,6 @@ def encrypted_sample(cursor, vendor: str, company_id, rows_per_table: int = SAMP
 
 def files(files_dir: Path | None, company_id) -> str:
     """Every file's chunks authenticate under the company's key (read to the end)."""
-    from vouch.vault.errors import VaultError
-    from vouch.vault.files import decrypt_stream
-
     if files_dir is None or not files_dir.exists():
         return "ok (0 files)"
     company = uuid.UUID(str(company_id))
@@ -213,9 +212,6 @@ def control_server():
     """The control database's PostgreSQL server, as a region-like value for
     :func:`opened` (its connection settings, whichever database they name)."""
     from django.db import connection
-
-    from vouch import regions
-    from vouch.config import DatabaseURL
 
     entry = connection.settings_dict
     server = DatabaseURL(

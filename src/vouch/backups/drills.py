@@ -24,9 +24,14 @@ import structlog
 from django.conf import settings
 from django.utils import timezone
 
-from vouch.backups import checks
+from vouch import regions
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
+from vouch.backups import alerts, checks
 from vouch.backups.models import BackupSet, BackupStatus, DrillOutcome, DrillRun, Scope
+from vouch.backups.restore import _find_company
 from vouch.backups.sources import RestoreError, fetch_company, fetch_control
+from vouch.tenancy.models import Company, CompanyStatus
 
 log = structlog.get_logger(__name__)
 
@@ -42,9 +47,6 @@ def scratch_root() -> Path:
 
 
 def _record(run: DrillRun) -> DrillRun:
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
-
     run.save()
     record(
         EventAction.BACKUP_DRILL,
@@ -102,8 +104,6 @@ def _drill(scope: str, company, fetch, check, *, scheduled: bool = False) -> Dri
 
 
 def drill_company(company, *, scheduled: bool = False) -> DrillRun:
-    from vouch import regions
-
     region = regions.get(company.region)
     return _drill(
         Scope.COMPANY,
@@ -122,8 +122,6 @@ def drill_control(*, scheduled: bool = False) -> DrillRun:
 
 
 def _live_companies():
-    from vouch.tenancy.models import Company, CompanyStatus
-
     return Company.objects.exclude(status=CompanyStatus.DELETED).filter(offline_since__isnull=True)
 
 
@@ -176,8 +174,6 @@ def run_drills(
         if control:
             runs.append(drill_control(scheduled=scheduled))
             bar.update(1)
-    from vouch.backups import alerts
-
     alerts.check_and_alert()
     return runs
 
@@ -208,8 +204,6 @@ def drill_periodically(stopping: threading.Event, poll_seconds: float = 600) -> 
     ``poll_seconds`` (the first check at once: a server started when a drill is due
     takes it). A failure is logged and tried again; it never reaches the server."""
     from django.db import connections
-
-    from vouch.backups import alerts
 
     while not stopping.is_set():
         try:
@@ -263,8 +257,6 @@ def health() -> dict[str, dict[str, str]]:
 
 
 def cli_drill(args: argparse.Namespace, out=None, err=None) -> int:
-    from vouch.backups.restore import _find_company
-
     out = out or sys.stdout
     err = err or sys.stderr
     show = err.isatty() if args.progress is None else args.progress

@@ -66,6 +66,8 @@ from pathlib import Path
 import structlog
 
 from vouch.backups import inotify, mirror_verify
+from vouch.backups.mirror.plan import litestream_url
+from vouch.objectstore import join
 
 log = structlog.get_logger(__name__)
 
@@ -193,14 +195,10 @@ class Watched:
     pattern: str = "*.sqlite3"
 
     def replica(self, database: Path) -> str:
-        from vouch.backups.mirror.plan import litestream_url
-
         return litestream_url(self.store_url(database))
 
     def store_url(self, database: Path) -> str:
         """Where ``database``'s copy is, as a store URL (vouch.objectstore)."""
-        from vouch.objectstore import join
-
         # The same place directory replication would use (<base>/<file name>/), so
         # restore, lag and purge find a company's copy wherever it was made.
         return join(self.replica_base, database.name)
@@ -213,8 +211,6 @@ def live_config(config: dict, socket: Path) -> tuple[dict, list[Watched]]:
     """From a directory-replication configuration (vouch.backups.mirror.plan.config()):
     the configuration for a live set (every ``dir`` entry out, the control socket on)
     and what the LiveSet must watch in their place."""
-    from vouch.backups.mirror.plan import litestream_url
-
     kept, watched = [], []
     for entry in config.get("dbs", []):
         if "dir" not in entry:

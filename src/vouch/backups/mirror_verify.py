@@ -39,6 +39,8 @@ from pathlib import Path
 
 import structlog
 
+from vouch.backups.mirror import plan, purge, restore
+
 log = structlog.get_logger(__name__)
 
 SCHEMA = "sqlite_master"  # the key of the schema's hash among the tables'
@@ -121,7 +123,7 @@ def verify(database: Path, store_url: str, expected: list | None, scratch: Path 
     """Is the copy at ``store_url`` (its replica) what ``database`` holds? ``expected``:
     the database's signature when it was let go; a different one before or after the
     comparison makes the answer UNSURE. ``scratch``: where the private restore goes."""
-    from vouch.backups.mirror import restore
+    # imported here: mirror_scale imports this one (cycle inside the app)
     from vouch.backups.mirror_scale import signature
 
     started = time.monotonic()
@@ -162,8 +164,6 @@ def heal_files(database: Path, replica_base: str) -> int:
     """Remove ``database``'s copy under ``replica_base`` and Litestream's local state for
     it (which would otherwise only add to the copy from where it believes it stands), so
     that its next registration uploads it whole. Only while Litestream does not hold it."""
-    from vouch.backups.mirror import plan, purge
-
     removed = 0
     meta = plan.meta_dir(database)
     if meta.exists():

@@ -8,18 +8,20 @@ import uuid
 from vouch.tenancy import signals as tenancy_signals
 
 # The mirror and pages modules are imported by the functions below when first called, not
-# here: this module is imported by ready(), which every `vouch` command runs, and they
-# would add ctypes, inotify and the mirror's process management to every start-up.
+# here: this module is imported by ready(), which every `vouch` command runs, and the
+# mirror would add ctypes, inotify and its process management to every start-up.
 
 
 def on_company_database_discarded(sender, company_id, region, **kwargs) -> None:
-    from vouch.backups.mirror import remove_company_mirror  # not at start-up: see above
+    # imported here: keeps start-up light (loads ctypes/inotify only when a company is purged)
+    from vouch.backups.mirror import remove_company_mirror
 
     remove_company_mirror(company_id, region)
 
 
 def company_summary(company_id: uuid.UUID) -> dict:
-    from vouch.backups.views import company_summary  # not at start-up: see above
+    # imported here: keeps start-up light (the pages module loads with the page, not in ready())
+    from vouch.backups.views import company_summary
 
     return company_summary(company_id)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import structlog
 from django.conf import settings
 
+from vouch import regions
 from vouch.config import DatabaseURL, parse_database_url
 
 log = structlog.get_logger(__name__)
@@ -97,8 +98,6 @@ class Reading:
 def servers() -> list[Server]:
     """The PostgreSQL servers Vouch writes to: the control database's and each region's,
     each once (by default every region shares VOUCH_COMPANY_DATABASE_URL's server)."""
-    from vouch import regions
-
     found: dict[tuple[str, str], Server] = {}
 
     def add(label: str, url: DatabaseURL) -> None:

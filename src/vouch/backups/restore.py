@@ -35,11 +35,17 @@ import structlog
 from django.utils import timezone
 
 from vouch import regions
-from vouch.backups import restore_files
+from vouch.activity import services as activity
+from vouch.audit import record
+from vouch.audit.models import EventAction
+from vouch.backups import checks, restore_files
 from vouch.backups.sources import BadRequest, Fetched, RestoreError, check_identity, fetch_company, fetch_control
 from vouch.config import DatabaseURL
-from vouch.core.context import alias_for
+from vouch.core.context import alias_for, company_context
+from vouch.core.faults import pause
 from vouch.tenancy import connections, maintenance, provisioning
+from vouch.tenancy.models import Company, CompanyStatus
+from vouch.tenancy.operations.report import find_company
 
 log = structlog.get_logger(__name__)
 
@@ -165,8 +171,6 @@ def _sqlite_swap(live: Path, restored: Path, keep: Path | None) -> None:
     into ``keep`` (when given) under the same lock: no write can land between the copy
     kept aside and the swap, and none is lost (a writer still holding the company open
     waits, then writes on top of the restored state: see docs/backups.md)."""
-    from vouch.core.faults import pause
-
     pause("restore_before_swap")  # tests only: a write here must end up in the kept copy
     connection = sqlite3.connect(live, timeout=60, isolation_level=None)
     try:
@@ -275,8 +279,6 @@ def restore_in_place(
 ) -> tuple[Fetched, Path]:
     """Replace ``company``'s database and files with a verified copy; returns the copy's
     description and the rollback directory."""
-    from vouch.tenancy.models import Company
-
     company = Company.objects.get(pk=company.pk)
     resuming = _interrupted_rollback_dir(company) if company.is_offline else None
     if company.is_offline and resuming is None:
@@ -319,8 +321,6 @@ def restore_in_place(
 
 def rollback_in_place(company, directory: Path) -> None:
     """Put back the database and files an in-place restore kept aside in ``directory``."""
-    from vouch.tenancy.models import Company
-
     directory = directory.resolve()
     state_path = directory / STATE_FILE
     if not state_path.exists():
@@ -355,11 +355,6 @@ def rollback_in_place(company, directory: Path) -> None:
 def _record(company, phase: str, fetched: Fetched | None, rollback: Path) -> None:
     """A security event in the control database; once restored, an entry in the company's
     own activity log (in the restored database, so it says what happened to it)."""
-    from vouch.activity import services as activity
-    from vouch.audit import record
-    from vouch.audit.models import EventAction
-    from vouch.core.context import company_context
-
     action = {
         "started": EventAction.DATA_RESTORE_STARTED,
         "done": EventAction.DATA_RESTORED,
@@ -432,8 +427,6 @@ def pg_restore_into(region: regions.Region, dump: Path, database: str) -> None:
 def _postgres_prepare(company, dump: Path) -> None:
     """The dump restored into ``<live>_restoring`` and its identity row checked: a copy
     of another company never goes live."""
-    from vouch.backups import checks
-
     region = regions.get(company.region)
     fresh = _postgres_fresh_name(company.pk)
     with provisioning._admin(region) as admin:
@@ -501,9 +494,6 @@ def _postgres_rollback(company, kept: str) -> None:
 
 
 def _find_company(key: str):
-    from vouch.tenancy.models import CompanyStatus
-    from vouch.tenancy.operations.report import find_company
-
     try:
         company = find_company(key)
     except LookupError as exc:

@@ -22,6 +22,9 @@ from pathlib import Path
 import structlog
 
 from vouch import regions
+from vouch.backups import restore_files
+from vouch.backups.sets import company_target, control_target, reader
+from vouch.backups.sets import format as set_format
 from vouch.objectstore import StoreError, open_store
 from vouch.tenancy import connections
 
@@ -64,17 +67,10 @@ class Fetched:
 
 def backup_store(region_name: str | None):
     """The backup target of a region (None: the control database's), as the writer uses it."""
-    from vouch.backups.sets import company_target, control_target
-
     return open_store(control_target() if region_name is None else company_target(region_name))
 
 
 def _sets():
-    # vouch.backups.sets (the writer and reader of backup sets) is its own part; imported
-    # here only when a set is needed.
-    from vouch.backups.sets import format as set_format
-    from vouch.backups.sets import reader
-
     return set_format, reader
 
 
@@ -178,6 +174,7 @@ def _from_mirror(company, region: regions.Region, to: Path, at: datetime | None)
     only). None when the mirror cannot serve it (off, not yet caught up, ``at`` before
     its retention): then a backup set does."""
     try:
+        # imported here: the mirror is an optional part (no mirror: a backup set serves)
         from vouch.backups import mirror
     except ImportError:
         return None
@@ -196,8 +193,6 @@ def _from_mirror(company, region: regions.Region, to: Path, at: datetime | None)
     if restored != database:
         shutil.move(restored, database)
     files_dir = to / "files"
-    from vouch.backups import restore_files
-
     restore_files.copy_live(company, files_dir)
     check_identity(database, company.pk)
     when = f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else "the latest point"

@@ -19,6 +19,7 @@ from vouch import regions
 from vouch.accounts import policy
 from vouch.backups import alerts, health
 from vouch.backups.models import BackupSet, BackupStatus, DrillRun, Scope
+from vouch.tenancy.models import Company, CompanyStatus
 
 
 @dataclass
@@ -37,8 +38,6 @@ class Row:
 
 
 def _rows() -> list[Row]:
-    from vouch.tenancy.models import Company, CompanyStatus
-
     live = Company.objects.exclude(status=CompanyStatus.DELETED)
     counts = dict(live.values_list("region").annotate(n=Count("pk")).order_by())
     complete = BackupSet.objects.filter(status=BackupStatus.COMPLETE, scope=Scope.COMPANY)

@@ -21,6 +21,7 @@ from vouch.references import flows
 from vouch.references.request_models import BulkImport
 from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
+from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references.bulk")
 
@@ -75,8 +76,6 @@ def run(job: BulkImport) -> BulkImport:
 @task()
 def create_requests(company_id: str, import_id: str) -> int:
     """The background half of :func:`start`. Returns how many requests it created."""
-    from vouch.tenancy.models import Company
-
     company = Company.objects.filter(pk=company_id, is_active=True).first()
     if company is None:
         return 0

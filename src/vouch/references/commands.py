@@ -56,6 +56,7 @@ def worker(args: argparse.Namespace) -> int:
     the worker: it waits, backing off, until the database answers, then goes on."""
     from django.db.utils import InterfaceError, OperationalError
 
+    # imported here: the command's parser is built before Django is set up (jobs imports models)
     from vouch.references import jobs
 
     stopping = threading.Event()
@@ -112,6 +113,7 @@ def _run_queue(args: argparse.Namespace) -> None:
 
 
 def maintenance(args: argparse.Namespace, out=None) -> int:
+    # imported here: the command's parser is built before Django is set up (jobs imports models)
     from vouch.references import jobs
 
     out = out or sys.stdout

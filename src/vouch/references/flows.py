@@ -19,6 +19,7 @@ import logging
 from vouch.core.context import current
 from vouch.references.request_models import Reference, ReferenceRequest, TimelineEvent, WorkflowSettings
 from vouch.tenancy import company_db
+from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references")
 
@@ -28,8 +29,6 @@ class WorkflowError(ValueError):
 
 
 def current_company():
-    from vouch.tenancy.models import Company
-
     return Company.objects.get(pk=current().company_id)
 
 

@@ -29,6 +29,7 @@ from django_tasks import task
 from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
+from vouch.outbox import store as outbox
 from vouch.references import flows
 from vouch.references.candidates import flows as candidate_flows
 from vouch.references.mailing import outgoing
@@ -42,6 +43,7 @@ from vouch.references.request_models import (
 )
 from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
+from vouch.tenancy.models import Company, CompanyStatus
 
 log = logging.getLogger("vouch.references.jobs")
 
@@ -65,8 +67,6 @@ BACKOFF_MAX_SECONDS = 5.0
 
 def _active_company(company_id):
     """The company, or None when it is gone or switched off (its tasks then do nothing)."""
-    from vouch.tenancy.models import Company, CompanyStatus
-
     company = Company.objects.filter(pk=company_id).first()
     if company is None or not company.is_active or company.status == CompanyStatus.DELETED:
         return None
@@ -398,8 +398,6 @@ def maintain_installation(*, now: datetime | None = None) -> dict[str, int]:
     default's outbox drops messages older than a week."""
     from django.conf import settings
 
-    from vouch.outbox import store as outbox
-
     now = now or timezone.now()
     counts = {"purged": links.purge_expired(LINK_PURGE_AFTER, now=now), "task_results": 0}
     counts["outbox"] = outbox.purge_older_than(now=now.timestamp())
@@ -446,8 +444,6 @@ def run_maintenance(*, company_ids: Sequence[str] | None = None, now: datetime |
     """Run the daily maintenance at once (``vouch references maintenance``): every
     active company, or the ones named, then the installation's (old links and task
     results, under "links"). Returns counts by company."""
-    from vouch.tenancy.models import Company, CompanyStatus
-
     companies = Company.objects.filter(is_active=True).exclude(status=CompanyStatus.DELETED)
     if company_ids:
         companies = companies.filter(pk__in=company_ids)
@@ -466,8 +462,6 @@ def plan_daily_maintenance(*, now: datetime | None = None) -> int:
     """Queue today's maintenance for each active company that has not had it yet, and
     the link purge once for the installation. The day's marker is an atomic cache
     add, so several workers plan each company once. Returns how many were queued."""
-    from vouch.tenancy.models import Company, CompanyStatus
-
     today = (now or timezone.now()).date().isoformat()
     queued = 0
     companies = Company.objects.filter(is_active=True).exclude(status=CompanyStatus.DELETED)

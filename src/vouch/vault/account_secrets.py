@@ -32,8 +32,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import IntegrityError, transaction
 
+from vouch.audit.events import record
+from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.vault import providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
+from vouch.vault.keyring import ensure_master_key
+from vouch.vault.models import InstallationKey
 
 PREFIX = "vas1:"
 FORMAT = 1
@@ -64,8 +68,6 @@ class AccountKeys:
 def _model(model=None):
     if model is not None:
         return model  # a migration's historical model
-    from vouch.vault.models import InstallationKey
-
     return InstallationKey
 
 
@@ -87,8 +89,6 @@ def load_or_create(model=None) -> AccountKeys:
     keys = load(model)
     if keys is not None:
         return keys
-    from vouch.vault.keyring import ensure_master_key
-
     ensure_master_key()
     raw = secrets.token_bytes(KEY_BYTES)
     master_version, wrapped = providers.get_provider().wrap(raw, wrap_aad(PURPOSE, 1))
@@ -163,9 +163,6 @@ def open_sealed(value: str, binding: bytes, *, what: Describe, keys: AccountKeys
 def integrity_failure(what: Describe, reason: str) -> NoReturn:
     """Record a security event and raise: a secret that does not authenticate is
     never used, neither as it is nor as anything else."""
-    from vouch.audit.events import record
-    from vouch.audit.models import EventAction, Outcome
-
     what = what() if callable(what) else what
     event_id = None
     try:
@@ -188,9 +185,6 @@ class UnreadableSecret(DecryptionError):
 def ensure_recorded(exc: UnreadableSecret) -> None:
     """Record ``exc`` again if its event is gone: recorded inside a transaction that
     rolled back with the failure (allauth checks recovery codes in one)."""
-    from vouch.audit.events import record
-    from vouch.audit.models import EventAction, Outcome, SecurityEvent
-
     if exc.event_id is not None and SecurityEvent.objects.filter(pk=exc.event_id).exists():
         return
     try:
@@ -215,8 +209,6 @@ class KeyInfo:
 
 def key_info() -> KeyInfo | None:
     from django.db.models.functions import Coalesce
-
-    from vouch.vault.models import InstallationKey
 
     rows = list(
         InstallationKey.objects.filter(purpose=PURPOSE)

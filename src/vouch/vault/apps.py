@@ -8,4 +8,5 @@ class VaultConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # imported here: runs in AppConfig.ready() (checks imports the models, loaded after this module)
         from vouch.vault import checks  # noqa: F401  (registers the key checks)

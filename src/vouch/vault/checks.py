@@ -7,14 +7,15 @@ from __future__ import annotations
 from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
-from vouch.vault import providers
+from vouch.config import env
+from vouch.vault import account_secrets, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
+from vouch.vault.keyring import wrap_aad
+from vouch.vault.models import DataKey, InstallationKey
 
 
 def problems() -> list[str]:
     """What is wrong with the master keys, in plain sentences (empty: nothing)."""
-    from vouch.vault.models import DataKey, InstallationKey
-
     providers.reset()
     try:
         provider = providers.get_provider()
@@ -40,10 +41,6 @@ def _replaced(provider, versions: list[int]) -> list[str]:
     """Master key versions present under their name but holding another key (restored
     from another installation's backup, say): each is tried on one company key it
     wrapped, so Vouch refuses to start instead of failing on every company's data."""
-    from vouch.vault import account_secrets
-    from vouch.vault.keyring import wrap_aad
-    from vouch.vault.models import DataKey, InstallationKey
-
     wrong = []
     for version in versions:
         row = DataKey.objects.filter(master_version=version).only("company_id", "purpose", "version", "wrapped").first()
@@ -87,16 +84,12 @@ def master_keys(app_configs, **kwargs) -> list:
 
 
 def _keys_dir_configured() -> bool:
-    from vouch.config import env
-
     return bool(env("VOUCH_KEYS_DIR"))
 
 
 @register()
 def key_store(app_configs, **kwargs) -> list:
     """A VOUCH_KEY_STORE_URL that names no store stops start-up (not the first signup)."""
-    from vouch.vault import keystore
-
     try:
         keystore.store()
     except KeyConfigurationError as exc:

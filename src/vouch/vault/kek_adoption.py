@@ -20,6 +20,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.vault import keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError, KeyUnavailable
 from vouch.vault.models import DataKey, KeyScheme
@@ -91,9 +93,6 @@ def _adopt(provider, company_id) -> tuple[int, bool]:
 
 
 def _record_broken(company_id, exc: Exception) -> None:
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
-
     log.error("company %s: its keys could not be moved to a key-encryption key: %s", company_id, exc)
     record(
         EventAction.DATA_INTEGRITY_FAIL,

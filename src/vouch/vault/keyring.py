@@ -35,7 +35,7 @@ from django.db import transaction
 
 from vouch.vault import keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError, KeyUnavailable
-from vouch.vault.models import DataKey, KeyPurpose, KeyScheme, KeyState
+from vouch.vault.models import DataKey, InstallationKey, KeyPurpose, KeyScheme, KeyState
 
 KEY_BYTES = 32
 MAX_CACHED_COMPANIES = 2048
@@ -138,8 +138,6 @@ def ensure_master_key() -> int:
     A missing key is only created when no company key (nor installation key) exists
     yet: if one exists, its master key was lost or moved, and making a new one would
     silently strand it, so this refuses instead."""
-    from vouch.vault.models import InstallationKey
-
     provider = providers.get_provider()
     if provider.versions():
         return provider.current_version()

@@ -20,6 +20,8 @@ from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
 
+from vouch.audit.events import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.vault import keyring
 from vouch.vault.errors import DecryptionError
 
@@ -94,9 +96,6 @@ def open_value(company_id: uuid.UUID, sealed: bytes, location: bytes, row_id, *,
 def integrity_failure(company_id: uuid.UUID, what: Describe, reason: str) -> NoReturn:
     """Record a security event and raise: a value that does not authenticate is never
     shown, neither as ciphertext nor as anything else."""
-    from vouch.audit.events import record
-    from vouch.audit.models import EventAction, Outcome
-
     what = what() if callable(what) else what
 
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from vouch.backups import mirror_scale
 from vouch.backups.mirror import plan, state
 from vouch.objectstore import StoreError, open_store
 
@@ -159,8 +160,6 @@ def databases(item: plan.Mirrored) -> list[Path]:
 def let_go() -> dict[str, list]:
     """The databases the live set let go of after their last upload, with their files'
     signatures then (its state file; empty when there is none)."""
-    from vouch.backups import mirror_scale
-
     try:
         data = json.loads((Path(settings.DATA_DIR) / mirror_scale.STATE_FILE).read_text())
     except (FileNotFoundError, ValueError):
@@ -169,8 +168,6 @@ def let_go() -> dict[str, list]:
 
 
 def lags(item: plan.Mirrored) -> list[Lag]:
-    from vouch.backups import mirror_scale
-
     mirrored = _mirrored(item)
     idle = let_go() if item.directory else {}
     result = []

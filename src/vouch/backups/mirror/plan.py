@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from django.conf import settings
 
+from vouch import regions
 from vouch.objectstore import is_local, join
 
 # How often Litestream looks at each database's WAL for new commits, and the least time
@@ -96,8 +97,6 @@ def control_database() -> Path | None:
 
 def mirrored() -> list[Mirrored]:
     """Everything the embedded default mirrors; empty when every database is PostgreSQL."""
-    from vouch import regions
-
     items: list[Mirrored] = []
     control = control_database()
     if control is not None:

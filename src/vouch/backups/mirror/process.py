@@ -30,6 +30,7 @@ from typing import IO
 
 from django.conf import settings
 
+from vouch import config
 from vouch.backups import mirror_scale
 from vouch.backups.mirror import plan, state
 
@@ -287,8 +288,6 @@ def describe(items: list[plan.Mirrored]) -> str:
 def start_for_serve(echo: IO[str] | None = None) -> MirrorProcess | None:
     """The mirror for ``vouch serve``, started; None (having said why) when there is none."""
     echo = echo or sys.stderr
-    from vouch import config
-
     if not plan.mirrored():
         print(
             "Nothing is mirrored by Vouch: the databases are PostgreSQL, whose own replication keeps "

@@ -12,16 +12,16 @@ import shutil
 import time
 import uuid
 
+from vouch import regions
 from vouch.backups.mirror import plan, state
 from vouch.objectstore import LocalStore, open_store
+from vouch.tenancy import connections
 
 # Longer than Litestream's sync interval plus an upload.
 SETTLE_SECONDS = 2.0
 
 
 def _remove(company_id: uuid.UUID, region) -> int:
-    from vouch.tenancy import connections
-
     database = connections.sqlite_path(company_id, region)
     removed = 0
     meta = plan.meta_dir(database)
@@ -49,8 +49,6 @@ def remove_company_mirror(company_id: uuid.UUID | str, region_name: str, settle:
     """Remove company ``company_id``'s mirror copy and Litestream's state for it; how
     many things were removed. A target that cannot be reached raises (the purge is then
     finished on its next run)."""
-    from vouch import regions
-
     region = regions.get(region_name)
     if region.uses_postgresql:
         return 0

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from vouch.backups.mirror import plan
+
 STATE_NAME = "mirror-state.json"
 # The supervisor rewrites the file at least this often while the mirror runs; a file
 # older than STALE_SECONDS means nobody is watching the mirror any more.
@@ -59,8 +61,6 @@ def _ago(seconds: float) -> str:
 
 def health() -> dict[str, dict[str, str]]:
     """``{"mirror": {"state": "ok"|"degraded"|"off", "detail": ...}}`` from the state file."""
-    from vouch.backups.mirror import plan
-
     if not plan.mirrored():
         return {"mirror": {"state": "off", "detail": "PostgreSQL: its own replication, not Vouch, keeps the copy"}}
     state = read()

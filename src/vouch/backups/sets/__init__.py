@@ -93,18 +93,21 @@ __all__ = [
 
 
 def cli_run(args) -> int:
+    # imported here: the command's module loads for `vouch backup run` only, not with the sets
     from vouch.backups.sets.cli import cli_run as run
 
     return run(args)
 
 
 def cli_list(args) -> int:
+    # imported here: the command's module loads for `vouch backup list` only, not with the sets
     from vouch.backups.sets.cli import cli_list as run
 
     return run(args)
 
 
 def health() -> dict[str, dict[str, str]]:
+    # imported here: the schedule (and retention) loads when health is asked, not with the sets
     from vouch.backups.sets.schedule import health as check
 
     return check()

@@ -9,12 +9,17 @@ import sys
 
 from django.db import DatabaseError
 
+from vouch import regions
 from vouch.backups.models import BackupSet, BackupStatus
+from vouch.backups.sets import schedule, writer
+from vouch.backups.sets.format import company_prefix, control_prefix
+from vouch.backups.sets.reader import list_sets
+from vouch.objectstore import StoreUnavailable, open_store
+from vouch.tenancy.models import CompanyStatus
+from vouch.tenancy.operations.report import find_company
 
 
 def _company(key: str, err):
-    from vouch.tenancy.operations.report import find_company
-
     try:
         return find_company(key)
     except LookupError as exc:
@@ -24,9 +29,6 @@ def _company(key: str, err):
 
 def cli_run(args: argparse.Namespace, out=None, err=None) -> int:
     from tqdm import tqdm
-
-    from vouch.backups.sets import schedule
-    from vouch.tenancy.models import CompanyStatus
 
     out, err = out or sys.stdout, err or sys.stderr
     company = None
@@ -79,12 +81,6 @@ def _size(count: int) -> str:
 
 def cli_list(args: argparse.Namespace, out=None, err=None) -> int:
     """The sets in the targets (the truth), with the installation's pending ones."""
-    from vouch import regions
-    from vouch.backups.sets import writer
-    from vouch.backups.sets.format import company_prefix, control_prefix
-    from vouch.backups.sets.reader import list_sets
-    from vouch.objectstore import StoreUnavailable, open_store
-
     out, err = out or sys.stdout, err or sys.stderr
     places: list[tuple[str, str, str]] = []  # (label, target, prefix)
     if args.company:

@@ -53,6 +53,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from vouch.vault import backup_keys
+from vouch.vault.errors import KeyUnavailable
 from vouch.vault.files import rechunk
 
 FORMAT = 1
@@ -189,9 +191,6 @@ def set_keys(base_key: bytes, bound: dict, salt: bytes) -> SetKeys:
 
 def base_key(scope: str, company_id) -> bytes:
     """The installation's key for this scope; ``BackupKeyMissing`` if it has none."""
-    from vouch.vault import backup_keys
-    from vouch.vault.errors import KeyUnavailable
-
     try:
         if scope == CONTROL:
             return backup_keys.control_backup_key()

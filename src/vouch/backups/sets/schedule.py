@@ -31,10 +31,13 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.backups.models import BackupSet, BackupStatus, Scope
 from vouch.backups.sets import retention, writer
 from vouch.backups.sets.format import company_prefix, control_prefix
 from vouch.objectstore import StoreUnavailable, open_store
+from vouch.tenancy.models import Company, CompanyStatus
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +73,6 @@ def interval() -> timedelta:
 
 
 def _live_companies(company=None):
-    from vouch.tenancy.models import Company, CompanyStatus
-
     if company is not None:
         return [company]
     return list(
@@ -227,10 +228,6 @@ def remove_purged_companies() -> list[uuid.UUID]:
     destroyed (nothing can decrypt them); this frees the space and leaves nothing to
     find. Best effort: a target that is down is tried again next round (the records say
     what is left)."""
-    from vouch.audit import record
-    from vouch.audit.models import EventAction
-    from vouch.tenancy.models import Company, CompanyStatus
-
     left = (
         BackupSet.objects.filter(scope=Scope.COMPANY)
         .exclude(status=BackupStatus.PRUNED)
@@ -259,9 +256,6 @@ def remove_purged_companies() -> list[uuid.UUID]:
 
 
 def _record(result: RoundResult) -> None:
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
-
     if not (result.complete or result.pending or result.failed):
         return
     record(
@@ -321,8 +315,6 @@ def backup_periodically(stopping: threading.Event, *, clock=timezone.now) -> Non
 def health(now: datetime | None = None) -> dict[str, dict[str, str]]:
     """ "backups": degraded when sets wait for a target that is down, or the last complete
     backup of the control database or of some company is older than twice the schedule."""
-    from vouch.tenancy.models import Company, CompanyStatus
-
     if settings.VOUCH_BACKUP_EVERY_MINUTES <= 0:
         return {"backups": {"state": "off", "detail": "scheduled backups are off (VOUCH_BACKUP_EVERY_MINUTES=0)"}}
     now = now or timezone.now()

@@ -26,6 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+from vouch import regions
+from vouch.audit import chain
+from vouch.objectstore import CHUNK_BYTES
+from vouch.tenancy import connections
+from vouch.vault import files
+
 READ_BYTES = 1024 * 1024
 SQLITE = "sqlite"
 PG_DUMP = "pg_dump"
@@ -76,8 +82,6 @@ def facts_of(cursor, vendor: str, *, control: bool = False) -> Facts:
 def chain_head_of(cursor) -> dict:
     """The security log's chain head in this database state: seq, hash, and whether it
     is authentic (its MAC verifies, and it is the last event's), as `vouch audit head`."""
-    from vouch.audit import chain
-
     cursor.execute("SELECT seq, hash, mac FROM audit_chainhead WHERE id = 1")
     head = cursor.fetchone()
     cursor.execute("SELECT seq, hash FROM audit_securityevent ORDER BY seq DESC LIMIT 1")
@@ -237,9 +241,6 @@ def pg_snapshot(server: PgServer, *, control: bool = False):
 
 def company_snapshot(company_id: uuid.UUID, region_name: str, spool: Path):
     """The context manager that snapshots this company's database."""
-    from vouch import regions
-    from vouch.tenancy import connections
-
     region = regions.get(region_name)
     if region.uses_postgresql:
         return pg_snapshot(pg_server_for_region(region, connections.postgres_name(company_id)))
@@ -271,9 +272,6 @@ def company_files(company_id: uuid.UUID, region_name: str) -> Iterator[tuple[str
     them (its directory, or its prefix in the region's bucket): already encrypted with the
     company's data key, backed up as stored. ``opener()`` streams the ciphertext and
     raises FileNotFoundError for a file deleted since it was listed."""
-    from vouch.objectstore import CHUNK_BYTES
-    from vouch.vault import files
-
     where = files.backend(company_id, region_name)
 
     def opener(name: str) -> Callable[[], Iterator[bytes]]:

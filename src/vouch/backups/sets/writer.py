@@ -23,6 +23,9 @@ import structlog
 from django.conf import settings
 from django.utils import timezone
 
+from vouch import regions
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.backups.models import BackupSet, BackupStatus, Scope
 from vouch.backups.sets import snapshot
 from vouch.backups.sets.format import (
@@ -59,8 +62,6 @@ def spool_dir(set_id) -> Path:
 
 def company_target(region_name: str) -> str:
     """A company's backups go to its own region's target, and nowhere else."""
-    from vouch import regions
-
     url = regions.get(region_name).backup_url
     if not url:
         raise ValueError(f"region {region_name} has no backup target (VOUCH_REGION_{region_name.upper()}_BACKUP_URL)")
@@ -202,9 +203,6 @@ def _take(*, scope, company_id, region, target, snapshot_of, files, now, upload_
 
 
 def fail(row: BackupSet, error: str) -> None:
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
-
     row.status = BackupStatus.FAILED
     row.error = error[:2000]
     row.finished_at = timezone.now()

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import flows
+from vouch.references import flows, jobs
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.request_models import (
@@ -143,8 +143,6 @@ def nominate(
         request_flows.refresh_status(reference_request)
         company_id, reference_id = company.pk, reference.pk
         outgoing.record("referee_invitation", reference_id, token=token)
-        from vouch.references import jobs
-
         company_db.on_commit(lambda: jobs.schedule_for_reference(company_id, reference_id))
     return reference
 

@@ -37,6 +37,7 @@ from ua_parser import parse
 
 from vouch.accounts import user_service
 from vouch.guard.risk import client_ip
+from vouch.references import flows
 from vouch.references.fraud import freemail
 from vouch.references.request_models import (
     Actor,
@@ -437,8 +438,6 @@ def evaluate(reference_request: ReferenceRequest) -> list[Flag]:
 
 
 def _evaluate(reference_request: ReferenceRequest) -> tuple[list[Flag], set]:
-    from vouch.references.flows import note
-
     given = reference_request
     references = list(Reference.objects.filter(request_id=reference_request.pk).order_by("nominated_at", "id"))
     if not references:
@@ -470,7 +469,7 @@ def _evaluate(reference_request: ReferenceRequest) -> tuple[list[Flag], set]:
                     severity=finding.severity,
                     explanation=finding.explain(),
                 )
-                note(
+                flows.note(
                     reference_request,
                     "flag_raised",
                     f"Flag raised on {finding.reference.name} "

@@ -33,14 +33,18 @@ from django.urls import reverse
 from vouch.accounts import user_service
 from vouch.core.context import company_context
 from vouch.core.text import one_line
+from vouch.links import services as links
+from vouch.links.models import Purpose
 from vouch.outbox.backends import ONCE_HEADER, company_headers
+from vouch.references.flows import note
+from vouch.references.models import Reference, ReferenceRequest
+from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES
+from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references")
 
 
 def _company(company_id):
-    from vouch.tenancy.models import Company
-
     return Company.objects.get(pk=company_id)
 
 
@@ -110,8 +114,6 @@ def send(template: str, to: list[str], context: dict, *, company_id=None) -> boo
 def _record_failure(reference_request, what: str, *, reference=None) -> None:
     """Put an email that could not be sent on the request's timeline (the recruiter
     sees it there). Called inside the company's context."""
-    from vouch.references.flows import note
-
     if not _report_failures():
         return
     try:
@@ -131,8 +133,6 @@ def _request_context(company, reference_request) -> dict:
 
 
 def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
-    from vouch.references.models import ReferenceRequest
-
     company = _company(company_id)
     with company_context(company):
         reference_request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
@@ -150,8 +150,6 @@ def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, remin
 
 
 def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, reminder: int = 0) -> bool:
-    from vouch.references.models import Reference
-
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
@@ -185,8 +183,6 @@ def _completed_context(company, reference) -> dict:
 
 def reference_completed_recruiter(company_id, reference_id: uuid.UUID) -> bool:
     """The request's recruiter hears that a reference is in."""
-    from vouch.references.models import Reference
-
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
@@ -199,8 +195,6 @@ def reference_completed_recruiter(company_id, reference_id: uuid.UUID) -> bool:
 
 def reference_completed_candidate(company_id, reference_id: uuid.UUID) -> bool:
     """The candidate hears that a reference is in (not what it says)."""
-    from vouch.references.models import Reference
-
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
@@ -221,10 +215,6 @@ def reference_declined(company_id, reference_id: uuid.UUID, token: str = "") -> 
     """The candidate is told a referee declined, with a link to nominate someone else.
     The link is an additional one: the candidate's earlier link keeps working (the
     workflow issues it with the decline; one is issued here when none is given)."""
-    from vouch.links import services as links
-    from vouch.links.models import Purpose
-    from vouch.references.models import Reference
-
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
@@ -251,9 +241,6 @@ def reference_declined(company_id, reference_id: uuid.UUID, token: str = "") -> 
 def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: int) -> bool:
     """The candidate has not nominated every referee yet: say how many are still
     missing, with a fresh link."""
-    from vouch.references.models import ReferenceRequest
-    from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES
-
     company = _company(company_id)
     with company_context(company):
         reference_request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
@@ -277,8 +264,6 @@ def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: in
 def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: int) -> bool:
     """The referee has not answered yet: a reminder with a fresh link; anything they
     already saved is still there."""
-    from vouch.references.models import Reference
-
     company = _company(company_id)
     with company_context(company):
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)

@@ -36,6 +36,7 @@ from vouch.core import faults
 from vouch.core.context import company_context, current
 from vouch.references.mailing import mail
 from vouch.references.request_models import OutgoingMail
+from vouch.tenancy.models import Company, CompanyStatus
 
 log = logging.getLogger("vouch.references.mailing.outgoing")
 
@@ -83,8 +84,6 @@ def send_after_commit(row_id) -> None:
 
 
 def _send_now(company_id, row_ids) -> None:
-    from vouch.tenancy.models import Company
-
     faults.pause("after_commit")  # the change and its mail are saved; nothing is sent yet
     company = Company.objects.filter(pk=company_id).first()
     if company is not None:
@@ -171,8 +170,6 @@ def drain_company(company, *, row_ids=None, now: datetime | None = None, limit: 
 
 def drain_all(*, now: datetime | None = None) -> int:
     """Send the due mail of every active company (the worker, now and then)."""
-    from vouch.tenancy.models import Company, CompanyStatus
-
     companies = Company.objects.filter(is_active=True).exclude(status=CompanyStatus.DELETED)
     return sum(drain_company(company, now=now) for company in companies.order_by("pk"))
 

@@ -9,6 +9,10 @@ them, so running this again gives the same rows."""
 
 from django.db import migrations
 
+from vouch.core.context import current_or_none
+from vouch.vault.fields import blind_index
+from vouch.vault.normalise import NORMALISERS, name_words
+
 BATCH = 500
 REFUSAL = (
     "candidates' name search terms are blind indexes under their company's key: migrate company "
@@ -18,15 +22,11 @@ REFUSAL = (
 
 def name_words_now(name: str) -> set[str]:
     # The search's own rule, not a copy: the terms must be the ones today's queries look up.
-    from vouch.vault.normalise import name_words
-
     return name_words(name)
 
 
 def name_words_before(name: str) -> set[str]:
     # The rule this migration replaces (whitespace words only), for going back to 0005.
-    from vouch.vault.normalise import NORMALISERS
-
     return set(NORMALISERS["name"](name).split())
 
 
@@ -37,9 +37,6 @@ def _reindex(apps, schema_editor, words) -> None:
     candidates = candidate_model.objects.using(alias).order_by("pk").only("pk", "name")
     if not candidates.exists():
         return
-    from vouch.core.context import current_or_none
-    from vouch.vault.fields import blind_index
-
     if current_or_none() is None:
         raise RuntimeError(REFUSAL)
 

@@ -34,6 +34,7 @@ from vouch.references.request_models import (
     Touch,
 )
 from vouch.tenancy import company_db
+from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references")
 
@@ -45,8 +46,6 @@ def _when(value: datetime | None) -> str | None:
 
 
 def _company():
-    from vouch.tenancy.models import Company
-
     return Company.objects.get(pk=current().company_id)
 
 

@@ -16,6 +16,7 @@ import statistics
 from datetime import date, datetime
 
 from vouch.accounts import user_service
+from vouch.references.fraud.checks import title_of
 from vouch.references.request_models import (
     Flag,
     Reference,
@@ -239,8 +240,6 @@ def _status_note(reference: Reference, names: dict) -> str:
 
 def _flag_label(kind: str) -> str:
     """The same short title the request page shows for this kind of flag."""
-    from vouch.references.fraud.checks import title_of
-
     return title_of(kind) or "Flag"
 
 

@@ -11,7 +11,7 @@ from django.utils import dateformat, timezone
 from vouch.activity import services as activity
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import flows
+from vouch.references import flows, jobs
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.models import Candidate
@@ -131,8 +131,6 @@ def send_candidate_link(reference_request: ReferenceRequest, *, actor=None, firs
     )
     request_id, company_id = reference_request.pk, company.pk
     outgoing.record("candidate_invitation", request_id, token=token)
-    from vouch.references import jobs
-
     company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 
 
@@ -217,8 +215,6 @@ def change_deadline(reference_request: ReferenceRequest, deadline: date | dateti
             f"Deadline moved to {dateformat.format(moment, 'd F Y')}.",
             actor=actor,
         )
-        from vouch.references import jobs
-
         company_id, request_id = company.pk, reference_request.pk
         company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
 

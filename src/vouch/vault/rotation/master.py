@@ -22,7 +22,7 @@ from django.utils import timezone
 from vouch.audit import record
 from vouch.audit.models import EventAction, Outcome
 from vouch.core.db import ComposedSQL
-from vouch.vault import keyring, keystore, providers
+from vouch.vault import account_secrets, keyring, keystore, providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
 from vouch.vault.models import DataKey, InstallationKey
 from vouch.vault.rotation.progress import Progress, report
@@ -153,8 +153,6 @@ def _rewrap_installation_keys(provider: providers.MasterKeyProvider, target: int
     """Re-wrap the installation's keys (the account secrets key) with ``target``.
     Returns "absent", "current", "rewrapped" or "unreadable" (left as it is, recorded
     as a security event; its master version then stays)."""
-    from vouch.vault import account_secrets
-
     rows = list(InstallationKey.objects.select_for_update().order_by("pk"))
     if not rows:
         return "absent"
