@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.db import router
 
+from vouch.accounts.models import Membership, User
 from vouch.core.db import PreparedRows
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 def member_names(user_ids: Iterable[int | None]) -> dict[int, str]:
     """Display names (the full name, else the email) by user id, in one query. Blank ids
     are skipped; a user who no longer exists is simply absent from the result."""
-    from vouch.accounts.models import User
 
     ids = {user_id for user_id in user_ids if user_id}
     if not ids:
@@ -41,8 +41,6 @@ def member_names(user_ids: Iterable[int | None]) -> dict[int, str]:
 
 
 def _members_query(company: uuid.UUID) -> QuerySet:
-    from vouch.accounts.models import Membership
-
     return (
         Membership.objects.filter(company_id=company)
         .order_by("user__full_name", "user__email")
@@ -57,7 +55,6 @@ _MEMBERS = PreparedRows(_members_query, company=uuid.UUID(int=0x5E171E1))
 def company_members(company: Company) -> dict[int, str]:
     """The company's members (active or not) by user id, for the recruiter filter and
     the names on the page: one query."""
-    from vouch.accounts.models import Membership
 
     rows = _MEMBERS.fetch(using=router.db_for_read(Membership), company=company.pk)
     return {user_id: full_name or email for user_id, full_name, email in rows}
@@ -65,7 +62,6 @@ def company_members(company: Company) -> dict[int, str]:
 
 def active_emails(user_ids: Iterable[int | None]) -> list[str]:
     """The email addresses of those of the users who are still active (blank ids skipped)."""
-    from vouch.accounts.models import User
 
     return list(
         User.objects.filter(pk__in=[pk for pk in user_ids if pk], is_active=True).values_list("email", flat=True)
@@ -74,6 +70,5 @@ def active_emails(user_ids: Iterable[int | None]) -> list[str]:
 
 def user_or_none(user_id: int | None) -> User | None:
     """The user with this id, or None when the id is blank or the user is gone."""
-    from vouch.accounts.models import User
 
     return User.objects.filter(pk=user_id).first() if user_id else None

@@ -7,7 +7,7 @@ class ActivityConfig(AppConfig):
     verbose_name = "Company activity log"
 
     def ready(self) -> None:
-        # In ready(): the receivers import models, which are loaded only now.
+        # imported here: runs in AppConfig.ready() (the receivers import models, loaded only now)
         from vouch.activity import receivers
 
         receivers.connect()

@@ -7,6 +7,7 @@ from django.core.paginator import Page, Paginator
 from django.db import models
 
 from vouch.activity.models import Entry
+from vouch.core.context import company_context
 from vouch.core.filters import DateRangeForm, within_days
 from vouch.tenancy import company_db
 
@@ -63,7 +64,6 @@ def log_for(company, action: str, summary: str, *, actor=None, details: dict | N
 
     For control-plane flows that act on a company named by their data (an accepted
     invitation) rather than by the request's current company."""
-    from vouch.core.context import company_context
 
     with company_context(company):
         return log(action, summary, actor=actor, details=details)

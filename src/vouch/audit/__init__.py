@@ -8,7 +8,8 @@ __all__ = ["record"]
 
 
 def __getattr__(name: str):
-    # Lazy, so importing the package while Django loads its apps does not import models.
+    # imported here: lazy, so importing the package while Django loads its apps does not
+    # import models.
     if name == "record":
         from vouch.audit.events import record
 

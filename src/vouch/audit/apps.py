@@ -7,6 +7,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Security event log"
 
     def ready(self) -> None:
+        # imported here: runs in AppConfig.ready()
         from vouch.audit import receivers, spool
 
         receivers.connect()

@@ -221,6 +221,7 @@ def record_refusal(request, *, reason: str) -> SecurityEvent | None:
         "details": {"reason": reason, "method": request.method[:10]},
     }
     if reason == "csrf" or not signed_in:
+        # imported here: audit.sampling imports this module (cycle inside the app)
         from vouch.audit.sampling import record_sampled
 
         return record_sampled(EventAction.AUTHZ_FAIL, request=request, kind=f"authz_fail:{reason}", **fields)  # type: ignore[arg-type]  # mypy matches the ** mapping against every keyword parameter

@@ -191,6 +191,7 @@ def flush():
     total = sum(counts.values())
     if not total:
         return None
+    # imported here: audit.events imports this module (cycle inside the app)
     from vouch.audit.events import PLATFORM, record
     from vouch.audit.models import EventAction, Outcome
 

@@ -11,6 +11,7 @@ class GuardConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
         from django.db.models.signals import post_delete, post_save
 
+        # imported here: runs in AppConfig.ready()
         from vouch.guard import company_security, session_lifetime, sessions, throttle
         from vouch.guard.models import CompanySecuritySettings
 
@@ -26,10 +27,12 @@ class GuardConfig(AppConfig):
         # A password reset through email turns password sign-in back on (vouch.guard.throttle).
         account_signals.password_reset.connect(throttle.on_password_reset, dispatch_uid="guard_throttle_pw_reset")
         # Suspicious-login counters and account-change emails (vouch.guard.receivers).
+        # imported here: runs in AppConfig.ready()
         from vouch.guard import receivers
 
         receivers.connect()
         # TOTP secrets and recovery-code seeds sealed for their row (vouch.guard.mfa_secrets).
+        # imported here: runs in AppConfig.ready()
         from vouch.guard import mfa_secrets
 
         mfa_secrets.connect()

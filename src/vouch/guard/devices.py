@@ -23,6 +23,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from vouch.guard.models import KnownDevice
+
 COOKIE_NAME = "__Host-vouch_device"
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie (RFC 6265bis)
 _SALT = "vouch.guard.device"
@@ -66,8 +68,6 @@ def is_known_device(request: HttpRequest, user) -> bool:
 
 
 def _known(user_id: int, digest: str) -> bool:
-    from vouch.guard.models import KnownDevice
-
     return KnownDevice.objects.filter(user_id=user_id, device_hash=digest).exists()
 
 
@@ -102,7 +102,6 @@ def set_cookie(response: HttpResponse, device_id: str) -> None:
 def remember_device(request: HttpRequest, response: HttpResponse, user) -> str:
     """Record this browser as one of ``user``'s devices (a new cookie if it has none);
     return the device hash."""
-    from vouch.guard.models import KnownDevice
 
     device_id = _device_id(request)
     if device_id is None:

@@ -17,6 +17,8 @@ import ipaddress
 from django.conf import settings
 from django.core.cache import cache
 
+from vouch.accounts.models import User
+
 WINDOW = 24 * 3600
 ADDRESS_WINDOW = 3600
 
@@ -69,8 +71,6 @@ def _add_address(ip: str, account: str) -> None:
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
-    from vouch.accounts.models import User
-
     email = str(credentials.get("email") or credentials.get("username") or "").strip().lower()
     if not email or len(email) > 254:
         return

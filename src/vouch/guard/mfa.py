@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from vouch.accounts.policy import Role
 from vouch.guard import mfa_secrets
+from vouch.guard.company_security import companies_requiring_2fa
 from vouch.vault import account_secrets
 
 # The methods that make an account "have 2FA"; recovery codes only back them up.
@@ -36,7 +37,6 @@ def has_2fa(user) -> bool:
 
 def must_keep_2fa(user) -> list:
     """The companies (memberships) that forbid ``user`` from turning 2FA off."""
-    from vouch.guard.company_security import companies_requiring_2fa
 
     return companies_requiring_2fa(user, roles=KEEPERS)
 

@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
-from vouch.guard import geo, risk
+from vouch.guard import geo, risk, sessions
 from vouch.outbox.backends import company_headers
 
 log = logging.getLogger("vouch.guard")
@@ -87,9 +87,8 @@ def origin(request=None, *, ip: str | None = None, user_agent: str | None = None
     if ip is None and user_agent is None:
         return {"place": "", "device": "", "ip": ""}
     location = geo.locate(ip)
-    from vouch.guard.sessions import describe_device
 
-    return {"place": location.describe(), "device": describe_device(user_agent or ""), "ip": ip or "unknown"}
+    return {"place": location.describe(), "device": sessions.describe_device(user_agent or ""), "ip": ip or "unknown"}
 
 
 def send(

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth import signals as auth_signals
 from django.db import transaction
 
+from vouch.accounts import members
 from vouch.audit.events import PLATFORM, count_unrecorded, email_hash
 from vouch.audit.models import EventAction, Outcome
 from vouch.audit.sampling import record_sampled
@@ -125,8 +126,6 @@ def _record_login_failure(credentials, request) -> None:
 
 
 def connect() -> None:
-    from vouch.accounts import members
-
     pairs = [
         (account_signals.password_changed, on_password_changed),
         (account_signals.password_set, on_password_changed),

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.decorators import reauthentication_required as vouch_reauthentication_required
+from vouch.accounts.models import User
 from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.events import PLATFORM
@@ -97,8 +98,6 @@ def operator_sessions_end(request: VouchRequest) -> HttpResponse:
 
 @vouch_reauthentication_required
 def _operator_sessions_end(request: VouchRequest) -> HttpResponse:
-    from vouch.accounts.models import User
-
     email = request.POST.get("email", "").strip()[:254]
     user = User.objects.filter(email__iexact=email).first() if email else None
     if user is None:

@@ -24,6 +24,7 @@ from vouch.accounts import policy
 from vouch.audit import record
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction
+from vouch.guard import geo, notifications
 
 # Browser and system names, most specific first (Edge and Opera also say "Chrome").
 _BROWSERS = (
@@ -73,10 +74,6 @@ def place_of(ip: str) -> str:
 
 
 def _country(ip: str) -> str:
-    try:
-        from vouch.guard import geo
-    except ImportError:
-        return ""
     lookup = getattr(geo, "country_name", None) or getattr(geo, "country", None)
     if lookup is None:
         return ""
@@ -217,8 +214,6 @@ def end_account_sessions(operator, user, *, request: HttpRequest | None = None) 
 
 
 def _tell(user, request, context: dict) -> None:
-    from vouch.guard import notifications
-
     notifications.send(notifications.SESSIONS_ENDED, user, request=request, context=context)
 
 

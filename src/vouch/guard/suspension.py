@@ -32,7 +32,8 @@ from vouch.audit import record
 from vouch.audit.events import PLATFORM
 from vouch.audit.models import EventAction, Outcome
 from vouch.guard import notifications
-from vouch.guard.models import AccountState, SignIn
+from vouch.guard.models import AccountState, CompanySecuritySettings, SignIn
+from vouch.guard.sessions import end_other_sessions
 
 log = logging.getLogger("vouch.guard")
 
@@ -129,12 +130,7 @@ def revoke_all_sessions(user, *, request=None) -> int:
     cached copy goes too, not only the database row."""
     ended = 0
     if apps.is_installed("allauth.usersessions"):
-        try:
-            from vouch.guard.sessions import end_other_sessions
-
-            ended += end_other_sessions(None, user, reason="suspended")
-        except ImportError:  # pragma: no cover - the sessions module ships with guard
-            pass
+        ended += end_other_sessions(None, user, reason="suspended")
     ended += _scan_store(user)
     return ended
 
@@ -164,8 +160,6 @@ def _scan_store(user) -> int:
 
 
 def needs_admin_approval(user) -> bool:
-    from vouch.guard.models import CompanySecuritySettings
-
     company_ids = Membership.objects.filter(user=user, is_active=True).values("company_id")
     return CompanySecuritySettings.objects.filter(
         company_id__in=company_ids, restore_needs_admin_approval=True

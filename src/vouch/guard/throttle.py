@@ -53,10 +53,14 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.connection import ConnectionProxy
 
+from vouch.accounts.models import User
+from vouch.audit.events import PLATFORM, record
+from vouch.audit.models import EventAction, Outcome
 from vouch.core.db import ComposedSQL, Names
 from vouch.core.network import client_ip as _client_ip
 from vouch.core.network import network_of as _network_of
-from vouch.guard import devices
+from vouch.guard import devices, unlock
+from vouch.guard.models import AccountState
 
 log = logging.getLogger("vouch.guard.throttle")
 
@@ -308,7 +312,6 @@ def distinct_accounts_from(ip: str) -> int:
 
 def _reserve(user_id: int) -> bool:
     """Count this guess before the check, atomically and only below the cap."""
-    from vouch.guard.models import AccountState
 
     query = AccountState.objects.filter(
         user_id=user_id, consecutive_failures__lt=PASSWORD_FAILURE_CAP, password_disabled_at__isnull=True
@@ -331,7 +334,6 @@ def password_succeeded(request: HttpRequest, attempt: Attempt, user) -> None:
     wiping them would let an attacker who knows one password reset another's delays."""
     if not attempt.active:
         return
-    from vouch.guard.models import AccountState
 
     AccountState.objects.filter(user_id=user.pk).update(consecutive_failures=0)
     if attempt.device is not None:
@@ -368,7 +370,6 @@ def password_failed(request: HttpRequest, attempt: Attempt) -> None:
 
 def _keep_floor(user_id: int, until: float) -> None:
     """Keep the account's hold in the database too, beside its count (see decide)."""
-    from vouch.guard.models import AccountState
 
     AccountState.objects.filter(user_id=user_id).update(held_until=until)
 
@@ -390,17 +391,12 @@ def after_password_check(attempt: Attempt) -> None:
 
 
 def _disable_at_cap(request: HttpRequest, user_id: int) -> None:
-    from vouch.guard.models import AccountState
-
     disabled = AccountState.objects.filter(
         user_id=user_id, consecutive_failures__gte=PASSWORD_FAILURE_CAP, password_disabled_at__isnull=True
     ).update(password_disabled_at=timezone.now())
     if not disabled:
         return
     log.warning("bruteforce password_disabled user=%s failures=%s", user_id, PASSWORD_FAILURE_CAP)
-    from vouch.accounts.models import User
-    from vouch.audit.events import PLATFORM, record
-    from vouch.audit.models import EventAction, Outcome
 
     user = User.objects.get(pk=user_id)
     record(
@@ -412,7 +408,6 @@ def _disable_at_cap(request: HttpRequest, user_id: int) -> None:
         outcome=Outcome.FAILURE,
         details={"scope": "account", "reason": "password_disabled", "failures": PASSWORD_FAILURE_CAP},
     )
-    from vouch.guard import unlock
 
     unlock.send_password_disabled_mail(request, user)
 
@@ -422,8 +417,6 @@ def _lock_event(request: HttpRequest, attempt: Attempt, scope: str, key: str, fa
     if not cache.add(f"{key}:ev", 1, timeout=LOCK_EVENT_WINDOW):
         return
     log.warning("bruteforce hold scope=%s user=%s failures=%s retry_after_s=%s", scope, attempt.user_id, failures, wait)
-    from vouch.audit.events import PLATFORM, record
-    from vouch.audit.models import EventAction, Outcome
 
     record(
         EventAction.AUTHN_LOGIN_LOCK,
@@ -476,15 +469,12 @@ def return_skipped(email: str, count: int) -> None:
 def _send_unlock_mail(request: HttpRequest, user_id: int) -> None:
     if not cache.add(_k("um", str(user_id)), 1, timeout=UNLOCK_MAIL_EVERY):
         return
-    from vouch.accounts.models import User
-    from vouch.guard import unlock
 
     unlock.send_unlock_mail(request, User.objects.get(pk=user_id))
 
 
 def forget_account(user) -> None:
     """After a password reset: the password works again and the account's counters restart."""
-    from vouch.guard.models import AccountState
 
     AccountState.objects.filter(user_id=user.pk).update(
         consecutive_failures=0, password_disabled_at=None, held_until=None

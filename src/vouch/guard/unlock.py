@@ -26,6 +26,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from vouch.accounts.models import User
+from vouch.audit.events import PLATFORM, record
+from vouch.audit.models import EventAction
+from vouch.guard import devices, throttle
+from vouch.guard.models import AccountState
+
 log = logging.getLogger("vouch.guard.unlock")
 UNLOCK_MAX_AGE = 3600
 _SALT = "vouch.guard.unlock"
@@ -38,7 +44,6 @@ def _nonce_hash(nonce: str) -> str:
 
 def make_token(user) -> str:
     """A fresh unlock token for ``user``; any earlier one stops working."""
-    from vouch.guard.models import AccountState
 
     nonce = secrets.token_urlsafe(24)
     AccountState.objects.get_or_create(user=user)
@@ -60,7 +65,6 @@ def _read(token: str) -> tuple[int, str] | None:
 
 def check_token(token: str):
     """The account a valid, unexpired, unused token belongs to; None otherwise (no state change)."""
-    from vouch.accounts.models import User
 
     read = _read(token)
     if read is None:
@@ -71,8 +75,6 @@ def check_token(token: str):
 
 def use_token(token: str):
     """Consume the token (once, atomically); return its account, or None."""
-    from vouch.accounts.models import User
-    from vouch.guard.models import AccountState
 
     read = _read(token)
     if read is None:
@@ -132,13 +134,11 @@ def password_reset_url(user) -> str:
 
 
 def send_password_disabled_mail(request: HttpRequest | None, user) -> None:
-    from vouch.guard.throttle import PASSWORD_FAILURE_CAP
-
     _send(
         request,
         "guard/email/password_disabled",
         user,
-        {"user": user, "url": password_reset_url(user), "cap": PASSWORD_FAILURE_CAP},
+        {"user": user, "url": password_reset_url(user), "cap": throttle.PASSWORD_FAILURE_CAP},
     )
 
 
@@ -155,9 +155,6 @@ def unlock_view(request: HttpRequest, token: str) -> HttpResponse:
     user = use_token(token)
     if user is None:
         return _invalid(request)
-    from vouch.audit.events import PLATFORM, record
-    from vouch.audit.models import EventAction
-    from vouch.guard import devices
 
     response = HttpResponseRedirect(reverse("account_login"))
     devices.remember_device(request, response, user)

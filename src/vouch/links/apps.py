@@ -7,7 +7,7 @@ class LinksConfig(AppConfig):
     verbose_name = "Private links"
 
     def ready(self) -> None:
-        # In ready(): the receivers import models, which are loaded only now.
+        # imported here: runs in AppConfig.ready() (the receivers import models, loaded only now)
         from vouch.links import receivers
 
         receivers.connect()

@@ -8,7 +8,8 @@ class OutboxConfig(AppConfig):
     verbose_name = "Local mail outbox"
 
     def ready(self) -> None:
-        # In ready(): vault's rotation imports its models, which load only after the app registry.
+        # imported here: runs in AppConfig.ready() (vault's rotation imports its models, which
+        # load only after the app registry)
         from vouch.outbox import sealing
         from vouch.vault.rotation.master import register_external_key
 

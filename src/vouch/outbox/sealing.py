@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vouch.vault import providers
 from vouch.vault.errors import DecryptionError, KeyConfigurationError
+from vouch.vault.keyring import ensure_master_key
 
 KEY_FILE = "outbox.key"
 # A key that no longer unwraps is set aside under this prefix (not deleted: restoring a
@@ -205,8 +206,6 @@ def key_for_writing(directory: Path) -> OutboxKey:
     keep flowing, and the messages it sealed are at most a week old."""
     provider = providers.get_provider()
     if not provider.versions():
-        from vouch.vault.keyring import ensure_master_key
-
         ensure_master_key()  # a new installation's first run, as company keys do
     path = directory / KEY_FILE
     for _attempt in range(3):

@@ -7,6 +7,7 @@ class TenancyConfig(AppConfig):
     verbose_name = "Companies and regions"
 
     def ready(self) -> None:
+        # imported here: runs in AppConfig.ready()
         from vouch.core import context
         from vouch.tenancy import connections
 

@@ -28,6 +28,7 @@ from django.db.utils import ConnectionDoesNotExist, load_backend  # type: ignore
 from vouch import regions
 from vouch.config import sqlite_database
 from vouch.core.context import CompanyContext, WrongCompanyDatabase, is_company_alias
+from vouch.tenancy.events import record_wrong_database
 
 IDENTITY_TABLE = "vouch_company_identity"
 # A kept connection unused for longer is closed instead of reused.
@@ -214,8 +215,6 @@ def _check_identity(sender, connection, **kwargs) -> None:
     expected = connection.settings_dict.get("VOUCH_COMPANY_ID")
     found = read_identity(connection)
     if found != expected:
-        from vouch.tenancy.events import record_wrong_database
-
         connection.close()
         record_wrong_database(expected=expected, found=found, where="connect")
         raise WrongCompanyDatabase(f"database for company {expected} records company {found!r}")

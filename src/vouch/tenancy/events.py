@@ -10,6 +10,8 @@ log = structlog.get_logger("vouch.tenancy")
 def record_wrong_database(*, expected: str | None, found: str | None, where: str) -> None:
     """A company's data nearly went through the wrong database: always an error, always recorded."""
     log.error("company_database_mismatch", expected=expected, found=found, where=where)
+    # imported here: audit's record loads models, and migration workers import this module
+    # (through tenancy.connections) before django.setup()
     from vouch.audit import record
 
     record(

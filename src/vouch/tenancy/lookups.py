@@ -21,6 +21,8 @@ from django.db import models
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from vouch.audit import record
+from vouch.audit.models import EventAction, Outcome
 from vouch.core.requests import VouchRequest
 from vouch.tenancy.router import is_company_app
 
@@ -40,8 +42,6 @@ def record_miss(request: VouchRequest, model: type[models.Model]) -> None:
 
     Never raises: the caller answers 404 whatever happens here. Call it outside a
     transaction on the control database, or the event rolls back with the request."""
-    from vouch.audit import record
-    from vouch.audit.models import EventAction, Outcome
 
     match = getattr(request, "resolver_match", None)
     route = (match.view_name if match else "") or "unknown"

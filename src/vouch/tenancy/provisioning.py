@@ -32,6 +32,7 @@ from vouch.config import DatabaseURL, sqlite_database
 from vouch.core.context import alias_for
 from vouch.tenancy import connections, schema
 from vouch.tenancy.router import TEMPLATE_PREFIX
+from vouch.vault.errors import KeyUnavailable
 
 IDENTITY_DDL = (
     f"CREATE TABLE IF NOT EXISTS {connections.IDENTITY_TABLE} "
@@ -81,6 +82,8 @@ def discard(company_id: uuid.UUID, region_name: str, *, bucket: bool = True) -> 
     if bucket and region.files_in_bucket:
         # Every object under the company's prefix. A bucket that cannot be reached raises
         # StoreUnavailable: the purge stops there and the next one finishes it.
+        # imported here: vault's files and keys load models, and migration workers import
+        # this module before django.setup()
         from vouch.vault.files import purge
 
         purge(company_id, region_name)
@@ -317,7 +320,8 @@ def set_role_password(company_id: uuid.UUID, region_name: str) -> bool:
 def _set_password(admin, company_id: uuid.UUID) -> bool:
     from psycopg import sql
 
-    from vouch.vault.errors import KeyUnavailable
+    # imported here: vault's keys load models, and migration workers import this module
+    # before django.setup()
     from vouch.vault.keyring import role_password
 
     role = connections.role_name(company_id)

@@ -12,6 +12,7 @@ from django.db import DEFAULT_DB_ALIAS
 
 from vouch.core.context import WrongCompanyDatabase, current, is_company_alias
 from vouch.tenancy import connections
+from vouch.tenancy.events import record_wrong_database
 
 TEMPLATE_PREFIX = "companytemplate_"
 
@@ -31,8 +32,6 @@ class CompanyRouter:
         instance = hints.get("instance")
         source = getattr(getattr(instance, "_state", None), "db", None)
         if source is not None and source != alias:
-            from vouch.tenancy.events import record_wrong_database
-
             record_wrong_database(expected=str(context.company_id), found=source, where=model._meta.label)
             raise WrongCompanyDatabase(
                 f"{model._meta.label} object from {source} used in the context of company {context.company_id}"

@@ -10,6 +10,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from django.conf import settings
 from django.core.checks import Error, register
 
+from vouch.config import parse_database_url
+from vouch.core.proxies import parse_networks
+
 WEAK_SECRET_MARKERS = ("insecure", "change", "secret", "default", "example")
 # libpq modes that encrypt and check the server's certificate; "require" encrypts but
 # accepts any certificate, so a machine in the middle can still read everything.
@@ -59,7 +62,6 @@ def redis_is_protected(url: str) -> bool:
 
 def _database_urls() -> list[tuple[str, str, dict]]:
     """(variable, host, options) of every PostgreSQL connection Vouch opens."""
-    from vouch.config import parse_database_url
 
     found = []
     control = getattr(settings, "VOUCH_DATABASE_URL", "")
@@ -109,7 +111,6 @@ def transport_errors() -> list[Error]:
 @register()
 def configuration(app_configs, **kwargs) -> list[Error]:
     """Checked at every start, in every mode: values that would fail at request time."""
-    from vouch.core.proxies import parse_networks
 
     errors: list[Error] = []
     try:

@@ -35,6 +35,8 @@ def _render(request: HttpRequest, status: int, title: str, message: str) -> Http
 
 def is_unavailable(exception: BaseException | None) -> bool:
     """A shared service (Redis) did not answer: a brief outage, not a bug."""
+    # imported here: web.redirect (the plain-HTTP listener, run without Django) imports
+    # this module, which must stay light
     from vouch.web.rediscache import FAILURES
 
     return isinstance(exception, FAILURES)
@@ -101,6 +103,8 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     # Every 403 (policy.require and the rest) is a security event. Recorded here, after
     # the view's transaction has rolled back, so the refusal itself is never lost.
+    # imported here: web.redirect (the plain-HTTP listener, run without Django) imports
+    # this module, which must stay light
     from vouch.audit.events import record_refusal
 
     record_refusal(request, reason="policy")
@@ -119,6 +123,8 @@ STORAGE_FULL_MESSAGE = (
 def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse:
     """A write that could not be stored for lack of space: a 503 that says so, and one
     log line per interval (``vouch.core.diskfull``) instead of a traceback per request."""
+    # imported here: web.redirect (the plain-HTTP listener, run without Django) imports
+    # this module, which must stay light
     from vouch.core import diskfull
 
     diskfull.note_refused(exception, getattr(request, "request_id", None))
@@ -130,6 +136,8 @@ def storage_full(request: HttpRequest, exception: BaseException) -> HttpResponse
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # imported here: web.redirect (the plain-HTTP listener, run without Django) imports
+    # this module, which must stay light
     from vouch.core.diskfull import is_storage_full
     from vouch.objectstore import StoreUnavailable
     from vouch.vault.errors import DecryptionError, KeyUnavailable

@@ -17,7 +17,12 @@ from vouch import regions
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.audit import spool
+from vouch.audit.events import record_refusal
+from vouch.backups import health as data_safety
+from vouch.core import diskfull
 from vouch.core.requests import CompanyRequest, VouchRequest
+from vouch.tenancy.models import Company
 from vouch.tenancy.services import active_member_count
 
 log = logging.getLogger("vouch.web")
@@ -50,7 +55,6 @@ def dashboard(request: CompanyRequest) -> HttpResponse:
 def operator_home(request: VouchRequest) -> HttpResponse:
     # Operators see installation health, never a company's personal data (P15).
     policy.require(request.user.is_staff)
-    from vouch.tenancy.models import Company
 
     # Per region: the full name (what companies chose at signup), the code, and how many.
     counts = dict(Company.objects.values_list("region").annotate(n=Count("pk")).order_by())
@@ -72,7 +76,6 @@ def alive(request: VouchRequest) -> HttpResponse:
 def health(request: VouchRequest) -> JsonResponse:
     """For load balancers: 200 when the control database and the cache answer and the
     storage has room (``vouch.core.diskfull``); 503 naming what failed otherwise."""
-    from vouch.core import diskfull
 
     checks: dict[str, str] = {"storage": diskfull.storage_state(settings.DATA_DIR)}
     try:
@@ -97,8 +100,6 @@ def health(request: VouchRequest) -> JsonResponse:
     healthy = all(v == "ok" for v in checks.values())
     body: dict = {"status": "ok" if healthy else "error", "checks": checks}
     if checks["database"] == "ok":
-        from vouch.backups import health as data_safety
-
         # Backups, mirror, replication: shown, and "degraded", but never a 503 (see there).
         # States only: this page is public; the details are for `vouch backup status` and
         # the operators' page.
@@ -126,7 +127,6 @@ def _record_unrecorded_events() -> None:
     """Security events counted while the disk was full are recorded once there is room
     again; load balancers poll this page, so that happens soon even when nothing else
     is recorded (``vouch.audit.spool``)."""
-    from vouch.audit import spool
 
     try:
         spool.flush()
@@ -135,8 +135,6 @@ def _record_unrecorded_events() -> None:
 
 
 def csrf_failure(request: VouchRequest, reason: str = "") -> HttpResponse:
-    from vouch.audit.events import record_refusal
-
     record_refusal(request, reason="csrf")
     return render(
         request,

@@ -7,6 +7,7 @@ import uuid
 from django.db import migrations, models
 
 import vouch.vault.fields
+from vouch.core.context import current_or_none
 
 COPY_BATCH = 500
 
@@ -18,7 +19,6 @@ def encrypt_existing(apps, schema_editor):
     rows = legacy.objects.using(alias).order_by("id")
     if not rows.exists():
         return
-    from vouch.core.context import current_or_none
 
     if current_or_none() is None:
         raise RuntimeError(

@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from vouch.audit import triggers
+
 GENESIS = "0" * 64
 
 
@@ -13,14 +15,10 @@ def create_head(apps, schema_editor):
 
 
 def create_triggers(apps, schema_editor):
-    from vouch.audit import triggers
-
     triggers.create(schema_editor.connection, parts=(triggers.EVENTS,))
 
 
 def drop_triggers(apps, schema_editor):
-    from vouch.audit import triggers
-
     triggers.drop(schema_editor.connection, parts=(triggers.EVENTS,))
 
 

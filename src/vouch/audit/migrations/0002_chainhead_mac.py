@@ -7,10 +7,10 @@ instead of the upgrade hiding it. The MAC's key comes from SECRET_KEY
 
 from django.db import migrations, models
 
+from vouch.audit import chain, triggers
+
 
 def seal_head(apps, schema_editor):
-    from vouch.audit import chain
-
     alias = schema_editor.connection.alias
     ChainHead = apps.get_model("audit", "ChainHead")
     SecurityEvent = apps.get_model("audit", "SecurityEvent")
@@ -25,14 +25,10 @@ def seal_head(apps, schema_editor):
 
 
 def create_triggers(apps, schema_editor):
-    from vouch.audit import triggers
-
     triggers.create(schema_editor.connection, parts=(triggers.HEAD,))
 
 
 def drop_triggers(apps, schema_editor):
-    from vouch.audit import triggers
-
     triggers.drop(schema_editor.connection, parts=(triggers.HEAD,))
 
 

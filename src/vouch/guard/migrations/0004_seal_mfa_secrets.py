@@ -5,18 +5,17 @@ nothing, if one does not open."""
 
 from django.db import migrations
 
+from vouch.guard.mfa_secrets import SECRET_FIELDS, open_row, seal_row
+from vouch.vault import account_secrets
+from vouch.vault.errors import DecryptionError
+
 
 def _rows(apps):
-    from vouch.guard.mfa_secrets import SECRET_FIELDS
-
     Authenticator = apps.get_model("mfa", "Authenticator")
     return Authenticator, Authenticator.objects.filter(type__in=list(SECRET_FIELDS)).order_by("pk")
 
 
 def seal(apps, schema_editor):
-    from vouch.guard.mfa_secrets import seal_row
-    from vouch.vault import account_secrets
-
     Authenticator, rows = _rows(apps)
     if not rows.exists():
         return  # nothing to seal: the key is made with the first secret
@@ -28,10 +27,6 @@ def seal(apps, schema_editor):
 
 
 def unseal(apps, schema_editor):
-    from vouch.guard.mfa_secrets import open_row
-    from vouch.vault import account_secrets
-    from vouch.vault.errors import DecryptionError
-
     Authenticator, rows = _rows(apps)
     if not rows.exists():
         return

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     if command == "check":
         return check(args, out)
     if command == "purge":
+        # imported here: the command's parser is built before Django is set up
         from vouch.tenancy.deletion import run_purge
 
         return run_purge(out=out, err=err)
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
 def migrate(args: argparse.Namespace, out, err) -> int:
     from tqdm import tqdm
 
+    # imported here: the command's parser is built before Django is set up
     from vouch.tenancy.operations import migrate as migration
 
     if args.workers is not None and args.workers < 1:
@@ -115,6 +117,7 @@ def migrate(args: argparse.Namespace, out, err) -> int:
 
 
 def list_(args: argparse.Namespace, out) -> int:
+    # imported here: the command's parser is built before Django is set up
     from vouch.tenancy.operations import report
 
     rows = report.list_companies()
@@ -134,6 +137,7 @@ def list_(args: argparse.Namespace, out) -> int:
 
 
 def show(args: argparse.Namespace, out, err) -> int:
+    # imported here: the command's parser is built before Django is set up
     from vouch import regions
     from vouch.tenancy.operations import report
 
@@ -175,6 +179,7 @@ def show(args: argparse.Namespace, out, err) -> int:
 
 
 def check(args: argparse.Namespace, out) -> int:
+    # imported here: the command's parser is built before Django is set up
     from vouch.tenancy.operations import report
 
     result = report.check_all()

@@ -31,8 +31,10 @@ from django.conf import settings
 
 from vouch import regions
 from vouch.config import sqlite_database
-from vouch.tenancy import provisioning, schema
-from vouch.tenancy.operations.probe import probe_many, short_error
+from vouch.core.context import alias_for, company_context
+from vouch.tenancy import connections, provisioning, schema
+from vouch.tenancy.connections import ensure_alias, release
+from vouch.tenancy.operations.probe import probe, probe_many, short_error
 
 CURRENT = "current"
 MIGRATED = "migrated"
@@ -139,8 +141,6 @@ def template_connection(region: regions.Region) -> Iterator[str | None]:
     closed afterwards: PostgreSQL clones a template only while nobody is connected."""
     from django.db import connections as django_connections
 
-    from vouch.tenancy import connections
-
     if region.uses_postgresql:
         name = provisioning._template_name()
         with provisioning._admin(region) as admin:
@@ -180,9 +180,6 @@ def _init_worker(settings_module: str, forwarded: dict) -> None:
 
 def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
     """Bring one company's database to the current schema (runs in a worker process)."""
-    from vouch.core.context import company_context
-    from vouch.tenancy.connections import ensure_alias
-    from vouch.tenancy.operations.probe import probe
 
     result = CompanyResult(company_id, name, region, FAILED)
     # Look first without Django: a missing, broken or foreign database is reported
@@ -217,8 +214,6 @@ def migrate_one(company_id: str, name: str, region: str) -> CompanyResult:
         # Closed, not kept: a run visits each company once, and on SQLite the last close
         # checkpoints and removes the write-ahead log, with any page a migration
         # rewrote (the plaintext the log encryption replaced, say).
-        from vouch.core.context import alias_for
-        from vouch.tenancy.connections import release
 
         release(alias_for(company_id))
     return result
@@ -231,6 +226,7 @@ def companies_to_migrate(company_ids: Iterable[str] | None = None) -> list[tuple
     """``(id, name, region)`` of every company whose database should be current:
     all but deleted ones (a suspended company is migrated too, so it works the
     moment it is reactivated). Unknown ids raise ``LookupError``."""
+    # imported here: models, and spawned workers import this module before django.setup()
     from vouch.tenancy.models import Company
 
     rows = Company.objects.order_by("name", "id")

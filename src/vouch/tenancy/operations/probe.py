@@ -23,6 +23,7 @@ from django.conf import settings
 from vouch import regions
 from vouch.config import DatabaseURL
 from vouch.tenancy import connections, schema
+from vouch.tenancy.provisioning import _admin
 
 CONNECT_TIMEOUT = 5  # seconds; a probe must not hang on one unreachable database
 
@@ -160,7 +161,6 @@ def postgres_location(region: regions.Region, name: str) -> str:
 def postgres_sizes(region: regions.Region, name: str | None = None) -> dict[str, int]:
     """Size of every database on ``region``'s server with this installation's prefix
     (or only of database ``name``), in one query."""
-    from vouch.tenancy.provisioning import _admin
 
     prefix = settings.VOUCH_COMPANY_DATABASE_PREFIX + "_"
     pattern = prefix.replace("\\", "\\\\").replace("_", r"\_").replace("%", r"\%") + "%"

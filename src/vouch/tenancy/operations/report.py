@@ -12,7 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 from vouch import regions
+from vouch.objectstore import StoreError, join
 from vouch.tenancy import connections, provisioning
+from vouch.tenancy.models import Company
 from vouch.tenancy.operations.probe import (
     Probe,
     postgres_location,
@@ -22,6 +24,8 @@ from vouch.tenancy.operations.probe import (
     server_key,
     short_error,
 )
+from vouch.tenancy.services import active_member_count
+from vouch.vault.files import bucket_store
 
 DELETED = "deleted"
 # An orphan younger than this may be a company being created right now (its
@@ -77,8 +81,6 @@ def human_size(size: int | None) -> str:
 
 
 def _has_status() -> bool:
-    from vouch.tenancy.models import Company
-
     return any(f.name == "status" for f in Company._meta.concrete_fields)
 
 
@@ -103,7 +105,6 @@ def _rows(queryset) -> list[CompanyRow]:
 
 def list_companies() -> list[CompanyRow]:
     """Every company with its database looked at (deleted ones are listed, not probed)."""
-    from vouch.tenancy.models import Company
 
     rows = _rows(Company.objects.order_by("name", "id"))
     live = [row for row in rows if row.status != DELETED]
@@ -116,7 +117,6 @@ def list_companies() -> list[CompanyRow]:
 def find_company(key: str):
     """The company with this id, or else with exactly this name. ``LookupError``
     when there is none, or when several share the name."""
-    from vouch.tenancy.models import Company
 
     try:
         company = Company.objects.filter(id=uuid.UUID(key.strip())).first()
@@ -171,8 +171,6 @@ def files_state(company_id: str, region_name: str, *, with_size: bool = False) -
 def _bucket_files_state(company_id: str, region: regions.Region, *, with_size: bool) -> FilesState:
     """A company's files in its region's bucket: a prefix, not a directory (nothing to be
     missing or open to others); the size lists its objects."""
-    from vouch.objectstore import StoreError, join
-    from vouch.vault.files import bucket_store
 
     state = FilesState(path=join(region.files_url, str(uuid.UUID(company_id))), exists=True)
     if with_size:
@@ -184,8 +182,6 @@ def _bucket_files_state(company_id: str, region: regions.Region, *, with_size: b
 
 
 def show_company(company) -> dict:
-    from vouch.tenancy.services import active_member_count
-
     row = _rows(type(company).objects.filter(pk=company.pk))[0]
     found = probe(row.id, row.region) if row.status != DELETED else None
     files = files_state(row.id, row.region, with_size=True)
@@ -354,7 +350,6 @@ def _guarded_by_role(rows) -> dict[str, bool]:
 
 def check_all() -> CheckReport:
     """Health of every company and the orphans of every region."""
-    from vouch.tenancy.models import Company
 
     rows = _rows(Company.objects.order_by("name", "id"))
     report = CheckReport(companies=len(rows))
@@ -391,7 +386,6 @@ def remove_orphans(orphans: list[Orphan], *, min_age: float = ORPHAN_MIN_AGE_SEC
 
     Each id is checked against the Company table again just before, and nothing
     belonging to an existing company is ever touched."""
-    from vouch.tenancy.models import Company
 
     removed = []
     for orphan in orphans:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from django.db.backends.postgresql import base
 
+from vouch.core.context import WrongCompanyDatabase
+from vouch.tenancy.events import record_wrong_database
+
 # libpq's words for a role without the CONNECT privilege (no SQLSTATE reaches the client
 # for a refused connection: psycopg gives only the message).
 NO_CONNECT_PRIVILEGE = "permission denied for database"
@@ -23,6 +26,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         company_id = self.settings_dict.get("VOUCH_COMPANY_ID")
         if company_id and self.settings_dict.get("VOUCH_COMPANY_ROLE"):
+            # imported here: the database backend loads while the app registry loads, and the keyring imports models
             from vouch.vault.keyring import role_password
 
             params["password"] = role_password(company_id, params["user"])
@@ -36,8 +40,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except psycopg.OperationalError as exc:
             if NO_CONNECT_PRIVILEGE not in str(exc) or not self.settings_dict.get("VOUCH_COMPANY_ID"):
                 raise
-            from vouch.core.context import WrongCompanyDatabase
-            from vouch.tenancy.events import record_wrong_database
 
             expected = self.settings_dict["VOUCH_COMPANY_ID"]
             record_wrong_database(expected=expected, found="not this company's role's database", where="connect")
