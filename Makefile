@@ -46,6 +46,7 @@ lock: $(VENV)/.dev
 	$(BIN)/pip install -q pip-tools
 	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o base.txt base.in
 	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o dev.txt dev.in
+	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o attack.txt attack.in
 
 $(VENV)/.python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Vouch needs Python 3.11 or newer"'
