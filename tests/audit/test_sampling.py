@@ -134,3 +134,39 @@ def test_failed_sign_ins_at_many_accounts_from_one_network_are_sampled(clock):
     rows = events(EventAction.AUTHN_LOGIN_FAIL)
     assert len(rows) == 2 and rows[1].details["not_recorded"] == guesses - 1
     assert _stands_for(rows) == guesses + 1
+
+
+@pytest.fixture
+def heard():
+    from vouch.audit import observers
+
+    seen: list = []
+    observers.observe(seen.append)
+    yield seen
+    observers.forget(seen.append)
+
+
+def test_observers_hear_every_occurrence_recorded_or_only_counted(csrf_client, clock, heard):
+    """Intrusion detection counts each refusal, while the log keeps one event a minute."""
+    _forged_posts(csrf_client, 12)
+    csrf = [o for o in heard if o.action == EventAction.AUTHZ_FAIL and o.details.get("reason") == "csrf"]
+    assert len(csrf) == 12
+    assert len(_csrf_events()) == 1
+    assert {o.request.META["REMOTE_ADDR"] for o in csrf} == {FLOODER}
+    assert all(o.outcome == "blocked" and o.target.startswith("route:") for o in csrf)
+
+
+def test_a_failing_observer_does_not_stop_the_event_or_the_others(client, clock, heard):
+    from vouch.audit import observers
+    from vouch.audit.events import record
+
+    def broken(occurrence):
+        raise RuntimeError("observer bug")
+
+    observers.observe(broken)
+    try:
+        event = record(EventAction.DATA_EXPORT, target="candidates")
+    finally:
+        observers.forget(broken)
+    assert events(EventAction.DATA_EXPORT) == [event]
+    assert [o.action for o in heard] == [EventAction.DATA_EXPORT]

@@ -26,7 +26,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
-from vouch.audit import chain, spool
+from vouch.audit import chain, observers, spool
 from vouch.audit.models import ChainHead, EventAction, Outcome, SecurityEvent
 from vouch.core.diskfull import is_storage_full
 
@@ -82,7 +82,7 @@ def _ip(request) -> str | None:
 PLATFORM = "platform"
 
 
-def _company_id(company) -> uuid.UUID | None:
+def company_id_of(company) -> uuid.UUID | None:
     if company is None or company == PLATFORM:
         return None
     value = getattr(company, "pk", company)
@@ -130,7 +130,7 @@ def record(
         occurred_at=timezone.now(),
         actor_id=actor_id,
         actor_label=f"user:{actor_id}" if actor_id is not None else "",
-        company_id=_company_id(company),
+        company_id=company_id_of(company),
         action=action[:64],
         target=str(target)[:TARGET_MAX],
         ip=_ip(request),
@@ -138,6 +138,18 @@ def record(
         outcome=outcome,
         details=_clean_details(details),
     )
+    if observers._observers:
+        observers.notify(
+            observers.Occurrence(
+                action=event.action,
+                outcome=outcome,
+                request=request,
+                actor_id=actor_id,
+                company_id=event.company_id,
+                target=event.target,
+                details=event.details,
+            )
+        )
     connection = connections[DB]
     standalone = not connection.in_atomic_block
     summary = action == EventAction.AUDIT_EVENTS_NOT_RECORDED  # the counts themselves: put back, not counted

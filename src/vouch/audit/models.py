@@ -77,6 +77,21 @@ class EventAction(models.TextChoices):
     DATA_RESTORED = "data_restored", "Data restored from a backup"
     DATA_RESTORE_ROLLED_BACK = "data_restore_rolled_back", "Restore rolled back"
     BACKUP_DRILL = "backup_drill", "Restore drill"
+    # Intrusion detection and request limits (vouch.shield).
+    INTRUSION_DETECTED = "intrusion_detected", "Hostile request detected"
+    INTRUSION_BLOCKED = "intrusion_blocked", "Source blocked"
+    INTRUSION_UNBLOCKED = "intrusion_unblocked", "Block lifted"
+    RATE_LIMITED = "rate_limited", "Requests limited"
+    # Abuse monitoring (vouch.abuse).
+    ABUSE_DETECTED = "abuse_detected", "Unusual use detected"
+    ABUSE_RULE_CHANGED = "abuse_rule_changed", "Unusual-use threshold changed"
+    # Need-to-know staff access (vouch.support).
+    SUPPORT_GRANT_REQUESTED = "support_grant_requested", "Support access requested"
+    SUPPORT_GRANT_APPROVED = "support_grant_approved", "Support access approved"
+    SUPPORT_GRANT_DECLINED = "support_grant_declined", "Support access declined"
+    SUPPORT_GRANT_REVOKED = "support_grant_revoked", "Support access revoked"
+    SUPPORT_GRANT_EXPIRED = "support_grant_expired", "Support access ended"
+    SUPPORT_PAGE_VIEWED = "support_page_viewed", "Page viewed by support"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -31,7 +31,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django_tasks import task
 
-from vouch.audit.events import PLATFORM, count_unrecorded, record
+from vouch.audit import observers
+from vouch.audit.events import PLATFORM, company_id_of, count_unrecorded, record
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.core.diskfull import is_storage_full
 from vouch.core.network import client_network
@@ -104,6 +105,8 @@ def record_sampled(
         window = int(now() // INTERVAL)
         if not _first_in(base, window):
             _count(f"{base}:n:{window}")
+            if observers._observers:  # counted, not recorded: its observers still hear of it
+                _tell_observers(action, request, details, fields)
             return None
         details = dict(details or {})
         carried = _claim(base, window - SETTLE_WINDOWS)
@@ -124,6 +127,23 @@ def record_sampled(
         else:
             log.exception("audit: could not record a sampled %s event", action)
         return None
+
+
+def _tell_observers(action: str, request, details: dict[str, Any] | None, fields: dict[str, Any]) -> None:
+    user = getattr(request, "user", None)
+    actor = fields.get("actor") or (user if user is not None and user.is_authenticated else None)
+    company = fields.get("company") or getattr(request, "company", None)
+    observers.notify(
+        observers.Occurrence(
+            action=str(action),
+            outcome=str(fields.get("outcome", Outcome.SUCCESS)),
+            request=request,
+            actor_id=getattr(actor, "pk", None),
+            company_id=company_id_of(company),
+            target=str(fields.get("target", "")),
+            details=details or {},
+        )
+    )
 
 
 def _queue_flush(action: str, kind: str, source: str, window: int) -> None:
