@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "vouch.guard",
     "vouch.outbox",
     "vouch.backups",
+    "vouch.shield",
     # Background tasks (reminders, expiry, retention): see TASKS below.
     "django_tasks",
     "django_tasks_db",
