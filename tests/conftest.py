@@ -66,7 +66,11 @@ def csrf_client() -> HTTPSClient:
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # Rate-limit counters must not leak from one test into the next. The embedded
-    # database cache is rolled back with each test; Redis is not, so clear it.
+    # database cache is rolled back with each test; Redis is not, so clear it. Each
+    # process's copy of intrusion detection's block table goes too (vouch.shield.state).
+    from vouch.shield import state as shield_state
+
+    shield_state.table.forget()
     if os.environ.get("VOUCH_TEST_SERVICES") == "1":
         from django.conf import settings
         from django.core.cache import cache
