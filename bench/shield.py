@@ -62,8 +62,11 @@ COST_SCRIPT = textwrap.dedent(
     result["empty_table_us"] = timed(shielded)
     moment = state.now()
     sources = [f"192.0.{i >> 8 & 255}.{i & 255}" for i in range(10_000)]
-    blocks = {(state.ADDRESS, s): state.Block(state.ADDRESS, s, moment + 3600, 1, "injection") for s in sources}
-    state.cache.set(state.TABLE_KEY, blocks, 3600)
+    blocks = {f"i|{s}": (moment + 3600, 1, "injection") for s in sources}
+    state.cache.set_many({state.TABLE_KEY: blocks, state.VERSION_KEY: 1}, 3600)
+    started = time.perf_counter()
+    state.cache.get(state.TABLE_KEY)
+    result["table_read_ms"] = (time.perf_counter() - started) * 1000
     state.table.forget()
     result["full_table_us"] = timed(shielded)
     result["table_entries"] = len(state.table.current(state.now()))
@@ -146,7 +149,8 @@ def describe(measured: dict) -> list[str]:
         f"intrusion detection per request: {cost['added_us']:.1f} µs added with no block in force, "
         f"{cost['added_full_us']:.1f} µs with {cost['table_entries']:,} blocks (a request alone "
         f"{cost['plain_us']:.1f} µs; medians of {cost['iterations']:,}); target < {TARGET_US:g} µs: "
-        f"{harness.verdict(cost['met'])}"
+        f"{harness.verdict(cost['met'])}. Each process re-reads a changed table at most once a second: "
+        f"{cost['table_read_ms']:.1f} ms for {cost['table_entries']:,} blocks"
     ]
     if scanner["blocked"]:
         lines.append(

@@ -39,6 +39,7 @@ log = logging.getLogger("vouch.shield")
 cache = ConnectionProxy(caches, "shield")
 
 ADDRESS, NETWORK, ACCOUNT = "address", "network", "account"
+CODES = {ADDRESS: "i", NETWORK: "n", ACCOUNT: "u"}  # short, distinct key parts
 # Detections a source may make before it is blocked. A network holds many people, so it
 # takes several addresses' worth; an account is a known person, so it gets more room.
 THRESHOLD = {ADDRESS: 10.0, NETWORK: 30.0, ACCOUNT: 20.0}
@@ -50,6 +51,7 @@ LEVEL_MEMORY = 86400  # a source's escalation level is kept this long after its 
 MAX_BLOCKS = 10_000
 REFRESH_SECONDS = 1.0
 TABLE_KEY = "sh:blocks"
+VERSION_KEY = "sh:blocks:v"
 LOCK_KEY = "sh:blocks:lock"
 
 
@@ -74,7 +76,7 @@ class Block:
 
 
 def _score_key(scope: str, source: str) -> str:
-    return f"sh:s:{scope[0]}:{source}"
+    return f"sh:s:{CODES[scope]}:{source}"
 
 
 def add_score(scope: str, source: str, weight: float, moment: float) -> float:
@@ -114,29 +116,53 @@ def _take_new_source(moment: float) -> bool:
 # -- blocks ---------------------------------------------------------------------------
 
 
+def _entry_key(scope: str, source: str) -> str:
+    return f"{CODES[scope]}|{source}"
+
+
+_SCOPES = {code: scope for scope, code in CODES.items()}
+# The table as stored: "i|198.51.100.7" -> (until, level, reason). Plain tuples, not Block
+# objects: 10,000 of them unpickle in a few milliseconds.
+Entries = dict[str, tuple[float, int, str]]
+
+
+def _block_of(key: str, entry: tuple[float, int, str]) -> Block:
+    scope, source = key.split("|", 1)
+    return Block(scope=_SCOPES[scope], source=source, until=entry[0], level=entry[1], reason=entry[2])
+
+
 class _Table:
-    """This process's copy of the block table, re-read at most once a second."""
+    """This process's copy of the block table. Once a second it reads the table's version
+    (a small cache read); the table itself only when the version moved."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], Block] = {}
+        self.entries: Entries = {}
+        self.has_accounts = False  # any account blocks: only then is a session read for them
+        self.version: object = None
         self.read_at = -math.inf
         self.lock = threading.Lock()
 
-    def current(self, moment: float) -> dict[tuple[str, str], Block]:
+    def current(self, moment: float) -> Entries:
         if moment - self.read_at >= REFRESH_SECONDS:
             with self.lock:
                 if moment - self.read_at >= REFRESH_SECONDS:
                     self.read_at = moment
                     try:
-                        self.entries = cache.get(TABLE_KEY) or {}
+                        version = cache.get(VERSION_KEY)
+                        if version is None or version != self.version:
+                            self.set(cache.get(TABLE_KEY) or {}, version)
                     except Exception:  # the cache is out: keep enforcing what is known
                         log.warning("shield: could not read the block table; keeping the last copy")
         return self.entries
 
+    def set(self, entries: Entries, version: object) -> None:
+        self.has_accounts = any(key.startswith("u|") for key in entries)
+        self.entries, self.version = entries, version
+
     def forget(self) -> None:
         """Drop this process's copy (tests; a lifted block takes effect at once here)."""
         self.read_at = -math.inf
-        self.entries = {}
+        self.set({}, None)
 
 
 table = _Table()
@@ -147,26 +173,29 @@ def blocks_for(moment: float, *keys: tuple[str, str]) -> Block | None:
     entries = table.current(moment)
     if not entries:
         return None
-    found = None
-    for key in keys:
+    found: tuple[str, tuple[float, int, str]] | None = None
+    for scope, source in keys:
+        key = _entry_key(scope, source)
         entry = entries.get(key)
-        if entry is not None and entry.until > moment and (found is None or entry.until > found.until):
-            found = entry
-    return found
+        if entry is not None and entry[0] > moment and (found is None or entry[0] > found[1][0]):
+            found = (key, entry)
+    return _block_of(*found) if found is not None else None
 
 
 def has_account_blocks(moment: float) -> bool:
-    return any(scope == ACCOUNT and b.until > moment for (scope, _), b in table.current(moment).items())
+    table.current(moment)
+    return table.has_accounts
 
 
 def active_blocks(moment: float) -> list[Block]:
     """Every block in force, read fresh from the cache (the operators' page)."""
-    entries = cache.get(TABLE_KEY) or {}
-    return sorted((b for b in entries.values() if b.until > moment), key=lambda b: -b.until)
+    entries: Entries = cache.get(TABLE_KEY) or {}
+    blocks = [_block_of(key, entry) for key, entry in entries.items() if entry[0] > moment]
+    return sorted(blocks, key=lambda b: -b.until)
 
 
 def _level_key(scope: str, source: str) -> str:
-    return f"sh:l:{scope[0]}:{source}"
+    return f"sh:l:{CODES[scope]}:{source}"
 
 
 def block(scope: str, source: str, reason: str, moment: float) -> Block:
@@ -196,21 +225,24 @@ def _change_table(moment: float, *, put: Block | None = None, remove: tuple[str,
             break
         time.sleep(0.01)
     try:
-        entries = {k: b for k, b in (cache.get(TABLE_KEY) or {}).items() if b.until > moment}
+        stored: Entries = cache.get(TABLE_KEY) or {}
+        entries = {key: entry for key, entry in stored.items() if entry[0] > moment}
         changed = False
         if put is not None:
-            entries[(put.scope, put.source)] = put
+            entries[_entry_key(put.scope, put.source)] = (put.until, put.level, put.reason)
             changed = True
             if len(entries) > MAX_BLOCKS:
-                for key, _ in sorted(entries.items(), key=lambda item: item[1].until)[: len(entries) - MAX_BLOCKS]:
+                for key, _ in sorted(entries.items(), key=lambda item: item[1][0])[: len(entries) - MAX_BLOCKS]:
                     del entries[key]
         if remove is not None:
-            changed = entries.pop(remove, None) is not None
-        cache.set(TABLE_KEY, entries, DURATIONS[-1] + 60)
+            changed = entries.pop(_entry_key(*remove), None) is not None
+        version = time.time_ns()
+        cache.set_many({TABLE_KEY: entries, VERSION_KEY: version}, DURATIONS[-1] + 60)
     finally:
         if locked:
             cache.delete(LOCK_KEY)
-    table.entries = entries  # in force in this process at once
+    # In force in this process at once.
+    table.set(entries, version)
     table.read_at = moment
     return changed
 
