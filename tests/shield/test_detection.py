@@ -32,8 +32,8 @@ def _probe_until_blocked(client, address=SCANNER, limit=20) -> int:
 
 
 def test_a_path_scanner_is_blocked_with_a_uniform_403_before_any_view(client, clock):
-    # scanner_path (4) + not found (1) a request: the third request is refused.
-    assert _probe_until_blocked(client) == 3
+    # scanner_path (4) a request (its 404 is not counted again): the fourth is refused.
+    assert _probe_until_blocked(client) == 4
     response = client.get("/accounts/login/", REMOTE_ADDR=SCANNER)
     assert _blocked(response)
     assert int(response["Retry-After"]) == 60

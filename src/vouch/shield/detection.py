@@ -83,6 +83,7 @@ def _detect(request: HttpRequest, point: Point, detail: str) -> state.Block | No
     if _allowed_address(address):
         return None
     metrics.detections_total.labels(point=point.name).inc()
+    request.shield_detected = True  # type: ignore[attr-defined]  # its answer's status is then not counted too
     moment = state.now()
     user_id = _signed_in_user_id(request)
     details = {"point": point.name}

@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 
 from vouch.core import metrics
 from vouch.core.requests import VouchRequest
-from vouch.shield import detection, patterns, state
+from vouch.shield import detection, forms, patterns, state
 
 LINK_PREFIXES = ("/c/", "/r/")
 # Load balancers' probes are answered without the shield: they must touch nothing (no
@@ -75,13 +75,19 @@ class ShieldMiddleware:
                 if not request.path.startswith(LINK_PREFIXES):
                     return blocked_response(block, moment)
                 request.shield_block = block  # type: ignore[attr-defined]  # read by vouch.links.decorators
-        response = self.get_response(request)
+        token = forms.current_request.set(request)  # for the forms that notice tampering
+        try:
+            response = self.get_response(request)
+        finally:
+            forms.current_request.reset(token)
         # Read after the view: what it finds counts toward later requests, and by now the
         # signed-in person's current company is known, so their company's owners see it.
         self._inspect(request)
         point = STATUS_POINTS.get(response.status_code)
-        if point is not None and not request.path.startswith(LINK_PREFIXES):
-            # A refused private link is counted by its own guard (token_guess), not twice.
+        # One point a request: not when it was counted already (a probe for another
+        # company's record, a scanner's path) or on a private link (its guard counts).
+        counted = getattr(request, "shield_detected", False)
+        if point is not None and not counted and not request.path.startswith(LINK_PREFIXES):
             detection.detect(request, point)
         return response
 

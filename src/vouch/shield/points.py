@@ -27,7 +27,7 @@ POINTS = {
         Point("method_not_allowed", 2, "Method not allowed on the page"),
         Point("csrf", 1, "Form posted without a valid CSRF token"),
         Point("form_tampering", 3, "Form posted with fields added or missing"),
-        Point("cross_company", 3, "Another company's record asked for"),
+        Point("cross_company", 1, "Another company's record asked for"),
         # Light: the link throttle (vouch.guard.throttle) answers guessing first, with its
         # care for shared addresses; a block comes only from guessing that keeps on.
         Point("token_guess", 0.5, "Private link that does not exist"),
