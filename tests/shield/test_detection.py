@@ -188,3 +188,19 @@ def test_benign_requests_with_awkward_text_raise_nothing(client, company, owner,
     for query in ("O'Brien", "Smith & Jones", "Zoë Müller-Lüdenscheidt", "李小龙", "a+b (c)", "50% off; no"):
         assert client.get("/requests/", {"q": query}, REMOTE_ADDR=SCANNER).status_code == 200
     assert events(EventAction.INTRUSION_DETECTED) == []
+
+
+def test_loopback_is_never_blocked(client, clock):
+    """The operator on the machine, or a proxy beside it that is not configured as trusted."""
+    for path in PROBES * 3:
+        client.get(path, REMOTE_ADDR="127.0.0.1")
+    client.get("/", REMOTE_ADDR="::1", HTTP_USER_AGENT="sqlmap/1.8")
+    assert client.get("/accounts/login/", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/accounts/login/", REMOTE_ADDR="::1").status_code == 200
+
+
+def test_an_allow_list_that_does_not_parse_stops_the_start(settings):
+    from vouch.web.checks import configuration
+
+    settings.VOUCH_SHIELD_ALLOW = ["10.0.0.0/33"]
+    assert "vouch.E030" in [error.id for error in configuration(None)]

@@ -50,15 +50,20 @@ def enabled() -> bool:
     return not getattr(settings, "VOUCH_PROTECTIONS_OFF", False)
 
 
-def _allowed_address(address: str) -> bool:
-    networks = _allowed()
-    if not networks:
-        return False
+def _unblockable(address: str) -> bool:
+    """Addresses never scored: those operators allow, and loopback. A client on loopback is
+    the operator on the machine or a proxy beside it; with no VOUCH_TRUSTED_PROXIES such a
+    proxy's clients would all be one address, and one attacker's block would be everyone's.
+    (In production without trusted proxies Vouch serves TLS itself: clients are real.)"""
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(parsed in network for network in networks)
+    if parsed.is_loopback or (
+        parsed.version == 6 and parsed.ipv4_mapped is not None and parsed.ipv4_mapped.is_loopback
+    ):
+        return True
+    return any(parsed in network for network in _allowed())
 
 
 def _signed_in_user_id(request: HttpRequest) -> int | None:
@@ -80,7 +85,7 @@ def detect(request: HttpRequest, point: str, *, detail: str = "") -> state.Block
 
 def _detect(request: HttpRequest, point: Point, detail: str) -> state.Block | None:
     address = (request.META.get("REMOTE_ADDR") or "").strip()
-    if _allowed_address(address):
+    if _unblockable(address):
         return None
     metrics.detections_total.labels(point=point.name).inc()
     request.shield_detected = True  # type: ignore[attr-defined]  # its answer's status is then not counted too
