@@ -131,12 +131,22 @@ def members(company, owner):
 
 @pytest.fixture(scope="session")
 def live_vouch():
-    """One real `vouch serve` (HTTPS + HTTP redirect) shared by a test session."""
+    """One real `vouch serve` (HTTPS + HTTP redirect) shared by a test session.
+
+    It trusts loopback as a proxy, so the browser tests' contexts arrive each from an address
+    of their own (tests/e2e/support.py sets X-Forwarded-For), as people do; intrusion
+    detection never scores loopback itself. At the end, honest use must have blocked nobody."""
+    import json
+
     from tests.live import cleanup, make_server
 
-    server = make_server().start()
-    yield server
-    cleanup(server)
+    server = make_server({"VOUCH_TRUSTED_PROXIES": "127.0.0.1"}).start()
+    try:
+        yield server
+        report = json.loads(server.vouch("shield", "report", "--json").stdout)
+        assert not report["blocks"], f"the tests' honest traffic was blocked: {report}"
+    finally:
+        cleanup(server)
 
 
 @pytest.fixture
