@@ -80,21 +80,23 @@ class Outbox:
 class Contexts:
     """Makes browser contexts (one per person) and collects their console output."""
 
-    opened = 0  # contexts made by this test process, for their addresses
+    opened = 0  # made by this test process, for their addresses
 
     def __init__(self, browser, base_url: str) -> None:
         self.browser = browser
         self.base_url = base_url
+        # A test's people arrive from one address of its own (198.18.0.0/15, set aside for
+        # tests), through the live server's trusted proxy, as people behind one office or
+        # home router do (the reference flow's fraud flags expect that). Intrusion detection
+        # scores them as it would real people, and the session must end with no block
+        # (tests/conftest.py, live_vouch).
+        Contexts.opened += 1
+        self.address = f"198.18.{Contexts.opened // 256 % 256}.{Contexts.opened % 256}"
         self.contexts = []
         self.console: list[str] = []
 
     def new_page(self, **options):
-        # Each context a person at an address of their own (198.18.0.0/15, set aside for
-        # tests), through the live server's trusted proxy: intrusion detection scores them
-        # as it would real people, and the session must end with no block (tests/conftest.py).
-        Contexts.opened += 1
-        address = f"198.18.{Contexts.opened // 256 % 256}.{Contexts.opened % 256}"
-        headers = {**options.pop("extra_http_headers", {}), "X-Forwarded-For": address}
+        headers = {**options.pop("extra_http_headers", {}), "X-Forwarded-For": self.address}
         context = self.browser.new_context(
             ignore_https_errors=True, base_url=self.base_url, extra_http_headers=headers, **options
         )
