@@ -40,15 +40,18 @@ class _HoneypotBoundField(BoundField):
         return super().css_classes(extra_classes=f"honeypot {extra_classes or ''}".strip())
 
 
+class _HoneypotField(forms.CharField):
+    bound_field_class = _HoneypotBoundField
+
+
 class TamperEvidentForm(forms.Form):
     allow_extra: frozenset[str] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields[HONEYPOT] = forms.CharField(
+        self.fields[HONEYPOT] = _HoneypotField(
             required=False,
             label="Leave this empty",
-            bound_field_class=_HoneypotBoundField,
             widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
         )
 
