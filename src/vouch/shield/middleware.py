@@ -97,7 +97,9 @@ class ShieldMiddleware:
         path = request.path
         if patterns.scanner_path(path):
             detection.detect(request, "scanner_path", detail=path[:120])
-        point = patterns.hostile_input(path, meta.get("QUERY_STRING", ""), *(meta.get(h, "") for h in patterns.HEADERS))
+        point = patterns.hostile_input(path, meta.get("QUERY_STRING", ""))
+        for header in patterns.HEADERS:
+            point = point or patterns.hostile_header(meta.get(header, ""))
         if point is not None:
             detection.detect(request, point)
         if patterns.scanner_agent(meta.get("HTTP_USER_AGENT", "")):

@@ -66,34 +66,57 @@ INJECTION = re.compile("|".join(_INJECTION), re.IGNORECASE | re.DOTALL)
 TRAVERSAL = re.compile("|".join(_TRAVERSAL), re.IGNORECASE)
 SCANNER_PATH = re.compile("|".join(_SCANNER_PATHS), re.IGNORECASE)
 SCANNER_AGENT = re.compile("|".join(re.escape(name) for name in _SCANNER_AGENTS), re.IGNORECASE)
-# Cheap pre-check: a request with none of these characters or words cannot match the
-# injection or traversal patterns, and most requests have none of them.
-_SUSPECT = re.compile(
-    r"['<>`;{}|$\x00]|--|/\*|\.\.|\(|union|select|script|javascript|sleep|benchmark|waitfor|passwd|win\.ini|/proc/|\bon\w+=",
-    re.IGNORECASE,
-)
-# Headers a scanner puts payloads into (besides the address): read, capped in length.
+# Cheap pre-check, in plain string operations (this runs on every request): a text with
+# none of these characters or words cannot match the injection or traversal patterns, and
+# most requests have none of them.
+# Not "(" nor ";" (every browser's user agent has both), nor "'" alone (O'Brien): the
+# apostrophes of injections come with the words after them.
+_SUSPECT_CHARACTERS = frozenset("<>`{}|$\x00")
+_SUSPECT_WORDS = (
+    "..", "--", "/*", "union", "select", "script", "sleep", "benchmark", "waitfor", "passwd", "win.ini",
+    "/proc/", "onerror", "onload", "onmouseover", "onfocus", "drop", "shutdown", "whoami",
+    "' or", "'or", "' and", "'and", "'=", "=1",
+)  # fmt: skip
+# One expression for the words: a loop over them in Python costs twice as much.
+_SUSPECT_WORD = re.compile("|".join(re.escape(word) for word in _SUSPECT_WORDS))
+_HEADER_CHARACTERS = _SUSPECT_CHARACTERS | {"'"}
+_AGENT_NAMES = tuple(name.lower() for name in _SCANNER_AGENTS)
 # Not cookies: their `; name=` separators read like command injection ("; id=").
 HEADERS = ("HTTP_USER_AGENT", "HTTP_REFERER", "HTTP_X_FORWARDED_HOST")
 READ_LIMIT = 4096  # characters of each part read: a huge header is refused elsewhere
 
 
 def hostile_input(*parts: str) -> str | None:
-    """The detection point an input matches ("injection" or "traversal"), or None.
-
-    Each part is read as sent and once URL-decoded (scanners encode their payloads)."""
+    """The detection point an address's path or query matches ("injection" or
+    "traversal"), or None. Each part is read as sent and once URL-decoded (scanners encode
+    their payloads)."""
     for part in parts:
         if not part:
             continue
         part = part[:READ_LIMIT]
         decoded = unquote_plus(part) if "%" in part or "+" in part else part
         for text in (part, decoded) if decoded != part else (part,):
-            if not _SUSPECT.search(text):
+            if _SUSPECT_CHARACTERS.isdisjoint(text) and _SUSPECT_WORD.search(text.lower()) is None:
                 continue
-            if TRAVERSAL.search(text):
-                return "traversal"
-            if INJECTION.search(text):
-                return "injection"
+            point = _matched(text)
+            if point is not None:
+                return point
+    return None
+
+
+def hostile_header(value: str) -> str | None:
+    """The same for a header's value, with a cheaper pre-check: characters and ".." only
+    (user agents and referrers are long, and a payload in one has one of them)."""
+    if not value or (_HEADER_CHARACTERS.isdisjoint(value) and ".." not in value):
+        return None
+    return _matched(value[:READ_LIMIT])
+
+
+def _matched(text: str) -> str | None:
+    if TRAVERSAL.search(text):
+        return "traversal"
+    if INJECTION.search(text):
+        return "injection"
     return None
 
 
@@ -102,4 +125,7 @@ def scanner_path(path: str) -> bool:
 
 
 def scanner_agent(user_agent: str) -> bool:
-    return bool(user_agent) and bool(SCANNER_AGENT.search(user_agent[:512]))
+    # Substring tests, not the regular expression: an alternation of 30 names with
+    # IGNORECASE costs ~100 µs on a browser's user agent; these ~2 µs.
+    lowered = user_agent[:512].lower()
+    return any(name in lowered for name in _AGENT_NAMES)
