@@ -194,7 +194,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_COMPANY_AT_ONCE": (
         "2",
         "Report PDFs drawn, CSV imports, data exports (and twice as many searches) one company may run at once; "
-        "more are answered 503 with Retry-After.",
+        "more are answered 429 with Retry-After.",
     ),
     "VOUCH_BENCH_PROTECTIONS_OFF": (
         "0",

@@ -61,7 +61,7 @@ def test_a_slot_whose_holder_died_frees_itself_when_its_lease_ends(settings):
     dead.__enter__()  # the process holding it is killed: it never leaves
     with pytest.raises(admission.Busy), admission.admitted("pdf", "company-a"):
         pass
-    time.sleep(1.2)
+    time.sleep(2.1)  # the database cache keeps whole seconds
     with admission.admitted("pdf", "company-a"):
         pass
 
@@ -76,7 +76,7 @@ def test_off_with_the_benchmark_switch_or_zero(settings):
         pass
 
 
-def test_a_busy_companys_search_gets_503_with_retry_after_and_another_company_searches(client, settings, owner):
+def test_a_busy_companys_search_gets_429_with_retry_after_and_another_company_searches(client, settings, owner):
     settings.VOUCH_COMPANY_AT_ONCE = 1
     other_user = make_user()
     make_company(name="Other Company", owner=other_user)
@@ -84,10 +84,10 @@ def test_a_busy_companys_search_gets_503_with_retry_after_and_another_company_se
     with ExitStack() as stack:
         _hold(stack, "search", owner.company_id, 2)
         busy = client.get("/requests/?q=smith")
-        assert busy.status_code == 503
+        assert busy.status_code == 429
         assert busy["Retry-After"] == str(admission.RETRY_AFTER)
         assert "Busy: try again in a moment" in busy.content.decode()
-        assert client.get("/candidates/?q=smith").status_code == 503
+        assert client.get("/candidates/?q=smith").status_code == 429
         assert client.get("/requests/").status_code == 200  # no search: no slot needed
         client.force_login(other_user)
         assert client.get("/requests/?q=smith").status_code == 200
@@ -101,8 +101,8 @@ def test_a_csv_import_waits_for_a_free_slot(client, settings, members, company):
     with ExitStack() as stack:
         _hold(stack, "import", company.pk, 1)
         busy = client.post(reverse("request_bulk"), {})
-        assert busy.status_code == 503
-        assert "CSV imports running" in busy.content.decode()
+        assert busy.status_code == 429
+        assert "1 CSV import running" in busy.content.decode()
         assert client.get(reverse("request_bulk")).status_code == 200  # the page itself is cheap
     assert client.post(reverse("request_bulk"), {}).status_code == 400  # the form's own answer
 
@@ -117,7 +117,7 @@ def test_a_pdf_is_drawn_only_in_a_free_slot(client, settings, members, company, 
         busy = client.get(url)
         assert busy.status_code == 429
         assert busy["Retry-After"] == str(admission.RETRY_AFTER)
-        assert "report PDFs being prepared" in busy.content.decode()
+        assert "1 report PDF being prepared" in busy.content.decode()
     drawn = []
     original = report_pdf.render_pdf
     monkeypatch.setattr(report_pdf, "render_pdf", lambda data: drawn.append(1) or original(data))

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.server import helpers
 from tests.server.helpers import request, tls_context
 from vouch.cli.serve import HEADER_READ_TIMEOUT_MS
 
@@ -104,6 +105,7 @@ def test_slowloris_headers_do_not_slow_a_normal_client(server):
         stop.set()
         trickler.join(5)
         closed = sum(_closed_by_server(sock) for sock in slow)
+        idle_closed = sum(_closed_by_server(sock) for sock in idle)
     finally:
         stop.set()
         for sock in slow + idle:
@@ -114,7 +116,7 @@ def test_slowloris_headers_do_not_slow_a_normal_client(server):
         f"(opened in {opened:.1f} s)\n  normal client before: {_summary(baseline)}\n"
         f"  normal client during: {_summary(attacked)}\n"
         f"  trickling connections closed by the server after {HEADER_READ_TIMEOUT_MS / 1000:.0f} s: "
-        f"{closed}/{len(slow)}"
+        f"{closed}/{len(slow)}; idle TCP connections closed by then: {idle_closed}/{len(idle)}"
     )
     assert statistics.median(attacked) < max(0.25, 3 * statistics.median(baseline))
     assert max(attacked) < 2
@@ -126,6 +128,8 @@ def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
     holds at most VOUCH_CLIENT_IN_FLIGHT (threads - 1) threads; its other requests are
     answered 429 at once, and a normal client is answered quickly."""
     baseline = _normal_client(server, 10)
+    # A valid CSRF cookie and origin: Django then reads the body (to find the form's token).
+    csrf, _, _ = helpers.csrf_form(server, "/accounts/login/")
     sockets: list[socket.socket] = []
     stop = threading.Event()
     try:
@@ -134,8 +138,9 @@ def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
             sock.sendall(
                 (
                     f"POST /accounts/login/ HTTP/1.1\r\nHost: localhost:{server.https_port}\r\n"
-                    f"X-Forwarded-For: {ATTACKER}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                    "Content-Length: 100000\r\n\r\nlogin="
+                    f"Origin: {server.url}\r\nReferer: {server.url}/accounts/login/\r\n"
+                    f"Cookie: __Host-csrftoken={csrf}\r\nX-Forwarded-For: {ATTACKER}\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nlogin="
                 ).encode()
             )
             sockets.append(sock)
@@ -167,3 +172,21 @@ def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
     )
     assert refused >= 16 - 3
     assert max(attacked) < 2
+
+
+def test_headers_over_64_kib_are_refused_by_the_server(server):
+    """A 100 KiB header never reaches Django: granian refuses it (431) or drops the connection."""
+    with _tls(server) as sock:
+        sock.sendall(
+            f"GET /livez HTTP/1.1\r\nHost: localhost:{server.https_port}\r\nX-Big: {'a' * 100_000}\r\n\r\n".encode()
+        )
+        received = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                received += chunk
+                if b"\r\n\r\n" in received:
+                    break
+    status_line = received.split(b"\r\n", 1)[0].decode()
+    print(f"\n100 KiB header: {status_line or 'connection closed'}")
+    assert received == b"" or received.startswith(b"HTTP/1.1 431")
+    assert _timed(server, "/livez")[0] == 200

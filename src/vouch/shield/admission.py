@@ -1,7 +1,7 @@
 """Admission control for expensive work (P3, docs/security/limits.md): drawing a report's
 PDF, a CSV import of requests, a candidate's data export and a dashboard search run at
 most a few at once per company; one more is answered at once with "busy, try again in a
-moment" (503 and Retry-After) instead of queueing behind the others for a thread.
+moment" (429 and Retry-After) instead of queueing behind the others for a thread.
 
 The slots are cache keys shared by every server process (the ``limits`` cache alias):
 taking one is an ``add`` of a key that only one caller can create, with a lease (its
@@ -34,10 +34,10 @@ RETRY_AFTER = 5
 # Slots per company, as multiples of VOUCH_COMPANY_AT_ONCE: searches are short and many.
 KINDS = {"pdf": 1, "import": 1, "export": 1, "search": 2}
 WHAT = {
-    "pdf": "report PDFs being prepared",
-    "import": "CSV imports running",
-    "export": "data exports being prepared",
-    "search": "searches running",
+    "pdf": ("report PDF being prepared", "report PDFs being prepared"),
+    "import": ("CSV import running", "CSV imports running"),
+    "export": ("data export being prepared", "data exports being prepared"),
+    "search": ("search running", "searches running"),
 }
 
 
@@ -49,7 +49,7 @@ class Busy(Exception):
         self.at_once = at_once
         self.retry_after = RETRY_AFTER
         self.message = (
-            f"Your company already has {at_once} {WHAT[kind]} right now, the most Vouch runs at once. "
+            f"Your company already has {at_once} {WHAT[kind][at_once != 1]} right now, the most Vouch runs at once. "
             "Try again in a moment."
         )
         super().__init__(self.message)
@@ -104,8 +104,10 @@ def busy_response(request: HttpRequest, busy: Busy) -> HttpResponse:
     response = render(
         request,
         "web/error.html",
-        {"status": 503, "title": "Busy: try again in a moment", "message": busy.message},
-        status=503,
+        {"status": 429, "title": "Busy: try again in a moment", "message": busy.message},
+        # 429, not 503: the server is fine, this company asked for more at once than it may
+        # (and Django logs every 5xx as an error).
+        status=429,
     )
     response["Retry-After"] = str(busy.retry_after)
     return response

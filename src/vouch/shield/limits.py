@@ -46,7 +46,7 @@ DEFAULTS: dict[str, dict[str, int]] = {
     "upload": {"address": 120, "network": 480, "account": 120, "company": 600},
     "pdf": {"address": 120, "network": 480, "account": 60, "company": 300},
     "search": {"address": 300, "network": 1200, "account": 300, "company": 1500},
-    "page": {"address": 3000, "network": 12000, "account": 1200, "company": 20000},
+    "page": {"address": 3000, "network": 12000, "account": 3000, "company": 30000},
 }
 
 PROBE_PATHS = frozenset({"/livez", "/healthz"})
@@ -129,8 +129,8 @@ def address_and_network(remote_addr: str) -> tuple[str, str] | None:
         address = ipaddress.ip_address(remote_addr.strip())
     except ValueError:
         return None
-    if address.version == 6 and address.ipv4_mapped is not None:  # type: ignore[union-attr]  # version 6 checked
-        address = address.ipv4_mapped  # type: ignore[union-attr]  # version 6 checked
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     network = ipaddress.ip_network(f"{address}/{NETWORK_PREFIX[address.version]}", strict=False)
     return str(address), str(network)
 
@@ -217,8 +217,8 @@ def retry_after(moment: float) -> int:
     return max(1, math.ceil((int(moment // WINDOW) + 1) * WINDOW - moment))
 
 
-def check(request: HttpRequest, route: str, scopes: dict[str, str]) -> Refusal | None:
-    """Count this request against ``route``'s limit in each scope of ``scopes``
+def check(route: str, scopes: dict[str, str]) -> Refusal | None:
+    """Count a request against ``route``'s limit in each scope of ``scopes``
     (scope -> the address, network, account or company it counts for); the first limit
     it goes over, or None."""
     limits = table()

@@ -61,6 +61,9 @@ def too_many(request: HttpRequest, refusal: Refusal) -> HttpResponse:
     body = PAGE.format(who=escape(WHO[refusal.scope]), seconds=seconds, plural="" if seconds == 1 else "s")
     response = HttpResponse(body, status=429, content_type="text/html; charset=utf-8")
     response["Retry-After"] = str(seconds)
+    # Refused before the middleware that adds these: the page needs nothing, so it allows nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+    response["X-Frame-Options"] = "DENY"
     return response
 
 
@@ -72,6 +75,7 @@ class ClientLimitsMiddleware:
         # address -> requests in progress in this process
         self.in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
+        limits.table()  # a malformed VOUCH_RATE_LIMITS stops the server at its start, not at a request
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         route = limits.route_class(request)
@@ -83,7 +87,7 @@ class ClientLimitsMiddleware:
             return self.get_response(request)
         parsed = limits.address_and_network(remote)
         address, network = parsed if parsed is not None else ("unknown", "unknown")
-        refusal = limits.check(request, route, {"address": address, "network": network})
+        refusal = limits.check(route, {"address": address, "network": network})
         if refusal is not None:
             return too_many(request, refusal)
         if not self.in_flight_cap:
@@ -121,7 +125,7 @@ class AccountLimitsMiddleware:
         if company is not None:
             scopes["company"] = str(company.pk)
         if scopes:
-            refusal = limits.check(request, route, scopes)
+            refusal = limits.check(route, scopes)
             if refusal is not None:
                 return too_many(request, refusal)
         return self.get_response(request)
