@@ -42,7 +42,9 @@ UNLIMITED = ("probe", "static")
 # Generous: a person never comes near them; an office behind one address (NAT) neither.
 DEFAULTS: dict[str, dict[str, int]] = {
     "sign_in": {"address": 120, "network": 480, "account": 0, "company": 0},
-    "link": {"address": 300, "network": 1200, "account": 0, "company": 0},
+    # Above the link throttle's own flood handling (vouch.guard.throttle.check_code), which
+    # answers guessers more precisely: these only cap the volume.
+    "link": {"address": 600, "network": 2400, "account": 0, "company": 0},
     "upload": {"address": 120, "network": 480, "account": 120, "company": 600},
     "pdf": {"address": 120, "network": 480, "account": 60, "company": 300},
     "search": {"address": 300, "network": 1200, "account": 300, "company": 1500},
