@@ -57,6 +57,7 @@ SECTIONS = (
     "mirror",
     "restore",
     "mirror_scale",
+    "flood",
 )
 
 
@@ -233,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     # A terminated bench still stops its server (the `finally` in benchmark()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if {"server", "tenancy", "bruteforce", "workflow", "mirror"} & set(sections) and shutil.which("wrk") is None:
+    uses_wrk = {"server", "tenancy", "bruteforce", "workflow", "mirror", "flood"}
+    if uses_wrk & set(sections) and shutil.which("wrk") is None:
         print("bench needs wrk (apt-get install wrk; `make bench` installs it)", file=sys.stderr)
         return 2
     sectioned: dict = {}
@@ -340,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
         logins = bruteforce.measure_login_rps(args)
         print("\n".join(bruteforce.describe(decision, logins)))
         sectioned["bruteforce"] = {"decision": decision, "login_flood": logins}
+    # A flood from thousands of addresses beside a normal client (bench/flood.py).
+    if "flood" in sections:
+        import flood
+
+        print("\nflood and a normal client", flush=True)
+        sectioned["flood"] = flood.measure(args)
+        print("\n".join(flood.describe(sectioned["flood"])))
     results |= sectioned
     checked = [
         results.get("targets", {}),
@@ -349,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("mirror", {}).get("targets", {}),
         sectioned.get("restore", {}).get("targets", {}),
         sectioned.get("mirror_scale", {}).get("targets", {}),
+        sectioned.get("flood", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

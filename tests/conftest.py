@@ -82,6 +82,10 @@ def _clear_cache():
         keys = list(client.scan_iter(f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
+    # The request limits also count in each process's memory (vouch.shield.limits).
+    from vouch.shield import limits
+
+    limits.reset()
     yield
 
 

@@ -37,7 +37,7 @@ STORAGES = {  # noqa: F405
 }
 if SERVICES:
     # Keys of this run only, so a flush between tests touches nothing else.
-    for _alias in ("default", "guard"):
+    for _alias in ("default", "guard", "limits"):
         CACHES[_alias]["KEY_PREFIX"] = f"vouch-test-{os.getpid()}"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 if SERVICES:

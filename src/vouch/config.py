@@ -176,9 +176,30 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VOUCH_SESSION_IDLE_MINUTES": ("60", "Sign out after this many minutes without activity."),
     "VOUCH_SESSION_MAX_HOURS": ("12", "Sign out this many hours after signing in, active or not."),
     "VOUCH_MAX_BODY_BYTES": ("2621440", "Larger request bodies are refused with 413."),
+    "VOUCH_RATE_LIMITS": (
+        "(the table in docs/security/limits.md)",
+        "Requests a minute by route class and scope: `off`, or overrides such as `page.account=2000,pdf.company=600` "
+        "(classes sign_in, link, upload, pdf, search, page; scopes address, network, account, company; `*` for all; "
+        "0 turns one off).",
+    ),
+    "VOUCH_RATE_LIMIT_EXEMPT": (
+        "(none)",
+        "Addresses/networks whose requests skip the per-address and per-network limits and the in-flight cap "
+        "(monitoring, a load test); their accounts and companies are still limited.",
+    ),
+    "VOUCH_CLIENT_IN_FLIGHT": (
+        "VOUCH_THREADS - 1",
+        "Requests one client address may have in progress in one server process; more are answered 429. 0: no cap.",
+    ),
+    "VOUCH_COMPANY_AT_ONCE": (
+        "2",
+        "Report PDFs drawn, CSV imports, data exports (and twice as many searches) one company may run at once; "
+        "more are answered 429 with Retry-After.",
+    ),
     "VOUCH_BENCH_PROTECTIONS_OFF": (
         "0",
-        "Benchmark switch: 1 turns brute-force protection and allauth's rate limits off. Ignored in production.",
+        "Benchmark switch: 1 turns brute-force protection, allauth's rate limits and the request limits off. "
+        "Ignored in production.",
     ),
     "VOUCH_TRUSTED_PROXIES": (
         "(none)",

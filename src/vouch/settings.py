@@ -124,6 +124,8 @@ MIDDLEWARE = [
     "vouch.web.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Rate limits by address and network, before any session or user is looked up.
+    "vouch.shield.limits_middleware.ClientLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -142,6 +144,8 @@ MIDDLEWARE = [
     "vouch.tenancy.middleware.CompanyMiddleware",
     # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
     "vouch.guard.enforcement.CompanySecurityMiddleware",
+    # Rate limits by account and company: they need the user and the current company.
+    "vouch.shield.limits_middleware.AccountLimitsMiddleware",
 ]
 
 ROOT_URLCONF = "vouch.urls"
@@ -220,6 +224,9 @@ if REDIS_URL:
         # Intrusion detection's scores and blocks (vouch.shield.state): reads degrade to a
         # miss while Redis is out (detection pauses; the blocks each process holds stay).
         "shield": _redis_cache,
+        # Request limits (vouch.shield.limits): their own keys; they fail open while Redis is
+        # out. The same dict as "default", so a key prefix set on one is the other's too.
+        "limits": _redis_cache,
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
@@ -243,6 +250,13 @@ else:
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "vouch_shield_cache",
         "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+    # The request limits' counters in a table of their own (vouch.shield.limits): a flood
+    # of them from many addresses culls only their own kind, never the throttle's holds.
+    CACHES["limits"] = {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "vouch_limits_cache",
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
     }
     # Django's database sessions, with the per-request lookup in plain SQL (see the module).
     SESSION_ENGINE = "vouch.accounts.sessions"
@@ -414,6 +428,14 @@ VOUCH_MAX_BODY_BYTES = env_int("VOUCH_MAX_BODY_BYTES", 2_621_440)
 DATA_UPLOAD_MAX_MEMORY_SIZE = VOUCH_MAX_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = VOUCH_MAX_BODY_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+# Rate limits per address, network, account and company by route class, the in-flight cap
+# per address, and expensive work per company (vouch.shield.limits, vouch.shield.admission;
+# docs/security/limits.md). Off with the benchmark switch, like the throttles.
+VOUCH_RATE_LIMITS = env("VOUCH_RATE_LIMITS", "")
+VOUCH_RATE_LIMIT_EXEMPT = env_list("VOUCH_RATE_LIMIT_EXEMPT", "")
+# A client never holds every thread of a server process: one stays free for the others.
+VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
+VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
 
 # Mail: the outbox on the embedded default, SMTP over TLS when configured.
 DEFAULT_FROM_EMAIL = env("VOUCH_MAIL_FROM", "Vouch <no-reply@localhost>")

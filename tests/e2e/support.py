@@ -130,6 +130,8 @@ _shots = iter(range(1, 100_000))
 def _screenshot(page, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", page.url.split("://", 1)[-1].split("/", 1)[-1].lower()).strip("-")[:60]
-    # A page that navigated away meanwhile is not saved: the next load is.
+    # A page that navigated away meanwhile is not saved: the next load is. caret="initial":
+    # hiding the caret injects a style, which the Content Security Policy refuses.
     with contextlib.suppress(PlaywrightError):
-        page.screenshot(path=str(directory / f"{next(_shots):03d}-{slug or 'home'}.png"), full_page=True)
+        path = directory / f"{next(_shots):03d}-{slug or 'home'}.png"
+        page.screenshot(path=str(path), full_page=True, caret="initial")

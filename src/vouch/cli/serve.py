@@ -22,6 +22,9 @@ from vouch import config
 from vouch.cli.groups import Group, never
 from vouch.cli.setup import setup
 
+HEADER_READ_TIMEOUT_MS = 10_000
+HEADER_BYTES = 65_536
+
 
 def _wait_for_port(host: str, port: int, stopping: threading.Event, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -61,7 +64,15 @@ def serve(args: argparse.Namespace) -> int:
     cert, key = setup(quiet=True)
     workers = config.env_int("VOUCH_WORKERS", 2)
     granian = str(Path(sys.executable).with_name("granian"))
-    common = ["--host", bind, "--no-ws", "--log-level", "warning", "--backlog", "2048"]
+    common = [
+        *("--host", bind, "--no-ws", "--log-level", "warning", "--backlog", "2048"),
+        # Slow and oversized headers (P3, docs/security/limits.md): a client has 10 s to send
+        # a request's headers, and they fit in 64 KiB (HTTP/1.1 read buffer, HTTP/2 header
+        # list); granian's defaults are 30 s and 408 KiB / 16 MiB. Headers are read by
+        # granian's own event loop: a slow client holds a connection, never a Python thread.
+        *("--http1-header-read-timeout", str(HEADER_READ_TIMEOUT_MS), "--http1-buffer-size", str(HEADER_BYTES)),
+        *("--http2-max-headers-size", str(HEADER_BYTES)),
+    ]
     app_cmd = [
         granian,
         "--interface",

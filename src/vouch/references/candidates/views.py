@@ -21,6 +21,7 @@ from vouch.references.candidates.forms import AttachmentForm, CandidateForm, Del
 from vouch.references.candidates.uploads import AttachmentRefused
 from vouch.references.models import Attachment, Candidate
 from vouch.references.requests.access import candidate_or_404, visibility, visible_candidates
+from vouch.shield import admission
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.vault import downloads
 from vouch.vault.errors import VaultError
@@ -40,6 +41,7 @@ def _attachment(request: CompanyRequest, candidate_id: UUID, attachment_id: UUID
 
 
 @company_action(Action.VIEW_CANDIDATES)
+@admission.admit("search", when=admission.searching)  # a few searches at once per company (P3)
 def candidate_list(request: CompanyRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     if not form.is_valid():

@@ -22,6 +22,7 @@ from vouch.core.requests import CompanyRequest
 from vouch.references.models import Candidate
 from vouch.references.privacy import candidate_data as privacy
 from vouch.references.requests.access import candidate_or_404
+from vouch.shield import admission
 
 
 def _candidate(request: CompanyRequest, candidate_id: UUID) -> Candidate:
@@ -30,6 +31,7 @@ def _candidate(request: CompanyRequest, candidate_id: UUID) -> Candidate:
 
 
 @reauthentication_required
+@admission.admit("export")  # a few exports at once per company (P3)
 def _export(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
     candidate = _candidate(request, candidate_id)
     data = privacy.export_candidate(candidate, actor=request.user)

@@ -21,6 +21,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from vouch.core.context import current
 from vouch.references.reports import data as report_data
 from vouch.references.request_models import ReferenceRequest, ReportFile, report_file_name
+from vouch.shield import admission
 from vouch.tenancy import company_db
 
 log = logging.getLogger("vouch.references")
@@ -101,6 +102,10 @@ def _remove_after_commit(storage, name: str) -> None:
     transaction.on_commit(storage.remover(name), using=router.db_for_write(ReportFile), robust=True)
 
 
+def _company_id():
+    return current().company_id
+
+
 def _reserve(reference_request: ReferenceRequest, member_id: int | None) -> str:
     """Take the report's render lock (its cache key is returned, to release) and count
     the render against the member's budget; ``RenderRefused`` otherwise."""
@@ -137,7 +142,11 @@ def report_file_for(reference_request: ReferenceRequest, *, member_id: int | Non
         return existing  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
     lock = _reserve(reference_request, member_id)
     try:
-        pdf = render_pdf(report)
+        # A few renders at once per company (P3): one more waits for a moment, not a thread.
+        with admission.admitted("pdf", _company_id()):
+            pdf = render_pdf(report)
+    except admission.Busy as busy:
+        raise RenderRefused(busy.message, busy.retry_after) from None
     finally:
         cache.delete(lock)
     storage = ReportFile._meta.get_field("file").storage

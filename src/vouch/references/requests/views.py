@@ -45,6 +45,7 @@ from vouch.references.requests.forms import (
     open_batch,
     sign_batch,
 )
+from vouch.shield import admission
 from vouch.tenancy import company_db
 from vouch.tenancy.lookups import company_object_or_404
 
@@ -69,6 +70,7 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
 
 
 @company_action(Action.VIEW_REQUESTS)
+@admission.admit("search", when=admission.searching)  # a few searches at once per company (P3)
 def request_list(request: CompanyRequest) -> HttpResponse:
     membership = request.membership
     seen = visibility(request)
@@ -140,6 +142,7 @@ def _bulk_page(request: CompanyRequest, form: BulkForm, status: int = 200, **ext
 
 
 @company_action(Action.CREATE_REQUEST)
+@admission.admit("import", when=lambda request: request.method == "POST")  # P3: a few at once per company
 def request_bulk(request: CompanyRequest) -> HttpResponse:
     if request.method == "GET" and request.GET.get("example") == "1":
         response = HttpResponse(CSV_EXAMPLE, content_type="text/csv; charset=utf-8")

@@ -1,0 +1,238 @@
+"""Request rate limits (P3, docs/security/limits.md): requests counted per client address,
+network (IPv4 /24, IPv6 /64), signed-in account and company, by route class, in fixed
+one-minute windows; past a limit the request is answered 429 with Retry-After.
+
+Why counted this way: the check runs on every request, so it must cost almost nothing.
+Each server process counts in its own memory first and adds its count to the shared
+counter in the cache (Redis in production, a database cache table of its own on the
+embedded default) only every ``batch`` requests of a key (a twentieth of the limit) and
+when its estimate reaches the limit. A normal request is then a few dictionary updates;
+the cache sees one write per key and batch. The price is a small overshoot: the other
+processes' counts not yet added, at most ``(processes - 1) * batch`` requests.
+
+When the cache does not answer, each process goes on counting alone (fail open: these
+limits keep the site up, they do not guard a secret; the brute-force throttle of
+vouch.guard fails closed)."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest
+
+from vouch.core.network import NETWORK_PREFIX
+from vouch.core.proxies import parse_networks
+
+WINDOW = 60  # seconds: limits are per minute
+MAX_LOCAL_KEYS = 50_000  # keys one process remembers per window before it starts again
+CACHE_ALIAS = "limits"
+
+ROUTE_CLASSES = ("sign_in", "link", "upload", "pdf", "search", "page")
+SCOPES = ("address", "network", "account", "company")
+UNLIMITED = ("probe", "static")
+
+# Requests a minute, by route class and scope (0: that scope is not limited for that class).
+# Generous: a person never comes near them; an office behind one address (NAT) neither.
+DEFAULTS: dict[str, dict[str, int]] = {
+    "sign_in": {"address": 120, "network": 480, "account": 0, "company": 0},
+    # Above the link throttle's own flood handling (vouch.guard.throttle.check_code), which
+    # answers guessers more precisely: these only cap the volume.
+    "link": {"address": 600, "network": 2400, "account": 0, "company": 0},
+    "upload": {"address": 120, "network": 480, "account": 120, "company": 600},
+    "pdf": {"address": 120, "network": 480, "account": 60, "company": 300},
+    "search": {"address": 300, "network": 1200, "account": 300, "company": 1500},
+    "page": {"address": 3000, "network": 12000, "account": 3000, "company": 30000},
+}
+
+PROBE_PATHS = frozenset({"/livez", "/healthz"})
+SIGN_IN_PREFIX = "/accounts/"
+LINK_PREFIXES = ("/c/", "/r/")
+SEARCH_PATHS = frozenset({"/requests/", "/candidates/"})
+
+
+def now() -> float:
+    """The limits' clock (tests replace it)."""
+    return time.time()
+
+
+class LimitsError(ValueError):
+    pass
+
+
+@lru_cache(maxsize=4)
+def parse(spec: str) -> dict[str, dict[str, int]] | None:
+    """VOUCH_RATE_LIMITS: ``off``, or comma-separated ``class.scope=N`` overrides of
+    :data:`DEFAULTS` (``*`` for every class or scope; 0 turns that limit off). None: off."""
+    spec = spec.strip()
+    table = {name: dict(scopes) for name, scopes in DEFAULTS.items()}
+    if spec.lower() in ("off", "0", "none"):
+        return None
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        route_class, _, scope = name.strip().partition(".")
+        if not value.strip().isdigit():
+            raise LimitsError(f"VOUCH_RATE_LIMITS: {item!r} needs a whole number of requests a minute")
+        classes = ROUTE_CLASSES if route_class == "*" else (route_class,)
+        scopes = SCOPES if scope == "*" else (scope,)
+        if not set(classes) <= set(ROUTE_CLASSES) or not set(scopes) <= set(SCOPES):
+            raise LimitsError(
+                f"VOUCH_RATE_LIMITS: {item!r}: use class.scope, class one of {', '.join(ROUTE_CLASSES)}, "
+                f"scope one of {', '.join(SCOPES)} (or *)"
+            )
+        for one_class in classes:
+            for one_scope in scopes:
+                table[one_class][one_scope] = int(value)
+    return table
+
+
+def table() -> dict[str, dict[str, int]] | None:
+    """The limits in force; None when they are off (VOUCH_RATE_LIMITS=off, or the
+    benchmark switch VOUCH_BENCH_PROTECTIONS_OFF, never honoured in production)."""
+    if getattr(settings, "VOUCH_PROTECTIONS_OFF", False):
+        return None
+    return parse(getattr(settings, "VOUCH_RATE_LIMITS", ""))
+
+
+def route_class(request: HttpRequest) -> str:
+    """The route class of a request, from its path and method alone (no URL resolving):
+    uploads are multipart POSTs wherever they go."""
+    path = request.path_info
+    if path in PROBE_PATHS:
+        return "probe"
+    if path.startswith(settings.STATIC_URL):
+        return "static"
+    if request.method == "POST" and request.META.get("CONTENT_TYPE", "").startswith("multipart/"):
+        return "upload"
+    if path.startswith(LINK_PREFIXES):
+        return "link"
+    if path.startswith(SIGN_IN_PREFIX):
+        return "sign_in"
+    if path.endswith(".pdf"):
+        return "pdf"
+    if path in SEARCH_PATHS and request.GET.get("q", "").strip():
+        return "search"
+    return "page"
+
+
+@lru_cache(maxsize=8192)
+def address_and_network(remote_addr: str) -> tuple[str, str] | None:
+    """The address and its network (IPv4 /24, IPv6 /64; an IPv4-mapped IPv6 address as
+    IPv4), cached: parsing is most of a check's cost."""
+    try:
+        address = ipaddress.ip_address(remote_addr.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    network = ipaddress.ip_network(f"{address}/{NETWORK_PREFIX[address.version]}", strict=False)
+    return str(address), str(network)
+
+
+@lru_cache(maxsize=8192)
+def is_exempt(remote_addr: str, exempt: tuple[str, ...]) -> bool:
+    """Whether an address is in VOUCH_RATE_LIMIT_EXEMPT (monitoring, a load test)."""
+    if not exempt:
+        return False
+    try:
+        address = ipaddress.ip_address(remote_addr.strip())
+    except ValueError:
+        return False
+    return any(address in network for network in parse_networks(exempt))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    route_class: str
+    scope: str
+    limit: int
+    retry_after: int
+
+
+class Counter:
+    """Fixed-window counts per key, kept in this process and added to the shared cache
+    in batches (see the module)."""
+
+    def __init__(self) -> None:
+        self.window = -1
+        # key -> [counted here and not yet added, the shared total when last added]
+        self.local: dict[str, list[int]] = {}
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.window = -1
+            self.local = {}
+
+    def hit(self, key: str, limit: int, window: int) -> bool:
+        """Count one request of ``key`` in ``window``; False when it is over ``limit``
+        (a refused request is not counted)."""
+        if window != self.window or len(self.local) > MAX_LOCAL_KEYS:
+            with self.lock:
+                if window != self.window or len(self.local) > MAX_LOCAL_KEYS:
+                    self.window, self.local = window, {}
+        entry = self.local.get(key)
+        if entry is None:
+            entry = self.local.setdefault(key, [0, 0])
+        if entry[0] + entry[1] >= limit:
+            return False
+        entry[0] += 1
+        if entry[0] >= max(1, limit // 20) or entry[0] + entry[1] >= limit:
+            self._add(key, entry, window)
+        return entry[0] + entry[1] <= limit
+
+    def _add(self, key: str, entry: list[int], window: int) -> None:
+        pending, entry[0] = entry[0], 0
+        shared_key = f"lim:{window}:{key}"
+        cache = caches[CACHE_ALIAS]
+        try:
+            try:
+                total = cache.incr(shared_key, pending)
+            except ValueError:  # the first batch of this key and window
+                if cache.add(shared_key, pending, timeout=2 * WINDOW):
+                    total = pending
+                else:
+                    total = cache.incr(shared_key, pending)
+        except Exception:  # noqa: BLE001  (the cache is out: count on here alone, fail open)
+            entry[0] += pending
+            return
+        entry[1] = max(entry[1] + pending, int(total))
+
+
+counter = Counter()
+
+
+def reset() -> None:
+    """Forget this process's counts (tests; the shared counters are the cache's)."""
+    counter.reset()
+
+
+def retry_after(moment: float) -> int:
+    return max(1, math.ceil((int(moment // WINDOW) + 1) * WINDOW - moment))
+
+
+def check(route: str, scopes: dict[str, str]) -> Refusal | None:
+    """Count a request against ``route``'s limit in each scope of ``scopes``
+    (scope -> the address, network, account or company it counts for); the first limit
+    it goes over, or None."""
+    limits = table()
+    if limits is None:
+        return None
+    per_class = limits.get(route)
+    if not per_class:
+        return None
+    moment = now()
+    window = int(moment // WINDOW)
+    for scope, subject in scopes.items():
+        limit = per_class[scope]
+        if limit and not counter.hit(f"{route}:{scope}:{subject}", limit, window):
+            return Refusal(route, scope, limit, retry_after(moment))
+    return None
