@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "vouch.outbox",
     "vouch.backups",
     "vouch.shield",
+    "vouch.abuse",
     # Background tasks (reminders, expiry, retention): see TASKS below.
     "django_tasks",
     "django_tasks_db",
@@ -138,6 +139,8 @@ MIDDLEWARE = [
     "vouch.tenancy.middleware.CompanyMiddleware",
     # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
     "vouch.guard.enforcement.CompanySecurityMiddleware",
+    # An account throttled by an abuse rule: its changes answered 429 (vouch.abuse.throttle).
+    "vouch.abuse.throttle.ThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "vouch.urls"

@@ -31,6 +31,8 @@ urlpatterns = [
     path("", include("vouch.tenancy.urls")),
     # Before allauth's: Vouch's sessions page and WebAuthn key removal (vouch.guard).
     path("", include("vouch.guard.security_urls")),
+    # The unusual-use limits, a section of the security settings page (vouch.abuse).
+    path("", include("vouch.abuse.urls")),
     # The emailed sign-in code, "this wasn't me" links, suspended members (vouch.guard).
     path("", include("vouch.guard.risk_urls")),
     path("accounts/signup/", signup, name="account_signup"),
