@@ -82,6 +82,8 @@ VOUCH_KEY_CACHE_SECONDS = env_int("VOUCH_KEY_CACHE_SECONDS", 60)
 VOUCH_COMPANY_CONNECTIONS_KEPT = env_int("VOUCH_COMPANY_CONNECTIONS_KEPT", 8)
 VOUCH_PHONE_REGION = env("VOUCH_PHONE_REGION", "GB").upper()
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
+# The operators' Prometheus endpoint (vouch.web.metrics_view): absent without a token.
+VOUCH_METRICS_TOKEN = env("VOUCH_METRICS_TOKEN")
 # Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins
 # cannot both be the same person, an optional list of anonymising networks (one CIDR a
 # line), and the location backend (geoip2fast's bundled country + ASN data by default).
@@ -121,6 +123,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts and times every request by route class (operators' metrics).
+    "vouch.web.route_metrics.RouteMetricsMiddleware",
     "vouch.web.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -6,6 +6,7 @@ from vouch.access.signup import signup
 from vouch.guard import login as guard_login
 from vouch.references import link_urls
 from vouch.tenancy import views as tenancy_views
+from vouch.web import metrics_view
 from vouch.web import views as web_views
 
 handler400 = "vouch.web.errors.bad_request"
@@ -27,6 +28,7 @@ urlpatterns = [
     path("operator/", web_views.operator_home, name="operator_home"),
     path("healthz", web_views.health, name="health"),
     path("livez", web_views.alive, name="alive"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     path("companies/switch/", tenancy_views.switch, name="company_switch"),
     path("", include("vouch.tenancy.urls")),
     # Before allauth's: Vouch's sessions page and WebAuthn key removal (vouch.guard).
