@@ -4,8 +4,6 @@ exactly one email per incident (read from the outbox) that says what happened.""
 
 from __future__ import annotations
 
-import html
-
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -16,6 +14,7 @@ from tests.conftest import PASSWORD, HTTPSClient, add_member, make_company, make
 from tests.guard.b_helpers import reauthenticate, sign_in
 from tests.references.workflow import make_request
 from vouch.abuse import rules, throttle
+from vouch.abuse.responses import SUBJECT
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.guard import suspension
@@ -55,6 +54,7 @@ def test_bulk_exports_ask_for_the_password_before_the_next_export(obrien, django
     set_threshold(company, rules.BULK_EXPORTS, 3)
     ids = candidates(company, admin.user, 4)
     client = signed_in(admin.user)
+    other = signed_in(admin.user)  # a second session of the same account (say, a stolen one)
     with django_capture_on_commit_callbacks(execute=True):
         for candidate_id in ids[:3]:
             assert client.post(reverse("candidate_export", args=[candidate_id])).status_code == 200
@@ -64,8 +64,7 @@ def test_bulk_exports_ask_for_the_password_before_the_next_export(obrien, django
     # The session had confirmed its password a moment ago: not enough any more.
     refused = client.post(reverse("candidate_export", args=[ids[3]]))
     assert refused.status_code == 302 and "reauthenticate" in refused["Location"]
-    # A second session of the same account (say, a stolen one) is asked too.
-    other = signed_in(admin.user)
+    # The other session is asked too.
     assert other.post(reverse("candidate_export", args=[ids[3]])).status_code == 302
     # Entering the password lets this session go on; the other is still asked.
     reauthenticate(client)
@@ -99,9 +98,7 @@ def test_bulk_erasures_suspend_the_account(obrien, django_capture_on_commit_call
     assert client.get(reverse("candidates")).status_code == 302
     refused = sign_in(HTTPSClient(), admin.user.email, PASSWORD)
     assert refused.status_code == 403 and "This account is suspended" in refused.content.decode()
-    assert [m.subject for m in mail.outbox if "Unusual use" in m.subject] == [
-        "Unusual use of your company's Vouch account"
-    ]
+    assert len([m for m in mail.outbox if m.subject.endswith(SUBJECT)]) == 1
 
 
 def test_mass_invitations_throttle_the_account(obrien, django_capture_on_commit_callbacks):
@@ -121,7 +118,8 @@ def test_mass_invitations_throttle_the_account(obrien, django_capture_on_commit_
     assert client.get(reverse("members")).status_code == 200  # reading goes on
     assert client.post(reverse("account_logout")).status_code == 302  # and signing out
     # Other members of the company are not throttled.
-    assert signed_in(owner).post(reverse("member_invite"), {"email": "x@example.org", "role": "4"}).status_code != 429
+    invite = {"email": "x@example.org", "role": str(int(Role.VIEWER))}
+    assert signed_in(owner).post(reverse("member_invite"), invite).status_code == 302
 
 
 def test_owners_get_one_email_per_incident_in_plain_words(obrien, django_capture_on_commit_callbacks):
@@ -132,16 +130,19 @@ def test_owners_get_one_email_per_incident_in_plain_words(obrien, django_capture
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         occur(rule, company.pk, admin.user.pk, times=60)  # far beyond: still one incident
-    (message,) = mail.outbox
+    (message,) = [m for m in mail.outbox if m.subject.endswith(SUBJECT)]
     assert sorted(message.to) == sorted([owner.email, second_owner.user.email])
     assert admin.user.email not in message.to
     body = message.body
-    assert "Ada Admin (admin@obrien.example), a member of O'Brien & Smith, made 10 reference requests created" in body
+    assert (
+        "Ada Admin (admin@obrien.example), a member of O'Brien & Smith, made 10 new reference requests in one hour"
+        in body
+    )
     assert "The limit your company has set is 10." in body
     assert "&amp;" not in body and "&#x27;" not in body  # plain text is not HTML-escaped
     assert "/security/events/?action=abuse_detected&date_from=" in body
     (alternative, kind) = message.alternatives[0]
-    assert kind == "text/html" and html.escape("O'Brien & Smith") in alternative.replace("&#x27;", "&#39;")
+    assert kind == "text/html" and "O&#x27;Brien &amp; Smith" in alternative
     # The link opens the company's events page, filtered to the incident.
     review = body.split("https://", 1)[1].split()[0]
     page = signed_in(owner).get("/" + review.split("/", 1)[1])
@@ -149,4 +150,4 @@ def test_owners_get_one_email_per_incident_in_plain_words(obrien, django_capture
     # Another rule is another incident: another email.
     with django_capture_on_commit_callbacks(execute=True):
         occur(rules.MASS_INVITATIONS, company.pk, admin.user.pk, times=rules.MASS_INVITATIONS.default)
-    assert len(mail.outbox) == 2
+    assert len([m for m in mail.outbox if m.subject.endswith(SUBJECT)]) == 2

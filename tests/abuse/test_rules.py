@@ -11,6 +11,7 @@ from tests.abuse.helpers import SOURCE, occur, set_threshold
 from tests.accounts.helpers import fast_company, fast_member
 from vouch.abuse import monitor, rules, throttle
 from vouch.abuse.models import ReauthDemand
+from vouch.abuse.responses import SUBJECT
 from vouch.abuse.rules import RULES, Response
 from vouch.accounts.policy import Role
 from vouch.audit import observers, record
@@ -32,6 +33,10 @@ def fired(metric_rule: str, response: str) -> float:
     return metrics.abuse_responses_total.labels(rule=metric_rule, response=response)._value.get()
 
 
+def owners_emails() -> list:
+    return [message for message in mail.outbox if message.subject.endswith(SUBJECT)]
+
+
 def test_the_observer_is_registered():
     assert monitor.observe in observers._observers
 
@@ -44,7 +49,7 @@ def test_each_rule_fires_at_its_default_threshold_and_not_below(rule, django_cap
     before = fired(rule.name, str(rule.response if rule.per_account else Response.FLAG))
     with django_capture_on_commit_callbacks(execute=True):
         occur(rule, company.pk, actor, times=rule.default - 1)
-    assert incidents(company) == [] and mail.outbox == []
+    assert incidents(company) == [] and owners_emails() == []
     with django_capture_on_commit_callbacks(execute=True):
         occur(rule, company.pk, actor)
     (event,) = incidents(company)
@@ -52,7 +57,7 @@ def test_each_rule_fires_at_its_default_threshold_and_not_below(rule, django_cap
     assert event.details["count"] == rule.default and event.details["threshold"] == rule.default
     assert event.details["response"] == (rule.response if rule.per_account else Response.FLAG)
     assert fired(rule.name, event.details["response"]) == before + 1
-    assert len(mail.outbox) == 1
+    assert len(owners_emails()) == 1
 
 
 @pytest.mark.parametrize("rule", PER_ACCOUNT, ids=[rule.name for rule in PER_ACCOUNT])
@@ -105,7 +110,7 @@ def test_one_incident_until_it_calms_down(clock, django_capture_on_commit_callba
         occur(rule, company.pk, member.user.pk, times=rule.low * 5)
         clock.advance(rule.window)  # the next hour, still going: the same incident
         occur(rule, company.pk, member.user.pk, times=rule.low * 2)
-    assert len(incidents(company)) == 1 and len(mail.outbox) == 1
+    assert len(incidents(company)) == 1 and len(owners_emails()) == 1
 
 
 def test_a_window_resets_the_count(clock, django_capture_on_commit_callbacks):
