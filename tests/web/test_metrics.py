@@ -99,8 +99,7 @@ def test_route_classes(method, path, extra, expected):
 
 def test_the_database_queue_depth_and_age(monkeypatch):
     from django_tasks.base import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
-    from django_tasks_db.utils import get_date_max
+    from django_tasks_db.models import DBTaskResult, get_date_max
 
     monkeypatch.setitem(
         metric_collectors.settings.TASKS, "default", {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}

@@ -6,7 +6,10 @@ check that decorator runs (registered in ``AbuseConfig.ready``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from allauth.account.internal.flows.login import get_authentication_records
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -14,7 +17,11 @@ from vouch.abuse.models import ReauthDemand
 
 
 def demand(user_id: int, rule: str) -> None:
-    ReauthDemand.objects.update_or_create(user_id=user_id, defaults={"since": timezone.now(), "rule": rule})
+    now = timezone.now()
+    ReauthDemand.objects.update_or_create(user_id=user_id, defaults={"since": now, "rule": rule})
+    # Every session alive now began after an older demand (sessions end SESSION_MAX_SECONDS
+    # after sign-in at the latest): those demands are met.
+    ReauthDemand.objects.filter(since__lt=now - timedelta(seconds=settings.SESSION_MAX_SECONDS)).delete()
 
 
 def demanded(request: HttpRequest) -> bool:

@@ -61,10 +61,13 @@ def _apply(response: Response, rule: Rule, user: User | None, request) -> Respon
     return response
 
 
-def review_url(company_id: uuid.UUID) -> str:
-    """The company's security events page, filtered to today's unusual-use events."""
-    query = urlencode({"action": EventAction.ABUSE_DETECTED, "date_from": timezone.now().date().isoformat()})
-    return absolute(f"{reverse('security_events')}?{query}")
+def review_url(user: User | None) -> str:
+    """The company's security events page, filtered to today's unusual-use events (of
+    the account, when there is one)."""
+    query = {"action": str(EventAction.ABUSE_DETECTED), "date_from": timezone.now().date().isoformat()}
+    if user is not None:
+        query["actor"] = str(user.pk)
+    return absolute(f"{reverse('security_events')}?{urlencode(query)}")
 
 
 def respond(figures: Figures, company_id: uuid.UUID, actor_id: int | None, *, request=None) -> None:
@@ -109,7 +112,7 @@ def tell_owners(figures: Figures, company_id: uuid.UUID, user: User | None, resp
         "member": user,
         "response": str(response),
         "when": when_text(timezone.now()),
-        "review_url": review_url(company_id),
+        "review_url": review_url(user),
     }
     try:
         text = render_to_string("abuse/email/incident.txt", data)

@@ -46,24 +46,15 @@ def _queue() -> tuple[int, float]:
         return depth, oldest
     if backend.endswith("DatabaseBackend"):
         # imported here: django-tasks-db's models, only with the database backend
-        from django_tasks.base import TaskResultStatus
-        from django_tasks_db.models import DBTaskResult
-        from django_tasks_db.utils import get_date_max
+        from django_tasks_db.models import DBTaskResult, get_date_max
 
         ready = DBTaskResult.objects.ready()
         depth = ready.count()
         if not depth:
             return 0, 0.0
-        now = timezone.now()
         # A task with no run_after became due when it was queued; another when its time came.
-        queued = DBTaskResult.objects.filter(status=TaskResultStatus.READY, run_after=get_date_max()).aggregate(
-            first=Min("enqueued_at")
-        )["first"]
-        due = (
-            DBTaskResult.objects.filter(status=TaskResultStatus.READY, run_after__lte=now)
-            .exclude(run_after=get_date_max())
-            .aggregate(first=Min("run_after"))["first"]
-        )
+        queued = ready.filter(run_after=get_date_max()).aggregate(first=Min("enqueued_at"))["first"]
+        due = ready.exclude(run_after=get_date_max()).aggregate(first=Min("run_after"))["first"]
         first = min(moment for moment in (queued, due) if moment is not None)
         return depth, _since(first)
     return 0, 0.0  # the immediate backend (tests): nothing waits
