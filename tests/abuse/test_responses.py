@@ -17,6 +17,7 @@ from vouch.abuse import rules, throttle
 from vouch.abuse.responses import SUBJECT
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
+from vouch.core import metrics
 from vouch.guard import suspension
 
 pytestmark = pytest.mark.django_db
@@ -112,7 +113,9 @@ def test_mass_invitations_throttle_the_account(obrien, django_capture_on_commit_
             )
             assert sent.status_code == 302
     assert throttle.seconds_left(admin.user.pk) > 0
+    counted = metrics.throttled_total.labels(route_class="page", scope="account")._value.get()
     refused = client.post(reverse("member_invite"), {"email": "one-more@example.org", "role": str(int(Role.VIEWER))})
+    assert metrics.throttled_total.labels(route_class="page", scope="account")._value.get() == counted + 1
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
     assert "paused" in refused.content.decode()
     assert client.get(reverse("members")).status_code == 200  # reading goes on

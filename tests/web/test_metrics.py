@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from tests.conftest import HTTPSClient
 from vouch.backups.models import BackupSet, BackupStatus, Scope
+from vouch.core.metrics import route_class
 from vouch.web import metric_collectors
-from vouch.web.route_metrics import route_class
 
 pytestmark = pytest.mark.django_db
 TOKEN = "t" * 8 + "0123456789abcdefghijklmnopqrstuv"

@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from vouch.core import metrics
+
 SECONDS = 15 * 60
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -53,6 +55,7 @@ class ThrottleMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         wait = throttled(request)
         if wait:
+            metrics.throttled_total.labels(route_class=metrics.route_class(request), scope="account").inc()
             html = render_to_string(
                 "web/error.html",
                 {

@@ -1,58 +1,22 @@
 """Requests counted and timed by route class for the operators' metrics
-(``vouch.core.metrics.requests_total`` and ``request_seconds``).
-
-The class comes from the path, the method and the content type only, with string tests
-(no URL resolving): this runs for every request, static files and probes included, so
-it sits outermost and must stay far below 0.05 ms (docs/operations/metrics.md gives
-the measured figure)."""
+(``vouch.core.metrics.requests_total`` and ``request_seconds``; the class is
+``vouch.core.metrics.route_class``). This runs for every request, static files and
+probes included, so it sits outermost and must stay far below 0.05 ms
+(docs/operations/metrics.md gives the measured figure)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from vouch.core.metrics import request_seconds, requests_total
-
-PROBES = frozenset({"/livez", "/healthz", "/metrics"})
-LINKS = ("/c/", "/r/")
-SIGN_IN = (
-    "/accounts/login/",
-    "/accounts/signup/",
-    "/accounts/verify-sign-in/",
-    "/accounts/2fa/authenticate/",
-    "/accounts/reauthenticate/",
-    "/accounts/2fa/reauthenticate/",
-    "/accounts/password/reset/",
-    "/accounts/unlock/",
-)
-STATIC = ("/static/", "/favicon.ico", "/robots.txt")
-
-
-def route_class(request: HttpRequest) -> str:
-    path = request.path
-    if path.startswith(STATIC):
-        return "static"
-    if path in PROBES:
-        return "probe"
-    if request.method == "POST" and request.META.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
-        return "upload"
-    if path.startswith(LINKS):
-        return "link"
-    if path.startswith(SIGN_IN):
-        return "sign_in"
-    if path.endswith(".pdf"):
-        return "pdf"
-    query = request.META.get("QUERY_STRING", "")
-    if query.startswith("q=") or "&q=" in query:
-        return "search"
-    return "page"
-
+from vouch.core.metrics import request_seconds, requests_total, route_class
 
 # Children made once: labels() looks the pair up in a dict under a lock each time.
 _STATUS = ("1xx", "2xx", "3xx", "4xx", "5xx")
-_COUNTERS = {}
-_TIMERS = {}
+_COUNTERS: dict[tuple[str, int], Any] = {}
+_TIMERS: dict[str, Any] = {}
 
 
 def _counter(kind: str, status: int):
