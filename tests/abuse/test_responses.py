@@ -4,6 +4,8 @@ exactly one email per incident (read from the outbox) that says what happened.""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -114,7 +116,10 @@ def test_mass_invitations_throttle_the_account(obrien, django_capture_on_commit_
             assert sent.status_code == 302
     assert throttle.seconds_left(admin.user.pk) > 0
     counted = metrics.throttled_total.labels(route_class="page", scope="account")._value.get()
-    refused = client.post(reverse("member_invite"), {"email": "one-more@example.org", "role": str(int(Role.VIEWER))})
+    # Posted as a browser posts a form (the test client's default is multipart: an upload).
+    form = urlencode({"email": "one-more@example.org", "role": str(int(Role.VIEWER))})
+    refused = client.post(reverse("member_invite"), form, content_type="application/x-www-form-urlencoded")
+    assert refused.status_code == 429, refused.status_code
     assert metrics.throttled_total.labels(route_class="page", scope="account")._value.get() == counted + 1
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
     assert "paused" in refused.content.decode()

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
-from tests.conftest import HTTPSClient
+from tests.conftest import HTTPSClient, make_company
 from vouch.abuse import rules, thresholds
 from vouch.abuse.models import RuleThreshold
 from vouch.abuse.rules import RULES
@@ -100,7 +100,7 @@ def test_an_owner_of_another_company_changes_only_their_own(owner_client):
 
 
 def test_saving_asks_for_the_password_again():
-    company = fast_company()
+    company = make_company()  # an owner with a password (one without has nothing to confirm)
     client = HTTPSClient()
     client.force_login(company.memberships.get(role=Role.OWNER).user)
     response = client.post(URL, defaults(bulk_exports="50"))
