@@ -27,9 +27,12 @@ def demand(user_id: int, rule: str) -> None:
 def demanded(request: HttpRequest) -> bool:
     """Whether this session must confirm the password before going on: a demand stands
     and the session has not authenticated (signed in or confirmed) since it was made."""
-    since = ReauthDemand.objects.filter(user_id=request.user.pk).values_list("since", flat=True).first()
+    user = request.user
+    if user.pk is None:
+        return False
+    since = ReauthDemand.objects.filter(user_id=user.pk).values_list("since", flat=True).first()
     if since is None:
         return False
-    records = get_authentication_records(request, request.user)  # type: ignore[arg-type]  # a signed-in user here
+    records = get_authentication_records(request, user)
     latest = max((float(entry.get("at") or 0) for entry in records), default=0.0)
     return latest <= since.timestamp()

@@ -31,7 +31,7 @@ def _since(moment: datetime) -> float:
 
 def _queue() -> tuple[int, float]:
     """(tasks ready to run, seconds the oldest of them has waited)."""
-    backend = settings.TASKS["default"]["BACKEND"]
+    backend = str(settings.TASKS["default"]["BACKEND"])
     if backend.endswith("RQBackend"):
         # imported here: django-rq is installed only with the Redis backend
         import django_rq
@@ -40,9 +40,9 @@ def _queue() -> tuple[int, float]:
         for name in settings.TASKS["default"].get("QUEUES", ["default"]):
             queue = django_rq.get_queue(name)
             depth += queue.count
-            first = queue.get_jobs(0, 1)
-            if first and first[0].enqueued_at is not None:
-                oldest = max(oldest, _since(first[0].enqueued_at))
+            head = queue.get_jobs(0, 1)
+            if head and head[0].enqueued_at is not None:
+                oldest = max(oldest, _since(head[0].enqueued_at))
         return depth, oldest
     if backend.endswith("DatabaseBackend"):
         # imported here: django-tasks-db's models, only with the database backend
