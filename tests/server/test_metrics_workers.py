@@ -31,8 +31,8 @@ def two_workers(tmp_path_factory):
 
 def scrape(server) -> str:
     response = helpers.request(server, "GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert response.status == 200, response.text()
-    return response.text()
+    assert response.status == 200, response.text
+    return response.text
 
 
 def test_counts_are_the_sum_of_all_workers(two_workers):
