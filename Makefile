@@ -44,9 +44,9 @@ docs: $(VENV)/.base
 # Re-pin the lock files (needs PyPI). Hashes make `pip install` refuse anything else.
 lock: $(VENV)/.dev
 	$(BIN)/pip install -q pip-tools
-	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o base.txt base.in
-	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o dev.txt dev.in
-	cd requirements && PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o attack.txt attack.in
+	cd requirements && env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o base.txt base.in
+	cd requirements && env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o dev.txt dev.in
+	cd requirements && env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null ../$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links -o attack.txt attack.in
 
 $(VENV)/.python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Vouch needs Python 3.11 or newer"'

@@ -201,6 +201,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Benchmark switch: 1 turns brute-force protection, allauth's rate limits and the request limits off. "
         "Ignored in production.",
     ),
+    "VOUCH_METRICS_TOKEN": (
+        "(none: /metrics answers 404)",
+        "Bearer token Prometheus sends to /metrics (at least 32 characters in production); without it the "
+        "endpoint does not exist.",
+    ),
     "VOUCH_TRUSTED_PROXIES": (
         "(none)",
         "Addresses/networks of TLS-terminating proxies whose X-Forwarded-For/-Proto are believed.",
@@ -339,6 +344,12 @@ def env_list(name: str, default: str) -> list[str]:
 
 def data_dir() -> Path:
     return Path(env("VOUCH_DATA_DIR", "./var")).resolve()
+
+
+def metrics_dir() -> Path:
+    """Where the server workers write their metrics for each other (prometheus-client's
+    multiprocess mode); emptied by each `vouch serve` at start."""
+    return data_dir() / "metrics"
 
 
 def secret_key_file() -> Path:

@@ -83,6 +83,8 @@ VOUCH_COMPANY_CONNECTIONS_KEPT = env_int("VOUCH_COMPANY_CONNECTIONS_KEPT", 8)
 VOUCH_PHONE_REGION = env("VOUCH_PHONE_REGION", "GB").upper()
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
 VOUCH_SHIELD_ALLOW = env_list("VOUCH_SHIELD_ALLOW", "")
+# The operators' Prometheus endpoint (vouch.web.metrics_view): absent without a token.
+VOUCH_METRICS_TOKEN = env("VOUCH_METRICS_TOKEN")
 # Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins
 # cannot both be the same person, an optional list of anonymising networks (one CIDR a
 # line), and the location backend (geoip2fast's bundled country + ASN data by default).
@@ -111,6 +113,7 @@ INSTALLED_APPS = [
     "vouch.outbox",
     "vouch.backups",
     "vouch.shield",
+    "vouch.abuse",
     # Background tasks (reminders, expiry, retention): see TASKS below.
     "django_tasks",
     "django_tasks_db",
@@ -121,6 +124,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts and times every request by route class (operators' metrics).
+    "vouch.web.route_metrics.RouteMetricsMiddleware",
     "vouch.web.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -146,6 +151,8 @@ MIDDLEWARE = [
     "vouch.guard.enforcement.CompanySecurityMiddleware",
     # Rate limits by account and company: they need the user and the current company.
     "vouch.shield.limits_middleware.AccountLimitsMiddleware",
+    # An account throttled by an abuse rule: its changes answered 429 (vouch.abuse.throttle).
+    "vouch.abuse.throttle.ThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "vouch.urls"

@@ -6,6 +6,7 @@ from vouch.access.signup import signup
 from vouch.guard import login as guard_login
 from vouch.references import link_urls
 from vouch.tenancy import views as tenancy_views
+from vouch.web import metrics_view
 from vouch.web import views as web_views
 
 handler400 = "vouch.web.errors.bad_request"
@@ -29,10 +30,13 @@ urlpatterns = [
     # robots.txt, its honeytoken, and the operators' intrusion detection page (vouch.shield).
     path("", include("vouch.shield.urls")),
     path("livez", web_views.alive, name="alive"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     path("companies/switch/", tenancy_views.switch, name="company_switch"),
     path("", include("vouch.tenancy.urls")),
     # Before allauth's: Vouch's sessions page and WebAuthn key removal (vouch.guard).
     path("", include("vouch.guard.security_urls")),
+    # The unusual-use limits, a section of the security settings page (vouch.abuse).
+    path("", include("vouch.abuse.urls")),
     # The emailed sign-in code, "this wasn't me" links, suspended members (vouch.guard).
     path("", include("vouch.guard.risk_urls")),
     path("accounts/signup/", signup, name="account_signup"),

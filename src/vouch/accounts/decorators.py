@@ -3,6 +3,7 @@ before changes to who can access what."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
 from allauth.account.adapter import get_adapter
@@ -10,7 +11,7 @@ from allauth.account.decorators import reauthentication_required as allauth_reau
 from allauth.account.internal.flows import reauthentication as reauthentication_flow
 from allauth.core.exceptions import ReauthenticationRequired
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -37,6 +38,11 @@ def company_action(action: Action):
     return decorator
 
 
+# Further reasons to ask, registered by higher layers in their AppConfig.ready()
+# (vouch.abuse: an account whose unusual use demands the password again).
+reauthentication_checks: list[Callable[[HttpRequest], bool]] = []
+
+
 def reauthentication_required(view):
     """allauth's re-authentication: unless this session confirmed the password (or a 2FA
     method) within ACCOUNT_REAUTHENTICATION_TIMEOUT, the POST is stored, nothing is
@@ -50,6 +56,8 @@ def reauthentication_required(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
+            if request.user.is_authenticated and any(check(request) for check in reauthentication_checks):
+                raise ReauthenticationRequired()
             return guarded(request, *args, **kwargs)
         except ReauthenticationRequired:
             if request.headers.get("HX-Request") != "true":

@@ -53,6 +53,7 @@ class EventAction(models.TextChoices):
     INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
     INVITATION_REVOKED = "invitation_revoked", "Invitation withdrawn"
     DATA_EXPORT = "data_export", "Data exported"
+    DATA_ERASED = "data_erased", "Data erased"
     DATA_INTEGRITY_FAIL = "data_integrity_fail", "Encrypted data failed its integrity check"
     KEYS_MASTER_ROTATED = "keys_master_rotated", "Master key rotated"
     KEYS_COMPANY_ROTATED = "keys_company_rotated", "Company data key rotated"

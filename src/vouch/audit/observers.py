@@ -54,6 +54,13 @@ def forget(observer: Observer) -> None:
         _observers.remove(observer)
 
 
+def heard(action: str, *, request: HttpRequest | None = None, actor_id: int | None, company_id: uuid.UUID) -> None:
+    """Tell the observers of something that is not a security event but that they count
+    (a reference request created: ``vouch.abuse``'s rules); nothing is recorded."""
+    if _observers:
+        notify(Occurrence(action, "success", request, actor_id, company_id, "", {}))
+
+
 def notify(occurrence: Occurrence) -> None:
     for observer in tuple(_observers):
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,6 +63,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Vouch refuses to start: {exc}", file=sys.stderr)
         return 1
     cert, key = setup(quiet=True)
+    # Every process started below (server workers, background worker) writes its metrics
+    # to files here and /metrics sums them (prometheus-client's multiprocess mode); the
+    # files of an earlier run would be counted again, so the directory starts empty.
+    metrics_dir = config.metrics_dir()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(mode=0o700, parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     workers = config.env_int("VOUCH_WORKERS", 2)
     granian = str(Path(sys.executable).with_name("granian"))
     common = [

@@ -7,6 +7,7 @@ account or a company: a label per client would let anyone grow the registry."""
 
 from __future__ import annotations
 
+from django.http import HttpRequest
 from prometheus_client import Counter, Histogram
 
 ROUTE_CLASSES = ("sign_in", "link", "upload", "pdf", "search", "api", "page", "static", "probe")
@@ -33,3 +34,40 @@ throttled_total = Counter(
 abuse_responses_total = Counter(
     "vouch_abuse_responses_total", "Abuse rules that fired, by rule and response", ["rule", "response"]
 )
+
+
+# The route class of a request, from its path, method and content type with string tests
+# only (no URL resolving): it is worked out for every request (vouch.web.route_metrics).
+PROBES = frozenset({"/livez", "/healthz", "/metrics"})
+LINKS = ("/c/", "/r/")
+SIGN_IN = (
+    "/accounts/login/",
+    "/accounts/signup/",
+    "/accounts/verify-sign-in/",
+    "/accounts/2fa/authenticate/",
+    "/accounts/reauthenticate/",
+    "/accounts/2fa/reauthenticate/",
+    "/accounts/password/reset/",
+    "/accounts/unlock/",
+)
+STATIC = ("/static/", "/favicon.ico", "/robots.txt")
+
+
+def route_class(request: HttpRequest) -> str:
+    path = request.path
+    if path.startswith(STATIC):
+        return "static"
+    if path in PROBES:
+        return "probe"
+    if request.method == "POST" and request.META.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+        return "upload"
+    if path.startswith(LINKS):
+        return "link"
+    if path.startswith(SIGN_IN):
+        return "sign_in"
+    if path.endswith(".pdf"):
+        return "pdf"
+    query = request.META.get("QUERY_STRING", "")
+    if query.startswith("q=") or "&q=" in query:
+        return "search"
+    return "page"

@@ -5,6 +5,8 @@ requirement."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from allauth.account import views as account_views
 from allauth.account.decorators import reauthentication_required
 from allauth.mfa.base import views as mfa_views
@@ -12,7 +14,7 @@ from allauth.mfa.webauthn import views as webauthn_views
 from allauth.mfa.webauthn.views import RemoveWebAuthnView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
@@ -30,12 +32,20 @@ from vouch.guard import company_security, mfa
 from vouch.guard import sessions as guard_sessions
 from vouch.guard.security_forms import CompanySecurityForm
 
+# More sections of the page, each drawn by a higher layer that registers it in its
+# AppConfig.ready() (vouch.abuse: the unusual-use limits), so guard never imports it.
+page_sections: list[Callable[[HttpRequest], str]] = []
 
-def _security_page(request: CompanyRequest, form: CompanySecurityForm, status: int = 200) -> HttpResponse:
+
+def security_page(request: CompanyRequest, form: CompanySecurityForm, status: int = 200) -> HttpResponse:
     return render(
         request,
         "guard/security_settings.html",
-        {"form": form, "your_address": request.META.get("REMOTE_ADDR", "")},
+        {
+            "form": form,
+            "your_address": request.META.get("REMOTE_ADDR", ""),
+            "sections": [draw(request) for draw in page_sections],
+        },
         status=status,
     )
 
@@ -46,16 +56,16 @@ def company_security_settings(request: CompanyRequest) -> HttpResponse:
     """Owners only (policy), after signing in again (allauth replays the POST)."""
     row = company_security.for_company(request.company)
     if request.method != "POST":
-        return _security_page(request, CompanySecurityForm.from_settings(row))
+        return security_page(request, CompanySecurityForm.from_settings(row))
     form = CompanySecurityForm(request.POST)
     if not form.is_valid():
-        return _security_page(request, form, status=400)
+        return security_page(request, form, status=400)
     try:
         company_security.save(request.company, request.membership, form.changes(), request=request)
     except company_security.SecuritySettingsError as exc:
         field = "allowed_networks" if "address" in str(exc) or "network" in str(exc).lower() else None
         form.add_error(field, str(exc))
-        return _security_page(request, form, status=400)
+        return security_page(request, form, status=400)
     messages.success(request, "Security settings saved.")
     return redirect("company_security")
 

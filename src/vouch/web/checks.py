@@ -168,6 +168,16 @@ def production_settings(app_configs, **kwargs) -> list[Error]:
             )
         )
     errors.extend(transport_errors())
+    token = settings.VOUCH_METRICS_TOKEN
+    if token and (len(token) < 32 or len(set(token)) < 10):
+        # The token is all that keeps /metrics from the public: too short is guessable.
+        errors.append(
+            Error(
+                "VOUCH_METRICS_TOKEN must be a long random value (32+ characters) in production.",
+                hint='python3 -c "import secrets; print(secrets.token_urlsafe(32))"',
+                id="vouch.E031",
+            )
+        )
     if not settings.VOUCH_TRUSTED_PROXIES:
         # Serving TLS ourselves: a real certificate must be configured.
         for name in ("VOUCH_TLS_CERT", "VOUCH_TLS_KEY"):

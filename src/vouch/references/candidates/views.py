@@ -14,6 +14,8 @@ from django.views.decorators.http import require_POST
 from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.audit import record
+from vouch.audit.models import EventAction
 from vouch.core.requests import CompanyRequest
 from vouch.objectstore import StoreUnavailable
 from vouch.references.candidates import services
@@ -179,6 +181,10 @@ def attachment_download(
             },
             status=500,
         )
+    # A download of personal data, counted by the abuse rules against the company's normal (P18).
+    record(
+        EventAction.DATA_EXPORT, request=request, target=f"attachment:{attachment.pk}", details={"kind": "attachment"}
+    )
     return downloads.download(
         first,
         handle,

@@ -81,6 +81,8 @@ def _erase(request: CompanyRequest, candidate_id: UUID) -> HttpResponse:
             status=400,
         )
     deleted = privacy.erase_candidate(candidate, actor=request.user)
+    # Counts only: the candidate is gone (the abuse rules count erasures, P18).
+    record(EventAction.DATA_ERASED, request=request, target=f"candidate:{candidate_id}", details=deleted.as_dict())
     files = deleted.attachments + deleted.report_files
     messages.success(
         request,

@@ -15,6 +15,8 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
+from vouch.audit import record
+from vouch.audit.models import EventAction
 from vouch.core.requests import CompanyRequest
 from vouch.references.reports import data as report_data
 from vouch.references.reports import pdf as pdfs
@@ -77,6 +79,13 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | Stre
         "A reference report was downloaded as PDF.",
         actor=request.user,
         details={"request": str(reference_request.pk)},
+    )
+    # A download of personal data, counted by the abuse rules against the company's normal (P18).
+    record(
+        EventAction.DATA_EXPORT,
+        request=request,
+        target=f"request:{reference_request.pk}",
+        details={"kind": "report_pdf"},
     )
     # The request's short id, never the candidate's name: file names end up in
     # download folders, mail attachments and synced drives.

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.utils import dateformat, timezone
 
 from vouch.activity import services as activity
+from vouch.audit import observers
+from vouch.core.context import current
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import flows, jobs
@@ -113,6 +115,8 @@ def create_request(
             "request_created", "Reference request created.", actor=actor, details={"request": str(reference_request.pk)}
         )
         send_candidate_link(reference_request, actor=actor, first=True)
+    # Counted by the abuse rules (many requests in an hour, P18); not a security event.
+    observers.heard("reference_request_created", actor_id=getattr(actor, "pk", None), company_id=current().company_id)
     return reference_request
 
 

@@ -1,0 +1,92 @@
+"""The abuse rules' observer: counts what it hears in the cache and opens an incident
+when a count reaches its threshold (P18, docs/security/abuse.md).
+
+Per occurrence: one cache increment (plus a read of the company's thresholds, kept in
+the process). Counts are in fixed windows (an hour, or a day for downloads) keyed by
+rule, company and, for rules per account, the account: one company's activity never
+counts against another's. An incident (rule + company + account) is opened once, with
+``cache.add``, and lasts while the count stays at or above the threshold, then ``CALM``
+windows more: its response, email and event happen once, when it opens."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, transaction
+
+from vouch.abuse import responses, thresholds
+from vouch.abuse.rules import BASELINE_DAYS, DOWNLOAD_FACTOR, DOWNLOADS, Rule, rule_for
+from vouch.audit.observers import Occurrence
+
+log = logging.getLogger("vouch.abuse")
+
+PREFIX = "ab"
+CALM = 1  # windows without reaching the threshold before an incident is over
+
+
+def now() -> float:
+    """The rules' clock (tests replace it)."""
+    return time.time()
+
+
+def _scope(rule: Rule, company_id: uuid.UUID, actor_id: int | None) -> str:
+    return f"{rule.name}:{company_id.hex}:{actor_id if rule.per_account else '-'}"
+
+
+def _incr(key: str, timeout: int) -> int:
+    # incr first: past the first occurrence of a window the key exists (one write).
+    try:
+        return int(cache.incr(key))
+    except ValueError:
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        return int(cache.incr(key))
+
+
+def _baseline(scope: str, day: int) -> float:
+    """The company's normal: the average daily count of the previous days."""
+    keys = [f"{PREFIX}:n:{scope}:{day - back}" for back in range(1, BASELINE_DAYS + 1)]
+    counts = cache.get_many(keys)
+    return sum(int(value) for value in counts.values()) / BASELINE_DAYS
+
+
+def observe(occurrence: Occurrence) -> None:
+    """Registered with ``vouch.audit.observers`` (``AbuseConfig.ready``)."""
+    company_id = occurrence.company_id
+    rule = rule_for(occurrence.action, company_id is not None, occurrence.details)
+    if rule is None or company_id is None or (rule.per_account and occurrence.actor_id is None):
+        return
+    count(rule, company_id, occurrence.actor_id, request=occurrence.request)
+
+
+def count(rule: Rule, company_id: uuid.UUID, actor_id: int | None, *, request=None) -> bool:
+    """Count one occurrence; returns whether it opened an incident."""
+    scope = _scope(rule, company_id, actor_id)
+    window = int(now() // rule.window)
+    keep = rule.window * (BASELINE_DAYS + 1) if rule is DOWNLOADS else rule.window * 2
+    number = _incr(f"{PREFIX}:n:{scope}:{window}", keep)
+    limit = thresholds.threshold(rule, company_id)
+    if number < limit:
+        return False
+    baseline = 0.0
+    if rule is DOWNLOADS:
+        baseline = _baseline(scope, window)
+        limit = max(limit, math.ceil(DOWNLOAD_FACTOR * baseline))
+        if number < limit:
+            return False
+    incident = f"{PREFIX}:i:{scope}"
+    calm = rule.window * CALM
+    if not cache.add(incident, window, timeout=calm):
+        cache.touch(incident, calm)  # the same incident, still going: it lasts
+        return False
+    figures = responses.Figures(rule=rule, count=number, threshold=limit, baseline=round(baseline, 1))
+    # After the change that was counted commits (a rolled-back invitation is no abuse
+    # to act on, but it counted: it was tried).
+    transaction.on_commit(
+        lambda: responses.respond(figures, company_id, actor_id, request=request), using=DEFAULT_DB_ALIAS
+    )
+    return True
