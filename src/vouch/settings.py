@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "vouch.outbox",
     "vouch.backups",
     "vouch.shield",
+    "vouch.support",
     # Background tasks (reminders, expiry, retention): see TASKS below.
     "django_tasks",
     "django_tasks_db",
@@ -138,6 +139,9 @@ MIDDLEWARE = [
     "vouch.tenancy.middleware.CompanyMiddleware",
     # Needs the company: its allowed networks and 2FA requirement (vouch.guard.enforcement).
     "vouch.guard.enforcement.CompanySecurityMiddleware",
+    # Operators: two-factor first; under a support grant, each page recorded and writes of a
+    # read-only grant refused before any view runs (vouch.support.middleware, P15).
+    "vouch.support.middleware.SupportMiddleware",
 ]
 
 ROOT_URLCONF = "vouch.urls"
