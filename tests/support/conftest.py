@@ -58,7 +58,8 @@ def company_urls(data) -> dict[str, str]:
         "candidates": reverse("candidates"),
         "candidate_detail": reverse("candidate_detail", args=[candidate.pk]),
         "attachment_download": reverse("attachment_download", args=[candidate.pk, data.attachment.pk]),
-        "dashboard": reverse("dashboard"),
+        "members": reverse("members"),
+        "questionnaires": reverse("questionnaires"),
     }
 
 

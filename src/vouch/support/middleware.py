@@ -23,6 +23,9 @@ MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/livez")
 # The operator's own pages, not the company's: neither recorded nor refused under a grant.
 OWN_PREFIXES = ("/accounts/", "/operator/", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The dashboard shows no one's data and is where members land: an operator outside any
+# company is sent on to their own page from it (vouch.accounts.decorators.company_action).
+LANDING_ROUTES = frozenset({"dashboard"})
 
 
 class SupportMiddleware:
@@ -45,7 +48,9 @@ class SupportMiddleware:
         if grant is None:
             # A company page (every one checks an action through the policy) without a
             # live grant: the 404 of a page that is not there, as anyone else gets.
-            if getattr(view_func, "vouch_action", None) is not None:
+            match = request.resolver_match
+            landing = match is not None and match.view_name in LANDING_ROUTES
+            if getattr(view_func, "vouch_action", None) is not None and not landing:
                 raise Http404
             return None
         if request.path.startswith(OWN_PREFIXES):
