@@ -364,3 +364,47 @@ def test_the_operators_pages_show_no_personal_data(ops, operator, company, owner
             assert value not in html, (url, value)
     assert company.name in ops.get(reverse("support_operator")).content.decode()
     assert grant.pk
+
+
+# Below the pages
+
+
+def test_the_worker_records_an_ended_grant_once(operator, company, owner, later):
+    from vouch.support import services
+
+    approve(ask(operator, company), owner.user, hours=1)
+    assert services.expire_due() == 0
+    later.advance(hours=2)
+    mail.outbox.clear()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert services.expire_due() == 1
+        assert services.expire_due() == 0
+    assert len(events(company, EventAction.SUPPORT_GRANT_EXPIRED)) == 1
+    assert [m.to for m in mail.outbox] == [[owner.user.email]]
+
+
+def test_the_policy_honours_only_a_live_grant_of_this_operator_and_company(operator, company, owner):
+    from vouch.accounts import policy
+    from vouch.accounts.models import Membership
+    from vouch.accounts.policy import Action
+
+    other = make_company("Other Co")
+    grant = approve(ask(operator, other), other.memberships.get().user)
+
+    def as_operator(in_company, role=Role.OWNER, with_grant=grant):
+        membership = Membership(user=operator, company=in_company, role=role, is_active=True)
+        if with_grant is not None:
+            membership.support_grant = with_grant
+        return membership
+
+    # Even a forged owner's membership of the operator (a row in the database) gives nothing.
+    assert not policy.can(as_operator(company, with_grant=None), Action.VIEW_REQUESTS)
+    assert not policy.can(as_operator(company), Action.VIEW_REQUESTS)  # the grant is another company's
+    reading = as_operator(other)
+    assert policy.can(reading, Action.VIEW_REQUESTS) and policy.can(reading, Action.VIEW_CANDIDATES)
+    for action in (Action.CREATE_REQUEST, Action.MANAGE_SETTINGS, Action.MANAGE_SECURITY, Action.EXPORT_CANDIDATE_DATA):
+        assert not policy.can(reading, action), action
+    colleague = User.objects.create_operator("colleague@example.com")
+    stolen = Membership(user=colleague, company=other, role=Role.OWNER, is_active=True)
+    stolen.support_grant = grant
+    assert not policy.can(stolen, Action.VIEW_REQUESTS)
