@@ -18,15 +18,19 @@ from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.support import services
 from vouch.support.forms import DecisionForm
 from vouch.support.models import MAX_HOURS, SupportGrant
+from vouch.tenancy.lookups import company_object_or_404, record_miss
 from vouch.tenancy.services import switch_company
 
 LIST_LIMIT = 100
 
 
-def _grant(grant_id: str, **filters) -> SupportGrant:
+def _any_grant(request: VouchRequest, grant_id: str) -> SupportGrant:
+    """The grant by id, whichever company's: the review page checks the person's own
+    membership of its company next. A miss is a 404, recorded (an id-guessing probe)."""
     try:
-        return SupportGrant.objects.select_related("company", "operator", "decided_by").get(pk=grant_id, **filters)
+        return SupportGrant.objects.select_related("company", "operator", "decided_by").get(pk=grant_id)
     except (SupportGrant.DoesNotExist, ValidationError):
+        record_miss(request, SupportGrant)
         raise Http404 from None
 
 
@@ -46,12 +50,14 @@ def grants(request: CompanyRequest) -> HttpResponse:
 def review(request: VouchRequest, grant_id: str) -> HttpResponse:
     """The page the owners' email links to. The grant's company becomes the current one
     (the owner's own membership, as the switcher does), so its security rules apply."""
-    grant = _grant(grant_id)
+    grant = _any_grant(request, grant_id)
     membership = Membership.objects.filter(
         user_id=request.user.pk, company_id=grant.company_id, is_active=True, company__is_active=True
     ).first()
     if membership is None or request.user.is_staff:
-        raise Http404  # not a member: the grant is none of their business
+        # Not a member of its company: the same 404 as for no such grant, recorded.
+        record_miss(request, SupportGrant)
+        raise Http404
     membership.user = request.user  # type: ignore[assignment]  # signed in: a User
     policy.require(policy.can(membership, Action.MANAGE_SECURITY))  # members other than owners: refused
     if request.company is None or request.company.pk != grant.company_id:
@@ -86,7 +92,7 @@ def review(request: VouchRequest, grant_id: str) -> HttpResponse:
 @require_POST
 @company_action(Action.MANAGE_SECURITY)
 def revoke(request: CompanyRequest, grant_id: str) -> HttpResponse:
-    grant = _grant(grant_id, company=request.company)
+    grant = company_object_or_404(request, SupportGrant.objects.filter(company=request.company), pk=grant_id)
     try:
         services.revoke(request, grant, request.user)  # type: ignore[arg-type]  # a User
     except services.GrantError as error:
