@@ -41,7 +41,7 @@ from django.utils import timezone
 from tests.accounts.helpers import fast_company, fast_member
 from tests.references.helpers import pdf_bytes
 from tests.references.workflow import REFEREES, make_request, nominate
-from vouch.accounts.models import Invitation, Membership
+from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
@@ -63,6 +63,7 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
+from vouch.support import services as support_services
 from vouch.support.models import SupportGrant
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
@@ -356,12 +357,8 @@ def make_bulk_import(company) -> Made:
 
 def make_support_grant(company) -> Made:
     """An operator's request for support access to the company (vouch.support), pending."""
-    from vouch.accounts.models import User
-    from vouch.support import services as support
-    from vouch.support.models import SupportGrant
-
     operator = User.objects.create_operator(f"ops-{secrets.token_hex(4)}@example.com")
-    grant = support.request_grant(None, operator, company, f"Ticket of {company.name}", 4)
+    grant = support_services.request_grant(None, operator, company, f"Ticket of {company.name}", 4)
     return Made(
         {"grant_id": grant.pk},
         {"decision": "approve", "hours": "72", "scope": "read_write"},
