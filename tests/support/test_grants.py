@@ -145,7 +145,7 @@ def test_a_grant_for_another_company_or_another_operator_opens_nothing_here(ops,
 def test_a_live_grant_shows_the_pages_with_a_banner_and_records_each_view(ops, operator, company, owner, data):
     grant = approve(ask(operator, company), owner.user)
     assert ops.post(reverse("support_operator_open", args=[grant.pk])).status_code == 302
-    urls = company_urls(data)
+    urls = {"dashboard": reverse("dashboard"), **company_urls(data)}
     for name in ("dashboard", "requests", "candidates", "candidate_detail", "request_detail"):
         page = ops.get(urls[name])
         assert page.status_code == 200, name
@@ -179,6 +179,12 @@ def test_a_read_only_grant_refuses_every_write_before_the_view(ops, operator, co
     grant = approve(ask(operator, company), owner.user)
     open_grant(ops, grant)
     candidate = data.candidate
+
+    def stored():
+        with company_context(company):
+            return sorted((str(c.pk), c.name, c.email) for c in Candidate.objects.all())
+
+    before = stored()
     writes = [
         ("post", reverse("candidate_edit", args=[candidate.pk]), {"name": "Changed", "email": "x@example.com"}),
         ("post", reverse("candidate_delete", args=[candidate.pk]), {}),
@@ -192,8 +198,10 @@ def test_a_read_only_grant_refuses_every_write_before_the_view(ops, operator, co
         response = getattr(ops, method)(url, body)
         assert response.status_code == 403, url
         assert b"Read-only support access" in response.content
+    assert stored() == before and (str(candidate.pk), "Alice Example", "alice@example.com") in before
     with company_context(company):
-        assert [(c.pk, c.name) for c in Candidate.objects.all()] == [(candidate.pk, "Alice Example")]
+        data.request.refresh_from_db()
+    assert data.request.status != "cancelled"
     refused = [e for e in events(company, EventAction.SUPPORT_PAGE_VIEWED) if e.outcome == Outcome.BLOCKED]
     assert len(refused) == len(writes)
 
