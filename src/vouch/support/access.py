@@ -6,9 +6,11 @@ asks ``allows`` before any action of an operator. Both are set in SupportConfig.
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.http import HttpRequest
 
-from vouch.accounts.models import Membership
+from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import MINIMUM_ROLE, Action, Role
 from vouch.support import services
 from vouch.support.models import Scope, SupportGrant
@@ -23,8 +25,8 @@ SCOPE_ROLES = {Scope.READ: Role.VIEWER, Scope.READ_WRITE: Role.RECRUITER}
 def membership_for(request: HttpRequest) -> Membership | None:
     """An unsaved membership of the operator in the company of their live grant, or None
     (no grant in the session, or one that is pending, declined, revoked or expired)."""
-    user = request.user
-    grant = services.live_grant(user, request.session.get(SESSION_KEY))  # type: ignore[arg-type]  # an operator is a User
+    user = cast(User, request.user)  # called for signed-in operators only
+    grant = services.live_grant(user, request.session.get(SESSION_KEY))
     if grant is None:
         request.session.pop(SESSION_KEY, None)
         return None

@@ -4,6 +4,8 @@ person of a company."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -11,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from vouch.accounts import policy
+from vouch.accounts.models import User
 from vouch.core.requests import VouchRequest
 from vouch.support import services
 from vouch.support.access import SESSION_KEY
@@ -23,12 +26,13 @@ LIST_LIMIT = 50
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def operator_support(request: VouchRequest) -> HttpResponse:
-    policy.require(request.user.is_staff)
+    user = cast(User, request.user)  # login_required: a User
+    policy.require(user.is_staff)
     form = RequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            grant = services.request_grant(request, request.user, data["company"], data["reason"], data["hours"])  # type: ignore[arg-type]  # signed in: a User
+            grant = services.request_grant(request, user, data["company"], data["reason"], data["hours"])
         except services.GrantError as error:
             form.add_error(None, str(error))
         else:
@@ -36,9 +40,7 @@ def operator_support(request: VouchRequest) -> HttpResponse:
             return redirect("support_operator")
     services.expire_due()
     grants = list(
-        SupportGrant.objects.filter(operator=request.user)
-        .select_related("company")
-        .order_by("-requested_at")[:LIST_LIMIT]
+        SupportGrant.objects.filter(operator=user).select_related("company").order_by("-requested_at")[:LIST_LIMIT]
     )
     status = 400 if form.is_bound and not form.is_valid() else 200
     return render(
@@ -53,8 +55,9 @@ def operator_support(request: VouchRequest) -> HttpResponse:
 @require_POST
 def operator_open(request: VouchRequest, grant_id: str) -> HttpResponse:
     """Enter the company of a live grant, as a member switches company."""
-    policy.require(request.user.is_staff)
-    grant = services.live_grant(request.user, grant_id)  # type: ignore[arg-type]  # signed in: a User
+    user = cast(User, request.user)  # login_required: a User
+    policy.require(user.is_staff)
+    grant = services.live_grant(user, grant_id)
     if grant is None:
         raise Http404
     request.session[SESSION_KEY] = str(grant.pk)

@@ -3,6 +3,8 @@ one (P15). Owners only (``Action.MANAGE_SECURITY``), and always the grant's own 
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -12,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
-from vouch.accounts.models import Membership
+from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest, VouchRequest
 from vouch.support import services
@@ -50,18 +52,19 @@ def grants(request: CompanyRequest) -> HttpResponse:
 def review(request: VouchRequest, grant_id: str) -> HttpResponse:
     """The page the owners' email links to. The grant's company becomes the current one
     (the owner's own membership, as the switcher does), so its security rules apply."""
+    user = cast(User, request.user)  # login_required: a User
     grant = _any_grant(request, grant_id)
     membership = Membership.objects.filter(
-        user_id=request.user.pk, company_id=grant.company_id, is_active=True, company__is_active=True
+        user=user, company_id=grant.company_id, is_active=True, company__is_active=True
     ).first()
-    if membership is None or request.user.is_staff:
+    if membership is None or user.is_staff:
         # Not a member of its company: the same 404 as for no such grant, recorded.
         record_miss(request, SupportGrant)
         raise Http404
-    membership.user = request.user  # type: ignore[assignment]  # signed in: a User
+    membership.user = user
     policy.require(policy.can(membership, Action.MANAGE_SECURITY))  # members other than owners: refused
     if request.company is None or request.company.pk != grant.company_id:
-        switch_company(request.session, request.user, str(grant.company_id))  # type: ignore[arg-type]  # a User
+        switch_company(request.session, user, str(grant.company_id))
         return redirect("support_review", grant_id=grant.pk)
     form = DecisionForm(
         request.POST if request.method == "POST" else None,
@@ -70,14 +73,14 @@ def review(request: VouchRequest, grant_id: str) -> HttpResponse:
     if request.method == "POST":
         try:
             if request.POST.get("decision") == "decline":
-                services.decline(request, grant, request.user)  # type: ignore[arg-type]  # a User
+                services.decline(request, grant, user)
                 messages.success(request, "You declined the request for support access.")
                 return redirect("support_grants")
             if form.is_valid():
                 services.approve(
                     request,
                     grant,
-                    request.user,  # type: ignore[arg-type]  # a User
+                    user,
                     hours=form.cleaned_data["hours"],
                     scope=form.cleaned_data["scope"],
                 )
@@ -94,7 +97,7 @@ def review(request: VouchRequest, grant_id: str) -> HttpResponse:
 def revoke(request: CompanyRequest, grant_id: str) -> HttpResponse:
     grant = company_object_or_404(request, SupportGrant.objects.filter(company=request.company), pk=grant_id)
     try:
-        services.revoke(request, grant, request.user)  # type: ignore[arg-type]  # a User
+        services.revoke(request, grant, cast(User, request.user))  # a company page: a signed-in User
     except services.GrantError as error:
         messages.error(request, str(error))
     else:
