@@ -87,6 +87,7 @@ def test_an_operator_asks_an_owner_approves_and_the_banner_shows(contexts, outbo
     banner = ops.locator("#support-banner")
     expect(banner).to_contain_text(f"Support access for {company}, read-only, until")
     expect(banner).to_contain_text("granted by Siobhán O'Brien")
+    expect(ops.locator(".companybar")).to_contain_text("as support, read-only")
     ops.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
     expect(ops.locator("#support-banner")).to_be_visible()
     ops.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()

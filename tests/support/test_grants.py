@@ -153,6 +153,7 @@ def test_a_live_grant_shows_the_pages_with_a_banner_and_records_each_view(ops, o
         assert 'id="support-banner"' in html
         assert f"Support access for <strong>{company.name}</strong>, read-only, until" in html
         assert f"granted by {owner.user}" in html
+        assert "as support, read-only" in html  # the company bar: not a member's role
     assert ops.get(urls["attachment_download"]).status_code == 200
     viewed = events(company, EventAction.SUPPORT_PAGE_VIEWED)
     routes = [event.target for event in viewed]
