@@ -4,6 +4,8 @@ else; every page viewed is in the company's security events."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.test import TestCase
@@ -418,3 +420,14 @@ def test_the_policy_honours_only_a_live_grant_of_this_operator_and_company(opera
     stolen = Membership(user=colleague, company=other, role=Role.OWNER, is_active=True)
     stolen.support_grant = grant
     assert not policy.can(stolen, Action.VIEW_REQUESTS)
+
+
+def test_a_purged_company_takes_its_grants_with_it(operator, company, owner):
+    from vouch.tenancy import deletion
+
+    approve(ask(operator, company), owner.user)
+    ask(operator, company)
+    assert SupportGrant.objects.filter(company=company).count() == 2
+    company = deletion.schedule_deletion(company, owner)
+    assert deletion.delete_now(company.pk, now=company.delete_after + timedelta(seconds=1)) is not None
+    assert not SupportGrant.objects.filter(company=company).exists()
