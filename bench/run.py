@@ -50,6 +50,7 @@ SECTIONS = (
     "tenancy",
     "vault",
     "risk",
+    "shield",
     "bruteforce",
     "workflow",
     "backups",
@@ -323,6 +324,13 @@ def main(argv: list[str] | None = None) -> int:
 
         sectioned["risk_scoring"] = risk_bench.measure_risk_scoring()
         print("\n" + risk_bench.describe(sectioned["risk_scoring"]))
+    # Intrusion detection: its cost per request, and the time to block a scanner (bench/shield.py).
+    if "shield" in sections:
+        import shield as shield_bench
+
+        print("\nintrusion detection", flush=True)
+        sectioned["shield"] = shield_bench.measure()
+        print("\n".join(shield_bench.describe(sectioned["shield"])))
     # Brute-force defence: the decision per login, and a login flood with protections on vs off.
     if "bruteforce" in sections:
         import bruteforce

@@ -66,7 +66,11 @@ def csrf_client() -> HTTPSClient:
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # Rate-limit counters must not leak from one test into the next. The embedded
-    # database cache is rolled back with each test; Redis is not, so clear it.
+    # database cache is rolled back with each test; Redis is not, so clear it. Each
+    # process's copy of intrusion detection's block table goes too (vouch.shield.state).
+    from vouch.shield import state as shield_state
+
+    shield_state.table.forget()
     if os.environ.get("VOUCH_TEST_SERVICES") == "1":
         from django.conf import settings
         from django.core.cache import cache
@@ -127,12 +131,22 @@ def members(company, owner):
 
 @pytest.fixture(scope="session")
 def live_vouch():
-    """One real `vouch serve` (HTTPS + HTTP redirect) shared by a test session."""
+    """One real `vouch serve` (HTTPS + HTTP redirect) shared by a test session.
+
+    It trusts loopback as a proxy, so the browser tests' contexts arrive each from an address
+    of their own (tests/e2e/support.py sets X-Forwarded-For), as people do; intrusion
+    detection never scores loopback itself. At the end, honest use must have blocked nobody."""
+    import json
+
     from tests.live import cleanup, make_server
 
-    server = make_server().start()
-    yield server
-    cleanup(server)
+    server = make_server({"VOUCH_TRUSTED_PROXIES": "127.0.0.1"}).start()
+    try:
+        yield server
+        report = json.loads(server.vouch("shield", "report", "--json").stdout)
+        assert not report["blocks"], f"the tests' honest traffic was blocked: {report}"
+    finally:
+        cleanup(server)
 
 
 @pytest.fixture

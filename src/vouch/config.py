@@ -184,6 +184,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "(none)",
         "Addresses/networks of TLS-terminating proxies whose X-Forwarded-For/-Proto are believed.",
     ),
+    "VOUCH_SHIELD_ALLOW": (
+        "(none)",
+        "Addresses/networks intrusion detection never scores or blocks (your own monitoring, say).",
+    ),
     "VOUCH_RISK_MAX_KMH": (
         "1000",
         "Two sign-ins further apart than this speed allows (km/h) are impossible travel: the account is suspended.",

@@ -82,6 +82,7 @@ VOUCH_KEY_CACHE_SECONDS = env_int("VOUCH_KEY_CACHE_SECONDS", 60)
 VOUCH_COMPANY_CONNECTIONS_KEPT = env_int("VOUCH_COMPANY_CONNECTIONS_KEPT", 8)
 VOUCH_PHONE_REGION = env("VOUCH_PHONE_REGION", "GB").upper()
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
+VOUCH_SHIELD_ALLOW = env_list("VOUCH_SHIELD_ALLOW", "")
 # Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins
 # cannot both be the same person, an optional list of anonymising networks (one CIDR a
 # line), and the location backend (geoip2fast's bundled country + ASN data by default).
@@ -128,6 +129,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Blocked sources answered before any view; requests read for hostile signs. After
+    # AuthenticationMiddleware: a signed-in member is never blocked for another's traffic.
+    "vouch.shield.middleware.ShieldMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After MessageMiddleware: ending a session adds a "please sign in again" message.
     "vouch.guard.session_lifetime.SessionLifetimeMiddleware",
@@ -217,6 +221,9 @@ if REDIS_URL:
         "default": _redis_cache,
         # The brute-force throttle's counters: same keys, but nothing degrades (fail closed).
         "guard": {**_redis_cache, "OPTIONS": {**_redis_cache["OPTIONS"], "STRICT": True}},  # type: ignore[dict-item]  # typing debt
+        # Intrusion detection's scores and blocks (vouch.shield.state): reads degrade to a
+        # miss while Redis is out (detection pauses; the blocks each process holds stay).
+        "shield": _redis_cache,
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
@@ -234,6 +241,13 @@ else:
         }
     }
     CACHES["guard"] = CACHES["default"]  # the throttle's alias: the same table
+    # Intrusion detection's scores: a table of their own, so a flood of sources culls
+    # only its own rows, never the throttle's counters (vouch.shield.state).
+    CACHES["shield"] = {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "vouch_shield_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
     # Django's database sessions, with the per-request lookup in plain SQL (see the module).
     SESSION_ENGINE = "vouch.accounts.sessions"
 

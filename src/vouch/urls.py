@@ -26,6 +26,8 @@ urlpatterns = [
     path("dashboard/", web_views.dashboard, name="dashboard"),
     path("operator/", web_views.operator_home, name="operator_home"),
     path("healthz", web_views.health, name="health"),
+    # robots.txt, its honeytoken, and the operators' intrusion detection page (vouch.shield).
+    path("", include("vouch.shield.urls")),
     path("livez", web_views.alive, name="alive"),
     path("companies/switch/", tenancy_views.switch, name="company_switch"),
     path("", include("vouch.tenancy.urls")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -9,6 +10,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = os.environ.get("VOUCH_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -80,20 +83,35 @@ class Outbox:
 class Contexts:
     """Makes browser contexts (one per person) and collects their console output."""
 
+    opened = 0  # made by this test process, for their addresses
+
     def __init__(self, browser, base_url: str) -> None:
         self.browser = browser
         self.base_url = base_url
+        # A test's people arrive from one address of its own (198.18.0.0/15, set aside for
+        # tests), through the live server's trusted proxy, as people behind one office or
+        # home router do (the reference flow's fraud flags expect that). Intrusion detection
+        # scores them as it would real people, and the session must end with no block
+        # (tests/conftest.py, live_vouch).
+        Contexts.opened += 1
+        self.address = f"198.18.{Contexts.opened // 256 % 256}.{Contexts.opened % 256}"
         self.contexts = []
         self.console: list[str] = []
 
     def new_page(self, **options):
-        context = self.browser.new_context(ignore_https_errors=True, base_url=self.base_url, **options)
+        headers = {**options.pop("extra_http_headers", {}), "X-Forwarded-For": self.address}
+        context = self.browser.new_context(
+            ignore_https_errors=True, base_url=self.base_url, extra_http_headers=headers, **options
+        )
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         context.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
         context.on("weberror", lambda error: self.console.append(f"pageerror: {error.error}"))
         self.contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        if os.environ.get("VOUCH_E2E_SCREENSHOTS"):  # a walk to look at: every page loaded, saved
+            page.on("load", lambda loaded: _screenshot(loaded, Path(os.environ["VOUCH_E2E_SCREENSHOTS"])))
+        return page
 
     def csp_violations(self) -> list[str]:
         return [line for line in self.console if "Content Security Policy" in line]
@@ -104,3 +122,14 @@ class Contexts:
     def close(self) -> None:
         for context in self.contexts:
             context.close()
+
+
+_shots = iter(range(1, 100_000))
+
+
+def _screenshot(page, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", page.url.split("://", 1)[-1].split("/", 1)[-1].lower()).strip("-")[:60]
+    # A page that navigated away meanwhile is not saved: the next load is.
+    with contextlib.suppress(PlaywrightError):
+        page.screenshot(path=str(directory / f"{next(_shots):03d}-{slug or 'home'}.png"), full_page=True)

@@ -14,6 +14,7 @@ vouch worker [--batch]      run background tasks (reminders, expiry, retention)
 vouch references maintenance  expire overdue requests, send missed reminders, apply retention now
 vouch mirror run|status     the continuous mirror of the embedded default's databases
 vouch backup run|list|status|restore|drill  encrypted backups, restores and restore drills
+vouch shield report|lift     intrusion detection: blocks in force, detections, lifting a block
 vouch manage ARGS...        any Django management command
 
 Each command group is a :class:`~vouch.cli.groups.Group` in ``GROUPS``: the commands it adds
@@ -35,6 +36,7 @@ from vouch.cli import audit, keys, manage, operator, outbox, serve, setup
 from vouch.cli.groups import Group
 from vouch.cli.setup import adopt_company_keks
 from vouch.references import commands as references_commands
+from vouch.shield import commands as shield_commands
 from vouch.tenancy.operations import commands as tenants_commands
 
 __all__ = ["GROUPS", "adopt_company_keks", "build_parser", "main", "unprepared_database_problem"]
@@ -57,6 +59,7 @@ GROUPS: list[Group] = [
     Group(("keys",), keys.add_parser, keys.run, needs_database=_keys_need_database),
     Group(("worker", "references"), references_commands.add_parser, references_commands.run),
     Group(("mirror", "backup"), backup_commands.add_parser, backup_commands.run),
+    Group(("shield",), shield_commands.add_parser, shield_commands.run),
     manage.GROUP,
 ]
 

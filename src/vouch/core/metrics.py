@@ -20,8 +20,12 @@ request_seconds = Histogram(
     ["route_class"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-detections_total = Counter("vouch_intrusion_detections_total", "Hostile requests detected, by detection point", ["point"])
-blocks_total = Counter("vouch_intrusion_blocks_total", "Sources blocked, by scope (address, network, account)", ["scope"])
+detections_total = Counter(
+    "vouch_intrusion_detections_total", "Hostile requests detected, by detection point", ["point"]
+)
+blocks_total = Counter(
+    "vouch_intrusion_blocks_total", "Sources blocked, by scope (address, network, account)", ["scope"]
+)
 blocked_requests_total = Counter("vouch_blocked_requests_total", "Requests answered by a block")
 throttled_total = Counter(
     "vouch_rate_limited_total", "Requests refused by a rate limit, by route class and scope", ["route_class", "scope"]

@@ -57,6 +57,8 @@ from vouch.core.requests import LinkRequest
 from vouch.guard import throttle
 from vouch.links import services
 from vouch.links.models import Link, Purpose
+from vouch.shield import state as shield_state
+from vouch.shield.middleware import blocked_response
 
 log = logging.getLogger("vouch.links")
 
@@ -146,6 +148,9 @@ def link_required(purpose: str) -> Callable:
                 if link is not None:  # a real token: never counted as a guess
                     _record_refusal(request, purpose, token, reason, link)
                     return ended_response() if reason in ENDED_REASONS else neutral_response()
+                block = getattr(request, "shield_block", None)
+                if block is not None:  # a guess from a blocked source: the block's answer
+                    return blocked_response(block, shield_state.now())
                 if hold:  # a guess while held: refused, counted toward the flood cap only
                     throttle.held_guess(request, THROTTLE_PURPOSE)
                     return neutral_response(throttled=True, retry_after=math.ceil(hold))

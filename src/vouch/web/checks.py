@@ -119,6 +119,10 @@ def configuration(app_configs, **kwargs) -> list[Error]:
         errors.append(Error(f"VOUCH_TRUSTED_PROXIES: {exc}", id="vouch.E010"))
     if not settings.VOUCH_REGIONS:
         errors.append(Error("VOUCH_REGIONS must name at least one region.", id="vouch.E011"))
+    try:
+        parse_networks(tuple(settings.VOUCH_SHIELD_ALLOW))
+    except ValueError as exc:
+        errors.append(Error(f"VOUCH_SHIELD_ALLOW: {exc}", id="vouch.E030"))
     return errors
 
 

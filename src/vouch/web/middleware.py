@@ -13,6 +13,7 @@ from django.utils.cache import add_never_cache_headers
 from vouch.core import proxies
 from vouch.core.requests import VouchRequest
 from vouch.objectstore import StoreUnavailable
+from vouch.shield import detection
 from vouch.vault.keyblobs import KeyStoreUnavailable
 from vouch.web.errors import (
     ALLOWED_METHODS,
@@ -55,8 +56,11 @@ class RequestContextMiddleware:
         declared = request.META.get("CONTENT_LENGTH") or "0"
         # isascii(): str.isdigit() also accepts digits like "²" that int() rejects.
         if request.method not in ALLOWED_METHODS:
+            # Refused here, before the shield's middleware runs: it is told (TRACE, PROPFIND...).
+            detection.detect(request, "method", detail=str(request.method)[:16])
             response = method_not_allowed(request)
         elif not (declared.isascii() and declared.isdigit()):
+            detection.detect(request, "bad_request", detail="Content-Length")
             response = HttpResponse("Bad Content-Length", status=400, content_type="text/plain")
         elif int(declared) > self.max_body:
             response = payload_too_large(request)

@@ -15,6 +15,7 @@ from django.utils import dateformat, timezone
 from vouch.core.text import SingleLineField
 from vouch.references.candidates.forms import validate_phone
 from vouch.references.request_models import Relationship
+from vouch.shield.forms import TamperEvidentForm
 
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only: \d would take any script's
 EARLIEST_YEAR = 1950
@@ -64,7 +65,7 @@ class MonthField(forms.CharField):
         return value
 
 
-class CandidateDetailsForm(forms.Form):
+class CandidateDetailsForm(TamperEvidentForm):
     """The candidate confirms, or corrects, what the recruiter typed about them."""
 
     name = SingleLineField(
@@ -102,7 +103,7 @@ class CandidateDetailsForm(forms.Form):
         return name
 
 
-class NominationForm(forms.Form):
+class NominationForm(TamperEvidentForm):
     """One referee, as the candidate knows them."""
 
     name = SingleLineField(

@@ -10,6 +10,7 @@ from django import forms
 from django.utils import timezone
 
 from vouch.core.text import SingleLineField
+from vouch.shield.forms import TamperEvidentForm
 
 MONTH = re.compile(r"(\d{4})-(\d{2})")
 EARLIEST_YEAR = 1950
@@ -51,7 +52,7 @@ class MonthField(forms.CharField):
         return f"{parsed[0]:04d}-{parsed[1]:02d}"
 
 
-class IdentityForm(forms.Form):
+class IdentityForm(TamperEvidentForm):
     """Step 1: the referee says who they are and when they worked with the candidate,
     so the company can weigh the answers (``referees.flows.confirm_referee`` keeps them)."""
 
@@ -76,7 +77,7 @@ class IdentityForm(forms.Form):
         return data
 
 
-class DeclineForm(forms.Form):
+class DeclineForm(TamperEvidentForm):
     reason = forms.CharField(
         max_length=MAX_REASON,
         label="Why are you declining?",
