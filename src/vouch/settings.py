@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "vouch.backups",
     "vouch.shield",
     "vouch.abuse",
+    "vouch.support",
     # Background tasks (reminders, expiry, retention): see TASKS below.
     "django_tasks",
     "django_tasks_db",
@@ -153,6 +154,9 @@ MIDDLEWARE = [
     "vouch.shield.limits_middleware.AccountLimitsMiddleware",
     # An account throttled by an abuse rule: its changes answered 429 (vouch.abuse.throttle).
     "vouch.abuse.throttle.ThrottleMiddleware",
+    # Operators: two-factor first; under a support grant, each page recorded and writes of a
+    # read-only grant refused before any view runs (vouch.support.middleware, P15).
+    "vouch.support.middleware.SupportMiddleware",
 ]
 
 ROOT_URLCONF = "vouch.urls"

@@ -51,4 +51,5 @@ urlpatterns = [
     path("", include("vouch.web.event_urls")),
     path("", include("vouch.backups.urls")),
     path("", include("vouch.activity.urls")),
+    path("", include("vouch.support.urls")),
 ]

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from tests.accounts.helpers import fast_company, fast_member, fast_user, signup
 from tests.conftest import PASSWORD
+from tests.guard.b_helpers import give_totp
 from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Role
 from vouch.tenancy.models import Company
@@ -132,7 +133,9 @@ def test_the_region_is_shown_by_its_full_name(client, settings):
     assert '<span class="badge">European Union (Frankfurt)</span>' in page
     assert ">EU<" not in page
     # The operator page counts companies per region, named in full.
-    client.force_login(User.objects.create_operator("ops@example.com"))
+    operator = User.objects.create_operator("ops@example.com")
+    give_totp(operator)  # operators act only with two-factor (P15)
+    client.force_login(operator)
     page = client.get(reverse("operator_home")).content.decode()
     assert "<tr><td>European Union (Frankfurt)</td><td><code>eu</code></td><td>1</td></tr>" in page
     assert "<tr><td>Australia (Sydney)</td><td><code>au</code></td><td>1</td></tr>" in page

@@ -9,6 +9,7 @@ import pytest
 
 from tests.accounts.helpers import fast_company
 from tests.backups.conftest import add_files
+from tests.guard.b_helpers import give_totp
 from vouch.accounts.models import User
 from vouch.accounts.policy import Role
 from vouch.backups import drills
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator():
-    return User.objects.create_operator("ops@example.com")
+    user = User.objects.create_operator("ops@example.com")
+    give_totp(user)  # operators act only with two-factor (P15)
+    return user
 
 
 def test_only_operators_see_the_backups_page(client, company, members):

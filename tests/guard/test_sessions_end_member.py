@@ -12,7 +12,7 @@ from django.core import mail
 from django.urls import reverse
 
 from tests.conftest import PASSWORD, HTTPSClient, add_member, make_company, make_user
-from tests.guard.b_helpers import sign_in
+from tests.guard.b_helpers import give_totp, sign_in
 from vouch.accounts.models import User
 from vouch.accounts.policy import Role
 from vouch.audit.models import EventAction, SecurityEvent
@@ -157,6 +157,7 @@ def test_an_operator_signs_any_account_out_everywhere(team):
     operator.save()
     EmailAddress.objects.create(user=operator, email=operator.email, primary=True, verified=True)
     client = signed_in(operator)
+    give_totp(operator)  # operators act only with two-factor (P15)
     mail.outbox.clear()
 
     held_back = client.post(reverse("operator_sessions_end"), {"email": target.email.upper()})

@@ -7,6 +7,7 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from tests.conftest import add_member
+from tests.guard.b_helpers import give_totp
 from vouch.accounts.models import Role, User
 from vouch.shield import alerts, state
 
@@ -44,6 +45,7 @@ def test_operators_get_one_email_per_incident_not_per_request_or_escalation(clie
 def test_operators_page_lists_blocks_and_lifts_one(client, clock):
     _scan(client)
     operator = User.objects.create_operator("ops@example.com")
+    give_totp(operator)  # operators act only with two-factor (P15)
     staff = client.__class__()
     staff.force_login(operator)
     page = staff.get("/operator/security/", REMOTE_ADDR="192.0.2.1")

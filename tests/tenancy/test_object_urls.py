@@ -41,7 +41,7 @@ from django.utils import timezone
 from tests.accounts.helpers import fast_company, fast_member
 from tests.references.helpers import pdf_bytes
 from tests.references.workflow import REFEREES, make_request, nominate
-from vouch.accounts.models import Invitation, Membership
+from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
@@ -63,6 +63,8 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
+from vouch.support import services as support_services
+from vouch.support.models import SupportGrant
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
 
@@ -353,6 +355,17 @@ def make_bulk_import(company) -> Made:
     return Made({"import_id": job.pk}, {}, snapshot)
 
 
+def make_support_grant(company) -> Made:
+    """An operator's request for support access to the company (vouch.support), pending."""
+    operator = User.objects.create_operator(f"ops-{secrets.token_hex(4)}@example.com")
+    grant = support_services.request_grant(None, operator, company, f"Ticket of {company.name}", 4)
+    return Made(
+        {"grant_id": grant.pk},
+        {"decision": "approve", "hours": "72", "scope": "read_write"},
+        lambda: list(SupportGrant.objects.filter(pk=grant.pk).values_list("status", "scope", "expires_at")),
+    )
+
+
 def max_membership_id(a, b) -> int:
     return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
 
@@ -406,6 +419,10 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "request_bulk_progress": ObjectURL(BulkImport, make_bulk_import),
     "candidate_export": ObjectURL(Candidate, make_requested_candidate),
     "candidate_erase": ObjectURL(Candidate, make_requested_candidate),
+    # Support grants live in the control database: the owners' pages look them up
+    # among the current company's (revoke) or the person's own companies' (review).
+    "support_review": ObjectURL(SupportGrant, make_support_grant),
+    "support_revoke": ObjectURL(SupportGrant, make_support_grant),
 }
 EXEMPT: dict[str, str] = {
     "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",
@@ -421,6 +438,7 @@ EXEMPT: dict[str, str] = {
     "account_confirm_email_throttled": "vouch.guard.verification's throttle before allauth's view: a signed key",
     # Its id sits in an include() prefix (keys/<int:pk>/), which the walk once missed.
     "mfa_edit_webauthn": "one of the signed-in user's own security keys (allauth's queryset is by user)",
+    "support_operator_open": "one of the signed-in operator's own support grants (filtered by operator), if live",
 }
 
 

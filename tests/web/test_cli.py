@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from tests.guard.b_helpers import give_totp
 from vouch.accounts.models import User
 from vouch.cli import main
 
@@ -35,6 +36,7 @@ def test_operator_create_refuses_an_existing_email(capsys, owner):
 @pytest.mark.django_db
 def test_operator_sees_no_company_pages(client, owner):
     operator = User.objects.create_operator("ops2@example.com")
+    give_totp(operator)  # operators act only with two-factor (P15)
     client.force_login(operator)
     assert client.get("/dashboard/").status_code == 302  # to the operator page, never a company
     response = client.get("/operator/")

@@ -7,6 +7,7 @@ Roles are ordered constants, as in Zulip: a higher role can do all a lower one c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeGuard
 
@@ -94,10 +95,18 @@ MINIMUM_ROLE: dict[Action, Role] = {
 }
 
 
+# Operators (``User.is_staff``) belong to no company: they act in one only through a
+# support grant its owner approved (P15). vouch.support sets this in its AppConfig.ready()
+# to whether the grant behind an operator's membership allows an action now. Unset: never.
+support_allows: Callable[[Membership, Action], bool] | None = None
+
+
 def can(membership: Membership | None, action: Action) -> TypeGuard[Membership]:
     """Whether an active membership allows ``action`` in its company (True: it is a membership)."""
     if membership is None or not membership.is_active or not membership.user.is_active:
         return False
+    if membership.user.is_staff:
+        return support_allows is not None and support_allows(membership, action)
     return membership.role >= MINIMUM_ROLE[action]
 
 

@@ -42,6 +42,7 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
+from vouch.support import services as support
 from vouch.tenancy import company_db
 from vouch.tenancy.models import Company, CompanyStatus
 
@@ -525,7 +526,8 @@ def recover_stalled_tasks(*, now: datetime | None = None) -> int:
 
 def background_round() -> None:
     """What the worker does beside its queue, now and then: take back stalled tasks,
-    send the outgoing mail nobody sent (its process died after its commit)."""
+    send the outgoing mail nobody sent (its process died after its commit), record the
+    support grants whose time ran out (access ends at the time anyway: vouch.support)."""
     from django.db.utils import InterfaceError, OperationalError
 
     try:
@@ -535,6 +537,12 @@ def background_round() -> None:
     except Exception:  # noqa: BLE001 - the next round tries again
         log.exception("could not look for stalled tasks")
     outgoing.drain_all()
+    try:
+        support.expire_due()
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:  # noqa: BLE001 - the next round tries again
+        log.exception("could not record the support grants that ended")
 
 
 def run_scheduler(

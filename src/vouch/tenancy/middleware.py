@@ -7,6 +7,7 @@ from django.http import HttpResponse
 
 from vouch.core.context import CompanyOffline, company_context
 from vouch.core.requests import VouchRequest
+from vouch.tenancy import signals
 from vouch.tenancy.maintenance import maintenance_response
 from vouch.tenancy.services import SESSION_COMPANY_KEY, choose_membership, current_memberships
 
@@ -43,6 +44,11 @@ class CompanyMiddleware:
                 request.company = membership.company
                 if request.session.get(SESSION_COMPANY_KEY) != str(membership.company_id):
                     request.session[SESSION_COMPANY_KEY] = str(membership.company_id)
+        elif user.is_authenticated and signals.support_membership is not None:
+            # An operator: in a company only through a live support grant (vouch.support).
+            membership = signals.support_membership(request)
+            if membership is not None:
+                request.membership, request.company, request.memberships = membership, membership.company, [membership]
         if request.company is None:
             return self.get_response(request)
         if request.company.is_offline:

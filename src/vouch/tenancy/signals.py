@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.dispatch import Signal
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from vouch.accounts.models import Membership
 
 # A company was renamed: company, before, after (names) and actor (the User). Sent once
 # the new name is saved; vouch.activity adds it to the company's activity log.
@@ -30,3 +36,8 @@ company_database_discarded = Signal()
 # restore drill: vouch.backups sets this to its summary of a company (by id) in its
 # AppConfig.ready(). A hook, not a signal, because a value comes back.
 backup_summary: Callable[[uuid.UUID], dict] | None = None
+
+# Operators (User.is_staff) are members of no company; vouch.support sets this in its
+# AppConfig.ready() to what puts one in a company for a request: an unsaved membership
+# while the operator's support grant is live, None otherwise (P15). Unset: never.
+support_membership: Callable[[HttpRequest], Membership | None] | None = None

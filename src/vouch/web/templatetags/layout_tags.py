@@ -114,6 +114,10 @@ def company_bar(context: Context) -> SafeString:
         return SafeString()
     membership = context.get("current_membership")
     role = _ROLE_LABELS.get(membership.role, membership.role) if membership is not None else ""
+    # An operator in the company through a support grant (vouch.support) is no member.
+    grant = getattr(membership, "support_grant", None)
+    if grant is not None:
+        role = f"support, {grant.get_scope_display().lower()}"
     name, region = escape(company.name), escape(regions.label(company.region))
     return mark_safe(  # noqa: S308  (drawn escaped)
         f'<div class="companybar">\n      <span>{name} <span class="badge">{region}</span>\n'
