@@ -81,12 +81,16 @@ class RequestContextMiddleware:
         if not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
         match = getattr(request, "resolver_match", None)
+        # A request intrusion detection refused is marked, so an attack's log shows when
+        # detection set in (make attack measures it: attack/detection.py).
+        blocked = {"blocked": True} if response.has_header("X-Vouch-Blocked") else {}
         log.info(
             "request",
             method=request.method,
             route=match.route if match else None,
             status=response.status_code,
             ms=round((time.perf_counter() - started) * 1000, 2),
+            **blocked,
         )
         return response
 
