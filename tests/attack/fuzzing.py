@@ -74,11 +74,12 @@ class _FormParser(HTMLParser):
             self._select = None
 
 
-def post_forms(html: str, page_path: str) -> list[Form]:
-    """The POST forms of a page that may be fuzzed (see SKIPPED_ACTIONS)."""
+def page_forms(html: str, page_path: str) -> list[Form]:
+    """The forms of a page that may be fuzzed (see SKIPPED_ACTIONS): POST forms, and GET
+    forms (searches and filters) whose fields go into the query string."""
     parser = _FormParser(page_path)
     parser.feed(html)
-    return [f for f in parser.forms if f.method == "post" and not SKIPPED_ACTIONS.search(f.action)]
+    return [f for f in parser.forms if f.method in ("post", "get") and not SKIPPED_ACTIONS.search(f.action)]
 
 
 # --- values -----------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def submissions(draw, form: Form, token: str) -> tuple[str, bytes]:
     some left out, unknown ones added; mostly a normal form post, sometimes JSON or
     multipart with the same fields, or bytes that are no format at all."""
     pairs: list[tuple[str, bytes]] = []
-    if draw(st.integers(0, 19)) > 0:  # now and then no CSRF token: a 403, never a 500
+    if form.method == "post" and draw(st.integers(0, 19)) > 0:  # now and then no CSRF token: a 403, never a 500
         pairs.append(("csrfmiddlewaretoken", token.encode()))
     for name in form.fields:
         if name == "csrfmiddlewaretoken":
@@ -143,7 +144,7 @@ def submissions(draw, form: Form, token: str) -> tuple[str, bytes]:
         pairs += [(name, value) for value in draw(field_values(form, name))]
     extras = draw(st.lists(st.tuples(st.text(min_size=1, max_size=12), text_values), max_size=2))
     pairs += [(name, value.encode("utf-8", "surrogatepass")) for name, value in extras]
-    kind = draw(st.sampled_from(["form"] * 6 + ["multipart", "json", "garbage"]))
+    kind = "form" if form.method == "get" else draw(st.sampled_from(["form"] * 6 + ["multipart", "json", "garbage"]))
     if kind == "form":
         body = "&".join(f"{quote(n, safe='')}={quote_from_bytes(v, safe='')}" for n, v in pairs).encode()
         return "application/x-www-form-urlencoded", body
@@ -177,14 +178,17 @@ def csrf_token(page: helpers.Response) -> str | None:
     return match.group(1) if match else None
 
 
-def submit(server, path: str, content_type: str, body: bytes, cookies: dict[str, str]) -> helpers.Response:
+def submit(server, form: Form, content_type: str, body: bytes, cookies: dict[str, str]) -> helpers.Response:
+    """``body`` posted to the form's action, or for a GET form sent as its query string."""
+    if form.method == "get":
+        return helpers.request(server, "GET", f"{form.action}?{body.decode('latin-1')}", cookies=cookies, timeout=60)
     return helpers.request(
         server,
         "POST",
-        path,
+        form.action,
         body=body,
         cookies=cookies,
-        headers={"Content-Type": content_type, "Referer": f"{server.url}{path}", "Origin": server.url},
+        headers={"Content-Type": content_type, "Referer": f"{server.url}{form.action}", "Origin": server.url},
         timeout=60,
     )
 

@@ -136,7 +136,7 @@ def test_forms_are_read_from_the_html():
     <input type="radio" name="q-rehire" value="yes"><textarea name="notes"></textarea></form>
     <form method="post" action="/accounts/logout/"><input name="x"></form>
     <form method="get" action="/requests/"><input name="q"></form>"""
-    forms = fuzzing.post_forms(html, "/requests/new/")
-    assert [f.action for f in forms] == ["/requests/new/"]
+    forms = fuzzing.page_forms(html, "/requests/new/")
+    assert [(f.method, f.action) for f in forms] == [("post", "/requests/new/"), ("get", "/requests/")]
     assert set(forms[0].fields) == {"csrfmiddlewaretoken", "name", "status", "q-rehire", "notes"}
     assert forms[0].choices["status"] == ["open", "done"]
