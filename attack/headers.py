@@ -43,7 +43,7 @@ def _raw(method: str, path: str, headers: dict[str, str]) -> Callable[[object, S
             "localhost", server.https_port, context=helpers.tls_context(server), timeout=20
         )
         try:
-            connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            connection.putrequest(method, path.format(s=seeded), skip_host=True, skip_accept_encoding=True)
             for name, value in headers.items():
                 connection.putheader(name, value.format(port=server.https_port))
             connection.endheaders()
@@ -75,14 +75,19 @@ PAGES = [
     Page("signed-in", "candidates", 200, _get("/candidates/", signed_in=True)),
     Page("link", "candidate link", 200, _get("/c/{s.candidate_token}/")),
     Page("link", "referee questionnaire", 200, _get("/r/{s.referee_tokens[0]}/answers/")),
-    Page("link", "referee confirm", 200, _get("/r/{s.referee_tokens[1]}/confirm/")),
+    Page("link", "referee home (confirmation form)", 200, _get("/r/{s.referee_tokens[1]}/")),
     Page("error", "404 unknown page", 404, _get("/no-such-page/")),
     Page("error", "404 guessed link", 404, _get("/r/" + "A" * 43 + "/")),
     Page("error", "403 form without CSRF token", 403, _post_without_csrf),
     Page("error", "400 unknown Host", 400, _raw("GET", "/", {"Host": "evil.example"})),
     Page("error", "400 bad Content-Length", 400, _raw("POST", "/", {"Host": HOST, "Content-Length": "-1"})),
     Page("error", "405 TRACE", 405, _raw("TRACE", "/", {"Host": HOST})),
-    Page("error", "405 PUT on a form", 405, _raw("PUT", "/accounts/login/", {"Host": HOST, "Content-Length": "0"})),
+    Page(
+        "error",
+        "405 OPTIONS on a GET-only link page",
+        405,
+        _raw("OPTIONS", "/r/{s.referee_tokens[1]}/", {"Host": HOST}),
+    ),
     Page("error", "413 body too large", 413, _raw("POST", "/", {"Host": HOST, "Content-Length": "999999999"})),
     Page("static", "static file", 200, _get("/static/vouch/favicon.svg")),
 ]

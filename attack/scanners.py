@@ -57,10 +57,8 @@ def wapiti_command(server, seeded: Seeded, work: Path, *, max_scan_time: int) ->
         f"/candidates/{seeded.editable_candidate_id}/edit/",
         "/questionnaires/",
         f"/c/{seeded.candidate_token}/",
-        f"/c/{seeded.candidate_token}/details/",
-        f"/c/{seeded.candidate_token}/nominate/",
         f"/r/{seeded.referee_tokens[0]}/answers/",
-        f"/r/{seeded.referee_tokens[1]}/confirm/",
+        f"/r/{seeded.referee_tokens[1]}/",
         f"/r/{seeded.referee_tokens[2]}/decline/",
     ]
     command = [
@@ -122,14 +120,15 @@ def parse_wapiti(report: dict) -> list[Finding]:
 # --- sqlmap -------------------------------------------------------------------------------
 
 INJECTABLE = re.compile(r"sqlmap identified the following injection point\(s\).*?(?=\n\[|\Z)", re.S)
-HTTP_ERRORS = re.compile(r"HTTP error codes detected during run:\s*(.+)")
+HTTP_ERRORS = re.compile(r"HTTP error codes detected during run:[ \t]*\n((?:[^\n]+\n?)+)")
 
 
 def sqlmap_targets(server, seeded: Seeded) -> list[tuple[str, list[str]]]:
     """(label, sqlmap arguments) for each endpoint: the dashboard's search and filters,
     the candidates search, and a link page's form (with its CSRF cookie and token)."""
     cookie = f"__Host-vouch_session={seeded.session}"
-    csrf_cookie, token, _ = helpers.csrf_form(server, f"/r/{seeded.referee_tokens[1]}/confirm/")
+    # The confirmation form is on the referee's home page and posts to confirm/.
+    csrf_cookie, token, _ = helpers.csrf_form(server, f"/r/{seeded.referee_tokens[1]}/")
     confirm = f"{server.url}/r/{seeded.referee_tokens[1]}/confirm/"
     form = urlencode(
         {
