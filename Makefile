@@ -34,7 +34,7 @@ bench: $(VENV)/.dev wrk pdf-libs
 # requirements/attack.txt), the header checks, the fuzzer (tests/attack/, with more examples
 # than `make test` gives it), pip-audit and the SBOM. Reports in build/attack/.
 ATTACK_VENV := .venv-attack
-VOUCH_ATTACK_EXAMPLES ?= 40
+VOUCH_ATTACK_EXAMPLES ?= 25
 attack: $(VENV)/.dev $(ATTACK_VENV)/.ready attack-tools pdf-libs
 	VOUCH_ATTACK_EXAMPLES=$(VOUCH_ATTACK_EXAMPLES) $(BIN)/python -m attack.run $(ATTACK_ARGS)
 
