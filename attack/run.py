@@ -181,7 +181,7 @@ def summary(outcomes: list[Outcome]) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m attack.run", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps of {', '.join(STEPS)}")
-    parser.add_argument("--wapiti-seconds", type=int, default=int(os.environ.get("VOUCH_ATTACK_WAPITI_SECONDS", "210")))
+    parser.add_argument("--wapiti-seconds", type=int, default=int(os.environ.get("VOUCH_ATTACK_WAPITI_SECONDS", "150")))
     parser.add_argument("--examples", type=int, default=int(os.environ.get("VOUCH_ATTACK_EXAMPLES", "25")))
     parser.add_argument("--sqlmap-level", type=int, default=1)
     args = parser.parse_args(argv)
