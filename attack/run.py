@@ -47,11 +47,19 @@ def say(text: str) -> None:
 def seeded_server(label: str) -> Iterator[tuple[object, seed.Seeded]]:
     """A started server on the embedded default with the seeded data (services off: the
     suite attacks what a fresh install runs)."""
-    server = make_server(services=False)
+    for attempt in (1, 2):
+        server = make_server(services=False)
+        try:
+            server.start()
+            seeded = seed.seed(server)
+            break
+        except Exception as exc:  # noqa: BLE001 - once more: on a busy machine a free port may be taken meanwhile
+            say(f"[{label}] the server or its seeding failed ({type(exc).__name__}: {exc}); attempt {attempt} of 2")
+            cleanup(server)
+            if attempt == 2:
+                raise
+    say(f"[{label}] vouch serve on {server.url}, company {seeded.company!r}, owner signed in")
     try:
-        server.start()
-        seeded = seed.seed(server)
-        say(f"[{label}] vouch serve on {server.url}, company {seeded.company!r}, owner signed in")
         yield server, seeded
     finally:
         (REPORTS / f"server-{label}.log").write_text(server.log() if server.process else "")
