@@ -1,5 +1,6 @@
 # Vouch: `make run` serves the app, `make test` runs the whole suite.
-# Both build the virtual environment from the hashed lock files first.
+# Both build the virtual environment from the hashed lock files first. `make attack` runs the
+# attack suite (docs/security/attack-suite.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ PYTEST_ARGS ?= -n 2
 # sets Django up, so it gets a data directory and key of its own: nothing is written to ./var.
 MYPY := VOUCH_MODE=development VOUCH_DATA_DIR=$(abspath $(VENV))/mypy-data VOUCH_SECRET_KEY=type-check $(BIN)/mypy
 
-.PHONY: run test test-fast bench lint docs lock setup clean pdf-libs chromium wrk pgbackrest
+.PHONY: run test test-fast bench attack lint docs lock setup clean pdf-libs chromium wrk pgbackrest attack-tools
 
 run: $(VENV)/.base pdf-libs
 	$(BIN)/vouch serve
@@ -20,8 +21,8 @@ setup: $(VENV)/.base
 	$(BIN)/vouch setup
 
 test: $(VENV)/.dev chromium pdf-libs pgbackrest
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench attack
+	$(BIN)/ruff format --check src tests bench attack
 	$(BIN)/lint-imports
 	$(MYPY)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -29,9 +30,29 @@ test: $(VENV)/.dev chromium pdf-libs pgbackrest
 bench: $(VENV)/.dev wrk pdf-libs
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# The attack suite against a real server: wapiti, sqlmap, sslyze (in a venv of its own, from
+# requirements/attack.txt), the header checks, the fuzzer (tests/attack/, with more examples
+# than `make test` gives it), pip-audit and the SBOM. Reports in build/attack/.
+ATTACK_VENV := .venv-attack
+VOUCH_ATTACK_EXAMPLES ?= 25
+attack: $(VENV)/.dev $(ATTACK_VENV)/.ready attack-tools pdf-libs
+	VOUCH_ATTACK_EXAMPLES=$(VOUCH_ATTACK_EXAMPLES) $(BIN)/python -m attack.run $(ATTACK_ARGS)
+
+$(ATTACK_VENV)/.ready: requirements/attack.txt
+	$(PYTHON) -m venv $(ATTACK_VENV)
+	$(ATTACK_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(ATTACK_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/attack.txt
+	touch $@
+
+# The injection scanners are Debian's.
+attack-tools:
+	@{ command -v wapiti && command -v sqlmap; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wapiti sqlmap >/dev/null; \
+	  else echo "make attack needs wapiti and sqlmap: sudo apt-get install -y wapiti sqlmap" >&2; exit 1; fi; }
+
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench attack
+	$(BIN)/ruff format --check src tests bench attack
 	$(BIN)/lint-imports
 	$(MYPY)
 
@@ -92,4 +113,4 @@ wrk:
 	  else echo "make bench needs wrk: sudo apt-get install -y wrk" >&2; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(ATTACK_VENV) build/attack .pytest_cache .ruff_cache .mypy_cache

@@ -6,8 +6,11 @@ import time
 import uuid
 
 import structlog
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.utils.cache import add_never_cache_headers
 
 from vouch.core import proxies
@@ -42,6 +45,16 @@ class RequestContextMiddleware:
         self.max_body = settings.VOUCH_MAX_BODY_BYTES
         self.permissions_policy = settings.PERMISSIONS_POLICY
         self.trusted_proxies = tuple(settings.VOUCH_TRUSTED_PROXIES)
+        # The answers made here (405, 413, a bad Content-Length) and those made where an
+        # error is raised inside the stack (400 for an unknown Host) never pass through the
+        # middleware that adds the security headers further in: every response passes
+        # through them again here. Each adds only a header the response lacks (make attack,
+        # the headers step).
+        self.security_headers = (
+            SecurityMiddleware(get_response),
+            XFrameOptionsMiddleware(get_response),
+            CSPMiddleware(get_response),
+        )
 
     def __call__(self, request: VouchRequest) -> HttpResponse:
         if request.path in PROBE_PATHS:
@@ -80,17 +93,23 @@ class RequestContextMiddleware:
             _drop_body(response)
         response["X-Request-ID"] = request_id
         response.setdefault("Permissions-Policy", self.permissions_policy)
+        for middleware in self.security_headers:
+            response = middleware.process_response(request, response)
         # Pages hold other people's personal data: no browser or shared cache may keep
         # them. Static files (WhiteNoise) set their own long-lived Cache-Control first.
         if not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
         match = getattr(request, "resolver_match", None)
+        # A request intrusion detection refused is marked, so an attack's log shows when
+        # detection set in (make attack measures it: attack/detection.py).
+        blocked = {"blocked": True} if response.has_header("X-Vouch-Blocked") else {}
         log.info(
             "request",
             method=request.method,
             route=match.route if match else None,
             status=response.status_code,
             ms=round((time.perf_counter() - started) * 1000, 2),
+            **blocked,
         )
         return response
 

@@ -75,6 +75,10 @@ def _write(cert_path: Path, key_path: Path) -> None:
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        # Key identifiers: RFC 5280 path validation (cryptography's, hence sslyze's) refuses a
+        # server certificate without an Authority Key Identifier (make attack, tls step).
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_pem = key.private_bytes(
