@@ -35,7 +35,7 @@ from attack import audit, detection, headers, scanners, seed, tls  # noqa: E402
 from attack.findings import Finding, Outcome, judge  # noqa: E402
 from tests.live import cleanup, make_server  # noqa: E402
 
-STEPS = ("audit", "headers", "tls", "sqlmap", "wapiti", "fuzz")
+STEPS = ("audit", "headers", "tls", "sqlmap", "wapiti", "detection", "fuzz")
 REPORTS = ROOT / "build" / "attack"
 
 
@@ -44,11 +44,11 @@ def say(text: str) -> None:
 
 
 @contextlib.contextmanager
-def seeded_server(label: str) -> Iterator[tuple[object, seed.Seeded]]:
+def seeded_server(label: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[object, seed.Seeded]]:
     """A started server on the embedded default with the seeded data (services off: the
     suite attacks what a fresh install runs)."""
     for attempt in (1, 2):
-        server = make_server(services=False)
+        server = make_server(extra_env, services=False)
         try:
             server.start()
             seeded = seed.seed(server)
@@ -133,14 +133,40 @@ def step_wapiti(args, work: Path) -> Outcome:
         before = seed.state(server, seeded)
         window = detection.LogWindow(server.log_path)
         window.start()
+        # From loopback, which intrusion detection never scores: the scan covers everything.
         found, _ = scanners.run_wapiti(server, seeded, work, max_scan_time=args.wapiti_seconds)
         time.sleep(1)  # the last requests' log lines
-        figures = detection.measure(window.entries())
         found += server_errors("wapiti", window) + data_kept("wapiti", server, seeded, before)
         outcome = judge("wapiti", found)
         outcome.notes += [f"excluded module {name}: {why}" for name, why in scanners.WAPITI_EXCLUDED.items()]
-        outcome.notes += ["intrusion detection (P4): " + line for line in figures.lines()]
+        return outcome
+
+
+# Where the scanner of the detection step comes from, through the server's trusted proxy.
+SCANNER_ADDRESS = "198.51.100.77"
+
+
+def step_detection(args, work: Path) -> Outcome:
+    """wapiti again, as an outsider: from an address of its own (X-Forwarded-For through a
+    trusted proxy), so intrusion detection scores it as it would a real scanner. Measured
+    from the server's log: how soon it is blocked, and the share of its requests answered
+    by the block after its first minute. Fails when it is never blocked."""
+    with seeded_server("detection", {"VOUCH_TRUSTED_PROXIES": "127.0.0.1"}) as (server, seeded):
+        window = detection.LogWindow(server.log_path)
+        window.start()
+        scan = work / "detection-scan"
+        scan.mkdir()
+        scanners.run_wapiti(
+            server, seeded, scan, max_scan_time=args.detection_seconds, headers=(f"X-Forwarded-For: {SCANNER_ADDRESS}",)
+        )
+        time.sleep(1)
+        figures = detection.measure(window.entries())
         (work / "detection.json").write_text(json.dumps(figures.__dict__, indent=2))
+        found = server_errors("detection", window)
+        if figures.first_block_seconds is None:
+            found.append(Finding("detection", "scanner never blocked", "wapiti was never answered by a block"))
+        outcome = judge("detection", found)
+        outcome.notes += ["intrusion detection (P4): " + line for line in figures.lines()]
         return outcome
 
 
@@ -190,6 +216,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m attack.run", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps of {', '.join(STEPS)}")
     parser.add_argument("--wapiti-seconds", type=int, default=int(os.environ.get("VOUCH_ATTACK_WAPITI_SECONDS", "150")))
+    parser.add_argument(
+        "--detection-seconds", type=int, default=int(os.environ.get("VOUCH_ATTACK_DETECTION_SECONDS", "90"))
+    )
     parser.add_argument("--examples", type=int, default=int(os.environ.get("VOUCH_ATTACK_EXAMPLES", "25")))
     parser.add_argument("--sqlmap-level", type=int, default=1)
     args = parser.parse_args(argv)
@@ -217,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(Outcome("scan server", error=f"{type(exc).__name__}: {exc}"))
         if "wapiti" in args.only:
             outcomes.append(timed("wapiti", lambda: step_wapiti(args, work)))
+        if "detection" in args.only:
+            outcomes.append(timed("detection", lambda: step_detection(args, work)))
         if "fuzz" in args.only:
             outcomes.append(timed("fuzz", lambda: step_fuzz(args)))
         for name in ("wapiti.json", "wapiti.log", "sslyze.json", "sslyze.txt", "detection.json"):

@@ -50,7 +50,9 @@ def wapiti_cookie_file(path: Path, seeded: Seeded) -> Path:
     return path
 
 
-def wapiti_command(server, seeded: Seeded, work: Path, *, max_scan_time: int) -> list[str]:
+def wapiti_command(
+    server, seeded: Seeded, work: Path, *, max_scan_time: int, headers: tuple[str, ...] = ()
+) -> list[str]:
     base = server.url
     starts = [
         "/dashboard/",
@@ -84,6 +86,8 @@ def wapiti_command(server, seeded: Seeded, work: Path, *, max_scan_time: int) ->
         "--no-bugreport",
         "-v", "1",
     ]  # fmt: skip
+    for header in headers:
+        command += ["-H", header]
     for path in starts:
         command += ["-s", f"{base}{path}"]
     for pattern in WAPITI_OUT_OF_SCOPE:
@@ -91,11 +95,13 @@ def wapiti_command(server, seeded: Seeded, work: Path, *, max_scan_time: int) ->
     return command
 
 
-def run_wapiti(server, seeded: Seeded, work: Path, *, max_scan_time: int) -> tuple[list[Finding], dict]:
+def run_wapiti(
+    server, seeded: Seeded, work: Path, *, max_scan_time: int, headers: tuple[str, ...] = ()
+) -> tuple[list[Finding], dict]:
     """One wapiti run; its findings and when it started and ended (monotonic and wall clock)."""
     (work / "session").mkdir(parents=True, exist_ok=True)
     (work / "config").mkdir(exist_ok=True)
-    command = wapiti_command(server, seeded, work, max_scan_time=max_scan_time)
+    command = wapiti_command(server, seeded, work, max_scan_time=max_scan_time, headers=headers)
     started = time.time()
     with (work / "wapiti.log").open("wb") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=max_scan_time + 240, check=False)
