@@ -27,7 +27,7 @@ MAILS_PER_HOUR = 10
 
 
 def _mailed_key(block: state.Block) -> str:
-    return f"sh:m:{state.CODES[block.scope]}:{block.source}"
+    return f"sh:m:{state.CODES[block.scope]}:{state.blind(block.source)}"
 
 
 def queue_block_alert(block: state.Block) -> None:

@@ -29,6 +29,7 @@ from django.http import HttpRequest
 
 from vouch.core.network import NETWORK_PREFIX
 from vouch.core.proxies import parse_networks
+from vouch.shield.state import blind
 
 WINDOW = 60  # seconds: limits are per minute
 MAX_LOCAL_KEYS = 50_000  # keys one process remembers per window before it starts again
@@ -191,7 +192,7 @@ class Counter:
 
     def _add(self, key: str, entry: list[int], window: int) -> None:
         pending, entry[0] = entry[0], 0
-        shared_key = f"lim:{window}:{key}"
+        shared_key = f"lim:{window}:{blind(key)}"  # no address in the clear at rest
         cache = caches[CACHE_ALIAS]
         try:
             try:

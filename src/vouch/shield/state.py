@@ -24,6 +24,9 @@ written by the next change (a lost block re-forms from its score)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import ipaddress
 import logging
 import math
@@ -31,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import caches
 from django.utils.connection import ConnectionProxy
 
@@ -75,8 +79,21 @@ class Block:
 # -- scores ---------------------------------------------------------------------------
 
 
+@functools.cache
+def _key_secret() -> bytes:
+    return hmac.new(settings.SECRET_KEY.encode(), b"vouch.shield cache keys", hashlib.sha256).digest()
+
+
+def blind(text: str) -> str:
+    """A keyed hash of an address, a network or an account id, for cache keys: on the
+    embedded default the cache is a table in the control database, and a client's address
+    is personal data that must not rest there in the clear (the block table, which operators
+    read, is the exception: it is a security record, like the events' addresses)."""
+    return hmac.new(_key_secret(), text.encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def _score_key(scope: str, source: str) -> str:
-    return f"sh:s:{CODES[scope]}:{source}"
+    return f"sh:s:{CODES[scope]}:{blind(source)}"
 
 
 def add_score(scope: str, source: str, weight: float, moment: float) -> float:
@@ -195,7 +212,7 @@ def active_blocks(moment: float) -> list[Block]:
 
 
 def _level_key(scope: str, source: str) -> str:
-    return f"sh:l:{CODES[scope]}:{source}"
+    return f"sh:l:{CODES[scope]}:{blind(source)}"
 
 
 def block(scope: str, source: str, reason: str, moment: float) -> Block:
