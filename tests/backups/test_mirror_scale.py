@@ -307,8 +307,11 @@ def test_never_more_live_than_max_live_and_nothing_lost(mirror_factory, tmp_path
     for n, database in enumerate(databases, start=1):
         write(database, n)
         most = max(most, len(mirror.registered()))
+    # Nothing lost is the property; how soon is the benchmark's (bench/mirror_scale.py). Five
+    # databases through two live slots start and stop Litestream for each: on a loaded
+    # machine the first took over 20 s to come round.
     for n, database in enumerate(databases, start=1):
-        wait_for(lambda d=database, n=n: restored(mirror.item, d, tmp_path) == [n], 20, f"{database.name}'s write")
+        wait_for(lambda d=database, n=n: restored(mirror.item, d, tmp_path) == [n], 60, f"{database.name}'s write")
         most = max(most, len(mirror.registered()))
     assert most <= 2
     assert mirror.live.counters.evicted >= 3
