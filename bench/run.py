@@ -58,6 +58,7 @@ SECTIONS = (
     "restore",
     "mirror_scale",
     "flood",
+    "event_flood",
 )
 
 
@@ -349,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nflood and a normal client", flush=True)
         sectioned["flood"] = flood.measure(args)
         print("\n".join(flood.describe(sectioned["flood"])))
+    # A flood of token-less POSTs (security events) beside sign-ins (bench/event_flood.py).
+    if "event_flood" in sections:
+        import event_flood
+
+        print("\nsecurity-event flood and sign-in", flush=True)
+        sectioned["event_flood"] = event_flood.measure(args)
+        print("\n".join(event_flood.describe(sectioned["event_flood"])))
     results |= sectioned
     checked = [
         results.get("targets", {}),
@@ -359,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("restore", {}).get("targets", {}),
         sectioned.get("mirror_scale", {}).get("targets", {}),
         sectioned.get("flood", {}).get("targets", {}),
+        sectioned.get("event_flood", {}).get("targets", {}),
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -314,7 +314,10 @@ def test_never_more_live_than_max_live_and_nothing_lost(mirror_factory, tmp_path
         wait_for(lambda d=database, n=n: restored(mirror.item, d, tmp_path) == [n], 60, f"{database.name}'s write")
         most = max(most, len(mirror.registered()))
     assert most <= 2
-    assert mirror.live.counters.evicted >= 3
+    # Five through two places: at least three were let go, evicted for a newer write or,
+    # on a machine slow enough to reach idle_after while the test waits, for idleness.
+    assert mirror.live.counters.unregistered >= 3
+    assert mirror.live.counters.registered >= 5
 
 
 def test_a_restarted_litestream_gets_its_live_databases_back(mirror_factory, tmp_path):
