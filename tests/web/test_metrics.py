@@ -86,7 +86,9 @@ def test_the_operator_gets_the_metrics():
         ("POST", "/c/sometoken/", {"CONTENT_TYPE": "multipart/form-data; boundary=x"}, "upload"),
         ("POST", "/candidates/1/attachments/", {"CONTENT_TYPE": "multipart/form-data; boundary=x"}, "upload"),
         ("GET", "/requests/5d2c/report.pdf", {}, "pdf"),
-        ("GET", "/", {"QUERY_STRING": "q=casey"}, "search"),
+        ("GET", "/requests/", {"QUERY_STRING": "q=casey"}, "search"),
+        ("GET", "/", {"QUERY_STRING": "q=casey"}, "page"),  # no search there
+        ("GET", "/requests/", {"QUERY_STRING": "q=+"}, "page"),
         ("GET", "/candidates/", {"QUERY_STRING": "status=open&q=casey"}, "search"),
         ("GET", "/candidates/", {"QUERY_STRING": "sq=1"}, "page"),
         ("GET", "/members/", {}, "page"),

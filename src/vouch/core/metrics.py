@@ -37,37 +37,38 @@ abuse_responses_total = Counter(
 
 
 # The route class of a request, from its path, method and content type with string tests
-# only (no URL resolving): it is worked out for every request (vouch.web.route_metrics).
-PROBES = frozenset({"/livez", "/healthz", "/metrics"})
-LINKS = ("/c/", "/r/")
-SIGN_IN = (
-    "/accounts/login/",
-    "/accounts/signup/",
-    "/accounts/verify-sign-in/",
-    "/accounts/2fa/authenticate/",
-    "/accounts/reauthenticate/",
-    "/accounts/2fa/reauthenticate/",
-    "/accounts/password/reset/",
-    "/accounts/unlock/",
-)
+# only (no URL resolving): it is worked out for every request, for the request metrics
+# (vouch.web.route_metrics) and for the request limits (vouch.shield.limits), which must
+# agree on what a class is.
+# Load balancers' probes: answered without session, shield or limits (they touch nothing).
+HEALTH_PROBES = frozenset({"/livez", "/healthz"})
+# The operators' scraper too is a probe for metrics and limits, but stays seen by the shield
+# (a wrong metrics token is an outsider's request).
+PROBES = HEALTH_PROBES | {"/metrics"}
+LINK_PREFIXES = ("/c/", "/r/")
+# Every /accounts/ page (sign-in, sign-up, codes, resets, 2FA): the sign-in class's limits
+# are far above what a person uses on their account pages.
+SIGN_IN_PREFIX = "/accounts/"
 STATIC = ("/static/", "/favicon.ico", "/robots.txt")
+# The pages whose ?q= runs a search (their other views are pages).
+SEARCH_PATHS = frozenset({"/requests/", "/candidates/"})
 
 
 def route_class(request: HttpRequest) -> str:
-    path = request.path
-    if path.startswith(STATIC):
-        return "static"
+    """The route class of a request: uploads are multipart POSTs wherever they go."""
+    path = request.path_info
     if path in PROBES:
         return "probe"
-    if request.method == "POST" and request.META.get("CONTENT_TYPE", "").startswith("multipart/form-data"):
+    if path.startswith(STATIC):
+        return "static"
+    if request.method == "POST" and request.META.get("CONTENT_TYPE", "").startswith("multipart/"):
         return "upload"
-    if path.startswith(LINKS):
+    if path.startswith(LINK_PREFIXES):
         return "link"
-    if path.startswith(SIGN_IN):
+    if path.startswith(SIGN_IN_PREFIX):
         return "sign_in"
     if path.endswith(".pdf"):
         return "pdf"
-    query = request.META.get("QUERY_STRING", "")
-    if query.startswith("q=") or "&q=" in query:
+    if path in SEARCH_PATHS and request.GET.get("q", "").strip():
         return "search"
     return "page"

@@ -25,8 +25,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
-from django.http import HttpRequest
 
+from vouch.core import metrics
 from vouch.core.network import NETWORK_PREFIX
 from vouch.core.proxies import parse_networks
 from vouch.shield.state import blind
@@ -52,10 +52,8 @@ DEFAULTS: dict[str, dict[str, int]] = {
     "page": {"address": 3000, "network": 12000, "account": 3000, "company": 30000},
 }
 
-PROBE_PATHS = frozenset({"/livez", "/healthz"})
-SIGN_IN_PREFIX = "/accounts/"
-LINK_PREFIXES = ("/c/", "/r/")
-SEARCH_PATHS = frozenset({"/requests/", "/candidates/"})
+# The route classes are the request metrics' (one classifier: vouch.core.metrics).
+route_class = metrics.route_class
 
 
 def now() -> float:
@@ -101,27 +99,6 @@ def table() -> dict[str, dict[str, int]] | None:
     if getattr(settings, "VOUCH_PROTECTIONS_OFF", False):
         return None
     return parse(getattr(settings, "VOUCH_RATE_LIMITS", ""))
-
-
-def route_class(request: HttpRequest) -> str:
-    """The route class of a request, from its path and method alone (no URL resolving):
-    uploads are multipart POSTs wherever they go."""
-    path = request.path_info
-    if path in PROBE_PATHS:
-        return "probe"
-    if path.startswith(settings.STATIC_URL):
-        return "static"
-    if request.method == "POST" and request.META.get("CONTENT_TYPE", "").startswith("multipart/"):
-        return "upload"
-    if path.startswith(LINK_PREFIXES):
-        return "link"
-    if path.startswith(SIGN_IN_PREFIX):
-        return "sign_in"
-    if path.endswith(".pdf"):
-        return "pdf"
-    if path in SEARCH_PATHS and request.GET.get("q", "").strip():
-        return "search"
-    return "page"
 
 
 @lru_cache(maxsize=8192)

@@ -24,10 +24,10 @@ from vouch.core import metrics
 from vouch.core.requests import VouchRequest
 from vouch.shield import detection, forms, patterns, state
 
-LINK_PREFIXES = ("/c/", "/r/")
 # Load balancers' probes are answered without the shield: they must touch nothing (no
 # cache, no database), and they come from the operator's own network.
-PROBE_PATHS = frozenset({"/livez", "/healthz"})
+PROBE_PATHS = metrics.HEALTH_PROBES
+LINK_PREFIXES = metrics.LINK_PREFIXES
 STATUS_POINTS = {404: "not_found", 400: "bad_request", 405: "method_not_allowed"}
 BLOCK_BODY = (
     "Your requests have been blocked for a while because some of them looked like an attack.\n"

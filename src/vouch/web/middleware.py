@@ -13,7 +13,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.cache import add_never_cache_headers
 
-from vouch.core import proxies
+from vouch.core import metrics, proxies
 from vouch.core.requests import VouchRequest
 from vouch.objectstore import StoreUnavailable
 from vouch.shield import detection
@@ -29,7 +29,7 @@ from vouch.web.errors import (
 
 # Load balancers' probes: their cookies are dropped before anything reads them, so a
 # session cookie cannot make /livez depend on Redis or the database (it touches nothing).
-PROBE_PATHS = frozenset({"/livez", "/healthz"})
+PROBE_PATHS = metrics.HEALTH_PROBES
 
 log = structlog.get_logger("vouch.request")
 
