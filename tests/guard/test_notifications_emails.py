@@ -29,12 +29,14 @@ from tests.guard.risk_helpers import (
 )
 from tests.outbox.test_smtp_tls import (  # noqa: F401 (fixtures)
     certificate,
+    free_port,
     smtp_settings,
     starttls_server,
 )
 from vouch.accounts import members
 from vouch.accounts.policy import Role
 from vouch.guard import notifications, suspension
+from vouch.outbox.models import QueuedMail
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("behind_proxy")]
 WHEN = "Monday 4 March 2030 at 09:00 UTC"
@@ -248,11 +250,19 @@ def test_real_password_change_sends_the_email(clock):
     check(message.body, html_of(message), [], "password_changed")
 
 
-def test_a_mail_outage_does_not_break_the_change(clock, monkeypatch):
+def test_a_mail_outage_does_not_break_the_change_and_the_mail_is_kept(clock):
+    user = make_user()
+    with override_settings(**smtp_settings(free_port())):  # nobody listens: mail is down
+        assert notifications.send(notifications.PASSWORD_CHANGED, user, request=request_from()) is True
+    # Kept for the worker (tests/outbox/test_queue.py sends it once mail is back).
+    assert QueuedMail.objects.filter(kind="password_changed", sent_at__isnull=True).count() == 1
+
+
+def test_a_message_that_cannot_be_rendered_is_logged_not_raised(clock, monkeypatch):
     user = make_user()
 
     def broken(*args, **kwargs):
-        raise ConnectionRefusedError("mail is down")
+        raise ValueError("template trouble")
 
-    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", broken)
+    monkeypatch.setattr("vouch.guard.notifications.render_to_string", broken)
     assert notifications.send(notifications.PASSWORD_CHANGED, user, request=request_from()) is False

@@ -24,6 +24,7 @@ from vouch.audit.models import EventAction, Outcome
 from vouch.core import metrics
 from vouch.guard import suspension
 from vouch.guard.notifications import absolute, when_text
+from vouch.outbox import queue as outbox_queue
 from vouch.outbox.backends import company_headers
 from vouch.tenancy.models import Company
 
@@ -125,7 +126,7 @@ def tell_owners(figures: Figures, company_id: uuid.UUID, user: User | None, resp
             headers=company_headers(company_id),
         )
         message.attach_alternative(html, "text/html")
-        message.send()
+        outbox_queue.send(message, "abuse_incident")  # kept and retried when mail is away
     except Exception:  # noqa: BLE001 - the response and the event stand; mail trouble is logged
         log.exception("abuse: could not email the owners of company %s", company_id)
         return False

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 
 from vouch.core.public import public_site, rebase
 from vouch.guard import devices, throttle
+from vouch.outbox import queue as outbox_queue
 from vouch.outbox.backends import company_headers
 
 
@@ -31,7 +32,7 @@ class AccountAdapter(DefaultAccountAdapter):
         MaxLengthValidator(account_settings.EMAIL_MAX_LENGTH)(email)
         return email
 
-    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> bool:
         """allauth's ``send_mail``, with every link on ``VOUCH_PUBLIC_URL``.
 
         allauth has no single hook for the address of its emailed links: each flow
@@ -39,7 +40,8 @@ class AccountAdapter(DefaultAccountAdapter):
         its own from the request's Host header, and its templates name the site from
         it (``current_site``). Here, a link built from the request is rebuilt on the
         public address, and the site is the public one. A mail whose context names a
-        company is marked as that company's (the outbox removes it at the purge)."""
+        company is marked as that company's (the outbox removes it at the purge). Whether it
+        went out now: when not, it is kept and retried (vouch.outbox.queue)."""
         request = allauth_context.request
         ctx = {"request": request, "email": email}
         ctx.update(
@@ -48,7 +50,8 @@ class AccountAdapter(DefaultAccountAdapter):
         ctx["current_site"] = public_site()
         company = context.get("company")
         headers = company_headers(getattr(company, "pk", None))
-        self.render_mail(template_prefix, email, ctx, headers=headers).send()
+        # Sent now, or kept and retried by the worker when the mail server is away.
+        return outbox_queue.send(self.render_mail(template_prefix, email, ctx, headers=headers), template_prefix)
 
     def save_user(self, request: HttpRequest, user, form, commit: bool = True):
         user = super().save_user(request, user, form, commit=False)

@@ -35,6 +35,10 @@ class InvitationError(Exception):
     """A message safe to show to the person who asked."""
 
 
+class InvitationMailDelayed(InvitationError):
+    """The invitation is saved and its email kept: the mail server did not take it now."""
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -77,7 +81,7 @@ def invite(request: HttpRequest, actor: Membership, email: str, role: int) -> In
             details={"invitation": invitation.pk, "email": email, "role": Role(role).label},
         )
     try:
-        get_adapter(request).send_mail(
+        sent = get_adapter(request).send_mail(
             "accounts/email/invitation",
             email,
             {
@@ -96,6 +100,11 @@ def invite(request: HttpRequest, actor: Membership, email: str, role: int) -> In
             f"The invitation to {email} is saved, but its email could not be sent. "
             "Try again in a few minutes: a new invitation replaces this one."
         ) from exc
+    if sent is False:
+        raise InvitationMailDelayed(
+            f"The invitation to {email} is saved, but the mail server did not take its email just now. "
+            "Vouch keeps trying for three days; the invitation stays valid meanwhile."
+        )
     return invitation
 
 

@@ -65,6 +65,9 @@ def invite(request: CompanyRequest) -> HttpResponse:
     if form.is_valid():
         try:
             invitations.invite(request, actor, form.cleaned_data["email"], form.cleaned_data["role"])
+        except invitations.InvitationMailDelayed as exc:
+            messages.warning(request, str(exc))
+            return redirect("members")
         except invitations.InvitationError as exc:
             messages.error(request, str(exc))
         else:

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import dateformat, timezone
 
 from vouch.guard import geo, risk, sessions
+from vouch.outbox import queue as outbox_queue
 from vouch.outbox.backends import company_headers
 
 log = logging.getLogger("vouch.guard")
@@ -102,10 +103,11 @@ def send(
     user_agent: str | None = None,
     context: dict | None = None,
 ) -> bool:
-    """Render and send one account email; return whether it went out.
+    """Render and send one account email; return whether it was sent or kept to send.
 
-    A failure to send is logged, never raised: the change it describes has already
-    happened, and a sign-in or password change must not fail because mail is down."""
+    Never raises: the change it describes has already happened, and a sign-in or password
+    change must not fail because mail is down (the message is kept and retried:
+    vouch.outbox.queue); only a message that cannot even be rendered is lost, and logged."""
     recipients = [address for address in (to or [user.email]) if address]
     if not recipients:
         return False
@@ -128,7 +130,8 @@ def send(
         headers = company_headers(getattr(data.get("company"), "pk", None))
         message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, recipients, headers=headers)
         message.attach_alternative(html, "text/html")
-        message.send()
+        # Sent now, or kept and retried by the worker when the mail server is away.
+        outbox_queue.send(message, kind.name)
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("guard: could not send the %s email", kind.name)
         return False

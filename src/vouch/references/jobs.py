@@ -29,6 +29,7 @@ from django_tasks import task
 from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Purpose
+from vouch.outbox import queue as outbox_queue
 from vouch.outbox import store as outbox
 from vouch.references import flows
 from vouch.references.candidates import flows as candidate_flows
@@ -402,6 +403,7 @@ def maintain_installation(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"purged": links.purge_expired(LINK_PURGE_AFTER, now=now), "task_results": 0}
     counts["outbox"] = outbox.purge_older_than(now=now.timestamp())
+    counts["account_mail_purged"] = outbox_queue.purge(now=now)
 
     if settings.VOUCH_TASKS_BACKEND == "database":
         from django_tasks_db.models import DBTaskResult
@@ -537,6 +539,8 @@ def background_round() -> None:
     except Exception:  # noqa: BLE001 - the next round tries again
         log.exception("could not look for stalled tasks")
     outgoing.drain_all()
+    # Account mail the mail server refused or missed (vouch.outbox.queue); never raises.
+    outbox_queue.drain()
     try:
         support.expire_due()
     except (OperationalError, InterfaceError):

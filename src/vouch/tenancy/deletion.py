@@ -30,6 +30,7 @@ from vouch.accounts.models import Invitation, Membership
 from vouch.accounts.policy import Action, Role
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.outbox import queue as outbox_queue
 from vouch.outbox import store as outbox_store
 from vouch.outbox.backends import company_headers
 from vouch.tenancy import provisioning
@@ -220,7 +221,7 @@ def delete_now(company_id: uuid.UUID | str, *, now: datetime | None = None) -> C
     company_database_discarded.send(sender=Company, company_id=company.pk, region=company.region)
     # Its mail in the local outbox (names, addresses, private links) goes too, not a
     # week later: the outbox key is the installation's, which the shredding leaves.
-    removed = outbox_store.remove_company_messages(company.pk)
+    removed = outbox_store.remove_company_messages(company.pk) + outbox_queue.remove_company(company.pk)
     if removed:
         log.info("company %s: %d outbox message(s) removed", company.pk, removed)
     with transaction.atomic():

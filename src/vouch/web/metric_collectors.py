@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from vouch.backups.mirror import lag as mirror_lag
 from vouch.backups.mirror import plan as mirror_plan
 from vouch.backups.models import BackupSet, BackupStatus, Scope
+from vouch.outbox import queue as outbox_queue
 from vouch.tenancy.models import Company, CompanyStatus
 
 log = logging.getLogger("vouch.web")
@@ -126,3 +127,14 @@ class OperationsCollector(Collector):
         except Exception:
             log.exception("metrics: the backups' age could not be read")
         yield backups
+        mail = GaugeMetricFamily(
+            "vouch_account_mail",
+            "Account emails the mail server did not take: waiting for a retry, or given up after three days",
+            labels=["state"],
+        )
+        try:
+            for state, count in outbox_queue.waiting().items():
+                mail.add_metric([state], count)
+        except Exception:
+            log.exception("metrics: the account mail queue could not be read")
+        yield mail
