@@ -60,6 +60,7 @@ def sign_in(page: Page, email: str, password: str = PASSPHRASE) -> None:
 
 def open_menu(page: Page) -> None:
     """On a phone the main navigation is behind its Menu button (a <details> disclosure)."""
+    page.wait_for_load_state("domcontentloaded")  # vouch.js (deferred) has closed it on a phone by then
     menu = page.locator("details[data-menu]")
     if menu.locator("summary").is_visible() and menu.get_attribute("open") is None:
         menu.locator("summary").click()
@@ -69,6 +70,8 @@ def open_menu(page: Page) -> None:
 def sign_out(page: Page) -> None:
     open_menu(page)
     page.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_contain_text("You have signed out")
+    open_menu(page)
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")).to_be_visible()
 
 

@@ -168,8 +168,24 @@ class Accessibility:
     def __init__(self) -> None:
         self.states = 0
         self.violations: list[Violation] = []
+        self.running = False
+        self.waiting: list = []
 
     def check(self, page) -> None:
+        # Playwright delivers a load event while it waits for the page, so a load can arrive
+        # during a check (axe runs one at a time in a page): it is checked right after.
+        if self.running:
+            self.waiting.append(page)
+            return
+        self.running = True
+        try:
+            self._check(page)
+            while self.waiting:
+                self._check(self.waiting.pop(0))
+        finally:
+            self.running = False
+
+    def _check(self, page) -> None:
         # Playwright's evaluate is not subject to the page's Content Security Policy, which
         # refuses any script not served by Vouch (so does the screenshot hook above).
         try:

@@ -64,7 +64,10 @@ class MonthSelect(forms.MultiWidget):
 
     def __init__(self, attrs: dict | None = None) -> None:
         months = [("", "Month"), *((f"{number:02d}", name) for number, name in enumerate(MONTH_NAMES, 1))]
-        widgets = {"month": forms.Select(choices=months), "year": forms.Select()}
+        widgets: dict[str, forms.Widget | type[forms.Widget]] = {
+            "month": forms.Select(choices=months),
+            "year": forms.Select(),
+        }
         super().__init__(widgets, attrs)
 
     def get_context(self, name, value, attrs):
@@ -81,7 +84,9 @@ class MonthSelect(forms.MultiWidget):
         match = MONTH.fullmatch(value or "")
         return [match[2], match[1]] if match else ["", ""]
 
-    def value_from_datadict(self, data, files, name) -> str | None:
+    # One "YYYY-MM" string rather than MultiWidget's list: the field is a CharField, and the
+    # value compares and is stored as the month input's was.
+    def value_from_datadict(self, data, files, name) -> str | None:  # type: ignore[override]
         month, year = data.get(f"{name}_month"), data.get(f"{name}_year")
         if month is None and year is None:
             return data.get(name)  # one "YYYY-MM" field, as <input type=month> posted
