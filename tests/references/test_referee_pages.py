@@ -129,6 +129,14 @@ def test_the_questionnaire_renders_every_question_type(client, company, members)
         assert ("required" in block) is bool(question.get("required")) or "(optional)" in block
         if question["type"] == "rating":
             assert question["scale"]["low_label"] in block and question["scale"]["high_label"] in block
+            # The end labels describe the first and the last button, and only those.
+            qid, scale = question["id"], question["scale"]
+            low, high = f"scale-low-{qid}", f"scale-high-{qid}"
+            assert re.search(rf'<span class="scale-end muted" id="{low}">[^<]*{re.escape(scale["low_label"])}', block)
+            assert re.search(rf'<span class="scale-end muted" id="{high}">[^<]*{re.escape(scale["high_label"])}', block)
+            described = re.findall(r'id="(q-[^"]+)" value="[^"]*" aria-describedby="([^"]+)"', block)
+            points = int(scale["max"]) - int(scale["min"])
+            assert described == [(f"q-{qid}-0", low), (f"q-{qid}-{points}", high)]
     assert f"0</strong> of {len(questions)} answered" in page
     assert "vouch/vouch.js" in page and "<script>" not in page and "style=" not in page
 
