@@ -433,6 +433,9 @@ def test_a_recruiter_sees_the_actions(client, members, company):
     page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
         assert reverse(name, args=[reference_request.pk]) in page
+    # The cancel reason's description points at an element that is there.
+    (described,) = re.findall(r'<input[^>]*name="reason"[^>]*aria-describedby="([^"]+)"', page)
+    assert f'id="{described}"' in page
 
 
 def test_another_companys_request_is_404_everywhere(client, members, company):
