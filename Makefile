@@ -8,6 +8,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Two test processes (pytest-xdist): the suite is built to run in parallel, each process
 # with its own data directory, PostgreSQL databases and Redis key prefix.
 PYTEST_ARGS ?= -n 2
+# axe-core for the browser tests' accessibility check (tools/axe; see its rule below).
+AXE := tools/axe/node_modules/axe-core/axe.min.js
 # Type checking (settings in pyproject.toml). Django's mypy plugin imports the settings and
 # sets Django up, so it gets a data directory and key of its own: nothing is written to ./var.
 MYPY := VOUCH_MODE=development VOUCH_DATA_DIR=$(abspath $(VENV))/mypy-data VOUCH_SECRET_KEY=type-check $(BIN)/mypy
@@ -20,7 +22,7 @@ run: $(VENV)/.base pdf-libs
 setup: $(VENV)/.base
 	$(BIN)/vouch setup
 
-test: $(VENV)/.dev chromium pdf-libs pgbackrest
+test: $(VENV)/.dev chromium pdf-libs pgbackrest $(AXE)
 	$(BIN)/ruff check src tests bench attack
 	$(BIN)/ruff format --check src tests bench attack
 	$(BIN)/lint-imports
@@ -94,6 +96,16 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Browser tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
+# The browser tests check every page they load with axe-core (WCAG 2.1 A and AA;
+# docs/development/accessibility.md). It comes from the npm registry, pinned with its integrity
+# hash in tools/axe/package-lock.json: `npm ci` installs exactly that file or fails.
+$(AXE): tools/axe/package.json tools/axe/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq npm >/dev/null; \
+	  else echo "The browser tests' accessibility check needs npm: sudo apt-get install -y npm" >&2; exit 1; fi; }
+	cd tools/axe && npm ci --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
 # Report PDFs are drawn by WeasyPrint, which needs Pango (and a font) from the system.
 pdf-libs:
 	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q .; } || { \
@@ -113,4 +125,4 @@ wrk:
 	  else echo "make bench needs wrk: sudo apt-get install -y wrk" >&2; exit 1; fi; }
 
 clean:
-	rm -rf $(VENV) $(ATTACK_VENV) build/attack .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(ATTACK_VENV) tools/axe/node_modules build/attack .pytest_cache .ruff_cache .mypy_cache

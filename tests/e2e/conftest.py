@@ -3,7 +3,8 @@ browser itself is tests/conftest.py's (one Playwright per test process).
 
 Playwright drives the system Chromium (its own browser download is not used). Every
 context records console messages; a Content Security Policy violation or a script
-error fails the test."""
+error fails the test, and so does a WCAG 2.1 A or AA violation that axe-core finds in
+any page state (docs/development/accessibility.md)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def contexts(browser, live_vouch):
     made.close()
     assert not made.csp_violations(), "CSP violations in the browser console:\n" + "\n".join(made.csp_violations())
     assert not made.script_errors(), "JavaScript errors:\n" + "\n".join(made.script_errors())
+    if made.accessibility.violations:
+        pytest.fail(made.accessibility.report(), pytrace=False)
 
 
 @pytest.fixture

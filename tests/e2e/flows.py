@@ -50,6 +50,7 @@ def confirm_email(page: Page, outbox: Outbox, email: str) -> None:
 
 def sign_in(page: Page, email: str, password: str = PASSPHRASE) -> None:
     page.goto("/")
+    open_menu(page)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in").click()
     expect(page.get_by_role("heading", name="Sign In")).to_be_visible()
     page.get_by_label("Email").fill(email)
@@ -57,8 +58,20 @@ def sign_in(page: Page, email: str, password: str = PASSPHRASE) -> None:
     page.get_by_role("button", name="Sign In", exact=True).click()
 
 
+def open_menu(page: Page) -> None:
+    """On a phone the main navigation is behind its Menu button (a <details> disclosure)."""
+    page.wait_for_load_state("domcontentloaded")  # vouch.js (deferred) has closed it on a phone by then
+    menu = page.locator("details[data-menu]")
+    if menu.locator("summary").is_visible() and menu.get_attribute("open") is None:
+        menu.locator("summary").click()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+
+
 def sign_out(page: Page) -> None:
+    open_menu(page)
     page.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_contain_text("You have signed out")
+    open_menu(page)
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")).to_be_visible()
 
 
@@ -72,6 +85,7 @@ def expect_dashboard(page: Page, company: str, region: str, role: str) -> None:
 
 
 def open_members(page: Page, company: str) -> None:
+    open_menu(page)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Members").click()
     expect(page.get_by_role("heading", name=f"Members of {company}")).to_be_visible()
 

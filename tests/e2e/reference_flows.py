@@ -9,6 +9,7 @@ from datetime import date
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.e2e import flows
 from tests.e2e.support import Outbox, unique_email
 
 RELATIONSHIPS = {"manager": "Manager", "peer": "Peer", "report": "Direct report", "client": "Client"}
@@ -39,6 +40,7 @@ def create_request(
     page: Page, *, name: str, email: str, role: str, referees: int, guidance: str, deadline: date
 ) -> str:
     """From the dashboard, through the request form, to the new request's page; its URL."""
+    flows.open_menu(page)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
     expect(page).to_have_url(re.compile(r"/requests/$"))
     page.get_by_role("main").get_by_role("link", name="New request").first.click()
@@ -74,8 +76,17 @@ def fill_referee(page: Page, person: Referee) -> None:
     page.get_by_label("Their email address").fill(person.email)
     page.get_by_label("They were your").select_option(label=RELATIONSHIPS[person.relationship])
     page.get_by_label("Organisation:", exact=True).fill(person.organisation)
-    page.get_by_label("Worked together from").fill(person.worked_from)
-    page.get_by_label("Worked together until").fill(person.worked_to)
+    choose_month(page, "Worked together from", person.worked_from)
+    choose_month(page, "Worked together until", person.worked_to)
+
+
+def choose_month(page: Page, legend: str, month: str) -> None:
+    """A month field (vouch.references.months): a group named by its legend, with a Month
+    and a Year select; ``month`` is "YYYY-MM"."""
+    group = page.get_by_role("group", name=legend)
+    year, number = month.split("-") if month else ("", "")
+    group.get_by_label("Month").select_option(number)
+    group.get_by_label("Year").select_option(year)
 
 
 def nominate(page: Page, person: Referee) -> None:
@@ -114,8 +125,15 @@ def confirm_identity(page: Page, *, candidate: str) -> None:
     page.get_by_label("Your job title").fill("Finance Director")
     page.get_by_label("Your organisation").fill("Acme Widgets")
     page.get_by_label(f"{candidate}'s job title when you worked together").fill("Senior Analyst")
-    page.get_by_label("You worked together from").fill("2021-01")
-    page.get_by_label("Until:", exact=True).fill("2024-06")
+    # Half a month first: the page comes back with its error summary focused, and says which half is missing.
+    page.get_by_role("group", name="You worked together from").get_by_label("Year").select_option("2021")
+    page.get_by_role("button", name="Confirm and continue").click()
+    expect(page.locator(".error-summary")).to_be_focused()
+    expect(page.get_by_role("group", name="You worked together from")).to_contain_text(
+        "Choose the month as well as the year."
+    )
+    choose_month(page, "You worked together from", "2021-01")
+    choose_month(page, "You worked together until", "2024-06")
     page.get_by_role("button", name="Confirm and continue").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Questions about {candidate}")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import json
 import os
 import re
 import time
@@ -29,6 +31,20 @@ _counter = itertools.count(1)
 
 # Playwright waits up to this long for an element or a navigation.
 TIMEOUT_MS = 15_000
+
+# axe-core, from the npm registry at the version and integrity hash of tools/axe/package-lock.json
+# (`make test` installs it with `npm ci`). Every page state the browser tests visit is checked
+# against WCAG 2.1 A and AA (docs/development/accessibility.md).
+AXE_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+# Each violating element: the rule, its impact, a selector for the element and the rule's summary.
+_AXE_RUN = """async (tags) => {
+  const results = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
+  return results.violations.flatMap((rule) => rule.nodes.map((node) => ({
+    rule: rule.id, impact: node.impact || rule.impact, selector: node.target.join(" "), help: rule.help,
+    summary: (node.failureSummary || "").split("\\n").slice(1).join(" ").trim(),
+  })));
+}"""
 
 
 def unique_email(prefix: str) -> str:
@@ -97,6 +113,8 @@ class Contexts:
         self.address = f"198.18.{Contexts.opened // 256 % 256}.{Contexts.opened % 256}"
         self.contexts = []
         self.console: list[str] = []
+        self.pages: list = []
+        self.accessibility = Accessibility()
 
     def new_page(self, **options):
         headers = {**options.pop("extra_http_headers", {}), "X-Forwarded-For": self.address}
@@ -109,6 +127,10 @@ class Contexts:
         context.on("weberror", lambda error: self.console.append(f"pageerror: {error.error}"))
         self.contexts.append(context)
         page = context.new_page()
+        self.pages.append(page)
+        # Checked on every load, and once more at the end in the state the test left it (an
+        # htmx swap or a script changes a page without loading it).
+        page.on("load", self.accessibility.check)
         if os.environ.get("VOUCH_E2E_SCREENSHOTS"):  # a walk to look at: every page loaded, saved
             page.on("load", lambda loaded: _screenshot(loaded, Path(os.environ["VOUCH_E2E_SCREENSHOTS"])))
         return page
@@ -120,8 +142,82 @@ class Contexts:
         return [line for line in self.console if line.startswith("pageerror:")]
 
     def close(self) -> None:
+        for page in self.pages:
+            if not page.is_closed():
+                self.accessibility.check(page)
         for context in self.contexts:
             context.close()
+
+
+@dataclass(frozen=True)
+class Violation:
+    url: str
+    rule: str
+    impact: str
+    selector: str
+    help: str
+    summary: str
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.rule} ({self.impact}) at {self.selector}: {self.help}. {self.summary}"
+
+
+class Accessibility:
+    """axe-core run in each page state; the violations found, each element once per address."""
+
+    def __init__(self) -> None:
+        self.states = 0
+        self.violations: list[Violation] = []
+        self.running = False
+        self.waiting: list = []
+
+    def check(self, page) -> None:
+        # Playwright delivers a load event while it waits for the page, so a load can arrive
+        # during a check (axe runs one at a time in a page): it is checked right after.
+        if self.running:
+            self.waiting.append(page)
+            return
+        self.running = True
+        try:
+            self._check(page)
+            while self.waiting:
+                self._check(self.waiting.pop(0))
+        finally:
+            self.running = False
+
+    def _check(self, page) -> None:
+        # Playwright's evaluate is not subject to the page's Content Security Policy, which
+        # refuses any script not served by Vouch (so does the screenshot hook above).
+        try:
+            if not page.evaluate("() => typeof window.axe === 'object'"):
+                page.evaluate(_axe_source())
+            found = page.evaluate(_AXE_RUN, list(AXE_TAGS))
+            url = page.url
+        except PlaywrightError as error:
+            # The page navigated (or closed) while it was being checked: the next load is checked.
+            if "navigat" in str(error) or "closed" in str(error) or "destroyed" in str(error):
+                return
+            raise
+        self.states += 1
+        path = "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
+        known = {(v.url, v.rule, v.selector) for v in self.violations}
+        for item in found:
+            violation = Violation(url=path, **item)
+            if (violation.url, violation.rule, violation.selector) not in known:
+                self.violations.append(violation)
+        if log := os.environ.get("VOUCH_E2E_AXE_LOG"):  # for counting: one line per page state
+            with open(log, "a") as out:
+                out.write(json.dumps({"url": path, "violations": found}) + "\n")
+
+    def report(self) -> str:
+        return "WCAG 2.1 A/AA violations (axe-core):\n" + "\n".join(f"- {v}" for v in self.violations)
+
+
+@functools.cache
+def _axe_source() -> str:
+    if not AXE_SCRIPT.exists():
+        raise AssertionError(f"{AXE_SCRIPT} is missing: `make test` installs it (tools/axe, npm ci)")
+    return AXE_SCRIPT.read_text()
 
 
 _shots = iter(range(1, 100_000))

@@ -39,7 +39,18 @@ def test_phone_signup_verify_sign_in_and_invite(contexts, phone_page, outbox):
 
     flows.confirm_email(page, outbox, email)
     flows.expect_dashboard(page, company, "AU", "Owner")
-    check_phone_layout(page, page.get_by_role("button", name="Sign out"))
+    # The navigation starts closed behind one Menu button: the top bar is one line, not three.
+    menu = page.locator("details[data-menu]")
+    expect(menu.locator("summary")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    assert page.locator("header.topbar").bounding_box()["height"] < 70
+    menu.locator("summary").click()
+    navigation = page.get_by_role("navigation", name="Main")
+    expect(navigation.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
+    check_phone_layout(
+        page, navigation.get_by_role("link", name="Requests"), navigation.get_by_role("button", name="Sign out")
+    )
+    page.screenshot(path=str(SCREENSHOTS / "vouch-e2e-menu-phone.png"), full_page=True)
 
     flows.sign_out(page)
     page.goto("/accounts/login/")

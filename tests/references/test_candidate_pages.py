@@ -523,8 +523,13 @@ def test_pages_are_made_for_a_phone_and_keep_to_the_csp(client, company, opened)
         assert 'class="link-page"' in text
         assert " style=" not in text and "<style" not in text
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), "inline script"
-        assert 'type="month"' in text and 'type="email"' in text and 'type="tel"' in text
-        assert re.search(r'<label for="referee-worked_from">', text)
+        assert 'type="email"' in text and 'type="tel"' in text
+        # Months are two labelled selects in a fieldset (vouch.references.months), not <input type=month>.
+        assert 'type="month"' not in text
+        assert re.search(
+            r'<fieldset[^>]*>\s*<legend>Worked together from:</legend>.*?<div class="month-select">', text, re.S
+        )
+        assert '<label for="referee-worked_from_0">Month</label><select name="worked_from_month"' in text
         # Two forms share the home page: every element id is unique, so each label names its own input.
         ids = re.findall(r'\sid="([^"]+)"', text)
         assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
@@ -532,7 +537,11 @@ def test_pages_are_made_for_a_phone_and_keep_to_the_csp(client, company, opened)
         __import__("pathlib").Path(__file__).resolve().parents[2] / "src/vouch/web/static/vouch/vouch.css"
     ).read_text()
     # Inputs never exceed the screen; link pages have their narrow layout.
-    assert "input[type=tel], input[type=month]" in css and ".link-page main" in css
+    assert (
+        "input[type=tel], input[type=date]" in css
+        and ".month-select { display:flex" in css
+        and ".link-page main" in css
+    )
     assert "@media (max-width: 640px)" in css
 
 

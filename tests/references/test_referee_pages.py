@@ -93,7 +93,7 @@ def test_confirming_checks_the_details_then_leads_to_the_questions(client, compa
     )
     assert backwards.status_code == 400 and "before the month you started" in backwards.content.decode()
     future = client.post(url(token, "confirm/"), {**IDENTITY, "candidate_from": "2999-01"})
-    assert future.status_code == 400 and "between 1950 and this month" in future.content.decode()
+    assert future.status_code == 400 and "This month is still to come" in future.content.decode()
     assert client.get(url(token, "answers/"))["Location"] == url(token)  # confirm first
     confirmed(client, token)
     fresh = load(company, reference)
@@ -129,6 +129,14 @@ def test_the_questionnaire_renders_every_question_type(client, company, members)
         assert ("required" in block) is bool(question.get("required")) or "(optional)" in block
         if question["type"] == "rating":
             assert question["scale"]["low_label"] in block and question["scale"]["high_label"] in block
+            # The end labels describe the first and the last button, and only those.
+            qid, scale = question["id"], question["scale"]
+            low, high = f"scale-low-{qid}", f"scale-high-{qid}"
+            assert re.search(rf'<span class="scale-end muted" id="{low}">[^<]*{re.escape(scale["low_label"])}', block)
+            assert re.search(rf'<span class="scale-end muted" id="{high}">[^<]*{re.escape(scale["high_label"])}', block)
+            described = re.findall(r'id="(q-[^"]+)" value="[^"]*" aria-describedby="([^"]+)"', block)
+            points = int(scale["max"]) - int(scale["min"])
+            assert described == [(f"q-{qid}-0", low), (f"q-{qid}-{points}", high)]
     assert f"0</strong> of {len(questions)} answered" in page
     assert "vouch/vouch.js" in page and "<script>" not in page and "style=" not in page
 

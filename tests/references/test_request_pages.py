@@ -391,6 +391,21 @@ def test_a_request_page_shows_details_referees_and_timeline_but_no_answers(clien
     assert reverse("request_report_pdf", args=[reference_request.pk]) in page
 
 
+def test_the_report_links_appear_once_a_referee_has_answered_or_declined(client, members, company):
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    first, _ = nominate(company, reference_request, REFEREES[0])
+    client.force_login(members[Role.VIEWER].user)
+    report, pdf = (reverse(name, args=[reference_request.pk]) for name in ("request_report", "request_report_pdf"))
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
+    assert report not in page and pdf not in page  # nothing in them yet
+    assert "appear here once a referee has answered or declined" in page
+    with company_context(company):
+        referee_flows.decline(first, "I barely know them.")
+    page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
+    assert report in page and pdf in page
+    assert "appear here once" not in page
+
+
 def test_viewer_sees_no_actions_and_every_change_is_refused(client, members, company):
     reference_request, _ = make_request(company, members[Role.RECRUITER].user)
     client.force_login(members[Role.VIEWER].user)
@@ -418,6 +433,9 @@ def test_a_recruiter_sees_the_actions(client, members, company):
     page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     for name in ("request_resend", "request_deadline", "request_cancel", "request_delete"):
         assert reverse(name, args=[reference_request.pk]) in page
+    # The cancel reason's description points at an element that is there.
+    (described,) = re.findall(r'<input[^>]*name="reason"[^>]*aria-describedby="([^"]+)"', page)
+    assert f'id="{described}"' in page
 
 
 def test_another_companys_request_is_404_everywhere(client, members, company):

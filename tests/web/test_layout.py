@@ -34,7 +34,13 @@ def navigation(html: str) -> str:
 
 
 def links(html: str) -> list[tuple[str, str]]:
-    return [(label, href) for href, label in re.findall(r'<a href="([^"]*)">([^<]*)</a>', navigation(html))]
+    found = re.findall(r'<a href="([^"]*)"(?: aria-current="page")?>([^<]*)</a>', navigation(html))
+    return [(label, href) for href, label in found]
+
+
+def current(html: str) -> list[str]:
+    """The labels of the links marked as this page's section."""
+    return re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', navigation(html))
 
 
 @pytest.mark.parametrize(
@@ -48,6 +54,7 @@ def test_each_role_is_offered_its_pages(client, members, role, labels):
     html = client.get("/dashboard/").content.decode()
     assert links(html) == [(label, COMPANY_LINKS[label]) for label in labels] + [("Account", "/accounts/email/")]
     assert '<form method="post" action="/accounts/logout/" class="inline">' in navigation(html)
+    assert current(html) == ["Dashboard"]
     role_label = members[role].get_role_display()
     badge = '<span class="badge">European Union (Frankfurt)</span>'
     assert f'{badge}\n        <span class="muted">as {role_label}</span>' in html
@@ -58,6 +65,7 @@ def test_an_operator_and_a_person_without_a_company(client):
     client.force_login(operator)
     html = client.get("/accounts/email/").content.decode()
     assert links(html) == [("Security events", "/operator/events/"), ("Account", "/accounts/email/")]
+    assert current(html) == ["Account"]
     assert "companybar" not in html
     client.force_login(fast_user())
     assert links(client.get("/accounts/email/").content.decode()) == [("Account", "/accounts/email/")]
@@ -66,6 +74,7 @@ def test_an_operator_and_a_person_without_a_company(client):
 def test_anonymous_visitors_are_offered_sign_in_and_sign_up(client):
     html = client.get("/accounts/login/").content.decode()
     assert links(html) == [("Sign in", "/accounts/login/"), ("Create a company account", "/accounts/signup/")]
+    assert current(html) == ["Sign in"]
     assert "/accounts/logout/" not in navigation(html)
 
 
@@ -98,3 +107,35 @@ def test_once_draws_its_content_once_and_without_the_pages_context():
     assert template.render(Context({"secret": "yours"})) == first
     with pytest.raises(TemplateSyntaxError):
         Template("{% load layout_tags %}{% once %}{% block a %}{% endblock %}{% endonce %}")
+
+
+@pytest.mark.parametrize(
+    ("path", "marked"),
+    [
+        ("/requests/", "Requests"),
+        ("/requests/42/", "Requests"),
+        ("/company/settings/", "Company"),
+        ("/accounts/password/change/", "Account"),  # the only link in /accounts/
+        ("/", None),
+        ("/elsewhere/", None),
+    ],
+)
+def test_the_link_of_the_pages_section_is_marked_current(path, marked):
+    from vouch.web.templatetags.layout_tags import _mark_current
+
+    drawn = "".join(f'<a href="{href}">{label}</a>' for label, href in COMPANY_LINKS.items())
+    drawn += '<a href="/accounts/email/">Account</a>'
+    html = f'<nav aria-label="Main">{_mark_current(drawn, path)}</nav>'
+    assert current(html) == ([marked] if marked else [])
+    assert len(links(html)) == len(COMPANY_LINKS) + 1
+
+
+def test_every_page_starts_with_a_skip_link_to_its_main_content(client, owner):
+    client.force_login(owner.user)
+    html = client.get("/dashboard/").content.decode()
+    body = html.split("<body", 1)[1]
+    first_link = re.search(r"<a [^>]*>[^<]*</a>", body).group(0)
+    assert first_link == '<a class="skip-link" href="#main">Skip to content</a>'
+    assert '<main id="main" tabindex="-1">' in html
+    # The navigation sits in a disclosure, drawn open so it works without JavaScript.
+    assert '<details class="menu" open data-menu>' in html and "<summary>Menu</summary>" in html

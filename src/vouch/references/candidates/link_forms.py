@@ -5,64 +5,15 @@ it can (the referee is not the candidate, nobody is nominated twice, a slot is f
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Any, cast
 
 from django import forms
-from django.utils import dateformat, timezone
 
 from vouch.core.text import SingleLineField
 from vouch.references.candidates.forms import validate_phone
+from vouch.references.months import MonthField
 from vouch.references.request_models import Relationship
 from vouch.shield.forms import TamperEvidentForm
-
-MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only: \d would take any script's
-EARLIEST_YEAR = 1950
-
-
-def this_month() -> str:
-    return timezone.now().strftime("%Y-%m")
-
-
-class MonthInput(forms.TextInput):
-    """``<input type="month">``: a month picker on phones and in Chromium; elsewhere a
-    text box, which the pattern and placeholder tell how to fill in."""
-
-    input_type = "month"
-
-    def __init__(self, attrs: dict | None = None) -> None:
-        defaults = {"pattern": r"\d{4}-\d{2}", "placeholder": "YYYY-MM", "min": f"{EARLIEST_YEAR}-01"}
-        super().__init__({**defaults, **(attrs or {})})
-
-    def get_context(self, name, value, attrs):
-        context = super().get_context(name, value, attrs)
-        context["widget"]["attrs"].setdefault("max", this_month())
-        return context
-
-
-class MonthField(forms.CharField):
-    """A month as "YYYY-MM" (what a month input sends), not in the future."""
-
-    widget = MonthInput
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("max_length", 7)
-        super().__init__(**kwargs)
-        self.error_messages["max_length"] = "Enter a month as YYYY-MM, for example 2021-06."
-
-    def clean(self, value):
-        value = super().clean(value)
-        if not value:
-            return ""
-        match = MONTH.fullmatch(value)
-        if not match or not 1 <= int(match[2]) <= 12:
-            raise forms.ValidationError("Enter a month as YYYY-MM, for example 2021-06.", code="month")
-        if int(match[1]) < EARLIEST_YEAR:
-            raise forms.ValidationError(f"Enter a month from {EARLIEST_YEAR} on.", code="month_early")
-        if value > this_month():
-            raise forms.ValidationError("This month is still to come: enter one up to this month.", code="future")
-        return value
 
 
 class CandidateDetailsForm(TamperEvidentForm):
@@ -176,11 +127,3 @@ class NominationForm(TamperEvidentForm):
         """What ``candidates.flows.nominate`` takes, from the cleaned form."""
         fields = ("name", "email", "phone", "relationship", "organisation", "worked_from", "worked_to")
         return {field: self.cleaned_data[field] for field in fields}
-
-
-def month_label(value: str) -> str:
-    """ "2021-06" as "June 2021" (what the candidate sees back)."""
-    match = MONTH.fullmatch(value or "")
-    if not match:
-        return value or ""
-    return dateformat.format(date(int(match[1]), int(match[2]), 1), "F Y")

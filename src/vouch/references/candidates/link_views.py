@@ -25,8 +25,9 @@ from vouch.links.decorators import ended_response, link_required, neutral_respon
 from vouch.links.models import Purpose
 from vouch.references import flows
 from vouch.references.candidates import flows as candidate_flows
-from vouch.references.candidates.link_forms import CandidateDetailsForm, NominationForm, month_label
+from vouch.references.candidates.link_forms import CandidateDetailsForm, NominationForm
 from vouch.references.fraud import checks as fraud
+from vouch.references.months import month_label
 from vouch.references.request_models import (
     OPEN_REFERENCE_STATUSES,
     Reference,

@@ -44,12 +44,18 @@ def _inputs(question: dict, value, name: str, *, css: str) -> str:
     input_type = "checkbox" if kind == "multiple" else "radio"
     chosen = _chosen(kind, value)
     parts = []
-    for index, (choice, label) in enumerate(_choices(question)):
+    choices = _choices(question)
+    for index, (choice, label) in enumerate(choices):
         option_id = f"q-{qid}-{index}"
         checked = " checked" if choice in chosen else ""
+        # A rating's two ends are described by the scale's labels ("1 = Not at all"), which
+        # are drawn beside the row of buttons: tied to the first and last button here.
+        described = ""
+        if kind == "rating" and index in (0, len(choices) - 1):
+            described = f' aria-describedby="scale-{"low" if index == 0 else "high"}-{qid}"'
         parts.append(
             f'<label class="{css}" for="{option_id}"><input type="{input_type}" name="{name}" id="{option_id}" '
-            f'value="{escape(choice)}"{checked}> {escape(label)}</label>'
+            f'value="{escape(choice)}"{described}{checked}> {escape(label)}</label>'
         )
     return "".join(parts)
 
@@ -64,12 +70,14 @@ def _field(question: dict, value, name: str) -> str:
             f"{required}>{escape(text)}</textarea>"
         )
     if kind == "rating":
-        scale = question["scale"]
+        scale, qid = question["scale"], escape(question["id"])
         return (
             '<div class="scale">'
-            f'<span class="scale-end muted">{escape(scale["min"])} = {escape(scale.get("low_label", ""))}</span>'
+            f'<span class="scale-end muted" id="scale-low-{qid}">'
+            f"{escape(scale['min'])} = {escape(scale.get('low_label', ''))}</span>"
             f'<div class="scale-points">{_inputs(question, value, name, css="choice point")}</div>'
-            f'<span class="scale-end muted">{escape(scale["max"])} = {escape(scale.get("high_label", ""))}</span>'
+            f'<span class="scale-end muted" id="scale-high-{qid}">'
+            f"{escape(scale['max'])} = {escape(scale.get('high_label', ''))}</span>"
             "</div>"
         )
     hidden = ""

@@ -3,53 +3,15 @@ themselves are checked by ``answers.clean`` against the request's questionnaire.
 
 from __future__ import annotations
 
-import re
 from typing import Any, cast
 
 from django import forms
-from django.utils import timezone
 
 from vouch.core.text import SingleLineField
+from vouch.references.months import MonthField
 from vouch.shield.forms import TamperEvidentForm
 
-MONTH = re.compile(r"(\d{4})-(\d{2})")
-EARLIEST_YEAR = 1950
 MAX_REASON = 2000
-
-
-def parse_month(value: str) -> tuple[int, int] | None:
-    """(year, month) of a "YYYY-MM" value (what ``<input type=month>`` sends), or None."""
-    match = MONTH.fullmatch(value.strip())
-    if not match:
-        return None
-    year, month = int(match.group(1)), int(match.group(2))
-    if not 1 <= month <= 12:
-        return None
-    return year, month
-
-
-class MonthField(forms.CharField):
-    """A month as "YYYY-MM", from 1950 up to this month."""
-
-    widget = forms.TextInput(
-        attrs={"type": "month", "placeholder": "YYYY-MM", "inputmode": "numeric", "pattern": r"\d{4}-\d{2}"}
-    )
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("max_length", 7)
-        super().__init__(**kwargs)
-
-    def clean(self, value) -> str:
-        value = super().clean(value)
-        if not value:
-            return ""
-        parsed = parse_month(value)
-        if parsed is None:
-            raise forms.ValidationError("Enter a month as year and month, for example 2021-06.", code="month")
-        today = timezone.now().date()
-        if parsed[0] < EARLIEST_YEAR or parsed > (today.year, today.month):
-            raise forms.ValidationError("Enter a month between 1950 and this month.", code="month_range")
-        return f"{parsed[0]:04d}-{parsed[1]:02d}"
 
 
 class IdentityForm(TamperEvidentForm):
@@ -60,7 +22,9 @@ class IdentityForm(TamperEvidentForm):
     organisation = SingleLineField(max_length=200, label="Your organisation")
     candidate_title = SingleLineField(max_length=200, label="The candidate's job title when you worked together")
     candidate_from = MonthField(label="You worked together from")
-    candidate_to = MonthField(label="Until", required=False, help_text="Leave empty if you still work together.")
+    candidate_to = MonthField(
+        label="You worked together until", required=False, help_text="Leave empty if you still work together."
+    )
 
     def __init__(self, *args, candidate_name: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -67,6 +67,14 @@ _MONTH_NAMES = calendar.month_name[1:]
 SUMMARISED = ("rating", "yes_no", "single", "multiple")
 
 
+def has_content(references) -> bool:
+    """Whether a request's report has anything in it: a referee has answered or declined.
+    Until then the request page offers neither the report nor its PDF (an empty report
+    reads as if something had gone missing)."""
+    # By when, not by status: a referee who declined and was then replaced is still in the report.
+    return any(reference.submitted_at or reference.declined_at for reference in references)
+
+
 def short_id(reference_request: ReferenceRequest) -> str:
     """The first 8 hex digits of the request id: names a file without naming a person."""
     return reference_request.pk.hex[:8]

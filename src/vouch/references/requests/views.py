@@ -24,6 +24,7 @@ from vouch.core.requests import CompanyRequest
 from vouch.references import bulk
 from vouch.references.flows import WorkflowError
 from vouch.references.fraud import checks as fraud
+from vouch.references.reports import data as report_data
 from vouch.references.request_models import BulkImport, ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.requests import flows as request_flows
 from vouch.references.requests import listing, listing_html
@@ -274,6 +275,7 @@ def _detail(
             "can_delete": can_change and request_flows.can_delete(reference_request),
             "can_review": policy.can(membership, Action.REVIEW_FLAGS),
             "can_view_reports": policy.can(membership, Action.VIEW_REPORTS),
+            "has_report": report_data.has_content(references),
             "deadline_form": deadline_form or DeadlineForm(initial={"deadline": reference_request.deadline.date()}),
             "cancel_form": CancelForm(),
             "error": error,

@@ -18,6 +18,7 @@ Everything drawn here is escaped here."""
 from __future__ import annotations
 
 import functools
+import re
 
 from django import template
 from django.template.base import Node, NodeList, Parser, Token
@@ -54,15 +55,36 @@ _LINE = "\n      "  # between the navigation's lines, as indented in base.html
 def main_navigation(context: Context) -> SafeString:
     """The links of ``<nav aria-label="Main">`` for this page's user and member."""
     user = context.get("user")
+    request = context.get("request")
+    path = getattr(request, "path", "")
     if user is None or not user.is_authenticated:
         before, _ = _navigation(signed_in=False, in_company=False, allowed=(), operator=False)
-        return mark_safe(before)  # noqa: S308  (drawn escaped)
+        return mark_safe(_mark_current(before, path))  # noqa: S308  (drawn escaped)
     membership = context.get("current_membership")
     allowed = tuple(policy.can(membership, action) for action in _CHECKED) if context.get("current_company") else None
     before, after = _navigation(
         signed_in=True, in_company=allowed is not None, allowed=allowed or (), operator=user.is_staff
     )
-    return mark_safe(before + _csrf_field(context) + after)  # noqa: S308  (drawn escaped)
+    return mark_safe(_mark_current(before, path) + _csrf_field(context) + after)  # noqa: S308  (drawn escaped)
+
+
+_HREF = re.compile(r'<a href="([^"]+)">')
+
+
+def _mark_current(links: str, path: str) -> str:
+    """``aria-current="page"`` on the link of the section this page belongs to: the link
+    whose address is the longest start of the page's (/requests/ for /requests/7/), or
+    else the only one in the same first folder (Account for /accounts/password/change/).
+    The drawn navigation is shared between visitors, so this is done on each page."""
+    hrefs = _HREF.findall(links)
+    prefixed = [href for href in hrefs if path.startswith(href) and href != "/"]
+    if not prefixed:
+        folder = path.split("/")[1:2]
+        prefixed = [href for href in hrefs if folder and folder != [""] and href.split("/")[1:2] == folder]
+        if len(prefixed) != 1:
+            return links
+    current = max(prefixed, key=len)
+    return links.replace(f'<a href="{current}">', f'<a href="{current}" aria-current="page">', 1)
 
 
 @functools.cache

@@ -7,6 +7,32 @@ document.addEventListener("submit", function (event) {
   }
 });
 
+// The main navigation is a <details> disclosure, drawn open so that it works without
+// JavaScript; on a phone-sized screen it starts closed behind its Menu button, and it is open
+// whenever the screen is wide (where vouch.css hides the button).
+(function () {
+  var menu = document.querySelector("details[data-menu]");
+  if (!menu || !window.matchMedia) {
+    return;
+  }
+  var narrow = window.matchMedia("(max-width: 640px)");
+  function fit() {
+    menu.open = !narrow.matches;
+  }
+  fit();
+  narrow.addEventListener("change", fit);
+})();
+
+// After a failed submit the page starts at its error summary (autofocus in the markup; this
+// for browsers that honour autofocus on form controls only), so the keyboard and screen
+// readers begin where the problems are listed.
+(function () {
+  var summary = document.querySelector(".error-summary[autofocus]");
+  if (summary && document.activeElement !== summary) {
+    summary.focus();
+  }
+})();
+
 // Referee answers (<form data-autosave>): saved as they go, ~800 ms after the last change,
 // by a POST the view answers with 204 (or 400 with {"errors": {question id: message}}).
 // The progress line (data-progress) follows what is filled in. Without JS the Save button works.
