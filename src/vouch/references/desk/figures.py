@@ -139,11 +139,13 @@ def _rules(settings: WorkflowSettings, user_id: int, now: datetime) -> list[tupl
     ]
 
 
-def action_ids(requests: QuerySet[ReferenceRequest], user_id: int, ids: list[UUID]) -> set[UUID]:
+def action_ids(
+    requests: QuerySet[ReferenceRequest], user_id: int, ids: list[UUID], settings: WorkflowSettings
+) -> set[UUID]:
     """Which of ``ids`` need the member's action (the request list's marker): one query."""
     if not ids:
         return set()
-    condition = needs_action(WorkflowSettings.current(), user_id, timezone.now())
+    condition = needs_action(settings, user_id, timezone.now())
     return set(requests.filter(pk__in=ids).filter(condition).values_list("pk", flat=True))
 
 

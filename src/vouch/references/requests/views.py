@@ -79,7 +79,9 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
 @admission.admit("search", when=admission.searching)  # a few searches at once per company (P3)
 def request_list(request: CompanyRequest) -> HttpResponse:
     membership = request.membership
-    seen = visibility(request)
+    # Read once: who sees what, and when a referee is late (the action marker).
+    workflow = WorkflowSettings.current()
+    seen = visibility(request, workflow)
     members = user_service.company_members(request.company)
     context = {
         "options": _filter_options(request.GET, members),
@@ -98,7 +100,10 @@ def request_list(request: CompanyRequest) -> HttpResponse:
     if result.page.object_list:
         # The "action needed" marker: one query for the page's rows.
         marked = figures.action_ids(
-            seen.of(ReferenceRequest.objects.all()), membership.user_id, [row[0] for row in result.page.object_list]
+            seen.of(ReferenceRequest.objects.all()),
+            membership.user_id,
+            [row[0] for row in result.page.object_list],
+            workflow,
         )
         context["rows"] = listing_html.rows_html(result.page.object_list, result.names, marked)
         context["pagination"] = listing_html.pagination_html(result.page, querystring, result.summary)
