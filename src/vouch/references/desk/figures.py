@@ -124,12 +124,12 @@ def _near_deadline(now: datetime) -> Q:
 def _high_flag() -> Q:
     # open_flags is kept in step with the flags: only requests with any are looked into.
     high = Flag.objects.filter(request_id=OuterRef("pk"), severity__gte=Severity.HIGH, reviewed_at__isnull=True)
-    return Q(open_flags__gt=0) & Exists(high)
+    return Q(open_flags__gt=0) & Q(Exists(high))
 
 
 def _unread_report(user_id: int) -> Q:
     read = ReportView.objects.filter(request_id=OuterRef("pk"), user_id=user_id)
-    return Q(status=RequestStatus.COMPLETED) & ~Exists(read)
+    return Q(status=RequestStatus.COMPLETED) & ~Q(Exists(read))
 
 
 def _rules(settings: WorkflowSettings, user_id: int, now: datetime) -> list[tuple[str, Q, tuple[str, ...]]]:

@@ -27,7 +27,7 @@ class PreferencesForm(forms.Form):
 
 @company_action(Action.VIEW_REQUESTS)
 def notice_preferences(request: CompanyRequest) -> HttpResponse:
-    user_id = request.user.pk
+    user_id: int = request.user.pk  # type: ignore[assignment]  # a signed-in member's user has an id
     form = PreferencesForm(request.POST or None, initial=notices.preferences(user_id))
     if request.method == "POST":
         if form.is_valid():

@@ -131,7 +131,7 @@ def _filters(
         created_to=data["created_to"],
         query=data["q"].strip(),
     )
-    kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}
+    kept = {key: str(value) for key, value in request.GET.items() if key != "page" and value and key in form.fields}
     return form, filters, kept
 
 
@@ -145,7 +145,11 @@ def request_export(request: CompanyRequest) -> HttpResponse | StreamingHttpRespo
     members = user_service.company_members(request.company)
     form, filters, _ = _filters(request, members, seen)
     if filters is None:
-        errors = "; ".join(f"{name}: {' '.join(messages_)}" for name, messages_ in form.errors.items())  # type: ignore[union-attr]  # form is set when filters is None
+        errors = (
+            "; ".join(f"{name}: {' '.join(str(m) for m in problems)}" for name, problems in form.errors.items())
+            if form
+            else ""
+        )
         return HttpResponseBadRequest(f"Invalid filters. {errors}", content_type="text/plain; charset=utf-8")
     matching = listing.filtered(seen.of(ReferenceRequest.objects.all()), filters)
     company = request.company
