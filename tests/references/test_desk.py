@@ -400,7 +400,7 @@ def test_a_request_with_a_decline_says_what_is_needed(client, company, members):
     assert load(company, reference_request).status == RequestStatus.AWAITING_CANDIDATE
     client.force_login(recruiter)
     page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
-    assert "2 of 3 references in, 1 declined: waiting for the candidate to nominate 1 referee more." in page
+    assert "2 of 3 references in, 1 declined: waiting for the candidate to nominate 1 more referee." in page
     listed = client.get(reverse("requests")).content.decode()
     assert "2 of 3 in: the candidate must nominate another referee" in listed
     assert '<span class="badge action">Action needed</span>' in listed  # the decline needs action
@@ -435,14 +435,19 @@ def test_turnaround_figures(company, members):
 
 def test_turnaround_is_kept_a_while_per_view(company, members):
     recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
-    make_request(company, recruiter)
+    first, _ = make_request(company, recruiter)
     assert desk_of(company, recruiter.pk, company_view=False).turnaround[0].requests == 1
-    make_request(company, recruiter, email="second@example.org")
     make_request(company, admin, email="third@example.org")
-    # The member's own view is kept; the company's is its own, worked out now.
-    assert desk_of(company, recruiter.pk, company_view=False).turnaround[0].requests == 1
-    assert desk_of(company, admin.pk).turnaround[0].requests == 3
-    assert desk_of(company, admin.pk, company_view=False).turnaround[0].requests == 1
+    # A nomination changes no status: the member's view is kept a while.
+    nominate(company, first, REFEREES[0])
+    assert desk_of(company, recruiter.pk, company_view=False).turnaround[0].nominated == 0
+    # The company's view is its own, worked out now.
+    assert desk_of(company, admin.pk).turnaround[0].requests == 2
+    assert desk_of(company, admin.pk).turnaround[0].nominated == 1
+    # A new request is a new state: worked out again at once.
+    make_request(company, recruiter, email="second@example.org")
+    assert desk_of(company, recruiter.pk, company_view=False).turnaround[0].requests == 2
+    assert desk_of(company, recruiter.pk, company_view=False).turnaround[0].nominated == 1
 
 
 def all_queries(company, function) -> int:
@@ -491,5 +496,5 @@ def test_the_dashboard_makes_a_bounded_number_of_queries(client, company, member
     few = all_queries(company, page)
     more(300)
     many = all_queries(company, page)
-    assert many == few, (few, many)
+    assert many <= few, (few, many)  # the same queries (one fewer: a first read cached meanwhile)
     assert many <= 30

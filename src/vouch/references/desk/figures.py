@@ -171,7 +171,13 @@ def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime |
         by_status=by_status,
         actions=actions,
         recent=recent(requests),
-        turnaround=cached_turnaround(requests, "all" if not mine and seen.everything else f"member:{user_id}", now),
+        turnaround=cached_turnaround(
+            requests,
+            "all" if not mine and seen.everything else f"member:{user_id}",
+            # A new request or a change of status is a new key: the figures never lag those.
+            ",".join(str(count) for _, _, count in by_status),
+            now,
+        ),
     )
 
 
@@ -256,12 +262,13 @@ def turnaround(requests: QuerySet[ReferenceRequest], now: datetime) -> list[Turn
     return figures
 
 
-def cached_turnaround(requests: QuerySet[ReferenceRequest], scope: str, now: datetime) -> list[Turnaround]:
-    """``turnaround`` kept for ``TURNAROUND_CACHE`` per company and view: medians over
-    30 and 90 days move slowly, and working them out reads every request of the period
-    (hundreds of milliseconds with 10,000 of them), where the rest of the page reads a
-    few rows."""
-    key = f"desk:turnaround:{current().company_id}:{scope}"
+def cached_turnaround(requests: QuerySet[ReferenceRequest], scope: str, state: str, now: datetime) -> list[Turnaround]:
+    """``turnaround`` kept for ``TURNAROUND_CACHE`` per company, view and ``state`` (the
+    counts by status): medians over 30 and 90 days move slowly, and working them out
+    reads every request of the period (hundreds of milliseconds with 10,000 of them),
+    where the rest of the page reads a few rows. A nomination or a referee's answer that
+    changes no status shows within ``TURNAROUND_CACHE``."""
+    key = f"desk:turnaround:{current().company_id}:{scope}:{state}"
     figures = cache.get(key)
     if figures is None:
         figures = turnaround(requests, now)

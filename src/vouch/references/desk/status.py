@@ -42,7 +42,8 @@ def status_line(reference_request: ReferenceRequest, references: Iterable) -> st
         said = f"{completed} of {required} references in"
         if declined:
             said += f", {declined} declined"
-        return f"{said}: waiting for the candidate to nominate {_referees(missing)} more."
+        more = f"{missing} more referee{'s' if missing != 1 else ''}"
+        return f"{said}: waiting for the candidate to nominate {more}."
     if status in (RequestStatus.AWAITING_REFEREES, RequestStatus.IN_PROGRESS):
         waiting = sum(1 for value in statuses if value in OPEN_REFERENCE_STATUSES)
         return f"{completed} of {required} references in: waiting for {_referees(waiting)} to answer."
