@@ -56,7 +56,7 @@ def link_url(purpose: str, token: str) -> str:
 # Context values that can reach the subject line. The forms refuse line breaks in
 # them; text saved before that rule held is made one line here, so the subject stays
 # whole and the header valid.
-_ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role")
+_ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role", "subject")
 
 
 # (Message-ID, outbox name) of the mail being sent by ``references.outgoing``, and
@@ -319,6 +319,19 @@ def notice_line(event: str, reference_request, reference=None, flag=None) -> str
     return f"The request for {candidate} ({role}) changed."
 
 
+def notice_subject(event: str, reference_request, reference=None) -> str:
+    """The notice's subject line: what happened, and to whose request."""
+    candidate = one_line(reference_request.candidate.name)
+    subjects = {
+        NoticeEvent.REFERENCE_COMPLETED: f"Reference in for {candidate}",
+        NoticeEvent.REFERENCE_DECLINED: f"A referee declined: {candidate}",
+        NoticeEvent.HIGH_FLAG: f"High fraud signal: {candidate}",
+        NoticeEvent.REQUEST_COMPLETED: f"All references in: {candidate}",
+        NoticeEvent.REQUEST_EXPIRED: f"Request expired: {candidate}",
+    }
+    return subjects.get(NoticeEvent(event), f"Update: {candidate}")
+
+
 def _notice(company_id, event: str, reference_request, *, reference=None, flag=None) -> bool:
     """Mail one notice to the request's recruiter (in the company's context)."""
     company = _company(company_id)
@@ -327,6 +340,7 @@ def _notice(company_id, event: str, reference_request, *, reference=None, flag=N
         return True  # the recruiter left: nobody to tell, nothing to try again
     context = {
         "company_name": company.name,
+        "subject": notice_subject(event, reference_request, reference),
         "line": notice_line(event, reference_request, reference, flag),
         "request_url": _request_url(reference_request),
         "preferences_url": f"{settings.PUBLIC_URL}{reverse('notice_preferences')}",
