@@ -25,7 +25,8 @@ class PreferencesForm(forms.Form):
             )
 
 
-@company_action(Action.VIEW_REQUESTS)
+# Notices go to the member who asked for a request: those who may ask choose them.
+@company_action(Action.CREATE_REQUEST)
 def notice_preferences(request: CompanyRequest) -> HttpResponse:
     user_id: int = request.user.pk  # type: ignore[assignment]  # a signed-in member's user has an id
     form = PreferencesForm(request.POST or None, initial=notices.preferences(user_id))
