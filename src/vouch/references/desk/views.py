@@ -28,7 +28,7 @@ class PreferencesForm(forms.Form):
 # Notices go to the member who asked for a request: those who may ask choose them.
 @company_action(Action.CREATE_REQUEST)
 def notice_preferences(request: CompanyRequest) -> HttpResponse:
-    user_id: int = request.user.pk  # type: ignore[assignment]  # a signed-in member's user has an id
+    user_id = request.membership.user_id
     form = PreferencesForm(request.POST or None, initial=notices.preferences(user_id))
     if request.method == "POST":
         if form.is_valid():

@@ -32,7 +32,7 @@ log = logging.getLogger("vouch.references")
 @company_action(Action.VIEW_REPORTS)
 def report(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     reference_request = request_or_404(request, request_id)
-    figures.mark_report_viewed(reference_request, request.user.pk)
+    figures.mark_report_viewed(reference_request, request.membership.user_id)
     response = render(
         request,
         "references/report/page.html",
