@@ -317,6 +317,7 @@ def test_daily_maintenance_is_a_safety_net_for_lost_tasks(company, members):
     assert jobs.maintain_company(company, now=day(start, 2, minutes=10)) == {
         "expired": 0,
         "reminders": 0,
+        "digests": 0,
         "requests": 0,
         "references": 0,
         "candidates": 0,

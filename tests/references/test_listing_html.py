@@ -16,6 +16,7 @@ from django.utils import timezone
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
+from vouch.references.desk.status import short_line
 from vouch.references.models import Candidate
 from vouch.references.request_models import ReferenceRequest, RequestStatus
 from vouch.references.requests import listing, listing_html
@@ -25,9 +26,11 @@ pytestmark = pytest.mark.django_db
 
 # The dashboard's row as a Django template (the loop it replaced), one row per item.
 ROWS_TEMPLATE = """{% for item in rows %}<tr id="request-{{ item.pk }}">
-  <td data-label="Candidate"><a href="{{ item.url }}">{{ item.candidate }}</a></td>
+  <td data-label="Candidate"><a href="{{ item.url }}">{{ item.candidate }}</a>\
+{% if item.marked %} <span class="badge action">Action needed</span>{% endif %}</td>
   <td data-label="Role">{{ item.role }}</td>
-  <td data-label="Status"><span class="badge status-{{ item.status }}">{{ item.status_label }}</span></td>
+  <td data-label="Status"><span class="badge status-{{ item.status }}">{{ item.status_label }}</span>\
+{% if item.hint %}<br><span class="hint">{{ item.hint }}</span>{% endif %}</td>
   <td data-label="Requested by">{{ item.requested_by|default:"—" }}</td>
   <td data-label="Progress"><progress max="{{ item.required }}" value="{{ item.completed }}" \
 aria-label="References completed"></progress>
@@ -40,12 +43,14 @@ aria-label="References completed"></progress>
 {% endfor %}"""
 
 
-def _template_rows(rows, names) -> str:
+def _template_rows(rows, names, marked=()) -> str:
     role_field, name_field = ReferenceRequest._meta.get_field("role"), Candidate._meta.get_field("name")
     labels = dict(RequestStatus.choices)
     items = [
         {
             "pk": pk,
+            "marked": pk in marked,
+            "hint": short_line(status, completed, required),
             "url": reverse("request_detail", args=[pk]),
             "candidate": name_field.open(name, candidate_id),
             "role": role_field.open(role, pk),
@@ -87,9 +92,11 @@ def test_the_hand_drawn_rows_are_the_templates_rows(company, members, awkward_re
         page = listing.dashboard_page(Visibility(everything=True), listing.Filters(), "1", names)
         rows = page.page.object_list
         assert len(rows) == 3
-        mine = listing_html.rows_html(rows, page.names | {members[Role.ADMIN].user.pk: ""})
-        theirs = _template_rows(rows, page.names | {members[Role.ADMIN].user.pk: ""})
+        marked = {rows[0][0]}
+        mine = listing_html.rows_html(rows, page.names | {members[Role.ADMIN].user.pk: ""}, marked)
+        theirs = _template_rows(rows, page.names | {members[Role.ADMIN].user.pk: ""}, marked)
     assert mine == theirs
+    assert mine.count("Action needed") == 1
     assert "&lt;script&gt;" in mine and "<script>" not in mine and "&#x27;" in mine and "—" in mine
     assert '<span class="badge flag">3</span>' in mine and "status-cancelled" in mine
 

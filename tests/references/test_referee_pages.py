@@ -242,7 +242,7 @@ def test_after_submitting_the_link_shows_only_thanks_and_changes_nothing(client,
     assert after.identity == IDENTITY and after.status == ReferenceStatus.COMPLETED and after.decline_reason == ""
 
 
-def test_declining_with_a_reason(client, company, setup):
+def test_declining_with_a_reason(client, company, members, setup):
     _, reference, token = setup
     form = client.get(url(token, "decline/"))
     assert form.status_code == 200 and "Why are you declining?" in form.content.decode()
@@ -255,7 +255,10 @@ def test_declining_with_a_reason(client, company, setup):
     assert declined.status_code == 302 and declined["Location"] == url(token)
     fresh = load(company, reference)
     assert fresh.status == ReferenceStatus.DECLINED and fresh.decline_reason == "I only met them once."
-    assert [message.to for message in mail.outbox] == [["casey@example.org"]]  # the candidate is told
+    # The candidate is told (with a link to nominate someone else), and the request's recruiter.
+    told = {message.to[0]: message.subject for message in mail.outbox}
+    assert len(mail.outbox) == 2 and "casey@example.org" in told
+    assert "A referee declined" in told[members[Role.RECRUITER].user.email]
     page = client.get(url(token)).content.decode()
     assert "You declined" in page and "<form" not in page
     assert client.post(url(token, "confirm/"), IDENTITY).status_code == 409

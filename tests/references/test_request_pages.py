@@ -260,9 +260,10 @@ def test_the_dashboard_asks_the_same_few_queries_however_many_requests(client, m
     many = _dashboard_queries(client, company)
     assert one[0] == 1 and many[0] == 25
     assert one[1:] == many[1:]
-    # The count and one page of rows with their candidates; a recruiter's page also
-    # reads whether the company lets recruiters see every request.
-    assert many[1] == (2 if role == Role.OWNER else 3)
+    # The count and one page of rows with their candidates, the workflow settings (whether
+    # the company lets recruiters see every request; when a referee is late), and which
+    # of the page's rows need action (the marker).
+    assert many[1] == 4
     from vouch.references.requests import listing
 
     monkeypatch.setattr(listing, "DEEP_OFFSET", 1)

@@ -655,6 +655,17 @@ def post_for(name: str, world: dict) -> tuple[dict, dict]:
                 "default_referees": "3",
             },
         ),
+        "requests_export": ({}, {}),
+        "notice_preferences": (
+            {},
+            {
+                "reference_completed": "digest",
+                "reference_declined": "off",
+                "high_flag": "immediately",
+                "request_completed": "digest",
+                "request_expired": "off",
+            },
+        ),
     }
     assert set(table) == set(POSTED)
     return table[name]
@@ -691,6 +702,8 @@ POSTED = (
     "candidate_export",
     "candidate_erase",
     "workflow_settings",
+    "requests_export",
+    "notice_preferences",
 )
 
 
@@ -713,13 +726,15 @@ READ_ONLY = {
     "request_detail",
     "request_report",
     "request_report_pdf",
+    "requests_export",
 }
 # A page for recruiters up that only shows something (a background import's progress):
 # refused to a viewer like the rest, and nothing for the owner's control to change.
 SHOWS_ONLY = {"request_bulk_progress"}
-# What reading may write: the activity log (who downloaded what) and the stored,
-# encrypted copy of a report's PDF. Neither is a change to the company's data.
-WRITTEN_BY_READING = {"activity.Entry", "references.ReportFile"}
+# What reading may write: the activity log (who downloaded what), the stored,
+# encrypted copy of a report's PDF, and that a member opened a report (the dashboard's
+# "not yet viewed"). None is a change to the company's data.
+WRITTEN_BY_READING = {"activity.Entry", "references.ReportFile", "references.ReportView"}
 
 
 def test_every_member_page_is_in_the_table():

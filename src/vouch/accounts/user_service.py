@@ -72,3 +72,17 @@ def user_or_none(user_id: int | None) -> User | None:
     """The user with this id, or None when the id is blank or the user is gone."""
 
     return User.objects.filter(pk=user_id).first() if user_id else None
+
+
+def member_email(company_id: uuid.UUID, user_id: int | None) -> str:
+    """The email of the user if they are active and still an active member of the
+    company, else "": a notice is never mailed to someone who has left it."""
+
+    if not user_id:
+        return ""
+    row = (
+        Membership.objects.filter(company_id=company_id, user_id=user_id, is_active=True, user__is_active=True)
+        .values_list("user__email", flat=True)
+        .first()
+    )
+    return row or ""

@@ -40,6 +40,7 @@ class Kind(models.TextChoices):
     REQUEST_CANCELLED = "request_cancelled", "Reference request cancelled"
     FLAG_REVIEWED = "flag_reviewed", "Fraud flag reviewed"
     REPORT_DOWNLOADED = "report_downloaded", "Report downloaded"
+    REQUESTS_EXPORTED = "requests_exported", "Request list exported"
     CANDIDATE_EXPORTED = "candidate_exported", "Candidate data exported"
     CANDIDATE_ERASED = "candidate_erased", "Candidate data erased"
     WORKFLOW_SETTINGS_CHANGED = "workflow_settings_changed", "Workflow settings changed"

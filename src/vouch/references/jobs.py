@@ -33,6 +33,7 @@ from vouch.outbox import queue as outbox_queue
 from vouch.outbox import store as outbox
 from vouch.references import flows
 from vouch.references.candidates import flows as candidate_flows
+from vouch.references.desk import notices
 from vouch.references.mailing import outgoing
 from vouch.references.privacy import retention
 from vouch.references.request_models import (
@@ -438,6 +439,7 @@ def maintain_company(company, *, now: datetime | None = None) -> dict:
             if send_referee_reminder(company, reference, now=now, replan=False, days=days).endswith("sent"):
                 counts["reminders"] += 1
         counts.update(retention.apply(company, now=now))
+        counts["digests"] = notices.send_digests(now=now)
         counts["mail_purged"] = outgoing.purge_sent(now=now)
     counts["mail_sent"] = outgoing.drain_company(company)
     return counts

@@ -130,10 +130,13 @@ class QuestionnaireVersion(models.Model):
 from vouch.references.request_models import (  # noqa: E402,F401
     Actor,
     Flag,
+    Notice,
+    NoticePreference,
     OutgoingMail,
     Reference,
     ReferenceRequest,
     ReportFile,
+    ReportView,
     SearchTerm,
     TimelineEvent,
     Touch,

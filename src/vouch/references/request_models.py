@@ -379,3 +379,76 @@ class OutgoingMail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject_id}"
+
+
+class NoticeEvent(models.TextChoices):
+    """What a request's recruiter can be told of by email."""
+
+    REFERENCE_COMPLETED = "reference_completed", "A referee submits a reference"
+    REFERENCE_DECLINED = "reference_declined", "A referee declines"
+    HIGH_FLAG = "high_flag", "A high fraud signal is raised"
+    REQUEST_COMPLETED = "request_completed", "A request is complete"
+    REQUEST_EXPIRED = "request_expired", "A request expires"
+
+
+class NoticeDelivery(models.TextChoices):
+    IMMEDIATELY = "immediately", "At once"
+    DIGEST = "digest", "In a daily digest"
+    OFF = "off", "Never"
+
+
+class NoticePreference(models.Model):
+    """How one member wants to hear of one kind of event; no row: at once. In the
+    company's database, keyed by the member's control-plane user id, so a member of
+    two companies chooses for each."""
+
+    user_id = models.BigIntegerField()
+    event = models.CharField(max_length=32, choices=NoticeEvent.choices)
+    delivery = models.CharField(max_length=16, choices=NoticeDelivery.choices, default=NoticeDelivery.IMMEDIATELY)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user_id", "event"], name="notice_preference_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.event}: {self.delivery}"
+
+
+class Notice(models.Model):
+    """An event waiting for its member's daily digest. ``batch`` is set, in one
+    conditional update, when a digest takes it: a notice is in one digest only.
+    Nothing personal is stored: the digest reads the request and reference when sent,
+    and a notice goes with its request."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    user_id = models.BigIntegerField()
+    event = models.CharField(max_length=32, choices=NoticeEvent.choices)
+    request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="+")
+    reference = models.ForeignKey(Reference, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    batch = models.UUIDField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["user_id"], name="notice_waiting", condition=models.Q(batch__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} for {self.user_id}"
+
+
+class ReportView(models.Model):
+    """When a member last opened a request's report: the dashboard lists completed
+    reports nobody (in the member's view: the member) has read yet."""
+
+    request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="report_views")
+    user_id = models.BigIntegerField()
+    viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "user_id"], name="report_view_unique")]
+
+    def __str__(self) -> str:
+        return f"report of {self.request_id} viewed by {self.user_id}"

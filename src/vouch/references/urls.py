@@ -2,6 +2,7 @@ from django.urls import path
 
 from vouch.references.candidates import views
 from vouch.references.company_settings import views as settings_views
+from vouch.references.desk import views as desk_views
 from vouch.references.fraud import views as flag_views
 from vouch.references.privacy import views as privacy_views
 from vouch.references.questionnaires import views as questionnaire_views
@@ -55,6 +56,8 @@ urlpatterns = [
 # The reference-check workflow (member side).
 urlpatterns += [
     path("requests/", request_views.request_list, name="requests"),
+    path("requests/export.csv", request_views.request_export, name="requests_export"),
+    path("notifications/", desk_views.notice_preferences, name="notice_preferences"),
     path("requests/new/", request_views.request_new, name="request_new"),
     path("requests/bulk/", request_views.request_bulk, name="request_bulk"),
     path("requests/bulk/<uuid:import_id>/", request_views.request_bulk_progress, name="request_bulk_progress"),

@@ -9,19 +9,22 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import caches
 from django.db import connections
 from django.db.models import Count
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from vouch import regions
 from vouch.accounts import policy
 from vouch.accounts.decorators import company_action
-from vouch.accounts.policy import Action
+from vouch.accounts.policy import Action, Role
+from vouch.activity import services as activity
 from vouch.audit import spool
 from vouch.audit.events import record_refusal
 from vouch.backups import health as data_safety
 from vouch.core import diskfull
 from vouch.core.requests import CompanyRequest, VouchRequest
+from vouch.references.desk import figures
+from vouch.references.requests.access import visibility
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import active_member_count
 
@@ -34,15 +37,28 @@ def home(request: VouchRequest) -> HttpResponse:
     return render(request, "web/home.html")
 
 
+# The dashboard's two views: the member's own requests, or every request they may see.
+DASHBOARD_VIEWS = ("mine", "company")
+
+
 @company_action(Action.VIEW_DASHBOARD)
 def dashboard(request: CompanyRequest) -> HttpResponse:
     membership = request.membership
+    asked = request.GET.get("view", "")
+    if asked and asked not in DASHBOARD_VIEWS:
+        return HttpResponseBadRequest("Unknown view: choose mine or company.", content_type="text/plain")
     others = [m for m in request.memberships if m.company_id != membership.company_id]
     member_count = active_member_count(membership.company)
+    # Recruiters start on their own requests; admins, owners and viewers on the company's.
+    want_company = asked == "company" or (not asked and membership.role != Role.RECRUITER)
+    desk = figures.build(visibility(request), membership.user_id, want_company=want_company)
+    recent_log = activity.entries()[:5] if policy.can(membership, Action.VIEW_ACTIVITY) else []
     return render(
         request,
         "web/dashboard.html",
         {
+            "desk": desk,
+            "recent_log": recent_log,
             "other_memberships": others,
             "member_count": member_count,
             "can_invite": policy.can(membership, Action.INVITE_MEMBER),

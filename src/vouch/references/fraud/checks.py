@@ -38,6 +38,7 @@ from ua_parser import parse
 from vouch.accounts import user_service
 from vouch.guard.risk import client_ip
 from vouch.references import flows
+from vouch.references.desk import notices
 from vouch.references.fraud import freemail
 from vouch.references.request_models import (
     Actor,
@@ -476,6 +477,7 @@ def _evaluate(reference_request: ReferenceRequest) -> tuple[list[Flag], set]:
                     f"({Severity(finding.severity).label.lower()}): {title_of(finding.kind)}.",
                     reference=finding.reference,
                 )
+                notices.notify_high_flags([flag])
         except IntegrityError:  # raised meanwhile by a concurrent check of this request
             continue
         raised.append(flag)

@@ -38,7 +38,7 @@ from vouch.links.models import Purpose
 from vouch.outbox.backends import ONCE_HEADER, company_headers
 from vouch.references.flows import note
 from vouch.references.models import Reference, ReferenceRequest
-from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES
+from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES, Flag, Notice, NoticeEvent
 from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references")
@@ -56,7 +56,7 @@ def link_url(purpose: str, token: str) -> str:
 # Context values that can reach the subject line. The forms refuse line breaks in
 # them; text saved before that rule held is made one line here, so the subject stays
 # whole and the header valid.
-_ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role")
+_ONE_LINE_KEYS = ("company_name", "candidate_name", "referee_name", "role", "subject")
 
 
 # (Message-ID, outbox name) of the mail being sent by ``references.outgoing``, and
@@ -282,3 +282,121 @@ def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: in
                 reference=reference,
             )
         return sent
+
+
+# --- notices to the request's recruiter (references.desk.notices) -------------------
+
+
+def _request_url(reference_request) -> str:
+    return f"{settings.PUBLIC_URL}{reverse('request_detail', kwargs={'request_id': reference_request.pk})}"
+
+
+def notice_line(event: str, reference_request, reference=None, flag=None) -> str:
+    """One sentence saying what happened (plain text: the templates escape it). Names
+    and the role only, which the recruiter sees on the request's page."""
+    # Imported here: the fraud checks send notices, which reach this module.
+    from vouch.references.fraud.checks import title_of
+
+    candidate = one_line(reference_request.candidate.name)
+    role = one_line(reference_request.role)
+    referee = one_line(reference.name) if reference is not None else ""
+    done, required = reference_request.references_completed, reference_request.referees_required
+    if event == NoticeEvent.REFERENCE_COMPLETED:
+        return f"{referee} submitted a reference for {candidate} ({role}): {done} of {required} in."
+    if event == NoticeEvent.REFERENCE_DECLINED:
+        return (
+            f"{referee} declined to give a reference for {candidate} ({role}); "
+            "the candidate is asked to nominate someone else."
+        )
+    if event == NoticeEvent.HIGH_FLAG:
+        about = f" on {referee}" if referee else ""
+        kind = title_of(flag.kind) if flag is not None else "a fraud signal"
+        return f"A high fraud signal was raised{about} for {candidate} ({role}): {kind}."
+    if event == NoticeEvent.REQUEST_COMPLETED:
+        return f"All references for {candidate} ({role}) are in: the report is ready."
+    if event == NoticeEvent.REQUEST_EXPIRED:
+        return f"The request for {candidate} ({role}) expired at its deadline with {done} of {required} references in."
+    return f"The request for {candidate} ({role}) changed."
+
+
+def notice_subject(event: str, reference_request, reference=None) -> str:
+    """The notice's subject line: what happened, and to whose request."""
+    candidate = one_line(reference_request.candidate.name)
+    subjects = {
+        NoticeEvent.REFERENCE_COMPLETED: f"Reference in for {candidate}",
+        NoticeEvent.REFERENCE_DECLINED: f"A referee declined: {candidate}",
+        NoticeEvent.HIGH_FLAG: f"High fraud signal: {candidate}",
+        NoticeEvent.REQUEST_COMPLETED: f"All references in: {candidate}",
+        NoticeEvent.REQUEST_EXPIRED: f"Request expired: {candidate}",
+    }
+    return subjects.get(NoticeEvent(event), f"Update: {candidate}")
+
+
+def _notice(company_id, event: str, reference_request, *, reference=None, flag=None) -> bool:
+    """Mail one notice to the request's recruiter (in the company's context)."""
+    company = _company(company_id)
+    to = user_service.member_email(company.pk, reference_request.created_by_id)
+    if not to:
+        return True  # the recruiter left: nobody to tell, nothing to try again
+    context = {
+        "company_name": company.name,
+        "subject": notice_subject(event, reference_request, reference),
+        "line": notice_line(event, reference_request, reference, flag),
+        "request_url": _request_url(reference_request),
+        "preferences_url": f"{settings.PUBLIC_URL}{reverse('notice_preferences')}",
+    }
+    return send("recruiter_notice", [to], context, company_id=company.pk)
+
+
+def notice_reference_declined(company_id, reference_id: uuid.UUID) -> bool:
+    with company_context(_company(company_id)):
+        reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
+        return _notice(company_id, NoticeEvent.REFERENCE_DECLINED, reference.request, reference=reference)
+
+
+def notice_high_flag(company_id, flag_id: uuid.UUID) -> bool:
+    with company_context(_company(company_id)):
+        flag = Flag.objects.select_related("request__candidate", "reference").get(pk=flag_id)
+        return _notice(company_id, NoticeEvent.HIGH_FLAG, flag.request, reference=flag.reference, flag=flag)
+
+
+def notice_request_completed(company_id, request_id: uuid.UUID) -> bool:
+    with company_context(_company(company_id)):
+        reference_request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        return _notice(company_id, NoticeEvent.REQUEST_COMPLETED, reference_request)
+
+
+def notice_request_expired(company_id, request_id: uuid.UUID) -> bool:
+    with company_context(_company(company_id)):
+        reference_request = ReferenceRequest.objects.select_related("candidate").get(pk=request_id)
+        return _notice(company_id, NoticeEvent.REQUEST_EXPIRED, reference_request)
+
+
+def notice_digest(company_id, batch: uuid.UUID) -> bool:
+    """One member's waiting notices in one mail, oldest first."""
+    company = _company(company_id)
+    with company_context(company):
+        notices = list(
+            Notice.objects.filter(batch=batch)
+            .select_related("request__candidate", "reference", "flag")
+            .order_by("created_at", "id")
+        )
+        if not notices:
+            return True  # their requests were deleted meanwhile
+        to = user_service.member_email(company.pk, notices[0].user_id)
+        if not to:
+            return True
+        items = [
+            {
+                "line": notice_line(n.event, n.request, n.reference, n.flag),
+                "request_url": _request_url(n.request),
+            }
+            for n in notices
+        ]
+        context = {
+            "company_name": company.name,
+            "items": items,
+            "count": len(items),
+            "preferences_url": f"{settings.PUBLIC_URL}{reverse('notice_preferences')}",
+        }
+        return send("recruiter_digest", [to], context, company_id=company.pk)

@@ -59,6 +59,12 @@ KINDS = {
         company_id, row.subject_id
     ),
     "reference_declined": lambda company_id, row: mail.reference_declined(company_id, row.subject_id, row.token or ""),
+    # Notices to the request's recruiter (references.desk.notices).
+    "notice_reference_declined": lambda company_id, row: mail.notice_reference_declined(company_id, row.subject_id),
+    "notice_high_flag": lambda company_id, row: mail.notice_high_flag(company_id, row.subject_id),
+    "notice_request_completed": lambda company_id, row: mail.notice_request_completed(company_id, row.subject_id),
+    "notice_request_expired": lambda company_id, row: mail.notice_request_expired(company_id, row.subject_id),
+    "notice_digest": lambda company_id, row: mail.notice_digest(company_id, row.subject_id),
 }
 MAX_ATTEMPTS = 8  # about a day and a half of tries (see _backoff)
 SENT_KEPT = timedelta(days=30)

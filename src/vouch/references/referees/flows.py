@@ -8,11 +8,12 @@ from django.utils import timezone
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import flows
+from vouch.references.desk import notices
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.referees import answers as answer_rules
 from vouch.references.referees import progress
-from vouch.references.request_models import Reference, ReferenceRequest, ReferenceStatus
+from vouch.references.request_models import NoticeEvent, Reference, ReferenceRequest, ReferenceStatus
 from vouch.references.requests import flows as request_flows
 from vouch.tenancy import company_db
 
@@ -138,7 +139,7 @@ def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
             reference_request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference
         )
         request_flows.refresh_status(reference_request)
-        outgoing.record("reference_completed_recruiter", reference.pk)
+        notices.notify(NoticeEvent.REFERENCE_COMPLETED, reference_request, reference=reference)
         outgoing.record("reference_completed_candidate", reference.pk)
     return {}
 
@@ -158,6 +159,7 @@ def decline(reference: Reference, reason: str) -> None:
         flows.note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
         request_flows.refresh_status(reference.request)
         reference_request = reference.request
+        notices.notify(NoticeEvent.REFERENCE_DECLINED, reference_request, reference=reference)
         if reference_request.is_open:
             # The candidate's link to nominate someone else, sent with the mail below.
             token = links.issue(

@@ -18,6 +18,7 @@ from vouch.activity.services import Kind
 from vouch.audit import record
 from vouch.audit.models import EventAction
 from vouch.core.requests import CompanyRequest
+from vouch.references.desk import figures
 from vouch.references.reports import data as report_data
 from vouch.references.reports import pdf as pdfs
 from vouch.references.requests.access import request_or_404
@@ -31,6 +32,7 @@ log = logging.getLogger("vouch.references")
 @company_action(Action.VIEW_REPORTS)
 def report(request: CompanyRequest, request_id: UUID) -> HttpResponse:
     reference_request = request_or_404(request, request_id)
+    figures.mark_report_viewed(reference_request, request.membership.user_id)
     response = render(
         request,
         "references/report/page.html",

@@ -14,6 +14,7 @@ from vouch.core.context import current
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import flows, jobs
+from vouch.references.desk import notices
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.models import Candidate
@@ -24,6 +25,7 @@ from vouch.references.request_models import (
     MAX_REFEREES,
     OPEN_REFERENCE_STATUSES,
     Flag,
+    NoticeEvent,
     ReferenceRequest,
     ReferenceStatus,
     RequestStatus,
@@ -196,6 +198,7 @@ def expire_request(reference_request: ReferenceRequest, *, now: datetime | None 
         reference_request.closed_at = now
         reference_request.save(update_fields=["status", "closed_at"])
         flows.note(reference_request, "request_expired", "The deadline passed: open items expired.")
+        notices.notify(NoticeEvent.REQUEST_EXPIRED, reference_request)
     return True
 
 
@@ -244,6 +247,7 @@ def refresh_status(reference_request: ReferenceRequest, *, now: datetime | None 
         # Links stay until the deadline: the candidate still sees the statuses, and the
         # referees their thank-you page; every change is refused once closed.
         flows.note(reference_request, "request_completed", "All references are in: the request is complete.")
+        notices.notify(NoticeEvent.REQUEST_COMPLETED, reference_request)
     elif active < reference_request.referees_required:
         reference_request.status = RequestStatus.AWAITING_CANDIDATE
     elif completed or started:

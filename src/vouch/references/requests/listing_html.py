@@ -11,7 +11,7 @@ rendering of the same rows. The rows come from ``listing`` (value rows in its
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date
 from html import escape
 from uuid import UUID
@@ -20,6 +20,7 @@ from django.core.paginator import Page
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
+from vouch.references.desk.status import short_line
 from vouch.references.models import Candidate
 from vouch.references.request_models import ReferenceRequest, RequestStatus
 
@@ -31,14 +32,15 @@ def _day(day: date) -> str:
     return f"{day.day} {_MONTHS[day.month]} {day.year}"
 
 
-def rows_html(rows: Iterable[tuple], names: dict[int, str]) -> SafeString:
+def rows_html(rows: Iterable[tuple], names: dict[int, str], marked: Collection[UUID] = ()) -> SafeString:
     """The dashboard table's rows (value rows in ``ROW_COLUMNS`` order), as one string.
 
     Drawn here rather than in the template: 25 rows through Django's template engine (a
     lookup, localisation and escaping per value) cost more than everything else the
     page does, and an f-string costs a tenth of ``str.format`` with a dozen names. Every
     value from the database or a member goes through ``escape`` (the same escaping as
-    ``{{ value }}``); the rest are numbers and dates built here."""
+    ``{{ value }}``); the rest are numbers and dates built here. ``marked``: the ids of
+    the requests that need the member's action (``desk.figures.action_ids``)."""
     labels = dict(RequestStatus.choices)
     role_field, name_field = ReferenceRequest._meta.get_field("role"), Candidate._meta.get_field("name")
     # One reverse for the page: a request's URL differs only by its id.
@@ -48,15 +50,18 @@ def rows_html(rows: Iterable[tuple], names: dict[int, str]) -> SafeString:
     for pk, created_at, created_by_id, role, status, completed, required, flags, deadline, candidate_id, name in rows:
         # Each value is bound to its own row: the role to the request, the name to the candidate.
         role, candidate = escape(str(role_field.open(role, pk))), escape(str(name_field.open(name, candidate_id)))
+        action = ' <span class="badge action">Action needed</span>' if pk in marked else ""
+        hint = short_line(status, completed, required)
+        hint_html = f'<br><span class="hint">{escape(hint)}</span>' if hint else ""
         pk, status = str(pk), str(status)
         requested_by = names.get(created_by_id)
         flags_html = f'<span class="badge flag">{flags}</span>' if flags else "0"
         html.append(
             f'<tr id="request-{pk}">\n'
-            f'  <td data-label="Candidate"><a href="{url_start}{pk}{url_end}">{candidate}</a></td>\n'
+            f'  <td data-label="Candidate"><a href="{url_start}{pk}{url_end}">{candidate}</a>{action}</td>\n'
             f'  <td data-label="Role">{role}</td>\n'
             f'  <td data-label="Status"><span class="badge status-{escape(status)}">'
-            f"{escape(str(labels.get(status, status)))}</span></td>\n"
+            f"{escape(str(labels.get(status, status)))}</span>{hint_html}</td>\n"
             f'  <td data-label="Requested by">{escape(requested_by) if requested_by else "—"}</td>\n'
             f'  <td data-label="Progress"><progress max="{required}" value="{completed}" '
             f'aria-label="References completed"></progress>\n    {completed}/{required}</td>\n'

@@ -12,16 +12,22 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import dateformat
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from vouch.accounts import policy, user_service
 from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
+from vouch.activity import services as activity
+from vouch.audit import record
+from vouch.audit.models import EventAction
+from vouch.core.context import company_context
 from vouch.core.requests import CompanyRequest
 from vouch.references import bulk
+from vouch.references.desk import export, figures
+from vouch.references.desk.status import status_line
 from vouch.references.flows import WorkflowError
 from vouch.references.fraud import checks as fraud
 from vouch.references.reports import data as report_data
@@ -74,42 +80,98 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
 @admission.admit("search", when=admission.searching)  # a few searches at once per company (P3)
 def request_list(request: CompanyRequest) -> HttpResponse:
     membership = request.membership
-    seen = visibility(request)
+    # Read once: who sees what, and when a referee is late (the action marker).
+    workflow = WorkflowSettings.current()
+    seen = visibility(request, workflow)
     members = user_service.company_members(request.company)
     context = {
         "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
         "sees_all": seen.everything,
     }
-    kept: dict[str, str] = {}
-    if request.GET.keys().isdisjoint(FilterForm.base_fields):
-        # No filter asked for (the page as first opened, or another page of it): nothing
-        # to validate, and building the form's fields was about 3% of the page's work.
-        form, filters = None, listing.Filters()
-    else:
-        form = FilterForm(request.GET, members=members, show_recruiter=seen.everything)
-        if not form.is_valid():
-            context = {**context, "form": form, "result": None}
-            return render(request, "references/requests/list.html", context, status=400)
-        data = form.cleaned_data
-        filters = listing.Filters(
-            status=data["status"],
-            recruiter=data.get("recruiter"),
-            flagged=data["flagged"],
-            created_from=data["created_from"],
-            created_to=data["created_to"],
-            query=data["q"].strip(),
-        )
-        kept = {key: value for key, value in request.GET.items() if key != "page" and value and key in form.fields}  # type: ignore[misc]  # typing debt
+    form, filters, kept = _filters(request, members, seen)
+    if filters is None:
+        context = {**context, "form": form, "result": None}
+        return render(request, "references/requests/list.html", context, status=400)
     result = listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
     # With nothing to show and no filter, say whether there is anything at all.
     has_any = result.page.paginator.count > 0 or (filters.active and seen.of(ReferenceRequest.objects.all()).exists())
     querystring = urlencode(kept)
     context |= {"form": form, "result": result, "has_any": has_any, "querystring": querystring}
     if result.page.object_list:
-        context["rows"] = listing_html.rows_html(result.page.object_list, result.names)
+        # The "action needed" marker: one query for the page's rows.
+        marked = figures.action_ids(
+            seen.of(ReferenceRequest.objects.all()),
+            membership.user_id,
+            [row[0] for row in result.page.object_list],
+            workflow,
+        )
+        context["rows"] = listing_html.rows_html(result.page.object_list, result.names, marked)
         context["pagination"] = listing_html.pagination_html(result.page, querystring, result.summary)
     return render(request, "references/requests/list.html", context)
+
+
+def _filters(
+    request: CompanyRequest, members: dict[int, str], seen
+) -> tuple[FilterForm | None, listing.Filters | None, dict[str, str]]:
+    """The list's filters from the query string: (form, filters, the values to keep in
+    links); filters None when the form is invalid (the caller answers 400)."""
+    if request.GET.keys().isdisjoint(FilterForm.base_fields):
+        # No filter asked for (the page as first opened, or another page of it): nothing
+        # to validate, and building the form's fields was about 3% of the page's work.
+        return None, listing.Filters(), {}
+    form = FilterForm(request.GET, members=members, show_recruiter=seen.everything)
+    if not form.is_valid():
+        return form, None, {}
+    data = form.cleaned_data
+    filters = listing.Filters(
+        status=data["status"],
+        recruiter=data.get("recruiter"),
+        flagged=data["flagged"],
+        created_from=data["created_from"],
+        created_to=data["created_to"],
+        query=data["q"].strip(),
+    )
+    kept = {key: str(value) for key, value in request.GET.items() if key != "page" and value and key in form.fields}
+    return form, filters, kept
+
+
+@require_safe
+@company_action(Action.VIEW_REQUESTS)
+@admission.admit("search", when=admission.searching)
+def request_export(request: CompanyRequest) -> HttpResponse | StreamingHttpResponse:
+    """The list's rows as CSV, with the same filters (and the same "only their own"
+    limit): every matching row, not one page, streamed as it is read."""
+    seen = visibility(request)
+    members = user_service.company_members(request.company)
+    form, filters, _ = _filters(request, members, seen)
+    if filters is None:
+        errors = (
+            "; ".join(f"{name}: {' '.join(str(m) for m in problems)}" for name, problems in form.errors.items())
+            if form
+            else ""
+        )
+        return HttpResponseBadRequest(f"Invalid filters. {errors}", content_type="text/plain; charset=utf-8")
+    matching = listing.filtered(seen.of(ReferenceRequest.objects.all()), filters)
+    company = request.company
+    activity.log(
+        activity.Kind.REQUESTS_EXPORTED,
+        "The request list was exported as CSV.",
+        actor=request.user,
+        details={"filtered": filters.active},
+    )
+    # A download of personal data, counted by the abuse rules against the company's normal (P18).
+    record(EventAction.DATA_EXPORT, request=request, target="requests", details={"kind": "request_list_csv"})
+
+    def stream():
+        # Read after the view has returned: the rows are read in the company's context.
+        with company_context(company):
+            yield from export.lines(matching, dict(members))
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="reference-requests.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 # --- new requests ----------------------------------------------------------------------
@@ -263,6 +325,7 @@ def _detail(
         "references/requests/detail.html",
         {
             "reference_request": reference_request,
+            "status_line": status_line(reference_request, references),
             "candidate": reference_request.candidate,
             "questionnaire_name": version.questionnaire.name,
             "questionnaire_version": version.number,

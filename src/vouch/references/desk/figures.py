@@ -1,0 +1,289 @@
+"""What the dashboard shows: counts by status, what needs the member's action, recent
+activity and turnaround figures, for the requests the member sees (``Visibility``),
+in the member's own view (their requests) or the company's (all they may see).
+
+Every figure is a handful of queries on plain columns (statuses, dates, counters), so
+the page's cost does not grow with the number of requests shown: tests/references/
+test_desk.py holds its query count, and docs/features.md gives its time with 10,000
+requests. Only the few rows listed are decrypted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.core.cache import cache
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from vouch.core.context import current
+from vouch.references.request_models import (
+    OPEN_REFERENCE_STATUSES,
+    OPEN_REQUEST_STATUSES,
+    Flag,
+    Reference,
+    ReferenceRequest,
+    ReferenceStatus,
+    ReportView,
+    RequestStatus,
+    Severity,
+    TimelineEvent,
+    WorkflowSettings,
+)
+from vouch.references.requests.access import Visibility
+
+# A request whose deadline is this close needs a look (a nudge, or a later deadline).
+NEAR_DEADLINE = timedelta(days=2)
+# Rows shown per kind of action; the count says how many there are in all.
+ACTION_ROWS = 5
+RECENT_ROWS = 10
+TURNAROUND_WINDOWS = (30, 90)
+TURNAROUND_CACHE = timedelta(minutes=15)
+
+
+class ActionKind:
+    REFEREE = "referee"
+    DEADLINE = "deadline"
+    HIGH_FLAG = "high_flag"
+    UNREAD_REPORT = "unread_report"
+
+
+ACTION_TITLES = {
+    ActionKind.REFEREE: "Referees who declined or have not answered",
+    ActionKind.DEADLINE: "Deadlines in the next two days",
+    ActionKind.HIGH_FLAG: "Open high fraud signals",
+    ActionKind.UNREAD_REPORT: "Completed reports you have not opened",
+}
+
+
+@dataclass
+class ActionList:
+    kind: str
+    title: str
+    count: int
+    rows: list[ReferenceRequest]
+
+
+@dataclass
+class Turnaround:
+    days: int
+    requests: int
+    median_first_nomination: timedelta | None
+    median_completion: timedelta | None
+    nominated: int
+    response_rate: float | None  # completed or declined, of the referees nominated
+    decline_rate: float | None
+
+
+@dataclass
+class Desk:
+    mine: bool  # the member's own requests (else all they may see)
+    can_choose: bool  # whether the member may switch between the two views
+    total: int
+    by_status: list[tuple[str, str, int]]  # (status, label, count), every status
+    actions: list[ActionList]
+    recent: list[TimelineEvent] = field(default_factory=list)
+    turnaround: list[Turnaround] = field(default_factory=list)
+
+    @property
+    def action_count(self) -> int:
+        return sum(action.count for action in self.actions)
+
+
+def scope(seen: Visibility, user_id: int, *, want_company: bool) -> tuple[QuerySet[ReferenceRequest], bool]:
+    """The requests the dashboard counts, and whether that is the member's own view. A
+    member limited to their own requests has only that view, whatever they ask for."""
+    everything = ReferenceRequest.objects.all()
+    if seen.everything and want_company:
+        return everything, False
+    if seen.everything:
+        return everything.filter(created_by_id=user_id), True
+    return seen.of(everything), True
+
+
+def referee_needs_action(settings: WorkflowSettings, now: datetime) -> Q:
+    """An open request with a referee who declined (and was not replaced) or has not
+    answered past the replacement time."""
+    stale = now - timedelta(days=settings.replace_after_days)
+    references = Reference.objects.filter(request_id=OuterRef("pk"))
+    declined = references.filter(status=ReferenceStatus.DECLINED)
+    unanswered = references.filter(status__in=OPEN_REFERENCE_STATUSES, nominated_at__lt=stale)
+    return Q(status__in=OPEN_REQUEST_STATUSES) & (Exists(declined) | Exists(unanswered))
+
+
+def needs_action(settings: WorkflowSettings, user_id: int, now: datetime) -> Q:
+    """Every rule of "needs your action" in one condition (the list's marker)."""
+    return referee_needs_action(settings, now) | _near_deadline(now) | _high_flag() | _unread_report(user_id)
+
+
+def _near_deadline(now: datetime) -> Q:
+    return Q(status__in=OPEN_REQUEST_STATUSES, deadline__lte=now + NEAR_DEADLINE)
+
+
+def _high_flag() -> Q:
+    # open_flags is kept in step with the flags: only requests with any are looked into.
+    high = Flag.objects.filter(request_id=OuterRef("pk"), severity__gte=Severity.HIGH, reviewed_at__isnull=True)
+    return Q(open_flags__gt=0) & Q(Exists(high))
+
+
+def _unread_report(user_id: int) -> Q:
+    read = ReportView.objects.filter(request_id=OuterRef("pk"), user_id=user_id)
+    return Q(status=RequestStatus.COMPLETED) & ~Q(Exists(read))
+
+
+def _rules(settings: WorkflowSettings, user_id: int, now: datetime) -> list[tuple[str, Q, tuple[str, ...]]]:
+    return [
+        (ActionKind.HIGH_FLAG, _high_flag(), ("-open_flags", "deadline")),
+        (ActionKind.REFEREE, referee_needs_action(settings, now), ("deadline", "id")),
+        (ActionKind.DEADLINE, _near_deadline(now), ("deadline", "id")),
+        (ActionKind.UNREAD_REPORT, _unread_report(user_id), ("-closed_at", "id")),
+    ]
+
+
+def action_ids(
+    requests: QuerySet[ReferenceRequest], user_id: int, ids: list[UUID], settings: WorkflowSettings
+) -> set[UUID]:
+    """Which of ``ids`` need the member's action (the request list's marker): one query."""
+    if not ids:
+        return set()
+    condition = needs_action(settings, user_id, timezone.now())
+    return set(requests.filter(pk__in=ids).filter(condition).values_list("pk", flat=True))
+
+
+def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime | None = None) -> Desk:
+    now = now or timezone.now()
+    settings = WorkflowSettings.current()
+    requests, mine = scope(seen, user_id, want_company=want_company)
+    counts = dict(requests.order_by().values_list("status").annotate(n=Count("pk")))
+    by_status = [(status, label, counts.get(status, 0)) for status, label in RequestStatus.choices]
+    actions = []
+    for kind, condition, order in _rules(settings, user_id, now):
+        matching = requests.filter(condition)
+        rows = list(matching.select_related("candidate").order_by(*order)[:ACTION_ROWS])
+        # Counted only when the rows fill the list: most companies have fewer.
+        count = len(rows) if len(rows) < ACTION_ROWS else matching.count()
+        actions.append(ActionList(kind, ACTION_TITLES[kind], count, rows))
+    return Desk(
+        mine=mine,
+        can_choose=seen.everything,
+        total=sum(counts.values()),
+        by_status=by_status,
+        actions=actions,
+        recent=recent(requests),
+        turnaround=cached_turnaround(
+            requests,
+            "all" if not mine and seen.everything else f"member:{user_id}",
+            # A new request or a change of status is a new key: the figures never lag those.
+            ",".join(str(count) for _, _, count in by_status),
+            now,
+        ),
+    )
+
+
+def recent(requests: QuerySet[ReferenceRequest]) -> list[TimelineEvent]:
+    """The latest lines of the timelines of these requests, newest first."""
+    events = TimelineEvent.objects.all()
+    if _narrowed(requests):
+        events = events.filter(request__in=requests.values("pk"))
+    return list(events.select_related("request__candidate").order_by("-at", "-id")[:RECENT_ROWS])
+
+
+def _middle(durations: QuerySet, count: int) -> timedelta | None:
+    """The median of ``count`` durations (a queryset of one ordered duration column),
+    read by the database: one or two rows at the middle, never every row."""
+    if not count:
+        return None
+    middle = list(durations[(count - 1) // 2 : count // 2 + 1])
+    values = [value if isinstance(value, timedelta) else timedelta(microseconds=value) for value in middle]
+    return sum(values, timedelta()) / len(values)
+
+
+def turnaround(requests: QuerySet[ReferenceRequest], now: datetime) -> list[Turnaround]:
+    """For requests created in the last 30 and 90 days: the median time from the
+    request to the candidate's first nomination and to completion, and of the
+    referees nominated on them, how many answered (completed or declined) and how many
+    declined (replaced referees count: a decline that was replaced is still one).
+
+    Counted and ordered by the database (two aggregates, then the middle rows of each
+    median), so the cost does not grow with Python work per request."""
+    starts = {days: now - timedelta(days=days) for days in TURNAROUND_WINDOWS}
+    requests = requests.order_by()
+    with_first = requests.annotate(first=Min("references__nominated_at")).filter(first__isnull=False)
+    completed = requests.filter(status=RequestStatus.COMPLETED, closed_at__isnull=False)
+    nominated_any = Exists(Reference.objects.filter(request_id=OuterRef("pk")))
+    sizes = requests.filter(created_at__gte=min(starts.values())).aggregate(
+        **{f"requests_{days}": Count("pk", filter=Q(created_at__gte=start)) for days, start in starts.items()},
+        **{
+            f"nominated_{days}": Count("pk", filter=Q(created_at__gte=start) & nominated_any)
+            for days, start in starts.items()
+        },
+        **{
+            f"completed_{days}": Count(
+                "pk", filter=Q(created_at__gte=start, status=RequestStatus.COMPLETED, closed_at__isnull=False)
+            )
+            for days, start in starts.items()
+        },
+    )
+    referees = Reference.objects.filter(request__in=requests.values("pk")) if _narrowed(requests) else Reference.objects
+    answered = Q(submitted_at__isnull=False) | Q(declined_at__isnull=False)
+    rates = referees.filter(request__created_at__gte=min(starts.values())).aggregate(
+        **{
+            f"{name}_{days}": Count("pk", filter=Q(request__created_at__gte=start) & extra)
+            for days, start in starts.items()
+            for name, extra in (("nominated", Q()), ("answered", answered), ("declined", Q(declined_at__isnull=False)))
+        }
+    )
+    figures = []
+    for days, start in starts.items():
+        nominated_in = with_first.filter(created_at__gte=start)
+        nominations = sizes[f"nominated_{days}"]
+        first_wait = (
+            nominated_in.annotate(wait=F("first") - F("created_at")).order_by("wait").values_list("wait", flat=True)
+        )
+        completion = (
+            completed.filter(created_at__gte=start)
+            .annotate(wait=F("closed_at") - F("created_at"))
+            .order_by("wait")
+            .values_list("wait", flat=True)
+        )
+        nominated = rates[f"nominated_{days}"]
+        figures.append(
+            Turnaround(
+                days=days,
+                requests=sizes[f"requests_{days}"],
+                median_first_nomination=_middle(first_wait, nominations),
+                median_completion=_middle(completion, sizes[f"completed_{days}"]),
+                nominated=nominated,
+                response_rate=rates[f"answered_{days}"] / nominated if nominated else None,
+                decline_rate=rates[f"declined_{days}"] / nominated if nominated else None,
+            )
+        )
+    return figures
+
+
+def cached_turnaround(requests: QuerySet[ReferenceRequest], scope: str, state: str, now: datetime) -> list[Turnaround]:
+    """``turnaround`` kept for ``TURNAROUND_CACHE`` per company, view and ``state`` (the
+    counts by status): medians over 30 and 90 days move slowly, and working them out
+    reads every request of the period (hundreds of milliseconds with 10,000 of them),
+    where the rest of the page reads a few rows. A nomination or a referee's answer that
+    changes no status shows within ``TURNAROUND_CACHE``."""
+    key = f"desk:turnaround:{current().company_id}:{scope}:{state}"
+    figures = cache.get(key)
+    if figures is None:
+        figures = turnaround(requests, now)
+        cache.set(key, figures, TURNAROUND_CACHE.total_seconds())
+    return figures
+
+
+def _narrowed(requests: QuerySet[ReferenceRequest]) -> bool:
+    """Whether ``requests`` is narrowed by a filter (one member's), not every request."""
+    return bool(requests.query.where)
+
+
+def mark_report_viewed(reference_request: ReferenceRequest, user_id: int) -> None:
+    """Note that the member opened the request's report (the dashboard then stops
+    listing it as unread for them)."""
+    ReportView.objects.update_or_create(
+        request=reference_request, user_id=user_id, defaults={"viewed_at": timezone.now()}
+    )
