@@ -16,7 +16,7 @@ import statistics
 from datetime import date, datetime
 
 from vouch.accounts import user_service
-from vouch.references.fraud.checks import title_of
+from vouch.references.fraud.titles import title_of
 from vouch.references.request_models import (
     Flag,
     Reference,

@@ -6,6 +6,7 @@ from django import template
 
 from vouch.accounts import user_service
 from vouch.references.fraud import checks as fraud
+from vouch.references.request_models import Severity
 
 register = template.Library()
 
@@ -26,3 +27,9 @@ def flag_reviewer(flag) -> str:
     if known is not None:
         return known
     return user_service.member_names([flag.reviewed_by_id]).get(flag.reviewed_by_id, "")
+
+
+@register.filter
+def severity_label(value) -> str:
+    """ "High", "Medium" or "Low" for a severity number."""
+    return Severity(value).label if value in Severity.values else ""
