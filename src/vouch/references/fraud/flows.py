@@ -40,17 +40,13 @@ def review_flags(reference_request: ReferenceRequest, flag_ids: list, *, actor, 
         if not flags:
             return []
         now, member = timezone.now(), company_db.actor_id(actor)
-        Flag.objects.filter(pk__in=[flag.pk for flag in flags]).update(
-            reviewed_at=now, reviewed_by_id=member
-        )
+        Flag.objects.filter(pk__in=[flag.pk for flag in flags]).update(reviewed_at=now, reviewed_by_id=member)
         # The comment is encrypted per row by its field: saved one by one, not by update().
         for flag in flags:
             flag.reviewed_at, flag.reviewed_by_id, flag.review_comment = now, member, comment
             flag.save(update_fields=["review_comment"])
         reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
-        reference_request.open_flags = Flag.objects.filter(
-            request=reference_request, reviewed_at__isnull=True
-        ).count()
+        reference_request.open_flags = Flag.objects.filter(request=reference_request, reviewed_at__isnull=True).count()
         reference_request.save(update_fields=["open_flags"])
         references = {flag.reference_id: flag.reference for flag in flags}
         what = "Flag reviewed" if len(flags) == 1 else f"{len(flags)} flags reviewed"

@@ -16,6 +16,7 @@ a reviewed group stays where it was, marked reviewed."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,6 +87,9 @@ CAUSE_TEXT: dict[str, tuple[str, str, str]] = {
 }
 CAUSE_RANK = {cause: rank for rank, cause in enumerate(CAUSE_TEXT)}
 
+# Causes between two referees (not the candidate and a referee): grouped per set of referees.
+BETWEEN_REFEREES = frozenset({"device_referee", "ip_referee"})
+
 NONE, REVIEW, HIGH = "none", "review", "high"
 LEVEL_LABELS = {NONE: "No concern", REVIEW: "Review", HIGH: "High risk"}
 NUMBERS = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten"]
@@ -93,11 +97,6 @@ NUMBERS = ["No", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight",
 
 def cause_of(kind: str) -> str:
     return CAUSES.get(kind, kind)
-
-
-def group_key(flag: Flag) -> str:
-    """The key of the group a flag belongs to (``Group.key``)."""
-    return _key(cause_of(flag.kind), context.parties(flag))
 
 
 def _key(cause: str, pair: tuple) -> str:
@@ -116,6 +115,7 @@ class Group:
     pair: tuple
     reference: Reference | None
     flags: list[Flag] = field(default_factory=list)
+    referee_names: list[str] = field(default_factory=list)  # of a group between referees
 
     @property
     def key(self) -> str:
@@ -186,6 +186,7 @@ class RefereeSignals:
     reference: Reference
     groups: list[Group]
     risk: Risk
+    shared: list[Group] = field(default_factory=list)  # its groups with other referees, shown below
 
     @property
     def target(self) -> str:
@@ -194,7 +195,11 @@ class RefereeSignals:
 
     @property
     def open_count(self) -> int:
-        return sum(len(group.open_flags) for group in self.groups)
+        """Its open flags: its own and those of its pairs with other referees."""
+        hex_id = self.reference.pk.hex
+        return sum(
+            1 for group in self.groups + self.shared for flag in group.open_flags if hex_id in context.parties(flag)
+        )
 
 
 @dataclass
@@ -203,11 +208,14 @@ class Triage:
     referees: list[RefereeSignals]
     groups: list[Group]
     flags: list[Flag]
-    unassigned: list[Group] = field(default_factory=list)  # groups on no referee (none today)
+    between: list[Group] = field(default_factory=list)  # groups between referees, after the referees' sections
 
     @property
     def open_count(self) -> int:
         return sum(1 for flag in self.flags if flag.reviewed_at is None)
+
+    def group_of(self, flag_id) -> Group | None:
+        return next((group for group in self.groups if any(flag.pk == flag_id for flag in group.flags)), None)
 
 
 def _level(groups: list[Group]) -> str:
@@ -225,15 +233,22 @@ def _clauses(groups: list[Group], *, subject: bool) -> list[str]:
         if not group.reviewed:
             by_cause.setdefault(group.cause, []).append(group)
     clauses = []
-    for cause in sorted(by_cause, key=lambda cause: (-max(g.severity for g in by_cause[cause]), CAUSE_RANK.get(cause, 99))):
+    for cause in sorted(
+        by_cause, key=lambda cause: (-max(g.severity for g in by_cause[cause]), CAUSE_RANK.get(cause, 99))
+    ):
         found = by_cause[cause]
         referees = {party for group in found for party in group.pair if party and party != context.CANDIDATE}
         one, several = CAUSE_TEXT.get(cause, ("", f"raised “{found[0].title}”", f"raised “{found[0].title}”"))[1:]
-        if subject:
-            n = max(1, len(referees))
-            clause = f"{_count(n).lower()} referee{'s' if n != 1 else ''} {several if n != 1 else one}"
-        else:
+        n = max(1, len(referees))
+        if not subject:
             clause = one
+        elif cause in BETWEEN_REFEREES:
+            shared = "device" if cause == "device_referee" else "internet address"
+            clause = (
+                f"{_count(n).lower()} referees used the same {shared} as {'one another' if n > 2 else 'each other'}"
+            )
+        else:
+            clause = f"{_count(n).lower()} referee{'s' if n != 1 else ''} {several if n != 1 else one}"
         reasons = {group.lowered_because for group in found}
         if reasons == {context.OFFICE_REASON}:
             clause += " (a known office network)"
@@ -259,23 +274,52 @@ def risk_of(groups: list[Group], *, subject: bool = True) -> Risk:
     return Risk(_level(groups), _sentence(groups, subject=subject))
 
 
+def _clusters(flags: list[Flag]) -> dict:
+    """Referees linked by one cause between referees (A shares with B, B with C) as one
+    set per cause: four colleagues behind one office address make six pairs, shown as
+    one item naming the four. Returns {(cause, referee): the sorted tuple of its set}."""
+    parent: dict = {}
+
+    def find(node):
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for flag in flags:
+        cause = cause_of(flag.kind)
+        if cause in BETWEEN_REFEREES:
+            first, second = context.parties(flag)
+            parent[find((cause, first))] = find((cause, second))
+    members: dict = defaultdict(set)
+    for node in list(parent):
+        members[find(node)].add(node[1])
+    return {node: tuple(sorted(members[find(node)])) for node in parent}
+
+
 def group_flags(flags: list[Flag], references: dict) -> list[Group]:
-    """Group weighed flags by cause and pair, in the referees' order then by cause."""
+    """Group weighed flags by cause and pair (or set of referees), in the referees'
+    order then by cause; the groups between referees come last."""
     groups: dict = {}
+    clusters = _clusters(flags)
     for flag in flags:
         cause = cause_of(flag.kind)
         pair = context.parties(flag)
+        if cause in BETWEEN_REFEREES:
+            pair = clusters[(cause, pair[0])]
         group = groups.get((cause, pair))
         if group is None:
-            group = groups[(cause, pair)] = Group(cause, pair, references.get(flag.reference_id))
+            owner = None if cause in BETWEEN_REFEREES else references.get(flag.reference_id)
+            group = groups[(cause, pair)] = Group(cause, pair, owner)
         group.flags.append(flag)
     order = {reference_id: position for position, reference_id in enumerate(references)}
+    last = len(order)
     for group in groups.values():
         group.flags.sort(key=lambda flag: (flag.raised_at, flag.pk.hex))
     return sorted(
         groups.values(),
         key=lambda group: (
-            order.get(group.reference.pk if group.reference else None, -1),
+            order.get(group.reference.pk, last) if group.reference else last,
             CAUSE_RANK.get(group.cause, 99),
             group.key,
         ),
@@ -295,10 +339,19 @@ def triage_of(reference_request: ReferenceRequest, flags: list[Flag]) -> Triage:
         .order_by("nominated_at", "id")
     }
     groups = group_flags(flags, references)
+    position = {reference.pk.hex: n for n, reference in enumerate(references.values())}
+    names = {reference.pk.hex: reference.name for reference in references.values()}
+    for group in groups:
+        if group.reference is None:
+            group.referee_names = [
+                names[part] for part in sorted(group.pair, key=lambda p: position.get(p, 0)) if part in names
+            ]
     referees = []
     for reference in references.values():
         mine = [group for group in groups if group.reference is not None and group.reference.pk == reference.pk]
-        if mine:
-            referees.append(RefereeSignals(reference, mine, risk_of(mine, subject=False)))
-    unassigned = [group for group in groups if group.reference is None]
-    return Triage(risk_of(groups), referees, groups, flags, unassigned)
+        # Its risk counts the groups it shares with other referees too, shown once below.
+        theirs = [group for group in groups if group.reference is None and reference.pk.hex in group.pair]
+        if mine or theirs:
+            referees.append(RefereeSignals(reference, mine, risk_of(mine + theirs, subject=False), theirs))
+    between = [group for group in groups if group.reference is None]
+    return Triage(risk_of(groups), referees, groups, flags, between)

@@ -26,6 +26,7 @@ from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest
 from vouch.references import flows
 from vouch.references.fraud import checks as fraud
+from vouch.references.fraud import context as signal_context
 from vouch.references.fraud import flows as fraud_flows
 from vouch.references.fraud import triage
 from vouch.references.request_models import Flag, Reference
@@ -55,12 +56,15 @@ def _flags(
     status: int = 200,
     partial: bool,
     error: str = "",
-    target: str = "",
+    target: str | UUID = "",
     comment: str = "",
     notice: str = "",
 ) -> HttpResponse:
     reference_request.refresh_from_db(fields=["open_flags", "flag_count"])
     context = signals_context(request, reference_request)
+    if isinstance(target, UUID):  # one flag: its errors show by its group's form
+        group = context["triage"].group_of(target)
+        target = group.key if group is not None else ""
     # An error about flags whose form is gone (reviewed meanwhile) shows above the list.
     forms = {group.key for group in context["triage"].groups if not group.reviewed}
     forms |= {f"referee-{item.reference.pk}" for item in context["triage"].referees if item.open_count}
@@ -85,7 +89,14 @@ def _reviewed(request: CompanyRequest, reference_request, flags: list[Flag], *, 
 
 
 def _review(
-    request: CompanyRequest, reference_request, flag_ids: list, *, target: str, what: str, anchor: str, already: str
+    request: CompanyRequest,
+    reference_request,
+    flag_ids: list,
+    *,
+    target: str | UUID,
+    what: str,
+    anchor: str,
+    already: str,
 ) -> HttpResponse:
     partial = request.headers.get("HX-Request") == "true"
     comment = request.POST.get("comment", "")
@@ -119,7 +130,7 @@ def flag_review(request: CompanyRequest, request_id: UUID, flag_id: UUID) -> Htt
         request,
         reference_request,
         [flag.pk],
-        target=triage.group_key(flag),
+        target=flag.pk,
         what=fraud.title_of(flag.kind),
         anchor=_anchor(flag.reference_id),
         already="This flag has already been reviewed.",
@@ -145,7 +156,13 @@ def flag_group_review(request: CompanyRequest, request_id: UUID) -> HttpResponse
     key = request.POST.get("group", "")[:200]
     causes = {triage.cause_of(flag.kind) for flag in flags}
     cause = causes.pop() if len(causes) == 1 else ""
-    what = triage.CAUSE_TEXT[cause][0] if cause in triage.CAUSE_TEXT else fraud.title_of(first.kind) if cause else "signals"
+    what = (
+        triage.CAUSE_TEXT[cause][0]
+        if cause in triage.CAUSE_TEXT
+        else fraud.title_of(first.kind)
+        if cause
+        else "signals"
+    )
     if first.reference is not None:
         what = f"{what} — {first.reference.name}"
     return _review(
@@ -164,8 +181,15 @@ def flag_group_review(request: CompanyRequest, request_id: UUID) -> HttpResponse
 def referee_flags_review(request: CompanyRequest, request_id: UUID, reference_id: UUID) -> HttpResponse:
     """Every open flag of one referee, with one comment."""
     reference_request = request_or_404(request, request_id)
-    reference = company_object_or_404(request, Reference.objects.only("id", "name", "request_id"), pk=reference_id, request=reference_request)
-    ids = list(Flag.objects.filter(request_id=reference_request.pk, reference_id=reference.pk).values_list("pk", flat=True))
+    reference = company_object_or_404(
+        request, Reference.objects.only("id", "name", "request_id"), pk=reference_id, request=reference_request
+    )
+    # Its own flags and those of its pairs with other referees (named in the flag's key).
+    ids = [
+        flag.pk
+        for flag in Flag.objects.filter(request_id=reference_request.pk).only("id", "kind", "key", "reference_id")
+        if reference.pk.hex in signal_context.parties(flag)
+    ]
     if not ids:
         raise Http404("No signals on this referee.")
     return _review(

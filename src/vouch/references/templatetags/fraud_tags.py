@@ -33,3 +33,10 @@ def flag_reviewer(flag) -> str:
 def severity_label(value) -> str:
     """ "High", "Medium" or "Low" for a severity number."""
     return Severity(value).label if value in Severity.values else ""
+
+
+@register.filter
+def group_referees(group) -> str:
+    """The names of the referees a group between referees is about ("Ann, Bob and Cem")."""
+    names = getattr(group, "referee_names", None) or []
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + (f" and {names[-1]}" if names else "")
