@@ -349,8 +349,13 @@ def triage_of(reference_request: ReferenceRequest, flags: list[Flag]) -> Triage:
     referees = []
     for reference in references.values():
         mine = [group for group in groups if group.reference is not None and group.reference.pk == reference.pk]
-        # Its risk counts the groups it shares with other referees too, shown once below.
-        theirs = [group for group in groups if group.reference is None and reference.pk.hex in group.pair]
+        # Its risk counts its own flags in the groups shared with other referees (shown once, below).
+        hex_id = reference.pk.hex
+        theirs = [
+            Group(group.cause, group.pair, None, [flag for flag in group.flags if hex_id in context.parties(flag)])
+            for group in groups
+            if group.reference is None and hex_id in group.pair
+        ]
         if mine or theirs:
             referees.append(RefereeSignals(reference, mine, risk_of(mine + theirs, subject=False), theirs))
     between = [group for group in groups if group.reference is None]
