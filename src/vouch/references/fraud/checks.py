@@ -77,7 +77,7 @@ ANSWERED_AS: dict[str, str | None] = {
     "Client or customer": Relationship.CLIENT,
     "Other": None,
 }
-NOMINATED_AS = {
+NOMINATED_AS: dict[str, str] = {
     Relationship.MANAGER: "manager",
     Relationship.PEER: "peer",
     Relationship.REPORT: "direct report",

@@ -98,7 +98,8 @@ RULES = (rule_known_office, rule_shared_network)
 
 
 def lower(severity: int) -> int:
-    return {Severity.HIGH: Severity.MEDIUM, Severity.MEDIUM: Severity.LOW}.get(severity, Severity.LOW)
+    steps: dict[int, int] = {Severity.HIGH: Severity.MEDIUM, Severity.MEDIUM: Severity.LOW}
+    return steps.get(severity, Severity.LOW)
 
 
 def weigh(flag: Flag, facts: Facts) -> Weight:
