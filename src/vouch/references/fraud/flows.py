@@ -9,7 +9,7 @@ from django.utils import timezone
 from vouch.activity import services as activity
 from vouch.references import flows
 from vouch.references.flows import WorkflowError
-from vouch.references.request_models import Flag, ReferenceRequest
+from vouch.references.request_models import Flag, Reference, ReferenceRequest
 from vouch.tenancy import company_db
 
 MAX_COMMENT = 2000
@@ -31,9 +31,9 @@ def review_flags(reference_request: ReferenceRequest, flag_ids: list, *, actor, 
     if len(comment) > MAX_COMMENT:
         raise WorkflowError(f"Keep the comment under {MAX_COMMENT:,} characters.")
     with company_db.atomic():
+        # No join in the locking query: PostgreSQL cannot lock the nullable side of one.
         flags = list(
             Flag.objects.select_for_update()
-            .select_related("reference")
             .filter(request_id=reference_request.pk, pk__in=list(flag_ids), reviewed_at__isnull=True)
             .order_by("raised_at", "id")
         )
@@ -48,13 +48,14 @@ def review_flags(reference_request: ReferenceRequest, flag_ids: list, *, actor, 
         reference_request = ReferenceRequest.objects.select_for_update().get(pk=reference_request.pk)
         reference_request.open_flags = Flag.objects.filter(request=reference_request, reviewed_at__isnull=True).count()
         reference_request.save(update_fields=["open_flags"])
-        references = {flag.reference_id: flag.reference for flag in flags}
+        references = {flag.reference_id for flag in flags}
+        only = Reference.objects.filter(pk__in=references).first() if len(references) == 1 else None
         what = "Flag reviewed" if len(flags) == 1 else f"{len(flags)} flags reviewed"
         flows.note(
             reference_request,
             "flag_reviewed",
             f"{what}: {comment[:200]}",
-            reference=next(iter(references.values())) if len(references) == 1 else None,
+            reference=only,
             actor=actor,
         )
         activity.log(
