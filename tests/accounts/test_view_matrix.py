@@ -68,6 +68,8 @@ WORKFLOW_VIEWS = {
     "request_resend": (Action.CHANGE_REQUESTS, ("POST",)),
     "request_deadline": (Action.CHANGE_REQUESTS, ("POST",)),
     "flag_review": (Action.REVIEW_FLAGS, ("POST",)),
+    "flag_group_review": (Action.REVIEW_FLAGS, ("POST",)),
+    "referee_flags_review": (Action.REVIEW_FLAGS, ("POST",)),
     "request_report": (Action.VIEW_REPORTS, ("GET", "HEAD")),
     "request_report_pdf": (Action.VIEW_REPORTS, ("GET", "HEAD")),
     # A GET shows what will be exported or erased; only the POST (re-authenticated) acts.

@@ -61,7 +61,10 @@ def test_recruiter_reviews_a_flag_with_a_comment(client, company, members):
         review_url(reference_request, device), {"comment": "Called Rita on the switchboard: she answered."}
     )
     assert response.status_code == 302
-    assert response["Location"] == reverse("request_detail", kwargs={"request_id": reference_request.pk}) + "#flags"
+    # Back to the same referee's section of the signals.
+    assert response["Location"] == (
+        reverse("request_detail", kwargs={"request_id": reference_request.pk}) + f"#signals-{device.reference_id}"
+    )
     flag = stored(company, device)
     assert flag.reviewed_at is not None and flag.reviewed_by_id == recruiter.pk
     assert flag.review_comment == "Called Rita on the switchboard: she answered."
@@ -73,10 +76,10 @@ def test_recruiter_reviews_a_flag_with_a_comment(client, company, members):
         entry = Entry.objects.get(action="flag_reviewed")
         assert entry.actor_id == recruiter.pk and entry.details["flag"] == str(device.pk)
     page = client.get(response["Location"]).content.decode()
-    assert "Flag marked as reviewed: Same device as the candidate." in page
+    assert "Marked as reviewed: Same device as the candidate (1 signal)." in page
     assert "Called Rita on the switchboard: she answered." in page
-    # The open one still has its form; the reviewed one has none.
-    assert review_url(reference_request, address) in page and review_url(reference_request, device) not in page
+    # The open group (address and network: one cause) still has its form, naming both; the reviewed one has none.
+    assert f'name="flag" value="{address.pk}"' in page and f'name="flag" value="{device.pk}"' not in page
 
 
 def test_review_with_htmx_returns_the_flags_in_place(client, company, members):

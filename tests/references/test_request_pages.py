@@ -617,11 +617,11 @@ def test_the_request_page_shows_its_flags_and_only_reviewers_get_the_form(client
             explanation="The referee used the candidate's device.",
         )
         ReferenceRequest.objects.filter(pk=reference_request.pk).update(open_flags=1, flag_count=1)
-    review = reverse("flag_review", args=[reference_request.pk, flag.pk])
+    review = reverse("flag_group_review", args=[reference_request.pk])  # one form per group of signals
     client.force_login(members[Role.RECRUITER].user)
     page = client.get(reverse("request_detail", args=[reference_request.pk])).content.decode()
     assert f'id="flag-{flag.pk}"' in page and "used the candidate&#x27;s device" in page
-    assert review in page
+    assert review in page and f'name="flag" value="{flag.pk}"' in page
     flagged = client.get(reverse("requests"), {"flagged": "on"})
     assert listed(flagged) == [str(reference_request.pk)] and 'class="badge flag">1<' in flagged.content.decode()
     client.force_login(members[Role.VIEWER].user)

@@ -640,6 +640,14 @@ def post_for(name: str, world: dict) -> tuple[dict, dict]:
             {"request_id": reference_request.pk, "flag_id": world["flag"].pk},
             {"comment": "Checked by phone"},
         ),
+        "flag_group_review": (
+            {"request_id": reference_request.pk},
+            {"flag": [str(world["flag"].pk)], "comment": "Checked by phone"},
+        ),
+        "referee_flags_review": (
+            {"request_id": reference_request.pk, "reference_id": world["flag"].reference_id},
+            {"comment": "Checked by phone"},
+        ),
         "request_report": ({"request_id": reference_request.pk}, {}),
         "request_report_pdf": ({"request_id": reference_request.pk}, {}),
         "candidate_export": ({"candidate_id": candidate.pk}, {}),
@@ -697,6 +705,8 @@ POSTED = (
     "request_resend",
     "request_deadline",
     "flag_review",
+    "flag_group_review",
+    "referee_flags_review",
     "request_report",
     "request_report_pdf",
     "candidate_export",
@@ -815,6 +825,13 @@ def test_a_member_of_another_company_gets_404_and_a_recorded_miss(client, alpha,
             ("request_report_pdf", {"request_id": reference_request.pk}, "get", {}),
             ("request_cancel", {"request_id": reference_request.pk}, "post", {"confirm": "True"}),
             ("flag_review", {"request_id": reference_request.pk, "flag_id": flag.pk}, "post", {"comment": "Seen"}),
+            ("flag_group_review", {"request_id": reference_request.pk}, "post", {"flag": [flag.pk], "comment": "Seen"}),
+            (
+                "referee_flags_review",
+                {"request_id": reference_request.pk, "reference_id": reference.pk},
+                "post",
+                {"comment": "Seen"},
+            ),
         ):
             if method == "post" and role < MINIMUM_ROLE[ACTIONS[name]]:
                 continue

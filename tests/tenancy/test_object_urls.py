@@ -327,6 +327,28 @@ def make_flag(company) -> Made:
     )
 
 
+def make_flag_group(company) -> Made:
+    """A flag reviewed in a group: the request in the URL, the flag ids in the form."""
+    reference_request, (reference,) = new_request(company)
+    flag = raise_flag(company, reference_request, reference)
+    return Made(
+        {"request_id": reference_request.pk},
+        {"flag": [str(flag.pk)], "comment": "Overwritten"},
+        lambda: _request_state(company, reference_request.pk),
+    )
+
+
+def make_referee_flags(company) -> Made:
+    """Every flag of one referee, reviewed at once."""
+    reference_request, (reference,) = new_request(company)
+    raise_flag(company, reference_request, reference)
+    return Made(
+        {"request_id": reference_request.pk, "reference_id": reference.pk},
+        {"comment": "Overwritten"},
+        lambda: _request_state(company, reference_request.pk),
+    )
+
+
 def make_requested_candidate(company) -> Made:
     """A candidate with a request and a referee: what export and erase act on."""
     reference_request, _ = new_request(company)
@@ -416,6 +438,8 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "request_report": ObjectURL(ReferenceRequest, make_request_object),
     "request_report_pdf": ObjectURL(ReferenceRequest, make_request_object),
     "flag_review": ObjectURL((ReferenceRequest, Flag), make_flag),
+    "flag_group_review": ObjectURL(ReferenceRequest, make_flag_group),
+    "referee_flags_review": ObjectURL((ReferenceRequest, Reference), make_referee_flags),
     "request_bulk_progress": ObjectURL(BulkImport, make_bulk_import),
     "candidate_export": ObjectURL(Candidate, make_requested_candidate),
     "candidate_erase": ObjectURL(Candidate, make_requested_candidate),

@@ -307,6 +307,10 @@ class WorkflowSettings(models.Model):
     default_referees = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(1), MaxValueValidator(MAX_REFEREES)]
     )
+    # The company's own office networks (CIDRs, as text): a referee and the candidate
+    # on one of them are colleagues in an office, so the fraud signals of a shared
+    # network weigh less there (``fraud.context``).
+    known_office_networks = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by_id = models.BigIntegerField(null=True, blank=True)
 

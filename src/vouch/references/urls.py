@@ -71,6 +71,16 @@ urlpatterns += [
         flag_views.flag_review,
         name="flag_review",
     ),
+    path(
+        "requests/<uuid:request_id>/flags/review/",
+        flag_views.flag_group_review,
+        name="flag_group_review",
+    ),
+    path(
+        "requests/<uuid:request_id>/referees/<uuid:reference_id>/flags/review/",
+        flag_views.referee_flags_review,
+        name="referee_flags_review",
+    ),
     path("requests/<uuid:request_id>/report/", report_views.report, name="request_report"),
     path("requests/<uuid:request_id>/report.pdf", report_views.report_pdf, name="request_report_pdf"),
     path("candidates/<uuid:candidate_id>/export/", privacy_views.candidate_export, name="candidate_export"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from django import forms
 
 from vouch.core.text import SingleLineField
@@ -35,6 +37,52 @@ def parse_reminder_days(raw: str) -> list[int]:
     if days != sorted(days):
         raise forms.ValidationError("List the days in order, earliest first, e.g. 2, 4, 6.", code="order")
     return days
+
+
+MAX_OFFICE_NETWORKS = 50
+# Broader than this is not an office: it would lower the signals of half an internet provider.
+MIN_PREFIX = {4: 16, 6: 32}
+
+
+def parse_office_networks(raw: str) -> list[str]:
+    """One CIDR a line (or separated by commas) -> the networks in canonical form, e.g.
+    ["203.0.113.0/24", "2001:db8:1::/48"]. Raises ValidationError saying what to change."""
+    parts = [part.strip() for part in raw.replace(",", "\n").splitlines()]
+    parts = [part for part in parts if part]
+    if len(parts) > MAX_OFFICE_NETWORKS:
+        raise forms.ValidationError(f"List at most {MAX_OFFICE_NETWORKS} networks.", code="too_many")
+    networks: list[str] = []
+    for part in parts:
+        shown = part[:45]
+        if "/" not in part:
+            raise forms.ValidationError(
+                f"“{shown}” has no prefix length: write the network with it, e.g. 203.0.113.0/24 "
+                "(a single address is /32).",
+                code="no_prefix",
+            )
+        try:
+            network = ipaddress.ip_network(part, strict=True)
+        except ValueError as exc:
+            try:
+                loose = ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise forms.ValidationError(
+                    f"“{shown}” is not a network: write an address and its prefix length, e.g. 203.0.113.0/24 "
+                    "or 2001:db8::/48.",
+                    code="invalid",
+                ) from exc
+            raise forms.ValidationError(
+                f"“{shown}” has bits set after its prefix: did you mean {loose}?", code="host_bits"
+            ) from exc
+        if network.prefixlen < MIN_PREFIX[network.version]:
+            raise forms.ValidationError(
+                f"“{shown}” is too broad for an office: use a prefix of /{MIN_PREFIX[network.version]} or longer.",
+                code="too_broad",
+            )
+        if str(network) in networks:
+            raise forms.ValidationError(f"“{network}” is listed twice.", code="duplicate")
+        networks.append(str(network))
+    return networks
 
 
 class WorkflowSettingsForm(forms.Form):
@@ -93,6 +141,22 @@ class WorkflowSettingsForm(forms.Form):
         help_text=f"How many referees a new request asks for unless the recruiter chooses (1 to {MAX_REFEREES}).",
     )
 
+    known_office_networks = forms.CharField(
+        required=False,
+        max_length=3000,
+        label="Known office networks",
+        help_text=(
+            "Your offices' internet networks, one a line, as an address with its prefix length (e.g. "
+            "203.0.113.0/24 or 2001:db8:1::/48). A candidate and a referee who share one of them are colleagues "
+            "in an office: the fraud signals of a shared network are lowered one step there (never those of a "
+            "shared device). Leave empty if you have none."
+        ),
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def clean_known_office_networks(self) -> list[str]:
+        return parse_office_networks(self.cleaned_data.get("known_office_networks") or "")
+
     def clean_reminder_days(self) -> list[int]:
         return parse_reminder_days(self.cleaned_data.get("reminder_days") or "")
 
@@ -105,4 +169,5 @@ class WorkflowSettingsForm(forms.Form):
             "recruiters_see_all": "all" if settings.recruiters_see_all else "own",
             "default_deadline_days": settings.default_deadline_days,
             "default_referees": settings.default_referees,
+            "known_office_networks": "\n".join(settings.known_office_networks or []),
         }

@@ -1,5 +1,6 @@
 """The company's workflow settings: reminders, replacing referees, retention, who sees
-which requests, and the defaults of a new request. Admins and owners only."""
+which requests, the defaults of a new request, and the known office networks the fraud
+signals take into account. Admins and owners only."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ FIELDS = (
     "recruiters_see_all",
     "default_deadline_days",
     "default_referees",
+    "known_office_networks",
 )
 
 

@@ -40,11 +40,14 @@ from vouch.guard.risk import client_ip
 from vouch.references import flows
 from vouch.references.desk import notices
 from vouch.references.fraud import freemail
+from vouch.references.fraud.titles import title_of
+from vouch.references.reports.data import identity_checks
 from vouch.references.request_models import (
     Actor,
     Flag,
     Reference,
     ReferenceRequest,
+    Relationship,
     Severity,
     Touch,
 )
@@ -62,27 +65,39 @@ QUICK_OPEN = timedelta(minutes=10)
 MIN_ANSWER_SECONDS = 60
 SECONDS_PER_QUESTION = 8
 
-# What each kind of flag is called on the request page and the report.
-TITLES = {
-    "device_candidate": "Same device as the candidate",
-    "ip_candidate": "Same internet address as the candidate",
-    "device_referee": "Same device as another referee",
-    "ip_referee": "Same internet address as another referee",
-    "email_candidate": "The candidate's own email address",
-    "phone_candidate": "The candidate's own phone number",
-    "email_reused": "Email address also given for another candidate",
-    "phone_reused": "Phone number also given for another candidate",
-    "free_mail": "Free email address where a work address was asked for",
-    "fast_answers": "Answered implausibly fast",
-    "quick_open_network": "Opened within minutes, from the candidate's network",
+# --- recording -------------------------------------------------------------------------
+
+# The built-in "How did you work with the candidate?" question (``questionnaires.builtin``)
+# and its answers as the nomination's relationship; "Other" compares with nothing.
+RELATIONSHIP_QUESTION_ID = "relationship"
+RELATIONSHIP_PROMPT = "how did you work with the candidate?"
+ANSWERED_AS: dict[str, str | None] = {
+    "I managed them": Relationship.MANAGER,
+    "They managed me": Relationship.REPORT,
+    "Peer or colleague": Relationship.PEER,
+    "Client or customer": Relationship.CLIENT,
+    "Other": None,
+}
+NOMINATED_AS: dict[str, str] = {
+    Relationship.MANAGER: "manager",
+    Relationship.PEER: "peer",
+    Relationship.REPORT: "direct report",
+    Relationship.CLIENT: "client",
 }
 
 
-def title_of(kind: str) -> str:
-    return TITLES.get(kind, kind.replace("_", " ").capitalize())
-
-
-# --- recording -------------------------------------------------------------------------
+def relationship_question(questions: list[dict]) -> dict | None:
+    """The questionnaire's "How did you work with the candidate?" question (by the
+    built-in's id, or by its prompt in a company's copy), when it offers the built-in's
+    choices."""
+    for question in questions:
+        if question.get("type") != "single":
+            continue
+        if question.get("id") == RELATIONSHIP_QUESTION_ID or (
+            str(question.get("prompt", "")).strip().casefold() == RELATIONSHIP_PROMPT
+        ):
+            return question
+    return None
 
 
 def device_family(user_agent: str) -> str:
@@ -409,6 +424,75 @@ class _Checks:
                     ),
                 )
 
+    def relationship_mismatch(self) -> None:
+        """The candidate named the referee's role (manager, peer, direct report, client);
+        the questionnaire's "How did you work with the candidate?" says how the referee
+        sees it. A manager who answers as a client or peer is worth a call: the candidate
+        may have inflated the reference."""
+        question = relationship_question(self.reference_request.questionnaire_version.questions or [])
+        if question is None:
+            return
+        for reference in self.references:
+            if not reference.submitted_at or not reference.answers:
+                continue
+            answer = reference.answers.get(question["id"])
+            if not isinstance(answer, str) or answer not in ANSWERED_AS:
+                continue
+            answered = ANSWERED_AS[answer]
+            if answered is None or answered == reference.relationship:
+                continue
+            nominated = NOMINATED_AS.get(reference.relationship, reference.relationship)
+            self.add(
+                f"relationship_mismatch:{reference.pk.hex}",
+                "relationship_mismatch",
+                Severity.MEDIUM,
+                reference,
+                lambda nominated=nominated, answer=answer: (  # type: ignore[misc]  # a lambda mypy cannot infer
+                    f"The candidate nominated this referee as their {nominated}; the referee answered "
+                    f"\u201cHow did you work with the candidate?\u201d with \u201c{answer}\u201d. Ask the "
+                    "referee how they worked together, on a phone number you found yourself."
+                ),
+            )
+
+    def confirmation_contradicts(self) -> None:
+        """The report's comparison of the nomination with the referee's own confirmation
+        (organisation and dates, ``reports.data.identity_checks``), its differences as
+        signals, so they count in the risk summary and are reviewed like the others."""
+        for reference in self.references:
+            if not reference.identity:
+                continue
+            rows = identity_checks(reference)
+            organisation = rows[0]
+            if organisation["mismatch"]:
+                self.add(
+                    f"confirmed_organisation:{reference.pk.hex}",
+                    "confirmed_organisation",
+                    Severity.MEDIUM,
+                    reference,
+                    lambda row=organisation: (  # type: ignore[misc]  # a lambda mypy cannot infer
+                        f"The candidate said they worked with this referee at {row['nominated']}; the referee "
+                        f"confirmed {row['confirmed'] or 'no organisation'}. It may be a new name of the same "
+                        "company, or the referee may not have worked there."
+                    ),
+                )
+            dates = [row for row in rows[1:] if row["mismatch"]]
+            if dates:
+                self.add(
+                    f"confirmed_dates:{reference.pk.hex}",
+                    "confirmed_dates",
+                    Severity.MEDIUM,
+                    reference,
+                    lambda dates=dates: (  # type: ignore[misc]  # a lambda mypy cannot infer
+                        "The referee's dates differ from the candidate's: "
+                        + "; ".join(
+                            f"{row['label'].lower()} {row['nominated']} (candidate) against {row['confirmed']} "
+                            f"(referee), {row['note'].rstrip('.')}"
+                            for row in dates
+                        )
+                        + ". People remember dates loosely, but not by this much."
+                    ),
+                )
+
     def run(self) -> list[_Finding]:
         self.shared_with_candidate()
         self.shared_between_referees()
@@ -417,6 +501,8 @@ class _Checks:
         self.free_mail()
         self.fast_answers()
         self.quick_open_from_candidate_network()
+        self.relationship_mismatch()
+        self.confirmation_contradicts()
         return self.findings
 
 

@@ -16,7 +16,8 @@ import statistics
 from datetime import date, datetime
 
 from vouch.accounts import user_service
-from vouch.references.fraud.checks import title_of
+from vouch.references.fraud import triage
+from vouch.references.fraud.titles import title_of
 from vouch.references.request_models import (
     Flag,
     Reference,
@@ -251,6 +252,10 @@ def _flag_label(kind: str) -> str:
     return title_of(kind) or "Flag"
 
 
+def _risk(risk: triage.Risk | None) -> dict | None:
+    return {"level": risk.level, "label": risk.label, "sentence": risk.sentence} if risk is not None else None
+
+
 def build_report(reference_request: ReferenceRequest) -> dict:
     """Everything the report shows, for one request."""
     candidate = reference_request.candidate
@@ -266,6 +271,9 @@ def build_report(reference_request: ReferenceRequest) -> dict:
     members = user_service.member_names(
         {reference_request.created_by_id} | {f.reviewed_by_id for f in flags} | {e.actor_id for e in timeline}
     )
+    # Weighed, grouped and summarised as on the request page; every raw flag is listed below.
+    signals = triage.triage_of(reference_request, flags)
+    risk_by_reference = {item.reference.pk: item.risk for item in signals.referees}
     flags_by_reference: dict = {}
     flag_rows = []
     for flag in flags:
@@ -282,6 +290,8 @@ def build_report(reference_request: ReferenceRequest) -> dict:
             "reviewed_at": flag.reviewed_at,
             "reviewed_by": members.get(flag.reviewed_by_id, "") if flag.reviewed_by_id else "",
             "review_comment": flag.review_comment,
+            "lowered_because": flag.weight.lowered_because,  # type: ignore[attr-defined]  # set by triage_of
+            "weight_label": Severity(flag.weight.severity).label,  # type: ignore[attr-defined]  # set by triage_of
         }
         flag_rows.append(row)
         flags_by_reference.setdefault(flag.reference_id, []).append(row)
@@ -316,6 +326,7 @@ def build_report(reference_request: ReferenceRequest) -> dict:
                 "mismatches": 0,
                 "answers": answers_of(questions, reference.answers or {}) if done else [],
                 "flags": flags_by_reference.get(reference.pk, []),
+                "risk": _risk(risk_by_reference.get(reference.pk)),
             }
         )
         referee_rows[-1]["mismatches"] = sum(1 for row in referee_rows[-1]["checks"] if row["mismatch"])
@@ -340,6 +351,7 @@ def build_report(reference_request: ReferenceRequest) -> dict:
         "summaries": summaries(questions, completed),
         "flags": flag_rows,
         "open_flags": sum(1 for row in flag_rows if not row["reviewed"]),
+        "risk": _risk(signals.risk) if flags else None,
         "timeline": [
             {
                 "at": event.at,

@@ -30,6 +30,7 @@ from vouch.references.desk import export, figures
 from vouch.references.desk.status import status_line
 from vouch.references.flows import WorkflowError
 from vouch.references.fraud import checks as fraud
+from vouch.references.fraud import triage
 from vouch.references.reports import data as report_data
 from vouch.references.request_models import BulkImport, ReferenceRequest, RequestStatus, WorkflowSettings
 from vouch.references.requests import flows as request_flows
@@ -315,6 +316,7 @@ def _detail(
         reference.replacement = by_id.get(reference.replaced_by_id)  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
     timeline = list(reference_request.timeline.only("id", "request_id", "at", "kind", "actor_id", "summary"))
     flags = fraud.flags_of(reference_request)  # with their referees and reviewers' names
+    signals = triage.triage_of(reference_request, flags)  # weighed, grouped and summarised
     names = user_service.member_names({reference_request.created_by_id} | {event.actor_id for event in timeline})
     for event in timeline:
         event.actor_name = names.get(event.actor_id, "")  # type: ignore[arg-type, attr-defined]  # an attribute set at run time
@@ -332,6 +334,7 @@ def _detail(
             "references": references,
             "timeline": timeline,
             "flags": flags,
+            "triage": signals,
             "member_names": names,
             "requested_by": names.get(reference_request.created_by_id, ""),  # type: ignore[arg-type]  # typing debt: an Optional not narrowed here
             "can_change": can_change and reference_request.is_open,

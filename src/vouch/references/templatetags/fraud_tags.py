@@ -6,6 +6,7 @@ from django import template
 
 from vouch.accounts import user_service
 from vouch.references.fraud import checks as fraud
+from vouch.references.request_models import Severity
 
 register = template.Library()
 
@@ -26,3 +27,16 @@ def flag_reviewer(flag) -> str:
     if known is not None:
         return known
     return user_service.member_names([flag.reviewed_by_id]).get(flag.reviewed_by_id, "")
+
+
+@register.filter
+def severity_label(value) -> str:
+    """ "High", "Medium" or "Low" for a severity number."""
+    return Severity(value).label if value in Severity.values else ""
+
+
+@register.filter
+def group_referees(group) -> str:
+    """The names of the referees a group between referees is about ("Ann, Bob and Cem")."""
+    names = getattr(group, "referee_names", None) or []
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + (f" and {names[-1]}" if names else "")
