@@ -185,8 +185,13 @@ class _PinnedConnection(http.client.HTTPSConnection):
         self._tls = context
 
     def connect(self) -> None:
-        raw = socket.create_connection((str(self._address), self.port), timeout=CONNECT_SECONDS)
+        # A socket of the address's own family connected to the address itself: no
+        # second lookup of any kind (socket.create_connection would resolve again).
+        family = socket.AF_INET6 if self._address.version == 6 else socket.AF_INET
+        raw = socket.socket(family, socket.SOCK_STREAM)
         try:
+            raw.settimeout(CONNECT_SECONDS)
+            raw.connect((str(self._address), self.port))
             # The peer really is the vetted address (nothing between resolution and connect).
             peer = ipaddress.ip_address(raw.getpeername()[0].split("%")[0])
             if peer != self._address:
