@@ -193,7 +193,8 @@ def attempt(delivery_id, *, now: datetime | None = None) -> str:
     failing_since = Endpoint.objects.filter(pk=endpoint.pk).values_list("failing_since", flat=True).first() or now
     wait = (retry_after(wait_header, finished) if wait_header else None) or backoff(delivery.attempts + 1)
     next_at = finished + wait
-    if now - failing_since >= WINDOW:
+    # By the next try it would have failed for the whole window: the endpoint goes off.
+    if next_at - failing_since >= WINDOW:
         held.update(**fields, status=DeliveryStatus.FAILED, error=error, next_attempt_at=None)
         _disable(endpoint, "Every delivery failed for three days.")
         return "failed; endpoint disabled"

@@ -47,10 +47,14 @@ def payload(type: str, *, request_id: str, status: str, reference_id=None, flag_
     return {"type": type, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
 
 
-def on_workflow_event(sender, *, company_id, type: str, request_id: str, status: str, **ids) -> None:
+def on_workflow_event(
+    sender, *, company_id, type: str, request_id: str, status: str, reference_id=None, flag_id=None, **kwargs
+) -> None:
     try:
         with company_db.atomic():
-            record_event(company_id, type, request_id=request_id, status=status, **ids)
+            record_event(
+                company_id, type, request_id=request_id, status=status, reference_id=reference_id, flag_id=flag_id
+            )
     except Exception:  # noqa: BLE001 - see the module's docstring
         log.exception("could not record the webhooks of a %s event", type)
 
