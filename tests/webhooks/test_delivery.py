@@ -263,3 +263,21 @@ def test_a_refused_address_is_logged_not_sent(company, owner, receiver, settings
     # The endpoint stays enabled: a name's address may become public again.
     with company_context(company):
         assert Endpoint.objects.get(pk=endpoint.pk).enabled
+
+
+def test_the_owners_email_reads_right_with_awkward_names(owner, receiver, db):
+    from tests.conftest import make_company, make_user
+
+    person = make_user(name="Siobhán O'Brien")
+    awkward = make_company("Smith & Jones <Recrutement> — 採用", owner=person)
+    endpoint, _ = add_endpoint(awkward, receiver)
+    with company_context(awkward):
+        services.update_endpoint(endpoint, description="O'Brien & Co's ATS")
+    receiver.script(Answer(status=410))
+    event(awkward)
+    run_due(timezone.now())
+    (message,) = [m for m in mail.outbox if "webhook endpoint" in m.subject]
+    assert message.subject.endswith("A webhook endpoint of Smith & Jones <Recrutement> — 採用 was disabled")
+    assert "Hello Siobhán O'Brien," in message.body and "O'Brien & Co's ATS" in message.body
+    html = message.alternatives[0][0]
+    assert "Smith &amp; Jones &lt;Recrutement&gt; — 採用" in html and "<Recrutement>" not in html

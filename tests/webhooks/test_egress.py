@@ -95,9 +95,8 @@ def test_the_address_connected_to_is_the_one_vetted(receiver, monkeypatch):
 
 
 def test_a_local_receiver_is_refused_without_the_test_setting(receiver):
-    with override_settings(VOUCH_WEBHOOKS_ALLOW_NETWORKS=[]):
-        with pytest.raises(egress.Refused):
-            egress.post(receiver.url(), b"{}", {})
+    with override_settings(VOUCH_WEBHOOKS_ALLOW_NETWORKS=[]), pytest.raises(egress.Refused):
+        egress.post(receiver.url(), b"{}", {})
     assert receiver.received == []
 
 
@@ -138,6 +137,5 @@ def test_a_slow_answer_times_out(receiver, monkeypatch):
 
 
 def test_an_untrusted_certificate_is_refused(receiver):
-    with override_settings(VOUCH_WEBHOOKS_CA_FILE=None):
-        with pytest.raises(OSError):
-            egress.post(receiver.url(), b"{}", {})
+    with override_settings(VOUCH_WEBHOOKS_CA_FILE=None), pytest.raises(OSError):
+        egress.post(receiver.url(), b"{}", {})

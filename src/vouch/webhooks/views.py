@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from vouch.accounts.decorators import company_action
+from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.policy import Action
 from vouch.core.requests import CompanyRequest
 from vouch.tenancy.lookups import company_object_or_404
@@ -30,7 +30,10 @@ def _show_secret(request: CompanyRequest, endpoint: Endpoint, secret: str, *, cr
     return response
 
 
+# A new or rotated secret is shown on the answer: the session must have confirmed the
+# password recently (a session left open must not hand out signing secrets).
 @company_action(Action.MANAGE_WEBHOOKS)
+@reauthentication_required
 def endpoint_new(request: CompanyRequest) -> HttpResponse:
     form = EndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -85,6 +88,7 @@ def endpoint_detail(request: CompanyRequest, endpoint_id: uuid.UUID) -> HttpResp
 
 @require_POST
 @company_action(Action.MANAGE_WEBHOOKS)
+@reauthentication_required
 def endpoint_rotate(request: CompanyRequest, endpoint_id: uuid.UUID) -> HttpResponse:
     endpoint = company_object_or_404(request, Endpoint, pk=endpoint_id)
     secret = services.rotate_secret(endpoint, actor=request.user, request=request)
