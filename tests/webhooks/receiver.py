@@ -37,8 +37,8 @@ class Received:
 
 
 class Receiver:
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="vouch-receiver-"))
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="vouch-receiver-"))
         self.cert_path, self.key_path = ensure_dev_certificate(self.directory)
         self.received: list[Received] = []
         self.answers: deque[Answer] = deque()

@@ -88,9 +88,14 @@ def endpoint_detail(request: CompanyRequest, endpoint_id: uuid.UUID) -> HttpResp
 
 @require_POST
 @company_action(Action.MANAGE_WEBHOOKS)
-@reauthentication_required
 def endpoint_rotate(request: CompanyRequest, endpoint_id: uuid.UUID) -> HttpResponse:
+    # Looked up first: another company's id is a 404 (and recorded), whatever the session.
     endpoint = company_object_or_404(request, Endpoint, pk=endpoint_id)
+    return _rotate(request, endpoint)
+
+
+@reauthentication_required
+def _rotate(request: CompanyRequest, endpoint: Endpoint) -> HttpResponse:
     secret = services.rotate_secret(endpoint, actor=request.user, request=request)
     endpoint.refresh_from_db()
     return _show_secret(request, endpoint, secret, created=False)
