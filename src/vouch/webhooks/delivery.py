@@ -180,7 +180,8 @@ def attempt(delivery_id, *, now: datetime | None = None) -> str:
     }
     if code is not None and 200 <= code < 300:
         held.update(**fields, status=DeliveryStatus.DELIVERED, error="", next_attempt_at=None)
-        Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+        if endpoint.failing_since is not None:  # a streak ends (no query when there was none)
+            Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
         return "delivered"
     if code is not None and not error:
         error = "Redirect not followed." if 300 <= code < 400 else f"The receiver answered {code}."
