@@ -227,6 +227,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Class that locates addresses (country, network, coordinates); the default uses geoip2fast's bundled data.",
     ),
     "VOUCH_SMTP_CA_FILE": ("(system CAs)", "CA bundle to verify the SMTP server's certificate."),
+    "VOUCH_WEBHOOKS_CA_FILE": ("(system CAs)", "CA bundle to verify webhook receivers' certificates."),
+    "VOUCH_WEBHOOKS_ALLOW_NETWORKS": (
+        "(none)",
+        "Test only: networks a webhook may be delivered to although private or loopback (a local receiver). "
+        "Refused in production.",
+    ),
     "VOUCH_LOG_LEVEL": ("INFO", "Log level of the JSON logs."),
     "VOUCH_DEBUG": ("0", "Django debug pages; refused in production."),
 }

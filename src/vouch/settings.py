@@ -66,7 +66,7 @@ VOUCH_COMPANY_DATABASE_PREFIX = env("VOUCH_COMPANY_DATABASE_PREFIX", "vouch_comp
 VOUCH_DELETION_GRACE_DAYS = env_int("VOUCH_DELETION_GRACE_DAYS", 14)
 # Apps whose models hold a company's data: created and queried only in company
 # databases, through the current company context (vouch.tenancy.router).
-VOUCH_COMPANY_APPS = ["activity", "references"]
+VOUCH_COMPANY_APPS = ["activity", "references", "webhooks"]
 DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
 # Encryption at rest (vouch.vault): where master keys come from, how long unwrapped
 # company keys stay in memory, and the country assumed for phone numbers without one.
@@ -83,6 +83,11 @@ VOUCH_COMPANY_CONNECTIONS_KEPT = env_int("VOUCH_COMPANY_CONNECTIONS_KEPT", 8)
 VOUCH_PHONE_REGION = env("VOUCH_PHONE_REGION", "GB").upper()
 VOUCH_TRUSTED_PROXIES = env_list("VOUCH_TRUSTED_PROXIES", "")
 VOUCH_SHIELD_ALLOW = env_list("VOUCH_SHIELD_ALLOW", "")
+# Webhooks (vouch.webhooks): the CAs their receivers' certificates are checked against, and
+# (tests only: refused in production by vouch.web.checks) networks delivered to although
+# private or loopback, for a local receiver.
+VOUCH_WEBHOOKS_CA_FILE = env("VOUCH_WEBHOOKS_CA_FILE")
+VOUCH_WEBHOOKS_ALLOW_NETWORKS = env_list("VOUCH_WEBHOOKS_ALLOW_NETWORKS", "")
 # The operators' Prometheus endpoint (vouch.web.metrics_view): absent without a token.
 VOUCH_METRICS_TOKEN = env("VOUCH_METRICS_TOKEN")
 # Suspicious sign-ins (vouch.guard.risk): the travel speed above which two sign-ins
@@ -107,6 +112,7 @@ INSTALLED_APPS = [
     "vouch.audit",
     "vouch.activity",
     "vouch.references",
+    "vouch.webhooks",
     "vouch.links",
     "vouch.vault",
     "vouch.guard",

@@ -51,5 +51,6 @@ urlpatterns = [
     path("", include("vouch.web.event_urls")),
     path("", include("vouch.backups.urls")),
     path("", include("vouch.activity.urls")),
+    path("", include("vouch.webhooks.urls")),
     path("", include("vouch.support.urls")),
 ]

@@ -67,6 +67,8 @@ from vouch.support import services as support_services
 from vouch.support.models import SupportGrant
 from vouch.tenancy.models import Company
 from vouch.tenancy.services import SESSION_COMPANY_KEY
+from vouch.webhooks import services as webhook_services
+from vouch.webhooks.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -388,6 +390,44 @@ def make_support_grant(company) -> Made:
     )
 
 
+def make_webhook_endpoint(company) -> Made:
+    """A webhook endpoint with one failed delivery (what replay acts on)."""
+    with company_context(company):
+        endpoint = Endpoint.objects.create(
+            url=f"https://hooks.example.com/{secrets.token_hex(4)}",
+            event_types=["request.created"],
+            secret=webhook_services.new_secret(),
+        )
+        delivery = Delivery.objects.create(
+            endpoint=endpoint,
+            event_type="request.created",
+            payload={"type": "request.created"},
+            created_at=timezone.now(),
+            window_started_at=timezone.now(),
+            status="failed",
+            attempts=1,
+        )
+
+    def snapshot():
+        with company_context(company):
+            return list(
+                Endpoint.objects.filter(pk=endpoint.pk).values_list(
+                    "url", "event_types", "enabled", "secret", "previous_secret"
+                )
+            ) + list(Delivery.objects.filter(pk=delivery.pk).values_list("status", "next_attempt_at"))
+
+    return Made(
+        {"endpoint_id": endpoint.pk, "delivery_id": delivery.pk},
+        {"url": "https://overwritten.example.com/", "event_types": ["request.cancelled"], "enabled": "0"},
+        snapshot,
+    )
+
+
+def make_webhook_only(company) -> Made:
+    made = make_webhook_endpoint(company)
+    return Made({"endpoint_id": made.kwargs["endpoint_id"]}, made.form, made.snapshot)
+
+
 def max_membership_id(a, b) -> int:
     return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
 
@@ -447,6 +487,12 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     # among the current company's (revoke) or the person's own companies' (review).
     "support_review": ObjectURL(SupportGrant, make_support_grant),
     "support_revoke": ObjectURL(SupportGrant, make_support_grant),
+    # Webhook endpoints and their deliveries live in the company's database.
+    "webhook_detail": ObjectURL(Endpoint, make_webhook_only),
+    "webhook_rotate": ObjectURL(Endpoint, make_webhook_only),
+    "webhook_toggle": ObjectURL(Endpoint, make_webhook_only),
+    "webhook_delete": ObjectURL(Endpoint, make_webhook_only),
+    "webhook_replay": ObjectURL((Endpoint, Delivery), make_webhook_endpoint),
 }
 EXEMPT: dict[str, str] = {
     "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",

@@ -50,6 +50,7 @@ class Action(StrEnum):
     ERASE_CANDIDATE_DATA = "erase_candidate_data"
     MANAGE_WORKFLOW = "manage_workflow"
     END_MEMBER_SESSIONS = "end_member_sessions"
+    MANAGE_WEBHOOKS = "manage_webhooks"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -92,6 +93,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     # Signing a member out everywhere (a lost laptop, a suspected takeover): admins and
     # owners, for members not above them (see can_end_sessions).
     Action.END_MEMBER_SESSIONS: Role.ADMIN,
+    # Webhook endpoints send the company's events out and hold signing secrets: admins
+    # and owners, who configure the company's integrations.
+    Action.MANAGE_WEBHOOKS: Role.ADMIN,
 }
 
 

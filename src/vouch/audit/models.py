@@ -93,6 +93,12 @@ class EventAction(models.TextChoices):
     SUPPORT_GRANT_REVOKED = "support_grant_revoked", "Support access revoked"
     SUPPORT_GRANT_EXPIRED = "support_grant_expired", "Support access ended"
     SUPPORT_PAGE_VIEWED = "support_page_viewed", "Page viewed by support"
+    # Webhook endpoints (vouch.webhooks): where company data events are sent, and with what secret.
+    WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint_created", "Webhook endpoint added"
+    WEBHOOK_ENDPOINT_CHANGED = "webhook_endpoint_changed", "Webhook endpoint changed"
+    WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled", "Webhook endpoint disabled"
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint_deleted", "Webhook endpoint deleted"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -507,6 +507,10 @@ class DatabaseOutage:
 
 database_outage = DatabaseOutage()
 
+# Work the apps above the workflow add to each background round, registered in their
+# AppConfig.ready() (vouch.webhooks queues again the deliveries nobody sent).
+background_work: list[Callable[[], object]] = []
+
 
 def recover_stalled_tasks(*, now: datetime | None = None) -> int:
     """Queue again the tasks marked running for longer than ``VOUCH_WORK_LEASE_SECONDS``
@@ -531,7 +535,8 @@ def recover_stalled_tasks(*, now: datetime | None = None) -> int:
 def background_round() -> None:
     """What the worker does beside its queue, now and then: take back stalled tasks,
     send the outgoing mail nobody sent (its process died after its commit), record the
-    support grants whose time ran out (access ends at the time anyway: vouch.support)."""
+    support grants whose time ran out (access ends at the time anyway: vouch.support),
+    and the work of the apps above (:data:`background_work`)."""
     from django.db.utils import InterfaceError, OperationalError
 
     try:
@@ -549,6 +554,13 @@ def background_round() -> None:
         raise
     except Exception:  # noqa: BLE001 - the next round tries again
         log.exception("could not record the support grants that ended")
+    for work in background_work:
+        try:
+            work()
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("background work %s failed", getattr(work, "__qualname__", work))
 
 
 def run_scheduler(

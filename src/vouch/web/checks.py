@@ -178,6 +178,15 @@ def production_settings(app_configs, **kwargs) -> list[Error]:
                 id="vouch.E031",
             )
         )
+    if getattr(settings, "VOUCH_WEBHOOKS_ALLOW_NETWORKS", None):
+        # A test's switch: it lets webhooks reach private and loopback addresses, which is
+        # what the guard against server-side request forgery exists to refuse.
+        errors.append(
+            Error(
+                "VOUCH_WEBHOOKS_ALLOW_NETWORKS is for tests only: it lets webhooks reach internal addresses.",
+                id="vouch.E040",
+            )
+        )
     if not settings.VOUCH_TRUSTED_PROXIES:
         # Serving TLS ourselves: a real certificate must be configured.
         for name in ("VOUCH_TLS_CERT", "VOUCH_TLS_KEY"):

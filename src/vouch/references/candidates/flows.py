@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import flows, jobs
+from vouch.references import flows, jobs, signals
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.request_models import (
@@ -140,6 +140,9 @@ def nominate(
         )
         token = links.issue(company, Purpose.REFEREE, reference.pk, reference_request.deadline)
         flows.note(reference_request, "referee_emailed", f"Link sent to {reference.name}.", reference=reference)
+        signals.emit(
+            "candidate.nominated", request_id=reference_request.pk, reference_id=reference.pk, status=reference.status
+        )
         request_flows.refresh_status(reference_request)
         company_id, reference_id = company.pk, reference.pk
         outgoing.record("referee_invitation", reference_id, token=token)

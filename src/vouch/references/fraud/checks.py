@@ -37,7 +37,7 @@ from ua_parser import parse
 
 from vouch.accounts import user_service
 from vouch.guard.risk import client_ip
-from vouch.references import flows
+from vouch.references import flows, signals
 from vouch.references.desk import notices
 from vouch.references.fraud import freemail
 from vouch.references.fraud.titles import title_of
@@ -564,6 +564,13 @@ def _evaluate(reference_request: ReferenceRequest) -> tuple[list[Flag], set]:
                     reference=finding.reference,
                 )
                 notices.notify_high_flags([flag])
+                signals.emit(
+                    "flag.raised",
+                    request_id=reference_request.pk,
+                    reference_id=finding.reference.pk,
+                    flag_id=flag.pk,
+                    status=reference_request.status,
+                )
         except IntegrityError:  # raised meanwhile by a concurrent check of this request
             continue
         raised.append(flag)

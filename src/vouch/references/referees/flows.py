@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import flows
+from vouch.references import flows, signals
 from vouch.references.desk import notices
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
@@ -138,6 +138,10 @@ def submit_answers(reference: Reference, submitted: dict) -> dict[str, str]:
         flows.note(
             reference_request, "referee_submitted", f"{reference.name} submitted their reference.", reference=reference
         )
+        # Before the request's own status moves, so a receiver hears the reference first.
+        signals.emit(
+            "reference.completed", request_id=reference_request.pk, reference_id=reference.pk, status=reference.status
+        )
         request_flows.refresh_status(reference_request)
         notices.notify(NoticeEvent.REFERENCE_COMPLETED, reference_request, reference=reference)
         outgoing.record("reference_completed_candidate", reference.pk)
@@ -157,6 +161,9 @@ def decline(reference: Reference, reason: str) -> None:
         reference.closed_at = now
         reference.save(update_fields=["status", "decline_reason", "declined_at", "closed_at"])
         flows.note(reference.request, "referee_declined", f"{reference.name} declined.", reference=reference)
+        signals.emit(
+            "reference.declined", request_id=reference.request_id, reference_id=reference.pk, status=reference.status
+        )
         request_flows.refresh_status(reference.request)
         reference_request = reference.request
         notices.notify(NoticeEvent.REFERENCE_DECLINED, reference_request, reference=reference)

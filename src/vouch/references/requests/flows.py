@@ -13,7 +13,7 @@ from vouch.audit import observers
 from vouch.core.context import current
 from vouch.links import services as links
 from vouch.links.models import Purpose
-from vouch.references import flows, jobs
+from vouch.references import flows, jobs, signals
 from vouch.references.desk import notices
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
@@ -117,6 +117,7 @@ def create_request(
             "request_created", "Reference request created.", actor=actor, details={"request": str(reference_request.pk)}
         )
         send_candidate_link(reference_request, actor=actor, first=True)
+        signals.emit("request.created", request_id=reference_request.pk, status=reference_request.status)
     # Counted by the abuse rules (many requests in an hour, P18); not a security event.
     observers.heard("reference_request_created", actor_id=getattr(actor, "pk", None), company_id=current().company_id)
     return reference_request
@@ -178,6 +179,7 @@ def cancel_request(reference_request: ReferenceRequest, *, actor, reason: str = 
         reference_request.closed_at = now
         reference_request.save(update_fields=["status", "closed_at"])
         flows.note(reference_request, "request_cancelled", f"Request cancelled. {reason}".strip(), actor=actor)
+        signals.emit("request.cancelled", request_id=reference_request.pk, status=reference_request.status)
         activity.log(
             "request_cancelled",
             "Reference request cancelled.",
@@ -199,6 +201,7 @@ def expire_request(reference_request: ReferenceRequest, *, now: datetime | None 
         reference_request.save(update_fields=["status", "closed_at"])
         flows.note(reference_request, "request_expired", "The deadline passed: open items expired.")
         notices.notify(NoticeEvent.REQUEST_EXPIRED, reference_request)
+        signals.emit("request.expired", request_id=reference_request.pk, status=reference_request.status)
     return True
 
 
@@ -248,6 +251,7 @@ def refresh_status(reference_request: ReferenceRequest, *, now: datetime | None 
         # referees their thank-you page; every change is refused once closed.
         flows.note(reference_request, "request_completed", "All references are in: the request is complete.")
         notices.notify(NoticeEvent.REQUEST_COMPLETED, reference_request)
+        signals.emit("request.completed", request_id=reference_request.pk, status=RequestStatus.COMPLETED)
     elif active < reference_request.referees_required:
         reference_request.status = RequestStatus.AWAITING_CANDIDATE
     elif completed or started:
