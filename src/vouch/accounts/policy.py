@@ -50,6 +50,7 @@ class Action(StrEnum):
     ERASE_CANDIDATE_DATA = "erase_candidate_data"
     MANAGE_WORKFLOW = "manage_workflow"
     END_MEMBER_SESSIONS = "end_member_sessions"
+    MANAGE_API_KEYS = "manage_api_keys"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -92,6 +93,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     # Signing a member out everywhere (a lost laptop, a suspected takeover): admins and
     # owners, for members not above them (see can_end_sessions).
     Action.END_MEMBER_SESSIONS: Role.ADMIN,
+    # API keys (vouch.api) and, with them, webhook endpoints: admins and owners; a key
+    # never holds a scope its creator's role does not (vouch.api.keys.scopes).
+    Action.MANAGE_API_KEYS: Role.ADMIN,
 }
 
 

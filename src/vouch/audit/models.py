@@ -93,6 +93,10 @@ class EventAction(models.TextChoices):
     SUPPORT_GRANT_REVOKED = "support_grant_revoked", "Support access revoked"
     SUPPORT_GRANT_EXPIRED = "support_grant_expired", "Support access ended"
     SUPPORT_PAGE_VIEWED = "support_page_viewed", "Page viewed by support"
+    # API keys (vouch.api).
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+    API_KEY_NEW_NETWORK = "api_key_new_network", "API key used from a new network"
 
 
 class AppendOnlyQuerySet(models.QuerySet):
