@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from django.db.models import Q
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import ValidationError
 
 from vouch.accounts import policy
@@ -178,7 +178,7 @@ def create_request(request: HttpRequest, data: RequestIn):
     """Creates the request and emails the candidate their link, as the dashboard's form
     does. Send an ``Idempotency-Key`` so that a retry does not create it twice."""
     need(request, WRITE)
-    return 201, _out(create(request, data))
+    return Status(201, _out(create(request, data)))
 
 
 class ListFilters(Schema):
