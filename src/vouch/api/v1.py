@@ -25,7 +25,46 @@ from vouch.references.flows import WorkflowError
 log = logging.getLogger("vouch.api")
 
 
-api = NinjaAPI(
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details: every error of the API.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+class VouchApi(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """ninja's document, with the problem details every operation may answer."""
+        document = super().get_openapi_schema(*args, **kwargs)
+        document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        error = {
+            "description": "An error, as problem details",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                operation.setdefault("responses", {}).setdefault("default", error)
+        return document
+
+
+api = VouchApi(
     title="Vouch API",
     version="1",
     description=(
