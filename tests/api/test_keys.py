@@ -46,9 +46,7 @@ def test_a_key_works_and_only_its_sha256_is_at_rest(company, members):
 def test_the_secret_is_shown_once_on_the_page_and_never_listed(company, members):
     client = ApiClient(None)
     client.force_login(members[Role.OWNER].user)
-    page = client.post(
-        "/company/api-keys/new/", {"name": "Greenhouse", "scopes": ["requests:read", "reports:read"]}
-    )
+    page = client.post("/company/api-keys/new/", {"name": "Greenhouse", "scopes": ["requests:read", "reports:read"]})
     assert page.status_code == 200 and page["Cache-Control"] == "no-store"
     secret = page.context["secret"]
     assert secret.startswith(f"vk_{company.pk.hex}_") and secret in page.content.decode()

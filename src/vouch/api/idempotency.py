@@ -34,7 +34,7 @@ def handle(request: HttpRequest, call: Callable[[HttpRequest], HttpResponse]) ->
     if len(value) > MAX_KEY:
         return problem(400, f"Idempotency-Key is longer than {MAX_KEY} characters.")
     key_hash = _sha(value.encode())
-    fingerprint = _sha(b"\x00".join([request.method.encode(), request.path.encode(), request.body]))
+    fingerprint = _sha(b"\x00".join([str(request.method).encode(), request.path.encode(), request.body]))
     now = timezone.now()
     alias = company_db.alias()
     IdempotentCall.objects.filter(created_at__lt=now - KEEP).delete()

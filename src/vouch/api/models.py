@@ -63,6 +63,9 @@ class ApiKeyNetwork(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "network_index"], name="api_key_network_unique")]
 
+    def __str__(self) -> str:
+        return f"A network of API key {self.key_id}"
+
 
 class IdempotentCall(models.Model):
     """The first answer to a POST with an ``Idempotency-Key``, replayed for a retry of the
@@ -78,3 +81,6 @@ class IdempotentCall(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     content_type = models.CharField(max_length=100, blank=True, default="")
     body = EncryptedTextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"Idempotent call {self.pk}"

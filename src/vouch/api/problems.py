@@ -29,7 +29,9 @@ TYPES = {
 }
 
 
-def problem(status: int, detail: str = "", *, errors: list[dict[str, Any]] | None = None, **headers: str) -> HttpResponse:
+def problem(
+    status: int, detail: str = "", *, errors: list[dict[str, Any]] | None = None, **headers: str
+) -> HttpResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + TYPES.get(status, "error"),
         "title": HTTPStatus(status).phrase,

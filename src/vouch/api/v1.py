@@ -50,7 +50,7 @@ PROBLEM_SCHEMA = {
 
 
 class VouchApi(NinjaAPI):
-    def get_openapi_schema(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def get_openapi_schema(self, *args, **kwargs):
         """ninja's document, with the problem details every operation may answer."""
         document = super().get_openapi_schema(*args, **kwargs)
         document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
@@ -80,7 +80,11 @@ api = VouchApi(
 @api.exception_handler(ValidationError)
 def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors = [
-        {"loc": [str(part) for part in error.get("loc", [])], "msg": str(error.get("msg", "")), "type": error.get("type", "")}
+        {
+            "loc": [str(part) for part in error.get("loc", [])],
+            "msg": str(error.get("msg", "")),
+            "type": error.get("type", ""),
+        }
         for error in exc.errors
     ]
     return problem(422, "The request is not valid: see errors.", errors=errors)

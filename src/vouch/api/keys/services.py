@@ -213,15 +213,11 @@ def check(request: HttpRequest, parsed: Parsed, company: Company) -> Caller:
     if status != "active":
         raise KeyRefused(f"The API key is {status}.")
     address = client_ip(request)
-    if key.networks and (
-        address is None or not any(address in ipaddress.ip_network(net) for net in key.networks)
-    ):
+    if key.networks and (address is None or not any(address in ipaddress.ip_network(net) for net in key.networks)):
         _refused(request, company, key, "network not allowed")
         raise KeyRefused("The API key may not be used from this network.")
     membership = (
-        Membership.objects.select_related("user", "company")
-        .filter(company=company, user_id=key.created_by_id)
-        .first()
+        Membership.objects.select_related("user", "company").filter(company=company, user_id=key.created_by_id).first()
     )
     # P20: checked on every call, so a creator demoted or deactivated takes their keys with them.
     if membership is None or membership.user.is_staff or not within_role(membership, key.scopes):
@@ -232,7 +228,9 @@ def check(request: HttpRequest, parsed: Parsed, company: Company) -> Caller:
         moment = limits.now()
         if not limits.counter.hit(f"api:key:{key.pk}", limit, int(moment // limits.WINDOW)):
             raise KeyRefused(
-                f"This key made more than {limit} calls this minute.", status=429, retry_after=limits.retry_after(moment)
+                f"This key made more than {limit} calls this minute.",
+                status=429,
+                retry_after=limits.retry_after(moment),
             )
     _note_use(request, company, key, now, str(address) if address else "")
     return Caller(key, company, membership)

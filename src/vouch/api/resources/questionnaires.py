@@ -40,7 +40,9 @@ def list_questionnaires(request: HttpRequest) -> list[QuestionnaireSummary]:
     (``builtin:<key>``) and the company's templates that are not archived."""
     need(request, SCOPE)
     return [
-        QuestionnaireSummary(id=choice.value, name=choice.label.removesuffix(" (built-in)"), builtin=choice.value.startswith("builtin:"))
+        QuestionnaireSummary(
+            id=choice.value, name=choice.label.removesuffix(" (built-in)"), builtin=choice.value.startswith("builtin:")
+        )
         for choice in questionnaires.choices()
     ]
 

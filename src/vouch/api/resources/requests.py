@@ -137,7 +137,11 @@ def _out(reference_request: ReferenceRequest) -> RequestOut:
 
 def _invalid(errors: dict[str, list[str]]) -> ValidationError:
     return ValidationError(
-        [{"loc": ["body", field], "msg": message, "type": "invalid"} for field, messages in errors.items() for message in messages]
+        [
+            {"loc": ["body", field], "msg": message, "type": "invalid"}
+            for field, messages in errors.items()
+            for message in messages
+        ]
     )
 
 
