@@ -144,12 +144,16 @@ ENDPOINTS = [
     ("post", "/api/v1/requests", "requests:write"),
     ("post", "/api/v1/requests/{id}/cancel", "requests:write"),
     ("post", "/api/v1/requests/{id}/resend", "requests:write"),
+    ("post", "/api/v1/requests/batch", "requests:write"),
+    ("get", "/api/v1/requests/{id}/report", "reports:read"),
 ]
 
 
 def _call(client: ApiClient, method: str, path: str):
     if method == "post":
         body = new_request() if path.endswith("/requests") else {}
+        if path.endswith("/batch"):
+            body = {"requests": [new_request()]}
         return client.post_json(path, body)
     return client.get(path)
 
@@ -184,3 +188,33 @@ def test_a_recruiter_limited_to_their_own_requests_sees_the_same_through_a_key(c
         settings.save()
     reference_request, _ = make_request(company, members[Role.OWNER].user)
     assert ApiClient(make_key(members[Role.ADMIN])).get(f"/api/v1/requests/{reference_request.pk}").status_code == 200
+
+
+def test_create_many_creates_the_good_and_reports_the_bad(company, members, api):
+    batch = {
+        "requests": [
+            new_request(external_id="a-1"),
+            new_request(candidate={"name": "Bad", "email": "nope"}, external_id="a-2"),
+            new_request(candidate={"name": "Zoë Ångström", "email": "zoe@example.org"}, external_id="a-3"),
+        ]
+    }
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = api.post_json("/api/v1/requests/batch", batch)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["created"] == 2 and [r["status"] for r in body["results"]] == [201, 422, 201]
+    assert any("email" in error["loc"] for error in body["results"][1]["errors"])
+    with company_context(company):
+        assert sorted(ReferenceRequest.objects.values_list("external_id", flat=True)) == ["a-1", "a-3"]
+    assert api.post_json("/api/v1/requests/batch", {"requests": []}).status_code == 422
+    too_many = {"requests": [new_request()] * 51}
+    assert api.post_json("/api/v1/requests/batch", too_many).status_code == 422
+
+
+def test_the_report_as_json(company, members, api):
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, name="Zoë O'Brien")
+    report = api.get(f"/api/v1/requests/{reference_request.pk}/report")
+    assert report.status_code == 200
+    body = report.json()
+    assert body["request"]["id"] == str(reference_request.pk) and body["candidate"]["name"] == "Zoë O'Brien"
+    assert body["referees"] == [] and body["timeline"]

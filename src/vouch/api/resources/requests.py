@@ -11,6 +11,7 @@ import base64
 import binascii
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from django.db.models import Q
 from django.http import HttpRequest
@@ -100,6 +101,25 @@ class RequestPage(Schema):
     next_cursor: str | None
 
 
+BATCH_MAX = 50
+
+
+class BatchIn(Schema):
+    requests: list[RequestIn] = Field(min_length=1, max_length=BATCH_MAX)
+
+
+class BatchItem(Schema):
+    index: int
+    status: int
+    request: RequestOut | None
+    errors: list[dict[str, Any]]
+
+
+class BatchOut(Schema):
+    created: int
+    results: list[BatchItem]
+
+
 class CancelIn(Schema):
     reason: str = Field("", max_length=500)
 
@@ -183,6 +203,23 @@ def create_request(request: HttpRequest, data: RequestIn):
     does. Send an ``Idempotency-Key`` so that a retry does not create it twice."""
     need(request, WRITE)
     return Status(201, _out(create(request, data)))
+
+
+@router.post("/batch", response=BatchOut, summary="Create many reference requests (requests:write)")
+def create_many(request: HttpRequest, data: BatchIn):
+    """Each item is created as by ``POST /requests`` (its own transaction, its own email),
+    or refused with its errors; one refused item does not stop the others. Answers 200
+    with one result per item, in order."""
+    need(request, WRITE)
+    results = []
+    for index, item in enumerate(data.requests):
+        try:
+            created = create(request, item)
+        except ValidationError as refused:
+            results.append(BatchItem(index=index, status=422, request=None, errors=refused.errors))
+        else:
+            results.append(BatchItem(index=index, status=201, request=_out(created), errors=[]))
+    return BatchOut(created=sum(1 for result in results if result.status == 201), results=results)
 
 
 class ListFilters(Schema):
