@@ -40,6 +40,7 @@ EXPECTED_MINIMUM = {
     "erase_candidate_data": Role.ADMIN,
     "manage_workflow": Role.ADMIN,
     "end_member_sessions": Role.ADMIN,
+    "manage_api_keys": Role.ADMIN,
 }
 
 
