@@ -40,8 +40,8 @@ def make_key(
 class ApiClient(HTTPSClient):
     """Calls the API with a key, from a given address."""
 
-    def __init__(self, key: str | None, address: str = "198.51.100.7") -> None:
-        super().__init__()
+    def __init__(self, key: str | None, address: str = "198.51.100.7", **options) -> None:
+        super().__init__(**options)
         self.key, self.address = key, address
 
     def request(self, **request):

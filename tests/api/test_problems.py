@@ -121,3 +121,13 @@ def test_a_refused_call_is_replayed_too_and_an_overlong_key_refused(api):
     again = api.post_json("/api/v1/requests", new_request(deadline="2001-01-01"), **headers)
     assert first.status_code == again.status_code == 422 and again["Idempotent-Replayed"] == "true"
     assert_problem(api.post_json("/api/v1/requests", new_request(), HTTP_IDEMPOTENCY_KEY="k" * 300), 400)
+
+
+def test_csrf_does_not_apply_to_key_calls(company, members):
+    """With Django's CSRF checks on (as in production), a key's POST needs no token."""
+    api = ApiClient(make_key(members[Role.ADMIN]), enforce_csrf_checks=True)
+    assert api.post_json("/api/v1/requests", new_request()).status_code == 201
+    # Control: the same client is refused a page's POST without the token.
+    browser = ApiClient(None, enforce_csrf_checks=True)
+    browser.force_login(members[Role.OWNER].user)
+    assert browser.post("/company/api-keys/new/", {"name": "x", "scopes": ["requests:read"]}).status_code == 403
