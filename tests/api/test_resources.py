@@ -3,6 +3,7 @@ flows; each refuses a key without its scope and another company's ids."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -146,6 +147,7 @@ ENDPOINTS = [
     ("post", "/api/v1/requests/{id}/resend", "requests:write"),
     ("post", "/api/v1/requests/batch", "requests:write"),
     ("get", "/api/v1/requests/{id}/report", "reports:read"),
+    ("post", "/api/v1/candidates/{candidate}/export", "candidates:admin"),
 ]
 
 
@@ -161,18 +163,20 @@ def _call(client: ApiClient, method: str, path: str):
 @pytest.mark.parametrize("method, path, scope", ENDPOINTS)
 def test_every_endpoint_refuses_a_key_without_its_scope(company, members, method, path, scope):
     reference_request, _ = make_request(company, members[Role.RECRUITER].user)
-    path = path.format(id=reference_request.pk)
+    path = path.format(id=reference_request.pk, candidate=reference_request.candidate_id)
     others = [s for s in ("questionnaires:read", "requests:read", "requests:write", "reports:read") if s != scope]
     response = _call(ApiClient(make_key(members[Role.ADMIN], others)), method, path)
     assert response.status_code == 403 and scope in response.json()["detail"]
     assert _call(ApiClient(make_key(members[Role.ADMIN], [scope])), method, path).status_code in (200, 201)
 
 
-@pytest.mark.parametrize("method, path, scope", [e for e in ENDPOINTS if "{id}" in e[1]])
+@pytest.mark.parametrize("method, path, scope", [e for e in ENDPOINTS if "{" in e[1]])
 def test_every_endpoint_refuses_another_companys_ids(company, members, method, path, scope):
     other = make_company()
     theirs, _ = make_request(other, other.memberships.get().user)
-    response = _call(ApiClient(make_key(members[Role.OWNER])), method, path.format(id=theirs.pk))
+    response = _call(
+        ApiClient(make_key(members[Role.OWNER])), method, path.format(id=theirs.pk, candidate=theirs.candidate_id)
+    )
     assert response.status_code == 404 and response["Content-Type"] == "application/problem+json"
     with company_context(other):
         assert ReferenceRequest.objects.get(pk=theirs.pk).status == "awaiting_candidate"
@@ -218,3 +222,28 @@ def test_the_report_as_json(company, members, api):
     body = report.json()
     assert body["request"]["id"] == str(reference_request.pk) and body["candidate"]["name"] == "Zoë O'Brien"
     assert body["referees"] == [] and body["timeline"]
+
+
+def test_export_and_erase_a_candidate(company, members, api):
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, name="Zoë O'Brien")
+    candidate_id = reference_request.candidate_id
+    exported = api.post_json(f"/api/v1/candidates/{candidate_id}/export")
+    assert exported.status_code == 200 and "Zoë O'Brien" in json.dumps(exported.json(), ensure_ascii=False)
+    assert SecurityEvent.objects.filter(action="data_export", target=f"candidate:{candidate_id}").exists()
+    wrong = api.post_json(f"/api/v1/candidates/{candidate_id}/erase", {"confirm_name": "Someone Else"})
+    assert wrong.status_code == 422
+    assert api.get(f"/api/v1/requests/{reference_request.pk}").status_code == 200  # nothing erased
+    erased = api.post_json(f"/api/v1/candidates/{candidate_id}/erase", {"confirm_name": "Zoë O'Brien"})
+    assert erased.status_code == 200 and erased.json()["requests"] == 1
+    assert api.get(f"/api/v1/requests/{reference_request.pk}").status_code == 404
+    assert SecurityEvent.objects.filter(action="data_erased", target=f"candidate:{candidate_id}").exists()
+
+
+def test_a_candidates_admin_key_of_a_demoted_admin_stops(company, members):
+    admin = members[Role.ADMIN]
+    api = ApiClient(make_key(admin, ["candidates:admin"]))
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user)
+    admin.role = Role.RECRUITER
+    admin.save()
+    refused = api.post_json(f"/api/v1/candidates/{reference_request.candidate_id}/export")
+    assert refused.status_code == 401

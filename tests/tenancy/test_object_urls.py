@@ -461,6 +461,8 @@ EXEMPT: dict[str, str] = {
     "mfa_edit_webauthn": "one of the signed-in user's own security keys (allauth's queryset is by user)",
     "support_operator_open": "one of the signed-in operator's own support grants (filtered by operator), if live",
     "api-v1:cancel_request": API_EXEMPT,
+    "api-v1:erase_candidate": API_EXEMPT,
+    "api-v1:export_candidate": API_EXEMPT,
     "api-v1:read_questionnaire": API_EXEMPT,
     "api-v1:read_report": API_EXEMPT,
     "api-v1:read_request": API_EXEMPT,
