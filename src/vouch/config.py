@@ -187,6 +187,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Addresses/networks whose requests skip the per-address and per-network limits and the in-flight cap "
         "(monitoring, a load test); their accounts and companies are still limited.",
     ),
+    "VOUCH_API_KEY_RATE_LIMIT": (
+        "600",
+        "Calls a minute one API key may make (vouch.api); more are answered 429 with Retry-After. 0: no limit.",
+    ),
     "VOUCH_CLIENT_IN_FLIGHT": (
         "VOUCH_THREADS - 1",
         "Requests one client address may have in progress in one server process; more are answered 429. 0: no cap.",

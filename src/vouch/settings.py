@@ -66,7 +66,7 @@ VOUCH_COMPANY_DATABASE_PREFIX = env("VOUCH_COMPANY_DATABASE_PREFIX", "vouch_comp
 VOUCH_DELETION_GRACE_DAYS = env_int("VOUCH_DELETION_GRACE_DAYS", 14)
 # Apps whose models hold a company's data: created and queried only in company
 # databases, through the current company context (vouch.tenancy.router).
-VOUCH_COMPANY_APPS = ["activity", "references", "webhooks"]
+VOUCH_COMPANY_APPS = ["activity", "references", "webhooks", "api"]
 DATABASE_ROUTERS = ["vouch.tenancy.router.CompanyRouter"]
 # Encryption at rest (vouch.vault): where master keys come from, how long unwrapped
 # company keys stay in memory, and the country assumed for phone numbers without one.
@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "vouch.activity",
     "vouch.references",
     "vouch.webhooks",
+    "vouch.api",
     "vouch.links",
     "vouch.vault",
     "vouch.guard",
@@ -138,6 +139,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Rate limits by address and network, before any session or user is looked up.
     "vouch.shield.limits_middleware.ClientLimitsMiddleware",
+    # The REST API (/api/): session cookies dropped before the session is read, the key
+    # checked and its company entered, every error as problem details (vouch.api.middleware).
+    "vouch.api.middleware.ApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -453,6 +457,8 @@ VOUCH_RATE_LIMIT_EXEMPT = env_list("VOUCH_RATE_LIMIT_EXEMPT", "")
 # A client never holds every thread of a server process: one stays free for the others.
 VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
 VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
+# Calls a minute per API key (vouch.api.keys), counted by the same machinery as the limits above.
+VOUCH_API_KEY_RATE_LIMIT = env_int("VOUCH_API_KEY_RATE_LIMIT", 600)
 
 # Mail: the outbox on the embedded default, SMTP over TLS when configured.
 DEFAULT_FROM_EMAIL = env("VOUCH_MAIL_FROM", "Vouch <no-reply@localhost>")

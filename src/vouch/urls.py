@@ -53,4 +53,6 @@ urlpatterns = [
     path("", include("vouch.activity.urls")),
     path("", include("vouch.webhooks.urls")),
     path("", include("vouch.support.urls")),
+    # The REST API (/api/v1/) and the company's API keys pages (vouch.api).
+    path("", include("vouch.api.urls")),
 ]

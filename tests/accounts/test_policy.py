@@ -41,6 +41,7 @@ EXPECTED_MINIMUM = {
     "manage_workflow": Role.ADMIN,
     "end_member_sessions": Role.ADMIN,
     "manage_webhooks": Role.ADMIN,
+    "manage_api_keys": Role.ADMIN,
 }
 
 

@@ -45,6 +45,8 @@ from vouch.accounts.models import Invitation, Membership, User
 from vouch.accounts.policy import Role
 from vouch.activity import services as activity
 from vouch.activity.models import Entry
+from vouch.api.keys import services as api_key_services
+from vouch.api.models import ApiKey
 from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.core.context import company_context
 from vouch.links import services as links
@@ -428,6 +430,19 @@ def make_webhook_only(company) -> Made:
     return Made({"endpoint_id": made.kwargs["endpoint_id"]}, made.form, made.snapshot)
 
 
+def make_api_key(company) -> Made:
+    """An API key of the company (vouch.api), made by its owner."""
+    owner = company.memberships.get(role=Role.OWNER)
+    with company_context(company):
+        key, _ = api_key_services.create_key(None, owner, name=f"Key of {company.name}", scopes=["requests:read"])
+
+    def snapshot():
+        with company_context(company):
+            return list(ApiKey.objects.filter(pk=key.pk).values_list("revoked_at", "name", "scopes"))
+
+    return Made({"key_id": key.pk}, {}, snapshot)
+
+
 def max_membership_id(a, b) -> int:
     return Membership.objects.aggregate(m=Max("pk"))["m"] or 0
 
@@ -493,7 +508,13 @@ OBJECT_URLS: dict[str, ObjectURL] = {
     "webhook_toggle": ObjectURL(Endpoint, make_webhook_only),
     "webhook_delete": ObjectURL(Endpoint, make_webhook_only),
     "webhook_replay": ObjectURL((Endpoint, Delivery), make_webhook_endpoint),
+    # API keys live in the company's database, found through the current company's context.
+    "api_key_revoke": ObjectURL(ApiKey, make_api_key),
 }
+API_EXEMPT = (
+    "the REST API takes no session (its cookies are dropped): tests/api/test_resources.py "
+    "attacks it with keys and another company's ids"
+)
 EXEMPT: dict[str, str] = {
     "invitation_open": "takes a 256-bit invitation token (only its hash is stored), not an object id",
     "account_confirm_email": "allauth: an email confirmation key (signed token), not an object id",
@@ -509,6 +530,13 @@ EXEMPT: dict[str, str] = {
     # Its id sits in an include() prefix (keys/<int:pk>/), which the walk once missed.
     "mfa_edit_webauthn": "one of the signed-in user's own security keys (allauth's queryset is by user)",
     "support_operator_open": "one of the signed-in operator's own support grants (filtered by operator), if live",
+    "api-v1:cancel_request": API_EXEMPT,
+    "api-v1:erase_candidate": API_EXEMPT,
+    "api-v1:export_candidate": API_EXEMPT,
+    "api-v1:read_questionnaire": API_EXEMPT,
+    "api-v1:read_report": API_EXEMPT,
+    "api-v1:read_request": API_EXEMPT,
+    "api-v1:resend_request": API_EXEMPT,
 }
 
 

@@ -51,6 +51,7 @@ class Action(StrEnum):
     MANAGE_WORKFLOW = "manage_workflow"
     END_MEMBER_SESSIONS = "end_member_sessions"
     MANAGE_WEBHOOKS = "manage_webhooks"
+    MANAGE_API_KEYS = "manage_api_keys"
 
 
 # The lowest role allowed each action. Adding an Action without a row here fails
@@ -96,6 +97,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     # Webhook endpoints send the company's events out and hold signing secrets: admins
     # and owners, who configure the company's integrations.
     Action.MANAGE_WEBHOOKS: Role.ADMIN,
+    # API keys (vouch.api) and, with them, webhook endpoints: admins and owners; a key
+    # never holds a scope its creator's role does not (vouch.api.keys.scopes).
+    Action.MANAGE_API_KEYS: Role.ADMIN,
 }
 
 

@@ -99,6 +99,10 @@ class EventAction(models.TextChoices):
     WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Webhook secret rotated"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled", "Webhook endpoint disabled"
     WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint_deleted", "Webhook endpoint deleted"
+    # API keys (vouch.api).
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+    API_KEY_NEW_NETWORK = "api_key_new_network", "API key used from a new network"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

@@ -97,11 +97,16 @@ class ReferenceRequest(models.Model):
     flag_count = models.PositiveSmallIntegerField(default=0)
     candidate_reminders_sent = models.PositiveSmallIntegerField(default=0)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # The applicant tracking system's own id and page for this check (vouch.api): an
+    # integration finds its requests by them. Opaque ids of the ATS, not personal data.
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    external_url = models.URLField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="request_status_created_idx"),
+            models.Index(fields=["external_id"], name="request_external_id_idx"),
             # The dashboard's order (and its recruiter filter, and a recruiter limited to
             # their own requests) read in index order: no sort of every matching row.
             models.Index(fields=["-created_at", "-id"], name="request_created_idx"),

@@ -13,6 +13,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.cache import add_never_cache_headers
 
+from vouch.api.middleware import API_PREFIX, as_problem
 from vouch.core import metrics, proxies
 from vouch.core.requests import VouchRequest
 from vouch.objectstore import StoreUnavailable
@@ -89,6 +90,10 @@ class RequestContextMiddleware:
                     status=500,
                     content_type="text/plain; charset=utf-8",
                 )
+        if request.path.startswith(API_PREFIX):
+            # The API answers every error as problem details, those made out here too
+            # (413, 405, a bad Content-Length, the rate limits' 429).
+            response = as_problem(response)
         if request.method == "HEAD":
             _drop_body(response)
         response["X-Request-ID"] = request_id

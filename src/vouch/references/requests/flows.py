@@ -84,6 +84,8 @@ def create_request(
     referees_required: int = 2,
     guidance: str = "",
     work_email_required: bool = False,
+    external_id: str = "",
+    external_url: str = "",
 ) -> ReferenceRequest:
     """Create a request, issue the candidate's link and email it to them.
 
@@ -109,6 +111,8 @@ def create_request(
             referees_required=int(referees_required),
             guidance=guidance.strip(),
             work_email_required=work_email_required,
+            external_id=external_id.strip(),
+            external_url=external_url.strip(),
             deadline=moment,
             last_activity_at=timezone.now(),
         )

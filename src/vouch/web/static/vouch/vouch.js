@@ -171,3 +171,18 @@ document.addEventListener("htmx:beforeSwap", function (event) {
     event.detail.isError = false;
   }
 });
+
+// Copy buttons: <button type="button" data-copy="id of the element whose text is copied">
+// (a new API key's secret, shown once).
+document.addEventListener("click", function (event) {
+  var button = event.target.closest && event.target.closest("button[data-copy]");
+  if (!button || !navigator.clipboard) {
+    return;
+  }
+  var source = document.getElementById(button.getAttribute("data-copy"));
+  if (source) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.textContent = "Copied";
+    });
+  }
+});
