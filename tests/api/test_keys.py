@@ -219,3 +219,35 @@ def test_session_cookies_are_not_accepted(company, members):
     browser.force_login(members[Role.OWNER].user)
     assert browser.get("/company/api-keys/").status_code == 200  # the session works on pages
     assert browser.get(QUESTIONNAIRES).status_code == 401
+
+
+def test_a_key_used_far_beyond_the_rule_is_throttled_and_the_owners_told(
+    company, members, mailoutbox, django_capture_on_commit_callbacks
+):
+    """P18: every call counts towards the abuse rule api_overuse of the key's creator; past
+    the company's threshold the account is throttled, its calls answered 429 with
+    Retry-After, and the owners emailed once."""
+    from tests.abuse.helpers import set_threshold
+    from vouch.abuse import rules, throttle
+
+    rule = rules.API_OVERUSE
+    set_threshold(company, rule, rule.low)
+    admin = members[Role.ADMIN]
+    key = make_key(admin, ["questionnaires:read"])
+    client = ApiClient(key)
+    statuses = []
+    for _ in range(rule.low + 2):
+        # Each call its own commit, as on a server (the response runs after it).
+        with django_capture_on_commit_callbacks(execute=True):
+            statuses.append(client.get(QUESTIONNAIRES).status_code)
+    assert statuses[: rule.low] == [200] * rule.low  # up to the threshold, calls go through
+    assert statuses[rule.low :] == [429, 429]
+    refused = client.get(QUESTIONNAIRES)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert refused["Content-Type"].startswith("application/problem+json")
+    assert throttle.seconds_left(admin.user.pk) > 0
+    told = [m for m in mailoutbox if any(o.user.email in m.to for o in [members[Role.OWNER]])]
+    assert len([m for m in told if "unusual" in m.subject.lower() or "abuse" in m.body.lower()]) >= 1
+    # Another member's key in the same company keeps working.
+    other = make_key(members[Role.OWNER], ["questionnaires:read"])
+    assert ApiClient(other).get(QUESTIONNAIRES).status_code == 200

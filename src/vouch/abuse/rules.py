@@ -110,11 +110,10 @@ LINK_GUESSES = Rule(
     response=Response.FLAG,
     period="one hour",
 )
-# No source yet: Vouch has no API. The rule is wired (it counts ``API_REQUEST``
-# occurrences) so the API only has to report its requests.
+# Counted by the API (vouch.api.middleware) for every call a key makes, as its creator's.
 API_OVERUSE = Rule(
     name="api_overuse",
-    label="API requests by one account in an hour (no API yet)",
+    label="API calls by one account's keys in an hour",
     what="API requests",
     per_account=True,
     window=HOUR,

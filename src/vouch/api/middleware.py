@@ -19,7 +19,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from vouch.abuse import throttle as abuse_throttle
+from vouch.abuse.rules import API_REQUEST
 from vouch.api import idempotency
+from vouch.audit import observers
 from vouch.api.keys import services
 from vouch.api.problems import CONTENT_TYPE, problem
 from vouch.core.context import CompanyOffline, company_context
@@ -89,6 +92,18 @@ class ApiMiddleware:
                         return problem(429, refused.detail, Retry_After=str(refused.retry_after))
                     return unauthenticated(refused.detail)
                 request.api_caller = caller  # type: ignore[attr-defined]
+                # Abuse monitoring (P18) counts every call towards the key creator's hourly
+                # API rule; an account it throttled is refused here, reads included: a key
+                # used far beyond its normal is what the rule is for.
+                observers.heard(API_REQUEST, request=request, actor_id=caller.membership.user_id, company_id=company.pk)
+                wait = abuse_throttle.seconds_left(caller.membership.user_id)
+                if wait:
+                    return problem(
+                        429,
+                        "This key's account made unusually many calls and is paused for a while; "
+                        "the company's owners have been told.",
+                        Retry_After=str(wait),
+                    )
                 if request.method == "POST":
                     return idempotency.handle(request, self.get_response)
                 return self.get_response(request)
