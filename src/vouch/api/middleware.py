@@ -22,9 +22,9 @@ from django.http import HttpRequest, HttpResponse
 from vouch.abuse import throttle as abuse_throttle
 from vouch.abuse.rules import API_REQUEST
 from vouch.api import idempotency
-from vouch.audit import observers
 from vouch.api.keys import services
 from vouch.api.problems import CONTENT_TYPE, problem
+from vouch.audit import observers
 from vouch.core.context import CompanyOffline, company_context
 
 log = logging.getLogger("vouch.api")
