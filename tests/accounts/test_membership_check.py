@@ -62,14 +62,17 @@ def test_active_member_count(company, members):
 
 
 def test_dashboard_queries(client, members):
-    """Session (from the cache with Redis), user, memberships, member count: nothing
-    more, and no session write."""
+    """Session (from the cache with Redis), user, memberships, member count, and the
+    dashboard's turnaround figures from the cache (a table of the control database on
+    the embedded default, Redis otherwise): nothing more, and no session write."""
     client.force_login(members[Role.VIEWER].user)
     assert client.get("/dashboard/").status_code == 200
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/dashboard/").status_code == 200
-    sql = [q["sql"] for q in queries]
-    assert len(sql) == (3 if settings.REDIS_URL else 4), sql
+    # The shield's block table is re-read at most once a second per process, whichever
+    # request comes then (vouch.shield.state): not the dashboard's.
+    sql = [q["sql"] for q in queries if "vouch_shield_cache" not in q["sql"]]
+    assert len(sql) == (3 if settings.REDIS_URL else 5), sql
     assert all(s.lstrip().upper().startswith("SELECT") for s in sql), sql
 
 

@@ -309,9 +309,9 @@ def test_never_more_live_than_max_live_and_nothing_lost(mirror_factory, tmp_path
         most = max(most, len(mirror.registered()))
     # Nothing lost is the property; how soon is the benchmark's (bench/mirror_scale.py). Five
     # databases through two live slots start and stop Litestream for each: on a loaded
-    # machine the first took over 20 s to come round.
+    # machine (load 8 on 2 cores) one took over 60 s to come round.
     for n, database in enumerate(databases, start=1):
-        wait_for(lambda d=database, n=n: restored(mirror.item, d, tmp_path) == [n], 60, f"{database.name}'s write")
+        wait_for(lambda d=database, n=n: restored(mirror.item, d, tmp_path) == [n], 120, f"{database.name}'s write")
         most = max(most, len(mirror.registered()))
     assert most <= 2
     # Five through two places: at least three were let go, evicted for a newer write or,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django import forms
 
+from vouch.core.text import SingleLineField
 from vouch.webhooks.services import EVENT_LABELS, MAX_DESCRIPTION
 
 
 class EndpointForm(forms.Form):
-    url = forms.CharField(label="URL", max_length=2000, help_text="https:// only; a public address.")
-    description = forms.CharField(max_length=MAX_DESCRIPTION, required=False)
+    url = SingleLineField(label="URL", max_length=2000, help_text="https:// only; a public address.")
+    description = SingleLineField(max_length=MAX_DESCRIPTION, required=False)
     event_types = forms.MultipleChoiceField(
         label="Events", choices=list(EVENT_LABELS.items()), widget=forms.CheckboxSelectMultiple
     )

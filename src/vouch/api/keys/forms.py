@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from vouch.api.keys import services
 from vouch.api.keys.scopes import SCOPES
+from vouch.core.text import SingleLineField
 
 
 class KeyForm(forms.Form):
-    name = forms.CharField(max_length=services.MAX_NAME, help_text="What will use it, e.g. “Greenhouse integration”.")
+    name = SingleLineField(max_length=services.MAX_NAME, help_text="What will use it, e.g. “Greenhouse integration”.")
     scopes = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, help_text="Give only what it needs.")
     expires_on = forms.DateField(
         required=False,
