@@ -11,6 +11,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from tests.accounts.helpers import mark_reauthenticated
 from tests.api.conftest import ApiClient, make_key
 from tests.conftest import add_member, make_company, make_user
 from vouch.accounts.policy import Role
@@ -46,7 +47,14 @@ def test_a_key_works_and_only_its_sha256_is_at_rest(company, members):
 def test_the_secret_is_shown_once_on_the_page_and_never_listed(company, members):
     client = ApiClient(None)
     client.force_login(members[Role.OWNER].user)
-    page = client.post("/company/api-keys/new/", {"name": "Greenhouse", "scopes": ["requests:read", "reports:read"]})
+    fields = {"name": "Greenhouse", "scopes": ["requests:read", "reports:read"]}
+    # A session alone is not enough: the password again first (nothing made meanwhile).
+    asked = client.post("/company/api-keys/new/", fields)
+    assert asked.status_code == 302 and "reauthenticate" in asked["Location"]
+    with company_context(company):
+        assert not ApiKey.objects.exists()
+    mark_reauthenticated(client)
+    page = client.post("/company/api-keys/new/", fields)
     assert page.status_code == 200 and page["Cache-Control"] == "no-store"
     secret = page.context["secret"]
     assert secret.startswith(f"vk_{company.pk.hex}_") and secret in page.content.decode()
@@ -63,6 +71,7 @@ def test_the_form_offers_only_scopes_within_the_role_and_refuses_others(company,
     assert client.get("/company/api-keys/").status_code == 403
     admin_client = ApiClient(None)
     admin_client.force_login(members[Role.ADMIN].user)
+    mark_reauthenticated(admin_client)
     assert admin_client.get("/company/api-keys/new/").status_code == 200
     refused = admin_client.post("/company/api-keys/new/", {"name": "x", "scopes": ["made:up"]})
     assert refused.status_code == 400

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from vouch.accounts.decorators import company_action
+from vouch.accounts.decorators import company_action, reauthentication_required
 from vouch.accounts.policy import Action
 from vouch.accounts.user_service import member_names
 from vouch.api.keys import services
@@ -33,7 +33,10 @@ def keys(request: CompanyRequest) -> HttpResponse:
     return render(request, "api/keys.html", {"keys": rows})
 
 
+# A key hands out the company's data to another system: the password again, as for an
+# invitation or a webhook endpoint, unless it was confirmed recently.
 @company_action(Action.MANAGE_API_KEYS)
+@reauthentication_required
 def create(request: CompanyRequest) -> HttpResponse:
     form = KeyForm(request.POST or None, allowed=allowed(request.membership))
     if request.method == "POST" and form.is_valid():
