@@ -260,3 +260,25 @@ def test_a_key_used_far_beyond_the_rule_is_throttled_and_the_owners_told(
     # Another member's key in the same company keeps working.
     other = make_key(members[Role.OWNER], ["questionnaires:read"])
     assert ApiClient(other).get(QUESTIONNAIRES).status_code == 200
+
+
+def test_a_blocked_address_does_not_stop_a_valid_key_and_its_404s_score_its_account(company, members):
+    """An applicant tracking system calls from its provider's addresses, which others share:
+    intrusion detection answers a key's call for the key's creator (as for a signed-in
+    member), never for the address. An outsider from the same address stays blocked."""
+    from vouch.shield import state
+
+    ats = "203.0.113.40"
+    key = make_key(members[Role.ADMIN], ["questionnaires:read", "requests:read"])
+    state.block(state.ADDRESS, ats, "injection", state.now())
+    assert ApiClient(None, ats).get(QUESTIONNAIRES).status_code == 403  # the outsider: blocked
+    assert ApiClient(key, ats).get(QUESTIONNAIRES).status_code == 200
+    state.lift(state.ADDRESS, ats, state.now())
+    # Its misses (ids not in its company: recorded as probes, as for a member) count against
+    # the key's creator, never the address others share.
+    client = ApiClient(key, ats)
+    for n in range(5):
+        assert client.get(f"/api/v1/requests/00000000-0000-0000-0000-{n:012d}").status_code == 404
+    assert state.score_of(state.ADDRESS, ats, state.now()) == 0
+    assert state.score_of(state.ACCOUNT, str(members[Role.ADMIN].user_id), state.now()) > 0
+    assert ApiClient(None, ats).get("/api/v1/openapi.json").status_code == 200

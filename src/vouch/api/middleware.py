@@ -92,6 +92,9 @@ class ApiMiddleware:
                         return problem(429, refused.detail, Retry_After=str(refused.retry_after))
                     return unauthenticated(refused.detail)
                 request.api_caller = caller  # type: ignore[attr-defined]
+                # The shield scores and blocks this call as its key's creator's, never as its
+                # address's (vouch.shield.detection.signed_in_user_id).
+                request.acting_user_id = caller.membership.user_id  # type: ignore[attr-defined]
                 # Abuse monitoring (P18) counts every call towards the key creator's hourly
                 # API rule; an account it throttled is refused here, reads included: a key
                 # used far beyond its normal is what the rule is for.

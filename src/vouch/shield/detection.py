@@ -66,7 +66,14 @@ def _unblockable(address: str) -> bool:
     return any(parsed in network for network in _allowed())
 
 
-def _signed_in_user_id(request: HttpRequest) -> int | None:
+def signed_in_user_id(request: HttpRequest) -> int | None:
+    """The account a request acts for: the signed-in person's, or, for a call with a valid
+    API key, its creator's (``acting_user_id``, set by the API's middleware, which drops
+    cookies). Either answers for their own account only, never for the address they share
+    (an applicant tracking system calls from its provider's addresses)."""
+    acting = getattr(request, "acting_user_id", None)
+    if acting is not None:
+        return acting
     user = getattr(request, "user", None)  # absent before AuthenticationMiddleware
     return user.pk if user is not None and user.is_authenticated else None
 
@@ -90,7 +97,7 @@ def _detect(request: HttpRequest, point: Point, detail: str) -> state.Block | No
     metrics.detections_total.labels(point=point.name).inc()
     request.shield_detected = True  # type: ignore[attr-defined]  # its answer's status is then not counted too
     moment = state.now()
-    user_id = _signed_in_user_id(request)
+    user_id = signed_in_user_id(request)
     details = {"point": point.name}
     if detail:
         details["detail"] = detail[:120]
