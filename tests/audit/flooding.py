@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from tests.guard.test_throttle_attack import Connection
 from tests.server import helpers
+from tests.server.helpers import Connection
 
 FLOOD = 10_000
 FLOODER = "192.0.2.66"  # one address, through the trusted proxy

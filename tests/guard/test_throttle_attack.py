@@ -10,7 +10,6 @@ proxy), while the account's owner signs in from a browser they have used before.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
 import multiprocessing
@@ -26,6 +25,7 @@ import pytest
 
 from tests.live import cleanup, make_server
 from tests.server import helpers
+from tests.server.helpers import Connection
 from vouch.outbox import store
 from vouch.vault.providers import FileKeyProvider
 
@@ -49,33 +49,6 @@ def server():
     live = make_server({"VOUCH_TRUSTED_PROXIES": "127.0.0.1"}, workers=2).start()
     yield live
     cleanup(live)
-
-
-class Connection:
-    """One keep-alive HTTPS connection (as a browser has), reopened if the server closes it."""
-
-    def __init__(self, live) -> None:
-        self.live = live
-        self.conn: http.client.HTTPSConnection | None = None
-
-    def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None):
-        for _ in range(2):
-            if self.conn is None:
-                self.conn = http.client.HTTPSConnection(
-                    "localhost", self.live.https_port, context=helpers.tls_context(self.live), timeout=30
-                )
-            try:
-                self.conn.request(method, path, body=body, headers=headers)
-                response = self.conn.getresponse()
-                return response.status, response.getheaders(), response.read()
-            except (http.client.HTTPException, OSError):
-                self.conn.close()
-                self.conn = None
-        raise RuntimeError(f"{method} {path} failed twice")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
 
 
 def dashboard_latencies(live, cookie: str, samples: int) -> list[float]:

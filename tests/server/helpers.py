@@ -206,3 +206,30 @@ def session_cookie(server, email: str, password: str = PASSWORD) -> str:
     response = login(server, email, password)
     assert response.status == 302, f"login gave {response.status}: {response.text[:500]}"
     return response.cookies()["__Host-vouch_session"].value
+
+
+class Connection:
+    """One keep-alive HTTPS connection (as a browser has), reopened if the server closes it."""
+
+    def __init__(self, live) -> None:
+        self.live = live
+        self.conn: http.client.HTTPSConnection | None = None
+
+    def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None):
+        for _ in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection(
+                    "localhost", self.live.https_port, context=tls_context(self.live), timeout=30
+                )
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                return response.status, response.getheaders(), response.read()
+            except (http.client.HTTPException, OSError):
+                self.conn.close()
+                self.conn = None
+        raise RuntimeError(f"{method} {path} failed twice")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
