@@ -63,7 +63,8 @@ SCRIPT = textwrap.dedent(
         thresholds.save(company, membership, {API_OVERUSE.name: API_OVERUSE.high})
         with company_context(company):
             _key, token = services.create_key(None, membership, name="Bench ATS", scopes=scopes.split(","))
-            ids = [str(pk) for pk in ReferenceRequest.objects.order_by("-created_at").values_list("pk", flat=True)[:count]]
+            newest = ReferenceRequest.objects.order_by("-created_at").values_list("pk", flat=True)[:count]
+            ids = [str(pk) for pk in newest]
         print(json.dumps({"token": token, "ids": ids}))
 
     def check_cost(token, count):
@@ -189,14 +190,19 @@ def measure(args) -> dict:
             "livez": (f"{server.url}/livez", None, "livez", "GET", {200}),
             "read": (
                 server.url,
-                _script(directory, "read", token, READ_LUA.format(ids=", ".join(json.dumps(i) for i in ids), spacing=spacing)),
+                _script(
+                    directory,
+                    "read",
+                    token,
+                    READ_LUA.format(ids=", ".join(json.dumps(i) for i in ids), spacing=spacing),
+                ),
                 read_route,
                 "GET",
                 {200},
             ),
             "list": (f"{server.url}/api/v1/requests", _script(directory, "list", token), list_route, "GET", {200}),
         }
-        for name, (url, script, _route, _method, _ok) in targets.items():
+        for url, script, _route, _method, _ok in targets.values():
             harness.run_wrk(url, args, args.warmup, script=script)
         runs: dict[str, list[dict]] = {name: [] for name in (*targets, "create")}
         for round_number in range(1, args.rounds + 1):

@@ -111,7 +111,9 @@ def _measure(count: int, idle_seconds: str) -> dict:
             VOUCH_WEBHOOKS_CA_FILE=str(cert),
             VOUCH_TASKS_BACKEND="database",
         )
-        measured = harness.run_script(SCRIPT, [str(count), idle_seconds], env, what="webhook delivery benchmark", timeout=900)
+        measured = harness.run_script(
+            SCRIPT, [str(count), idle_seconds], env, what="webhook delivery benchmark", timeout=900
+        )
     measured["target_per_second"] = TARGET_PER_SECOND
     measured["met"] = measured["delivered"] == count and measured["per_second"] >= TARGET_PER_SECOND
     return measured
