@@ -50,8 +50,9 @@ READ_SECONDS = 10.0
 TOTAL_SECONDS = 15.0
 BODY_CAP = 64 * 1024
 MAX_URL = 2000
-# How long a sender keeps a connection to a receiver open after a delivery, and to how
-# many receivers at most: a burst of events reuses it, an idle worker holds nothing long.
+# How long a sender may reuse a connection to a receiver after a delivery, and to how many
+# receivers at most: a burst of events reuses it. One gone stale is closed at the sender's
+# next delivery, so an idle worker holds at most MAX_KEPT sockets.
 IDLE_SECONDS = 5.0
 MAX_KEPT = 32
 
