@@ -91,10 +91,26 @@ SCRIPT = textwrap.dedent(
             started = time.perf_counter()
             once()
             whole.append((time.perf_counter() - started) * 1e6)
+        # A whole call in one process (the test client: no TLS, no server), wall and CPU.
+        from django.test import Client
+        client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+        with company_context(company):
+            first = str(ReferenceRequest.objects.order_by("-created_at").values_list("pk", flat=True)[0])
+        calls = {}
+        for name, path in (("read", f"/api/v1/requests/{first}"), ("list", "/api/v1/requests")):
+            wall, cpu = [], []
+            for i in range(count // 10 + 10):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                response = client.get(path, secure=True)
+                if i >= 10:  # the first ten warm up
+                    cpu.append((time.process_time() - cpu_started) * 1000)
+                    wall.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.status_code
+            calls[name] = {"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
         print(json.dumps({"calls": count, "check_median_us": statistics.median(check_only),
                           "check_p90_us": statistics.quantiles(check_only, n=10)[8],
                           "whole_median_us": statistics.median(whole),
-                          "whole_p90_us": statistics.quantiles(whole, n=10)[8]}))
+                          "whole_p90_us": statistics.quantiles(whole, n=10)[8], "in_process": calls}))
 
     if sys.argv[1] == "key":
         key(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
@@ -279,6 +295,10 @@ def describe(results: dict) -> list[str]:
         f"  key check in one process: services.check median {k['check_median_us']:.0f} µs (p90 "
         f"{k['check_p90_us']:.0f}); with parsing and the company lookup {k['whole_median_us']:.0f} µs "
         f"(p90 {k['whole_p90_us']:.0f}), over {k['calls']} calls",
+        "  a whole call in one process (test client, no TLS), median: "
+        + ", ".join(
+            f"{name} {c['wall_ms']:.1f} ms wall / {c['cpu_ms']:.1f} ms CPU" for name, c in k["in_process"].items()
+        ),
     ]
 
 
