@@ -59,6 +59,8 @@ SECTIONS = (
     "mirror_scale",
     "flood",
     "event_flood",
+    "api",
+    "webhooks",
 )
 
 
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     # A terminated bench still stops its server (the `finally` in benchmark()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    uses_wrk = {"server", "tenancy", "bruteforce", "workflow", "mirror", "flood"}
+    uses_wrk = {"server", "tenancy", "bruteforce", "workflow", "mirror", "flood", "api"}
     if uses_wrk & set(sections) and shutil.which("wrk") is None:
         print("bench needs wrk (apt-get install wrk; `make bench` installs it)", file=sys.stderr)
         return 2
@@ -300,11 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         print("\nmirror cost as companies grow (bench/mirror_scale.py)", flush=True)
         sectioned["mirror_scale"] = mirror_scale_bench.measure()
         rows += mirror_scale_bench.table_rows(sectioned["mirror_scale"])
+    # The REST API: a request read, the list, creation, beside /livez of its own server run,
+    # and the key check's cost per call (bench/api.py); its throughput rows join the table.
+    if "api" in sections:
+        import api as api_bench
+
+        print("\nREST API (bench/api.py)", flush=True)
+        sectioned["api"] = api_bench.measure(args)
+        rows += api_bench.table_rows(sectioned["api"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
         results = {}
-        if {"tenancy", "workflow", "mirror"} & set(sectioned):  # their rows have the server table's columns
+        if {"tenancy", "workflow", "mirror", "api"} & set(sectioned):  # their rows have the server table's columns
             print("\n" + "\n".join(harness.server_header()))
         print("\n".join(rows))
     if "tenancy" in sectioned:
@@ -321,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(restore_bench.describe(sectioned["restore"])))
     if "mirror_scale" in sectioned:
         print("\n" + "\n".join(mirror_scale_bench.describe(sectioned["mirror_scale"])))
+    if "api" in sectioned:
+        print("\n" + "\n".join(api_bench.describe(sectioned["api"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -357,6 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nsecurity-event flood and sign-in", flush=True)
         sectioned["event_flood"] = event_flood.measure(args)
         print("\n".join(event_flood.describe(sectioned["event_flood"])))
+    # Webhook deliveries per second from one worker to a local receiver (bench/webhooks.py).
+    if "webhooks" in sections:
+        import webhooks as webhooks_bench
+
+        print("\nwebhook deliveries (bench/webhooks.py)", flush=True)
+        sectioned["webhooks"] = webhooks_bench.measure_deliveries()
+        print(webhooks_bench.describe(sectioned["webhooks"]))
     results |= sectioned
     checked = [
         results.get("targets", {}),
@@ -368,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("mirror_scale", {}).get("targets", {}),
         sectioned.get("flood", {}).get("targets", {}),
         sectioned.get("event_flood", {}).get("targets", {}),
+        sectioned.get("api", {}).get("targets", {}),
+        {"met": {"webhook_deliveries": sectioned["webhooks"]["met"]}} if "webhooks" in sectioned else {},
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ import pytest
 from django.test import override_settings
 
 from tests.webhooks.receiver import Receiver
+from vouch.webhooks import egress
 
 
 @pytest.fixture
@@ -14,4 +15,5 @@ def receiver():
         VOUCH_WEBHOOKS_ALLOW_NETWORKS=["127.0.0.1/32"], VOUCH_WEBHOOKS_CA_FILE=str(server.cert_path)
     ):
         yield server
+    egress.close_kept()  # connections a test left open go with its receiver
     server.stop()

@@ -27,6 +27,9 @@ class Answer:
     body_size: int = 0
     # Send the body one byte per this many seconds.
     drip: float = 0.0
+    # Close the connection after answering without saying so (as a receiver's idle
+    # timeout does): the sender only learns it when it next uses the connection.
+    hang_up: bool = False
 
 
 @dataclass
@@ -83,6 +86,8 @@ class Receiver:
                         self.wfile.write(answer.body)
                 except OSError:
                     self.close_connection = True  # the sender hung up: what the cap does
+                if answer.hang_up:
+                    self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

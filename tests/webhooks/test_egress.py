@@ -139,3 +139,91 @@ def test_a_slow_answer_times_out(receiver, monkeypatch):
 def test_an_untrusted_certificate_is_refused(receiver):
     with override_settings(VOUCH_WEBHOOKS_CA_FILE=None), pytest.raises(OSError):
         egress.post(receiver.url(), b"{}", {})
+
+
+# --- connections kept between deliveries ------------------------------------------------
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """The addresses new connections were opened to (the real connect, counted)."""
+    opened: list[str] = []
+    real = egress._PinnedConnection.connect
+
+    def counting(self):
+        opened.append(str(self._address))
+        real(self)
+
+    monkeypatch.setattr(egress._PinnedConnection, "connect", counting)
+    return opened
+
+
+def test_a_burst_to_one_receiver_shares_one_connection(receiver, connects):
+    for n in range(5):
+        assert egress.post(receiver.url(), f'{{"n":{n}}}'.encode(), {"Content-Type": "application/json"}).status == 204
+    assert [item.body for item in receiver.received] == [f'{{"n":{n}}}'.encode() for n in range(5)]
+    assert connects == ["127.0.0.1"]
+
+
+def test_a_changed_resolution_never_reuses_the_kept_connection(receiver, connects, monkeypatch):
+    """The name answered 127.0.0.1 (vetted; the connection kept), then another address:
+    the delivery goes to the new address (here nothing listens: it fails) and never down
+    the connection to the old one; an address the guard refuses is refused before any
+    connection, kept or not."""
+    answers = iter(["127.0.0.1", "127.0.0.2", "169.254.169.254"])
+    monkeypatch.setattr(
+        egress.socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))],
+    )
+    with override_settings(VOUCH_WEBHOOKS_ALLOW_NETWORKS=["127.0.0.0/8"]):
+        assert egress.post(receiver.url(host="localhost"), b"{}", {}).status == 204
+        with pytest.raises(OSError):
+            egress.post(receiver.url(host="localhost"), b"{}", {})
+        with pytest.raises(egress.Refused):
+            egress.post(receiver.url(host="localhost"), b"{}", {})
+    assert connects == ["127.0.0.1", "127.0.0.2"]
+    assert len(receiver.received) == 1
+
+
+def test_the_allowed_networks_are_checked_again_for_a_kept_connection(receiver, connects):
+    assert egress.post(receiver.url(), b"{}", {}).status == 204
+    with override_settings(VOUCH_WEBHOOKS_ALLOW_NETWORKS=[]), pytest.raises(egress.Refused):
+        egress.post(receiver.url(), b"{}", {})
+    assert len(receiver.received) == 1
+
+
+def test_a_redirect_or_a_failure_ends_the_connection(receiver, connects):
+    receiver.script(
+        Answer(status=302, headers={"Location": "https://169.254.169.254/"}),
+        Answer(status=500),
+        Answer(status=204),
+        Answer(status=204),
+    )
+    assert [egress.post(receiver.url(), b"{}", {}).status for _ in range(4)] == [302, 500, 204, 204]
+    # A new connection after the 302 and after the 500; the last two 204s share one.
+    assert len(connects) == 3
+
+
+def test_a_kept_connection_the_receiver_closed_is_replaced_and_nothing_is_lost(receiver, connects):
+    receiver.script(Answer(status=204, hang_up=True), Answer(status=204), Answer(status=204))
+    assert egress.post(receiver.url(), b'{"n":1}', {}).status == 204
+    assert egress.post(receiver.url(), b'{"n":2}', {}).status == 204
+    assert egress.post(receiver.url(), b'{"n":3}', {}).status == 204
+    assert [item.body for item in receiver.received] == [b'{"n":1}', b'{"n":2}', b'{"n":3}']
+    assert len(connects) == 2
+
+
+def test_a_kept_connection_idle_too_long_is_not_used(receiver, connects, monkeypatch):
+    assert egress.post(receiver.url(), b"{}", {}).status == 204
+    monkeypatch.setattr(egress, "IDLE_SECONDS", 0.0)
+    assert egress.post(receiver.url(), b"{}", {}).status == 204
+    assert len(connects) == 2
+
+
+def test_a_kept_connection_does_not_wait_on_nagle(receiver):
+    """Small writes go at once: a kept connection's next request does not sit out the
+    receiver's delayed ACK (40 ms a delivery, which made reuse slower than none)."""
+    assert egress.post(receiver.url(), b"{}", {}).status == 204
+    (connection, _idle, _pid), *_ = egress._kept.values()
+    assert connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -15,6 +15,16 @@ So the address is checked where it matters, on the IP actually connected to:
 - no redirect is followed (a 3xx is a failure), timeouts are short, and at most
   ``BODY_CAP`` bytes of the answer are read, within ``TOTAL_SECONDS``.
 
+A sender keeps a connection open for ``IDLE_SECONDS`` after a 2xx answer it read to the
+end, for the next delivery to the same (name, port, vetted address, trust store): a burst
+of events then costs one TLS handshake, not one each. The guard is not loosened by it:
+the name is resolved and vetted again for every delivery, and a kept connection is used
+only when its address is among the addresses just vetted (a changed resolution opens a
+new one, to the new address); its peer is checked again before it is used; a 3xx or any
+other non-2xx answer, an answer not read to the end, or a receiver asking to close ends
+the connection. A kept connection the receiver has meanwhile closed is replaced by a new
+one and the delivery sent on it (never lost; a receiver dedupes by ``webhook-id``).
+
 ``VOUCH_WEBHOOKS_ALLOW_NETWORKS`` (tests only; refused in production) lets a local
 receiver's network through."""
 
@@ -22,11 +32,14 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -37,6 +50,11 @@ READ_SECONDS = 10.0
 TOTAL_SECONDS = 15.0
 BODY_CAP = 64 * 1024
 MAX_URL = 2000
+# How long a sender may reuse a connection to a receiver after a delivery, and to how many
+# receivers at most: a burst of events reuses it. One gone stale is closed at the sender's
+# next delivery, so an idle worker holds at most MAX_KEPT sockets.
+IDLE_SECONDS = 5.0
+MAX_KEPT = 32
 
 # Refused whatever the ipaddress module thinks of them (several are not "global" anyway:
 # listed so the rule does not depend on a Python version's tables).
@@ -171,7 +189,13 @@ def check(url: str) -> None:
 
 
 def _context() -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.VOUCH_WEBHOOKS_CA_FILE or None)
+    return _context_for(settings.VOUCH_WEBHOOKS_CA_FILE or None)
+
+
+@lru_cache(maxsize=4)
+def _context_for(cafile: str | None) -> ssl.SSLContext:
+    # Loading the trust store takes milliseconds: once per process, not per delivery.
+    context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
@@ -191,6 +215,9 @@ class _PinnedConnection(http.client.HTTPSConnection):
         raw = socket.socket(family, socket.SOCK_STREAM)
         try:
             raw.settimeout(CONNECT_SECONDS)
+            # A kept connection's next request would otherwise wait for the receiver's
+            # delayed ACK (Nagle's algorithm): about 40 ms a delivery.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             raw.connect((str(self._address), self.port))
             # The peer really is the vetted address (nothing between resolution and connect).
             peer = ipaddress.ip_address(raw.getpeername()[0].split("%")[0])
@@ -204,33 +231,115 @@ class _PinnedConnection(http.client.HTTPSConnection):
             raise
 
 
+# --- connections kept for the next delivery -------------------------------------------
+
+_Key = tuple[str, int, str, str | None]
+_kept: dict[_Key, tuple[_PinnedConnection, float, int]] = {}
+_kept_lock = threading.Lock()
+
+
+def _key(target: Target, address) -> _Key:
+    return (target.host, target.port, str(address), settings.VOUCH_WEBHOOKS_CA_FILE or None)
+
+
+def _take(key: _Key, address) -> _PinnedConnection | None:
+    """A kept connection to exactly this vetted address (taken out: one user at a time)."""
+    with _kept_lock:
+        kept = _kept.pop(key, None)
+    if kept is None:
+        return None
+    connection, idle_since, pid = kept
+    # Another process's socket (after a fork) or one idle too long is never used.
+    if pid != os.getpid() or time.monotonic() - idle_since > IDLE_SECONDS or connection.sock is None:
+        if pid == os.getpid():
+            connection.close()
+        return None
+    try:
+        peer = ipaddress.ip_address(connection.sock.getpeername()[0].split("%")[0])
+    except OSError:
+        peer = None
+    if peer != address:
+        connection.close()
+        return None
+    return connection
+
+
+def _keep(key: _Key, connection: _PinnedConnection) -> None:
+    now = time.monotonic()
+    with _kept_lock:
+        for stale in [k for k, (_c, idle, _p) in _kept.items() if now - idle > IDLE_SECONDS]:
+            _kept.pop(stale)[0].close()
+        if len(_kept) >= MAX_KEPT or key in _kept:
+            connection.close()
+            return
+        _kept[key] = (connection, now, os.getpid())
+
+
+def close_kept() -> None:
+    """Close every kept connection (tests; a worker shutting down)."""
+    with _kept_lock:
+        kept = list(_kept.values())
+        _kept.clear()
+    for connection, _idle, pid in kept:
+        if pid == os.getpid():
+            connection.close()
+
+
+# A kept connection the receiver closed while it was idle fails so on first use.
+_STALE = (http.client.RemoteDisconnected, ConnectionError, ssl.SSLEOFError)
+
+
+def _exchange(connection: _PinnedConnection, target: Target, body: bytes, headers: dict[str, str], started: float):
+    connection.request("POST", target.path, body=body, headers={**headers, "Host": _host_header(target)})
+    answer = connection.getresponse()
+    _drain(answer, started)
+    return answer
+
+
 def post(url: str, body: bytes, headers: dict[str, str]) -> Response:
     """POST ``body`` to ``url`` through the guard. Raises :class:`Refused` for an address
     that may not be called, ``OSError`` (timeouts, TLS, refused connections) and
     ``http.client.HTTPException`` for a broken answer."""
     target = parse(url)
-    addresses = resolve(target)
+    addresses = resolve(target)  # every time: a kept connection never skips the vetting
     context = _context()
     started = time.monotonic()
     last_error: OSError | None = None
     for address in addresses:
-        connection = _PinnedConnection(target, address, context)
+        key = _key(target, address)
+        connection = _take(key, address)
+        answer = None
+        keep = False
         try:
-            try:
-                connection.connect()
-            except (ConnectionError, TimeoutError) as exc:
-                last_error = exc  # the name's next address, as browsers do
-                continue
-            connection.request("POST", target.path, body=body, headers={**headers, "Host": _host_header(target)})
-            answer = connection.getresponse()
-            _drain(answer, started)
+            if connection is not None:
+                try:
+                    answer = _exchange(connection, target, body, headers, started)
+                except _STALE:
+                    connection.close()  # closed by the receiver while idle: a new one below
+                    connection = None
+            if answer is None:
+                connection = _PinnedConnection(target, address, context)
+                try:
+                    connection.connect()
+                except (ConnectionError, TimeoutError) as exc:
+                    last_error = exc  # the name's next address, as browsers do
+                    continue
+                answer = _exchange(connection, target, body, headers, started)
+            # Kept only after a 2xx read to the end on a connection both sides leave open.
+            read_to_end = answer.isclosed() or answer.length == 0  # 0: the declared length, all read
+            keep = 200 <= answer.status < 300 and read_to_end and not answer.will_close
+            answer.close()  # the answer, not the connection: it may carry the next request
             return Response(
                 status=answer.status,
                 retry_after=(answer.getheader("Retry-After") or "")[:64],
                 duration_ms=int((time.monotonic() - started) * 1000),
             )
         finally:
-            connection.close()
+            if connection is not None:
+                if keep:
+                    _keep(key, connection)
+                else:
+                    connection.close()
     raise last_error or OSError("no address could be reached")
 
 
