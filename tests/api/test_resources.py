@@ -147,6 +147,7 @@ ENDPOINTS = [
     ("post", "/api/v1/requests/{id}/resend", "requests:write"),
     ("post", "/api/v1/requests/batch", "requests:write"),
     ("get", "/api/v1/requests/{id}/report", "reports:read"),
+    ("get", "/api/v1/requests/{id}/report.pdf", "reports:read"),
     ("post", "/api/v1/candidates/{candidate}/export", "candidates:admin"),
 ]
 

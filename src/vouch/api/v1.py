@@ -19,7 +19,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from vouch.api.auth import KeyAuth
 from vouch.api.problems import problem
-from vouch.api.resources import candidates, questionnaires, reports, requests
+from vouch.api.resources import candidates, questionnaires, reports, requests, webhooks
 from vouch.references.flows import WorkflowError
 
 log = logging.getLogger("vouch.api")
@@ -140,3 +140,4 @@ api.add_router("/questionnaires", questionnaires.router, tags=["questionnaires"]
 api.add_router("/requests", requests.router, tags=["requests"])
 api.add_router("/requests", reports.router, tags=["reports"])
 api.add_router("/candidates", candidates.router, tags=["candidates"])
+api.add_router("/webhooks", webhooks.router, tags=["webhooks"])

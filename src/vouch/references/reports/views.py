@@ -51,31 +51,15 @@ def _cannot(request: CompanyRequest, message: str) -> HttpResponse:
     )
 
 
-@require_safe  # reading: a POST must not render, store or log anything
-@company_action(Action.VIEW_REPORTS)
-def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | StreamingHttpResponse:
-    reference_request = request_or_404(request, request_id)
-    try:
-        stored = pdfs.report_file_for(reference_request, member_id=request.user.pk)
-        # Decrypted and checked before any header goes out, so a damaged file is a
-        # clear page rather than a download cut short (as attachments are served).
-        first, handle = downloads.open_checked(stored.file.storage, stored.file.name)
-    except pdfs.RenderRefused as refused:
-        wait = render(
-            request,
-            "web/error.html",
-            {"status": 429, "title": "Please wait a moment", "message": str(refused)},
-            status=429,
-        )
-        wait["Retry-After"] = str(refused.retry_after)
-        return wait
-    except (OSError, VaultError, pdfs.ReportRenderingError):
-        log.exception("the report PDF of request %s could not be made or read", reference_request.pk)
-        return _cannot(
-            request,
-            "The report could not be rendered or its stored copy failed its integrity check. "
-            "The problem has been logged; the report page still shows everything.",
-        )
+def pdf_download(request, reference_request) -> StreamingHttpResponse:
+    """The report PDF of a request the caller may see, as a download, logged and recorded
+    as an export; shared by the page below and the API (vouch.api). Raises
+    ``pdfs.RenderRefused`` (wait and retry) or OSError / VaultError /
+    ``pdfs.ReportRenderingError`` (it cannot be made or read), for the caller to answer."""
+    stored = pdfs.report_file_for(reference_request, member_id=request.user.pk)
+    # Decrypted and checked before any header goes out, so a damaged file is a
+    # clear answer rather than a download cut short (as attachments are served).
+    first, handle = downloads.open_checked(stored.file.storage, stored.file.name)
     activity.log(
         Kind.REPORT_DOWNLOADED,
         "A reference report was downloaded as PDF.",
@@ -93,3 +77,27 @@ def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | Stre
     # download folders, mail attachments and synced drives.
     filename = f"reference-report-{report_data.short_id(reference_request)}.pdf"
     return downloads.download(first, handle, content_type="application/pdf", size=stored.size, filename=filename)
+
+
+@require_safe  # reading: a POST must not render, store or log anything
+@company_action(Action.VIEW_REPORTS)
+def report_pdf(request: CompanyRequest, request_id: UUID) -> HttpResponse | StreamingHttpResponse:
+    reference_request = request_or_404(request, request_id)
+    try:
+        return pdf_download(request, reference_request)
+    except pdfs.RenderRefused as refused:
+        wait = render(
+            request,
+            "web/error.html",
+            {"status": 429, "title": "Please wait a moment", "message": str(refused)},
+            status=429,
+        )
+        wait["Retry-After"] = str(refused.retry_after)
+        return wait
+    except (OSError, VaultError, pdfs.ReportRenderingError):
+        log.exception("the report PDF of request %s could not be made or read", reference_request.pk)
+        return _cannot(
+            request,
+            "The report could not be rendered or its stored copy failed its integrity check. "
+            "The problem has been logged; the report page still shows everything.",
+        )
