@@ -103,12 +103,14 @@ def test_reference_workflow_emails(people, mailoutbox):
         f"[Vouch] {REFEREE} has given a reference for {CANDIDATE}": (REFEREE, CANDIDATE, ROLE),
         f"[Vouch] {REFEREE} has given your reference": (REFEREE, CANDIDATE, COMPANY, ROLE),
         f"[Vouch] {REFEREE} cannot give a reference: please nominate someone else": (REFEREE, CANDIDATE, COMPANY),
+        # The recruiter's notice of the decline (their preferences: at once, by default).
+        f"[Vouch] A referee declined: {CANDIDATE}": (REFEREE, CANDIDATE, ROLE),
     }
     assert set(expected) <= set(sent), sorted(set(expected) - set(sent))
     for subject, names in expected.items():
         in_subject = tuple(name for name in (CANDIDATE, REFEREE, COMPANY) if name in subject)
         check(sent[subject], subject_has=in_subject, body_has=names)
-    assert len(mailoutbox) == 8  # the two referee invitations share a subject
+    assert len(mailoutbox) == 9  # the two referee invitations share a subject
 
 
 def test_account_notices(people, mailoutbox):

@@ -166,6 +166,10 @@ def test_full_disk_answers_503_says_so_and_recovers_with_the_events_counted(disk
     settings_cookies = {**signed_in, "__Host-csrftoken": settings_csrf.value if settings_csrf else csrf_cookie}
     settings_form_token = helpers._CSRF_INPUT.search(page.text).group(1)
     assert _health(server)[0] == 200
+    # The dashboard reads the company's database: opened now, as a running server has its
+    # companies' databases open. Opening one for the first time on a full disk cannot set
+    # up its journal, and that request gets the same clear 503 page.
+    assert helpers.request(server, "GET", "/dashboard/", cookies=signed_in).status == 200
 
     # Its "last seen" is due for a refresh: a write a page that only reads still does.
     _age_session(server, session)

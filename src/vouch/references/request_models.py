@@ -327,6 +327,12 @@ class WorkflowSettings(models.Model):
         settings, _ = cls.objects.get_or_create(pk=1)
         return settings
 
+    @classmethod
+    def for_reading(cls) -> WorkflowSettings:
+        """The saved settings, or the defaults (unsaved) when none were saved yet: for pages
+        that only read, which must keep working where a write fails (a full disk)."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
 
 class BulkImport(models.Model):
     """Many requests being created in the background from a confirmed CSV, with its

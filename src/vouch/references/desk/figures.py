@@ -9,15 +9,18 @@ requests. Only the few rows listed are decrypted."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from vouch.core.context import current
+from vouch.core.diskfull import StorageFull
 from vouch.references.request_models import (
     OPEN_REFERENCE_STATUSES,
     OPEN_REQUEST_STATUSES,
@@ -32,6 +35,8 @@ from vouch.references.request_models import (
     WorkflowSettings,
 )
 from vouch.references.requests.access import Visibility
+
+log = logging.getLogger("vouch.references.desk")
 
 # A request whose deadline is this close needs a look (a nudge, or a later deadline).
 NEAR_DEADLINE = timedelta(days=2)
@@ -153,7 +158,7 @@ def action_ids(
 
 def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime | None = None) -> Desk:
     now = now or timezone.now()
-    settings = WorkflowSettings.current()
+    settings = WorkflowSettings.for_reading()
     requests, mine = scope(seen, user_id, want_company=want_company)
     counts = dict(requests.order_by().values_list("status").annotate(n=Count("pk")))
     by_status = [(status, label, counts.get(status, 0)) for status, label in RequestStatus.choices]
@@ -272,7 +277,13 @@ def cached_turnaround(requests: QuerySet[ReferenceRequest], scope: str, state: s
     figures = cache.get(key)
     if figures is None:
         figures = turnaround(requests, now)
-        cache.set(key, figures, TURNAROUND_CACHE.total_seconds())
+        try:
+            cache.set(key, figures, TURNAROUND_CACHE.total_seconds())
+        except (StorageFull, DatabaseError, OSError):
+            # Keeping them is an optimisation: a full disk (the embedded default's cache is
+            # a table) or a cache that is away must not turn a page that only reads into
+            # an error (tests/server/test_disk_full.py).
+            log.warning("desk: the turnaround figures could not be cached")
     return figures
 
 

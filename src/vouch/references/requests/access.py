@@ -53,7 +53,7 @@ def visibility(request: CompanyRequest, settings: WorkflowSettings | None = None
     # else's view does not read it.
     if policy.sees_all_requests(membership, recruiters_see_all=False):
         return Visibility(everything=True)
-    settings = settings or WorkflowSettings.current()
+    settings = settings or WorkflowSettings.for_reading()
     if policy.sees_all_requests(membership, settings.recruiters_see_all):
         return Visibility(everything=True)
     if not policy.can(membership, policy.Action.VIEW_REQUESTS):
