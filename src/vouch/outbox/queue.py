@@ -221,3 +221,28 @@ def waiting() -> dict[str, int]:
         "waiting": rows.filter(sent_at__isnull=True, gave_up_at__isnull=True).count(),
         "given_up": rows.filter(gave_up_at__isnull=False).count(),
     }
+
+
+def send_each(template: str, subject: str, data: dict, recipients, *, company_id=None, kind: str) -> int:
+    """One email per recipient (``template``.txt and .html, rendered with ``user``), each
+    sent now or kept for the worker, marked as the company's when ``company_id`` is given;
+    how many were sent or kept. A message that cannot even be rendered is logged, not raised:
+    the change it announces has happened and is recorded as a security event."""
+    from django.template.loader import render_to_string
+
+    from vouch.outbox.backends import company_headers
+
+    handled = 0
+    for user in recipients:
+        try:
+            text = render_to_string(f"{template}.txt", {**data, "user": user})
+            html = render_to_string(f"{template}.html", {**data, "user": user})
+            message = EmailMultiAlternatives(
+                subject, text, settings.DEFAULT_FROM_EMAIL, [user.email], headers=company_headers(company_id)
+            )
+            message.attach_alternative(html, "text/html")
+            send(message, kind)
+            handled += 1
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("could not render or keep the %s email", kind)
+    return handled

@@ -3,22 +3,17 @@ access ended. Sent through the outbox, marked as the company's (purged with it).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
 
 from vouch.guard.notifications import when_text
-from vouch.outbox.backends import company_headers
+from vouch.outbox import queue as outbox_queue
 
 if TYPE_CHECKING:
     from vouch.accounts.models import User
     from vouch.support.models import SupportGrant
-
-log = logging.getLogger("vouch.support")
 
 
 def _send(name: str, subject: str, grant: SupportGrant, recipients: list[User], context: dict) -> int:
@@ -37,20 +32,9 @@ def _send(name: str, subject: str, grant: SupportGrant, recipients: list[User], 
         "until": when_text(grant.expires_at) if grant.expires_at else "",
         **context,
     }
-    sent = 0
-    for user in recipients:
-        try:
-            text = render_to_string(f"support/email/{name}.txt", {**data, "user": user})
-            html = render_to_string(f"support/email/{name}.html", {**data, "user": user})
-            message = EmailMultiAlternatives(
-                subject, text, settings.DEFAULT_FROM_EMAIL, [user.email], headers=company_headers(company.pk)
-            )
-            message.attach_alternative(html, "text/html")
-            message.send()
-            sent += 1
-        except Exception:  # noqa: BLE001 - see the docstring
-            log.exception("support: could not send the %s email", name)
-    return sent
+    return outbox_queue.send_each(
+        f"support/email/{name}", subject, data, recipients, company_id=company.pk, kind=f"support_{name}"
+    )
 
 
 def requested(grant: SupportGrant, owners: list[User]) -> int:

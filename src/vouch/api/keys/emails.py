@@ -4,22 +4,17 @@ company's (purged with it), one message per owner."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
 
-from vouch.outbox.backends import company_headers
+from vouch.outbox import queue as outbox_queue
 
 if TYPE_CHECKING:
     from vouch.accounts.models import User
     from vouch.api.models import ApiKey
     from vouch.tenancy.models import Company
-
-log = logging.getLogger("vouch.api")
 
 
 def _send(name: str, subject: str, key: ApiKey, company: Company, recipients: list[User], context: dict) -> int:
@@ -33,20 +28,9 @@ def _send(name: str, subject: str, key: ApiKey, company: Company, recipients: li
         "keys_url": f"{settings.PUBLIC_URL}{reverse('api_keys')}",
         **context,
     }
-    sent = 0
-    for user in recipients:
-        try:
-            text = render_to_string(f"api/email/{name}.txt", {**data, "user": user})
-            html = render_to_string(f"api/email/{name}.html", {**data, "user": user})
-            message = EmailMultiAlternatives(
-                subject, text, settings.DEFAULT_FROM_EMAIL, [user.email], headers=company_headers(company.pk)
-            )
-            message.attach_alternative(html, "text/html")
-            message.send()
-            sent += 1
-        except Exception:  # noqa: BLE001 - see the docstring
-            log.exception("api: could not send the %s email", name)
-    return sent
+    return outbox_queue.send_each(
+        f"api/email/{name}", subject, data, recipients, company_id=company.pk, kind=f"api_key_{name}"
+    )
 
 
 def created(key: ApiKey, company: Company, owners: list[User], *, by: User, prefix: str) -> int:
