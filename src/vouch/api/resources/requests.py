@@ -7,8 +7,6 @@ workflow's flows, so the API and the pages cannot drift apart."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +18,7 @@ from ninja.errors import ValidationError
 
 from vouch.accounts import policy
 from vouch.accounts.policy import Action
+from vouch.api import pagination
 from vouch.api.auth import need
 from vouch.references.flows import WorkflowError
 from vouch.references.request_models import MAX_REFEREES, ReferenceRequest, RequestStatus, WorkflowSettings
@@ -234,16 +233,14 @@ class ListFilters(Schema):
 
 
 def _cursor(reference_request: ReferenceRequest) -> str:
-    text = f"{reference_request.created_at.isoformat()}|{reference_request.pk}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return pagination.encode(reference_request.created_at.isoformat(), reference_request.pk)
 
 
 def _after(cursor: str) -> Q:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, pk = text.split("|")
+        moment, pk = pagination.decode(cursor, 2)
         created, last = datetime.fromisoformat(moment), uuid.UUID(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise _invalid({"cursor": ["Not a cursor this API gave."]}) from None
     return Q(created_at__lt=created) | Q(created_at=created, id__lt=last)
 
@@ -265,9 +262,7 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
         rows = rows.filter(external_id=filters.external_id)
     if filters.cursor:
         rows = rows.filter(_after(filters.cursor))
-    page = list(rows[: filters.limit + 1])
-    more = len(page) > filters.limit
-    page = page[: filters.limit]
+    page, more = pagination.take(rows, filters.limit)
     return RequestPage(
         items=[
             RequestSummary(

@@ -8,8 +8,6 @@ cannot drift apart. A refusal of those rules is a 422 problem naming the field."
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 
@@ -20,6 +18,7 @@ from ninja.errors import ValidationError
 
 from vouch.accounts import policy
 from vouch.accounts.policy import Action
+from vouch.api import pagination
 from vouch.api.auth import need
 from vouch.tenancy.lookups import company_object_or_404
 from vouch.webhooks import services
@@ -204,16 +203,14 @@ def delete_endpoint(request: HttpRequest, endpoint_id: uuid.UUID):
 
 
 def _cursor(delivery: Delivery) -> str:
-    text = f"{delivery.created_at.isoformat()}|{delivery.sequence}|{delivery.pk}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return pagination.encode(delivery.created_at.isoformat(), delivery.sequence, delivery.pk)
 
 
 def _after(cursor: str) -> Q:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, sequence, pk = text.split("|")
+        moment, sequence, pk = pagination.decode(cursor, 3)
         created, number, last = datetime.fromisoformat(moment), int(sequence), uuid.UUID(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise ValidationError(
             [{"loc": ["query", "cursor"], "msg": "Not a cursor this API gave.", "type": "value_error"}]
         ) from None
@@ -236,9 +233,7 @@ def list_deliveries(request: HttpRequest, endpoint_id: uuid.UUID, filters: Query
     rows = services.deliveries(_endpoint(request, endpoint_id)).order_by("-created_at", "-sequence", "-id")
     if filters.cursor:
         rows = rows.filter(_after(filters.cursor))
-    page = list(rows[: filters.limit + 1])
-    more = len(page) > filters.limit
-    page = page[: filters.limit]
+    page, more = pagination.take(rows, filters.limit)
     return DeliveryPage(
         items=[
             DeliveryOut(
