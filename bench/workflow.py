@@ -536,21 +536,8 @@ def measure_dashboard(args, server, cookie: str, company_id: str, email: str) ->
         raise RuntimeError(f"/requests/ gave {page.status}: {page.text[:500]}")
     if "Alice Smith" not in page.text and "Smith" not in page.text:
         raise RuntimeError("the dashboard does not show the seeded candidates")
-    route = _route_of(server, "/requests/") or "requests/"
-    url = f"{server.url}/requests/"
     say(f"dashboard: warm-up ({args.warmup:g}s), {load_text()}")
-    harness.run_wrk(url, args, args.warmup, cookie)
-    runs = []
-    for round_number in range(1, args.rounds + 1):
-        cursor = RouteLog(server.log_path)
-        measured = harness.run_wrk(url, args, args.duration, cookie)
-        harness.check_statuses("dashboard 10k", cursor.statuses(route, "GET"), measured, {200}, complete=True)
-        measured["round"] = round_number
-        runs.append(measured)
-        say(
-            f"round {round_number} /requests/ {DASHBOARD_REQUESTS} {measured['requests_per_s']:9.1f} req/s  "
-            f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
-        )
+    runs = _signed_in_rounds(args, server, "/requests/", cookie, "dashboard 10k")
     say(f"in-process cost of /requests/ ({COST_REQUESTS // 2} requests), {load_text()}")
     in_process = django(server.env, "cost_dashboard", email, str(COST_REQUESTS // 2))
     return {
@@ -571,21 +558,28 @@ def measure_desk(args, server, cookie: str) -> dict:
     page = helpers.request(server, "GET", "/dashboard/", cookies=session)
     if page.status != 200 or "needs your action" not in page.text.lower():
         raise RuntimeError(f"/dashboard/ gave {page.status} without its action list: {page.text[:300]}")
-    route = _route_of(server, "/dashboard/") or "dashboard/"
-    url = f"{server.url}/dashboard/"
+    runs = _signed_in_rounds(args, server, "/dashboard/", cookie, "desk 10k")
+    return {"page_bytes": len(page.body), "median": harness.median_of(runs), "runs": runs}
+
+
+def _signed_in_rounds(args, server, path: str, cookie: str, label: str) -> list[dict]:
+    """A warm-up, then ``args.rounds`` wrk runs of a signed-in GET of ``path``, every answer
+    checked to be a 200 in the server's log."""
+    route = _route_of(server, path) or path.strip("/") + "/"
+    url = f"{server.url}{path}"
     harness.run_wrk(url, args, args.warmup, cookie)
     runs = []
     for round_number in range(1, args.rounds + 1):
         cursor = RouteLog(server.log_path)
         measured = harness.run_wrk(url, args, args.duration, cookie)
-        harness.check_statuses("desk 10k", cursor.statuses(route, "GET"), measured, {200}, complete=True)
+        harness.check_statuses(label, cursor.statuses(route, "GET"), measured, {200}, complete=True)
         measured["round"] = round_number
         runs.append(measured)
         say(
-            f"round {round_number} /dashboard/ {DASHBOARD_REQUESTS} {measured['requests_per_s']:9.1f} req/s  "
+            f"round {round_number} {path} {DASHBOARD_REQUESTS} {measured['requests_per_s']:9.1f} req/s  "
             f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
         )
-    return {"page_bytes": len(page.body), "median": harness.median_of(runs), "runs": runs}
+    return runs
 
 
 def measure(args) -> dict:
