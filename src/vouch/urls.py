@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from vouch.access.signup import signup
+from vouch.api import urls as api_urls
 from vouch.guard import login as guard_login
 from vouch.references import link_urls
 from vouch.tenancy import views as tenancy_views
@@ -15,13 +16,14 @@ handler404 = "vouch.web.errors.page_not_found"
 handler500 = "vouch.web.errors.server_error"
 
 # Django tries these in order, and each include that does not match costs a little: the
-# pages opened most (the private links on referees' and candidates' phones, the requests
-# dashboard) come first. Nothing else starts with c/, r/ or requests/, so order does not
-# change what any address reaches (tests/web/test_urls_order.py).
+# pages opened most (the private links on referees' and candidates' phones, the REST API's
+# calls, the requests dashboard) come first. Nothing else starts with c/, r/, api/ or
+# requests/, so order does not change what any address reaches (tests/web/test_urls_order.py).
 urlpatterns = [
     # Private links for candidates and referees: public, the token is the credential (vouch.links).
     path("c/<str:token>/", include(link_urls.candidate_patterns)),
     path("r/<str:token>/", include(link_urls.referee_patterns)),
+    path("api/", include(api_urls.api_patterns)),
     path("", include("vouch.references.urls")),
     path("", web_views.home, name="home"),
     path("dashboard/", web_views.dashboard, name="dashboard"),
@@ -53,6 +55,6 @@ urlpatterns = [
     path("", include("vouch.activity.urls")),
     path("", include("vouch.webhooks.urls")),
     path("", include("vouch.support.urls")),
-    # The REST API (/api/v1/) and the company's API keys pages (vouch.api).
+    # The company's API keys pages (vouch.api; the API itself is near the top).
     path("", include("vouch.api.urls")),
 ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from tests.api.conftest import ApiClient, make_key
 from tests.conftest import make_company
+from tests.references.jobs_helpers import queued, run_due
 from tests.references.workflow import make_request
 from vouch.accounts.policy import Role
 from vouch.audit.models import SecurityEvent
@@ -72,8 +73,14 @@ def test_create_read_and_find_by_external_id(company, members, api):
     created = response.json()
     assert created["status"] == "awaiting_candidate" and created["external_id"] == "gh-app-4411"
     assert created["candidate"]["name"] == "Siobhán O'Brien" and created["references"] == []
-    # The candidate was emailed their link, as by the dashboard's form.
-    assert any("siobhan@example.org" in message.to for message in mail.outbox)
+    # The candidate is emailed their link, as by the dashboard's form, by the worker: one
+    # task queued, which sends it and plans the request's expiry and reminders.
+    assert not any("siobhan@example.org" in message.to for message in mail.outbox)
+    assert [task.task_path.rsplit(".", 1)[1] for task in queued("request_created")] == ["request_created"]
+    ran = run_due(timezone.now())
+    assert [task.status for task in ran] == ["SUCCESSFUL"]
+    assert [m.to for m in mail.outbox if "siobhan@example.org" in m.to] == [["siobhan@example.org"]]
+    assert len(queued("expire_at_deadline")) == 1 and queued("remind_candidate")
     with company_context(company):
         row = ReferenceRequest.objects.get(pk=created["id"])
         assert row.created_by_id == members[Role.ADMIN].user_id  # acts for the key's creator

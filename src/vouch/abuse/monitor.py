@@ -2,7 +2,10 @@
 when a count reaches its threshold (P18, docs/security/abuse.md).
 
 Per occurrence: one cache increment (plus a read of the company's thresholds, kept in
-the process). Counts are in fixed windows (an hour, or a day for downloads) keyed by
+the process). A ``batched`` rule (the API's, which hears every call) is counted in the
+process and added to the shared count once it has ``BATCH_SHARE`` of the threshold
+pending, or ``BATCH_SECONDS`` after its last addition: an incident then opens at most that
+many occurrences per process, or that many seconds, later than one counted call by call. Counts are in fixed windows (an hour, or a day for downloads) keyed by
 rule, company and, for rules per account, the account: one company's activity never
 counts against another's. An incident (rule + company + account) is opened once, with
 ``cache.add``, and lasts while the count stays at or above the threshold, then ``CALM``
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 
@@ -26,6 +30,9 @@ log = logging.getLogger("vouch.abuse")
 
 PREFIX = "ab"
 CALM = 1  # windows without reaching the threshold before an incident is over
+BATCH_SHARE = 100  # a batched rule adds to the shared count every threshold / 100 ...
+BATCH_SECONDS = 2.0  # ... or every two seconds, whichever comes first
+MAX_PENDING_KEYS = 10_000
 
 
 def now() -> float:
@@ -37,14 +44,48 @@ def _scope(rule: Rule, company_id: uuid.UUID, actor_id: int | None) -> str:
     return f"{rule.name}:{company_id.hex}:{actor_id if rule.per_account else '-'}"
 
 
-def _incr(key: str, timeout: int) -> int:
+def _incr(key: str, timeout: int, amount: int = 1) -> int:
     # incr first: past the first occurrence of a window the key exists (one write).
     try:
-        return int(cache.incr(key))
+        return int(cache.incr(key, amount))
     except ValueError:
-        if cache.add(key, 1, timeout=timeout):
-            return 1
-        return int(cache.incr(key))
+        if cache.add(key, amount, timeout=timeout):
+            return amount
+        return int(cache.incr(key, amount))
+
+
+# A batched rule's counts not yet added to the shared cache: key -> [pending, when last added].
+_pending: dict[str, list[float]] = {}
+_pending_lock = threading.Lock()
+
+
+def _batched_incr(key: str, timeout: int, limit: int) -> int | None:
+    """Count one occurrence of a batched rule; the shared total when this one added the
+    process's pending count to it, None while it is only counted here."""
+    step = max(1, limit // BATCH_SHARE)
+    moment = time.monotonic()
+    with _pending_lock:
+        entry = _pending.get(key)
+        if entry is None:
+            if len(_pending) >= MAX_PENDING_KEYS:
+                _pending.clear()  # windows long gone: what they held no longer counts
+            entry = _pending[key] = [0, moment]
+        entry[0] += 1
+        if entry[0] < step and moment - entry[1] < BATCH_SECONDS:
+            return None
+        amount, entry[0], entry[1] = int(entry[0]), 0, moment
+    try:
+        return _incr(key, timeout, amount)
+    except Exception:
+        with _pending_lock:  # kept for the next addition
+            _pending.setdefault(key, [0, moment])[0] += amount
+        raise
+
+
+def forget_pending() -> None:
+    """Tests: the counts this process has not added yet."""
+    with _pending_lock:
+        _pending.clear()
 
 
 def _baseline(scope: str, day: int) -> float:
@@ -68,10 +109,12 @@ def count(rule: Rule, company_id: uuid.UUID, actor_id: int | None, *, request=No
     scope = _scope(rule, company_id, actor_id)
     window = int(now() // rule.window)
     keep = rule.window * (BASELINE_DAYS + 1) if rule is DOWNLOADS else rule.window * 2
-    number = _incr(f"{PREFIX}:n:{scope}:{window}", keep)
     limit = thresholds.threshold(rule, company_id)
-    if number < limit:
+    key = f"{PREFIX}:n:{scope}:{window}"
+    counted = _batched_incr(key, keep, limit) if rule.batched else _incr(key, keep)
+    if counted is None or counted < limit:
         return False
+    number = counted
     baseline = 0.0
     if rule is DOWNLOADS:
         baseline = _baseline(scope, window)

@@ -31,6 +31,10 @@ class Rule:
     high: int
     response: Response
     period: str  # the window in words
+    # Counted in each process and added to the shared count in batches (vouch.abuse.monitor):
+    # for a rule that hears every API call, where one cache write a call would cost more
+    # than the call's own work.
+    batched: bool = False
 
 
 # Downloads compare today's count with the company's normal: the rule fires when today's
@@ -122,6 +126,7 @@ API_OVERUSE = Rule(
     high=1000000,
     response=Response.THROTTLE,
     period="one hour",
+    batched=True,
 )
 
 RULES = {

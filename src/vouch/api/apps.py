@@ -5,3 +5,8 @@ class ApiConfig(AppConfig):
     name = "vouch.api"
     label = "api"
     verbose_name = "REST API and its keys"
+
+    def ready(self) -> None:
+        from vouch.api.keys import creators
+
+        creators.connect()

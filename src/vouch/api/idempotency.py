@@ -6,6 +6,7 @@ still running is refused (409). Kept per company, in its database."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -26,6 +27,23 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# When this process last removed a company's expired answers (a write: at most once a
+# PURGE_EVERY per company and process, not on every POST).
+PURGE_EVERY = 60.0
+_purged: dict[str, float] = {}
+
+
+def _purge(now) -> None:
+    alias = company_db.alias()
+    moment = time.monotonic()
+    if moment - _purged.get(alias, -PURGE_EVERY) < PURGE_EVERY:
+        return
+    if len(_purged) > 10_000:
+        _purged.clear()
+    _purged[alias] = moment
+    IdempotentCall.objects.filter(created_at__lt=now - KEEP).delete()
+
+
 def handle(request: HttpRequest, call: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
     """Run ``call`` once per idempotency key (inside the company's context)."""
     value = request.META.get(HEADER, "")
@@ -37,12 +55,16 @@ def handle(request: HttpRequest, call: Callable[[HttpRequest], HttpResponse]) ->
     fingerprint = _sha(b"\x00".join([str(request.method).encode(), request.path.encode(), request.body]))
     now = timezone.now()
     alias = company_db.alias()
-    IdempotentCall.objects.filter(created_at__lt=now - KEEP).delete()
+    _purge(now)
     try:
         with transaction.atomic(using=alias):
             record = IdempotentCall.objects.create(key_hash=key_hash, fingerprint=fingerprint)
     except IntegrityError:
         earlier = IdempotentCall.objects.filter(key_hash=key_hash).first()
+        if earlier is not None and earlier.created_at < now - KEEP:
+            # Expired, not yet purged: gone, and this call is a first one again.
+            IdempotentCall.objects.filter(pk=earlier.pk, created_at__lt=now - KEEP).delete()
+            return handle(request, call)
         if earlier is None:  # expired and removed between the two statements
             return problem(409, "A call with this Idempotency-Key is in progress; retry it.")
         if earlier.fingerprint != fingerprint:

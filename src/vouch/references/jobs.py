@@ -91,13 +91,16 @@ def _already_queued(job, run_after: datetime | None, args: list) -> bool:
     return any(row == {"args": args, "kwargs": {}} for row in waiting)
 
 
-def _enqueue(job, run_after: datetime | None, *args) -> None:
-    """Queue ``job`` with id-only arguments (checked), to run at ``run_after``."""
+def _enqueue(job, run_after: datetime | None, *args, look: bool = True) -> None:
+    """Queue ``job`` with id-only arguments (checked), to run at ``run_after``. ``look``:
+    first look for the same task already waiting (False for a request just created, which
+    nothing can have named: the look reads the waiting tasks of that time, a cost that
+    grows with the queue)."""
     arguments = [str(arg) if isinstance(arg, uuid.UUID) else arg for arg in args]
     for argument in arguments:
         if not isinstance(argument, (str, int)) or (isinstance(argument, str) and len(argument) > 64):
             raise TypeError("task arguments are ids and numbers only")
-    if _already_queued(job, run_after, arguments):
+    if look and _already_queued(job, run_after, arguments):
         return
     (job.using(run_after=run_after) if run_after else job).enqueue(*arguments)
 
@@ -127,17 +130,30 @@ def _schedule(days: Sequence[int], base: datetime, sent: int, deadline: datetime
 # --- scheduling (called by the workflow after commit) --------------------------------
 
 
-def schedule_for_request(company_id, request_id) -> None:
+def schedule_for_request(company_id, request_id, *, new: bool = False) -> None:
     """The candidate's link was (re)sent or the deadline moved: plan the request's
     expiry at the deadline, the candidate's reminders and the open referees' ones.
+    ``new``: the request was just created (no task of it can be waiting yet).
 
     Runs after the change committed, so it never raises: a queue that cannot be
     reached is logged, and the daily maintenance still expires the request and sends
     the reminders that fall due (a day late at most)."""
     try:
-        _plan_request(company_id, request_id)
+        _plan_request(company_id, request_id, new=new)
     except Exception:  # noqa: BLE001 - see the docstring
         log.exception("could not plan the tasks of request %s", request_id)
+
+
+def after_request_created(company_id, request_id, mail_id) -> None:
+    """A request created ``in_background`` committed: queue the one task that emails the
+    candidate their link and plans the request's tasks (``request_created``). Never
+    raises: when the queue cannot be reached both are done here and now instead."""
+    try:
+        _enqueue(request_created, None, company_id, request_id, mail_id)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.exception("could not queue the work of new request %s; doing it now", request_id)
+        outgoing.send_rows(company_id, [mail_id])
+        schedule_for_request(company_id, request_id, new=True)
 
 
 def schedule_for_reference(company_id, reference_id) -> None:
@@ -148,7 +164,7 @@ def schedule_for_reference(company_id, reference_id) -> None:
         log.exception("could not plan the reminders of reference %s", reference_id)
 
 
-def _plan_request(company_id, request_id) -> None:
+def _plan_request(company_id, request_id, *, new: bool = False) -> None:
     company = _active_company(company_id)
     if company is None:
         return
@@ -157,11 +173,11 @@ def _plan_request(company_id, request_id) -> None:
         if reference_request is None or not reference_request.is_open:
             return
         days = WorkflowSettings.current().reminder_days
-        _enqueue(expire_at_deadline, reference_request.deadline, company.pk, reference_request.pk)
+        _enqueue(expire_at_deadline, reference_request.deadline, company.pk, reference_request.pk, look=not new)
         for number, when in _schedule(
             days, reference_request.created_at, reference_request.candidate_reminders_sent, reference_request.deadline
         ):
-            _enqueue(remind_candidate, when, company.pk, reference_request.pk, number)
+            _enqueue(remind_candidate, when, company.pk, reference_request.pk, number, look=not new)
         for reference in reference_request.references.filter(status__in=OPEN_REFERENCE_STATUSES):
             for number, when in _schedule(
                 days, reference.nominated_at, reference.reminders_sent, reference_request.deadline
@@ -336,6 +352,17 @@ def send_referee_reminder(
 
 
 # --- tasks ---------------------------------------------------------------------------
+
+
+@task()
+def request_created(company_id: str, request_id: str, mail_id: str) -> str:
+    """The candidate's first email and the request's tasks, for a request created in
+    the background (``after_request_created``). Run twice, it sends nothing twice (the
+    mail is claimed, its tasks are no-ops once done); lost, the worker's mail round sends
+    the email and the daily maintenance does what the tasks would have."""
+    outgoing.send_rows(company_id, [mail_id])
+    schedule_for_request(company_id, request_id, new=True)
+    return "done"
 
 
 @task()

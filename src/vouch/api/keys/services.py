@@ -32,7 +32,7 @@ from django.utils import timezone
 from vouch.accounts import policy
 from vouch.accounts.models import Membership, User
 from vouch.accounts.policy import Action, Role
-from vouch.api.keys import emails
+from vouch.api.keys import creators, emails
 from vouch.api.keys.scopes import SCOPES, within_role
 from vouch.api.models import ApiKey, ApiKeyNetwork
 from vouch.audit.events import record
@@ -199,13 +199,16 @@ class Caller:
 
 
 def company_for(parsed: Parsed) -> Company | None:
-    """The company a key names, by primary key (no scan): None when it is gone."""
-    return Company.objects.filter(pk=parsed.company_id, is_active=True, status="active").first()
+    """The company a key names, by primary key (no scan): None when it is gone. Read on
+    every call: a company taken offline or deleted refuses its keys on the next one."""
+    return creators.only_row(Company.objects.filter(pk=parsed.company_id, is_active=True, status="active"))
 
 
 def check(request: HttpRequest, parsed: Parsed, company: Company) -> Caller:
-    """The caller, or ``KeyRefused``. Runs inside the company's context."""
-    key = ApiKey.objects.filter(public_id=parsed.public_id).first()
+    """The caller, or ``KeyRefused``. Runs inside the company's context. The key's row is
+    read on every call (a revocation is in effect on the next one, in every process); its
+    creator's membership is as recent as ``creators`` keeps it."""
+    key = creators.only_row(ApiKey.objects.filter(public_id=parsed.public_id))
     if key is None or not hmac.compare_digest(bytes(key.secret_hash), digest(parsed.secret)):
         raise KeyRefused("The API key is not valid.")
     now = timezone.now()
@@ -216,9 +219,7 @@ def check(request: HttpRequest, parsed: Parsed, company: Company) -> Caller:
     if key.networks and (address is None or not any(address in ipaddress.ip_network(net) for net in key.networks)):
         _refused(request, company, key, "network not allowed")
         raise KeyRefused("The API key may not be used from this network.")
-    membership = (
-        Membership.objects.select_related("user", "company").filter(company=company, user_id=key.created_by_id).first()
-    )
+    membership = creators.membership(company, key.created_by_id)
     # P20: checked on every call, so a creator demoted or deactivated takes their keys with them.
     if membership is None or membership.user.is_staff or not within_role(membership, key.scopes):
         _refused(request, company, key, "creator no longer allowed")
@@ -295,10 +296,11 @@ def _note_use(request: HttpRequest, company: Company, key: ApiKey, now: datetime
 
 
 def forget_process_state() -> None:
-    """Tests: this process's counts and known networks."""
+    """Tests: this process's counts, known networks and kept creators."""
     with _lock:
         _pending.clear()
         _known_networks.clear()
+    creators.forget()
 
 
 def usage_count(key: ApiKey) -> int:

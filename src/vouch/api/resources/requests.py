@@ -191,6 +191,10 @@ def create(request: HttpRequest, data: RequestIn) -> ReferenceRequest:
             **form.cleaned_data,
             external_id=data.external_id,
             external_url=data.external_url,
+            # The candidate's email and the request's reminders by the background worker:
+            # an ATS creating in bulk does not wait for a mail server (nothing is lost:
+            # the email is recorded with the request).
+            in_background=True,
         )
     except WorkflowError as exc:
         raise _invalid({"__all__": [str(exc)]}) from None
@@ -198,8 +202,9 @@ def create(request: HttpRequest, data: RequestIn) -> ReferenceRequest:
 
 @router.post("", response={201: RequestOut}, summary="Create a reference request (requests:write)")
 def create_request(request: HttpRequest, data: RequestIn):
-    """Creates the request and emails the candidate their link, as the dashboard's form
-    does. Send an ``Idempotency-Key`` so that a retry does not create it twice."""
+    """Creates the request; the candidate is emailed their link, as by the dashboard's
+    form, by the background worker within seconds of the answer. Send an
+    ``Idempotency-Key`` so that a retry does not create it twice."""
     need(request, WRITE)
     return Status(201, _out(create(request, data)))
 
@@ -284,7 +289,7 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
 @router.get("/{request_id}", response=RequestOut, summary="Read a reference request (requests:read)")
 def read_request(request: HttpRequest, request_id: uuid.UUID):
     need(request, READ)
-    return _out(request_or_404(request, request_id))  # type: ignore[arg-type]
+    return _out(request_or_404(request, request_id, questionnaire=False))  # type: ignore[arg-type]
 
 
 @router.post("/{request_id}/cancel", response=RequestOut, summary="Cancel a reference request (requests:write)")
@@ -295,7 +300,7 @@ def cancel_request(request: HttpRequest, request_id: uuid.UUID, data: CancelIn |
     reference_request = request_or_404(request, request_id)  # type: ignore[arg-type]
     reason = " ".join((data.reason if data else "").split())
     request_flows.cancel_request(reference_request, actor=request.user, reason=reason)
-    return _out(request_or_404(request, request_id))  # type: ignore[arg-type]
+    return _out(request_or_404(request, request_id, questionnaire=False))  # type: ignore[arg-type]
 
 
 @router.post("/{request_id}/resend", response=RequestOut, summary="Resend the candidate's link (requests:write)")
@@ -306,4 +311,4 @@ def resend_request(request: HttpRequest, request_id: uuid.UUID):
     reference_request = request_or_404(request, request_id)  # type: ignore[arg-type]
     with company_db.atomic():
         request_flows.send_candidate_link(reference_request, actor=request.user)
-    return _out(request_or_404(request, request_id))  # type: ignore[arg-type]
+    return _out(request_or_404(request, request_id, questionnaire=False))  # type: ignore[arg-type]

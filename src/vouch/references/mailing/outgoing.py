@@ -74,13 +74,16 @@ def _using() -> str:
     return router.db_for_write(OutgoingMail)
 
 
-def record(kind: str, subject_id, *, token: str = "", number: int = 0) -> OutgoingMail:
+def record(kind: str, subject_id, *, token: str = "", number: int = 0, send_now: bool = True) -> OutgoingMail:
     """Record a mail to send once the current transaction commits (call it inside the
-    transaction of the change, in the company's context), and send it then."""
+    transaction of the change, in the company's context), and send it then; or, not
+    ``send_now``, leave it to the caller's background task (:func:`send_rows`), and to
+    :func:`drain_all` should that task be lost."""
     if kind not in KINDS:
         raise ValueError(f"unknown mail {kind!r}")
     row = OutgoingMail.objects.create(kind=kind, subject_id=subject_id, token=token or None, number=number)
-    send_after_commit(row.pk)
+    if send_now:
+        send_after_commit(row.pk)
     return row
 
 
@@ -91,6 +94,11 @@ def send_after_commit(row_id) -> None:
 
 def _send_now(company_id, row_ids) -> None:
     faults.pause("after_commit")  # the change and its mail are saved; nothing is sent yet
+    send_rows(company_id, row_ids)
+
+
+def send_rows(company_id, row_ids) -> None:
+    """Send these rows of the company's outgoing mail (those still due and unclaimed)."""
     company = Company.objects.filter(pk=company_id).first()
     if company is not None:
         drain_company(company, row_ids=row_ids)

@@ -73,10 +73,11 @@ def candidate_or_404(request: CompanyRequest, candidate_id: UUID) -> Candidate:
     return company_object_or_404(request, visible_candidates(request), pk=candidate_id)
 
 
-def request_or_404(request: CompanyRequest, request_id: UUID) -> ReferenceRequest:
-    return company_object_or_404(
-        request, visible_requests(request).select_related("candidate", "questionnaire_version"), pk=request_id
-    )
+def request_or_404(request: CompanyRequest, request_id: UUID, *, questionnaire: bool = True) -> ReferenceRequest:
+    """``questionnaire=False``: without its questionnaire version joined (a reader that
+    does not show the questions: decoding them is most of a small read's cost)."""
+    related = ("candidate", "questionnaire_version") if questionnaire else ("candidate",)
+    return company_object_or_404(request, visible_requests(request).select_related(*related), pk=request_id)
 
 
 def reference_or_404(request: CompanyRequest, request_id: UUID, reference_id: UUID) -> Reference:

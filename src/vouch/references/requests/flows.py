@@ -86,11 +86,16 @@ def create_request(
     work_email_required: bool = False,
     external_id: str = "",
     external_url: str = "",
+    in_background: bool = False,
 ) -> ReferenceRequest:
     """Create a request, issue the candidate's link and email it to them.
 
     ``questionnaire`` is a ``questionnaires.choices()`` value; the version it names now
-    is pinned to the request for good."""
+    is pinned to the request for good. ``in_background``: the email is sent, and the
+    request's tasks planned, by the background worker (one task queued once the request
+    commits) rather than by this process before it answers: for the API, whose callers
+    create in bulk. The email is recorded with the request either way, so neither is lost
+    (``jobs.after_request_created``)."""
     if not 1 <= int(referees_required) <= MAX_REFEREES:
         raise WorkflowError(f"Ask for between 1 and {MAX_REFEREES} referees.")
     name, email, role = name.strip(), email.strip(), role.strip()
@@ -120,16 +125,19 @@ def create_request(
         activity.log(
             "request_created", "Reference request created.", actor=actor, details={"request": str(reference_request.pk)}
         )
-        send_candidate_link(reference_request, actor=actor, first=True)
+        send_candidate_link(reference_request, actor=actor, first=True, in_background=in_background)
         signals.emit("request.created", request_id=reference_request.pk, status=reference_request.status)
     # Counted by the abuse rules (many requests in an hour, P18); not a security event.
     observers.heard("reference_request_created", actor_id=getattr(actor, "pk", None), company_id=current().company_id)
     return reference_request
 
 
-def send_candidate_link(reference_request: ReferenceRequest, *, actor=None, first: bool = False) -> None:
-    """(Re)issue the candidate's link and email it once the change commits. A resent
-    link replaces the earlier one."""
+def send_candidate_link(
+    reference_request: ReferenceRequest, *, actor=None, first: bool = False, in_background: bool = False
+) -> None:
+    """(Re)issue the candidate's link and email it once the change commits (by the
+    background worker: ``in_background``, see ``create_request``). A resent link
+    replaces the earlier one."""
     if not reference_request.is_open:
         raise WorkflowError("This request is closed.")
     company = flows.current_company()
@@ -141,8 +149,13 @@ def send_candidate_link(reference_request: ReferenceRequest, *, actor=None, firs
         actor=actor,
     )
     request_id, company_id = reference_request.pk, company.pk
-    outgoing.record("candidate_invitation", request_id, token=token)
-    company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id))
+    row = outgoing.record("candidate_invitation", request_id, token=token, send_now=not in_background)
+    if in_background:
+        mail_id = row.pk
+        company_db.on_commit(lambda: jobs.after_request_created(company_id, request_id, mail_id))
+    else:
+        # A new request has nothing queued yet: its tasks are queued without looking for copies.
+        company_db.on_commit(lambda: jobs.schedule_for_request(company_id, request_id, new=first))
 
 
 def can_delete(reference_request: ReferenceRequest) -> bool:
