@@ -113,6 +113,40 @@ def test_one_incident_until_it_calms_down(clock, django_capture_on_commit_callba
     assert len(incidents(company)) == 1 and len(owners_emails()) == 1
 
 
+def test_the_api_rule_adds_to_the_shared_count_in_batches_and_fires_at_its_threshold(
+    clock, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The API's rule hears every call: a process adds its count to the shared one every
+    threshold / 100 calls (or BATCH_SECONDS after its last addition), and once the total
+    it saw and its own reach the threshold, on each call (it fires there exactly)."""
+    from django.core.cache import cache
+
+    company = fast_company()
+    member = fast_member(company, Role.ADMIN)
+    rule = rules.API_OVERUSE
+    assert rule.batched
+    step = rule.default // monitor.BATCH_SHARE
+    shared = f"{monitor.PREFIX}:n:{monitor._scope(rule, company.pk, member.user.pk)}:{int(clock.at // rule.window)}"
+    moment = [1000.0]
+    monkeypatch.setattr(monitor.time, "monotonic", lambda: moment[0])
+    monitor.forget_pending()
+    occur(rule, company.pk, member.user.pk, times=step - 1)
+    assert cache.get(shared) is None  # counted here only
+    occur(rule, company.pk, member.user.pk)
+    assert cache.get(shared) == step
+    occur(rule, company.pk, member.user.pk, times=3)
+    moment[0] += monitor.BATCH_SECONDS
+    occur(rule, company.pk, member.user.pk)  # a quiet key's count still reaches the cache
+    assert cache.get(shared) == step + 4
+    with django_capture_on_commit_callbacks(execute=True):
+        occur(rule, company.pk, member.user.pk, times=rule.default - (step + 5))
+    assert incidents(company) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        occur(rule, company.pk, member.user.pk)
+    (event,) = incidents(company)
+    assert event.details["count"] == rule.default == cache.get(shared)
+
+
 def test_a_window_resets_the_count(clock, django_capture_on_commit_callbacks):
     company = fast_company()
     member = fast_member(company, Role.ADMIN)

@@ -282,3 +282,76 @@ def test_a_blocked_address_does_not_stop_a_valid_key_and_its_404s_score_its_acco
     assert state.score_of(state.ADDRESS, ats, state.now()) == 0
     assert state.score_of(state.ACCOUNT, str(members[Role.ADMIN].user_id), state.now()) > 0
     assert ApiClient(None, ats).get("/api/v1/openapi.json").status_code == 200
+
+
+def _member_reads(key: str) -> int:
+    """Reads of the control database's memberships one call with ``key`` makes."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections["default"]) as queries:
+        assert call(key).status_code == 200
+    return sum("accounts_membership" in query["sql"] for query in queries.captured_queries)
+
+
+def test_the_creator_is_read_once_per_process_until_their_company_changes(company, members):
+    """The creator's membership is kept between calls (one cache read a call instead of a
+    join in the control database); a change to any member of the company, published
+    once it commits, makes the next call read it again."""
+    key = make_key(members[Role.ADMIN], ["questionnaires:read"])
+    assert call(key).status_code == 200  # the first call from a network also reads the owners
+    services.forget_process_state()
+    assert _member_reads(key) == 1
+    assert _member_reads(key) == 0
+    viewer = members[Role.VIEWER]
+    viewer.is_active = False
+    viewer.save()  # another member: the company's version changes all the same
+    assert _member_reads(key) == 1
+    assert _member_reads(key) == 0
+
+
+def test_a_creator_change_published_by_another_process_stops_the_key_at_the_next_call(company, members):
+    from django.core.cache import cache
+
+    from vouch.accounts.models import Membership
+    from vouch.api.keys import creators
+
+    admin = members[Role.ADMIN]
+    key = make_key(admin, ["questionnaires:read", "candidates:admin"])
+    assert call(key).status_code == 200
+    # Another process demoted the admin (its save published a new version; this process
+    # heard no signal of it).
+    Membership.objects.filter(pk=admin.pk).update(role=Role.RECRUITER)
+    cache.set(creators._version_key(company.pk), "set by another process", timeout=None)
+    response = call(key)
+    assert response.status_code == 401 and "creator" in response.json()["detail"]
+
+
+def test_a_creator_change_made_around_vouch_is_in_effect_within_the_recheck_time(company, members, monkeypatch):
+    from vouch.accounts.models import Membership
+    from vouch.api.keys import creators
+
+    admin = members[Role.ADMIN]
+    key = make_key(admin, ["questionnaires:read", "candidates:admin"])
+    assert call(key).status_code == 200
+    Membership.objects.filter(pk=admin.pk).update(is_active=False)  # no signal, no version
+    started = creators.time.monotonic()
+    monkeypatch.setattr(creators.time, "monotonic", lambda: started + creators.RECHECK_SECONDS + 1)
+    response = call(key)
+    assert response.status_code == 401 and "creator" in response.json()["detail"]
+
+
+def test_without_the_shared_cache_every_call_reads_the_creator(company, members, monkeypatch):
+    from vouch.api.keys import creators
+
+    admin = members[Role.ADMIN]
+    key = make_key(admin, ["questionnaires:read", "candidates:admin"])
+    assert call(key).status_code == 200  # the first call from a network also reads the owners
+    assert _member_reads(key) == 0
+
+    class Away:
+        def get(self, *args, **kwargs):
+            raise ConnectionError("the cache is away")
+
+    monkeypatch.setattr(creators, "cache", Away())
+    assert _member_reads(key) == 1
+    assert _member_reads(key) == 1

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 from django.utils import timezone
 from freezegun import freeze_time
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -281,3 +282,74 @@ def test_the_owners_email_reads_right_with_awkward_names(owner, receiver, db):
     assert "Hello Siobhán O'Brien," in message.body and "O'Brien & Co's ATS" in message.body
     html = message.alternatives[0][0]
     assert "Smith &amp; Jones &lt;Recrutement&gt; — 採用" in html and "<Recrutement>" not in html
+
+
+def test_a_burst_of_events_is_one_round_sent_in_order(company, owner, receiver):
+    """Events that arrive while a round is queued add no task: the round sends them all,
+    oldest first; an event after the round started queues the next one."""
+    from django_tasks_db.models import DBTaskResult
+
+    endpoint, secret = add_endpoint(company, receiver)
+    ids = [f"0b5b5a43-6b0a-4b6a-9d1c-5c1f1e2d3a4{n}" for n in range(5)]
+    for request_id in ids:
+        event(company, request_id=request_id)
+    waiting = DBTaskResult.objects.filter(status="READY")
+    assert [task.task_path for task in waiting] == ["vouch.webhooks.delivery.deliver_due"]
+    run_due(timezone.now())
+    assert [verified(item, secret)["data"]["request_id"] for item in receiver.received] == ids
+    assert {row.status for row in deliveries(company, endpoint)} == {DeliveryStatus.DELIVERED}
+    event(company, request_id=ids[0])
+    assert DBTaskResult.objects.filter(status="READY", task_path__endswith=".deliver_due").count() == 1
+
+
+def test_a_round_leaves_a_claimed_delivery_to_its_sender_and_resends_it_when_the_claim_lapses(
+    company, owner, receiver
+):
+    """A sender killed after sending but before recording: its claim lapses, the next
+    round sends the delivery again with the same webhook-id (at least once)."""
+    endpoint, secret = add_endpoint(company, receiver)
+    event(company)
+    (row,) = deliveries(company)
+    now = timezone.now()
+    with company_context(company):
+        assert sending._claim(row.pk, now) is not None  # the dead sender's
+        assert sending.deliver_round(company) == "0 sent"
+    assert receiver.received == []
+    later = now + sending.LEASE + timedelta(seconds=1)
+    with freeze_time(later, tick=True):
+        assert sending.deliver_round(company) == "1 sent"
+        assert verified(receiver.received[0], secret)["type"] == "request.created"
+    assert receiver.received[0].headers["webhook-id"] == row.message_id
+    assert reload(company, row).status == DeliveryStatus.DELIVERED
+
+
+def test_a_round_that_runs_long_queues_the_next_for_the_rest(company, owner, receiver):
+    from django_tasks_db.models import DBTaskResult
+
+    add_endpoint(company, receiver)
+    for n in range(3):
+        event(company, request_id=f"0b5b5a43-6b0a-4b6a-9d1c-5c1f1e2d3a4{n}")
+    DBTaskResult.objects.all().delete()
+    cache.delete(sending._round_flag(company.pk))  # as a round does when it starts
+    assert sending.deliver_round(company, seconds=0) == "1 sent; the rest queued"
+    assert len(receiver.received) == 1
+    assert DBTaskResult.objects.filter(status="READY", task_path__endswith=".deliver_due").count() == 1
+    run_due(timezone.now())
+    assert len(receiver.received) == 3
+
+
+def test_without_the_cache_each_delivery_is_its_own_task(company, owner, receiver, monkeypatch):
+    from django_tasks_db.models import DBTaskResult
+
+    class Away:
+        def add(self, *args, **kwargs):
+            raise ConnectionError("the cache is away")
+
+    add_endpoint(company, receiver)
+    add_endpoint(company, receiver, path="/other")
+    monkeypatch.setattr(sending, "cache", Away())
+    event(company)
+    waiting = DBTaskResult.objects.filter(status="READY")
+    assert sorted(task.task_path for task in waiting) == ["vouch.webhooks.delivery.deliver"] * 2
+    run_due(timezone.now())
+    assert len(receiver.received) == 2

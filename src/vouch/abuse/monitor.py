@@ -54,32 +54,39 @@ def _incr(key: str, timeout: int, amount: int = 1) -> int:
         return int(cache.incr(key, amount))
 
 
-# A batched rule's counts not yet added to the shared cache: key -> [pending, when last added].
+# A batched rule's counts in this process: key -> [not yet added, when last added, the
+# shared total when last added].
 _pending: dict[str, list[float]] = {}
 _pending_lock = threading.Lock()
 
 
 def _batched_incr(key: str, timeout: int, limit: int) -> int | None:
     """Count one occurrence of a batched rule; the shared total when this one added the
-    process's pending count to it, None while it is only counted here."""
+    process's pending count to it, None while it is only counted here. It adds once
+    ``limit / BATCH_SHARE`` are pending, ``BATCH_SECONDS`` after the last addition, and
+    whenever the total it last saw and its pending count reach ``limit`` (so a single
+    process fires at the threshold exactly)."""
     step = max(1, limit // BATCH_SHARE)
     moment = time.monotonic()
     with _pending_lock:
         entry = _pending.get(key)
         if entry is None:
             if len(_pending) >= MAX_PENDING_KEYS:
-                _pending.clear()  # windows long gone: what they held no longer counts
-            entry = _pending[key] = [0, moment]
+                _pending.clear()  # windows long gone: what they held is in the shared count or moot
+            entry = _pending[key] = [0, moment, 0]
         entry[0] += 1
-        if entry[0] < step and moment - entry[1] < BATCH_SECONDS:
+        if entry[0] < step and moment - entry[1] < BATCH_SECONDS and entry[0] + entry[2] < limit:
             return None
         amount, entry[0], entry[1] = int(entry[0]), 0, moment
     try:
-        return _incr(key, timeout, amount)
+        total = _incr(key, timeout, amount)
     except Exception:
         with _pending_lock:  # kept for the next addition
-            _pending.setdefault(key, [0, moment])[0] += amount
+            entry[0] += amount
         raise
+    with _pending_lock:
+        entry[2] = max(entry[2], total)
+    return total
 
 
 def forget_pending() -> None:

@@ -12,9 +12,19 @@ between 0 and ``BASE`` x 2^attempts, at most ``CAP``), or after the receiver's
 passed. 410 Gone disables the endpoint at once; an endpoint whose every attempt failed
 for ``WINDOW`` is disabled too, and the company's owners are emailed.
 
+A new event's deliveries are sent by a *round* of their company (``deliver_due``): one
+task that sends every due, unclaimed delivery of the company, oldest first, in batches,
+for up to ``ROUND_SECONDS`` (then it queues the next round). An event queues a round only
+when none is waiting: a flag in the shared cache, set when a round is queued and cleared
+when it starts, so a burst of events costs one task, not one each (a cache that cannot
+be reached: one task per delivery, as a retry is queued). A round clears the flag before
+it looks, so an event committed after its look queues the next round.
+
 Nothing is lost to a crash: a row stays pending until an attempt's outcome is recorded,
 and the worker's background round (vouch.references.jobs) queues again every pending
-row that is overdue by ``OVERDUE`` and not claimed (a lost task, a dead sender)."""
+row that is overdue by ``OVERDUE`` and not claimed (a lost task, a dead sender); a
+delivery sent but not yet marked is sent again once its claim lapses, with the same
+``webhook-id`` (at least once: a receiver dedupes by it)."""
 
 from __future__ import annotations
 
@@ -25,8 +35,10 @@ import logging
 import random
 import ssl
 import time
+import uuid
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
@@ -47,6 +59,13 @@ CAP_SECONDS = 12 * 3600.0
 RETRY_AFTER_MAX_SECONDS = 24 * 3600.0
 LEASE = timedelta(minutes=2)
 OVERDUE = timedelta(minutes=5)
+# A round of a company's due deliveries: how many are looked up at once, and how long it
+# may keep the worker before it leaves the rest to its next round.
+ROUND_BATCH = 100
+ROUND_SECONDS = 10.0
+# How long a queued round's flag lasts at most (a round lost with its flag set delays
+# the next events by this much; the background round still finds them).
+ROUND_FLAG_SECONDS = 60
 USER_AGENT = "Vouch-Webhooks/1"
 ERROR_LENGTH = 300
 
@@ -110,11 +129,34 @@ def enqueue_after_commit(company_id, delivery_id, when: datetime | None = None) 
     company_db.on_commit(lambda: enqueue(company_id, delivery_id, when))
 
 
+def _round_flag(company_id) -> str:
+    return f"webhooks:round:{uuid.UUID(str(company_id)).hex}"
+
+
+def queue_round(company_id, delivery_ids) -> None:
+    """Queue a round of the company's due deliveries unless one is waiting already; a
+    cache or queue that cannot be reached: each delivery its own task (``enqueue``)."""
+    try:
+        if not cache.add(_round_flag(company_id), 1, timeout=ROUND_FLAG_SECONDS):
+            return  # a round is queued and has not started: it will send these
+        deliver_due.enqueue(str(company_id))
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.warning("could not queue a webhook round of company %s; one task a delivery", company_id, exc_info=True)
+        for delivery_id in delivery_ids:
+            enqueue(company_id, delivery_id)
+
+
+def queue_round_after_commit(company_id, delivery_ids) -> None:
+    ids = list(delivery_ids)
+    company_db.on_commit(lambda: queue_round(company_id, ids))
+
+
 # --- one attempt -----------------------------------------------------------------------
 
 
 def _active_company(company_id) -> Company | None:
-    company = Company.objects.filter(pk=company_id).first()
+    found = list(Company.objects.filter(pk=company_id).order_by()[:1])  # by primary key: no ORDER BY
+    company = found[0] if found else None
     if company is None or not company.is_active or company.status == CompanyStatus.DELETED:
         return None
     return company
@@ -221,6 +263,46 @@ def deliver(company_id: str, delivery_id: str) -> str:
         return "company inactive"
     with company_context(company):
         return attempt(delivery_id)
+
+
+@task()
+def deliver_due(company_id: str) -> str:
+    """A round: every due, unclaimed delivery of the company, oldest first."""
+    try:
+        cache.delete(_round_flag(company_id))  # before looking: a later event queues the next round
+    except Exception:  # noqa: BLE001 - the flag lapses by itself
+        log.warning("could not clear the webhook round flag of company %s", company_id, exc_info=True)
+    company = _active_company(company_id)
+    if company is None:
+        return "company inactive"
+    return deliver_round(company)
+
+
+def deliver_round(company: Company, *, seconds: float = ROUND_SECONDS) -> str:
+    started, sent, seen = time.monotonic(), 0, set()
+    with company_context(company):
+        while True:
+            now = timezone.now()
+            due = [
+                pk
+                for pk in Delivery.objects.filter(
+                    Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at__lte=now,
+                )
+                .order_by("created_at", "sequence")
+                .values_list("pk", flat=True)[:ROUND_BATCH]
+                if pk not in seen  # one attempt per round each (a failure waits for its retry)
+            ]
+            if not due:
+                return f"{sent} sent"
+            for delivery_id in due:
+                seen.add(delivery_id)
+                if attempt(delivery_id) == "delivered":
+                    sent += 1
+                if time.monotonic() - started > seconds:
+                    queue_round(company.pk, [])  # the rest in the next round
+                    return f"{sent} sent; the rest queued"
 
 
 # --- the background round's safety net -------------------------------------------------

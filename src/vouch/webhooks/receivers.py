@@ -82,8 +82,7 @@ def record_event(company_id, type: str, *, request_id: str, status: str, referen
         )
         for endpoint in targets
     )
-    for row in rows:
-        delivery.enqueue_after_commit(company_id, row.pk)
+    delivery.queue_round_after_commit(company_id, [row.pk for row in rows])
     return rows
 
 

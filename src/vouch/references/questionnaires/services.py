@@ -191,10 +191,10 @@ def builtins() -> list[Builtin]:
 
 
 def builtin(key_or_id: str | uuid.UUID) -> Builtin | None:
-    """The built-in with this key or fixed uuid, or None."""
-    for item in builtins():
-        if key_or_id in (item.key, item.id):
-            return item
+    """The built-in with this key or fixed uuid, or None (only its questions copied)."""
+    for key, spec in BUILTINS.items():
+        if key_or_id in (key, builtin_id(key)):
+            return Builtin(key, spec["name"], spec["description"], copy.deepcopy(spec["questions"]))
     return None
 
 
@@ -332,7 +332,7 @@ class Choice:
 def choices() -> list[Choice]:
     """What a new request may be sent with: the built-ins and the company's templates
     that are not archived."""
-    found = [Choice(f"builtin:{item.key}", f"{item.name} (built-in)") for item in builtins()]
+    found = [Choice(f"builtin:{key}", f"{spec['name']} (built-in)") for key, spec in BUILTINS.items()]
     found += [Choice(str(q.pk), q.name) for q in company_templates().filter(archived_at__isnull=True)]
     return found
 
