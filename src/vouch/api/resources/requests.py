@@ -95,6 +95,9 @@ class RequestSummary(Schema):
     external_id: str
 
 
+SUMMARY_FIELDS = tuple(RequestSummary.model_fields)
+
+
 class RequestPage(Schema):
     items: list[RequestSummary]
     next_cursor: str | None
@@ -123,35 +126,37 @@ class CancelIn(Schema):
     reason: str = Field("", max_length=500)
 
 
-def _out(reference_request: ReferenceRequest) -> RequestOut:
+def _out(reference_request: ReferenceRequest) -> dict[str, Any]:
+    """The request as ``RequestOut`` reads it: a plain dict, which ninja validates once
+    against the schema (a ``RequestOut`` made here would be validated twice)."""
     candidate = reference_request.candidate
-    return RequestOut(
-        id=reference_request.pk,
-        status=reference_request.status,
-        role=reference_request.role,
-        candidate=CandidateOut(id=candidate.pk, name=candidate.name, email=candidate.email),
-        referees_required=reference_request.referees_required,
-        references_completed=reference_request.references_completed,
-        open_flags=reference_request.open_flags,
-        deadline=reference_request.deadline,
-        created_at=reference_request.created_at,
-        closed_at=reference_request.closed_at,
-        external_id=reference_request.external_id,
-        external_url=reference_request.external_url,
-        references=[
-            ReferenceOut(
-                id=reference.pk,
-                status=reference.status,
-                name=reference.name,
-                relationship=reference.relationship,
-                organisation=reference.organisation,
-                nominated_at=reference.nominated_at,
-                submitted_at=reference.submitted_at,
-                declined_at=reference.declined_at,
-            )
+    return {
+        "id": reference_request.pk,
+        "status": reference_request.status,
+        "role": reference_request.role,
+        "candidate": {"id": candidate.pk, "name": candidate.name, "email": candidate.email},
+        "referees_required": reference_request.referees_required,
+        "references_completed": reference_request.references_completed,
+        "open_flags": reference_request.open_flags,
+        "deadline": reference_request.deadline,
+        "created_at": reference_request.created_at,
+        "closed_at": reference_request.closed_at,
+        "external_id": reference_request.external_id,
+        "external_url": reference_request.external_url,
+        "references": [
+            {
+                "id": reference.pk,
+                "status": reference.status,
+                "name": reference.name,
+                "relationship": reference.relationship,
+                "organisation": reference.organisation,
+                "nominated_at": reference.nominated_at,
+                "submitted_at": reference.submitted_at,
+                "declined_at": reference.declined_at,
+            }
             for reference in reference_request.references.order_by("nominated_at", "id")
         ],
-    )
+    }
 
 
 def _invalid(errors: dict[str, list[str]]) -> ValidationError:
@@ -222,7 +227,7 @@ def create_many(request: HttpRequest, data: BatchIn):
         except ValidationError as refused:
             results.append(BatchItem(index=index, status=422, request=None, errors=refused.errors))
         else:
-            results.append(BatchItem(index=index, status=201, request=_out(created), errors=[]))
+            results.append(BatchItem(index=index, status=201, request=RequestOut(**_out(created)), errors=[]))
     return BatchOut(created=sum(1 for result in results if result.status == 201), results=results)
 
 
@@ -267,23 +272,13 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
         rows = rows.filter(external_id=filters.external_id)
     if filters.cursor:
         rows = rows.filter(_after(filters.cursor))
-    page, more = pagination.take(rows, filters.limit)
-    return RequestPage(
-        items=[
-            RequestSummary(
-                id=row.pk,
-                status=row.status,
-                references_completed=row.references_completed,
-                referees_required=row.referees_required,
-                open_flags=row.open_flags,
-                deadline=row.deadline,
-                created_at=row.created_at,
-                external_id=row.external_id,
-            )
-            for row in page
-        ],
-        next_cursor=_cursor(page[-1]) if more and page else None,
-    )
+    # Only what a summary shows: the role and guidance are not decrypted for a list.
+    page, more = pagination.take(rows.only(*SUMMARY_FIELDS), filters.limit)
+    # Plain dicts, validated once by ninja against RequestPage.
+    return {
+        "items": [{field: getattr(row, field) for field in SUMMARY_FIELDS} for row in page],
+        "next_cursor": _cursor(page[-1]) if more and page else None,
+    }
 
 
 @router.get("/{request_id}", response=RequestOut, summary="Read a reference request (requests:read)")
