@@ -302,9 +302,7 @@ def test_a_burst_of_events_is_one_round_sent_in_order(company, owner, receiver):
     assert DBTaskResult.objects.filter(status="READY", task_path__endswith=".deliver_due").count() == 1
 
 
-def test_a_round_leaves_a_claimed_delivery_to_its_sender_and_resends_it_when_the_claim_lapses(
-    company, owner, receiver
-):
+def test_a_round_leaves_a_claimed_delivery_to_its_sender_and_resends_it_when_the_claim_lapses(company, owner, receiver):
     """A sender killed after sending but before recording: its claim lapses, the next
     round sends the delivery again with the same webhook-id (at least once)."""
     endpoint, secret = add_endpoint(company, receiver)

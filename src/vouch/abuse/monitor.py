@@ -3,9 +3,14 @@ when a count reaches its threshold (P18, docs/security/abuse.md).
 
 Per occurrence: one cache increment (plus a read of the company's thresholds, kept in
 the process). A ``batched`` rule (the API's, which hears every call) is counted in the
-process and added to the shared count once it has ``BATCH_SHARE`` of the threshold
-pending, or ``BATCH_SECONDS`` after its last addition: an incident then opens at most that
-many occurrences per process, or that many seconds, later than one counted call by call. Counts are in fixed windows (an hour, or a day for downloads) keyed by
+process and added to the shared count once a hundredth of its threshold
+(``BATCH_SHARE``) is pending, ``BATCH_SECONDS`` after the last addition, or when the
+total the process last saw and its own count reach the threshold: across several
+processes an incident opens at most that many occurrences per process later than if
+each were added at once (one process alone: at the threshold exactly), and the calls of
+a key that then stops are left uncounted, fewer than a hundredth of the threshold each.
+
+Counts are in fixed windows (an hour, or a day for downloads) keyed by
 rule, company and, for rules per account, the account: one company's activity never
 counts against another's. An incident (rule + company + account) is opened once, with
 ``cache.add``, and lasts while the count stays at or above the threshold, then ``CALM``

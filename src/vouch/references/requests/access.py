@@ -8,13 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.db import router
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
 
 from vouch.accounts import policy
+from vouch.core.db import PreparedLookup
 from vouch.core.requests import CompanyRequest
 from vouch.references.models import Candidate
 from vouch.references.request_models import Reference, ReferenceRequest, WorkflowSettings
-from vouch.tenancy.lookups import company_object_or_404
+from vouch.tenancy.lookups import company_object_or_404, record_miss
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,12 @@ class Visibility:
         if self.creator_id is None:
             return reference_requests.none()
         return reference_requests.filter(created_by_id=self.creator_id)
+
+    def admits(self, reference_request: ReferenceRequest) -> bool:
+        """Whether ``of`` would keep this request (one row in hand: no query)."""
+        if self.everything:
+            return True
+        return self.creator_id is not None and reference_request.created_by_id == self.creator_id
 
     def candidates(self, candidates: QuerySet[Candidate]) -> QuerySet[Candidate]:
         """The candidates a member limited to their own requests reaches: those with at
@@ -73,11 +82,25 @@ def candidate_or_404(request: CompanyRequest, candidate_id: UUID) -> Candidate:
     return company_object_or_404(request, visible_candidates(request), pk=candidate_id)
 
 
+# Compiled once (vouch.core.db): the API reads a request by its id on every call.
+_request_with_candidate = PreparedLookup(lambda: ReferenceRequest.objects.select_related("candidate"))
+
+
 def request_or_404(request: CompanyRequest, request_id: UUID, *, questionnaire: bool = True) -> ReferenceRequest:
-    """``questionnaire=False``: without its questionnaire version joined (a reader that
-    does not show the questions: decoding them is most of a small read's cost)."""
-    related = ("candidate", "questionnaire_version") if questionnaire else ("candidate",)
-    return company_object_or_404(request, visible_requests(request).select_related(*related), pk=request_id)
+    """The request, with its candidate and questionnaire version, if the member may see
+    it; otherwise a 404, recorded. ``questionnaire=False``: without the questionnaire (a
+    reader that does not show the questions), read through SQL compiled once and the
+    member's view applied to the row: the same answer as the queryset's."""
+    if questionnaire:
+        related = visible_requests(request).select_related("candidate", "questionnaire_version")
+        return company_object_or_404(request, related, pk=request_id)
+    found = None
+    if request.company is not None:
+        found = _request_with_candidate.get(request_id, using=router.db_for_read(ReferenceRequest))
+    if found is None or not visibility(request).admits(found):
+        record_miss(request, ReferenceRequest)
+        raise Http404
+    return found
 
 
 def reference_or_404(request: CompanyRequest, request_id: UUID, reference_id: UUID) -> Reference:
