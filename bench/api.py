@@ -320,8 +320,9 @@ def describe(results: dict) -> list[str]:
         f"p99 {m['list']['p99_ms']:.1f} ms ({verdict_of(met, 'list_p99')})",
         f"  POST /api/v1/requests (each with its own Idempotency-Key, all 201): {m['create']['requests_per_s']:.0f} "
         f"req/s (target >= {TARGET_CREATE_RPS:g}: {verdict_of(met, 'create_rps')}), "
-        f"p99 {m['create']['p99_ms']:.1f} ms; with the worker's share (each email and planning, done {results['create_in_all']['drain_seconds']:.1f} s "
-        f"after the round): {results['create_in_all']['per_s']:.0f} created/s in all",
+        f"p99 {m['create']['p99_ms']:.1f} ms; with the worker's share (each email and planning, done "
+        f"{results['create_in_all']['drain_seconds']:.1f} s after the round): "
+        f"{results['create_in_all']['per_s']:.0f} created/s in all",
         f"  key check in one process: services.check median {k['check_median_us']:.0f} µs (p90 "
         f"{k['check_p90_us']:.0f}); with parsing and the company lookup {k['whole_median_us']:.0f} µs "
         f"(p90 {k['whole_p90_us']:.0f}), over {k['calls']} calls",
