@@ -37,6 +37,7 @@ from pathlib import Path
 
 import harness
 from harness import RouteLog, helpers, load_text, say, verdict_of
+from mirror_scale import tree
 from workflow import django as workflow_django
 
 TARGET_P99_MS = 50.0
@@ -197,6 +198,18 @@ def _script(directory: Path, name: str, token: str, body: str = "") -> str:
     return str(path)
 
 
+def _with_server_cpu(server, url: str, args, script: str | None) -> dict:
+    """One wrk run's figures, with the CPU the server's processes (its workers and the
+    background worker) spent per answered call meanwhile: the cost of a call on this
+    machine, whatever else shares it (wrk's own CPU is not in it)."""
+    pids = tree(server.process.pid)
+    before = harness.cpu_seconds(pids)
+    measured = harness.run_wrk(url, args, args.duration, script=script)
+    spent = harness.cpu_seconds([pid for pid in pids if Path(f"/proc/{pid}").exists()]) - before
+    measured["server_cpu_ms_per_call"] = 1000 * spent / max(1, measured["requests"])
+    return measured
+
+
 def measure(args) -> dict:
     results: dict = {"cpus": os.cpu_count(), "load_start": os.getloadavg()}
     extra_env = {"VOUCH_API_KEY_RATE_LIMIT": "0"} | dict(item.split("=", 1) for item in args.env)
@@ -242,20 +255,21 @@ def measure(args) -> dict:
         for round_number in range(1, args.rounds + 1):
             for name, (url, script, route, method, ok) in targets.items():
                 cursor = RouteLog(server.log_path)
-                measured = harness.run_wrk(url, args, args.duration, script=script)
+                measured = _with_server_cpu(server, url, args, script)
                 harness.check_statuses(f"api {name}", cursor.statuses(route, method), measured, ok, complete=True)
                 measured["round"] = round_number
                 runs[name].append(measured)
                 say(
                     f"round {round_number} api {name:<6} {measured['requests_per_s']:9.1f} req/s  "
-                    f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
+                    f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  "
+                    f"server CPU {measured['server_cpu_ms_per_call']:.2f} ms a call  ({load_text()})"
                 )
             # Creation last in a round: the list it adds to is measured first each round.
             script = _script(
                 directory, "create", token, CREATE_LUA.format(run=json.dumps(f"{tag}{round_number}"), deadline=deadline)
             )
             cursor = RouteLog(server.log_path)
-            measured = harness.run_wrk(server.url, args, args.duration, script=script)
+            measured = _with_server_cpu(server, server.url, args, script)
             harness.check_statuses("api create", cursor.statuses(list_route, "POST"), measured, {201}, complete=True)
             measured["round"] = round_number
             # The worker's share: the next round starts once it has sent every email and
@@ -266,7 +280,8 @@ def measure(args) -> dict:
             runs["create"].append(measured)
             say(
                 f"round {round_number} api create {measured['requests_per_s']:9.1f} req/s  "
-                f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms; the worker's share "
+                f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  "
+                f"server CPU {measured['server_cpu_ms_per_call']:.2f} ms a call; the worker's share "
                 f"done {waited:.1f} s later: {measured['with_worker_per_s']:.1f} created/s in all  ({load_text()})"
             )
         say(f"key check cost in one process ({CHECK_CALLS} calls), {load_text()}")
@@ -274,6 +289,9 @@ def measure(args) -> dict:
     results["seeded"] = seeded["requests_in_company"]
     results["runs"] = runs
     results["median"] = {name: harness.median_of(values) for name, values in runs.items()}
+    results["server_cpu_ms_per_call"] = {
+        name: statistics.median(run["server_cpu_ms_per_call"] for run in values) for name, values in runs.items()
+    }
     results["create_in_all"] = {
         "per_s": statistics.median(run["with_worker_per_s"] for run in runs["create"]),
         "drain_seconds": statistics.median(run["drain_seconds"] for run in runs["create"]),
@@ -323,6 +341,8 @@ def describe(results: dict) -> list[str]:
         f"p99 {m['create']['p99_ms']:.1f} ms; with the worker's share (each email and planning, done "
         f"{results['create_in_all']['drain_seconds']:.1f} s after the round): "
         f"{results['create_in_all']['per_s']:.0f} created/s in all",
+        "  the server's CPU per call (its workers and background worker, median of the rounds): "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in results["server_cpu_ms_per_call"].items()),
         f"  key check in one process: services.check median {k['check_median_us']:.0f} µs (p90 "
         f"{k['check_p90_us']:.0f}); with parsing and the company lookup {k['whole_median_us']:.0f} µs "
         f"(p90 {k['whole_p90_us']:.0f}), over {k['calls']} calls",
