@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 from vouch.api import reference
 from vouch.api.keys import views as key_views
@@ -6,7 +6,7 @@ from vouch.api.v1 import api
 
 # Under /api/ (vouch.urls tries these early: an API client calls far more often than
 # a person opens a page, and nothing else starts with api/).
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("v1/", api.urls),
     path("v1/reference/", reference.page, name="api_reference"),
 ]

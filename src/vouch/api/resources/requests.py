@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Q
 from django.http import HttpRequest
@@ -34,6 +34,7 @@ from vouch.references.requests import listing
 from vouch.references.requests.access import request_or_404, visible_requests
 from vouch.references.requests.forms import RequestForm
 from vouch.tenancy import company_db
+from vouch.vault.fields import EncryptedField
 
 router = Router()
 READ, WRITE = "requests:read", "requests:write"
@@ -155,12 +156,12 @@ _references_of = PreparedRows(
 
 def _references(reference_request: ReferenceRequest) -> list[dict[str, Any]]:
     rows = _references_of.fetch(using=company_db.alias(), request=reference_request.pk)
-    sealed = {name: Reference._meta.get_field(name) for name in SEALED_FIELDS}
+    sealed = {name: cast(EncryptedField, Reference._meta.get_field(name)) for name in SEALED_FIELDS}
     found = []
     for row in rows:
         item = dict(zip(REFERENCE_FIELDS, row, strict=True))
         for name, field in sealed.items():
-            item[name] = field.open(item[name], item["id"])  # type: ignore[attr-defined]
+            item[name] = field.open(item[name], item["id"])
         found.append(item)
     return found
 
