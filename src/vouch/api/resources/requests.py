@@ -270,8 +270,8 @@ class ListFilters(Schema):
     limit: int = Field(25, ge=1, le=PAGE_MAX)
 
 
-def _cursor(reference_request: ReferenceRequest) -> str:
-    return pagination.encode(reference_request.created_at.isoformat(), reference_request.pk)
+def _cursor(row: dict[str, Any]) -> str:
+    return pagination.encode(row["created_at"].isoformat(), row["id"])
 
 
 def _after(cursor: str) -> Q:
@@ -300,11 +300,11 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
         rows = rows.filter(external_id=filters.external_id)
     if filters.cursor:
         rows = rows.filter(_after(filters.cursor))
-    # Only what a summary shows: the role and guidance are not decrypted for a list.
-    page, more = pagination.take(rows.only(*SUMMARY_FIELDS), filters.limit)
-    # Plain dicts, validated once by ninja against RequestPage.
+    # Only what a summary shows, as dicts (no model instances; the role and guidance are
+    # not decrypted for a list), validated once by ninja against RequestPage.
+    page, more = pagination.take(rows.values(*SUMMARY_FIELDS), filters.limit)
     return {
-        "items": [{field: getattr(row, field) for field in SUMMARY_FIELDS} for row in page],
+        "items": page,
         "next_cursor": _cursor(page[-1]) if more and page else None,
     }
 
