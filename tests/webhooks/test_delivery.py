@@ -351,3 +351,26 @@ def test_without_the_cache_each_delivery_is_its_own_task(company, owner, receive
     assert sorted(task.task_path for task in waiting) == ["vouch.webhooks.delivery.deliver"] * 2
     run_due(timezone.now())
     assert len(receiver.received) == 2
+
+
+def test_a_round_the_queue_refused_leaves_no_flag_behind(company, owner, receiver, monkeypatch):
+    """The queue refuses the round: each delivery is queued on its own (refused too here,
+    so left to the background round), and the next event queues a round at once."""
+    from django_tasks_db.models import DBTaskResult
+
+    add_endpoint(company, receiver)
+
+    class Away:
+        def enqueue(self, *args, **kwargs):
+            raise ConnectionError("the queue is away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sending, "deliver_due", Away())
+        patched.setattr(sending, "deliver", Away())
+        event(company)
+    assert not DBTaskResult.objects.exists()
+    assert cache.get(sending._round_flag(company.pk)) is None
+    event(company)
+    assert [task.task_path for task in DBTaskResult.objects.all()] == ["vouch.webhooks.delivery.deliver_due"]
+    run_due(timezone.now())
+    assert len(receiver.received) == 2

@@ -136,12 +136,19 @@ def _round_flag(company_id) -> str:
 def queue_round(company_id, delivery_ids) -> None:
     """Queue a round of the company's due deliveries unless one is waiting already; a
     cache or queue that cannot be reached: each delivery its own task (``enqueue``)."""
+    flagged = False
     try:
         if not cache.add(_round_flag(company_id), 1, timeout=ROUND_FLAG_SECONDS):
             return  # a round is queued and has not started: it will send these
+        flagged = True
         deliver_due.enqueue(str(company_id))
     except Exception:  # noqa: BLE001 - see the docstring
         log.warning("could not queue a webhook round of company %s; one task a delivery", company_id, exc_info=True)
+        if flagged:  # no round is queued after all: the next event must not wait for one
+            try:
+                cache.delete(_round_flag(company_id))
+            except Exception:  # noqa: BLE001 - it lapses by itself
+                log.warning("could not clear the webhook round flag of company %s", company_id, exc_info=True)
         for delivery_id in delivery_ids:
             enqueue(company_id, delivery_id)
 
