@@ -107,6 +107,10 @@ class ReferenceRequest(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="request_status_created_idx"),
             models.Index(fields=["external_id"], name="request_external_id_idx"),
+            # The dashboard's "deadline in the next two days": the open statuses' deadlines.
+            models.Index(fields=["status", "deadline"], name="request_status_deadline_idx"),
+            # Its "completed reports you have not opened", newest first.
+            models.Index(fields=["status", "-closed_at", "-id"], name="request_status_closed_idx"),
             # The dashboard's order (and its recruiter filter, and a recruiter limited to
             # their own requests) read in index order: no sort of every matching row.
             models.Index(fields=["-created_at", "-id"], name="request_created_idx"),
@@ -231,6 +235,12 @@ class Flag(models.Model):
     class Meta:
         ordering = ["-severity", "raised_at", "id"]
         constraints = [models.UniqueConstraint(fields=["request", "key"], name="flag_unique_key_per_request")]
+        # The dashboard reads the open flags of a severity (few) among every flag ever raised.
+        indexes = [
+            models.Index(
+                fields=["severity"], name="flag_open_severity_idx", condition=models.Q(reviewed_at__isnull=True)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} flag {self.pk}"
