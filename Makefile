@@ -106,11 +106,13 @@ $(AXE): tools/axe/package.json tools/axe/package-lock.json
 	cd tools/axe && npm ci --ignore-scripts --no-audit --no-fund --silent
 	touch $@
 
-# Report PDFs are drawn by WeasyPrint, which needs Pango (and a font) from the system.
+# Report PDFs are drawn by WeasyPrint, which needs Pango and fonts from the system: DejaVu
+# for Latin, Greek and Cyrillic, WenQuanYi Micro Hei for Chinese, Japanese and Korean names
+# (without it they are drawn as empty boxes, in the PDF and in the browser tests' screenshots).
 pdf-libs:
-	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q .; } || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
-	  else echo "Report PDFs need Pango: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core" >&2; exit 1; fi; }
+	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q . && fc-list :lang=ja | grep -q .; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-wqy-microhei >/dev/null; \
+	  else echo "Report PDFs need Pango and fonts: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-wqy-microhei" >&2; exit 1; fi; }
 
 # The PostgreSQL mirroring tests archive WAL with pgBackRest into the test S3 server
 # (tests/backups/test_replication.py; docs/postgresql.md).
