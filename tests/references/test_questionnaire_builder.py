@@ -314,3 +314,22 @@ def test_htmx_posts_need_the_csrf_token_in_their_header(csrf_client, members, co
         assert not Questionnaire.objects.exists()
     allowed = csrf_client.post(NEW, data, HTTP_ORIGIN="https://testserver", HTTP_X_CSRFTOKEN=token, **HTMX)
     assert allowed.status_code == 200
+
+
+def test_a_check_changes_only_the_message_of_the_field_typed_in(recruiter):
+    """Typing the question does not mark the scale labels not reached yet."""
+    data = post_of("Draft", [changed(RATING, prompt="", scale=RATING["scale"] | {"high_label": ""})], op="check-0")
+    typing = recruiter.post(NEW, data, HTTP_HX_TRIGGER_NAME="q-0-prompt", **HTMX)
+    page = typing.content.decode()
+    assert typing.status_code == 422
+    assert slot(page, "q-0-prompt-error").startswith("Write the question")
+    assert "q-0-high_label-error" not in page
+    fine = recruiter.post(NEW, data | {"q-0-prompt": "Fine"}, HTTP_HX_TRIGGER_NAME="q-0-prompt", **HTMX)
+    assert fine.status_code == 200 and slot(fine.content.decode(), "q-0-prompt-error") == ""
+    label = recruiter.post(NEW, data, HTTP_HX_TRIGGER_NAME="q-0-high_label", **HTMX)
+    assert label.status_code == 422 and "q-0-prompt-error" not in label.content.decode()
+    name = recruiter.post(NEW, post_of("", [TEXT], op="check-details"), HTTP_HX_TRIGGER_NAME="name", **HTMX)
+    assert name.status_code == 422 and "id_description_error" not in name.content.decode()
+    # A field of another question, or a name made up, shows nothing.
+    other = recruiter.post(NEW, data, HTTP_HX_TRIGGER_NAME="q-7-prompt" + "x" * 10_000, **HTMX)
+    assert other.status_code == 200 and "field-error" not in other.content.decode()

@@ -251,18 +251,31 @@ class Builder:
         self._place(q.problems(self.questions()))
         return details_ok and not self.errors and not any(row.has_errors for row in self.rows)
 
-    def check(self) -> bool:
-        """Only the part ``check-<n>`` or ``check-details`` names, as it is typed; whether it is fine."""
+    def check(self, typed_in: str = "") -> list[tuple[str, str]]:
+        """Check the part ``check-<n>`` or ``check-details`` names, as it is typed: the
+        (slot id, message) of each field whose message is to be shown again, "" when fine.
+        ``typed_in`` is the name of the field typed in (htmx says which): only its message
+        changes, so the fields not reached yet are not marked while another is typed in."""
         if self.op == "check-details":
-            return self.details.is_valid()
+            self.details.is_valid()
+            return [
+                (f"id_{name}_error", self._first(self.details.errors.get(name)))
+                for name in ("name", "description")
+                if typed_in in ("", name)
+            ]
         if self.target is None:
-            return True
+            return []
         row = self.rows[self.target]
         # The whole list is checked (an id must differ from the others'); only this question's problems are shown.
         for problem in q.problems(self.questions()):
             if problem.index == self.target:
                 row.add_problem(problem.field, problem.message)
-        return not row.has_errors
+        part = typed_in.removeprefix(f"q-{self.target}-")
+        return [(f"q-{self.target}-{name}-error", message) for name, message in row.slots if part in ("", name)]
+
+    @staticmethod
+    def _first(errors) -> str:
+        return str(errors[0]) if errors else ""
 
     def _place(self, found: list[q.Problem]) -> None:
         for problem in found:

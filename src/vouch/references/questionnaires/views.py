@@ -68,10 +68,11 @@ def _build(
     operations and checks either way; htmx gets the part of the page that changed."""
     htmx = builder.bound and request.headers.get("HX-Request") == "true"
     if htmx and builder.op.startswith("check"):
-        fine = builder.check()
-        context = builder.context()
-        if builder.target is not None:
-            context |= builder.row_context(builder.target)
+        # htmx names the field typed in: only its message changes.
+        slots = builder.check(request.headers.get("HX-Trigger-Name", "")[:100])
+        row = builder.rows[builder.target] if builder.target is not None else None
+        context = {"slots": slots, "index": builder.target, "row": row}
+        fine = not any(message for _, message in slots) and not (row and row.errors)
         # 422 carries the messages; vouch.js swaps it like a 400 (data-swap-errors).
         return render(request, "references/questionnaires/_checked.html", context, status=200 if fine else 422)
     if not builder.bound or builder.apply():
