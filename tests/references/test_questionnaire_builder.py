@@ -143,7 +143,7 @@ def test_without_javascript_the_same_buttons_post_the_whole_page(recruiter):
     retyped = recruiter.post(NEW, post_of("Draft", [TEXT], op="retype-0") | {"q-0-type": "rating"}).content.decode()
     assert "<html" in retyped and '<label for="q-0-low_label">' in retyped
     assert autofocused(retyped) == ["q-0-type"]
-    assert 'data-no-js>Show the fields for this type' in retyped
+    assert "data-no-js>Show the fields for this type" in retyped
     moved = recruiter.post(NEW, post_of("Draft", [TEXT, YES_NO], op="down-0")).content.decode()
     assert prompts(moved) == [YES_NO["prompt"], TEXT["prompt"]] and autofocused(moved) == ["q-1-down"]
     # A check is only asked by htmx; posted by hand it is the page again.
