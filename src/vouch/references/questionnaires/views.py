@@ -1,7 +1,13 @@
 """The questionnaire pages. Thin: parse, check the role, call ``questionnaires``, render.
 
 Built-in templates have fixed uuids, so /questionnaires/<uuid>/ shows either kind;
-built-ins are read-only (copy one to change it)."""
+built-ins are read-only (copy one to change it).
+
+The builder (new and edit) is one address each: its posts carry ``op`` (forms.Builder) and
+are answered as a whole page, or, asked by htmx (HX-Request), as the part that changed: the
+form (``_builder.html``), one question (``_question.html``, its type changed) or a check's
+message slots (``_checked.html``, 422 when a message is shown). Nothing is stored before
+Save, and saving an edit adds a version, so requests in flight keep theirs."""
 
 from __future__ import annotations
 
