@@ -54,6 +54,7 @@ def test_a_questionnaire_is_built_in_place_and_saved_in_its_order(contexts, outb
     builder.choose_type(page, 2, "single")
     expect(card(page, 2).get_by_label("Choices, one per line")).to_be_visible()
     expect(card(page, 2).get_by_label("Highest rating", exact=True)).to_have_count(0)
+    check_accessibility(page)
     builder.choose_type(page, 2, "rating")
     second = card(page, 2)
     second.get_by_label("Question", exact=True).fill("How reliable were they?")

@@ -95,6 +95,12 @@ def test_dragged_order_is_applied_on_the_server(recruiter):
     assert autofocused(body) == ["q-0-heading"]
     assert "Question 3 moved to position 1." in body
     assert body.index('value="context"') < body.index('value="strengths"')  # each id goes with its question
+    # An adjacent swap: the question builder.js says was dragged keeps the keyboard.
+    swap = post_of("Draft", [TEXT, YES_NO, SINGLE], op="order") | {"order": "1,0,2", "dragged": "0"}
+    assert autofocused(htmx(recruiter, NEW, swap).content.decode()) == ["q-1-heading"]
+    for forged in ("7", "-1", "x" * 5000, ""):
+        page = htmx(recruiter, NEW, swap | {"dragged": forged})
+        assert page.status_code == 200 and autofocused(page.content.decode()) in (["q-0-heading"], ["q-1-heading"])
 
 
 @pytest.mark.parametrize("order", ["", "0,0,1", "2,1", "0,1,2,3", "3,1,0", "x,y,z", "-1,0,1", "1," * 5000, "0,1,2\x00"])

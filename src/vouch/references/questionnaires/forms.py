@@ -196,6 +196,9 @@ class Builder:
             self.order = _permutation(data.get("order", ""), len(self.rows))
             if self.order is None:
                 name = "noop"
+            dragged = data.get("dragged", "")
+            if dragged.isascii() and dragged.isdigit() and len(dragged) <= 3 and int(dragged) < len(self.rows):
+                self.target = int(dragged)
         self.op = name
 
     def apply(self) -> bool:
@@ -231,8 +234,12 @@ class Builder:
         elif self.op == "order" and self.order is not None:
             order = self.order
             self.rows = [rows[old] for old in order]
-            # The dragged question is the one that travelled farthest.
-            new = max(range(len(order)), key=lambda i: abs(order[i] - i))
+            # The keyboard goes to the dragged question (builder.js says which; else the
+            # one that travelled farthest).
+            if target is not None:
+                new = order.index(target)
+            else:
+                new = max(range(len(order)), key=lambda i: abs(order[i] - i))
             if order[new] != new:
                 self.rows[new].focus = "heading"
                 self.status = f"Question {order[new] + 1} moved to position {new + 1}."

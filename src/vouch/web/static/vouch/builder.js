@@ -103,7 +103,7 @@
       source: form,
       target: form,
       swap: "outerHTML",
-      values: { op: "order" },
+      values: { op: "order", dragged: moved.getAttribute("data-question-index") },
     });
   });
 })();
