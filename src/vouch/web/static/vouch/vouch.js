@@ -162,11 +162,12 @@ document.addEventListener("submit", function (event) {
   });
 })();
 
-// htmx leaves a 400 answer unswapped; a form marked data-swap-errors shows it in place
-// (its fragment carries the error next to the field, and the text typed).
+// htmx leaves a 400 or 422 answer unswapped; a form marked data-swap-errors shows it in
+// place (its fragment carries the error next to the field, and the text typed).
 document.addEventListener("htmx:beforeSwap", function (event) {
   var elt = event.detail.elt;
-  if (event.detail.xhr.status === 400 && elt && elt.closest && elt.closest("[data-swap-errors]")) {
+  var status = event.detail.xhr.status;
+  if ((status === 400 || status === 422) && elt && elt.closest && elt.closest("[data-swap-errors]")) {
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   }
