@@ -222,6 +222,20 @@ def _axe_source() -> str:
 
 _shots = iter(range(1, 100_000))
 
+# Where a test keeps the screenshots it takes for people to look at (save_screenshot):
+# VOUCH_E2E_SCREENSHOTS, else build/screenshots in the checkout.
+SCREENSHOTS = Path(
+    os.environ.get("VOUCH_E2E_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots"
+)
+
+
+def save_screenshot(page, name: str) -> Path:
+    """The whole page as ``name``.png in SCREENSHOTS, kept after the run for review."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, caret="initial")
+    return path
+
 
 def _screenshot(page, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
