@@ -298,6 +298,23 @@ class SearchTerm(models.Model):
         return f"search term {self.term[:8]}"
 
 
+class NamePrefix(models.Model):
+    """Keyed digests of the starts (3 to 12 characters) of each word of a candidate's
+    name (``vault.prefixes``), so both lists find "Maria" as "Mar" is typed without a
+    name in the clear. Looked up by digest (the unique index leads with it, and holds
+    the candidate too); removed with the candidate (the cascade, on every delete and
+    erasure path)."""
+
+    candidate = models.ForeignKey("references.Candidate", on_delete=models.CASCADE, related_name="name_prefixes")
+    digest = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["digest", "candidate"], name="name_prefix_unique")]
+
+    def __str__(self) -> str:
+        return f"name prefix {self.digest[:8]}"
+
+
 def default_reminder_days() -> list[int]:
     return [2, 4, 6]
 

@@ -16,10 +16,11 @@ from django.db.models import Count, QuerySet
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
 from vouch.references.candidates import uploads
+from vouch.references.candidates.name_index import candidates_named, has_short_word, index_name
 from vouch.references.models import Attachment, Candidate
-from vouch.references.requests.flows import index_name
 from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
+from vouch.vault.normalise import name_words
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
@@ -152,22 +153,27 @@ def listing() -> QuerySet[Candidate]:
 
 
 def query_kind(query: str) -> str | None:
-    """Which blind index a query can be looked up by: "email", "phone", or None.
-
-    Names are encrypted and have no index (an index of names would let anyone with
-    the database test guesses of who is a candidate), so they cannot be searched."""
+    """How a query is looked up: "email" (a whole address), "phone" (a whole number),
+    "name" (the starts of name words, ``name_index``), or None for nothing to look up.
+    Every kind goes through keyed digests only; nothing is decrypted to search."""
     query = query.strip()
     if "@" in query:
         return "email"
     if PHONE_QUERY.fullmatch(query) and sum(ch.isdigit() for ch in query) >= MIN_PHONE_DIGITS:
         return "phone"
+    if name_words(query, query=True):
+        return "name"
     return None
 
 
 def find_candidates(query: str) -> QuerySet[Candidate]:
     """Candidates whose email or phone number is exactly the query, however it is
-    written (case, spaces, national or international form); none for anything else."""
+    written (case, spaces, national or international form), or whose name the typed
+    words find (``name_index.candidates_named``); none for anything else."""
     kind = query_kind(query)
+    if kind == "name":
+        named = candidates_named(query)
+        return Candidate.objects.none() if named is None else listing().filter(pk__in=named)
     index = blind_index(kind, query) if kind else None
     if index is None:
         return Candidate.objects.none()
@@ -179,6 +185,11 @@ class CandidatePage:
     query: str
     kind: str | None  # how the query was looked up; None for no query or an unsearchable one
     page: Page
+
+    @property
+    def short_word(self) -> bool:
+        """Whether a typed name has a word matched only as a whole word (under 3 characters)."""
+        return self.kind == "name" and has_short_word(self.query)
 
 
 def page_of_candidates(
