@@ -23,8 +23,9 @@ bench/run.py's dashboard row), then:
    are read back.
 2. The dashboard (/requests/) with DASHBOARD_REQUESTS requests in the company: the
    candidates and requests written with ``bulk_create`` (which runs the vault fields'
-   ``pre_save``: every personal field is encrypted, the blind indexes and name search
-   terms computed as the workflow writes them) in one transaction, their creation
+   ``pre_save``: every personal field is encrypted, the blind indexes computed, and the
+   name search rows written by the app's own ``name_index.index_names``) in one
+   transaction, their creation
    times spread over a year and their statuses, progress and flags varied; the
    seeding time is reported. On PostgreSQL the tables are then vacuumed, as autovacuum
    does within minutes of such a load. Measured like the main dashboard row.
@@ -89,12 +90,12 @@ SCRIPT = textwrap.dedent(
     from vouch.references.requests import flows as request_flows
     from vouch.references.models import Candidate
     from vouch.references.request_models import (
-        Reference, ReferenceRequest, RequestStatus, SearchTerm,
+        NamePrefix, Reference, ReferenceRequest, RequestStatus, SearchTerm,
     )
     from vouch.core.context import company_context
     from vouch.tenancy.models import Company
     from vouch.vault.fields import blind_index
-    from vouch.vault.normalise import name_words
+    from vouch.references.candidates.name_index import index_names
 
     # The links are read from the emails, as a referee would; kept in memory here.
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -195,12 +196,8 @@ SCRIPT = textwrap.dedent(
                             phone=f"+44 7700 9{i:05d}", created_by_id=owner.pk,
                         ))
                     Candidate.objects.bulk_create(candidates)
-                    terms = []
-                    for c in candidates:
-                        # The rule index_name uses, so the bench's search matches the app's.
-                        words = sorted(name_words(c.name))
-                        terms += [SearchTerm(candidate=c, term=blind_index("name", w)) for w in words]
-                    SearchTerm.objects.bulk_create(terms)
+                    # The app's own writer of the name search rows (whole words and starts).
+                    index_names(candidates)
                     rows = []
                     for i, c in zip(indexes, candidates):
                         status = statuses[i % len(statuses)]
@@ -231,7 +228,7 @@ SCRIPT = textwrap.dedent(
             connection = connections[router.db_for_write(ReferenceRequest)]
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    for model in (ReferenceRequest, Candidate, SearchTerm):
+                    for model in (ReferenceRequest, Candidate, SearchTerm, NamePrefix):
                         cursor.execute(f'VACUUM ANALYZE "{model._meta.db_table}"')
             total = ReferenceRequest.objects.count()
             sealed = ReferenceRequest.objects.values_list("role", flat=True).first()

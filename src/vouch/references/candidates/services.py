@@ -144,12 +144,24 @@ def attachments_of(candidate: Candidate) -> QuerySet[Attachment]:
 
 
 def listing() -> QuerySet[Candidate]:
-    """Candidates for a list: newest first, without the notes (not shown, not decrypted)."""
-    return (
-        Candidate.objects.only("id", "created_at", "name", "email", "phone")
-        .annotate(file_count=Count("attachments"))
-        .order_by("-created_at", "-id")
+    """Candidates for a list: newest first, without the notes (not shown, not decrypted).
+    Their files are counted for the rows shown only (``page_of_candidates``): counting
+    them in this query grouped every candidate of the company for each page (about 15 ms
+    of SQL at 10,000 candidates, on every keystroke of a search)."""
+    return Candidate.objects.only("id", "created_at", "name", "email", "phone").order_by("-created_at", "-id")
+
+
+def count_files(candidates: list[Candidate]) -> None:
+    """Set ``file_count`` on each of these candidates, in one query."""
+    counts = dict(
+        Attachment.objects.filter(candidate_id__in=[candidate.pk for candidate in candidates])
+        .order_by()
+        .values_list("candidate_id")
+        .annotate(files=Count("id"))
+        .values_list("candidate_id", "files")
     )
+    for candidate in candidates:
+        candidate.file_count = counts.get(candidate.pk, 0)  # type: ignore[attr-defined]  # shown beside the row only
 
 
 def query_kind(query: str) -> str | None:
@@ -206,4 +218,6 @@ def page_of_candidates(
         queryset = within(queryset)
     number = page_number if page_number.isascii() and page_number.isdigit() and 0 < len(page_number) <= 6 else "1"
     page = Paginator(queryset, PER_PAGE).get_page(min(int(number), MAX_PAGE))
+    page.object_list = list(page.object_list)
+    count_files(page.object_list)
     return CandidatePage(query=query, kind=kind, page=page)

@@ -19,7 +19,7 @@ from vouch.audit.models import EventAction
 from vouch.core import htmx
 from vouch.core.requests import CompanyRequest
 from vouch.objectstore import StoreUnavailable
-from vouch.references.candidates import services
+from vouch.references.candidates import listing_html, services
 from vouch.references.candidates.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
 from vouch.references.candidates.uploads import AttachmentRefused
 from vouch.references.models import Attachment, Candidate
@@ -64,6 +64,7 @@ def candidate_list(request: CompanyRequest) -> HttpResponse:
         "querystring": urlencode({"q": result.query}) if result.query else "",
         "can_edit": policy.can(request.membership, Action.EDIT_CANDIDATES),
         "partial": partial,
+        "rows": listing_html.rows_html(result.page.object_list),
     }
     return htmx.varies(render(request, template, context))
 
