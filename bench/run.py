@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         results = report(args, measured, password, rows)
     else:
         results = {}
-        if {"tenancy", "workflow", "mirror", "api", "search"} & set(sectioned):  # their rows have the server table's columns
+        # Their rows have the server table's columns.
+        if {"tenancy", "workflow", "mirror", "api", "search"} & set(sectioned):
             print("\n" + "\n".join(harness.server_header()))
         print("\n".join(rows))
     if "tenancy" in sectioned:

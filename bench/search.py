@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import tempfile
 import textwrap
 import uuid
 from pathlib import Path
@@ -119,11 +118,11 @@ LUA = textwrap.dedent(
 )
 
 
-def _lua(paths: list[str]) -> str:
-    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="vouch-bench-search-", delete=False)
-    with handle:
-        handle.write(LUA.format(paths=", ".join(f'"{p}"' for p in paths), target=RESULTS_TARGET))
-    return handle.name
+def _lua(directory: str | Path, paths: list[str]) -> str:
+    """The Lua script, in the server's own throwaway data directory."""
+    script = Path(directory) / "search-typing.lua"
+    script.write_text(LUA.format(paths=", ".join(f'"{p}"' for p in paths), target=RESULTS_TARGET))
+    return str(script)
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -161,32 +160,29 @@ def measure(args: argparse.Namespace) -> dict:
             raise RuntimeError(f"the search fragment is not what htmx gets: {fragment.status} {fragment.text[:300]}")
         if int(shown.group(1).replace(",", "")) != seeded["mar"] or fragment.text.count('<tr id="candidate-') != 50:
             raise RuntimeError(f"'mar' shows {shown.group(1)} candidates, the seeding made {seeded['mar']}")
-        script = _lua(["/candidates/?" + urlencode({"q": typed}) for typed in TYPED])
+        script = _lua(server.data_dir, ["/candidates/?" + urlencode({"q": typed}) for typed in TYPED])
         targets = {
             "livez": (f"{server.url}/livez", None, None, "livez", runs_args),
             "list": (f"{server.url}/candidates/", cookie, None, "candidates/", runs_args),
             "alone": (f"{server.url}/candidates/", cookie, script, "candidates/", alone_args),
             "typing": (f"{server.url}/candidates/", cookie, script, "candidates/", runs_args),
         }
-        try:
-            for name, (url, cookie_value, lua, _, wrk_args) in targets.items():
-                say(f"warm-up {name} ({args.warmup:g}s), {load_text()}")
-                harness.run_wrk(url, wrk_args, args.warmup, cookie_value, script=lua)
-            runs: dict[str, list[dict]] = {name: [] for name in targets}
-            for round_number in range(1, args.rounds + 1):
-                for name, (url, cookie_value, lua, route, wrk_args) in targets.items():
-                    cursor = RouteLog(server.log_path)
-                    measured = harness.run_wrk(url, wrk_args, args.duration, cookie_value, script=lua)
-                    statuses = cursor.statuses(route, "GET")
-                    harness.check_statuses(name, statuses, measured, {200}, complete=True)
-                    measured["round"] = round_number
-                    runs[name].append(measured)
-                    say(
-                        f"round {round_number} {name:<7} {measured['requests_per_s']:9.1f} req/s  "
-                        f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
-                    )
-        finally:
-            Path(script).unlink(missing_ok=True)
+        for name, (url, cookie_value, lua, _, wrk_args) in targets.items():
+            say(f"warm-up {name} ({args.warmup:g}s), {load_text()}")
+            harness.run_wrk(url, wrk_args, args.warmup, cookie_value, script=lua)
+        runs: dict[str, list[dict]] = {name: [] for name in targets}
+        for round_number in range(1, args.rounds + 1):
+            for name, (url, cookie_value, lua, route, wrk_args) in targets.items():
+                cursor = RouteLog(server.log_path)
+                measured = harness.run_wrk(url, wrk_args, args.duration, cookie_value, script=lua)
+                statuses = cursor.statuses(route, "GET")
+                harness.check_statuses(name, statuses, measured, {200}, complete=True)
+                measured["round"] = round_number
+                runs[name].append(measured)
+                say(
+                    f"round {round_number} {name:<7} {measured['requests_per_s']:9.1f} req/s  "
+                    f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
+                )
     results["runs"] = runs
     results["median"] = {name: harness.median_of(found) for name, found in runs.items()}
     results["connections"] = SEARCH_CONNECTIONS
@@ -223,8 +219,8 @@ def describe(results: dict) -> list[str]:
         f"  {s['candidates']} candidates in one company ({s['prefix_rows']} prefix rows, {s['term_rows']} word rows; "
         f"seeded in {s['seconds']:.1f}s); the htmx fragment for what is typed ({', '.join(TYPED[:4])}, ...; "
         f"'mar' finds {s['mar']}):",
-        f"    one recruiter typing (1 connection): p50 {m['alone']['p50_ms']:.1f} ms, p99 {m['alone']['p99_ms']:.1f} ms "
-        f"(target < {TARGET_P99_MS:g}: {verdict_of(met, 'typing_alone_10k_p99')})",
+        f"    one recruiter typing (1 connection): p50 {m['alone']['p50_ms']:.1f} ms, "
+        f"p99 {m['alone']['p99_ms']:.1f} ms (target < {TARGET_P99_MS:g}: {verdict_of(met, 'typing_alone_10k_p99')})",
         f"    four at once ({results['connections']} connections, the company's search slots): p50 "
         f"{m['typing']['p50_ms']:.1f} ms, p99 {m['typing']['p99_ms']:.1f} ms (target < {TARGET_P99_MS:g}: "
         f"{verdict_of(met, 'typing_10k_p99')})",
