@@ -2,7 +2,7 @@
 the requests list, through the keyed prefix index only (``NamePrefix``; the rule and
 digests are tests/vault/test_prefixes.py). The index holds no name, matches nothing
 across companies, follows every write and erasure of a name, and is written for
-existing candidates by migration 0014 (``vouch tenants migrate``). Both pages answer
+existing candidates by migration 0015 (``vouch tenants migrate``). Both pages answer
 htmx with their results alone and a plain GET with the whole page. Runs on both paths
 (SQLite files; a PostgreSQL database per company)."""
 
@@ -36,9 +36,9 @@ from .test_request_pages import listed
 
 pytestmark = pytest.mark.django_db
 
-BACKFILL_NODE = ("references", "0014_index_name_prefixes")
-BACKFILL = import_module("vouch.references.migrations.0014_index_name_prefixes")
-BEFORE = ("references", "0013_name_prefixes")
+BACKFILL_NODE = ("references", "0015_index_name_prefixes")
+BACKFILL = import_module("vouch.references.migrations.0015_index_name_prefixes")
+BEFORE = ("references", "0014_name_prefixes")
 HTMX_CANDIDATES = {"HX-Request": "true", "HX-Target": "candidate-results"}
 HTMX_REQUESTS = {"HX-Request": "true", "HX-Target": "request-results"}
 
@@ -294,11 +294,11 @@ def test_erasure_and_deletion_remove_the_index_rows(company, members):
         assert set(NamePrefix.objects.values_list("candidate_id", flat=True)) == {kept.pk}
 
 
-# --- migration 0014: candidates from before the index ---------------------------------------
+# --- migration 0015: candidates from before the index ---------------------------------------
 
 
 def make_unindexed_company():
-    """A company taken back to references 0013 (no prefixes yet): (company, {id: name})."""
+    """A company taken back to references 0014 (no prefixes yet): (company, {id: name})."""
     company = fast_company()
     names = {}
     with company_context(company) as context:

@@ -9,7 +9,7 @@ names are encrypted under its data key: ``vouch tenants migrate`` runs each comp
 migrations inside its company context. A database with no candidates (a region's
 template, a new company) needs no key and migrates anywhere. Writing a candidate's
 prefixes replaces them, so running this again gives the same rows. Going back drops
-the table (0013), so nothing is to be undone here."""
+the table (0014), so nothing is to be undone here."""
 
 from importlib import import_module
 
@@ -66,6 +66,6 @@ def backfill(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("references", "0013_name_prefixes")]
+    dependencies = [("references", "0014_name_prefixes")]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True)]
