@@ -20,7 +20,9 @@ The search runs at most ``search`` admission slots at once per company (P3: 4 wi
 default VOUCH_COMPANY_AT_ONCE=2), and one more is a 429; so the other runs here use
 that many connections too (four recruiters typing at once in one company), and every
 answer must be a 200 in the server's log. Before measuring, the fragment for "mar" must list
-the number of candidates the seeding counted.
+the number of candidates the seeding counted. Last, the same pages inside one Django
+process (no TLS, no wrk beside it): wall and CPU time per request, the steadier figure
+on a machine others share.
 
 Run alone: .venv/bin/python bench/search.py   (quick: --duration 3s --rounds 1)
 """
@@ -28,6 +30,7 @@ Run alone: .venv/bin/python bench/search.py   (quick: --duration 3s --rounds 1)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import textwrap
@@ -43,6 +46,7 @@ CANDIDATES = 10_000
 TYPED = ("mar", "mari", "maria", "maria smi", "mare", "marek", "kow", "kowa", "nov", "tak", "gar", "okaf")
 # Four recruiters typing at once: the company's search slots (admission.KINDS, P3).
 SEARCH_CONNECTIONS = 4
+COST_REQUESTS = 40
 RESULTS_TARGET = "candidate-results"
 
 SCRIPT = textwrap.dedent(
@@ -90,7 +94,39 @@ SCRIPT = textwrap.dedent(
                 "term_rows": SearchTerm.objects.count(), "mar": mar, "seconds": time.perf_counter() - started,
             }))
 
-    seed(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    def cost(email, count, typed):
+        # In one process (Django's test client: no TLS, no server, no wrk beside it), the
+        # wall and CPU time of the unfiltered list and of the fragment for each typed query:
+        # on a machine others share, CPU time per request is the steadier figure.
+        import statistics
+        from django.test import Client
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(User.objects.get(email=email))
+        htmx = {"HX-Request": "true", "HX-Target": "candidate-results"}
+        def measure(query, headers):
+            def get():
+                response = client.get("/candidates/", {"q": query} if query else {}, secure=True, headers=headers)
+                assert response.status_code == 200, response.status_code
+            for _ in range(5):
+                get()
+            wall, cpu = [], []
+            for _ in range(count):
+                started, cpu_started = time.perf_counter(), time.process_time()
+                get()
+                cpu.append((time.process_time() - cpu_started) * 1000)
+                wall.append((time.perf_counter() - started) * 1000)
+            return {"wall_ms": statistics.median(wall), "cpu_ms": statistics.median(cpu)}
+        found = {"list": measure("", {})}
+        per_query = {query: measure(query, htmx) for query in typed}
+        found["typed"] = per_query
+        found["typed_cpu_ms"] = statistics.median(m["cpu_ms"] for m in per_query.values())
+        found["typed_wall_ms"] = statistics.median(m["wall_ms"] for m in per_query.values())
+        print(json.dumps(found))
+
+    if sys.argv[1] == "seed":
+        seed(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        cost(sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]))
     """
 )
 
@@ -142,9 +178,8 @@ def measure(args: argparse.Namespace) -> dict:
         cookie = f"__Host-vouch_session={session}"
         say(f"seeding {CANDIDATES} candidates with their search rows ({load_text()})")
         env = {**server.env, "DJANGO_SETTINGS_MODULE": "vouch.settings", "VOUCH_LOG_LEVEL": "WARNING"}
-        seeded = harness.run_script(
-            SCRIPT, [member["company_id"], email, str(CANDIDATES)], env, what="search bench seeding", timeout=1800
-        )
+        argv = ["seed", member["company_id"], email, str(CANDIDATES)]
+        seeded = harness.run_script(SCRIPT, argv, env, what="search bench seeding", timeout=1800)
         say(f"  {seeded['candidates']} candidates, {seeded['prefix_rows']} prefix rows in {seeded['seconds']:.1f}s")
         results["seeding"] = seeded
         # The answer the recruiter sees for "mar": every candidate the seeding counted.
@@ -183,6 +218,10 @@ def measure(args: argparse.Namespace) -> dict:
                     f"round {round_number} {name:<7} {measured['requests_per_s']:9.1f} req/s  "
                     f"p50 {measured['p50_ms']:7.2f} ms  p99 {measured['p99_ms']:7.2f} ms  ({load_text()})"
                 )
+        say(f"in-process cost of the list and of each typed search ({COST_REQUESTS} each), {load_text()}")
+        results["in_process"] = harness.run_script(
+            SCRIPT, ["cost", email, str(COST_REQUESTS), json.dumps(TYPED)], env, what="search bench cost", timeout=1800
+        )
     results["runs"] = runs
     results["median"] = {name: harness.median_of(found) for name, found in runs.items()}
     results["connections"] = SEARCH_CONNECTIONS
@@ -211,7 +250,8 @@ def table_rows(results: dict) -> list[str]:
 
 
 def describe(results: dict) -> list[str]:
-    met, m, s = results["targets"]["met"], results["median"], results["seeding"]
+    met, m, s, c = results["targets"]["met"], results["median"], results["seeding"], results["in_process"]
+    slowest = max(c["typed"], key=lambda query: c["typed"][query]["cpu_ms"])
     return [
         f"search as recruiters type ({results['cpus']} CPUs; load average at start "
         f"{harness.loads(results['load_start'], '.2f')}, at end {harness.loads(results['load_end'], '.2f')}: "
@@ -226,6 +266,10 @@ def describe(results: dict) -> list[str]:
         f"{verdict_of(met, 'typing_10k_p99')})",
         f"    baselines of the same run, 4 connections: the unfiltered list p50 {m['list']['p50_ms']:.1f} ms, "
         f"p99 {m['list']['p99_ms']:.1f} ms; /livez p99 {m['livez']['p99_ms']:.1f} ms",
+        f"    in one process, median per request: the unfiltered list {c['list']['wall_ms']:.1f} ms wall / "
+        f"{c['list']['cpu_ms']:.1f} ms CPU; a typed search's fragment {c['typed_wall_ms']:.1f} ms wall / "
+        f"{c['typed_cpu_ms']:.1f} ms CPU (median over the {len(c['typed'])} queries; slowest "
+        f"'{slowest}' {c['typed'][slowest]['cpu_ms']:.1f} ms CPU)",
     ]
 
 
