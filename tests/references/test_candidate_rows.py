@@ -26,7 +26,7 @@ ROWS_TEMPLATE = """{% for candidate in candidates %}<tr id="candidate-{{ candida
 
 
 def test_the_rows_are_the_templates_rows(company):
-    first = add_candidate(company, "<b>Zoë</b> & \"O'Brien\"", "zoe.o'brien@example.org", "07700 900123")
+    first = add_candidate(company, '<b>Zoë</b> & "O\'Brien"', "zoe.o'brien@example.org", "07700 900123")
     add_candidate(company, "Maria Kowalska", "maria@example.org")
     add_file(company, first)
     add_file(company, first, name="second.pdf")

@@ -22,10 +22,10 @@ from vouch.references.models import Attachment, Candidate
 from vouch.references.privacy import candidate_data as privacy
 from vouch.references.request_models import (
     Flag,
+    NamePrefix,
     Reference,
     ReferenceRequest,
     ReportFile,
-    NamePrefix,
     SearchTerm,
     TimelineEvent,
     Touch,

@@ -26,8 +26,8 @@ from vouch.references.privacy import retention
 from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import (
     Flag,
-    ReportFile,
     NamePrefix,
+    ReportFile,
     SearchTerm,
     Severity,
     TimelineEvent,

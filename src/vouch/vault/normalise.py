@@ -180,9 +180,7 @@ def name_prefixes(value: str) -> set[str]:
     PREFIX_MIN_CHARS to PREFIX_MAX_CHARS characters. "Mary-Jane O'Brien" gives "mar",
     "mary", "mar"... "maryjane", "jan", "jane", "obr"... "obrien", "bri"... "brien"."""
     terms = list(dict.fromkeys(fold(term) for term in _terms(name(value).split())))[:MAX_NAME_TERMS]
-    return {
-        term[:length] for term in terms for length in range(PREFIX_MIN_CHARS, min(len(term), PREFIX_MAX_CHARS) + 1)
-    }
+    return {term[:length] for term in terms for length in range(PREFIX_MIN_CHARS, min(len(term), PREFIX_MAX_CHARS) + 1)}
 
 
 def query_prefix(word: str) -> str | None:

@@ -38,7 +38,7 @@ def index_names(candidates: Iterable[Candidate]) -> None:
     NamePrefix.objects.filter(candidate_id__in=ids).delete()
     SearchTerm.objects.bulk_create(
         [
-            SearchTerm(candidate_id=candidate.pk, term=blind_index("name", word))
+            SearchTerm(candidate_id=candidate.pk, term=_word_digest(word))
             for candidate in candidates
             for word in sorted(name_words(candidate.name))
         ]
@@ -50,6 +50,14 @@ def index_names(candidates: Iterable[Candidate]) -> None:
             for digest in sorted(name_prefix_digests(candidate.name))
         ]
     )
+
+
+def _word_digest(word: str) -> str:
+    """The word index's digest of a (never empty) name word."""
+    digest = blind_index("name", word)
+    if digest is None:
+        raise ValueError("a name word is never empty")
+    return digest
 
 
 def index_name(candidate: Candidate) -> None:
@@ -86,11 +94,15 @@ def candidates_named(query: str) -> QuerySet | None:
     if not words or len(words) > MAX_SEARCH_WORDS:
         return None
     prefixes = {prefix_digest(start) for word in words if (start := query_prefix(word))}
-    whole = {blind_index("name", word) for word in words if query_prefix(word) is None}
-    found = [_every(model, column, digests) for model, column, digests in (
-        (NamePrefix, "digest", prefixes),
-        (SearchTerm, "term", whole),
-    ) if digests]
+    whole = {_word_digest(word) for word in words if query_prefix(word) is None}
+    found = [
+        _every(model, column, digests)
+        for model, column, digests in (
+            (NamePrefix, "digest", prefixes),
+            (SearchTerm, "term", whole),
+        )
+        if digests
+    ]
     if len(found) == 1:
         return found[0]
     return Candidate.objects.filter(pk__in=found[0]).filter(pk__in=found[1]).values("pk")

@@ -116,7 +116,7 @@ def matching_candidates(query: str) -> QuerySet | None:
         index = blind_index("email", query)
         if index is None:
             return None
-        return Candidate.objects.filter(email_index=index).values("pk")  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
+        return Candidate.objects.filter(email_index=index).values("pk")
     if kind == "name":
         return candidates_named(query)
     return None
