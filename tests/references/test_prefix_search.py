@@ -18,16 +18,16 @@ from django.urls import reverse
 
 from tests.accounts.helpers import fast_company
 from tests.references.helpers import add_candidate
-from tests.references.name_search_helpers import applied, requests_named
+from tests.references.name_search_helpers import applied, refused_outside_a_company_context, requests_named, run_again
 from tests.references.workflow import make_request
 from tests.vault.attack import company_database_bytes, scan, unique
 from vouch.accounts.policy import Role
-from vouch.core.context import alias_for, company_context, current_or_none
+from vouch.core.context import company_context
 from vouch.references.candidates import services
 from vouch.references.models import Candidate
 from vouch.references.privacy.candidate_data import erase_candidate
 from vouch.references.request_models import NamePrefix, WorkflowSettings
-from vouch.tenancy import connections, schema
+from vouch.tenancy import connections
 from vouch.tenancy.operations import migrate
 from vouch.vault.normalise import name_prefixes
 from vouch.vault.prefixes import name_prefix_digests, prefix_digest
@@ -335,28 +335,16 @@ def test_the_backfill_writes_todays_rule_and_the_same_rows_when_run_again():
         assert BACKFILL.name_prefixes(name) == name_prefixes(name), name
     company, names = make_unindexed_company()
     assert migrate.migrate_one(str(company.pk), company.name, company.region).outcome == migrate.MIGRATED
-    with company_context(company) as context:
-        alias = connections.ensure_alias(context, admin=True)
+    with company_context(company):
         first = set(NamePrefix.objects.values_list("candidate_id", "digest"))
-        state = MigrationExecutor(django_connections[alias]).loader.project_state(BACKFILL_NODE)
-        with django_connections[alias].schema_editor() as editor:
-            BACKFILL.backfill(state.apps, editor)
-            BACKFILL.backfill(state.apps, editor)
+    run_again(company, BACKFILL_NODE, BACKFILL.backfill)
+    with company_context(company):
         assert set(NamePrefix.objects.values_list("candidate_id", "digest")) == first
         assert NamePrefix.objects.count() == len(first) == sum(len(name_prefixes(n)) for n in names.values())
 
 
 def test_the_backfill_outside_a_company_context_is_refused_and_changes_nothing():
     company, _ = make_unindexed_company()
-    alias = alias_for(company.pk)
-    connections.add_alias(alias, connections.database_settings(company.pk, company.region, admin=True))
-    try:
-        assert current_or_none() is None
-        with pytest.raises(RuntimeError) as refused:
-            schema.migrate(alias)
-        assert str(refused.value) == BACKFILL.REFUSAL
-        assert ".".join(BACKFILL_NODE) not in applied(alias)
-    finally:
-        connections.release(alias)
+    refused_outside_a_company_context(company, BACKFILL.REFUSAL, ".".join(BACKFILL_NODE))
     with company_context(company):
         assert not NamePrefix.objects.exists()
