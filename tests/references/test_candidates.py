@@ -152,7 +152,7 @@ def test_pagination_newest_first_fifty_a_page(client, members, company):
     assert searched.count('<tr id="candidate-') == 1
 
 
-def test_the_list_is_two_queries_and_never_reads_the_notes(company):
+def test_the_list_is_three_queries_and_never_reads_the_notes(company):
     with company_context(company) as ctx:
         for i in range(30):
             services.create_candidate(f"Person {i}", f"p{i}@example.com", notes="private notes")
@@ -160,8 +160,11 @@ def test_the_list_is_two_queries_and_never_reads_the_notes(company):
             result = services.page_of_candidates("", "1")
             shown = [(c.name, c.email, c.phone, c.file_count) for c in result.page.object_list]
         assert len(shown) == 30
-        assert len(queries) == 2, [q["sql"] for q in queries]  # the count and the page
-        assert all("notes" not in q["sql"] for q in queries)
+        # The count and the page of candidates, neither grouping the company's candidates by
+        # their files; then the files of the page's candidates only.
+        assert len(queries) == 3, [q["sql"] for q in queries]
+        assert all("notes" not in q["sql"] and "GROUP BY" not in q["sql"] for q in queries[:2])
+        assert "references_attachment" in queries[2]["sql"] and " IN (" in queries[2]["sql"]
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.name.lower())
