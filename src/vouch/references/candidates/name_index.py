@@ -74,11 +74,11 @@ def has_short_word(query: str) -> bool:
 def _every(model: type[Model], column: str, digests: set[str]) -> QuerySet:
     """The ids of candidates with a row for every one of ``digests``."""
     if len(digests) == 1:
-        return model.objects.filter(**{column: next(iter(digests))}).values("candidate_id")  # type: ignore[attr-defined]  # django-stubs does not know a model class's default manager here
+        return model._default_manager.filter(**{column: next(iter(digests))}).values("candidate_id")
     # A candidate has each digest at most once (a unique constraint), so counting the
     # rows that matched says whether every one did.
     return (
-        model.objects.filter(**{f"{column}__in": digests})  # type: ignore[attr-defined]  # as above
+        model._default_manager.filter(**{f"{column}__in": digests})
         .values("candidate_id")
         .annotate(matched=Count(column))
         .filter(matched=len(digests))
