@@ -14,6 +14,7 @@ from vouch.accounts.models import Membership
 from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.core.text import one_line
 from vouch.references.branding.images import clean_logo
 from vouch.references.branding.models import Branding
 from vouch.tenancy import company_db
@@ -37,7 +38,8 @@ def brand_of(company) -> Brand:
     """The company's brand (in its context)."""
     row = Branding.for_reading()
     return Brand(
-        name=company.name,
+        # A name stored before the one-line rule held: it also goes into mail headers.
+        name=one_line(company.name),
         # Checked when saved; checked again because it goes into style sheets.
         accent=row.accent if _COLOUR.fullmatch(row.accent) else "",
         logo_version=row.logo_version,
