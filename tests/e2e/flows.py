@@ -162,7 +162,9 @@ def set_branding(page: Page, *, logo: bytes | None = None, accent: str = "", rem
         expect(page.get_by_role("status")).to_contain_text("Logo removed")
         return
     if logo is not None:
-        page.get_by_label("Logo:", exact=True).set_input_files({"name": "logo.png", "mimeType": "image/png", "buffer": logo})
+        page.get_by_label("Logo:", exact=True).set_input_files(
+            {"name": "logo.png", "mimeType": "image/png", "buffer": logo}
+        )
     page.get_by_label("Accent colour:", exact=True).fill(accent)
     page.get_by_role("button", name="Save branding").click()
     expect(page.get_by_role("status")).to_contain_text("Branding saved.")

@@ -51,7 +51,7 @@ def zip_polyglot() -> bytes:
 PHP = b"<?php system($_GET['c']); ?>\n"
 SVG = (
     b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="40">'
-    b"<script>alert(document.cookie)</script><rect width=\"100\" height=\"40\"/></svg>"
+    b'<script>alert(document.cookie)</script><rect width="100" height="40"/></svg>'
 )
 
 

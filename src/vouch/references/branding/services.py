@@ -18,6 +18,7 @@ from vouch.core.text import one_line
 from vouch.references.branding.images import clean_logo
 from vouch.references.branding.models import Branding
 from vouch.tenancy import company_db
+from vouch.vault.files import encrypted_storage
 
 _COLOUR = re.compile(r"#[0-9a-f]{6}")
 
@@ -82,7 +83,7 @@ def set_logo(membership: Membership, data: bytes, *, request=None) -> Branding:
     drawn from it and make it the logo."""
     _require(membership)
     logo = clean_logo(data)
-    storage = Branding._meta.get_field("logo").storage
+    storage = encrypted_storage
     with company_db.atomic():
         row = _locked()
         old = row.logo.name
@@ -104,7 +105,7 @@ def set_logo(membership: Membership, data: bytes, *, request=None) -> Branding:
 def remove_logo(membership: Membership, *, request=None) -> bool:
     """Remove the logo; False when there was none."""
     _require(membership)
-    storage = Branding._meta.get_field("logo").storage
+    storage = encrypted_storage
     with company_db.atomic():
         row = _locked()
         if not row.logo.name:
