@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 from email.utils import getaddresses
 
 import pytest
 from django.core import mail
+from PIL import Image
 
 from tests.conftest import make_company
 from tests.references import branding_helpers as logos
@@ -98,8 +100,12 @@ def test_branded_mail_shows_the_name_colour_and_inline_logo(company, members, ma
         cid = logo["Content-ID"].strip("<>")
         assert f'src="cid:{cid}"' in html
         assert logo.get_content_disposition() == "inline"
+        # The stored 300 × 100 logo, made the size the mail shows it (twice, for sharp screens).
+        with Image.open(io.BytesIO(logo.get_content())) as attached:
+            assert attached.format == "PNG" and attached.size == (288, 96)
         with company_context(company):
-            assert logo.get_content() == branding.logo_png(version)
+            assert branding.logo_png(version) != logo.get_content()
+        assert 'width="144" height="48"' in html
         assert "Acme Hiring" in text and "cid:" not in text and "logo" not in text.lower()
         assert parsed["From"].addresses[0].display_name == "Acme Hiring via Vouch"
 
