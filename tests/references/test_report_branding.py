@@ -94,6 +94,20 @@ def test_the_pdf_names_the_company_and_is_tagged_with_one_font_family(company, m
     assert not images(reader)  # no logo set, no image
 
 
+def test_cjk_names_fall_back_to_the_one_cjk_family_and_nothing_else(company, members):
+    """DejaVu has no Chinese, Japanese or Korean characters: they are drawn in
+    WenQuanYi Micro Hei (the stylesheet's only fallback), the rest still in DejaVu Sans;
+    never a serif or monospaced face."""
+    reference_request, _ = make_request(company, members[Role.RECRUITER].user, name="山田 花子 Hanako", role="経理")
+    with company_context(company):
+        reader = PdfReader(io.BytesIO(report_pdf.generate_pdf(ReferenceRequest.objects.get(pk=reference_request.pk))))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "山田" in text and "Hanako" in text
+    families = font_families(reader)
+    assert "DejaVu-Sans" in families
+    assert families <= {"DejaVu-Sans", "WenQuanYi-Micro-Hei"}, families
+
+
 def test_the_logo_is_in_the_pdf_once_set_and_the_stored_pdf_follows_the_brand(company, members):
     owner = members[Role.OWNER]
     reference_request, _ = make_request(company, members[Role.RECRUITER].user)

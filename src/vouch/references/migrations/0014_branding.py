@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('references', '0012_external_ids'),
+        ('references', '0013_desk_indexes'),
     ]
 
     operations = [
