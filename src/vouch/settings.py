@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from csp.constants import NONCE
+
 from vouch import config
 from vouch.config import env, env_bool, env_int, env_list
 from vouch.objectstore import join as join_store_url
@@ -184,6 +186,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "vouch.tenancy.context_processors.company",
                 "vouch.web.context_processors.layout",
+                # The company's brand on the pages of a private link (read only if drawn).
+                "vouch.references.branding.context.link_brand",
             ],
         },
     }
@@ -433,7 +437,9 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'none'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        # A nonce only where a page asks for one (django-csp adds it then): the company's
+        # accent colour on the pages of a private link (links/base.html).
+        "style-src": ["'self'", NONCE],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],

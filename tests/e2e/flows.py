@@ -171,3 +171,40 @@ def type_search(page: Page, accessibility, text: str, *, box: str, results: str)
 def _asks_for(response, text: str) -> bool:
     query = parse_qs(urlparse(response.url).query)
     return response.request.headers.get("hx-request") == "true" and query.get("q") == [text]
+
+
+def logo_png(size: tuple[int, int] = (240, 80), colour: tuple[int, int, int] = (11, 83, 148)) -> bytes:
+    """A small logo to upload: a coloured bar with a white square, as a PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, colour)
+    ImageDraw.Draw(image).rectangle((size[1] // 4, size[1] // 4, size[1] * 3 // 4, size[1] * 3 // 4), fill="white")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def set_branding(page: Page, *, logo: bytes | None = None, accent: str = "", remove_logo: bool = False) -> None:
+    """As an owner or admin: from any page, through Company settings to Branding, upload
+    ``logo`` (PNG bytes; None keeps the current one) and set ``accent`` ("#rrggbb"; ""
+    for Vouch's blue), and save; or, with ``remove_logo``, remove the current logo."""
+    open_menu(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Company").click()
+    page.get_by_role("link", name="Branding settings").click()
+    expect(page.get_by_role("heading", name="Branding", exact=True)).to_be_visible()
+    if remove_logo:
+        page.once("dialog", lambda dialog: dialog.accept())  # the data-confirm question
+        page.get_by_role("button", name="Remove logo").click()
+        expect(page.get_by_role("status")).to_contain_text("Logo removed")
+        return
+    if logo is not None:
+        page.get_by_label("Logo:", exact=True).set_input_files(
+            {"name": "logo.png", "mimeType": "image/png", "buffer": logo}
+        )
+    page.get_by_label("Accent colour:", exact=True).fill(accent)
+    page.get_by_role("button", name="Save branding").click()
+    expect(page.get_by_role("status")).to_contain_text("Branding saved.")
+    if logo is not None:
+        expect(page.locator("#current-logo img.brand-logo")).to_be_visible()

@@ -57,6 +57,7 @@ class Mail:
     to: str
     subject: str
     body: str
+    sender: str = ""
 
     def link(self, pattern: str = r"https://\S+") -> str:
         match = re.search(pattern, self.body)
@@ -78,7 +79,7 @@ class Outbox:
 
         provider = FileKeyProvider(self.directory.parent / "keys")
         messages = store.list_messages(directory=self.directory, provider=provider)
-        return [Mail(m.name, m.to, m.subject, m.body) for m in reversed(messages)]
+        return [Mail(m.name, m.to, m.subject, m.body, m.sender) for m in reversed(messages)]
 
     def to(self, address: str, subject: str = "") -> list[Mail]:
         return [m for m in self.all() if address.lower() in m.to.lower() and subject.lower() in m.subject.lower()]

@@ -128,6 +128,7 @@ class QuestionnaireVersion(models.Model):
 
 # The workflow's records live in their own module to keep this one readable; they are
 # imported here so Django finds them as this app's models.
+from vouch.references.branding.models import Branding  # noqa: E402,F401
 from vouch.references.request_models import (  # noqa: E402,F401
     Actor,
     Flag,
