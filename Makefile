@@ -14,7 +14,7 @@ AXE := tools/axe/node_modules/axe-core/axe.min.js
 # sets Django up, so it gets a data directory and key of its own: nothing is written to ./var.
 MYPY := VOUCH_MODE=development VOUCH_DATA_DIR=$(abspath $(VENV))/mypy-data VOUCH_SECRET_KEY=type-check $(BIN)/mypy
 
-.PHONY: run test test-fast bench attack lint docs lock setup clean pdf-libs chromium wrk pgbackrest attack-tools
+.PHONY: run test test-fast bench attack lint docs lock setup clean pdf-libs chromium wrk pgbackrest nginx attack-tools
 
 run: $(VENV)/.base pdf-libs
 	$(BIN)/vouch serve
@@ -22,7 +22,7 @@ run: $(VENV)/.base pdf-libs
 setup: $(VENV)/.base
 	$(BIN)/vouch setup
 
-test: $(VENV)/.dev chromium pdf-libs pgbackrest $(AXE)
+test: $(VENV)/.dev chromium pdf-libs pgbackrest nginx $(AXE)
 	$(BIN)/ruff check src tests bench attack
 	$(BIN)/ruff format --check src tests bench attack
 	$(BIN)/lint-imports
@@ -120,6 +120,13 @@ pgbackrest:
 	@command -v pgbackrest >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq pgbackrest >/dev/null; \
 	  else echo "The PostgreSQL archiving tests need pgBackRest: sudo apt-get install -y pgbackrest" >&2; exit 1; fi; }
+
+# tests/shield/test_limits_nginx.py runs docs/security/nginx-vouch.conf in a real nginx in
+# front of a real Vouch (only the binary is needed: the test starts its own nginx).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx >/dev/null; \
+	  else echo "The reverse proxy tests need nginx: sudo apt-get install -y nginx" >&2; exit 1; fi; }
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -459,10 +459,18 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # per address, and expensive work per company (vouch.shield.limits, vouch.shield.admission;
 # docs/security/limits.md). Off with the benchmark switch, like the throttles.
 VOUCH_RATE_LIMITS = env("VOUCH_RATE_LIMITS", "")
+VOUCH_BURST_LIMITS = env("VOUCH_BURST_LIMITS", "")
 VOUCH_RATE_LIMIT_EXEMPT = env_list("VOUCH_RATE_LIMIT_EXEMPT", "")
 # A client never holds every thread of a server process: one stays free for the others.
 VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
+# Nor do all those not signed in together: a signed-in member always finds a thread.
+VOUCH_ANONYMOUS_IN_FLIGHT = env_int("VOUCH_ANONYMOUS_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
+# Nor one account (a flood from a signed-in session): a person's browser loads a page at a time.
+VOUCH_ACCOUNT_IN_FLIGHT = env_int("VOUCH_ACCOUNT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) // 2))
 VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
+# Counts of sampled security events kept in each process this long before one cache write
+# (vouch.audit.sampling.Batch); 0: every count written at once.
+VOUCH_SAMPLING_BATCH_SECONDS = config.env_float("VOUCH_SAMPLING_BATCH_SECONDS", 0.5)
 # Calls a minute per API key (vouch.api.keys), counted by the same machinery as the limits above.
 VOUCH_API_KEY_RATE_LIMIT = env_int("VOUCH_API_KEY_RATE_LIMIT", 600)
 

@@ -15,7 +15,7 @@ from tests.conftest import make_company, make_user
 from vouch.audit import sampling
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core import metrics
-from vouch.shield import limits
+from vouch.shield import limits, limits_middleware
 from vouch.shield.limits_middleware import ClientLimitsMiddleware
 
 pytestmark = pytest.mark.django_db
@@ -252,5 +252,5 @@ def test_one_address_holds_at_most_its_share_of_the_threads(settings, clock):
     for thread in threads:
         thread.join(5)
     assert answers == [200, 200]
-    assert middleware.in_flight == {}
+    assert limits_middleware.in_flight.held == {}
     assert middleware(factory.get("/", REMOTE_ADDR="192.0.2.8")).status_code == 200
