@@ -198,7 +198,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Calls a minute one API key may make (vouch.api); more are answered 429 with Retry-After. 0: no limit.",
     ),
     "VOUCH_CLIENT_IN_FLIGHT": (
-        "VOUCH_THREADS - 1",
+        "VOUCH_THREADS - 2",
         "Requests one client address may have in progress in one server process; more are answered 429. 0: no cap.",
     ),
     "VOUCH_ANONYMOUS_IN_FLIGHT": (

@@ -461,10 +461,11 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 VOUCH_RATE_LIMITS = env("VOUCH_RATE_LIMITS", "")
 VOUCH_BURST_LIMITS = env("VOUCH_BURST_LIMITS", "")
 VOUCH_RATE_LIMIT_EXEMPT = env_list("VOUCH_RATE_LIMIT_EXEMPT", "")
-# A client never holds every thread of a server process: one stays free for the others.
-VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
-# Nor do all those not signed in together: a signed-in member always finds a thread.
+# Requests in progress at once in one server process: those not signed in together hold
+# all threads but one, so a signed-in member always finds a thread; one client address
+# one fewer, so it cannot take every place of those not signed in either.
 VOUCH_ANONYMOUS_IN_FLIGHT = env_int("VOUCH_ANONYMOUS_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
+VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 2))
 # Nor one account (a flood from a signed-in session): a person's browser loads a page at a time.
 VOUCH_ACCOUNT_IN_FLIGHT = env_int("VOUCH_ACCOUNT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) // 2))
 VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
