@@ -209,8 +209,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     ),
     "VOUCH_ACCOUNT_IN_FLIGHT": (
         "VOUCH_THREADS / 2",
-        "Requests one signed-in account may have in progress in one server process; more are answered 429. "
-        "0: no cap.",
+        "Requests one signed-in account may have in progress in one server process; more are answered 429. 0: no cap.",
     ),
     "VOUCH_COMPANY_AT_ONCE": (
         "2",

@@ -4,7 +4,6 @@ vouch.shield.limits): past a limit, 429 with Retry-After; normal use is untouche
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.core.cache import caches
@@ -12,7 +11,6 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from tests.conftest import make_company, make_user
-from vouch.audit import sampling
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core import metrics
 from vouch.shield import limits, limits_middleware
@@ -24,12 +22,8 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """A moment at the start of a minute, so a test's requests all fall in one window."""
-    moment = [(int(time.time() // limits.WINDOW) + 1) * limits.WINDOW + 1.0]
-    monkeypatch.setattr(limits, "now", lambda: moment[0])
-    monkeypatch.setattr(sampling, "now", lambda: moment[0])
-    return moment
+def clock(limits_clock):
+    return limits_clock
 
 
 def _get(client, path: str, address: str = "192.0.2.10", **extra):

@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import make_user
-from tests.shield.test_limits import LOGIN, _get, clock  # noqa: F401  (the clock fixture)
+from tests.shield.test_limits import LOGIN, _get
 from vouch.audit import sampling
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.shield import limits, limits_middleware
@@ -32,7 +32,7 @@ def _address(network: str, n: int) -> str:
     return f"{network}.{n % 254 + 1}"
 
 
-def test_a_flood_spread_over_a_network_meets_its_ten_second_limit(client, clock):
+def test_a_flood_spread_over_a_network_meets_its_ten_second_limit(client, limits_clock):
     """Every request from another address of one /24: no address comes near its limit,
     the network's ten seconds do, long before its minute would."""
     limit = limits.BURST_DEFAULTS["sign_in"]["network"]
@@ -44,11 +44,11 @@ def test_a_flood_spread_over_a_network_meets_its_ten_second_limit(client, clock)
     assert refused["Retry-After"] == str(limits.BURST_WINDOW - 1)  # one second into the window
     # Another network is not held back; the next ten seconds are new.
     assert _get(client, LOGIN, address="203.0.113.5").status_code == 200
-    clock[0] += limits.BURST_WINDOW
+    limits_clock[0] += limits.BURST_WINDOW
     assert _get(client, LOGIN, address="192.0.2.250").status_code == 200
 
 
-def test_an_office_of_200_behind_one_network_is_not_refused(client, clock, owner):
+def test_an_office_of_200_behind_one_network_is_not_refused(client, limits_clock, owner):
     """200 people of one /24 sign in over a minute (the sign-in page, then its reset page
     for some), then browse as members: nobody gets a 429."""
     statuses: list[int] = []
@@ -61,12 +61,12 @@ def test_an_office_of_200_behind_one_network_is_not_refused(client, clock, owner
         client.force_login(owner.user)
         statuses.append(_get(client, "/dashboard/", address=address).status_code)
         statuses.append(_get(client, "/requests/", address=address).status_code)
-        clock[0] += 0.3  # 200 people over a minute: a rush, all of them at nine
+        limits_clock[0] += 0.3  # 200 people over a minute: a rush, all of them at nine
     assert 429 not in statuses
     assert set(statuses) == {200}
 
 
-def test_ten_second_limits_are_set_like_the_minute_ones(client, settings, clock):
+def test_ten_second_limits_are_set_like_the_minute_ones(client, settings, limits_clock):
     settings.VOUCH_BURST_LIMITS = "sign_in.address=3"
     assert [_get(client, LOGIN).status_code for _ in range(4)] == [200, 200, 200, 429]
     settings.VOUCH_BURST_LIMITS = "off"
@@ -80,7 +80,7 @@ def test_ten_second_limits_are_set_like_the_minute_ones(client, settings, clock)
     assert [_get(client, LOGIN).status_code for _ in range(3)] == [200, 200, 200]
 
 
-def test_a_refusal_writes_nothing_to_the_database(client, settings, clock):
+def test_a_refusal_writes_nothing_to_the_database(client, settings, limits_clock):
     """The first refusal of a minute is recorded (sampled); the others are counted in the
     process and added to the cache in one write later, never one write each."""
     settings.VOUCH_BURST_LIMITS = "sign_in.address=1"
@@ -97,7 +97,7 @@ def test_a_refusal_writes_nothing_to_the_database(client, settings, clock):
     sampling.batch.flush()
     assert cache.get(f"{base}:n:{window}") == 20
     # Two minutes on, the next recorded refusal carries them.
-    clock[0] += 2 * sampling.INTERVAL
+    limits_clock[0] += 2 * sampling.INTERVAL
     limits.reset()
     _get(client, LOGIN)
     assert _get(client, LOGIN).status_code == 429
@@ -105,13 +105,13 @@ def test_a_refusal_writes_nothing_to_the_database(client, settings, clock):
     assert carried.details["not_recorded"] == 20
 
 
-def test_counts_kept_in_the_process_are_added_before_a_minute_is_taken(client, settings, clock):
+def test_counts_kept_in_the_process_are_added_before_a_minute_is_taken(client, settings, limits_clock):
     settings.VOUCH_BURST_LIMITS = "sign_in.address=1"
     settings.VOUCH_SAMPLING_BATCH_SECONDS = 60
     for _ in range(6):
         _get(client, LOGIN)  # one served, one recorded, four counted here
     window = int(sampling.now() // sampling.INTERVAL)
-    clock[0] += 3 * sampling.INTERVAL
+    limits_clock[0] += 3 * sampling.INTERVAL
     event = sampling.flush(EventAction.RATE_LIMITED, "rate_limited:sign_in:address", "192.0.2.0/24", window)
     assert event is not None and event.details["not_recorded"] == 4
 
@@ -163,7 +163,7 @@ def _member(user, path: str = "/dashboard/", address: str = "192.0.2.77") -> Htt
     return request
 
 
-def test_people_not_signed_in_hold_at_most_their_share_of_the_threads(settings, clock):
+def test_people_not_signed_in_hold_at_most_their_share_of_the_threads(settings, limits_clock):
     """From many addresses at once, without a session: past VOUCH_ANONYMOUS_IN_FLIGHT in
     progress, 429 at once; a signed-in member is still served (never refused for others)."""
     settings.VOUCH_ANONYMOUS_IN_FLIGHT = 2
@@ -189,7 +189,7 @@ def test_people_not_signed_in_hold_at_most_their_share_of_the_threads(settings, 
     assert client_limits(_anonymous("198.51.100.1")).status_code == 200
 
 
-def test_one_account_holds_at_most_its_share_of_the_threads(settings, clock):
+def test_one_account_holds_at_most_its_share_of_the_threads(settings, limits_clock):
     settings.VOUCH_ACCOUNT_IN_FLIGHT = 2
     held = Held()
     account_limits = AccountLimitsMiddleware(held.view)
@@ -208,7 +208,7 @@ def test_one_account_holds_at_most_its_share_of_the_threads(settings, clock):
     assert limits_middleware.in_flight.held == {}
 
 
-def test_an_exempt_address_has_no_in_flight_cap(settings, clock):
+def test_an_exempt_address_has_no_in_flight_cap(settings, limits_clock):
     settings.VOUCH_ANONYMOUS_IN_FLIGHT = 1
     settings.VOUCH_RATE_LIMIT_EXEMPT = ["192.0.2.0/24"]
     held = Held()
