@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import date, timedelta
+from email.utils import getaddresses
 
 import pytest
 from playwright.sync_api import expect
@@ -35,6 +36,7 @@ COMPANY = "Smith & Jones Recruiting"
 CANDIDATE = "Marta O'Brien"
 OTHER = "Marek Nowak"
 ROLE = "Senior Analyst"
+ACCENT, ACCENT_RGB = "#8a1538", "rgb(138, 21, 56)"
 QUESTIONNAIRE = "Finance roles"
 QUESTIONS = [
     Question("text", "What are their main strengths?"),
@@ -59,6 +61,9 @@ def test_a_recruiters_day(contexts, outbox):
     owner_email = unique_email("day")
     flows.sign_up_company(recruiter, name="Rory Recruiter", email=owner_email, company=COMPANY, region="EU")
     flows.confirm_email(recruiter, outbox, owner_email)
+
+    # --- the company's brand ---------------------------------------------------------------
+    flows.set_branding(recruiter, logo=flows.logo_png(colour=(138, 21, 56)), accent=ACCENT)
 
     # --- the company's own questionnaire, built in place ----------------------------------
     questionnaire_flows.build_questionnaire(recruiter, QUESTIONNAIRE, QUESTIONS)
@@ -87,8 +92,15 @@ def test_a_recruiters_day(contexts, outbox):
     )
 
     # --- the candidate, on a phone, nominates two referees --------------------------------
+    invitation = outbox.wait_for(candidate_email, "nominate referees")
+    assert getaddresses([invitation.sender])[0][0] == f"{COMPANY} via Vouch"
     candidate = contexts.new_page(**PHONE)
-    candidate.goto(outbox.wait_for(candidate_email, "nominate referees").link(r"https://\S+/c/[A-Za-z0-9_-]+/"))
+    candidate.goto(invitation.link(r"https://\S+/c/[A-Za-z0-9_-]+/"))
+    header = candidate.locator("header.topbar")
+    expect(header).to_contain_text(COMPANY)
+    expect(header.locator("img.brand-logo")).to_be_visible()
+    expect(candidate.get_by_role("button", name="Confirm my details")).to_have_css("background-color", ACCENT_RGB)
+    save_screenshot(candidate, "recruiters-day-candidate")
     reference_flows.confirm_candidate_details(candidate, name=CANDIDATE, email=candidate_email)
     ann = reference_flows.referee("Ann Åkesson", "ann", "manager", "Contoso", "2021-01", "2024-06")
     bob = reference_flows.referee("Bob Smith", "bob", "peer", "Contoso", "2022-02", "2024-06")
@@ -107,17 +119,19 @@ def test_a_recruiters_day(contexts, outbox):
     reference_flows.decline(decliner, "We only worked together for a few weeks.")
 
     # --- the recruiter is told ------------------------------------------------------------
-    completed = outbox.wait_for(owner_email, "completed")
+    completed = outbox.wait_for(owner_email, "has given a reference for")
     assert ann.name in completed.body and CANDIDATE in completed.body
-    declined = outbox.wait_for(owner_email, "declined")
+    declined = outbox.wait_for(owner_email, "A referee declined")
     assert f"{bob.name} declined" in declined.body and "a few weeks" not in declined.body
+    # Several High signals (one shared address), one mail: the rest wait on the request's page.
+    assert len(outbox.to(owner_email, "High fraud signal")) == 1
 
     # --- the dashboard: counts and what needs action --------------------------------------
     recruiter.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()
     expect(recruiter.get_by_role("heading", name="All requests: 2")).to_be_visible()
     counts = recruiter.locator("#desk-counts")
-    expect(counts.get_by_role("link", name=re.compile(r"^1 Awaiting candidate"))).to_be_visible()
-    expect(counts.get_by_role("link", name=re.compile(r"^1 In progress"))).to_be_visible()
+    # Marta's request waits on her again: one referee in, one declined, one more to nominate.
+    expect(counts.get_by_role("link", name=re.compile(r"^2 Awaiting candidate"))).to_be_visible()
     actions = recruiter.locator("#desk-actions")
     expect(actions.locator("#action-high_flag + ul")).to_contain_text(CANDIDATE)
     expect(actions.locator("#action-referee + ul")).to_contain_text(CANDIDATE)
@@ -157,3 +171,6 @@ def test_a_recruiters_day(contexts, outbox):
     text = " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
     assert CANDIDATE in text and ann.name in text and ann.strengths in text
     assert COMPANY in text
+    # Tagged for screen readers (PDF/UA), with the company's logo drawn on it.
+    assert "/StructTreeRoot" in reader.trailer["/Root"] and reader.trailer["/Root"]["/MarkInfo"]["/Marked"]
+    assert any(page.images for page in reader.pages)

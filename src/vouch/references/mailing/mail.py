@@ -330,7 +330,10 @@ def notice_line(event: str, reference_request, reference=None, flag=None) -> str
     if event == NoticeEvent.HIGH_FLAG:
         about = f" on {referee}" if referee else ""
         kind = title_of(flag.kind) if flag is not None else "a fraud signal"
-        return f"A high fraud signal was raised{about} for {candidate} ({role}): {kind}."
+        return (
+            f"A high fraud signal was raised{about} for {candidate} ({role}): {kind}. "
+            "Further high signals on this request are not emailed until its open ones are reviewed."
+        )
     if event == NoticeEvent.REQUEST_COMPLETED:
         return f"All references for {candidate} ({role}) are in: the report is ready."
     if event == NoticeEvent.REQUEST_EXPIRED:
