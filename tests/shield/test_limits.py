@@ -248,3 +248,40 @@ def test_one_address_holds_at_most_its_share_of_the_threads(settings, clock):
     assert answers == [200, 200]
     assert limits_middleware.in_flight.held == {}
     assert middleware(factory.get("/", REMOTE_ADDR="192.0.2.8")).status_code == 200
+
+
+def test_members_behind_one_address_are_not_counted_by_address(settings, clock):
+    """Colleagues behind one office address each have a session: the address's in-flight
+    cap (for those not signed in) does not refuse their third page at once; their
+    accounts' own caps apply later, in AccountLimitsMiddleware."""
+    settings.VOUCH_CLIENT_IN_FLIGHT = 2
+    settings.VOUCH_RATE_LIMITS = ""
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def slow_view(request):
+        entered.release()
+        release.wait(10)
+        return HttpResponse("done")
+
+    middleware = ClientLimitsMiddleware(slow_view)
+    factory = RequestFactory()
+
+    def member_page(n: int):
+        request = factory.get("/", REMOTE_ADDR="192.0.2.9")
+        request.COOKIES[settings.SESSION_COOKIE_NAME] = f"colleague-{n}"
+        return request
+
+    answers: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=n: answers.append(middleware(member_page(n)).status_code)) for n in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert entered.acquire(timeout=5)  # all three in progress at once
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert answers == [200, 200, 200]
+    assert limits_middleware.in_flight.held == {}

@@ -125,21 +125,39 @@ class ClientLimitsMiddleware:
         refusal = limits.check(route, {"address": address, "network": network})
         if refusal is not None:
             return too_many(request, refusal)
-        if self.anonymous_cap and _surely_anonymous(request):
-            if not in_flight.take(ANONYMOUS, self.anonymous_cap):
-                return too_many(request, _in_flight_refusal(route, "anonymous_in_flight", self.anonymous_cap))
-            setattr(request, ANONYMOUS_ATTRIBUTE, True)
-            return _holding(ANONYMOUS, self._per_address, request)
-        return self._per_address(request)
+        if _surely_anonymous(request):
+            return _not_signed_in(request, self.get_response, self.anonymous_cap, self.in_flight_cap)
+        # A member's request is not counted by address: colleagues behind one office address
+        # are not refused for each other's pages (their accounts' own caps apply).
+        return self.get_response(request)
 
-    def _per_address(self, request: HttpRequest) -> HttpResponse:
-        if not self.in_flight_cap:
-            return self.get_response(request)
-        key = "a:" + (request.META.get("REMOTE_ADDR") or "").strip()
-        if not in_flight.take(key, self.in_flight_cap):
-            route = getattr(request, ROUTE_ATTRIBUTE)
-            return too_many(request, _in_flight_refusal(route, "in_flight", self.in_flight_cap))
-        return _holding(key, self.get_response, request)
+
+def _not_signed_in(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], anonymous_cap: int, address_cap: int
+) -> HttpResponse:
+    """A request of someone not signed in: one of the places of everyone not signed in
+    (``anonymous_cap``, all addresses together), then one of its address's (``address_cap``)."""
+    if not anonymous_cap:
+        return _per_address(request, get_response, address_cap)
+    if not in_flight.take(ANONYMOUS, anonymous_cap):
+        return too_many(request, _in_flight_refusal(_route(request), "anonymous_in_flight", anonymous_cap))
+    setattr(request, ANONYMOUS_ATTRIBUTE, True)
+    return _holding(ANONYMOUS, lambda held: _per_address(held, get_response, address_cap), request)
+
+
+def _per_address(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], address_cap: int
+) -> HttpResponse:
+    if not address_cap:
+        return get_response(request)
+    key = "a:" + (request.META.get("REMOTE_ADDR") or "").strip()
+    if not in_flight.take(key, address_cap):
+        return too_many(request, _in_flight_refusal(_route(request), "in_flight", address_cap))
+    return _holding(key, get_response, request)
+
+
+def _route(request: HttpRequest) -> str:
+    return getattr(request, ROUTE_ATTRIBUTE)
 
 
 class AccountLimitsMiddleware:
@@ -147,6 +165,7 @@ class AccountLimitsMiddleware:
         self.get_response = get_response
         self.account_cap = int(getattr(settings, "VOUCH_ACCOUNT_IN_FLIGHT", 0))
         self.anonymous_cap = int(getattr(settings, "VOUCH_ANONYMOUS_IN_FLIGHT", 0))
+        self.address_cap = int(getattr(settings, "VOUCH_CLIENT_IN_FLIGHT", 0))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         route = getattr(request, ROUTE_ATTRIBUTE, None)
@@ -179,8 +198,5 @@ class AccountLimitsMiddleware:
             and getattr(request, "acting_user_id", None) is None
             and settings.SESSION_COOKIE_NAME in request.COOKIES
         ):
-            if not in_flight.take(ANONYMOUS, self.anonymous_cap):
-                return too_many(request, _in_flight_refusal(route, "anonymous_in_flight", self.anonymous_cap))
-            setattr(request, ANONYMOUS_ATTRIBUTE, True)
-            return _holding(ANONYMOUS, self.get_response, request)
+            return _not_signed_in(request, self.get_response, self.anonymous_cap, self.address_cap)
         return self.get_response(request)
