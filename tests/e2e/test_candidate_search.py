@@ -65,3 +65,34 @@ def test_typing_mar_into_the_candidates_search_shows_maria_and_marek(contexts, o
     results = flows.type_search(page, contexts.accessibility, "mari", box="Search", results="request-results")
     expect(results.get_by_role("link", name="Marianne Dupont")).to_be_visible()
     expect(page.locator("#request-search-status")).to_have_text("1 request matches “mari”.")
+
+
+def test_a_search_refused_as_busy_says_so_and_asks_again(contexts, outbox):
+    """A company's searches at once are limited (429 when busy, docs/security/limits.md):
+    the page must not leave the earlier results as if they answered the new words. The
+    first answer to "Mar" is made a 429 here; the page says so and tries again itself."""
+    page = contexts.new_page(viewport={"width": 1280, "height": 900})
+    email = unique_email("busy")
+    flows.sign_up_company(page, name="Bea Busy", email=email, company="Busy Bees Hiring", region="EU")
+    flows.confirm_email(page, outbox, email)
+    flows.add_candidate(page, "Maria Kowalska", unique_email("maria"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Candidates").click()
+    refused = []
+
+    def busy_once(route):
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=429, headers={"Retry-After": "1"}, body="Busy, try again in a moment.")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/candidates/\?q=Mar$"), busy_once)
+    page.get_by_label(CANDIDATE_BOX, exact=True).press_sequentially("Mar", delay=40)
+    busy = page.locator("#candidate-results .search-busy")
+    expect(busy).to_have_text("Vouch is busy: your search will be tried again in a moment.")
+    contexts.accessibility.check(page)
+    # Tried again after Retry-After, without another key pressed: the answer replaces the note.
+    expect(page.locator("#candidate-results").get_by_role("link", name="Maria Kowalska")).to_be_visible()
+    expect(busy).to_have_count(0)
+    expect(page.locator("#candidate-search-status")).to_have_text("1 candidate matches “Mar”.")
+    assert len(refused) == 1

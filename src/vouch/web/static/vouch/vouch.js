@@ -187,3 +187,32 @@ document.addEventListener("click", function (event) {
     });
   }
 });
+
+// A search refused as busy (429: a company runs a few searches at once) would leave the
+// earlier results on screen as if they answered what is typed now. The form (marked
+// data-busy-status with the id of its status line) says so, above the results and to
+// screen readers, and asks again once Retry-After has passed (at most 10 s).
+document.addEventListener("htmx:responseError", function (event) {
+  var xhr = event.detail.xhr;
+  var elt = event.detail.elt;
+  var form = elt && elt.closest ? elt.closest("form[data-busy-status]") : null;
+  if (xhr.status !== 429 || !form) {
+    return;
+  }
+  var text = "Vouch is busy: your search will be tried again in a moment.";
+  var status = document.getElementById(form.getAttribute("data-busy-status"));
+  if (status) {
+    status.textContent = text;
+  }
+  var results = document.querySelector(form.getAttribute("hx-target"));
+  if (results) {
+    var note = results.querySelector(".search-busy") || document.createElement("p");
+    note.className = "message search-busy";
+    note.textContent = text;
+    results.insertBefore(note, results.firstChild);
+  }
+  var seconds = Math.min(parseInt(xhr.getResponseHeader("Retry-After"), 10) || 1, 10);
+  setTimeout(function () {
+    htmx.trigger(form, "submit");
+  }, seconds * 1000);
+});
