@@ -14,7 +14,7 @@ AXE := tools/axe/node_modules/axe-core/axe.min.js
 # sets Django up, so it gets a data directory and key of its own: nothing is written to ./var.
 MYPY := VOUCH_MODE=development VOUCH_DATA_DIR=$(abspath $(VENV))/mypy-data VOUCH_SECRET_KEY=type-check $(BIN)/mypy
 
-.PHONY: run test test-fast bench attack lint docs lock setup clean pdf-libs chromium wrk pgbackrest attack-tools
+.PHONY: run test test-fast bench attack lint docs lock setup clean pdf-libs chromium wrk pgbackrest nginx attack-tools
 
 run: $(VENV)/.base pdf-libs
 	$(BIN)/vouch serve
@@ -22,7 +22,7 @@ run: $(VENV)/.base pdf-libs
 setup: $(VENV)/.base
 	$(BIN)/vouch setup
 
-test: $(VENV)/.dev chromium pdf-libs pgbackrest $(AXE)
+test: $(VENV)/.dev chromium pdf-libs pgbackrest nginx $(AXE)
 	$(BIN)/ruff check src tests bench attack
 	$(BIN)/ruff format --check src tests bench attack
 	$(BIN)/lint-imports
@@ -106,11 +106,13 @@ $(AXE): tools/axe/package.json tools/axe/package-lock.json
 	cd tools/axe && npm ci --ignore-scripts --no-audit --no-fund --silent
 	touch $@
 
-# Report PDFs are drawn by WeasyPrint, which needs Pango (and a font) from the system.
+# Report PDFs are drawn by WeasyPrint, which needs Pango and fonts from the system: DejaVu
+# for Latin, Greek and Cyrillic, WenQuanYi Micro Hei for Chinese, Japanese and Korean names
+# (without it they are drawn as empty boxes, in the PDF and in the browser tests' screenshots).
 pdf-libs:
-	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q .; } || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
-	  else echo "Report PDFs need Pango: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core" >&2; exit 1; fi; }
+	@{ ldconfig -p | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' && fc-list | grep -q . && fc-list :lang=ja | grep -q .; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-wqy-microhei >/dev/null; \
+	  else echo "Report PDFs need Pango and fonts: sudo apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-wqy-microhei" >&2; exit 1; fi; }
 
 # The PostgreSQL mirroring tests archive WAL with pgBackRest into the test S3 server
 # (tests/backups/test_replication.py; docs/postgresql.md).
@@ -118,6 +120,13 @@ pgbackrest:
 	@command -v pgbackrest >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq pgbackrest >/dev/null; \
 	  else echo "The PostgreSQL archiving tests need pgBackRest: sudo apt-get install -y pgbackrest" >&2; exit 1; fi; }
+
+# tests/shield/test_limits_nginx.py runs docs/security/nginx-vouch.conf in a real nginx in
+# front of a real Vouch (only the binary is needed: the test starts its own nginx).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx >/dev/null; \
+	  else echo "The reverse proxy tests need nginx: sudo apt-get install -y nginx" >&2; exit 1; fi; }
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \

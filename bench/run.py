@@ -61,6 +61,7 @@ SECTIONS = (
     "event_flood",
     "api",
     "webhooks",
+    "search",
 )
 
 
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.only or list(SECTIONS)
     # A terminated bench still stops its server (the `finally` in benchmark()).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    uses_wrk = {"server", "tenancy", "bruteforce", "workflow", "mirror", "flood", "api"}
+    uses_wrk = {"server", "tenancy", "bruteforce", "workflow", "mirror", "flood", "api", "search"}
     if uses_wrk & set(sections) and shutil.which("wrk") is None:
         print("bench needs wrk (apt-get install wrk; `make bench` installs it)", file=sys.stderr)
         return 2
@@ -310,11 +311,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\nREST API (bench/api.py)", flush=True)
         sectioned["api"] = api_bench.measure(args)
         rows += api_bench.table_rows(sectioned["api"])
+    # Search as recruiters type: the Candidates search fragment over 10,000 candidates beside
+    # /livez and the unfiltered list of the same run (bench/search.py); its rows join the table.
+    if "search" in sections:
+        import search as search_bench
+
+        print("\nsearch as recruiters type (bench/search.py)", flush=True)
+        sectioned["search"] = search_bench.measure(args)
+        rows += search_bench.table_rows(sectioned["search"])
     if "server" in sections:
         results = report(args, measured, password, rows)
     else:
         results = {}
-        if {"tenancy", "workflow", "mirror", "api"} & set(sectioned):  # their rows have the server table's columns
+        # Their rows have the server table's columns.
+        if {"tenancy", "workflow", "mirror", "api", "search"} & set(sectioned):
             print("\n" + "\n".join(harness.server_header()))
         print("\n".join(rows))
     if "tenancy" in sectioned:
@@ -333,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(mirror_scale_bench.describe(sectioned["mirror_scale"])))
     if "api" in sectioned:
         print("\n" + "\n".join(api_bench.describe(sectioned["api"])))
+    if "search" in sectioned:
+        print("\n" + "\n".join(search_bench.describe(sectioned["search"])))
     # Suspicious-login protection: the risk engine's cost per login (bench/risk.py).
     if "risk" in sections:
         import risk as risk_bench
@@ -388,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         sectioned.get("flood", {}).get("targets", {}),
         sectioned.get("event_flood", {}).get("targets", {}),
         sectioned.get("api", {}).get("targets", {}),
+        sectioned.get("search", {}).get("targets", {}),
         {"met": {"webhook_deliveries": sectioned["webhooks"]["met"]}} if "webhooks" in sectioned else {},
     ]
     missed = [name for targets in checked for name, ok in targets.get("met", {}).items() if not ok]

@@ -83,9 +83,11 @@ def _clear_cache():
         if keys:
             client.delete(*keys)
     # The request limits also count in each process's memory (vouch.shield.limits).
+    from vouch.audit import sampling
     from vouch.shield import limits
 
     limits.reset()
+    sampling.batch.reset()
     yield
 
 

@@ -182,6 +182,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "(classes sign_in, link, upload, pdf, search, page; scopes address, network, account, company; `*` for all; "
         "0 turns one off).",
     ),
+    "VOUCH_BURST_LIMITS": (
+        "(the table in docs/security/limits.md)",
+        "Requests in ten seconds by route class and scope, the short windows a flood meets while it lasts: "
+        "`off`, or overrides in the same form as VOUCH_RATE_LIMITS (`sign_in.network=600`). "
+        "VOUCH_RATE_LIMITS=off turns these off too.",
+    ),
     "VOUCH_RATE_LIMIT_EXEMPT": (
         "(none)",
         "Addresses/networks whose requests skip the per-address and per-network limits and the in-flight cap "
@@ -192,13 +198,28 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Calls a minute one API key may make (vouch.api); more are answered 429 with Retry-After. 0: no limit.",
     ),
     "VOUCH_CLIENT_IN_FLIGHT": (
-        "VOUCH_THREADS - 1",
+        "VOUCH_THREADS - 2",
         "Requests one client address may have in progress in one server process; more are answered 429. 0: no cap.",
+    ),
+    "VOUCH_ANONYMOUS_IN_FLIGHT": (
+        "VOUCH_THREADS - 1",
+        "Requests of people not signed in (sign-in pages, private links) in progress at once in one server "
+        "process, all addresses together; more are answered 429, and a signed-in member always finds a thread. "
+        "0: no cap.",
+    ),
+    "VOUCH_ACCOUNT_IN_FLIGHT": (
+        "VOUCH_THREADS / 2",
+        "Requests one signed-in account may have in progress in one server process; more are answered 429. 0: no cap.",
     ),
     "VOUCH_COMPANY_AT_ONCE": (
         "2",
         "Report PDFs drawn, CSV imports, data exports (and twice as many searches) one company may run at once; "
         "more are answered 429 with Retry-After.",
+    ),
+    "VOUCH_SAMPLING_BATCH_SECONDS": (
+        "0.5",
+        "Seconds each server process keeps its counts of sampled security events (refusals counted, not "
+        "recorded) before adding them to the cache in one write. 0: every count written at once.",
     ),
     "VOUCH_BENCH_PROTECTIONS_OFF": (
         "0",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from csp.constants import NONCE
+
 from vouch import config
 from vouch.config import env, env_bool, env_int, env_list
 from vouch.objectstore import join as join_store_url
@@ -184,6 +186,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "vouch.tenancy.context_processors.company",
                 "vouch.web.context_processors.layout",
+                # The company's brand on the pages of a private link (read only if drawn).
+                "vouch.references.branding.context.link_brand",
             ],
         },
     }
@@ -433,7 +437,9 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'none'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        # A nonce only where a page asks for one (django-csp adds it then): the company's
+        # accent colour on the pages of a private link (links/base.html).
+        "style-src": ["'self'", NONCE],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
@@ -453,10 +459,19 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # per address, and expensive work per company (vouch.shield.limits, vouch.shield.admission;
 # docs/security/limits.md). Off with the benchmark switch, like the throttles.
 VOUCH_RATE_LIMITS = env("VOUCH_RATE_LIMITS", "")
+VOUCH_BURST_LIMITS = env("VOUCH_BURST_LIMITS", "")
 VOUCH_RATE_LIMIT_EXEMPT = env_list("VOUCH_RATE_LIMIT_EXEMPT", "")
-# A client never holds every thread of a server process: one stays free for the others.
-VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
+# Requests in progress at once in one server process: those not signed in together hold
+# all threads but one, so a signed-in member always finds a thread; one client address
+# one fewer, so it cannot take every place of those not signed in either.
+VOUCH_ANONYMOUS_IN_FLIGHT = env_int("VOUCH_ANONYMOUS_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 1))
+VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 2))
+# Nor one account (a flood from a signed-in session): a person's browser loads a page at a time.
+VOUCH_ACCOUNT_IN_FLIGHT = env_int("VOUCH_ACCOUNT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) // 2))
 VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
+# Counts of sampled security events kept in each process this long before one cache write
+# (vouch.audit.sampling.Batch); 0: every count written at once.
+VOUCH_SAMPLING_BATCH_SECONDS = config.env_float("VOUCH_SAMPLING_BATCH_SECONDS", 0.5)
 # Calls a minute per API key (vouch.api.keys), counted by the same machinery as the limits above.
 VOUCH_API_KEY_RATE_LIMIT = env_int("VOUCH_API_KEY_RATE_LIMIT", 600)
 

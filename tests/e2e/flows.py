@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlparse
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.support import PASSPHRASE, Outbox
 from vouch.config import REGION_LABELS
@@ -133,3 +134,77 @@ def join_by_invitation(page: Page, link: str, *, company: str, email: str, name:
     password_field(page).fill(PASSPHRASE)
     page.get_by_label("Password (again)").fill(PASSPHRASE)
     page.get_by_role("button", name="Sign Up").click()
+
+
+def add_candidate(page: Page, name: str, email: str) -> None:
+    """From anywhere to the new candidate's page, through Candidates > Add a candidate."""
+    open_menu(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Candidates").click()
+    page.get_by_role("link", name="Add a candidate").click()
+    page.get_by_label("Full name").fill(name)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Add candidate").click()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+
+
+def type_search(page: Page, accessibility, text: str, *, box: str, results: str) -> Locator:
+    """Type ``text`` into the search box labelled ``box`` key by key, as a person does,
+    without pressing Enter, and wait until htmx has put the results for the whole text
+    into the element with id ``results`` (not a full page load: the page's own marker
+    survives). axe-core then checks the page in that state (``accessibility``: the
+    test's ``contexts.accessibility``). Returns the results element.
+
+    For any list that searches as the recruiter types (Candidates, Requests)."""
+    field = page.get_by_label(box, exact=True)
+    field.fill("")
+    page.evaluate("() => { window.__vouchTyped = true; }")
+    with page.expect_response(lambda response: _asks_for(response, text)):
+        field.press_sequentially(text, delay=40)
+    # The fragment is in once htmx has finished swapping and settling it.
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    assert page.evaluate("() => window.__vouchTyped === true"), "the search loaded a new page instead of updating"
+    expect(field).to_have_value(text)
+    accessibility.check(page)
+    return page.locator(f"#{results}")
+
+
+def _asks_for(response, text: str) -> bool:
+    query = parse_qs(urlparse(response.url).query)
+    return response.request.headers.get("hx-request") == "true" and query.get("q") == [text]
+
+
+def logo_png(size: tuple[int, int] = (240, 80), colour: tuple[int, int, int] = (11, 83, 148)) -> bytes:
+    """A small logo to upload: a coloured bar with a white square, as a PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, colour)
+    ImageDraw.Draw(image).rectangle((size[1] // 4, size[1] // 4, size[1] * 3 // 4, size[1] * 3 // 4), fill="white")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def set_branding(page: Page, *, logo: bytes | None = None, accent: str = "", remove_logo: bool = False) -> None:
+    """As an owner or admin: from any page, through Company settings to Branding, upload
+    ``logo`` (PNG bytes; None keeps the current one) and set ``accent`` ("#rrggbb"; ""
+    for Vouch's blue), and save; or, with ``remove_logo``, remove the current logo."""
+    open_menu(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Company").click()
+    page.get_by_role("link", name="Branding settings").click()
+    expect(page.get_by_role("heading", name="Branding", exact=True)).to_be_visible()
+    if remove_logo:
+        page.once("dialog", lambda dialog: dialog.accept())  # the data-confirm question
+        page.get_by_role("button", name="Remove logo").click()
+        expect(page.get_by_role("status")).to_contain_text("Logo removed")
+        return
+    if logo is not None:
+        page.get_by_label("Logo:", exact=True).set_input_files(
+            {"name": "logo.png", "mimeType": "image/png", "buffer": logo}
+        )
+    page.get_by_label("Accent colour:", exact=True).fill(accent)
+    page.get_by_role("button", name="Save branding").click()
+    expect(page.get_by_role("status")).to_contain_text("Branding saved.")
+    if logo is not None:
+        expect(page.locator("#current-logo img.brand-logo")).to_be_visible()

@@ -37,7 +37,15 @@ def referee(name: str, prefix: str, relationship: str, organisation: str, worked
 
 
 def create_request(
-    page: Page, *, name: str, email: str, role: str, referees: int, guidance: str, deadline: date
+    page: Page,
+    *,
+    name: str,
+    email: str,
+    role: str,
+    referees: int,
+    guidance: str,
+    deadline: date,
+    questionnaire: str = "General professional (built-in)",
 ) -> str:
     """From the dashboard, through the request form, to the new request's page; its URL."""
     flows.open_menu(page)
@@ -48,7 +56,7 @@ def create_request(
     page.get_by_label("Candidate's full name").fill(name)
     page.get_by_label("Candidate's email address").fill(email)
     page.get_by_label("Role applied for").fill(role)
-    page.get_by_label("Questionnaire").select_option(label="General professional (built-in)")
+    page.get_by_label("Questionnaire").select_option(label=questionnaire)
     page.get_by_label("Number of referees").select_option(str(referees))
     page.get_by_label("Guidance for the candidate").fill(guidance)
     page.get_by_label("Deadline").fill(deadline.isoformat())

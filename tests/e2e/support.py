@@ -57,6 +57,7 @@ class Mail:
     to: str
     subject: str
     body: str
+    sender: str = ""
 
     def link(self, pattern: str = r"https://\S+") -> str:
         match = re.search(pattern, self.body)
@@ -78,7 +79,7 @@ class Outbox:
 
         provider = FileKeyProvider(self.directory.parent / "keys")
         messages = store.list_messages(directory=self.directory, provider=provider)
-        return [Mail(m.name, m.to, m.subject, m.body) for m in reversed(messages)]
+        return [Mail(m.name, m.to, m.subject, m.body, m.sender) for m in reversed(messages)]
 
     def to(self, address: str, subject: str = "") -> list[Mail]:
         return [m for m in self.all() if address.lower() in m.to.lower() and subject.lower() in m.subject.lower()]
@@ -221,6 +222,20 @@ def _axe_source() -> str:
 
 
 _shots = iter(range(1, 100_000))
+
+# Where a test keeps the screenshots it takes for people to look at (save_screenshot):
+# VOUCH_E2E_SCREENSHOTS, else build/screenshots in the checkout.
+SCREENSHOTS = Path(
+    os.environ.get("VOUCH_E2E_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "build" / "screenshots"
+)
+
+
+def save_screenshot(page, name: str) -> Path:
+    """The whole page as ``name``.png in SCREENSHOTS, kept after the run for review."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, caret="initial")
+    return path
 
 
 def _screenshot(page, directory: Path) -> None:

@@ -99,22 +99,31 @@ def test_search_goes_through_the_blind_index_and_finds_nothing_else(company):
         assert [c.name for c in services.find_candidates("+44 7700 900123")] == ["Alice Example"]
         assert not services.find_candidates("alice@example.org").exists()
         assert not services.find_candidates("07700 900124").exists()
-        # Not an email or a phone number: no search at all (names have no index).
-        for query in ("Alice", "Alice Example", "12345", "", "   "):
+        # Anything else is a name, found through its keyed index (the starts of its words).
+        for query in ("Alice", "Alice Example", "ali exa"):
+            assert services.query_kind(query) == "name"
+            assert "references_nameprefix" in str(services.find_candidates(query).query)
+            assert [c.name for c in services.find_candidates(query)] == ["Alice Example"], query
+        for query in ("12345", "Al", "Alicia"):
+            assert not services.find_candidates(query).exists(), query
+        for query in ("", "   ", "-", "'"):
             assert services.query_kind(query) is None
             assert not services.find_candidates(query).exists()
 
 
-def test_a_name_search_explains_that_names_cannot_be_searched(client, members, company):
+def test_a_search_that_finds_nobody_says_so(client, members, company):
     add_candidate(company, "Alice Example", "alice@example.com")
     client.force_login(members[Role.VIEWER].user)
-    response = client.get(reverse("candidates"), {"q": "Alice"})
-    assert response.status_code == 200
-    assert rows(response) == 0
-    assert b'id="unsearchable"' in response.content
-    assert b"names are encrypted and cannot be searched" in response.content
+    response = client.get(reverse("candidates"), {"q": "xyz"})
+    assert response.status_code == 200 and rows(response) == 0
+    assert "No candidates match “xyz”.".encode() in response.content
+    short = client.get(reverse("candidates"), {"q": "Al"})
+    assert rows(short) == 0 and b"words under 3 letters must be whole words" in short.content
     miss = client.get(reverse("candidates"), {"q": "nobody@example.com"})
     assert rows(miss) == 0 and b'id="no-match"' in miss.content
+    assert b"(the whole address must match)" in miss.content
+    nothing = client.get(reverse("candidates"), {"q": "--"})
+    assert rows(nothing) == 0 and b'id="unsearchable"' in nothing.content
 
 
 def test_pagination_newest_first_fifty_a_page(client, members, company):
@@ -143,7 +152,7 @@ def test_pagination_newest_first_fifty_a_page(client, members, company):
     assert searched.count('<tr id="candidate-') == 1
 
 
-def test_the_list_is_two_queries_and_never_reads_the_notes(company):
+def test_the_list_is_three_queries_and_never_reads_the_notes(company):
     with company_context(company) as ctx:
         for i in range(30):
             services.create_candidate(f"Person {i}", f"p{i}@example.com", notes="private notes")
@@ -151,8 +160,11 @@ def test_the_list_is_two_queries_and_never_reads_the_notes(company):
             result = services.page_of_candidates("", "1")
             shown = [(c.name, c.email, c.phone, c.file_count) for c in result.page.object_list]
         assert len(shown) == 30
-        assert len(queries) == 2, [q["sql"] for q in queries]  # the count and the page
-        assert all("notes" not in q["sql"] for q in queries)
+        # The count and the page of candidates, neither grouping the company's candidates by
+        # their files; then the files of the page's candidates only.
+        assert len(queries) == 3, [q["sql"] for q in queries]
+        assert all("notes" not in q["sql"] and "GROUP BY" not in q["sql"] for q in queries[:2])
+        assert "references_attachment" in queries[2]["sql"] and " IN (" in queries[2]["sql"]
 
 
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.name.lower())

@@ -454,3 +454,36 @@ def test_admins_set_office_networks_on_the_settings_page(client, company, member
     # A recruiter cannot.
     client.force_login(members[Role.RECRUITER].user)
     assert client.post(url, _settings_form(known_office_networks="198.51.100.0/24")).status_code == 403
+
+
+def test_an_office_flood_mails_the_recruiter_once_until_its_high_signals_are_reviewed(company, members):
+    from django.core import mail
+
+    recruiter = members[Role.RECRUITER].user
+
+    def high_mails() -> int:
+        return sum(recruiter.email in m.to and "High fraud signal" in m.subject for m in mail.outbox)
+
+    mail.outbox.clear()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        reference_request, _ = make_request(company, recruiter, referees_required=4)
+        act(company, reference_request, browser(CANDIDATE_IP), "opened")
+        for n in range(3):
+            reference, _ = nominate(company, reference_request, referee(n))
+            act(company, reference_request, browser(CANDIDATE_IP), "opened", reference)
+    with company_context(company):
+        high = Flag.objects.filter(request=reference_request, severity=Severity.HIGH)
+        assert high.count() > 1  # several High signals were raised...
+    assert high_mails() == 1  # ...and the recruiter was told once
+    [told] = [m for m in mail.outbox if "High fraud signal" in m.subject]
+    assert "not emailed until its open ones are reviewed" in told.body
+
+    # Every High one reviewed: the next High signal on the request is told again.
+    with company_context(company):
+        Flag.objects.filter(request=reference_request).update(reviewed_at=timezone.now(), reviewed_by_id=recruiter.pk)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        fifth, _ = nominate(
+            company, reference_request, referee(0, name="Eve Example", email="eve@acme-widgets.example")
+        )
+        act(company, reference_request, browser(CANDIDATE_IP), "opened", fifth)
+    assert high_mails() == 2

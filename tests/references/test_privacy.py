@@ -22,6 +22,7 @@ from vouch.references.models import Attachment, Candidate
 from vouch.references.privacy import candidate_data as privacy
 from vouch.references.request_models import (
     Flag,
+    NamePrefix,
     Reference,
     ReferenceRequest,
     ReportFile,
@@ -203,6 +204,7 @@ def test_erasure_removes_rows_files_and_links(client, company, members):
             assert not model.objects.filter(request_id__in=request_ids).exists(), model.__name__
         assert not Attachment.objects.filter(candidate_id=candidate.pk).exists()
         assert not SearchTerm.objects.filter(candidate_id=candidate.pk).exists()
+        assert not NamePrefix.objects.filter(candidate_id=candidate.pk).exists()
         assert ReferenceRequest.objects.filter(pk=kept.pk).exists()
         entry = Entry.objects.get(action="candidate_erased")
         assert entry.details == {

@@ -5,6 +5,7 @@ builder's answers to damaged posts."""
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 import pytest
@@ -107,8 +108,8 @@ def test_a_list_of_every_type_is_valid():
         ([scaled(max=100)], "up to 5 or 10"),
         ([scaled(max="5")], "up to 5 or 10"),
         ([scaled(max=5.0)], "up to 5 or 10"),
-        ([scaled(low_label="")], "label both ends"),
-        ([scaled(high_label="x" * 51)], "label both ends"),
+        ([scaled(low_label="")], "label the lowest rating"),
+        ([scaled(high_label="x" * 51)], "label the highest rating"),
         ([scaled(extra=1)], "needs a scale"),
         ([TEXT] * 51, "at most 50"),
     ],
@@ -294,27 +295,31 @@ def test_services_refuse_invalid_questions(company):
 
 
 @pytest.mark.parametrize(
-    ("edit", "field_error"),
+    ("edit", "slot", "field_error"),
     [
-        ({"q-0-prompt": ""}, "Write the question"),
-        ({"q-0-type": "essay"}, "Choose a question type"),
-        ({"q-1-choices": "only one"}, "Give between 2 and 10 choices"),
-        ({"q-1-choices": "Same\nsame"}, "Each choice must be different"),
-        ({"q-2-scale_max": "7"}, "up to 5 or 10"),
-        ({"q-2-scale_max": "\x00"}, "up to 5 or 10"),
-        ({"q-2-low_label": ""}, "Label both ends"),
-        ({"q-1-id": "q-0-strengths", "q-0-id": "q-0-strengths"}, "used by another question"),
-        ({"q-0-id": "<script>"}, "The id must be"),
+        ({"q-0-prompt": ""}, "q-0-prompt-error", "Write the question"),
+        ({"q-0-type": "essay"}, "q-0-type-error", "Choose a question type"),
+        ({"q-1-choices": "only one"}, "q-1-choices-error", "Give between 2 and 10 choices"),
+        ({"q-1-choices": "Same\nsame"}, "q-1-choices-error", "Each choice must be different"),
+        ({"q-2-scale_max": "7"}, "q-2-scale_max-error", "A rating scale goes up to 5 or 10"),
+        ({"q-2-scale_max": "\x00"}, "q-2-scale_max-error", "A rating scale goes up to 5 or 10"),
+        ({"q-2-low_label": ""}, "q-2-low_label-error", "Label the lowest rating"),
+        ({"q-2-high_label": " "}, "q-2-high_label-error", "Label the highest rating"),
+        ({"q-1-id": "q-0-strengths", "q-0-id": "q-0-strengths"}, "q-1-errors", "<li>The id"),
+        ({"q-0-id": "<script>"}, "q-0-errors", "<li>The id must be"),
     ],
 )
-def test_builder_errors_are_shown_next_to_the_question(client, members, company, edit, field_error):
+def test_builder_errors_are_shown_next_to_their_field(client, members, company, edit, slot, field_error):
     client.force_login(members[Role.RECRUITER].user)
     data = post_of("Bad one", [TEXT, SINGLE, RATING]) | edit
     response = client.post(reverse("questionnaire_new"), data)
     assert response.status_code == 400
     page = response.content.decode()
-    assert field_error in page
-    assert 'class="errorlist" id="errors-' in page
+    # In the field's own message slot, which the field names in aria-describedby.
+    assert f'id="{slot}">{field_error}' in page, page[page.find(slot) - 200 : page.find(slot) + 200]
+    if slot.endswith("-error"):
+        field = slot.removesuffix("-error")
+        assert re.search(rf'id="{field}"[^>]*aria-describedby="{slot}" aria-invalid="true"', page)
     assert "<script>" not in page
     with company_context(company):
         assert not Questionnaire.objects.exists()

@@ -432,9 +432,10 @@ def test_the_answers_page_and_a_save_take_few_queries(client, company, setup):
     status, page_queries = all_queries(company, client, "GET", url(token, "answers/"))
     assert status == 200
     # Control database: the throttle (a cache read, on SQLite only) and the link; company:
-    # the reference with its request, candidate and questionnaire, in one query. None per
-    # question, and no write (a link's use is written at most once a minute).
-    assert page_queries <= 3, page_queries
+    # the reference with its request, candidate and questionnaire, in one query, and the
+    # company's branding row (the header's logo and colour). None per question, and no
+    # write (a link's use is written at most once a minute).
+    assert page_queries <= 4, page_queries
     saves = []
     for note in ("More delegation", "Even more delegation"):
         status, count = all_queries(

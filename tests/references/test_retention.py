@@ -26,6 +26,7 @@ from vouch.references.privacy import retention
 from vouch.references.referees import flows as referee_flows
 from vouch.references.request_models import (
     Flag,
+    NamePrefix,
     ReportFile,
     SearchTerm,
     Severity,
@@ -101,6 +102,7 @@ def test_requests_closed_longer_ago_than_the_period_go_with_everything_under_the
         assert not Candidate.objects.filter(pk=candidate.pk).exists()
         assert not Attachment.objects.filter(pk=attachment.pk).exists()
         assert not SearchTerm.objects.filter(candidate_id=candidate.pk).exists()
+        assert not NamePrefix.objects.filter(candidate_id=candidate.pk).exists()
         assert Candidate.objects.count() == 2
         [entry] = Entry.objects.filter(action=Kind.RETENTION_DELETED)
         summary, details = entry.summary, entry.details

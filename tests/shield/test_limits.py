@@ -4,7 +4,6 @@ vouch.shield.limits): past a limit, 429 with Retry-After; normal use is untouche
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.core.cache import caches
@@ -12,10 +11,9 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from tests.conftest import make_company, make_user
-from vouch.audit import sampling
 from vouch.audit.models import EventAction, SecurityEvent
 from vouch.core import metrics
-from vouch.shield import limits
+from vouch.shield import limits, limits_middleware
 from vouch.shield.limits_middleware import ClientLimitsMiddleware
 
 pytestmark = pytest.mark.django_db
@@ -24,12 +22,8 @@ LOGIN = "/accounts/login/"
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """A moment at the start of a minute, so a test's requests all fall in one window."""
-    moment = [(int(time.time() // limits.WINDOW) + 1) * limits.WINDOW + 1.0]
-    monkeypatch.setattr(limits, "now", lambda: moment[0])
-    monkeypatch.setattr(sampling, "now", lambda: moment[0])
-    return moment
+def clock(limits_clock):
+    return limits_clock
 
 
 def _get(client, path: str, address: str = "192.0.2.10", **extra):
@@ -252,5 +246,42 @@ def test_one_address_holds_at_most_its_share_of_the_threads(settings, clock):
     for thread in threads:
         thread.join(5)
     assert answers == [200, 200]
-    assert middleware.in_flight == {}
+    assert limits_middleware.in_flight.held == {}
     assert middleware(factory.get("/", REMOTE_ADDR="192.0.2.8")).status_code == 200
+
+
+def test_members_behind_one_address_are_not_counted_by_address(settings, clock):
+    """Colleagues behind one office address each have a session: the address's in-flight
+    cap (for those not signed in) does not refuse their third page at once; their
+    accounts' own caps apply later, in AccountLimitsMiddleware."""
+    settings.VOUCH_CLIENT_IN_FLIGHT = 2
+    settings.VOUCH_RATE_LIMITS = ""
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def slow_view(request):
+        entered.release()
+        release.wait(10)
+        return HttpResponse("done")
+
+    middleware = ClientLimitsMiddleware(slow_view)
+    factory = RequestFactory()
+
+    def member_page(n: int):
+        request = factory.get("/", REMOTE_ADDR="192.0.2.9")
+        request.COOKIES[settings.SESSION_COOKIE_NAME] = f"colleague-{n}"
+        return request
+
+    answers: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=n: answers.append(middleware(member_page(n)).status_code)) for n in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in threads:
+        assert entered.acquire(timeout=5)  # all three in progress at once
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert answers == [200, 200, 200]
+    assert limits_middleware.in_flight.held == {}

@@ -125,7 +125,7 @@ def test_slowloris_headers_do_not_slow_a_normal_client(server):
 
 def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
     """Sixteen uploads that send their body a few bytes a second, from one address: it
-    holds at most VOUCH_CLIENT_IN_FLIGHT (threads - 1) threads; its other requests are
+    holds at most VOUCH_CLIENT_IN_FLIGHT (threads - 2) threads; its other requests are
     answered 429 at once, and a normal client is answered quickly."""
     baseline = _normal_client(server, 10)
     # A valid CSRF cookie and origin: Django then reads the body (to find the form's token).
@@ -192,3 +192,66 @@ def test_headers_over_64_kib_are_refused_by_the_server(server):
     print(f"\n100 KiB header: {status_line or 'connection closed'}")
     assert received == b"" or received.startswith(b"HTTP/1.1 431")
     assert _timed(server, "/livez")[0] == 200
+
+
+def test_slow_bodies_from_many_addresses_leave_a_thread_for_a_member(server):
+    """Eight slow sign-in posts from eight addresses, none signed in: together they hold at
+    most VOUCH_ANONYMOUS_IN_FLIGHT (threads - 1) threads, the others are answered 429 at
+    once, and a signed-in member's dashboard is still answered (without the cap the slow
+    posts would hold every thread, and it would wait past its timeout)."""
+    email = "member-beside-slow-bodies@example.com"
+    helpers.create_member(server, email, "Beside Slow Bodies Co")
+    session = helpers.session_cookie(server, email)
+    csrf, _, _ = helpers.csrf_form(server, "/accounts/login/")
+    sockets: list[socket.socket] = []
+    stop = threading.Event()
+    try:
+        for n in range(8):
+            sock = _tls(server)
+            sock.sendall(
+                (
+                    f"POST /accounts/login/ HTTP/1.1\r\nHost: localhost:{server.https_port}\r\n"
+                    f"Origin: {server.url}\r\nReferer: {server.url}/accounts/login/\r\n"
+                    f"Cookie: __Host-csrftoken={csrf}\r\nX-Forwarded-For: 203.0.113.{n + 20}\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nlogin="
+                ).encode()
+            )
+            sockets.append(sock)
+
+        def trickle():
+            while not stop.wait(1):
+                for sock in sockets:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"aaaa")
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        time.sleep(1)
+        started = time.perf_counter()
+        page = request(
+            server,
+            "GET",
+            "/dashboard/",
+            headers={"X-Forwarded-For": NORMAL},
+            cookies={"__Host-vouch_session": session},
+            timeout=30,
+        )
+        member_seconds = time.perf_counter() - started
+        refused = []
+        for sock in sockets:
+            sock.settimeout(0.5)
+            with contextlib.suppress(OSError):
+                answer = sock.recv(4096)
+                if answer.startswith(b"HTTP/1.1 429"):
+                    refused.append(answer)
+    finally:
+        stop.set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+    print(
+        f"\nslow bodies from 8 addresses: {len(refused)} answered 429 at once; "
+        f"a member's dashboard beside them in {member_seconds * 1000:.0f} ms"
+    )
+    assert page.status == 200
+    assert len(refused) >= 8 - 3

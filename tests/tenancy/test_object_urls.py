@@ -39,6 +39,7 @@ from django.urls.converters import IntConverter, UUIDConverter
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member
+from tests.references.branding_helpers import set_logo
 from tests.references.helpers import pdf_bytes
 from tests.references.workflow import REFEREES, make_request, nominate
 from vouch.accounts.models import Invitation, Membership, User
@@ -51,6 +52,7 @@ from vouch.audit.models import EventAction, Outcome, SecurityEvent
 from vouch.core.context import company_context
 from vouch.links import services as links
 from vouch.links.models import Link, Purpose
+from vouch.references.branding import services as branding_services
 from vouch.references.candidates import services as references
 from vouch.references.models import Attachment, Candidate, Questionnaire
 from vouch.references.questionnaires import services as questionnaires
@@ -572,6 +574,16 @@ def candidate_replace_link(company) -> dict:
     return {"token": token, "reference_id": reference.pk}
 
 
+def _with_logo(make_link: Callable[[Company], dict]) -> Callable[[Company], dict]:
+    """A link of the company, which has a logo (what the link's logo address serves)."""
+
+    def make(company) -> dict:
+        set_logo(company, company.memberships.get(role=Role.OWNER))
+        return make_link(company)
+
+    return make
+
+
 # Public pages of a private link: the purpose their token must have, and a factory
 # making a real request or referee in a given company, whose link opens the page (the
 # URL arguments).
@@ -586,6 +598,9 @@ TOKEN_URLS: dict[str, tuple[str, Callable[[Company], dict]]] = {
     "referee_confirm": (Purpose.REFEREE, referee_link),
     "referee_answers": (Purpose.REFEREE, referee_link),
     "referee_decline": (Purpose.REFEREE, referee_link),
+    # The company's logo (tests/references/test_branding.py asks for another company's).
+    "candidate_logo": (Purpose.CANDIDATE, _with_logo(candidate_link)),
+    "referee_logo": (Purpose.REFEREE, _with_logo(referee_link)),
 }
 
 ROUTES = {route.name: route for route in routes_with_arguments()}
@@ -817,6 +832,9 @@ def test_token_url_attacks(client, two_companies, route):
     if response.status_code == 302:
         # A page that sends the visitor on (say, to confirm first) keeps them under their link.
         assert response["Location"].startswith(url_for(ROUTES[_home(purpose)], {"token": theirs["token"]}))
+    elif response["Content-Type"] == "image/png":  # the logo: B's own
+        with company_context(b):
+            assert response.content == branding_services.logo_png()
     else:
         assert b"Bravo Corp" in response.content and b"Alpha" not in response.content
     assert Link.objects.get(token_hash=links.hash_token(theirs["token"])).company_id == b.pk

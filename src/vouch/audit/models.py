@@ -63,6 +63,7 @@ class EventAction(models.TextChoices):
     COMPANY_DELETION_CANCELLED = "company_deletion_cancelled", "Company deletion cancelled"
     COMPANY_DELETED = "company_deleted", "Company deleted"
     COMPANY_SECURITY_CHANGED = "company_security_changed", "Company security settings changed"
+    COMPANY_BRANDING_CHANGED = "company_branding_changed", "Company branding changed"
     ACCOUNT_SUSPENDED = "account_suspended", "Account suspended"
     ACCOUNT_RESTORE_PENDING = "account_restore_pending", "Account restore waits for approval"
     ACCOUNT_RESTORED = "account_restored", "Account restored"

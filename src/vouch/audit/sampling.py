@@ -17,18 +17,29 @@ without limit. So, as sign-in failures already are (``throttle.sample_failure_ev
 
 So a flood from one source adds at most one event per kind per minute, plus one at its
 end, each telling how many it stands for. Counters live in the cache (Redis in
-production), so a refused request that is not recorded costs no database write there."""
+production), so a refused request that is not recorded costs no database write there.
+
+And a refusal that is only counted costs no cache write either, on any path: each server
+process keeps the counts of the last ``VOUCH_SAMPLING_BATCH_SECONDS`` (half a second) in
+memory and adds them to the cache together (:class:`Batch`: at most one write per
+counter and half second, from a timer, and always before a minute's count is taken), and
+remembers which minutes it knows are taken (no read either). On the embedded default a
+cache write is a write transaction on the control database, which every process waits
+on: one per refused request was most of what a flood cost. The price: a count is in the
+cache up to half a second late, and a process that dies loses at most that much."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django_tasks import task
 
 from vouch.audit import observers
@@ -44,6 +55,7 @@ INTERVAL = 60  # seconds: one recorded event per kind and source in each
 SETTLE_WINDOWS = 2
 FLUSH_GRACE = 5  # seconds after that before the task looks, so the next event goes first
 KEEP = 3600  # seconds the counters are kept: a worker may be late (or restarting)
+MAX_KNOWN = 10_000  # minutes known taken one process remembers before it starts again
 
 
 def now() -> float:
@@ -68,27 +80,94 @@ def _base(action: str, kind: str, source: str) -> str:
 
 def _claim(base: str, window: int) -> int:
     """What window ``window`` counted and did not record, taken once; 0 after that."""
+    batch.flush()  # this process's counts first: the minute's count must be whole
     if not cache.add(f"{base}:c:{window}", 1, timeout=KEEP):
         return 0
     return int(cache.get(f"{base}:n:{window}") or 0)
 
 
-def _count(key: str) -> None:
+def _count(key: str, count: int = 1) -> None:
     # incr first: in a flood the counter exists, and on the database cache every add
     # (even one that fails) is a write with its cull check.
     try:
-        cache.incr(key)
+        cache.incr(key, count)
     except ValueError:  # the first one skipped in its minute (or it expired)
-        if not cache.add(key, 1, timeout=KEEP):
-            cache.incr(key)
+        if not cache.add(key, count, timeout=KEEP):
+            cache.incr(key, count)
+
+
+class Batch:
+    """This process's counts not yet added to the cache, and the minutes it knows are
+    taken (see the module)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+        self.timer: threading.Timer | None = None
+        self.known: set[str] = set()
+
+    def add(self, key: str) -> None:
+        seconds = float(getattr(settings, "VOUCH_SAMPLING_BATCH_SECONDS", 0.5))
+        if seconds <= 0:
+            _count(key)
+            return
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if self.timer is None:
+                self.timer = threading.Timer(seconds, self._from_timer)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def flush(self) -> None:
+        """Add every count kept here to the cache (a count the cache refuses is logged)."""
+        with self.lock:
+            counts, self.counts = self.counts, {}
+            timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        for key, count in counts.items():
+            try:
+                _count(key, count)
+            except Exception:
+                log.exception("audit: %d sampled events not recorded could not be counted", count)
+
+    def _from_timer(self) -> None:
+        try:
+            self.flush()
+        finally:
+            connections.close_all()  # this thread's own: it ends here
+
+    def reset(self) -> None:
+        """Forget what this process kept (tests: their cache is emptied between them)."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.counts, self.timer, self.known = {}, None, set()
+
+    def knows_taken(self, key: str) -> bool:
+        return key in self.known
+
+    def taken(self, key: str) -> None:
+        with self.lock:
+            if len(self.known) >= MAX_KNOWN:
+                self.known = set()
+            self.known.add(key)
+
+
+batch = Batch()
 
 
 def _first_in(base: str, window: int) -> bool:
     """Whether this is the first event of ``base`` in ``window``, for every process. A
     read first: in a flood the minute is taken, and on the database cache an add, even
-    one that fails, is a write (with its cull check) under the database's write lock."""
+    one that fails, is a write (with its cull check) under the database's write lock. A
+    minute this process knows is taken is not read again."""
     key = f"{base}:e:{window}"
-    return cache.get(key) is None and cache.add(key, 1, timeout=KEEP)
+    if batch.knows_taken(key):
+        return False
+    first = cache.get(key) is None and cache.add(key, 1, timeout=KEEP)
+    batch.taken(key)  # by this request or another: taken now either way
+    return first
 
 
 def record_sampled(
@@ -104,7 +183,7 @@ def record_sampled(
         base = _base(action, kind, source)
         window = int(now() // INTERVAL)
         if not _first_in(base, window):
-            _count(f"{base}:n:{window}")
+            batch.add(f"{base}:n:{window}")
             if observers._observers:  # counted, not recorded: its observers still hear of it
                 _tell_observers(action, request, details, fields)
             return None

@@ -41,6 +41,8 @@ class OutboxMessage:
     subject: str
     date: str
     body: str
+    # The From header as a reader shows it, decoded ("Acme via Vouch <no-reply@...>").
+    sender: str = ""
 
 
 def _parse(name: str, raw: bytes) -> OutboxMessage:
@@ -50,7 +52,8 @@ def _parse(name: str, raw: bytes) -> OutboxMessage:
     # A long encoded subject is folded onto a continuation line, which the parser
     # reads back with a leading space.
     subject = str(message["Subject"]).strip()
-    return OutboxMessage(name, str(message["To"]), subject, str(message["Date"]), body)
+    sender = str(message["From"] or "")
+    return OutboxMessage(name, str(message["To"]), subject, str(message["Date"]), body, sender)
 
 
 class _Reader:

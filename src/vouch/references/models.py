@@ -4,7 +4,8 @@ Company data: it lives only in the company's database (``VOUCH_COMPANY_APPS``).
 Everything that identifies a person is encrypted with the company's key
 (``vouch.vault``), including an attachment's original file name; the primary keys
 are UUIDs because the ciphertext is bound to them. Email and phone can be found by
-exact value through their blind indexes; names have none, so they cannot be searched.
+exact value through their blind indexes; names by their words (``SearchTerm``) and the
+starts of their words (``NamePrefix``), keyed digests too.
 People who added things are referred to by their control-plane user id (no
 cross-database foreign key)."""
 
@@ -127,9 +128,11 @@ class QuestionnaireVersion(models.Model):
 
 # The workflow's records live in their own module to keep this one readable; they are
 # imported here so Django finds them as this app's models.
+from vouch.references.branding.models import Branding  # noqa: E402,F401
 from vouch.references.request_models import (  # noqa: E402,F401
     Actor,
     Flag,
+    NamePrefix,
     Notice,
     NoticePreference,
     OutgoingMail,

@@ -107,6 +107,10 @@ class ReferenceRequest(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="request_status_created_idx"),
             models.Index(fields=["external_id"], name="request_external_id_idx"),
+            # The dashboard's "deadline in the next two days": the open statuses' deadlines.
+            models.Index(fields=["status", "deadline"], name="request_status_deadline_idx"),
+            # Its "completed reports you have not opened", newest first.
+            models.Index(fields=["status", "-closed_at", "-id"], name="request_status_closed_idx"),
             # The dashboard's order (and its recruiter filter, and a recruiter limited to
             # their own requests) read in index order: no sort of every matching row.
             models.Index(fields=["-created_at", "-id"], name="request_created_idx"),
@@ -231,6 +235,12 @@ class Flag(models.Model):
     class Meta:
         ordering = ["-severity", "raised_at", "id"]
         constraints = [models.UniqueConstraint(fields=["request", "key"], name="flag_unique_key_per_request")]
+        # The dashboard reads the open flags of a severity (few) among every flag ever raised.
+        indexes = [
+            models.Index(
+                fields=["severity"], name="flag_open_severity_idx", condition=models.Q(reviewed_at__isnull=True)
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} flag {self.pk}"
@@ -286,6 +296,23 @@ class SearchTerm(models.Model):
 
     def __str__(self) -> str:
         return f"search term {self.term[:8]}"
+
+
+class NamePrefix(models.Model):
+    """Keyed digests of the starts (3 to 12 characters) of each word of a candidate's
+    name (``vault.prefixes``), so both lists find "Maria" as "Mar" is typed without a
+    name in the clear. Looked up by digest (the unique index leads with it, and holds
+    the candidate too); removed with the candidate (the cascade, on every delete and
+    erasure path)."""
+
+    candidate = models.ForeignKey("references.Candidate", on_delete=models.CASCADE, related_name="name_prefixes")
+    digest = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["digest", "candidate"], name="name_prefix_unique")]
+
+    def __str__(self) -> str:
+        return f"name prefix {self.digest[:8]}"
 
 
 def default_reminder_days() -> list[int]:

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from vouch.references.branding import views as branding_views
 from vouch.references.candidates import views
 from vouch.references.company_settings import views as settings_views
 from vouch.references.desk import views as desk_views
@@ -86,4 +87,7 @@ urlpatterns += [
     path("candidates/<uuid:candidate_id>/export/", privacy_views.candidate_export, name="candidate_export"),
     path("candidates/<uuid:candidate_id>/erase/", privacy_views.candidate_erase, name="candidate_erase"),
     path("company/workflow/", settings_views.workflow_settings, name="workflow_settings"),
+    path("company/branding/", branding_views.branding_settings, name="branding_settings"),
+    path("company/branding/logo/remove/", branding_views.branding_logo_remove, name="branding_logo_remove"),
+    path("company/branding/logo.png", branding_views.branding_logo, name="branding_logo"),
 ]

@@ -1,6 +1,10 @@
 """Request rate limits (P3, docs/security/limits.md): requests counted per client address,
 network (IPv4 /24, IPv6 /64), signed-in account and company, by route class, in fixed
-one-minute windows; past a limit the request is answered 429 with Retry-After.
+one-minute windows and, for the classes a flood uses, in ten-second windows too (a flood
+spread over many addresses must meet a limit while it lasts, not a minute later); past a
+limit the request is answered 429 with Retry-After. And what is in progress at once, per
+server process (:class:`InFlight`): per address, per account, and for everyone not signed
+in together, so a signed-in member always finds a thread.
 
 Why counted this way: the check runs on every request, so it must cost almost nothing.
 Each server process counts in its own memory first and adds its count to the shared
@@ -32,6 +36,7 @@ from vouch.core.proxies import parse_networks
 from vouch.shield.state import blind
 
 WINDOW = 60  # seconds: limits are per minute
+BURST_WINDOW = 10  # seconds: the short windows (BURST_DEFAULTS)
 MAX_LOCAL_KEYS = 50_000  # keys one process remembers per window before it starts again
 CACHE_ALIAS = "limits"
 
@@ -52,6 +57,20 @@ DEFAULTS: dict[str, dict[str, int]] = {
     "page": {"address": 3000, "network": 12000, "account": 3000, "company": 30000},
 }
 
+# Requests in ten seconds, same shape (0: not limited in the short window): for the classes
+# anyone may ask for without signing in, so a flood spread over many addresses meets a
+# limit while it lasts. Half (sign-in) or a quarter (links) of the minute's: an office of
+# 200 behind one /24 signing in over a minute stays well under them
+# (tests/shield/test_limits_flood.py).
+BURST_DEFAULTS: dict[str, dict[str, int]] = {
+    "sign_in": {"address": 60, "network": 240, "account": 0, "company": 0},
+    "link": {"address": 150, "network": 600, "account": 0, "company": 0},
+    "upload": {"address": 0, "network": 0, "account": 0, "company": 0},
+    "pdf": {"address": 0, "network": 0, "account": 0, "company": 0},
+    "search": {"address": 0, "network": 0, "account": 0, "company": 0},
+    "page": {"address": 0, "network": 0, "account": 0, "company": 0},
+}
+
 # The route classes are the request metrics' (one classifier: vouch.core.metrics).
 route_class = metrics.route_class
 
@@ -65,12 +84,15 @@ class LimitsError(ValueError):
     pass
 
 
-@lru_cache(maxsize=4)
-def parse(spec: str) -> dict[str, dict[str, int]] | None:
-    """VOUCH_RATE_LIMITS: ``off``, or comma-separated ``class.scope=N`` overrides of
-    :data:`DEFAULTS` (``*`` for every class or scope; 0 turns that limit off). None: off."""
+@lru_cache(maxsize=8)
+def parse(spec: str, setting: str = "VOUCH_RATE_LIMITS") -> dict[str, dict[str, int]] | None:
+    """VOUCH_RATE_LIMITS (or VOUCH_BURST_LIMITS, ``setting``): ``off``, or comma-separated
+    ``class.scope=N`` overrides of :data:`DEFAULTS` (:data:`BURST_DEFAULTS`) (``*`` for every
+    class or scope; 0 turns that limit off). None: off."""
     spec = spec.strip()
-    table = {name: dict(scopes) for name, scopes in DEFAULTS.items()}
+    defaults = BURST_DEFAULTS if setting == "VOUCH_BURST_LIMITS" else DEFAULTS
+    period = "ten seconds" if setting == "VOUCH_BURST_LIMITS" else "minute"
+    table = {name: dict(scopes) for name, scopes in defaults.items()}
     if spec.lower() in ("off", "0", "none"):
         return None
     for item in (part.strip() for part in spec.split(",")):
@@ -79,12 +101,12 @@ def parse(spec: str) -> dict[str, dict[str, int]] | None:
         name, _, value = item.partition("=")
         route_class, _, scope = name.strip().partition(".")
         if not value.strip().isdigit():
-            raise LimitsError(f"VOUCH_RATE_LIMITS: {item!r} needs a whole number of requests a minute")
+            raise LimitsError(f"{setting}: {item!r} needs a whole number of requests a {period}")
         classes = ROUTE_CLASSES if route_class == "*" else (route_class,)
         scopes = SCOPES if scope == "*" else (scope,)
         if not set(classes) <= set(ROUTE_CLASSES) or not set(scopes) <= set(SCOPES):
             raise LimitsError(
-                f"VOUCH_RATE_LIMITS: {item!r}: use class.scope, class one of {', '.join(ROUTE_CLASSES)}, "
+                f"{setting}: {item!r}: use class.scope, class one of {', '.join(ROUTE_CLASSES)}, "
                 f"scope one of {', '.join(SCOPES)} (or *)"
             )
         for one_class in classes:
@@ -99,6 +121,14 @@ def table() -> dict[str, dict[str, int]] | None:
     if getattr(settings, "VOUCH_PROTECTIONS_OFF", False):
         return None
     return parse(getattr(settings, "VOUCH_RATE_LIMITS", ""))
+
+
+def burst_table() -> dict[str, dict[str, int]] | None:
+    """The ten-second limits in force (VOUCH_BURST_LIMITS); None when they are off (with
+    the others, or on their own)."""
+    if getattr(settings, "VOUCH_PROTECTIONS_OFF", False):
+        return None
+    return parse(getattr(settings, "VOUCH_BURST_LIMITS", ""), "VOUCH_BURST_LIMITS")
 
 
 @lru_cache(maxsize=8192)
@@ -133,13 +163,16 @@ class Refusal:
     scope: str
     limit: int
     retry_after: int
+    period: int = WINDOW  # seconds the limit counts over (0: a cap on requests in progress)
 
 
 class Counter:
     """Fixed-window counts per key, kept in this process and added to the shared cache
     in batches (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, period: int = WINDOW, prefix: str = "lim") -> None:
+        self.period = period
+        self.prefix = prefix
         self.window = -1
         # key -> [counted here and not yet added, the shared total when last added]
         self.local: dict[str, list[int]] = {}
@@ -169,13 +202,13 @@ class Counter:
 
     def _add(self, key: str, entry: list[int], window: int) -> None:
         pending, entry[0] = entry[0], 0
-        shared_key = f"lim:{window}:{blind(key)}"  # no address in the clear at rest
+        shared_key = f"{self.prefix}:{window}:{blind(key)}"  # no address in the clear at rest
         cache = caches[CACHE_ALIAS]
         try:
             try:
                 total = cache.incr(shared_key, pending)
             except ValueError:  # the first batch of this key and window
-                if cache.add(shared_key, pending, timeout=2 * WINDOW):
+                if cache.add(shared_key, pending, timeout=2 * self.period):
                     total = pending
                 else:
                     total = cache.incr(shared_key, pending)
@@ -186,31 +219,67 @@ class Counter:
 
 
 counter = Counter()
+burst_counter = Counter(BURST_WINDOW, "limb")
 
 
 def reset() -> None:
     """Forget this process's counts (tests; the shared counters are the cache's)."""
     counter.reset()
+    burst_counter.reset()
 
 
-def retry_after(moment: float) -> int:
-    return max(1, math.ceil((int(moment // WINDOW) + 1) * WINDOW - moment))
+def retry_after(moment: float, period: int = WINDOW) -> int:
+    return max(1, math.ceil((int(moment // period) + 1) * period - moment))
 
 
 def check(route: str, scopes: dict[str, str]) -> Refusal | None:
-    """Count a request against ``route``'s limit in each scope of ``scopes``
-    (scope -> the address, network, account or company it counts for); the first limit
-    it goes over, or None."""
+    """Count a request against ``route``'s limits in each scope of ``scopes``
+    (scope -> the address, network, account or company it counts for), the minute's and
+    the ten seconds'; the first limit it goes over, or None."""
     limits = table()
     if limits is None:
         return None
     per_class = limits.get(route)
     if not per_class:
         return None
+    bursts = burst_table()
+    per_burst = bursts.get(route) if bursts is not None else None
     moment = now()
     window = int(moment // WINDOW)
+    burst_window = int(moment // BURST_WINDOW)
     for scope, subject in scopes.items():
+        key = f"{route}:{scope}:{subject}"
+        # The ten seconds first: a request they refuse is not counted in the minute (a
+        # refusal adds nothing to any counter, so it never writes to the cache).
+        limit = per_burst[scope] if per_burst else 0
+        if limit and not burst_counter.hit(key, limit, burst_window):
+            return Refusal(route, scope, limit, retry_after(moment, BURST_WINDOW), BURST_WINDOW)
         limit = per_class[scope]
-        if limit and not counter.hit(f"{route}:{scope}:{subject}", limit, window):
+        if limit and not counter.hit(key, limit, window):
             return Refusal(route, scope, limit, retry_after(moment))
     return None
+
+
+class InFlight:
+    """Requests in progress in this process, per key (an address, an account, everyone
+    not signed in): :meth:`take` a place before the work, :meth:`give_back` it after."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def take(self, key: str, cap: int) -> bool:
+        with self.lock:
+            held = self.held.get(key, 0)
+            if held >= cap:
+                return False
+            self.held[key] = held + 1
+            return True
+
+    def give_back(self, key: str) -> None:
+        with self.lock:
+            left = self.held.get(key, 1) - 1
+            if left > 0:
+                self.held[key] = left
+            else:
+                self.held.pop(key, None)

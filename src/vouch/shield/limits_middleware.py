@@ -1,11 +1,20 @@
 """The rate limits and the in-flight cap, as two middleware (P3, docs/security/limits.md).
 
 - :class:`ClientLimitsMiddleware`, early (after the request id, trusted proxies and static
-  files, before sessions): the client's address and network, and how many requests the
-  address has in progress in this process. It refuses before any session, user or
-  company is looked up.
+  files, before sessions): the client's address and network, how many requests the
+  address has in progress in this process, and, for a request with no session cookie and
+  no API key (surely not signed in), how many such requests are in progress in this
+  process. It refuses before any session, user or company is looked up.
 - :class:`AccountLimitsMiddleware`, late (after the current company is known): the
-  signed-in account and the company.
+  signed-in account and the company, how many requests the account has in progress in
+  this process, and the in-progress cap of those not signed in for a request whose
+  session cookie turned out to sign no one in.
+
+Why the cap on those not signed in: a server process has a few threads
+(``VOUCH_THREADS``); requests from people not signed in (the sign-in page, private
+links) may hold all of them but one, so a signed-in member's request always finds a
+thread, whatever a flood from many addresses sends. A member's request is never refused
+for others' traffic: only their own account's requests in progress count against them.
 
 A refusal is a short page, 429 with Retry-After, counted in
 ``vouch.core.metrics.throttled_total`` and recorded as a sampled ``rate_limited``
@@ -13,7 +22,6 @@ security event (``vouch.audit.sampling``: at most one per kind and network a min
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from html import escape
 
@@ -27,7 +35,10 @@ from vouch.shield import limits
 from vouch.shield.limits import Refusal
 
 ROUTE_ATTRIBUTE = "vouch_limits_route"
+ANONYMOUS_ATTRIBUTE = "vouch_limits_anonymous"  # the request holds a place of those not signed in
+EXEMPT_ATTRIBUTE = "vouch_limits_exempt"  # VOUCH_RATE_LIMIT_EXEMPT: no in-flight cap of the client's
 IN_FLIGHT_RETRY = 1
+ANONYMOUS = "*"  # the one key all requests of people not signed in share
 
 WHO = {
     "address": "your address",
@@ -35,6 +46,8 @@ WHO = {
     "account": "your account",
     "company": "your company",
     "in_flight": "your address (requests still in progress)",
+    "account_in_flight": "your account (requests still in progress)",
+    "anonymous_in_flight": "visitors who are not signed in (requests still in progress); signing in is not affected",
 }
 
 PAGE = """<!doctype html>
@@ -67,15 +80,36 @@ def too_many(request: HttpRequest, refusal: Refusal) -> HttpResponse:
     return response
 
 
+# One per server process, shared by both middleware: a request not signed in takes its
+# place early when it has no session cookie, late when its cookie signed no one in.
+in_flight = limits.InFlight()
+
+
+def _in_flight_refusal(route: str, scope: str, cap: int) -> Refusal:
+    return Refusal(route, scope, cap, IN_FLIGHT_RETRY, 0)
+
+
+def _holding(key: str, get_response: Callable[[HttpRequest], HttpResponse], request: HttpRequest) -> HttpResponse:
+    """The response, with ``key``'s place (taken by the caller) given back after it."""
+    try:
+        return get_response(request)
+    finally:
+        in_flight.give_back(key)
+
+
+def _surely_anonymous(request: HttpRequest) -> bool:
+    """No session cookie and no API key: nobody can be signed in (read before sessions)."""
+    return settings.SESSION_COOKIE_NAME not in request.COOKIES and "HTTP_AUTHORIZATION" not in request.META
+
+
 class ClientLimitsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.exempt = tuple(getattr(settings, "VOUCH_RATE_LIMIT_EXEMPT", ()))
         self.in_flight_cap = int(getattr(settings, "VOUCH_CLIENT_IN_FLIGHT", 0))
-        # address -> requests in progress in this process
-        self.in_flight: dict[str, int] = {}
-        self.lock = threading.Lock()
+        self.anonymous_cap = int(getattr(settings, "VOUCH_ANONYMOUS_IN_FLIGHT", 0))
         limits.table()  # a malformed VOUCH_RATE_LIMITS stops the server at its start, not at a request
+        limits.burst_table()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         route = limits.route_class(request)
@@ -84,34 +118,54 @@ class ClientLimitsMiddleware:
         setattr(request, ROUTE_ATTRIBUTE, route)
         remote = request.META.get("REMOTE_ADDR") or ""
         if limits.is_exempt(remote, self.exempt):
+            setattr(request, EXEMPT_ATTRIBUTE, True)
             return self.get_response(request)
         parsed = limits.address_and_network(remote)
         address, network = parsed if parsed is not None else ("unknown", "unknown")
         refusal = limits.check(route, {"address": address, "network": network})
         if refusal is not None:
             return too_many(request, refusal)
-        if not self.in_flight_cap:
-            return self.get_response(request)
-        with self.lock:
-            held = self.in_flight.get(address, 0)
-            if held < self.in_flight_cap:
-                self.in_flight[address] = held + 1
-        if held >= self.in_flight_cap:
-            return too_many(request, Refusal(route, "in_flight", self.in_flight_cap, IN_FLIGHT_RETRY))
-        try:
-            return self.get_response(request)
-        finally:
-            with self.lock:
-                left = self.in_flight.get(address, 1) - 1
-                if left > 0:
-                    self.in_flight[address] = left
-                else:
-                    self.in_flight.pop(address, None)
+        if _surely_anonymous(request):
+            return _not_signed_in(request, self.get_response, self.anonymous_cap, self.in_flight_cap)
+        # A member's request is not counted by address: colleagues behind one office address
+        # are not refused for each other's pages (their accounts' own caps apply).
+        return self.get_response(request)
+
+
+def _not_signed_in(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], anonymous_cap: int, address_cap: int
+) -> HttpResponse:
+    """A request of someone not signed in: one of the places of everyone not signed in
+    (``anonymous_cap``, all addresses together), then one of its address's (``address_cap``)."""
+    if not anonymous_cap:
+        return _per_address(request, get_response, address_cap)
+    if not in_flight.take(ANONYMOUS, anonymous_cap):
+        return too_many(request, _in_flight_refusal(_route(request), "anonymous_in_flight", anonymous_cap))
+    setattr(request, ANONYMOUS_ATTRIBUTE, True)
+    return _holding(ANONYMOUS, lambda held: _per_address(held, get_response, address_cap), request)
+
+
+def _per_address(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], address_cap: int
+) -> HttpResponse:
+    if not address_cap:
+        return get_response(request)
+    key = "a:" + (request.META.get("REMOTE_ADDR") or "").strip()
+    if not in_flight.take(key, address_cap):
+        return too_many(request, _in_flight_refusal(_route(request), "in_flight", address_cap))
+    return _holding(key, get_response, request)
+
+
+def _route(request: HttpRequest) -> str:
+    return getattr(request, ROUTE_ATTRIBUTE)
 
 
 class AccountLimitsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.account_cap = int(getattr(settings, "VOUCH_ACCOUNT_IN_FLIGHT", 0))
+        self.anonymous_cap = int(getattr(settings, "VOUCH_ANONYMOUS_IN_FLIGHT", 0))
+        self.address_cap = int(getattr(settings, "VOUCH_CLIENT_IN_FLIGHT", 0))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         route = getattr(request, ROUTE_ATTRIBUTE, None)
@@ -128,4 +182,21 @@ class AccountLimitsMiddleware:
             refusal = limits.check(route, scopes)
             if refusal is not None:
                 return too_many(request, refusal)
+        if "account" in scopes:
+            if not self.account_cap:
+                return self.get_response(request)
+            key = "u:" + scopes["account"]
+            if not in_flight.take(key, self.account_cap):
+                return too_many(request, _in_flight_refusal(route, "account_in_flight", self.account_cap))
+            return _holding(key, self.get_response, request)
+        # A session cookie that signs no one in (expired, or made up to pass for a member's),
+        # now known not signed in. An API call is its key's (vouch.api).
+        if (
+            self.anonymous_cap
+            and not getattr(request, ANONYMOUS_ATTRIBUTE, False)
+            and not getattr(request, EXEMPT_ATTRIBUTE, False)
+            and getattr(request, "acting_user_id", None) is None
+            and settings.SESSION_COOKIE_NAME in request.COOKIES
+        ):
+            return _not_signed_in(request, self.get_response, self.anonymous_cap, self.address_cap)
         return self.get_response(request)

@@ -109,6 +109,9 @@ class CompanyKeys:
     _ciphers: dict[int, AESGCM] = field(default_factory=dict)
     id_bytes: bytes = b""  # the company id as bound into every value's associated data
     expires_at: float = 0.0
+    # Keys derived from the index key for one use each (``index_subkey``), by label: they
+    # expire with the keys they come from.
+    derived: dict[bytes, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.id_bytes = self.company_id.bytes
@@ -385,6 +388,23 @@ def forget(company_id=None) -> None:
             _cache.pop(_as_uuid(company_id), None)
 
 
+def _derive(index_key: bytes, label: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=label, info=info).derive(index_key)
+
+
+def index_subkey(company_id, label: bytes) -> bytes:
+    """A key of the company's for one kind of keyed index, named by ``label``: HKDF-SHA256
+    of its blind-index key with the label as salt. Independent of the index key itself
+    and of every other label's key, so one kind of index cannot be matched against
+    another's; never stored, destroyed with the company's keys (crypto-shredding), and
+    the same through data- and master-key rotations (the index key never changes)."""
+    keys = keys_for(company_id)
+    key = keys.derived.get(label)
+    if key is None:
+        key = keys.derived[label] = _derive(keys.index, label, b"")
+    return key
+
+
 def role_password(company_id, role: str) -> str:
     """The password of company ``company_id``'s own PostgreSQL role ``role``.
 
@@ -393,7 +413,5 @@ def role_password(company_id, role: str) -> str:
     The index key is never rotated (data-key rotation leaves it alone) and a master-key
     rotation only re-wraps it, so the password stays the same through both; crypto-shredding
     the company destroys it with the rest. Raises ``KeyUnavailable`` for a company without keys."""
-    raw = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=ROLE_PASSWORD_LABEL, info=role.encode()).derive(
-        keys_for(company_id).index
-    )
+    raw = _derive(keys_for(company_id).index, ROLE_PASSWORD_LABEL, role.encode())
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

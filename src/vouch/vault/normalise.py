@@ -157,3 +157,35 @@ def name_words(value: str, *, query: bool = False) -> set[str]:
     terms = _terms(words)
     found = dict.fromkeys([fold(term) for term in terms] + terms)
     return set(list(found)[:MAX_NAME_TERMS])
+
+
+# --- the starts of name words, for search as recruiters type ------------------------------
+
+# A typed word this long or longer is looked up as the start of a name word ("Mar" finds
+# "Maria" and "Marek"). Shorter ones only as whole words ("Li", "Wu"): one or two letters
+# would match a large share of any company's candidates, and digests of them would let
+# whoever holds the database count first letters.
+PREFIX_MIN_CHARS = 3
+# Starts are indexed up to this length; a longer typed word is looked up by its first
+# PREFIX_MAX_CHARS characters. Twelve characters single out a name word in practice (most
+# are shorter, and are then indexed whole), and the cap keeps a name's rows bounded (at
+# most 10 per word) and stops the rows from telling how long a long word is.
+PREFIX_MAX_CHARS = 12
+
+
+def name_prefixes(value: str) -> set[str]:
+    """The starts of a name's words that the prefix index holds: of each folded term
+    (``name_words``: whole words, the pieces of hyphenated and apostrophe words, accents
+    of Latin and Greek letters removed, other scripts as written), every start of
+    PREFIX_MIN_CHARS to PREFIX_MAX_CHARS characters. "Mary-Jane O'Brien" gives "mar",
+    "mary", "mar"... "maryjane", "jan", "jane", "obr"... "obrien", "bri"... "brien"."""
+    terms = list(dict.fromkeys(fold(term) for term in _terms(name(value).split())))[:MAX_NAME_TERMS]
+    return {term[:length] for term in terms for length in range(PREFIX_MIN_CHARS, min(len(term), PREFIX_MAX_CHARS) + 1)}
+
+
+def query_prefix(word: str) -> str | None:
+    """The start a typed word (already a query word of ``name_words``) is looked up by,
+    or None if it is too short to be looked up as a start."""
+    if len(word) < PREFIX_MIN_CHARS:
+        return None
+    return word[:PREFIX_MAX_CHARS]

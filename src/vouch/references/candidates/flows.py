@@ -10,6 +10,7 @@ from django.utils import timezone
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import flows, jobs, signals
+from vouch.references.candidates import name_index
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
 from vouch.references.request_models import (
@@ -58,7 +59,7 @@ def confirm_candidate(reference_request: ReferenceRequest, *, name: str, email: 
             setattr(candidate, field, value)
         candidate.save()
         if "name" in changed:
-            request_flows.index_name(candidate)
+            name_index.index_name(candidate)
         reference_request.candidate_confirmed_at = timezone.now()
         reference_request.save(update_fields=["candidate_confirmed_at"])
         flows.note(

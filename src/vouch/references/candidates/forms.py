@@ -33,8 +33,15 @@ class SearchForm(forms.Form):
     q = SingleLineField(
         max_length=254,
         required=False,
-        label="Email or phone number",
-        widget=forms.TextInput(attrs={"placeholder": "name@example.com or +44 7700 900123"}),
+        label="Name, email or phone number",
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Maria, name@example.com or +44 7700 900123",
+                "aria-describedby": "candidate-search-help",
+                "autocomplete": "off",
+            }
+        ),
     )
 
 

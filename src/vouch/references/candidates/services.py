@@ -16,10 +16,11 @@ from django.db.models import Count, QuerySet
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
 from vouch.references.candidates import uploads
+from vouch.references.candidates.name_index import candidates_named, has_short_word, index_name
 from vouch.references.models import Attachment, Candidate
-from vouch.references.requests.flows import index_name
 from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
+from vouch.vault.normalise import name_words
 
 PER_PAGE = 50
 MAX_PAGE = 100_000
@@ -143,31 +144,48 @@ def attachments_of(candidate: Candidate) -> QuerySet[Attachment]:
 
 
 def listing() -> QuerySet[Candidate]:
-    """Candidates for a list: newest first, without the notes (not shown, not decrypted)."""
-    return (
-        Candidate.objects.only("id", "created_at", "name", "email", "phone")
-        .annotate(file_count=Count("attachments"))
-        .order_by("-created_at", "-id")
+    """Candidates for a list: newest first, without the notes (not shown, not decrypted).
+    Their files are counted for the rows shown only (``page_of_candidates``): counting
+    them in this query grouped every candidate of the company for each page (about 15 ms
+    of SQL at 10,000 candidates, on every keystroke of a search)."""
+    return Candidate.objects.only("id", "created_at", "name", "email", "phone").order_by("-created_at", "-id")
+
+
+def count_files(candidates: list[Candidate]) -> None:
+    """Set ``file_count`` on each of these candidates, in one query."""
+    counts = dict(
+        Attachment.objects.filter(candidate_id__in=[candidate.pk for candidate in candidates])
+        .order_by()
+        .values_list("candidate_id")
+        .annotate(files=Count("id"))
+        .values_list("candidate_id", "files")
     )
+    for candidate in candidates:
+        candidate.file_count = counts.get(candidate.pk, 0)  # type: ignore[attr-defined]  # shown beside the row only
 
 
 def query_kind(query: str) -> str | None:
-    """Which blind index a query can be looked up by: "email", "phone", or None.
-
-    Names are encrypted and have no index (an index of names would let anyone with
-    the database test guesses of who is a candidate), so they cannot be searched."""
+    """How a query is looked up: "email" (a whole address), "phone" (a whole number),
+    "name" (the starts of name words, ``name_index``), or None for nothing to look up.
+    Every kind goes through keyed digests only; nothing is decrypted to search."""
     query = query.strip()
     if "@" in query:
         return "email"
     if PHONE_QUERY.fullmatch(query) and sum(ch.isdigit() for ch in query) >= MIN_PHONE_DIGITS:
         return "phone"
+    if name_words(query, query=True):
+        return "name"
     return None
 
 
 def find_candidates(query: str) -> QuerySet[Candidate]:
     """Candidates whose email or phone number is exactly the query, however it is
-    written (case, spaces, national or international form); none for anything else."""
+    written (case, spaces, national or international form), or whose name the typed
+    words find (``name_index.candidates_named``); none for anything else."""
     kind = query_kind(query)
+    if kind == "name":
+        named = candidates_named(query)
+        return Candidate.objects.none() if named is None else listing().filter(pk__in=named)
     index = blind_index(kind, query) if kind else None
     if index is None:
         return Candidate.objects.none()
@@ -179,6 +197,11 @@ class CandidatePage:
     query: str
     kind: str | None  # how the query was looked up; None for no query or an unsearchable one
     page: Page
+
+    @property
+    def short_word(self) -> bool:
+        """Whether a typed name has a word matched only as a whole word (under 3 characters)."""
+        return self.kind == "name" and has_short_word(self.query)
 
 
 def page_of_candidates(
@@ -195,4 +218,6 @@ def page_of_candidates(
         queryset = within(queryset)
     number = page_number if page_number.isascii() and page_number.isdigit() and 0 < len(page_number) <= 6 else "1"
     page = Paginator(queryset, PER_PAGE).get_page(min(int(number), MAX_PAGE))
+    page.object_list = list(page.object_list)
+    count_files(page.object_list)
     return CandidatePage(query=query, kind=kind, page=page)

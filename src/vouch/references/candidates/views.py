@@ -16,9 +16,10 @@ from vouch.accounts.decorators import company_action
 from vouch.accounts.policy import Action
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.core import htmx
 from vouch.core.requests import CompanyRequest
 from vouch.objectstore import StoreUnavailable
-from vouch.references.candidates import services
+from vouch.references.candidates import listing_html, services
 from vouch.references.candidates.forms import AttachmentForm, CandidateForm, DeleteCandidateForm, SearchForm
 from vouch.references.candidates.uploads import AttachmentRefused
 from vouch.references.models import Attachment, Candidate
@@ -29,6 +30,8 @@ from vouch.vault import downloads
 from vouch.vault.errors import VaultError
 
 log = logging.getLogger("vouch.references")
+# The id of the element the list's search replaces as the recruiter types.
+RESULTS = "candidate-results"
 
 
 def _candidate(request: CompanyRequest, candidate_id: UUID) -> Candidate:
@@ -45,22 +48,25 @@ def _attachment(request: CompanyRequest, candidate_id: UUID, attachment_id: UUID
 @company_action(Action.VIEW_CANDIDATES)
 @admission.admit("search", when=admission.searching)  # a few searches at once per company (P3)
 def candidate_list(request: CompanyRequest) -> HttpResponse:
+    """The list, or a search of it; as the recruiter types, htmx asks for the results
+    alone (``RESULTS``), and without JavaScript the form asks for the whole page."""
     form = SearchForm(request.GET)
+    partial = htmx.swaps(request, RESULTS)
+    template = "references/_candidate_results.html" if partial else "references/list.html"
     if not form.is_valid():
-        return render(request, "references/list.html", {"form": form, "result": None}, status=400)
+        return htmx.varies(render(request, template, {"form": form, "result": None, "partial": partial}, status=400))
     result = services.page_of_candidates(
         form.cleaned_data["q"], request.GET.get("page", "1"), within=visibility(request).candidates
     )
-    return render(
-        request,
-        "references/list.html",
-        {
-            "form": form,
-            "result": result,
-            "querystring": urlencode({"q": result.query}) if result.query else "",
-            "can_edit": policy.can(request.membership, Action.EDIT_CANDIDATES),
-        },
-    )
+    context = {
+        "form": form,
+        "result": result,
+        "querystring": urlencode({"q": result.query}) if result.query else "",
+        "can_edit": policy.can(request.membership, Action.EDIT_CANDIDATES),
+        "partial": partial,
+        "rows": listing_html.rows_html(result.page.object_list),
+    }
+    return htmx.varies(render(request, template, context))
 
 
 @company_action(Action.EDIT_CANDIDATES)

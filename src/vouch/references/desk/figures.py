@@ -107,14 +107,28 @@ def scope(seen: Visibility, user_id: int, *, want_company: bool) -> tuple[QueryS
     return seen.of(everything), True
 
 
-def referee_needs_action(settings: WorkflowSettings, now: datetime) -> Q:
-    """An open request with a referee who declined (and was not replaced) or has not
+def _waiting_referees(settings: WorkflowSettings, now: datetime) -> QuerySet[Reference]:
+    """Referees of open requests who declined (and were not replaced) or have not
     answered past the replacement time."""
     stale = now - timedelta(days=settings.replace_after_days)
-    references = Reference.objects.filter(request_id=OuterRef("pk"))
-    declined = references.filter(status=ReferenceStatus.DECLINED)
-    unanswered = references.filter(status__in=OPEN_REFERENCE_STATUSES, nominated_at__lt=stale)
-    return Q(status__in=OPEN_REQUEST_STATUSES) & (Exists(declined) | Exists(unanswered))
+    return Reference.objects.filter(
+        Q(status=ReferenceStatus.DECLINED) | Q(status__in=OPEN_REFERENCE_STATUSES, nominated_at__lt=stale),
+        request__status__in=OPEN_REQUEST_STATUSES,
+    )
+
+
+def referee_needs_action(settings: WorkflowSettings, now: datetime) -> Q:
+    """An open request with a referee who declined or has not answered in time, as a
+    condition on a few requests (the list's page of rows): one subquery."""
+    return Q(pk__in=_waiting_referees(settings, now).values("request_id"))
+
+
+def _referee_needs_action_everywhere(settings: WorkflowSettings, now: datetime) -> Q:
+    """The same over every request (the dashboard). The requests are found from those
+    referees (by their status's index, joined to their open requests: few rows), then
+    named by id: as a subquery or a correlated EXISTS, the database probed the
+    references of every open request instead (3-8 ms with 10,000 requests on SQLite)."""
+    return Q(pk__in=set(_waiting_referees(settings, now).values_list("request_id", flat=True)))
 
 
 def needs_action(settings: WorkflowSettings, user_id: int, now: datetime) -> Q:
@@ -128,8 +142,9 @@ def _near_deadline(now: datetime) -> Q:
 
 def _high_flag() -> Q:
     # open_flags is kept in step with the flags: only requests with any are looked into.
-    high = Flag.objects.filter(request_id=OuterRef("pk"), severity__gte=Severity.HIGH, reviewed_at__isnull=True)
-    return Q(open_flags__gt=0) & Q(Exists(high))
+    # The open High flags are few (a partial index holds the unreviewed ones): read once.
+    high = Flag.objects.filter(severity__gte=Severity.HIGH, reviewed_at__isnull=True)
+    return Q(open_flags__gt=0) & Q(pk__in=high.values("request_id"))
 
 
 def _unread_report(user_id: int) -> Q:
@@ -140,9 +155,9 @@ def _unread_report(user_id: int) -> Q:
 def _rules(settings: WorkflowSettings, user_id: int, now: datetime) -> list[tuple[str, Q, tuple[str, ...]]]:
     return [
         (ActionKind.HIGH_FLAG, _high_flag(), ("-open_flags", "deadline")),
-        (ActionKind.REFEREE, referee_needs_action(settings, now), ("deadline", "id")),
+        (ActionKind.REFEREE, _referee_needs_action_everywhere(settings, now), ("deadline", "id")),
         (ActionKind.DEADLINE, _near_deadline(now), ("deadline", "id")),
-        (ActionKind.UNREAD_REPORT, _unread_report(user_id), ("-closed_at", "id")),
+        (ActionKind.UNREAD_REPORT, _unread_report(user_id), ("-closed_at", "-id")),
     ]
 
 
@@ -160,7 +175,7 @@ def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime |
     now = now or timezone.now()
     settings = WorkflowSettings.for_reading()
     requests, mine = scope(seen, user_id, want_company=want_company)
-    counts = dict(requests.order_by().values_list("status").annotate(n=Count("pk")))
+    counts = dict(requests.order_by().values_list("status").annotate(n=Count("*")))
     by_status = [(status, label, counts.get(status, 0)) for status, label in RequestStatus.choices]
     actions = []
     for kind, condition, order in _rules(settings, user_id, now):

@@ -82,9 +82,18 @@ def notify(
 
 
 def notify_high_flags(flags: list[Flag]) -> None:
-    """A notice for each High signal among ``flags`` just raised."""
+    """A notice for a High signal among ``flags`` just raised, when it is the request's
+    only open one: while another is unreviewed the recruiter has already been told to
+    look at the request, and one office's referees would otherwise send a mail each
+    within a minute (the alarm fatigue the grouped signals are there to end). Once
+    every High signal is reviewed, the next one is told again."""
     for flag in flags:
-        if flag.severity >= Severity.HIGH:
+        if flag.severity < Severity.HIGH:
+            continue
+        open_high = Flag.objects.filter(
+            request_id=flag.request_id, severity__gte=Severity.HIGH, reviewed_at__isnull=True
+        )
+        if not open_high.exclude(pk=flag.pk).exists():
             notify(NoticeEvent.HIGH_FLAG, flag.request, reference=flag.reference, flag=flag)
 
 

@@ -36,6 +36,7 @@ from vouch.core.text import one_line
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.outbox.backends import ONCE_HEADER, company_headers
+from vouch.references.branding import mail as branding_mail
 from vouch.references.flows import note
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES, Flag, Notice, NoticeEvent
@@ -80,10 +81,12 @@ def _report_failures() -> bool:
     return current is None or current[2]
 
 
-def send(template: str, to: list[str], context: dict, *, company_id=None) -> bool:
+def send(template: str, to: list[str], context: dict, *, company_id=None, branded: bool = False) -> bool:
     """Render ``references/email/<template>.txt`` and ``.html`` (the first line of the
     text is the subject) and send it. ``company_id`` marks it as that company's mail
-    (the local outbox removes it when the company is purged)."""
+    (the local outbox removes it when the company is purged). ``branded``: a mail to
+    the company's candidate or referee, sent as "<Company> via Vouch" with the
+    company's logo and colour (``branding.mail``; in the company's context)."""
     recipients = [address for address in to if address]
     if not recipients:
         return False
@@ -96,14 +99,16 @@ def send(template: str, to: list[str], context: dict, *, company_id=None) -> boo
         identity = _delivery.get()
         if identity is not None:
             headers.update({"Message-ID": identity[0], ONCE_HEADER: identity[1]})
+        brand = branding_mail.brand_for_mail(_company(company_id)) if branded and company_id else None
         message = EmailMultiAlternatives(
             f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject.strip()}",
             body.lstrip("\n"),
-            settings.DEFAULT_FROM_EMAIL,
+            branding_mail.sender_of(brand, settings.DEFAULT_FROM_EMAIL),
             recipients,
             headers=headers,
         )
-        message.attach_alternative(html, "text/html")
+        message.attach_alternative(branding_mail.wrap_html(brand, html), "text/html")
+        branding_mail.attach_logo(message, brand)
         message.send()
     except Exception:  # noqa: BLE001 - see the module docstring
         log.exception("references: could not send the %s email", template)
@@ -142,7 +147,9 @@ def candidate_invitation(company_id, request_id: uuid.UUID, token: str, *, remin
             "reminder": reminder,
             "referees_required": reference_request.referees_required,
         }
-        sent = send("candidate_invitation", [reference_request.candidate.email], context, company_id=company.pk)
+        sent = send(
+            "candidate_invitation", [reference_request.candidate.email], context, company_id=company.pk, branded=True
+        )
         if not sent and reference_request.candidate.email:
             what = "The reminder to the candidate" if reminder else "The email with the candidate's link"
             _record_failure(reference_request, f"{what} (to {reference_request.candidate.email})")
@@ -159,7 +166,7 @@ def referee_invitation(company_id, reference_id: uuid.UUID, token: str, *, remin
             "url": link_url("referee", token),
             "reminder": reminder,
         }
-        sent = send("referee_invitation", [reference.email], context, company_id=company.pk)
+        sent = send("referee_invitation", [reference.email], context, company_id=company.pk, branded=True)
         if not sent and reference.email:
             what = "The reminder with a link" if reminder else "The email with the private link"
             _record_failure(
@@ -200,7 +207,11 @@ def reference_completed_candidate(company_id, reference_id: uuid.UUID) -> bool:
         reference = Reference.objects.select_related("request__candidate").get(pk=reference_id)
         context = _completed_context(company, reference)
         return send(
-            "reference_completed_candidate", [reference.request.candidate.email], context, company_id=company.pk
+            "reference_completed_candidate",
+            [reference.request.candidate.email],
+            context,
+            company_id=company.pk,
+            branded=True,
         )
 
 
@@ -227,7 +238,13 @@ def reference_declined(company_id, reference_id: uuid.UUID, token: str = "") -> 
             "referee_name": reference.name,
             "url": link_url("candidate", token),
         }
-        sent = send("reference_declined_candidate", [reference_request.candidate.email], context, company_id=company.pk)
+        sent = send(
+            "reference_declined_candidate",
+            [reference_request.candidate.email],
+            context,
+            company_id=company.pk,
+            branded=True,
+        )
         if not sent and reference_request.candidate.email:
             _record_failure(
                 reference_request,
@@ -253,7 +270,9 @@ def candidate_reminder(company_id, request_id: uuid.UUID, token: str, number: in
             "nominated": nominated,
             "missing": max(0, reference_request.referees_required - nominated),
         }
-        sent = send("candidate_reminder", [reference_request.candidate.email], context, company_id=company.pk)
+        sent = send(
+            "candidate_reminder", [reference_request.candidate.email], context, company_id=company.pk, branded=True
+        )
         if not sent and reference_request.candidate.email:
             _record_failure(
                 reference_request, f"Reminder {number} to the candidate (to {reference_request.candidate.email})"
@@ -274,7 +293,7 @@ def referee_reminder(company_id, reference_id: uuid.UUID, token: str, number: in
             "reminder": number,
             "started": reference.started_at is not None,
         }
-        sent = send("referee_reminder", [reference.email], context, company_id=company.pk)
+        sent = send("referee_reminder", [reference.email], context, company_id=company.pk, branded=True)
         if not sent and reference.email:
             _record_failure(
                 reference.request,
@@ -311,7 +330,10 @@ def notice_line(event: str, reference_request, reference=None, flag=None) -> str
     if event == NoticeEvent.HIGH_FLAG:
         about = f" on {referee}" if referee else ""
         kind = title_of(flag.kind) if flag is not None else "a fraud signal"
-        return f"A high fraud signal was raised{about} for {candidate} ({role}): {kind}."
+        return (
+            f"A high fraud signal was raised{about} for {candidate} ({role}): {kind}. "
+            "Further high signals on this request are not emailed until its open ones are reviewed."
+        )
     if event == NoticeEvent.REQUEST_COMPLETED:
         return f"All references for {candidate} ({role}) are in: the report is ready."
     if event == NoticeEvent.REQUEST_EXPIRED:

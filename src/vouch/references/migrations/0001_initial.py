@@ -9,44 +9,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Candidate',
+            name="Candidate",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('created_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('name', vouch.vault.fields.EncryptedCharField(max_length=200)),
-                ('email', vouch.vault.fields.EncryptedEmailField(max_length=254)),
-                ('phone', vouch.vault.fields.EncryptedCharField(blank=True, default='', max_length=40)),
-                ('notes', vouch.vault.fields.EncryptedTextField(blank=True, default='')),
-                ('email_index', vouch.vault.fields.BlindIndexField(db_index=True, kind='email', source='email')),
-                ('phone_index', vouch.vault.fields.BlindIndexField(db_index=True, kind='phone', source='phone')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("created_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("name", vouch.vault.fields.EncryptedCharField(max_length=200)),
+                ("email", vouch.vault.fields.EncryptedEmailField(max_length=254)),
+                ("phone", vouch.vault.fields.EncryptedCharField(blank=True, default="", max_length=40)),
+                ("notes", vouch.vault.fields.EncryptedTextField(blank=True, default="")),
+                ("email_index", vouch.vault.fields.BlindIndexField(db_index=True, kind="email", source="email")),
+                ("phone_index", vouch.vault.fields.BlindIndexField(db_index=True, kind="phone", source="phone")),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Attachment',
+            name="Attachment",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('file', models.FileField(storage=vouch.vault.files.EncryptedStorage(), upload_to=vouch.references.models.attachment_file_name)),
-                ('original_name', vouch.vault.fields.EncryptedCharField(max_length=255)),
-                ('content_type', models.CharField(max_length=100)),
-                ('size', models.PositiveBigIntegerField()),
-                ('uploaded_at', models.DateTimeField(auto_now_add=True)),
-                ('uploaded_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('candidate', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='references.candidate')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                (
+                    "file",
+                    models.FileField(
+                        storage=vouch.vault.files.EncryptedStorage(),
+                        upload_to=vouch.references.models.attachment_file_name,
+                    ),
+                ),
+                ("original_name", vouch.vault.fields.EncryptedCharField(max_length=255)),
+                ("content_type", models.CharField(max_length=100)),
+                ("size", models.PositiveBigIntegerField()),
+                ("uploaded_at", models.DateTimeField(auto_now_add=True)),
+                ("uploaded_by_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "candidate",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to="references.candidate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-uploaded_at', '-id'],
+                "ordering": ["-uploaded_at", "-id"],
             },
         ),
     ]

@@ -6,43 +6,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('references', '0001_initial'),
+        ("references", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Questionnaire',
+            name="Questionnaire",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True, default='')),
-                ('builtin_key', models.CharField(blank=True, db_index=True, default='', max_length=50)),
-                ('copied_from', models.CharField(blank=True, default='', max_length=100)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True, default="")),
+                ("builtin_key", models.CharField(blank=True, db_index=True, default="", max_length=50)),
+                ("copied_from", models.CharField(blank=True, default="", max_length=100)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("created_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name', 'id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('builtin_key', ''), _negated=True), fields=('builtin_key',), name='questionnaire_one_builtin_snapshot')],
+                "ordering": ["name", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("builtin_key", ""), _negated=True),
+                        fields=("builtin_key",),
+                        name="questionnaire_one_builtin_snapshot",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='QuestionnaireVersion',
+            name="QuestionnaireVersion",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('number', models.PositiveIntegerField()),
-                ('questions', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('questionnaire', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='references.questionnaire')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("number", models.PositiveIntegerField()),
+                ("questions", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("created_by_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "questionnaire",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="references.questionnaire",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['questionnaire_id', '-number'],
-                'constraints': [models.UniqueConstraint(fields=('questionnaire', 'number'), name='questionnaire_version_unique_number')],
+                "ordering": ["questionnaire_id", "-number"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("questionnaire", "number"), name="questionnaire_version_unique_number"
+                    )
+                ],
             },
         ),
     ]

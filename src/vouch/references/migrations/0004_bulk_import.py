@@ -6,29 +6,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('references', '0003_reference_workflow'),
+        ("references", "0003_reference_workflow"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BulkImport',
+            name="BulkImport",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('rows', vouch.vault.fields.EncryptedJSONField(default=list)),
-                ('shared', vouch.vault.fields.EncryptedJSONField(default=dict)),
-                ('skipped_at_preview', models.PositiveIntegerField(default=0)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('done', models.PositiveIntegerField(default=0)),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('problems', vouch.vault.fields.EncryptedJSONField(default=list)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("created_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("rows", vouch.vault.fields.EncryptedJSONField(default=list)),
+                ("shared", vouch.vault.fields.EncryptedJSONField(default=dict)),
+                ("skipped_at_preview", models.PositiveIntegerField(default=0)),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("done", models.PositiveIntegerField(default=0)),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("problems", vouch.vault.fields.EncryptedJSONField(default=list)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

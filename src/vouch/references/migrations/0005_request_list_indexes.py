@@ -4,18 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('references', '0004_bulk_import'),
+        ("references", "0004_bulk_import"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='referencerequest',
-            index=models.Index(fields=['-created_at', '-id'], name='request_created_idx'),
+            model_name="referencerequest",
+            index=models.Index(fields=["-created_at", "-id"], name="request_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='referencerequest',
-            index=models.Index(fields=['created_by_id', '-created_at', '-id'], name='request_creator_created_idx'),
+            model_name="referencerequest",
+            index=models.Index(fields=["created_by_id", "-created_at", "-id"], name="request_creator_created_idx"),
         ),
     ]

@@ -7,30 +7,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('references', '0008_reindex_name_words_folded'),
+        ("references", "0008_reindex_name_words_folded"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='OutgoingMail',
+            name="OutgoingMail",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('kind', models.CharField(max_length=40)),
-                ('subject_id', models.UUIDField()),
-                ('number', models.PositiveSmallIntegerField(default=0)),
-                ('token', vouch.vault.fields.EncryptedCharField(blank=True, max_length=200, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('claim', models.UUIDField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('gave_up_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("kind", models.CharField(max_length=40)),
+                ("subject_id", models.UUIDField()),
+                ("number", models.PositiveSmallIntegerField(default=0)),
+                ("token", vouch.vault.fields.EncryptedCharField(blank=True, max_length=200, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("claim", models.UUIDField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("gave_up_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('gave_up_at__isnull', True), ('sent_at__isnull', True)), fields=['next_attempt_at'], name='outgoing_mail_pending')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("gave_up_at__isnull", True), ("sent_at__isnull", True)),
+                        fields=["next_attempt_at"],
+                        name="outgoing_mail_pending",
+                    )
+                ],
             },
         ),
     ]

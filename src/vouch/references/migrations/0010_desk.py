@@ -7,52 +7,114 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('references', '0009_outgoing_mail'),
+        ("references", "0009_outgoing_mail"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='NoticePreference',
+            name="NoticePreference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField()),
-                ('event', models.CharField(choices=[('reference_completed', 'A referee submits a reference'), ('reference_declined', 'A referee declines'), ('high_flag', 'A high fraud signal is raised'), ('request_completed', 'A request is complete'), ('request_expired', 'A request expires')], max_length=32)),
-                ('delivery', models.CharField(choices=[('immediately', 'At once'), ('digest', 'In a daily digest'), ('off', 'Never')], default='immediately', max_length=16)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("user_id", models.BigIntegerField()),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("reference_completed", "A referee submits a reference"),
+                            ("reference_declined", "A referee declines"),
+                            ("high_flag", "A high fraud signal is raised"),
+                            ("request_completed", "A request is complete"),
+                            ("request_expired", "A request expires"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "delivery",
+                    models.CharField(
+                        choices=[("immediately", "At once"), ("digest", "In a daily digest"), ("off", "Never")],
+                        default="immediately",
+                        max_length=16,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user_id', 'event'), name='notice_preference_unique')],
+                "constraints": [models.UniqueConstraint(fields=("user_id", "event"), name="notice_preference_unique")],
             },
         ),
         migrations.CreateModel(
-            name='Notice',
+            name="Notice",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user_id', models.BigIntegerField()),
-                ('event', models.CharField(choices=[('reference_completed', 'A referee submits a reference'), ('reference_declined', 'A referee declines'), ('high_flag', 'A high fraud signal is raised'), ('request_completed', 'A request is complete'), ('request_expired', 'A request expires')], max_length=32)),
-                ('batch', models.UUIDField(blank=True, db_index=True, null=True)),
-                ('flag', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='references.flag')),
-                ('reference', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='references.reference')),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='references.referencerequest')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("user_id", models.BigIntegerField()),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("reference_completed", "A referee submits a reference"),
+                            ("reference_declined", "A referee declines"),
+                            ("high_flag", "A high fraud signal is raised"),
+                            ("request_completed", "A request is complete"),
+                            ("request_expired", "A request expires"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("batch", models.UUIDField(blank=True, db_index=True, null=True)),
+                (
+                    "flag",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="references.flag",
+                    ),
+                ),
+                (
+                    "reference",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="references.reference",
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="references.referencerequest"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'indexes': [models.Index(condition=models.Q(('batch__isnull', True)), fields=['user_id'], name='notice_waiting')],
+                "ordering": ["created_at", "id"],
+                "indexes": [
+                    models.Index(condition=models.Q(("batch__isnull", True)), fields=["user_id"], name="notice_waiting")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReportView',
+            name="ReportView",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField()),
-                ('viewed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='report_views', to='references.referencerequest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("user_id", models.BigIntegerField()),
+                ("viewed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="report_views",
+                        to="references.referencerequest",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('request', 'user_id'), name='report_view_unique')],
+                "constraints": [models.UniqueConstraint(fields=("request", "user_id"), name="report_view_unique")],
             },
         ),
     ]

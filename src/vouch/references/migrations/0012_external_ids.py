@@ -4,24 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('references', '0011_known_office_networks'),
+        ("references", "0011_known_office_networks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='referencerequest',
-            name='external_id',
-            field=models.CharField(blank=True, default='', max_length=200),
+            model_name="referencerequest",
+            name="external_id",
+            field=models.CharField(blank=True, default="", max_length=200),
         ),
         migrations.AddField(
-            model_name='referencerequest',
-            name='external_url',
-            field=models.URLField(blank=True, default='', max_length=500),
+            model_name="referencerequest",
+            name="external_url",
+            field=models.URLField(blank=True, default="", max_length=500),
         ),
         migrations.AddIndex(
-            model_name='referencerequest',
-            index=models.Index(fields=['external_id'], name='request_external_id_idx'),
+            model_name="referencerequest",
+            index=models.Index(fields=["external_id"], name="request_external_id_idx"),
         ),
     ]

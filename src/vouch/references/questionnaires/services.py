@@ -55,6 +55,9 @@ BUILTIN_NAMESPACE = uuid.UUID("0b7f7a0e-4b3e-5c1a-9e58-6f1d2a3c4b5d")
 class Problem:
     index: int | None  # the question's position (0-based), None for the list as a whole
     message: str
+    # The part of the question it is about ("prompt", "choices", "low_label", ...), "" for
+    # the question as a whole: the builder shows each message by its own field.
+    field: str = ""
 
     def __str__(self) -> str:
         return self.message if self.index is None else f"Question {self.index + 1}: {self.message}"
@@ -67,13 +70,14 @@ def _text(value, limit: int) -> str | None:
     return value.strip()
 
 
-def _question_problems(question) -> list[str]:
+def _question_problems(question) -> list[tuple[str, str]]:
+    """(field, message) for each problem with one question."""
     if not isinstance(question, dict):
-        return ["must be an object."]
-    found: list[str] = []
+        return [("", "must be an object.")]
+    found: list[tuple[str, str]] = []
     kind = question.get("type")
     if kind not in TYPES:
-        return [f"choose a question type ({', '.join(TYPES)})."]
+        return [("type", f"choose a question type ({', '.join(TYPES)}).")]
     allowed = set(COMMON_KEYS)
     if kind in CHOICE_TYPES:
         allowed.add("choices")
@@ -81,19 +85,19 @@ def _question_problems(question) -> list[str]:
         allowed.add("scale")
     extra = sorted(str(key) for key in question if key not in allowed)
     if extra:
-        found.append(f"{', '.join(extra)} not allowed for a {TYPES[kind].lower()} question.")
+        found.append(("", f"{', '.join(extra)} not allowed for a {TYPES[kind].lower()} question."))
     qid = question.get("id")
     if not isinstance(qid, str) or not QUESTION_ID.fullmatch(qid):
-        found.append("the id must be 1–32 lower-case letters, digits, - or _.")
+        found.append(("id", "the id must be 1–32 lower-case letters, digits, - or _."))
     prompt = _text(question.get("prompt"), MAX_PROMPT)
     if not prompt:
-        found.append(f"write the question (at most {MAX_PROMPT} characters).")
+        found.append(("prompt", f"write the question (at most {MAX_PROMPT} characters)."))
     if "help" in question and _text(question["help"], MAX_HELP) is None:
-        found.append(f"the help text must be at most {MAX_HELP} characters.")
+        found.append(("help", f"the help text must be at most {MAX_HELP} characters."))
     if not isinstance(question.get("required"), bool):
-        found.append("say whether an answer is required.")
+        found.append(("required", "say whether an answer is required."))
     if kind in CHOICE_TYPES:
-        found.extend(_choice_problems(question.get("choices")))
+        found.extend(("choices", message) for message in _choice_problems(question.get("choices")))
     if kind == "rating":
         found.extend(_scale_problems(question.get("scale")))
     return found
@@ -112,24 +116,23 @@ def _choice_problems(choices) -> list[str]:
     return []
 
 
-def _scale_problems(scale) -> list[str]:
+def _scale_problems(scale) -> list[tuple[str, str]]:
     if not isinstance(scale, dict) or set(scale) != SCALE_KEYS:
-        return ["a rating needs a scale with min, max, low_label and high_label."]
+        return [("", "a rating needs a scale with min, max, low_label and high_label.")]
     found = []
     # bool is an int in Python; a scale of True..False is not a scale.
     if scale["min"] != 1 or isinstance(scale["min"], bool) or not isinstance(scale["min"], int):
-        found.append("a rating scale starts at 1.")
+        found.append(("", "a rating scale starts at 1."))
     if scale["max"] not in SCALE_MAXIMA or isinstance(scale["max"], bool) or not isinstance(scale["max"], int):
-        found.append("a rating scale goes up to 5 or 10.")
-    for key in ("low_label", "high_label"):
+        found.append(("scale_max", "a rating scale goes up to 5 or 10."))
+    for key, end in (("low_label", "lowest"), ("high_label", "highest")):
         if not _text(scale[key], MAX_LABEL):
-            found.append(f"label both ends of the scale (at most {MAX_LABEL} characters).")
-            break
+            found.append((key, f"label the {end} rating (at most {MAX_LABEL} characters)."))
     return found
 
 
 def problems(questions) -> list[Problem]:
-    """Every problem with a question list, each placed at its question where it has one."""
+    """Every problem with a question list, each placed at its question (and field) where it has one."""
     if not isinstance(questions, list):
         return [Problem(None, "The questions must be a list.")]
     if not questions:
@@ -139,11 +142,11 @@ def problems(questions) -> list[Problem]:
         found.append(Problem(None, f"A questionnaire can have at most {MAX_QUESTIONS} questions."))
     seen: set[str] = set()
     for index, question in enumerate(questions[:MAX_QUESTIONS]):
-        found.extend(Problem(index, message) for message in _question_problems(question))
+        found.extend(Problem(index, message, part) for part, message in _question_problems(question))
         qid = question.get("id") if isinstance(question, dict) else None
         if isinstance(qid, str):
             if qid in seen:
-                found.append(Problem(index, f'the id "{qid}" is used by another question.'))
+                found.append(Problem(index, f'the id "{qid}" is used by another question.', "id"))
             seen.add(qid)
     return found
 

@@ -1,16 +1,24 @@
 """The questionnaire pages. Thin: parse, check the role, call ``questionnaires``, render.
 
 Built-in templates have fixed uuids, so /questionnaires/<uuid>/ shows either kind;
-built-ins are read-only (copy one to change it)."""
+built-ins are read-only (copy one to change it).
+
+The builder (new and edit) is one address each: its posts carry ``op`` (forms.Builder) and
+are answered as a whole page, or, asked by htmx (HX-Request), as the part that changed: the
+form (``_builder.html``), one question (``_question.html``, its type changed) or a check's
+message slots (``_checked.html``, 422 when a message is shown). Nothing is stored before
+Save, and saving an edit adds a version, so requests in flight keep theirs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from vouch.accounts import policy
@@ -43,34 +51,69 @@ def questionnaire_list(request: CompanyRequest) -> HttpResponse:
     )
 
 
-def _builder_page(request: CompanyRequest, builder: Builder, questionnaire: Questionnaire | None, status: int):
-    return render(
-        request,
-        "references/questionnaires/builder.html",
-        builder.context() | {"questionnaire": questionnaire},
-        status=status,
-    )
+def _builder_page(
+    request: CompanyRequest, builder: Builder, questionnaire: Questionnaire | None, status: int, *, partial: bool
+) -> HttpResponse:
+    context = builder.context() | {"questionnaire": questionnaire, "action": request.path}
+    if not partial:
+        return render(request, "references/questionnaires/builder.html", context, status=status)
+    response = render(request, "references/questionnaires/_builder.html", context | {"partial": True}, status=status)
+    # Whatever asked (a button, the type select, a check), the whole form is what comes back.
+    response["HX-Retarget"] = "#builder"
+    response["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def _build(
+    request: CompanyRequest,
+    builder: Builder,
+    questionnaire: Questionnaire | None,
+    save: Callable[[Builder], tuple[Questionnaire, str]],
+) -> HttpResponse:
+    """The builder's answer to a page load or a post, with or without htmx: the same
+    operations and checks either way; htmx gets the part of the page that changed."""
+    htmx = builder.bound and request.headers.get("HX-Request") == "true"
+    if htmx and builder.op.startswith("check"):
+        # htmx names the field typed in: only its message changes.
+        slots = builder.check(request.headers.get("HX-Trigger-Name", "")[:100])
+        row = builder.rows[builder.target] if builder.target is not None else None
+        context = {"slots": slots, "index": builder.target, "row": row}
+        fine = not any(message for _, message in slots) and not (row and row.errors)
+        # 422 carries the messages; vouch.js swaps it like a 400 (data-swap-errors).
+        return render(request, "references/questionnaires/_checked.html", context, status=200 if fine else 422)
+    if not builder.bound or builder.apply():
+        if htmx and builder.op == "retype" and builder.target is not None:
+            context = builder.context() | builder.row_context(builder.target) | {"action": request.path}
+            return render(request, "references/questionnaires/_question.html", context)
+        return _builder_page(request, builder, questionnaire, 200, partial=htmx)
+    if builder.is_valid():
+        try:
+            saved, notice = save(builder)
+        except ValidationError as exc:  # pragma: no cover - the builder checked the same rules
+            builder.errors.extend(exc.messages)
+        else:
+            messages.success(request, notice)
+            url = reverse("questionnaire_detail", kwargs={"questionnaire_id": saved.pk})
+            if htmx:
+                response = HttpResponse()
+                response["HX-Redirect"] = url
+                return response
+            return redirect(url)
+    return _builder_page(request, builder, questionnaire, 422 if htmx else 400, partial=htmx)
 
 
 @company_action(Action.EDIT_QUESTIONNAIRES)
 def questionnaire_new(request: CompanyRequest) -> HttpResponse:
-    builder = Builder(request.POST if request.method == "POST" else None)
-    if not builder.bound or builder.apply():
-        return _builder_page(request, builder, None, 200)
-    if builder.is_valid():
-        try:
-            questionnaire = q.create_questionnaire(
-                builder.details.cleaned_data["name"],
-                builder.questions(),
-                description=builder.details.cleaned_data["description"],
-                actor=request.user,
-            )
-        except ValidationError as exc:  # pragma: no cover - the builder checked the same rules
-            builder.errors.extend(exc.messages)
-        else:
-            messages.success(request, f"{questionnaire.name} created.")
-            return redirect("questionnaire_detail", questionnaire_id=questionnaire.pk)
-    return _builder_page(request, builder, None, 400)
+    def save(builder: Builder) -> tuple[Questionnaire, str]:
+        questionnaire = q.create_questionnaire(
+            builder.details.cleaned_data["name"],
+            builder.questions(),
+            description=builder.details.cleaned_data["description"],
+            actor=request.user,
+        )
+        return questionnaire, f"{questionnaire.name} created."
+
+    return _build(request, Builder(request.POST if request.method == "POST" else None), None, save)
 
 
 @company_action(Action.EDIT_QUESTIONNAIRES)
@@ -87,19 +130,15 @@ def questionnaire_edit(request: CompanyRequest, questionnaire_id: UUID) -> HttpR
             initial={"name": questionnaire.name, "description": questionnaire.description},
             questions=q.current_version(questionnaire).questions,
         )
-    if not builder.bound or builder.apply():
-        return _builder_page(request, builder, questionnaire, 200)
-    if builder.is_valid():
-        try:
-            version = q.update_questionnaire(
-                questionnaire, **builder.details.cleaned_data, questions=builder.questions(), actor=request.user
-            )
-        except ValidationError as exc:  # pragma: no cover - the builder checked the same rules
-            builder.errors.extend(exc.messages)
-        else:
-            messages.success(request, f"Saved as version {version.number}." if version else "Saved.")
-            return redirect("questionnaire_detail", questionnaire_id=questionnaire.pk)
-    return _builder_page(request, builder, questionnaire, 400)
+
+    def save(builder: Builder) -> tuple[Questionnaire, str]:
+        # A new version when the questions changed: requests already sent keep theirs.
+        version = q.update_questionnaire(
+            questionnaire, **builder.details.cleaned_data, questions=builder.questions(), actor=request.user
+        )
+        return questionnaire, f"Saved as version {version.number}." if version else "Saved."
+
+    return _build(request, builder, questionnaire, save)
 
 
 @company_action(Action.VIEW_QUESTIONNAIRES)

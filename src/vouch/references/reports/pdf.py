@@ -19,16 +19,24 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from vouch.core.context import current
+from vouch.references.branding import services as branding
+from vouch.references.flows import current_company
 from vouch.references.reports import data as report_data
 from vouch.references.request_models import ReferenceRequest, ReportFile, report_file_name
 from vouch.shield import admission
 from vouch.tenancy import company_db
+from vouch.vault.errors import VaultError
 
 log = logging.getLogger("vouch.references")
 
 STYLESHEET = "vouch/report-print.css"
-# The only address the print template may load; the fetcher maps it to the bundled file.
+# The only addresses the print template may load; the fetcher maps them to the bundled
+# stylesheet and to the company's logo (a PNG Vouch drew itself: branding.images).
 STYLESHEET_URL = "vouch-report:report-print.css"
+LOGO_URL = "vouch-report:logo.png"
+# Tagged for screen readers (a structure tree, marked content, the title and language
+# in the metadata): WeasyPrint's PDF/UA-1 variant.
+PDF_VARIANT = "pdf/ua-1"
 
 
 # Rendering takes about a second of CPU (P3): a stored, unchanged PDF costs nothing,
@@ -61,7 +69,8 @@ def _stylesheet() -> bytes:
 
 
 class BundledOnlyFetcher(URLFetcher):
-    """Serves the bundled report stylesheet and refuses every other address.
+    """Serves the bundled report stylesheet (and the company's logo, given as bytes)
+    and refuses every other address.
 
     The report holds what candidates and referees typed. Django escapes it, but a
     fetcher that followed addresses would still let a stray or crafted one (an image,
@@ -70,24 +79,52 @@ class BundledOnlyFetcher(URLFetcher):
     file: address could read the server's own files into the PDF. So nothing is
     fetched: not the network, not the disk, not data: URIs."""
 
-    def __init__(self) -> None:
+    def __init__(self, logo: bytes | None = None) -> None:
         super().__init__(allowed_protocols=(), allow_redirects=False, fail_on_errors=False)
+        self.logo = logo
 
     def fetch(self, url, headers=None):
         if url == STYLESHEET_URL:
             return URLFetcherResponse(url, body=_stylesheet(), headers={"Content-Type": "text/css; charset=utf-8"})
-        raise ValueError("the report loads nothing but its own stylesheet")
+        if url == LOGO_URL and self.logo:
+            return URLFetcherResponse(url, body=self.logo, headers={"Content-Type": "image/png"})
+        raise ValueError("the report loads nothing but its own stylesheet and the company's logo")
+
+
+def _logo(brand: dict) -> bytes | None:
+    if not brand.get("logo_version"):
+        return None
+    try:
+        return branding.logo_png(brand["logo_version"])
+    except (OSError, VaultError):
+        # The report still renders, with the company's name only.
+        log.warning("references: the company logo could not be read for a report PDF")
+        return None
 
 
 def render_pdf(report: dict) -> bytes:
-    """The PDF of report data made by :func:`report.build_report`."""
-    html = render_to_string("references/report/print.html", {"report": report, "stylesheet_url": STYLESHEET_URL})
-    return HTML(string=html, base_url=STYLESHEET_URL, url_fetcher=BundledOnlyFetcher()).write_pdf()
+    """The PDF of report data made by :func:`report_with_brand`."""
+    brand = report.get("brand") or {}
+    logo = _logo(brand)
+    context = {"report": report, "brand": brand, "stylesheet_url": STYLESHEET_URL, "logo_url": LOGO_URL if logo else ""}
+    html = render_to_string("references/report/print.html", context)
+    document = HTML(string=html, base_url=STYLESHEET_URL, url_fetcher=BundledOnlyFetcher(logo))
+    return document.write_pdf(pdf_variant=PDF_VARIANT)
+
+
+def report_with_brand(reference_request: ReferenceRequest) -> dict:
+    """The report's data (:func:`report.build_report`) with the company's brand, which
+    the PDF shows: a changed name, logo or colour changes the fingerprint too."""
+    brand = branding.brand_of(current_company())
+    return {
+        **report_data.build_report(reference_request),
+        "brand": {"name": brand.name, "accent": brand.accent, "logo_version": brand.logo_version},
+    }
 
 
 def generate_pdf(reference_request: ReferenceRequest) -> bytes:
     """The report of one request as PDF bytes, freshly rendered (nothing stored)."""
-    return render_pdf(report_data.build_report(reference_request))
+    return render_pdf(report_with_brand(reference_request))
 
 
 def _stored(report_file: ReportFile | None, fingerprint: str) -> bool:
@@ -135,7 +172,7 @@ def report_file_for(reference_request: ReferenceRequest, *, member_id: int | Non
     counted against ``member_id``'s budget, and only one render of a report runs at a
     time (``RenderRefused`` otherwise); should two still race, one file wins and the
     other is removed."""
-    report = report_data.build_report(reference_request)
+    report = report_with_brand(reference_request)
     fingerprint = report_data.fingerprint(report)
     existing = ReportFile.objects.filter(request=reference_request).first()
     if _stored(existing, fingerprint):

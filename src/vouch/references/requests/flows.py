@@ -14,6 +14,7 @@ from vouch.core.context import current
 from vouch.links import services as links
 from vouch.links.models import Purpose
 from vouch.references import flows, jobs, signals
+from vouch.references.candidates.name_index import index_name
 from vouch.references.desk import notices
 from vouch.references.flows import WorkflowError
 from vouch.references.mailing import outgoing
@@ -29,11 +30,9 @@ from vouch.references.request_models import (
     ReferenceRequest,
     ReferenceStatus,
     RequestStatus,
-    SearchTerm,
 )
 from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
-from vouch.vault.normalise import name_words
 
 MAX_DEADLINE_DAYS = 365
 
@@ -50,16 +49,6 @@ def deadline_from(value: date | datetime) -> datetime:
     if moment > now + timedelta(days=MAX_DEADLINE_DAYS):
         raise WorkflowError(f"The deadline must be within {MAX_DEADLINE_DAYS} days.")
     return moment
-
-
-def index_name(candidate: Candidate) -> None:
-    """Keep the blind indexes of the candidate's name words in step with the name
-    (``name_words``: each word, and the parts of a hyphenated or apostrophe word)."""
-    words = name_words(candidate.name)
-    SearchTerm.objects.filter(candidate=candidate).delete()
-    SearchTerm.objects.bulk_create(
-        [SearchTerm(candidate=candidate, term=blind_index("name", word)) for word in sorted(words)]  # type: ignore[misc]  # typing debt: an Optional not narrowed here
-    )
 
 
 def _candidate_for(name: str, email: str, phone: str, actor) -> Candidate:

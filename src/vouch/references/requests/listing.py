@@ -1,10 +1,10 @@
 """The requests dashboard: which requests a page shows, found without decrypting.
 
 Filters use plain columns (status, creator, open flags, creation time). The search
-box looks a candidate up through blind indexes only: a whole email address through
-``Candidate.email_index``, otherwise every word of a name through ``SearchTerm``
-(a candidate matches when all the typed words are words of their name). Nothing is
-decrypted to filter; only the 25 rows shown are opened.
+box looks a candidate up through keyed indexes only: a whole email address through
+``Candidate.email_index``, otherwise the typed words of a name through
+``candidates.name_index`` (each word the start of a word of the name, as the recruiter
+types). Nothing is decrypted to filter; only the 25 rows shown are opened.
 
 Callers say which requests the member may see (``requests.access.visibility``). The
 page's rows are drawn as HTML by ``listing_html``, not here."""
@@ -17,16 +17,16 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db import router
-from django.db.models import Count, DateField, Func, IntegerField, QuerySet
+from django.db.models import DateField, Func, IntegerField, QuerySet
 from django.db.models.functions import Cast
 
 from vouch.accounts import user_service
 from vouch.core.db import PreparedRows
+from vouch.references.candidates.name_index import candidates_named, has_short_word
 from vouch.references.models import Candidate
-from vouch.references.request_models import ReferenceRequest, SearchTerm
+from vouch.references.request_models import ReferenceRequest
 from vouch.references.requests.access import Visibility
 from vouch.vault.fields import blind_index
-from vouch.vault.normalise import name_words
 
 PER_PAGE = 25
 MAX_PAGE = 100_000
@@ -37,8 +37,6 @@ ORDER = ("-created_at", "-id")
 # an OFFSET join costs about a microsecond per skipped row, the subquery's extra SQL about
 # as much as 500 of them.
 DEEP_OFFSET = 500
-# More words than a name has would only ever find nobody, at the cost of more hashing.
-MAX_SEARCH_WORDS = 8
 
 # What the dashboard shows of a request and its candidate, as value rows (no model
 # instances: building 50 of them per page cost more than reading the rows); nothing
@@ -86,6 +84,11 @@ class DashboardPage:
     names: dict[int, str] = field(default_factory=dict)  # member user id -> display name
 
     @property
+    def short_word(self) -> bool:
+        """Whether the typed name has a word matched only as a whole word (under 3 characters)."""
+        return self.search_kind == "name" and has_short_word(self.filters.query)
+
+    @property
     def summary(self) -> str:
         """ "26–50 of 10,000" (or "0 requests")."""
         count = self.page.paginator.count
@@ -105,7 +108,7 @@ def search_kind(query: str) -> str | None:
     return "email" if "@" in query else "name"
 
 
-def matching_candidates(query: str) -> QuerySet[Candidate] | QuerySet[SearchTerm] | None:
+def matching_candidates(query: str) -> QuerySet | None:
     """A subquery of the ids of candidates the query finds, through blind indexes
     only; None when the query cannot find anyone."""
     kind = search_kind(query)
@@ -113,24 +116,9 @@ def matching_candidates(query: str) -> QuerySet[Candidate] | QuerySet[SearchTerm
         index = blind_index("email", query)
         if index is None:
             return None
-        return Candidate.objects.filter(email_index=index).values("pk")  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
+        return Candidate.objects.filter(email_index=index).values("pk")
     if kind == "name":
-        # A typed "Mary-Jane" must find "mary" and "jane", "O'Brien" "obrien" (name_words).
-        words = name_words(query, query=True)
-        if not words or len(words) > MAX_SEARCH_WORDS:
-            return None
-        terms = {blind_index("name", word) for word in words}
-        if len(terms) == 1:
-            return SearchTerm.objects.filter(term=terms.pop()).values("candidate_id")  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
-        # A candidate has each term at most once (a unique constraint), so counting
-        # the rows that matched says whether every word did.
-        return (
-            SearchTerm.objects.filter(term__in=terms)  # type: ignore[return-value]  # typing debt: an Optional not narrowed here
-            .values("candidate_id")
-            .annotate(matched=Count("term"))
-            .filter(matched=len(terms))
-            .values("candidate_id")
-        )
+        return candidates_named(query)
     return None
 
 

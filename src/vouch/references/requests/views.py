@@ -23,6 +23,7 @@ from vouch.accounts.policy import Action
 from vouch.activity import services as activity
 from vouch.audit import record
 from vouch.audit.models import EventAction
+from vouch.core import htmx
 from vouch.core.context import company_context
 from vouch.core.requests import CompanyRequest
 from vouch.references import bulk
@@ -57,6 +58,8 @@ from vouch.shield import admission
 from vouch.tenancy import company_db
 from vouch.tenancy.lookups import company_object_or_404
 
+# The id of the element the list's filters replace as the recruiter types.
+RESULTS = "request-results"
 SHARED = ("questionnaire", "referees_required", "guidance", "deadline", "work_email_required")
 
 
@@ -80,6 +83,11 @@ def _filter_options(raw: QueryDict, members: dict[int, str]) -> dict:
 @company_action(Action.VIEW_REQUESTS)
 @admission.admit("search", when=admission.searching)  # a few searches at once per company (P3)
 def request_list(request: CompanyRequest) -> HttpResponse:
+    """The list with its filters; as the recruiter types or changes a filter, htmx asks
+    for the results alone (``RESULTS``), and without JavaScript the form asks for the
+    whole page."""
+    partial = htmx.swaps(request, RESULTS)
+    template = "references/requests/_results.html" if partial else "references/requests/list.html"
     membership = request.membership
     # Read once: who sees what, and when a referee is late (the action marker).
     workflow = WorkflowSettings.current()
@@ -89,11 +97,12 @@ def request_list(request: CompanyRequest) -> HttpResponse:
         "options": _filter_options(request.GET, members),
         "can_create": policy.can(membership, Action.CREATE_REQUEST),
         "sees_all": seen.everything,
+        "partial": partial,
     }
     form, filters, kept = _filters(request, members, seen)
     if filters is None:
         context = {**context, "form": form, "result": None}
-        return render(request, "references/requests/list.html", context, status=400)
+        return htmx.varies(render(request, template, context, status=400))
     result = listing.dashboard_page(seen, filters, request.GET.get("page", "1"), members)
     # With nothing to show and no filter, say whether there is anything at all.
     has_any = result.page.paginator.count > 0 or (filters.active and seen.of(ReferenceRequest.objects.all()).exists())
@@ -109,7 +118,7 @@ def request_list(request: CompanyRequest) -> HttpResponse:
         )
         context["rows"] = listing_html.rows_html(result.page.object_list, result.names, marked)
         context["pagination"] = listing_html.pagination_html(result.page, querystring, result.summary)
-    return render(request, "references/requests/list.html", context)
+    return htmx.varies(render(request, template, context))
 
 
 def _filters(

@@ -162,11 +162,12 @@ document.addEventListener("submit", function (event) {
   });
 })();
 
-// htmx leaves a 400 answer unswapped; a form marked data-swap-errors shows it in place
-// (its fragment carries the error next to the field, and the text typed).
+// htmx leaves a 400 or 422 answer unswapped; a form marked data-swap-errors shows it in
+// place (its fragment carries the error next to the field, and the text typed).
 document.addEventListener("htmx:beforeSwap", function (event) {
   var elt = event.detail.elt;
-  if (event.detail.xhr.status === 400 && elt && elt.closest && elt.closest("[data-swap-errors]")) {
+  var status = event.detail.xhr.status;
+  if ((status === 400 || status === 422) && elt && elt.closest && elt.closest("[data-swap-errors]")) {
     event.detail.shouldSwap = true;
     event.detail.isError = false;
   }
@@ -185,4 +186,33 @@ document.addEventListener("click", function (event) {
       button.textContent = "Copied";
     });
   }
+});
+
+// A search refused as busy (429: a company runs a few searches at once) would leave the
+// earlier results on screen as if they answered what is typed now. The form (marked
+// data-busy-status with the id of its status line) says so, above the results and to
+// screen readers, and asks again once Retry-After has passed (at most 10 s).
+document.addEventListener("htmx:responseError", function (event) {
+  var xhr = event.detail.xhr;
+  var elt = event.detail.elt;
+  var form = elt && elt.closest ? elt.closest("form[data-busy-status]") : null;
+  if (xhr.status !== 429 || !form) {
+    return;
+  }
+  var text = "Vouch is busy: your search will be tried again in a moment.";
+  var status = document.getElementById(form.getAttribute("data-busy-status"));
+  if (status) {
+    status.textContent = text;
+  }
+  var results = document.querySelector(form.getAttribute("hx-target"));
+  if (results) {
+    var note = results.querySelector(".search-busy") || document.createElement("p");
+    note.className = "message search-busy";
+    note.textContent = text;
+    results.insertBefore(note, results.firstChild);
+  }
+  var seconds = Math.min(parseInt(xhr.getResponseHeader("Retry-After"), 10) || 1, 10);
+  setTimeout(function () {
+    htmx.trigger(form, "submit");
+  }, seconds * 1000);
 });
