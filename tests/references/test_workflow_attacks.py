@@ -31,6 +31,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from tests.accounts.helpers import fast_company, fast_member, mark_reauthenticated
+from tests.references import branding_helpers as logos
 from tests.references.helpers import add_candidate, add_file, pdf_bytes
 from tests.references.workflow import FULL, IDENTITY, REFEREES, last_token, make_request, nominate
 from vouch.accounts.policy import MINIMUM_ROLE, Role
@@ -564,6 +565,8 @@ def member_world(alpha):
         )
     with company_context(alpha):
         job = BulkImport.objects.create(created_by_id=owner.pk, rows=[], shared={}, total=0)
+    # A logo, for the branding pages to show and remove.
+    logos.set_logo(alpha, alpha.memberships.get(role=Role.OWNER))
     return {
         "import": job,
         "candidate": candidate,
@@ -674,6 +677,9 @@ def post_for(name: str, world: dict) -> tuple[dict, dict]:
                 "request_expired": "off",
             },
         ),
+        "branding_settings": ({}, {"accent": "#8a1538"}),
+        "branding_logo_remove": ({}, {}),
+        "branding_logo": ({}, {}),
     }
     assert set(table) == set(POSTED)
     return table[name]
@@ -714,6 +720,9 @@ POSTED = (
     "workflow_settings",
     "requests_export",
     "notice_preferences",
+    "branding_settings",
+    "branding_logo_remove",
+    "branding_logo",
 )
 
 
@@ -737,6 +746,7 @@ READ_ONLY = {
     "request_report",
     "request_report_pdf",
     "requests_export",
+    "branding_logo",
 }
 # A page for recruiters up that only shows something (a background import's progress):
 # refused to a viewer like the rest, and nothing for the owner's control to change.

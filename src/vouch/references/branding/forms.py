@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.template.defaultfilters import filesizeformat
 
+from vouch.core.text import SingleLineField
 from vouch.references.branding import colours, images
 
 
@@ -20,7 +21,7 @@ class BrandingForm(forms.Form):
         ),
         widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
     )
-    accent = forms.CharField(
+    accent = SingleLineField(
         required=False,
         max_length=7,
         label="Accent colour",
