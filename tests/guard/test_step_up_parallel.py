@@ -23,7 +23,11 @@ VERIFY = "/accounts/verify-sign-in/"
 
 @pytest.fixture(scope="module")
 def server():
-    live = make_server(workers=2).start()
+    # The ten-second sign-in limits (vouch.shield.limits, tested in tests/shield) rightly
+    # refuse part of this test's bursts of sixteen guesses from one address; here the point
+    # is what the code counter does with the guesses that do arrive at once.
+    live = make_server(workers=2, extra_env={"VOUCH_BURST_LIMITS": "sign_in.address=100000,sign_in.network=100000"})
+    live.start()
     yield live
     cleanup(live)
 
