@@ -3,7 +3,9 @@ vouch.shield.limits): past a limit, 429 with Retry-After; normal use is untouche
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import pytest
 from django.core.cache import caches
@@ -213,11 +215,11 @@ def test_route_classes():
         assert limits.route_class(request) == expected, request.path
 
 
-def test_one_address_holds_at_most_its_share_of_the_threads(settings, clock):
-    """The in-flight cap: a client with requests still in progress (a slow body, say)
-    gets 429 for one more, while another client is served."""
-    settings.VOUCH_CLIENT_IN_FLIGHT = 2
-    settings.VOUCH_RATE_LIMITS = ""
+@contextlib.contextmanager
+def _in_progress(middleware_class, requests: list) -> Iterator[list[int]]:
+    """``requests`` sent at once through ``middleware_class`` in front of a view that
+    waits until the block ends: inside it, every request that got through is in
+    progress. Yields the statuses answered, complete after the block."""
     release = threading.Event()
     entered = threading.Semaphore(0)
 
@@ -226,25 +228,32 @@ def test_one_address_holds_at_most_its_share_of_the_threads(settings, clock):
         release.wait(10)
         return HttpResponse("done")
 
-    middleware = ClientLimitsMiddleware(slow_view)
-    factory = RequestFactory()
+    middleware = middleware_class(slow_view)
     answers: list[int] = []
-    threads = [
-        threading.Thread(
-            target=lambda: answers.append(middleware(factory.get("/", REMOTE_ADDR="192.0.2.8")).status_code)
-        )
-        for _ in range(2)
-    ]
+    threads = [threading.Thread(target=lambda r=r: answers.append(middleware(r).status_code)) for r in requests]
     for thread in threads:
         thread.start()
-    for _ in threads:
-        assert entered.acquire(timeout=5)
-    third = middleware(factory.get("/", REMOTE_ADDR="192.0.2.8"))
-    assert third.status_code == 429
-    assert third["Retry-After"] == "1"
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    try:
+        for _ in threads:
+            assert entered.acquire(timeout=5)
+        yield answers
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(5)
+
+
+def test_one_address_holds_at_most_its_share_of_the_threads(settings, clock):
+    """The in-flight cap: a client with requests still in progress (a slow body, say)
+    gets 429 for one more, while another client is served."""
+    settings.VOUCH_CLIENT_IN_FLIGHT = 2
+    settings.VOUCH_RATE_LIMITS = ""
+    factory = RequestFactory()
+    middleware = ClientLimitsMiddleware(lambda request: HttpResponse("done"))
+    with _in_progress(ClientLimitsMiddleware, [factory.get("/", REMOTE_ADDR="192.0.2.8") for _ in range(2)]) as answers:
+        third = middleware(factory.get("/", REMOTE_ADDR="192.0.2.8"))
+        assert third.status_code == 429
+        assert third["Retry-After"] == "1"
     assert answers == [200, 200]
     assert limits_middleware.in_flight.held == {}
     assert middleware(factory.get("/", REMOTE_ADDR="192.0.2.8")).status_code == 200
@@ -256,15 +265,6 @@ def test_members_behind_one_address_are_not_counted_by_address(settings, clock):
     accounts' own caps apply later, in AccountLimitsMiddleware."""
     settings.VOUCH_CLIENT_IN_FLIGHT = 2
     settings.VOUCH_RATE_LIMITS = ""
-    release = threading.Event()
-    entered = threading.Semaphore(0)
-
-    def slow_view(request):
-        entered.release()
-        release.wait(10)
-        return HttpResponse("done")
-
-    middleware = ClientLimitsMiddleware(slow_view)
     factory = RequestFactory()
 
     def member_page(n: int):
@@ -272,16 +272,8 @@ def test_members_behind_one_address_are_not_counted_by_address(settings, clock):
         request.COOKIES[settings.SESSION_COOKIE_NAME] = f"colleague-{n}"
         return request
 
-    answers: list[int] = []
-    threads = [
-        threading.Thread(target=lambda n=n: answers.append(middleware(member_page(n)).status_code)) for n in range(3)
-    ]
-    for thread in threads:
-        thread.start()
-    for _ in threads:
-        assert entered.acquire(timeout=5)  # all three in progress at once
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    # All three in progress at once (the block is entered only when each reached the view).
+    with _in_progress(ClientLimitsMiddleware, [member_page(n) for n in range(3)]) as answers:
+        pass
     assert answers == [200, 200, 200]
     assert limits_middleware.in_flight.held == {}

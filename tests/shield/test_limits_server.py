@@ -123,23 +123,22 @@ def test_slowloris_headers_do_not_slow_a_normal_client(server):
     assert closed == len(slow)
 
 
-def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
-    """Sixteen uploads that send their body a few bytes a second, from one address: it
-    holds at most VOUCH_CLIENT_IN_FLIGHT (threads - 2) threads; its other requests are
-    answered 429 at once, and a normal client is answered quickly."""
-    baseline = _normal_client(server, 10)
-    # A valid CSRF cookie and origin: Django then reads the body (to find the form's token).
+@contextlib.contextmanager
+def _slow_sign_in_posts(server, addresses: list[str]):
+    """One sign-in post per address in ``addresses``, each sending its 100,000-byte body
+    4 bytes a second (a valid CSRF cookie and origin: Django reads the body to find the
+    form's token). Yields the sockets; they are closed after."""
     csrf, _, _ = helpers.csrf_form(server, "/accounts/login/")
     sockets: list[socket.socket] = []
     stop = threading.Event()
     try:
-        for _ in range(16):
+        for address in addresses:
             sock = _tls(server)
             sock.sendall(
                 (
                     f"POST /accounts/login/ HTTP/1.1\r\nHost: localhost:{server.https_port}\r\n"
                     f"Origin: {server.url}\r\nReferer: {server.url}/accounts/login/\r\n"
-                    f"Cookie: __Host-csrftoken={csrf}\r\nX-Forwarded-For: {ATTACKER}\r\n"
+                    f"Cookie: __Host-csrftoken={csrf}\r\nX-Forwarded-For: {address}\r\n"
                     "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nlogin="
                 ).encode()
             )
@@ -151,21 +150,35 @@ def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
                     with contextlib.suppress(OSError):
                         sock.sendall(b"aaaa")
 
-        trickler = threading.Thread(target=trickle, daemon=True)
-        trickler.start()
+        threading.Thread(target=trickle, daemon=True).start()
         time.sleep(1)
-        attacked = _normal_client(server, 10)
-        refused = 0
-        for sock in sockets:
-            sock.settimeout(0.5)
-            with contextlib.suppress(OSError):
-                if sock.recv(4096).startswith(b"HTTP/1.1 429"):
-                    refused += 1
+        yield sockets
     finally:
         stop.set()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def _answered_429(sockets: list[socket.socket]) -> int:
+    """How many of the slow posts were answered 429 at once."""
+    refused = 0
+    for sock in sockets:
+        sock.settimeout(0.5)
+        with contextlib.suppress(OSError):
+            if sock.recv(4096).startswith(b"HTTP/1.1 429"):
+                refused += 1
+    return refused
+
+
+def test_slow_bodies_from_one_address_hold_at_most_its_share_of_threads(server):
+    """Sixteen uploads that send their body a few bytes a second, from one address: it
+    holds at most VOUCH_CLIENT_IN_FLIGHT (threads - 2) threads; its other requests are
+    answered 429 at once, and a normal client is answered quickly."""
+    baseline = _normal_client(server, 10)
+    with _slow_sign_in_posts(server, [ATTACKER] * 16) as sockets:
+        attacked = _normal_client(server, 10)
+        refused = _answered_429(sockets)
     print(
         f"\nslow bodies: 16 uploads trickling 4 bytes/s from one address: {refused} answered 429 at once\n"
         f"  normal client before: {_summary(baseline)}\n  normal client during: {_summary(attacked)}"
@@ -202,31 +215,7 @@ def test_slow_bodies_from_many_addresses_leave_a_thread_for_a_member(server):
     email = "member-beside-slow-bodies@example.com"
     helpers.create_member(server, email, "Beside Slow Bodies Co")
     session = helpers.session_cookie(server, email)
-    csrf, _, _ = helpers.csrf_form(server, "/accounts/login/")
-    sockets: list[socket.socket] = []
-    stop = threading.Event()
-    try:
-        for n in range(8):
-            sock = _tls(server)
-            sock.sendall(
-                (
-                    f"POST /accounts/login/ HTTP/1.1\r\nHost: localhost:{server.https_port}\r\n"
-                    f"Origin: {server.url}\r\nReferer: {server.url}/accounts/login/\r\n"
-                    f"Cookie: __Host-csrftoken={csrf}\r\nX-Forwarded-For: 203.0.113.{n + 20}\r\n"
-                    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nlogin="
-                ).encode()
-            )
-            sockets.append(sock)
-
-        def trickle():
-            while not stop.wait(1):
-                for sock in sockets:
-                    with contextlib.suppress(OSError):
-                        sock.sendall(b"aaaa")
-
-        trickler = threading.Thread(target=trickle, daemon=True)
-        trickler.start()
-        time.sleep(1)
+    with _slow_sign_in_posts(server, [f"203.0.113.{n + 20}" for n in range(8)]) as sockets:
         started = time.perf_counter()
         page = request(
             server,
@@ -237,21 +226,10 @@ def test_slow_bodies_from_many_addresses_leave_a_thread_for_a_member(server):
             timeout=30,
         )
         member_seconds = time.perf_counter() - started
-        refused = []
-        for sock in sockets:
-            sock.settimeout(0.5)
-            with contextlib.suppress(OSError):
-                answer = sock.recv(4096)
-                if answer.startswith(b"HTTP/1.1 429"):
-                    refused.append(answer)
-    finally:
-        stop.set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+        refused = _answered_429(sockets)
     print(
-        f"\nslow bodies from 8 addresses: {len(refused)} answered 429 at once; "
+        f"\nslow bodies from 8 addresses: {refused} answered 429 at once; "
         f"a member's dashboard beside them in {member_seconds * 1000:.0f} ms"
     )
     assert page.status == 200
-    assert len(refused) >= 8 - 3
+    assert refused >= 8 - 3
