@@ -7,6 +7,7 @@ PostgreSQL company databases)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connections, router
@@ -183,3 +184,19 @@ def test_prepared_rows_refuse_what_they_cannot_bind(company, members, five_reque
             unpaged_all.fetch(using=context.alias)
         with pytest.raises(ValueError, match="exactly once"):
             twice.fetch(using=context.alias, creator=1)
+
+
+def test_a_datetime_parameter_binds_as_the_orm_binds_it(company, members, five_requests):
+    # On SQLite Django sends an aware datetime as naive UTC text, on PostgreSQL as itself:
+    # the prepared query must find its place and bind a new value the same way, across
+    # time zones (a boundary given in another zone is the same instant).
+    since = PreparedRows(
+        lambda since: ReferenceRequest.objects.filter(created_at__gte=since).order_by("created_at").values_list("pk"),
+        since=datetime(1901, 1, 1, 0, 0, 0, 517_101, tzinfo=UTC),
+    )
+    with company_context(company) as context:
+        ordered = list(ReferenceRequest.objects.order_by("created_at").values_list("pk", "created_at"))
+        middle = ordered[3][1].astimezone(timezone(timedelta(hours=-5)))
+        expected = list(ReferenceRequest.objects.filter(created_at__gte=middle).order_by("created_at").values_list("pk"))
+        assert since.fetch(using=context.alias, since=middle) == expected == [(pk,) for pk, _ in ordered[3:]]
+        assert since.fetch(using=context.alias, since=ordered[-1][1] + timedelta(microseconds=1)) == []

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.db import connections
+from django.db.models import Count
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,7 +24,7 @@ from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.models import Membership
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
-from vouch.references.desk import export, figures, notices
+from vouch.references.desk import export, figures, notices, reads
 from vouch.references.fraud import checks as fraud
 from vouch.references.fraud import flows as fraud_flows
 from vouch.references.mailing import outgoing
@@ -498,3 +499,39 @@ def test_the_dashboard_makes_a_bounded_number_of_queries(client, company, member
     many = all_queries(company, page)
     assert many <= few, (few, many)  # the same queries (one fewer: a first read cached meanwhile)
     assert many <= 30
+
+
+def test_the_prepared_lists_are_the_rules_own_querysets(company, members):
+    # The dashboard runs each rule's SQL compiled once (desk/reads.py): on the same data
+    # it must find what the rule's queryset finds, first rows in order and count, in
+    # the company's view and in each creator's, past a page of rows.
+    recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
+    soon = timezone.now() + timedelta(days=1)
+    for n in range(7):
+        owner = recruiter if n % 2 else admin
+        flagged, *_ = high_flagged(company, owner, email=f"f{n}@example.org", deadline=soon + timedelta(hours=n))
+        evaluate(company, flagged)
+        done, _ = make_request(company, owner, email=f"d{n}@example.org", referees_required=1)
+        complete(company, nominate(company, done, REFEREES[1])[0])
+    now = timezone.now()
+    values = {
+        figures.ActionKind.HIGH_FLAG: {},
+        figures.ActionKind.DEADLINE: {"soon": now + figures.NEAR_DEADLINE},
+        figures.ActionKind.UNREAD_REPORT: {"user_id": recruiter.pk},
+    }
+    with company_context(company):
+        for creator in (None, recruiter.pk, admin.pk):
+            requests = ReferenceRequest.objects.all()
+            if creator is not None:
+                requests = requests.filter(created_by_id=creator)
+            for kind, rule in figures.RULES.items():
+                matching = requests.filter(rule.condition(**values[kind])).order_by(*rule.order)
+                expected = list(matching.values_list("pk", flat=True))
+                assert len(expected) >= 3, (kind, creator)
+                assert rule.first_ids(creator, 5, **values[kind]) == expected[:5]
+                assert rule.count(creator, **values[kind]) == len(expected)
+            counts = dict(requests.order_by().values_list("status").annotate(n=Count("*")))
+            assert reads.counts_by_status(creator) == counts
+        # Another member's id in the same prepared SQL: their reports, not the recruiter's.
+        unread = figures.RULES[figures.ActionKind.UNREAD_REPORT]
+        assert unread.count(None, user_id=admin.pk) == 7

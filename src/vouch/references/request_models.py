@@ -14,9 +14,10 @@ from __future__ import annotations
 import uuid
 
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, router
 from django.utils import timezone
 
+from vouch.core.db import PreparedLookup
 from vouch.vault.fields import (
     BlindIndexField,
     EncryptedCharField,
@@ -357,8 +358,13 @@ class WorkflowSettings(models.Model):
     @classmethod
     def for_reading(cls) -> WorkflowSettings:
         """The saved settings, or the defaults (unsaved) when none were saved yet: for pages
-        that only read, which must keep working where a write fails (a full disk)."""
-        return cls.objects.filter(pk=1).first() or cls(pk=1)
+        that only read, which must keep working where a write fails (a full disk).
+        Read through SQL compiled once (vouch.core.db): every dashboard page reads them."""
+        return _SAVED_SETTINGS.get(1, using=router.db_for_read(cls)) or cls(pk=1)
+
+
+# The sentinel is within the small integer range of the key (outside it, no SQL is made).
+_SAVED_SETTINGS = PreparedLookup(lambda: WorkflowSettings.objects.all(), sentinel=31_717)
 
 
 class BulkImport(models.Model):

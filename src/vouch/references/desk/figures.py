@@ -15,12 +15,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, router
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from vouch.core.context import current
+from vouch.core.db import PreparedRows
 from vouch.core.diskfull import StorageFull
+from vouch.references.desk import reads
 from vouch.references.request_models import (
     OPEN_REFERENCE_STATUSES,
     OPEN_REQUEST_STATUSES,
@@ -107,28 +109,23 @@ def scope(seen: Visibility, user_id: int, *, want_company: bool) -> tuple[QueryS
     return seen.of(everything), True
 
 
-def _waiting_referees(settings: WorkflowSettings, now: datetime) -> QuerySet[Reference]:
+def _waiting_since(stale: datetime) -> QuerySet[Reference]:
     """Referees of open requests who declined (and were not replaced) or have not
-    answered past the replacement time."""
-    stale = now - timedelta(days=settings.replace_after_days)
+    answered since before ``stale`` (the replacement time ago)."""
     return Reference.objects.filter(
         Q(status=ReferenceStatus.DECLINED) | Q(status__in=OPEN_REFERENCE_STATUSES, nominated_at__lt=stale),
         request__status__in=OPEN_REQUEST_STATUSES,
     )
 
 
+def _stale(settings: WorkflowSettings, now: datetime) -> datetime:
+    return now - timedelta(days=settings.replace_after_days)
+
+
 def referee_needs_action(settings: WorkflowSettings, now: datetime) -> Q:
     """An open request with a referee who declined or has not answered in time, as a
     condition on a few requests (the list's page of rows): one subquery."""
-    return Q(pk__in=_waiting_referees(settings, now).values("request_id"))
-
-
-def _referee_needs_action_everywhere(settings: WorkflowSettings, now: datetime) -> Q:
-    """The same over every request (the dashboard). The requests are found from those
-    referees (by their status's index, joined to their open requests: few rows), then
-    named by id: as a subquery or a correlated EXISTS, the database probed the
-    references of every open request instead (3-8 ms with 10,000 requests on SQLite)."""
-    return Q(pk__in=set(_waiting_referees(settings, now).values_list("request_id", flat=True)))
+    return Q(pk__in=_waiting_since(_stale(settings, now)).values("request_id"))
 
 
 def needs_action(settings: WorkflowSettings, user_id: int, now: datetime) -> Q:
@@ -136,8 +133,12 @@ def needs_action(settings: WorkflowSettings, user_id: int, now: datetime) -> Q:
     return referee_needs_action(settings, now) | _near_deadline(now) | _high_flag() | _unread_report(user_id)
 
 
+def _due_by(soon: datetime) -> Q:
+    return Q(status__in=OPEN_REQUEST_STATUSES, deadline__lte=soon)
+
+
 def _near_deadline(now: datetime) -> Q:
-    return Q(status__in=OPEN_REQUEST_STATUSES, deadline__lte=now + NEAR_DEADLINE)
+    return _due_by(now + NEAR_DEADLINE)
 
 
 def _high_flag() -> Q:
@@ -152,13 +153,15 @@ def _unread_report(user_id: int) -> Q:
     return Q(status=RequestStatus.COMPLETED) & ~Q(Exists(read))
 
 
-def _rules(settings: WorkflowSettings, user_id: int, now: datetime) -> list[tuple[str, Q, tuple[str, ...]]]:
-    return [
-        (ActionKind.HIGH_FLAG, _high_flag(), ("-open_flags", "deadline")),
-        (ActionKind.REFEREE, _referee_needs_action_everywhere(settings, now), ("deadline", "id")),
-        (ActionKind.DEADLINE, _near_deadline(now), ("deadline", "id")),
-        (ActionKind.UNREAD_REPORT, _unread_report(user_id), ("-closed_at", "-id")),
-    ]
+# The rules the dashboard lists, prepared (``reads``); the late or declined referees are
+# found from the referees instead (``_referee_rows``).
+RULES = {
+    ActionKind.HIGH_FLAG: reads.Rule(_high_flag, ("-open_flags", "deadline")),
+    ActionKind.DEADLINE: reads.Rule(_due_by, ("deadline", "id"), soon=reads.SOON),
+    ActionKind.UNREAD_REPORT: reads.Rule(_unread_report, ("-closed_at", "-id"), user_id=reads.USER),
+}
+_WAITING_REQUESTS = PreparedRows(lambda stale: _waiting_since(stale).values_list("request_id"), stale=reads.STALE)
+ORDER_OF_LISTS = (ActionKind.HIGH_FLAG, ActionKind.REFEREE, ActionKind.DEADLINE, ActionKind.UNREAD_REPORT)
 
 
 def action_ids(
@@ -171,26 +174,52 @@ def action_ids(
     return set(requests.filter(pk__in=ids).filter(condition).values_list("pk", flat=True))
 
 
+def _referee_rows(requests: QuerySet[ReferenceRequest], stale: datetime) -> tuple[list[UUID], int]:
+    """The first requests (and how many) with a late or declined referee. Found from
+    those referees (by their status's index, joined to their open requests: few rows),
+    then named by id: as a subquery or a correlated EXISTS, the database probed the
+    references of every open request instead (3-8 ms with 10,000 requests on SQLite)."""
+    waiting = {row[0] for row in _WAITING_REQUESTS.fetch(using=router.db_for_read(Reference), stale=stale)}
+    if not waiting:
+        return [], 0
+    matching = requests.filter(pk__in=waiting)
+    first = list(matching.order_by("deadline", "id").values_list("pk", flat=True)[:ACTION_ROWS])
+    return first, len(first) if len(first) < ACTION_ROWS else matching.count()
+
+
 def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime | None = None) -> Desk:
     now = now or timezone.now()
     settings = WorkflowSettings.for_reading()
     requests, mine = scope(seen, user_id, want_company=want_company)
-    counts = dict(requests.order_by().values_list("status").annotate(n=Count("*")))
+    sees_any = seen.everything or seen.creator_id is not None
+    # The view as a prepared query's parameter: None for every request, else one creator's.
+    creator = None if not mine else (user_id if seen.everything else seen.creator_id)
+    counts = reads.counts_by_status(creator) if sees_any else {}
     by_status = [(status, label, counts.get(status, 0)) for status, label in RequestStatus.choices]
-    actions = []
-    for kind, condition, order in _rules(settings, user_id, now):
-        matching = requests.filter(condition)
-        rows = list(matching.select_related("candidate").order_by(*order)[:ACTION_ROWS])
-        # Counted only when the rows fill the list: most companies have fewer.
-        count = len(rows) if len(rows) < ACTION_ROWS else matching.count()
-        actions.append(ActionList(kind, ACTION_TITLES[kind], count, rows))
+    values = {ActionKind.DEADLINE: {"soon": now + NEAR_DEADLINE}, ActionKind.UNREAD_REPORT: {"user_id": user_id}}
+    found: dict[str, tuple[list[UUID], int]] = {}
+    for kind in ORDER_OF_LISTS:
+        if not sees_any:
+            found[kind] = [], 0
+        elif kind == ActionKind.REFEREE:
+            found[kind] = _referee_rows(requests, _stale(settings, now))
+        else:
+            rule, parameters = RULES[kind], values.get(kind, {})
+            first = rule.first_ids(creator, ACTION_ROWS, **parameters)
+            # Counted only when the rows fill the list: most companies have fewer.
+            found[kind] = first, len(first) if len(first) < ACTION_ROWS else rule.count(creator, **parameters)
+    rows = reads.requests_by_id(pk for first, _ in found.values() for pk in first)
+    actions = [
+        ActionList(kind, ACTION_TITLES[kind], count, [rows[pk] for pk in first if pk in rows])
+        for kind, (first, count) in found.items()
+    ]
     return Desk(
         mine=mine,
         can_choose=seen.everything,
         total=sum(counts.values()),
         by_status=by_status,
         actions=actions,
-        recent=recent(requests),
+        recent=reads.recent_events(creator, RECENT_ROWS) if sees_any else [],
         turnaround=cached_turnaround(
             requests,
             "all" if not mine and seen.everything else f"member:{user_id}",
@@ -199,14 +228,6 @@ def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime |
             now,
         ),
     )
-
-
-def recent(requests: QuerySet[ReferenceRequest]) -> list[TimelineEvent]:
-    """The latest lines of the timelines of these requests, newest first."""
-    events = TimelineEvent.objects.all()
-    if _narrowed(requests):
-        events = events.filter(request__in=requests.values("pk"))
-    return list(events.select_related("request__candidate").order_by("-at", "-id")[:RECENT_ROWS])
 
 
 def _middle(durations: QuerySet, count: int) -> timedelta | None:

@@ -5,7 +5,9 @@ other miss."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from django.db import router
@@ -13,7 +15,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from vouch.accounts import policy
-from vouch.core.db import PreparedLookup
+from vouch.core.db import PreparedLookup, PreparedRows
 from vouch.core.requests import CompanyRequest
 from vouch.references.models import Candidate
 from vouch.references.request_models import Reference, ReferenceRequest, WorkflowSettings
@@ -54,6 +56,32 @@ class Visibility:
         own = Exists(reference_requests.filter(created_by_id=self.creator_id))
         added_unrequested = Q(created_by_id=self.creator_id) & ~Exists(reference_requests)
         return candidates.filter(own | added_unrequested)
+
+
+# A value no user id has: where a prepared query takes the creator's id (vouch.core.db).
+CREATOR_SENTINEL = -0x5E171E1
+
+
+def prepared_per_view(
+    query: Callable[..., QuerySet], *, paged: bool = False, **sentinels: Any
+) -> dict[bool, PreparedRows]:
+    """``query`` (of the requests a member sees, then of the parameters ``sentinels``
+    names) prepared for the two views that are one query each: every request (False)
+    and one creator's (True, with the parameter ``creator``)."""
+    everything, own = Visibility(everything=True), Visibility(everything=False, creator_id=CREATOR_SENTINEL)
+    return {
+        False: PreparedRows(
+            lambda **values: query(everything.of(ReferenceRequest.objects.all()), **values), paged=paged, **sentinels
+        ),
+        True: PreparedRows(
+            lambda creator, **values: query(
+                Visibility(everything=False, creator_id=creator).of(ReferenceRequest.objects.all()), **values
+            ),
+            paged=paged,
+            creator=own.creator_id,
+            **sentinels,
+        ),
+    }
 
 
 def visibility(request: CompanyRequest, settings: WorkflowSettings | None = None) -> Visibility:
