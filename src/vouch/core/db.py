@@ -97,24 +97,7 @@ class PreparedLookup(Generic[_M]):
 
     def _compile(self, connection) -> _Compiled:
         queryset = self._build().filter(**{self._key: self._sentinel})
-        compiler = queryset.query.get_compiler(connection=connection)
-        sql, params = compiler.as_sql()
-        key_index, _ = _place_of(params, self._key, self._sentinel)
-        klass_info, select = compiler.klass_info, compiler.select
-        fields = klass_info["select_fields"]
-        start, end = fields[0], fields[-1] + 1
-        return _Compiled(
-            sql=sql,
-            params=tuple(params),
-            key_index=key_index,
-            model=klass_info["model"],
-            init_list=[column[0].target.attname for column in select[start:end]],
-            start=start,
-            end=end,
-            klass_info=klass_info,
-            select=select,
-            converters=compiler.get_converters([column[0] for column in select[0 : compiler.col_count]]),
-        )
+        return _compile_instances(queryset, connection, {self._key: self._sentinel})
 
     def get(self, value: Any, *, using: str) -> _M | None:
         compiled, connection = _cached(self._compiled, self._lock, self._compile, using)
@@ -126,12 +109,75 @@ class PreparedLookup(Generic[_M]):
             row = cursor.fetchone()
         if row is None:
             return None
-        if compiled.converters:
-            row = _converted(row, compiled.converters, connection)
-        instance = compiled.model.from_db(using, compiled.init_list, row[compiled.start : compiled.end])
-        for populator in get_related_populators(compiled.klass_info, compiled.select, using):
-            populator.populate(row, instance)
-        return cast(_M, instance)
+        return cast(_M, _instance(compiled, row, connection, using))
+
+
+class PreparedLookupMany(Generic[_M]):
+    """``PreparedLookupMany(lambda: Model.objects.select_related(...), size=20)``; then
+    ``lookup.get_many(ids, using=alias)`` is that queryset's ``.filter(pk__in=ids)``
+    rows (in no particular order), for up to ``size`` primary keys (UUIDs) at once:
+    the SQL has ``size`` places, the unused ones filled with a key already asked for."""
+
+    def __init__(self, build: Callable[[], QuerySet[_M]], *, size: int) -> None:
+        self._build = build
+        self._sentinels = [uuid.UUID(int=0x5E171E1 + n) for n in range(size)]
+        self._compiled: dict[str, tuple[_Compiled, list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, connection) -> tuple[_Compiled, list[int]]:
+        named = {f"pk{n}": sentinel for n, sentinel in enumerate(self._sentinels)}
+        compiled = _compile_instances(self._build().filter(pk__in=self._sentinels), connection, named)
+        return compiled, [_place_of(compiled.params, name, sentinel)[0] for name, sentinel in named.items()]
+
+    def get_many(self, values: list[Any], *, using: str) -> list[_M]:
+        if not values:
+            return []
+        if len(values) > len(self._sentinels):
+            raise ValueError(f"at most {len(self._sentinels)} keys at once")
+        (compiled, places), connection = _cached(self._compiled, self._lock, self._compile, using)
+        key_field = compiled.model._meta.pk
+        params = list(compiled.params)
+        padded = list(values) + [values[-1]] * (len(places) - len(values))  # a repeated key matches its row once
+        for place, value in zip(places, padded, strict=True):
+            params[place] = key_field.get_db_prep_value(value, connection, prepared=False)
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        return [cast(_M, _instance(compiled, row, connection, using)) for row in rows]
+
+
+def _compile_instances(queryset: QuerySet, connection, keys: Mapping[str, Any]) -> _Compiled:
+    """``queryset``'s SQL for ``connection`` and how to build its rows' instances; its
+    ``key_index`` is the place of the first of ``keys`` (name: sentinel), each of which
+    must sit among the parameters exactly once."""
+    compiler = queryset.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    key_index = [_place_of(params, name, sentinel)[0] for name, sentinel in keys.items()][0]
+    klass_info, select = compiler.klass_info, compiler.select
+    fields = klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    return _Compiled(
+        sql=sql,
+        params=tuple(params),
+        key_index=key_index,
+        model=klass_info["model"],
+        init_list=[column[0].target.attname for column in select[start:end]],
+        start=start,
+        end=end,
+        klass_info=klass_info,
+        select=select,
+        converters=compiler.get_converters([column[0] for column in select[0 : compiler.col_count]]),
+    )
+
+
+def _instance(compiled: _Compiled, row: Any, connection, using: str) -> Model:
+    """The model instance (with its ``select_related`` ones) of one row, as ``ModelIterable`` builds it."""
+    if compiled.converters:
+        row = _converted(row, compiled.converters, connection)
+    instance = compiled.model.from_db(using, compiled.init_list, row[compiled.start : compiled.end])
+    for populator in get_related_populators(compiled.klass_info, compiled.select, using):
+        populator.populate(row, instance)
+    return instance
 
 
 def _cached(compiled: dict, lock: threading.Lock, compile_for: Callable, using: str) -> tuple[Any, Any]:

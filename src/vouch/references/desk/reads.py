@@ -18,7 +18,7 @@ from uuid import UUID
 from django.db import router
 from django.db.models import Count, Q
 
-from vouch.core.db import PreparedRows, count_rows
+from vouch.core.db import PreparedLookupMany, PreparedRows, count_rows
 from vouch.references.request_models import ReferenceRequest, TimelineEvent
 from vouch.references.requests.access import CREATOR_SENTINEL, prepared_per_view
 
@@ -79,19 +79,29 @@ def counts_by_status(creator: int | None) -> dict[str, int]:
     return dict(_BY_STATUS[creator is not None].fetch(**_scope(creator)))  # type: ignore[arg-type]
 
 
+# The rows the dashboard shows (four lists of at most five requests, ten lines of
+# activity), read with their related rows by id through prepared SQL.
+_AT_ONCE = 20
+_REQUESTS = PreparedLookupMany(lambda: ReferenceRequest.objects.select_related("candidate"), size=_AT_ONCE)
+_EVENTS = PreparedLookupMany(lambda: TimelineEvent.objects.select_related("request__candidate"), size=_AT_ONCE)
+
+
 def recent_events(creator: int | None, limit: int) -> list[TimelineEvent]:
     """The latest ``limit`` lines of the timelines of the view's requests, newest first."""
     rows = _RECENT_IDS[creator is not None].fetch(limit=limit, **_scope(creator))  # type: ignore[arg-type]
-    if not rows:
-        return []
-    ids = [row[0] for row in rows]
-    events = TimelineEvent.objects.filter(pk__in=ids).select_related("request__candidate")
-    return sorted(events, key=lambda event: ids.index(event.pk))
+    return _by_id(_EVENTS, [row[0] for row in rows], TimelineEvent)
 
 
 def requests_by_id(ids: Iterable[UUID]) -> dict[UUID, ReferenceRequest]:
-    """These requests with their candidates, in one read."""
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    return {row.pk: row for row in ReferenceRequest.objects.filter(pk__in=wanted).select_related("candidate")}
+    """These requests with their candidates, in one read for up to twenty."""
+    found = _by_id(_REQUESTS, list(dict.fromkeys(ids)), ReferenceRequest)
+    return {row.pk: row for row in found}
+
+
+def _by_id(lookup: PreparedLookupMany, ids: list[UUID], model: type) -> list:
+    """The rows of ``ids`` in their order (those gone meanwhile left out)."""
+    using = router.db_for_read(model)
+    found = {}
+    for start in range(0, len(ids), _AT_ONCE):
+        found.update((row.pk, row) for row in lookup.get_many(ids[start : start + _AT_ONCE], using=using))
+    return [found[pk] for pk in ids if pk in found]
