@@ -197,7 +197,8 @@ def test_a_datetime_parameter_binds_as_the_orm_binds_it(company, members, five_r
     with company_context(company) as context:
         ordered = list(ReferenceRequest.objects.order_by("created_at").values_list("pk", "created_at"))
         middle = ordered[3][1].astimezone(timezone(timedelta(hours=-5)))
-        expected = list(ReferenceRequest.objects.filter(created_at__gte=middle).order_by("created_at").values_list("pk"))
+        later = ReferenceRequest.objects.filter(created_at__gte=middle)
+        expected = list(later.order_by("created_at").values_list("pk"))
         assert since.fetch(using=context.alias, since=middle) == expected == [(pk,) for pk, _ in ordered[3:]]
         assert since.fetch(using=context.alias, since=ordered[-1][1] + timedelta(microseconds=1)) == []
 
