@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.core.cache import cache
@@ -196,7 +197,10 @@ def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime |
     creator = None if not mine else (user_id if seen.everything else seen.creator_id)
     counts = reads.counts_by_status(creator) if sees_any else {}
     by_status = [(status, label, counts.get(status, 0)) for status, label in RequestStatus.choices]
-    values = {ActionKind.DEADLINE: {"soon": now + NEAR_DEADLINE}, ActionKind.UNREAD_REPORT: {"user_id": user_id}}
+    values: dict[str, dict[str, Any]] = {
+        ActionKind.DEADLINE: {"soon": now + NEAR_DEADLINE},
+        ActionKind.UNREAD_REPORT: {"user_id": user_id},
+    }
     found: dict[str, tuple[list[UUID], int]] = {}
     for kind in ORDER_OF_LISTS:
         if not sees_any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from django.db import router
@@ -33,7 +34,7 @@ class Rule:
     like ``PreparedRows``' sentinels) and its order, prepared for its first rows and
     its size."""
 
-    def __init__(self, condition: Callable[..., Q], order: tuple[str, ...], **sentinels: object) -> None:
+    def __init__(self, condition: Callable[..., Q], order: tuple[str, ...], **sentinels: Any) -> None:
         self.condition = condition
         self.order = order
         self._ids = prepared_per_view(
@@ -76,7 +77,7 @@ _RECENT_IDS = {
 
 
 def counts_by_status(creator: int | None) -> dict[str, int]:
-    return dict(_BY_STATUS[creator is not None].fetch(**_scope(creator)))  # type: ignore[arg-type]
+    return dict(_BY_STATUS[creator is not None].fetch(**_scope(creator)))
 
 
 # The rows the dashboard shows (four lists of at most five requests, ten lines of
@@ -88,7 +89,7 @@ _EVENTS = PreparedLookupMany(lambda: TimelineEvent.objects.select_related("reque
 
 def recent_events(creator: int | None, limit: int) -> list[TimelineEvent]:
     """The latest ``limit`` lines of the timelines of the view's requests, newest first."""
-    rows = _RECENT_IDS[creator is not None].fetch(limit=limit, **_scope(creator))  # type: ignore[arg-type]
+    rows = _RECENT_IDS[creator is not None].fetch(limit=limit, **_scope(creator))
     return _by_id(_EVENTS, [row[0] for row in rows], TimelineEvent)
 
 
@@ -101,7 +102,7 @@ def requests_by_id(ids: Iterable[UUID]) -> dict[UUID, ReferenceRequest]:
 def _by_id(lookup: PreparedLookupMany, ids: list[UUID], model: type) -> list:
     """The rows of ``ids`` in their order (those gone meanwhile left out)."""
     using = router.db_for_read(model)
-    found = {}
+    found: dict[UUID, Any] = {}
     for start in range(0, len(ids), _AT_ONCE):
         found.update((row.pk, row) for row in lookup.get_many(ids[start : start + _AT_ONCE], using=using))
     return [found[pk] for pk in ids if pk in found]
