@@ -27,7 +27,6 @@ from vouch.references.request_models import (
     Reference,
     ReferenceRequest,
     RequestStatus,
-    WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
 from vouch.references.requests import listing
@@ -214,7 +213,7 @@ def create(request: HttpRequest, data: RequestIn) -> ReferenceRequest:
             "guidance": data.guidance,
             "work_email_required": "on" if data.work_email_required else "",
         },
-        settings=WorkflowSettings.current(),
+        # No settings: they only fill a blank form's initial values, and this one is bound.
     )
     if not form.is_valid():
         raise _invalid({field: [str(error) for error in errors] for field, errors in form.errors.items()})

@@ -57,7 +57,7 @@ def _candidate_for(name: str, email: str, phone: str, actor) -> Candidate:
     if existing is not None:
         return existing
     candidate = Candidate.objects.create(name=name, email=email, phone=phone, created_by_id=company_db.actor_id(actor))
-    index_name(candidate)
+    index_name(candidate, new=True)
     return candidate
 
 
