@@ -175,7 +175,7 @@ def _references(reference_request: ReferenceRequest) -> list[dict[str, Any]]:
     return found
 
 
-def _out(reference_request: ReferenceRequest) -> dict[str, Any]:
+def _out(reference_request: ReferenceRequest, *, new: bool = False) -> dict[str, Any]:
     """The request as ``RequestOut`` reads it: a plain dict, which ninja validates once
     against the schema (a ``RequestOut`` made here would be validated twice)."""
     candidate = reference_request.candidate
@@ -192,7 +192,8 @@ def _out(reference_request: ReferenceRequest) -> dict[str, Any]:
         "closed_at": reference_request.closed_at,
         "external_id": reference_request.external_id,
         "external_url": reference_request.external_url,
-        "references": _references(reference_request),
+        # A request just created has no references yet: nothing to read.
+        "references": [] if new else _references(reference_request),
     }
 
 
@@ -248,7 +249,7 @@ def create_request(request: HttpRequest, data: RequestIn):
     form, by the background worker within seconds of the answer. Send an
     ``Idempotency-Key`` so that a retry does not create it twice."""
     need(request, WRITE)
-    return Status(201, _out(create(request, data)))
+    return Status(201, _out(create(request, data), new=True))
 
 
 @router.post("/batch", response=BatchOut, summary="Create many reference requests (requests:write)")
@@ -264,7 +265,7 @@ def create_many(request: HttpRequest, data: BatchIn):
         except ValidationError as refused:
             results.append(BatchItem(index=index, status=422, request=None, errors=refused.errors))
         else:
-            results.append(BatchItem(index=index, status=201, request=RequestOut(**_out(created)), errors=[]))
+            results.append(BatchItem(index=index, status=201, request=RequestOut(**_out(created, new=True)), errors=[]))
     return BatchOut(created=sum(1 for result in results if result.status == 201), results=results)
 
 
