@@ -103,3 +103,12 @@ def test_the_builtin_version_is_the_orm_row_in_one_query(company):
         assert len(queries) == 1
         orm = QuestionnaireVersion.objects.get(pk=made.pk)
         assert _fields(again) == _fields(orm) and again._state.db == orm._state.db and not again._state.adding
+
+
+def test_a_company_by_its_id_is_the_orm_row(company):
+    from vouch.tenancy.company_row import company_by_id
+
+    for given in (company.pk, str(company.pk)):
+        found = company_by_id(given)
+        assert found is not None and _fields(found) == _fields(Company.objects.get(pk=company.pk))
+    assert company_by_id(uuid.uuid4()) is None
