@@ -89,3 +89,26 @@ def test_a_request_outside_the_members_view_is_a_recorded_404(company, members):
             with pytest.raises(Http404):  # the queryset's answer is the same
                 request_or_404(caller, missing)
     assert SecurityEvent.objects.filter(action="authz_fail", details__object="references.ReferenceRequest").count() == 4
+
+
+def test_the_builtin_version_is_the_orm_row_in_one_query(company):
+    from vouch.references.models import QuestionnaireVersion
+    from vouch.references.questionnaires import services as questionnaires
+
+    with company_context(company):
+        made = questionnaires.version_for_request("builtin:general-professional")
+        alias = router.db_for_read(QuestionnaireVersion)
+        with CaptureQueriesContext(connections[alias]) as queries:
+            again = questionnaires.version_for_request("builtin:general-professional")
+        assert len(queries) == 1
+        orm = QuestionnaireVersion.objects.get(pk=made.pk)
+        assert _fields(again) == _fields(orm) and again._state.db == orm._state.db and not again._state.adding
+
+
+def test_a_company_by_its_id_is_the_orm_row(company):
+    from vouch.tenancy.company_row import company_by_id
+
+    for given in (company.pk, str(company.pk)):
+        found = company_by_id(given)
+        assert found is not None and _fields(found) == _fields(Company.objects.get(pk=company.pk))
+    assert company_by_id(uuid.uuid4()) is None

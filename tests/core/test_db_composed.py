@@ -231,3 +231,28 @@ def test_the_key_rewrap_batch_is_bulk_update(company):
     theirs = written()
     assert mine == theirs
     assert {pk: mine[pk] for pk in new} == new
+
+
+def test_the_name_rows_inserts_are_bulk_create(company):
+    """``name_index``'s two INSERTs write the rows ``bulk_create`` wrote (same candidate,
+    same digests), on each engine."""
+    from vouch.references.candidates import name_index
+    from vouch.references.models import Candidate
+    from vouch.references.request_models import NamePrefix, SearchTerm
+    from vouch.vault.fields import blind_index
+    from vouch.vault.normalise import name_words
+    from vouch.vault.prefixes import name_prefix_digests
+
+    name = "Zoë Ångström-Okafor"
+    with company_context(company):
+        composed = Candidate.objects.create(name=name, email="zoe@example.org")
+        name_index.index_names([composed], new=True)
+        orm = Candidate.objects.create(name=name, email="zoe2@example.org")
+        SearchTerm.objects.bulk_create(SearchTerm(candidate=orm, term=blind_index("name", w)) for w in name_words(name))
+        NamePrefix.objects.bulk_create(NamePrefix(candidate=orm, digest=d) for d in name_prefix_digests(name))
+        for model, column in ((SearchTerm, "term"), (NamePrefix, "digest")):
+            mine = sorted(model.objects.filter(candidate_id=composed.pk).values_list(column, flat=True))
+            theirs = sorted(model.objects.filter(candidate_id=orm.pk).values_list(column, flat=True))
+            assert mine == theirs and mine
+            # The candidate column holds the id as the ORM stores it: the join finds them.
+            assert {row.candidate.email for row in model.objects.filter(candidate=composed)} == {"zoe@example.org"}

@@ -19,6 +19,7 @@ import logging
 from vouch.core.context import current
 from vouch.references.request_models import Reference, ReferenceRequest, TimelineEvent, WorkflowSettings
 from vouch.tenancy import company_db
+from vouch.tenancy.company_row import company_by_id
 from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references")
@@ -28,8 +29,12 @@ class WorkflowError(ValueError):
     """A move the workflow does not allow; the message is safe to show the person."""
 
 
-def current_company():
-    return Company.objects.get(pk=current().company_id)
+def current_company() -> Company:
+    """The current context's company row (read each time, through SQL compiled once)."""
+    company = company_by_id(current().company_id)
+    if company is None:
+        raise Company.DoesNotExist(f"no company {current().company_id}")
+    return company
 
 
 def company_settings() -> WorkflowSettings:

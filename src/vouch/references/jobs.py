@@ -46,6 +46,7 @@ from vouch.references.request_models import (
 from vouch.references.requests import flows as request_flows
 from vouch.support import services as support
 from vouch.tenancy import company_db
+from vouch.tenancy.company_row import company_by_id
 from vouch.tenancy.models import Company, CompanyStatus
 
 log = logging.getLogger("vouch.references.jobs")
@@ -70,7 +71,7 @@ BACKOFF_MAX_SECONDS = 5.0
 
 def _active_company(company_id):
     """The company, or None when it is gone or switched off (its tasks then do nothing)."""
-    company = Company.objects.filter(pk=company_id).first()
+    company = company_by_id(company_id)
     if company is None or not company.is_active or company.status == CompanyStatus.DELETED:
         return None
     return company

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from vouch.accounts import policy
 from vouch.accounts.policy import Action
@@ -27,7 +28,6 @@ from vouch.references.request_models import (
     Reference,
     ReferenceRequest,
     RequestStatus,
-    WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
 from vouch.references.requests import listing
@@ -59,13 +59,22 @@ class RequestIn(Schema):
     external_url: str = Field("", max_length=500, description="The ATS's page of this check (https)")
 
 
-class CandidateOut(Schema):
+class Out(BaseModel):
+    """An answer's schema: plain pydantic, as the views answer plain dicts. ninja's
+    ``Schema`` wraps every object it validates (each row of a list, each nested one) to
+    read Django model attributes, which a dict does not need: a third of a list's
+    validation went there."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CandidateOut(Out):
     id: uuid.UUID
     name: str
     email: str
 
 
-class ReferenceOut(Schema):
+class ReferenceOut(Out):
     id: uuid.UUID
     status: str
     name: str
@@ -76,7 +85,7 @@ class ReferenceOut(Schema):
     declined_at: datetime | None
 
 
-class RequestOut(Schema):
+class RequestOut(Out):
     id: uuid.UUID
     status: str
     role: str
@@ -92,7 +101,7 @@ class RequestOut(Schema):
     references: list[ReferenceOut]
 
 
-class RequestSummary(Schema):
+class RequestSummary(Out):
     id: uuid.UUID
     status: str
     references_completed: int
@@ -106,7 +115,7 @@ class RequestSummary(Schema):
 SUMMARY_FIELDS = tuple(RequestSummary.model_fields)
 
 
-class RequestPage(Schema):
+class RequestPage(Out):
     items: list[RequestSummary]
     next_cursor: str | None
 
@@ -166,7 +175,7 @@ def _references(reference_request: ReferenceRequest) -> list[dict[str, Any]]:
     return found
 
 
-def _out(reference_request: ReferenceRequest) -> dict[str, Any]:
+def _out(reference_request: ReferenceRequest, *, new: bool = False) -> dict[str, Any]:
     """The request as ``RequestOut`` reads it: a plain dict, which ninja validates once
     against the schema (a ``RequestOut`` made here would be validated twice)."""
     candidate = reference_request.candidate
@@ -183,7 +192,8 @@ def _out(reference_request: ReferenceRequest) -> dict[str, Any]:
         "closed_at": reference_request.closed_at,
         "external_id": reference_request.external_id,
         "external_url": reference_request.external_url,
-        "references": _references(reference_request),
+        # A request just created has no references yet: nothing to read.
+        "references": [] if new else _references(reference_request),
     }
 
 
@@ -214,7 +224,7 @@ def create(request: HttpRequest, data: RequestIn) -> ReferenceRequest:
             "guidance": data.guidance,
             "work_email_required": "on" if data.work_email_required else "",
         },
-        settings=WorkflowSettings.current(),
+        # No settings: they only fill a blank form's initial values, and this one is bound.
     )
     if not form.is_valid():
         raise _invalid({field: [str(error) for error in errors] for field, errors in form.errors.items()})
@@ -239,7 +249,7 @@ def create_request(request: HttpRequest, data: RequestIn):
     form, by the background worker within seconds of the answer. Send an
     ``Idempotency-Key`` so that a retry does not create it twice."""
     need(request, WRITE)
-    return Status(201, _out(create(request, data)))
+    return Status(201, _out(create(request, data), new=True))
 
 
 @router.post("/batch", response=BatchOut, summary="Create many reference requests (requests:write)")
@@ -255,7 +265,7 @@ def create_many(request: HttpRequest, data: BatchIn):
         except ValidationError as refused:
             results.append(BatchItem(index=index, status=422, request=None, errors=refused.errors))
         else:
-            results.append(BatchItem(index=index, status=201, request=RequestOut(**_out(created)), errors=[]))
+            results.append(BatchItem(index=index, status=201, request=RequestOut(**_out(created, new=True)), errors=[]))
     return BatchOut(created=sum(1 for result in results if result.status == 201), results=results)
 
 

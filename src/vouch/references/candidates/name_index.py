@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connections
 from django.db.models import Count, Model, QuerySet
 
+from vouch.core.db import ComposedSQL
 from vouch.references.models import Candidate
 from vouch.references.request_models import NamePrefix, SearchTerm
+from vouch.tenancy import company_db
 from vouch.vault.fields import blind_index
 from vouch.vault.normalise import PREFIX_MIN_CHARS, name_words, query_prefix
 from vouch.vault.prefixes import name_prefix_digests, prefix_digest
@@ -28,28 +31,44 @@ from vouch.vault.prefixes import name_prefix_digests, prefix_digest
 MAX_SEARCH_WORDS = 8
 
 
-def index_names(candidates: Iterable[Candidate]) -> None:
+def index_names(candidates: Iterable[Candidate], *, new: bool = False) -> None:
     """Write the search rows of these candidates' names, replacing any they had: after
     every write of a name (adding, editing, the candidate's own correction, bulk
-    requests). Deleting a candidate deletes their rows (the cascade)."""
+    requests). Deleting a candidate deletes their rows (the cascade). ``new``: candidates
+    created in this transaction, who cannot have rows yet (nothing to delete first)."""
     candidates = list(candidates)
-    ids = [candidate.pk for candidate in candidates]
-    SearchTerm.objects.filter(candidate_id__in=ids).delete()
-    NamePrefix.objects.filter(candidate_id__in=ids).delete()
-    SearchTerm.objects.bulk_create(
-        [
-            SearchTerm(candidate_id=candidate.pk, term=_word_digest(word))
-            for candidate in candidates
-            for word in sorted(name_words(candidate.name))
-        ]
+    if not new:
+        ids = [candidate.pk for candidate in candidates]
+        SearchTerm.objects.filter(candidate_id__in=ids).delete()
+        NamePrefix.objects.filter(candidate_id__in=ids).delete()
+    terms = [
+        (candidate.pk, _word_digest(word)) for candidate in candidates for word in sorted(name_words(candidate.name))
+    ]
+    prefixes = [
+        (candidate.pk, digest) for candidate in candidates for digest in sorted(name_prefix_digests(candidate.name))
+    ]
+    alias = company_db.alias()
+    connection = connections[alias]
+    pk = Candidate._meta.pk
+    for statement, rows in ((_INSERT_TERM, terms), (_INSERT_PREFIX, prefixes)):
+        if rows:
+            statement.executemany(
+                [(pk.get_db_prep_value(candidate_id, connection), digest) for candidate_id, digest in rows], using=alias
+            )
+
+
+# The rows of a name, written in one driver call per table (vouch.core.db): bulk_create
+# built a model instance per row and compiled its INSERT on every name written.
+_INSERT_TERM = ComposedSQL(
+    lambda n: (
+        f"INSERT INTO {n.table(SearchTerm)} ({n.columns(SearchTerm, 'candidate', 'term')}) VALUES (%s, %s)"  # noqa: S608 - identifiers from the model
     )
-    NamePrefix.objects.bulk_create(
-        [
-            NamePrefix(candidate_id=candidate.pk, digest=digest)
-            for candidate in candidates
-            for digest in sorted(name_prefix_digests(candidate.name))
-        ]
+)
+_INSERT_PREFIX = ComposedSQL(
+    lambda n: (
+        f"INSERT INTO {n.table(NamePrefix)} ({n.columns(NamePrefix, 'candidate', 'digest')}) VALUES (%s, %s)"  # noqa: S608 - identifiers from the model
     )
+)
 
 
 def _word_digest(word: str) -> str:
@@ -60,9 +79,9 @@ def _word_digest(word: str) -> str:
     return digest
 
 
-def index_name(candidate: Candidate) -> None:
-    """Keep one candidate's search rows in step with their name."""
-    index_names([candidate])
+def index_name(candidate: Candidate, *, new: bool = False) -> None:
+    """Keep one candidate's search rows in step with their name (``new``: see index_names)."""
+    index_names([candidate], new=new)
 
 
 def has_short_word(query: str) -> bool:

@@ -40,13 +40,17 @@ from vouch.references.branding import mail as branding_mail
 from vouch.references.flows import note
 from vouch.references.models import Reference, ReferenceRequest
 from vouch.references.request_models import ACTIVE_REFERENCE_STATUSES, Flag, Notice, NoticeEvent
+from vouch.tenancy.company_row import company_by_id
 from vouch.tenancy.models import Company
 
 log = logging.getLogger("vouch.references")
 
 
 def _company(company_id):
-    return Company.objects.get(pk=company_id)
+    company = company_by_id(company_id)
+    if company is None:
+        raise Company.DoesNotExist(f"no company {company_id}")
+    return company
 
 
 def link_url(purpose: str, token: str) -> str:

@@ -36,6 +36,7 @@ from vouch.core import faults
 from vouch.core.context import company_context, current
 from vouch.references.mailing import mail
 from vouch.references.request_models import OutgoingMail
+from vouch.tenancy.company_row import company_by_id
 from vouch.tenancy.models import Company, CompanyStatus
 
 log = logging.getLogger("vouch.references.mailing.outgoing")
@@ -99,7 +100,7 @@ def _send_now(company_id, row_ids) -> None:
 
 def send_rows(company_id, row_ids) -> None:
     """Send these rows of the company's outgoing mail (those still due and unclaimed)."""
-    company = Company.objects.filter(pk=company_id).first()
+    company = company_by_id(company_id)
     if company is not None:
         drain_company(company, row_ids=row_ids)
 
@@ -166,12 +167,18 @@ def drain_company(company, *, row_ids=None, now: datetime | None = None, limit: 
     sent = 0
     try:
         with company_context(company):
-            pending = OutgoingMail.objects.filter(sent_at__isnull=True, gave_up_at__isnull=True)
-            if row_ids is not None:
-                pending = pending.filter(pk__in=row_ids)
-            moment = now or timezone.now()
-            due = pending.filter(next_attempt_at__lte=moment).exclude(claimed_at__gt=moment - lease())
-            for row_id in list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit]):
+            if row_ids is not None and len(row_ids) == 1:
+                # One row (a new request's email): its claim checks that it is due and
+                # free, so it is not looked for first.
+                candidates = list(row_ids)
+            else:
+                pending = OutgoingMail.objects.filter(sent_at__isnull=True, gave_up_at__isnull=True)
+                if row_ids is not None:
+                    pending = pending.filter(pk__in=row_ids)
+                moment = now or timezone.now()
+                due = pending.filter(next_attempt_at__lte=moment).exclude(claimed_at__gt=moment - lease())
+                candidates = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+            for row_id in candidates:
                 claim = _claim(row_id, now or timezone.now())
                 if claim is None:
                     continue  # another sender has it, or has sent it

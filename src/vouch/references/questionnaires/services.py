@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from vouch.activity import services as activity
 from vouch.activity.services import Kind
+from vouch.core.db import PreparedRows
 from vouch.references.models import Questionnaire, QuestionnaireVersion
 from vouch.references.questionnaires.builtin import BUILTINS
 from vouch.tenancy import company_db
@@ -340,12 +341,40 @@ def choices() -> list[Choice]:
     return found
 
 
+# Every request sent with a built-in reads its snapshot's latest version: compiled once
+# (vouch.core.db), the whole row, so the version is built as the ORM builds it.
+VERSION_FIELDS = tuple(field.attname for field in QuestionnaireVersion._meta.concrete_fields)
+_latest_builtin_version = PreparedRows(
+    lambda key: (
+        QuestionnaireVersion.objects.filter(questionnaire__builtin_key=key)
+        .order_by("-number")
+        .values_list(*VERSION_FIELDS)
+    ),
+    paged=True,
+    key="(not a built-in key)",
+)
+
+
+def _stored_builtin_version(item: Builtin) -> QuestionnaireVersion | None:
+    """The snapshot's latest version when it holds the code's questions now: the common
+    case, one read and no savepoint (a version, once made, never changes)."""
+    alias = company_db.alias()
+    rows = _latest_builtin_version.fetch(using=alias, limit=1, key=item.key)
+    if not rows:
+        return None
+    latest = QuestionnaireVersion.from_db(alias, VERSION_FIELDS, rows[0])
+    return latest if latest.questions == item.questions else None
+
+
 def builtin_version(key: str, *, actor=None) -> QuestionnaireVersion:
     """The company's stored snapshot of a built-in's current questions, made (or a new
     version added, when the code's questions changed) on first use."""
     item = builtin(key)
     if item is None:
         raise LookupError(key)
+    stored = _stored_builtin_version(item)
+    if stored is not None:
+        return stored
     try:
         return _builtin_version(item, actor)
     except IntegrityError:

@@ -57,7 +57,7 @@ def _candidate_for(name: str, email: str, phone: str, actor) -> Candidate:
     if existing is not None:
         return existing
     candidate = Candidate.objects.create(name=name, email=email, phone=phone, created_by_id=company_db.actor_id(actor))
-    index_name(candidate)
+    index_name(candidate, new=True)
     return candidate
 
 
@@ -130,7 +130,9 @@ def send_candidate_link(
     if not reference_request.is_open:
         raise WorkflowError("This request is closed.")
     company = flows.current_company()
-    token = links.reissue(company, Purpose.CANDIDATE, reference_request.pk, reference_request.deadline)
+    # A request just created has no earlier link to revoke: its first is only issued.
+    issue = links.issue if first else links.reissue
+    token = issue(company, Purpose.CANDIDATE, reference_request.pk, reference_request.deadline)
     flows.note(
         reference_request,
         "candidate_emailed",
