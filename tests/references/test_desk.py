@@ -13,6 +13,7 @@ import pytest
 from django.core import mail
 from django.db import connections
 from django.db.models import Count
+from django.template import engines
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -43,6 +44,7 @@ from vouch.references.request_models import (
 )
 from vouch.references.requests import flows as request_flows
 from vouch.references.requests.access import Visibility
+from vouch.references.templatetags import desk_tags
 
 pytestmark = pytest.mark.django_db
 
@@ -535,3 +537,37 @@ def test_the_prepared_lists_are_the_rules_own_querysets(company, members):
         # Another member's id in the same prepared SQL: their reports, not the recruiter's.
         unread = figures.RULES[figures.ActionKind.UNREAD_REPORT]
         assert unread.count(None, user_id=admin.pk) == 7
+
+
+# The rows as the dashboard's template drew them before they were drawn in Python.
+ROWS_TEMPLATE = """{% for row in rows %}<li><a href="{% url 'request_detail' row.pk %}">{{ row.candidate.name }}</a> · \
+{{ row.role }} · {% if row.closed_at %}completed {{ row.closed_at|date:"j M Y" }}{% else %}due \
+{{ row.deadline|date:"j M Y" }}{% endif %}</li>
+{% endfor %}"""
+RECENT_TEMPLATE = """{% for event in events %}<li><time datetime="{{ event.at|date:'c' }}">\
+{{ event.at|date:"j M, H:i" }}</time> · <a href="{% url 'request_detail' event.request_id %}">\
+{{ event.request.candidate.name }}</a>: {{ event.summary }}</li>
+{% endfor %}"""
+
+
+def test_the_hand_drawn_rows_are_the_templates_rows(company, members):
+    recruiter = members[Role.RECRUITER].user
+    flagged, cheat, _ = high_flagged(company, recruiter, name=AWKWARD, role='Head of R&D <script>alert("x")</script>')
+    evaluate(company, flagged)
+    decline(company, cheat)
+    done, _ = make_request(company, recruiter, name="Zoë <b>Ünal</b>", email="z@example.org", referees_required=1)
+    complete(company, nominate(company, done, REFEREES[1])[0])
+    desk = desk_of(company, recruiter.pk)
+    rows = [row for action in desk.actions for row in action.rows]
+    assert {row.pk for row in rows} == {flagged.pk, done.pk} and len(desk.recent) >= 5
+    engine = engines["django"]
+    with company_context(company):  # the encrypted values open with the company's keys
+        for template, tag, context in (
+            (ROWS_TEMPLATE, desk_tags.action_rows, {"rows": rows}),
+            (RECENT_TEMPLATE, desk_tags.recent_rows, {"events": desk.recent}),
+        ):
+            expected = engine.from_string(template).render(context).rstrip("\n")
+            assert tag(*context.values()) == expected
+        drawn = desk_tags.action_rows(rows)
+        assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "&lt;b&gt;" in drawn
+        assert "Siobhán O&#x27;Brien, Smith &amp; Jones 山田" in desk_tags.recent_rows(desk.recent)

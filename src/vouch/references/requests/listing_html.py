@@ -12,7 +12,7 @@ rendering of the same rows. The rows come from ``listing`` (value rows in its
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import date
+from datetime import date, datetime
 from html import escape
 from uuid import UUID
 
@@ -27,9 +27,14 @@ from vouch.references.request_models import ReferenceRequest, RequestStatus
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _day(day: date) -> str:
-    """ "5 Mar 2027"; two per row, so without strftime."""
+def day_text(day: date) -> str:
+    """ "5 Mar 2027" (the date filter's "j M Y"); two per row, so without strftime."""
     return f"{day.day} {_MONTHS[day.month]} {day.year}"
+
+
+def month_text(moment: datetime) -> str:
+    """ "5 Mar, 14:05" (the date filter's "j M, H:i")."""
+    return f"{moment.day} {_MONTHS[moment.month]}, {moment.hour:02d}:{moment.minute:02d}"
 
 
 def rows_html(rows: Iterable[tuple], names: dict[int, str], marked: Collection[UUID] = ()) -> SafeString:
@@ -66,8 +71,8 @@ def rows_html(rows: Iterable[tuple], names: dict[int, str], marked: Collection[U
             f'  <td data-label="Progress"><progress max="{required}" value="{completed}" '
             f'aria-label="References completed"></progress>\n    {completed}/{required}</td>\n'
             f'  <td data-label="Open flags">{flags_html}</td>\n'
-            f'  <td data-label="Deadline">{_day(deadline)}</td>\n'
-            f'  <td data-label="Created">{_day(created_at)}</td>\n'
+            f'  <td data-label="Deadline">{day_text(deadline)}</td>\n'
+            f'  <td data-label="Created">{day_text(created_at)}</td>\n'
             "</tr>\n"
         )
     return mark_safe("".join(html))  # noqa: S308 (every value above is escaped or built here)

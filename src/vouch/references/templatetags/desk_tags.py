@@ -1,12 +1,70 @@
-"""Template helpers for the dashboard's figures."""
+"""Template helpers for the dashboard: its figures, and its rows drawn in Python.
+
+The rows of the "needs your action" lists and of the recent activity are drawn here
+rather than in the template, as the requests page's rows are (``listing_html``): through
+the template engine (a ``{% url %}``, a date filter and escaping per value) they were a
+fifth of the page's time with 10,000 requests (`make bench`). Every value from the
+database or a member goes through ``escape``, the same escaping as ``{{ value }}``;
+tests/references/test_desk.py compares them with the template they replaced."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from html import escape
+from uuid import UUID
 
 from django import template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from vouch.references.request_models import ReferenceRequest, TimelineEvent
+from vouch.references.requests.listing_html import day_text, month_text
 
 register = template.Library()
+
+
+def _request_url() -> tuple[str, str]:
+    """The request page's address around its id: one reverse for every row."""
+    placeholder = str(UUID(int=0))
+    start, _, end = escape(reverse("request_detail", args=[placeholder])).partition(placeholder)
+    return start, end
+
+
+@register.simple_tag
+def action_rows(rows: Iterable[ReferenceRequest]) -> SafeString:
+    """``<li>`` of each request of a "needs your action" list."""
+    start, end = _request_url()
+    html = []
+    for row in rows:
+        moment = timezone.localtime(row.closed_at or row.deadline)
+        when = f"completed {day_text(moment)}" if row.closed_at else f"due {day_text(moment)}"
+        html.append(
+            f'<li><a href="{start}{row.pk}{end}">{escape(str(row.candidate.name))}</a> · '
+            f"{escape(str(row.role))} · {when}</li>"
+        )
+    return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
+
+
+@register.simple_tag
+def recent_rows(events: Iterable[TimelineEvent]) -> SafeString:
+    """``<li>`` of each line of recent activity, with its moment and its request."""
+    start, end = _request_url()
+    html = []
+    for event in events:
+        at = timezone.localtime(event.at)
+        html.append(
+            f'<li><time datetime="{_iso(at)}">{month_text(at)}</time> · '
+            f'<a href="{start}{event.request_id}{end}">{escape(str(event.request.candidate.name))}</a>: '
+            f"{escape(str(event.summary))}</li>"
+        )
+    return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
+
+
+def _iso(moment: datetime) -> str:
+    # As the date filter's "c" gives it: ISO 8601, microseconds only when there are any.
+    return moment.isoformat()
 
 
 @register.filter
