@@ -1,5 +1,6 @@
 import gc
 import os
+import sys
 
 from django.core.wsgi import get_wsgi_application
 
@@ -33,3 +34,4 @@ def _freeze_startup_objects() -> None:
 
 
 _freeze_startup_objects()
+sys.setswitchinterval(0.001)

@@ -41,6 +41,7 @@ from vouch.shield.limits import Refusal
 
 ROUTE_ATTRIBUTE = "vouch_limits_route"
 ANONYMOUS_ATTRIBUTE = "vouch_limits_anonymous"  # the request holds a place of those not signed in
+GATED_ATTRIBUTE = "vouch_limits_gated"  # the request runs at low priority already
 EXEMPT_ATTRIBUTE = "vouch_limits_exempt"  # VOUCH_RATE_LIMIT_EXEMPT: no in-flight cap of the client's
 IN_FLIGHT_RETRY = 1
 # The one key all requests of people not signed in share, with those of accounts that lost
@@ -134,6 +135,11 @@ class ClientLimitsMiddleware:
             return too_many(request, refusal)
         if _surely_anonymous(request):
             return _not_signed_in(request, self.get_response, self.anonymous_cap, self.in_flight_cap)
+        session = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if session and not priority.standing.good_session(session):
+            # The session of an account that lost its standing: low priority before its
+            # session, user and company are looked up (what a flood of it would cost).
+            return _without_standing(request, self.get_response, self.anonymous_cap)
         # A member's request is not counted by address: colleagues behind one office address
         # are not refused for each other's pages (their accounts' own caps apply).
         return self.get_response(request)
@@ -187,6 +193,20 @@ def _per_address(
     return _holding(key, get_response, request)
 
 
+def _without_standing(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], anonymous_cap: int
+) -> HttpResponse:
+    """A request of an account that lost its standing: one of the low-priority places
+    (those of people not signed in), then its turn at low priority."""
+    setattr(request, GATED_ATTRIBUTE, True)
+    if not anonymous_cap:
+        return _low_priority(request, get_response, "account")
+    if not in_flight.take(ANONYMOUS, anonymous_cap):
+        return too_many(request, _in_flight_refusal(_route(request), "account_in_flight", anonymous_cap))
+    setattr(request, ANONYMOUS_ATTRIBUTE, True)
+    return _holding(ANONYMOUS, lambda held: _low_priority(held, get_response, "account"), request)
+
+
 def _route(request: HttpRequest) -> str:
     return getattr(request, ROUTE_ATTRIBUTE)
 
@@ -220,11 +240,13 @@ class AccountLimitsMiddleware:
             key = "u:" + account
             if not in_flight.take(key, self.account_cap):
                 # More at once than a person's browser sends: low priority for a while.
-                priority.standing.lose(account)
+                priority.standing.lose(account, request.COOKIES.get(settings.SESSION_COOKIE_NAME))
                 return too_many(request, _in_flight_refusal(route, "account_in_flight", self.account_cap))
-            if priority.standing.good(account):
+            if getattr(request, GATED_ATTRIBUTE, False):
                 return _holding(key, self.get_response, request)
-            return _holding(key, self._without_standing, request)
+            if priority.standing.good(account):
+                return _holding(key, self._in_good_standing, request)
+            return _holding(key, lambda held: _without_standing(held, self.get_response, self.anonymous_cap), request)
         # A session cookie that signs no one in (expired, or made up to pass for a member's),
         # now known not signed in. An API call is its key's (vouch.api).
         if (
@@ -237,11 +259,7 @@ class AccountLimitsMiddleware:
             return _not_signed_in(request, self.get_response, self.anonymous_cap, self.address_cap)
         return self.get_response(request)
 
-    def _without_standing(self, request: HttpRequest) -> HttpResponse:
-        """A request of an account that lost its standing: one of the low-priority places
-        (those of people not signed in), then its turn at low priority."""
-        if not self.anonymous_cap:
-            return _low_priority(request, self.get_response, "account")
-        if not in_flight.take(ANONYMOUS, self.anonymous_cap):
-            return too_many(request, _in_flight_refusal(_route(request), "account_in_flight", self.anonymous_cap))
-        return _holding(ANONYMOUS, lambda held: _low_priority(held, self.get_response, "account"), request)
+    def _in_good_standing(self, request: HttpRequest) -> HttpResponse:
+        # Low-priority requests wait a little for it (vouch.shield.priority).
+        with priority.gate.member():
+            return self.get_response(request)

@@ -23,6 +23,7 @@ quarter of a second each, before they run beside it."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -31,15 +32,34 @@ from contextlib import contextmanager
 from vouch.shield import limits
 
 STANDING_SECONDS = limits.BURST_WINDOW  # how long an account that flooded stays low priority
+# How long a low-priority request waits for the members' requests running in its process
+# to end (a member's page takes a few milliseconds to tens): longer, and a busy server with
+# many members would keep people not signed in waiting.
+YIELD_SECONDS = 0.05
 MAX_FLAGGED = 10_000  # accounts remembered per process before the oldest are forgotten
 
 
 class Gate:
-    """At most ``at_once`` holders at a time; the others wait (see the module)."""
+    """At most ``at_once`` low-priority requests at a time, none while a member's runs
+    (for at most :data:`YIELD_SECONDS`); the others wait (see the module)."""
 
     def __init__(self) -> None:
         self.condition = threading.Condition()
-        self.running = 0
+        self.running = 0  # low-priority requests in their turn
+        self.members = 0  # requests in good standing running
+
+    @contextmanager
+    def member(self) -> Iterator[None]:
+        """Run the block as a request in good standing: low-priority ones wait for it."""
+        with self.condition:
+            self.members += 1
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.members -= 1
+                if not self.members:
+                    self.condition.notify()
 
     @contextmanager
     def turn(self, at_once: int, wait_seconds: float) -> Iterator[bool]:
@@ -50,14 +70,17 @@ class Gate:
             return
         waited_in_vain = False
         with self.condition:
-            if self.running >= at_once:
-                deadline = time.monotonic() + wait_seconds
-                while self.running >= at_once:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        waited_in_vain = True
-                        break
-                    self.condition.wait(left)
+            started = time.monotonic()
+            while True:
+                waited = time.monotonic() - started
+                free = self.running < at_once
+                if free and (not self.members or waited >= YIELD_SECONDS):
+                    break
+                if waited >= wait_seconds:
+                    waited_in_vain = True
+                    break
+                left = wait_seconds - waited
+                self.condition.wait(min(left, YIELD_SECONDS - waited) if free else left)
             self.running += 1
         try:
             yield not waited_in_vain
@@ -69,28 +92,42 @@ class Gate:
 
 class Standing:
     """Accounts that lost their standing in this process (refused for too many requests
-    at once), each until a moment of the limits' clock (:func:`vouch.shield.limits.now`)."""
+    at once), each until a moment of the limits' clock (:func:`vouch.shield.limits.now`),
+    and the sessions they were refused on: a request on such a session is known to be of
+    low priority before its session is even read."""
 
     def __init__(self) -> None:
         self.until: dict[str, float] = {}
         self.lock = threading.Lock()
 
-    def lose(self, account: str) -> None:
+    def lose(self, account: str, session: str | None = None) -> None:
         moment = limits.now()
+        end = moment + STANDING_SECONDS
         with self.lock:
             if len(self.until) >= MAX_FLAGGED:
-                self.until = {key: end for key, end in self.until.items() if end > moment}
+                self.until = {key: until for key, until in self.until.items() if until > moment}
                 if len(self.until) >= MAX_FLAGGED:  # all current: the oldest go
                     self.until = dict(sorted(self.until.items(), key=lambda item: item[1])[MAX_FLAGGED // 2 :])
-            self.until[account] = moment + STANDING_SECONDS
+            self.until["u:" + account] = end
+            if session:
+                self.until[_session_key(session)] = end
 
     def good(self, account: str) -> bool:
-        end = self.until.get(account)
+        end = self.until.get("u:" + account)
+        return end is None or end <= limits.now()
+
+    def good_session(self, session: str) -> bool:
+        end = self.until.get(_session_key(session))
         return end is None or end <= limits.now()
 
     def reset(self) -> None:
         with self.lock:
             self.until = {}
+
+
+def _session_key(session: str) -> str:
+    # A digest, not the cookie: this process's memory keeps no usable session key.
+    return "s:" + hashlib.blake2b(session.encode(), digest_size=16).hexdigest()
 
 
 # One of each per server process.
