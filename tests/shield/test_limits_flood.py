@@ -411,3 +411,30 @@ def test_people_not_signed_in_wait_for_a_members_request_a_little(gate, limits_c
     assert held.answers == [200, 200]
     assert _low_priority_runs("anonymous", "anyway") == in_vain  # in its turn, not in vain
     assert priority.gate.members == 0 and priority.gate.running == 0
+
+
+def test_the_session_of_an_account_without_standing_waits_before_it_is_read(gate, limits_clock):
+    """Once an account lost its standing, a request on the same session waits its turn in
+    the early middleware, before any session, user or company is looked up (here there is
+    no later middleware at all); another member's session does not."""
+    flooder, other = make_user("flooder-session@example.com"), make_user("other-session@example.com")
+    held = Held()
+    account_limits = AccountLimitsMiddleware(held.view)
+    try:
+        held.hold(account_limits, [_member(flooder), _member(flooder)])
+        assert account_limits(_member(flooder)).status_code == 429
+    finally:
+        held.finish()
+
+    held = Entered()
+    client_only = ClientLimitsMiddleware(held.view)
+    try:
+        held.hold(client_only, [_named(_anonymous("192.0.2.1"), "anonymous")])
+        held.start(client_only, _named(_member(flooder), "flooder"))
+        assert not held.entered.acquire(timeout=0.5)
+        held.start(client_only, _named(_member(other), "other"))
+        assert held.entered.acquire(timeout=5)
+    finally:
+        held.finish()
+    assert held.order == ["anonymous", "other", "flooder"]
+    assert limits_middleware.in_flight.held == {}

@@ -7,12 +7,14 @@ flood does not help much: a closed-loop flood sends its next request as soon as 
 comes back.
 
 So, per server process, requests of **low priority** pass through a :class:`Gate` that
-lets at most ``VOUCH_LOW_PRIORITY_AT_ONCE`` (1) of them run at once; the others wait
-there, in a lock that does not hold the GIL. Low priority: every request of someone not
-signed in (the sign-in pages, private links), and those of an account that was refused
-for sending more requests at once than a person's browser does (:class:`Standing`),
-for ten seconds after. A signed-in member at a person's pace is never gated: their
-request runs beside at most one of the flood's, not beside all of them.
+lets at most ``VOUCH_LOW_PRIORITY_AT_ONCE`` (1) of them run at once, and none while a
+member's request runs (for :data:`YIELD_SECONDS` at most); the others wait there, in a
+lock that does not hold the GIL. Low priority: every request of someone not signed in
+(the sign-in pages, private links), and those of an account that was refused for sending
+more requests at once than a person's browser does (:class:`Standing`), for ten seconds
+after, recognised by their session before it is read. A signed-in member at a person's
+pace is never gated: their request runs beside at most one of the flood's, not beside
+all of them.
 
 Nobody is refused by the gate: a request that waited ``VOUCH_LOW_PRIORITY_WAIT_MS``
 (250 ms) runs anyway. Low-priority requests in progress, waiting or running, are capped by
