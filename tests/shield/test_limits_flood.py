@@ -383,36 +383,6 @@ def test_a_slow_body_is_read_before_its_turn(gate, limits_clock):
     assert held.answers == [200, 200]
 
 
-def test_people_not_signed_in_wait_for_a_members_request_a_little(gate, limits_clock, monkeypatch):
-    """While a member's request runs, one of someone not signed in waits for it, at most
-    YIELD_SECONDS: many members at work never keep people not signed in waiting long."""
-    monkeypatch.setattr(priority, "YIELD_SECONDS", 5)
-    member = make_user("member-yield@example.com")
-    held = Entered()
-    client_limits = ClientLimitsMiddleware(AccountLimitsMiddleware(held.view))
-    try:
-        held.hold(client_limits, [_named(_member(member), "member")])
-        held.start(client_limits, _named(_anonymous("192.0.2.1"), "anonymous"))
-        assert not held.entered.acquire(timeout=0.5)  # waiting for the member's to end
-    finally:
-        held.finish()
-    assert held.order == ["member", "anonymous"]
-
-    monkeypatch.setattr(priority, "YIELD_SECONDS", 0.1)
-    in_vain = _low_priority_runs("anonymous", "anyway")
-    held = Entered()
-    client_limits = ClientLimitsMiddleware(AccountLimitsMiddleware(held.view))
-    try:
-        held.hold(client_limits, [_named(_member(member), "member")])
-        held.start(client_limits, _named(_anonymous("192.0.2.1"), "anonymous"))
-        assert held.entered.acquire(timeout=5)  # ran beside it after a tenth of a second
-    finally:
-        held.finish()
-    assert held.answers == [200, 200]
-    assert _low_priority_runs("anonymous", "anyway") == in_vain  # in its turn, not in vain
-    assert priority.gate.members == 0 and priority.gate.running == 0
-
-
 def test_the_session_of_an_account_without_standing_waits_before_it_is_read(gate, limits_clock):
     """Once an account lost its standing, a request on the same session waits its turn in
     the early middleware, before any session, user or company is looked up (here there is

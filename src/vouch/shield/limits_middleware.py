@@ -245,7 +245,7 @@ class AccountLimitsMiddleware:
             if getattr(request, GATED_ATTRIBUTE, False):
                 return _holding(key, self.get_response, request)
             if priority.standing.good(account):
-                return _holding(key, self._in_good_standing, request)
+                return _holding(key, self.get_response, request)
             return _holding(key, lambda held: _without_standing(held, self.get_response, self.anonymous_cap), request)
         # A session cookie that signs no one in (expired, or made up to pass for a member's),
         # now known not signed in. An API call is its key's (vouch.api).
@@ -258,8 +258,3 @@ class AccountLimitsMiddleware:
         ):
             return _not_signed_in(request, self.get_response, self.anonymous_cap, self.address_cap)
         return self.get_response(request)
-
-    def _in_good_standing(self, request: HttpRequest) -> HttpResponse:
-        # Low-priority requests wait a little for it (vouch.shield.priority).
-        with priority.gate.member():
-            return self.get_response(request)

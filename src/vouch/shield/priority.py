@@ -7,9 +7,8 @@ flood does not help much: a closed-loop flood sends its next request as soon as 
 comes back.
 
 So, per server process, requests of **low priority** pass through a :class:`Gate` that
-lets at most ``VOUCH_LOW_PRIORITY_AT_ONCE`` (1) of them run at once, and none while a
-member's request runs (for :data:`YIELD_SECONDS` at most); the others wait there, in a
-lock that does not hold the GIL. Low priority: every request of someone not signed in
+lets at most ``VOUCH_LOW_PRIORITY_AT_ONCE`` (1) of them run at once; the others wait
+there, in a lock that does not hold the GIL. Low priority: every request of someone not signed in
 (the sign-in pages, private links), and those of an account that was refused for sending
 more requests at once than a person's browser does (:class:`Standing`), for ten seconds
 after, recognised by their session before it is read. A signed-in member at a person's
@@ -34,34 +33,15 @@ from contextlib import contextmanager
 from vouch.shield import limits
 
 STANDING_SECONDS = limits.BURST_WINDOW  # how long an account that flooded stays low priority
-# How long a low-priority request waits for the members' requests running in its process
-# to end (a member's page takes a few milliseconds to tens): longer, and a busy server with
-# many members would keep people not signed in waiting.
-YIELD_SECONDS = 0.05
 MAX_FLAGGED = 10_000  # accounts remembered per process before the oldest are forgotten
 
 
 class Gate:
-    """At most ``at_once`` low-priority requests at a time, none while a member's runs
-    (for at most :data:`YIELD_SECONDS`); the others wait (see the module)."""
+    """At most ``at_once`` holders at a time; the others wait (see the module)."""
 
     def __init__(self) -> None:
         self.condition = threading.Condition()
-        self.running = 0  # low-priority requests in their turn
-        self.members = 0  # requests in good standing running
-
-    @contextmanager
-    def member(self) -> Iterator[None]:
-        """Run the block as a request in good standing: low-priority ones wait for it."""
-        with self.condition:
-            self.members += 1
-        try:
-            yield
-        finally:
-            with self.condition:
-                self.members -= 1
-                if not self.members:
-                    self.condition.notify()
+        self.running = 0
 
     @contextmanager
     def turn(self, at_once: int, wait_seconds: float) -> Iterator[bool]:
@@ -72,17 +52,14 @@ class Gate:
             return
         waited_in_vain = False
         with self.condition:
-            started = time.monotonic()
-            while True:
-                waited = time.monotonic() - started
-                free = self.running < at_once
-                if free and (not self.members or waited >= YIELD_SECONDS):
-                    break
-                if waited >= wait_seconds:
-                    waited_in_vain = True
-                    break
-                left = wait_seconds - waited
-                self.condition.wait(min(left, YIELD_SECONDS - waited) if free else left)
+            if self.running >= at_once:
+                deadline = time.monotonic() + wait_seconds
+                while self.running >= at_once:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        waited_in_vain = True
+                        break
+                    self.condition.wait(left)
             self.running += 1
         try:
             yield not waited_in_vain
