@@ -84,9 +84,10 @@ def _clear_cache():
             client.delete(*keys)
     # The request limits also count in each process's memory (vouch.shield.limits).
     from vouch.audit import sampling
-    from vouch.shield import limits
+    from vouch.shield import limits, priority
 
     limits.reset()
+    priority.standing.reset()  # accounts that lost their standing, in this process's memory too
     sampling.batch.reset()
     yield
 

@@ -211,6 +211,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "VOUCH_THREADS / 2",
         "Requests one signed-in account may have in progress in one server process; more are answered 429. 0: no cap.",
     ),
+    "VOUCH_LOW_PRIORITY_AT_ONCE": (
+        "1",
+        "Requests of low priority (people not signed in, an account refused for too many at once) running at "
+        "once in one server process; the others wait their turn (VOUCH_LOW_PRIORITY_WAIT_MS), so a flood never "
+        "runs beside a member's request more than this many at a time. 0: no gate.",
+    ),
+    "VOUCH_LOW_PRIORITY_WAIT_MS": (
+        "250",
+        "How long a request of low priority waits for its turn before it runs anyway (nobody is refused for it).",
+    ),
     "VOUCH_COMPANY_AT_ONCE": (
         "2",
         "Report PDFs drawn, CSV imports, data exports (and twice as many searches) one company may run at once; "

@@ -468,6 +468,11 @@ VOUCH_ANONYMOUS_IN_FLIGHT = env_int("VOUCH_ANONYMOUS_IN_FLIGHT", max(1, env_int(
 VOUCH_CLIENT_IN_FLIGHT = env_int("VOUCH_CLIENT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) - 2))
 # Nor one account (a flood from a signed-in session): a person's browser loads a page at a time.
 VOUCH_ACCOUNT_IN_FLIGHT = env_int("VOUCH_ACCOUNT_IN_FLIGHT", max(1, env_int("VOUCH_THREADS", 4) // 2))
+# Low priority (those not signed in, an account refused for too many at once): this many
+# run at once per process, the others wait their turn at most this long, then run anyway
+# (vouch.shield.priority). 0: no gate.
+VOUCH_LOW_PRIORITY_AT_ONCE = env_int("VOUCH_LOW_PRIORITY_AT_ONCE", 1)
+VOUCH_LOW_PRIORITY_WAIT_MS = env_int("VOUCH_LOW_PRIORITY_WAIT_MS", 250)
 VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
 # Counts of sampled security events kept in each process this long before one cache write
 # (vouch.audit.sampling.Batch); 0: every count written at once.

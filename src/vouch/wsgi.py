@@ -1,5 +1,6 @@
 import gc
 import os
+import sys
 
 from django.core.wsgi import get_wsgi_application
 
@@ -33,3 +34,11 @@ def _freeze_startup_objects() -> None:
 
 
 _freeze_startup_objects()
+
+# A thread waiting for the GIL asks the running one to let go after this long (Python's
+# default: 5 ms). A member's request gives the GIL up at every database query and waits
+# for it again after; beside a flood's request that computes, each of those waits took
+# up to 5 ms, and a page makes tens of queries. 1 ms costs computing threads a little
+# throughput (more hand-overs); docs/security/limits.md, "Priority under a flood".
+SWITCH_INTERVAL = 0.001
+sys.setswitchinterval(SWITCH_INTERVAL)

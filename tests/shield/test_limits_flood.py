@@ -1,7 +1,8 @@
 """What a flood from many addresses meets (P3, vouch.shield.limits, docs/security/limits.md):
 the ten-second limits per network, the cap on requests of people not signed in in
-progress at once, the cap per account, and refusals that write nothing. An office of 200
-behind one /24 is never refused."""
+progress at once, the cap per account, refusals that write nothing, and low priority
+(vouch.shield.priority) for those not signed in and accounts sending too many at once. An
+office of 200 behind one /24 is never refused."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from tests.conftest import make_user
 from tests.shield.test_limits import LOGIN, _get
 from vouch.audit import sampling
 from vouch.audit.models import EventAction, SecurityEvent
-from vouch.shield import limits, limits_middleware
+from vouch.core import metrics
+from vouch.shield import limits, limits_middleware, priority
 from vouch.shield.limits_middleware import AccountLimitsMiddleware, ClientLimitsMiddleware
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +159,7 @@ def _anonymous(address: str, cookie: str | None = None) -> HttpRequest:
 
 def _member(user, path: str = "/dashboard/", address: str = "192.0.2.77") -> HttpRequest:
     request = RequestFactory().get(path, REMOTE_ADDR=address)
-    request.COOKIES["__Host-vouch_session"] = "a-session"
+    request.COOKIES["__Host-vouch_session"] = f"session-of-{user.pk}"  # each account its own
     request.user = user
     setattr(request, limits_middleware.ROUTE_ATTRIBUTE, "page")  # as ClientLimitsMiddleware sets it
     return request
@@ -218,3 +220,191 @@ def test_an_exempt_address_has_no_in_flight_cap(settings, limits_clock):
     finally:
         held.finish()
     assert held.answers == [200, 200]
+
+
+# --- low priority (vouch.shield.priority) -----------------------------------------------
+
+
+class Entered(Held):
+    """Held, and which request reached the view, in order (its ``who`` attribute)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    def view(self, request: HttpRequest) -> HttpResponse:
+        self.order.append(request.who)  # type: ignore[attr-defined]
+        return super().view(request)
+
+    def start(self, middleware: Callable[[HttpRequest], HttpResponse], request: HttpRequest) -> None:
+        thread = threading.Thread(target=lambda: self.answers.append(middleware(request).status_code))
+        thread.start()
+        self.threads.append(thread)
+
+
+def _named(request: HttpRequest, who: str) -> HttpRequest:
+    request.who = who  # type: ignore[attr-defined]
+    return request
+
+
+def _low_priority_runs(who: str, ran: str = "turn") -> float:
+    return metrics.low_priority_total.labels(who=who, ran=ran)._value.get()
+
+
+@pytest.fixture
+def gate(settings):
+    """One low-priority request at a time, and a wait long enough to be seen."""
+    settings.VOUCH_LOW_PRIORITY_AT_ONCE = 1
+    settings.VOUCH_LOW_PRIORITY_WAIT_MS = 5000
+    settings.VOUCH_ANONYMOUS_IN_FLIGHT = 3
+    settings.VOUCH_ACCOUNT_IN_FLIGHT = 2
+    return settings
+
+
+def test_people_not_signed_in_run_one_at_a_time_and_a_member_is_not_gated(gate, limits_clock):
+    """While one request of someone not signed in runs, the next waits for its turn; a
+    signed-in member's request runs at once beside it."""
+    held = Entered()
+    client_limits = ClientLimitsMiddleware(AccountLimitsMiddleware(held.view))
+    member = make_user("member-priority@example.com")
+    try:
+        held.hold(client_limits, [_named(_anonymous("192.0.2.1"), "first")])
+        held.start(client_limits, _named(_anonymous("203.0.113.1"), "second"))
+        assert not held.entered.acquire(timeout=0.5)  # waiting for its turn
+        held.start(client_limits, _named(_member(member), "member"))
+        assert held.entered.acquire(timeout=5)
+        assert held.order == ["first", "member"]
+    finally:
+        held.finish()
+    assert held.order == ["first", "member", "second"]
+    assert held.answers == [200, 200, 200]
+    assert limits_middleware.in_flight.held == {}
+    assert priority.gate.running == 0
+
+
+def test_an_account_refused_for_too_many_at_once_is_gated_for_ten_seconds(gate, limits_clock):
+    """An account that sent more at once than its cap loses its standing: its requests wait
+    their turn behind those not signed in, while another member's run at once; ten
+    seconds later it runs at once again."""
+    account_limits = AccountLimitsMiddleware
+    flooder, other = make_user("flooder-priority@example.com"), make_user("other-priority@example.com")
+    held = Entered()
+    middleware = account_limits(held.view)
+    try:
+        # In good standing, two at once run at once; a third is refused.
+        held.hold(middleware, [_named(_member(flooder), "flooder"), _named(_member(flooder), "flooder")])
+        assert middleware(_member(flooder)).status_code == 429
+    finally:
+        held.finish()
+    assert held.answers == [200, 200]
+
+    held = Entered()
+    client_limits = ClientLimitsMiddleware(account_limits(held.view))
+    before = _low_priority_runs("account")
+    try:
+        held.hold(client_limits, [_named(_anonymous("192.0.2.1"), "anonymous")])
+        held.start(client_limits, _named(_member(flooder), "flooder"))
+        assert not held.entered.acquire(timeout=0.5)  # the flooder waits its turn
+        held.start(client_limits, _named(_member(other), "other"))
+        assert held.entered.acquire(timeout=5)
+        assert held.order == ["anonymous", "other"]
+    finally:
+        held.finish()
+    assert held.order == ["anonymous", "other", "flooder"]
+    assert held.answers == [200, 200, 200]
+    assert _low_priority_runs("account") == before + 1
+
+    limits_clock[0] += limits.BURST_WINDOW + 1
+    held = Entered()
+    client_limits = ClientLimitsMiddleware(account_limits(held.view))
+    try:
+        held.hold(client_limits, [_named(_anonymous("192.0.2.1"), "anonymous")])
+        held.start(client_limits, _named(_member(flooder), "flooder"))
+        assert held.entered.acquire(timeout=5)  # in good standing again: no turn to wait for
+    finally:
+        held.finish()
+    assert held.order == ["anonymous", "flooder"]
+    assert _low_priority_runs("account") == before + 1
+    assert limits_middleware.in_flight.held == {}
+
+
+def test_a_request_that_waited_in_vain_runs_anyway(gate, limits_clock):
+    """The gate orders requests, it refuses nobody: past the wait, the next one runs beside."""
+    gate.VOUCH_LOW_PRIORITY_WAIT_MS = 100
+    held = Entered()
+    client_limits = ClientLimitsMiddleware(AccountLimitsMiddleware(held.view))
+    before = _low_priority_runs("anonymous", "anyway")
+    try:
+        held.hold(client_limits, [_named(_anonymous("192.0.2.1"), "first")])
+        held.start(client_limits, _named(_anonymous("203.0.113.1"), "second"))
+        assert held.entered.acquire(timeout=5)
+    finally:
+        held.finish()
+    assert held.answers == [200, 200]
+    assert _low_priority_runs("anonymous", "anyway") == before + 1
+
+
+class TrickledBody:
+    """A request body that arrives only when released (a client sending it slowly)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.reading = threading.Event()
+        self.arrived = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        self.reading.set()
+        assert self.arrived.wait(10)
+        body, self.body = self.body, b""
+        return body
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_slow_body_is_read_before_its_turn(gate, limits_clock):
+    """A post whose body trickles in holds its places while it arrives, not the turn: the
+    next request of someone not signed in runs at once."""
+    held = Entered()
+    client_limits = ClientLimitsMiddleware(AccountLimitsMiddleware(held.view))
+    slow = RequestFactory().post(LOGIN, "login=someone", "application/x-www-form-urlencoded", REMOTE_ADDR="192.0.2.1")
+    slow.user = AnonymousUser()
+    trickled = TrickledBody(b"login=someone")
+    slow._stream = trickled  # type: ignore[attr-defined]
+    try:
+        held.start(client_limits, _named(slow, "slow"))
+        assert trickled.reading.wait(5)
+        held.hold(client_limits, [_named(_anonymous("203.0.113.1"), "quick")])
+        trickled.arrived.set()
+        assert held.entered.acquire(timeout=0.5) is False  # the slow one now waits its turn
+    finally:
+        held.finish()
+    assert held.order == ["quick", "slow"]
+    assert held.answers == [200, 200]
+
+
+def test_the_session_of_an_account_without_standing_waits_before_it_is_read(gate, limits_clock):
+    """Once an account lost its standing, a request on the same session waits its turn in
+    the early middleware, before any session, user or company is looked up (here there is
+    no later middleware at all); another member's session does not."""
+    flooder, other = make_user("flooder-session@example.com"), make_user("other-session@example.com")
+    held = Held()
+    account_limits = AccountLimitsMiddleware(held.view)
+    try:
+        held.hold(account_limits, [_member(flooder), _member(flooder)])
+        assert account_limits(_member(flooder)).status_code == 429
+    finally:
+        held.finish()
+
+    held = Entered()
+    client_only = ClientLimitsMiddleware(held.view)
+    try:
+        held.hold(client_only, [_named(_anonymous("192.0.2.1"), "anonymous")])
+        held.start(client_only, _named(_member(flooder), "flooder"))
+        assert not held.entered.acquire(timeout=0.5)
+        held.start(client_only, _named(_member(other), "other"))
+        assert held.entered.acquire(timeout=5)
+    finally:
+        held.finish()
+    assert held.order == ["anonymous", "other", "flooder"]
+    assert limits_middleware.in_flight.held == {}

@@ -8,6 +8,7 @@ machine can play an attacker's address and a normal client's."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import statistics
 import threading
@@ -24,13 +25,14 @@ pytestmark = pytest.mark.server
 SLOW_CONNECTIONS = 200
 NORMAL = "198.51.100.7"
 ATTACKER = "203.0.113.9"
+METRICS_TOKEN = "limits-" + "Zq7Lm2Rx9Tw4Kp8V" * 2
 
 
 @pytest.fixture(scope="module")
 def server():
     from tests.live import cleanup, make_server
 
-    server = make_server(extra_env={"VOUCH_TRUSTED_PROXIES": "127.0.0.1"}).start()
+    server = make_server(extra_env={"VOUCH_TRUSTED_PROXIES": "127.0.0.1", "VOUCH_METRICS_TOKEN": METRICS_TOKEN}).start()
     yield server
     cleanup(server)
 
@@ -233,3 +235,56 @@ def test_slow_bodies_from_many_addresses_leave_a_thread_for_a_member(server):
     )
     assert page.status == 200
     assert refused >= 8 - 3
+
+
+def _accounts_at_low_priority(server) -> float:
+    """Requests of accounts without standing run at low priority so far (the operators' metric)."""
+    scraped = request(server, "GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status == 200
+    found = re.findall(r'^vouch_low_priority_requests_total\{ran="\w+",who="account"\} (\S+)$', scraped.text, re.M)
+    return sum(float(value) for value in found)
+
+
+def test_a_flooding_account_runs_at_low_priority_and_a_member_at_a_persons_pace_does_not(server):
+    """A member loading pages one at a time is never gated; an account sending eight at
+    once is refused past its cap (VOUCH_ACCOUNT_IN_FLIGHT) and, for ten seconds, what it
+    is still allowed runs at low priority (vouch.shield.priority)."""
+    helpers.create_member(server, "member-at-a-pace@example.com", "At A Pace Co")
+    helpers.create_member(server, "flooding-member@example.com", "Flooding Co")
+    member = {"__Host-vouch_session": helpers.session_cookie(server, "member-at-a-pace@example.com")}
+    flooder = {"__Host-vouch_session": helpers.session_cookie(server, "flooding-member@example.com")}
+
+    def dashboard(cookies: dict[str, str], address: str) -> int:
+        page = request(server, "GET", "/dashboard/", headers={"X-Forwarded-For": address}, cookies=cookies, timeout=30)
+        return page.status
+
+    def at_a_pace(count: int) -> list[int]:
+        statuses = []
+        for _ in range(count):
+            statuses.append(dashboard(member, NORMAL))
+            time.sleep(0.05)
+        return statuses
+
+    before = _accounts_at_low_priority(server)
+    assert at_a_pace(10) == [200] * 10
+    assert _accounts_at_low_priority(server) == before
+
+    statuses: list[int] = []
+    for _ in range(3):
+        flood = [
+            threading.Thread(target=lambda n=n: statuses.append(dashboard(flooder, f"203.0.113.{n + 40}")))
+            for n in range(8)
+        ]
+        for thread in flood:
+            thread.start()
+        for thread in flood:
+            thread.join(60)
+    gated = _accounts_at_low_priority(server) - before
+    print(f"\nan account sending 8 at once, 3 times: {statuses.count(429)} refused, {gated:.0f} at low priority")
+    assert statuses.count(429) > 0 and statuses.count(200) > 0
+    assert gated > 0
+
+    # The member's standing is their own: still not gated, never refused.
+    during = _accounts_at_low_priority(server)
+    assert at_a_pace(5) == [200] * 5
+    assert _accounts_at_low_priority(server) == during

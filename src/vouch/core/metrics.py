@@ -31,6 +31,12 @@ blocked_requests_total = Counter("vouch_blocked_requests_total", "Requests answe
 throttled_total = Counter(
     "vouch_rate_limited_total", "Requests refused by a rate limit, by route class and scope", ["route_class", "scope"]
 )
+low_priority_total = Counter(
+    "vouch_low_priority_requests_total",
+    "Requests run at low priority under a flood (vouch.shield.priority), by who sent them (anonymous, account) "
+    "and whether they ran in their turn or, having waited in vain, beside the others (turn, anyway)",
+    ["who", "ran"],
+)
 abuse_responses_total = Counter(
     "vouch_abuse_responses_total", "Abuse rules that fired, by rule and response", ["rule", "response"]
 )

@@ -16,6 +16,11 @@ links) may hold all of them but one, so a signed-in member's request always find
 thread, whatever a flood from many addresses sends. A member's request is never refused
 for others' traffic: only their own account's requests in progress count against them.
 
+Requests of people not signed in, and of an account refused for too many at once (for ten
+seconds after), are of low priority: in each process they run one at a time
+(:mod:`vouch.shield.priority`), so a flood shares the interpreter with a member's request
+one request at a time, not a thread's worth.
+
 A refusal is a short page, 429 with Retry-After, counted in
 ``vouch.core.metrics.throttled_total`` and recorded as a sampled ``rate_limited``
 security event (``vouch.audit.sampling``: at most one per kind and network a minute)."""
@@ -31,14 +36,17 @@ from django.http import HttpRequest, HttpResponse
 from vouch.audit.models import EventAction, Outcome
 from vouch.audit.sampling import record_sampled
 from vouch.core import metrics
-from vouch.shield import limits
+from vouch.shield import limits, priority
 from vouch.shield.limits import Refusal
 
 ROUTE_ATTRIBUTE = "vouch_limits_route"
 ANONYMOUS_ATTRIBUTE = "vouch_limits_anonymous"  # the request holds a place of those not signed in
+GATED_ATTRIBUTE = "vouch_limits_gated"  # the request runs at low priority already
 EXEMPT_ATTRIBUTE = "vouch_limits_exempt"  # VOUCH_RATE_LIMIT_EXEMPT: no in-flight cap of the client's
 IN_FLIGHT_RETRY = 1
-ANONYMOUS = "*"  # the one key all requests of people not signed in share
+# The one key all requests of people not signed in share, with those of accounts that lost
+# their standing (vouch.shield.priority): low priority never holds the last thread.
+ANONYMOUS = "*"
 
 WHO = {
     "address": "your address",
@@ -127,6 +135,11 @@ class ClientLimitsMiddleware:
             return too_many(request, refusal)
         if _surely_anonymous(request):
             return _not_signed_in(request, self.get_response, self.anonymous_cap, self.in_flight_cap)
+        session = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if session and not priority.standing.good_session(session):
+            # The session of an account that lost its standing: low priority before its
+            # session, user and company are looked up (what a flood of it would cost).
+            return _without_standing(request, self.get_response, self.anonymous_cap)
         # A member's request is not counted by address: colleagues behind one office address
         # are not refused for each other's pages (their accounts' own caps apply).
         return self.get_response(request)
@@ -136,13 +149,37 @@ def _not_signed_in(
     request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], anonymous_cap: int, address_cap: int
 ) -> HttpResponse:
     """A request of someone not signed in: one of the places of everyone not signed in
-    (``anonymous_cap``, all addresses together), then one of its address's (``address_cap``)."""
+    (``anonymous_cap``, all addresses together), then one of its address's (``address_cap``),
+    then its turn at low priority."""
+
+    def run(held: HttpRequest) -> HttpResponse:
+        return _per_address(held, lambda placed: _low_priority(placed, get_response), address_cap)
+
     if not anonymous_cap:
-        return _per_address(request, get_response, address_cap)
+        return run(request)
     if not in_flight.take(ANONYMOUS, anonymous_cap):
         return too_many(request, _in_flight_refusal(_route(request), "anonymous_in_flight", anonymous_cap))
     setattr(request, ANONYMOUS_ATTRIBUTE, True)
-    return _holding(ANONYMOUS, lambda held: _per_address(held, get_response, address_cap), request)
+    return _holding(ANONYMOUS, run, request)
+
+
+def _low_priority(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], who: str = "anonymous"
+) -> HttpResponse:
+    """The response, made in a turn of the process's low-priority gate (vouch.shield.priority);
+    ``who``: anonymous, or an account that lost its standing (counted in the metrics)."""
+    at_once = int(getattr(settings, "VOUCH_LOW_PRIORITY_AT_ONCE", 0))
+    if at_once <= 0:
+        return get_response(request)
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isascii() and declared.isdigit() and int(declared) > 0:
+        # The body is read before the turn (it is at most VOUCH_MAX_BODY_BYTES, checked
+        # earlier): one sent a few bytes a second holds its places, never the turn.
+        request.body  # noqa: B018
+    wait = int(getattr(settings, "VOUCH_LOW_PRIORITY_WAIT_MS", 250)) / 1000
+    with priority.gate.turn(at_once, wait) as in_turn:
+        metrics.low_priority_total.labels(who=who, ran="turn" if in_turn else "anyway").inc()
+        return get_response(request)
 
 
 def _per_address(
@@ -154,6 +191,20 @@ def _per_address(
     if not in_flight.take(key, address_cap):
         return too_many(request, _in_flight_refusal(_route(request), "in_flight", address_cap))
     return _holding(key, get_response, request)
+
+
+def _without_standing(
+    request: HttpRequest, get_response: Callable[[HttpRequest], HttpResponse], anonymous_cap: int
+) -> HttpResponse:
+    """A request of an account that lost its standing: one of the low-priority places
+    (those of people not signed in), then its turn at low priority."""
+    setattr(request, GATED_ATTRIBUTE, True)
+    if not anonymous_cap:
+        return _low_priority(request, get_response, "account")
+    if not in_flight.take(ANONYMOUS, anonymous_cap):
+        return too_many(request, _in_flight_refusal(_route(request), "account_in_flight", anonymous_cap))
+    setattr(request, ANONYMOUS_ATTRIBUTE, True)
+    return _holding(ANONYMOUS, lambda held: _low_priority(held, get_response, "account"), request)
 
 
 def _route(request: HttpRequest) -> str:
@@ -185,10 +236,17 @@ class AccountLimitsMiddleware:
         if "account" in scopes:
             if not self.account_cap:
                 return self.get_response(request)
-            key = "u:" + scopes["account"]
+            account = scopes["account"]
+            key = "u:" + account
             if not in_flight.take(key, self.account_cap):
+                # More at once than a person's browser sends: low priority for a while.
+                priority.standing.lose(account, request.COOKIES.get(settings.SESSION_COOKIE_NAME))
                 return too_many(request, _in_flight_refusal(route, "account_in_flight", self.account_cap))
-            return _holding(key, self.get_response, request)
+            if getattr(request, GATED_ATTRIBUTE, False):
+                return _holding(key, self.get_response, request)
+            if priority.standing.good(account):
+                return _holding(key, self.get_response, request)
+            return _holding(key, lambda held: _without_standing(held, self.get_response, self.anonymous_cap), request)
         # A session cookie that signs no one in (expired, or made up to pass for a member's),
         # now known not signed in. An API call is its key's (vouch.api).
         if (
