@@ -221,6 +221,12 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "250",
         "How long a request of low priority waits for its turn before it runs anyway (nobody is refused for it).",
     ),
+    "VOUCH_SWITCH_INTERVAL_MS": (
+        "5",
+        "How long a server thread that wants the interpreter waits before the running one must let go "
+        "(Python's switch interval). 1 shortens a member's pages during a flood; 5 (Python's default) serves "
+        "more pages a second when every thread computes.",
+    ),
     "VOUCH_COMPANY_AT_ONCE": (
         "2",
         "Report PDFs drawn, CSV imports, data exports (and twice as many searches) one company may run at once; "

@@ -4,6 +4,8 @@ import sys
 
 from django.core.wsgi import get_wsgi_application
 
+from vouch import config
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vouch.settings")
 _django = get_wsgi_application()
 
@@ -37,8 +39,10 @@ _freeze_startup_objects()
 
 # A thread waiting for the GIL asks the running one to let go after this long (Python's
 # default: 5 ms). A member's request gives the GIL up at every database query and waits
-# for it again after; beside a flood's request that computes, each of those waits took
-# up to 5 ms, and a page makes tens of queries. 1 ms costs computing threads a little
-# throughput (more hand-overs); docs/security/limits.md, "Priority under a flood".
-SWITCH_INTERVAL = 0.001
+# for it again after; beside a flood's request that computes, each wait lasts up to the
+# interval. 1 ms shortened a member's pages during a flood, but cost the pages that
+# compute beside each other a fifth of their throughput (`make bench`: the 10,000-request
+# dashboard 208 against 253 pages a second): the default stays Python's, and an
+# operator under a flood may lower it (docs/security/limits.md, "Priority under a flood").
+SWITCH_INTERVAL = config.env_float("VOUCH_SWITCH_INTERVAL_MS", 5.0) / 1000
 sys.setswitchinterval(SWITCH_INTERVAL)

@@ -35,8 +35,8 @@ def test_importing_the_application_freezes_the_start_up_objects(tmp_path):
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["callable"] and found["views_imported"]
-    # Threads hand the GIL over every millisecond, not every 5 (docs/security/limits.md).
-    assert found["switch_interval"] == 0.001
+    # Python's switch interval unless the operator chose another (docs/security/limits.md).
+    assert found["switch_interval"] == 0.005
     # Most of what start-up made is frozen; a full collection walks only the rest.
     assert found["frozen"] > 50_000
     assert found["tracked"] < found["frozen"] / 2
