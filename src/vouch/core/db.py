@@ -97,7 +97,7 @@ class PreparedLookup(Generic[_M]):
 
     def _compile(self, connection) -> _Compiled:
         queryset = self._build().filter(**{self._key: self._sentinel})
-        return _compile_instances(queryset, connection, {self._key: self._sentinel})
+        return _compile_instances(queryset, connection, self._key, self._sentinel)
 
     def get(self, value: Any, *, using: str) -> _M | None:
         compiled, connection = _cached(self._compiled, self._lock, self._compile, using)
@@ -125,9 +125,10 @@ class PreparedLookupMany(Generic[_M]):
         self._lock = threading.Lock()
 
     def _compile(self, connection) -> tuple[_Compiled, list[int]]:
-        named = {f"pk{n}": sentinel for n, sentinel in enumerate(self._sentinels)}
-        compiled = _compile_instances(self._build().filter(pk__in=self._sentinels), connection, named)
-        return compiled, [_place_of(compiled.params, name, sentinel)[0] for name, sentinel in named.items()]
+        queryset = self._build().filter(pk__in=self._sentinels)
+        compiled = _compile_instances(queryset, connection, "pk0", self._sentinels[0])
+        rest = [_place_of(compiled.params, f"pk{n}", key)[0] for n, key in enumerate(self._sentinels[1:], 1)]
+        return compiled, [compiled.key_index, *rest]
 
     def get_many(self, values: list[Any], *, using: str) -> list[_M]:
         if not values:
@@ -146,13 +147,13 @@ class PreparedLookupMany(Generic[_M]):
         return [cast(_M, _instance(compiled, row, connection, using)) for row in rows]
 
 
-def _compile_instances(queryset: QuerySet, connection, keys: Mapping[str, Any]) -> _Compiled:
+def _compile_instances(queryset: QuerySet, connection, key: str, sentinel: Any) -> _Compiled:
     """``queryset``'s SQL for ``connection`` and how to build its rows' instances; its
-    ``key_index`` is the place of the first of ``keys`` (name: sentinel), each of which
-    must sit among the parameters exactly once."""
+    ``key_index`` is the place of ``sentinel`` (the parameter ``key``), which must sit
+    among the parameters exactly once."""
     compiler = queryset.query.get_compiler(connection=connection)
     sql, params = compiler.as_sql()
-    key_index = [_place_of(params, name, sentinel)[0] for name, sentinel in keys.items()][0]
+    key_index, _ = _place_of(params, key, sentinel)
     klass_info, select = compiler.klass_info, compiler.select
     fields = klass_info["select_fields"]
     start, end = fields[0], fields[-1] + 1

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from html import escape
-from uuid import UUID
 
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from vouch.references.models import Candidate
+from vouch.references.requests.listing_html import address_around_id
 
 
 def rows_html(candidates: Iterable[Candidate]) -> SafeString:
     """The rows of these candidates (with ``file_count`` set: ``services.count_files``)."""
-    # One reverse for the page: a candidate's URL differs only by its id.
-    placeholder = str(UUID(int=0))
-    url_start, _, url_end = escape(reverse("candidate_detail", args=[placeholder])).partition(placeholder)
+    url_start, url_end = address_around_id("candidate_detail")
     html = []
     for candidate in candidates:
         pk = str(candidate.pk)

@@ -68,7 +68,7 @@ def prepared_per_view(
     """``query`` (of the requests a member sees, then of the parameters ``sentinels``
     names) prepared for the two views that are one query each: every request (False)
     and one creator's (True, with the parameter ``creator``)."""
-    everything, own = Visibility(everything=True), Visibility(everything=False, creator_id=CREATOR_SENTINEL)
+    everything = Visibility(everything=True)
     return {
         False: PreparedRows(
             lambda **values: query(everything.of(ReferenceRequest.objects.all()), **values), paged=paged, **sentinels
@@ -78,7 +78,7 @@ def prepared_per_view(
                 Visibility(everything=False, creator_id=creator).of(ReferenceRequest.objects.all()), **values
             ),
             paged=paged,
-            creator=own.creator_id,
+            creator=CREATOR_SENTINEL,
             **sentinels,
         ),
     }

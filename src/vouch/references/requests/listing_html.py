@@ -27,6 +27,14 @@ from vouch.references.request_models import ReferenceRequest, RequestStatus
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def address_around_id(url_name: str) -> tuple[str, str]:
+    """A page's address escaped for HTML, before and after its one id argument: one
+    ``reverse`` for every row of a list (the addresses differ only by the id)."""
+    placeholder = str(UUID(int=0))
+    start, _, end = escape(reverse(url_name, args=[placeholder])).partition(placeholder)
+    return start, end
+
+
 def day_text(day: date) -> str:
     """ "5 Mar 2027" (the date filter's "j M Y"); two per row, so without strftime."""
     return f"{day.day} {_MONTHS[day.month]} {day.year}"
@@ -48,9 +56,7 @@ def rows_html(rows: Iterable[tuple], names: dict[int, str], marked: Collection[U
     the requests that need the member's action (``desk.figures.action_ids``)."""
     labels = dict(RequestStatus.choices)
     role_field, name_field = ReferenceRequest._meta.get_field("role"), Candidate._meta.get_field("name")
-    # One reverse for the page: a request's URL differs only by its id.
-    placeholder = str(UUID(int=0))
-    url_start, _, url_end = escape(reverse("request_detail", args=[placeholder])).partition(placeholder)
+    url_start, url_end = address_around_id("request_detail")
     html = []
     for pk, created_at, created_by_id, role, status, completed, required, flags, deadline, candidate_id, name in rows:
         # Each value is bound to its own row: the role to the request, the name to the candidate.

@@ -10,32 +10,23 @@ tests/references/test_desk.py compares them with the template they replaced."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from html import escape
-from uuid import UUID
 
 from django import template
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from vouch.references.request_models import ReferenceRequest, TimelineEvent
-from vouch.references.requests.listing_html import day_text, month_text
+from vouch.references.requests.listing_html import address_around_id, day_text, month_text
 
 register = template.Library()
-
-
-def _request_url() -> tuple[str, str]:
-    """The request page's address around its id: one reverse for every row."""
-    placeholder = str(UUID(int=0))
-    start, _, end = escape(reverse("request_detail", args=[placeholder])).partition(placeholder)
-    return start, end
 
 
 @register.simple_tag
 def action_rows(rows: Iterable[ReferenceRequest]) -> SafeString:
     """``<li>`` of each request of a "needs your action" list."""
-    start, end = _request_url()
+    start, end = address_around_id("request_detail")
     html = []
     for row in rows:
         moment = timezone.localtime(row.closed_at or row.deadline)
@@ -50,21 +41,17 @@ def action_rows(rows: Iterable[ReferenceRequest]) -> SafeString:
 @register.simple_tag
 def recent_rows(events: Iterable[TimelineEvent]) -> SafeString:
     """``<li>`` of each line of recent activity, with its moment and its request."""
-    start, end = _request_url()
+    start, end = address_around_id("request_detail")
     html = []
     for event in events:
         at = timezone.localtime(event.at)
         html.append(
-            f'<li><time datetime="{_iso(at)}">{month_text(at)}</time> · '
+            # isoformat() is the date filter's "c": ISO 8601, microseconds only when there are any.
+            f'<li><time datetime="{at.isoformat()}">{month_text(at)}</time> · '
             f'<a href="{start}{event.request_id}{end}">{escape(str(event.request.candidate.name))}</a>: '
             f"{escape(str(event.summary))}</li>"
         )
     return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
-
-
-def _iso(moment: datetime) -> str:
-    # As the date filter's "c" gives it: ISO 8601, microseconds only when there are any.
-    return moment.isoformat()
 
 
 @register.filter
