@@ -242,9 +242,8 @@ class AccountLimitsMiddleware:
                 # More at once than a person's browser sends: low priority for a while.
                 priority.standing.lose(account, request.COOKIES.get(settings.SESSION_COOKIE_NAME))
                 return too_many(request, _in_flight_refusal(route, "account_in_flight", self.account_cap))
-            if getattr(request, GATED_ATTRIBUTE, False):
-                return _holding(key, self.get_response, request)
-            if priority.standing.good(account):
+            # Gated already (known by its session), or in good standing: runs as it is.
+            if getattr(request, GATED_ATTRIBUTE, False) or priority.standing.good(account):
                 return _holding(key, self.get_response, request)
             return _holding(key, lambda held: _without_standing(held, self.get_response, self.anonymous_cap), request)
         # A session cookie that signs no one in (expired, or made up to pass for a member's),
