@@ -301,6 +301,33 @@ def test_an_opened_report_is_no_longer_unread_for_that_member_only(client, compa
     assert action(desk_of(company, admin.pk), figures.ActionKind.UNREAD_REPORT) == {done.pk}
 
 
+LOG_TEMPLATE = """{% for entry in entries %}<li><time datetime="{{ entry.occurred_at|date:'c' }}">\
+{{ entry.occurred_at|date:"j M, H:i" }}</time> · {{ entry.summary }}</li>{% endfor %}"""
+
+
+def test_the_activity_logs_latest_lines_are_the_templates_lines(company):
+    from vouch.activity import services as activity
+
+    with company_context(company):
+        for summary in ("Role changed", f"Candidate {AWKWARD} added", 'Settings <script>alert("x")</script> & more'):
+            activity.log("settings_changed", summary)
+        lines = activity.latest_lines(5)
+        entries = list(activity.entries()[:5])
+        assert [summary for _, summary in lines] == [entry.summary for entry in entries]
+        expected = engines["django"].from_string(LOG_TEMPLATE).render({"entries": entries})
+        drawn = desk_tags.log_rows(lines)
+    assert drawn == expected
+    assert "&lt;script&gt;" in drawn and "<script>" not in drawn and "O&#x27;Brien, Smith &amp; Jones 山田" in drawn
+    assert len(activity_lines_of(company, 2)) == 2
+
+
+def activity_lines_of(company, limit: int) -> list:
+    from vouch.activity import services as activity
+
+    with company_context(company):
+        return activity.latest_lines(limit)
+
+
 def test_the_dashboard_page_with_data_and_empty(client, company, members):
     recruiter, admin = members[Role.RECRUITER].user, members[Role.ADMIN].user
     client.force_login(recruiter)

@@ -52,7 +52,7 @@ def dashboard(request: CompanyRequest) -> HttpResponse:
     # Recruiters start on their own requests; admins, owners and viewers on the company's.
     want_company = asked == "company" or (not asked and membership.role != Role.RECRUITER)
     desk = figures.build(visibility(request), membership.user_id, want_company=want_company)
-    recent_log = activity.entries()[:5] if policy.can(membership, Action.VIEW_ACTIVITY) else []
+    recent_log = activity.latest_lines(5) if policy.can(membership, Action.VIEW_ACTIVITY) else []
     return render(
         request,
         "web/dashboard.html",

@@ -10,7 +10,7 @@ tests/references/test_desk.py compares them with the template they replaced."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html import escape
 
 from django import template
@@ -52,6 +52,16 @@ def recent_rows(events: Iterable[TimelineEvent]) -> SafeString:
             f"{escape(str(event.summary))}</li>"
         )
     return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
+
+
+@register.simple_tag
+def log_rows(lines: Iterable[tuple[datetime, str]]) -> SafeString:
+    """``<li>`` of each of the activity log's latest lines (``activity.latest_lines``)."""
+    html = []
+    for moment, summary in lines:
+        at = timezone.localtime(moment)
+        html.append(f'<li><time datetime="{at.isoformat()}">{month_text(at)}</time> · {escape(summary)}</li>')
+    return mark_safe("".join(html))  # noqa: S308  (every value escaped above)
 
 
 @register.filter
