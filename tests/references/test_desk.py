@@ -40,6 +40,7 @@ from vouch.references.request_models import (
     ReferenceRequest,
     RequestStatus,
     Severity,
+    TimelineEvent,
     WorkflowSettings,
 )
 from vouch.references.requests import flows as request_flows
@@ -579,6 +580,7 @@ RECENT_TEMPLATE = """{% for event in events %}<li><time datetime="{{ event.at|da
 
 def test_the_hand_drawn_rows_are_the_templates_rows(company, members):
     recruiter = members[Role.RECRUITER].user
+    make_request(company, members[Role.ADMIN].user, name="Admin Own", email="own@example.org")
     flagged, cheat, _ = high_flagged(company, recruiter, name=AWKWARD, role='Head of R&D <script>alert("x")</script>')
     evaluate(company, flagged)
     decline(company, cheat)
@@ -589,12 +591,20 @@ def test_the_hand_drawn_rows_are_the_templates_rows(company, members):
     assert {row.pk for row in rows} == {flagged.pk, done.pk} and len(desk.recent) >= 5
     engine = engines["django"]
     with company_context(company):  # the encrypted values open with the company's keys
+        # The lines are read without instances: the template's were the ORM's events.
+        events = TimelineEvent.objects.select_related("request__candidate").order_by("-at", "-id")
+        assert [(e.pk, e.at, e.summary, e.request_id, e.request.candidate.name) for e in events[:10]] == desk.recent
+        own = desk_of(company, recruiter.pk, Visibility(everything=False, creator_id=recruiter.pk), company_view=False)
+        assert [line.pk for line in own.recent] == [e.pk for e in events.filter(request__created_by_id=recruiter.pk)[:10]]
+        everyone, mine = reads.recent_events(None, 50), reads.recent_events(recruiter.pk, 50)
+        assert [line.pk for line in mine] == [e.pk for e in events.filter(request__created_by_id=recruiter.pk)[:50]]
+        assert "Admin Own" in {line.name for line in everyone} - {line.name for line in mine}
         for template, tag, context in (
             (ROWS_TEMPLATE, desk_tags.action_rows, {"rows": rows}),
-            (RECENT_TEMPLATE, desk_tags.recent_rows, {"events": desk.recent}),
+            (RECENT_TEMPLATE, desk_tags.recent_rows, {"events": list(events[: len(desk.recent)])}),
         ):
             expected = engine.from_string(template).render(context).rstrip("\n")
-            assert tag(*context.values()) == expected
+            assert tag(rows if tag is desk_tags.action_rows else desk.recent) == expected
         drawn = desk_tags.action_rows(rows)
         assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "&lt;b&gt;" in drawn
         assert "Siobhán O&#x27;Brien, Smith &amp; Jones 山田" in desk_tags.recent_rows(desk.recent)

@@ -34,7 +34,6 @@ from vouch.references.request_models import (
     ReportView,
     RequestStatus,
     Severity,
-    TimelineEvent,
     WorkflowSettings,
 )
 from vouch.references.requests.access import Visibility
@@ -91,7 +90,7 @@ class Desk:
     total: int
     by_status: list[tuple[str, str, int]]  # (status, label, count), every status
     actions: list[ActionList]
-    recent: list[TimelineEvent] = field(default_factory=list)
+    recent: list[reads.RecentLine] = field(default_factory=list)
     turnaround: list[Turnaround] = field(default_factory=list)
 
     @property

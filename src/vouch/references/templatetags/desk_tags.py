@@ -17,7 +17,8 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from vouch.references.request_models import ReferenceRequest, TimelineEvent
+from vouch.references.desk.reads import RecentLine
+from vouch.references.request_models import ReferenceRequest
 from vouch.references.requests.listing_html import address_around_id, day_text, month_text
 
 register = template.Library()
@@ -39,7 +40,7 @@ def action_rows(rows: Iterable[ReferenceRequest]) -> SafeString:
 
 
 @register.simple_tag
-def recent_rows(events: Iterable[TimelineEvent]) -> SafeString:
+def recent_rows(events: Iterable[RecentLine]) -> SafeString:
     """``<li>`` of each line of recent activity, with its moment and its request."""
     start, end = address_around_id("request_detail")
     html = []
@@ -48,8 +49,8 @@ def recent_rows(events: Iterable[TimelineEvent]) -> SafeString:
         html.append(
             # isoformat() is the date filter's "c": ISO 8601, microseconds only when there are any.
             f'<li><time datetime="{at.isoformat()}">{month_text(at)}</time> · '
-            f'<a href="{start}{event.request_id}{end}">{escape(str(event.request.candidate.name))}</a>: '
-            f"{escape(str(event.summary))}</li>"
+            f'<a href="{start}{event.request_id}{end}">{escape(event.name)}</a>: '
+            f"{escape(event.summary)}</li>"
         )
     return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
 
