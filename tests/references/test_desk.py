@@ -594,10 +594,11 @@ def test_the_hand_drawn_rows_are_the_templates_rows(company, members):
         # The lines are read without instances: the template's were the ORM's events.
         events = TimelineEvent.objects.select_related("request__candidate").order_by("-at", "-id")
         assert [(e.pk, e.at, e.summary, e.request_id, e.request.candidate.name) for e in events[:10]] == desk.recent
+        own_events = events.filter(request__created_by_id=recruiter.pk)
         own = desk_of(company, recruiter.pk, Visibility(everything=False, creator_id=recruiter.pk), company_view=False)
-        assert [line.pk for line in own.recent] == [e.pk for e in events.filter(request__created_by_id=recruiter.pk)[:10]]
+        assert [line.pk for line in own.recent] == [e.pk for e in own_events[:10]]
         everyone, mine = reads.recent_events(None, 50), reads.recent_events(recruiter.pk, 50)
-        assert [line.pk for line in mine] == [e.pk for e in events.filter(request__created_by_id=recruiter.pk)[:50]]
+        assert [line.pk for line in mine] == [e.pk for e in own_events[:50]]
         assert "Admin Own" in {line.name for line in everyone} - {line.name for line in mine}
         for template, tag, context in (
             (ROWS_TEMPLATE, desk_tags.action_rows, {"rows": rows}),
