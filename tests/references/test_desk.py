@@ -38,6 +38,7 @@ from vouch.references.request_models import (
     OutgoingMail,
     Reference,
     ReferenceRequest,
+    ReportView,
     RequestStatus,
     Severity,
     TimelineEvent,
@@ -565,6 +566,21 @@ def test_the_prepared_lists_are_the_rules_own_querysets(company, members):
         # Another member's id in the same prepared SQL: their reports, not the recruiter's.
         unread = figures.RULES[figures.ActionKind.UNREAD_REPORT]
         assert unread.count(None, user_id=admin.pk) == 7
+        # The dashboard counts a full list of unread reports as the completed requests
+        # less the member's views of them: the rule's count, whoever viewed what.
+        completed = list(ReferenceRequest.objects.filter(status=RequestStatus.COMPLETED).order_by("created_at"))
+        still_open = ReferenceRequest.objects.exclude(status=RequestStatus.COMPLETED).first()
+        for viewer, opened in ((recruiter, [completed[0], still_open]), (admin, completed[2:4])):
+            for request in opened:
+                ReportView.objects.create(request=request, user_id=viewer.pk)
+        for creator in (None, recruiter.pk, admin.pk):
+            done = reads.counts_by_status(creator).get(RequestStatus.COMPLETED, 0)
+            for viewer in (recruiter, admin):
+                expected = unread.count(creator, user_id=viewer.pk)
+                assert done - reads.viewed_completed(creator, viewer.pk) == expected, (creator, viewer)
+    for viewer, left in ((recruiter, 6), (admin, 5)):
+        [listed] = [a for a in desk_of(company, viewer.pk).actions if a.kind == figures.ActionKind.UNREAD_REPORT]
+        assert (listed.count, len(listed.rows)) == (left, min(left, figures.ACTION_ROWS)), viewer
 
 
 # The rows as the dashboard's template drew them before they were drawn in Python.

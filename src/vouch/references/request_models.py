@@ -136,9 +136,8 @@ class Reference(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     request = models.ForeignKey(ReferenceRequest, on_delete=models.CASCADE, related_name="references")
-    status = models.CharField(
-        max_length=16, choices=ReferenceStatus.choices, default=ReferenceStatus.INVITED, db_index=True
-    )
+    # Indexed with nominated_at (Meta.indexes), which serves lookups by status alone too.
+    status = models.CharField(max_length=16, choices=ReferenceStatus.choices, default=ReferenceStatus.INVITED)
     # As nominated by the candidate.
     name = EncryptedCharField(max_length=200)
     email = EncryptedEmailField()
@@ -170,6 +169,12 @@ class Reference(models.Model):
 
     class Meta:
         ordering = ["nominated_at", "id"]
+        indexes = [
+            # The dashboard's late referees: each waiting status's referees nominated
+            # before the replacement time, a range rather than all of that status (with
+            # an index on status alone as well, SQLite chose that one).
+            models.Index(fields=["status", "nominated_at"], name="reference_status_nominated_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Reference {self.pk}"
@@ -497,6 +502,8 @@ class ReportView(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "user_id"], name="report_view_unique")]
+        # The dashboard counts a member's read reports from their own views.
+        indexes = [models.Index(fields=["user_id", "request"], name="report_view_user_idx")]
 
     def __str__(self) -> str:
         return f"report of {self.request_id} viewed by {self.user_id}"

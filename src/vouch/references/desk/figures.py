@@ -210,7 +210,13 @@ def build(seen: Visibility, user_id: int, *, want_company: bool, now: datetime |
             rule, parameters = RULES[kind], values.get(kind, {})
             first = rule.first_ids(creator, ACTION_ROWS, **parameters)
             # Counted only when the rows fill the list: most companies have fewer.
-            found[kind] = first, len(first) if len(first) < ACTION_ROWS else rule.count(creator, **parameters)
+            if len(first) < ACTION_ROWS:
+                count = len(first)
+            elif kind == ActionKind.UNREAD_REPORT:  # the same number, from the member's views
+                count = counts.get(RequestStatus.COMPLETED, 0) - reads.viewed_completed(creator, user_id)
+            else:
+                count = rule.count(creator, **parameters)
+            found[kind] = first, count
     rows = reads.requests_by_id(pk for first, _ in found.values() for pk in first)
     actions = [
         ActionList(kind, ACTION_TITLES[kind], count, [rows[pk] for pk in first if pk in rows])

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import router
 from django.db.models import Count, Q
 
-from vouch.core.db import PreparedLookupMany, PreparedRows, count_rows
+from vouch.core.db import ComposedSQL, Names, PreparedLookupMany, PreparedRows, count_rows
 from vouch.references.models import Candidate
-from vouch.references.request_models import ReferenceRequest, TimelineEvent
+from vouch.references.request_models import ReferenceRequest, ReportView, RequestStatus, TimelineEvent
 from vouch.references.requests.access import CREATOR_SENTINEL, prepared_per_view
 
 # Sentinels (vouch.core.db.PreparedRows): values no real parameter has, each distinct.
@@ -95,6 +96,34 @@ class RecentLine(NamedTuple):
 
 def counts_by_status(creator: int | None) -> dict[str, int]:
     return dict(_BY_STATUS[creator is not None].fetch(**_scope(creator)))
+
+
+def _viewed_completed(names: Names, *, one_creator: bool) -> str:
+    """Written by hand for its join order: SQLite, with no statistics, started from the
+    completed requests (a scan of all of them) whatever the ORM's join said; a CROSS JOIN
+    makes it start from the member's views (their index). PostgreSQL plans it as a join."""
+    view, request = ReportView, ReferenceRequest
+    creator = f" AND {names.column(request, 'created_by_id', prefix='r.')} = %s" if one_creator else ""
+    return (
+        f"SELECT COUNT(*) FROM {names.table(view)} v CROSS JOIN {names.table(request)} r "  # noqa: S608  (identifiers from the models)
+        f"WHERE {names.column(view, 'user_id', prefix='v.')} = %s "
+        f"AND {names.column(request, 'id', prefix='r.')} = {names.column(view, 'request', prefix='v.')} "
+        f"AND {names.column(request, 'status', prefix='r.')} = %s{creator}"
+    )
+
+
+_VIEWED_COMPLETED = {
+    one_creator: ComposedSQL(partial(_viewed_completed, one_creator=one_creator)) for one_creator in (False, True)
+}
+
+
+def viewed_completed(creator: int | None, user_id: int) -> int:
+    """How many of the view's completed requests ``user_id`` has opened the report of
+    (one view per member and request: a unique constraint). The completed ones less
+    these are the unread reports: counted from the member's few views (an index), where
+    the rule's NOT EXISTS probes every completed request (0.2 ms with 1,250 of them)."""
+    params: list = [user_id, RequestStatus.COMPLETED.value] + ([] if creator is None else [creator])
+    return _VIEWED_COMPLETED[creator is not None].fetchone(params, using=router.db_for_read(ReportView))[0]
 
 
 # The rows the dashboard shows (four lists of at most five requests, ten lines of
