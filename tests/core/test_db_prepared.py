@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.references.workflow import IDENTITY, REFEREES, make_request, nominate
 from vouch.accounts.policy import Role
 from vouch.core.context import company_context
-from vouch.core.db import PreparedLookup, PreparedLookupMany, PreparedRows
+from vouch.core.db import PreparedLookup, PreparedRows
 from vouch.links.models import Link
 from vouch.links.services import RESOLVE_COLUMNS, hash_token
 from vouch.references.referees import flows as referee_flows
@@ -201,23 +201,3 @@ def test_a_datetime_parameter_binds_as_the_orm_binds_it(company, members, five_r
         expected = list(later.order_by("created_at").values_list("pk"))
         assert since.fetch(using=context.alias, since=middle) == expected == [(pk,) for pk, _ in ordered[3:]]
         assert since.fetch(using=context.alias, since=ordered[-1][1] + timedelta(microseconds=1)) == []
-
-
-def test_prepared_rows_by_many_keys_are_the_orm_rows(company, members, five_requests):
-    lookup = PreparedLookupMany(lambda: ReferenceRequest.objects.select_related("candidate"), size=4)
-    ids = [reference_request.pk for reference_request in five_requests]
-    with company_context(company) as context:
-        theirs = {row.pk: row for row in ReferenceRequest.objects.select_related("candidate").filter(pk__in=ids[:3])}
-        with CaptureQueriesContext(connections[context.alias]) as queries:
-            mine = lookup.get_many(ids[:3], using=context.alias)  # fewer keys than places: padded
-        assert len(queries) == 1 and sorted(row.pk for row in mine) == sorted(theirs)
-        for row in mine:
-            assert row._state.db == context.alias
-            for name in ("status", "role", "deadline", "created_by_id", "candidate_id"):
-                assert getattr(row, name) == getattr(theirs[row.pk], name), name
-            assert row.candidate.name == theirs[row.pk].candidate.name != ""
-        # Other keys in the same SQL; a key with no row is simply absent; more than the places, refused.
-        assert {row.pk for row in lookup.get_many([ids[4], uuid.uuid4()], using=context.alias)} == {ids[4]}
-        assert lookup.get_many([], using=context.alias) == []
-        with pytest.raises(ValueError, match="at most 4"):
-            lookup.get_many(ids, using=context.alias)

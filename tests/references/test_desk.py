@@ -616,12 +616,17 @@ def test_the_hand_drawn_rows_are_the_templates_rows(company, members):
         everyone, mine = reads.recent_events(None, 50), reads.recent_events(recruiter.pk, 50)
         assert [line.pk for line in mine] == [e.pk for e in own_events[:50]]
         assert "Admin Own" in {line.name for line in everyone} - {line.name for line in mine}
-        for template, tag, context in (
-            (ROWS_TEMPLATE, desk_tags.action_rows, {"rows": rows}),
-            (RECENT_TEMPLATE, desk_tags.recent_rows, {"events": list(events[: len(desk.recent)])}),
+        # So are the rows: the template's were the ORM's requests with their candidates.
+        requests = ReferenceRequest.objects.select_related("candidate").in_bulk([row.pk for row in rows])
+        assert [
+            (r.pk, r.role, r.deadline, r.closed_at, r.candidate.name) for r in (requests[row.pk] for row in rows)
+        ] == rows
+        for template, tag, context, drawn_from in (
+            (ROWS_TEMPLATE, desk_tags.action_rows, {"rows": [requests[row.pk] for row in rows]}, rows),
+            (RECENT_TEMPLATE, desk_tags.recent_rows, {"events": list(events[: len(desk.recent)])}, desk.recent),
         ):
             expected = engine.from_string(template).render(context).rstrip("\n")
-            assert tag(rows if tag is desk_tags.action_rows else desk.recent) == expected
+            assert tag(drawn_from) == expected
         drawn = desk_tags.action_rows(rows)
         assert "<script>" not in drawn and "&lt;script&gt;" in drawn and "&lt;b&gt;" in drawn
         assert "Siobhán O&#x27;Brien, Smith &amp; Jones 山田" in desk_tags.recent_rows(desk.recent)

@@ -112,41 +112,6 @@ class PreparedLookup(Generic[_M]):
         return cast(_M, _instance(compiled, row, connection, using))
 
 
-class PreparedLookupMany(Generic[_M]):
-    """``PreparedLookupMany(lambda: Model.objects.select_related(...), size=20)``; then
-    ``lookup.get_many(ids, using=alias)`` is that queryset's ``.filter(pk__in=ids)``
-    rows (in no particular order), for up to ``size`` primary keys (UUIDs) at once:
-    the SQL has ``size`` places, the unused ones filled with a key already asked for."""
-
-    def __init__(self, build: Callable[[], QuerySet[_M]], *, size: int) -> None:
-        self._build = build
-        self._sentinels = [uuid.UUID(int=0x5E171E1 + n) for n in range(size)]
-        self._compiled: dict[str, tuple[_Compiled, list[int]]] = {}
-        self._lock = threading.Lock()
-
-    def _compile(self, connection) -> tuple[_Compiled, list[int]]:
-        queryset = self._build().filter(pk__in=self._sentinels)
-        compiled = _compile_instances(queryset, connection, "pk0", self._sentinels[0])
-        rest = [_place_of(compiled.params, f"pk{n}", key)[0] for n, key in enumerate(self._sentinels[1:], 1)]
-        return compiled, [compiled.key_index, *rest]
-
-    def get_many(self, values: list[Any], *, using: str) -> list[_M]:
-        if not values:
-            return []
-        if len(values) > len(self._sentinels):
-            raise ValueError(f"at most {len(self._sentinels)} keys at once")
-        (compiled, places), connection = _cached(self._compiled, self._lock, self._compile, using)
-        key_field = compiled.model._meta.pk
-        params = list(compiled.params)
-        padded = list(values) + [values[-1]] * (len(places) - len(values))  # a repeated key matches its row once
-        for place, value in zip(places, padded, strict=True):
-            params[place] = key_field.get_db_prep_value(value, connection, prepared=False)
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        return [cast(_M, _instance(compiled, row, connection, using)) for row in rows]
-
-
 def _compile_instances(queryset: QuerySet, connection, key: str, sentinel: Any) -> _Compiled:
     """``queryset``'s SQL for ``connection`` and how to build its rows' instances; its
     ``key_index`` is the place of ``sentinel`` (the parameter ``key``), which must sit

@@ -69,7 +69,7 @@ class ActionList:
     kind: str
     title: str
     count: int
-    rows: list[ReferenceRequest]
+    rows: list[reads.ActionRow]
 
 
 @dataclass

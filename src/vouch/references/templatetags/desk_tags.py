@@ -17,25 +17,21 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from vouch.references.desk.reads import RecentLine
-from vouch.references.request_models import ReferenceRequest
+from vouch.references.desk.reads import ActionRow, RecentLine
 from vouch.references.requests.listing_html import address_around_id, day_text, month_text
 
 register = template.Library()
 
 
 @register.simple_tag
-def action_rows(rows: Iterable[ReferenceRequest]) -> SafeString:
+def action_rows(rows: Iterable[ActionRow]) -> SafeString:
     """``<li>`` of each request of a "needs your action" list."""
     start, end = address_around_id("request_detail")
     html = []
     for row in rows:
         moment = timezone.localtime(row.closed_at or row.deadline)
         when = f"completed {day_text(moment)}" if row.closed_at else f"due {day_text(moment)}"
-        html.append(
-            f'<li><a href="{start}{row.pk}{end}">{escape(str(row.candidate.name))}</a> · '
-            f"{escape(str(row.role))} · {when}</li>"
-        )
+        html.append(f'<li><a href="{start}{row.pk}{end}">{escape(row.name)}</a> · {escape(row.role)} · {when}</li>')
     return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
 
 
