@@ -123,14 +123,15 @@ def viewed_completed(creator: int | None, user_id: int) -> int:
     these are the unread reports: counted from the member's few views (an index), where
     the rule's NOT EXISTS probes every completed request (0.2 ms with 1,250 of them)."""
     params: list = [user_id, RequestStatus.COMPLETED.value] + ([] if creator is None else [creator])
-    return _VIEWED_COMPLETED[creator is not None].fetchone(params, using=router.db_for_read(ReportView))[0]
+    found = _VIEWED_COMPLETED[creator is not None].fetchone(params, using=router.db_for_read(ReportView))
+    return found[0] if found else 0  # a COUNT always has its row
 
 
 # The rows the four "needs your action" lists show (at most five requests each): what a
 # row shows, read by id in one prepared read without building instances; the encrypted
 # values are opened here, with their rows' ids.
 _AT_ONCE = 20
-_ID_SENTINELS = {f"pk{n}": UUID(int=0x5E171E1 + n) for n in range(_AT_ONCE)}
+_ID_SENTINELS: dict[str, Any] = {f"pk{n}": UUID(int=0x5E171E1 + n) for n in range(_AT_ONCE)}
 _ROWS = PreparedRows(
     lambda **ids: (
         ReferenceRequest.objects.filter(pk__in=list(ids.values()))
@@ -170,9 +171,8 @@ def requests_by_id(ids: Iterable[UUID]) -> dict[UUID, ActionRow]:
     for start in range(0, len(wanted), _AT_ONCE):
         chunk = wanted[start : start + _AT_ONCE]
         padded = chunk + [chunk[-1]] * (_AT_ONCE - len(chunk))  # a repeated id matches its row once
-        for pk, sealed_role, deadline, closed_at, candidate_id, sealed_name in _ROWS.fetch(
-            using=using, **dict(zip(_ID_SENTINELS, padded, strict=True))
-        ):
+        values: dict[str, Any] = dict(zip(_ID_SENTINELS, padded, strict=True))
+        for pk, sealed_role, deadline, closed_at, candidate_id, sealed_name in _ROWS.fetch(using=using, **values):
             found[pk] = ActionRow(
                 pk, role.open(sealed_role, pk), deadline, closed_at, name.open(sealed_name, candidate_id)
             )
