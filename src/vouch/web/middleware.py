@@ -6,6 +6,7 @@ import time
 import uuid
 
 import structlog
+from csp.constants import HEADER as CSP_HEADER
 from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.http import HttpResponse
@@ -51,11 +52,10 @@ class RequestContextMiddleware:
         # middleware that adds the security headers further in: every response passes
         # through them again here. Each adds only a header the response lacks (make attack,
         # the headers step).
-        self.security_headers = (
-            SecurityMiddleware(get_response),
-            XFrameOptionsMiddleware(get_response),
-            CSPMiddleware(get_response),
-        )
+        self.security_headers = (SecurityMiddleware(get_response), XFrameOptionsMiddleware(get_response))
+        # django-csp builds its header text (twice: enforced and report-only) before it
+        # looks whether the response has one: asked only of a response without one.
+        self.csp = CSPMiddleware(get_response)
 
     def __call__(self, request: VouchRequest) -> HttpResponse:
         if request.path in PROBE_PATHS:
@@ -100,6 +100,8 @@ class RequestContextMiddleware:
         response.setdefault("Permissions-Policy", self.permissions_policy)
         for middleware in self.security_headers:
             response = middleware.process_response(request, response)
+        if CSP_HEADER not in response:
+            response = self.csp.process_response(request, response)
         # Pages hold other people's personal data: no browser or shared cache may keep
         # them. Static files (WhiteNoise) set their own long-lived Cache-Control first.
         if not response.has_header("Cache-Control"):
