@@ -204,3 +204,23 @@ def test_an_allow_list_that_does_not_parse_stops_the_start(settings):
 
     settings.VOUCH_SHIELD_ALLOW = ["10.0.0.0/33"]
     assert "vouch.E030" in [error.id for error in configuration(None)]
+
+
+def test_a_member_whose_filter_has_a_mistake_is_not_blocked_while_typing_a_search(client, company, owner, clock):
+    # The requests list answers 400 with the filter form's errors (a start date after the
+    # end) at every keystroke of the search as you type: a form's errors, not an attack.
+    client.force_login(owner.user)
+    for typed in ("M", "Ma", "Mar", "Mari", "Maria", "Maria ", "Maria S") * 5:
+        response = client.get(
+            "/requests/",
+            {"q": typed, "created_from": "2026-12-31", "created_to": "2026-01-01"},
+            REMOTE_ADDR=SCANNER,
+            HTTP_HX_REQUEST="true",
+        )
+        assert response.status_code == 400 and not _blocked(response)
+    assert client.get("/requests/", REMOTE_ADDR=SCANNER).status_code == 200
+    assert events(EventAction.INTRUSION_DETECTED) == []
+    # What is hostile in the same search still counts (and blocks the account).
+    for _ in range(5):
+        client.get("/requests/", {"q": "' OR 1=1 --", "created_from": "2026-12-31"}, REMOTE_ADDR=SCANNER)
+    assert _blocked(client.get("/requests/", REMOTE_ADDR=SCANNER))

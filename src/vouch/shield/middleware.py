@@ -86,6 +86,11 @@ class ShieldMiddleware:
         # meanwhile gets 404s in the course of its work; its volume is the key's limit's
         # and the abuse rules' (vouch.api), its hostile input still counts (_inspect).
         counted = counted or getattr(request, "acting_user_id", None) is not None
+        # Nor a signed-in member's 400: every page behind sign-in checks its input through
+        # a form and answers its errors with 400, and the requests list does so at every
+        # keystroke of its search while a filter has a mistake (twenty blocked the account).
+        # What is hostile in such a request is still a point (_inspect, CSRF, tampering).
+        counted = counted or (point == "bad_request" and detection.signed_in_user_id(request) is not None)
         if point is not None and not counted and not request.path.startswith(LINK_PREFIXES):
             detection.detect(request, point)
         return response
