@@ -74,8 +74,14 @@ class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
                 pause = min(pause * 1.5, MAX_PAUSE)
 
     def execute(self, query, params=None):
-        with _full_is_storage_full():
+        # _full_is_storage_full's check, written out: a context manager made for every
+        # query cost more than the check (the cursor sees sqlite3's own errors).
+        try:
             return self._retrying(super().execute, query, params)
+        except sqlite3.Error as error:
+            if is_sqlite_full(error):
+                raise StorageFull(str(error)) from error
+            raise
 
     def executemany(self, query, param_list):
         with _full_is_storage_full():
