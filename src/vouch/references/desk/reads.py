@@ -6,8 +6,10 @@ activity); building and compiling each queryset cost more than running it (0.3-1
 against 0.05-0.2 ms with 10,000 requests). Prepared here for the two views that are one
 query each: every request the company has, and one creator's. The rules themselves
 (which request needs action) are written once, in ``figures``, as querysets; the
-prepared forms run exactly that SQL. tests/references/test_desk.py compares the
-two on the same data."""
+prepared forms run exactly that SQL, except the size of a full list of unread reports,
+worked out from the member's views (``viewed_completed``). The rows and lines the page
+shows are read as values, not model instances. tests/references/test_desk.py compares
+each of them with the ORM's answer on the same data."""
 
 from __future__ import annotations
 
@@ -66,32 +68,6 @@ def _scope(creator: int | None) -> dict:
 
 
 _BY_STATUS = prepared_per_view(lambda requests: requests.order_by().values_list("status").annotate(n=Count("*")))
-# The latest lines of activity: what a line shows, read in one prepared join without
-# building instances (ten events with their requests and candidates were the costliest
-# read of the page); the encrypted values are opened here, with their rows' ids.
-_RECENT_COLUMNS = ("pk", "at", "summary", "request_id", "request__candidate_id", "request__candidate__name")
-_RECENT = {
-    False: PreparedRows(lambda: TimelineEvent.objects.order_by("-at", "-id").values_list(*_RECENT_COLUMNS), paged=True),
-    True: PreparedRows(
-        lambda creator: (
-            TimelineEvent.objects.filter(request__created_by_id=creator)
-            .order_by("-at", "-id")
-            .values_list(*_RECENT_COLUMNS)
-        ),
-        paged=True,
-        creator=CREATOR_SENTINEL,
-    ),
-}
-
-
-class RecentLine(NamedTuple):
-    """One line of recent activity: a timeline event, its request and its candidate's name."""
-
-    pk: UUID
-    at: datetime
-    summary: str
-    request_id: UUID
-    name: str
 
 
 def counts_by_status(creator: int | None) -> dict[str, int]:
@@ -127,6 +103,44 @@ def viewed_completed(creator: int | None, user_id: int) -> int:
     return found[0] if found else 0  # a COUNT always has its row
 
 
+# The latest lines of activity: what a line shows, read in one prepared join without
+# building instances (ten events with their requests and candidates were the costliest
+# read of the page); the encrypted values are opened here, with their rows' ids.
+_RECENT_COLUMNS = ("pk", "at", "summary", "request_id", "request__candidate_id", "request__candidate__name")
+_RECENT = {
+    False: PreparedRows(lambda: TimelineEvent.objects.order_by("-at", "-id").values_list(*_RECENT_COLUMNS), paged=True),
+    True: PreparedRows(
+        lambda creator: (
+            TimelineEvent.objects.filter(request__created_by_id=creator)
+            .order_by("-at", "-id")
+            .values_list(*_RECENT_COLUMNS)
+        ),
+        paged=True,
+        creator=CREATOR_SENTINEL,
+    ),
+}
+
+
+class RecentLine(NamedTuple):
+    """One line of recent activity: a timeline event, its request and its candidate's name."""
+
+    pk: UUID
+    at: datetime
+    summary: str
+    request_id: UUID
+    name: str
+
+
+def recent_events(creator: int | None, limit: int) -> list[RecentLine]:
+    """The latest ``limit`` lines of the timelines of the view's requests, newest first."""
+    rows = _RECENT[creator is not None].fetch(limit=limit, **_scope(creator))
+    summary, name = TimelineEvent._meta.get_field("summary"), Candidate._meta.get_field("name")
+    return [
+        RecentLine(pk, at, summary.open(sealed_summary, pk), request_id, name.open(sealed_name, candidate_id))
+        for pk, at, sealed_summary, request_id, candidate_id, sealed_name in rows
+    ]
+
+
 # The rows the four "needs your action" lists show (at most five requests each): what a
 # row shows, read by id in one prepared read without building instances; the encrypted
 # values are opened here, with their rows' ids.
@@ -150,16 +164,6 @@ class ActionRow(NamedTuple):
     deadline: datetime
     closed_at: datetime | None
     name: str
-
-
-def recent_events(creator: int | None, limit: int) -> list[RecentLine]:
-    """The latest ``limit`` lines of the timelines of the view's requests, newest first."""
-    rows = _RECENT[creator is not None].fetch(limit=limit, **_scope(creator))
-    summary, name = TimelineEvent._meta.get_field("summary"), Candidate._meta.get_field("name")
-    return [
-        RecentLine(pk, at, summary.open(sealed_summary, pk), request_id, name.open(sealed_name, candidate_id))
-        for pk, at, sealed_summary, request_id, candidate_id, sealed_name in rows
-    ]
 
 
 def requests_by_id(ids: Iterable[UUID]) -> dict[UUID, ActionRow]:
