@@ -41,15 +41,23 @@ def _busy(error: sqlite3.OperationalError) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
+def _storage_full(error: BaseException) -> StorageFull | None:
+    """The StorageFull that ``error`` is, if it is SQLite's full disk: the cursor sees
+    sqlite3's own errors; a commit sees them wrapped by Django."""
+    cause = error if isinstance(error, sqlite3.Error) else error.__cause__
+    if isinstance(cause, sqlite3.Error) and is_sqlite_full(cause):
+        return StorageFull(str(cause))
+    return None
+
+
 @contextmanager
 def _full_is_storage_full():
     try:
         yield
     except Exception as error:
-        # The cursor sees sqlite3's own errors; a commit sees them wrapped by Django.
-        cause = error if isinstance(error, sqlite3.Error) else error.__cause__
-        if isinstance(cause, sqlite3.Error) and is_sqlite_full(cause):
-            raise StorageFull(str(cause)) from error
+        full = _storage_full(error)
+        if full is not None:
+            raise full from error
         raise
 
 
@@ -74,13 +82,14 @@ class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
                 pause = min(pause * 1.5, MAX_PAUSE)
 
     def execute(self, query, params=None):
-        # _full_is_storage_full's check, written out: a context manager made for every
-        # query cost more than the check (the cursor sees sqlite3's own errors).
+        # _full_is_storage_full written out: a context manager made for every query cost
+        # more than the check.
         try:
             return self._retrying(super().execute, query, params)
-        except sqlite3.Error as error:
-            if is_sqlite_full(error):
-                raise StorageFull(str(error)) from error
+        except Exception as error:
+            full = _storage_full(error)
+            if full is not None:
+                raise full from error
             raise
 
     def executemany(self, query, param_list):
