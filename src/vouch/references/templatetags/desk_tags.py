@@ -41,11 +41,8 @@ def recent_rows(events: Iterable[RecentLine]) -> SafeString:
     start, end = address_around_id("request_detail")
     html = []
     for event in events:
-        at = timezone.localtime(event.at)
         html.append(
-            # isoformat() is the date filter's "c": ISO 8601, microseconds only when there are any.
-            f'<li><time datetime="{at.isoformat()}">{month_text(at)}</time> · '
-            f'<a href="{start}{event.request_id}{end}">{escape(event.name)}</a>: '
+            f'<li>{_moment_html(event.at)} · <a href="{start}{event.request_id}{end}">{escape(event.name)}</a>: '
             f"{escape(event.summary)}</li>"
         )
     return mark_safe("\n".join(html))  # noqa: S308  (every value escaped above)
@@ -56,9 +53,15 @@ def log_rows(lines: Iterable[tuple[datetime, str]]) -> SafeString:
     """``<li>`` of each of the activity log's latest lines (``activity.latest_lines``)."""
     html = []
     for moment, summary in lines:
-        at = timezone.localtime(moment)
-        html.append(f'<li><time datetime="{at.isoformat()}">{month_text(at)}</time> · {escape(summary)}</li>')
+        html.append(f"<li>{_moment_html(moment)} · {escape(summary)}</li>")
     return mark_safe("".join(html))  # noqa: S308  (every value escaped above)
+
+
+def _moment_html(moment: datetime) -> str:
+    """``<time>`` of a moment, as the template drew it with ``|date:'c'`` and ``|date:"j M, H:i"``
+    (isoformat() is "c": ISO 8601, microseconds only when there are any)."""
+    at = timezone.localtime(moment)
+    return f'<time datetime="{at.isoformat()}">{month_text(at)}</time>'
 
 
 @register.filter
