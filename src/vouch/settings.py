@@ -474,6 +474,9 @@ VOUCH_ACCOUNT_IN_FLIGHT = env_int("VOUCH_ACCOUNT_IN_FLIGHT", max(1, env_int("VOU
 VOUCH_LOW_PRIORITY_AT_ONCE = env_int("VOUCH_LOW_PRIORITY_AT_ONCE", 1)
 VOUCH_LOW_PRIORITY_WAIT_MS = env_int("VOUCH_LOW_PRIORITY_WAIT_MS", 250)
 VOUCH_COMPANY_AT_ONCE = env_int("VOUCH_COMPANY_AT_ONCE", 2)
+# Where those slots are: locked files on the embedded default (one server on one machine),
+# the shared cache when the control database is PostgreSQL (several servers may share it).
+VOUCH_SLOTS_DIR = None if DATABASES["default"]["ENGINE"].endswith("postgresql") else str(DATA_DIR / "slots")
 # Counts of sampled security events kept in each process this long before one cache write
 # (vouch.audit.sampling.Batch); 0: every count written at once.
 VOUCH_SAMPLING_BATCH_SECONDS = config.env_float("VOUCH_SAMPLING_BATCH_SECONDS", 0.5)

@@ -1,10 +1,18 @@
 """Expensive work admitted a few at once per company (P3, vouch.shield.admission): report
-PDFs, CSV imports, data exports and searches; one more gets "busy, try again in a moment"."""
+PDFs, CSV imports, data exports and searches; one more gets "busy, try again in a moment".
+The slots' rules hold both where they are kept: locked files (the embedded default) and
+the shared cache (PostgreSQL, Redis)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -17,13 +25,22 @@ from vouch.shield import admission
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["files", "cache"])
+def slots(request, settings, tmp_path):
+    """The slots in locked files under a directory of this test's, or in the cache."""
+    settings.VOUCH_SLOTS_DIR = str(tmp_path / "slots") if request.param == "files" else None
+    return request.param
+
 
 def _hold(stack: ExitStack, kind: str, company_id, count: int) -> None:
     for _ in range(count):
         stack.enter_context(admission.admitted(kind, company_id))
 
 
-def test_n_are_admitted_the_next_is_refused_and_a_finished_one_frees_its_slot(settings):
+def test_n_are_admitted_the_next_is_refused_and_a_finished_one_frees_its_slot(slots, settings):
     settings.VOUCH_COMPANY_AT_ONCE = 2
     with ExitStack() as stack:
         _hold(stack, "export", "company-a", 2)
@@ -39,7 +56,7 @@ def test_n_are_admitted_the_next_is_refused_and_a_finished_one_frees_its_slot(se
         pass
 
 
-def test_searches_get_twice_the_slots(settings):
+def test_searches_get_twice_the_slots(slots, settings):
     settings.VOUCH_COMPANY_AT_ONCE = 2
     with ExitStack() as stack:
         _hold(stack, "search", "company-a", 4)
@@ -47,7 +64,7 @@ def test_searches_get_twice_the_slots(settings):
             pass
 
 
-def test_work_that_fails_frees_its_slot(settings):
+def test_work_that_fails_frees_its_slot(slots, settings):
     settings.VOUCH_COMPANY_AT_ONCE = 1
     with pytest.raises(RuntimeError), admission.admitted("import", "company-a"):
         raise RuntimeError("the import broke")
@@ -55,7 +72,8 @@ def test_work_that_fails_frees_its_slot(settings):
         pass
 
 
-def test_a_slot_whose_holder_died_frees_itself_when_its_lease_ends(settings):
+def test_a_slot_in_the_cache_whose_holder_died_frees_itself_when_its_lease_ends(settings):
+    settings.VOUCH_SLOTS_DIR = None
     settings.VOUCH_COMPANY_AT_ONCE = 1
     dead = admission.admitted("pdf", "company-a", lease=1)
     dead.__enter__()  # the process holding it is killed: it never leaves
@@ -66,7 +84,79 @@ def test_a_slot_whose_holder_died_frees_itself_when_its_lease_ends(settings):
         pass
 
 
-def test_off_with_the_benchmark_switch_or_zero(settings):
+HOLDER = textwrap.dedent(
+    """
+    import os, sys, time
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    import django
+    django.setup()
+    from django.conf import settings
+    settings.VOUCH_SLOTS_DIR = sys.argv[1]
+    settings.VOUCH_COMPANY_AT_ONCE = 1
+    from vouch.shield import admission
+    held = admission.admitted("pdf", "company-a")  # kept: a collected one would let go
+    held.__enter__()
+    print("held", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_slot_in_a_file_is_freed_the_moment_its_holders_process_is_killed(settings, tmp_path):
+    settings.VOUCH_SLOTS_DIR = str(tmp_path / "slots")
+    settings.VOUCH_COMPANY_AT_ONCE = 1
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, settings.VOUCH_SLOTS_DIR],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # Another process (this one) finds the company's one PDF slot taken.
+        with pytest.raises(admission.Busy), admission.admitted("pdf", "company-a"):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no cleanup of its own runs
+        holder.wait(timeout=30)
+    with admission.admitted("pdf", "company-a"):
+        pass
+
+
+def test_file_slots_stay_in_their_directory_whatever_the_company_id(settings, tmp_path):
+    settings.VOUCH_SLOTS_DIR = str(tmp_path / "slots")
+    settings.VOUCH_COMPANY_AT_ONCE = 1
+    with admission.admitted("export", "../../escaped"):
+        pass
+    made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert made == ["slots/______escaped/export.0"]
+
+
+def test_file_slots_write_nothing_to_the_cache(settings, tmp_path):
+    from django.core.cache import caches
+
+    from vouch.shield.limits import CACHE_ALIAS
+
+    settings.VOUCH_SLOTS_DIR = str(tmp_path / "slots")
+    settings.VOUCH_COMPANY_AT_ONCE = 1
+    cache = caches[CACHE_ALIAS]
+    cache.delete("adm:search:company-a:0")
+    with admission.admitted("search", "company-a"):
+        assert cache.get("adm:search:company-a:0") is None
+        assert (tmp_path / "slots" / "company-a" / "search.0").exists()
+
+
+def test_the_embedded_default_keeps_slots_in_files_and_postgresql_in_the_cache():
+    from django.conf import settings as live
+
+    postgresql = live.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    assert (live.VOUCH_SLOTS_DIR is None) == postgresql
+    if not postgresql:
+        assert Path(live.VOUCH_SLOTS_DIR) == Path(live.DATA_DIR) / "slots"
+
+
+def test_off_with_the_benchmark_switch_or_zero(slots, settings):
     settings.VOUCH_PROTECTIONS_OFF = True
     with ExitStack() as stack:
         _hold(stack, "pdf", "company-a", 3)

@@ -3,16 +3,29 @@ PDF, a CSV import of requests, a candidate's data export and a dashboard search 
 most a few at once per company; one more is answered at once with "busy, try again in a
 moment" (429 and Retry-After) instead of queueing behind the others for a thread.
 
-The slots are cache keys shared by every server process (the ``limits`` cache alias):
-taking one is an ``add`` of a key that only one caller can create, with a lease (its
-timeout), so a slot whose holder died frees itself when the lease ends. Cheap checks
-(the rate limits, the policy, the form) come first: a request refused by them never
-takes a slot."""
+Where the slots live depends on how Vouch is installed:
+
+- **On the embedded default** (SQLite, one ``vouch serve`` per data directory, so every
+  process that takes a slot is on this machine), a slot is a file under
+  ``VOUCH_SLOTS_DIR`` locked with ``flock``: taking one is a non-blocking lock of a file
+  only one holder can lock, a few microseconds and no write to any database. The kernel
+  drops the lock when its holder's process dies. The cache (a table in SQLite there)
+  made each search three write transactions, which searches typed at once queued for.
+- **Otherwise** (PostgreSQL or Redis, possibly several servers), the slots are cache
+  keys shared by every server (the ``limits`` cache alias): taking one is an ``add`` of
+  a key that only one caller can create, with a lease (its timeout), so a slot whose
+  holder died frees itself when the lease ends.
+
+Cheap checks (the rate limits, the policy, the form) come first: a request refused by
+them never takes a slot."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,6 +86,62 @@ def admitted(kind: str, company_id: Any, *, lease: int = LEASE) -> Iterator[None
     if slots <= 0 or company_id is None:
         yield
         return
+    slots_dir = getattr(settings, "VOUCH_SLOTS_DIR", None)
+    if slots_dir:
+        with _file_slot(slots_dir, kind, company_id, slots):
+            yield
+        return
+    with _cache_slot(kind, company_id, slots, lease):
+        yield
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _open_slot(directory: str, kind: str, slot: int) -> int:
+    path = os.path.join(directory, f"{kind}.{slot}")
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:  # the company's first slot of any kind
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
+@contextmanager
+def _file_slot(slots_dir: str, kind: str, company_id: Any, slots: int) -> Iterator[None]:
+    """A slot as a locked file (see the module): ``flock`` locks belong to an open file, so
+    two threads of one process exclude each other as two processes do."""
+    directory = os.path.join(slots_dir, _UNSAFE.sub("_", str(company_id)))
+    held = None
+    try:
+        for slot in range(slots):
+            fd = _open_slot(directory, kind, slot)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            except OSError:
+                os.close(fd)
+                raise
+            held = fd
+            break
+    except OSError:  # the disk refused (full, read-only): the work is not refused for that
+        log.warning("admission: the slots directory did not answer; %s admitted without a slot", kind)
+        yield
+        return
+    if held is None:
+        metrics.throttled_total.labels(route_class=kind, scope="company_busy").inc()
+        raise Busy(kind, slots)
+    try:
+        yield
+    finally:
+        os.close(held)  # closing the only descriptor of the open file releases its lock
+
+
+@contextmanager
+def _cache_slot(kind: str, company_id: Any, slots: int, lease: int) -> Iterator[None]:
     cache = caches[CACHE_ALIAS]
     token = secrets.token_hex(8)
     try:
