@@ -112,3 +112,28 @@ def test_a_company_by_its_id_is_the_orm_row(company):
         found = company_by_id(given)
         assert found is not None and _fields(found) == _fields(Company.objects.get(pk=company.pk))
     assert company_by_id(uuid.uuid4()) is None
+
+
+def test_the_unfiltered_lists_first_page_is_the_querysets_in_every_view(company, members):
+    """The prepared first page (what an ATS polls) against ``pagination.take`` of the
+    filtered queryset: everyone's view and a recruiter limited to their own, with a page
+    smaller than, equal to and larger than what there is."""
+    from vouch.api import pagination
+    from vouch.references.requests import listing
+    from vouch.references.requests.access import visible_requests
+
+    for creator in (Role.ADMIN, Role.RECRUITER, Role.ADMIN, Role.RECRUITER, Role.RECRUITER):
+        make_request(company, members[creator].user)
+    with company_context(company):
+        for see_all in (True, False):
+            WorkflowSettings.objects.update(recruiters_see_all=see_all)
+            for role in (Role.ADMIN, Role.RECRUITER, Role.VIEWER):
+                caller = _member_request(company, members[role])
+                for limit in (1, 2, 3, 5, 25):
+                    queryset = listing.filtered(visible_requests(caller), listing.Filters())
+                    expected = pagination.take(queryset.values(*resources.SUMMARY_FIELDS), limit)
+                    assert resources._first_page(caller, limit) == expected, (see_all, role, limit)
+        # The recruiter's own view holds only their three requests.
+        caller = _member_request(company, members[Role.RECRUITER])
+        page, more = resources._first_page(caller, 25)
+        assert len(page) == 3 and not more

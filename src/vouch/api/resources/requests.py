@@ -31,7 +31,7 @@ from vouch.references.request_models import (
 )
 from vouch.references.requests import flows as request_flows
 from vouch.references.requests import listing
-from vouch.references.requests.access import request_or_404, visible_requests
+from vouch.references.requests.access import prepared_per_view, request_or_404, visibility, visible_requests
 from vouch.references.requests.forms import RequestForm
 from vouch.tenancy import company_db
 from vouch.vault.fields import EncryptedField
@@ -113,6 +113,12 @@ class RequestSummary(Out):
 
 
 SUMMARY_FIELDS = tuple(RequestSummary.model_fields)
+# The list's first page without a filter (what an ATS polls), for everyone or for one
+# creator: its SQL compiled once per engine (vouch.core.db). Compiling the queryset was
+# about a sixth of the call.
+_FIRST_PAGE = prepared_per_view(
+    lambda reference_requests: reference_requests.order_by(*listing.ORDER).values_list(*SUMMARY_FIELDS), paged=True
+)
 
 
 class RequestPage(Out):
@@ -298,6 +304,9 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
     """Newest first, with the dashboard's filters; ``external_id`` finds an ATS's own
     check. Pass ``next_cursor`` back as ``cursor`` for the next page."""
     need(request, READ)
+    if filters == ListFilters(limit=filters.limit):
+        page, more = _first_page(request, filters.limit)
+        return {"items": page, "next_cursor": _cursor(page[-1]) if more and page else None}
     chosen = listing.Filters(
         status=filters.status or "",
         flagged=filters.flagged,
@@ -317,6 +326,17 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
         "items": page,
         "next_cursor": _cursor(page[-1]) if more and page else None,
     }
+
+
+def _first_page(request: HttpRequest, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """What ``pagination.take`` gives for the unfiltered list, through ``_FIRST_PAGE``."""
+    seen = visibility(request)  # type: ignore[arg-type]
+    if not seen.everything and seen.creator_id is None:
+        return [], False
+    own = not seen.everything
+    creator = {"creator": seen.creator_id} if own else {}
+    rows = _FIRST_PAGE[own].fetch(using=company_db.alias(), limit=limit + 1, offset=0, **creator)  # type: ignore[arg-type]
+    return [dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in rows[:limit]], len(rows) > limit
 
 
 @router.get("/{request_id}", response=RequestOut, summary="Read a reference request (requests:read)")
