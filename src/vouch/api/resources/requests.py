@@ -286,6 +286,9 @@ class ListFilters(Schema):
     limit: int = Field(25, ge=1, le=PAGE_MAX)
 
 
+_NO_FILTER = ListFilters.model_validate({}).model_dump(exclude={"limit"})
+
+
 def _cursor(row: dict[str, Any]) -> str:
     return pagination.encode(row["created_at"].isoformat(), row["id"])
 
@@ -304,7 +307,7 @@ def list_requests(request: HttpRequest, filters: Query[ListFilters]):
     """Newest first, with the dashboard's filters; ``external_id`` finds an ATS's own
     check. Pass ``next_cursor`` back as ``cursor`` for the next page."""
     need(request, READ)
-    if filters == ListFilters(limit=filters.limit):
+    if filters.model_dump(exclude={"limit"}) == _NO_FILTER:
         page, more = _first_page(request, filters.limit)
         return {"items": page, "next_cursor": _cursor(page[-1]) if more and page else None}
     chosen = listing.Filters(
@@ -335,7 +338,7 @@ def _first_page(request: HttpRequest, limit: int) -> tuple[list[dict[str, Any]],
         return [], False
     own = not seen.everything
     creator = {"creator": seen.creator_id} if own else {}
-    rows = _FIRST_PAGE[own].fetch(using=company_db.alias(), limit=limit + 1, offset=0, **creator)  # type: ignore[arg-type]
+    rows = _FIRST_PAGE[own].fetch(using=company_db.alias(), limit=limit + 1, offset=0, **creator)
     return [dict(zip(SUMMARY_FIELDS, row, strict=True)) for row in rows[:limit]], len(rows) > limit
 
 
