@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 # Two test processes (pytest-xdist): the suite is built to run in parallel, each process
 # with its own data directory, PostgreSQL databases and Redis key prefix.
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --durations=30
 # axe-core for the browser tests' accessibility check (tools/axe; see its rule below).
 AXE := tools/axe/node_modules/axe-core/axe.min.js
 # Type checking (settings in pyproject.toml). Django's mypy plugin imports the settings and
