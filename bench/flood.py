@@ -101,6 +101,7 @@ def _p99_ms(taken: list[float]) -> float:
 def measure(args) -> dict:
     # Every limit at its default (an empty value is the default): none of BENCH_LIMITS.
     env = {"VOUCH_TRUSTED_PROXIES": "127.0.0.1", **dict.fromkeys(harness.BENCH_LIMITS, "")}
+    env |= dict(item.split("=", 1) for item in args.env)  # --env: settings tried against the flood
     with harness.serving(harness.make_server(extra_env=env, workers=args.workers)) as server:
         server.start()
         _, normal_cookie = harness.prepare_member(server)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -150,27 +151,31 @@ def files_bytes(company) -> dict[str, bytes]:
     return found
 
 
-def sqlite_database_files() -> dict[str, bytes]:
+def sqlite_database_files(since: float) -> dict[str, bytes]:
     """Every SQLite database file under the data directory and the region directories,
-    with write-ahead logs: on the embedded default this is what a stolen disk holds."""
+    with write-ahead logs, written at or after ``since`` (a ``time.time()``): on the
+    embedded default this is what a stolen disk holds of what a test stored. A file
+    last written before the test began cannot hold the test's values (each made
+    unique for it); the whole suite's company databases pile up in one data directory,
+    and reading and scanning all of them took the longest test minutes."""
     roots = {Path(settings.DATA_DIR), *(regions.get(name).root for name in settings.VOUCH_REGIONS)}
     found = {}
     for root in roots:
         for path in root.rglob("*.sqlite3*"):
-            if path.is_file():
+            if path.is_file() and path.stat().st_mtime >= since:
                 found[str(path)] = path.read_bytes()
     return found
 
 
-def everything_stored(companies) -> dict[str, bytes]:
+def everything_stored(companies, since: float) -> dict[str, bytes]:
     """The control database, each company's database and files, and on SQLite every
-    database file on disk: all of it, as one scan's haystack."""
+    database file on disk written since ``since``: all of it, as one scan's haystack."""
     blobs = dict(control_database_bytes())
     for company in companies:
         blobs.update(company_database_bytes(company))
         blobs.update(files_bytes(company))
     if connection_is_sqlite(companies[0]):
-        blobs.update(sqlite_database_files())
+        blobs.update(sqlite_database_files(since))
     return blobs
 
 
@@ -200,6 +205,12 @@ def scan(blobs: dict[str, bytes], texts: list[str]) -> list[tuple[str, str, str]
                 if needle in haystack:
                     found.append((text, form, where))
     return found
+
+
+def scan_start() -> float:
+    """A moment just before a test stores anything: ``since`` for the scans above (with
+    a margin for file systems that keep coarse modification times)."""
+    return time.time() - 2
 
 
 def unique(label: str) -> str:

@@ -31,6 +31,7 @@ from tests.vault.attack import (
     everything_stored,
     files_bytes,
     scan,
+    scan_start,
     sqlite_database_files,
     unique,
     write_raw,
@@ -112,6 +113,7 @@ def store_company_data(company, p: dict[str, str], recruiter, action: str) -> No
 
 
 def test_no_known_plaintext_at_rest_and_the_scan_finds_what_is_stored_in_the_clear():
+    started = scan_start()
     recruiter_name = f"Rupert {unique('Recruiterson')}"
     recruiter = make_user(name=recruiter_name)
     company_names = [f"Canary Hiring {uuid.uuid4().hex[:10]}", f"Canary Talent {uuid.uuid4().hex[:10]}"]
@@ -134,7 +136,7 @@ def test_no_known_plaintext_at_rest_and_the_scan_finds_what_is_stored_in_the_cle
             }
 
     known = [text for p in people.values() for text in secrets_of(p)]
-    stored = everything_stored([a, b])
+    stored = everything_stored([a, b], since=started)
     assert not scan(stored, known), "personal data found in the clear at rest"
     # The recruiter's name is copied into each company's (encrypted) activity entries:
     # absent from every company database and file ...
@@ -165,6 +167,7 @@ def test_no_two_factor_secret_in_the_clear_in_the_control_database():
     from tests.guard.b_helpers import activate_totp, give_totp
     from vouch.guard import mfa_secrets
 
+    started = scan_start()
     users = [make_user(), make_user()]
     known = []
     for user in users:
@@ -180,7 +183,7 @@ def test_no_two_factor_secret_in_the_clear_in_the_control_database():
 
     stored = control_database_bytes()
     if connection.vendor == "sqlite":
-        stored.update(sqlite_database_files())
+        stored.update(sqlite_database_files(since=started))
     found = scan(stored, known)
     assert not found, f"a two-factor secret is stored in the clear: {found[:5]}"
     assert scan(stored, [planted]), "the scan did not find a plain secret in the authenticator table"

@@ -33,6 +33,7 @@ from tests.vault.attack import (
     everything_stored,
     files_bytes,
     scan,
+    scan_start,
     unique,
 )
 from vouch.accounts.policy import Role
@@ -217,6 +218,7 @@ def run_reference_check(company, p: dict) -> ReferenceRequest:
 
 
 def test_a_whole_reference_check_leaves_no_personal_data_in_the_clear():
+    started = scan_start()
     companies = [fast_company(f"Canary Hiring {unique('')}"), fast_company(f"Canary Talent {unique('')}")]
     everyone = {company.pk: people(tag) for company, tag in zip(companies, "AB", strict=True)}
     canaries = {}
@@ -252,7 +254,7 @@ def test_a_whole_reference_check_leaves_no_personal_data_in_the_clear():
             assert Entry.objects.filter(action=canaries[company.pk]).exists()
 
     known = [value for p in everyone.values() for value in personal_values(p)]
-    stored = everything_stored(companies)
+    stored = everything_stored(companies, since=started)
     found = scan(stored, known)
     assert not found, f"personal data found in the clear at rest: {found[:10]}"
     for company in companies:
