@@ -11,7 +11,7 @@ Where the slots live depends on how Vouch is installed:
   only one holder can lock, a few microseconds and no write to any database. The kernel
   drops the lock when its holder's process dies. The cache (a table in SQLite there)
   made each search three write transactions, which searches typed at once queued for.
-- **Otherwise** (PostgreSQL or Redis, possibly several servers), the slots are cache
+- **With a PostgreSQL control database** (possibly several servers), the slots are cache
   keys shared by every server (the ``limits`` cache alias): taking one is an ``add`` of
   a key that only one caller can create, with a lease (its timeout), so a slot whose
   holder died frees itself when the lease ends.
@@ -87,12 +87,22 @@ def admitted(kind: str, company_id: Any, *, lease: int = LEASE) -> Iterator[None
         yield
         return
     slots_dir = getattr(settings, "VOUCH_SLOTS_DIR", None)
-    if slots_dir:
-        with _file_slot(slots_dir, kind, company_id, slots):
-            yield
-        return
-    with _cache_slot(kind, company_id, slots, lease):
+    try:
+        if slots_dir:
+            release = _take_file_slot(slots_dir, kind, company_id, slots)
+        else:
+            release = _take_cache_slot(kind, company_id, slots, lease)
+    except Exception:  # noqa: BLE001  (the slots' store is out: the work is not refused for that)
+        log.warning("admission: the slots' %s did not answer; %s admitted without a slot", slots_dir or "cache", kind)
         yield
+        return
+    if release is None:
+        metrics.throttled_total.labels(route_class=kind, scope="company_busy").inc()
+        raise Busy(kind, slots)
+    try:
+        yield
+    finally:
+        release()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -108,60 +118,42 @@ def _open_slot(directory: str, kind: str, slot: int) -> int:
         return os.open(path, flags, 0o600)
 
 
-@contextmanager
-def _file_slot(slots_dir: str, kind: str, company_id: Any, slots: int) -> Iterator[None]:
-    """A slot as a locked file (see the module): ``flock`` locks belong to an open file, so
-    two threads of one process exclude each other as two processes do."""
+def _take_file_slot(slots_dir: str, kind: str, company_id: Any, slots: int) -> Callable[[], None] | None:
+    """A slot as a locked file (see the module); what frees it, or None when all are taken.
+    ``flock`` locks belong to an open file, so two threads of one process exclude each
+    other as two processes do; closing the only descriptor of the file frees its lock."""
     directory = os.path.join(slots_dir, _UNSAFE.sub("_", str(company_id)))
-    held = None
-    try:
-        for slot in range(slots):
-            fd = _open_slot(directory, kind, slot)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            except OSError:
-                os.close(fd)
-                raise
-            held = fd
-            break
-    except OSError:  # the disk refused (full, read-only): the work is not refused for that
-        log.warning("admission: the slots directory did not answer; %s admitted without a slot", kind)
-        yield
-        return
-    if held is None:
-        metrics.throttled_total.labels(route_class=kind, scope="company_busy").inc()
-        raise Busy(kind, slots)
-    try:
-        yield
-    finally:
-        os.close(held)  # closing the only descriptor of the open file releases its lock
+    for slot in range(slots):
+        fd = _open_slot(directory, kind, slot)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        except OSError:
+            os.close(fd)
+            raise
+        return lambda: os.close(fd)
+    return None
 
 
-@contextmanager
-def _cache_slot(kind: str, company_id: Any, slots: int, lease: int) -> Iterator[None]:
+def _take_cache_slot(kind: str, company_id: Any, slots: int, lease: int) -> Callable[[], None] | None:
+    """A slot as a cache key (see the module); what frees it, or None when all are taken."""
     cache = caches[CACHE_ALIAS]
     token = secrets.token_hex(8)
-    try:
-        key = next(
-            (k for k in (_key(kind, company_id, n) for n in range(slots)) if cache.add(k, token, timeout=lease)), None
-        )
-    except Exception:  # noqa: BLE001  (the cache is out: the work is not refused for that)
-        log.warning("admission: the cache did not answer; %s admitted without a slot", kind)
-        yield
-        return
+    key = next(
+        (k for k in (_key(kind, company_id, n) for n in range(slots)) if cache.add(k, token, timeout=lease)), None
+    )
     if key is None:
-        metrics.throttled_total.labels(route_class=kind, scope="company_busy").inc()
-        raise Busy(kind, slots)
-    try:
-        yield
-    finally:
+        return None
+
+    def release() -> None:
         # Only our own slot: past its lease it may be someone else's.
         with contextlib.suppress(Exception):
             if cache.get(key) == token:
                 cache.delete(key)
+
+    return release
 
 
 def searching(request: HttpRequest) -> bool:
