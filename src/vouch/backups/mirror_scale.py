@@ -514,6 +514,10 @@ class LiveSet:
             # it kept the first copy's databases live and cost 6,000 extra registrations).
             # Its write is still copied (dirty); only its idle clock is not reset.
             db.last_write = now
+            # Chosen to make room but written since: no longer the one written longest
+            # ago, so it is synced and stays; the next turn chooses again. Left in
+            # _evicting, it would hold the waiting database out until it went idle.
+            self._evicting.discard(path)
         if backlog:
             self._backlog[path] = None
         else:
@@ -589,6 +593,7 @@ class LiveSet:
             self.live.add(db.path)
         else:
             self.live.discard(db.path)
+            self._evicting.discard(db.path)  # out already (a restarted Litestream)
 
     def _timeout(self, deadline: float) -> float:
         now = time.monotonic()
