@@ -19,6 +19,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from vouch.api.auth import KeyAuth
 from vouch.api.problems import problem
+from vouch.api.renderers import JSONRenderer
 from vouch.api.resources import candidates, questionnaires, reports, requests, webhooks
 from vouch.references.flows import WorkflowError
 
@@ -74,6 +75,7 @@ api = VouchApi(
     urls_namespace="api-v1",
     docs_url=None,  # the reference page is drawn on the server (vouch.api.reference): no CDN
     auth=KeyAuth(),
+    renderer=JSONRenderer(),
 )
 
 
