@@ -266,14 +266,17 @@ def find_orphans(known: dict[str, str]) -> tuple[list[Orphan], list[tuple[str, s
         except Exception as exc:  # noqa: BLE001 - one unreachable region must not hide the others
             misplaced.append(("", f"region {region.name}: could not look for orphans: {short_error(exc)}"))
     # A database's own record of when it was made beats file times (PostgreSQL has none).
-    databases = [o for o in orphans if o.kind == "database"]
-    for orphan in databases:
-        found = probe(orphan.company_id, orphan.region)
-        provisioned = _age_from(found.provisioned_at) if found.provisioned_at else None
-        if provisioned is not None:
-            orphan.age_seconds = min(provisioned, orphan.age_seconds or provisioned)
-        if found.identity and found.identity != orphan.company_id:
-            orphan.note = f"its identity row names company {found.identity}"
+    # Probed concurrently, a region at a time (the same id may be an orphan in two), with
+    # the server's sizes read once: one probe after another, each reading its own size,
+    # took 65 s over 3,200 orphan databases.
+    by_region: dict[str, list[Orphan]] = {}
+    for orphan in orphans:
+        if orphan.kind == "database":
+            by_region.setdefault(orphan.region, []).append(orphan)
+    for region_name, databases in by_region.items():
+        probes = probe_many([(orphan.company_id, region_name) for orphan in databases])
+        for orphan in databases:
+            _note_probe(orphan, probes[str(uuid.UUID(orphan.company_id))])
     # The youngest sign of a company decides for all its leftovers.
     youngest: dict[str, float] = {}
     for orphan in orphans:
@@ -283,6 +286,15 @@ def find_orphans(known: dict[str, str]) -> tuple[list[Orphan], list[tuple[str, s
         if orphan.company_id in youngest:
             orphan.age_seconds = youngest[orphan.company_id]
     return orphans, misplaced
+
+
+def _note_probe(orphan: Orphan, found: Probe) -> None:
+    """A database's own record of when it was made, and whose it says it is."""
+    provisioned = _age_from(found.provisioned_at) if found.provisioned_at else None
+    if provisioned is not None:
+        orphan.age_seconds = min(provisioned, orphan.age_seconds or provisioned)
+    if found.identity and found.identity != orphan.company_id:
+        orphan.note = f"its identity row names company {found.identity}"
 
 
 def _scan_region(region: regions.Region, servers_seen: set, classify, orphans: list) -> None:
