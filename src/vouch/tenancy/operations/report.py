@@ -268,7 +268,7 @@ def find_orphans(known: dict[str, str]) -> tuple[list[Orphan], list[tuple[str, s
     # A database's own record of when it was made beats file times (PostgreSQL has none).
     # Probed concurrently, a region at a time (the same id may be an orphan in two), with
     # the server's sizes read once: one probe after another, each reading its own size,
-    # took 65 s over 3,200 orphan databases.
+    # took about a minute over 3,200 orphan databases (a test run's leftovers).
     by_region: dict[str, list[Orphan]] = {}
     for orphan in orphans:
         if orphan.kind == "database":
