@@ -41,7 +41,7 @@ def test_a_created_request_reads_back_with_its_ids_times_and_name_as_sent(compan
     assert len({item["created_at"] for item in items}) == 1  # the same instant, however it was read
 
 
-def test_values_orjson_does_not_know_still_render_as_ninja_rendered_them():
+def test_values_orjson_does_not_know_go_to_ninjas_encoder_and_times_are_utc_with_microseconds():
     data = {"amount": Decimal("12.50"), "at": datetime(2026, 12, 7, 10, 15, 2, 123456, tzinfo=UTC), 3: "three"}
     rendered = json.loads(JSONRenderer().render(None, data, response_status=200))  # type: ignore[arg-type]
     assert rendered == {"amount": "12.50", "at": "2026-12-07T10:15:02.123456Z", "3": "three"}
